@@ -1,0 +1,1 @@
+//! (module api: being written)

@@ -1,0 +1,1 @@
+//! (module scheduler: being written)

@@ -1,0 +1,1 @@
+//! (module store: being written)

@@ -1,0 +1,1 @@
+//! (module sync: being written)
