@@ -7,11 +7,13 @@
 pub mod booking;
 pub mod event_id;
 pub mod interval;
+pub mod model;
 pub mod states;
 pub mod uuid;
 
 pub use booking::{check_schedules, BookingError, Occupied, OccupiedKind};
 pub use event_id::{legacy_event_id, EventId};
 pub use interval::Interval;
+pub use model::{Category, Customer, Offering, Order, Project, Resource, Slot, User};
 pub use states::{OfferingState, OrderState, OrderType, ResourceState};
 pub use uuid::Id;
