@@ -1,1 +1,211 @@
-//! (module api: being written)
+//! The HTTP API: the booking slice of the Waldur marketplace REST API, plus health.
+//!
+//! One file per resource, handlers named by verb. Every handler checks in the order
+//! Waldur's clients expect: 401 (extractor) -> 404 (not visible to the caller) -> 403
+//! (visible, not allowed) -> 409 (state) -> 400 (body), and never changes stored data
+//! before all checks pass (changes go through `Store::mutate`).
+
+pub mod auth;
+pub mod bookings;
+pub mod error;
+pub mod listing;
+pub mod offerings;
+pub mod orders;
+pub mod render;
+pub mod resources;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::Notify;
+
+use crate::domain::Id;
+use crate::store::Store;
+pub use error::ApiError;
+
+/// Largest request body accepted (orders are small; attachments up to this).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// Tells whether Google credentials exist for a provider (organisation).
+pub trait GoogleCredentialsCheck: Send + Sync {
+    fn has_credentials(&self, provider: Id) -> bool;
+}
+
+/// Credentials are configured for everyone (a service-account key) or for nobody.
+pub struct StaticCredentials(pub bool);
+
+impl GoogleCredentialsCheck for StaticCredentials {
+    fn has_credentials(&self, _provider: Id) -> bool {
+        self.0
+    }
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub google: Arc<dyn GoogleCredentialsCheck>,
+    /// Woken whenever a job is queued.
+    pub jobs_ready: Arc<Notify>,
+    /// Public base URL (`https://bookcal.example.org`); from the Host header when unset.
+    pub public_url: Option<String>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<Store>) -> Self {
+        AppState {
+            store,
+            google: Arc::new(StaticCredentials(false)),
+            jobs_ready: Arc::new(Notify::new()),
+            public_url: None,
+        }
+    }
+}
+
+/// The absolute base URL of this request (`http://host:port`), without a trailing slash.
+pub struct BaseUrl(pub String);
+
+impl FromRequestParts<AppState> for BaseUrl {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(u) = &state.public_url {
+            return Ok(BaseUrl(u.trim_end_matches('/').to_string()));
+        }
+        let host = parts
+            .headers
+            .get("x-forwarded-host")
+            .or_else(|| parts.headers.get(axum::http::header::HOST))
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+            .unwrap_or("localhost");
+        let scheme = match parts.headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
+            Some("https") => "https",
+            _ => "http",
+        };
+        Ok(BaseUrl(format!("{scheme}://{host}")))
+    }
+}
+
+/// A request body read as bytes, with oversize bodies answered as a DRF-style 413.
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|_| ApiError::TooLarge)
+    }
+}
+
+impl RawBody {
+    /// Parses the body as a JSON object; an empty body is an empty object.
+    ///
+    /// # Errors
+    /// 400 `{"detail": "JSON parse error - ..."}` like DRF.
+    pub fn json_object(&self) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+        if self.0.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Map::new());
+        }
+        match serde_json::from_slice::<serde_json::Value>(&self.0) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            Ok(_) => Err(ApiError::BadFields(serde_json::json!({
+                "non_field_errors": ["Invalid data. Expected a dictionary, but got a different type."]
+            }))),
+            Err(e) => Err(ApiError::BadFields(serde_json::json!({
+                "detail": format!("JSON parse error - {e}")
+            }))),
+        }
+    }
+}
+
+/// Rewrites axum's bare 405 into DRF's `{"detail": "Method \"X\" not allowed."}`.
+async fn drf_method_not_allowed(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
+        let mut r = ApiError::MethodNotAllowed(method.to_string()).into_response();
+        if let Some(a) = allow {
+            r.headers_mut().insert(axum::http::header::ALLOW, a);
+        }
+        return r;
+    }
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// The API router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/booking-offerings/", get(offerings::list))
+        .route("/api/booking-offerings/{uuid}/", get(offerings::retrieve))
+        .route(
+            "/api/booking-offerings/{uuid}/google_calendar_sync/",
+            post(offerings::google_calendar_sync),
+        )
+        .route(
+            "/api/booking-offerings/{uuid}/share_google_calendar/",
+            post(offerings::share_google_calendar),
+        )
+        .route(
+            "/api/booking-offerings/{uuid}/unshare_google_calendar/",
+            post(offerings::unshare_google_calendar),
+        )
+        .route("/api/booking-resources/", get(resources::list))
+        .route("/api/booking-resources/{uuid}/", get(resources::retrieve))
+        .route("/api/booking-resources/{uuid}/accept/", post(resources::accept))
+        .route("/api/booking-resources/{uuid}/reject/", post(resources::reject))
+        .route("/api/marketplace-orders/", get(orders::list).post(orders::create))
+        .route(
+            "/api/marketplace-orders/{uuid}/",
+            get(orders::retrieve).delete(orders::destroy),
+        )
+        .route("/api/marketplace-orders/{uuid}/offering/", get(orders::offering))
+        .route("/api/marketplace-orders/{uuid}/approve_by_consumer/", post(orders::approve_by_consumer))
+        .route("/api/marketplace-orders/{uuid}/approve_by_provider/", post(orders::approve_by_provider))
+        .route("/api/marketplace-orders/{uuid}/reject_by_consumer/", post(orders::reject_by_consumer))
+        .route("/api/marketplace-orders/{uuid}/reject_by_provider/", post(orders::reject_by_provider))
+        .route("/api/marketplace-orders/{uuid}/cancel/", post(orders::cancel))
+        .route("/api/marketplace-orders/{uuid}/set_state_executing/", post(orders::set_state_executing))
+        .route("/api/marketplace-orders/{uuid}/set_state_done/", post(orders::set_state_done))
+        .route("/api/marketplace-orders/{uuid}/set_state_erred/", post(orders::set_state_erred))
+        .route("/api/marketplace-orders/{uuid}/set_backend_id/", post(orders::set_backend_id))
+        .route("/api/marketplace-orders/{uuid}/unlink/", post(orders::unlink))
+        .route("/api/marketplace-orders/{uuid}/update_attachment/", post(orders::update_attachment))
+        .route("/api/marketplace-orders/{uuid}/delete_attachment/", post(orders::delete_attachment))
+        .route("/api/marketplace-orders/{uuid}/attachment/", get(orders::attachment))
+        .route("/api/marketplace-bookings/{uuid}/", get(bookings::list))
+        .route("/health", get(health));
+    api.fallback(not_found)
+        .layer(middleware::from_fn(drf_method_not_allowed))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Parses a path UUID (hex or dashed); anything else is "not found".
+pub fn path_id(s: &str) -> Result<Id, ApiError> {
+    Id::parse(s).ok_or(ApiError::NotFound)
+}
+
+/// Whether the request is a HEAD (lists answer headers only).
+pub fn is_head(m: &Method) -> bool {
+    m == Method::HEAD
+}

@@ -14,6 +14,7 @@
 //!   refused change writes nothing;
 //! - the [`Catalog`] mirrors sled exactly (it is rebuilt from sled on open).
 
+pub mod calendars;
 pub mod catalog;
 pub mod records;
 pub mod sync_state;

@@ -1,0 +1,275 @@
+//! Waldur list conventions: repeated or comma-separated query keys, `page` /
+//! `page_size`, `field=`, `o=`, the `Link` and `X-Result-Count` headers, HEAD.
+
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use crate::domain::Id;
+
+/// Default and maximum page sizes (DRF settings of upstream Waldur).
+pub const DEFAULT_PAGE_SIZE: usize = 10;
+pub const MAX_PAGE_SIZE: usize = 300;
+
+/// The query string as ordered pairs, keeping repeated keys.
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    pub pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    pub fn parse(raw: Option<&str>) -> Params {
+        Params {
+            pairs: raw
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Every value of `key`, repeated keys and comma-separated lists flattened;
+    /// empty values dropped (DRF ignores `?state=`).
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    /// The last non-empty value of `key`.
+    pub fn one(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// UUID filter values; a malformed one is a 400 naming the key.
+    pub fn uuids(&self, key: &str) -> Result<Option<Vec<Id>>, ApiError> {
+        let vals = self.all(key);
+        if vals.is_empty() {
+            return Ok(None);
+        }
+        vals.into_iter()
+            .map(|v| {
+                Id::parse(v).ok_or_else(|| ApiError::field(key, format!("“{v}” is not a valid UUID.")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match self.one(key) {
+            None => Ok(None),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(Some(true)),
+                "false" | "0" | "no" => Ok(Some(false)),
+                _ => Err(ApiError::field(key, "Enter a valid boolean.")),
+            },
+        }
+    }
+
+    /// A datetime filter (`created`, `modified`: "after"). Dates mean midnight UTC.
+    pub fn datetime(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        let Some(v) = self.one(key) else {
+            return Ok(None);
+        };
+        if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+            return Ok(Some(t.with_timezone(&Utc)));
+        }
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S") {
+            return Ok(Some(t.and_utc()));
+        }
+        if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+            return Ok(Some(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default()));
+        }
+        Err(ApiError::field(key, "Enter a valid date/time."))
+    }
+
+    pub fn fields(&self) -> Vec<&str> {
+        self.all("field")
+    }
+
+    pub fn ordering(&self) -> Vec<&str> {
+        self.all("o")
+    }
+
+    /// `page` (1-based) and `page_size` (default 10, capped at 300). A page that is
+    /// not a positive integer is a 404 `Invalid page.` like DRF.
+    pub fn page(&self) -> Result<(usize, usize), ApiError> {
+        let page = match self.one("page") {
+            None => 1,
+            Some(p) => match p.parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(ApiError::InvalidPage),
+            },
+        };
+        let size = match self.one("page_size").map(str::parse::<usize>) {
+            Some(Ok(n)) if n >= 1 => n.min(MAX_PAGE_SIZE),
+            _ => DEFAULT_PAGE_SIZE,
+        };
+        Ok((page, size))
+    }
+}
+
+/// Keeps only the requested fields of a rendered object (unknown names ignored; when
+/// none of them is known, the whole object).
+pub fn select_fields(obj: Value, fields: &[&str]) -> Value {
+    if fields.is_empty() {
+        return obj;
+    }
+    match obj {
+        Value::Object(map) => {
+            if !fields.iter().any(|f| map.contains_key(*f)) {
+                return Value::Object(map);
+            }
+            let mut out = Map::new();
+            for (k, v) in map {
+                if fields.contains(&k.as_str()) {
+                    out.insert(k, v);
+                }
+            }
+            Value::Object(out)
+        }
+        other => other,
+    }
+}
+
+/// A page of `total` items: the index range to return, or `Invalid page.`.
+pub fn page_range(total: usize, page: usize, size: usize) -> Result<std::ops::Range<usize>, ApiError> {
+    let start = (page - 1).saturating_mul(size);
+    if page > 1 && start >= total {
+        return Err(ApiError::InvalidPage);
+    }
+    Ok(start.min(total)..(start + size).min(total))
+}
+
+fn page_url(base: &str, path: &str, params: &Params, page: usize) -> String {
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &params.pairs {
+        if k != "page" {
+            ser.append_pair(k, v);
+        }
+    }
+    if page > 1 {
+        ser.append_pair("page", &page.to_string());
+    }
+    let q = ser.finish();
+    if q.is_empty() {
+        format!("{base}{path}")
+    } else {
+        format!("{base}{path}?{q}")
+    }
+}
+
+/// The `Link` header value: first and last always, prev and next when they exist.
+/// Commas inside URLs are percent-encoded (the Python client splits on `,`).
+pub fn link_header(base: &str, path: &str, params: &Params, page: usize, size: usize, total: usize) -> String {
+    let last = total.div_ceil(size).max(1);
+    let mut links = vec![format!("<{}>; rel=\"first\"", page_url(base, path, params, 1))];
+    if page > 1 {
+        links.push(format!("<{}>; rel=\"prev\"", page_url(base, path, params, page - 1)));
+    }
+    if page < last {
+        links.push(format!("<{}>; rel=\"next\"", page_url(base, path, params, page + 1)));
+    }
+    links.push(format!("<{}>; rel=\"last\"", page_url(base, path, params, last)));
+    links.join(", ")
+}
+
+/// A list answer: bare JSON array plus `X-Result-Count` and `Link`.
+pub fn list_response(items: Vec<Value>, total: usize, link: String) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert("x-result-count", HeaderValue::from(total));
+    if let Ok(v) = HeaderValue::from_str(&link) {
+        headers.insert(axum::http::header::LINK, v);
+    }
+    (headers, axum::Json(Value::Array(items))).into_response()
+}
+
+/// Sorts `items` by the `o=` keys using `key_of` for each known key; unknown keys
+/// are a 400 like DRF's OrderingFilter would silently ignore (we say so instead).
+pub fn sort_by_keys<T, K: Ord>(
+    items: &mut [T],
+    keys: &[&str],
+    key_of: impl Fn(&T, &str) -> Option<K>,
+) {
+    if keys.is_empty() {
+        return;
+    }
+    items.sort_by(|a, b| {
+        for k in keys {
+            let (name, desc) = match k.strip_prefix('-') {
+                Some(n) => (n, true),
+                None => (*k, false),
+            };
+            let ord = key_of(a, name).cmp(&key_of(b, name));
+            let ord = if desc { ord.reverse() } else { ord };
+            if ord != std::cmp::Ordering::Equal {
+                return ord;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_and_comma_separated_values_are_flattened() {
+        let p = Params::parse(Some("state=Creating&state=OK,Erred&o=-created&field=a&field=b,c&x="));
+        assert_eq!(p.all("state"), vec!["Creating", "OK", "Erred"]);
+        assert_eq!(p.fields(), vec!["a", "b", "c"]);
+        assert_eq!(p.one("x"), None);
+    }
+
+    #[test]
+    fn link_header_table() {
+        let p = Params::parse(Some("page=2&page_size=10&name=a,b"));
+        // (page, total, expected rels)
+        let cases = [
+            (1, 5, vec!["first", "last"]),
+            (1, 25, vec!["first", "next", "last"]),
+            (2, 25, vec!["first", "prev", "next", "last"]),
+            (3, 25, vec!["first", "prev", "last"]),
+        ];
+        for (page, total, rels) in cases {
+            let h = link_header("http://h", "/api/x/", &p, page, 10, total);
+            let got: Vec<&str> = h
+                .split(", ")
+                .map(|l| l.rsplit("rel=\"").next().unwrap_or("").trim_end_matches('"'))
+                .collect();
+            assert_eq!(got, rels, "{h}");
+            assert!(!h.split(", ").any(|l| l.contains(",")), "commas must be encoded: {h}");
+            assert!(h.starts_with("<http://h/api/x/?page_size=10&name=a%2Cb>; rel=\"first\""), "{h}");
+        }
+    }
+
+    #[test]
+    fn pages_beyond_the_end_are_invalid() {
+        assert_eq!(page_range(25, 3, 10).ok(), Some(20..25));
+        assert_eq!(page_range(0, 1, 10).ok(), Some(0..0));
+        assert!(page_range(20, 3, 10).is_err());
+        assert!(Params::parse(Some("page=0")).page().is_err());
+        assert!(Params::parse(Some("page=x")).page().is_err());
+        assert_eq!(Params::parse(Some("page_size=1000")).page().ok(), Some((1, 300)));
+    }
+
+    #[test]
+    fn field_selection_keeps_known_fields_only() {
+        let v = serde_json::json!({"a": 1, "b": 2});
+        assert_eq!(select_fields(v.clone(), &["a", "zz"]), serde_json::json!({"a": 1}));
+        assert_eq!(select_fields(v.clone(), &["zz"]), v);
+    }
+}

@@ -1,0 +1,177 @@
+//! `/api/booking-offerings/`: list, retrieve and the three Google Calendar actions.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::auth::{Caller, Roles};
+use super::listing::{link_header, list_response, page_range, select_fields, sort_by_keys, Params};
+use super::render::{self, Urls};
+use super::{is_head, path_id, ApiError, AppState, BaseUrl};
+use crate::domain::calendar::{CalendarState, Job, JobKind, OfferingCalendar};
+use crate::domain::{Id, Offering};
+use crate::store::{Catalog, Store};
+
+/// The offering's public feed URL, shown in `googlecalendar` while it is public.
+pub fn public_feed_url(base: &str, o: &Offering, cal: Option<&OfferingCalendar>) -> Option<String> {
+    cal.filter(|c| c.public)
+        .map(|_| format!("{base}/feeds/offerings/{}.ics", o.id.hex()))
+}
+
+fn render_one(state: &AppState, o: &Offering, cat: &Catalog, urls: &Urls) -> Result<Value, ApiError> {
+    let cal = state.store.calendar(o.id)?;
+    let gc = render::googlecalendar(cal.as_ref(), public_feed_url(&urls.base, o, cal.as_ref()));
+    Ok(render::offering(o, cat, urls, gc))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    BaseUrl(base): BaseUrl,
+    RawQuery(q): RawQuery,
+    method: Method,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let (page, size) = params.page()?;
+    let cat = state.store.read()?;
+    let roles = Roles::of(&caller.user, &cat);
+    let mut items: Vec<&Offering> = cat
+        .offerings
+        .values()
+        .filter(|o| roles.sees_offering(o.customer))
+        .collect();
+    if let Some(name) = params.one("name") {
+        let needle = name.to_lowercase();
+        items.retain(|o| o.name.to_lowercase().contains(&needle));
+    }
+    if let Some(ids) = params.uuids("customer_uuid")? {
+        items.retain(|o| ids.contains(&o.customer));
+    }
+    items.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+    sort_by_keys(&mut items, &params.ordering(), |o, k| match k {
+        "name" => Some(o.name.clone()),
+        "created" => Some(o.created.to_rfc3339()),
+        "type" => Some(String::new()),
+        "state" => Some(o.state.as_str().to_string()),
+        _ => None,
+    });
+    let total = items.len();
+    let range = page_range(total, page, size)?;
+    let urls = Urls { base: base.clone() };
+    let link = link_header(&base, "/api/booking-offerings/", &params, page, size, total);
+    let mut out = Vec::new();
+    if !is_head(&method) {
+        for o in &items[range] {
+            out.push(select_fields(render_one(&state, o, &cat, &urls)?, &params.fields()));
+        }
+    }
+    Ok(list_response(out, total, link))
+}
+
+pub async fn retrieve(
+    State(state): State<AppState>,
+    caller: Caller,
+    BaseUrl(base): BaseUrl,
+    Path(uuid): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(&uuid)?;
+    let params = Params::parse(q.as_deref());
+    let cat = state.store.read()?;
+    let roles = Roles::of(&caller.user, &cat);
+    let o = visible(&cat, &roles, id)?;
+    let v = render_one(&state, o, &cat, &Urls { base })?;
+    Ok(Json(select_fields(v, &params.fields())))
+}
+
+fn visible<'c>(cat: &'c Catalog, roles: &Roles, id: Id) -> Result<&'c Offering, ApiError> {
+    cat.offerings
+        .get(&id)
+        .filter(|o| roles.sees_offering(o.customer))
+        .ok_or(ApiError::NotFound)
+}
+
+/// Validates and enqueues a calendar action; the scheduler does the Google work.
+fn calendar_action(state: &AppState, caller: &Caller, uuid: &str, kind: JobKind) -> Result<Response, ApiError> {
+    let id = path_id(uuid)?;
+    let store: &Store = &state.store;
+    let detail = store.mutate(|cat| {
+        let roles = Roles::of(&caller.user, cat);
+        let o = visible(cat, &roles, id)?;
+        // Managers see the offering; the calendar actions are the owners' (and staff's).
+        if !(roles.staff || roles.owner_of.contains(&o.customer)) {
+            return Err(ApiError::Forbidden);
+        }
+        if !state.google.has_credentials(o.customer) {
+            return Err(ApiError::bad("Google credentials do not exist."));
+        }
+        let existing = store.calendar(id)?;
+        if let Some(c) = &existing {
+            if !c.state.is_idle() {
+                return Err(ApiError::bad("The calendar cannot be updated."));
+            }
+        }
+        match kind {
+            JobKind::Share if existing.as_ref().is_some_and(|c| c.public) => {
+                return Err(ApiError::bad("The calendar is public already."))
+            }
+            JobKind::Unshare => match &existing {
+                Some(c) if c.calendar_id.is_none() => {
+                    return Err(ApiError::bad("The calendar does not exist."))
+                }
+                None => return Err(ApiError::bad("The calendar does not exist.")),
+                Some(c) if !c.public => return Err(ApiError::bad("The calendar is private already.")),
+                _ => {}
+            },
+            _ => {}
+        }
+        let mut cal = existing.unwrap_or_else(|| OfferingCalendar::new(id));
+        cal.state = if cal.calendar_id.is_some() {
+            CalendarState::UpdateScheduled
+        } else {
+            CalendarState::CreationScheduled
+        };
+        let job = Job {
+            seq: store.next_id()?,
+            offering: id,
+            kind,
+            created: Utc::now(),
+            attempts: 0,
+        };
+        let detail = match kind {
+            JobKind::Sync => "Calendar synchronisation has been scheduled.",
+            JobKind::Share => "Calendar sharing has been scheduled.",
+            JobKind::Unshare => "Calendar unsharing has been scheduled.",
+        };
+        Ok((vec![Store::calendar_change(&cal)?, Store::job_change(&job)?], detail))
+    })?;
+    state.jobs_ready.notify_one();
+    Ok(Json(json!({ "detail": detail })).into_response())
+}
+
+pub async fn google_calendar_sync(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(uuid): Path<String>,
+) -> Result<Response, ApiError> {
+    calendar_action(&state, &caller, &uuid, JobKind::Sync)
+}
+
+pub async fn share_google_calendar(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(uuid): Path<String>,
+) -> Result<Response, ApiError> {
+    calendar_action(&state, &caller, &uuid, JobKind::Share)
+}
+
+pub async fn unshare_google_calendar(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(uuid): Path<String>,
+) -> Result<Response, ApiError> {
+    calendar_action(&state, &caller, &uuid, JobKind::Unshare)
+}

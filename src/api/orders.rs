@@ -1,0 +1,700 @@
+//! `/api/marketplace-orders/` for booking offerings: create, list, retrieve, destroy,
+//! the state actions, backend id, unlink, attachments and the order's offering.
+
+use axum::extract::{Multipart, Path, RawQuery, State};
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::auth::{Caller, Roles};
+use super::listing::{link_header, list_response, page_range, select_fields, sort_by_keys, Params};
+use super::render::{self, Urls};
+use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
+use crate::domain::booking::{check_schedules, parse_schedules};
+use crate::domain::{Id, OfferingState, Order, OrderState, OrderType, Resource, ResourceState, Slot};
+use crate::store::sync_state::Kind;
+use crate::store::{Catalog, Change, OrderEntry};
+
+/// The slots an order books: one per schedule item; `backend_id` from the item when
+/// given, else `booking_<uuid hex>`.
+pub fn slots_for(o: &Order) -> Vec<Slot> {
+    let items = o.attributes.get("schedules").and_then(Value::as_array).cloned().unwrap_or_default();
+    let intervals = o.requested();
+    intervals
+        .iter()
+        .zip(items.iter().map(Some).chain(std::iter::repeat(None)))
+        .map(|(iv, item)| Slot {
+            start: iv.start,
+            end: iv.end,
+            backend_id: item
+                .and_then(|i| i.get("backend_id"))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .unwrap_or_else(|| format!("booking_{}", Id::new_v4().hex())),
+        })
+        .collect()
+}
+
+fn id_from_url(s: &str) -> Option<Id> {
+    s.trim_end_matches('/').rsplit('/').next().and_then(Id::parse)
+}
+
+fn str_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::field(key, "Not a valid string.")),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    BaseUrl(base): BaseUrl,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    let body = body.json_object()?;
+    let mut errors = Map::new();
+    let offering_url = str_field(&body, "offering")?;
+    let project_url = str_field(&body, "project")?;
+    if offering_url.is_none() {
+        errors.insert("offering".into(), json!(["This field is required."]));
+    }
+    if project_url.is_none() {
+        errors.insert("project".into(), json!(["This field is required."]));
+    }
+    let kind = match str_field(&body, "type")? {
+        None => OrderType::Create,
+        Some(t) => match OrderType::parse(&t) {
+            Some(OrderType::Create) => OrderType::Create,
+            Some(_) => {
+                return Err(ApiError::field("type", "Only Create orders are supported for booking offerings."))
+            }
+            None => return Err(ApiError::field("type", format!("\"{t}\" is not a valid choice."))),
+        },
+    };
+    let attributes = match body.get("attributes") {
+        None | Some(Value::Null) => json!({}),
+        Some(Value::Object(m)) => Value::Object(m.clone()),
+        Some(_) => return Err(ApiError::field("attributes", "Expected a dictionary of items.")),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::BadFields(Value::Object(errors)));
+    }
+    let request_comment = str_field(&body, "request_comment")?.unwrap_or_default();
+    let callback_url = str_field(&body, "callback_url")?.unwrap_or_default();
+    let start_date = match str_field(&body, "start_date")? {
+        None => None,
+        Some(s) => Some(
+            chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                .map_err(|_| ApiError::field("start_date", "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."))?,
+        ),
+    };
+    let requested = parse_schedules(attributes.get("schedules")).map_err(|e| ApiError::BadList(e.0))?;
+    let store = &state.store;
+    let order = store.mutate(|cat| {
+        let roles = Roles::of(&caller.user, cat);
+        let invalid = |k: &str| ApiError::field(k, "Invalid hyperlink - Object does not exist.");
+        let offering = offering_url
+            .as_deref()
+            .and_then(id_from_url)
+            .and_then(|id| cat.offerings.get(&id))
+            .filter(|o| o.shared || roles.is_provider_staff(o.customer))
+            .ok_or_else(|| invalid("offering"))?;
+        let project = project_url
+            .as_deref()
+            .and_then(id_from_url)
+            .and_then(|id| cat.projects.get(&id))
+            .filter(|p| roles.is_project_member(p.id, p.customer))
+            .ok_or_else(|| invalid("project"))?;
+        if offering.state != OfferingState::Active {
+            return Err(ApiError::field("offering", "Offering is not available."));
+        }
+        let now = Utc::now();
+        check_schedules(&requested, now, &offering.availability(), &cat.occupied(offering.id))
+            .map_err(|e| ApiError::BadList(e.0))?;
+        let auto = roles.may_approve_for(project.customer);
+        let order_id = Id::new_v4();
+        let resource_id = Id::new_v4();
+        let name = attributes
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(String::from)
+            .unwrap_or_else(|| offering.name.clone());
+        let mut order = Order {
+            id: order_id,
+            offering: offering.id,
+            project: project.id,
+            resource: resource_id,
+            kind,
+            state: OrderState::PendingConsumer,
+            attributes: attributes.clone(),
+            created: now,
+            modified: now,
+            created_by: roles.user,
+            consumer_reviewed_by: None,
+            consumer_reviewed_at: None,
+            provider_reviewed_by: None,
+            provider_reviewed_at: None,
+            completed_at: None,
+            error_message: String::new(),
+            error_traceback: String::new(),
+            backend_id: String::new(),
+            attachment: None,
+            request_comment: request_comment.clone(),
+            callback_url: callback_url.clone(),
+            start_date,
+            termination_comment: String::new(),
+        };
+        let mut slots = Vec::new();
+        if auto {
+            // Consumer review is implied; booking offerings need no provider review.
+            order.state = OrderState::Executing;
+            order.consumer_reviewed_by = Some(roles.user);
+            order.consumer_reviewed_at = Some(now);
+            slots = slots_for(&order);
+        }
+        let resource = Resource {
+            id: resource_id,
+            name: name.clone(),
+            slug: slugify(&name),
+            description: attributes.get("description").and_then(Value::as_str).unwrap_or("").to_string(),
+            offering: offering.id,
+            project: project.id,
+            state: ResourceState::Creating,
+            backend_id: String::new(),
+            attributes: attributes.clone(),
+            slots,
+            created: now,
+            modified: now,
+            created_by: roles.user,
+            consumer_reviewed_by: order.consumer_reviewed_by,
+            creation_order: Some(order_id),
+            end_date: None,
+            error_message: String::new(),
+        };
+        Ok((vec![Change::Resource(resource), Change::Order(order.clone())], order))
+    })?;
+    let cat = state.store.read()?;
+    Ok((StatusCode::CREATED, Json(render::order(&order, &cat, &Urls { base }))).into_response())
+}
+
+/// A URL-safe slug of a name (Waldur's `slugify`).
+pub fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').chars().take(50).collect()
+}
+
+fn order_states(p: &Params) -> Result<Option<Vec<OrderState>>, ApiError> {
+    let v = p.all("state");
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.into_iter()
+        .map(|s| {
+            OrderState::parse(s).ok_or_else(|| {
+                ApiError::field("state", format!("Select a valid choice. {s} is not one of the available choices."))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> bool {
+    fn any(ids: &Option<Vec<Id>>, id: Id) -> bool {
+        ids.as_ref().is_none_or(|v| v.contains(&id))
+    }
+    any(&p.offering, o.offering)
+        && any(&p.project, o.project)
+        && any(&p.customer, o.customer)
+        && any(&p.provider, o.provider)
+        && any(&p.resource, o.resource)
+        && p.states.as_ref().is_none_or(|s| s.contains(&o.state))
+        && p.types.as_ref().is_none_or(|s| s.contains(&o.kind))
+        && p.created.is_none_or(|t| o.created >= t)
+        && p.modified.is_none_or(|t| o.modified >= t)
+        && (p.offering_slug.is_empty()
+            || cat.offerings.get(&o.offering).is_some_and(|x| p.offering_slug.contains(&x.slug)))
+        && p.category.as_ref().is_none_or(|v| {
+            cat.offerings.get(&o.offering).is_some_and(|x| v.contains(&x.category.id))
+        })
+        && p.can_approve_as_consumer.is_none_or(|want| {
+            (o.state == OrderState::PendingConsumer && roles.may_approve_for(o.customer)) == want
+        })
+        && p.can_approve_as_provider.is_none_or(|want| {
+            (o.state == OrderState::PendingProvider && roles.is_provider_staff(o.provider)) == want
+        })
+        && p.query.as_ref().is_none_or(|q| {
+            Id::parse(q).is_some_and(|id| id == o.id)
+                || cat.projects.get(&o.project).is_some_and(|x| x.name.to_lowercase().contains(q.as_str()))
+                || cat.resources.get(&o.resource).is_some_and(|x| x.name.to_lowercase().contains(q.as_str()))
+        })
+}
+
+struct OrderFilter {
+    offering: Option<Vec<Id>>,
+    project: Option<Vec<Id>>,
+    customer: Option<Vec<Id>>,
+    provider: Option<Vec<Id>>,
+    resource: Option<Vec<Id>>,
+    category: Option<Vec<Id>>,
+    offering_slug: Vec<String>,
+    states: Option<Vec<OrderState>>,
+    types: Option<Vec<OrderType>>,
+    created: Option<chrono::DateTime<Utc>>,
+    modified: Option<chrono::DateTime<Utc>>,
+    can_approve_as_consumer: Option<bool>,
+    can_approve_as_provider: Option<bool>,
+    query: Option<String>,
+}
+
+impl OrderFilter {
+    fn parse(p: &Params) -> Result<Self, ApiError> {
+        let mut offering = p.uuids("offering_uuid")?;
+        if let Some(u) = p.one("offering") {
+            let id = id_from_url(u).ok_or_else(|| ApiError::field("offering", "Invalid hyperlink."))?;
+            offering.get_or_insert_with(Vec::new).push(id);
+        }
+        if let Some(ids) = p.uuids("parent_offering_uuid")? {
+            offering.get_or_insert_with(Vec::new).extend(ids);
+        }
+        let mut resource = p.uuids("resource_uuid")?;
+        if let Some(u) = p.one("resource") {
+            let id = id_from_url(u).ok_or_else(|| ApiError::field("resource", "Invalid hyperlink."))?;
+            resource.get_or_insert_with(Vec::new).push(id);
+        }
+        let types = {
+            let v = p.all("type");
+            if v.is_empty() {
+                None
+            } else {
+                Some(
+                    v.into_iter()
+                        .map(|t| {
+                            OrderType::parse(t).ok_or_else(|| {
+                                ApiError::field("type", format!("Select a valid choice. {t} is not one of the available choices."))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+            }
+        };
+        Ok(OrderFilter {
+            offering,
+            project: p.uuids("project_uuid")?,
+            customer: p.uuids("customer_uuid")?,
+            provider: p.uuids("provider_uuid")?,
+            resource,
+            category: p.uuids("category_uuid")?,
+            offering_slug: p.all("offering_slug").into_iter().map(String::from).collect(),
+            states: order_states(p)?,
+            types,
+            created: p.datetime("created")?,
+            modified: p.datetime("modified")?,
+            can_approve_as_consumer: p.boolean("can_approve_as_consumer")?,
+            can_approve_as_provider: p.boolean("can_approve_as_provider")?,
+            query: p.one("query").map(|s| s.trim().to_lowercase()),
+        })
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    BaseUrl(base): BaseUrl,
+    RawQuery(q): RawQuery,
+    method: Method,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let (page, size) = params.page()?;
+    let filter = OrderFilter::parse(&params)?;
+    let cat = state.store.read()?;
+    let roles = Roles::of(&caller.user, &cat);
+    let mut hits: Vec<&OrderEntry> = cat
+        .orders_by_created
+        .iter()
+        .filter_map(|(_, id)| cat.orders.get(id))
+        .filter(|o| roles.sees_order(o) && matches(o, &filter, &cat, &roles))
+        .collect();
+    sort_by_keys(&mut hits, &params.ordering(), |o, k| match k {
+        "created" => Some(o.created.to_rfc3339()),
+        "modified" => Some(o.modified.to_rfc3339()),
+        "state" => Some(o.state.as_str().to_string()),
+        "consumer_reviewed_at" | "approved_at" => Some(o.modified.to_rfc3339()),
+        _ => None,
+    });
+    let total = hits.len();
+    let range = page_range(total, page, size)?;
+    let link = link_header(&base, "/api/marketplace-orders/", &params, page, size, total);
+    let mut out = Vec::new();
+    if !is_head(&method) {
+        let urls = Urls { base };
+        for e in &hits[range] {
+            if let Some(o) = state.store.order(e.id)? {
+                out.push(select_fields(render::order(&o, &cat, &urls), &params.fields()));
+            }
+        }
+    }
+    Ok(list_response(out, total, link))
+}
+
+/// Loads an order the caller can see.
+fn visible_order(state: &AppState, cat: &Catalog, roles: &Roles, id: Id) -> Result<(OrderEntry, Order), ApiError> {
+    let e = cat.orders.get(&id).filter(|o| roles.sees_order(o)).ok_or(ApiError::NotFound)?;
+    let o = state.store.order(id)?.ok_or(ApiError::NotFound)?;
+    Ok((e.clone(), o))
+}
+
+pub async fn retrieve(
+    State(state): State<AppState>,
+    caller: Caller,
+    BaseUrl(base): BaseUrl,
+    Path(uuid): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(&uuid)?;
+    let params = Params::parse(q.as_deref());
+    let cat = state.store.read()?;
+    let roles = Roles::of(&caller.user, &cat);
+    let (_, o) = visible_order(&state, &cat, &roles, id)?;
+    Ok(Json(select_fields(render::order(&o, &cat, &Urls { base }), &params.fields())))
+}
+
+/// Who may perform an order action.
+#[derive(Clone, Copy)]
+enum Who {
+    Consumer,
+    Provider,
+    Creator,
+    Staff,
+}
+
+fn allowed(who: Who, roles: &Roles, e: &OrderEntry) -> bool {
+    match who {
+        Who::Consumer => roles.may_approve_for(e.customer),
+        Who::Provider => roles.is_provider_staff(e.provider),
+        Who::Creator => roles.staff || e.created_by == roles.user || roles.may_approve_for(e.customer),
+        Who::Staff => roles.staff,
+    }
+}
+
+/// Runs one order action: visibility (404), permission (403), state (409), then the
+/// change to the order and its resource, atomically.
+fn transition(
+    state: &AppState,
+    caller: &Caller,
+    uuid: &str,
+    who: Who,
+    valid: &[OrderState],
+    apply: impl FnOnce(&mut Order, &mut Option<Resource>, &Roles) -> Result<Vec<Change>, ApiError>,
+) -> Result<(), ApiError> {
+    let id = path_id(uuid)?;
+    let store = &state.store;
+    store.mutate(|cat| {
+        let roles = Roles::of(&caller.user, cat);
+        let (e, mut o) = visible_order(state, cat, &roles, id)?;
+        if !allowed(who, &roles, &e) {
+            return Err(ApiError::Forbidden);
+        }
+        if !valid.is_empty() && !valid.contains(&o.state) {
+            return Err(ApiError::states(&valid.iter().map(|s| s.as_str()).collect::<Vec<_>>()));
+        }
+        let mut r = store.resource(o.resource)?;
+        let mut changes = apply(&mut o, &mut r, &roles)?;
+        let now = Utc::now();
+        if !changes.iter().any(|c| matches!(c, Change::DeleteOrder(_))) {
+            o.modified = now;
+            changes.push(Change::Order(o));
+        }
+        if let Some(mut r) = r {
+            r.modified = now;
+            changes.push(Change::Resource(r));
+        }
+        Ok((changes, ()))
+    })?;
+    Ok(())
+}
+
+fn detail(msg: &str) -> Json<Value> {
+    Json(json!({ "detail": msg }))
+}
+
+fn start_executing(o: &mut Order, r: &mut Option<Resource>) {
+    o.state = OrderState::Executing;
+    if let Some(r) = r {
+        if r.slots.is_empty() {
+            r.slots = slots_for(o);
+        }
+    }
+}
+
+fn end_resource(r: &mut Option<Resource>, st: ResourceState) {
+    if let Some(r) = r {
+        r.state = st;
+    }
+}
+
+pub async fn approve_by_consumer(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
+    transition(&s, &c, &u, Who::Consumer, &[OrderState::PendingConsumer], |o, r, roles| {
+        o.consumer_reviewed_by = Some(roles.user);
+        o.consumer_reviewed_at = Some(Utc::now());
+        start_executing(o, r);
+        Ok(vec![])
+    })?;
+    Ok(detail("Order has been approved."))
+}
+
+pub async fn approve_by_provider(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
+    transition(&s, &c, &u, Who::Provider, &[OrderState::PendingProvider], |o, r, roles| {
+        o.provider_reviewed_by = Some(roles.user);
+        o.provider_reviewed_at = Some(Utc::now());
+        start_executing(o, r);
+        Ok(vec![])
+    })?;
+    Ok(detail("Order has been approved."))
+}
+
+pub async fn reject_by_consumer(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
+    transition(&s, &c, &u, Who::Consumer, &[OrderState::PendingConsumer], |o, r, roles| {
+        o.state = OrderState::Rejected;
+        o.consumer_reviewed_by = Some(roles.user);
+        o.consumer_reviewed_at = Some(Utc::now());
+        end_resource(r, ResourceState::Terminated);
+        Ok(vec![])
+    })?;
+    Ok(detail("Order has been rejected."))
+}
+
+pub async fn reject_by_provider(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
+    transition(&s, &c, &u, Who::Provider, &[OrderState::PendingProvider], |o, r, roles| {
+        o.state = OrderState::Rejected;
+        o.provider_reviewed_by = Some(roles.user);
+        o.provider_reviewed_at = Some(Utc::now());
+        end_resource(r, ResourceState::Terminated);
+        Ok(vec![])
+    })?;
+    Ok(detail("Order has been rejected."))
+}
+
+pub async fn cancel(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Response, ApiError> {
+    let valid = [OrderState::PendingConsumer, OrderState::PendingProvider, OrderState::Executing];
+    transition(&s, &c, &u, Who::Creator, &valid, |o, r, _| {
+        o.state = OrderState::Canceled;
+        end_resource(r, ResourceState::Terminated);
+        Ok(vec![])
+    })?;
+    Ok((StatusCode::ACCEPTED, detail("Order has been canceled.")).into_response())
+}
+
+pub async fn destroy(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<StatusCode, ApiError> {
+    let valid = [OrderState::PendingConsumer, OrderState::PendingProvider];
+    transition(&s, &c, &u, Who::Creator, &valid, |o, r, _| {
+        end_resource(r, ResourceState::Terminated);
+        Ok(vec![Change::DeleteOrder(o.id), Change::SyncState(Kind::Attachments, o.id.as_bytes().to_vec(), None)])
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn set_state_executing(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
+    let valid = [
+        OrderState::PendingConsumer,
+        OrderState::PendingProvider,
+        OrderState::PendingProject,
+        OrderState::PendingStartDate,
+        OrderState::Erred,
+    ];
+    transition(&s, &c, &u, Who::Provider, &valid, |o, r, _| {
+        start_executing(o, r);
+        if let Some(r) = r {
+            if r.state == ResourceState::Erred {
+                r.state = ResourceState::Creating;
+            }
+        }
+        Ok(vec![])
+    })?;
+    Ok(detail("Order state has been changed to executing."))
+}
+
+pub async fn set_state_done(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
+    transition(&s, &c, &u, Who::Provider, &[OrderState::Executing], |o, r, _| {
+        o.state = OrderState::Done;
+        o.completed_at = Some(Utc::now());
+        if let Some(r) = r {
+            if r.slots.is_empty() {
+                r.slots = slots_for(o);
+            }
+            r.state = ResourceState::Ok;
+        }
+        Ok(vec![])
+    })?;
+    Ok(detail("Order state has been changed to done."))
+}
+
+pub async fn set_state_erred(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    transition(&s, &c, &u, Who::Provider, &[], |o, r, _| {
+        let b = body.json_object()?;
+        o.error_message = str_field(&b, "error_message")?.unwrap_or_default();
+        o.error_traceback = str_field(&b, "error_traceback")?.unwrap_or_default();
+        o.state = OrderState::Erred;
+        if let Some(r) = r {
+            r.state = ResourceState::Erred;
+            r.error_message = o.error_message.clone();
+        }
+        Ok(vec![])
+    })?;
+    Ok(detail("Order state has been changed to erred."))
+}
+
+pub async fn set_backend_id(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    transition(&s, &c, &u, Who::Provider, &[], |o, _, _| {
+        let b = body.json_object()?;
+        match b.get("backend_id") {
+            Some(Value::String(v)) if v.chars().count() <= 255 => o.backend_id = v.clone(),
+            Some(Value::String(_)) => return Err(ApiError::field("backend_id", "Ensure this field has no more than 255 characters.")),
+            Some(Value::Null) | None => return Err(ApiError::field("backend_id", "This field is required.")),
+            Some(_) => return Err(ApiError::field("backend_id", "Not a valid string.")),
+        }
+        Ok(vec![])
+    })?;
+    Ok(Json(json!({"status": "Order backend_id has been changed."})))
+}
+
+pub async fn unlink(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<StatusCode, ApiError> {
+    transition(&s, &c, &u, Who::Staff, &[], |o, _, _| {
+        Ok(vec![Change::DeleteOrder(o.id), Change::SyncState(Kind::Attachments, o.id.as_bytes().to_vec(), None)])
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A stored order attachment.
+#[derive(Serialize, Deserialize)]
+struct Attachment {
+    name: String,
+    content_type: String,
+    data_b64: String,
+}
+
+const ATTACHMENT_STATES: [OrderState; 2] = [OrderState::PendingConsumer, OrderState::PendingProvider];
+
+pub async fn update_attachment(
+    State(s): State<AppState>,
+    c: Caller,
+    BaseUrl(base): BaseUrl,
+    Path(u): Path<String>,
+    mut multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    // Read the upload first (bounded by the body limit), then check and store atomically.
+    let mut file: Option<Attachment> = None;
+    while let Some(field) = multipart.next_field().await.map_err(|e| ApiError::field("attachment", e.body_text()))? {
+        if field.name() == Some("attachment") {
+            let name = field.file_name().unwrap_or("attachment").to_string();
+            let content_type = field.content_type().unwrap_or("application/octet-stream").to_string();
+            let data = field.bytes().await.map_err(|_| ApiError::TooLarge)?;
+            if !data.is_empty() {
+                file = Some(Attachment { name, content_type, data_b64: base64::engine::general_purpose::STANDARD.encode(&data) });
+            }
+        }
+    }
+    let has_file = file.is_some();
+    transition(&s, &c, &u, Who::Creator, &ATTACHMENT_STATES, |o, _, _| {
+        let value = match &file {
+            Some(a) => {
+                o.attachment = Some(a.name.clone());
+                Some(serde_json::to_vec(a).map_err(|e| ApiError::bad(e.to_string()))?)
+            }
+            None => {
+                o.attachment = None;
+                None
+            }
+        };
+        Ok(vec![Change::SyncState(Kind::Attachments, o.id.as_bytes().to_vec(), value)])
+    })?;
+    let id = path_id(&u)?;
+    let url = has_file.then(|| format!("{}attachment/", Urls { base }.of("marketplace-orders", id)));
+    Ok(Json(json!({ "attachment": url })))
+}
+
+pub async fn delete_attachment(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<StatusCode, ApiError> {
+    transition(&s, &c, &u, Who::Creator, &ATTACHMENT_STATES, |o, _, _| {
+        o.attachment = None;
+        Ok(vec![Change::SyncState(Kind::Attachments, o.id.as_bytes().to_vec(), None)])
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn attachment(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Response, ApiError> {
+    let id = path_id(&u)?;
+    {
+        let cat = s.store.read()?;
+        let roles = Roles::of(&c.user, &cat);
+        visible_order(&s, &cat, &roles, id)?;
+    }
+    let raw = s.store.sync_get(Kind::Attachments, id.as_bytes())?.ok_or(ApiError::NotFound)?;
+    let a: Attachment = serde_json::from_slice(&raw).map_err(|_| ApiError::NotFound)?;
+    let data = base64::engine::general_purpose::STANDARD.decode(a.data_b64).map_err(|_| ApiError::NotFound)?;
+    let disposition = format!("attachment; filename=\"{}\"", a.name.replace(['"', '\\', '\r', '\n'], "_"));
+    Ok((
+        [(header::CONTENT_TYPE, a.content_type), (header::CONTENT_DISPOSITION, disposition)],
+        data,
+    )
+        .into_response())
+}
+
+/// `GET {uuid}/offering/`: the public offering details of an order's offering.
+pub async fn offering(
+    State(s): State<AppState>,
+    c: Caller,
+    BaseUrl(base): BaseUrl,
+    Path(u): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(&u)?;
+    let cat = s.store.read()?;
+    let roles = Roles::of(&c.user, &cat);
+    let (e, _) = visible_order(&s, &cat, &roles, id)?;
+    let off = cat.offerings.get(&e.offering).ok_or(ApiError::NotFound)?;
+    let cal = s.store.calendar(off.id)?;
+    let urls = Urls { base };
+    let mut v = render::offering(off, &cat, &urls, render::googlecalendar(cal.as_ref(), None));
+    if let Value::Object(m) = &mut v {
+        m.remove("googlecalendar");
+        m.insert("url".into(), json!(urls.of("marketplace-public-offerings", off.id)));
+        m.insert("google_calendar_is_public".into(), json!(cal.as_ref().is_some_and(|c| c.public)));
+        m.insert("google_calendar_link".into(), json!(cal.as_ref().and_then(|c| c.http_link())));
+    }
+    Ok(Json(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_lowercase_and_dashed() {
+        for (name, want) in [("Room 1", "room-1"), ("  Lab / Microscope!", "lab-microscope"), ("Zürich", "z-rich")] {
+            assert_eq!(slugify(name), want);
+        }
+    }
+}

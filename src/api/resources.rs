@@ -1,0 +1,279 @@
+//! `/api/booking-resources/`: list (with the seed's filters), retrieve, accept, reject.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::Method;
+use axum::response::Response;
+use axum::Json;
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::auth::{Caller, Roles};
+use super::listing::{link_header, list_response, page_range, select_fields, sort_by_keys, Params};
+use super::render::{self, Urls};
+use super::{is_head, path_id, ApiError, AppState, BaseUrl};
+use crate::domain::{Id, OrderState, ResourceState};
+use crate::store::{Catalog, Change, ResourceEntry};
+
+/// Parses `state=` values; an unknown one is DRF's choice error.
+pub fn parse_states(params: &Params) -> Result<Option<Vec<ResourceState>>, ApiError> {
+    let vals = params.all("state");
+    if vals.is_empty() {
+        return Ok(None);
+    }
+    vals.into_iter()
+        .map(|v| {
+            ResourceState::parse(v).ok_or_else(|| {
+                ApiError::field("state", format!("Select a valid choice. {v} is not one of the available choices."))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// The last UUID-looking path segment of a hyperlink filter (`offering=<url>`).
+fn id_from_url(s: &str) -> Option<Id> {
+    s.trim_end_matches('/').rsplit('/').next().and_then(Id::parse)
+}
+
+/// Filters from the query, compiled once per request.
+struct Filter {
+    offering: Option<Vec<Id>>,
+    offering_slug: Vec<String>,
+    states: Option<Vec<ResourceState>>,
+    customer: Option<Vec<Id>>,
+    project: Option<Vec<Id>>,
+    provider: Option<Vec<Id>>,
+    connected: Option<Vec<Id>>,
+    category: Option<Vec<Id>>,
+    query: Option<String>,
+    name: Option<String>,
+    name_exact: Option<String>,
+    backend_id: Option<String>,
+    project_name: Option<String>,
+    created: Option<chrono::DateTime<Utc>>,
+    modified: Option<chrono::DateTime<Utc>>,
+}
+
+impl Filter {
+    fn parse(p: &Params) -> Result<Filter, ApiError> {
+        let mut offering = p.uuids("offering_uuid")?;
+        if let Some(u) = p.one("offering") {
+            let id = id_from_url(u).ok_or_else(|| ApiError::field("offering", "Invalid hyperlink."))?;
+            offering.get_or_insert_with(Vec::new).push(id);
+        }
+        let mut parent = p.uuids("parent_offering_uuid")?;
+        if let Some(ids) = parent.take() {
+            offering.get_or_insert_with(Vec::new).extend(ids);
+        }
+        Ok(Filter {
+            offering,
+            offering_slug: p.all("offering_slug").into_iter().map(String::from).collect(),
+            states: parse_states(p)?,
+            customer: p.uuids("customer_uuid")?,
+            project: p.uuids("project_uuid")?,
+            provider: p.uuids("provider_uuid")?,
+            connected: p.uuids("connected_customer_uuid")?,
+            category: p.uuids("category_uuid")?,
+            query: p.one("query").map(|s| s.trim().to_lowercase()),
+            name: p.one("name").map(str::to_lowercase),
+            name_exact: p.one("name_exact").map(String::from),
+            backend_id: p.one("backend_id").map(String::from),
+            project_name: p.one("project_name").map(str::to_lowercase),
+            created: p.datetime("created")?,
+            modified: p.datetime("modified")?,
+        })
+    }
+
+    fn matches(&self, r: &ResourceEntry, cat: &Catalog) -> bool {
+        fn any(ids: &Option<Vec<Id>>, id: Id) -> bool {
+            ids.as_ref().is_none_or(|v| v.contains(&id))
+        }
+        any(&self.offering, r.offering)
+            && any(&self.customer, r.customer)
+            && any(&self.project, r.project)
+            && any(&self.provider, r.provider)
+            && self
+                .connected
+                .as_ref()
+                .is_none_or(|v| v.contains(&r.customer) || v.contains(&r.provider))
+            && self.states.as_ref().is_none_or(|s| s.contains(&r.state))
+            && self.name.as_ref().is_none_or(|n| r.name.to_lowercase().contains(n.as_str()))
+            && self.name_exact.as_ref().is_none_or(|n| &*r.name == n.as_str())
+            && self.backend_id.as_ref().is_none_or(|b| &*r.backend_id == b.as_str())
+            && self.created.is_none_or(|t| r.created >= t)
+            && self.modified.is_none_or(|t| r.modified >= t)
+            && (self.offering_slug.is_empty()
+                || cat
+                    .offerings
+                    .get(&r.offering)
+                    .is_some_and(|o| self.offering_slug.contains(&o.slug)))
+            && self.category.as_ref().is_none_or(|v| {
+                cat.offerings
+                    .get(&r.offering)
+                    .is_some_and(|o| v.contains(&o.category.id))
+            })
+            && self.project_name.as_ref().is_none_or(|n| {
+                cat.projects
+                    .get(&r.project)
+                    .is_some_and(|p| p.name.to_lowercase().contains(n.as_str()))
+            })
+            && self.query.as_ref().is_none_or(|q| {
+                r.name.to_lowercase().contains(q.as_str())
+                    || r.slug.to_lowercase().contains(q.as_str())
+                    || r.backend_id.to_lowercase().contains(q.as_str())
+                    || Id::parse(q).is_some_and(|id| id == r.id)
+            })
+    }
+}
+
+fn order_key(r: &ResourceEntry, key: &str, cat: &Catalog) -> Option<String> {
+    Some(match key {
+        "name" => r.name.to_string(),
+        "created" => r.created.to_rfc3339(),
+        "modified" => r.modified.to_rfc3339(),
+        "state" => r.state.as_str().to_string(),
+        "backend_id" => r.backend_id.to_string(),
+        "schedules" => r.first_start.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        "project_name" => cat.projects.get(&r.project).map(|p| p.name.clone()).unwrap_or_default(),
+        "customer_name" => cat.customers.get(&r.customer).map(|c| c.name.clone()).unwrap_or_default(),
+        "offering_name" => cat.offerings.get(&r.offering).map(|o| o.name.clone()).unwrap_or_default(),
+        _ => return None,
+    })
+}
+
+const ORDER_KEYS: [&str; 9] = [
+    "name", "created", "modified", "state", "backend_id", "schedules", "project_name", "customer_name",
+    "offering_name",
+];
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    BaseUrl(base): BaseUrl,
+    RawQuery(q): RawQuery,
+    method: Method,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref());
+    let (page, size) = params.page()?;
+    let filter = Filter::parse(&params)?;
+    let ordering = params.ordering();
+    if let Some(bad) = ordering.iter().find(|k| !ORDER_KEYS.contains(&k.trim_start_matches('-'))) {
+        return Err(ApiError::field("o", format!("Select a valid choice. {bad} is not one of the available choices.")));
+    }
+    let cat = state.store.read()?;
+    let roles = Roles::of(&caller.user, &cat);
+    let keep = |r: &&ResourceEntry| roles.sees_resource(r) && filter.matches(r, &cat);
+    // Narrow by offering when asked (an index), else walk everything in name order.
+    let mut hits: Vec<&ResourceEntry> = match &filter.offering {
+        Some(offs) => {
+            let mut v: Vec<&ResourceEntry> = offs
+                .iter()
+                .filter_map(|o| cat.resources_by_offering.get(o))
+                .flatten()
+                .filter_map(|id| cat.resources.get(id))
+                .filter(keep)
+                .collect();
+            v.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+            v.dedup_by_key(|r| r.id);
+            v
+        }
+        None => cat
+            .resources_by_name
+            .iter()
+            .filter_map(|(_, id)| cat.resources.get(id))
+            .filter(keep)
+            .collect(),
+    };
+    sort_by_keys(&mut hits, &ordering, |r, k| order_key(r, k, &cat));
+    let total = hits.len();
+    let range = page_range(total, page, size)?;
+    let link = link_header(&base, "/api/booking-resources/", &params, page, size, total);
+    let mut out = Vec::with_capacity(range.len());
+    if !is_head(&method) {
+        let urls = Urls { base };
+        for e in &hits[range] {
+            if let Some(r) = state.store.resource(e.id)? {
+                out.push(select_fields(render::resource(&r, &cat, &urls), &params.fields()));
+            }
+        }
+    }
+    Ok(list_response(out, total, link))
+}
+
+pub async fn retrieve(
+    State(state): State<AppState>,
+    caller: Caller,
+    BaseUrl(base): BaseUrl,
+    Path(uuid): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(&uuid)?;
+    let params = Params::parse(q.as_deref());
+    let cat = state.store.read()?;
+    let roles = Roles::of(&caller.user, &cat);
+    let e = cat.resources.get(&id).filter(|r| roles.sees_resource(r)).ok_or(ApiError::NotFound)?;
+    let r = state.store.resource(e.id)?.ok_or(ApiError::NotFound)?;
+    Ok(Json(select_fields(render::resource(&r, &cat, &Urls { base }), &params.fields())))
+}
+
+/// Accept (`ok = true`) or reject a booking in `Creating`.
+fn decide(state: &AppState, caller: &Caller, uuid: &str, accept: bool) -> Result<Json<Value>, ApiError> {
+    let id = path_id(uuid)?;
+    let store = &state.store;
+    let order_id = store.mutate(|cat| {
+        let roles = Roles::of(&caller.user, cat);
+        let e = cat.resources.get(&id).filter(|r| roles.sees_resource(r)).ok_or(ApiError::NotFound)?;
+        let mut r = store.resource(id)?.ok_or(ApiError::NotFound)?;
+        let order = match r.creation_order {
+            Some(o) => store.order(o)?,
+            None => None,
+        };
+        let allowed = if accept {
+            roles.is_provider_staff(e.provider)
+        } else {
+            roles.is_provider_staff(e.provider)
+                || roles.may_approve_for(e.customer)
+                || order.as_ref().is_some_and(|o| o.created_by == roles.user)
+        };
+        if !allowed {
+            return Err(ApiError::Forbidden);
+        }
+        if r.state != ResourceState::Creating {
+            return Err(ApiError::states(&["Creating"]));
+        }
+        let now = Utc::now();
+        let mut changes = Vec::new();
+        let mut order_id = None;
+        if let Some(mut o) = order {
+            order_id = Some(o.id);
+            if accept {
+                if r.slots.is_empty() {
+                    r.slots = super::orders::slots_for(&o);
+                }
+                o.state = OrderState::Done;
+                o.completed_at = Some(now);
+                if o.provider_reviewed_by.is_none() {
+                    o.provider_reviewed_by = Some(roles.user);
+                    o.provider_reviewed_at = Some(now);
+                }
+            } else {
+                o.state = OrderState::Canceled;
+            }
+            o.modified = now;
+            changes.push(Change::Order(o));
+        }
+        r.state = if accept { ResourceState::Ok } else { ResourceState::Terminated };
+        r.modified = now;
+        changes.push(Change::Resource(r));
+        Ok((changes, order_id))
+    })?;
+    Ok(Json(json!({ "order_uuid": order_id })))
+}
+
+pub async fn accept(State(state): State<AppState>, caller: Caller, Path(uuid): Path<String>) -> Result<Json<Value>, ApiError> {
+    decide(&state, &caller, &uuid, true)
+}
+
+pub async fn reject(State(state): State<AppState>, caller: Caller, Path(uuid): Path<String>) -> Result<Json<Value>, ApiError> {
+    decide(&state, &caller, &uuid, false)
+}
