@@ -1,1 +1,311 @@
-//! Configuration (being written).
+//! Settings: defaults, then a TOML file, then `BOOKCAL_*` environment variables.
+//!
+//! Every key of the file can be overridden by an env var named after its path:
+//! `listen` -> `BOOKCAL_LISTEN`, `google.root_url` -> `BOOKCAL_GOOGLE_ROOT_URL`.
+//! Secrets (the token salt, Google keys) are [`Secret`]s: never printed by `Debug`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A secret string: `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Errors while loading settings; each names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML for bookcal")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("invalid value for `{key}` ({env}): {reason}")]
+    Invalid {
+        key: &'static str,
+        env: &'static str,
+        reason: String,
+    },
+}
+
+/// Google Calendar settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GoogleSettings {
+    /// Root URL of the Calendar API (`https://www.googleapis.com/`, or the emulator).
+    pub root_url: String,
+    /// Path of a service-account key file (JSON). Without it (and without
+    /// per-provider tokens) the calendar actions answer "Google credentials do not exist."
+    pub service_account_key: Option<PathBuf>,
+    /// User to impersonate with domain-wide delegation.
+    pub impersonate: Option<String>,
+    /// Requests per minute per credential (Google's limit is 600).
+    pub requests_per_minute: u32,
+    /// Share calendars busy-only (`freeBusyReader`) instead of with details (`reader`).
+    pub share_busy_only: bool,
+}
+
+impl Default for GoogleSettings {
+    fn default() -> Self {
+        GoogleSettings {
+            root_url: "https://www.googleapis.com/".into(),
+            service_account_key: None,
+            impersonate: None,
+            requests_per_minute: 500,
+            share_busy_only: false,
+        }
+    }
+}
+
+/// Sync engine and scheduler settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Seconds between periodic syncs of every offering with a calendar (0 = off).
+    pub interval_secs: u64,
+    /// Days ahead to expand recurring external events into busy slots.
+    pub horizon_days: u32,
+    /// Concurrent Google requests per sync run.
+    pub concurrency: usize,
+    /// Largest share (0..=1) of owned events one run may delete without `--force`.
+    pub max_delete_share: f64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            interval_secs: 900,
+            horizon_days: 400,
+            concurrency: 8,
+            max_delete_share: 0.5,
+        }
+    }
+}
+
+/// All settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Directory of the sled store.
+    pub data_dir: PathBuf,
+    /// Public base URL used in links; from the request's Host header when unset.
+    pub public_url: Option<String>,
+    /// Salt mixed into stored token hashes.
+    pub token_salt: Secret,
+    /// sled page cache, MiB.
+    pub cache_mb: u64,
+    /// `text` (human) or `json` logs.
+    pub log_format: String,
+    pub google: GoogleSettings,
+    pub sync: SyncSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            public_url: None,
+            token_salt: Secret::new("bookcal-default-salt"),
+            cache_mb: 64,
+            log_format: "text".into(),
+            google: GoogleSettings::default(),
+            sync: SyncSettings::default(),
+        }
+    }
+}
+
+fn invalid(key: &'static str, env: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, env, reason: reason.into() }
+}
+
+fn parse_env<T: std::str::FromStr>(
+    get: &dyn Fn(&str) -> Option<String>,
+    key: &'static str,
+    env: &'static str,
+    slot: &mut T,
+) -> Result<(), ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    if let Some(v) = get(env) {
+        *slot = v.trim().parse().map_err(|e: T::Err| invalid(key, env, e.to_string()))?;
+    }
+    Ok(())
+}
+
+impl Settings {
+    /// Loads settings from an optional TOML file and the process environment.
+    ///
+    /// # Errors
+    /// The file cannot be read or parsed, or a value is invalid (the error names the key).
+    pub fn load(file: Option<&std::path::Path>) -> Result<Settings, ConfigError> {
+        Self::load_with(file, &|k| std::env::var(k).ok())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment (tests).
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn load_with(file: Option<&std::path::Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let mut s = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path: p.to_path_buf(), source })?
+            }
+            None => Settings::default(),
+        };
+        parse_env(env, "listen", "BOOKCAL_LISTEN", &mut s.listen)?;
+        if let Some(v) = env("BOOKCAL_DATA_DIR") {
+            s.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("BOOKCAL_PUBLIC_URL") {
+            s.public_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = env("BOOKCAL_TOKEN_SALT") {
+            s.token_salt = Secret::new(v);
+        }
+        if let Some(path) = env("BOOKCAL_TOKEN_SALT_FILE") {
+            let v = std::fs::read_to_string(&path)
+                .map_err(|e| invalid("token_salt", "BOOKCAL_TOKEN_SALT_FILE", format!("cannot read {path}: {e}")))?;
+            s.token_salt = Secret::new(v.trim());
+        }
+        parse_env(env, "cache_mb", "BOOKCAL_CACHE_MB", &mut s.cache_mb)?;
+        if let Some(v) = env("BOOKCAL_LOG_FORMAT") {
+            s.log_format = v;
+        }
+        if let Some(v) = env("BOOKCAL_GOOGLE_ROOT_URL") {
+            s.google.root_url = v;
+        }
+        if let Some(v) = env("BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY") {
+            s.google.service_account_key = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+        }
+        if let Some(v) = env("BOOKCAL_GOOGLE_IMPERSONATE") {
+            s.google.impersonate = Some(v).filter(|v| !v.is_empty());
+        }
+        parse_env(env, "google.requests_per_minute", "BOOKCAL_GOOGLE_REQUESTS_PER_MINUTE", &mut s.google.requests_per_minute)?;
+        parse_env(env, "google.share_busy_only", "BOOKCAL_GOOGLE_SHARE_BUSY_ONLY", &mut s.google.share_busy_only)?;
+        parse_env(env, "sync.interval_secs", "BOOKCAL_SYNC_INTERVAL_SECS", &mut s.sync.interval_secs)?;
+        parse_env(env, "sync.horizon_days", "BOOKCAL_SYNC_HORIZON_DAYS", &mut s.sync.horizon_days)?;
+        parse_env(env, "sync.concurrency", "BOOKCAL_SYNC_CONCURRENCY", &mut s.sync.concurrency)?;
+        parse_env(env, "sync.max_delete_share", "BOOKCAL_SYNC_MAX_DELETE_SHARE", &mut s.sync.max_delete_share)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks values that parse but make no sense.
+    ///
+    /// # Errors
+    /// The first invalid value, naming its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(invalid("log_format", "BOOKCAL_LOG_FORMAT", "must be \"text\" or \"json\""));
+        }
+        if url::Url::parse(&self.google.root_url).is_err() || !self.google.root_url.ends_with('/') {
+            return Err(invalid("google.root_url", "BOOKCAL_GOOGLE_ROOT_URL", "must be an absolute URL ending in /"));
+        }
+        if let Some(u) = &self.public_url {
+            if url::Url::parse(u).is_err() {
+                return Err(invalid("public_url", "BOOKCAL_PUBLIC_URL", "must be an absolute URL"));
+            }
+        }
+        if self.google.requests_per_minute == 0 {
+            return Err(invalid("google.requests_per_minute", "BOOKCAL_GOOGLE_REQUESTS_PER_MINUTE", "must be at least 1"));
+        }
+        if self.sync.concurrency == 0 {
+            return Err(invalid("sync.concurrency", "BOOKCAL_SYNC_CONCURRENCY", "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.sync.max_delete_share) {
+            return Err(invalid("sync.max_delete_share", "BOOKCAL_SYNC_MAX_DELETE_SHARE", "must be between 0 and 1"));
+        }
+        if self.token_salt.expose().len() < 8 {
+            return Err(invalid("token_salt", "BOOKCAL_TOKEN_SALT", "must be at least 8 characters"));
+        }
+        if self.cache_mb == 0 {
+            return Err(invalid("cache_mb", "BOOKCAL_CACHE_MB", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_env_overrides_them() {
+        let s = Settings::load_with(None, &env(&[])).expect("defaults");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        let s = Settings::load_with(None, &env(&[("BOOKCAL_LISTEN", "127.0.0.1:0"), ("BOOKCAL_DATA_DIR", "/tmp/x"), ("BOOKCAL_SYNC_INTERVAL_SECS", "60")])).expect("env");
+        assert_eq!(s.listen.port(), 0);
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(s.sync.interval_secs, 60);
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let cases = [
+            ("BOOKCAL_LISTEN", "nope", "listen"),
+            ("BOOKCAL_LOG_FORMAT", "xml", "log_format"),
+            ("BOOKCAL_GOOGLE_ROOT_URL", "not a url", "google.root_url"),
+            ("BOOKCAL_SYNC_CONCURRENCY", "0", "sync.concurrency"),
+            ("BOOKCAL_SYNC_MAX_DELETE_SHARE", "2", "sync.max_delete_share"),
+        ];
+        for (k, v, key) in cases {
+            let err = Settings::load_with(None, &env(&[(k, v)])).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains(key), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let s = Settings::load_with(None, &env(&[("BOOKCAL_TOKEN_SALT", "super-secret-salt")])).expect("ok");
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("super-secret-salt"));
+        assert!(dbg.contains("[redacted]"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "lisen = \"127.0.0.1:1\"\n").expect("write");
+        let err = Settings::load_with(Some(&p), &env(&[])).err().map(|e| format!("{e}: {:?}", std::error::Error::source(&e)));
+        assert!(err.unwrap_or_default().contains("lisen"));
+    }
+}

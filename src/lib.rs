@@ -11,11 +11,13 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod domain;
 pub mod emulator;
 pub mod google;
 pub mod ical;
+pub mod import;
 pub mod scheduler;
 pub mod store;
 pub mod sync;
