@@ -40,14 +40,19 @@ pub fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
     };
     Store::open(&settings.data_dir, &opts)
         .map(Arc::new)
-        .map_err(|source| AppError::Store { dir: settings.data_dir.display().to_string(), source })
+        .map_err(|source| AppError::Store {
+            dir: settings.data_dir.display().to_string(),
+            source,
+        })
 }
 
 /// The handler state for these settings.
 pub fn app_state(store: Arc<Store>, settings: &Settings) -> AppState {
     let mut state = AppState::new(store);
     state.public_url = settings.public_url.clone();
-    state.google = Arc::new(StaticCredentials(settings.google.service_account_key.is_some()));
+    state.google = Arc::new(StaticCredentials(
+        settings.google.service_account_key.is_some(),
+    ));
     state
 }
 
@@ -56,7 +61,11 @@ pub fn app_state(store: Arc<Store>, settings: &Settings) -> AppState {
 ///
 /// # Errors
 /// The server's accept loop fails.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> Result<(), AppError> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
     let router = api::router(state);
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -71,5 +80,8 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: Cancellatio
 pub async fn bind(settings: &Settings) -> Result<TcpListener, AppError> {
     TcpListener::bind(settings.listen)
         .await
-        .map_err(|source| AppError::Bind { addr: settings.listen.to_string(), source })
+        .map_err(|source| AppError::Bind {
+            addr: settings.listen.to_string(),
+            source,
+        })
 }

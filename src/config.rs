@@ -144,7 +144,11 @@ impl Default for Settings {
 }
 
 fn invalid(key: &'static str, env: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, env, reason: reason.into() }
+    ConfigError::Invalid {
+        key,
+        env,
+        reason: reason.into(),
+    }
 }
 
 fn parse_env<T: std::str::FromStr>(
@@ -157,7 +161,10 @@ where
     T::Err: fmt::Display,
 {
     if let Some(v) = get(env) {
-        *slot = v.trim().parse().map_err(|e: T::Err| invalid(key, env, e.to_string()))?;
+        *slot = v
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| invalid(key, env, e.to_string()))?;
     }
     Ok(())
 }
@@ -175,11 +182,20 @@ impl Settings {
     ///
     /// # Errors
     /// As [`Settings::load`].
-    pub fn load_with(file: Option<&std::path::Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    pub fn load_with(
+        file: Option<&std::path::Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
         let mut s = match file {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
-                toml::from_str(&text).map_err(|source| ConfigError::Parse { path: p.to_path_buf(), source })?
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: p.to_path_buf(),
+                    source,
+                })?
             }
             None => Settings::default(),
         };
@@ -194,8 +210,13 @@ impl Settings {
             s.token_salt = Secret::new(v);
         }
         if let Some(path) = env("BOOKCAL_TOKEN_SALT_FILE") {
-            let v = std::fs::read_to_string(&path)
-                .map_err(|e| invalid("token_salt", "BOOKCAL_TOKEN_SALT_FILE", format!("cannot read {path}: {e}")))?;
+            let v = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    "token_salt",
+                    "BOOKCAL_TOKEN_SALT_FILE",
+                    format!("cannot read {path}: {e}"),
+                )
+            })?;
             s.token_salt = Secret::new(v.trim());
         }
         parse_env(env, "cache_mb", "BOOKCAL_CACHE_MB", &mut s.cache_mb)?;
@@ -206,17 +227,48 @@ impl Settings {
             s.google.root_url = v;
         }
         if let Some(v) = env("BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY") {
-            s.google.service_account_key = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+            s.google.service_account_key =
+                Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
         }
         if let Some(v) = env("BOOKCAL_GOOGLE_IMPERSONATE") {
             s.google.impersonate = Some(v).filter(|v| !v.is_empty());
         }
-        parse_env(env, "google.requests_per_minute", "BOOKCAL_GOOGLE_REQUESTS_PER_MINUTE", &mut s.google.requests_per_minute)?;
-        parse_env(env, "google.share_busy_only", "BOOKCAL_GOOGLE_SHARE_BUSY_ONLY", &mut s.google.share_busy_only)?;
-        parse_env(env, "sync.interval_secs", "BOOKCAL_SYNC_INTERVAL_SECS", &mut s.sync.interval_secs)?;
-        parse_env(env, "sync.horizon_days", "BOOKCAL_SYNC_HORIZON_DAYS", &mut s.sync.horizon_days)?;
-        parse_env(env, "sync.concurrency", "BOOKCAL_SYNC_CONCURRENCY", &mut s.sync.concurrency)?;
-        parse_env(env, "sync.max_delete_share", "BOOKCAL_SYNC_MAX_DELETE_SHARE", &mut s.sync.max_delete_share)?;
+        parse_env(
+            env,
+            "google.requests_per_minute",
+            "BOOKCAL_GOOGLE_REQUESTS_PER_MINUTE",
+            &mut s.google.requests_per_minute,
+        )?;
+        parse_env(
+            env,
+            "google.share_busy_only",
+            "BOOKCAL_GOOGLE_SHARE_BUSY_ONLY",
+            &mut s.google.share_busy_only,
+        )?;
+        parse_env(
+            env,
+            "sync.interval_secs",
+            "BOOKCAL_SYNC_INTERVAL_SECS",
+            &mut s.sync.interval_secs,
+        )?;
+        parse_env(
+            env,
+            "sync.horizon_days",
+            "BOOKCAL_SYNC_HORIZON_DAYS",
+            &mut s.sync.horizon_days,
+        )?;
+        parse_env(
+            env,
+            "sync.concurrency",
+            "BOOKCAL_SYNC_CONCURRENCY",
+            &mut s.sync.concurrency,
+        )?;
+        parse_env(
+            env,
+            "sync.max_delete_share",
+            "BOOKCAL_SYNC_MAX_DELETE_SHARE",
+            &mut s.sync.max_delete_share,
+        )?;
         s.validate()?;
         Ok(s)
     }
@@ -227,30 +279,62 @@ impl Settings {
     /// The first invalid value, naming its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            return Err(invalid("log_format", "BOOKCAL_LOG_FORMAT", "must be \"text\" or \"json\""));
+            return Err(invalid(
+                "log_format",
+                "BOOKCAL_LOG_FORMAT",
+                "must be \"text\" or \"json\"",
+            ));
         }
         if url::Url::parse(&self.google.root_url).is_err() || !self.google.root_url.ends_with('/') {
-            return Err(invalid("google.root_url", "BOOKCAL_GOOGLE_ROOT_URL", "must be an absolute URL ending in /"));
+            return Err(invalid(
+                "google.root_url",
+                "BOOKCAL_GOOGLE_ROOT_URL",
+                "must be an absolute URL ending in /",
+            ));
         }
         if let Some(u) = &self.public_url {
             if url::Url::parse(u).is_err() {
-                return Err(invalid("public_url", "BOOKCAL_PUBLIC_URL", "must be an absolute URL"));
+                return Err(invalid(
+                    "public_url",
+                    "BOOKCAL_PUBLIC_URL",
+                    "must be an absolute URL",
+                ));
             }
         }
         if self.google.requests_per_minute == 0 {
-            return Err(invalid("google.requests_per_minute", "BOOKCAL_GOOGLE_REQUESTS_PER_MINUTE", "must be at least 1"));
+            return Err(invalid(
+                "google.requests_per_minute",
+                "BOOKCAL_GOOGLE_REQUESTS_PER_MINUTE",
+                "must be at least 1",
+            ));
         }
         if self.sync.concurrency == 0 {
-            return Err(invalid("sync.concurrency", "BOOKCAL_SYNC_CONCURRENCY", "must be at least 1"));
+            return Err(invalid(
+                "sync.concurrency",
+                "BOOKCAL_SYNC_CONCURRENCY",
+                "must be at least 1",
+            ));
         }
         if !(0.0..=1.0).contains(&self.sync.max_delete_share) {
-            return Err(invalid("sync.max_delete_share", "BOOKCAL_SYNC_MAX_DELETE_SHARE", "must be between 0 and 1"));
+            return Err(invalid(
+                "sync.max_delete_share",
+                "BOOKCAL_SYNC_MAX_DELETE_SHARE",
+                "must be between 0 and 1",
+            ));
         }
         if self.token_salt.expose().len() < 8 {
-            return Err(invalid("token_salt", "BOOKCAL_TOKEN_SALT", "must be at least 8 characters"));
+            return Err(invalid(
+                "token_salt",
+                "BOOKCAL_TOKEN_SALT",
+                "must be at least 8 characters",
+            ));
         }
         if self.cache_mb == 0 {
-            return Err(invalid("cache_mb", "BOOKCAL_CACHE_MB", "must be at least 1"));
+            return Err(invalid(
+                "cache_mb",
+                "BOOKCAL_CACHE_MB",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -262,7 +346,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -271,7 +358,15 @@ mod tests {
         let s = Settings::load_with(None, &env(&[])).expect("defaults");
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.data_dir, PathBuf::from("./data"));
-        let s = Settings::load_with(None, &env(&[("BOOKCAL_LISTEN", "127.0.0.1:0"), ("BOOKCAL_DATA_DIR", "/tmp/x"), ("BOOKCAL_SYNC_INTERVAL_SECS", "60")])).expect("env");
+        let s = Settings::load_with(
+            None,
+            &env(&[
+                ("BOOKCAL_LISTEN", "127.0.0.1:0"),
+                ("BOOKCAL_DATA_DIR", "/tmp/x"),
+                ("BOOKCAL_SYNC_INTERVAL_SECS", "60"),
+            ]),
+        )
+        .expect("env");
         assert_eq!(s.listen.port(), 0);
         assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(s.sync.interval_secs, 60);
@@ -284,17 +379,25 @@ mod tests {
             ("BOOKCAL_LOG_FORMAT", "xml", "log_format"),
             ("BOOKCAL_GOOGLE_ROOT_URL", "not a url", "google.root_url"),
             ("BOOKCAL_SYNC_CONCURRENCY", "0", "sync.concurrency"),
-            ("BOOKCAL_SYNC_MAX_DELETE_SHARE", "2", "sync.max_delete_share"),
+            (
+                "BOOKCAL_SYNC_MAX_DELETE_SHARE",
+                "2",
+                "sync.max_delete_share",
+            ),
         ];
         for (k, v, key) in cases {
-            let err = Settings::load_with(None, &env(&[(k, v)])).err().map(|e| e.to_string()).unwrap_or_default();
+            let err = Settings::load_with(None, &env(&[(k, v)]))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(err.contains(key), "{k}={v}: {err}");
         }
     }
 
     #[test]
     fn secrets_are_redacted_in_debug_output() {
-        let s = Settings::load_with(None, &env(&[("BOOKCAL_TOKEN_SALT", "super-secret-salt")])).expect("ok");
+        let s = Settings::load_with(None, &env(&[("BOOKCAL_TOKEN_SALT", "super-secret-salt")]))
+            .expect("ok");
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("super-secret-salt"));
         assert!(dbg.contains("[redacted]"));
@@ -305,7 +408,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("c.toml");
         std::fs::write(&p, "lisen = \"127.0.0.1:1\"\n").expect("write");
-        let err = Settings::load_with(Some(&p), &env(&[])).err().map(|e| format!("{e}: {:?}", std::error::Error::source(&e)));
+        let err = Settings::load_with(Some(&p), &env(&[]))
+            .err()
+            .map(|e| format!("{e}: {:?}", std::error::Error::source(&e)));
         assert!(err.unwrap_or_default().contains("lisen"));
     }
 }

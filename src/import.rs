@@ -148,13 +148,19 @@ fn bad(msg: impl Into<String>) -> ImportError {
 }
 
 fn abs_time(v: &Value, what: &str) -> Result<DateTime<Utc>, ImportError> {
-    let s = v.as_str().ok_or_else(|| bad(format!("{what}: expected an RFC 3339 string")))?;
+    let s = v
+        .as_str()
+        .ok_or_else(|| bad(format!("{what}: expected an RFC 3339 string")))?;
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| bad(format!("{what}: {s:?} is not RFC 3339 ({e})")))
 }
 
-fn local(tz: chrono_tz::Tz, day: chrono::NaiveDate, at: NaiveTime) -> Result<DateTime<Utc>, ImportError> {
+fn local(
+    tz: chrono_tz::Tz,
+    day: chrono::NaiveDate,
+    at: NaiveTime,
+) -> Result<DateTime<Utc>, ImportError> {
     tz.from_local_datetime(&day.and_time(at))
         .earliest()
         .map(|t| t.with_timezone(&Utc))
@@ -162,21 +168,41 @@ fn local(tz: chrono_tz::Tz, day: chrono::NaiveDate, at: NaiveTime) -> Result<Dat
 }
 
 /// Resolves a window or slot spec to UTC instants.
-fn interval_of(v: &Value, tz: chrono_tz::Tz, today: chrono::NaiveDate, what: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), ImportError> {
+fn interval_of(
+    v: &Value,
+    tz: chrono_tz::Tz,
+    today: chrono::NaiveDate,
+    what: &str,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ImportError> {
     if let (Some(s), Some(e)) = (v.get("start"), v.get("end")) {
         return Ok((abs_time(s, what)?, abs_time(e, what)?));
     }
-    if let (Some(f), Some(t)) = (v.get("from_days").and_then(Value::as_i64), v.get("to_days").and_then(Value::as_i64)) {
+    if let (Some(f), Some(t)) = (
+        v.get("from_days").and_then(Value::as_i64),
+        v.get("to_days").and_then(Value::as_i64),
+    ) {
         let midnight = NaiveTime::MIN;
-        return Ok((local(tz, today + Duration::days(f), midnight)?, local(tz, today + Duration::days(t), midnight)?));
+        return Ok((
+            local(tz, today + Duration::days(f), midnight)?,
+            local(tz, today + Duration::days(t), midnight)?,
+        ));
     }
-    if let (Some(d), Some(at)) = (v.get("days").and_then(Value::as_i64), v.get("at").and_then(Value::as_str)) {
-        let at = NaiveTime::parse_from_str(at, "%H:%M").map_err(|_| bad(format!("{what}: `at` must be HH:MM")))?;
+    if let (Some(d), Some(at)) = (
+        v.get("days").and_then(Value::as_i64),
+        v.get("at").and_then(Value::as_str),
+    ) {
+        let at = NaiveTime::parse_from_str(at, "%H:%M")
+            .map_err(|_| bad(format!("{what}: `at` must be HH:MM")))?;
         let hours = v.get("hours").and_then(Value::as_f64).unwrap_or(1.0);
         let start = local(tz, today + Duration::days(d), at)?;
-        return Ok((start, start + Duration::minutes((hours * 60.0).round() as i64)));
+        return Ok((
+            start,
+            start + Duration::minutes((hours * 60.0).round() as i64),
+        ));
     }
-    Err(bad(format!("{what}: expected {{start, end}}, {{from_days, to_days}} or {{days, at, hours}}")))
+    Err(bad(format!(
+        "{what}: expected {{start, end}}, {{from_days, to_days}} or {{days, at, hours}}"
+    )))
 }
 
 /// Reads and imports a data set file.
@@ -184,7 +210,10 @@ fn interval_of(v: &Value, tz: chrono_tz::Tz, today: chrono::NaiveDate, what: &st
 /// # Errors
 /// The file cannot be read or is invalid; nothing is written then.
 pub fn import_file(store: &Store, path: &std::path::Path) -> Result<ImportSummary, ImportError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     let ds: DataSet = serde_json::from_str(&text).map_err(ImportError::Parse)?;
     import(store, &ds, Utc::now())
 }
@@ -203,7 +232,11 @@ pub struct ImportSummary {
 ///
 /// # Errors
 /// A dangling reference or invalid value; nothing is written then.
-pub fn import(store: &Store, ds: &DataSet, now: DateTime<Utc>) -> Result<ImportSummary, ImportError> {
+pub fn import(
+    store: &Store,
+    ds: &DataSet,
+    now: DateTime<Utc>,
+) -> Result<ImportSummary, ImportError> {
     let r = store.mutate(|cat| {
         let mut changes = Vec::new();
         let mut users: HashMap<String, Id> = cat.users_by_name.clone();

@@ -103,7 +103,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 settings.data_dir.display()
             );
         }
-        Command::Token { action: TokenAction::Create { username } } => {
+        Command::Token {
+            action: TokenAction::Create { username },
+        } => {
             let store = bookcal::app::open_store(&settings)?;
             let id = store
                 .read()?

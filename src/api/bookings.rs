@@ -9,7 +9,11 @@ use super::auth::Caller;
 use super::render::ts;
 use super::{path_id, ApiError, AppState};
 
-pub async fn list(State(s): State<AppState>, caller: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(u): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = path_id(&u)?;
     let cat = s.store.read()?;
     let roles = super::auth::Roles::of(&caller.user, &cat);
@@ -27,7 +31,10 @@ pub async fn list(State(s): State<AppState>, caller: Caller, Path(u): Path<Strin
                 continue;
             }
             let name = if roles.is_provider_staff(off.customer) || r.created_by == roles.user {
-                cat.users.get(&r.created_by).map(|u| u.full_name.clone()).unwrap_or_default()
+                cat.users
+                    .get(&r.created_by)
+                    .map(|u| u.full_name.clone())
+                    .unwrap_or_default()
             } else {
                 String::new()
             };
@@ -40,5 +47,7 @@ pub async fn list(State(s): State<AppState>, caller: Caller, Path(u): Path<Strin
         out.push((b.start, json!({"start": ts(&b.start), "end": ts(&b.end), "created_by_full_name": "", "busy": true})));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Json(Value::Array(out.into_iter().map(|(_, v)| v).collect())))
+    Ok(Json(Value::Array(
+        out.into_iter().map(|(_, v)| v).collect(),
+    )))
 }

@@ -72,7 +72,10 @@ impl IntoResponse for ApiError {
                 StatusCode::UNAUTHORIZED,
                 json!({"detail": "Authentication credentials were not provided."}),
             ),
-            ApiError::InvalidToken => (StatusCode::UNAUTHORIZED, json!({"detail": "Invalid token."})),
+            ApiError::InvalidToken => (
+                StatusCode::UNAUTHORIZED,
+                json!({"detail": "Invalid token."}),
+            ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, json!({"detail": "Not found."})),
             ApiError::Forbidden => (
                 StatusCode::FORBIDDEN,

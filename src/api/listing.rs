@@ -61,7 +61,8 @@ impl Params {
         }
         vals.into_iter()
             .map(|v| {
-                Id::parse(v).ok_or_else(|| ApiError::field(key, format!("“{v}” is not a valid UUID.")))
+                Id::parse(v)
+                    .ok_or_else(|| ApiError::field(key, format!("“{v}” is not a valid UUID.")))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
@@ -90,7 +91,11 @@ impl Params {
             return Ok(Some(t.and_utc()));
         }
         if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-            return Ok(Some(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default()));
+            return Ok(Some(
+                d.and_hms_opt(0, 0, 0)
+                    .map(|t| t.and_utc())
+                    .unwrap_or_default(),
+            ));
         }
         Err(ApiError::field(key, "Enter a valid date/time."))
     }
@@ -145,7 +150,11 @@ pub fn select_fields(obj: Value, fields: &[&str]) -> Value {
 }
 
 /// A page of `total` items: the index range to return, or `Invalid page.`.
-pub fn page_range(total: usize, page: usize, size: usize) -> Result<std::ops::Range<usize>, ApiError> {
+pub fn page_range(
+    total: usize,
+    page: usize,
+    size: usize,
+) -> Result<std::ops::Range<usize>, ApiError> {
     let start = (page - 1).saturating_mul(size);
     if page > 1 && start >= total {
         return Err(ApiError::InvalidPage);
@@ -173,16 +182,35 @@ fn page_url(base: &str, path: &str, params: &Params, page: usize) -> String {
 
 /// The `Link` header value: first and last always, prev and next when they exist.
 /// Commas inside URLs are percent-encoded (the Python client splits on `,`).
-pub fn link_header(base: &str, path: &str, params: &Params, page: usize, size: usize, total: usize) -> String {
+pub fn link_header(
+    base: &str,
+    path: &str,
+    params: &Params,
+    page: usize,
+    size: usize,
+    total: usize,
+) -> String {
     let last = total.div_ceil(size).max(1);
-    let mut links = vec![format!("<{}>; rel=\"first\"", page_url(base, path, params, 1))];
+    let mut links = vec![format!(
+        "<{}>; rel=\"first\"",
+        page_url(base, path, params, 1)
+    )];
     if page > 1 {
-        links.push(format!("<{}>; rel=\"prev\"", page_url(base, path, params, page - 1)));
+        links.push(format!(
+            "<{}>; rel=\"prev\"",
+            page_url(base, path, params, page - 1)
+        ));
     }
     if page < last {
-        links.push(format!("<{}>; rel=\"next\"", page_url(base, path, params, page + 1)));
+        links.push(format!(
+            "<{}>; rel=\"next\"",
+            page_url(base, path, params, page + 1)
+        ));
     }
-    links.push(format!("<{}>; rel=\"last\"", page_url(base, path, params, last)));
+    links.push(format!(
+        "<{}>; rel=\"last\"",
+        page_url(base, path, params, last)
+    ));
     links.join(", ")
 }
 
@@ -228,7 +256,9 @@ mod tests {
 
     #[test]
     fn repeated_and_comma_separated_values_are_flattened() {
-        let p = Params::parse(Some("state=Creating&state=OK,Erred&o=-created&field=a&field=b,c&x="));
+        let p = Params::parse(Some(
+            "state=Creating&state=OK,Erred&o=-created&field=a&field=b,c&x=",
+        ));
         assert_eq!(p.all("state"), vec!["Creating", "OK", "Erred"]);
         assert_eq!(p.fields(), vec!["a", "b", "c"]);
         assert_eq!(p.one("x"), None);
@@ -248,11 +278,22 @@ mod tests {
             let h = link_header("http://h", "/api/x/", &p, page, 10, total);
             let got: Vec<&str> = h
                 .split(", ")
-                .map(|l| l.rsplit("rel=\"").next().unwrap_or("").trim_end_matches('"'))
+                .map(|l| {
+                    l.rsplit("rel=\"")
+                        .next()
+                        .unwrap_or("")
+                        .trim_end_matches('"')
+                })
                 .collect();
             assert_eq!(got, rels, "{h}");
-            assert!(!h.split(", ").any(|l| l.contains(",")), "commas must be encoded: {h}");
-            assert!(h.starts_with("<http://h/api/x/?page_size=10&name=a%2Cb>; rel=\"first\""), "{h}");
+            assert!(
+                !h.split(", ").any(|l| l.contains(",")),
+                "commas must be encoded: {h}"
+            );
+            assert!(
+                h.starts_with("<http://h/api/x/?page_size=10&name=a%2Cb>; rel=\"first\""),
+                "{h}"
+            );
         }
     }
 
@@ -263,13 +304,19 @@ mod tests {
         assert!(page_range(20, 3, 10).is_err());
         assert!(Params::parse(Some("page=0")).page().is_err());
         assert!(Params::parse(Some("page=x")).page().is_err());
-        assert_eq!(Params::parse(Some("page_size=1000")).page().ok(), Some((1, 300)));
+        assert_eq!(
+            Params::parse(Some("page_size=1000")).page().ok(),
+            Some((1, 300))
+        );
     }
 
     #[test]
     fn field_selection_keeps_known_fields_only() {
         let v = serde_json::json!({"a": 1, "b": 2});
-        assert_eq!(select_fields(v.clone(), &["a", "zz"]), serde_json::json!({"a": 1}));
+        assert_eq!(
+            select_fields(v.clone(), &["a", "zz"]),
+            serde_json::json!({"a": 1})
+        );
         assert_eq!(select_fields(v.clone(), &["zz"]), v);
     }
 }

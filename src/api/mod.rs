@@ -84,9 +84,16 @@ impl FromRequestParts<AppState> for BaseUrl {
             .get("x-forwarded-host")
             .or_else(|| parts.headers.get(axum::http::header::HOST))
             .and_then(|h| h.to_str().ok())
-            .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+            .filter(|h| {
+                h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+            })
             .unwrap_or("localhost");
-        let scheme = match parts.headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
+        let scheme = match parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+        {
             Some("https") => "https",
             _ => "http",
         };
@@ -171,27 +178,78 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/booking-resources/", get(resources::list))
         .route("/api/booking-resources/{uuid}/", get(resources::retrieve))
-        .route("/api/booking-resources/{uuid}/accept/", post(resources::accept))
-        .route("/api/booking-resources/{uuid}/reject/", post(resources::reject))
-        .route("/api/marketplace-orders/", get(orders::list).post(orders::create))
+        .route(
+            "/api/booking-resources/{uuid}/accept/",
+            post(resources::accept),
+        )
+        .route(
+            "/api/booking-resources/{uuid}/reject/",
+            post(resources::reject),
+        )
+        .route(
+            "/api/marketplace-orders/",
+            get(orders::list).post(orders::create),
+        )
         .route(
             "/api/marketplace-orders/{uuid}/",
             get(orders::retrieve).delete(orders::destroy),
         )
-        .route("/api/marketplace-orders/{uuid}/offering/", get(orders::offering))
-        .route("/api/marketplace-orders/{uuid}/approve_by_consumer/", post(orders::approve_by_consumer))
-        .route("/api/marketplace-orders/{uuid}/approve_by_provider/", post(orders::approve_by_provider))
-        .route("/api/marketplace-orders/{uuid}/reject_by_consumer/", post(orders::reject_by_consumer))
-        .route("/api/marketplace-orders/{uuid}/reject_by_provider/", post(orders::reject_by_provider))
-        .route("/api/marketplace-orders/{uuid}/cancel/", post(orders::cancel))
-        .route("/api/marketplace-orders/{uuid}/set_state_executing/", post(orders::set_state_executing))
-        .route("/api/marketplace-orders/{uuid}/set_state_done/", post(orders::set_state_done))
-        .route("/api/marketplace-orders/{uuid}/set_state_erred/", post(orders::set_state_erred))
-        .route("/api/marketplace-orders/{uuid}/set_backend_id/", post(orders::set_backend_id))
-        .route("/api/marketplace-orders/{uuid}/unlink/", post(orders::unlink))
-        .route("/api/marketplace-orders/{uuid}/update_attachment/", post(orders::update_attachment))
-        .route("/api/marketplace-orders/{uuid}/delete_attachment/", post(orders::delete_attachment))
-        .route("/api/marketplace-orders/{uuid}/attachment/", get(orders::attachment))
+        .route(
+            "/api/marketplace-orders/{uuid}/offering/",
+            get(orders::offering),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/approve_by_consumer/",
+            post(orders::approve_by_consumer),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/approve_by_provider/",
+            post(orders::approve_by_provider),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/reject_by_consumer/",
+            post(orders::reject_by_consumer),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/reject_by_provider/",
+            post(orders::reject_by_provider),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/cancel/",
+            post(orders::cancel),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/set_state_executing/",
+            post(orders::set_state_executing),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/set_state_done/",
+            post(orders::set_state_done),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/set_state_erred/",
+            post(orders::set_state_erred),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/set_backend_id/",
+            post(orders::set_backend_id),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/unlink/",
+            post(orders::unlink),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/update_attachment/",
+            post(orders::update_attachment),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/delete_attachment/",
+            post(orders::delete_attachment),
+        )
+        .route(
+            "/api/marketplace-orders/{uuid}/attachment/",
+            get(orders::attachment),
+        )
         .route("/api/marketplace-bookings/{uuid}/", get(bookings::list))
         .route("/health", get(health));
     api.fallback(not_found)

@@ -21,7 +21,12 @@ pub fn public_feed_url(base: &str, o: &Offering, cal: Option<&OfferingCalendar>)
         .map(|_| format!("{base}/feeds/offerings/{}.ics", o.id.hex()))
 }
 
-fn render_one(state: &AppState, o: &Offering, cat: &Catalog, urls: &Urls) -> Result<Value, ApiError> {
+fn render_one(
+    state: &AppState,
+    o: &Offering,
+    cat: &Catalog,
+    urls: &Urls,
+) -> Result<Value, ApiError> {
     let cal = state.store.calendar(o.id)?;
     let gc = render::googlecalendar(cal.as_ref(), public_feed_url(&urls.base, o, cal.as_ref()));
     Ok(render::offering(o, cat, urls, gc))
@@ -65,7 +70,10 @@ pub async fn list(
     let mut out = Vec::new();
     if !is_head(&method) {
         for o in &items[range] {
-            out.push(select_fields(render_one(&state, o, &cat, &urls)?, &params.fields()));
+            out.push(select_fields(
+                render_one(&state, o, &cat, &urls)?,
+                &params.fields(),
+            ));
         }
     }
     Ok(list_response(out, total, link))
@@ -95,7 +103,12 @@ fn visible<'c>(cat: &'c Catalog, roles: &Roles, id: Id) -> Result<&'c Offering, 
 }
 
 /// Validates and enqueues a calendar action; the scheduler does the Google work.
-fn calendar_action(state: &AppState, caller: &Caller, uuid: &str, kind: JobKind) -> Result<Response, ApiError> {
+fn calendar_action(
+    state: &AppState,
+    caller: &Caller,
+    uuid: &str,
+    kind: JobKind,
+) -> Result<Response, ApiError> {
     let id = path_id(uuid)?;
     let store: &Store = &state.store;
     let detail = store.mutate(|cat| {
@@ -123,7 +136,9 @@ fn calendar_action(state: &AppState, caller: &Caller, uuid: &str, kind: JobKind)
                     return Err(ApiError::bad("The calendar does not exist."))
                 }
                 None => return Err(ApiError::bad("The calendar does not exist.")),
-                Some(c) if !c.public => return Err(ApiError::bad("The calendar is private already.")),
+                Some(c) if !c.public => {
+                    return Err(ApiError::bad("The calendar is private already."))
+                }
                 _ => {}
             },
             _ => {}
@@ -146,7 +161,10 @@ fn calendar_action(state: &AppState, caller: &Caller, uuid: &str, kind: JobKind)
             JobKind::Share => "Calendar sharing has been scheduled.",
             JobKind::Unshare => "Calendar unsharing has been scheduled.",
         };
-        Ok((vec![Store::calendar_change(&cal)?, Store::job_change(&job)?], detail))
+        Ok((
+            vec![Store::calendar_change(&cal)?, Store::job_change(&job)?],
+            detail,
+        ))
     })?;
     state.jobs_ready.notify_one();
     Ok(Json(json!({ "detail": detail })).into_response())

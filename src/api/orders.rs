@@ -15,14 +15,21 @@ use super::listing::{link_header, list_response, page_range, select_fields, sort
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
 use crate::domain::booking::{check_schedules, parse_schedules};
-use crate::domain::{Id, OfferingState, Order, OrderState, OrderType, Resource, ResourceState, Slot};
+use crate::domain::{
+    Id, OfferingState, Order, OrderState, OrderType, Resource, ResourceState, Slot,
+};
 use crate::store::sync_state::Kind;
 use crate::store::{Catalog, Change, OrderEntry};
 
 /// The slots an order books: one per schedule item; `backend_id` from the item when
 /// given, else `booking_<uuid hex>`.
 pub fn slots_for(o: &Order) -> Vec<Slot> {
-    let items = o.attributes.get("schedules").and_then(Value::as_array).cloned().unwrap_or_default();
+    let items = o
+        .attributes
+        .get("schedules")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let intervals = o.requested();
     intervals
         .iter()
@@ -41,7 +48,10 @@ pub fn slots_for(o: &Order) -> Vec<Slot> {
 }
 
 fn id_from_url(s: &str) -> Option<Id> {
-    s.trim_end_matches('/').rsplit('/').next().and_then(Id::parse)
+    s.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .and_then(Id::parse)
 }
 
 fn str_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
@@ -73,15 +83,28 @@ pub async fn create(
         Some(t) => match OrderType::parse(&t) {
             Some(OrderType::Create) => OrderType::Create,
             Some(_) => {
-                return Err(ApiError::field("type", "Only Create orders are supported for booking offerings."))
+                return Err(ApiError::field(
+                    "type",
+                    "Only Create orders are supported for booking offerings.",
+                ))
             }
-            None => return Err(ApiError::field("type", format!("\"{t}\" is not a valid choice."))),
+            None => {
+                return Err(ApiError::field(
+                    "type",
+                    format!("\"{t}\" is not a valid choice."),
+                ))
+            }
         },
     };
     let attributes = match body.get("attributes") {
         None | Some(Value::Null) => json!({}),
         Some(Value::Object(m)) => Value::Object(m.clone()),
-        Some(_) => return Err(ApiError::field("attributes", "Expected a dictionary of items.")),
+        Some(_) => {
+            return Err(ApiError::field(
+                "attributes",
+                "Expected a dictionary of items.",
+            ))
+        }
     };
     if !errors.is_empty() {
         return Err(ApiError::BadFields(Value::Object(errors)));
@@ -91,11 +114,16 @@ pub async fn create(
     let start_date = match str_field(&body, "start_date")? {
         None => None,
         Some(s) => Some(
-            chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-                .map_err(|_| ApiError::field("start_date", "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."))?,
+            chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| {
+                ApiError::field(
+                    "start_date",
+                    "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.",
+                )
+            })?,
         ),
     };
-    let requested = parse_schedules(attributes.get("schedules")).map_err(|e| ApiError::BadList(e.0))?;
+    let requested =
+        parse_schedules(attributes.get("schedules")).map_err(|e| ApiError::BadList(e.0))?;
     let store = &state.store;
     let order = store.mutate(|cat| {
         let roles = Roles::of(&caller.user, cat);
@@ -116,8 +144,13 @@ pub async fn create(
             return Err(ApiError::field("offering", "Offering is not available."));
         }
         let now = Utc::now();
-        check_schedules(&requested, now, &offering.availability(), &cat.occupied(offering.id))
-            .map_err(|e| ApiError::BadList(e.0))?;
+        check_schedules(
+            &requested,
+            now,
+            &offering.availability(),
+            &cat.occupied(offering.id),
+        )
+        .map_err(|e| ApiError::BadList(e.0))?;
         let auto = roles.may_approve_for(project.customer);
         let order_id = Id::new_v4();
         let resource_id = Id::new_v4();
@@ -164,7 +197,11 @@ pub async fn create(
             id: resource_id,
             name: name.clone(),
             slug: slugify(&name),
-            description: attributes.get("description").and_then(Value::as_str).unwrap_or("").to_string(),
+            description: attributes
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
             offering: offering.id,
             project: project.id,
             state: ResourceState::Creating,
@@ -179,10 +216,17 @@ pub async fn create(
             end_date: None,
             error_message: String::new(),
         };
-        Ok((vec![Change::Resource(resource), Change::Order(order.clone())], order))
+        Ok((
+            vec![Change::Resource(resource), Change::Order(order.clone())],
+            order,
+        ))
     })?;
     let cat = state.store.read()?;
-    Ok((StatusCode::CREATED, Json(render::order(&order, &cat, &Urls { base }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(render::order(&order, &cat, &Urls { base })),
+    )
+        .into_response())
 }
 
 /// A URL-safe slug of a name (Waldur's `slugify`).
@@ -206,7 +250,10 @@ fn order_states(p: &Params) -> Result<Option<Vec<OrderState>>, ApiError> {
     v.into_iter()
         .map(|s| {
             OrderState::parse(s).ok_or_else(|| {
-                ApiError::field("state", format!("Select a valid choice. {s} is not one of the available choices."))
+                ApiError::field(
+                    "state",
+                    format!("Select a valid choice. {s} is not one of the available choices."),
+                )
             })
         })
         .collect::<Result<Vec<_>, _>>()
@@ -227,9 +274,14 @@ fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> boo
         && p.created.is_none_or(|t| o.created >= t)
         && p.modified.is_none_or(|t| o.modified >= t)
         && (p.offering_slug.is_empty()
-            || cat.offerings.get(&o.offering).is_some_and(|x| p.offering_slug.contains(&x.slug)))
+            || cat
+                .offerings
+                .get(&o.offering)
+                .is_some_and(|x| p.offering_slug.contains(&x.slug)))
         && p.category.as_ref().is_none_or(|v| {
-            cat.offerings.get(&o.offering).is_some_and(|x| v.contains(&x.category.id))
+            cat.offerings
+                .get(&o.offering)
+                .is_some_and(|x| v.contains(&x.category.id))
         })
         && p.can_approve_as_consumer.is_none_or(|want| {
             (o.state == OrderState::PendingConsumer && roles.may_approve_for(o.customer)) == want
@@ -239,8 +291,14 @@ fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> boo
         })
         && p.query.as_ref().is_none_or(|q| {
             Id::parse(q).is_some_and(|id| id == o.id)
-                || cat.projects.get(&o.project).is_some_and(|x| x.name.to_lowercase().contains(q.as_str()))
-                || cat.resources.get(&o.resource).is_some_and(|x| x.name.to_lowercase().contains(q.as_str()))
+                || cat
+                    .projects
+                    .get(&o.project)
+                    .is_some_and(|x| x.name.to_lowercase().contains(q.as_str()))
+                || cat
+                    .resources
+                    .get(&o.resource)
+                    .is_some_and(|x| x.name.to_lowercase().contains(q.as_str()))
         })
 }
 
@@ -265,7 +323,8 @@ impl OrderFilter {
     fn parse(p: &Params) -> Result<Self, ApiError> {
         let mut offering = p.uuids("offering_uuid")?;
         if let Some(u) = p.one("offering") {
-            let id = id_from_url(u).ok_or_else(|| ApiError::field("offering", "Invalid hyperlink."))?;
+            let id =
+                id_from_url(u).ok_or_else(|| ApiError::field("offering", "Invalid hyperlink."))?;
             offering.get_or_insert_with(Vec::new).push(id);
         }
         if let Some(ids) = p.uuids("parent_offering_uuid")? {
@@ -273,7 +332,8 @@ impl OrderFilter {
         }
         let mut resource = p.uuids("resource_uuid")?;
         if let Some(u) = p.one("resource") {
-            let id = id_from_url(u).ok_or_else(|| ApiError::field("resource", "Invalid hyperlink."))?;
+            let id =
+                id_from_url(u).ok_or_else(|| ApiError::field("resource", "Invalid hyperlink."))?;
             resource.get_or_insert_with(Vec::new).push(id);
         }
         let types = {
@@ -299,7 +359,11 @@ impl OrderFilter {
             provider: p.uuids("provider_uuid")?,
             resource,
             category: p.uuids("category_uuid")?,
-            offering_slug: p.all("offering_slug").into_iter().map(String::from).collect(),
+            offering_slug: p
+                .all("offering_slug")
+                .into_iter()
+                .map(String::from)
+                .collect(),
             states: order_states(p)?,
             types,
             created: p.datetime("created")?,
@@ -338,13 +402,23 @@ pub async fn list(
     });
     let total = hits.len();
     let range = page_range(total, page, size)?;
-    let link = link_header(&base, "/api/marketplace-orders/", &params, page, size, total);
+    let link = link_header(
+        &base,
+        "/api/marketplace-orders/",
+        &params,
+        page,
+        size,
+        total,
+    );
     let mut out = Vec::new();
     if !is_head(&method) {
         let urls = Urls { base };
         for e in &hits[range] {
             if let Some(o) = state.store.order(e.id)? {
-                out.push(select_fields(render::order(&o, &cat, &urls), &params.fields()));
+                out.push(select_fields(
+                    render::order(&o, &cat, &urls),
+                    &params.fields(),
+                ));
             }
         }
     }
@@ -352,8 +426,17 @@ pub async fn list(
 }
 
 /// Loads an order the caller can see.
-fn visible_order(state: &AppState, cat: &Catalog, roles: &Roles, id: Id) -> Result<(OrderEntry, Order), ApiError> {
-    let e = cat.orders.get(&id).filter(|o| roles.sees_order(o)).ok_or(ApiError::NotFound)?;
+fn visible_order(
+    state: &AppState,
+    cat: &Catalog,
+    roles: &Roles,
+    id: Id,
+) -> Result<(OrderEntry, Order), ApiError> {
+    let e = cat
+        .orders
+        .get(&id)
+        .filter(|o| roles.sees_order(o))
+        .ok_or(ApiError::NotFound)?;
     let o = state.store.order(id)?.ok_or(ApiError::NotFound)?;
     Ok((e.clone(), o))
 }
@@ -370,7 +453,10 @@ pub async fn retrieve(
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
     let (_, o) = visible_order(&state, &cat, &roles, id)?;
-    Ok(Json(select_fields(render::order(&o, &cat, &Urls { base }), &params.fields())))
+    Ok(Json(select_fields(
+        render::order(&o, &cat, &Urls { base }),
+        &params.fields(),
+    )))
 }
 
 /// Who may perform an order action.
@@ -386,7 +472,9 @@ fn allowed(who: Who, roles: &Roles, e: &OrderEntry) -> bool {
     match who {
         Who::Consumer => roles.may_approve_for(e.customer),
         Who::Provider => roles.is_provider_staff(e.provider),
-        Who::Creator => roles.staff || e.created_by == roles.user || roles.may_approve_for(e.customer),
+        Who::Creator => {
+            roles.staff || e.created_by == roles.user || roles.may_approve_for(e.customer)
+        }
         Who::Staff => roles.staff,
     }
 }
@@ -410,7 +498,9 @@ fn transition(
             return Err(ApiError::Forbidden);
         }
         if !valid.is_empty() && !valid.contains(&o.state) {
-            return Err(ApiError::states(&valid.iter().map(|s| s.as_str()).collect::<Vec<_>>()));
+            return Err(ApiError::states(
+                &valid.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            ));
         }
         let mut r = store.resource(o.resource)?;
         let mut changes = apply(&mut o, &mut r, &roles)?;
@@ -447,50 +537,102 @@ fn end_resource(r: &mut Option<Resource>, st: ResourceState) {
     }
 }
 
-pub async fn approve_by_consumer(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
-    transition(&s, &c, &u, Who::Consumer, &[OrderState::PendingConsumer], |o, r, roles| {
-        o.consumer_reviewed_by = Some(roles.user);
-        o.consumer_reviewed_at = Some(Utc::now());
-        start_executing(o, r);
-        Ok(vec![])
-    })?;
+pub async fn approve_by_consumer(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    transition(
+        &s,
+        &c,
+        &u,
+        Who::Consumer,
+        &[OrderState::PendingConsumer],
+        |o, r, roles| {
+            o.consumer_reviewed_by = Some(roles.user);
+            o.consumer_reviewed_at = Some(Utc::now());
+            start_executing(o, r);
+            Ok(vec![])
+        },
+    )?;
     Ok(detail("Order has been approved."))
 }
 
-pub async fn approve_by_provider(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
-    transition(&s, &c, &u, Who::Provider, &[OrderState::PendingProvider], |o, r, roles| {
-        o.provider_reviewed_by = Some(roles.user);
-        o.provider_reviewed_at = Some(Utc::now());
-        start_executing(o, r);
-        Ok(vec![])
-    })?;
+pub async fn approve_by_provider(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    transition(
+        &s,
+        &c,
+        &u,
+        Who::Provider,
+        &[OrderState::PendingProvider],
+        |o, r, roles| {
+            o.provider_reviewed_by = Some(roles.user);
+            o.provider_reviewed_at = Some(Utc::now());
+            start_executing(o, r);
+            Ok(vec![])
+        },
+    )?;
     Ok(detail("Order has been approved."))
 }
 
-pub async fn reject_by_consumer(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
-    transition(&s, &c, &u, Who::Consumer, &[OrderState::PendingConsumer], |o, r, roles| {
-        o.state = OrderState::Rejected;
-        o.consumer_reviewed_by = Some(roles.user);
-        o.consumer_reviewed_at = Some(Utc::now());
-        end_resource(r, ResourceState::Terminated);
-        Ok(vec![])
-    })?;
+pub async fn reject_by_consumer(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    transition(
+        &s,
+        &c,
+        &u,
+        Who::Consumer,
+        &[OrderState::PendingConsumer],
+        |o, r, roles| {
+            o.state = OrderState::Rejected;
+            o.consumer_reviewed_by = Some(roles.user);
+            o.consumer_reviewed_at = Some(Utc::now());
+            end_resource(r, ResourceState::Terminated);
+            Ok(vec![])
+        },
+    )?;
     Ok(detail("Order has been rejected."))
 }
 
-pub async fn reject_by_provider(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
-    transition(&s, &c, &u, Who::Provider, &[OrderState::PendingProvider], |o, r, roles| {
-        o.state = OrderState::Rejected;
-        o.provider_reviewed_by = Some(roles.user);
-        o.provider_reviewed_at = Some(Utc::now());
-        end_resource(r, ResourceState::Terminated);
-        Ok(vec![])
-    })?;
+pub async fn reject_by_provider(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    transition(
+        &s,
+        &c,
+        &u,
+        Who::Provider,
+        &[OrderState::PendingProvider],
+        |o, r, roles| {
+            o.state = OrderState::Rejected;
+            o.provider_reviewed_by = Some(roles.user);
+            o.provider_reviewed_at = Some(Utc::now());
+            end_resource(r, ResourceState::Terminated);
+            Ok(vec![])
+        },
+    )?;
     Ok(detail("Order has been rejected."))
 }
 
-pub async fn cancel(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Response, ApiError> {
-    let valid = [OrderState::PendingConsumer, OrderState::PendingProvider, OrderState::Executing];
+pub async fn cancel(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+) -> Result<Response, ApiError> {
+    let valid = [
+        OrderState::PendingConsumer,
+        OrderState::PendingProvider,
+        OrderState::Executing,
+    ];
     transition(&s, &c, &u, Who::Creator, &valid, |o, r, _| {
         o.state = OrderState::Canceled;
         end_resource(r, ResourceState::Terminated);
@@ -499,16 +641,27 @@ pub async fn cancel(State(s): State<AppState>, c: Caller, Path(u): Path<String>)
     Ok((StatusCode::ACCEPTED, detail("Order has been canceled.")).into_response())
 }
 
-pub async fn destroy(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn destroy(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let valid = [OrderState::PendingConsumer, OrderState::PendingProvider];
     transition(&s, &c, &u, Who::Creator, &valid, |o, r, _| {
         end_resource(r, ResourceState::Terminated);
-        Ok(vec![Change::DeleteOrder(o.id), Change::SyncState(Kind::Attachments, o.id.as_bytes().to_vec(), None)])
+        Ok(vec![
+            Change::DeleteOrder(o.id),
+            Change::SyncState(Kind::Attachments, o.id.as_bytes().to_vec(), None),
+        ])
     })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn set_state_executing(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn set_state_executing(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let valid = [
         OrderState::PendingConsumer,
         OrderState::PendingProvider,
@@ -528,18 +681,29 @@ pub async fn set_state_executing(State(s): State<AppState>, c: Caller, Path(u): 
     Ok(detail("Order state has been changed to executing."))
 }
 
-pub async fn set_state_done(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Json<Value>, ApiError> {
-    transition(&s, &c, &u, Who::Provider, &[OrderState::Executing], |o, r, _| {
-        o.state = OrderState::Done;
-        o.completed_at = Some(Utc::now());
-        if let Some(r) = r {
-            if r.slots.is_empty() {
-                r.slots = slots_for(o);
+pub async fn set_state_done(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    transition(
+        &s,
+        &c,
+        &u,
+        Who::Provider,
+        &[OrderState::Executing],
+        |o, r, _| {
+            o.state = OrderState::Done;
+            o.completed_at = Some(Utc::now());
+            if let Some(r) = r {
+                if r.slots.is_empty() {
+                    r.slots = slots_for(o);
+                }
+                r.state = ResourceState::Ok;
             }
-            r.state = ResourceState::Ok;
-        }
-        Ok(vec![])
-    })?;
+            Ok(vec![])
+        },
+    )?;
     Ok(detail("Order state has been changed to done."))
 }
 
@@ -573,18 +737,34 @@ pub async fn set_backend_id(
         let b = body.json_object()?;
         match b.get("backend_id") {
             Some(Value::String(v)) if v.chars().count() <= 255 => o.backend_id = v.clone(),
-            Some(Value::String(_)) => return Err(ApiError::field("backend_id", "Ensure this field has no more than 255 characters.")),
-            Some(Value::Null) | None => return Err(ApiError::field("backend_id", "This field is required.")),
+            Some(Value::String(_)) => {
+                return Err(ApiError::field(
+                    "backend_id",
+                    "Ensure this field has no more than 255 characters.",
+                ))
+            }
+            Some(Value::Null) | None => {
+                return Err(ApiError::field("backend_id", "This field is required."))
+            }
             Some(_) => return Err(ApiError::field("backend_id", "Not a valid string.")),
         }
         Ok(vec![])
     })?;
-    Ok(Json(json!({"status": "Order backend_id has been changed."})))
+    Ok(Json(
+        json!({"status": "Order backend_id has been changed."}),
+    ))
 }
 
-pub async fn unlink(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn unlink(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+) -> Result<StatusCode, ApiError> {
     transition(&s, &c, &u, Who::Staff, &[], |o, _, _| {
-        Ok(vec![Change::DeleteOrder(o.id), Change::SyncState(Kind::Attachments, o.id.as_bytes().to_vec(), None)])
+        Ok(vec![
+            Change::DeleteOrder(o.id),
+            Change::SyncState(Kind::Attachments, o.id.as_bytes().to_vec(), None),
+        ])
     })?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -597,7 +777,8 @@ struct Attachment {
     data_b64: String,
 }
 
-const ATTACHMENT_STATES: [OrderState; 2] = [OrderState::PendingConsumer, OrderState::PendingProvider];
+const ATTACHMENT_STATES: [OrderState; 2] =
+    [OrderState::PendingConsumer, OrderState::PendingProvider];
 
 pub async fn update_attachment(
     State(s): State<AppState>,
@@ -608,13 +789,24 @@ pub async fn update_attachment(
 ) -> Result<Json<Value>, ApiError> {
     // Read the upload first (bounded by the body limit), then check and store atomically.
     let mut file: Option<Attachment> = None;
-    while let Some(field) = multipart.next_field().await.map_err(|e| ApiError::field("attachment", e.body_text()))? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::field("attachment", e.body_text()))?
+    {
         if field.name() == Some("attachment") {
             let name = field.file_name().unwrap_or("attachment").to_string();
-            let content_type = field.content_type().unwrap_or("application/octet-stream").to_string();
+            let content_type = field
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_string();
             let data = field.bytes().await.map_err(|_| ApiError::TooLarge)?;
             if !data.is_empty() {
-                file = Some(Attachment { name, content_type, data_b64: base64::engine::general_purpose::STANDARD.encode(&data) });
+                file = Some(Attachment {
+                    name,
+                    content_type,
+                    data_b64: base64::engine::general_purpose::STANDARD.encode(&data),
+                });
             }
         }
     }
@@ -630,34 +822,62 @@ pub async fn update_attachment(
                 None
             }
         };
-        Ok(vec![Change::SyncState(Kind::Attachments, o.id.as_bytes().to_vec(), value)])
+        Ok(vec![Change::SyncState(
+            Kind::Attachments,
+            o.id.as_bytes().to_vec(),
+            value,
+        )])
     })?;
     let id = path_id(&u)?;
-    let url = has_file.then(|| format!("{}attachment/", Urls { base }.of("marketplace-orders", id)));
+    let url =
+        has_file.then(|| format!("{}attachment/", Urls { base }.of("marketplace-orders", id)));
     Ok(Json(json!({ "attachment": url })))
 }
 
-pub async fn delete_attachment(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_attachment(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+) -> Result<StatusCode, ApiError> {
     transition(&s, &c, &u, Who::Creator, &ATTACHMENT_STATES, |o, _, _| {
         o.attachment = None;
-        Ok(vec![Change::SyncState(Kind::Attachments, o.id.as_bytes().to_vec(), None)])
+        Ok(vec![Change::SyncState(
+            Kind::Attachments,
+            o.id.as_bytes().to_vec(),
+            None,
+        )])
     })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn attachment(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Response, ApiError> {
+pub async fn attachment(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+) -> Result<Response, ApiError> {
     let id = path_id(&u)?;
     {
         let cat = s.store.read()?;
         let roles = Roles::of(&c.user, &cat);
         visible_order(&s, &cat, &roles, id)?;
     }
-    let raw = s.store.sync_get(Kind::Attachments, id.as_bytes())?.ok_or(ApiError::NotFound)?;
+    let raw = s
+        .store
+        .sync_get(Kind::Attachments, id.as_bytes())?
+        .ok_or(ApiError::NotFound)?;
     let a: Attachment = serde_json::from_slice(&raw).map_err(|_| ApiError::NotFound)?;
-    let data = base64::engine::general_purpose::STANDARD.decode(a.data_b64).map_err(|_| ApiError::NotFound)?;
-    let disposition = format!("attachment; filename=\"{}\"", a.name.replace(['"', '\\', '\r', '\n'], "_"));
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(a.data_b64)
+        .map_err(|_| ApiError::NotFound)?;
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        a.name.replace(['"', '\\', '\r', '\n'], "_")
+    );
     Ok((
-        [(header::CONTENT_TYPE, a.content_type), (header::CONTENT_DISPOSITION, disposition)],
+        [
+            (header::CONTENT_TYPE, a.content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
         data,
     )
         .into_response())
@@ -680,9 +900,18 @@ pub async fn offering(
     let mut v = render::offering(off, &cat, &urls, render::googlecalendar(cal.as_ref(), None));
     if let Value::Object(m) = &mut v {
         m.remove("googlecalendar");
-        m.insert("url".into(), json!(urls.of("marketplace-public-offerings", off.id)));
-        m.insert("google_calendar_is_public".into(), json!(cal.as_ref().is_some_and(|c| c.public)));
-        m.insert("google_calendar_link".into(), json!(cal.as_ref().and_then(|c| c.http_link())));
+        m.insert(
+            "url".into(),
+            json!(urls.of("marketplace-public-offerings", off.id)),
+        );
+        m.insert(
+            "google_calendar_is_public".into(),
+            json!(cal.as_ref().is_some_and(|c| c.public)),
+        );
+        m.insert(
+            "google_calendar_link".into(),
+            json!(cal.as_ref().and_then(|c| c.http_link())),
+        );
     }
     Ok(Json(v))
 }
@@ -693,7 +922,11 @@ mod tests {
 
     #[test]
     fn slugs_are_lowercase_and_dashed() {
-        for (name, want) in [("Room 1", "room-1"), ("  Lab / Microscope!", "lab-microscope"), ("Zürich", "z-rich")] {
+        for (name, want) in [
+            ("Room 1", "room-1"),
+            ("  Lab / Microscope!", "lab-microscope"),
+            ("Zürich", "z-rich"),
+        ] {
             assert_eq!(slugify(name), want);
         }
     }

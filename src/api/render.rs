@@ -11,11 +11,16 @@ use crate::store::Catalog;
 
 /// ISO 8601 UTC with `Z`, as DRF renders datetimes.
 pub fn ts(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    use chrono::SubsecRound;
+    // Microseconds at most, as Python's datetime (and so DRF) has.
+    t.trunc_subsecs(6)
+        .to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 fn opt_ts(t: &Option<DateTime<Utc>>) -> Value {
-    t.as_ref().map(|t| Value::String(ts(t))).unwrap_or(Value::Null)
+    t.as_ref()
+        .map(|t| Value::String(ts(t)))
+        .unwrap_or(Value::Null)
 }
 
 /// Absolute URL helpers for one request.
@@ -66,8 +71,14 @@ pub fn offering(o: &Offering, cat: &Catalog, urls: &Urls, gc: Value) -> Value {
     put("full_description", json!(o.full_description));
     put("customer", json!(urls.of("customers", o.customer)));
     put("customer_uuid", json!(o.customer));
-    put("customer_name", json!(customer.map(|c| c.name.as_str()).unwrap_or("")));
-    put("category", json!(urls.of("marketplace-categories", o.category.id)));
+    put(
+        "customer_name",
+        json!(customer.map(|c| c.name.as_str()).unwrap_or("")),
+    );
+    put(
+        "category",
+        json!(urls.of("marketplace-categories", o.category.id)),
+    );
     put("category_uuid", json!(o.category.id));
     put("category_title", json!(o.category.title));
     put("attributes", o.attributes.clone());
@@ -92,7 +103,14 @@ pub fn offering(o: &Offering, cat: &Catalog, urls: &Urls, gc: Value) -> Value {
     put("country", json!(""));
     put("backend_id", json!(o.backend_id));
     put("backend_metadata", json!({}));
-    put("order_count", json!(cat.orders_by_offering.get(&o.id).map(|s| s.len()).unwrap_or(0)));
+    put(
+        "order_count",
+        json!(cat
+            .orders_by_offering
+            .get(&o.id)
+            .map(|s| s.len())
+            .unwrap_or(0)),
+    );
     if let Some(lat) = o.latitude {
         put("latitude", json!(lat));
     }
@@ -106,7 +124,13 @@ pub fn offering(o: &Offering, cat: &Catalog, urls: &Urls, gc: Value) -> Value {
 }
 
 /// Fields shared by resources and orders that describe the offering and project.
-fn offering_and_project(m: &mut Map<String, Value>, offering: Id, project: Id, cat: &Catalog, urls: &Urls) {
+fn offering_and_project(
+    m: &mut Map<String, Value>,
+    offering: Id,
+    project: Id,
+    cat: &Catalog,
+    urls: &Urls,
+) {
     let off = cat.offerings.get(&offering);
     let prov = off.and_then(|o| cat.customers.get(&o.customer));
     let proj = cat.projects.get(&project);
@@ -114,31 +138,85 @@ fn offering_and_project(m: &mut Map<String, Value>, offering: Id, project: Id, c
     let mut put = |k: &str, v: Value| {
         m.insert(k.to_string(), v);
     };
-    put("offering", json!(urls.of("marketplace-public-offerings", offering)));
-    put("offering_name", json!(off.map(|o| o.name.as_str()).unwrap_or("")));
+    put(
+        "offering",
+        json!(urls.of("marketplace-public-offerings", offering)),
+    );
+    put(
+        "offering_name",
+        json!(off.map(|o| o.name.as_str()).unwrap_or("")),
+    );
     put("offering_uuid", json!(offering));
-    put("offering_description", json!(off.map(|o| o.description.as_str()).unwrap_or("")));
+    put(
+        "offering_description",
+        json!(off.map(|o| o.description.as_str()).unwrap_or("")),
+    );
     put("offering_type", json!("Marketplace.Booking"));
     put("offering_shared", json!(off.is_some_and(|o| o.shared)));
     put("offering_billable", json!(off.is_some_and(|o| o.billable)));
-    put("offering_plugin_options", off.map(|o| o.plugin_options.clone()).unwrap_or(json!({})));
-    put("offering_slug", json!(off.map(|o| o.slug.as_str()).unwrap_or("")));
-    put("provider_name", json!(prov.map(|c| c.name.as_str()).unwrap_or("")));
-    put("provider_uuid", json!(off.map(|o| o.customer).unwrap_or(offering)));
-    put("provider_slug", json!(prov.map(|c| c.slug.as_str()).unwrap_or("")));
-    put("category_title", json!(off.map(|o| o.category.title.as_str()).unwrap_or("")));
-    put("category_uuid", json!(off.map(|o| o.category.id).unwrap_or(offering)));
+    put(
+        "offering_plugin_options",
+        off.map(|o| o.plugin_options.clone()).unwrap_or(json!({})),
+    );
+    put(
+        "offering_slug",
+        json!(off.map(|o| o.slug.as_str()).unwrap_or("")),
+    );
+    put(
+        "provider_name",
+        json!(prov.map(|c| c.name.as_str()).unwrap_or("")),
+    );
+    put(
+        "provider_uuid",
+        json!(off.map(|o| o.customer).unwrap_or(offering)),
+    );
+    put(
+        "provider_slug",
+        json!(prov.map(|c| c.slug.as_str()).unwrap_or("")),
+    );
+    put(
+        "category_title",
+        json!(off.map(|o| o.category.title.as_str()).unwrap_or("")),
+    );
+    put(
+        "category_uuid",
+        json!(off.map(|o| o.category.id).unwrap_or(offering)),
+    );
     put("project", json!(urls.of("projects", project)));
     put("project_uuid", json!(project));
-    put("project_name", json!(proj.map(|p| p.name.as_str()).unwrap_or("")));
-    put("project_description", json!(proj.map(|p| p.description.as_str()).unwrap_or("")));
-    put("project_slug", json!(proj.map(|p| p.slug.as_str()).unwrap_or("")));
-    put("customer_uuid", json!(proj.map(|p| p.customer).unwrap_or(project)));
-    put("customer_name", json!(cust.map(|c| c.name.as_str()).unwrap_or("")));
-    put("customer_slug", json!(cust.map(|c| c.slug.as_str()).unwrap_or("")));
+    put(
+        "project_name",
+        json!(proj.map(|p| p.name.as_str()).unwrap_or("")),
+    );
+    put(
+        "project_description",
+        json!(proj.map(|p| p.description.as_str()).unwrap_or("")),
+    );
+    put(
+        "project_slug",
+        json!(proj.map(|p| p.slug.as_str()).unwrap_or("")),
+    );
+    put(
+        "customer_uuid",
+        json!(proj.map(|p| p.customer).unwrap_or(project)),
+    );
+    put(
+        "customer_name",
+        json!(cust.map(|c| c.name.as_str()).unwrap_or("")),
+    );
+    put(
+        "customer_slug",
+        json!(cust.map(|c| c.slug.as_str()).unwrap_or("")),
+    );
 }
 
-fn user_fields(m: &mut Map<String, Value>, prefix: &str, user: Option<Id>, cat: &Catalog, urls: &Urls) {
+fn user_fields(
+    m: &mut Map<String, Value>,
+    prefix: &str,
+    user: Option<Id>,
+    cat: &Catalog,
+    urls: &Urls,
+) {
     if let Some(u) = user.and_then(|id| cat.users.get(&id)) {
         m.insert(prefix.to_string(), json!(urls.of("users", u.id)));
         m.insert(format!("{prefix}_username"), json!(u.username));
@@ -175,7 +253,14 @@ pub fn resource(r: &Resource, cat: &Catalog, urls: &Urls) -> Value {
     put("parent_offering_uuid", json!(r.offering));
     put("parent_uuid", json!(r.id));
     put("service_settings_uuid", json!(r.offering));
-    put("offering_state", json!(cat.offerings.get(&r.offering).map(|o| o.state.as_str()).unwrap_or("Active")));
+    put(
+        "offering_state",
+        json!(cat
+            .offerings
+            .get(&r.offering)
+            .map(|o| o.state.as_str())
+            .unwrap_or("Active")),
+    );
     put("offering_account_settings", json!({}));
     put("is_usage_based", json!(false));
     put("is_limit_based", json!(false));
@@ -189,8 +274,6 @@ pub fn resource(r: &Resource, cat: &Catalog, urls: &Urls) -> Value {
     put("error_traceback", json!(""));
     put("available_actions", json!([]));
     put("end_date", json!(r.end_date.map(|d| d.to_string())));
-    put("creation_order", json!(null));
-    put("order_in_progress", json!(null));
     put(
         "slots",
         Value::Array(
@@ -201,7 +284,13 @@ pub fn resource(r: &Resource, cat: &Catalog, urls: &Urls) -> Value {
         ),
     );
     user_fields(&mut m, "created_by", Some(r.created_by), cat, urls);
-    user_fields(&mut m, "consumer_reviewed_by", r.consumer_reviewed_by, cat, urls);
+    user_fields(
+        &mut m,
+        "consumer_reviewed_by",
+        r.consumer_reviewed_by,
+        cat,
+        urls,
+    );
     Value::Object(m)
 }
 
@@ -239,7 +328,10 @@ pub fn order(o: &Order, cat: &Catalog, urls: &Urls) -> Value {
     put("start_date", json!(o.start_date.map(|d| d.to_string())));
     put(
         "attachment",
-        json!(o.attachment.as_ref().map(|_| format!("{}attachment/", urls.of("marketplace-orders", o.id)))),
+        json!(o
+            .attachment
+            .as_ref()
+            .map(|_| format!("{}attachment/", urls.of("marketplace-orders", o.id)))),
     );
     if !o.callback_url.is_empty() {
         put("callback_url", json!(o.callback_url));

@@ -23,7 +23,10 @@ pub fn parse_states(params: &Params) -> Result<Option<Vec<ResourceState>>, ApiEr
     vals.into_iter()
         .map(|v| {
             ResourceState::parse(v).ok_or_else(|| {
-                ApiError::field("state", format!("Select a valid choice. {v} is not one of the available choices."))
+                ApiError::field(
+                    "state",
+                    format!("Select a valid choice. {v} is not one of the available choices."),
+                )
             })
         })
         .collect::<Result<Vec<_>, _>>()
@@ -32,7 +35,10 @@ pub fn parse_states(params: &Params) -> Result<Option<Vec<ResourceState>>, ApiEr
 
 /// The last UUID-looking path segment of a hyperlink filter (`offering=<url>`).
 fn id_from_url(s: &str) -> Option<Id> {
-    s.trim_end_matches('/').rsplit('/').next().and_then(Id::parse)
+    s.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .and_then(Id::parse)
 }
 
 /// Filters from the query, compiled once per request.
@@ -58,7 +64,8 @@ impl Filter {
     fn parse(p: &Params) -> Result<Filter, ApiError> {
         let mut offering = p.uuids("offering_uuid")?;
         if let Some(u) = p.one("offering") {
-            let id = id_from_url(u).ok_or_else(|| ApiError::field("offering", "Invalid hyperlink."))?;
+            let id =
+                id_from_url(u).ok_or_else(|| ApiError::field("offering", "Invalid hyperlink."))?;
             offering.get_or_insert_with(Vec::new).push(id);
         }
         let mut parent = p.uuids("parent_offering_uuid")?;
@@ -67,7 +74,11 @@ impl Filter {
         }
         Ok(Filter {
             offering,
-            offering_slug: p.all("offering_slug").into_iter().map(String::from).collect(),
+            offering_slug: p
+                .all("offering_slug")
+                .into_iter()
+                .map(String::from)
+                .collect(),
             states: parse_states(p)?,
             customer: p.uuids("customer_uuid")?,
             project: p.uuids("project_uuid")?,
@@ -97,9 +108,18 @@ impl Filter {
                 .as_ref()
                 .is_none_or(|v| v.contains(&r.customer) || v.contains(&r.provider))
             && self.states.as_ref().is_none_or(|s| s.contains(&r.state))
-            && self.name.as_ref().is_none_or(|n| r.name.to_lowercase().contains(n.as_str()))
-            && self.name_exact.as_ref().is_none_or(|n| &*r.name == n.as_str())
-            && self.backend_id.as_ref().is_none_or(|b| &*r.backend_id == b.as_str())
+            && self
+                .name
+                .as_ref()
+                .is_none_or(|n| r.name.to_lowercase().contains(n.as_str()))
+            && self
+                .name_exact
+                .as_ref()
+                .is_none_or(|n| &*r.name == n.as_str())
+            && self
+                .backend_id
+                .as_ref()
+                .is_none_or(|b| &*r.backend_id == b.as_str())
             && self.created.is_none_or(|t| r.created >= t)
             && self.modified.is_none_or(|t| r.modified >= t)
             && (self.offering_slug.is_empty()
@@ -134,15 +154,34 @@ fn order_key(r: &ResourceEntry, key: &str, cat: &Catalog) -> Option<String> {
         "state" => r.state.as_str().to_string(),
         "backend_id" => r.backend_id.to_string(),
         "schedules" => r.first_start.map(|t| t.to_rfc3339()).unwrap_or_default(),
-        "project_name" => cat.projects.get(&r.project).map(|p| p.name.clone()).unwrap_or_default(),
-        "customer_name" => cat.customers.get(&r.customer).map(|c| c.name.clone()).unwrap_or_default(),
-        "offering_name" => cat.offerings.get(&r.offering).map(|o| o.name.clone()).unwrap_or_default(),
+        "project_name" => cat
+            .projects
+            .get(&r.project)
+            .map(|p| p.name.clone())
+            .unwrap_or_default(),
+        "customer_name" => cat
+            .customers
+            .get(&r.customer)
+            .map(|c| c.name.clone())
+            .unwrap_or_default(),
+        "offering_name" => cat
+            .offerings
+            .get(&r.offering)
+            .map(|o| o.name.clone())
+            .unwrap_or_default(),
         _ => return None,
     })
 }
 
 const ORDER_KEYS: [&str; 9] = [
-    "name", "created", "modified", "state", "backend_id", "schedules", "project_name", "customer_name",
+    "name",
+    "created",
+    "modified",
+    "state",
+    "backend_id",
+    "schedules",
+    "project_name",
+    "customer_name",
     "offering_name",
 ];
 
@@ -157,8 +196,14 @@ pub async fn list(
     let (page, size) = params.page()?;
     let filter = Filter::parse(&params)?;
     let ordering = params.ordering();
-    if let Some(bad) = ordering.iter().find(|k| !ORDER_KEYS.contains(&k.trim_start_matches('-'))) {
-        return Err(ApiError::field("o", format!("Select a valid choice. {bad} is not one of the available choices.")));
+    if let Some(bad) = ordering
+        .iter()
+        .find(|k| !ORDER_KEYS.contains(&k.trim_start_matches('-')))
+    {
+        return Err(ApiError::field(
+            "o",
+            format!("Select a valid choice. {bad} is not one of the available choices."),
+        ));
     }
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
@@ -193,7 +238,10 @@ pub async fn list(
         let urls = Urls { base };
         for e in &hits[range] {
             if let Some(r) = state.store.resource(e.id)? {
-                out.push(select_fields(render::resource(&r, &cat, &urls), &params.fields()));
+                out.push(select_fields(
+                    render::resource(&r, &cat, &urls),
+                    &params.fields(),
+                ));
             }
         }
     }
@@ -211,18 +259,34 @@ pub async fn retrieve(
     let params = Params::parse(q.as_deref());
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
-    let e = cat.resources.get(&id).filter(|r| roles.sees_resource(r)).ok_or(ApiError::NotFound)?;
+    let e = cat
+        .resources
+        .get(&id)
+        .filter(|r| roles.sees_resource(r))
+        .ok_or(ApiError::NotFound)?;
     let r = state.store.resource(e.id)?.ok_or(ApiError::NotFound)?;
-    Ok(Json(select_fields(render::resource(&r, &cat, &Urls { base }), &params.fields())))
+    Ok(Json(select_fields(
+        render::resource(&r, &cat, &Urls { base }),
+        &params.fields(),
+    )))
 }
 
 /// Accept (`ok = true`) or reject a booking in `Creating`.
-fn decide(state: &AppState, caller: &Caller, uuid: &str, accept: bool) -> Result<Json<Value>, ApiError> {
+fn decide(
+    state: &AppState,
+    caller: &Caller,
+    uuid: &str,
+    accept: bool,
+) -> Result<Json<Value>, ApiError> {
     let id = path_id(uuid)?;
     let store = &state.store;
     let order_id = store.mutate(|cat| {
         let roles = Roles::of(&caller.user, cat);
-        let e = cat.resources.get(&id).filter(|r| roles.sees_resource(r)).ok_or(ApiError::NotFound)?;
+        let e = cat
+            .resources
+            .get(&id)
+            .filter(|r| roles.sees_resource(r))
+            .ok_or(ApiError::NotFound)?;
         let mut r = store.resource(id)?.ok_or(ApiError::NotFound)?;
         let order = match r.creation_order {
             Some(o) => store.order(o)?,
@@ -262,7 +326,11 @@ fn decide(state: &AppState, caller: &Caller, uuid: &str, accept: bool) -> Result
             o.modified = now;
             changes.push(Change::Order(o));
         }
-        r.state = if accept { ResourceState::Ok } else { ResourceState::Terminated };
+        r.state = if accept {
+            ResourceState::Ok
+        } else {
+            ResourceState::Terminated
+        };
         r.modified = now;
         changes.push(Change::Resource(r));
         Ok((changes, order_id))
@@ -270,10 +338,18 @@ fn decide(state: &AppState, caller: &Caller, uuid: &str, accept: bool) -> Result
     Ok(Json(json!({ "order_uuid": order_id })))
 }
 
-pub async fn accept(State(state): State<AppState>, caller: Caller, Path(uuid): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn accept(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(uuid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     decide(&state, &caller, &uuid, true)
 }
 
-pub async fn reject(State(state): State<AppState>, caller: Caller, Path(uuid): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(uuid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     decide(&state, &caller, &uuid, false)
 }

@@ -180,8 +180,7 @@ impl Catalog {
                     .resources
                     .get(&o.resource)
                     .is_some_and(|r| r.state.holds_slots());
-                if o.state.holds_request() && resource_live && !with_slots.contains(&o.resource)
-                {
+                if o.state.holds_request() && resource_live && !with_slots.contains(&o.resource) {
                     out.extend(o.requested.iter().map(|i| Occupied {
                         interval: *i,
                         kind: OccupiedKind::Request,

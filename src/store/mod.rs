@@ -257,19 +257,48 @@ impl Store {
         let mut writes: Vec<(usize, Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(changes.len());
         for c in changes {
             let w = match c {
-                Change::User(u) => (T_USERS, u.id.as_bytes().to_vec(), Some(encode(&UserRecord::from(u))?)),
-                Change::Customer(x) => (T_CUSTOMERS, x.id.as_bytes().to_vec(), Some(encode(&CustomerRecord::from(x))?)),
-                Change::Project(x) => (T_PROJECTS, x.id.as_bytes().to_vec(), Some(encode(&ProjectRecord::from(x))?)),
-                Change::Offering(x) => (T_OFFERINGS, x.id.as_bytes().to_vec(), Some(encode(&OfferingRecord::from(x))?)),
-                Change::Resource(x) => (T_RESOURCES, x.id.as_bytes().to_vec(), Some(encode(&ResourceRecord::from(x))?)),
-                Change::Order(x) => (T_ORDERS, x.id.as_bytes().to_vec(), Some(encode(&OrderRecord::from(x))?)),
+                Change::User(u) => (
+                    T_USERS,
+                    u.id.as_bytes().to_vec(),
+                    Some(encode(&UserRecord::from(u))?),
+                ),
+                Change::Customer(x) => (
+                    T_CUSTOMERS,
+                    x.id.as_bytes().to_vec(),
+                    Some(encode(&CustomerRecord::from(x))?),
+                ),
+                Change::Project(x) => (
+                    T_PROJECTS,
+                    x.id.as_bytes().to_vec(),
+                    Some(encode(&ProjectRecord::from(x))?),
+                ),
+                Change::Offering(x) => (
+                    T_OFFERINGS,
+                    x.id.as_bytes().to_vec(),
+                    Some(encode(&OfferingRecord::from(x))?),
+                ),
+                Change::Resource(x) => (
+                    T_RESOURCES,
+                    x.id.as_bytes().to_vec(),
+                    Some(encode(&ResourceRecord::from(x))?),
+                ),
+                Change::Order(x) => (
+                    T_ORDERS,
+                    x.id.as_bytes().to_vec(),
+                    Some(encode(&OrderRecord::from(x))?),
+                ),
                 Change::DeleteOrder(id) => (T_ORDERS, id.as_bytes().to_vec(), None),
                 Change::Busy(id, slots) => {
                     let generation = self.db.generate_id()?;
-                    let rec = BusyRecord::V1 { generation, slots: slots.clone() };
+                    let rec = BusyRecord::V1 {
+                        generation,
+                        slots: slots.clone(),
+                    };
                     (T_BUSY, id.as_bytes().to_vec(), Some(encode(&rec)?))
                 }
-                Change::SyncState(kind, key, value) => (kind.tree_index(), key.clone(), value.clone()),
+                Change::SyncState(kind, key, value) => {
+                    (kind.tree_index(), key.clone(), value.clone())
+                }
             };
             writes.push(w);
         }
@@ -309,7 +338,10 @@ impl Store {
                 Change::Order(x) => cat.put_order(x),
                 Change::DeleteOrder(id) => cat.remove_order(*id),
                 Change::Busy(id, slots) => {
-                    let ivs: Vec<Interval> = slots.iter().map(|s| Interval::new(s.start, s.end)).collect();
+                    let ivs: Vec<Interval> = slots
+                        .iter()
+                        .map(|s| Interval::new(s.start, s.end))
+                        .collect();
                     cat.busy.insert(*id, ivs);
                 }
                 Change::SyncState(..) => {}
@@ -392,7 +424,11 @@ impl Store {
     ///
     /// # Errors
     /// Storage failure.
-    pub fn sync_get(&self, kind: sync_state::Kind, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn sync_get(
+        &self,
+        kind: sync_state::Kind,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.trees[kind.tree_index()].get(key)?.map(|v| v.to_vec()))
     }
 
@@ -407,7 +443,10 @@ impl Store {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         self.trees[kind.tree_index()]
             .scan_prefix(prefix)
-            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
+            .map(|kv| {
+                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(StoreError::from)
+            })
             .collect()
     }
 
