@@ -447,8 +447,11 @@ fn unfold(body: &str) -> Vec<String> {
         .collect()
 }
 
+/// One unfolded content line: name, parameters, value.
+type ContentLine = (String, Vec<(String, String)>, String);
+
 /// Splits `NAME;P=V;Q="a:b":value` into (NAME, [(P, V), ..], value), honouring quotes.
-fn split_content_line(line: &str) -> Option<(String, Vec<(String, String)>, String)> {
+fn split_content_line(line: &str) -> Option<ContentLine> {
     let mut in_quotes = false;
     let mut parts = Vec::new();
     let mut start = 0;
