@@ -734,16 +734,33 @@ fn normalise_text(s: &str) -> String {
         .collect()
 }
 
+/// What a calendar name reads as: one line.
+fn single_line(s: &str) -> String {
+    normalise_text(s).replace('\n', " ")
+}
+
 /// The sidecar the real-client scripts compare with: expected instants straight from
 /// the input model, not from the rendering.
 fn expected_json(cal: &FeedCalendar) -> serde_json::Value {
     let iso = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let mut lo: Option<NaiveDate> = None;
     let mut hi: Option<NaiveDate> = None;
+    let tz = cal.time_zone;
+    let repeated = |t: DateTime<Utc>| {
+        let local = t.with_timezone(&tz).naive_local();
+        matches!(
+            tz.from_local_datetime(&local),
+            chrono::LocalResult::Ambiguous(..)
+        )
+    };
     let events: Vec<serde_json::Value> = cal
         .events
         .iter()
         .map(|e| {
+            let in_repeated_hour = match e.when {
+                FeedTime::Timed { start, end } => repeated(start) || repeated(end),
+                FeedTime::AllDay { .. } => false,
+            };
             let (start, end, all_day, d0, d1) = match e.when {
                 FeedTime::Timed { start, end } => (
                     iso(start),
@@ -775,12 +792,14 @@ fn expected_json(cal: &FeedCalendar) -> serde_json::Value {
                 "end": end,
                 "sequence": e.sequence,
                 "status": e.status.as_ical(),
+                "repeated_local_hour": in_repeated_hour,
             })
         })
         .collect();
     let pad = Duration::days(2);
     json!({
-        "name": normalise_text(&cal.name),
+        "name": single_line(&cal.name),
+        "description": cal.description.as_deref().map(normalise_text),
         "range_start": lo.map(|d| (d - pad).to_string()),
         "range_end": hi.map(|d| (d + pad).to_string()),
         "events": events,
@@ -802,12 +821,15 @@ fn write_feeds(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Writes the Berlin feed with a sidecar expecting every timed event an hour late:
-/// a checker that accepts it checks nothing.
-fn write_wrong_expectations(dir: &Path) -> PathBuf {
+/// Feeds a checker must reject, each with its sidecar; a checker that accepts one of
+/// them checks nothing:
+/// - the Berlin feed with a sidecar expecting every timed event an hour late;
+/// - the Berlin feed with a wrong `VTIMEZONE` (daylight time from the first Sunday of
+///   March instead of the last) and the true expectations, which only a parser that
+///   reads the feed's own `VTIMEZONE` notices.
+fn write_wrong_feeds(dir: &Path) -> Vec<(&'static str, PathBuf)> {
     let cal = dst_berlin();
-    let ics = dir.join("wrong.ics");
-    std::fs::write(&ics, render(&cal)).expect("write feed");
+    let body = render(&cal);
     let mut shifted = cal.clone();
     for e in &mut shifted.events {
         if let FeedTime::Timed { start, end } = &mut e.when {
@@ -815,9 +837,25 @@ fn write_wrong_expectations(dir: &Path) -> PathBuf {
             *end += Duration::hours(1);
         }
     }
-    let text = serde_json::to_string_pretty(&expected_json(&shifted)).expect("json");
-    std::fs::write(dir.join("wrong.expected.json"), text).expect("write sidecar");
-    ics
+    let broken_rule = body.replacen(
+        "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
+        "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=1SU",
+        1,
+    );
+    assert_ne!(broken_rule, body, "the VTIMEZONE mutation applied");
+    [
+        ("shifted_expectations", body, &shifted),
+        ("broken_vtimezone", broken_rule, &cal),
+    ]
+    .into_iter()
+    .map(|(name, body, expected)| {
+        let ics = dir.join(format!("{name}.ics"));
+        std::fs::write(&ics, body).expect("write feed");
+        let text = serde_json::to_string_pretty(&expected_json(expected)).expect("json");
+        std::fs::write(dir.join(format!("{name}.expected.json")), text).expect("write sidecar");
+        (name, ics)
+    })
+    .collect()
 }
 
 fn script(name: &str) -> PathBuf {
@@ -881,14 +919,20 @@ fn python_icalendar_and_recurring_ical_events_read_every_feed_at_the_expected_in
 }
 
 #[test]
-fn the_python_checker_rejects_wrong_instants() {
-    let Some(mut cmd) = python_command() else {
+fn the_python_checker_rejects_wrong_instants_and_a_wrong_vtimezone() {
+    if python_command().is_none() {
         return;
-    };
+    }
     let dir = tempfile::tempdir().expect("temp dir");
-    cmd.arg(write_wrong_expectations(dir.path()));
-    let (ok, out) = run(cmd);
-    assert!(!ok, "the Python checker accepted wrong instants:\n{out}");
+    for (what, ics) in write_wrong_feeds(dir.path()) {
+        let Some(mut cmd) = python_command() else {
+            return;
+        };
+        cmd.arg(ics);
+        let (ok, out) = run(cmd);
+        println!("{what}:\n{out}");
+        assert!(!ok, "the Python checker accepted {what}:\n{out}");
+    }
 }
 
 #[test]
@@ -905,12 +949,18 @@ fn ical_js_reads_every_feed_at_the_expected_instants() {
 }
 
 #[test]
-fn the_ical_js_checker_rejects_wrong_instants() {
-    let Some(mut cmd) = node_command() else {
+fn the_ical_js_checker_rejects_wrong_instants_and_a_wrong_vtimezone() {
+    if node_command().is_none() {
         return;
-    };
+    }
     let dir = tempfile::tempdir().expect("temp dir");
-    cmd.arg(write_wrong_expectations(dir.path()));
-    let (ok, out) = run(cmd);
-    assert!(!ok, "the ical.js checker accepted wrong instants:\n{out}");
+    for (what, ics) in write_wrong_feeds(dir.path()) {
+        let Some(mut cmd) = node_command() else {
+            return;
+        };
+        cmd.arg(ics);
+        let (ok, out) = run(cmd);
+        println!("{what}:\n{out}");
+        assert!(!ok, "the ical.js checker accepted {what}:\n{out}");
+    }
 }

@@ -9,7 +9,8 @@ use chrono_tz::Tz;
 /// One published calendar (one `VCALENDAR`, RFC 5545 section 3.4).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeedCalendar {
-    /// `NAME` (RFC 7986 section 5.1) and `X-WR-CALNAME`, escaped as TEXT.
+    /// `NAME` (RFC 7986 section 5.1) and `X-WR-CALNAME`, escaped as TEXT; line breaks
+    /// become spaces.
     pub name: String,
     /// `DESCRIPTION` (RFC 7986 section 5.2) and `X-WR-CALDESC`, when given.
     pub description: Option<String>,

@@ -52,8 +52,9 @@ pub fn render(cal: &FeedCalendar) -> String {
     w.prop("VERSION", &[], "2.0");
     w.prop("PRODID", &[], &escape_text(PRODID));
     w.prop("CALSCALE", &[], "GREGORIAN");
-    w.text("NAME", &cal.name);
-    w.text("X-WR-CALNAME", &cal.name);
+    let name = one_line(&cal.name);
+    w.text("NAME", &name);
+    w.text("X-WR-CALNAME", &name);
     if let Some(desc) = &cal.description {
         w.text("DESCRIPTION", desc);
         w.text("X-WR-CALDESC", desc);
@@ -77,6 +78,13 @@ pub fn render(cal: &FeedCalendar) -> String {
     end.end("VCALENDAR");
     out.push_str(&end.finish());
     out
+}
+
+/// A calendar name on one line: each line break (CRLF, CR or LF) becomes a space.
+/// Names are shown in one line, and several real parsers (ical.js, Python icalendar)
+/// do not type `NAME`/`X-WR-CALNAME` as TEXT and would show a `\n` literally.
+fn one_line(s: &str) -> String {
+    s.replace("\r\n", " ").replace(['\r', '\n'], " ")
 }
 
 /// The rules to write `TZID` times with, or `None` for UTC throughout.
@@ -267,6 +275,23 @@ mod tests {
             .split("\r\n")
             .map(str::to_owned)
             .collect()
+    }
+
+    #[test]
+    fn calendar_names_are_written_on_one_line_and_escaped() {
+        let cases = [
+            ("Room", "NAME:Room"),
+            ("A, B; C\\D", "NAME:A\\, B\\; C\\\\D"),
+            ("one\r\ntwo\rthree\nfour", "NAME:one two three four"),
+        ];
+        for (name, want) in cases {
+            let mut cal = calendar(Tz::UTC, vec![]);
+            cal.name = name.to_owned();
+            let lines = lines_of(&render(&cal));
+            assert!(lines.iter().any(|l| l == want), "{name:?}: {lines:#?}");
+            let x_wr = want.replacen("NAME", "X-WR-CALNAME", 1);
+            assert!(lines.iter().any(|l| *l == x_wr), "{name:?}: {lines:#?}");
+        }
     }
 
     #[test]
