@@ -290,7 +290,7 @@ mod tests {
             let lines = lines_of(&render(&cal));
             assert!(lines.iter().any(|l| l == want), "{name:?}: {lines:#?}");
             let x_wr = want.replacen("NAME", "X-WR-CALNAME", 1);
-            assert!(lines.iter().any(|l| *l == x_wr), "{name:?}: {lines:#?}");
+            assert!(lines.contains(&x_wr), "{name:?}: {lines:#?}");
         }
     }
 
