@@ -6,6 +6,15 @@
 //!
 //! Snapshots live in `tests/snapshots/ical/*.ics`; run with `UPDATE_SNAPSHOTS=1` to
 //! rewrite them after an intended change, and review the diff.
+//!
+//! Real-client setup (the checks skip with a note when the variables are unset):
+//! ```text
+//! python3 -m venv /tmp/ivenv && /tmp/ivenv/bin/pip install icalendar recurring-ical-events
+//! npm install --prefix /tmp/inode ical.js
+//! BOOKCAL_PYTHON=/tmp/ivenv/bin/python BOOKCAL_NODE_MODULES=/tmp/inode \
+//!     cargo test --test ical_feeds
+//! ```
+//! (`BOOKCAL_NODE` may name another `node` binary.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

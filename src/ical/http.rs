@@ -26,7 +26,7 @@ pub struct RenderedFeed {
 }
 
 impl RenderedFeed {
-    /// Wraps a body rendered by [`render`](super::render).
+    /// Wraps a body rendered by [`render`](super::render()).
     ///
     /// `last_modified` is the latest event `LAST-MODIFIED` found in the body, or
     /// `fallback_last_modified` when that is later or there are no events. Pass the time
@@ -73,7 +73,7 @@ fn truncate_to_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_nanosecond(0).unwrap_or(t)
 }
 
-/// The `LAST-MODIFIED` values of a body written by [`render`](super::render) (UTC form).
+/// The `LAST-MODIFIED` values of a body written by [`render`](super::render()) (UTC form).
 fn event_last_modified(body: &str) -> impl Iterator<Item = DateTime<Utc>> + '_ {
     // Unfolding is not needed: a LAST-MODIFIED line is far shorter than 75 octets.
     body.split("\r\n").filter_map(|line| {
@@ -263,6 +263,56 @@ mod tests {
         ];
         for (body, fallback, want) in cases {
             assert_eq!(RenderedFeed::new(body, fallback).last_modified, want);
+        }
+    }
+
+    #[test]
+    fn from_calendar_equals_new_over_the_rendered_body_and_revalidates() {
+        use crate::ical::{FeedCalendar, FeedEvent, FeedStatus, FeedTime};
+        let event = |uid: &str, modified| FeedEvent {
+            uid: uid.to_owned(),
+            summary: "Booked".to_owned(),
+            description: None,
+            location: None,
+            when: FeedTime::Timed {
+                start: at(12, 0, 0),
+                end: at(13, 0, 0),
+            },
+            status: FeedStatus::Confirmed,
+            sequence: 0,
+            last_modified: modified,
+            created: None,
+            url: None,
+        };
+        let cal = FeedCalendar {
+            name: "Room".to_owned(),
+            description: None,
+            time_zone: chrono_tz::Europe::Berlin,
+            source_url: None,
+            refresh_interval: chrono::Duration::hours(1),
+            color: None,
+            events: vec![event("a", at(9, 0, 0)), event("b", at(9, 45, 30))],
+        };
+        // (fallback, expected Last-Modified)
+        let cases = [(at(8, 0, 0), at(9, 45, 30)), (at(10, 0, 0), at(10, 0, 0))];
+        for (fallback, want) in cases {
+            let a = RenderedFeed::from_calendar(&cal, fallback);
+            let b = RenderedFeed::new(crate::ical::render(&cal), fallback);
+            assert_eq!(a, b);
+            assert_eq!(a.last_modified, want);
+            assert!(evaluate_conditional(
+                Some(&a.etag),
+                None,
+                &a.etag,
+                a.last_modified
+            ));
+            let ims = a.last_modified_http();
+            assert!(evaluate_conditional(
+                None,
+                Some(&ims),
+                &a.etag,
+                a.last_modified
+            ));
         }
     }
 

@@ -1,7 +1,7 @@
-//! The input model of a feed: what the endpoint hands to [`render`](super::render).
+//! The input model of a feed: what the endpoint hands to [`render`](super::render()).
 //!
 //! Plain data, no behaviour beyond small helpers. The mapping to iCalendar properties
-//! is documented per field; the rendering rules live in [`super::render`].
+//! is documented per field; the rendering rules live in [`super::render`](mod@super::render).
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;

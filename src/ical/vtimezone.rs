@@ -17,7 +17,7 @@
 //! clock is read and the output stays deterministic.
 //!
 //! When no yearly rule fits (a year with one or three transitions, a pattern such as
-//! "Friday on or after the 23rd", offsets that differ between the years), [`derive`]
+//! "Friday on or after the 23rd", offsets that differ between the years), [`derive()`]
 //! returns `None` and the renderer writes the events in UTC instead: correct everywhere,
 //! only less pretty.
 //!
