@@ -420,7 +420,7 @@ impl ServiceAccountFetcher {
         key_json: &str,
         subject: Option<&str>,
         connector: HttpsConnector<HttpConnector>,
-        timeout: Duration,
+        timeout: Option<Duration>,
     ) -> Result<Self, GoogleError> {
         let key = yup_oauth2::parse_service_account_key(key_json).map_err(|e| {
             GoogleError::new(
@@ -435,8 +435,10 @@ impl ServiceAccountFetcher {
         let mut builder = yup_oauth2::ServiceAccountAuthenticator::with_client(
             key,
             yup_oauth2::CustomHyperClientBuilder::from(client),
-        )
-        .with_timeout(timeout);
+        );
+        if let Some(timeout) = timeout {
+            builder = builder.with_timeout(timeout);
+        }
         if let Some(subject) = subject {
             builder = builder.subject(subject);
         }
@@ -648,5 +650,131 @@ mod tests {
         let shown = format!("{sa:?}");
         assert!(shown.contains("sa@p.iam.gserviceaccount.com"), "{shown}");
         assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+    }
+}
+
+#[cfg(test)]
+mod refresh_token_tests {
+    //! The refresh-token grant against a tiny local token endpoint.
+    use super::*;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use axum::{Form, Json, Router};
+    use std::collections::HashMap;
+
+    #[derive(Clone)]
+    struct Endpoint {
+        hits: Arc<AtomicU64>,
+        expires_in: u64,
+        revoked: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    async fn token(
+        State(ep): State<Endpoint>,
+        Form(form): Form<HashMap<String, String>>,
+    ) -> (StatusCode, Json<serde_json::Value>) {
+        let n = ep.hits.fetch_add(1, Ordering::SeqCst) + 1;
+        let good = form.get("grant_type").map(String::as_str) == Some("refresh_token")
+            && form.get("client_id").map(String::as_str) == Some("cid")
+            && form.get("client_secret").map(String::as_str) == Some("csecret")
+            && form.get("refresh_token").map(String::as_str) == Some("rtok");
+        if !good || ep.revoked.load(Ordering::SeqCst) {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(
+                    serde_json::json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."}),
+                ),
+            );
+        }
+        (
+            StatusCode::OK,
+            Json(
+                serde_json::json!({"access_token": format!("at{n}"), "expires_in": ep.expires_in, "token_type": "Bearer"}),
+            ),
+        )
+    }
+
+    async fn serve(expires_in: u64) -> (String, Endpoint) {
+        let ep = Endpoint {
+            hits: Arc::new(AtomicU64::new(0)),
+            expires_in,
+            revoked: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        let app = Router::new()
+            .route("/token", post(token))
+            .with_state(ep.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/token"), ep)
+    }
+
+    fn cache_for(url: &str, refresh_token: &str) -> TokenCache {
+        let fetcher = RefreshTokenFetcher::new(
+            reqwest::Client::new(),
+            "cid".into(),
+            "csecret".into(),
+            refresh_token.into(),
+            url.into(),
+        );
+        TokenCache::new(
+            Box::new(fetcher),
+            Duration::from_secs(60),
+            Arc::new(CallStats::new()),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_refresh_token_source_fetches_once_and_serves_the_cached_token() {
+        let (url, ep) = serve(3600).await;
+        let cache = cache_for(&url, "rtok");
+        for _ in 0..10 {
+            assert_eq!(cache.token().await.expect("token"), "at1");
+        }
+        assert_eq!(ep.hits.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.status(), CredentialStatus::Ok);
+    }
+
+    #[tokio::test]
+    async fn the_refresh_token_source_refetches_a_token_that_is_due() {
+        // expires_in 0: every token is due at once, so each call refreshes.
+        let (url, ep) = serve(0).await;
+        let cache = cache_for(&url, "rtok");
+        assert_eq!(cache.token().await.expect("token"), "at1");
+        assert_eq!(cache.token().await.expect("token"), "at2");
+        assert_eq!(ep.hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_revoked_refresh_token_is_invalid_credentials_with_the_oauth_reason() {
+        let (url, ep) = serve(3600).await;
+        ep.revoked.store(true, Ordering::SeqCst);
+        let cache = cache_for(&url, "rtok");
+        let e = cache.token().await.expect_err("revoked");
+        assert_eq!(e.kind(), GoogleErrorKind::InvalidCredentials);
+        assert_eq!(e.reason(), Some("invalid_grant"));
+        assert_eq!(e.status(), Some(400));
+        assert!(!e.is_retryable());
+        assert!(matches!(cache.status(), CredentialStatus::Invalid { .. }));
+        ep.revoked.store(false, Ordering::SeqCst);
+        cache.token().await.expect("reinstated");
+        assert_eq!(cache.status(), CredentialStatus::Ok);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_token_endpoint_is_a_retryable_transport_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let cache = cache_for(&format!("http://{addr}/token"), "rtok");
+        let e = cache.token().await.expect_err("unreachable");
+        assert_eq!(e.kind(), GoogleErrorKind::Transport);
+        assert!(e.is_retryable());
+        assert_eq!(cache.status(), CredentialStatus::Unknown);
     }
 }

@@ -54,8 +54,9 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     /// Budget per credential.
     pub rate_limit: RateLimit,
-    /// Per attempt, token fetch included.
-    pub request_timeout: Duration,
+    /// Per attempt, token fetch included; `None` waits forever (only for tests under
+    /// paused time, where a pending timeout would be the next timer to fire).
+    pub request_timeout: Option<Duration>,
     /// Refresh an access token this long before it expires (at most half its life).
     pub token_refresh_margin: Duration,
     /// `maxResults` for `events.list`; `None` keeps Google's default of 250.
@@ -68,7 +69,7 @@ impl Default for ClientOptions {
             root_url: GOOGLE_ROOT_URL.to_owned(),
             retry: RetryPolicy::default(),
             rate_limit: RateLimit::default(),
-            request_timeout: Duration::from_secs(60),
+            request_timeout: Some(Duration::from_secs(60)),
             token_refresh_margin: Duration::from_secs(300),
             page_size: None,
         }
@@ -151,13 +152,14 @@ impl CredentialState {
     }
 }
 
-pub(crate) fn token_http_client(timeout: Duration) -> Result<reqwest::Client, GoogleError> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| {
-            GoogleError::new(GoogleErrorKind::Other, format!("http client: {e}")).with_source(e)
-        })
+pub(crate) fn token_http_client(timeout: Option<Duration>) -> Result<reqwest::Client, GoogleError> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(timeout) = timeout {
+        builder = builder.timeout(timeout);
+    }
+    builder.build().map_err(|e| {
+        GoogleError::new(GoogleErrorKind::Other, format!("http client: {e}")).with_source(e)
+    })
 }
 
 /// Which failures a call may repeat.
@@ -309,12 +311,15 @@ impl GoogleCalendarClient {
             if !waited.is_zero() {
                 self.stats.record_wait(waited);
             }
-            let result = match tokio::time::timeout(self.options.request_timeout, attempt()).await {
-                Ok(result) => result,
-                Err(_) => Err(GoogleError::new(
-                    GoogleErrorKind::Transport,
-                    format!("no answer within {:?}", self.options.request_timeout),
-                )),
+            let result = match self.options.request_timeout {
+                None => attempt().await,
+                Some(limit) => match tokio::time::timeout(limit, attempt()).await {
+                    Ok(result) => result,
+                    Err(_) => Err(GoogleError::new(
+                        GoogleErrorKind::Transport,
+                        format!("no answer within {limit:?}"),
+                    )),
+                },
             };
             let err = match result {
                 Ok(value) => {

@@ -75,7 +75,7 @@ pub(crate) fn event_to_api(e: &Event) -> api::Event {
         recurrence: (!e.recurrence.is_empty()).then(|| e.recurrence.clone()),
         recurring_event_id: e.recurring_event_id.clone(),
         original_start_time: e.original_start.as_ref().map(time_to_api),
-        extended_properties: (!private.is_empty()).then(|| api::EventExtendedProperties {
+        extended_properties: (!private.is_empty()).then_some(api::EventExtendedProperties {
             private: Some(private),
             shared: None,
         }),
