@@ -151,7 +151,9 @@ mod tests {
     use serde_json::json;
 
     fn t(d: u32, h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2030, 1, d, h, 0, 0).single().expect("valid")
+        Utc.with_ymd_and_hms(2030, 1, d, h, 0, 0)
+            .single()
+            .expect("valid")
     }
     fn iv(d: u32, a: u32, b: u32) -> Interval {
         Interval::new(t(d, a), t(d, b))
@@ -173,17 +175,61 @@ mod tests {
         let cases: Vec<(&str, Vec<Interval>, Option<&str>)> = vec![
             ("free slot", vec![iv(3, 10, 12)], None),
             ("touching a booking is fine", vec![iv(5, 12, 13)], None),
-            ("partial overlap with a booking", vec![iv(5, 11, 13)], Some("is not available.")),
-            ("containing a booking", vec![iv(5, 9, 13)], Some("is not available.")),
-            ("partial overlap with a busy slot", vec![iv(6, 9, 11)], Some("is not available.")),
-            ("overlap with a pending request", vec![iv(7, 11, 12)], Some("Other booking request exists.")),
-            ("end before start", vec![iv(3, 12, 10)], Some("the end must be after the start")),
-            ("empty interval", vec![iv(3, 12, 12)], Some("the end must be after the start")),
-            ("in the past", vec![Interval::new(t(1, 0) - chrono::Duration::hours(2), t(1, 0))], Some("Past slots")),
-            ("outside the availability", vec![iv(21, 10, 12)], Some("not available for selected offering")),
-            ("straddling the availability end", vec![Interval::new(t(19, 23), t(20, 1))], Some("not available for selected offering")),
-            ("overlapping items in one request", vec![iv(3, 10, 12), iv(3, 11, 13)], Some("overlaps another item")),
-            ("adjacent items in one request", vec![iv(3, 10, 12), iv(3, 12, 13)], None),
+            (
+                "partial overlap with a booking",
+                vec![iv(5, 11, 13)],
+                Some("is not available."),
+            ),
+            (
+                "containing a booking",
+                vec![iv(5, 9, 13)],
+                Some("is not available."),
+            ),
+            (
+                "partial overlap with a busy slot",
+                vec![iv(6, 9, 11)],
+                Some("is not available."),
+            ),
+            (
+                "overlap with a pending request",
+                vec![iv(7, 11, 12)],
+                Some("Other booking request exists."),
+            ),
+            (
+                "end before start",
+                vec![iv(3, 12, 10)],
+                Some("the end must be after the start"),
+            ),
+            (
+                "empty interval",
+                vec![iv(3, 12, 12)],
+                Some("the end must be after the start"),
+            ),
+            (
+                "in the past",
+                vec![Interval::new(t(1, 0) - chrono::Duration::hours(2), t(1, 0))],
+                Some("Past slots"),
+            ),
+            (
+                "outside the availability",
+                vec![iv(21, 10, 12)],
+                Some("not available for selected offering"),
+            ),
+            (
+                "straddling the availability end",
+                vec![Interval::new(t(19, 23), t(20, 1))],
+                Some("not available for selected offering"),
+            ),
+            (
+                "overlapping items in one request",
+                vec![iv(3, 10, 12), iv(3, 11, 13)],
+                Some("overlaps another item"),
+            ),
+            (
+                "adjacent items in one request",
+                vec![iv(3, 10, 12), iv(3, 12, 13)],
+                None,
+            ),
         ];
         for (name, req, want) in cases {
             let got = check_schedules(&req, now, &window, &taken);
@@ -206,15 +252,33 @@ mod tests {
     #[test]
     fn schedule_parsing_table() {
         let cases: Vec<(Value, Result<usize, &str>)> = vec![
-            (json!([{"start": "2030-01-03T10:00:00Z", "end": "2030-01-03T11:00:00Z"}]), Ok(1)),
-            (json!([{"start": "2030-01-03T10:00:00.250+02:00", "end": "2030-01-03T11:00:00+02:00"}]), Ok(1)),
+            (
+                json!([{"start": "2030-01-03T10:00:00Z", "end": "2030-01-03T11:00:00Z"}]),
+                Ok(1),
+            ),
+            (
+                json!([{"start": "2030-01-03T10:00:00.250+02:00", "end": "2030-01-03T11:00:00+02:00"}]),
+                Ok(1),
+            ),
             (json!([]), Err("Schedules are required.")),
             (Value::Null, Err("Schedules are required.")),
             (json!("x"), Err("Schedules must be a list.")),
-            (json!([{"start": "2030-01-03T10:00:00Z"}]), Err("Key 'start' or 'end' does not exist in schedules item.")),
-            (json!([{"start": "2030-01-03T10:00Z", "end": "2030-01-03T11:00:00Z"}]), Err("The value 2030-01-03T10:00Z does not match the format.")),
-            (json!([{"start": "2030-01-03T10:00:00", "end": "2030-01-03T11:00:00Z"}]), Err("does not match the format.")),
-            (json!([{"start": 5, "end": "2030-01-03T11:00:00Z"}]), Err("The value 5 does not match the format.")),
+            (
+                json!([{"start": "2030-01-03T10:00:00Z"}]),
+                Err("Key 'start' or 'end' does not exist in schedules item."),
+            ),
+            (
+                json!([{"start": "2030-01-03T10:00Z", "end": "2030-01-03T11:00:00Z"}]),
+                Err("The value 2030-01-03T10:00Z does not match the format."),
+            ),
+            (
+                json!([{"start": "2030-01-03T10:00:00", "end": "2030-01-03T11:00:00Z"}]),
+                Err("does not match the format."),
+            ),
+            (
+                json!([{"start": 5, "end": "2030-01-03T11:00:00Z"}]),
+                Err("The value 5 does not match the format."),
+            ),
         ];
         for (input, want) in cases {
             let got = parse_schedules(Some(&input));

@@ -113,7 +113,13 @@ mod tests {
 
     #[test]
     fn google_id_rules_are_enforced() {
-        for (s, ok) in [("abcde", true), ("abcd", false), ("abcdw", false), ("ABCDE", false), ("0123v", true)] {
+        for (s, ok) in [
+            ("abcde", true),
+            ("abcd", false),
+            ("abcdw", false),
+            ("ABCDE", false),
+            ("0123v", true),
+        ] {
             assert_eq!(is_valid_event_id(s), ok, "{s}");
         }
     }

@@ -39,7 +39,11 @@ mod tests {
     use chrono::TimeZone;
 
     fn iv(a: u32, b: u32) -> Interval {
-        let t = |h| Utc.with_ymd_and_hms(2030, 1, 1, h, 0, 0).single().expect("valid");
+        let t = |h| {
+            Utc.with_ymd_and_hms(2030, 1, 1, h, 0, 0)
+                .single()
+                .expect("valid")
+        };
         Interval::new(t(a), t(b))
     }
 

@@ -131,9 +131,14 @@ impl OrderType {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [OrderType::Create, OrderType::Update, OrderType::Terminate, OrderType::Restore]
-            .into_iter()
-            .find(|t| t.as_str() == s)
+        [
+            OrderType::Create,
+            OrderType::Update,
+            OrderType::Terminate,
+            OrderType::Restore,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
     }
 }
 
@@ -168,8 +173,14 @@ mod tests {
         let cases: &[(serde_json::Value, &str)] = &[
             (serde_json::json!(ResourceState::Ok), "OK"),
             (serde_json::json!(ResourceState::Creating), "Creating"),
-            (serde_json::json!(OrderState::PendingConsumer), "pending-consumer"),
-            (serde_json::json!(OrderState::PendingStartDate), "pending-start-date"),
+            (
+                serde_json::json!(OrderState::PendingConsumer),
+                "pending-consumer",
+            ),
+            (
+                serde_json::json!(OrderState::PendingStartDate),
+                "pending-start-date",
+            ),
             (serde_json::json!(OrderState::Canceled), "canceled"),
             (serde_json::json!(OrderType::Create), "Create"),
             (serde_json::json!(OfferingState::Active), "Active"),

@@ -92,7 +92,12 @@ mod tests {
 
     #[test]
     fn other_shapes_are_refused() {
-        for bad in ["", "xyz", "{a1b2c3d4-e5f6-7890-abcd-ef1234567890}", "a1b2c3d4e5f67890abcdef123456789g"] {
+        for bad in [
+            "",
+            "xyz",
+            "{a1b2c3d4-e5f6-7890-abcd-ef1234567890}",
+            "a1b2c3d4e5f67890abcdef123456789g",
+        ] {
             assert_eq!(Id::parse(bad), None, "{bad}");
         }
     }
