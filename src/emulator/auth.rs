@@ -94,13 +94,29 @@ impl ServiceAccount {
     }
 }
 
-/// The OAuth error shape.
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (
+/// An answer in the OAuth error shape.
+struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+fn oauth_error(status: StatusCode, error: &'static str, description: &str) -> OAuthError {
+    OAuthError {
         status,
-        Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response()
+        error,
+        description: description.to_owned(),
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": self.error, "error_description": self.description})),
+        )
+            .into_response()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,37 +149,34 @@ pub(crate) async fn token(
 }
 
 fn token_inner(shared: &Shared, form: Option<TokenForm>) -> Response {
-    let Some(form) = form else {
-        return oauth_error(
+    match grant(shared, form) {
+        Ok(caller) => issue(shared, caller),
+        Err(error) => error.into_response(),
+    }
+}
+
+fn grant(shared: &Shared, form: Option<TokenForm>) -> Result<Caller, OAuthError> {
+    let missing = || {
+        oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "Required parameter is missing: grant_type",
-        );
+        )
     };
-    let caller = match form.grant_type.as_deref() {
-        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => match jwt_grant(shared, &form) {
-            Ok(caller) => caller,
-            Err(response) => return response,
-        },
-        Some("refresh_token") => match refresh_grant(shared, &form) {
-            Ok(caller) => caller,
-            Err(response) => return response,
-        },
-        Some(other) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                &format!("Invalid grant_type: {other}"),
-            )
-        }
-        None => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Required parameter is missing: grant_type",
-            )
-        }
-    };
+    let form = form.ok_or_else(missing)?;
+    match form.grant_type.as_deref() {
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => jwt_grant(shared, &form),
+        Some("refresh_token") => refresh_grant(shared, &form),
+        Some(other) => Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            &format!("Invalid grant_type: {other}"),
+        )),
+        None => Err(missing()),
+    }
+}
+
+fn issue(shared: &Shared, caller: Caller) -> Response {
     let ttl = shared.controls.access_token_ttl();
     let access_token = format!("ya29.emu-{}", super::state::random_hex(24));
     let mut store = shared.lock();
@@ -182,7 +195,7 @@ fn token_inner(shared: &Shared, form: Option<TokenForm>) -> Response {
     .into_response()
 }
 
-fn jwt_grant(shared: &Shared, form: &TokenForm) -> Result<Caller, Response> {
+fn jwt_grant(shared: &Shared, form: &TokenForm) -> Result<Caller, OAuthError> {
     let Some(assertion) = form.assertion.as_deref() else {
         return Err(oauth_error(
             StatusCode::BAD_REQUEST,
@@ -231,7 +244,7 @@ fn jwt_grant(shared: &Shared, form: &TokenForm) -> Result<Caller, Response> {
     })
 }
 
-fn refresh_grant(shared: &Shared, form: &TokenForm) -> Result<Caller, Response> {
+fn refresh_grant(shared: &Shared, form: &TokenForm) -> Result<Caller, OAuthError> {
     let Some(refresh_token) = form.refresh_token.as_deref() else {
         return Err(oauth_error(
             StatusCode::BAD_REQUEST,

@@ -479,16 +479,27 @@ pub(crate) async fn get(
     )))
 }
 
+/// The request parts of an update or patch.
+struct Change<'a> {
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    body: &'a Bytes,
+    patch: bool,
+}
+
 fn modify(
     shared: &Shared,
     caller: &Caller,
     calendar_id: &str,
     event_id: &str,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    body: &Bytes,
-    patch: bool,
+    change: Change<'_>,
 ) -> Result<Json<Value>, ApiError> {
+    let Change {
+        headers,
+        query,
+        body,
+        patch,
+    } = change;
     check_send_updates(query)?;
     let incoming = parse_body(body)?;
     let mut store = shared.lock();
@@ -557,10 +568,12 @@ pub(crate) async fn update(
         &caller,
         &calendar_id,
         &event_id,
-        &headers,
-        query.as_deref(),
-        &body,
-        false,
+        Change {
+            headers: &headers,
+            query: query.as_deref(),
+            body: &body,
+            patch: false,
+        },
     )
 }
 
@@ -578,10 +591,12 @@ pub(crate) async fn patch(
         &caller,
         &calendar_id,
         &event_id,
-        &headers,
-        query.as_deref(),
-        &body,
-        true,
+        Change {
+            headers: &headers,
+            query: query.as_deref(),
+            body: &body,
+            patch: true,
+        },
     )
 }
 

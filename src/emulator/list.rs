@@ -363,18 +363,26 @@ fn collect(calendar: &Calendar, q: &ListQuery, since: Option<u64>) -> Vec<Value>
     items
 }
 
-/// Sorts, pages and wraps items into a `calendar#events` answer.
-fn respond(
-    calendar: &Calendar,
-    secret: &[u8; 32],
-    items: Vec<Value>,
+/// How a listing is paged.
+struct Paging {
     order: OrderBy,
     max_results: usize,
     page: Option<PageToken>,
     snapshot: u64,
-    list_id: &str,
+    list_id: String,
     sync_token: Option<SyncToken>,
-) -> Value {
+}
+
+/// Sorts, pages and wraps items into a `calendar#events` answer.
+fn respond(calendar: &Calendar, secret: &[u8; 32], items: Vec<Value>, paging: Paging) -> Value {
+    let Paging {
+        order,
+        max_results,
+        page,
+        snapshot,
+        list_id,
+        sync_token,
+    } = paging;
     let mut keyed: Vec<(String, Value)> = items
         .into_iter()
         .map(|item| (sort_key(order, &item, calendar), item))
@@ -416,7 +424,7 @@ fn respond(
             body["nextPageToken"] = json!(encode_token(
                 secret,
                 &PageToken {
-                    c: list_id.to_owned(),
+                    c: list_id,
                     k,
                     s: snapshot
                 }
@@ -484,17 +492,15 @@ pub(crate) async fn list(
         e: calendar.sync_epoch,
         p: must_match(&q),
     };
-    Ok(Json(respond(
-        calendar,
-        &secret,
-        items,
-        q.order_by,
-        q.max_results,
+    let paging = Paging {
+        order: q.order_by,
+        max_results: q.max_results,
         page,
         snapshot,
-        &real_id,
-        Some(sync_token),
-    )))
+        list_id: real_id,
+        sync_token: Some(sync_token),
+    };
+    Ok(Json(respond(calendar, &secret, items, paging)))
 }
 
 /// `calendar.events.instances`: the series' instances (exceptions included) in
@@ -565,21 +571,15 @@ pub(crate) async fn instances(
         }
     }
     let snapshot = page.as_ref().map_or(calendar.change_seq, |p| p.s);
-    let mut body = respond(
-        calendar,
-        &secret,
-        items,
-        OrderBy::StartTime,
-        q.max_results,
+    let paging = Paging {
+        order: OrderBy::StartTime,
+        max_results: q.max_results,
         page,
         snapshot,
-        &list_id,
-        None,
-    );
-    if let Some(map) = body.as_object_mut() {
-        map.remove("nextSyncToken");
-    }
-    Ok(Json(body))
+        list_id,
+        sync_token: None,
+    };
+    Ok(Json(respond(calendar, &secret, items, paging)))
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ pub(crate) struct RefreshGrant {
 /// All mutable emulator state, behind one mutex.
 #[derive(Debug)]
 pub(crate) struct Store {
-    last_micros: i64,
+    last_millis: i64,
     pub calendars: BTreeMap<String, Calendar>,
     /// Creation order of calendars, for a stable calendarList.
     pub calendar_order: Vec<String>,
@@ -131,7 +131,7 @@ pub(crate) struct Store {
 impl Store {
     pub fn new() -> Self {
         Self {
-            last_micros: 0,
+            last_millis: 0,
             calendars: BTreeMap::new(),
             calendar_order: Vec::new(),
             tokens: HashMap::new(),
@@ -140,11 +140,13 @@ impl Store {
         }
     }
 
-    /// Strictly increasing wall-clock time.
+    /// Wall-clock time, strictly increasing at millisecond precision (the
+    /// precision of `updated`), so every change shows a later `updated`. Under bursts
+    /// of more than one change per millisecond it runs slightly ahead.
     pub fn now(&mut self) -> DateTime<Utc> {
-        let wall = Utc::now().timestamp_micros();
-        self.last_micros = wall.max(self.last_micros + 1);
-        DateTime::<Utc>::from_timestamp_micros(self.last_micros).unwrap_or_else(Utc::now)
+        let wall = Utc::now().timestamp_millis();
+        self.last_millis = wall.max(self.last_millis + 1);
+        DateTime::<Utc>::from_timestamp_millis(self.last_millis).unwrap_or_else(Utc::now)
     }
 
     /// Resolves `primary` and checks that `caller` may access the calendar at `need`.
