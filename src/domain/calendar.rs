@@ -116,3 +116,45 @@ pub struct Job {
     pub created: DateTime<Utc>,
     pub attempts: u32,
 }
+
+/// What we pushed for one slot: the event it became and a fingerprint of the content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MappedEvent {
+    pub event_id: String,
+    pub fingerprint: String,
+    /// Etag of our last write; a listed copy with another etag was changed by someone.
+    pub etag: Option<String>,
+    /// The last push failed or was refused: push again on the next run.
+    pub needs_push: bool,
+}
+
+/// A time of an external event as Google gave it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExtTime {
+    /// A timed instant and the zone Google named for it (recurrences expand in it).
+    Instant {
+        at: DateTime<Utc>,
+        tz: Option<String>,
+    },
+    /// An all-day date (end dates exclusive).
+    Date(chrono::NaiveDate),
+}
+
+/// An event in an offering's calendar that bookcal did not create. Kept so that
+/// incremental listings (which only carry changes) can be merged, and so that each
+/// busy slot can name its source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalEvent {
+    pub id: String,
+    /// `confirmed`, `tentative` or `cancelled`.
+    pub status: String,
+    pub transparent: bool,
+    /// We (the calendar) declined it.
+    pub declined: bool,
+    pub event_type: Option<String>,
+    pub start: Option<ExtTime>,
+    pub end: Option<ExtTime>,
+    pub recurrence: Vec<String>,
+    pub recurring_event_id: Option<String>,
+    pub original_start: Option<ExtTime>,
+}

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::sync_state::Kind;
 use super::{decode, encode, Change, Store, StoreError};
-use crate::domain::calendar::{Job, OfferingCalendar};
+use std::collections::BTreeMap;
+
+use crate::domain::calendar::{ExternalEvent, Job, MappedEvent, OfferingCalendar};
 use crate::domain::Id;
 
 #[derive(Serialize, Deserialize)]
@@ -82,5 +84,78 @@ impl Store {
             .into_iter()
             .map(|(_, v)| decode::<JobRecord>("jobs", &v).map(|JobRecord::V1(j)| j))
             .collect()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum MappedRecord {
+    #[serde(rename = "1")]
+    V1(MappedEvent),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum ExternalsRecord {
+    #[serde(rename = "1")]
+    V1(Vec<ExternalEvent>),
+}
+
+fn slot_key(offering: Id, backend_id: &str) -> Vec<u8> {
+    let mut k = offering.as_bytes().to_vec();
+    k.extend_from_slice(backend_id.as_bytes());
+    k
+}
+
+impl Store {
+    /// The slot mapping of an offering: backend_id -> what we pushed.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn mapping(&self, offering: Id) -> Result<BTreeMap<String, MappedEvent>, StoreError> {
+        self.sync_scan(Kind::SlotMap, offering.as_bytes())?
+            .into_iter()
+            .map(|(k, v)| {
+                let backend_id = String::from_utf8_lossy(&k[16..]).into_owned();
+                decode::<MappedRecord>("slot_map", &v).map(|MappedRecord::V1(m)| (backend_id, m))
+            })
+            .collect()
+    }
+
+    /// The change that writes (or, with `None`, removes) one mapping entry.
+    ///
+    /// # Errors
+    /// The record cannot be encoded.
+    pub fn mapping_change(offering: Id, backend_id: &str, m: Option<&MappedEvent>) -> Result<Change, StoreError> {
+        Ok(Change::SyncState(
+            Kind::SlotMap,
+            slot_key(offering, backend_id),
+            m.map(|m| encode(&MappedRecord::V1(m.clone()))).transpose()?,
+        ))
+    }
+
+    /// The external events last seen in an offering's calendar.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn externals(&self, offering: Id) -> Result<Vec<ExternalEvent>, StoreError> {
+        Ok(match self.sync_get(Kind::Externals, offering.as_bytes())? {
+            Some(v) => match decode::<ExternalsRecord>("externals", &v)? {
+                ExternalsRecord::V1(e) => e,
+            },
+            None => Vec::new(),
+        })
+    }
+
+    /// The change that replaces an offering's external events.
+    ///
+    /// # Errors
+    /// The record cannot be encoded.
+    pub fn externals_change(offering: Id, events: &[ExternalEvent]) -> Result<Change, StoreError> {
+        Ok(Change::SyncState(
+            Kind::Externals,
+            offering.as_bytes().to_vec(),
+            Some(encode(&ExternalsRecord::V1(events.to_vec()))?),
+        ))
     }
 }

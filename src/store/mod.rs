@@ -98,7 +98,7 @@ impl Default for StoreOptions {
     }
 }
 
-const TREES: [&str; 13] = [
+const TREES: [&str; 14] = [
     "users",
     "customers",
     "projects",
@@ -112,6 +112,7 @@ const TREES: [&str; 13] = [
     "feed_tokens",
     "jobs",
     "attachments",
+    "externals",
 ];
 const T_USERS: usize = 0;
 const T_CUSTOMERS: usize = 1;
@@ -131,11 +132,11 @@ pub struct Store {
     salt: String,
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(StoreError::Encode)
 }
 
-fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
 }
 

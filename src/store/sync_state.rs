@@ -15,6 +15,8 @@ pub enum Kind {
     Jobs,
     /// order id -> attachment (name and bytes).
     Attachments,
+    /// offering id -> the external events of its calendar.
+    Externals,
 }
 
 impl Kind {
@@ -25,6 +27,7 @@ impl Kind {
             Kind::FeedTokens => 10,
             Kind::Jobs => 11,
             Kind::Attachments => 12,
+            Kind::Externals => 13,
         }
     }
 }

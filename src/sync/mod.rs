@@ -1,1 +1,17 @@
-//! (module sync: being written)
+//! The sync engine: per offering, *load state -> plan (pure) -> execute -> persist*.
+//!
+//! - [`plan`]: the pure planner (what to write to Google), table-tested;
+//! - [`busy`]: external events to busy slots (pure), table-tested;
+//! - [`engine`]: loading, listing, executing with bounded concurrency, persisting.
+//!
+//! Invariants: the sync token is stored only together with everything the listing
+//! it came from implied (mapping, external events, busy slots) in one store
+//! transaction; a failed run stores nothing but its error, so nothing is lost and the
+//! next run starts from the same state; event ids are deterministic, so a crashed run
+//! replays to the same events (no duplicates).
+
+pub mod busy;
+pub mod engine;
+pub mod plan;
+
+// pub use engine::{CalendarSource, RunOptions, RunReport, SyncEngine, SyncError};
