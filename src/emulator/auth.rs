@@ -3,7 +3,7 @@
 //!
 //! - `POST /token` (form-encoded) with `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`
 //!   and an RS256 `assertion` signed by the service-account key (`iss` = client_email,
-//!   `aud` = this token endpoint, `iat`/`exp` within an hour, `scope` present,
+//!   `aud` = this token endpoint or one of Google's token URLs, `iat`/`exp` within an hour, `scope` present,
 //!   optional `sub` for domain-wide delegation), or `grant_type=refresh_token` with
 //!   `client_id`, `client_secret`, `refresh_token`.
 //! - Answers `{"access_token","expires_in","token_type":"Bearer"}`; failures use the
@@ -209,7 +209,14 @@ fn jwt_grant(shared: &Shared, form: &TokenForm) -> Result<Caller, OAuthError> {
         return Err(invalid("Invalid JWT Signature."));
     }
     let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_audience(&[shared.token_uri()]);
+    // yup-oauth2 uses the key's token_uri as audience; google-auth always uses
+    // Google's canonical endpoint. Google's server accepts its known token URLs.
+    validation.set_audience(&[
+        shared.token_uri().as_str(),
+        "https://oauth2.googleapis.com/token",
+        "https://accounts.google.com/o/oauth2/token",
+        "https://www.googleapis.com/oauth2/v4/token",
+    ]);
     validation.set_issuer(&[shared.account.client_email.as_str()]);
     validation.set_required_spec_claims(&["exp", "iat", "aud", "iss"]);
     validation.leeway = 60;
