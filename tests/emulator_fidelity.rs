@@ -1596,3 +1596,83 @@ async fn the_control_http_api_changes_and_reports_the_switches() {
         .await;
     assert_eq!(status, StatusCode::GONE);
 }
+
+#[tokio::test]
+async fn a_page_size_cap_serves_short_pages_that_still_cover_everything() {
+    let api = Api::start().await;
+    let cal = api.new_calendar("UTC").await;
+    for i in 0..7 {
+        api.insert_ok(
+            &cal,
+            timed(
+                Some(&format!("short{i:03}")),
+                "2024-01-01T10:00:00Z",
+                "2024-01-01T11:00:00Z",
+            ),
+        )
+        .await;
+    }
+    api.emulator.controls().set_max_page_size(Some(3));
+    let (items, token, pages) = api.list_all(&cal, "maxResults=250").await;
+    assert_eq!((items.len(), pages), (7, 3));
+    assert!(token.is_some());
+}
+
+#[tokio::test]
+async fn other_credentials_see_a_calendar_only_through_its_acl() {
+    let api = Api::start().await;
+    let cal = api.new_calendar("UTC").await;
+    let other = jwt_token(&api.http, &api.emulator, Some("colleague@example.org")).await;
+    let events = format!("calendars/{cal}/events");
+    let event = timed(None, "2024-01-01T10:00:00Z", "2024-01-01T11:00:00Z");
+    let (status, _) = api
+        .call_with(Method::GET, &events, None, Some(&other), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    api.post(
+        &format!("calendars/{cal}/acl"),
+        json!({"role": "reader", "scope": {"type": "user", "value": "colleague@example.org"}}),
+    )
+    .await;
+    let (status, _) = api
+        .call_with(Method::GET, &events, None, Some(&other), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api
+        .call_with(
+            Method::POST,
+            &events,
+            Some(event.clone()),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+
+    api.post(
+        &format!("calendars/{cal}/acl"),
+        json!({"role": "writer", "scope": {"type": "user", "value": "colleague@example.org"}}),
+    )
+    .await;
+    let (status, _) = api
+        .call_with(Method::POST, &events, Some(event), Some(&other), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = api
+        .call_with(
+            Method::GET,
+            "users/me/calendarList",
+            None,
+            Some(&other),
+            None,
+        )
+        .await;
+    assert!(
+        list["items"].as_array().unwrap().is_empty(),
+        "calendarList shows only own calendars"
+    );
+}
