@@ -35,11 +35,17 @@ fn assertion(emulator: &Emulator, pem: &str, sub: Option<&str>) -> String {
     if let Some(sub) = sub {
         claims["sub"] = json!(sub);
     }
+    sign(emulator, pem, &claims)
+}
+
+fn sign(emulator: &Emulator, pem: &str, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
-    header.kid = key["private_key_id"].as_str().map(String::from);
+    header.kid = key_of(emulator)["private_key_id"]
+        .as_str()
+        .map(String::from);
     encode(
         &header,
-        &claims,
+        claims,
         &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
     )
     .unwrap()
@@ -299,6 +305,82 @@ async fn jwt_signed_by_another_key_is_an_invalid_grant() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(body["error_description"], "Invalid JWT Signature.");
+}
+
+#[tokio::test]
+async fn jwt_grants_with_bad_claims_are_invalid_grants() {
+    let api = Api::start().await;
+    let key = key_of(&api.emulator);
+    let pem = key["private_key"].as_str().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let good = json!({"iss": key["client_email"], "scope": SCOPE, "aud": key["token_uri"], "iat": now, "exp": now + 3600});
+    let with = |field: &str, value: Value| {
+        let mut claims = good.clone();
+        claims[field] = value;
+        claims
+    };
+    let cases = [
+        (
+            with("aud", json!("https://oauth2.googleapis.com/token")),
+            StatusCode::OK,
+            None,
+        ),
+        (
+            with("aud", json!("https://example.org/token")),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_grant"),
+        ),
+        (
+            with("iss", json!("someone@else.iam.gserviceaccount.com")),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_grant"),
+        ),
+        (
+            with("exp", json!(now + 7200)),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_grant"),
+        ),
+        (
+            with("exp", json!(now - 600)).tap_iat(now - 1200),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_grant"),
+        ),
+        (
+            with("scope", json!("")),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_scope"),
+        ),
+    ];
+    for (claims, status, error) in cases {
+        let jwt = sign(&api.emulator, pem, &claims);
+        let (got, body) = token_request(
+            &api.http,
+            &api.emulator,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", &jwt),
+            ],
+        )
+        .await;
+        assert_eq!((got, body["error"].as_str()), (status, error), "{claims}");
+    }
+    let (status, body) =
+        token_request(&api.http, &api.emulator, &[("grant_type", "password")]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
+    );
+}
+
+trait TapIat {
+    fn tap_iat(self, iat: i64) -> Value;
+}
+
+impl TapIat for Value {
+    fn tap_iat(mut self, iat: i64) -> Value {
+        self["iat"] = json!(iat);
+        self
+    }
 }
 
 #[tokio::test]
@@ -1513,4 +1595,84 @@ async fn the_control_http_api_changes_and_reports_the_switches() {
         ))
         .await;
     assert_eq!(status, StatusCode::GONE);
+}
+
+#[tokio::test]
+async fn a_page_size_cap_serves_short_pages_that_still_cover_everything() {
+    let api = Api::start().await;
+    let cal = api.new_calendar("UTC").await;
+    for i in 0..7 {
+        api.insert_ok(
+            &cal,
+            timed(
+                Some(&format!("short{i:03}")),
+                "2024-01-01T10:00:00Z",
+                "2024-01-01T11:00:00Z",
+            ),
+        )
+        .await;
+    }
+    api.emulator.controls().set_max_page_size(Some(3));
+    let (items, token, pages) = api.list_all(&cal, "maxResults=250").await;
+    assert_eq!((items.len(), pages), (7, 3));
+    assert!(token.is_some());
+}
+
+#[tokio::test]
+async fn other_credentials_see_a_calendar_only_through_its_acl() {
+    let api = Api::start().await;
+    let cal = api.new_calendar("UTC").await;
+    let other = jwt_token(&api.http, &api.emulator, Some("colleague@example.org")).await;
+    let events = format!("calendars/{cal}/events");
+    let event = timed(None, "2024-01-01T10:00:00Z", "2024-01-01T11:00:00Z");
+    let (status, _) = api
+        .call_with(Method::GET, &events, None, Some(&other), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    api.post(
+        &format!("calendars/{cal}/acl"),
+        json!({"role": "reader", "scope": {"type": "user", "value": "colleague@example.org"}}),
+    )
+    .await;
+    let (status, _) = api
+        .call_with(Method::GET, &events, None, Some(&other), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api
+        .call_with(
+            Method::POST,
+            &events,
+            Some(event.clone()),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+
+    api.post(
+        &format!("calendars/{cal}/acl"),
+        json!({"role": "writer", "scope": {"type": "user", "value": "colleague@example.org"}}),
+    )
+    .await;
+    let (status, _) = api
+        .call_with(Method::POST, &events, Some(event), Some(&other), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = api
+        .call_with(
+            Method::GET,
+            "users/me/calendarList",
+            None,
+            Some(&other),
+            None,
+        )
+        .await;
+    assert!(
+        list["items"].as_array().unwrap().is_empty(),
+        "calendarList shows only own calendars"
+    );
 }

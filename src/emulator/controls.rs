@@ -16,7 +16,8 @@
 //!                 "after_effect": false}], // fail the nth call (counted from when the
 //!                 // rule was set) of a method; after_effect: perform it, then fail
 //!   "quota_per_minute": null,   // per credential, sliding 60 s, 403 rateLimitExceeded past it
-//!   "access_token_ttl_secs": 3599
+//!   "access_token_ttl_secs": 3599,
+//!   "max_page_size": null      // serve list pages shorter than maxResults (Google may)
 //! }
 //! ```
 //! Other routes: `POST /emulator/fail-nth` (add one rule), `GET /emulator/counters`,
@@ -128,6 +129,10 @@ pub struct Settings {
     pub fail_nth: Vec<FailNth>,
     pub quota_per_minute: Option<u32>,
     pub access_token_ttl_secs: u64,
+    /// Caps every `events.list`/`instances` page below `maxResults` (`None`: no cap),
+    /// to exercise clients that must follow `nextPageToken` past short pages.
+    #[serde(default)]
+    pub max_page_size: Option<usize>,
 }
 
 /// A partial update of [`Settings`]; absent fields stay as they are. For
@@ -141,6 +146,8 @@ pub struct SettingsUpdate {
     pub fail_nth: Option<Vec<FailNth>>,
     pub quota_per_minute: Option<u32>,
     pub access_token_ttl_secs: Option<u64>,
+    /// `0` removes the cap.
+    pub max_page_size: Option<usize>,
 }
 
 pub(crate) struct ControlState {
@@ -223,6 +230,9 @@ impl Controls {
         if let Some(ttl) = update.access_token_ttl_secs {
             settings.access_token_ttl_secs = ttl;
         }
+        if let Some(cap) = update.max_page_size {
+            settings.max_page_size = (cap > 0).then_some(cap);
+        }
         Ok(settings.clone())
     }
 
@@ -270,6 +280,17 @@ impl Controls {
     pub fn set_quota_per_minute(&self, quota: Option<u32>) {
         lock(&self.inner.settings).quota_per_minute = quota;
         lock(&self.inner.quota).clear();
+    }
+
+    /// Serves list pages of at most `cap` items whatever `maxResults` says.
+    pub fn set_max_page_size(&self, cap: Option<usize>) {
+        lock(&self.inner.settings).max_page_size = cap.filter(|c| *c > 0);
+    }
+
+    pub(crate) fn page_size(&self, max_results: usize) -> usize {
+        lock(&self.inner.settings)
+            .max_page_size
+            .map_or(max_results, |cap| cap.min(max_results))
     }
 
     /// Lifetime of access tokens issued from now on.
@@ -611,6 +632,7 @@ mod tests {
                 fail_nth: Vec::new(),
                 quota_per_minute: None,
                 access_token_ttl_secs: 3599,
+                max_page_size: None,
             },
             Arc::new(Mutex::new(Store::new())),
         )

@@ -494,7 +494,7 @@ pub(crate) async fn list(
     };
     let paging = Paging {
         order: q.order_by,
-        max_results: q.max_results,
+        max_results: shared.controls.page_size(q.max_results),
         page,
         snapshot,
         list_id: real_id,
@@ -573,7 +573,7 @@ pub(crate) async fn instances(
     let snapshot = page.as_ref().map_or(calendar.change_seq, |p| p.s);
     let paging = Paging {
         order: OrderBy::StartTime,
-        max_results: q.max_results,
+        max_results: shared.controls.page_size(q.max_results),
         page,
         snapshot,
         list_id,

@@ -131,6 +131,7 @@ impl Emulator {
                 fail_nth: Vec::new(),
                 quota_per_minute: opts.quota_per_minute,
                 access_token_ttl_secs: opts.access_token_ttl.as_secs(),
+                max_page_size: None,
             },
             store.clone(),
         );
@@ -414,5 +415,22 @@ mod tests {
         for (method, path, name) in cases {
             assert_eq!(google_method(&method, path), name);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_are_written_readable_only_by_the_owner() -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("key.json");
+        std::fs::write(&path, "old")?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+        write_private_file(&path, b"{}")?;
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(std::fs::read_to_string(&path)?, "{}");
+        Ok(())
     }
 }
