@@ -254,7 +254,6 @@ async fn every_event_call_round_trips_through_the_emulator() {
         .expect_err("id of a deleted event");
     assert_eq!(dup.kind(), GoogleErrorKind::Duplicate);
 
-    // Every write carried sendUpdates=none: the emulator keeps what it saw.
     assert_eq!(counter(&emu, "calendar.events.insert:200"), 2);
     emu.shutdown().await;
 }
