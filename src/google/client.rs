@@ -691,8 +691,11 @@ mod wire_tests {
     use axum::Router;
     use std::sync::Mutex;
 
+    /// method, path, query, authorization
+    type Seen = (String, String, Option<String>, Option<String>);
+
     #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<Vec<(String, String, Option<String>, Option<String>)>>>);
+    struct Recorder(Arc<Mutex<Vec<Seen>>>);
 
     async fn record(State(rec): State<Recorder>, req: Request) -> axum::response::Response {
         let method = req.method().to_string();
