@@ -35,11 +35,17 @@ fn assertion(emulator: &Emulator, pem: &str, sub: Option<&str>) -> String {
     if let Some(sub) = sub {
         claims["sub"] = json!(sub);
     }
+    sign(emulator, pem, &claims)
+}
+
+fn sign(emulator: &Emulator, pem: &str, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
-    header.kid = key["private_key_id"].as_str().map(String::from);
+    header.kid = key_of(emulator)["private_key_id"]
+        .as_str()
+        .map(String::from);
     encode(
         &header,
-        &claims,
+        claims,
         &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
     )
     .unwrap()
@@ -299,6 +305,82 @@ async fn jwt_signed_by_another_key_is_an_invalid_grant() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(body["error_description"], "Invalid JWT Signature.");
+}
+
+#[tokio::test]
+async fn jwt_grants_with_bad_claims_are_invalid_grants() {
+    let api = Api::start().await;
+    let key = key_of(&api.emulator);
+    let pem = key["private_key"].as_str().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let good = json!({"iss": key["client_email"], "scope": SCOPE, "aud": key["token_uri"], "iat": now, "exp": now + 3600});
+    let with = |field: &str, value: Value| {
+        let mut claims = good.clone();
+        claims[field] = value;
+        claims
+    };
+    let cases = [
+        (
+            with("aud", json!("https://oauth2.googleapis.com/token")),
+            StatusCode::OK,
+            None,
+        ),
+        (
+            with("aud", json!("https://example.org/token")),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_grant"),
+        ),
+        (
+            with("iss", json!("someone@else.iam.gserviceaccount.com")),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_grant"),
+        ),
+        (
+            with("exp", json!(now + 7200)),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_grant"),
+        ),
+        (
+            with("exp", json!(now - 600)).tap_iat(now - 1200),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_grant"),
+        ),
+        (
+            with("scope", json!("")),
+            StatusCode::BAD_REQUEST,
+            Some("invalid_scope"),
+        ),
+    ];
+    for (claims, status, error) in cases {
+        let jwt = sign(&api.emulator, pem, &claims);
+        let (got, body) = token_request(
+            &api.http,
+            &api.emulator,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", &jwt),
+            ],
+        )
+        .await;
+        assert_eq!((got, body["error"].as_str()), (status, error), "{claims}");
+    }
+    let (status, body) =
+        token_request(&api.http, &api.emulator, &[("grant_type", "password")]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
+    );
+}
+
+trait TapIat {
+    fn tap_iat(self, iat: i64) -> Value;
+}
+
+impl TapIat for Value {
+    fn tap_iat(mut self, iat: i64) -> Value {
+        self["iat"] = json!(iat);
+        self
+    }
 }
 
 #[tokio::test]

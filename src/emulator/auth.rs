@@ -3,7 +3,7 @@
 //!
 //! - `POST /token` (form-encoded) with `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`
 //!   and an RS256 `assertion` signed by the service-account key (`iss` = client_email,
-//!   `aud` = this token endpoint, `iat`/`exp` within an hour, `scope` present,
+//!   `aud` = this token endpoint or one of Google's token URLs, `iat`/`exp` within an hour, `scope` present,
 //!   optional `sub` for domain-wide delegation), or `grant_type=refresh_token` with
 //!   `client_id`, `client_secret`, `refresh_token`.
 //! - Answers `{"access_token","expires_in","token_type":"Bearer"}`; failures use the
@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 use rsa::RsaPrivateKey;
@@ -130,6 +130,8 @@ pub(crate) struct TokenForm {
 
 #[derive(Debug, Deserialize)]
 struct JwtClaims {
+    iss: String,
+    aud: String,
     scope: Option<String>,
     sub: Option<String>,
     iat: i64,
@@ -204,28 +206,52 @@ fn jwt_grant(shared: &Shared, form: &TokenForm) -> Result<Caller, OAuthError> {
         ));
     };
     let invalid = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
-    let header = jsonwebtoken::decode_header(assertion).map_err(|_| invalid("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim."))?;
-    if header.alg != Algorithm::RS256 {
+    const TIMEFRAME: &str = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.";
+    // Verified by hand: yup-oauth2 pads its base64url segments (and signs the padded
+    // text); Google accepts that, jsonwebtoken's decode does not.
+    let parts: Vec<&str> = assertion.split('.').collect();
+    let [header, payload, signature] = parts.as_slice() else {
+        return Err(invalid(TIMEFRAME));
+    };
+    let segment =
+        |text: &str| -> Option<Vec<u8>> { URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok() };
+    let header: serde_json::Value = segment(header)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| invalid(TIMEFRAME))?;
+    if header["alg"] != "RS256" {
         return Err(invalid("Invalid JWT Signature."));
     }
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_audience(&[shared.token_uri()]);
-    validation.set_issuer(&[shared.account.client_email.as_str()]);
-    validation.set_required_spec_claims(&["exp", "iat", "aud", "iss"]);
-    validation.leeway = 60;
-    let data = jsonwebtoken::decode::<JwtClaims>(assertion, &shared.account.decoding_key, &validation)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => invalid("Invalid JWT Signature."),
-            jsonwebtoken::errors::ErrorKind::InvalidIssuer => invalid("Invalid email or User ID"),
-            jsonwebtoken::errors::ErrorKind::InvalidAudience => {
-                invalid("Invalid JWT: Failed audience check.")
-            }
-            _ => invalid("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim."),
-        })?;
-    let claims = data.claims;
+    let message = format!("{}.{}", parts[0], parts[1]);
+    let verified = jsonwebtoken::crypto::verify(
+        signature.trim_end_matches('='),
+        message.as_bytes(),
+        &shared.account.decoding_key,
+        Algorithm::RS256,
+    )
+    .unwrap_or(false);
+    if !verified {
+        return Err(invalid("Invalid JWT Signature."));
+    }
+    let claims: JwtClaims = segment(payload)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| invalid(TIMEFRAME))?;
+    if claims.iss != shared.account.client_email {
+        return Err(invalid("Invalid email or User ID"));
+    }
+    // yup-oauth2 uses the key's token_uri as audience; google-auth always uses
+    // Google's canonical endpoint. Google's server accepts its known token URLs.
+    let audiences = [
+        shared.token_uri(),
+        "https://oauth2.googleapis.com/token".into(),
+        "https://accounts.google.com/o/oauth2/token".into(),
+        "https://www.googleapis.com/oauth2/v4/token".into(),
+    ];
+    if !audiences.contains(&claims.aud) {
+        return Err(invalid("Invalid JWT: Failed audience check."));
+    }
     let now = chrono::Utc::now().timestamp();
-    if claims.exp - claims.iat > 3600 || claims.iat > now + 60 {
-        return Err(invalid("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim."));
+    if claims.exp - claims.iat > 3600 || claims.iat > now + 60 || claims.exp < now - 60 {
+        return Err(invalid(TIMEFRAME));
     }
     let Some(scope) = claims.scope.filter(|s| !s.trim().is_empty()) else {
         return Err(oauth_error(
