@@ -678,3 +678,110 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod wire_tests {
+    //! What goes over the wire, checked against a recording fake server.
+    use super::*;
+    use crate::google::auth::Credentials;
+    use crate::google::types::EventTime;
+    use axum::extract::{Request, State};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::Router;
+    use std::sync::Mutex;
+
+    /// method, path, query, authorization
+    type Seen = (String, String, Option<String>, Option<String>);
+
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<Seen>>>);
+
+    async fn record(State(rec): State<Recorder>, req: Request) -> axum::response::Response {
+        let method = req.method().to_string();
+        let path = req.uri().path().to_owned();
+        let query = req.uri().query().map(str::to_owned);
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        rec.0
+            .lock()
+            .expect("lock")
+            .push((method.clone(), path.clone(), query, auth));
+        if path == "/token" {
+            return axum::Json(serde_json::json!({"access_token": "tok", "expires_in": 3600}))
+                .into_response();
+        }
+        if method == "DELETE" {
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        axum::Json(serde_json::json!({"id": "ev001", "status": "confirmed"})).into_response()
+    }
+
+    #[tokio::test]
+    async fn event_writes_send_updates_none_and_ids_are_encoded_in_the_path() {
+        let rec = Recorder::default();
+        let app = Router::new().fallback(record).with_state(rec.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = GoogleCalendarClient::builder(Credentials::RefreshToken {
+            client_id: "c".into(),
+            client_secret: "s".into(),
+            refresh_token: "r".into(),
+            token_url: format!("http://{addr}/token"),
+        })
+        .root_url(format!("http://{addr}"))
+        .build()
+        .await
+        .expect("client");
+        let cal = "c_1@group.calendar.google.com";
+        let ev = Event {
+            id: "ev001".into(),
+            start: Some(EventTime::Date(
+                chrono::NaiveDate::from_ymd_opt(2030, 1, 1).expect("date"),
+            )),
+            ..Event::default()
+        };
+        client.event_insert(cal, &ev).await.expect("insert");
+        client.event_update(cal, &ev).await.expect("update");
+        client.event_delete(cal, "ev001").await.expect("delete");
+        client.event_get(cal, "ev001").await.expect("get");
+
+        let seen = rec.0.lock().expect("lock").clone();
+        let api: Vec<_> = seen.iter().filter(|r| r.1 != "/token").collect();
+        assert_eq!(seen.iter().filter(|r| r.1 == "/token").count(), 1);
+        assert_eq!(api.len(), 4);
+        let expected = [
+            (
+                "POST",
+                "/calendar/v3/calendars/c_1%40group.calendar.google.com/events",
+            ),
+            (
+                "PUT",
+                "/calendar/v3/calendars/c_1%40group.calendar.google.com/events/ev001",
+            ),
+            (
+                "DELETE",
+                "/calendar/v3/calendars/c_1%40group.calendar.google.com/events/ev001",
+            ),
+            (
+                "GET",
+                "/calendar/v3/calendars/c_1%40group.calendar.google.com/events/ev001",
+            ),
+        ];
+        for ((method, path, query, auth), (want_method, want_path)) in api.iter().zip(expected) {
+            assert_eq!(method, want_method);
+            assert_eq!(path, want_path);
+            assert_eq!(auth.as_deref(), Some("Bearer tok"));
+            let query = query.clone().unwrap_or_default();
+            if want_method != "GET" {
+                assert!(query.contains("sendUpdates=none"), "{method} {query}");
+            }
+        }
+    }
+}
