@@ -6,6 +6,18 @@ use serde::{Deserialize, Serialize};
 
 use super::Id;
 
+/// What JavaScript's `encodeURIComponent` leaves alone (Google's links use it).
+const URI_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
 /// Life cycle of an offering's calendar (names as upstream Waldur shows them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CalendarState {
@@ -92,7 +104,7 @@ impl OfferingCalendar {
         match (&self.calendar_id, self.public) {
             (Some(id), true) => Some(format!(
                 "https://calendar.google.com/calendar/embed?src={}",
-                percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+                percent_encoding::utf8_percent_encode(id, URI_COMPONENT)
             )),
             _ => None,
         }

@@ -324,6 +324,19 @@ fn store_event(
     if !client.contains_key("eventType") {
         client.insert("eventType".into(), json!("default"));
     }
+    // `attendees[].self` is Google's, never the client's: true for the attendee that
+    // is this calendar (its copy of the event).
+    if let Some(list) = client.get_mut("attendees").and_then(Value::as_array_mut) {
+        for a in list.iter_mut() {
+            let is_self = a.get("email").and_then(Value::as_str) == Some(calendar_id.as_str());
+            if let Some(m) = a.as_object_mut() {
+                m.remove("self");
+                if is_self {
+                    m.insert("self".into(), json!(true));
+                }
+            }
+        }
+    }
     body.extend(client);
     let body = Value::Object(body);
     let seq = calendar.next_seq();

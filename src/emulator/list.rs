@@ -63,6 +63,8 @@ struct ListQuery {
     time_max: Option<DateTime<Utc>>,
     updated_min: Option<DateTime<Utc>>,
     show_deleted: bool,
+    /// `showDeleted=false` was given explicitly (refused with a syncToken).
+    show_deleted_false_given: bool,
     single_events: bool,
     order_by: OrderBy,
     q: Option<String>,
@@ -97,6 +99,7 @@ fn parse_query(pairs: &[(String, String)]) -> Result<ListQuery, ApiError> {
         time_max: None,
         updated_min: None,
         show_deleted: false,
+        show_deleted_false_given: false,
         single_events: false,
         order_by: OrderBy::Id,
         q: None,
@@ -131,7 +134,10 @@ fn parse_query(pairs: &[(String, String)]) -> Result<ListQuery, ApiError> {
             "timeMin" => q.time_min = Some(parse_query_time(key, value)?),
             "timeMax" => q.time_max = Some(parse_query_time(key, value)?),
             "updatedMin" => q.updated_min = Some(parse_query_time(key, value)?),
-            "showDeleted" => q.show_deleted = parse_bool(key, value)?,
+            "showDeleted" => {
+                q.show_deleted = parse_bool(key, value)?;
+                q.show_deleted_false_given = !q.show_deleted;
+            }
             "singleEvents" => q.single_events = parse_bool(key, value)?,
             "orderBy" => {
                 q.order_by = match value.as_str() {
@@ -150,6 +156,11 @@ fn parse_query(pairs: &[(String, String)]) -> Result<ListQuery, ApiError> {
             "sharedExtendedProperty" => q.shared_props.push(parse_property(value)?),
             _ => {}
         }
+    }
+    if q.sync_token.is_some() && q.show_deleted_false_given {
+        return Err(ApiError::Invalid(
+            "showDeleted cannot be false together with syncToken.".into(),
+        ));
     }
     if q.order_by == OrderBy::StartTime && !q.single_events {
         return Err(ApiError::Invalid(
@@ -219,11 +230,12 @@ pub(crate) fn decode_token<T: DeserializeOwned>(secret: &[u8; 32], token: &str) 
     serde_json::from_slice(payload).ok()
 }
 
+/// Parameters an incremental listing must repeat from the full one. `showDeleted`
+/// is not among them: Google's `events.list` reference says deletions "will always be
+/// in the result set and it is not allowed to set showDeleted to False" with a
+/// syncToken, whatever the full listing used.
 fn must_match(q: &ListQuery) -> String {
-    format!(
-        "singleEvents={};showDeleted={}",
-        q.single_events, q.show_deleted
-    )
+    format!("singleEvents={}", q.single_events)
 }
 
 /// The minimal form of a cancelled event in listings.

@@ -98,7 +98,7 @@ enum MappedRecord {
 #[serde(tag = "v")]
 enum ExternalsRecord {
     #[serde(rename = "1")]
-    V1(Vec<ExternalEvent>),
+    V1 { events: Vec<ExternalEvent> },
 }
 
 fn slot_key(offering: Id, backend_id: &str) -> Vec<u8> {
@@ -141,7 +141,7 @@ impl Store {
     pub fn externals(&self, offering: Id) -> Result<Vec<ExternalEvent>, StoreError> {
         Ok(match self.sync_get(Kind::Externals, offering.as_bytes())? {
             Some(v) => match decode::<ExternalsRecord>("externals", &v)? {
-                ExternalsRecord::V1(e) => e,
+                ExternalsRecord::V1 { events } => events,
             },
             None => Vec::new(),
         })
@@ -155,7 +155,7 @@ impl Store {
         Ok(Change::SyncState(
             Kind::Externals,
             offering.as_bytes().to_vec(),
-            Some(encode(&ExternalsRecord::V1(events.to_vec()))?),
+            Some(encode(&ExternalsRecord::V1 { events: events.to_vec() })?),
         ))
     }
 }

@@ -14,4 +14,4 @@ pub mod busy;
 pub mod engine;
 pub mod plan;
 
-// pub use engine::{CalendarSource, RunOptions, RunReport, SyncEngine, SyncError};
+pub use engine::{CalendarSource, RunOptions, RunReport, SingleClient, SyncEngine, SyncError};

@@ -181,3 +181,116 @@ pub fn at(days: i64, hour: u32) -> chrono::DateTime<chrono::Utc> {
     let d = (Utc::now() + Duration::days(days)).date_naive();
     Utc.from_utc_datetime(&d.and_hms_opt(hour, 0, 0).expect("valid hour"))
 }
+
+/// The sync engine wired to an in-process emulator, plus a second client with the
+/// same credential that plays "a person editing the calendar in Google".
+pub struct SyncEnv {
+    pub emu: bookcal::emulator::Emulator,
+    pub engine: bookcal::sync::SyncEngine,
+    pub human: Arc<dyn bookcal::google::CalendarApi>,
+}
+
+pub async fn google_client(
+    emu: &bookcal::emulator::Emulator,
+    subject: Option<&str>,
+) -> Arc<dyn bookcal::google::CalendarApi> {
+    use bookcal::google::{ClientOptions, Credentials, GoogleCalendarClient, RateLimit, RetryPolicy};
+    let options = ClientOptions {
+        root_url: emu.root_url(),
+        retry: RetryPolicy { max_attempts: 8, base: std::time::Duration::from_millis(5), cap: std::time::Duration::from_millis(50) },
+        rate_limit: RateLimit { per_minute: 600_000, burst: 1_000 },
+        page_size: Some(2500),
+        ..ClientOptions::default()
+    };
+    let creds = Credentials::ServiceAccount { key_json: emu.service_account_key_json(), subject: subject.map(String::from) };
+    Arc::new(GoogleCalendarClient::builder(creds).options(options).build().await.expect("client"))
+}
+
+pub async fn sync_env(app: &TestApp) -> SyncEnv {
+    sync_env_as(app, None).await
+}
+
+/// Like [`sync_env`], acting as an impersonated user (attendees allowed).
+pub async fn sync_env_as(app: &TestApp, subject: Option<&str>) -> SyncEnv {
+    let emu = bookcal::emulator::Emulator::start(bookcal::emulator::EmulatorOptions::default()).await.expect("emulator");
+    let client = google_client(&emu, subject).await;
+    let human = google_client(&emu, subject).await;
+    let engine = bookcal::sync::SyncEngine {
+        store: app.store.clone(),
+        source: Arc::new(bookcal::sync::SingleClient(Some(client))),
+        settings: bookcal::config::SyncSettings::default(),
+        share_role: bookcal::google::AclRole::Reader,
+    };
+    SyncEnv { emu, engine, human }
+}
+
+impl SyncEnv {
+    /// Calendar API requests the emulator answered (tokens and control calls excluded).
+    pub fn requests(&self) -> u64 {
+        self.emu
+            .controls()
+            .counters()
+            .iter()
+            .filter(|(k, _)| k.starts_with("calendar.") && !k.contains(':'))
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    pub fn reset(&self) {
+        self.emu.controls().reset_counters();
+    }
+
+    /// The live (not cancelled) events of a calendar, as the emulator holds them.
+    pub fn live_events(&self, calendar_id: &str) -> Vec<Value> {
+        self.emu
+            .inspect()
+            .events(calendar_id)
+            .into_iter()
+            .filter(|e| e["status"] != "cancelled")
+            .collect()
+    }
+
+    pub async fn sync(&self, offering: Id) -> bookcal::sync::RunReport {
+        self.engine.sync_offering(offering, bookcal::sync::RunOptions::default()).await.expect("sync run")
+    }
+}
+
+/// Adds an accepted booking with `n` one-hour slots, one a day from tomorrow, to an
+/// offering (directly in the store, bypassing the availability rules).
+pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
+    use bookcal::domain::{Resource, ResourceState, Slot};
+    let (project, user) = {
+        let cat = app.store.read().expect("read");
+        (*cat.projects.keys().next().expect("project"), cat.users_by_name["alice"])
+    };
+    let now = chrono::Utc::now();
+    let slots = (0..n)
+        .map(|i| Slot {
+            start: at(1 + i as i64, 6),
+            end: at(1 + i as i64, 7),
+            backend_id: format!("booking_{}", Id::new_v4().hex()),
+        })
+        .collect();
+    let r = Resource {
+        id: Id::new_v4(),
+        name: format!("Series of {n}"),
+        slug: "series".into(),
+        description: String::new(),
+        offering,
+        project,
+        state: ResourceState::Ok,
+        backend_id: String::new(),
+        attributes: serde_json::json!({}),
+        slots,
+        created: now,
+        modified: now,
+        created_by: user,
+        consumer_reviewed_by: None,
+        creation_order: None,
+        end_date: None,
+        error_message: String::new(),
+    };
+    let id = r.id;
+    app.store.mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ()))).expect("store");
+    id
+}
