@@ -27,6 +27,12 @@ pub enum AppError {
     },
     #[error("server failed")]
     Serve(#[source] std::io::Error),
+    #[error("Google setup failed: {what}")]
+    Google {
+        what: String,
+        #[source]
+        source: crate::google::GoogleError,
+    },
 }
 
 /// Opens the store the settings name.
@@ -84,4 +90,80 @@ pub async fn bind(settings: &Settings) -> Result<TcpListener, AppError> {
             addr: settings.listen.to_string(),
             source,
         })
+}
+
+/// Builds the Google client the settings describe (a service-account key), if any.
+///
+/// # Errors
+/// The key file cannot be read or is not a service-account key.
+pub async fn google_client(
+    settings: &Settings,
+    stats: Arc<crate::google::CallStats>,
+) -> Result<Option<Arc<dyn crate::google::CalendarApi>>, AppError> {
+    use crate::google::{ClientOptions, Credentials, GoogleCalendarClient, RateLimit};
+    let Some(path) = &settings.google.service_account_key else {
+        return Ok(None);
+    };
+    let creds = Credentials::service_account_from_file(path, settings.google.impersonate.clone())
+        .await
+        .map_err(|e| AppError::Google { what: format!("reading the service-account key {}", path.display()), source: e })?;
+    let per_minute = settings.google.requests_per_minute;
+    let options = ClientOptions {
+        root_url: settings.google.root_url.clone(),
+        rate_limit: RateLimit { per_minute, burst: (per_minute / 20).clamp(1, 50) },
+        page_size: Some(2500),
+        ..ClientOptions::default()
+    };
+    let client = GoogleCalendarClient::builder(creds)
+        .options(options)
+        .stats(stats)
+        .build()
+        .await
+        .map_err(|e| AppError::Google { what: "building the Google client".into(), source: e })?;
+    Ok(Some(Arc::new(client)))
+}
+
+/// The sync engine for these settings.
+pub fn sync_engine(store: Arc<Store>, settings: &Settings, client: Option<Arc<dyn crate::google::CalendarApi>>) -> Arc<crate::sync::SyncEngine> {
+    Arc::new(crate::sync::SyncEngine {
+        store,
+        source: Arc::new(crate::sync::SingleClient(client)),
+        settings: settings.sync.clone(),
+        share_role: if settings.google.share_busy_only {
+            crate::google::AclRole::FreeBusyReader
+        } else {
+            crate::google::AclRole::Reader
+        },
+    })
+}
+
+/// Runs the API and the scheduler until `shutdown`; then drains both and flushes.
+///
+/// # Errors
+/// The Google client cannot be built, or the server fails.
+pub async fn run_service(
+    listener: TcpListener,
+    store: Arc<Store>,
+    settings: &Settings,
+    client: Option<Arc<dyn crate::google::CalendarApi>>,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    let mut state = app_state(store.clone(), settings);
+    state.google = Arc::new(StaticCredentials(client.is_some()));
+    let engine = sync_engine(store.clone(), settings, client);
+    let opts = crate::scheduler::SchedulerOptions {
+        interval: (settings.sync.interval_secs > 0).then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),
+        ..crate::scheduler::SchedulerOptions::default()
+    };
+    let scheduler = crate::scheduler::Scheduler::new(engine, state.jobs_ready.clone(), opts);
+    let sched = tokio::spawn(scheduler.run(shutdown.clone()));
+    let served = serve(listener, state, shutdown.clone()).await;
+    shutdown.cancel();
+    if sched.await.is_err() {
+        tracing::error!("the scheduler task panicked");
+    }
+    if let Err(e) = store.flush().await {
+        tracing::error!(error = %e, "flushing the store failed");
+    }
+    served
 }

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod emulator;
 pub mod google;

@@ -34,6 +34,40 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Sync offerings with Google Calendar once (the service must not be running:
+    /// sled allows one process per data directory).
+    Sync {
+        /// Only this offering (hex or dashed UUID).
+        #[arg(long)]
+        offering: Option<String>,
+        /// Every offering, also those without a calendar yet (creates calendars).
+        #[arg(long)]
+        all: bool,
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Override the deletion guards.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the local Google Calendar v3 emulator.
+    Emulator {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+        /// Write a service-account key file for this emulator here.
+        #[arg(long)]
+        key_out: Option<PathBuf>,
+    },
+    /// Run the whole loop locally: emulator, service, demo data, first sync.
+    Demo {
+        #[arg(long, default_value = "./demo-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Start again from the demo data set.
+        #[arg(long)]
+        reset: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -73,20 +107,108 @@ fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
+async fn sync_once(
+    settings: &Settings,
+    offering: Option<String>,
+    all: bool,
+    dry_run: bool,
+    force: bool,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let store = bookcal::app::open_store(settings)?;
+    let stats = std::sync::Arc::new(bookcal::google::CallStats::new());
+    let client = bookcal::app::google_client(settings, stats.clone())
+        .await?
+        .context("no Google credentials: set BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY (bookcal emulator --key-out writes one)")?;
+    let engine = bookcal::app::sync_engine(store.clone(), settings, Some(client));
+    let targets: Vec<bookcal::domain::Id> = match offering {
+        Some(o) => vec![bookcal::domain::Id::parse(&o).with_context(|| format!("{o:?} is not a UUID"))?],
+        None if all => store.read()?.offerings.keys().copied().collect(),
+        None => store.calendars()?.into_iter().map(|c| c.offering).collect(),
+    };
+    let bar = if std::io::stderr().is_terminal() && !dry_run {
+        let b = indicatif::ProgressBar::new(targets.len() as u64);
+        b.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        Some(b)
+    } else {
+        None
+    };
+    let mut failed = 0;
+    for id in targets {
+        let name = store.read()?.offerings.get(&id).map(|o| o.name.clone()).unwrap_or_default();
+        if let Some(b) = &bar {
+            b.set_message(name.clone());
+        }
+        let r = engine.sync_offering(id, bookcal::sync::RunOptions { dry_run, force }).await;
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+        let line = match r {
+            Ok(rep) if dry_run => {
+                let mut s = format!("{id} {name}: {} planned operations", rep.plan.len());
+                for l in rep.plan {
+                    s.push_str(&format!("\n  {l}"));
+                }
+                s
+            }
+            Ok(rep) => {
+                let s = rep.summary;
+                let mut line = format!(
+                    "{id} {name}: created {}, updated {}, deleted {}, adopted {}, busy slots {}, {} requests, {} ms",
+                    s.created, s.updated, s.deleted, s.adopted, s.busy_slots, s.api_calls, s.duration_ms
+                );
+                for w in s.warnings {
+                    line.push_str(&format!("\n  warning: {w}"));
+                }
+                line
+            }
+            Err(e) => {
+                failed += 1;
+                format!("{id} {name}: FAILED: {e:#}")
+            }
+        };
+        match &bar {
+            Some(b) => b.println(line),
+            None => println!("{line}"),
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    store.flush().await?;
+    if failed > 0 {
+        anyhow::bail!("{failed} offering(s) failed");
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref()).context("invalid settings")?;
     match cli.command {
         Command::Serve => {
             bookcal::telemetry::init(&settings.log_format);
             let store = bookcal::app::open_store(&settings)?;
+            let stats = std::sync::Arc::new(bookcal::google::CallStats::new());
+            let client = bookcal::app::google_client(&settings, stats).await?;
             let listener = bookcal::app::bind(&settings).await?;
             let addr = listener.local_addr()?;
-            tracing::info!(%addr, data_dir = %settings.data_dir.display(), "bookcal listening");
+            tracing::info!(%addr, data_dir = %settings.data_dir.display(), google = client.is_some(), "bookcal listening");
             let shutdown = shutdown_on_signals();
-            let state = bookcal::app::app_state(store.clone(), &settings);
-            bookcal::app::serve(listener, state, shutdown).await?;
-            store.flush().await.context("flushing the store")?;
+            bookcal::app::run_service(listener, store, &settings, client, shutdown).await?;
             tracing::info!("bookcal stopped");
+        }
+        Command::Sync { offering, all, dry_run, force } => {
+            bookcal::telemetry::init(&settings.log_format);
+            sync_once(&settings, offering, all, dry_run, force).await?;
+        }
+        Command::Emulator { listen, key_out } => {
+            bookcal::telemetry::init(&settings.log_format);
+            bookcal::emulator::run_standalone(listen, key_out, shutdown_on_signals()).await?;
+        }
+        Command::Demo { data_dir, listen, reset } => {
+            bookcal::telemetry::init(&settings.log_format);
+            let opts = bookcal::demo::DemoOptions { data_dir, listen, reset };
+            bookcal::demo::run(opts, shutdown_on_signals()).await?;
         }
         Command::Import { file } => {
             let store = bookcal::app::open_store(&settings)?;

@@ -1,0 +1,130 @@
+//! `bookcal demo`: the whole loop on one machine. Starts the Google Calendar emulator
+//! and the service in one process with a data directory of its own, loads the demo
+//! data set (first run, or `--reset`), runs a first sync, and prints what to try.
+//!
+//! Running it again reuses the data directory (bookings made in the last run stay);
+//! the emulator is new each time, so the demo forgets the previous calendars and
+//! re-creates them on the first sync. `--reset` starts from the demo data set again.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::emulator::{Emulator, EmulatorOptions};
+use crate::sync::RunOptions;
+
+/// The demo data set, embedded so that the demo runs from any directory.
+pub const DEMO_DATA: &str = include_str!("../fixtures/demo.json");
+
+/// Options of `bookcal demo`.
+pub struct DemoOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub reset: bool,
+}
+
+/// Runs the demo until `shutdown`.
+///
+/// # Errors
+/// The data directory or a port cannot be used.
+pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if opts.reset && opts.data_dir.exists() {
+        std::fs::remove_dir_all(&opts.data_dir).with_context(|| format!("removing {}", opts.data_dir.display()))?;
+    }
+    std::fs::create_dir_all(&opts.data_dir)?;
+    let emu = Emulator::start_on(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        EmulatorOptions::default(),
+        shutdown.child_token(),
+    )
+    .await?;
+    let key_path = opts.data_dir.join("emulator-service-account.json");
+    std::fs::write(&key_path, emu.service_account_key_json())?;
+
+    let mut settings = Settings::default();
+    settings.data_dir = opts.data_dir.join("store");
+    settings.listen = opts.listen;
+    settings.google.root_url = emu.root_url();
+    settings.google.service_account_key = Some(key_path.clone());
+    settings.sync.interval_secs = 60;
+    settings.validate()?;
+
+    let store = crate::app::open_store(&settings)?;
+    let fresh = store.read()?.users.is_empty();
+    if fresh {
+        let ds: crate::import::DataSet = serde_json::from_str(DEMO_DATA)?;
+        crate::import::import(&store, &ds, chrono::Utc::now())?;
+    }
+    crate::sync::forget_google_state(&store)?;
+    let mut tokens = Vec::new();
+    for user in ["admin", "owner", "alice"] {
+        let id = store.read()?.users_by_name.get(user).copied().with_context(|| format!("demo user {user} is missing"))?;
+        tokens.push((user, store.create_token(id)?));
+    }
+    let stats = Arc::new(crate::google::CallStats::new());
+    let client = crate::app::google_client(&settings, stats).await?;
+    let engine = crate::app::sync_engine(store.clone(), &settings, client.clone());
+    let offerings: Vec<(crate::domain::Id, String)> =
+        store.read()?.offerings.values().map(|o| (o.id, o.name.clone())).collect();
+    for (id, _) in &offerings {
+        engine.sync_offering(*id, RunOptions::default()).await.with_context(|| format!("first sync of offering {id}"))?;
+    }
+    let listener = crate::app::bind(&settings).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    print_guide(&base, &emu.root_url(), &tokens, &offerings, &store, fresh, &opts.data_dir);
+    crate::app::run_service(listener, store, &settings, client, shutdown.clone()).await?;
+    emu.shutdown().await;
+    println!("bookcal demo stopped; data kept in {}", opts.data_dir.display());
+    Ok(())
+}
+
+fn print_guide(
+    base: &str,
+    emu: &str,
+    tokens: &[(&str, String)],
+    offerings: &[(crate::domain::Id, String)],
+    store: &crate::store::Store,
+    fresh: bool,
+    dir: &std::path::Path,
+) {
+    let tok = |u: &str| tokens.iter().find(|(n, _)| *n == u).map(|(_, t)| t.clone()).unwrap_or_default();
+    let (room, project) = {
+        let cat = store.read().ok();
+        let room = offerings.iter().find(|(_, n)| n.contains("Aurora")).or(offerings.first()).map(|(i, _)| *i).unwrap_or_default();
+        let project = cat.and_then(|c| c.projects.keys().next().copied()).unwrap_or_default();
+        (room, project)
+    };
+    let day = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%d");
+    println!("bookcal demo ready: {base}");
+    println!();
+    println!("data directory: {} ({})", dir.display(), if fresh { "new, demo data loaded" } else { "reused; --reset starts over" });
+    println!("API tokens:");
+    for (u, t) in tokens {
+        println!("  {u:<6} {t}");
+    }
+    println!();
+    println!("Try:");
+    println!("  # offerings of the provider (owner)");
+    println!("  curl -s -H 'Authorization: Token {}' {base}/api/booking-offerings/", tok("owner"));
+    println!("  # book a slot as alice");
+    println!(
+        "  curl -s -H 'Authorization: Token {}' -H 'Content-Type: application/json' -X POST {base}/api/marketplace-orders/ \\\n    -d '{{\"offering\": \"{base}/api/booking-offerings/{room}/\", \"project\": \"{base}/api/projects/{project}/\", \"attributes\": {{\"name\": \"Demo booking\", \"schedules\": [{{\"start\": \"{day}T13:00:00Z\", \"end\": \"{day}T14:00:00Z\"}}]}}}}'",
+        tok("alice")
+    );
+    println!("  # accept it as the owner (use marketplace_resource_uuid from the answer)");
+    println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/booking-resources/RESOURCE_UUID/accept/", tok("owner"));
+    println!("  # sync and share the room's calendar");
+    println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/booking-offerings/{room}/google_calendar_sync/", tok("owner"));
+    println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/booking-offerings/{room}/share_google_calendar/", tok("owner"));
+    println!();
+    println!("Feeds (public while shared): {base}/feeds/offerings/{room}.ics");
+    println!("Google Calendar emulator: {emu}");
+    println!("  its calendars:  curl -s {emu}emulator/calendars");
+    println!("  their events:   curl -s {emu}emulator/calendars/CALENDAR_ID/events");
+    println!();
+    println!("Ctrl-C stops the demo.");
+}
