@@ -106,11 +106,17 @@ pub async fn google_client(
     };
     let creds = Credentials::service_account_from_file(path, settings.google.impersonate.clone())
         .await
-        .map_err(|e| AppError::Google { what: format!("reading the service-account key {}", path.display()), source: e })?;
+        .map_err(|e| AppError::Google {
+            what: format!("reading the service-account key {}", path.display()),
+            source: e,
+        })?;
     let per_minute = settings.google.requests_per_minute;
     let options = ClientOptions {
         root_url: settings.google.root_url.clone(),
-        rate_limit: RateLimit { per_minute, burst: (per_minute / 20).clamp(1, 50) },
+        rate_limit: RateLimit {
+            per_minute,
+            burst: (per_minute / 20).clamp(1, 50),
+        },
         page_size: Some(2500),
         ..ClientOptions::default()
     };
@@ -119,12 +125,19 @@ pub async fn google_client(
         .stats(stats)
         .build()
         .await
-        .map_err(|e| AppError::Google { what: "building the Google client".into(), source: e })?;
+        .map_err(|e| AppError::Google {
+            what: "building the Google client".into(),
+            source: e,
+        })?;
     Ok(Some(Arc::new(client)))
 }
 
 /// The sync engine for these settings.
-pub fn sync_engine(store: Arc<Store>, settings: &Settings, client: Option<Arc<dyn crate::google::CalendarApi>>) -> Arc<crate::sync::SyncEngine> {
+pub fn sync_engine(
+    store: Arc<Store>,
+    settings: &Settings,
+    client: Option<Arc<dyn crate::google::CalendarApi>>,
+) -> Arc<crate::sync::SyncEngine> {
     Arc::new(crate::sync::SyncEngine {
         store,
         source: Arc::new(crate::sync::SingleClient(client)),
@@ -152,7 +165,8 @@ pub async fn run_service(
     state.google = Arc::new(StaticCredentials(client.is_some()));
     let engine = sync_engine(store.clone(), settings, client);
     let opts = crate::scheduler::SchedulerOptions {
-        interval: (settings.sync.interval_secs > 0).then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),
+        interval: (settings.sync.interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),
         ..crate::scheduler::SchedulerOptions::default()
     };
     let scheduler = crate::scheduler::Scheduler::new(engine, state.jobs_ready.clone(), opts);

@@ -33,7 +33,8 @@ pub struct DemoOptions {
 /// The data directory or a port cannot be used.
 pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
     if opts.reset && opts.data_dir.exists() {
-        std::fs::remove_dir_all(&opts.data_dir).with_context(|| format!("removing {}", opts.data_dir.display()))?;
+        std::fs::remove_dir_all(&opts.data_dir)
+            .with_context(|| format!("removing {}", opts.data_dir.display()))?;
     }
     std::fs::create_dir_all(&opts.data_dir)?;
     let emu = Emulator::start_on(
@@ -45,9 +46,11 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
     let key_path = opts.data_dir.join("emulator-service-account.json");
     std::fs::write(&key_path, emu.service_account_key_json())?;
 
-    let mut settings = Settings::default();
-    settings.data_dir = opts.data_dir.join("store");
-    settings.listen = opts.listen;
+    let mut settings = Settings {
+        data_dir: opts.data_dir.join("store"),
+        listen: opts.listen,
+        ..Settings::default()
+    };
     settings.google.root_url = emu.root_url();
     settings.google.service_account_key = Some(key_path.clone());
     settings.sync.interval_secs = 60;
@@ -62,23 +65,46 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
     crate::sync::forget_google_state(&store)?;
     let mut tokens = Vec::new();
     for user in ["admin", "owner", "alice"] {
-        let id = store.read()?.users_by_name.get(user).copied().with_context(|| format!("demo user {user} is missing"))?;
+        let id = store
+            .read()?
+            .users_by_name
+            .get(user)
+            .copied()
+            .with_context(|| format!("demo user {user} is missing"))?;
         tokens.push((user, store.create_token(id)?));
     }
     let stats = Arc::new(crate::google::CallStats::new());
     let client = crate::app::google_client(&settings, stats).await?;
     let engine = crate::app::sync_engine(store.clone(), &settings, client.clone());
-    let offerings: Vec<(crate::domain::Id, String)> =
-        store.read()?.offerings.values().map(|o| (o.id, o.name.clone())).collect();
+    let offerings: Vec<(crate::domain::Id, String)> = store
+        .read()?
+        .offerings
+        .values()
+        .map(|o| (o.id, o.name.clone()))
+        .collect();
     for (id, _) in &offerings {
-        engine.sync_offering(*id, RunOptions::default()).await.with_context(|| format!("first sync of offering {id}"))?;
+        engine
+            .sync_offering(*id, RunOptions::default())
+            .await
+            .with_context(|| format!("first sync of offering {id}"))?;
     }
     let listener = crate::app::bind(&settings).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    print_guide(&base, &emu.root_url(), &tokens, &offerings, &store, fresh, &opts.data_dir);
+    print_guide(
+        &base,
+        &emu.root_url(),
+        &tokens,
+        &offerings,
+        &store,
+        fresh,
+        &opts.data_dir,
+    );
     crate::app::run_service(listener, store, &settings, client, shutdown.clone()).await?;
     emu.shutdown().await;
-    println!("bookcal demo stopped; data kept in {}", opts.data_dir.display());
+    println!(
+        "bookcal demo stopped; data kept in {}",
+        opts.data_dir.display()
+    );
     Ok(())
 }
 
@@ -91,17 +117,38 @@ fn print_guide(
     fresh: bool,
     dir: &std::path::Path,
 ) {
-    let tok = |u: &str| tokens.iter().find(|(n, _)| *n == u).map(|(_, t)| t.clone()).unwrap_or_default();
+    let tok = |u: &str| {
+        tokens
+            .iter()
+            .find(|(n, _)| *n == u)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default()
+    };
     let (room, project) = {
         let cat = store.read().ok();
-        let room = offerings.iter().find(|(_, n)| n.contains("Aurora")).or(offerings.first()).map(|(i, _)| *i).unwrap_or_default();
-        let project = cat.and_then(|c| c.projects.keys().next().copied()).unwrap_or_default();
+        let room = offerings
+            .iter()
+            .find(|(_, n)| n.contains("Aurora"))
+            .or(offerings.first())
+            .map(|(i, _)| *i)
+            .unwrap_or_default();
+        let project = cat
+            .and_then(|c| c.projects.keys().next().copied())
+            .unwrap_or_default();
         (room, project)
     };
     let day = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%d");
     println!("bookcal demo ready: {base}");
     println!();
-    println!("data directory: {} ({})", dir.display(), if fresh { "new, demo data loaded" } else { "reused; --reset starts over" });
+    println!(
+        "data directory: {} ({})",
+        dir.display(),
+        if fresh {
+            "new, demo data loaded"
+        } else {
+            "reused; --reset starts over"
+        }
+    );
     println!("API tokens:");
     for (u, t) in tokens {
         println!("  {u:<6} {t}");
@@ -109,7 +156,10 @@ fn print_guide(
     println!();
     println!("Try:");
     println!("  # offerings of the provider (owner)");
-    println!("  curl -s -H 'Authorization: Token {}' {base}/api/booking-offerings/", tok("owner"));
+    println!(
+        "  curl -s -H 'Authorization: Token {}' {base}/api/booking-offerings/",
+        tok("owner")
+    );
     println!("  # book a slot as alice");
     println!(
         "  curl -s -H 'Authorization: Token {}' -H 'Content-Type: application/json' -X POST {base}/api/marketplace-orders/ \\\n    -d '{{\"offering\": \"{base}/api/booking-offerings/{room}/\", \"project\": \"{base}/api/projects/{project}/\", \"attributes\": {{\"name\": \"Demo booking\", \"schedules\": [{{\"start\": \"{day}T13:00:00Z\", \"end\": \"{day}T14:00:00Z\"}}]}}}}'",

@@ -122,24 +122,36 @@ async fn sync_once(
         .context("no Google credentials: set BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY (bookcal emulator --key-out writes one)")?;
     let engine = bookcal::app::sync_engine(store.clone(), settings, Some(client));
     let targets: Vec<bookcal::domain::Id> = match offering {
-        Some(o) => vec![bookcal::domain::Id::parse(&o).with_context(|| format!("{o:?} is not a UUID"))?],
+        Some(o) => {
+            vec![bookcal::domain::Id::parse(&o).with_context(|| format!("{o:?} is not a UUID"))?]
+        }
         None if all => store.read()?.offerings.keys().copied().collect(),
         None => store.calendars()?.into_iter().map(|c| c.offering).collect(),
     };
     let bar = if std::io::stderr().is_terminal() && !dry_run {
         let b = indicatif::ProgressBar::new(targets.len() as u64);
-        b.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
         Some(b)
     } else {
         None
     };
     let mut failed = 0;
     for id in targets {
-        let name = store.read()?.offerings.get(&id).map(|o| o.name.clone()).unwrap_or_default();
+        let name = store
+            .read()?
+            .offerings
+            .get(&id)
+            .map(|o| o.name.clone())
+            .unwrap_or_default();
         if let Some(b) = &bar {
             b.set_message(name.clone());
         }
-        let r = engine.sync_offering(id, bookcal::sync::RunOptions { dry_run, force }).await;
+        let r = engine
+            .sync_offering(id, bookcal::sync::RunOptions { dry_run, force })
+            .await;
         if let Some(b) = &bar {
             b.inc(1);
         }
@@ -197,7 +209,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bookcal::app::run_service(listener, store, &settings, client, shutdown).await?;
             tracing::info!("bookcal stopped");
         }
-        Command::Sync { offering, all, dry_run, force } => {
+        Command::Sync {
+            offering,
+            all,
+            dry_run,
+            force,
+        } => {
             bookcal::telemetry::init(&settings.log_format);
             sync_once(&settings, offering, all, dry_run, force).await?;
         }
@@ -205,9 +222,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bookcal::telemetry::init(&settings.log_format);
             bookcal::emulator::run_standalone(listen, key_out, shutdown_on_signals()).await?;
         }
-        Command::Demo { data_dir, listen, reset } => {
+        Command::Demo {
+            data_dir,
+            listen,
+            reset,
+        } => {
             bookcal::telemetry::init(&settings.log_format);
-            let opts = bookcal::demo::DemoOptions { data_dir, listen, reset };
+            let opts = bookcal::demo::DemoOptions {
+                data_dir,
+                listen,
+                reset,
+            };
             bookcal::demo::run(opts, shutdown_on_signals()).await?;
         }
         Command::Import { file } => {

@@ -10,7 +10,11 @@ use common::{add_booking_with_slots, at, spawn_app, sync_env, sync_env_as};
 use serde_json::json;
 
 fn cal_id(app: &common::TestApp, offering: bookcal::domain::Id) -> String {
-    app.store.calendar(offering).expect("read").and_then(|c| c.calendar_id).expect("calendar id")
+    app.store
+        .calendar(offering)
+        .expect("read")
+        .and_then(|c| c.calendar_id)
+        .expect("calendar id")
 }
 
 #[tokio::test]
@@ -26,11 +30,18 @@ async fn first_sync_creates_a_year_of_slots_and_a_resync_with_nothing_changed_ma
     let cal = cal_id(&app, room);
     let events = env.live_events(&cal);
     assert_eq!(events.len(), 303);
-    let ids: std::collections::BTreeSet<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
+    let ids: std::collections::BTreeSet<&str> =
+        events.iter().filter_map(|e| e["id"].as_str()).collect();
     assert_eq!(ids.len(), 303);
-    assert!(events.iter().all(|e| e.get("attendees").is_none()), "no attendees by default");
+    assert!(
+        events.iter().all(|e| e.get("attendees").is_none()),
+        "no attendees by default"
+    );
     let tentative = events.iter().filter(|e| e["status"] == "tentative").count();
-    assert_eq!(tentative, 2, "the pending 'Weekly sync' booking is tentative");
+    assert_eq!(
+        tentative, 2,
+        "the pending 'Weekly sync' booking is tentative"
+    );
     let c = app.store.calendar(room).expect("read").expect("cal");
     assert_eq!(c.state, CalendarState::Ok);
     assert!(c.sync_token.is_some());
@@ -40,7 +51,10 @@ async fn first_sync_creates_a_year_of_slots_and_a_resync_with_nothing_changed_ma
         env.reset();
         let r = env.sync(room).await;
         assert_eq!(env.requests(), 1, "{:?}", env.emu.controls().counters());
-        assert_eq!((r.summary.created, r.summary.updated, r.summary.deleted), (0, 0, 0));
+        assert_eq!(
+            (r.summary.created, r.summary.updated, r.summary.deleted),
+            (0, 0, 0)
+        );
     }
 }
 
@@ -53,35 +67,94 @@ async fn k_changes_make_k_plus_one_requests_and_follow_booking_states() {
     env.sync(room).await;
     let cal = cal_id(&app, room);
     // Accept the pending 2-slot booking, and book one more slot (1 insert).
-    let pending = app.get("owner", &format!("/api/booking-resources/?offering_uuid={}&state=Creating", room.hex())).await.body[0]["uuid"].as_str().expect("uuid").to_string();
-    assert_eq!(app.post("owner", &format!("/api/booking-resources/{pending}/accept/"), json!({})).await.status, 200);
-    let order = app.post("alice", "/api/marketplace-orders/", app.order_body("room-aurora", &[(at(20, 9), at(20, 10))])).await;
+    let pending = app
+        .get(
+            "owner",
+            &format!(
+                "/api/booking-resources/?offering_uuid={}&state=Creating",
+                room.hex()
+            ),
+        )
+        .await
+        .body[0]["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_string();
+    assert_eq!(
+        app.post(
+            "owner",
+            &format!("/api/booking-resources/{pending}/accept/"),
+            json!({})
+        )
+        .await
+        .status,
+        200
+    );
+    let order = app
+        .post(
+            "alice",
+            "/api/marketplace-orders/",
+            app.order_body("room-aurora", &[(at(20, 9), at(20, 10))]),
+        )
+        .await;
     assert_eq!(order.status, 201);
     env.reset();
     let r = env.sync(room).await;
     assert_eq!((r.summary.created, r.summary.updated), (1, 2));
     assert_eq!(env.requests(), 4, "{:?}", env.emu.controls().counters());
     let events = env.live_events(&cal);
-    assert_eq!(events.iter().filter(|e| e["status"] == "confirmed").count(), 3);
-    assert_eq!(events.iter().filter(|e| e["status"] == "tentative").count(), 1);
+    assert_eq!(
+        events.iter().filter(|e| e["status"] == "confirmed").count(),
+        3
+    );
+    assert_eq!(
+        events.iter().filter(|e| e["status"] == "tentative").count(),
+        1
+    );
     // Cancel the new order: its event is deleted (1 change, 2 requests).
     let o = order.body["uuid"].as_str().expect("uuid");
-    assert_eq!(app.post("alice", &format!("/api/marketplace-orders/{o}/cancel/"), json!({})).await.status, 202);
+    assert_eq!(
+        app.post(
+            "alice",
+            &format!("/api/marketplace-orders/{o}/cancel/"),
+            json!({})
+        )
+        .await
+        .status,
+        202
+    );
     env.reset();
     let r = env.sync(room).await;
     assert_eq!(r.summary.deleted, 1);
     assert_eq!(env.requests(), 2);
     assert_eq!(env.live_events(&cal).len(), 3);
     // Rejecting a booking deletes its events too.
-    let created = app.post("alice", "/api/marketplace-orders/", app.order_body("room-aurora", &[(at(21, 9), at(21, 10))])).await;
-    let fresh = created.body["marketplace_resource_uuid"].as_str().expect("res").to_string();
+    let created = app
+        .post(
+            "alice",
+            "/api/marketplace-orders/",
+            app.order_body("room-aurora", &[(at(21, 9), at(21, 10))]),
+        )
+        .await;
+    let fresh = created.body["marketplace_resource_uuid"]
+        .as_str()
+        .expect("res")
+        .to_string();
     env.sync(room).await;
-    assert_eq!(app.post("owner", &format!("/api/booking-resources/{fresh}/reject/"), json!({})).await.status, 200);
+    assert_eq!(
+        app.post(
+            "owner",
+            &format!("/api/booking-resources/{fresh}/reject/"),
+            json!({})
+        )
+        .await
+        .status,
+        200
+    );
     env.reset();
     assert_eq!(env.sync(room).await.summary.deleted, 1);
     assert_eq!(env.requests(), 2);
     assert_eq!(env.live_events(&cal).len(), 3);
-
 }
 
 #[tokio::test]
@@ -96,7 +169,10 @@ async fn events_moved_or_deleted_by_hand_in_google_are_restored() {
     let b = before[1]["id"].as_str().expect("id").to_string();
     let mut moved = env.human.event_get(&cal, &a).await.expect("get");
     let later = |t: &Option<EventTime>| match t {
-        Some(EventTime::DateTime { at, time_zone }) => Some(EventTime::DateTime { at: *at + chrono::Duration::hours(3), time_zone: time_zone.clone() }),
+        Some(EventTime::DateTime { at, time_zone }) => Some(EventTime::DateTime {
+            at: *at + chrono::Duration::hours(3),
+            time_zone: time_zone.clone(),
+        }),
         other => other.clone(),
     };
     moved.start = later(&moved.start);
@@ -112,17 +188,33 @@ async fn events_moved_or_deleted_by_hand_in_google_are_restored() {
     assert_eq!(after.len(), before.len());
     for e in &before {
         let now = after.iter().find(|x| x["id"] == e["id"]).expect("restored");
-        assert_eq!(now["start"]["dateTime"].as_str().map(|s| DateTime::parse_from_rfc3339(s).ok()), e["start"]["dateTime"].as_str().map(|s| DateTime::parse_from_rfc3339(s).ok()));
+        assert_eq!(
+            now["start"]["dateTime"]
+                .as_str()
+                .map(|s| DateTime::parse_from_rfc3339(s).ok()),
+            e["start"]["dateTime"]
+                .as_str()
+                .map(|s| DateTime::parse_from_rfc3339(s).ok())
+        );
         assert_eq!(now["summary"], e["summary"]);
     }
 }
 
 fn ev(id: &str, start: EventTime, end: EventTime) -> Event {
-    Event { id: id.into(), start: Some(start), end: Some(end), summary: Some("external".into()), ..Event::default() }
+    Event {
+        id: id.into(),
+        start: Some(start),
+        end: Some(end),
+        summary: Some("external".into()),
+        ..Event::default()
+    }
 }
 
 fn dt(s: &str, tz: Option<&str>) -> EventTime {
-    EventTime::DateTime { at: DateTime::parse_from_rfc3339(s).expect("time"), time_zone: tz.map(String::from) }
+    EventTime::DateTime {
+        at: DateTime::parse_from_rfc3339(s).expect("time"),
+        time_zone: tz.map(String::from),
+    }
 }
 
 fn date(s: &str) -> EventTime {
@@ -137,27 +229,62 @@ async fn external_events_become_exactly_the_expected_busy_slots_across_dst() {
     env.sync(room).await;
     let cal = cal_id(&app, room);
     let h = &env.human;
-    h.event_insert(&cal, &ev("e0one", dt("2027-01-15T10:00:00Z", None), dt("2027-01-15T12:00:00Z", None))).await.expect("single");
-    h.event_insert(&cal, &ev("e0dates", date("2027-03-27"), date("2027-03-29"))).await.expect("all-day");
-    let free = Event { transparency: Transparency::Transparent, ..ev("e0free", dt("2027-01-16T10:00:00Z", None), dt("2027-01-16T12:00:00Z", None)) };
+    h.event_insert(
+        &cal,
+        &ev(
+            "e0one",
+            dt("2027-01-15T10:00:00Z", None),
+            dt("2027-01-15T12:00:00Z", None),
+        ),
+    )
+    .await
+    .expect("single");
+    h.event_insert(&cal, &ev("e0dates", date("2027-03-27"), date("2027-03-29")))
+        .await
+        .expect("all-day");
+    let free = Event {
+        transparency: Transparency::Transparent,
+        ..ev(
+            "e0free",
+            dt("2027-01-16T10:00:00Z", None),
+            dt("2027-01-16T12:00:00Z", None),
+        )
+    };
     h.event_insert(&cal, &free).await.expect("transparent");
     let declined = Event {
-        attendees: vec![Attendee { email: cal.clone(), is_self: false, response_status: Some("declined".into()) }],
-        ..ev("e0decl", dt("2027-01-17T10:00:00Z", None), dt("2027-01-17T12:00:00Z", None))
+        attendees: vec![Attendee {
+            email: cal.clone(),
+            is_self: false,
+            response_status: Some("declined".into()),
+        }],
+        ..ev(
+            "e0decl",
+            dt("2027-01-17T10:00:00Z", None),
+            dt("2027-01-17T12:00:00Z", None),
+        )
     };
     h.event_insert(&cal, &declined).await.expect("declined");
     // Weekly on Fridays at 09:00 Berlin from 12 March 2027, five times, across the
     // 28 March DST change; the 19 March one moved to 11:00, the 2 April one cancelled.
     let series = Event {
         recurrence: vec!["RRULE:FREQ=WEEKLY;COUNT=5".into()],
-        ..ev("e0rec", dt("2027-03-12T09:00:00+01:00", Some("Europe/Berlin")), dt("2027-03-12T10:00:00+01:00", Some("Europe/Berlin")))
+        ..ev(
+            "e0rec",
+            dt("2027-03-12T09:00:00+01:00", Some("Europe/Berlin")),
+            dt("2027-03-12T10:00:00+01:00", Some("Europe/Berlin")),
+        )
     };
     h.event_insert(&cal, &series).await.expect("series");
-    let mut moved = h.event_get(&cal, "e0rec_20270319T080000Z").await.expect("instance");
+    let mut moved = h
+        .event_get(&cal, "e0rec_20270319T080000Z")
+        .await
+        .expect("instance");
     moved.start = Some(dt("2027-03-19T11:00:00+01:00", Some("Europe/Berlin")));
     moved.end = Some(dt("2027-03-19T12:00:00+01:00", Some("Europe/Berlin")));
     h.event_update(&cal, &moved).await.expect("exception");
-    h.event_delete(&cal, "e0rec_20270402T070000Z").await.expect("cancel instance");
+    h.event_delete(&cal, "e0rec_20270402T070000Z")
+        .await
+        .expect("cancel instance");
 
     let r = env.sync(room).await;
     assert!(r.summary.warnings.is_empty(), "{:?}", r.summary.warnings);
@@ -166,7 +293,12 @@ async fn external_events_become_exactly_the_expected_busy_slots_across_dst() {
         .busy_slots(room)
         .expect("busy")
         .iter()
-        .map(|b| (b.start.format("%Y-%m-%dT%H:%MZ").to_string(), b.end.format("%Y-%m-%dT%H:%MZ").to_string()))
+        .map(|b| {
+            (
+                b.start.format("%Y-%m-%dT%H:%MZ").to_string(),
+                b.end.format("%Y-%m-%dT%H:%MZ").to_string(),
+            )
+        })
         .collect();
     let want: Vec<(String, String)> = [
         ("2027-01-15T10:00Z", "2027-01-15T12:00Z"),
@@ -181,13 +313,40 @@ async fn external_events_become_exactly_the_expected_busy_slots_across_dst() {
     .collect();
     assert_eq!(busy, want);
     // Our own events are not busy time, and busy time blocks orders.
-    let t = |s: &str| Utc.from_utc_datetime(&chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").expect("t"));
-    let r = app.post("alice", "/api/marketplace-orders/", app.order_body("room-aurora", &[(t("2027-01-15T11:00"), t("2027-01-15T13:00"))])).await;
+    let t = |s: &str| {
+        Utc.from_utc_datetime(
+            &chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").expect("t"),
+        )
+    };
+    let r = app
+        .post(
+            "alice",
+            "/api/marketplace-orders/",
+            app.order_body(
+                "room-aurora",
+                &[(t("2027-01-15T11:00"), t("2027-01-15T13:00"))],
+            ),
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert!(r.text.contains("is not available."), "{}", r.text);
-    let r = app.post("alice", "/api/marketplace-orders/", app.order_body("room-aurora", &[(t("2027-01-16T10:00"), t("2027-01-16T11:00"))])).await;
+    let r = app
+        .post(
+            "alice",
+            "/api/marketplace-orders/",
+            app.order_body(
+                "room-aurora",
+                &[(t("2027-01-16T10:00"), t("2027-01-16T11:00"))],
+            ),
+        )
+        .await;
     assert_eq!(r.status, 201, "transparent time is free: {}", r.text);
-    let bookings = app.get("alice", &format!("/api/marketplace-bookings/{}/", room.hex())).await;
+    let bookings = app
+        .get(
+            "alice",
+            &format!("/api/marketplace-bookings/{}/", room.hex()),
+        )
+        .await;
     assert!(bookings.body.as_array().expect("a").len() >= 6 + 4);
 
     // Deleting the external single event frees its time on the next (incremental) run.
@@ -204,7 +363,17 @@ async fn an_expired_sync_token_triggers_a_full_relisting_that_loses_nothing() {
     add_booking_with_slots(&app, room, 120);
     env.sync(room).await;
     env.sync(room).await;
-    env.human.event_insert(&cal_id(&app, room), &ev("e0one", dt("2027-01-15T10:00:00Z", None), dt("2027-01-15T12:00:00Z", None))).await.expect("ext");
+    env.human
+        .event_insert(
+            &cal_id(&app, room),
+            &ev(
+                "e0one",
+                dt("2027-01-15T10:00:00Z", None),
+                dt("2027-01-15T12:00:00Z", None),
+            ),
+        )
+        .await
+        .expect("ext");
     env.sync(room).await;
     let busy_before = app.store.busy_slots(room).expect("busy");
     env.emu.controls().expire_sync_tokens();
@@ -212,7 +381,12 @@ async fn an_expired_sync_token_triggers_a_full_relisting_that_loses_nothing() {
     env.reset();
     let r = env.sync(room).await;
     assert!(r.summary.full_listing);
-    assert_eq!((r.summary.created, r.summary.updated, r.summary.deleted), (0, 0, 0), "{:?}", r.plan);
+    assert_eq!(
+        (r.summary.created, r.summary.updated, r.summary.deleted),
+        (0, 0, 0),
+        "{:?}",
+        r.plan
+    );
     // 1 refused incremental listing + a full listing of 124 events in pages of 50.
     assert_eq!(env.requests(), 1 + 3);
     assert_eq!(app.store.busy_slots(room).expect("busy"), busy_before);
@@ -228,7 +402,11 @@ async fn twenty_percent_injected_faults_still_converge_with_no_duplicate_and_no_
     add_booking_with_slots(&app, room, 150);
     env.sync(room).await; // creates the calendar without faults
     let res = add_booking_with_slots(&app, room, 50);
-    env.emu.controls().set_fault_rate(0.2, &[RateLimit403, RateLimit429, BackendError500, Unavailable503], 7);
+    env.emu.controls().set_fault_rate(
+        0.2,
+        &[RateLimit403, RateLimit429, BackendError500, Unavailable503],
+        7,
+    );
     // Remove one booking and change another meanwhile.
     app.store
         .mutate(|cat| {
@@ -251,11 +429,14 @@ async fn twenty_percent_injected_faults_still_converge_with_no_duplicate_and_no_
     env.sync(room).await;
     let events = env.live_events(&cal_id(&app, room));
     assert_eq!(events.len(), 150 + 40 + 3);
-    let ids: std::collections::BTreeSet<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
+    let ids: std::collections::BTreeSet<&str> =
+        events.iter().filter_map(|e| e["id"].as_str()).collect();
     assert_eq!(ids.len(), events.len());
     let mapping = app.store.mapping(room).expect("mapping");
     assert_eq!(mapping.len(), 193);
-    assert!(mapping.values().all(|m| ids.contains(m.event_id.as_str()) && !m.needs_push));
+    assert!(mapping
+        .values()
+        .all(|m| ids.contains(m.event_id.as_str()) && !m.needs_push));
 }
 
 #[tokio::test]
@@ -264,28 +445,65 @@ async fn a_legacy_calendar_with_booking_hex_events_is_adopted_without_duplicates
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     // A calendar upstream Waldur filled: events named booking<hex>.
-    let cal = env.human.calendar_insert("Meeting room Aurora", "Europe/Berlin").await.expect("calendar");
+    let cal = env
+        .human
+        .calendar_insert("Meeting room Aurora", "Europe/Berlin")
+        .await
+        .expect("calendar");
     let slots: Vec<bookcal::domain::Slot> = {
         let cat = app.store.read().expect("read");
-        cat.resources_by_offering[&room].iter().filter_map(|id| app.store.resource(*id).ok().flatten()).flat_map(|r| r.slots).collect()
+        cat.resources_by_offering[&room]
+            .iter()
+            .filter_map(|id| app.store.resource(*id).ok().flatten())
+            .flat_map(|r| r.slots)
+            .collect()
     };
     for s in &slots {
         let id = bookcal::domain::legacy_event_id(&s.backend_id);
-        let e = ev(&id, EventTime::DateTime { at: s.start.fixed_offset(), time_zone: None }, EventTime::DateTime { at: s.end.fixed_offset(), time_zone: None });
-        env.human.event_insert(&cal.id, &Event { status: EventStatus::Confirmed, summary: Some("Meeting room Aurora".into()), ..e }).await.expect("legacy");
+        let e = ev(
+            &id,
+            EventTime::DateTime {
+                at: s.start.fixed_offset(),
+                time_zone: None,
+            },
+            EventTime::DateTime {
+                at: s.end.fixed_offset(),
+                time_zone: None,
+            },
+        );
+        env.human
+            .event_insert(
+                &cal.id,
+                &Event {
+                    status: EventStatus::Confirmed,
+                    summary: Some("Meeting room Aurora".into()),
+                    ..e
+                },
+            )
+            .await
+            .expect("legacy");
     }
     let mut record = bookcal::domain::calendar::OfferingCalendar::new(room);
     record.calendar_id = Some(cal.id.clone());
     record.synced_name = Some("Meeting room Aurora".into());
     record.state = CalendarState::Ok;
-    app.store.sync_put(vec![bookcal::store::Store::calendar_change(&record).expect("rec")]).expect("put");
+    app.store
+        .sync_put(vec![
+            bookcal::store::Store::calendar_change(&record).expect("rec")
+        ])
+        .expect("put");
     let r = env.sync(room).await;
     assert_eq!(r.summary.created, 0, "{:?}", r.plan);
     assert_eq!(r.summary.adopted as usize, slots.len());
     let events = env.live_events(&cal.id);
     assert_eq!(events.len(), slots.len());
-    assert!(events.iter().all(|e| e["id"].as_str().is_some_and(|i| i.starts_with("booking"))));
-    assert!(app.store.busy_slots(room).expect("busy").is_empty(), "legacy events are ours, not busy time");
+    assert!(events
+        .iter()
+        .all(|e| e["id"].as_str().is_some_and(|i| i.starts_with("booking"))));
+    assert!(
+        app.store.busy_slots(room).expect("busy").is_empty(),
+        "legacy events are ours, not busy time"
+    );
     env.reset();
     env.sync(room).await;
     assert_eq!(env.requests(), 1);
@@ -299,15 +517,34 @@ async fn sharing_adds_the_public_acl_and_unsharing_removes_it() {
     env.engine.set_public(room, true).await.expect("share");
     let cal = cal_id(&app, room);
     let acl = env.emu.inspect().acl(&cal);
-    assert!(acl.iter().any(|r| r["id"] == "default" && r["role"] == "reader"), "{acl:?}");
-    let off = app.get("owner", &format!("/api/booking-offerings/{}/", room.hex())).await.body;
+    assert!(
+        acl.iter()
+            .any(|r| r["id"] == "default" && r["role"] == "reader"),
+        "{acl:?}"
+    );
+    let off = app
+        .get("owner", &format!("/api/booking-offerings/{}/", room.hex()))
+        .await
+        .body;
     assert_eq!(off["googlecalendar"]["public"], true);
     let link = off["googlecalendar"]["http_link"].as_str().expect("link");
-    assert!(link.starts_with("https://calendar.google.com/calendar/embed?src=c_"), "{link}");
+    assert!(
+        link.starts_with("https://calendar.google.com/calendar/embed?src=c_"),
+        "{link}"
+    );
     assert!(link.contains("%40group.calendar.google.com"));
     env.engine.set_public(room, false).await.expect("unshare");
-    assert!(!env.emu.inspect().acl(&cal).iter().any(|r| r["id"] == "default"));
-    assert!(app.get("owner", &format!("/api/booking-offerings/{}/", room.hex())).await.body["googlecalendar"]["http_link"].is_null());
+    assert!(!env
+        .emu
+        .inspect()
+        .acl(&cal)
+        .iter()
+        .any(|r| r["id"] == "default"));
+    assert!(app
+        .get("owner", &format!("/api/booking-offerings/{}/", room.hex()))
+        .await
+        .body["googlecalendar"]["http_link"]
+        .is_null());
 }
 
 #[tokio::test]
@@ -315,7 +552,17 @@ async fn a_dry_run_plans_without_writing_anything() {
     let app = spawn_app().await;
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
-    let r = env.engine.sync_offering(room, RunOptions { dry_run: true, force: false }).await.expect("dry");
+    let r = env
+        .engine
+        .sync_offering(
+            room,
+            RunOptions {
+                dry_run: true,
+                force: false,
+            },
+        )
+        .await
+        .expect("dry");
     assert_eq!(r.plan.len(), 3);
     assert!(r.plan.iter().all(|l| l.starts_with("insert ")));
     assert_eq!(env.requests(), 0);

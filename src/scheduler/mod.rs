@@ -55,7 +55,11 @@ pub struct SchedulerOptions {
 
 impl Default for SchedulerOptions {
     fn default() -> Self {
-        SchedulerOptions { interval: Some(Duration::from_secs(900)), parallel_offerings: 2, max_backoff: Duration::from_secs(6 * 3600) }
+        SchedulerOptions {
+            interval: Some(Duration::from_secs(900)),
+            parallel_offerings: 2,
+            max_backoff: Duration::from_secs(6 * 3600),
+        }
     }
 }
 
@@ -75,7 +79,13 @@ pub struct Scheduler {
 /// # Errors
 /// Storage failure.
 pub fn enqueue(store: &Store, offering: Id, kind: JobKind) -> Result<(), StoreError> {
-    let job = Job { seq: store.next_id()?, offering, kind, created: Utc::now(), attempts: 0 };
+    let job = Job {
+        seq: store.next_id()?,
+        offering,
+        kind,
+        created: Utc::now(),
+        attempts: 0,
+    };
     store.sync_put(vec![Store::job_change(&job)?])
 }
 
@@ -84,13 +94,20 @@ pub fn enqueue(store: &Store, offering: Id, kind: JobKind) -> Result<(), StoreEr
 ///
 /// # Errors
 /// Storage failure.
-pub fn cancel_stale_requests(store: &Store, now: chrono::DateTime<Utc>) -> Result<usize, StoreError> {
+pub fn cancel_stale_requests(
+    store: &Store,
+    now: chrono::DateTime<Utc>,
+) -> Result<usize, StoreError> {
     let r = store.mutate(|cat| {
         let mut changes = Vec::new();
         let stale: Vec<Id> = cat
             .resources
             .values()
-            .filter(|r| r.state == ResourceState::Creating && !r.slots.is_empty() && r.slots.iter().all(|s| s.start <= now))
+            .filter(|r| {
+                r.state == ResourceState::Creating
+                    && !r.slots.is_empty()
+                    && r.slots.iter().all(|s| s.start <= now)
+            })
             .map(|r| r.id)
             .collect();
         for id in &stale {
@@ -114,7 +131,9 @@ pub fn cancel_stale_requests(store: &Store, now: chrono::DateTime<Utc>) -> Resul
     });
     match r {
         Ok(n) => Ok(n),
-        Err(crate::store::MutateError::Refused(e)) | Err(crate::store::MutateError::Store(e)) => Err(e),
+        Err(crate::store::MutateError::Refused(e)) | Err(crate::store::MutateError::Store(e)) => {
+            Err(e)
+        }
     }
 }
 
@@ -139,7 +158,10 @@ impl Scheduler {
     }
 
     /// Enqueues a sync of every offering with a calendar that is due.
-    fn periodic_pass(&self, last_attempt: &mut HashMap<Id, tokio::time::Instant>) -> Result<(), StoreError> {
+    fn periodic_pass(
+        &self,
+        last_attempt: &mut HashMap<Id, tokio::time::Instant>,
+    ) -> Result<(), StoreError> {
         let queued: HashSet<Id> = self.store.jobs()?.into_iter().map(|j| j.offering).collect();
         for cal in self.store.calendars()? {
             if cal.calendar_id.is_none() || queued.contains(&cal.offering) {
@@ -147,7 +169,10 @@ impl Scheduler {
             }
             if cal.failures > 0 {
                 let wait = self.backoff(cal.failures);
-                if last_attempt.get(&cal.offering).is_some_and(|t| t.elapsed() < wait) {
+                if last_attempt
+                    .get(&cal.offering)
+                    .is_some_and(|t| t.elapsed() < wait)
+                {
                     continue;
                 }
             }
@@ -162,18 +187,27 @@ impl Scheduler {
         let jobs = self.store.jobs()?;
         self.status.queue_depth.store(jobs.len(), Ordering::Relaxed);
         for job in jobs {
-            if self.status.active_runs.load(Ordering::Relaxed) >= self.opts.parallel_offerings.max(1) {
+            if self.status.active_runs.load(Ordering::Relaxed)
+                >= self.opts.parallel_offerings.max(1)
+            {
                 break;
             }
             {
-                let Ok(mut busy) = self.busy.lock() else { break };
+                let Ok(mut busy) = self.busy.lock() else {
+                    break;
+                };
                 if !busy.insert(job.offering) {
                     continue;
                 }
             }
             self.status.active_runs.fetch_add(1, Ordering::Relaxed);
-            let (engine, store, busy, status, ready) =
-                (self.engine.clone(), self.store.clone(), self.busy.clone(), self.status.clone(), self.jobs_ready.clone());
+            let (engine, store, busy, status, ready) = (
+                self.engine.clone(),
+                self.store.clone(),
+                self.busy.clone(),
+                self.status.clone(),
+                self.jobs_ready.clone(),
+            );
             let span = tracing::info_span!("job", offering = %job.offering, kind = ?job.kind);
             self.tracker.spawn(tracing::Instrument::instrument(async move {
                 let outcome = match job.kind {
@@ -206,12 +240,17 @@ impl Scheduler {
         self.status.running.store(true, Ordering::Relaxed);
         let mut last_attempt = HashMap::new();
         let jitter = |d: Duration| d + d.mul_f64(rand::thread_rng().gen_range(0.0..0.1));
-        let mut next_periodic = self.opts.interval.map(|i| tokio::time::Instant::now() + jitter(i));
+        let mut next_periodic = self
+            .opts
+            .interval
+            .map(|i| tokio::time::Instant::now() + jitter(i));
         let mut next_daily = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_daily {
                 match cancel_stale_requests(&self.store, Utc::now()) {
-                    Ok(n) if n > 0 => tracing::info!(count = n, "cancelled bookings that were never accepted"),
+                    Ok(n) if n > 0 => {
+                        tracing::info!(count = n, "cancelled bookings that were never accepted")
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "daily clean-up failed"),
                 }
@@ -222,7 +261,10 @@ impl Scheduler {
                     if let Err(e) = self.periodic_pass(&mut last_attempt) {
                         tracing::error!(error = %e, "periodic pass failed");
                     }
-                    next_periodic = self.opts.interval.map(|i| tokio::time::Instant::now() + jitter(i));
+                    next_periodic = self
+                        .opts
+                        .interval
+                        .map(|i| tokio::time::Instant::now() + jitter(i));
                 }
             }
             if let Err(e) = self.dispatch() {

@@ -126,11 +126,16 @@ impl Store {
     ///
     /// # Errors
     /// The record cannot be encoded.
-    pub fn mapping_change(offering: Id, backend_id: &str, m: Option<&MappedEvent>) -> Result<Change, StoreError> {
+    pub fn mapping_change(
+        offering: Id,
+        backend_id: &str,
+        m: Option<&MappedEvent>,
+    ) -> Result<Change, StoreError> {
         Ok(Change::SyncState(
             Kind::SlotMap,
             slot_key(offering, backend_id),
-            m.map(|m| encode(&MappedRecord::V1(m.clone()))).transpose()?,
+            m.map(|m| encode(&MappedRecord::V1(m.clone())))
+                .transpose()?,
         ))
     }
 
@@ -155,7 +160,9 @@ impl Store {
         Ok(Change::SyncState(
             Kind::Externals,
             offering.as_bytes().to_vec(),
-            Some(encode(&ExternalsRecord::V1 { events: events.to_vec() })?),
+            Some(encode(&ExternalsRecord::V1 {
+                events: events.to_vec(),
+            })?),
         ))
     }
 }

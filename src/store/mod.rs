@@ -80,6 +80,9 @@ pub enum Change {
     SyncState(sync_state::Kind, Vec<u8>, Option<Vec<u8>>),
 }
 
+/// A raw key and value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Store tuning.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -136,7 +139,10 @@ pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(StoreError::Encode)
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    tree: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
 }
 
@@ -441,7 +447,7 @@ impl Store {
         &self,
         kind: sync_state::Kind,
         prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<KeyValue>, StoreError> {
         self.trees[kind.tree_index()]
             .scan_prefix(prefix)
             .map(|kv| {

@@ -14,12 +14,17 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::busy::{busy_slots, Window};
-use super::plan::{plan, DesiredEvent, DesiredStatus, Op, Plan, PlanInput, SeenEvent, UpdateReason};
+use super::plan::{
+    plan, DesiredEvent, DesiredStatus, Op, Plan, PlanInput, SeenEvent, UpdateReason,
+};
 use crate::config::SyncSettings;
-use crate::domain::calendar::{CalendarState, ExtTime, ExternalEvent, MappedEvent, OfferingCalendar, RunSummary};
+use crate::domain::calendar::{
+    CalendarState, ExtTime, ExternalEvent, MappedEvent, OfferingCalendar, RunSummary,
+};
 use crate::domain::{legacy_event_id, EventId, Id, ResourceState};
 use crate::google::{
-    AclRole, CalendarApi, Event, EventStatus, EventTime, GoogleError, GoogleErrorKind, ListMode, Transparency,
+    AclRole, CalendarApi, Event, EventStatus, EventTime, GoogleError, GoogleErrorKind, ListMode,
+    Transparency,
 };
 use crate::store::{Change, Store, StoreError};
 
@@ -99,16 +104,25 @@ fn fingerprint(parts: &[&str]) -> String {
 }
 
 /// The events an offering's bookings should have, with their legacy ids.
-fn desired_events(store: &Store, offering: Id) -> Result<(Vec<DesiredEvent>, BTreeSet<String>), StoreError> {
+fn desired_events(
+    store: &Store,
+    offering: Id,
+) -> Result<(Vec<DesiredEvent>, BTreeSet<String>), StoreError> {
     let cat = store.read()?;
     let Some(off) = cat.offerings.get(&offering) else {
         return Ok((Vec::new(), BTreeSet::new()));
     };
-    let ids: Vec<Id> = cat.resources_by_offering.get(&offering).map(|s| s.iter().copied().collect()).unwrap_or_default();
+    let ids: Vec<Id> = cat
+        .resources_by_offering
+        .get(&offering)
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default();
     let mut out = Vec::new();
     let mut legacy_all = BTreeSet::new();
     for id in ids {
-        let Some(r) = store.resource(id)? else { continue };
+        let Some(r) = store.resource(id)? else {
+            continue;
+        };
         for s in &r.slots {
             legacy_all.insert(legacy_event_id(&s.backend_id));
         }
@@ -119,7 +133,11 @@ fn desired_events(store: &Store, offering: Id) -> Result<(Vec<DesiredEvent>, BTr
         };
         let project = cat.projects.get(&r.project);
         let customer = project.and_then(|p| cat.customers.get(&p.customer));
-        let who = cat.users.get(&r.created_by).map(|u| u.full_name.as_str()).unwrap_or("");
+        let who = cat
+            .users
+            .get(&r.created_by)
+            .map(|u| u.full_name.as_str())
+            .unwrap_or("");
         let mut description = format!("Booking: {}", r.name);
         if let Some(p) = project {
             description.push_str(&format!("\nProject: {}", p.name));
@@ -141,7 +159,15 @@ fn desired_events(store: &Store, offering: Id) -> Result<(Vec<DesiredEvent>, BTr
                 DesiredStatus::Tentative => "tentative",
                 DesiredStatus::Confirmed => "confirmed",
             };
-            let fp = fingerprint(&[&summary, &description, &off.location, &s.start.to_rfc3339(), &s.end.to_rfc3339(), &tz, st]);
+            let fp = fingerprint(&[
+                &summary,
+                &description,
+                &off.location,
+                &s.start.to_rfc3339(),
+                &s.end.to_rfc3339(),
+                &tz,
+                st,
+            ]);
             out.push(DesiredEvent {
                 backend_id: s.backend_id.clone(),
                 event_id: EventId::for_backend_id(&s.backend_id).to_string(),
@@ -161,7 +187,10 @@ fn desired_events(store: &Store, offering: Id) -> Result<(Vec<DesiredEvent>, BTr
 }
 
 fn to_event(offering: Id, d: &DesiredEvent, id: &str) -> Event {
-    let time = |t: DateTime<Utc>| EventTime::DateTime { at: t.fixed_offset(), time_zone: Some(d.time_zone.clone()) };
+    let time = |t: DateTime<Utc>| EventTime::DateTime {
+        at: t.fixed_offset(),
+        time_zone: Some(d.time_zone.clone()),
+    };
     let mut props = BTreeMap::new();
     props.insert(PROP_SLOT.to_string(), d.backend_id.clone());
     props.insert(PROP_OFFERING.to_string(), offering.hex());
@@ -185,7 +214,10 @@ fn to_event(offering: Id, d: &DesiredEvent, id: &str) -> Event {
 
 fn ext_time(t: &Option<EventTime>) -> Option<ExtTime> {
     match t {
-        Some(EventTime::DateTime { at, time_zone }) => Some(ExtTime::Instant { at: at.with_timezone(&Utc), tz: time_zone.clone() }),
+        Some(EventTime::DateTime { at, time_zone }) => Some(ExtTime::Instant {
+            at: at.with_timezone(&Utc),
+            tz: time_zone.clone(),
+        }),
         Some(EventTime::Date(d)) => Some(ExtTime::Date(*d)),
         None => None,
     }
@@ -196,7 +228,10 @@ fn to_external(e: &Event) -> ExternalEvent {
         id: e.id.clone(),
         status: e.status.as_str().to_string(),
         transparent: e.transparency == Transparency::Transparent,
-        declined: e.attendees.iter().any(|a| a.is_self && a.response_status.as_deref() == Some("declined")),
+        declined: e
+            .attendees
+            .iter()
+            .any(|a| a.is_self && a.response_status.as_deref() == Some("declined")),
         event_type: e.event_type.clone(),
         start: ext_time(&e.start),
         end: ext_time(&e.end),
@@ -217,15 +252,32 @@ enum Outcome {
 
 fn describe(op: &Op) -> String {
     match op {
-        Op::Insert(d) => format!("insert {} {} ({} .. {})", d.event_id, d.summary, d.start, d.end),
-        Op::Update { event_id, desired, reason } => format!("update {event_id} {} ({reason:?})", desired.summary),
-        Op::Adopt { event_id, backend_id, .. } => format!("adopt {event_id} for slot {backend_id}"),
+        Op::Insert(d) => format!(
+            "insert {} {} ({} .. {})",
+            d.event_id, d.summary, d.start, d.end
+        ),
+        Op::Update {
+            event_id,
+            desired,
+            reason,
+        } => format!("update {event_id} {} ({reason:?})", desired.summary),
+        Op::Adopt {
+            event_id,
+            backend_id,
+            ..
+        } => format!("adopt {event_id} for slot {backend_id}"),
         Op::Delete { event_id, .. } => format!("delete {event_id}"),
         Op::Forget { backend_id } => format!("forget slot {backend_id} (event already deleted)"),
     }
 }
 
-async fn execute_op(api: Arc<dyn CalendarApi>, cal: String, offering: Id, op: Op, calls: Arc<AtomicU64>) -> Outcome {
+async fn execute_op(
+    api: Arc<dyn CalendarApi>,
+    cal: String,
+    offering: Id,
+    op: Op,
+    calls: Arc<AtomicU64>,
+) -> Outcome {
     let mapped = |d: &DesiredEvent, ev: &Event| MappedEvent {
         event_id: ev.id.clone(),
         fingerprint: d.fingerprint.clone(),
@@ -252,10 +304,16 @@ async fn execute_op(api: Arc<dyn CalendarApi>, cal: String, offering: Id, op: Op
             };
             match res {
                 Ok(ev) => Outcome::Map(d.backend_id.clone(), Some(mapped(&d, &ev))),
-                Err(e) => Outcome::Failed(format!("slot {}: insert failed: {e}", d.backend_id), None),
+                Err(e) => {
+                    Outcome::Failed(format!("slot {}: insert failed: {e}", d.backend_id), None)
+                }
             }
         }
-        Op::Update { event_id, desired: d, reason } => {
+        Op::Update {
+            event_id,
+            desired: d,
+            reason,
+        } => {
             count();
             let body = to_event(offering, &d, &event_id);
             let res = match api.event_update(&cal, &body).await {
@@ -272,25 +330,46 @@ async fn execute_op(api: Arc<dyn CalendarApi>, cal: String, offering: Id, op: Op
                     format!("slot {}: update ({reason:?}) failed: {e}", d.backend_id),
                     Some((
                         d.backend_id.clone(),
-                        MappedEvent { event_id, fingerprint: String::new(), etag: None, needs_push: true },
+                        MappedEvent {
+                            event_id,
+                            fingerprint: String::new(),
+                            etag: None,
+                            needs_push: true,
+                        },
                     )),
                 ),
             }
         }
-        Op::Adopt { event_id, backend_id, fingerprint, etag } => {
-            Outcome::Map(backend_id, Some(MappedEvent { event_id, fingerprint, etag, needs_push: false }))
-        }
-        Op::Delete { event_id, backend_id } => {
+        Op::Adopt {
+            event_id,
+            backend_id,
+            fingerprint,
+            etag,
+        } => Outcome::Map(
+            backend_id,
+            Some(MappedEvent {
+                event_id,
+                fingerprint,
+                etag,
+                needs_push: false,
+            }),
+        ),
+        Op::Delete {
+            event_id,
+            backend_id,
+        } => {
             count();
             match api.event_delete(&cal, &event_id).await {
                 Ok(()) => match backend_id {
                     Some(b) => Outcome::Map(b, None),
                     None => Outcome::Nothing,
                 },
-                Err(e) if matches!(e.kind(), GoogleErrorKind::Gone | GoogleErrorKind::NotFound) => match backend_id {
-                    Some(b) => Outcome::Map(b, None),
-                    None => Outcome::Nothing,
-                },
+                Err(e) if matches!(e.kind(), GoogleErrorKind::Gone | GoogleErrorKind::NotFound) => {
+                    match backend_id {
+                        Some(b) => Outcome::Map(b, None),
+                        None => Outcome::Nothing,
+                    }
+                }
                 Err(e) => Outcome::Failed(format!("event {event_id}: delete failed: {e}"), None),
             }
         }
@@ -299,9 +378,22 @@ async fn execute_op(api: Arc<dyn CalendarApi>, cal: String, offering: Id, op: Op
 }
 
 impl SyncEngine {
-    async fn client(&self, offering: Id) -> Result<(Arc<dyn CalendarApi>, crate::domain::Offering), SyncError> {
-        let off = self.store.read()?.offerings.get(&offering).cloned().ok_or(SyncError::UnknownOffering(offering))?;
-        let api = self.source.client_for(off.customer).await?.ok_or(SyncError::NoCredentials)?;
+    async fn client(
+        &self,
+        offering: Id,
+    ) -> Result<(Arc<dyn CalendarApi>, crate::domain::Offering), SyncError> {
+        let off = self
+            .store
+            .read()?
+            .offerings
+            .get(&offering)
+            .cloned()
+            .ok_or(SyncError::UnknownOffering(offering))?;
+        let api = self
+            .source
+            .client_for(off.customer)
+            .await?
+            .ok_or(SyncError::NoCredentials)?;
         Ok((api, off))
     }
 
@@ -374,7 +466,10 @@ impl SyncEngine {
 
     async fn set_public_inner(&self, offering: Id, public: bool) -> Result<(), SyncError> {
         let (api, off) = self.client(offering).await?;
-        let mut cal = self.store.calendar(offering)?.unwrap_or_else(|| OfferingCalendar::new(offering));
+        let mut cal = self
+            .store
+            .calendar(offering)?
+            .unwrap_or_else(|| OfferingCalendar::new(offering));
         let calls = AtomicU64::new(0);
         let id = self.ensure_calendar(&api, &off, &mut cal, &calls).await?;
         if public {
@@ -382,7 +477,8 @@ impl SyncEngine {
         } else {
             match api.acl_delete(&id, "default").await {
                 Ok(()) => {}
-                Err(e) if matches!(e.kind(), GoogleErrorKind::NotFound | GoogleErrorKind::Gone) => {}
+                Err(e) if matches!(e.kind(), GoogleErrorKind::NotFound | GoogleErrorKind::Gone) => {
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -398,7 +494,11 @@ impl SyncEngine {
     /// # Errors
     /// The run failed as a whole (no credentials, the calendar could not be created
     /// or listed, storage failure); the calendar record then says `Erred`.
-    pub async fn sync_offering(&self, offering: Id, opts: RunOptions) -> Result<RunReport, SyncError> {
+    pub async fn sync_offering(
+        &self,
+        offering: Id,
+        opts: RunOptions,
+    ) -> Result<RunReport, SyncError> {
         let r = self.run(offering, opts).await;
         if let (Err(e), false) = (&r, opts.dry_run) {
             self.fail(offering, e);
@@ -410,16 +510,34 @@ impl SyncEngine {
         let started = Instant::now();
         let now = Utc::now();
         let (api, off) = self.client(offering).await?;
-        let mut cal = self.store.calendar(offering)?.unwrap_or_else(|| OfferingCalendar::new(offering));
+        let mut cal = self
+            .store
+            .calendar(offering)?
+            .unwrap_or_else(|| OfferingCalendar::new(offering));
         let calls = Arc::new(AtomicU64::new(0));
         let (desired, legacy_ids) = desired_events(&self.store, offering)?;
         let mapping = self.store.mapping(offering)?;
         if opts.dry_run && cal.calendar_id.is_none() {
-            let p = plan(&PlanInput { desired: &desired, mapping: &mapping, seen: &[], full_listing: true, max_delete_share: self.settings.max_delete_share, force: opts.force });
-            return Ok(RunReport { offering, plan: p.ops.iter().map(describe).collect(), ..RunReport::default() });
+            let p = plan(&PlanInput {
+                desired: &desired,
+                mapping: &mapping,
+                seen: &[],
+                full_listing: true,
+                max_delete_share: self.settings.max_delete_share,
+                force: opts.force,
+            });
+            return Ok(RunReport {
+                offering,
+                plan: p.ops.iter().map(describe).collect(),
+                ..RunReport::default()
+            });
         }
         if !opts.dry_run {
-            cal.state = if cal.calendar_id.is_some() { CalendarState::Updating } else { CalendarState::Creating };
+            cal.state = if cal.calendar_id.is_some() {
+                CalendarState::Updating
+            } else {
+                CalendarState::Creating
+            };
             self.save_calendar(&cal)?;
         }
         let cal_id = match (&cal.calendar_id, opts.dry_run) {
@@ -428,9 +546,21 @@ impl SyncEngine {
         };
 
         // Remote changes: incremental with the token, full the first time or after 410.
-        let full_mode = ListMode::Full { show_deleted: true, time_min: None, single_events: false };
+        let full_mode = ListMode::Full {
+            show_deleted: true,
+            time_min: None,
+            single_events: false,
+        };
         let (page, full) = match &cal.sync_token {
-            Some(t) => match api.events_list(&cal_id, ListMode::Incremental { sync_token: t.clone() }).await {
+            Some(t) => match api
+                .events_list(
+                    &cal_id,
+                    ListMode::Incremental {
+                        sync_token: t.clone(),
+                    },
+                )
+                .await
+            {
                 Ok(p) => (p, false),
                 Err(e) if e.kind() == GoogleErrorKind::SyncTokenExpired => {
                     calls.fetch_add(1, Ordering::Relaxed);
@@ -450,12 +580,18 @@ impl SyncEngine {
         let mut externals: BTreeMap<String, ExternalEvent> = if full {
             BTreeMap::new()
         } else {
-            self.store.externals(offering)?.into_iter().map(|e| (e.id.clone(), e)).collect()
+            self.store
+                .externals(offering)?
+                .into_iter()
+                .map(|e| (e.id.clone(), e))
+                .collect()
         };
         let previous_busy = self.store.busy_slots(offering)?.len();
         for e in &page.events {
-            let by_prop = e.private_properties.get(PROP_SLOT).is_some()
-                && e.private_properties.get(PROP_OFFERING).is_none_or(|o| *o == off_hex);
+            let by_prop = e.private_properties.contains_key(PROP_SLOT)
+                && e.private_properties
+                    .get(PROP_OFFERING)
+                    .is_none_or(|o| *o == off_hex);
             let ours = mapped_ids.contains(e.id.as_str()) || by_prop || legacy_ids.contains(&e.id);
             if ours {
                 seen.push(SeenEvent {
@@ -477,12 +613,31 @@ impl SyncEngine {
         }
         let externals: Vec<ExternalEvent> = externals.into_values().collect();
         let tz = off.time_zone;
-        let window = Window { from: now - Duration::days(30), to: now + Duration::days(i64::from(self.settings.horizon_days)) };
+        let window = Window {
+            from: now - Duration::days(30),
+            to: now + Duration::days(i64::from(self.settings.horizon_days)),
+        };
         let expansion = busy_slots(&externals, tz, &window);
 
-        let p: Plan = plan(&PlanInput { desired: &desired, mapping: &mapping, seen: &seen, full_listing: full, max_delete_share: self.settings.max_delete_share, force: opts.force });
-        let mut report = RunReport { offering, plan: p.ops.iter().map(describe).collect(), calendar_id: Some(cal_id.clone()), ..RunReport::default() };
-        let mut summary = RunSummary { started: Some(now), full_listing: full, ..RunSummary::default() };
+        let p: Plan = plan(&PlanInput {
+            desired: &desired,
+            mapping: &mapping,
+            seen: &seen,
+            full_listing: full,
+            max_delete_share: self.settings.max_delete_share,
+            force: opts.force,
+        });
+        let mut report = RunReport {
+            offering,
+            plan: p.ops.iter().map(describe).collect(),
+            calendar_id: Some(cal_id.clone()),
+            ..RunReport::default()
+        };
+        let mut summary = RunSummary {
+            started: Some(now),
+            full_listing: full,
+            ..RunSummary::default()
+        };
         summary.warnings.extend(p.warnings.iter().cloned());
         summary.warnings.extend(expansion.warnings.iter().cloned());
         // Guard: a complete listing that empties a calendar's busy time is suspicious.
@@ -503,12 +658,17 @@ impl SyncEngine {
         for op in p.ops {
             match &op {
                 Op::Insert(_) => summary.created += 1,
-                Op::Update { reason: UpdateReason::Adopted, .. } | Op::Adopt { .. } => summary.adopted += 1,
+                Op::Update {
+                    reason: UpdateReason::Adopted,
+                    ..
+                }
+                | Op::Adopt { .. } => summary.adopted += 1,
                 Op::Update { .. } => summary.updated += 1,
                 Op::Delete { .. } => summary.deleted += 1,
                 Op::Forget { .. } => {}
             }
-            let (api, cal_id, calls, sem) = (api.clone(), cal_id.clone(), calls.clone(), sem.clone());
+            let (api, cal_id, calls, sem) =
+                (api.clone(), cal_id.clone(), calls.clone(), sem.clone());
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 execute_op(api, cal_id, offering, op, calls).await
@@ -517,7 +677,9 @@ impl SyncEngine {
         let mut changes: Vec<Change> = Vec::new();
         while let Some(joined) = set.join_next().await {
             match joined {
-                Ok(Outcome::Map(bid, m)) => changes.push(Store::mapping_change(offering, &bid, m.as_ref())?),
+                Ok(Outcome::Map(bid, m)) => {
+                    changes.push(Store::mapping_change(offering, &bid, m.as_ref())?)
+                }
                 Ok(Outcome::Nothing) => {}
                 Ok(Outcome::Failed(msg, keep)) => {
                     tracing::warn!(offering = %offering, "{msg}");

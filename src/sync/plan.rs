@@ -67,12 +67,26 @@ pub struct SeenEvent {
 pub enum Op {
     Insert(DesiredEvent),
     /// Update (PUT) an existing or deleted event to the desired content.
-    Update { event_id: String, desired: DesiredEvent, reason: UpdateReason },
+    Update {
+        event_id: String,
+        desired: DesiredEvent,
+        reason: UpdateReason,
+    },
     /// Record an existing event as ours without writing it.
-    Adopt { event_id: String, backend_id: String, fingerprint: String, etag: Option<String> },
-    Delete { event_id: String, backend_id: Option<String> },
+    Adopt {
+        event_id: String,
+        backend_id: String,
+        fingerprint: String,
+        etag: Option<String>,
+    },
+    Delete {
+        event_id: String,
+        backend_id: Option<String>,
+    },
     /// Forget a mapping whose event is already gone.
-    Forget { backend_id: String },
+    Forget {
+        backend_id: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,7 +153,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 match found {
                     Some(s) => {
                         claimed.insert(s.id.as_str());
-                        if !s.cancelled && s.fingerprint.as_deref() == Some(d.fingerprint.as_str()) {
+                        if !s.cancelled && s.fingerprint.as_deref() == Some(d.fingerprint.as_str())
+                        {
                             out.ops.push(Op::Adopt {
                                 event_id: s.id.clone(),
                                 backend_id: d.backend_id.clone(),
@@ -162,7 +177,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 let seen = by_id.get(m.event_id.as_str());
                 let reason = match seen {
                     Some(s) if s.cancelled => Some(UpdateReason::DeletedRemotely),
-                    Some(s) if s.etag.is_some() && s.etag != m.etag => Some(UpdateReason::EditedRemotely),
+                    Some(s) if s.etag.is_some() && s.etag != m.etag => {
+                        Some(UpdateReason::EditedRemotely)
+                    }
                     _ if m.fingerprint != d.fingerprint => Some(UpdateReason::Changed),
                     _ if m.needs_push => Some(UpdateReason::RetryFailed),
                     None if input.full_listing => Some(UpdateReason::DeletedRemotely),
@@ -173,7 +190,11 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         // Not even a tombstone: the event does not exist; create it.
                         out.ops.push(Op::Insert((*d).clone()));
                     } else {
-                        out.ops.push(Op::Update { event_id: m.event_id.clone(), desired: (*d).clone(), reason });
+                        out.ops.push(Op::Update {
+                            event_id: m.event_id.clone(),
+                            desired: (*d).clone(),
+                            reason,
+                        });
                     }
                 }
             }
@@ -188,9 +209,16 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
         claimed.insert(m.event_id.as_str());
         match by_id.get(m.event_id.as_str()) {
-            Some(s) if s.cancelled => out.ops.push(Op::Forget { backend_id: backend_id.clone() }),
-            None if input.full_listing => out.ops.push(Op::Forget { backend_id: backend_id.clone() }),
-            _ => deletes.push(Op::Delete { event_id: m.event_id.clone(), backend_id: Some(backend_id.clone()) }),
+            Some(s) if s.cancelled => out.ops.push(Op::Forget {
+                backend_id: backend_id.clone(),
+            }),
+            None if input.full_listing => out.ops.push(Op::Forget {
+                backend_id: backend_id.clone(),
+            }),
+            _ => deletes.push(Op::Delete {
+                event_id: m.event_id.clone(),
+                backend_id: Some(backend_id.clone()),
+            }),
         }
     }
     for s in input.seen {
@@ -199,7 +227,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
         if let Some(slot) = &s.slot {
             if !desired_ids.contains(slot.as_str()) {
-                deletes.push(Op::Delete { event_id: s.id.clone(), backend_id: None });
+                deletes.push(Op::Delete {
+                    event_id: s.id.clone(),
+                    backend_id: None,
+                });
             }
         }
     }
@@ -226,7 +257,11 @@ mod tests {
     use chrono::TimeZone;
 
     fn d(bid: &str, h: u32, fp: &str) -> DesiredEvent {
-        let t = |h| Utc.with_ymd_and_hms(2030, 1, 1, h, 0, 0).single().expect("time");
+        let t = |h| {
+            Utc.with_ymd_and_hms(2030, 1, 1, h, 0, 0)
+                .single()
+                .expect("time")
+        };
         DesiredEvent {
             backend_id: bid.into(),
             event_id: format!("bc{bid}"),
@@ -242,10 +277,27 @@ mod tests {
         }
     }
     fn m(eid: &str, fp: &str, etag: &str) -> MappedEvent {
-        MappedEvent { event_id: eid.into(), fingerprint: fp.into(), etag: Some(etag.into()), needs_push: false }
+        MappedEvent {
+            event_id: eid.into(),
+            fingerprint: fp.into(),
+            etag: Some(etag.into()),
+            needs_push: false,
+        }
     }
-    fn seen(id: &str, cancelled: bool, etag: &str, slot: Option<&str>, fp: Option<&str>) -> SeenEvent {
-        SeenEvent { id: id.into(), cancelled, etag: Some(etag.into()), slot: slot.map(String::from), fingerprint: fp.map(String::from) }
+    fn seen(
+        id: &str,
+        cancelled: bool,
+        etag: &str,
+        slot: Option<&str>,
+        fp: Option<&str>,
+    ) -> SeenEvent {
+        SeenEvent {
+            id: id.into(),
+            cancelled,
+            etag: Some(etag.into()),
+            slot: slot.map(String::from),
+            fingerprint: fp.map(String::from),
+        }
     }
     /// A compact rendering of a plan for the table.
     fn show(p: &Plan) -> Vec<String> {
@@ -253,7 +305,9 @@ mod tests {
             .iter()
             .map(|o| match o {
                 Op::Insert(d) => format!("insert {}", d.event_id),
-                Op::Update { event_id, reason, .. } => format!("update {event_id} {reason:?}"),
+                Op::Update {
+                    event_id, reason, ..
+                } => format!("update {event_id} {reason:?}"),
                 Op::Adopt { event_id, .. } => format!("adopt {event_id}"),
                 Op::Delete { event_id, .. } => format!("delete {event_id}"),
                 Op::Forget { backend_id } => format!("forget {backend_id}"),
@@ -272,55 +326,223 @@ mod tests {
             want: Vec<&'static str>,
         }
         let cases = vec![
-            Case { name: "new slot is inserted under its deterministic id", desired: vec![d("a", 9, "f1")], mapping: vec![], seen: vec![], full: true, want: vec!["insert bca"] },
-            Case { name: "nothing changed, nothing to do", desired: vec![d("a", 9, "f1")], mapping: vec![("a", m("bca", "f1", "e1"))], seen: vec![], full: false, want: vec![] },
-            Case { name: "our own last write in the listing is not a change", desired: vec![d("a", 9, "f1")], mapping: vec![("a", m("bca", "f1", "e1"))], seen: vec![seen("bca", false, "e1", Some("a"), Some("f1"))], full: false, want: vec![] },
-            Case { name: "a changed slot is updated", desired: vec![d("a", 9, "f2")], mapping: vec![("a", m("bca", "f1", "e1"))], seen: vec![], full: false, want: vec!["update bca Changed"] },
-            Case { name: "an event edited in Google is repaired", desired: vec![d("a", 9, "f1")], mapping: vec![("a", m("bca", "f1", "e1"))], seen: vec![seen("bca", false, "e2", Some("a"), Some("f1"))], full: false, want: vec!["update bca EditedRemotely"] },
-            Case { name: "an event deleted in Google is revived, not re-inserted", desired: vec![d("a", 9, "f1")], mapping: vec![("a", m("bca", "f1", "e1"))], seen: vec![seen("bca", true, "e2", None, None)], full: false, want: vec!["update bca DeletedRemotely"] },
-            Case { name: "a mapped event missing from a full listing is inserted", desired: vec![d("a", 9, "f1")], mapping: vec![("a", m("bca", "f1", "e1"))], seen: vec![], full: true, want: vec!["insert bca"] },
-            Case { name: "a removed slot's event is deleted", desired: vec![], mapping: vec![("a", m("bca", "f1", "e1"))], seen: vec![], full: false, want: vec!["delete bca"] },
-            Case { name: "a removed slot whose event is already deleted is forgotten", desired: vec![], mapping: vec![("a", m("bca", "f1", "e1"))], seen: vec![seen("bca", true, "e2", None, None)], full: false, want: vec!["forget a"] },
-            Case { name: "an event a crashed run created is adopted without a write", desired: vec![d("a", 9, "f1")], mapping: vec![], seen: vec![seen("bca", false, "e1", Some("a"), Some("f1"))], full: false, want: vec!["adopt bca"] },
-            Case { name: "a crashed run's stale event is adopted by an update", desired: vec![d("a", 9, "f2")], mapping: vec![], seen: vec![seen("bca", false, "e1", Some("a"), Some("f1"))], full: false, want: vec!["update bca Adopted"] },
-            Case { name: "an upstream booking<hex> event is adopted, not duplicated", desired: vec![d("a", 9, "f1")], mapping: vec![], seen: vec![seen("bookinga", false, "e1", None, None)], full: true, want: vec!["update bookinga Adopted"] },
-            Case { name: "our orphan event (slot gone, mapping lost) is deleted", desired: vec![], mapping: vec![], seen: vec![seen("bcz", false, "e1", Some("z"), Some("f"))], full: false, want: vec!["delete bcz"] },
-            Case { name: "external events are never touched", desired: vec![], mapping: vec![], seen: vec![seen("external1", false, "e1", None, None)], full: true, want: vec![] },
-            Case { name: "a failed push is retried", desired: vec![d("a", 9, "f1")], mapping: vec![("a", MappedEvent { needs_push: true, ..m("bca", "f1", "e1") })], seen: vec![], full: false, want: vec!["update bca RetryFailed"] },
-            Case { name: "ops come in slot order", desired: vec![d("b", 11, "f"), d("a", 9, "f")], mapping: vec![], seen: vec![], full: true, want: vec!["insert bca", "insert bcb"] },
+            Case {
+                name: "new slot is inserted under its deterministic id",
+                desired: vec![d("a", 9, "f1")],
+                mapping: vec![],
+                seen: vec![],
+                full: true,
+                want: vec!["insert bca"],
+            },
+            Case {
+                name: "nothing changed, nothing to do",
+                desired: vec![d("a", 9, "f1")],
+                mapping: vec![("a", m("bca", "f1", "e1"))],
+                seen: vec![],
+                full: false,
+                want: vec![],
+            },
+            Case {
+                name: "our own last write in the listing is not a change",
+                desired: vec![d("a", 9, "f1")],
+                mapping: vec![("a", m("bca", "f1", "e1"))],
+                seen: vec![seen("bca", false, "e1", Some("a"), Some("f1"))],
+                full: false,
+                want: vec![],
+            },
+            Case {
+                name: "a changed slot is updated",
+                desired: vec![d("a", 9, "f2")],
+                mapping: vec![("a", m("bca", "f1", "e1"))],
+                seen: vec![],
+                full: false,
+                want: vec!["update bca Changed"],
+            },
+            Case {
+                name: "an event edited in Google is repaired",
+                desired: vec![d("a", 9, "f1")],
+                mapping: vec![("a", m("bca", "f1", "e1"))],
+                seen: vec![seen("bca", false, "e2", Some("a"), Some("f1"))],
+                full: false,
+                want: vec!["update bca EditedRemotely"],
+            },
+            Case {
+                name: "an event deleted in Google is revived, not re-inserted",
+                desired: vec![d("a", 9, "f1")],
+                mapping: vec![("a", m("bca", "f1", "e1"))],
+                seen: vec![seen("bca", true, "e2", None, None)],
+                full: false,
+                want: vec!["update bca DeletedRemotely"],
+            },
+            Case {
+                name: "a mapped event missing from a full listing is inserted",
+                desired: vec![d("a", 9, "f1")],
+                mapping: vec![("a", m("bca", "f1", "e1"))],
+                seen: vec![],
+                full: true,
+                want: vec!["insert bca"],
+            },
+            Case {
+                name: "a removed slot's event is deleted",
+                desired: vec![],
+                mapping: vec![("a", m("bca", "f1", "e1"))],
+                seen: vec![],
+                full: false,
+                want: vec!["delete bca"],
+            },
+            Case {
+                name: "a removed slot whose event is already deleted is forgotten",
+                desired: vec![],
+                mapping: vec![("a", m("bca", "f1", "e1"))],
+                seen: vec![seen("bca", true, "e2", None, None)],
+                full: false,
+                want: vec!["forget a"],
+            },
+            Case {
+                name: "an event a crashed run created is adopted without a write",
+                desired: vec![d("a", 9, "f1")],
+                mapping: vec![],
+                seen: vec![seen("bca", false, "e1", Some("a"), Some("f1"))],
+                full: false,
+                want: vec!["adopt bca"],
+            },
+            Case {
+                name: "a crashed run's stale event is adopted by an update",
+                desired: vec![d("a", 9, "f2")],
+                mapping: vec![],
+                seen: vec![seen("bca", false, "e1", Some("a"), Some("f1"))],
+                full: false,
+                want: vec!["update bca Adopted"],
+            },
+            Case {
+                name: "an upstream booking<hex> event is adopted, not duplicated",
+                desired: vec![d("a", 9, "f1")],
+                mapping: vec![],
+                seen: vec![seen("bookinga", false, "e1", None, None)],
+                full: true,
+                want: vec!["update bookinga Adopted"],
+            },
+            Case {
+                name: "our orphan event (slot gone, mapping lost) is deleted",
+                desired: vec![],
+                mapping: vec![],
+                seen: vec![seen("bcz", false, "e1", Some("z"), Some("f"))],
+                full: false,
+                want: vec!["delete bcz"],
+            },
+            Case {
+                name: "external events are never touched",
+                desired: vec![],
+                mapping: vec![],
+                seen: vec![seen("external1", false, "e1", None, None)],
+                full: true,
+                want: vec![],
+            },
+            Case {
+                name: "a failed push is retried",
+                desired: vec![d("a", 9, "f1")],
+                mapping: vec![(
+                    "a",
+                    MappedEvent {
+                        needs_push: true,
+                        ..m("bca", "f1", "e1")
+                    },
+                )],
+                seen: vec![],
+                full: false,
+                want: vec!["update bca RetryFailed"],
+            },
+            Case {
+                name: "ops come in slot order",
+                desired: vec![d("b", 11, "f"), d("a", 9, "f")],
+                mapping: vec![],
+                seen: vec![],
+                full: true,
+                want: vec!["insert bca", "insert bcb"],
+            },
         ];
         for c in cases {
-            let mapping: BTreeMap<String, MappedEvent> = c.mapping.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-            let p = plan(&PlanInput { desired: &c.desired, mapping: &mapping, seen: &c.seen, full_listing: c.full, max_delete_share: 0.5, force: false });
+            let mapping: BTreeMap<String, MappedEvent> = c
+                .mapping
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            let p = plan(&PlanInput {
+                desired: &c.desired,
+                mapping: &mapping,
+                seen: &c.seen,
+                full_listing: c.full,
+                max_delete_share: 0.5,
+                force: false,
+            });
             assert_eq!(show(&p), c.want, "{}", c.name);
         }
     }
 
     #[test]
     fn the_deletion_guard_holds_back_mass_deletion_unless_forced() {
-        let mapping: BTreeMap<String, MappedEvent> = (0..10).map(|i| (format!("s{i}"), m(&format!("bcs{i}"), "f", "e"))).collect();
+        let mapping: BTreeMap<String, MappedEvent> = (0..10)
+            .map(|i| (format!("s{i}"), m(&format!("bcs{i}"), "f", "e")))
+            .collect();
         let keep: Vec<DesiredEvent> = (0..4).map(|i| d(&format!("s{i}"), 9, "f")).collect();
         // 6 of 10 would go: above 50%.
-        let p = plan(&PlanInput { desired: &keep, mapping: &mapping, seen: &[], full_listing: false, max_delete_share: 0.5, force: false });
+        let p = plan(&PlanInput {
+            desired: &keep,
+            mapping: &mapping,
+            seen: &[],
+            full_listing: false,
+            max_delete_share: 0.5,
+            force: false,
+        });
         assert_eq!(p.held_back, 6);
         assert_eq!(p.count(|o| matches!(o, Op::Delete { .. })), 0);
         assert!(p.warnings[0].contains("deletion guard"));
-        let p = plan(&PlanInput { desired: &keep, mapping: &mapping, seen: &[], full_listing: false, max_delete_share: 0.5, force: true });
+        let p = plan(&PlanInput {
+            desired: &keep,
+            mapping: &mapping,
+            seen: &[],
+            full_listing: false,
+            max_delete_share: 0.5,
+            force: true,
+        });
         assert_eq!(p.count(|o| matches!(o, Op::Delete { .. })), 6);
         // 5 of 10 is within the share.
         let keep5: Vec<DesiredEvent> = (0..5).map(|i| d(&format!("s{i}"), 9, "f")).collect();
-        let p = plan(&PlanInput { desired: &keep5, mapping: &mapping, seen: &[], full_listing: false, max_delete_share: 0.5, force: false });
+        let p = plan(&PlanInput {
+            desired: &keep5,
+            mapping: &mapping,
+            seen: &[],
+            full_listing: false,
+            max_delete_share: 0.5,
+            force: false,
+        });
         assert_eq!(p.count(|o| matches!(o, Op::Delete { .. })), 5);
     }
 
     #[test]
     fn plans_are_deterministic() {
-        let desired: Vec<DesiredEvent> = (0..20).map(|i| d(&format!("k{}", 19 - i), i % 5, "f")).collect();
+        let desired: Vec<DesiredEvent> = (0..20)
+            .map(|i| d(&format!("k{}", 19 - i), i % 5, "f"))
+            .collect();
         let mapping = BTreeMap::new();
-        let a = plan(&PlanInput { desired: &desired, mapping: &mapping, seen: &[], full_listing: true, max_delete_share: 0.5, force: false });
+        let a = plan(&PlanInput {
+            desired: &desired,
+            mapping: &mapping,
+            seen: &[],
+            full_listing: true,
+            max_delete_share: 0.5,
+            force: false,
+        });
         let mut rev = desired.clone();
         rev.reverse();
-        let b = plan(&PlanInput { desired: &rev, mapping: &mapping, seen: &[], full_listing: true, max_delete_share: 0.5, force: false });
+        let b = plan(&PlanInput {
+            desired: &rev,
+            mapping: &mapping,
+            seen: &[],
+            full_listing: true,
+            max_delete_share: 0.5,
+            force: false,
+        });
         assert_eq!(a, b);
     }
 }

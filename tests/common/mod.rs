@@ -194,16 +194,34 @@ pub async fn google_client(
     emu: &bookcal::emulator::Emulator,
     subject: Option<&str>,
 ) -> Arc<dyn bookcal::google::CalendarApi> {
-    use bookcal::google::{ClientOptions, Credentials, GoogleCalendarClient, RateLimit, RetryPolicy};
+    use bookcal::google::{
+        ClientOptions, Credentials, GoogleCalendarClient, RateLimit, RetryPolicy,
+    };
     let options = ClientOptions {
         root_url: emu.root_url(),
-        retry: RetryPolicy { max_attempts: 8, base: std::time::Duration::from_millis(5), cap: std::time::Duration::from_millis(50) },
-        rate_limit: RateLimit { per_minute: 600_000, burst: 1_000 },
+        retry: RetryPolicy {
+            max_attempts: 8,
+            base: std::time::Duration::from_millis(5),
+            cap: std::time::Duration::from_millis(50),
+        },
+        rate_limit: RateLimit {
+            per_minute: 600_000,
+            burst: 1_000,
+        },
         page_size: Some(2500),
         ..ClientOptions::default()
     };
-    let creds = Credentials::ServiceAccount { key_json: emu.service_account_key_json(), subject: subject.map(String::from) };
-    Arc::new(GoogleCalendarClient::builder(creds).options(options).build().await.expect("client"))
+    let creds = Credentials::ServiceAccount {
+        key_json: emu.service_account_key_json(),
+        subject: subject.map(String::from),
+    };
+    Arc::new(
+        GoogleCalendarClient::builder(creds)
+            .options(options)
+            .build()
+            .await
+            .expect("client"),
+    )
 }
 
 pub async fn sync_env(app: &TestApp) -> SyncEnv {
@@ -212,7 +230,9 @@ pub async fn sync_env(app: &TestApp) -> SyncEnv {
 
 /// Like [`sync_env`], acting as an impersonated user (attendees allowed).
 pub async fn sync_env_as(app: &TestApp, subject: Option<&str>) -> SyncEnv {
-    let emu = bookcal::emulator::Emulator::start(bookcal::emulator::EmulatorOptions::default()).await.expect("emulator");
+    let emu = bookcal::emulator::Emulator::start(bookcal::emulator::EmulatorOptions::default())
+        .await
+        .expect("emulator");
     let client = google_client(&emu, subject).await;
     let human = google_client(&emu, subject).await;
     let engine = bookcal::sync::SyncEngine {
@@ -251,7 +271,10 @@ impl SyncEnv {
     }
 
     pub async fn sync(&self, offering: Id) -> bookcal::sync::RunReport {
-        self.engine.sync_offering(offering, bookcal::sync::RunOptions::default()).await.expect("sync run")
+        self.engine
+            .sync_offering(offering, bookcal::sync::RunOptions::default())
+            .await
+            .expect("sync run")
     }
 }
 
@@ -261,7 +284,10 @@ pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
     use bookcal::domain::{Resource, ResourceState, Slot};
     let (project, user) = {
         let cat = app.store.read().expect("read");
-        (*cat.projects.keys().next().expect("project"), cat.users_by_name["alice"])
+        (
+            *cat.projects.keys().next().expect("project"),
+            cat.users_by_name["alice"],
+        )
     };
     let now = chrono::Utc::now();
     let slots = (0..n)
@@ -291,6 +317,8 @@ pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
         error_message: String::new(),
     };
     let id = r.id;
-    app.store.mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ()))).expect("store");
+    app.store
+        .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ())))
+        .expect("store");
     id
 }
