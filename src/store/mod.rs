@@ -12,7 +12,8 @@
 //!   one sled transaction before updating the catalog. So a booking check and its
 //!   insert are atomic: two racing requests for one slot never both succeed, and a
 //!   refused change writes nothing;
-//! - the [`Catalog`] mirrors sled exactly (it is rebuilt from sled on open).
+//! - the [`Catalog`] mirrors sled exactly (it is rebuilt from sled on open);
+//! - a change is flushed to disk before `mutate`/`sync_put` return.
 
 pub mod calendars;
 pub mod catalog;
@@ -328,6 +329,9 @@ impl Store {
             Err(TransactionError::Storage(e)) => return Err(StoreError::Sled(e)),
             Err(TransactionError::Abort(())) => return Err(StoreError::Poisoned),
         }
+        // Durable before anyone is told: an acknowledged booking, or a calendar id
+        // recorded before events are written into that calendar, must survive a crash.
+        self.db.flush()?;
         let mut cat = self.catalog.write().map_err(|_| StoreError::Poisoned)?;
         for c in changes {
             match c {
