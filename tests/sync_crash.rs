@@ -8,7 +8,11 @@ use bookcal::domain::{Id, Resource, ResourceState, Slot};
 use bookcal::emulator::{Emulator, EmulatorOptions};
 use bookcal::store::{Change, Store, StoreOptions};
 
-fn bookcal(dir: &std::path::Path, emu: &Emulator, key: &std::path::Path) -> tokio::process::Command {
+fn bookcal(
+    dir: &std::path::Path,
+    emu: &Emulator,
+    key: &std::path::Path,
+) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_bookcal"));
     c.args(["sync", "--all"])
         .env("BOOKCAL_DATA_DIR", dir)
@@ -33,8 +37,17 @@ async fn a_sync_killed_mid_run_converges_on_the_next_run_without_duplicates() {
         bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import");
         let (room, project, user) = {
             let cat = store.read().expect("read");
-            let room = cat.offerings.values().find(|o| o.slug == "room-aurora").expect("room").id;
-            (room, *cat.projects.keys().next().expect("p"), cat.users_by_name["alice"])
+            let room = cat
+                .offerings
+                .values()
+                .find(|o| o.slug == "room-aurora")
+                .expect("room")
+                .id;
+            (
+                room,
+                *cat.projects.keys().next().expect("p"),
+                cat.users_by_name["alice"],
+            )
         };
         let now = chrono::Utc::now();
         let slots: Vec<Slot> = (0..200)
@@ -63,11 +76,22 @@ async fn a_sync_killed_mid_run_converges_on_the_next_run_without_duplicates() {
             end_date: None,
             error_message: String::new(),
         };
-        store.mutate(|_| Ok::<_, ()>((vec![Change::Resource(r)], ()))).expect("add");
+        store
+            .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r)], ())))
+            .expect("add");
         let cat = store.read().expect("read");
-        cat.resources.values().filter(|r| r.state.holds_slots()).map(|r| r.slots.len()).sum::<usize>()
+        cat.resources
+            .values()
+            .filter(|r| r.state.holds_slots())
+            .map(|r| r.slots.len())
+            .sum::<usize>()
     };
-    let emu = Emulator::start(EmulatorOptions { latency: Duration::from_millis(10), ..EmulatorOptions::default() }).await.expect("emu");
+    let emu = Emulator::start(EmulatorOptions {
+        latency: Duration::from_millis(10),
+        ..EmulatorOptions::default()
+    })
+    .await
+    .expect("emu");
     let key = dir.path().join("key.json");
     std::fs::write(&key, emu.service_account_key_json()).expect("key");
 
@@ -75,11 +99,19 @@ async fn a_sync_killed_mid_run_converges_on_the_next_run_without_duplicates() {
     let mut child = bookcal(&data, &emu, &key).spawn().expect("spawn");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let inserts = emu.controls().counters().get("calendar.events.insert").copied().unwrap_or(0);
+        let inserts = emu
+            .controls()
+            .counters()
+            .get("calendar.events.insert")
+            .copied()
+            .unwrap_or(0);
         if inserts >= 40 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the run never got going");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run never got going"
+        );
         if let Ok(Some(status)) = child.try_wait() {
             panic!("the run ended before it could be killed: {status}");
         }
@@ -87,23 +119,50 @@ async fn a_sync_killed_mid_run_converges_on_the_next_run_without_duplicates() {
     }
     child.kill().await.expect("kill");
     let _ = child.wait().await;
-    let partial: usize = emu.inspect().calendars().iter().map(|c| emu.inspect().events(c["id"].as_str().unwrap_or("")).len()).sum();
-    assert!(partial < slots_total, "the kill came too late to test anything ({partial} events)");
+    let partial: usize = emu
+        .inspect()
+        .calendars()
+        .iter()
+        .map(|c| emu.inspect().events(c["id"].as_str().unwrap_or("")).len())
+        .sum();
+    assert!(
+        partial < slots_total,
+        "the kill came too late to test anything ({partial} events)"
+    );
 
     // Run again to completion, then once more: nothing left to do.
     let out = bookcal(&data, &emu, &key).output().await.expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = bookcal(&data, &emu, &key).output().await.expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.lines().all(|l| l.contains("created 0, updated 0, deleted 0")), "{text}");
+    assert!(
+        text.lines()
+            .all(|l| l.contains("created 0, updated 0, deleted 0")),
+        "{text}"
+    );
 
     let cals = emu.inspect().calendars();
-    assert_eq!(cals.len(), 3, "one calendar per offering, none created twice");
+    assert_eq!(
+        cals.len(),
+        3,
+        "one calendar per offering, none created twice"
+    );
     let mut live = 0;
     for c in &cals {
         let events = emu.inspect().events(c["id"].as_str().unwrap_or(""));
-        let ids: std::collections::BTreeSet<String> = events.iter().filter_map(|e| e["id"].as_str().map(String::from)).collect();
+        let ids: std::collections::BTreeSet<String> = events
+            .iter()
+            .filter_map(|e| e["id"].as_str().map(String::from))
+            .collect();
         assert_eq!(ids.len(), events.len(), "duplicate event ids");
         live += events.iter().filter(|e| e["status"] != "cancelled").count();
     }

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub tokens: HashMap<&'static str, String>,
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
+    /// The notifier the API wakes the scheduler with.
+    pub jobs_ready: Arc<tokio::sync::Notify>,
     _dir: tempfile::TempDir,
 }
 
@@ -59,6 +61,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     }
     let mut state = AppState::new(store.clone());
     state.google = Arc::new(StaticCredentials(opts.google_credentials));
+    let jobs_ready = state.jobs_ready.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -71,6 +74,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         tokens,
         http: reqwest::Client::new(),
         shutdown,
+        jobs_ready,
         _dir: dir,
     }
 }
@@ -229,6 +233,18 @@ pub async fn sync_env(app: &TestApp) -> SyncEnv {
 }
 
 /// Like [`sync_env`], acting as an impersonated user (attendees allowed).
+/// Polls `cond` every few milliseconds until it holds or `secs` pass.
+pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    cond()
+}
+
 pub async fn sync_env_as(app: &TestApp, subject: Option<&str>) -> SyncEnv {
     let emu = bookcal::emulator::Emulator::start(bookcal::emulator::EmulatorOptions::default())
         .await
