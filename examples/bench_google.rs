@@ -11,25 +11,49 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bookcal::emulator::{Emulator, EmulatorOptions};
-use bookcal::google::{CalendarApi, ClientOptions, Credentials, Event, EventTime, GoogleCalendarClient, RateLimit};
+use bookcal::google::{
+    CalendarApi, ClientOptions, Credentials, Event, EventTime, GoogleCalendarClient, RateLimit,
+};
 
 async fn client(emu: &Emulator, rate: RateLimit) -> anyhow::Result<Arc<dyn CalendarApi>> {
-    let options = ClientOptions { root_url: emu.root_url(), rate_limit: rate, ..ClientOptions::default() };
+    let options = ClientOptions {
+        root_url: emu.root_url(),
+        rate_limit: rate,
+        ..ClientOptions::default()
+    };
     let creds = Credentials::service_account(emu.service_account_key_json());
-    Ok(Arc::new(GoogleCalendarClient::builder(creds).options(options).build().await?))
+    Ok(Arc::new(
+        GoogleCalendarClient::builder(creds)
+            .options(options)
+            .build()
+            .await?,
+    ))
 }
 
 fn event(i: usize) -> Event {
     let start = chrono::Utc::now() + chrono::Duration::hours(i as i64);
     Event {
         summary: Some(format!("bench {i}")),
-        start: Some(EventTime::DateTime { at: start.fixed_offset(), time_zone: None }),
-        end: Some(EventTime::DateTime { at: (start + chrono::Duration::hours(1)).fixed_offset(), time_zone: None }),
+        start: Some(EventTime::DateTime {
+            at: start.fixed_offset(),
+            time_zone: None,
+        }),
+        end: Some(EventTime::DateTime {
+            at: (start + chrono::Duration::hours(1)).fixed_offset(),
+            time_zone: None,
+        }),
         ..Event::default()
     }
 }
 
-async fn run(api: Arc<dyn CalendarApi>, cal: String, write: bool, calls: usize, concurrency: usize, get_id: String) -> anyhow::Result<f64> {
+async fn run(
+    api: Arc<dyn CalendarApi>,
+    cal: String,
+    write: bool,
+    calls: usize,
+    concurrency: usize,
+    get_id: String,
+) -> anyhow::Result<f64> {
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut set = tokio::task::JoinSet::new();
     let t = Instant::now();
@@ -54,16 +78,43 @@ async fn run(api: Arc<dyn CalendarApi>, cal: String, write: bool, calls: usize, 
 async fn main() -> anyhow::Result<()> {
     println!("| latency | concurrency | events.get calls/s | events.insert calls/s |");
     println!("|---|---|---|---|");
-    let open = RateLimit { per_minute: 10_000_000, burst: 100_000 };
+    let open = RateLimit {
+        per_minute: 10_000_000,
+        burst: 100_000,
+    };
     for latency in [0u64, 100] {
-        let emu = Emulator::start(EmulatorOptions { latency: Duration::from_millis(latency), ..EmulatorOptions::default() }).await?;
+        let emu = Emulator::start(EmulatorOptions {
+            latency: Duration::from_millis(latency),
+            ..EmulatorOptions::default()
+        })
+        .await?;
         let api = client(&emu, open).await?;
         let cal = api.calendar_insert("bench", "UTC").await?.id;
         let first = api.event_insert(&cal, &event(0)).await?.id;
         for concurrency in [1usize, 8, 32] {
-            let calls = if latency == 0 { 2000 } else { (concurrency * 40).max(40) };
-            let gets = run(api.clone(), cal.clone(), false, calls, concurrency, first.clone()).await?;
-            let inserts = run(api.clone(), cal.clone(), true, calls, concurrency, first.clone()).await?;
+            let calls = if latency == 0 {
+                2000
+            } else {
+                (concurrency * 40).max(40)
+            };
+            let gets = run(
+                api.clone(),
+                cal.clone(),
+                false,
+                calls,
+                concurrency,
+                first.clone(),
+            )
+            .await?;
+            let inserts = run(
+                api.clone(),
+                cal.clone(),
+                true,
+                calls,
+                concurrency,
+                first.clone(),
+            )
+            .await?;
             println!("| {latency} ms | {concurrency} | {gets:.0} | {inserts:.0} |");
         }
         emu.shutdown().await;

@@ -20,13 +20,22 @@ use bookcal::sync::{RunOptions, SingleClient, SyncEngine};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn requests(emu: &Emulator) -> (u64, u64) {
     let c = emu.controls().counters();
-    let calls = c.iter().filter(|(k, _)| k.starts_with("calendar.") && !k.contains(':')).map(|(_, v)| *v).sum();
-    let limited = c.get("status:403").copied().unwrap_or(0) + c.get("status:429").copied().unwrap_or(0);
+    let calls = c
+        .iter()
+        .filter(|(k, _)| k.starts_with("calendar.") && !k.contains(':'))
+        .map(|(_, v)| *v)
+        .sum();
+    let limited =
+        c.get("status:403").copied().unwrap_or(0) + c.get("status:429").copied().unwrap_or(0);
     (calls, limited)
 }
 
@@ -39,7 +48,10 @@ fn offering(customer: Id, i: usize) -> Offering {
         slug: format!("bench-{i}"),
         description: String::new(),
         full_description: String::new(),
-        category: Category { id: Id::new_v4(), title: "Bench".into() },
+        category: Category {
+            id: Id::new_v4(),
+            title: "Bench".into(),
+        },
         state: OfferingState::Active,
         time_zone: chrono_tz::Europe::Berlin,
         location: "Bench lab".into(),
@@ -101,22 +113,47 @@ async fn main() -> anyhow::Result<()> {
     // leaving a margin for requests that arrive slightly out of order.
     let options = ClientOptions {
         root_url: emu.root_url(),
-        rate_limit: RateLimit { per_minute: 580, burst: 10 },
+        rate_limit: RateLimit {
+            per_minute: 580,
+            burst: 10,
+        },
         page_size: Some(2500),
         ..ClientOptions::default()
     };
     let creds = Credentials::service_account(emu.service_account_key_json());
-    let client: Arc<dyn CalendarApi> = Arc::new(GoogleCalendarClient::builder(creds).options(options).build().await?);
+    let client: Arc<dyn CalendarApi> = Arc::new(
+        GoogleCalendarClient::builder(creds)
+            .options(options)
+            .build()
+            .await?,
+    );
     let store = Arc::new(Store::temporary()?);
     let ds: bookcal::import::DataSet = serde_json::from_str(bookcal::demo::DEMO_DATA)?;
     bookcal::import::import(&store, &ds, chrono::Utc::now())?;
     let (customer, project, user) = {
         let cat = store.read()?;
-        let c = cat.customers.values().find(|c| c.slug == "northlab").map(|c| c.id).unwrap_or_default();
-        (c, *cat.projects.keys().next().unwrap_or(&Id::default()), cat.users_by_name.get("alice").copied().unwrap_or_default())
+        let c = cat
+            .customers
+            .values()
+            .find(|c| c.slug == "northlab")
+            .map(|c| c.id)
+            .unwrap_or_default();
+        (
+            c,
+            *cat.projects.keys().next().unwrap_or(&Id::default()),
+            cat.users_by_name.get("alice").copied().unwrap_or_default(),
+        )
     };
-    let settings = bookcal::config::SyncSettings { concurrency: 8, ..Default::default() };
-    let engine = SyncEngine { store: store.clone(), source: Arc::new(SingleClient(Some(client))), settings, share_role: bookcal::google::AclRole::Reader };
+    let settings = bookcal::config::SyncSettings {
+        concurrency: 8,
+        ..Default::default()
+    };
+    let engine = SyncEngine {
+        store: store.clone(),
+        source: Arc::new(SingleClient(Some(client))),
+        settings,
+        share_role: bookcal::google::AclRole::Reader,
+    };
     let quota_secs = |n: u64| n as f64 * 60.0 / f64::from(per_minute);
     println!("| scenario | bookcal requests | rate-limit errors | wall time | quota-bound minimum | upstream requests (same work) |");
     println!("|---|---|---|---|---|---|");
@@ -126,7 +163,13 @@ async fn main() -> anyhow::Result<()> {
     let big_id = big.id;
     let big_booking = booking(big_id, project, user, slots);
     let big_res = big_booking.id;
-    store.mutate(|_| Ok::<_, ()>((vec![Change::Offering(big), Change::Resource(big_booking)], ())))
+    store
+        .mutate(|_| {
+            Ok::<_, ()>((
+                vec![Change::Offering(big), Change::Resource(big_booking)],
+                (),
+            ))
+        })
         .map_err(|_| anyhow::anyhow!("store"))?;
     emu.controls().reset_counters();
     let t = Instant::now();
@@ -146,7 +189,9 @@ async fn main() -> anyhow::Result<()> {
         batch.push(Change::Resource(booking(o.id, project, user, 2)));
         batch.insert(0, Change::Offering(o));
     }
-    store.mutate(|_| Ok::<_, ()>((batch, ()))).map_err(|_| anyhow::anyhow!("store"))?;
+    store
+        .mutate(|_| Ok::<_, ()>((batch, ())))
+        .map_err(|_| anyhow::anyhow!("store"))?;
     let engine = Arc::new(engine);
     let run_all = |ids: Vec<Id>| {
         let engine = engine.clone();
@@ -157,7 +202,10 @@ async fn main() -> anyhow::Result<()> {
                 let (engine, sem) = (engine.clone(), sem.clone());
                 set.spawn(async move {
                     let _p = sem.acquire_owned().await;
-                    engine.sync_offering(id, RunOptions::default()).await.map(|_| ())
+                    engine
+                        .sync_offering(id, RunOptions::default())
+                        .await
+                        .map(|_| ())
                 });
             }
             while let Some(r) = set.join_next().await {

@@ -35,7 +35,10 @@ async fn start(dir: &std::path::Path) -> Demo {
                 base = Some(u.trim().to_string());
             }
             let parts: Vec<&str> = line.split_whitespace().collect();
-            if parts.len() == 2 && ["admin", "owner", "alice"].contains(&parts[0]) && parts[1].len() == 40 {
+            if parts.len() == 2
+                && ["admin", "owner", "alice"].contains(&parts[0])
+                && parts[1].len() == 40
+            {
                 tokens.insert(parts[0].to_string(), parts[1].to_string());
             }
             if let Some(f) = line.strip_prefix("Feeds (public while shared): ") {
@@ -46,17 +49,30 @@ async fn start(dir: &std::path::Path) -> Demo {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(120), read).await.expect("the demo printed its guide");
+    tokio::time::timeout(Duration::from_secs(120), read)
+        .await
+        .expect("the demo printed its guide");
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Demo { child, base: base.expect("ready line"), tokens, feed: feed.expect("feed line") }
+    Demo {
+        child,
+        base: base.expect("ready line"),
+        tokens,
+        feed: feed.expect("feed line"),
+    }
 }
 
 async fn stop(mut d: Demo) {
     let pid = d.child.id().expect("pid");
-    let st = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
     assert!(st.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), d.child.wait()).await.expect("exits in time").expect("wait");
+    let status = tokio::time::timeout(Duration::from_secs(30), d.child.wait())
+        .await
+        .expect("exits in time")
+        .expect("wait");
     assert_eq!(status.code(), Some(0), "the demo exits 0 on SIGTERM");
 }
 
@@ -67,14 +83,31 @@ async fn the_demo_runs_the_whole_loop_and_keeps_its_data_across_restarts() {
     let http = reqwest::Client::new();
     let auth = |u: &str| format!("Token {}", demo.tokens[u]);
     let get = |u: &'static str, path: String| {
-        let req = http.get(format!("{}{path}", demo.base)).header("Authorization", auth(u));
-        async move { req.send().await.expect("get").json::<Value>().await.expect("json") }
+        let req = http
+            .get(format!("{}{path}", demo.base))
+            .header("Authorization", auth(u));
+        async move {
+            req.send()
+                .await
+                .expect("get")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
     };
     let offerings = get("owner", "/api/booking-offerings/?name=Aurora".into()).await;
     let room = offerings[0]["uuid"].as_str().expect("room").to_string();
-    assert!(offerings[0]["googlecalendar"]["backend_id"].is_string(), "the first sync created the calendar");
-    let project = get("alice", "/api/booking-resources/".into()).await[0]["project_uuid"].as_str().expect("project").to_string();
-    let day = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%d").to_string();
+    assert!(
+        offerings[0]["googlecalendar"]["backend_id"].is_string(),
+        "the first sync created the calendar"
+    );
+    let project = get("alice", "/api/booking-resources/".into()).await[0]["project_uuid"]
+        .as_str()
+        .expect("project")
+        .to_string();
+    let day = (chrono::Utc::now() + chrono::Duration::days(3))
+        .format("%Y-%m-%d")
+        .to_string();
     let order: Value = http
         .post(format!("{}/api/marketplace-orders/", demo.base))
         .header("Authorization", auth("alice"))
@@ -89,14 +122,41 @@ async fn the_demo_runs_the_whole_loop_and_keeps_its_data_across_restarts() {
         .json()
         .await
         .expect("json");
-    let res = order["marketplace_resource_uuid"].as_str().expect("resource").to_string();
-    let post = |u: &str, path: String| http.post(format!("{}{path}", demo.base)).header("Authorization", auth(u)).send();
-    assert_eq!(post("owner", format!("/api/booking-resources/{res}/accept/")).await.expect("accept").status(), 200);
-    assert_eq!(post("owner", format!("/api/booking-offerings/{room}/google_calendar_sync/")).await.expect("sync").status(), 200);
+    let res = order["marketplace_resource_uuid"]
+        .as_str()
+        .expect("resource")
+        .to_string();
+    let post = |u: &str, path: String| {
+        http.post(format!("{}{path}", demo.base))
+            .header("Authorization", auth(u))
+            .send()
+    };
+    assert_eq!(
+        post("owner", format!("/api/booking-resources/{res}/accept/"))
+            .await
+            .expect("accept")
+            .status(),
+        200
+    );
+    assert_eq!(
+        post(
+            "owner",
+            format!("/api/booking-offerings/{room}/google_calendar_sync/")
+        )
+        .await
+        .expect("sync")
+        .status(),
+        200
+    );
     // The scheduler runs the job; then sharing is possible.
     let mut shared = false;
     for _ in 0..2000 {
-        let r = post("owner", format!("/api/booking-offerings/{room}/share_google_calendar/")).await.expect("share");
+        let r = post(
+            "owner",
+            format!("/api/booking-offerings/{room}/share_google_calendar/"),
+        )
+        .await
+        .expect("share");
         if r.status() == 200 {
             shared = true;
             break;
@@ -114,7 +174,10 @@ async fn the_demo_runs_the_whole_loop_and_keeps_its_data_across_restarts() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(feed.starts_with("BEGIN:VCALENDAR"), "{feed}");
-    assert!(!feed.contains("Demo test booking"), "the public feed shows no booking names");
+    assert!(
+        !feed.contains("Demo test booking"),
+        "the public feed shows no booking names"
+    );
     stop(demo).await;
 
     // Again, on the same data directory: the booking is still there.

@@ -1676,3 +1676,70 @@ async fn other_credentials_see_a_calendar_only_through_its_acl() {
         "calendarList shows only own calendars"
     );
 }
+
+#[tokio::test]
+async fn an_incremental_listing_needs_not_repeat_show_deleted_but_may_not_set_it_false() {
+    let api = Api::start().await;
+    let cal = api.new_calendar("UTC").await;
+    api.insert_ok(&cal, json!({"id": "abcde1", "start": {"dateTime": "2030-01-01T10:00:00Z"}, "end": {"dateTime": "2030-01-01T11:00:00Z"}})).await;
+    let (_, token, _) = api.list_all(&cal, "showDeleted=true").await;
+    let token = token.unwrap();
+    // Google: with a syncToken deletions are always included and showDeleted=false is refused.
+    let (status, body) = api
+        .get(&format!("calendars/{cal}/events?syncToken={token}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = api
+        .get(&format!(
+            "calendars/{cal}/events?syncToken={token}&showDeleted=true"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api
+        .get(&format!(
+            "calendars/{cal}/events?syncToken={token}&showDeleted=false"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn attendee_self_is_set_by_the_server_for_the_calendar_itself() {
+    let api = Api::start().await;
+    let http = Client::new();
+    // Attendees need a delegated (impersonating) credential.
+    let token = jwt_token(&http, &api.emulator, Some("person@example.org")).await;
+    let (status, body) = api
+        .call_with(
+            Method::POST,
+            "calendars",
+            Some(json!({"summary": "R"})),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cal = body["id"].as_str().unwrap().to_owned();
+    let event = json!({
+        "start": {"dateTime": "2030-01-01T10:00:00Z"}, "end": {"dateTime": "2030-01-01T11:00:00Z"},
+        "attendees": [
+            {"email": cal, "responseStatus": "declined", "self": false},
+            {"email": "someone@example.org", "self": true},
+        ],
+    });
+    let (status, body) = api
+        .call_with(
+            Method::POST,
+            &format!("calendars/{cal}/events"),
+            Some(event),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["attendees"][0]["self"], true);
+    assert!(
+        body["attendees"][1].get("self").is_none(),
+        "clients cannot claim self: {body}"
+    );
+}
