@@ -181,3 +181,43 @@ pub fn at(days: i64, hour: u32) -> chrono::DateTime<chrono::Utc> {
     let d = (Utc::now() + Duration::days(days)).date_naive();
     Utc.from_utc_datetime(&d.and_hms_opt(hour, 0, 0).expect("valid hour"))
 }
+
+/// Like [`spawn_app`], also handing back the handler state (its feed cache counts
+/// renders and last-use writes).
+pub async fn spawn_app_with_state() -> (TestApp, AppState) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).expect("store"));
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+    bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import demo data");
+    let mut tokens = HashMap::new();
+    for u in ["admin", "owner", "manager", "alice", "bob"] {
+        let id = *store
+            .read()
+            .expect("read")
+            .users_by_name
+            .get(u)
+            .expect("user");
+        tokens.insert(u, store.create_token(id).expect("token"));
+    }
+    let mut state = AppState::new(store.clone());
+    state.google = Arc::new(StaticCredentials(true));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(bookcal::app::serve(
+        listener,
+        state.clone(),
+        shutdown.clone(),
+    ));
+    let app = TestApp {
+        base,
+        store,
+        tokens,
+        http: reqwest::Client::new(),
+        shutdown,
+        _dir: dir,
+    };
+    (app, state)
+}
