@@ -517,8 +517,9 @@ fn busy_time(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> FeedTime {
     }
 }
 
-/// A stable UID for a busy slot that does not reveal the source event id.
-fn busy_uid(
+/// A stable UID for a busy slot that does not reveal the source event id: a hash of
+/// the offering, the source event and the times (a moved busy event is a new event).
+pub fn busy_uid(
     offering: Id,
     source_event_id: &str,
     start: DateTime<Utc>,
