@@ -45,7 +45,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Months, NaiveDate, NaiveTime, TimeZone, Utc};
@@ -185,20 +185,15 @@ pub async fn public_feed(
     State(state): State<AppState>,
     Path(file): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    req: Request,
 ) -> Response {
+    // The request itself, not the `HeaderMap` extractor: that one clones every header.
+    let headers = req.headers();
     let Some(id) = file.strip_suffix(".ics").and_then(Id::parse) else {
         return ApiError::NotFound.into_response();
     };
     let window = parse_window(query.as_deref(), Utc::now());
-    serve(
-        state,
-        FeedId::Public(id),
-        window,
-        &headers,
-        Audience::Public,
-    )
-    .await
+    serve(state, FeedId::Public(id), window, headers, Audience::Public).await
 }
 
 /// `GET`/`HEAD /feeds/t/{token}.ics`.
@@ -206,8 +201,9 @@ pub async fn token_feed(
     State(state): State<AppState>,
     Path(file): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    req: Request,
 ) -> Response {
+    let headers = req.headers();
     let Some(secret) = file.strip_suffix(".ics").filter(|s| plausible_secret(s)) else {
         return ApiError::NotFound.into_response();
     };
@@ -236,7 +232,7 @@ pub async fn token_feed(
             tracing::warn!(error = %e, "feed token lookup failed; serving stale if possible");
             return match (state.feed_cache.known_token(&hash), window) {
                 (Some(feed), Ok(w)) => {
-                    stale_or_unavailable(&state, feed, w, &headers, Audience::TokenHolder)
+                    stale_or_unavailable(&state, feed, w, headers, Audience::TokenHolder)
                 }
                 _ => unavailable(),
             };
@@ -246,7 +242,7 @@ pub async fn token_feed(
             return unavailable();
         }
     };
-    serve(state, feed, window, &headers, Audience::TokenHolder).await
+    serve(state, feed, window, headers, Audience::TokenHolder).await
 }
 
 /// Base64url without padding of 32 bytes is 43 characters; allow some slack for
