@@ -8,6 +8,9 @@
 pub mod auth;
 pub mod bookings;
 pub mod error;
+pub mod feed_cache;
+pub mod feed_tokens;
+pub mod feeds;
 pub mod listing;
 pub mod offerings;
 pub mod orders;
@@ -56,6 +59,8 @@ pub struct AppState {
     pub jobs_ready: Arc<Notify>,
     /// Public base URL (`https://bookcal.example.org`); from the Host header when unset.
     pub public_url: Option<String>,
+    /// Rendered iCalendar feeds (see [`feed_cache`]).
+    pub feed_cache: Arc<feed_cache::FeedCache>,
 }
 
 impl AppState {
@@ -65,6 +70,7 @@ impl AppState {
             google: Arc::new(StaticCredentials(false)),
             jobs_ready: Arc::new(Notify::new()),
             public_url: None,
+            feed_cache: Arc::new(feed_cache::FeedCache::default()),
         }
     }
 }
@@ -251,6 +257,24 @@ pub fn router(state: AppState) -> Router {
             get(orders::attachment),
         )
         .route("/api/marketplace-bookings/{uuid}/", get(bookings::list))
+        .route(
+            "/api/booking-offerings/{uuid}/feed_tokens/",
+            get(feed_tokens::list_offering).post(feed_tokens::create_offering),
+        )
+        .route(
+            "/api/booking-offerings/{uuid}/feed_tokens/{token_uuid}/",
+            axum::routing::delete(feed_tokens::destroy_offering),
+        )
+        .route(
+            "/api/feed-tokens/",
+            get(feed_tokens::list_mine).post(feed_tokens::create_mine),
+        )
+        .route(
+            "/api/feed-tokens/{token_uuid}/",
+            axum::routing::delete(feed_tokens::destroy_mine),
+        )
+        .route("/feeds/offerings/{file}", get(feeds::public_feed))
+        .route("/feeds/t/{file}", get(feeds::token_feed))
         .route("/health", get(health));
     api.fallback(not_found)
         .layer(middleware::from_fn(drf_method_not_allowed))

@@ -118,6 +118,14 @@ pub fn offering(o: &Offering, cat: &Catalog, urls: &Urls, gc: Value) -> Value {
         put("longitude", json!(lon));
     }
     put("googlecalendar", gc);
+    // Not a Waldur field: where the owner feed's secret tokens are managed.
+    put(
+        "feed_tokens_url",
+        json!(format!(
+            "{}feed_tokens/",
+            urls.of("booking-offerings", o.id)
+        )),
+    );
     // Not a Waldur field: the zone bookings are shown in.
     put("time_zone", json!(o.time_zone.name()));
     Value::Object(m)

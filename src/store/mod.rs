@@ -17,10 +17,12 @@
 
 pub mod calendars;
 pub mod catalog;
+pub mod feed_tokens;
 pub mod records;
 pub mod sync_state;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use rand::RngCore;
@@ -134,6 +136,12 @@ pub struct Store {
     catalog: RwLock<Catalog>,
     write: Mutex<()>,
     salt: String,
+    /// Data version for caches (the feed cache): bumped at the end of every
+    /// [`Store::apply`] that wrote anything but feed-token records, after sled and the
+    /// catalog hold the new data. A reader that reads the generation *before* the data
+    /// can therefore tag what it derived with that generation and never cache new-looking
+    /// old data. Not persisted: it restarts at 0 with the (empty) caches.
+    generation: AtomicU64,
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
@@ -182,6 +190,7 @@ impl Store {
             catalog: RwLock::new(Catalog::default()),
             write: Mutex::new(()),
             salt: opts.token_salt.clone(),
+            generation: AtomicU64::new(0),
         };
         store.rebuild_catalog()?;
         Ok(store)
@@ -358,7 +367,21 @@ impl Store {
                 Change::SyncState(..) => {}
             }
         }
+        // Feed-token records (tokens, last use, the feeds' slot sequences) are read by the
+        // feed code itself on every request or render, so they do not invalidate caches.
+        if changes
+            .iter()
+            .any(|c| !matches!(c, Change::SyncState(sync_state::Kind::FeedTokens, ..)))
+        {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
         Ok(())
+    }
+
+    /// The data version: changes whenever stored data that feeds render from changes
+    /// (see the `generation` field). Cheap: one atomic load.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Loads a full booking resource.

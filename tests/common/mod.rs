@@ -232,7 +232,6 @@ pub async fn sync_env(app: &TestApp) -> SyncEnv {
     sync_env_as(app, None).await
 }
 
-/// Like [`sync_env`], acting as an impersonated user (attendees allowed).
 /// Polls `cond` every few milliseconds until it holds or `secs` pass.
 pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
@@ -245,6 +244,7 @@ pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// Like [`sync_env`], acting as an impersonated user (attendees allowed).
 pub async fn sync_env_as(app: &TestApp, subject: Option<&str>) -> SyncEnv {
     let emu = bookcal::emulator::Emulator::start(bookcal::emulator::EmulatorOptions::default())
         .await
@@ -337,4 +337,42 @@ pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
         .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ())))
         .expect("store");
     id
+/// Like [`spawn_app`], also handing back the handler state (its feed cache counts
+/// renders and last-use writes).
+pub async fn spawn_app_with_state() -> (TestApp, AppState) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).expect("store"));
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+    bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import demo data");
+    let mut tokens = HashMap::new();
+    for u in ["admin", "owner", "manager", "alice", "bob"] {
+        let id = *store
+            .read()
+            .expect("read")
+            .users_by_name
+            .get(u)
+            .expect("user");
+        tokens.insert(u, store.create_token(id).expect("token"));
+    }
+    let mut state = AppState::new(store.clone());
+    state.google = Arc::new(StaticCredentials(true));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(bookcal::app::serve(
+        listener,
+        state.clone(),
+        shutdown.clone(),
+    ));
+    let app = TestApp {
+        base,
+        store,
+        tokens,
+        http: reqwest::Client::new(),
+        shutdown,
+        _dir: dir,
+    };
+    (app, state)
 }

@@ -1,0 +1,238 @@
+//! Secret feed tokens: create, list and revoke.
+//!
+//! - `/api/booking-offerings/{uuid}/feed_tokens/` (`GET`, `POST`) and
+//!   `.../feed_tokens/{token_uuid}/` (`DELETE`): owner-feed tokens of an offering, for
+//!   staff and the provider's owners and managers (others: 404, as the offering is
+//!   invisible to them).
+//! - `/api/feed-tokens/` (`GET`, `POST`) and `/api/feed-tokens/{token_uuid}/`
+//!   (`DELETE`): the caller's own "my bookings" tokens.
+//!
+//! A token is 32 random bytes, base64url without padding (256 bits). Only its SHA-256
+//! is stored ([`crate::store::feed_tokens`]); the secret and the feed URL holding it
+//! appear once, in the `201` answer to the `POST`. Lists are bare JSON arrays, oldest
+//! first, without secrets. Revoking deletes the record: the feed answers 404 at once.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use chrono::Utc;
+use rand::RngCore;
+use serde_json::{json, Value};
+
+use super::auth::{Caller, Roles};
+use super::feeds::TOKEN_PATH;
+use super::render::ts;
+use super::{path_id, ApiError, AppState, BaseUrl, RawBody};
+use crate::domain::Id;
+use crate::store::feed_tokens::{feed_token_hash, FeedScope, FeedToken};
+use crate::store::{Catalog, Store};
+
+/// Most tokens one scope may have (each is a separate subscription to revoke).
+pub const MAX_TOKENS_PER_SCOPE: usize = 50;
+/// Longest label accepted.
+pub const MAX_NAME_CHARS: usize = 150;
+
+/// A fresh secret: 32 bytes from the OS-seeded CSPRNG, base64url without padding.
+pub fn new_secret() -> String {
+    let mut raw = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut raw);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn render(t: &FeedToken, cat: &Catalog) -> Value {
+    json!({
+        "uuid": t.uuid,
+        "name": t.name,
+        "created": ts(&t.created),
+        "last_used": t.last_used.as_ref().map(ts),
+        "created_by_username": cat.users.get(&t.created_by).map(|u| u.username.as_str()),
+    })
+}
+
+/// The offering a caller manages tokens of: 404 when invisible, 403 when visible but
+/// not manageable (today everyone who sees a booking offering may manage it).
+fn managed_offering(cat: &Catalog, caller: &Caller, uuid: &str) -> Result<Id, ApiError> {
+    let id = path_id(uuid)?;
+    let roles = Roles::of(&caller.user, cat);
+    let o = cat
+        .offerings
+        .get(&id)
+        .filter(|o| roles.sees_offering(o.customer))
+        .ok_or(ApiError::NotFound)?;
+    if !roles.is_provider_staff(o.customer) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(id)
+}
+
+/// The `name` of a create body (DRF messages).
+fn name_field(body: &RawBody) -> Result<String, ApiError> {
+    let body = body.json_object()?;
+    let name = match body.get("name") {
+        None | Some(Value::Null) => return Err(ApiError::field("name", "This field is required.")),
+        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(_) => return Err(ApiError::field("name", "Not a valid string.")),
+    };
+    if name.is_empty() {
+        return Err(ApiError::field("name", "This field may not be blank."));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::field(
+            "name",
+            format!("Ensure this field has no more than {MAX_NAME_CHARS} characters."),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "name",
+            "Control characters are not allowed.",
+        ));
+    }
+    Ok(name)
+}
+
+fn list(state: &AppState, scope: FeedScope) -> Result<Json<Value>, ApiError> {
+    let tokens = state.store.feed_tokens(scope)?;
+    let cat = state.store.read()?;
+    Ok(Json(Value::Array(
+        tokens.iter().map(|t| render(t, &cat)).collect(),
+    )))
+}
+
+fn create(
+    state: &AppState,
+    caller: &Caller,
+    base: &str,
+    scope: FeedScope,
+    name: String,
+) -> Result<Response, ApiError> {
+    let secret = new_secret();
+    let token = FeedToken {
+        uuid: Id::new_v4(),
+        name,
+        scope,
+        created: Utc::now(),
+        created_by: caller.user.id,
+        last_used: None,
+        hash: feed_token_hash(&secret),
+    };
+    let store: &Store = &state.store;
+    store.mutate(|_| {
+        if store.feed_tokens(scope)?.len() >= MAX_TOKENS_PER_SCOPE {
+            return Err(ApiError::bad(format!(
+                "A feed can have at most {MAX_TOKENS_PER_SCOPE} tokens; revoke one first."
+            )));
+        }
+        Ok((vec![Store::feed_token_change(&token)?], ()))
+    })?;
+    let cat = store.read()?;
+    let mut v = render(&token, &cat);
+    if let Value::Object(m) = &mut v {
+        m.insert(
+            "url".into(),
+            Value::String(format!("{base}{TOKEN_PATH}{secret}.ics")),
+        );
+    }
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+fn destroy(state: &AppState, scope: FeedScope, token_uuid: &str) -> Result<StatusCode, ApiError> {
+    let id = path_id(token_uuid)?;
+    let store: &Store = &state.store;
+    store.mutate(|_| {
+        let token = store
+            .feed_tokens(scope)?
+            .into_iter()
+            .find(|t| t.uuid == id)
+            .ok_or(ApiError::NotFound)?;
+        Ok((vec![Store::feed_token_delete_change(&token)], ()))
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/booking-offerings/{uuid}/feed_tokens/`.
+pub async fn list_offering(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(uuid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = managed_offering(&*state.store.read()?, &caller, &uuid)?;
+    list(&state, FeedScope::Offering(id))
+}
+
+/// `POST /api/booking-offerings/{uuid}/feed_tokens/` `{"name": "..."}`.
+pub async fn create_offering(
+    State(state): State<AppState>,
+    caller: Caller,
+    BaseUrl(base): BaseUrl,
+    Path(uuid): Path<String>,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    let id = managed_offering(&*state.store.read()?, &caller, &uuid)?;
+    let name = name_field(&body)?;
+    create(&state, &caller, &base, FeedScope::Offering(id), name)
+}
+
+/// `DELETE /api/booking-offerings/{uuid}/feed_tokens/{token_uuid}/`.
+pub async fn destroy_offering(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((uuid, token_uuid)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id = managed_offering(&*state.store.read()?, &caller, &uuid)?;
+    destroy(&state, FeedScope::Offering(id), &token_uuid)
+}
+
+/// `GET /api/feed-tokens/`: the caller's "my bookings" tokens.
+pub async fn list_mine(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    list(&state, FeedScope::User(caller.user.id))
+}
+
+/// `POST /api/feed-tokens/` `{"name": "..."}`.
+pub async fn create_mine(
+    State(state): State<AppState>,
+    caller: Caller,
+    BaseUrl(base): BaseUrl,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    let name = name_field(&body)?;
+    create(
+        &state,
+        &caller,
+        &base,
+        FeedScope::User(caller.user.id),
+        name,
+    )
+}
+
+/// `DELETE /api/feed-tokens/{token_uuid}/`.
+pub async fn destroy_mine(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(token_uuid): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    destroy(&state, FeedScope::User(caller.user.id), &token_uuid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_43_base64url_characters_and_differ() {
+        let a = new_secret();
+        let b = new_secret();
+        assert_eq!(a.len(), 43);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_ne!(a, b);
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&a);
+        assert_eq!(decoded.map(|d| d.len()).ok(), Some(32));
+    }
+}

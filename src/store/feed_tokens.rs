@@ -1,0 +1,356 @@
+//! Feed tokens and the feeds' slot-sequence map: versioned JSON in the `feed_tokens`
+//! tree, in two key spaces.
+//!
+//! - `t` ++ SHA-256(secret) (33 bytes) -> [`FeedToken`]. The secret itself is never
+//!   stored: a lookup hashes the presented secret and reads that key, then compares the
+//!   stored hash with the computed one in constant time.
+//! - `s` ++ slot backend id -> [`SlotSequence`]: the last start/end a feed published
+//!   for a slot and its `SEQUENCE`. RFC 5545 section 3.8.7.4 wants `SEQUENCE` to rise
+//!   when a slot's time changes, and the booking records keep no history, so the feed
+//!   renderer records what it published and raises the number when it sees the slot at
+//!   another time ([`Store::slot_sequences`]). Every feed reads the same map, so a slot
+//!   has one sequence whichever feed shows it.
+//!
+//! Writes here do not bump [`Store::generation`] (see `Store::apply`): nothing a feed
+//! caches depends on a token record, and a sequence is written by the render that
+//! first sees the new time, which then already publishes it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::sync_state::Kind;
+use super::{decode, encode, Change, MutateError, Store, StoreError};
+use crate::domain::Id;
+
+const TOKEN_PREFIX: u8 = b't';
+const SEQUENCE_PREFIX: u8 = b's';
+
+/// What a feed token opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum FeedScope {
+    /// The owner feed of an offering (bookings with details).
+    Offering(Id),
+    /// A user's own bookings across offerings.
+    User(Id),
+}
+
+/// One feed token (without its secret).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeedToken {
+    pub uuid: Id,
+    /// The owner's label ("Thunderbird at the front desk").
+    pub name: String,
+    pub scope: FeedScope,
+    pub created: DateTime<Utc>,
+    pub created_by: Id,
+    /// Last feed request with this token, to the minute (see [`Store::touch_feed_token`]).
+    pub last_used: Option<DateTime<Utc>>,
+    /// SHA-256 of the secret; the record's key holds it too.
+    #[serde(with = "hex_bytes")]
+    pub hash: [u8; 32],
+}
+
+/// What a feed last published for a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotSequence {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub sequence: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum FeedTokenRecord {
+    #[serde(rename = "1")]
+    V1(FeedToken),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum SlotSequenceRecord {
+    #[serde(rename = "1")]
+    V1(SlotSequence),
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        let v = hex::decode(&s).map_err(serde::de::Error::custom)?;
+        v.try_into()
+            .map_err(|_| serde::de::Error::custom("expected 32 bytes"))
+    }
+}
+
+/// SHA-256 of a feed token secret: the token's key.
+pub fn feed_token_hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn token_key(hash: &[u8; 32]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(TOKEN_PREFIX);
+    k.extend_from_slice(hash);
+    k
+}
+
+fn sequence_key(backend_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(backend_id.len() + 1);
+    k.push(SEQUENCE_PREFIX);
+    k.extend_from_slice(backend_id.as_bytes());
+    k
+}
+
+fn decode_token(v: &[u8]) -> Result<FeedToken, StoreError> {
+    decode::<FeedTokenRecord>("feed_tokens", v).map(|FeedTokenRecord::V1(t)| t)
+}
+
+fn flatten(e: MutateError<StoreError>) -> StoreError {
+    match e {
+        MutateError::Refused(e) | MutateError::Store(e) => e,
+    }
+}
+
+/// How often the last-use time of a token is written at most.
+pub const LAST_USED_RESOLUTION: chrono::Duration = chrono::Duration::minutes(1);
+
+impl Store {
+    /// The token whose secret this is, if it exists (revoked tokens do not).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn feed_token_by_secret(&self, secret: &str) -> Result<Option<FeedToken>, StoreError> {
+        let hash = feed_token_hash(secret);
+        let Some(v) = self.sync_get(Kind::FeedTokens, &token_key(&hash))? else {
+            return Ok(None);
+        };
+        let token = decode_token(&v)?;
+        Ok(bool::from(token.hash.ct_eq(&hash)).then_some(token))
+    }
+
+    /// The tokens of one scope, oldest first.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn feed_tokens(&self, scope: FeedScope) -> Result<Vec<FeedToken>, StoreError> {
+        let mut out = Vec::new();
+        for (_, v) in self.sync_scan(Kind::FeedTokens, &[TOKEN_PREFIX])? {
+            let t = decode_token(&v)?;
+            if t.scope == scope {
+                out.push(t);
+            }
+        }
+        out.sort_by_key(|t| (t.created, t.uuid));
+        Ok(out)
+    }
+
+    /// The change that writes (creates or replaces) a token record.
+    ///
+    /// # Errors
+    /// The record cannot be encoded.
+    pub fn feed_token_change(token: &FeedToken) -> Result<Change, StoreError> {
+        Ok(Change::SyncState(
+            Kind::FeedTokens,
+            token_key(&token.hash),
+            Some(encode(&FeedTokenRecord::V1(token.clone()))?),
+        ))
+    }
+
+    /// The change that revokes (deletes) a token.
+    pub fn feed_token_delete_change(token: &FeedToken) -> Change {
+        Change::SyncState(Kind::FeedTokens, token_key(&token.hash), None)
+    }
+
+    /// Records a use of a token at `now`, unless a use within [`LAST_USED_RESOLUTION`]
+    /// is already recorded or the token was revoked meanwhile (checked under the write
+    /// lock, so a revocation is never undone). Returns whether it wrote.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn touch_feed_token(
+        &self,
+        hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.mutate(|_| {
+            let Some(v) = self.sync_get(Kind::FeedTokens, &token_key(hash))? else {
+                return Ok((Vec::new(), false));
+            };
+            let mut t = decode_token(&v)?;
+            if t.last_used.is_some_and(|u| now - u < LAST_USED_RESOLUTION) {
+                return Ok((Vec::new(), false));
+            }
+            t.last_used = Some(now);
+            Ok((vec![Self::feed_token_change(&t)?], true))
+        })
+        .map_err(flatten)
+    }
+
+    /// The `SEQUENCE` of each slot `(backend_id, start, end)`: 0 for a slot never
+    /// published before, the recorded one while its time is unchanged, one more than
+    /// recorded when its time changed. New and changed slots are recorded in one batch
+    /// under the write lock (re-read there, so concurrent renders agree).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn slot_sequences(
+        &self,
+        slots: &[(&str, DateTime<Utc>, DateTime<Utc>)],
+    ) -> Result<Vec<u32>, StoreError> {
+        let read = |backend_id: &str| -> Result<Option<SlotSequence>, StoreError> {
+            self.sync_get(Kind::FeedTokens, &sequence_key(backend_id))?
+                .map(|v| {
+                    decode::<SlotSequenceRecord>("feed_tokens", &v)
+                        .map(|SlotSequenceRecord::V1(s)| s)
+                })
+                .transpose()
+        };
+        let mut out = Vec::with_capacity(slots.len());
+        let mut pending = Vec::new();
+        for (i, (id, start, end)) in slots.iter().enumerate() {
+            match read(id)? {
+                Some(s) if s.start == *start && s.end == *end => out.push(s.sequence),
+                _ => {
+                    out.push(0);
+                    pending.push(i);
+                }
+            }
+        }
+        if pending.is_empty() {
+            return Ok(out);
+        }
+        let decided = self
+            .mutate(|_| {
+                let mut changes = Vec::new();
+                let mut decided = Vec::with_capacity(pending.len());
+                for &i in &pending {
+                    let (id, start, end) = slots[i];
+                    let sequence = match read(id)? {
+                        Some(s) if s.start == start && s.end == end => {
+                            decided.push((i, s.sequence));
+                            continue;
+                        }
+                        Some(s) => s.sequence.saturating_add(1),
+                        None => 0,
+                    };
+                    let rec = SlotSequenceRecord::V1(SlotSequence {
+                        start,
+                        end,
+                        sequence,
+                    });
+                    changes.push(Change::SyncState(
+                        Kind::FeedTokens,
+                        sequence_key(id),
+                        Some(encode(&rec)?),
+                    ));
+                    decided.push((i, sequence));
+                }
+                Ok((changes, decided))
+            })
+            .map_err(flatten)?;
+        for (i, sequence) in decided {
+            out[i] = sequence;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, h, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn token(store_scope: FeedScope, secret: &str) -> FeedToken {
+        FeedToken {
+            uuid: Id::new_v4(),
+            name: "desk".into(),
+            scope: store_scope,
+            created: t(8),
+            created_by: Id::new_v4(),
+            last_used: None,
+            hash: feed_token_hash(secret),
+        }
+    }
+
+    #[test]
+    fn a_token_is_found_by_its_secret_only_until_it_is_revoked() -> Result<(), StoreError> {
+        let store = Store::temporary()?;
+        let scope = FeedScope::User(Id::new_v4());
+        let tok = token(scope, "secret-a");
+        store.sync_put(vec![Store::feed_token_change(&tok)?])?;
+        assert_eq!(store.feed_token_by_secret("secret-a")?, Some(tok.clone()));
+        assert_eq!(store.feed_token_by_secret("secret-b")?, None);
+        assert_eq!(store.feed_tokens(scope)?, vec![tok.clone()]);
+        assert_eq!(store.feed_tokens(FeedScope::User(tok.created_by))?, vec![]);
+        store.sync_put(vec![Store::feed_token_delete_change(&tok)])?;
+        assert_eq!(store.feed_token_by_secret("secret-a")?, None);
+        assert!(!store.touch_feed_token(&tok.hash, t(9))?);
+        assert_eq!(store.feed_token_by_secret("secret-a")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn last_use_is_written_at_most_once_a_minute_and_does_not_bump_the_generation(
+    ) -> Result<(), StoreError> {
+        let store = Store::temporary()?;
+        let tok = token(FeedScope::User(Id::new_v4()), "s");
+        store.sync_put(vec![Store::feed_token_change(&tok)?])?;
+        let generation = store.generation();
+        let cases = [
+            (t(9), true),
+            (t(9) + chrono::Duration::seconds(59), false),
+            (t(9) + chrono::Duration::seconds(60), true),
+        ];
+        for (now, wrote) in cases {
+            assert_eq!(store.touch_feed_token(&tok.hash, now)?, wrote, "{now}");
+        }
+        let stored = store.feed_token_by_secret("s")?.map(|t| t.last_used);
+        assert_eq!(stored, Some(Some(t(9) + chrono::Duration::seconds(60))));
+        assert_eq!(store.generation(), generation);
+        Ok(())
+    }
+
+    #[test]
+    fn a_slot_sequence_rises_only_when_its_time_changes() -> Result<(), StoreError> {
+        let store = Store::temporary()?;
+        // (start, end, expected sequence)
+        let cases = [
+            (t(10), t(11), 0),
+            (t(10), t(11), 0),
+            (t(12), t(13), 1),
+            (t(12), t(13), 1),
+            (t(12), t(14), 2),
+            (t(10), t(11), 3),
+        ];
+        for (start, end, want) in cases {
+            let got =
+                store.slot_sequences(&[("booking_a", start, end), ("booking_b", t(1), t(2))])?;
+            assert_eq!(got, vec![want, 0], "{start} - {end}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn any_other_write_bumps_the_generation() -> Result<(), StoreError> {
+        let store = Store::temporary()?;
+        let before = store.generation();
+        let cal = crate::domain::calendar::OfferingCalendar::new(Id::new_v4());
+        store.sync_put(vec![Store::calendar_change(&cal)?])?;
+        assert!(store.generation() > before);
+        Ok(())
+    }
+}
