@@ -1097,3 +1097,74 @@ async fn order_attachments_can_be_uploaded_read_and_deleted() {
         .body["attachment"]
         .is_null());
 }
+
+// Found by the waldur-api-client check (tests/waldur_client.rs): the client offers
+// `o=type` for booking resources, and its datetime filters send Python's
+// `isoformat()`, which for a naive datetime carries microseconds and no zone.
+
+#[tokio::test]
+async fn booking_resources_accept_every_ordering_the_python_client_offers() {
+    let app = spawn_app().await;
+    // BookingResourceOEnum of waldur-api-client 8.1.x.
+    for o in [
+        "created",
+        "-created",
+        "name",
+        "-name",
+        "schedules",
+        "-schedules",
+        "type",
+        "-type",
+    ] {
+        let r = app
+            .get("owner", &format!("/api/booking-resources/?o={o}&o=name"))
+            .await;
+        assert_eq!(r.status, 200, "o={o}: {}", r.text);
+        assert_eq!(count(&r), 4, "o={o}");
+    }
+    // `type` is the same for every booking resource: the next key decides.
+    let r = app
+        .get("owner", "/api/booking-resources/?o=type&o=-name")
+        .await;
+    let names: Vec<&str> = r
+        .body
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|x| x["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "Weekly sync",
+            "Sample imaging run",
+            "Kick-off meeting",
+            "Follow-up imaging"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn datetime_filters_take_naive_isoformat_values_with_microseconds_as_utc() {
+    let app = spawn_app().await;
+    let cases = [
+        ("created=2000-01-01T10:00:00.123456", 4),
+        ("modified=2000-01-01T10:00:00", 4),
+        ("created=2999-01-01T10:00:00.5", 0),
+        ("created=2000-01-01T10:00:00.123456%2B00:00", 4),
+    ];
+    for (q, want) in cases {
+        for path in ["/api/booking-resources/", "/api/marketplace-orders/"] {
+            let r = app.get("owner", &format!("{path}?{q}")).await;
+            assert_eq!(r.status, 200, "{path}?{q}: {}", r.text);
+            assert_eq!(count(&r), want, "{path}?{q}");
+        }
+    }
+    let r = app
+        .get(
+            "owner",
+            "/api/booking-resources/?created=2000-01-01T10:00:00.x",
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+}

@@ -46,7 +46,7 @@ pub async fn list(
     for b in s.store.busy_slots(off.id)? {
         out.push((b.start, json!({"start": ts(&b.start), "end": ts(&b.end), "created_by_full_name": "", "busy": true})));
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by_key(|a| a.0);
     Ok(Json(Value::Array(
         out.into_iter().map(|(_, v)| v).collect(),
     )))

@@ -87,7 +87,8 @@ impl Params {
         if let Ok(t) = DateTime::parse_from_rfc3339(v) {
             return Ok(Some(t.with_timezone(&Utc)));
         }
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S") {
+        // Naive values mean UTC; Python's `isoformat()` adds microseconds when set.
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f") {
             return Ok(Some(t.and_utc()));
         }
         if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {

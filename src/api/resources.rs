@@ -154,6 +154,8 @@ fn order_key(r: &ResourceEntry, key: &str, cat: &Catalog) -> Option<String> {
         "state" => r.state.as_str().to_string(),
         "backend_id" => r.backend_id.to_string(),
         "schedules" => r.first_start.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        // The client offers `o=type`; every booking resource has one type.
+        "type" => String::new(),
         "project_name" => cat
             .projects
             .get(&r.project)
@@ -173,7 +175,7 @@ fn order_key(r: &ResourceEntry, key: &str, cat: &Catalog) -> Option<String> {
     })
 }
 
-const ORDER_KEYS: [&str; 9] = [
+const ORDER_KEYS: [&str; 10] = [
     "name",
     "created",
     "modified",
@@ -183,6 +185,7 @@ const ORDER_KEYS: [&str; 9] = [
     "project_name",
     "customer_name",
     "offering_name",
+    "type",
 ];
 
 pub async fn list(

@@ -38,6 +38,9 @@ use records::{
     UserRecord,
 };
 
+/// A raw key and value of a sync-state tree.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -440,7 +443,7 @@ impl Store {
         &self,
         kind: sync_state::Kind,
         prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<KeyValue>, StoreError> {
         self.trees[kind.tree_index()]
             .scan_prefix(prefix)
             .map(|kv| {
