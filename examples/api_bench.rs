@@ -5,6 +5,9 @@
 //! cargo build --release --bin bookcal --example api_bench
 //! target/release/examples/api_bench            # BENCH_RESOURCES=100000 by default
 //! ```
+//! Other knobs: `BENCH_REQUESTS` (200 per scenario), `BENCH_CLIENTS` (4),
+//! `BENCH_DATA_DIR` (keep the data dir and reuse it on the next run), `BENCH_ONLY`
+//! (run only the scenarios whose name contains this text).
 //!
 //! 1. Generates the data set in a temporary data dir through `bookcal::import::import`
 //!    (batches of 10,000 bookings, each one `Store::mutate`): 4 provider
@@ -144,10 +147,14 @@ async fn generate(dir: &std::path::Path, n: usize) -> Result<Generated> {
     let store = bookcal::app::open_store(&settings(dir)?)?;
     let now = Utc::now();
     let t0 = Instant::now();
+    // A kept data dir (BENCH_DATA_DIR) that already holds the data set is reused.
+    let reuse = store.read()?.resources.len() == n;
     let ds: DataSet = serde_json::from_value(skeleton())?;
-    import(&store, &ds, now)?;
+    if !reuse {
+        import(&store, &ds, now)?;
+    }
     let base = (now + Days::days(1)).duration_trunc(Days::hours(1))?;
-    let mut from = 0;
+    let mut from = if reuse { n } else { 0 };
     while from < n {
         let to = (from + BATCH).min(n);
         let ds: DataSet = serde_json::from_value(bookings(from, to, base))?;
@@ -394,7 +401,10 @@ async fn main() -> Result<()> {
     let requests = env_usize("BENCH_REQUESTS", 200);
     let clients = env_usize("BENCH_CLIENTS", 4);
     let tmp = tempfile::tempdir()?;
-    let dir = tmp.path().join("data");
+    let dir = match std::env::var_os("BENCH_DATA_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => tmp.path().join("data"),
+    };
     eprintln!("generating {n} booking resources in {}", dir.display());
     let g = generate(&dir, n).await?;
     eprintln!("imported in {:.1} s; starting the server", g.import_secs);
@@ -536,7 +546,8 @@ async fn main() -> Result<()> {
 
     println!("| scenario | requests | median ms | p90 ms | p99 ms | max ms | req/s ({clients} clients) |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    for s in &scenarios {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    for s in scenarios.iter().filter(|s| s.name.contains(&only)) {
         let f = run(&http, &server.base, s, clients).await?;
         println!(
             "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
