@@ -223,7 +223,11 @@ pub async fn list(
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
     let keep = |r: &&ResourceEntry| roles.sees_resource(r) && filter.matches(r, &cat);
-    // Narrow by offering when asked (an index), else scan every entry; unordered.
+    // The default order over everything walks the name index up to the page's end
+    // (and counts with a scan); otherwise hits are collected unordered (narrowed by
+    // offering through its index) and only the items up to the page's end are
+    // ordered.
+    let walk = ordering.is_empty() && filter.offering.is_none();
     let mut hits: Vec<&ResourceEntry> = match &filter.offering {
         Some(offs) => {
             let mut v: Vec<&ResourceEntry> = offs
@@ -239,35 +243,49 @@ pub async fn list(
             }
             v
         }
+        None if walk => Vec::new(),
         None => cat.resources.values().filter(keep).collect(),
     };
-    let total = hits.len();
+    let total = if walk {
+        cat.resources.values().filter(keep).count()
+    } else {
+        hits.len()
+    };
     let range = page_range(total, page, size)?;
     let link = link_header(&base, "/api/booking-resources/", &params, page, size, total);
     let mut out = Vec::with_capacity(range.len());
     if !is_head(&method) {
-        // The `o=` keys, then the default order (name, id): a total order, so only
-        // the pages up to this one need sorting.
-        let keys: Vec<(&str, bool)> = ordering
-            .iter()
-            .map(|k| match k.strip_prefix('-') {
-                Some(name) => (name, true),
-                None => (*k, false),
-            })
-            .collect();
-        sort_prefix(&mut hits, range.end, |a, b| {
-            for (k, desc) in &keys {
-                let ord = order_key(a, k, &cat).cmp(&order_key(b, k, &cat));
-                let ord = if *desc { ord.reverse() } else { ord };
-                if ord.is_ne() {
-                    return ord;
+        if walk {
+            hits = cat
+                .resources_by_name
+                .iter()
+                .filter_map(|(_, id)| cat.resources.get(id))
+                .filter(keep)
+                .take(range.end)
+                .collect();
+        } else {
+            // The `o=` keys, then the default order (name, id): a total order.
+            let keys: Vec<(&str, bool)> = ordering
+                .iter()
+                .map(|k| match k.strip_prefix('-') {
+                    Some(name) => (name, true),
+                    None => (*k, false),
+                })
+                .collect();
+            sort_prefix(&mut hits, range.end, |a, b| {
+                for (k, desc) in &keys {
+                    let ord = order_key(a, k, &cat).cmp(&order_key(b, k, &cat));
+                    let ord = if *desc { ord.reverse() } else { ord };
+                    if ord.is_ne() {
+                        return ord;
+                    }
                 }
-            }
-            (&a.name, a.id).cmp(&(&b.name, b.id))
-        });
+                (&a.name, a.id).cmp(&(&b.name, b.id))
+            });
+        }
         let urls = Urls { base };
         let fields = params.fields();
-        for e in &hits[range] {
+        for e in hits.get(range).unwrap_or(&[]) {
             if let Some(r) = state.store.resource(e.id)? {
                 out.push(select_fields(render::resource(&r, &cat, &urls), &fields));
             }
