@@ -1097,3 +1097,200 @@ async fn order_attachments_can_be_uploaded_read_and_deleted() {
         .body["attachment"]
         .is_null());
 }
+
+// Found by the waldur-api-client check (tests/waldur_client.rs): the client offers
+// `o=type` for booking resources, and its datetime filters send Python's
+// `isoformat()`, which for a naive datetime carries microseconds and no zone.
+
+#[tokio::test]
+async fn booking_resources_accept_every_ordering_the_python_client_offers() {
+    let app = spawn_app().await;
+    // BookingResourceOEnum of waldur-api-client 8.1.x.
+    for o in [
+        "created",
+        "-created",
+        "name",
+        "-name",
+        "schedules",
+        "-schedules",
+        "type",
+        "-type",
+    ] {
+        let r = app
+            .get("owner", &format!("/api/booking-resources/?o={o}&o=name"))
+            .await;
+        assert_eq!(r.status, 200, "o={o}: {}", r.text);
+        assert_eq!(count(&r), 4, "o={o}");
+    }
+    // `type` is the same for every booking resource: the next key decides.
+    let r = app
+        .get("owner", "/api/booking-resources/?o=type&o=-name")
+        .await;
+    let names: Vec<&str> = r
+        .body
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|x| x["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "Weekly sync",
+            "Sample imaging run",
+            "Kick-off meeting",
+            "Follow-up imaging"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn datetime_filters_take_naive_isoformat_values_with_microseconds_as_utc() {
+    let app = spawn_app().await;
+    let cases = [
+        ("created=2000-01-01T10:00:00.123456", 4),
+        ("modified=2000-01-01T10:00:00", 4),
+        ("created=2999-01-01T10:00:00.5", 0),
+        ("created=2000-01-01T10:00:00.123456%2B00:00", 4),
+    ];
+    for (q, want) in cases {
+        for path in ["/api/booking-resources/", "/api/marketplace-orders/"] {
+            let r = app.get("owner", &format!("{path}?{q}")).await;
+            assert_eq!(r.status, 200, "{path}?{q}: {}", r.text);
+            assert_eq!(count(&r), want, "{path}?{q}");
+        }
+    }
+    let r = app
+        .get(
+            "owner",
+            "/api/booking-resources/?created=2000-01-01T10:00:00.x",
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+}
+
+// The list hot path orders only the requested page (see `listing::sort_prefix`) and
+// matches `query`/`name` without allocating: pages must still tile the full order.
+
+#[tokio::test]
+async fn booking_resource_pages_tile_the_full_order_for_every_ordering() {
+    let app = spawn_app().await;
+    // Nine more bookings (three with equal names) next to the four of the demo.
+    for (i, name) in [
+        "Zeta",
+        "alpha",
+        "Émile run",
+        "Same",
+        "Same",
+        "Same",
+        "beta",
+        "Gamma",
+        "delta",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let d = 40 + i as i64;
+        let mut body = app.order_body("telescope", &[(at(d, 20), at(d, 21 + (i % 2) as u32))]);
+        body["attributes"]["name"] = json!(name);
+        let r = app.post("alice", "/api/marketplace-orders/", body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    for o in [
+        "",
+        "name",
+        "-name",
+        "schedules",
+        "-schedules",
+        "created",
+        "-state",
+        "type",
+        "-created&o=name",
+    ] {
+        let all = app
+            .get(
+                "owner",
+                &format!("/api/booking-resources/?o={o}&page_size=100"),
+            )
+            .await;
+        assert_eq!(all.status, 200, "{}", all.text);
+        let full: Vec<Value> = all.body.as_array().expect("array").clone();
+        assert_eq!(full.len(), 13);
+        let mut paged = Vec::new();
+        for page in 1..=5 {
+            let r = app
+                .get(
+                    "owner",
+                    &format!("/api/booking-resources/?o={o}&page_size=3&page={page}"),
+                )
+                .await;
+            assert_eq!(r.status, 200, "o={o} page {page}: {}", r.text);
+            paged.extend(r.body.as_array().expect("array").iter().cloned());
+        }
+        let uuids = |v: &[Value]| -> Vec<String> {
+            v.iter()
+                .map(|x| x["uuid"].as_str().unwrap_or("").to_string())
+                .collect()
+        };
+        assert_eq!(uuids(&paged), uuids(&full), "o={o}");
+    }
+    // Default order: name (byte order, as before), then uuid for equal names.
+    let r = app
+        .get("owner", "/api/booking-resources/?page_size=100")
+        .await;
+    let names: Vec<&str> = r
+        .body
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|x| x["name"].as_str())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    let same: Vec<&str> = r
+        .body
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|x| x["name"] == "Same")
+        .filter_map(|x| x["uuid"].as_str())
+        .collect();
+    let mut same_sorted = same.clone();
+    same_sorted.sort();
+    assert_eq!(same, same_sorted);
+    // o=schedules: by first slot start.
+    let r = app
+        .get("owner", "/api/booking-resources/?o=-schedules&page_size=2")
+        .await;
+    assert_eq!(r.body[0]["name"], "delta");
+    // Case-insensitive query and name, ASCII or not; query also takes the uuid.
+    for (q, want) in [
+        ("query=ÉMILE", 1),
+        ("query=émile", 1),
+        ("query=SAME", 3),
+        ("name=Alpha", 1),
+        ("name=A", 10),
+        ("query=zz", 0),
+    ] {
+        let r = app
+            .get("owner", &format!("/api/booking-resources/?{q}"))
+            .await;
+        assert_eq!(count(&r), want, "{q}");
+    }
+    let id = r_uuid(&app).await;
+    let r = app
+        .get(
+            "owner",
+            &format!("/api/booking-resources/?query={}", id.to_uppercase()),
+        )
+        .await;
+    assert_eq!(count(&r), 1);
+}
+
+async fn r_uuid(app: &common::TestApp) -> String {
+    let r = app
+        .get("owner", "/api/booking-resources/?name_exact=Zeta")
+        .await;
+    r.body[0]["uuid"].as_str().unwrap_or("").to_string()
+}

@@ -87,7 +87,8 @@ impl Params {
         if let Ok(t) = DateTime::parse_from_rfc3339(v) {
             return Ok(Some(t.with_timezone(&Utc)));
         }
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S") {
+        // Naive values mean UTC; Python's `isoformat()` adds microseconds when set.
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f") {
             return Ok(Some(t.and_utc()));
         }
         if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
@@ -224,6 +225,24 @@ pub fn list_response(items: Vec<Value>, total: usize, link: String) -> Response 
     (headers, axum::Json(Value::Array(items))).into_response()
 }
 
+/// Puts the first `end` items of `items` in `cmp` order (the rest stay unordered):
+/// a page needs only the items up to its end sorted. `cmp` must be a total order
+/// (end with a unique key) so that the result does not depend on the input order.
+pub fn sort_prefix<T>(
+    items: &mut [T],
+    end: usize,
+    mut cmp: impl FnMut(&T, &T) -> std::cmp::Ordering,
+) {
+    let end = end.min(items.len());
+    if end == 0 {
+        return;
+    }
+    if end < items.len() {
+        items.select_nth_unstable_by(end - 1, &mut cmp);
+    }
+    items[..end].sort_unstable_by(cmp);
+}
+
 /// Sorts `items` by the `o=` keys using `key_of` for each known key; unknown keys
 /// are a 400 like DRF's OrderingFilter would silently ignore (we say so instead).
 pub fn sort_by_keys<T, K: Ord>(
@@ -308,6 +327,22 @@ mod tests {
             Params::parse(Some("page_size=1000")).page().ok(),
             Some((1, 300))
         );
+    }
+
+    #[test]
+    fn sort_prefix_orders_exactly_the_first_items() {
+        let all: Vec<u32> = (0..200).map(|i| (i * 7919) % 211).collect();
+        let mut want = all.clone();
+        want.sort_unstable();
+        for end in [0, 1, 10, 100, 199, 200, 300] {
+            let mut v = all.clone();
+            sort_prefix(&mut v, end, |a, b| a.cmp(b));
+            let n = end.min(v.len());
+            assert_eq!(v[..n], want[..n], "end {end}");
+            let mut rest = v.clone();
+            rest.sort_unstable();
+            assert_eq!(rest, want, "end {end}: same items");
+        }
     }
 
     #[test]

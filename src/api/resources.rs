@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::auth::{Caller, Roles};
-use super::listing::{link_header, list_response, page_range, select_fields, sort_by_keys, Params};
+use super::listing::{link_header, list_response, page_range, select_fields, sort_prefix, Params};
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
 use crate::domain::{Id, OrderState, ResourceState};
@@ -52,6 +52,8 @@ struct Filter {
     connected: Option<Vec<Id>>,
     category: Option<Vec<Id>>,
     query: Option<String>,
+    /// `query` as a UUID (it also matches the resource's uuid), parsed once.
+    query_id: Option<Id>,
     name: Option<String>,
     name_exact: Option<String>,
     backend_id: Option<String>,
@@ -86,6 +88,7 @@ impl Filter {
             connected: p.uuids("connected_customer_uuid")?,
             category: p.uuids("category_uuid")?,
             query: p.one("query").map(|s| s.trim().to_lowercase()),
+            query_id: p.one("query").and_then(|s| Id::parse(s.trim())),
             name: p.one("name").map(str::to_lowercase),
             name_exact: p.one("name_exact").map(String::from),
             backend_id: p.one("backend_id").map(String::from),
@@ -111,7 +114,7 @@ impl Filter {
             && self
                 .name
                 .as_ref()
-                .is_none_or(|n| r.name.to_lowercase().contains(n.as_str()))
+                .is_none_or(|n| contains_lowercase(&r.name, n))
             && self
                 .name_exact
                 .as_ref()
@@ -138,42 +141,53 @@ impl Filter {
                     .is_some_and(|p| p.name.to_lowercase().contains(n.as_str()))
             })
             && self.query.as_ref().is_none_or(|q| {
-                r.name.to_lowercase().contains(q.as_str())
-                    || r.slug.to_lowercase().contains(q.as_str())
-                    || r.backend_id.to_lowercase().contains(q.as_str())
-                    || Id::parse(q).is_some_and(|id| id == r.id)
+                contains_lowercase(&r.name, q)
+                    || contains_lowercase(&r.slug, q)
+                    || contains_lowercase(&r.backend_id, q)
+                    || self.query_id == Some(r.id)
             })
     }
 }
 
-fn order_key(r: &ResourceEntry, key: &str, cat: &Catalog) -> Option<String> {
+/// Whether `hay` lowercased contains `needle` (already lowercase), without allocating
+/// when `hay` is ASCII (list filters run this on every resource).
+fn contains_lowercase(hay: &str, needle: &str) -> bool {
+    if !hay.is_ascii() {
+        return hay.to_lowercase().contains(needle);
+    }
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.is_empty()
+        || h.windows(n.len())
+            .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+}
+
+/// A sort key borrowed from the entry or the catalog: comparing never allocates.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum SortKey<'c> {
+    Text(&'c str),
+    Time(Option<chrono::DateTime<Utc>>),
+}
+
+fn order_key<'c>(r: &'c ResourceEntry, key: &str, cat: &'c Catalog) -> Option<SortKey<'c>> {
+    use SortKey::{Text, Time};
     Some(match key {
-        "name" => r.name.to_string(),
-        "created" => r.created.to_rfc3339(),
-        "modified" => r.modified.to_rfc3339(),
-        "state" => r.state.as_str().to_string(),
-        "backend_id" => r.backend_id.to_string(),
-        "schedules" => r.first_start.map(|t| t.to_rfc3339()).unwrap_or_default(),
-        "project_name" => cat
-            .projects
-            .get(&r.project)
-            .map(|p| p.name.clone())
-            .unwrap_or_default(),
-        "customer_name" => cat
-            .customers
-            .get(&r.customer)
-            .map(|c| c.name.clone())
-            .unwrap_or_default(),
-        "offering_name" => cat
-            .offerings
-            .get(&r.offering)
-            .map(|o| o.name.clone())
-            .unwrap_or_default(),
+        "name" => Text(&r.name),
+        "created" => Time(Some(r.created)),
+        "modified" => Time(Some(r.modified)),
+        "state" => Text(r.state.as_str()),
+        "backend_id" => Text(&r.backend_id),
+        // No slots sorts first.
+        "schedules" => Time(r.first_start),
+        // The client offers `o=type`; every booking resource has one type.
+        "type" => Text(""),
+        "project_name" => Text(cat.projects.get(&r.project).map_or("", |p| &p.name)),
+        "customer_name" => Text(cat.customers.get(&r.customer).map_or("", |c| &c.name)),
+        "offering_name" => Text(cat.offerings.get(&r.offering).map_or("", |o| &o.name)),
         _ => return None,
     })
 }
 
-const ORDER_KEYS: [&str; 9] = [
+const ORDER_KEYS: [&str; 10] = [
     "name",
     "created",
     "modified",
@@ -183,6 +197,7 @@ const ORDER_KEYS: [&str; 9] = [
     "project_name",
     "customer_name",
     "offering_name",
+    "type",
 ];
 
 pub async fn list(
@@ -208,7 +223,11 @@ pub async fn list(
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
     let keep = |r: &&ResourceEntry| roles.sees_resource(r) && filter.matches(r, &cat);
-    // Narrow by offering when asked (an index), else walk everything in name order.
+    // The default order over everything walks the name index up to the page's end
+    // (and counts with a scan); otherwise hits are collected unordered (narrowed by
+    // offering through its index) and only the items up to the page's end are
+    // ordered.
+    let walk = ordering.is_empty() && filter.offering.is_none();
     let mut hits: Vec<&ResourceEntry> = match &filter.offering {
         Some(offs) => {
             let mut v: Vec<&ResourceEntry> = offs
@@ -218,30 +237,57 @@ pub async fn list(
                 .filter_map(|id| cat.resources.get(id))
                 .filter(keep)
                 .collect();
-            v.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
-            v.dedup_by_key(|r| r.id);
+            if offs.len() > 1 {
+                v.sort_unstable_by_key(|r| r.id);
+                v.dedup_by_key(|r| r.id);
+            }
             v
         }
-        None => cat
-            .resources_by_name
-            .iter()
-            .filter_map(|(_, id)| cat.resources.get(id))
-            .filter(keep)
-            .collect(),
+        None if walk => Vec::new(),
+        None => cat.resources.values().filter(keep).collect(),
     };
-    sort_by_keys(&mut hits, &ordering, |r, k| order_key(r, k, &cat));
-    let total = hits.len();
+    let total = if walk {
+        cat.resources.values().filter(keep).count()
+    } else {
+        hits.len()
+    };
     let range = page_range(total, page, size)?;
     let link = link_header(&base, "/api/booking-resources/", &params, page, size, total);
     let mut out = Vec::with_capacity(range.len());
     if !is_head(&method) {
+        if walk {
+            hits = cat
+                .resources_by_name
+                .iter()
+                .filter_map(|(_, id)| cat.resources.get(id))
+                .filter(keep)
+                .take(range.end)
+                .collect();
+        } else {
+            // The `o=` keys, then the default order (name, id): a total order.
+            let keys: Vec<(&str, bool)> = ordering
+                .iter()
+                .map(|k| match k.strip_prefix('-') {
+                    Some(name) => (name, true),
+                    None => (*k, false),
+                })
+                .collect();
+            sort_prefix(&mut hits, range.end, |a, b| {
+                for (k, desc) in &keys {
+                    let ord = order_key(a, k, &cat).cmp(&order_key(b, k, &cat));
+                    let ord = if *desc { ord.reverse() } else { ord };
+                    if ord.is_ne() {
+                        return ord;
+                    }
+                }
+                (&a.name, a.id).cmp(&(&b.name, b.id))
+            });
+        }
         let urls = Urls { base };
-        for e in &hits[range] {
+        let fields = params.fields();
+        for e in hits.get(range).unwrap_or(&[]) {
             if let Some(r) = state.store.resource(e.id)? {
-                out.push(select_fields(
-                    render::resource(&r, &cat, &urls),
-                    &params.fields(),
-                ));
+                out.push(select_fields(render::resource(&r, &cat, &urls), &fields));
             }
         }
     }

@@ -41,6 +41,9 @@ use records::{
     UserRecord,
 };
 
+/// A raw key and value of a sync-state tree.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -376,3 +376,33 @@ pub async fn spawn_app_with_state() -> (TestApp, AppState) {
     };
     (app, state)
 }
+impl TestApp {
+    /// The base URL and every user's token as environment variables for a real-client
+    /// script: `{prefix}_BASE_URL` and `{prefix}_TOKENS` (a JSON object, user -> token).
+    pub fn client_env(&self, prefix: &str) -> Vec<(String, String)> {
+        let tokens: serde_json::Map<String, Value> = self
+            .tokens
+            .iter()
+            .map(|(u, t)| ((*u).to_string(), Value::String(t.clone())))
+            .collect();
+        vec![
+            (format!("{prefix}_BASE_URL"), self.base.clone()),
+            (
+                format!("{prefix}_TOKENS"),
+                Value::Object(tokens).to_string(),
+            ),
+        ]
+    }
+
+    /// Stores an idle calendar record for an offering, as if the scheduler had created
+    /// (and, when `public`, shared) its Google calendar.
+    pub fn seed_calendar(&self, slug: &str, calendar_id: &str, public: bool) {
+        use bookcal::domain::calendar::{CalendarState, OfferingCalendar};
+        let mut cal = OfferingCalendar::new(self.offering_id(slug));
+        cal.calendar_id = Some(calendar_id.to_string());
+        cal.public = public;
+        cal.state = CalendarState::Ok;
+        let change = Store::calendar_change(&cal).expect("encode calendar");
+        self.store.sync_put(vec![change]).expect("store calendar");
+    }
+}

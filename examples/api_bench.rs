@@ -1,0 +1,563 @@
+//! API benchmark: 100,000 booking resources, the real `bookcal serve` as a child
+//! process, a bounded number of requests per scenario.
+//!
+//! ```text
+//! cargo build --release --bin bookcal --example api_bench
+//! target/release/examples/api_bench            # BENCH_RESOURCES=100000 by default
+//! ```
+//! Other knobs: `BENCH_REQUESTS` (200 per scenario), `BENCH_CLIENTS` (4),
+//! `BENCH_DATA_DIR` (keep the data dir and reuse it on the next run), `BENCH_ONLY`
+//! (run only the scenarios whose name contains this text).
+//!
+//! 1. Generates the data set in a temporary data dir through `bookcal::import::import`
+//!    (batches of 10,000 bookings, each one `Store::mutate`): 4 provider
+//!    organisations with 5 offerings each, 10 client organisations with 5 projects
+//!    each, and N bookings (one order and one slot each, 80 % OK, 20 % Creating)
+//!    spread round-robin over the 20 offerings and 50 projects, without overlaps.
+//! 2. Creates API tokens, closes the store and starts `bookcal serve` (next to this
+//!    binary: `target/release/bookcal`, or `BOOKCAL_BIN`) on 127.0.0.1:0, waiting
+//!    for its "listening" log line and a 200 from `/health`.
+//! 3. Per scenario: a few warm-up requests, then `BENCH_REQUESTS` sequential
+//!    requests (latency median / p90 / p99), then the same number spread over
+//!    `BENCH_CLIENTS` concurrent clients (throughput). Every answer must be 200 and
+//!    list pages must have the expected length.
+//! 4. The server's VmRSS / VmHWM from `/proc/<pid>/status` after loading and after
+//!    the run. Prints a Markdown table.
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bookcal::config::Settings;
+use bookcal::domain::Id;
+use bookcal::import::{import, DataSet};
+use chrono::{Duration as Days, DurationRound, Utc};
+use serde_json::{json, Value};
+
+const PROVIDERS: usize = 4;
+const OFFERINGS_PER_PROVIDER: usize = 5;
+const CLIENTS: usize = 10;
+const PROJECTS_PER_CLIENT: usize = 5;
+const BATCH: usize = 10_000;
+const SALT: &str = "api-bench-salt";
+const WORDS: [&str; 8] = [
+    "Imaging",
+    "Seminar",
+    "Calibration",
+    "Night run",
+    "Workshop",
+    "Training",
+    "Maintenance",
+    "Review",
+];
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn settings(dir: &std::path::Path) -> Result<Settings> {
+    let dir = dir.display().to_string();
+    let env = move |k: &str| match k {
+        "BOOKCAL_DATA_DIR" => Some(dir.clone()),
+        "BOOKCAL_TOKEN_SALT" => Some(SALT.to_string()),
+        _ => None,
+    };
+    Ok(Settings::load_with(None, &env)?)
+}
+
+/// The organisations, projects and offerings (no bookings).
+fn skeleton() -> Value {
+    let mut users =
+        vec![json!({"username": "admin", "full_name": "Bench Admin", "is_staff": true})];
+    let mut customers = Vec::new();
+    let mut projects = Vec::new();
+    let mut offerings = Vec::new();
+    for p in 0..PROVIDERS {
+        users.push(
+            json!({"username": format!("provider{p}"), "full_name": format!("Provider Owner {p}")}),
+        );
+        customers.push(json!({"name": format!("Provider {p}"), "slug": format!("provider-{p}"), "owners": [format!("provider{p}")]}));
+        for o in 0..OFFERINGS_PER_PROVIDER {
+            offerings.push(json!({
+                "name": format!("Instrument {p}-{o}"), "slug": format!("off-{p}-{o}"),
+                "customer": format!("provider-{p}"), "time_zone": "Europe/Berlin",
+                "category": if o % 2 == 0 { "Instruments" } else { "Rooms" },
+                "availability": [{"from_days": -7, "to_days": 2000}],
+            }));
+        }
+    }
+    for c in 0..CLIENTS {
+        users.push(
+            json!({"username": format!("client{c}"), "full_name": format!("Client Owner {c}")}),
+        );
+        customers.push(json!({"name": format!("Client {c}"), "slug": format!("client-{c}"), "owners": [format!("client{c}")]}));
+        for p in 0..PROJECTS_PER_CLIENT {
+            projects.push(json!({
+                "name": format!("Project {c}-{p}"), "slug": format!("proj-{c}-{p}"),
+                "customer": format!("client-{c}"),
+            }));
+        }
+    }
+    json!({"users": users, "customers": customers, "projects": projects, "offerings": offerings})
+}
+
+/// Bookings `from..to`: round-robin over offerings and projects; booking `k = i /
+/// offerings` of an offering starts `2k` hours after `base` and lasts 90 minutes, is
+/// `Creating` when `k % 5 == 0` (else OK) and named after `WORDS[k % 8]`.
+fn bookings(from: usize, to: usize, base: chrono::DateTime<Utc>) -> Value {
+    let n_off = PROVIDERS * OFFERINGS_PER_PROVIDER;
+    let n_proj = CLIENTS * PROJECTS_PER_CLIENT;
+    let items: Vec<Value> = (from..to)
+        .map(|i| {
+            let off = i % n_off;
+            let proj = (i / n_off) % n_proj;
+            let client = proj / PROJECTS_PER_CLIENT;
+            let start = base + Days::hours(2 * (i / n_off) as i64);
+            let end = start + Days::minutes(90);
+            json!({
+                "name": format!("{} {i:06}", WORDS[(i / n_off) % WORDS.len()]),
+                "offering": format!("off-{}-{}", off / OFFERINGS_PER_PROVIDER, off % OFFERINGS_PER_PROVIDER),
+                "project": format!("proj-{client}-{}", proj % PROJECTS_PER_CLIENT),
+                "created_by": format!("client{client}"),
+                "state": if (i / n_off) % 5 == 0 { "Creating" } else { "OK" },
+                "slots": [{"start": start.to_rfc3339(), "end": end.to_rfc3339()}],
+            })
+        })
+        .collect();
+    json!({ "bookings": items })
+}
+
+struct Generated {
+    admin: String,
+    provider0: String,
+    offerings: Vec<Id>,
+    provider0_offering: Id,
+    resources: Vec<Id>,
+    import_secs: f64,
+}
+
+async fn generate(dir: &std::path::Path, n: usize) -> Result<Generated> {
+    let store = bookcal::app::open_store(&settings(dir)?)?;
+    let now = Utc::now();
+    let t0 = Instant::now();
+    // A kept data dir (BENCH_DATA_DIR) that already holds the data set is reused.
+    let reuse = store.read()?.resources.len() == n;
+    let ds: DataSet = serde_json::from_value(skeleton())?;
+    if !reuse {
+        import(&store, &ds, now)?;
+    }
+    let base = (now + Days::days(1)).duration_trunc(Days::hours(1))?;
+    let mut from = if reuse { n } else { 0 };
+    while from < n {
+        let to = (from + BATCH).min(n);
+        let ds: DataSet = serde_json::from_value(bookings(from, to, base))?;
+        import(&store, &ds, now)?;
+        from = to;
+    }
+    store.flush().await?;
+    let import_secs = t0.elapsed().as_secs_f64();
+    let (admin_id, p0_id, offerings, p0_off, resources) = {
+        let cat = store.read()?;
+        let user = |name: &str| cat.users_by_name.get(name).copied().context("user");
+        let mut offerings: Vec<(String, Id)> = cat
+            .offerings
+            .values()
+            .map(|o| (o.slug.clone(), o.id))
+            .collect();
+        offerings.sort();
+        let p0_off = offerings
+            .iter()
+            .find(|(s, _)| s == "off-0-0")
+            .map(|(_, id)| *id)
+            .context("off-0-0")?;
+        let mut resources: Vec<Id> = cat.resources.keys().copied().collect();
+        resources.sort_by_key(|id| id.hex());
+        (
+            user("admin")?,
+            user("provider0")?,
+            offerings.into_iter().map(|(_, id)| id).collect::<Vec<_>>(),
+            p0_off,
+            resources,
+        )
+    };
+    if resources.len() != n {
+        bail!(
+            "expected {n} resources, the catalog has {}",
+            resources.len()
+        );
+    }
+    let admin = store.create_token(admin_id)?;
+    let provider0 = store.create_token(p0_id)?;
+    store.flush().await?;
+    Ok(Generated {
+        admin,
+        provider0,
+        offerings,
+        provider0_offering: p0_off,
+        resources,
+        import_secs,
+    })
+}
+
+/// `(VmRSS, VmHWM)` of a process in MiB.
+fn memory(pid: u32) -> Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| -> f64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    Ok((kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0))
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    startup_secs: f64,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bookcal_binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BOOKCAL_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .context("binary directory")?;
+    let bin = dir.join("bookcal");
+    if !bin.exists() {
+        bail!(
+            "{} not found: cargo build --release --bin bookcal (or set BOOKCAL_BIN)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn start_server(dir: &std::path::Path) -> Result<Server> {
+    let t0 = Instant::now();
+    let mut child = Command::new(bookcal_binary()?)
+        .arg("serve")
+        .env("BOOKCAL_DATA_DIR", dir)
+        .env("BOOKCAL_LISTEN", "127.0.0.1:0")
+        .env("BOOKCAL_TOKEN_SALT", SALT)
+        .env("BOOKCAL_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting bookcal serve")?;
+    let stderr = child.stderr.take().context("stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let Some(line) = lines.next() else {
+            bail!("bookcal serve exited before listening");
+        };
+        let line = line?;
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if let Some(a) = v["fields"]["addr"].as_str() {
+            break a.to_string();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Ok(Server {
+        child,
+        base: format!("http://{addr}"),
+        startup_secs: t0.elapsed().as_secs_f64(),
+    })
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/health")).send().await {
+            if r.status() == 200 {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("server not healthy after 60 s");
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[derive(Clone)]
+struct Scenario {
+    name: String,
+    head: bool,
+    token: String,
+    /// Paths (with query) cycled through.
+    paths: Vec<String>,
+    /// Expected list length (None: a single object / HEAD).
+    expect_len: Option<usize>,
+    requests: usize,
+}
+
+async fn one(http: &reqwest::Client, base: &str, s: &Scenario, i: usize) -> Result<Duration> {
+    let path = &s.paths[i % s.paths.len()];
+    let url = format!("{base}{path}");
+    let t0 = Instant::now();
+    let req = if s.head {
+        http.head(&url)
+    } else {
+        http.get(&url)
+    };
+    let resp = req
+        .header("Authorization", format!("Token {}", s.token))
+        .send()
+        .await?;
+    let status = resp.status();
+    let body = resp.bytes().await?;
+    let took = t0.elapsed();
+    if status != 200 {
+        bail!("{path}: {status} {}", String::from_utf8_lossy(&body));
+    }
+    if let Some(n) = s.expect_len {
+        let v: Value = serde_json::from_slice(&body)?;
+        let got = v.as_array().map(Vec::len);
+        if got != Some(n) {
+            bail!("{path}: expected {n} items, got {got:?}");
+        }
+    }
+    Ok(took)
+}
+
+struct Figures {
+    median: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    rps: f64,
+}
+
+fn pct(sorted: &[Duration], q: f64) -> f64 {
+    let idx = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[idx].as_secs_f64() * 1000.0
+}
+
+async fn run(http: &reqwest::Client, base: &str, s: &Scenario, clients: usize) -> Result<Figures> {
+    for i in 0..5 {
+        one(http, base, s, i).await?;
+    }
+    let mut lat = Vec::with_capacity(s.requests);
+    for i in 0..s.requests {
+        lat.push(one(http, base, s, i).await?);
+    }
+    lat.sort();
+    // Throughput: the same number of requests over `clients` connections.
+    let s2 = Arc::new(s.clone());
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let s2 = s2.clone();
+        let base = base.to_string();
+        let http = reqwest::Client::new();
+        tasks.push(tokio::spawn(async move {
+            let mut i = c;
+            while i < s2.requests {
+                one(&http, &base, &s2, i).await?;
+                i += clients;
+            }
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let rps = s.requests as f64 / t0.elapsed().as_secs_f64();
+    Ok(Figures {
+        median: pct(&lat, 0.5),
+        p90: pct(&lat, 0.9),
+        p99: pct(&lat, 0.99),
+        max: pct(&lat, 1.0),
+        rps,
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let n = env_usize("BENCH_RESOURCES", 100_000);
+    let requests = env_usize("BENCH_REQUESTS", 200);
+    let clients = env_usize("BENCH_CLIENTS", 4);
+    let tmp = tempfile::tempdir()?;
+    let dir = match std::env::var_os("BENCH_DATA_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => tmp.path().join("data"),
+    };
+    eprintln!("generating {n} booking resources in {}", dir.display());
+    let g = generate(&dir, n).await?;
+    eprintln!("imported in {:.1} s; starting the server", g.import_secs);
+    let server = start_server(&dir)?;
+    let http = reqwest::Client::new();
+    wait_healthy(&http, &server.base).await?;
+    let pid = server.child.id();
+    let (rss_loaded, _) = memory(pid)?;
+    eprintln!(
+        "server pid {pid} at {} (catalog built in {:.1} s), RSS {rss_loaded:.0} MiB",
+        server.base, server.startup_secs
+    );
+
+    let per_offering = n / g.offerings.len();
+    let ok_per_offering = (0..per_offering).filter(|k| k % 5 != 0).count();
+    let seminars_per_offering = (0..per_offering).filter(|k| k % WORDS.len() == 1).count();
+    let mid_page = ok_per_offering.div_ceil(100).div_ceil(2).max(1);
+    let offs: Vec<String> = g.offerings.iter().map(Id::hex).collect();
+    let resources: Vec<String> = g.resources.iter().step_by(97).map(Id::hex).collect();
+    let page = |n: usize| n.min(100);
+    let mk = |name: &str, token: &str, paths: Vec<String>, expect: Option<usize>, reqs: usize| {
+        Scenario {
+            name: name.to_string(),
+            head: false,
+            token: token.to_string(),
+            paths,
+            expect_len: expect,
+            requests: reqs,
+        }
+    };
+    let per_off = |q: &str| -> Vec<String> {
+        offs.iter()
+            .map(|o| format!("/api/booking-resources/?offering_uuid={o}&{q}"))
+            .collect()
+    };
+    let few = (requests / 4).max(20);
+    let mut scenarios = vec![
+        mk(
+            "retrieve one booking resource",
+            &g.admin,
+            resources
+                .iter()
+                .map(|r| format!("/api/booking-resources/{r}/"))
+                .collect(),
+            None,
+            requests,
+        ),
+        mk(
+            "list, no filter, default page (10), staff",
+            &g.admin,
+            vec!["/api/booking-resources/".into()],
+            Some(10),
+            requests,
+        ),
+        mk(
+            "list, no filter, page_size=100, staff",
+            &g.admin,
+            vec!["/api/booking-resources/?page_size=100".into()],
+            Some(100),
+            requests,
+        ),
+        mk(
+            "list, no filter, page_size=100, provider owner (25 % visible)",
+            &g.provider0,
+            vec!["/api/booking-resources/?page_size=100".into()],
+            Some(100),
+            requests,
+        ),
+        mk(
+            "list offering_uuid=…&state=OK&page_size=100",
+            &g.admin,
+            per_off("state=OK&page_size=100"),
+            Some(page(ok_per_offering)),
+            requests,
+        ),
+        mk(
+            &format!("list offering_uuid=…&state=OK&page_size=100&page={mid_page}"),
+            &g.admin,
+            per_off(&format!("state=OK&page_size=100&page={mid_page}")),
+            Some(page(ok_per_offering - (mid_page - 1) * 100)),
+            requests,
+        ),
+        mk(
+            "list offering_uuid=…&o=schedules&page_size=100",
+            &g.admin,
+            per_off("o=schedules&page_size=100"),
+            Some(page(per_offering)),
+            requests,
+        ),
+        mk(
+            "list offering_uuid=…&query=seminar&page_size=100",
+            &g.admin,
+            per_off("query=seminar&page_size=100"),
+            Some(page(seminars_per_offering)),
+            requests,
+        ),
+        mk(
+            &format!("list o=schedules&page_size=100 (all {n} sorted)"),
+            &g.admin,
+            vec!["/api/booking-resources/?o=schedules&page_size=100".into()],
+            Some(100),
+            few,
+        ),
+        mk(
+            &format!("list query=seminar&page_size=100 (all {n} searched)"),
+            &g.admin,
+            vec!["/api/booking-resources/?query=seminar&page_size=100".into()],
+            Some(page(seminars_per_offering * offs.len())),
+            few,
+        ),
+        mk(
+            "list provider0 offering, provider owner, state=OK&page_size=100",
+            &g.provider0,
+            vec![format!(
+                "/api/booking-resources/?offering_uuid={}&state=OK&page_size=100",
+                g.provider0_offering.hex()
+            )],
+            Some(page(ok_per_offering)),
+            requests,
+        ),
+        mk(
+            "orders list page_size=100",
+            &g.admin,
+            vec!["/api/marketplace-orders/?page_size=100".into()],
+            Some(100),
+            requests,
+        ),
+    ];
+    let mut head = |name: &str, paths: Vec<String>| {
+        let mut s = mk(name, &g.admin, paths, None, requests);
+        s.head = true;
+        scenarios.push(s);
+    };
+    head(
+        "HEAD count, no filter",
+        vec!["/api/booking-resources/".into()],
+    );
+    head("HEAD count offering_uuid=…&state=OK", per_off("state=OK"));
+
+    println!("| scenario | requests | median ms | p90 ms | p99 ms | max ms | req/s ({clients} clients) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    for s in scenarios.iter().filter(|s| s.name.contains(&only)) {
+        let f = run(&http, &server.base, s, clients).await?;
+        println!(
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+            s.name, s.requests, f.median, f.p90, f.p99, f.max, f.rps
+        );
+    }
+    let (rss_after, hwm) = memory(pid)?;
+    println!();
+    println!("- booking resources: {n} (+ {n} orders, {n} slots), offerings: {}, import: {:.1} s, server start (catalog rebuild): {:.1} s", g.offerings.len(), g.import_secs, server.startup_secs);
+    println!("- server RSS after loading: {rss_loaded:.0} MiB; after the run: {rss_after:.0} MiB; peak (VmHWM): {hwm:.0} MiB");
+    drop(server);
+    Ok(())
+}
