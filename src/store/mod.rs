@@ -86,9 +86,6 @@ pub enum Change {
     SyncState(sync_state::Kind, Vec<u8>, Option<Vec<u8>>),
 }
 
-/// A raw key and value.
-pub type KeyValue = (Vec<u8>, Vec<u8>);
-
 /// Store tuning.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {

@@ -19,6 +19,8 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     /// The notifier the API wakes the scheduler with.
     pub jobs_ready: Arc<tokio::sync::Notify>,
+    /// The handler state the server runs with.
+    pub state: AppState,
     _dir: tempfile::TempDir,
 }
 
@@ -67,7 +69,11 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let shutdown = CancellationToken::new();
-    tokio::spawn(bookcal::app::serve(listener, state, shutdown.clone()));
+    tokio::spawn(bookcal::app::serve(
+        listener,
+        state.clone(),
+        shutdown.clone(),
+    ));
     TestApp {
         base,
         store,
@@ -75,6 +81,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         http: reqwest::Client::new(),
         shutdown,
         jobs_ready,
+        state,
         _dir: dir,
     }
 }
@@ -337,45 +344,16 @@ pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
         .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ())))
         .expect("store");
     id
+}
+
 /// Like [`spawn_app`], also handing back the handler state (its feed cache counts
 /// renders and last-use writes).
 pub async fn spawn_app_with_state() -> (TestApp, AppState) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).expect("store"));
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
-    bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import demo data");
-    let mut tokens = HashMap::new();
-    for u in ["admin", "owner", "manager", "alice", "bob"] {
-        let id = *store
-            .read()
-            .expect("read")
-            .users_by_name
-            .get(u)
-            .expect("user");
-        tokens.insert(u, store.create_token(id).expect("token"));
-    }
-    let mut state = AppState::new(store.clone());
-    state.google = Arc::new(StaticCredentials(true));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let shutdown = CancellationToken::new();
-    tokio::spawn(bookcal::app::serve(
-        listener,
-        state.clone(),
-        shutdown.clone(),
-    ));
-    let app = TestApp {
-        base,
-        store,
-        tokens,
-        http: reqwest::Client::new(),
-        shutdown,
-        _dir: dir,
-    };
+    let app = spawn_app().await;
+    let state = app.state.clone();
     (app, state)
 }
+
 impl TestApp {
     /// The base URL and every user's token as environment variables for a real-client
     /// script: `{prefix}_BASE_URL` and `{prefix}_TOKENS` (a JSON object, user -> token).
