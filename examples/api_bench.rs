@@ -18,7 +18,9 @@
 //!    binary: `target/release/bookcal`, or `BOOKCAL_BIN`) on 127.0.0.1:0, waiting
 //!    for its "listening" log line and a 200 from `/health`.
 //! 3. Per scenario: a few warm-up requests, then `BENCH_REQUESTS` sequential
-//!    requests (latency median / p90 / p99), then the same number spread over
+//!    requests (latency median / p90 / p99, and the server's CPU time per request
+//!    from `/proc/<pid>/stat`, which other load on the machine hardly changes), then
+//!    the same number spread over
 //!    `BENCH_CLIENTS` concurrent clients (throughput). Every answer must be 200 and
 //!    list pages must have the expected length.
 //! 4. The server's VmRSS / VmHWM from `/proc/<pid>/status` after loading and after
@@ -343,7 +345,20 @@ async fn one(http: &reqwest::Client, base: &str, s: &Scenario, i: usize) -> Resu
     Ok(took)
 }
 
+/// CPU time (user + system) of a process in milliseconds, from `/proc/<pid>/stat`
+/// (clock ticks of 10 ms, the Linux default USER_HZ of 100).
+fn cpu_ms(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit(')').next().context("stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> { Ok(f.get(i).context("stat field")?.parse::<f64>()?) };
+    Ok((ticks(11)? + ticks(12)?) * 10.0)
+}
+
 struct Figures {
+    /// Server CPU per request in the sequential phase (robust to other load).
+    cpu: f64,
     median: f64,
     p90: f64,
     p99: f64,
@@ -356,14 +371,22 @@ fn pct(sorted: &[Duration], q: f64) -> f64 {
     sorted[idx].as_secs_f64() * 1000.0
 }
 
-async fn run(http: &reqwest::Client, base: &str, s: &Scenario, clients: usize) -> Result<Figures> {
+async fn run(
+    http: &reqwest::Client,
+    base: &str,
+    s: &Scenario,
+    clients: usize,
+    pid: u32,
+) -> Result<Figures> {
     for i in 0..5 {
         one(http, base, s, i).await?;
     }
     let mut lat = Vec::with_capacity(s.requests);
+    let cpu0 = cpu_ms(pid)?;
     for i in 0..s.requests {
         lat.push(one(http, base, s, i).await?);
     }
+    let cpu = (cpu_ms(pid)? - cpu0) / s.requests as f64;
     lat.sort();
     // Throughput: the same number of requests over `clients` connections.
     let s2 = Arc::new(s.clone());
@@ -387,6 +410,7 @@ async fn run(http: &reqwest::Client, base: &str, s: &Scenario, clients: usize) -
     }
     let rps = s.requests as f64 / t0.elapsed().as_secs_f64();
     Ok(Figures {
+        cpu,
         median: pct(&lat, 0.5),
         p90: pct(&lat, 0.9),
         p99: pct(&lat, 0.99),
@@ -544,14 +568,14 @@ async fn main() -> Result<()> {
     );
     head("HEAD count offering_uuid=…&state=OK", per_off("state=OK"));
 
-    println!("| scenario | requests | median ms | p90 ms | p99 ms | max ms | req/s ({clients} clients) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| scenario | requests | median ms | p90 ms | p99 ms | max ms | server CPU ms/req | req/s ({clients} clients) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     for s in scenarios.iter().filter(|s| s.name.contains(&only)) {
-        let f = run(&http, &server.base, s, clients).await?;
+        let f = run(&http, &server.base, s, clients, pid).await?;
         println!(
-            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
-            s.name, s.requests, f.median, f.p90, f.p99, f.max, f.rps
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+            s.name, s.requests, f.median, f.p90, f.p99, f.max, f.cpu, f.rps
         );
     }
     let (rss_after, hwm) = memory(pid)?;

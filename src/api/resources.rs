@@ -156,9 +156,13 @@ fn contains_lowercase(hay: &str, needle: &str) -> bool {
         return hay.to_lowercase().contains(needle);
     }
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    n.is_empty()
-        || h.windows(n.len())
-            .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+    let Some((&first, rest)) = n.split_first() else {
+        return true;
+    };
+    h.len() >= n.len()
+        && h[..=h.len() - n.len()].iter().enumerate().any(|(i, b)| {
+            b.to_ascii_lowercase() == first && h[i + 1..i + n.len()].eq_ignore_ascii_case(rest)
+        })
 }
 
 /// A sort key borrowed from the entry or the catalog: comparing never allocates.
