@@ -59,20 +59,40 @@ wait_for() { # url
     return 1
 }
 
-# wrk summary as "req/s p99", from `wrk --latency` output.
+# CPU time (clock ticks, user + system) of processes, summed: bookcal's threads are
+# in its own stat; nginx's are the master's plus its workers'.
+cpu_ticks() { # pids...
+    local total=0 p
+    for p in "$@"; do
+        for q in "$p" $(pgrep -P "$p" || true); do
+            [ -r "/proc/$q/stat" ] || continue
+            total=$((total + $(awk '{print $14 + $15}' "/proc/$q/stat")))
+        done
+    done
+    echo "$total"
+}
+
+# wrk summary as "req/s p99 non2xx cpu_us_per_request", from `wrk --latency` output,
+# CPU measured on the server process(es) named by $SERVER_PID.
 wrk_run() { # url [header]
-    local out
+    local out before after
+    before=$(cpu_ticks "$SERVER_PID")
     if [ $# -gt 1 ]; then
         out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "$2" "$1")
     else
         out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$1")
     fi
+    after=$(cpu_ticks "$SERVER_PID")
     echo "$out" >>"$work/wrk.log"
-    local rps p99 non2xx
+    local rps p99 non2xx requests
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     non2xx=$(echo "$out" | awk '/Non-2xx or 3xx/ {print $5}')
-    echo "${rps} ${p99} ${non2xx:-0}"
+    requests=$(echo "$out" | awk '/requests in/ {print $1}')
+    local cpu_us
+    cpu_us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+        'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+    echo "${rps} ${p99} ${non2xx:-0} ${cpu_us}"
 }
 
 echo "## machine"
@@ -83,8 +103,8 @@ echo "## render (examples/feed_bench render: ical::render, and render + SHA-256 
 # shellcheck disable=SC2086
 "$HELPER" render $SIZES
 echo
-echo "| events | body bytes | first request (cold render) | server | 200 req/s | 200 p99 | 304 req/s | 304 p99 |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| events | body bytes | first request (cold render) | server | 200 req/s | 200 p99 | 200 server CPU/req | 304 req/s | 304 p99 | 304 server CPU/req |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for n in $SIZES; do
     data="$work/data-$n"
     offering=$("$HELPER" setup "$data" "$n" 2>/dev/null)
@@ -137,25 +157,30 @@ EOF
     wait_for "$nurl"
     netag=$(curl -fsI "$nurl" | awk 'tolower($1) == "etag:" {print $2}' | tr -d '\r')
 
-    declare -a b200=() b200p=() n200=() n200p=() b304=() b304p=() n304=() n304p=()
+    declare -a b200=() b200p=() b200c=() n200=() n200p=() n200c=()
+    declare -a b304=() b304p=() b304c=() n304=() n304p=() n304c=()
     for _ in $(seq 1 "$ROUNDS"); do
-        read -r r p bad <<<"$(wrk_run "$url")"
+        SERVER_PID=$bookcal_pid
+        read -r r p bad c <<<"$(wrk_run "$url")"
         [ "$bad" = 0 ] || echo "bookcal: $bad non-2xx/3xx responses" >&2
-        b200+=("$r"); b200p+=("$(to_ms "$p")")
-        read -r r p bad <<<"$(wrk_run "$nurl")"
+        b200+=("$r"); b200p+=("$(to_ms "$p")"); b200c+=("$c")
+        SERVER_PID=$nginx_pid
+        read -r r p bad c <<<"$(wrk_run "$nurl")"
         [ "$bad" = 0 ] || echo "nginx: $bad non-2xx/3xx responses" >&2
-        n200+=("$r"); n200p+=("$(to_ms "$p")")
-        read -r r p bad <<<"$(wrk_run "$url" "If-None-Match: $etag")"
-        b304+=("$r"); b304p+=("$(to_ms "$p")")
-        read -r r p bad <<<"$(wrk_run "$nurl" "If-None-Match: $netag")"
-        n304+=("$r"); n304p+=("$(to_ms "$p")")
+        n200+=("$r"); n200p+=("$(to_ms "$p")"); n200c+=("$c")
+        SERVER_PID=$bookcal_pid
+        read -r r p bad c <<<"$(wrk_run "$url" "If-None-Match: $etag")"
+        b304+=("$r"); b304p+=("$(to_ms "$p")"); b304c+=("$c")
+        SERVER_PID=$nginx_pid
+        read -r r p bad c <<<"$(wrk_run "$nurl" "If-None-Match: $netag")"
+        n304+=("$r"); n304p+=("$(to_ms "$p")"); n304c+=("$c")
     done
     # A 304 run must really be 304s.
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$url")
     ncode=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $netag" "$nurl")
     [ "$code $ncode" = "304 304" ] || echo "conditional requests answered $code / $ncode" >&2
-    echo "| $n | $bytes | ${cold}s | bookcal | $(median "${b200[@]}") | $(median "${b200p[@]}") ms | $(median "${b304[@]}") | $(median "${b304p[@]}") ms |"
-    echo "| $n | $bytes | - | nginx (static file) | $(median "${n200[@]}") | $(median "${n200p[@]}") ms | $(median "${n304[@]}") | $(median "${n304p[@]}") ms |"
+    echo "| $n | $bytes | ${cold}s | bookcal | $(median "${b200[@]}") | $(median "${b200p[@]}") ms | $(median "${b200c[@]}") µs | $(median "${b304[@]}") | $(median "${b304p[@]}") ms | $(median "${b304c[@]}") µs |"
+    echo "| $n | $bytes | - | nginx (static file) | $(median "${n200[@]}") | $(median "${n200p[@]}") ms | $(median "${n200c[@]}") µs | $(median "${n304[@]}") | $(median "${n304p[@]}") ms | $(median "${n304c[@]}") µs |"
     echo "rounds (req/s) bookcal 200: ${b200[*]}; nginx 200: ${n200[*]}; bookcal 304: ${b304[*]}; nginx 304: ${n304[*]}" >>"$work/rounds.log"
 
     kill "$bookcal_pid" "$nginx_pid" 2>/dev/null || true

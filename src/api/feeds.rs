@@ -428,11 +428,15 @@ fn respond(s: &Served, req: &HeaderMap, audience: Audience) -> Response {
     };
     let h = resp.headers_mut();
     h.reserve(8);
-    h.insert(header::CONTENT_TYPE, TEXT_CALENDAR);
     h.insert(header::ETAG, s.etag_header.clone());
-    h.insert(header::LAST_MODIFIED, s.last_modified_header.clone());
-    h.insert(header::CONTENT_DISPOSITION, s.disposition.clone());
     h.insert("x-robots-tag", NOINDEX);
+    // RFC 9110 section 15.4.5: a 304 carries the validators and caching fields, not
+    // the representation's metadata.
+    if !not_modified {
+        h.insert(header::CONTENT_TYPE, TEXT_CALENDAR);
+        h.insert(header::LAST_MODIFIED, s.last_modified_header.clone());
+        h.insert(header::CONTENT_DISPOSITION, s.disposition.clone());
+    }
     match audience {
         Audience::Public => {
             h.insert(header::CACHE_CONTROL, CACHE_PUBLIC);

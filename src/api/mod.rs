@@ -273,12 +273,13 @@ pub fn router(state: AppState) -> Router {
             "/api/feed-tokens/{token_uuid}/",
             axum::routing::delete(feed_tokens::destroy_mine),
         )
-        .route("/feeds/offerings/{file}", get(feeds::public_feed))
-        .route("/feeds/t/{file}", get(feeds::token_feed))
         .route("/health", get(health));
     api.fallback(not_found)
         .layer(middleware::from_fn(drf_method_not_allowed))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Feeds are not DRF endpoints and are the hot path: added after the layers.
+        .route("/feeds/offerings/{file}", get(feeds::public_feed))
+        .route("/feeds/t/{file}", get(feeds::token_feed))
         .with_state(state)
 }
 
