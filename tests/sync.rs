@@ -586,3 +586,39 @@ async fn a_renamed_offering_renames_its_calendar() {
     let cals = env.emu.inspect().calendars();
     assert_eq!(cals[0]["summary"], "Aurora (renovated)");
 }
+
+#[tokio::test]
+async fn one_refused_slot_is_a_warning_and_is_pushed_again_next_run() {
+    let app = spawn_app().await;
+    let env = sync_env(&app).await;
+    let room = app.offering_id("room-aurora");
+    add_booking_with_slots(&app, room, 5);
+    // The 3rd insert of this run is refused with a permanent 400.
+    env.emu
+        .controls()
+        .fail_nth_call("calendar.events.insert", 3, 400);
+    let r = env
+        .engine
+        .sync_offering(room, RunOptions::default())
+        .await
+        .expect("the run itself succeeds");
+    assert_eq!(r.summary.warnings.len(), 1, "{:?}", r.summary.warnings);
+    let cal = cal_id(&app, room);
+    assert_eq!(env.live_events(&cal).len(), 7);
+    assert_eq!(
+        app.store.calendar(room).expect("read").expect("cal").state,
+        CalendarState::Ok
+    );
+    let gc = app
+        .get("owner", &format!("/api/booking-offerings/{}/", room.hex()))
+        .await
+        .body["googlecalendar"]
+        .clone();
+    assert_eq!(gc["last_run"]["warnings"].as_array().map(Vec::len), Some(1));
+    env.reset();
+    let r = env.sync(room).await;
+    assert_eq!(r.summary.created, 1);
+    assert!(r.summary.warnings.is_empty());
+    assert_eq!(env.live_events(&cal).len(), 8);
+    assert_eq!(env.requests(), 2);
+}
