@@ -10,11 +10,6 @@ use tokio_util::sync::CancellationToken;
 
 use bookcal::config::Settings;
 
-/// mimalloc returns freed memory to the system; glibc's malloc kept ~120 MB that
-/// sled's start-up scan of a large store had freed (see BENCHMARKS.md, API).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "bookcal", version, about = "Keeps booking calendars in sync")]
 struct Cli {
