@@ -9,9 +9,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use super::index::{OrderIdx, ResourceIdx};
 use crate::domain::{
-    Customer, Id, Interval, Offering, Order, OrderState, OrderType, Project, Resource,
-    ResourceState, User,
+    Customer, Id, Interval, Offering, OrderState, OrderType, Project, ResourceState, User,
 };
 
 /// What listing needs to know of a booking resource.
@@ -81,11 +81,11 @@ impl Catalog {
         self.users.insert(u.id, u.clone());
     }
 
-    pub(crate) fn put_resource(&mut self, r: &Resource) {
+    pub(crate) fn put_resource(&mut self, r: &ResourceIdx) {
         self.remove_resource(r.id);
         let project = self.projects.get(&r.project);
         let offering = self.offerings.get(&r.offering);
-        let slots: Box<[Interval]> = r.slots.iter().map(|s| s.interval()).collect();
+        let slots: Box<[Interval]> = r.slots.clone().into_boxed_slice();
         let entry = ResourceEntry {
             id: r.id,
             name: r.name.as_str().into(),
@@ -119,7 +119,7 @@ impl Catalog {
         }
     }
 
-    pub(crate) fn put_order(&mut self, o: &Order) {
+    pub(crate) fn put_order(&mut self, o: &OrderIdx) {
         self.remove_order(o.id);
         let project = self.projects.get(&o.project);
         let offering = self.offerings.get(&o.offering);
@@ -135,7 +135,7 @@ impl Catalog {
             created: o.created,
             modified: o.modified,
             created_by: o.created_by,
-            requested: o.requested().into_boxed_slice(),
+            requested: o.requested.clone().into_boxed_slice(),
         };
         self.orders_by_created.insert((o.created, o.id));
         self.orders_by_offering

@@ -18,6 +18,7 @@
 pub mod calendars;
 pub mod catalog;
 pub mod feed_tokens;
+pub mod index;
 pub mod records;
 pub mod sync_state;
 
@@ -33,6 +34,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 pub use catalog::{Catalog, OrderEntry, ResourceEntry};
+use index::{OrderIdx, ResourceIdx};
 pub use records::BusySlotV1 as BusySlot;
 
 use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
@@ -59,6 +61,8 @@ pub enum StoreError {
     Encode(#[source] serde_json::Error),
     #[error("the store lock was poisoned by a panic")]
     Poisoned,
+    #[error("index tree {0} holds an unreadable entry")]
+    CorruptIndex(&'static str),
 }
 
 /// Why a [`Store::mutate`] did not happen: the caller's rule refused it, or storage failed.
@@ -104,7 +108,7 @@ impl Default for StoreOptions {
     }
 }
 
-const TREES: [&str; 14] = [
+const TREES: [&str; 17] = [
     "users",
     "customers",
     "projects",
@@ -119,6 +123,9 @@ const TREES: [&str; 14] = [
     "jobs",
     "attachments",
     "externals",
+    "idx_resources",
+    "idx_orders",
+    "meta",
 ];
 const T_USERS: usize = 0;
 const T_CUSTOMERS: usize = 1;
@@ -128,6 +135,12 @@ const T_RESOURCES: usize = 4;
 const T_ORDERS: usize = 5;
 const T_BUSY: usize = 6;
 const T_TOKENS: usize = 7;
+const T_IDX_RESOURCES: usize = 14;
+const T_IDX_ORDERS: usize = 15;
+const T_META: usize = 16;
+/// `meta` key saying the index trees are complete (written by the migration from a
+/// store that predates them, or when a new store is opened).
+const META_INDEXED: &[u8] = b"catalog_index_v1";
 
 /// The store handle. Cheap to share behind an `Arc`.
 pub struct Store {
@@ -217,13 +230,35 @@ impl Store {
             let o = Offering::from(decode::<OfferingRecord>("offerings", &v)?);
             cat.offerings.insert(o.id, o);
         }
-        for kv in self.trees[T_RESOURCES].iter() {
-            let (_, v) = kv?;
-            cat.put_resource(&Resource::from(decode::<ResourceRecord>("resources", &v)?));
-        }
-        for kv in self.trees[T_ORDERS].iter() {
-            let (_, v) = kv?;
-            cat.put_order(&Order::from(decode::<OrderRecord>("orders", &v)?));
+        if self.trees[T_META].get(META_INDEXED)?.is_some() {
+            for kv in self.trees[T_IDX_RESOURCES].iter() {
+                let (_, v) = kv?;
+                let r =
+                    index::decode_resource(&v).ok_or(StoreError::CorruptIndex("idx_resources"))?;
+                cat.put_resource(&r);
+            }
+            for kv in self.trees[T_IDX_ORDERS].iter() {
+                let (_, v) = kv?;
+                let o = index::decode_order(&v).ok_or(StoreError::CorruptIndex("idx_orders"))?;
+                cat.put_order(&o);
+            }
+        } else {
+            // A store written before the index existed (or a new one): build it once.
+            for kv in self.trees[T_RESOURCES].iter() {
+                let (k, v) = kv?;
+                let r =
+                    ResourceIdx::of(&Resource::from(decode::<ResourceRecord>("resources", &v)?));
+                self.trees[T_IDX_RESOURCES].insert(k, index::encode_resource(&r))?;
+                cat.put_resource(&r);
+            }
+            for kv in self.trees[T_ORDERS].iter() {
+                let (k, v) = kv?;
+                let o = OrderIdx::of(&Order::from(decode::<OrderRecord>("orders", &v)?));
+                self.trees[T_IDX_ORDERS].insert(k, index::encode_order(&o))?;
+                cat.put_order(&o);
+            }
+            self.trees[T_META].insert(META_INDEXED, b"1".to_vec())?;
+            self.db.flush()?;
         }
         for kv in self.trees[T_BUSY].iter() {
             let (k, v) = kv?;
@@ -294,17 +329,28 @@ impl Store {
                     x.id.as_bytes().to_vec(),
                     Some(encode(&OfferingRecord::from(x))?),
                 ),
-                Change::Resource(x) => (
-                    T_RESOURCES,
-                    x.id.as_bytes().to_vec(),
-                    Some(encode(&ResourceRecord::from(x))?),
-                ),
-                Change::Order(x) => (
-                    T_ORDERS,
-                    x.id.as_bytes().to_vec(),
-                    Some(encode(&OrderRecord::from(x))?),
-                ),
-                Change::DeleteOrder(id) => (T_ORDERS, id.as_bytes().to_vec(), None),
+                Change::Resource(x) => {
+                    let idx = index::encode_resource(&ResourceIdx::of(x));
+                    writes.push((T_IDX_RESOURCES, x.id.as_bytes().to_vec(), Some(idx)));
+                    (
+                        T_RESOURCES,
+                        x.id.as_bytes().to_vec(),
+                        Some(encode(&ResourceRecord::from(x))?),
+                    )
+                }
+                Change::Order(x) => {
+                    let idx = index::encode_order(&OrderIdx::of(x));
+                    writes.push((T_IDX_ORDERS, x.id.as_bytes().to_vec(), Some(idx)));
+                    (
+                        T_ORDERS,
+                        x.id.as_bytes().to_vec(),
+                        Some(encode(&OrderRecord::from(x))?),
+                    )
+                }
+                Change::DeleteOrder(id) => {
+                    writes.push((T_IDX_ORDERS, id.as_bytes().to_vec(), None));
+                    (T_ORDERS, id.as_bytes().to_vec(), None)
+                }
                 Change::Busy(id, slots) => {
                     let generation = self.db.generate_id()?;
                     let rec = BusyRecord::V1 {
@@ -354,8 +400,8 @@ impl Store {
                 Change::Offering(x) => {
                     cat.offerings.insert(x.id, x.clone());
                 }
-                Change::Resource(x) => cat.put_resource(x),
-                Change::Order(x) => cat.put_order(x),
+                Change::Resource(x) => cat.put_resource(&ResourceIdx::of(x)),
+                Change::Order(x) => cat.put_order(&OrderIdx::of(x)),
                 Change::DeleteOrder(id) => cat.remove_order(*id),
                 Change::Busy(id, slots) => {
                     let ivs: Vec<Interval> = slots
@@ -513,5 +559,50 @@ impl Store {
     /// Approximate size on disk in bytes.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    fn resource_ids(s: &Store) -> Vec<(Id, String, usize)> {
+        let cat = s.read().expect("read");
+        let mut v: Vec<(Id, String, usize)> = cat
+            .resources
+            .values()
+            .map(|r| (r.id, r.name.to_string(), r.slots.len()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_catalog_reopens_from_the_index_and_a_store_without_one_is_migrated() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+        let (before, orders) = {
+            let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+            crate::import::import_file(&s, std::path::Path::new(fixture)).expect("import");
+            let orders = s.read().expect("read").orders.len();
+            (resource_ids(&s), orders)
+        };
+        assert_eq!(before.len(), 4);
+        // Reopened from the index trees.
+        {
+            let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+            assert_eq!(resource_ids(&s), before);
+            assert_eq!(s.read().expect("read").orders.len(), orders);
+            // Forget the index, as a store written before it existed.
+            for t in [T_IDX_RESOURCES, T_IDX_ORDERS, T_META] {
+                s.trees[t].clear().expect("clear");
+            }
+            s.db.flush().expect("flush");
+        }
+        let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+        assert_eq!(resource_ids(&s), before);
+        assert_eq!(s.read().expect("read").orders.len(), orders);
+        assert!(s.trees[T_META].get(META_INDEXED).expect("get").is_some());
+        assert_eq!(s.trees[T_IDX_RESOURCES].len(), 4);
     }
 }
