@@ -1,4 +1,5 @@
-//! The HTTP API: the booking slice of the Waldur marketplace REST API, plus health.
+//! The HTTP API: the booking slice of the Waldur marketplace REST API, plus health,
+//! readiness, metrics and the OpenAPI document ([`ops`], [`openapi`]).
 //!
 //! One file per resource, handlers named by verb. Every handler checks in the order
 //! Waldur's clients expect: 401 (extractor) -> 404 (not visible to the caller) -> 403
@@ -10,6 +11,8 @@ pub mod bookings;
 pub mod error;
 pub mod listing;
 pub mod offerings;
+pub mod openapi;
+pub mod ops;
 pub mod orders;
 pub mod render;
 pub mod resources;
@@ -56,6 +59,8 @@ pub struct AppState {
     pub jobs_ready: Arc<Notify>,
     /// Public base URL (`https://bookcal.example.org`); from the Host header when unset.
     pub public_url: Option<String>,
+    /// Counters and the handles `/metrics` and `/ready` read.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -65,6 +70,7 @@ impl AppState {
             google: Arc::new(StaticCredentials(false)),
             jobs_ready: Arc::new(Notify::new()),
             public_url: None,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
 }
@@ -251,9 +257,13 @@ pub fn router(state: AppState) -> Router {
             get(orders::attachment),
         )
         .route("/api/marketplace-bookings/{uuid}/", get(bookings::list))
-        .route("/health", get(health));
+        .route("/health", get(health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/schema/", get(openapi::schema));
     api.fallback(not_found)
         .layer(middleware::from_fn(drf_method_not_allowed))
+        .layer(middleware::from_fn_with_state(state.clone(), ops::observe))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
