@@ -19,6 +19,8 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     /// The notifier the API wakes the scheduler with.
     pub jobs_ready: Arc<tokio::sync::Notify>,
+    /// The server's metrics (attach a scheduler here to make `/ready` answer 200).
+    pub metrics: Arc<bookcal::metrics::Metrics>,
     _dir: tempfile::TempDir,
 }
 
@@ -62,6 +64,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let mut state = AppState::new(store.clone());
     state.google = Arc::new(StaticCredentials(opts.google_credentials));
     let jobs_ready = state.jobs_ready.clone();
+    let metrics = state.metrics.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -75,6 +78,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         http: reqwest::Client::new(),
         shutdown,
         jobs_ready,
+        metrics,
         _dir: dir,
     }
 }
