@@ -365,7 +365,9 @@ pub struct StatusMessage {
 /// What accept and reject answer.
 #[derive(ToSchema)]
 pub struct OrderUuid {
-    pub order_uuid: String,
+    /// The order that created the booking, if any.
+    #[schema(required = true)]
+    pub order_uuid: Option<String>,
 }
 
 /// What an attachment upload answers.
@@ -474,17 +476,48 @@ impl Modify for TokenAuth {
 )]
 pub struct ApiDoc;
 
-/// The document as JSON text.
+/// The document as utoipa builds it.
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// The document as served: utoipa 5 serialises link objects with snake_case keys
+/// (`operation_id`), which OpenAPI spells `operationId`; this fixes them.
+pub fn document_json() -> serde_json::Value {
+    let mut v = serde_json::to_value(document()).unwrap_or_default();
+    if let Some(paths) = v.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for op in paths.values_mut().filter_map(|p| p.as_object_mut()) {
+            for responses in op
+                .values_mut()
+                .filter_map(|o| o.get_mut("responses"))
+                .filter_map(|r| r.as_object_mut())
+            {
+                for links in responses
+                    .values_mut()
+                    .filter_map(|r| r.get_mut("links"))
+                    .filter_map(|l| l.as_object_mut())
+                {
+                    for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+                        for (from, to) in [
+                            ("operation_id", "operationId"),
+                            ("operation_ref", "operationRef"),
+                            ("request_body", "requestBody"),
+                        ] {
+                            if let Some(x) = link.remove(from) {
+                                link.insert(to.to_owned(), x);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
 /// The document rendered once per process.
-static DOCUMENT_JSON: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    document()
-        .to_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-});
+static DOCUMENT_JSON: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| document_json().to_string());
 
 /// `GET /api/schema/`.
 pub async fn schema() -> Response {
@@ -569,7 +602,9 @@ mod paths {
     #[utoipa::path(get, path = "/api/booking-offerings/", tag = "booking-offerings",
         params(Page, OfferingFilters),
         responses(
-            (status = 200, body = Vec<Offering>, headers(
+            (status = 200, body = Vec<Offering>,
+                links(("offerings_retrieve" = (operation_id = "offerings_retrieve", parameters(("uuid" = "$response.body#/0/uuid")))), ("offerings_google_calendar_sync" = (operation_id = "offerings_google_calendar_sync", parameters(("uuid" = "$response.body#/0/uuid")))), ("offerings_share_google_calendar" = (operation_id = "offerings_share_google_calendar", parameters(("uuid" = "$response.body#/0/uuid")))), ("offerings_unshare_google_calendar" = (operation_id = "offerings_unshare_google_calendar", parameters(("uuid" = "$response.body#/0/uuid")))), ("bookings_list" = (operation_id = "bookings_list", parameters(("uuid" = "$response.body#/0/uuid"))))),
+                headers(
                 ("X-Result-Count" = u64, description = "Items in all pages"),
                 ("Link" = String, description = "first/prev/next/last page links"))),
             (status = 400, body = BadRequest), (status = 401, body = Detail), (status = 404, description = "Invalid page", body = Detail)))]
@@ -608,7 +643,9 @@ mod paths {
     #[utoipa::path(get, path = "/api/booking-resources/", tag = "booking-resources",
         params(Page, ResourceFilters),
         responses(
-            (status = 200, body = Vec<BookingResource>, headers(
+            (status = 200, body = Vec<BookingResource>,
+                links(("resources_retrieve" = (operation_id = "resources_retrieve", parameters(("uuid" = "$response.body#/0/uuid")))), ("resources_accept" = (operation_id = "resources_accept", parameters(("uuid" = "$response.body#/0/uuid")))), ("resources_reject" = (operation_id = "resources_reject", parameters(("uuid" = "$response.body#/0/uuid"))))),
+                headers(
                 ("X-Result-Count" = u64, description = "Items in all pages"),
                 ("Link" = String, description = "first/prev/next/last page links"))),
             (status = 400, body = BadRequest), (status = 401, body = Detail), (status = 404, description = "Invalid page", body = Detail)))]
@@ -637,7 +674,9 @@ mod paths {
     #[utoipa::path(get, path = "/api/marketplace-orders/", tag = "marketplace-orders",
         params(Page, OrderFilters),
         responses(
-            (status = 200, body = Vec<Order>, headers(
+            (status = 200, body = Vec<Order>,
+                links(("orders_retrieve" = (operation_id = "orders_retrieve", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_destroy" = (operation_id = "orders_destroy", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_offering" = (operation_id = "orders_offering", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_approve_by_consumer" = (operation_id = "orders_approve_by_consumer", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_approve_by_provider" = (operation_id = "orders_approve_by_provider", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_reject_by_consumer" = (operation_id = "orders_reject_by_consumer", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_reject_by_provider" = (operation_id = "orders_reject_by_provider", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_cancel" = (operation_id = "orders_cancel", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_set_state_executing" = (operation_id = "orders_set_state_executing", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_set_state_done" = (operation_id = "orders_set_state_done", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_set_state_erred" = (operation_id = "orders_set_state_erred", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_set_backend_id" = (operation_id = "orders_set_backend_id", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_unlink" = (operation_id = "orders_unlink", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_update_attachment" = (operation_id = "orders_update_attachment", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_delete_attachment" = (operation_id = "orders_delete_attachment", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_attachment" = (operation_id = "orders_attachment", parameters(("uuid" = "$response.body#/0/uuid"))))),
+                headers(
                 ("X-Result-Count" = u64, description = "Items in all pages"),
                 ("Link" = String, description = "first/prev/next/last page links"))),
             (status = 400, body = BadRequest), (status = 401, body = Detail), (status = 404, description = "Invalid page", body = Detail)))]
@@ -646,7 +685,8 @@ mod paths {
     #[utoipa::path(post, path = "/api/marketplace-orders/", tag = "marketplace-orders",
         request_body = OrderCreate,
         responses(
-            (status = 201, body = Order),
+            (status = 201, body = Order,
+                links(("orders_retrieve" = (operation_id = "orders_retrieve", parameters(("uuid" = "$response.body#/uuid")))), ("orders_destroy" = (operation_id = "orders_destroy", parameters(("uuid" = "$response.body#/uuid")))), ("orders_offering" = (operation_id = "orders_offering", parameters(("uuid" = "$response.body#/uuid")))), ("orders_approve_by_consumer" = (operation_id = "orders_approve_by_consumer", parameters(("uuid" = "$response.body#/uuid")))), ("orders_approve_by_provider" = (operation_id = "orders_approve_by_provider", parameters(("uuid" = "$response.body#/uuid")))), ("orders_reject_by_consumer" = (operation_id = "orders_reject_by_consumer", parameters(("uuid" = "$response.body#/uuid")))), ("orders_reject_by_provider" = (operation_id = "orders_reject_by_provider", parameters(("uuid" = "$response.body#/uuid")))), ("orders_cancel" = (operation_id = "orders_cancel", parameters(("uuid" = "$response.body#/uuid")))), ("orders_set_state_executing" = (operation_id = "orders_set_state_executing", parameters(("uuid" = "$response.body#/uuid")))), ("orders_set_state_done" = (operation_id = "orders_set_state_done", parameters(("uuid" = "$response.body#/uuid")))), ("orders_set_state_erred" = (operation_id = "orders_set_state_erred", parameters(("uuid" = "$response.body#/uuid")))), ("orders_set_backend_id" = (operation_id = "orders_set_backend_id", parameters(("uuid" = "$response.body#/uuid")))), ("orders_unlink" = (operation_id = "orders_unlink", parameters(("uuid" = "$response.body#/uuid")))), ("orders_update_attachment" = (operation_id = "orders_update_attachment", parameters(("uuid" = "$response.body#/uuid")))), ("orders_delete_attachment" = (operation_id = "orders_delete_attachment", parameters(("uuid" = "$response.body#/uuid")))), ("orders_attachment" = (operation_id = "orders_attachment", parameters(("uuid" = "$response.body#/uuid")))), ("resources_retrieve" = (operation_id = "resources_retrieve", parameters(("uuid" = "$response.body#/marketplace_resource_uuid")))), ("resources_accept" = (operation_id = "resources_accept", parameters(("uuid" = "$response.body#/marketplace_resource_uuid")))), ("resources_reject" = (operation_id = "resources_reject", parameters(("uuid" = "$response.body#/marketplace_resource_uuid")))))),
             (status = 400, body = BadRequest), (status = 401, body = Detail),
             (status = 403, body = Detail), (status = 413, body = Detail)))]
     pub fn orders_create() {}
