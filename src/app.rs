@@ -27,6 +27,8 @@ pub enum AppError {
     },
     #[error("server failed")]
     Serve(#[source] std::io::Error),
+    #[error("shutdown did not finish within {0:?}; the store was flushed anyway")]
+    ShutdownTimedOut(std::time::Duration),
     #[error("Google setup failed: {what}")]
     Google {
         what: String,
@@ -150,34 +152,74 @@ pub fn sync_engine(
     })
 }
 
-/// Runs the API and the scheduler until `shutdown`; then drains both and flushes.
+/// The Google side of a running service: the client, if credentials exist, and the
+/// call statistics that client records into (also read by `/metrics`).
+pub struct Google {
+    pub client: Option<Arc<dyn crate::google::CalendarApi>>,
+    pub stats: Arc<crate::google::CallStats>,
+}
+
+/// Runs the API and the scheduler until `shutdown`; then stops accepting, lets
+/// in-flight requests and running jobs finish, and flushes the store. The drain may
+/// take `settings.shutdown_timeout_secs`; past it the store is flushed anyway and
+/// [`AppError::ShutdownTimedOut`] returned (running sync runs persist only at their
+/// end, so abandoning them loses nothing but their progress).
 ///
 /// # Errors
-/// The Google client cannot be built, or the server fails.
+/// The server fails, or the drain times out.
 pub async fn run_service(
     listener: TcpListener,
     store: Arc<Store>,
     settings: &Settings,
-    client: Option<Arc<dyn crate::google::CalendarApi>>,
+    google: Google,
     shutdown: CancellationToken,
 ) -> Result<(), AppError> {
     let mut state = app_state(store.clone(), settings);
-    state.google = Arc::new(StaticCredentials(client.is_some()));
-    let engine = sync_engine(store.clone(), settings, client);
+    state.google = Arc::new(StaticCredentials(google.client.is_some()));
+    state.metrics.attach_google(google.stats);
+    let engine = sync_engine(store.clone(), settings, google.client);
     let opts = crate::scheduler::SchedulerOptions {
         interval: (settings.sync.interval_secs > 0)
             .then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),
         ..crate::scheduler::SchedulerOptions::default()
     };
     let scheduler = crate::scheduler::Scheduler::new(engine, state.jobs_ready.clone(), opts);
-    let sched = tokio::spawn(scheduler.run(shutdown.clone()));
-    let served = serve(listener, state, shutdown.clone()).await;
+    state.metrics.attach_scheduler(scheduler.status.clone());
+    let mut sched = tokio::spawn(scheduler.run(shutdown.clone()));
+    let mut server = tokio::spawn(serve(listener, state, shutdown.clone()));
+    // Until shutdown (or the server fails on its own).
+    let early = tokio::select! {
+        r = &mut server => Some(r),
+        () = shutdown.cancelled() => None,
+    };
     shutdown.cancel();
-    if sched.await.is_err() {
-        tracing::error!("the scheduler task panicked");
-    }
+    tracing::info!("shutting down: draining requests and jobs");
+    let limit = std::time::Duration::from_secs(settings.shutdown_timeout_secs);
+    let drain = async {
+        let served = match early {
+            Some(r) => r,
+            None => (&mut server).await,
+        };
+        if (&mut sched).await.is_err() {
+            tracing::error!("the scheduler task panicked");
+        }
+        served
+    };
+    let result = match tokio::time::timeout(limit, drain).await {
+        Ok(Ok(served)) => served,
+        Ok(Err(_)) => {
+            tracing::error!("the server task panicked");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::error!(?limit, "shutdown timed out; abandoning requests and jobs");
+            server.abort();
+            sched.abort();
+            Err(AppError::ShutdownTimedOut(limit))
+        }
+    };
     if let Err(e) = store.flush().await {
         tracing::error!(error = %e, "flushing the store failed");
     }
-    served
+    result
 }

@@ -31,6 +31,10 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The annotated example of every key with its default (`bookcal config example`;
+/// the same file is `deploy/bookcal.example.toml`).
+pub const EXAMPLE_TOML: &str = include_str!("../deploy/bookcal.example.toml");
+
 /// Errors while loading settings; each names the offending key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -124,6 +128,9 @@ pub struct Settings {
     pub cache_mb: u64,
     /// `text` (human) or `json` logs.
     pub log_format: String,
+    /// Seconds a graceful shutdown may take before bookcal gives up waiting for
+    /// in-flight requests and running jobs, flushes and exits with an error.
+    pub shutdown_timeout_secs: u64,
     pub google: GoogleSettings,
     pub sync: SyncSettings,
 }
@@ -137,6 +144,7 @@ impl Default for Settings {
             token_salt: Secret::new("bookcal-default-salt"),
             cache_mb: 64,
             log_format: "text".into(),
+            shutdown_timeout_secs: 30,
             google: GoogleSettings::default(),
             sync: SyncSettings::default(),
         }
@@ -223,6 +231,12 @@ impl Settings {
         if let Some(v) = env("BOOKCAL_LOG_FORMAT") {
             s.log_format = v;
         }
+        parse_env(
+            env,
+            "shutdown_timeout_secs",
+            "BOOKCAL_SHUTDOWN_TIMEOUT_SECS",
+            &mut s.shutdown_timeout_secs,
+        )?;
         if let Some(v) = env("BOOKCAL_GOOGLE_ROOT_URL") {
             s.google.root_url = v;
         }
@@ -329,6 +343,13 @@ impl Settings {
                 "must be at least 8 characters",
             ));
         }
+        if self.shutdown_timeout_secs == 0 {
+            return Err(invalid(
+                "shutdown_timeout_secs",
+                "BOOKCAL_SHUTDOWN_TIMEOUT_SECS",
+                "must be at least 1",
+            ));
+        }
         if self.cache_mb == 0 {
             return Err(invalid(
                 "cache_mb",
@@ -401,6 +422,114 @@ mod tests {
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("super-secret-salt"));
         assert!(dbg.contains("[redacted]"));
+    }
+
+    /// Every leaf key of the settings, as `a.b` paths.
+    fn leaf_keys(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaf_keys(v, &path, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+
+    /// Every key, the optional ones (unset by default) included.
+    fn all_keys() -> Vec<String> {
+        let all = Settings {
+            public_url: Some("https://x.example".into()),
+            google: GoogleSettings {
+                service_account_key: Some("/k.json".into()),
+                impersonate: Some("u@example.org".into()),
+                ..GoogleSettings::default()
+            },
+            ..Settings::default()
+        };
+        let mut keys = Vec::new();
+        leaf_keys(&as_toml(&all), "", &mut keys);
+        keys
+    }
+
+    fn as_toml(s: &Settings) -> toml::Value {
+        toml::Value::try_from(s).expect("settings serialise")
+    }
+
+    #[test]
+    fn the_example_file_parses_to_exactly_the_defaults() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("bookcal.toml");
+        std::fs::write(&p, EXAMPLE_TOML).expect("write");
+        let s = Settings::load_with(Some(&p), &env(&[])).expect("the example parses");
+        assert_eq!(as_toml(&s), as_toml(&Settings::default()));
+    }
+
+    #[test]
+    fn the_example_file_mentions_every_key() {
+        let keys = all_keys();
+        let mut section = String::new();
+        let mut listed = Vec::new();
+        for line in EXAMPLE_TOML.lines() {
+            let line = line.trim_start_matches('#').trim();
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = format!("{name}.");
+            } else if let Some((k, _)) = line.split_once(" = ") {
+                listed.push(format!("{section}{k}"));
+            }
+        }
+        for k in &keys {
+            assert!(listed.contains(k), "{k} is missing from the example");
+        }
+    }
+
+    #[test]
+    fn every_key_has_an_environment_override() {
+        let keys = all_keys();
+        let salt = tempfile::NamedTempFile::new().expect("tmp");
+        std::fs::write(salt.path(), "salt-from-a-file\n").expect("write");
+        let salt_path = salt.path().display().to_string();
+        let values: HashMap<&str, &str> = [
+            ("listen", "127.0.0.1:9"),
+            ("data_dir", "/srv/x"),
+            ("public_url", "https://bookcal.example.org"),
+            ("token_salt", "a-salt-from-env"),
+            ("cache_mb", "7"),
+            ("log_format", "json"),
+            ("shutdown_timeout_secs", "5"),
+            ("google.root_url", "http://127.0.0.1:1/"),
+            ("google.service_account_key", "/etc/key.json"),
+            ("google.impersonate", "cal@example.org"),
+            ("google.requests_per_minute", "60"),
+            ("google.share_busy_only", "true"),
+            ("sync.interval_secs", "1"),
+            ("sync.horizon_days", "2"),
+            ("sync.concurrency", "3"),
+            ("sync.max_delete_share", "0.25"),
+        ]
+        .into_iter()
+        .collect();
+        let defaults = as_toml(&Settings::default());
+        for key in keys {
+            let name = format!("BOOKCAL_{}", key.replace('.', "_").to_uppercase());
+            let value = values
+                .get(key.as_str())
+                .unwrap_or_else(|| panic!("no test value for {key}"));
+            let s = Settings::load_with(None, &env(&[(&name, value)]))
+                .unwrap_or_else(|e| panic!("{name}={value}: {e}"));
+            let got = as_toml(&s);
+            let pick =
+                |v: &toml::Value| key.split('.').try_fold(v.clone(), |v, k| v.get(k).cloned());
+            assert_ne!(pick(&got), pick(&defaults), "{name} changed nothing");
+        }
+        let s = Settings::load_with(None, &env(&[("BOOKCAL_TOKEN_SALT_FILE", &salt_path)]))
+            .expect("salt file");
+        assert_eq!(s.token_salt.expose(), "salt-from-a-file");
     }
 
     #[test]

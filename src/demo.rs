@@ -74,7 +74,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         tokens.push((user, store.create_token(id)?));
     }
     let stats = Arc::new(crate::google::CallStats::new());
-    let client = crate::app::google_client(&settings, stats).await?;
+    let client = crate::app::google_client(&settings, stats.clone()).await?;
     let engine = crate::app::sync_engine(store.clone(), &settings, client.clone());
     let offerings: Vec<(crate::domain::Id, String)> = store
         .read()?
@@ -99,7 +99,8 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         fresh,
         &opts.data_dir,
     );
-    crate::app::run_service(listener, store, &settings, client, shutdown.clone()).await?;
+    let google = crate::app::Google { client, stats };
+    crate::app::run_service(listener, store, &settings, google, shutdown.clone()).await?;
     emu.shutdown().await;
     println!(
         "bookcal demo stopped; data kept in {}",

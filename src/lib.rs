@@ -19,6 +19,7 @@ pub mod emulator;
 pub mod google;
 pub mod ical;
 pub mod import;
+pub mod metrics;
 pub mod scheduler;
 pub mod store;
 pub mod sync;

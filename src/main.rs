@@ -58,6 +58,11 @@ enum Command {
         #[arg(long)]
         key_out: Option<PathBuf>,
     },
+    /// Print an annotated example settings file, or check one.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Run the whole loop locally: emulator, service, demo data, first sync.
     Demo {
         #[arg(long, default_value = "./demo-data")]
@@ -67,6 +72,17 @@ enum Command {
         /// Start again from the demo data set.
         #[arg(long)]
         reset: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print every key with its default and what it means (TOML).
+    Example,
+    /// Check a settings file together with the BOOKCAL_* environment; start nothing.
+    Check {
+        /// The settings file (TOML).
+        file: PathBuf,
     },
 }
 
@@ -195,18 +211,34 @@ async fn sync_once(
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Config { action } = &cli.command {
+        match action {
+            ConfigAction::Example => print!("{}", bookcal::config::EXAMPLE_TOML),
+            ConfigAction::Check { file } => {
+                Settings::load(Some(file)).context("invalid settings")?;
+                println!("ok");
+            }
+        }
+        return Ok(());
+    }
     let settings = Settings::load(cli.config.as_deref()).context("invalid settings")?;
     match cli.command {
+        Command::Config { .. } => {}
         Command::Serve => {
             bookcal::telemetry::init(&settings.log_format);
+            tracing::debug!(?settings, "settings");
+            if settings.token_salt.expose() == Settings::default().token_salt.expose() {
+                tracing::warn!("token_salt is the built-in default: set BOOKCAL_TOKEN_SALT_FILE");
+            }
             let store = bookcal::app::open_store(&settings)?;
             let stats = std::sync::Arc::new(bookcal::google::CallStats::new());
-            let client = bookcal::app::google_client(&settings, stats).await?;
+            let client = bookcal::app::google_client(&settings, stats.clone()).await?;
             let listener = bookcal::app::bind(&settings).await?;
             let addr = listener.local_addr()?;
             tracing::info!(%addr, data_dir = %settings.data_dir.display(), google = client.is_some(), "bookcal listening");
             let shutdown = shutdown_on_signals();
-            bookcal::app::run_service(listener, store, &settings, client, shutdown).await?;
+            let google = bookcal::app::Google { client, stats };
+            bookcal::app::run_service(listener, store, &settings, google, shutdown).await?;
             tracing::info!("bookcal stopped");
         }
         Command::Sync {

@@ -306,6 +306,7 @@ async fn serve(
             to: w.to,
         };
         if let Some(s) = state.feed_cache.fresh(&key, state.store.generation()) {
+            state.metrics.feed_cache_hit();
             return respond(&s, headers, audience);
         }
     }
@@ -362,6 +363,7 @@ fn render_outcome(state: &AppState, feed: FeedId, window: Result<Window, ApiErro
         key,
         || store.generation(),
         || {
+            state.metrics.feed_render();
             let (cal, fallback) = build_calendar(store, feed, w, public_url)?;
             Ok::<_, StoreError>(RenderedFeed::from_calendar(&cal, fallback))
         },

@@ -1,4 +1,5 @@
-//! The HTTP API: the booking slice of the Waldur marketplace REST API, plus health.
+//! The HTTP API: the booking slice of the Waldur marketplace REST API, plus health,
+//! readiness, metrics and the OpenAPI document ([`ops`], [`openapi`]).
 //!
 //! One file per resource, handlers named by verb. Every handler checks in the order
 //! Waldur's clients expect: 401 (extractor) -> 404 (not visible to the caller) -> 403
@@ -13,6 +14,8 @@ pub mod feed_tokens;
 pub mod feeds;
 pub mod listing;
 pub mod offerings;
+pub mod openapi;
+pub mod ops;
 pub mod orders;
 pub mod render;
 pub mod resources;
@@ -61,6 +64,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Rendered iCalendar feeds (see [`feed_cache`]).
     pub feed_cache: Arc<feed_cache::FeedCache>,
+    /// Counters and the handles `/metrics` and `/ready` read.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -71,6 +76,7 @@ impl AppState {
             jobs_ready: Arc::new(Notify::new()),
             public_url: None,
             feed_cache: Arc::new(feed_cache::FeedCache::default()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
 }
@@ -273,13 +279,17 @@ pub fn router(state: AppState) -> Router {
             "/api/feed-tokens/{token_uuid}/",
             axum::routing::delete(feed_tokens::destroy_mine),
         )
-        .route("/health", get(health));
+        .route("/health", get(health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/schema/", get(openapi::schema));
     api.fallback(not_found)
         .layer(middleware::from_fn(drf_method_not_allowed))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        // Feeds are not DRF endpoints and are the hot path: added after the layers.
+        // Feeds are not DRF endpoints: added after the DRF layer, before observation.
         .route("/feeds/offerings/{file}", get(feeds::public_feed))
         .route("/feeds/t/{file}", get(feeds::token_feed))
+        .layer(middleware::from_fn_with_state(state.clone(), ops::observe))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 

@@ -494,6 +494,7 @@ impl SyncEngine {
     /// # Errors
     /// The run failed as a whole (no credentials, the calendar could not be created
     /// or listed, storage failure); the calendar record then says `Erred`.
+    #[tracing::instrument(name = "sync_run", skip(self, opts), fields(offering = %offering, dry_run = opts.dry_run))]
     pub async fn sync_offering(
         &self,
         offering: Id,

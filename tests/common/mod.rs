@@ -21,6 +21,8 @@ pub struct TestApp {
     pub jobs_ready: Arc<tokio::sync::Notify>,
     /// The handler state the server runs with.
     pub state: AppState,
+    /// The server's metrics (attach a scheduler here to make `/ready` answer 200).
+    pub metrics: Arc<bookcal::metrics::Metrics>,
     _dir: tempfile::TempDir,
 }
 
@@ -64,6 +66,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let mut state = AppState::new(store.clone());
     state.google = Arc::new(StaticCredentials(opts.google_credentials));
     let jobs_ready = state.jobs_ready.clone();
+    let metrics = state.metrics.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -82,6 +85,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         shutdown,
         jobs_ready,
         state,
+        metrics,
         _dir: dir,
     }
 }

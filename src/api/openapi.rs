@@ -1,0 +1,917 @@
+//! The OpenAPI 3.1 document of everything bookcal serves, at `GET /api/schema/`.
+//!
+//! The handlers build `serde_json::Value`s in Waldur's shapes (see [`super::render`]),
+//! so the schemas here are structs that mirror the rendered fields; they exist only
+//! to describe responses. `tests/openapi.rs` keeps them honest: it renders real
+//! objects through the API and validates them against this document, refusing any
+//! field the document does not name, and CI runs schemathesis against a live server.
+//!
+//! The operations are declared here, one `#[utoipa::path]` per route, beside the
+//! schemas rather than on the handlers, so that handler files stay free of
+//! documentation churn; a test checks that every route in [`super::router`] is
+//! documented and answers.
+
+// The schema structs are never built: they exist to describe rendered JSON.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// `{"detail": "..."}`: 401, 403, 404, 409 and action confirmations.
+#[derive(ToSchema)]
+pub struct Detail {
+    pub detail: String,
+}
+
+/// A 400: a list of messages, or messages by field name (DRF's shapes).
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum BadRequest {
+    Messages(Vec<String>),
+    Fields(HashMap<String, serde_json::Value>),
+}
+
+/// The counts of an offering calendar's last sync run.
+#[derive(ToSchema)]
+pub struct RunSummary {
+    pub started: Option<String>,
+    pub duration_ms: u64,
+    pub created: u32,
+    pub updated: u32,
+    pub deleted: u32,
+    pub adopted: u32,
+    pub busy_slots: u32,
+    pub warnings: Vec<String>,
+    pub api_calls: u64,
+    pub full_listing: bool,
+}
+
+/// An offering's Google Calendar: never null; `state` and the run fields appear once
+/// a calendar action was taken.
+#[derive(ToSchema)]
+pub struct GoogleCalendar {
+    /// Google's calendar id once created.
+    #[schema(required = true)]
+    pub backend_id: Option<String>,
+    pub public: bool,
+    /// Google's embed link while public.
+    #[schema(required = true)]
+    pub http_link: Option<String>,
+    #[schema(value_type = Option<String>, example = "OK")]
+    pub state: Option<CalendarStateName>,
+    #[schema(format = DateTime)]
+    pub last_success: Option<String>,
+    pub last_error: Option<String>,
+    pub last_run: Option<RunSummary>,
+    /// The public iCalendar feed while the calendar is public.
+    pub ical_feed_url: Option<String>,
+}
+
+/// Calendar states as upstream Waldur names them.
+#[derive(ToSchema)]
+pub enum CalendarStateName {
+    #[schema(rename = "Creation Scheduled")]
+    CreationScheduled,
+    Creating,
+    #[schema(rename = "Update Scheduled")]
+    UpdateScheduled,
+    Updating,
+    #[schema(rename = "OK")]
+    Ok,
+    Erred,
+}
+
+/// Fields of a booking offering shared by its two renderings.
+#[derive(ToSchema)]
+pub struct OfferingFields {
+    pub uuid: String,
+    #[schema(format = DateTime)]
+    pub created: String,
+    pub name: String,
+    pub slug: String,
+    pub description: String,
+    pub full_description: String,
+    pub customer: String,
+    pub customer_uuid: String,
+    pub customer_name: String,
+    pub category: String,
+    pub category_uuid: String,
+    pub category_title: String,
+    /// The offering's attributes, among them the availability windows `schedules`.
+    #[schema(value_type = Object)]
+    pub attributes: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub resource_options: serde_json::Value,
+    pub components: Vec<serde_json::Value>,
+    #[schema(value_type = Object)]
+    pub plugin_options: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub account_settings: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub billing_period_applies: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub billing_mode_components: serde_json::Value,
+    #[schema(example = "Active")]
+    pub state: String,
+    #[serde(rename = "type")]
+    #[schema(example = "Marketplace.Booking")]
+    pub kind: String,
+    pub shared: bool,
+    pub billable: bool,
+    pub endpoints: Vec<serde_json::Value>,
+    pub roles: Vec<serde_json::Value>,
+    pub plans: Vec<serde_json::Value>,
+    pub screenshots: Vec<serde_json::Value>,
+    pub files: Vec<serde_json::Value>,
+    pub quotas: Vec<serde_json::Value>,
+    pub organization_groups: Vec<serde_json::Value>,
+    pub country: String,
+    pub backend_id: String,
+    #[schema(value_type = Object)]
+    pub backend_metadata: serde_json::Value,
+    pub order_count: u64,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    /// The zone bookings are shown in (not a Waldur field).
+    #[schema(example = "Europe/Tallinn")]
+    pub time_zone: String,
+}
+
+/// A booking offering (`/api/booking-offerings/`).
+#[derive(ToSchema)]
+pub struct Offering {
+    pub url: String,
+    #[serde(flatten)]
+    pub fields: OfferingFields,
+    pub googlecalendar: GoogleCalendar,
+}
+
+/// The public details of an order's offering (`/api/marketplace-orders/{uuid}/offering/`).
+#[derive(ToSchema)]
+pub struct PublicOffering {
+    pub url: String,
+    #[serde(flatten)]
+    pub fields: OfferingFields,
+    pub google_calendar_is_public: bool,
+    #[schema(required = true)]
+    pub google_calendar_link: Option<String>,
+}
+
+/// Offering and project fields that resources and orders share.
+#[derive(ToSchema)]
+pub struct OfferingAndProject {
+    pub offering: String,
+    pub offering_name: String,
+    pub offering_uuid: String,
+    pub offering_description: String,
+    pub offering_type: String,
+    pub offering_shared: bool,
+    pub offering_billable: bool,
+    #[schema(value_type = Object)]
+    pub offering_plugin_options: serde_json::Value,
+    pub offering_slug: String,
+    pub provider_name: String,
+    pub provider_uuid: String,
+    pub provider_slug: String,
+    pub category_title: String,
+    pub category_uuid: String,
+    pub project: String,
+    pub project_uuid: String,
+    pub project_name: String,
+    pub project_description: String,
+    pub project_slug: String,
+    pub customer_uuid: String,
+    pub customer_name: String,
+    pub customer_slug: String,
+}
+
+/// One booked slot: a half-open interval `[start, end)`.
+#[derive(ToSchema)]
+pub struct Slot {
+    #[schema(format = DateTime)]
+    pub start: String,
+    #[schema(format = DateTime)]
+    pub end: String,
+    /// The slot's id in Google Calendar terms (`booking_<hex>`).
+    pub backend_id: String,
+}
+
+/// A booking resource with its slots (`/api/booking-resources/`).
+#[derive(ToSchema)]
+pub struct BookingResource {
+    #[serde(flatten)]
+    pub offering_and_project: OfferingAndProject,
+    pub url: String,
+    pub uuid: String,
+    pub resource_uuid: String,
+    pub name: String,
+    pub slug: String,
+    pub description: String,
+    #[schema(format = DateTime)]
+    pub created: String,
+    #[schema(format = DateTime)]
+    pub modified: String,
+    #[schema(format = DateTime)]
+    pub last_sync: String,
+    #[schema(example = "Creating")]
+    pub state: String,
+    pub backend_id: String,
+    pub effective_id: String,
+    pub resource_type: String,
+    /// The order's attributes: `name`, `schedules` and whatever the client sent.
+    #[schema(value_type = Object)]
+    pub attributes: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub limits: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub current_usages: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub limit_usage: serde_json::Value,
+    pub usage_limit_restriction: String,
+    #[schema(value_type = Object)]
+    pub backend_metadata: serde_json::Value,
+    pub parent_offering_uuid: String,
+    pub parent_uuid: String,
+    pub service_settings_uuid: String,
+    pub offering_state: String,
+    #[schema(value_type = Object)]
+    pub offering_account_settings: serde_json::Value,
+    pub is_usage_based: bool,
+    pub is_limit_based: bool,
+    pub can_terminate: bool,
+    pub downscaled: bool,
+    pub restrict_member_access: bool,
+    pub paused: bool,
+    pub endpoints: Vec<serde_json::Value>,
+    pub report: Vec<serde_json::Value>,
+    pub error_message: String,
+    pub error_traceback: String,
+    pub available_actions: Vec<serde_json::Value>,
+    #[schema(required = true, format = Date)]
+    pub end_date: Option<String>,
+    pub slots: Vec<Slot>,
+    pub created_by: Option<String>,
+    pub created_by_username: Option<String>,
+    pub created_by_full_name: Option<String>,
+    pub consumer_reviewed_by: Option<String>,
+    pub consumer_reviewed_by_username: Option<String>,
+    pub consumer_reviewed_by_full_name: Option<String>,
+}
+
+/// A marketplace order (`/api/marketplace-orders/`).
+#[derive(ToSchema)]
+pub struct Order {
+    #[serde(flatten)]
+    pub offering_and_project: OfferingAndProject,
+    pub url: String,
+    pub uuid: String,
+    #[schema(format = DateTime)]
+    pub created: String,
+    #[schema(format = DateTime)]
+    pub modified: String,
+    #[schema(example = "pending-provider")]
+    pub state: String,
+    #[serde(rename = "type")]
+    #[schema(example = "Create")]
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub attributes: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub limits: serde_json::Value,
+    pub marketplace_resource_uuid: String,
+    pub resource_uuid: String,
+    pub resource_type: String,
+    pub resource_name: String,
+    pub cost: String,
+    pub output: String,
+    pub error_message: String,
+    pub error_traceback: String,
+    pub backend_id: String,
+    pub request_comment: String,
+    pub termination_comment: String,
+    pub can_terminate: bool,
+    #[schema(required = true, format = DateTime)]
+    pub completed_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    pub consumer_reviewed_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    pub provider_reviewed_at: Option<String>,
+    #[schema(required = true, format = Date)]
+    pub start_date: Option<String>,
+    /// The attachment's download URL, if one was uploaded.
+    #[schema(required = true)]
+    pub attachment: Option<String>,
+    pub callback_url: Option<String>,
+    pub created_by: Option<String>,
+    pub created_by_username: Option<String>,
+    pub created_by_full_name: Option<String>,
+    pub consumer_reviewed_by: Option<String>,
+    pub consumer_reviewed_by_username: Option<String>,
+    pub consumer_reviewed_by_full_name: Option<String>,
+    pub provider_reviewed_by: Option<String>,
+    pub provider_reviewed_by_username: Option<String>,
+    pub provider_reviewed_by_full_name: Option<String>,
+}
+
+/// A requested slot.
+#[derive(ToSchema)]
+pub struct ScheduleItem {
+    #[schema(format = DateTime)]
+    pub start: String,
+    #[schema(format = DateTime)]
+    pub end: String,
+}
+
+/// The booking attributes of a new order.
+#[derive(ToSchema)]
+pub struct OrderAttributes {
+    pub name: Option<String>,
+    pub schedules: Vec<ScheduleItem>,
+}
+
+/// A new order for a booking offering.
+#[derive(ToSchema)]
+pub struct OrderCreate {
+    /// URL of the offering (`.../marketplace-public-offerings/<uuid>/`).
+    pub offering: String,
+    /// URL of the project (`.../projects/<uuid>/`).
+    pub project: String,
+    pub attributes: OrderAttributes,
+    #[serde(rename = "type")]
+    #[schema(example = "Create")]
+    pub kind: Option<String>,
+    pub request_comment: Option<String>,
+    pub callback_url: Option<String>,
+    #[schema(format = Date)]
+    pub start_date: Option<String>,
+}
+
+/// `{"backend_id": "..."}`.
+#[derive(ToSchema)]
+pub struct BackendIdBody {
+    pub backend_id: String,
+}
+
+/// `{"status": "..."}`.
+#[derive(ToSchema)]
+pub struct StatusMessage {
+    pub status: String,
+}
+
+/// What accept and reject answer.
+#[derive(ToSchema)]
+pub struct OrderUuid {
+    /// The order that created the booking, if any.
+    #[schema(required = true)]
+    pub order_uuid: Option<String>,
+}
+
+/// What an attachment upload answers.
+#[derive(ToSchema)]
+pub struct AttachmentUrl {
+    pub attachment: Option<String>,
+}
+
+/// An attachment upload (multipart).
+#[derive(ToSchema)]
+pub struct AttachmentUpload {
+    #[schema(value_type = String, format = Binary)]
+    pub attachment: Vec<u8>,
+}
+
+/// Taken time of an offering: a booking's slot or a busy slot from the calendar.
+#[derive(ToSchema)]
+pub struct Booking {
+    #[schema(format = DateTime)]
+    pub start: String,
+    #[schema(format = DateTime)]
+    pub end: String,
+    /// The booker's name, for the provider and for one's own bookings; else empty.
+    pub created_by_full_name: String,
+    /// Present (true) on busy time imported from the calendar.
+    pub busy: Option<bool>,
+}
+
+/// A secret feed token. The secret itself appears only once, inside `url`, in the
+/// answer to the request that created the token.
+#[derive(ToSchema)]
+pub struct FeedToken {
+    /// 32 hex digits.
+    pub uuid: String,
+    pub name: String,
+    #[schema(format = DateTime)]
+    pub created: String,
+    /// When a calendar app last fetched the feed (updated at most once a minute).
+    #[schema(required = true)]
+    pub last_used: Option<String>,
+    #[schema(required = true)]
+    pub created_by_username: Option<String>,
+    /// Only when created: the feed's URL, secret included.
+    pub url: Option<String>,
+}
+
+/// The body that creates a feed token.
+#[derive(ToSchema)]
+pub struct FeedTokenCreate {
+    /// A label (up to 150 characters), e.g. "Reception screen".
+    pub name: Option<String>,
+}
+
+/// `/health`.
+#[derive(ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// `/ready`: `{"status": "ready"}`, or `{"status": "unavailable", "reason": ...}` with 503.
+#[derive(ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+struct TokenAuth;
+
+impl Modify for TokenAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`Token <key>` (also accepted as the `x-auth-token` query parameter)",
+            ))),
+        );
+    }
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "bookcal",
+        description = "The booking slice of the Waldur marketplace REST API, with Google Calendar sync.\n\nLists are bare JSON arrays with `page`/`page_size` (default 10, max 300), the `X-Result-Count` and `Link` headers and `HEAD`; `field=` picks fields and `o=` orders. UUIDs are accepted hex or dashed."
+    ),
+    modifiers(&TokenAuth),
+    security(("token" = [])),
+    paths(
+        paths::offerings_list,
+        paths::offerings_retrieve,
+        paths::offerings_google_calendar_sync,
+        paths::offerings_share_google_calendar,
+        paths::offerings_unshare_google_calendar,
+        paths::resources_list,
+        paths::resources_retrieve,
+        paths::resources_accept,
+        paths::resources_reject,
+        paths::orders_list,
+        paths::orders_create,
+        paths::orders_retrieve,
+        paths::orders_destroy,
+        paths::orders_offering,
+        paths::orders_approve_by_consumer,
+        paths::orders_approve_by_provider,
+        paths::orders_reject_by_consumer,
+        paths::orders_reject_by_provider,
+        paths::orders_cancel,
+        paths::orders_set_state_executing,
+        paths::orders_set_state_done,
+        paths::orders_set_state_erred,
+        paths::orders_set_backend_id,
+        paths::orders_unlink,
+        paths::orders_update_attachment,
+        paths::orders_delete_attachment,
+        paths::orders_attachment,
+        paths::bookings_list,
+        paths::offering_feed_tokens_list,
+        paths::offering_feed_tokens_create,
+        paths::offering_feed_tokens_destroy,
+        paths::my_feed_tokens_list,
+        paths::my_feed_tokens_create,
+        paths::my_feed_tokens_destroy,
+        paths::public_feed,
+        paths::token_feed,
+        paths::health,
+        paths::ready,
+        paths::metrics,
+        paths::schema,
+    ),
+    tags(
+        (name = "booking-offerings"), (name = "booking-resources"),
+        (name = "marketplace-orders"), (name = "marketplace-bookings"), (name = "feeds"),
+        (name = "operations")
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as utoipa builds it.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document as served: utoipa 5 serialises link objects with snake_case keys
+/// (`operation_id`), which OpenAPI spells `operationId`; this fixes them.
+pub fn document_json() -> serde_json::Value {
+    let mut v = serde_json::to_value(document()).unwrap_or_default();
+    if let Some(paths) = v.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for op in paths.values_mut().filter_map(|p| p.as_object_mut()) {
+            for responses in op
+                .values_mut()
+                .filter_map(|o| o.get_mut("responses"))
+                .filter_map(|r| r.as_object_mut())
+            {
+                for links in responses
+                    .values_mut()
+                    .filter_map(|r| r.get_mut("links"))
+                    .filter_map(|l| l.as_object_mut())
+                {
+                    for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+                        for (from, to) in [
+                            ("operation_id", "operationId"),
+                            ("operation_ref", "operationRef"),
+                            ("request_body", "requestBody"),
+                        ] {
+                            if let Some(x) = link.remove(from) {
+                                link.insert(to.to_owned(), x);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The document rendered once per process.
+static DOCUMENT_JSON: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| document_json().to_string());
+
+/// `GET /api/schema/`.
+pub async fn schema() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT_JSON.as_str(),
+    )
+        .into_response()
+}
+
+/// Operation declarations (documentation only; the handlers live in the resource
+/// modules and are routed in [`super::router`]).
+mod paths {
+    use super::*;
+
+    /// Common query parameters of lists.
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub struct Page {
+        /// Page number, from 1.
+        pub page: Option<u32>,
+        /// Items per page (max 300).
+        pub page_size: Option<u32>,
+        /// Order by these fields (`-name` descending), comma-separated.
+        pub o: Option<String>,
+    }
+
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub struct OfferingFilters {
+        /// Name contains (case-insensitive).
+        pub name: Option<String>,
+        /// Provider organisation UUIDs, comma-separated.
+        pub customer_uuid: Option<String>,
+    }
+
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub struct ResourceFilters {
+        pub offering_uuid: Option<String>,
+        pub offering: Option<String>,
+        pub offering_slug: Option<String>,
+        pub parent_offering_uuid: Option<String>,
+        /// States, comma-separated (`Creating`, `OK`, `Erred`, `Terminating`, `Terminated`).
+        pub state: Option<String>,
+        pub customer_uuid: Option<String>,
+        pub project_uuid: Option<String>,
+        pub project_name: Option<String>,
+        pub provider_uuid: Option<String>,
+        pub connected_customer_uuid: Option<String>,
+        pub category_uuid: Option<String>,
+        pub query: Option<String>,
+        pub name: Option<String>,
+        pub name_exact: Option<String>,
+        pub backend_id: Option<String>,
+        pub created: Option<String>,
+        pub modified: Option<String>,
+    }
+
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub struct OrderFilters {
+        pub offering_uuid: Option<String>,
+        pub offering: Option<String>,
+        pub offering_slug: Option<String>,
+        pub parent_offering_uuid: Option<String>,
+        pub state: Option<String>,
+        pub r#type: Option<String>,
+        pub customer_uuid: Option<String>,
+        pub project_uuid: Option<String>,
+        pub provider_uuid: Option<String>,
+        pub category_uuid: Option<String>,
+        pub resource: Option<String>,
+        pub resource_uuid: Option<String>,
+        pub query: Option<String>,
+        pub can_approve_as_consumer: Option<bool>,
+        pub can_approve_as_provider: Option<bool>,
+        pub created: Option<String>,
+        pub modified: Option<String>,
+    }
+
+    #[utoipa::path(get, path = "/api/booking-offerings/", tag = "booking-offerings",
+        params(Page, OfferingFilters),
+        responses(
+            (status = 200, body = Vec<Offering>,
+                links(("offerings_retrieve" = (operation_id = "offerings_retrieve", parameters(("uuid" = "$response.body#/0/uuid")))), ("offerings_google_calendar_sync" = (operation_id = "offerings_google_calendar_sync", parameters(("uuid" = "$response.body#/0/uuid")))), ("offerings_share_google_calendar" = (operation_id = "offerings_share_google_calendar", parameters(("uuid" = "$response.body#/0/uuid")))), ("offerings_unshare_google_calendar" = (operation_id = "offerings_unshare_google_calendar", parameters(("uuid" = "$response.body#/0/uuid")))), ("bookings_list" = (operation_id = "bookings_list", parameters(("uuid" = "$response.body#/0/uuid"))))),
+                headers(
+                ("X-Result-Count" = u64, description = "Items in all pages"),
+                ("Link" = String, description = "first/prev/next/last page links"))),
+            (status = 400, body = BadRequest), (status = 401, body = Detail), (status = 404, description = "Invalid page", body = Detail)))]
+    pub fn offerings_list() {}
+
+    #[utoipa::path(get, path = "/api/booking-offerings/{uuid}/", tag = "booking-offerings",
+        params(("uuid" = String, Path)),
+        responses((status = 200, body = Offering), (status = 401, body = Detail), (status = 404, body = Detail)))]
+    pub fn offerings_retrieve() {}
+
+    macro_rules! calendar_action {
+        ($name:ident, $path:literal) => {
+            #[utoipa::path(post, path = $path, tag = "booking-offerings",
+                            params(("uuid" = String, Path)),
+                            responses(
+                                (status = 200, description = "The job is queued", body = Detail),
+                                (status = 400, body = BadRequest), (status = 401, body = Detail),
+                                (status = 403, body = Detail), (status = 404, body = Detail),
+                                (status = 409, body = Detail)))]
+            pub fn $name() {}
+        };
+    }
+    calendar_action!(
+        offerings_google_calendar_sync,
+        "/api/booking-offerings/{uuid}/google_calendar_sync/"
+    );
+    calendar_action!(
+        offerings_share_google_calendar,
+        "/api/booking-offerings/{uuid}/share_google_calendar/"
+    );
+    calendar_action!(
+        offerings_unshare_google_calendar,
+        "/api/booking-offerings/{uuid}/unshare_google_calendar/"
+    );
+
+    #[utoipa::path(get, path = "/api/booking-resources/", tag = "booking-resources",
+        params(Page, ResourceFilters),
+        responses(
+            (status = 200, body = Vec<BookingResource>,
+                links(("resources_retrieve" = (operation_id = "resources_retrieve", parameters(("uuid" = "$response.body#/0/uuid")))), ("resources_accept" = (operation_id = "resources_accept", parameters(("uuid" = "$response.body#/0/uuid")))), ("resources_reject" = (operation_id = "resources_reject", parameters(("uuid" = "$response.body#/0/uuid"))))),
+                headers(
+                ("X-Result-Count" = u64, description = "Items in all pages"),
+                ("Link" = String, description = "first/prev/next/last page links"))),
+            (status = 400, body = BadRequest), (status = 401, body = Detail), (status = 404, description = "Invalid page", body = Detail)))]
+    pub fn resources_list() {}
+
+    #[utoipa::path(get, path = "/api/booking-resources/{uuid}/", tag = "booking-resources",
+        params(("uuid" = String, Path)),
+        responses((status = 200, body = BookingResource), (status = 401, body = Detail), (status = 404, body = Detail)))]
+    pub fn resources_retrieve() {}
+
+    macro_rules! resource_decision {
+        ($name:ident, $path:literal) => {
+            #[utoipa::path(post, path = $path, tag = "booking-resources",
+                            params(("uuid" = String, Path)),
+                            responses(
+                                (status = 200, body = OrderUuid),
+                                (status = 400, body = BadRequest), (status = 401, body = Detail),
+                                (status = 403, body = Detail), (status = 404, body = Detail),
+                                (status = 409, body = Detail)))]
+            pub fn $name() {}
+        };
+    }
+    resource_decision!(resources_accept, "/api/booking-resources/{uuid}/accept/");
+    resource_decision!(resources_reject, "/api/booking-resources/{uuid}/reject/");
+
+    #[utoipa::path(get, path = "/api/marketplace-orders/", tag = "marketplace-orders",
+        params(Page, OrderFilters),
+        responses(
+            (status = 200, body = Vec<Order>,
+                links(("orders_retrieve" = (operation_id = "orders_retrieve", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_destroy" = (operation_id = "orders_destroy", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_offering" = (operation_id = "orders_offering", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_approve_by_consumer" = (operation_id = "orders_approve_by_consumer", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_approve_by_provider" = (operation_id = "orders_approve_by_provider", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_reject_by_consumer" = (operation_id = "orders_reject_by_consumer", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_reject_by_provider" = (operation_id = "orders_reject_by_provider", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_cancel" = (operation_id = "orders_cancel", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_set_state_executing" = (operation_id = "orders_set_state_executing", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_set_state_done" = (operation_id = "orders_set_state_done", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_set_state_erred" = (operation_id = "orders_set_state_erred", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_set_backend_id" = (operation_id = "orders_set_backend_id", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_unlink" = (operation_id = "orders_unlink", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_update_attachment" = (operation_id = "orders_update_attachment", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_delete_attachment" = (operation_id = "orders_delete_attachment", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_attachment" = (operation_id = "orders_attachment", parameters(("uuid" = "$response.body#/0/uuid"))))),
+                headers(
+                ("X-Result-Count" = u64, description = "Items in all pages"),
+                ("Link" = String, description = "first/prev/next/last page links"))),
+            (status = 400, body = BadRequest), (status = 401, body = Detail), (status = 404, description = "Invalid page", body = Detail)))]
+    pub fn orders_list() {}
+
+    #[utoipa::path(post, path = "/api/marketplace-orders/", tag = "marketplace-orders",
+        request_body = OrderCreate,
+        responses(
+            (status = 201, body = Order,
+                links(("orders_retrieve" = (operation_id = "orders_retrieve", parameters(("uuid" = "$response.body#/uuid")))), ("orders_destroy" = (operation_id = "orders_destroy", parameters(("uuid" = "$response.body#/uuid")))), ("orders_offering" = (operation_id = "orders_offering", parameters(("uuid" = "$response.body#/uuid")))), ("orders_approve_by_consumer" = (operation_id = "orders_approve_by_consumer", parameters(("uuid" = "$response.body#/uuid")))), ("orders_approve_by_provider" = (operation_id = "orders_approve_by_provider", parameters(("uuid" = "$response.body#/uuid")))), ("orders_reject_by_consumer" = (operation_id = "orders_reject_by_consumer", parameters(("uuid" = "$response.body#/uuid")))), ("orders_reject_by_provider" = (operation_id = "orders_reject_by_provider", parameters(("uuid" = "$response.body#/uuid")))), ("orders_cancel" = (operation_id = "orders_cancel", parameters(("uuid" = "$response.body#/uuid")))), ("orders_set_state_executing" = (operation_id = "orders_set_state_executing", parameters(("uuid" = "$response.body#/uuid")))), ("orders_set_state_done" = (operation_id = "orders_set_state_done", parameters(("uuid" = "$response.body#/uuid")))), ("orders_set_state_erred" = (operation_id = "orders_set_state_erred", parameters(("uuid" = "$response.body#/uuid")))), ("orders_set_backend_id" = (operation_id = "orders_set_backend_id", parameters(("uuid" = "$response.body#/uuid")))), ("orders_unlink" = (operation_id = "orders_unlink", parameters(("uuid" = "$response.body#/uuid")))), ("orders_update_attachment" = (operation_id = "orders_update_attachment", parameters(("uuid" = "$response.body#/uuid")))), ("orders_delete_attachment" = (operation_id = "orders_delete_attachment", parameters(("uuid" = "$response.body#/uuid")))), ("orders_attachment" = (operation_id = "orders_attachment", parameters(("uuid" = "$response.body#/uuid")))), ("resources_retrieve" = (operation_id = "resources_retrieve", parameters(("uuid" = "$response.body#/marketplace_resource_uuid")))), ("resources_accept" = (operation_id = "resources_accept", parameters(("uuid" = "$response.body#/marketplace_resource_uuid")))), ("resources_reject" = (operation_id = "resources_reject", parameters(("uuid" = "$response.body#/marketplace_resource_uuid")))))),
+            (status = 400, body = BadRequest), (status = 401, body = Detail),
+            (status = 403, body = Detail), (status = 413, body = Detail)))]
+    pub fn orders_create() {}
+
+    #[utoipa::path(get, path = "/api/marketplace-orders/{uuid}/", tag = "marketplace-orders",
+        params(("uuid" = String, Path)),
+        responses((status = 200, body = Order), (status = 401, body = Detail), (status = 404, body = Detail)))]
+    pub fn orders_retrieve() {}
+
+    #[utoipa::path(delete, path = "/api/marketplace-orders/{uuid}/", tag = "marketplace-orders",
+        params(("uuid" = String, Path)),
+        responses(
+            (status = 204, description = "Deleted"), (status = 401, body = Detail),
+            (status = 403, body = Detail), (status = 404, body = Detail), (status = 409, body = Detail)))]
+    pub fn orders_destroy() {}
+
+    #[utoipa::path(get, path = "/api/marketplace-orders/{uuid}/offering/", tag = "marketplace-orders",
+        params(("uuid" = String, Path)),
+        responses((status = 200, body = PublicOffering), (status = 401, body = Detail), (status = 404, body = Detail)))]
+    pub fn orders_offering() {}
+
+    macro_rules! order_action {
+        ($name:ident, $path:literal, $ok:literal) => {
+            #[utoipa::path(post, path = $path, tag = "marketplace-orders",
+                            params(("uuid" = String, Path)),
+                            responses(
+                                (status = $ok, body = Detail),
+                                (status = 400, body = BadRequest), (status = 401, body = Detail),
+                                (status = 403, body = Detail), (status = 404, body = Detail),
+                                (status = 409, body = Detail), (status = 413, body = Detail)))]
+            pub fn $name() {}
+        };
+    }
+    order_action!(
+        orders_approve_by_consumer,
+        "/api/marketplace-orders/{uuid}/approve_by_consumer/",
+        200
+    );
+    order_action!(
+        orders_approve_by_provider,
+        "/api/marketplace-orders/{uuid}/approve_by_provider/",
+        200
+    );
+    order_action!(
+        orders_reject_by_consumer,
+        "/api/marketplace-orders/{uuid}/reject_by_consumer/",
+        200
+    );
+    order_action!(
+        orders_reject_by_provider,
+        "/api/marketplace-orders/{uuid}/reject_by_provider/",
+        200
+    );
+    order_action!(orders_cancel, "/api/marketplace-orders/{uuid}/cancel/", 202);
+    order_action!(
+        orders_set_state_executing,
+        "/api/marketplace-orders/{uuid}/set_state_executing/",
+        200
+    );
+    order_action!(
+        orders_set_state_done,
+        "/api/marketplace-orders/{uuid}/set_state_done/",
+        200
+    );
+    order_action!(
+        orders_set_state_erred,
+        "/api/marketplace-orders/{uuid}/set_state_erred/",
+        200
+    );
+
+    #[utoipa::path(post, path = "/api/marketplace-orders/{uuid}/set_backend_id/", tag = "marketplace-orders",
+        params(("uuid" = String, Path)),
+        request_body = BackendIdBody,
+        responses(
+            (status = 200, body = StatusMessage),
+            (status = 400, body = BadRequest), (status = 401, body = Detail),
+            (status = 403, body = Detail), (status = 404, body = Detail), (status = 413, body = Detail)))]
+    pub fn orders_set_backend_id() {}
+
+    #[utoipa::path(post, path = "/api/marketplace-orders/{uuid}/unlink/", tag = "marketplace-orders",
+        params(("uuid" = String, Path)),
+        responses(
+            (status = 204, description = "Unlinked (staff only)"), (status = 401, body = Detail),
+            (status = 403, body = Detail), (status = 404, body = Detail)))]
+    pub fn orders_unlink() {}
+
+    #[utoipa::path(post, path = "/api/marketplace-orders/{uuid}/update_attachment/", tag = "marketplace-orders",
+        params(("uuid" = String, Path)),
+        request_body(content = AttachmentUpload, content_type = "multipart/form-data"),
+        responses(
+            (status = 200, body = AttachmentUrl),
+            (status = 400, body = BadRequest), (status = 401, body = Detail),
+            (status = 403, body = Detail), (status = 404, body = Detail),
+            (status = 413, body = Detail), (status = 415, body = Detail)))]
+    pub fn orders_update_attachment() {}
+
+    #[utoipa::path(post, path = "/api/marketplace-orders/{uuid}/delete_attachment/", tag = "marketplace-orders",
+        params(("uuid" = String, Path)),
+        responses(
+            (status = 204, description = "Deleted"), (status = 401, body = Detail),
+            (status = 403, body = Detail), (status = 404, body = Detail)))]
+    pub fn orders_delete_attachment() {}
+
+    #[utoipa::path(get, path = "/api/marketplace-orders/{uuid}/attachment/", tag = "marketplace-orders",
+        params(("uuid" = String, Path)),
+        responses(
+            (status = 200, description = "The uploaded file", content_type = "application/octet-stream"),
+            (status = 401, body = Detail), (status = 404, body = Detail)))]
+    pub fn orders_attachment() {}
+
+    #[utoipa::path(get, path = "/api/marketplace-bookings/{uuid}/", tag = "marketplace-bookings",
+        params(("uuid" = String, Path, description = "The offering")),
+        responses((status = 200, body = Vec<Booking>), (status = 401, body = Detail), (status = 404, body = Detail)))]
+    pub fn bookings_list() {}
+
+    #[utoipa::path(get, path = "/api/booking-offerings/{uuid}/feed_tokens/", tag = "feeds",
+        params(("uuid" = String, Path, description = "The offering")),
+        responses((status = 200, body = Vec<FeedToken>), (status = 401, body = Detail),
+            (status = 403, body = Detail), (status = 404, body = Detail)))]
+    pub fn offering_feed_tokens_list() {}
+
+    #[utoipa::path(post, path = "/api/booking-offerings/{uuid}/feed_tokens/", tag = "feeds",
+        params(("uuid" = String, Path, description = "The offering")),
+        request_body = FeedTokenCreate,
+        responses((status = 201, description = "Created; `url` holds the secret, shown only now", body = FeedToken),
+            (status = 400, body = BadRequest), (status = 401, body = Detail),
+            (status = 403, body = Detail), (status = 404, body = Detail)))]
+    pub fn offering_feed_tokens_create() {}
+
+    #[utoipa::path(delete, path = "/api/booking-offerings/{uuid}/feed_tokens/{token_uuid}/", tag = "feeds",
+        params(("uuid" = String, Path, description = "The offering"), ("token_uuid" = String, Path)),
+        responses((status = 204, description = "Revoked: the feed answers 404 from now on"),
+            (status = 401, body = Detail), (status = 403, body = Detail), (status = 404, body = Detail)))]
+    pub fn offering_feed_tokens_destroy() {}
+
+    #[utoipa::path(get, path = "/api/feed-tokens/", tag = "feeds",
+        responses((status = 200, description = "The caller's own \"my bookings\" feed tokens", body = Vec<FeedToken>),
+            (status = 401, body = Detail)))]
+    pub fn my_feed_tokens_list() {}
+
+    #[utoipa::path(post, path = "/api/feed-tokens/", tag = "feeds",
+        request_body = FeedTokenCreate,
+        responses((status = 201, description = "Created; `url` holds the secret, shown only now", body = FeedToken),
+            (status = 400, body = BadRequest), (status = 401, body = Detail)))]
+    pub fn my_feed_tokens_create() {}
+
+    #[utoipa::path(delete, path = "/api/feed-tokens/{token_uuid}/", tag = "feeds",
+        params(("token_uuid" = String, Path)),
+        responses((status = 204, description = "Revoked"), (status = 401, body = Detail), (status = 404, body = Detail)))]
+    pub fn my_feed_tokens_destroy() {}
+
+    #[utoipa::path(get, path = "/feeds/offerings/{file}", tag = "feeds", security(()),
+        params(("file" = String, Path, description = "`<offering uuid>.ics`"),
+            ("from" = Option<String>, Query, description = "Window start: a date or RFC 3339 (default: 30 days ago)"),
+            ("to" = Option<String>, Query, description = "Window end: a date or RFC 3339 (default: 2 years ahead)")),
+        responses(
+            (status = 200, description = "The public busy-only feed (while the calendar is shared)", content_type = "text/calendar", body = String),
+            (status = 304, description = "Not modified (If-None-Match / If-Modified-Since)"),
+            (status = 400, description = "A malformed window", body = BadRequest),
+            (status = 404, description = "No such offering, or its calendar is not shared", body = Detail),
+            (status = 503, description = "Not rendered yet and the store failed; retry later", body = Detail)))]
+    pub fn public_feed() {}
+
+    #[utoipa::path(get, path = "/feeds/t/{file}", tag = "feeds", security(()),
+        params(("file" = String, Path, description = "`<secret token>.ics`"),
+            ("from" = Option<String>, Query, description = "Window start: a date or RFC 3339"),
+            ("to" = Option<String>, Query, description = "Window end: a date or RFC 3339")),
+        responses(
+            (status = 200, description = "An owner feed or a \"my bookings\" feed", content_type = "text/calendar", body = String),
+            (status = 304, description = "Not modified"),
+            (status = 400, description = "A malformed window", body = BadRequest),
+            (status = 404, description = "Unknown or revoked token", body = Detail),
+            (status = 503, description = "Not rendered yet and the store failed; retry later", body = Detail)))]
+    pub fn token_feed() {}
+
+    #[utoipa::path(get, path = "/health", tag = "operations", security(()),
+        responses((status = 200, description = "The process is up", body = Health)))]
+    pub fn health() {}
+
+    #[utoipa::path(get, path = "/ready", tag = "operations", security(()),
+        responses(
+            (status = 200, description = "The store answers and the scheduler runs", body = Readiness),
+            (status = 503, description = "Not ready; `reason` says why", body = Readiness)))]
+    pub fn ready() {}
+
+    #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+        responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String)))]
+    pub fn metrics() {}
+
+    #[utoipa::path(get, path = "/api/schema/", tag = "operations", security(()),
+        responses((status = 200, description = "This document (OpenAPI 3.1, JSON)", body = Object)))]
+    pub fn schema() {}
+}

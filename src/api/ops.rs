@@ -1,0 +1,99 @@
+//! Operations endpoints and the request middleware: `/ready` (can serve: the store
+//! answers and the scheduler runs), `/metrics` (Prometheus text), and [`observe`],
+//! which gives every request a span and counts it.
+//!
+//! Invariant: only the route template (`/feeds/t/{file}`) reaches logs and metrics,
+//! never the raw path or query, which may hold secret tokens (feed tokens in paths,
+//! `?x-auth-token=`).
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use tracing::Instrument;
+
+use super::AppState;
+
+/// Routes polled by probes and scrapers: logged at debug level, not info.
+const QUIET_ROUTES: [&str; 3] = ["/health", "/ready", "/metrics"];
+
+/// A span per request (method, route template; status and latency once answered),
+/// and the request counted in [`crate::metrics::Metrics`].
+pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "http",
+        method = %method,
+        route = %route,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    let latency = started.elapsed();
+    let status = resp.status().as_u16();
+    span.record("status", status);
+    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+    if QUIET_ROUTES.contains(&route.as_str()) {
+        tracing::debug!(parent: &span, "request answered");
+    } else if resp.status().is_server_error() {
+        tracing::warn!(parent: &span, "request failed");
+    } else {
+        tracing::info!(parent: &span, "request answered");
+    }
+    state.metrics.http_request(&method, &route, status, latency);
+    resp
+}
+
+/// `GET /ready`: 200 when the store answers a read and the scheduler is running;
+/// 503 with `{"status": "unavailable", "reason": ...}` otherwise.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let store = state.store.clone();
+    let read = tokio::task::spawn_blocking(move || store.jobs().map(|_| ())).await;
+    let reason = match read {
+        Ok(Ok(())) => match state.metrics.scheduler() {
+            Some(s) if s.running.load(Ordering::Relaxed) => None,
+            Some(_) => Some("the scheduler is not running".to_owned()),
+            None => Some("no scheduler is attached".to_owned()),
+        },
+        Ok(Err(e)) => Some(format!("the store does not answer: {e}")),
+        Err(_) => Some("the store read panicked".to_owned()),
+    };
+    match reason {
+        None => Json(json!({"status": "ready"})).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": reason})),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let store = state.store.clone();
+    let calendars = tokio::task::spawn_blocking(move || store.calendars()).await;
+    let calendars = match calendars {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "metrics: cannot read calendar records");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    };
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state.metrics.render(&calendars),
+    )
+        .into_response()
+}

@@ -1,0 +1,366 @@
+//! Service metrics in the Prometheus text exposition format (version 0.0.4), served
+//! at `/metrics`.
+//!
+//! Most series are read at scrape time from the state that already exists: the
+//! scheduler's [`SchedulerStatus`], the Google adapter's [`CallStats`] and the stored
+//! calendar records. Only what nothing else counts is counted here: HTTP requests by
+//! route template (never the raw path, which may hold a secret feed token) and feed
+//! renders / cache hits, which the feed handlers report through
+//! [`Metrics::feed_render`] and [`Metrics::feed_cache_hit`].
+//!
+//! The format is written by hand (see the README's dependency table for why): a
+//! family is `# HELP`, `# TYPE`, then its samples; label values are escaped as the
+//! format requires (`\\`, `\"`, `\n`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::domain::calendar::OfferingCalendar;
+use crate::google::CallStats;
+use crate::scheduler::SchedulerStatus;
+
+/// The content type of the exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[derive(Default, Clone, Copy)]
+struct HttpStat {
+    count: u64,
+    seconds: f64,
+}
+
+/// Counters of this process plus handles on the state other metrics are read from.
+#[derive(Default)]
+pub struct Metrics {
+    /// (method, route template, status) -> count and total latency.
+    http: Mutex<BTreeMap<(String, String, u16), HttpStat>>,
+    feed_renders: AtomicU64,
+    feed_cache_hits: AtomicU64,
+    scheduler: OnceLock<Arc<SchedulerStatus>>,
+    google: OnceLock<Arc<CallStats>>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Metrics::default()
+    }
+
+    /// Reads scheduler series (and readiness) from this status from now on. Only the
+    /// first attachment counts: one service runs one scheduler.
+    pub fn attach_scheduler(&self, status: Arc<SchedulerStatus>) {
+        let _ = self.scheduler.set(status);
+    }
+
+    /// Reads Google call series from these statistics from now on (first call counts).
+    pub fn attach_google(&self, stats: Arc<CallStats>) {
+        let _ = self.google.set(stats);
+    }
+
+    /// The attached scheduler's status, if any.
+    pub fn scheduler(&self) -> Option<&Arc<SchedulerStatus>> {
+        self.scheduler.get()
+    }
+
+    /// Counts one answered HTTP request. `route` is the route template
+    /// (`/api/booking-resources/{uuid}/`) or `unmatched`, never the raw path.
+    pub fn http_request(&self, method: &str, route: &str, status: u16, latency: Duration) {
+        let mut m = match self.http.lock() {
+            Ok(g) => g,
+            // Plain counters: a panic mid-update leaves nothing inconsistent.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let e = m
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default();
+        e.count += 1;
+        e.seconds += latency.as_secs_f64();
+    }
+
+    /// A feed was rendered (its data changed or it was not cached).
+    pub fn feed_render(&self) {
+        self.feed_renders.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A feed was answered from the render cache (including 304s).
+    pub fn feed_cache_hit(&self) {
+        self.feed_cache_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The exposition text; `calendars` are the stored calendar records (for the
+    /// last-success gauge).
+    pub fn render(&self, calendars: &[OfferingCalendar]) -> String {
+        let mut out = Exposition::default();
+
+        let http = match self.http.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        out.family(
+            "bookcal_http_requests_total",
+            "counter",
+            "HTTP requests answered, by method, route template and status.",
+        );
+        for ((method, route, status), s) in &http {
+            let status = status.to_string();
+            out.sample(
+                "bookcal_http_requests_total",
+                &[("method", method), ("route", route), ("status", &status)],
+                s.count as f64,
+            );
+        }
+        let mut latency: BTreeMap<(&str, &str), HttpStat> = BTreeMap::new();
+        for ((method, route, _), s) in &http {
+            let e = latency.entry((method, route)).or_default();
+            e.count += s.count;
+            e.seconds += s.seconds;
+        }
+        out.family(
+            "bookcal_http_request_duration_seconds",
+            "summary",
+            "Time to answer HTTP requests, by method and route template.",
+        );
+        for ((method, route), s) in &latency {
+            let labels = [("method", *method), ("route", *route)];
+            out.sample(
+                "bookcal_http_request_duration_seconds_sum",
+                &labels,
+                s.seconds,
+            );
+            out.sample(
+                "bookcal_http_request_duration_seconds_count",
+                &labels,
+                s.count as f64,
+            );
+        }
+
+        if let Some(s) = self.scheduler.get() {
+            out.family(
+                "bookcal_scheduler_running",
+                "gauge",
+                "1 while the scheduler accepts work.",
+            );
+            let running = s.running.load(Ordering::Relaxed);
+            out.sample(
+                "bookcal_scheduler_running",
+                &[],
+                f64::from(u8::from(running)),
+            );
+            out.family(
+                "bookcal_scheduler_queue_depth",
+                "gauge",
+                "Jobs waiting in the durable queue (as of the scheduler's last look).",
+            );
+            out.sample(
+                "bookcal_scheduler_queue_depth",
+                &[],
+                s.queue_depth.load(Ordering::Relaxed) as f64,
+            );
+            out.family(
+                "bookcal_scheduler_active_runs",
+                "gauge",
+                "Jobs running now.",
+            );
+            out.sample(
+                "bookcal_scheduler_active_runs",
+                &[],
+                s.active_runs.load(Ordering::Relaxed) as f64,
+            );
+            let runs: BTreeMap<&str, u64> = match s.runs.lock() {
+                Ok(m) => m.iter().map(|(k, v)| (*k, *v)).collect(),
+                Err(poisoned) => poisoned
+                    .into_inner()
+                    .iter()
+                    .map(|(k, v)| (*k, *v))
+                    .collect(),
+            };
+            out.family(
+                "bookcal_sync_runs_total",
+                "counter",
+                "Scheduler jobs (sync, share, unshare) finished, by outcome.",
+            );
+            for outcome in ["ok", "error"] {
+                let n = runs.get(outcome).copied().unwrap_or(0);
+                out.sample("bookcal_sync_runs_total", &[("outcome", outcome)], n as f64);
+            }
+        }
+
+        if let Some(g) = self.google.get() {
+            let snap = g.snapshot();
+            out.family(
+                "bookcal_google_calls_total",
+                "counter",
+                "Google Calendar API calls, by method and outcome (ok, retried, error:<reason>).",
+            );
+            for (method, outcomes) in &snap.calls {
+                for (outcome, n) in outcomes {
+                    out.sample(
+                        "bookcal_google_calls_total",
+                        &[("method", method), ("outcome", outcome)],
+                        *n as f64,
+                    );
+                }
+            }
+            let plain = [
+                (
+                    "bookcal_google_retries_total",
+                    "Google requests repeated after a retryable error.",
+                    snap.retries as f64,
+                ),
+                (
+                    "bookcal_google_rate_limit_waits_total",
+                    "Google requests that waited for the per-credential rate limiter.",
+                    snap.rate_limit_waits as f64,
+                ),
+                (
+                    "bookcal_google_rate_limit_wait_seconds_total",
+                    "Time spent waiting for the rate limiter.",
+                    snap.rate_limit_wait_total.as_secs_f64(),
+                ),
+                (
+                    "bookcal_google_token_fetches_total",
+                    "OAuth access tokens fetched.",
+                    snap.token_fetches as f64,
+                ),
+            ];
+            for (name, help, v) in plain {
+                out.family(name, "counter", help);
+                out.sample(name, &[], v);
+            }
+        }
+
+        out.family(
+            "bookcal_feed_renders_total",
+            "counter",
+            "iCalendar feeds rendered.",
+        );
+        out.sample(
+            "bookcal_feed_renders_total",
+            &[],
+            self.feed_renders.load(Ordering::Relaxed) as f64,
+        );
+        out.family(
+            "bookcal_feed_cache_hits_total",
+            "counter",
+            "iCalendar feed requests answered from the render cache.",
+        );
+        out.sample(
+            "bookcal_feed_cache_hits_total",
+            &[],
+            self.feed_cache_hits.load(Ordering::Relaxed) as f64,
+        );
+
+        out.family(
+            "bookcal_last_sync_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last successful sync of each offering (hex UUID).",
+        );
+        let mut cals: Vec<&OfferingCalendar> = calendars.iter().collect();
+        cals.sort_by_key(|c| c.offering);
+        for c in cals {
+            if let Some(t) = c.last_success {
+                let hex = c.offering.hex();
+                out.sample(
+                    "bookcal_last_sync_success_timestamp_seconds",
+                    &[("offering", &hex)],
+                    t.timestamp_millis() as f64 / 1000.0,
+                );
+            }
+        }
+        out.text
+    }
+}
+
+#[derive(Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{k}=\"{}\"", escape_label(v));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {}", number(value));
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// Integers without a fraction, others as Rust prints them (both valid Go floats).
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped_as_the_format_requires() {
+        let cases = [
+            ("plain", "plain"),
+            ("a\"b", "a\\\"b"),
+            ("back\\slash", "back\\\\slash"),
+            ("new\nline", "new\\nline"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(escape_label(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_integers_when_whole_and_decimals_otherwise() {
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(0.25), "0.25");
+        assert_eq!(number(1_700_000_000.5), "1700000000.5");
+    }
+
+    #[test]
+    fn requests_are_counted_by_route_template_and_status() {
+        let m = Metrics::new();
+        let route = "/api/booking-resources/{uuid}/";
+        m.http_request("GET", route, 200, Duration::from_millis(10));
+        m.http_request("GET", route, 200, Duration::from_millis(30));
+        m.http_request("GET", route, 404, Duration::from_millis(1));
+        m.feed_render();
+        m.feed_cache_hit();
+        m.feed_cache_hit();
+        let text = m.render(&[]);
+        assert!(text.contains(
+            "bookcal_http_requests_total{method=\"GET\",route=\"/api/booking-resources/{uuid}/\",status=\"200\"} 2\n"
+        ));
+        assert!(text.contains(
+            "bookcal_http_request_duration_seconds_count{method=\"GET\",route=\"/api/booking-resources/{uuid}/\"} 3\n"
+        ));
+        assert!(text.contains("bookcal_feed_renders_total 1\n"));
+        assert!(text.contains("bookcal_feed_cache_hits_total 2\n"));
+        assert!(text.contains("# TYPE bookcal_http_requests_total counter\n"));
+    }
+}
