@@ -358,7 +358,8 @@ fn routed() -> BTreeSet<(String, String)> {
     let src = include_str!("../src/api/mod.rs");
     let start = src.find("pub fn router").expect("router");
     let body = &src[start..];
-    let body = &body[..body.find(".fallback(").expect("fallback")];
+    // The whole router chain: up to `.with_state(`, which ends it.
+    let body = &body[..body.find(".with_state(").expect("with_state")];
     let mut out = BTreeSet::new();
     for chunk in body.split(".route(").skip(1) {
         let path = chunk.split('"').nth(1).expect("path literal").to_string();

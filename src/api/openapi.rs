@@ -140,6 +140,8 @@ pub struct OfferingFields {
     /// The zone bookings are shown in (not a Waldur field).
     #[schema(example = "Europe/Tallinn")]
     pub time_zone: String,
+    /// Where the provider manages secret owner-feed tokens (not a Waldur field).
+    pub feed_tokens_url: Option<String>,
 }
 
 /// A booking offering (`/api/booking-offerings/`).
