@@ -202,7 +202,7 @@ def offerings_list():
     eq(tem_gc.backend_id, "tem-2100@group.calendar.google.com", "tem calendar id")
     eq(
         tem_gc.http_link,
-        "https://calendar.google.com/calendar/embed?src=tem%2D2100%40group%2Ecalendar%2Egoogle%2Ecom",
+        "https://calendar.google.com/calendar/embed?src=tem-2100%40group.calendar.google.com",
         "tem http_link",
     )
     eq(by_slug["telescope"].googlecalendar.public, False, "telescope public")
@@ -681,7 +681,7 @@ def orders_offering_retrieve():
     eq(tem.google_calendar_is_public, True, "tem public")
     eq(
         tem.google_calendar_link,
-        "https://calendar.google.com/calendar/embed?src=tem%2D2100%40group%2Ecalendar%2Egoogle%2Ecom",
+        "https://calendar.google.com/calendar/embed?src=tem-2100%40group.calendar.google.com",
         "tem link",
     )
     roundtrip(tem)
