@@ -59,7 +59,8 @@ pub fn app_state(store: Arc<Store>, settings: &Settings) -> AppState {
     let mut state = AppState::new(store);
     state.public_url = settings.public_url.clone();
     state.google = Arc::new(StaticCredentials(
-        settings.google.service_account_key.is_some(),
+        settings.google.service_account_key.is_some()
+            || settings.google.provider_credentials_dir.is_some(),
     ));
     state
 }
@@ -134,15 +135,48 @@ pub async fn google_client(
     Ok(Some(Arc::new(client)))
 }
 
+/// Which credential serves which provider: per-provider refresh tokens from
+/// `google.provider_credentials_dir`, else the service-account `client`.
+///
+/// # Errors
+/// The token HTTP client cannot be built.
+pub fn credentials(
+    settings: &Settings,
+    client: Option<Arc<dyn crate::google::CalendarApi>>,
+    stats: Arc<crate::google::CallStats>,
+) -> Result<Arc<crate::credentials::ProviderCredentials>, AppError> {
+    let per_minute = settings.google.requests_per_minute;
+    let options = crate::google::ClientOptions {
+        root_url: settings.google.root_url.clone(),
+        rate_limit: crate::google::RateLimit {
+            per_minute,
+            burst: (per_minute / 20).clamp(1, 50),
+        },
+        page_size: Some(2500),
+        ..crate::google::ClientOptions::default()
+    };
+    crate::credentials::ProviderCredentials::new(
+        settings.google.provider_credentials_dir.clone(),
+        options,
+        stats,
+        client,
+    )
+    .map(Arc::new)
+    .map_err(|e| AppError::Google {
+        what: "preparing per-provider credentials".into(),
+        source: e,
+    })
+}
+
 /// The sync engine for these settings.
 pub fn sync_engine(
     store: Arc<Store>,
     settings: &Settings,
-    client: Option<Arc<dyn crate::google::CalendarApi>>,
+    source: Arc<dyn crate::sync::CalendarSource>,
 ) -> Arc<crate::sync::SyncEngine> {
     Arc::new(crate::sync::SyncEngine {
         store,
-        source: Arc::new(crate::sync::SingleClient(client)),
+        source,
         settings: settings.sync.clone(),
         share_role: if settings.google.share_busy_only {
             crate::google::AclRole::FreeBusyReader
@@ -175,9 +209,10 @@ pub async fn run_service(
     shutdown: CancellationToken,
 ) -> Result<(), AppError> {
     let mut state = app_state(store.clone(), settings);
-    state.google = Arc::new(StaticCredentials(google.client.is_some()));
+    let creds = credentials(settings, google.client, google.stats.clone())?;
+    state.google = creds.clone();
     state.metrics.attach_google(google.stats);
-    let engine = sync_engine(store.clone(), settings, google.client);
+    let engine = sync_engine(store.clone(), settings, creds);
     let opts = crate::scheduler::SchedulerOptions {
         interval: (settings.sync.interval_secs > 0)
             .then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),

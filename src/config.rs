@@ -69,6 +69,10 @@ pub struct GoogleSettings {
     pub service_account_key: Option<PathBuf>,
     /// User to impersonate with domain-wide delegation.
     pub impersonate: Option<String>,
+    /// Directory of per-provider OAuth refresh tokens: `<provider uuid hex>.json`
+    /// with `client_id`, `client_secret`, `refresh_token` and optional `token_url`.
+    /// A provider with a file uses it; the others use the service account.
+    pub provider_credentials_dir: Option<PathBuf>,
     /// Requests per minute per credential (Google's limit is 600).
     pub requests_per_minute: u32,
     /// Share calendars busy-only (`freeBusyReader`) instead of with details (`reader`).
@@ -81,6 +85,7 @@ impl Default for GoogleSettings {
             root_url: "https://www.googleapis.com/".into(),
             service_account_key: None,
             impersonate: None,
+            provider_credentials_dir: None,
             requests_per_minute: 500,
             share_busy_only: false,
         }
@@ -246,6 +251,10 @@ impl Settings {
         }
         if let Some(v) = env("BOOKCAL_GOOGLE_IMPERSONATE") {
             s.google.impersonate = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = env("BOOKCAL_GOOGLE_PROVIDER_CREDENTIALS_DIR") {
+            s.google.provider_credentials_dir =
+                Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
         }
         parse_env(
             env,
@@ -448,6 +457,7 @@ mod tests {
             google: GoogleSettings {
                 service_account_key: Some("/k.json".into()),
                 impersonate: Some("u@example.org".into()),
+                provider_credentials_dir: Some("/etc/bookcal/providers".into()),
                 ..GoogleSettings::default()
             },
             ..Settings::default()
@@ -505,6 +515,7 @@ mod tests {
             ("google.root_url", "http://127.0.0.1:1/"),
             ("google.service_account_key", "/etc/key.json"),
             ("google.impersonate", "cal@example.org"),
+            ("google.provider_credentials_dir", "/srv/providers"),
             ("google.requests_per_minute", "60"),
             ("google.share_busy_only", "true"),
             ("sync.interval_secs", "1"),

@@ -75,7 +75,8 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
     }
     let stats = Arc::new(crate::google::CallStats::new());
     let client = crate::app::google_client(&settings, stats.clone()).await?;
-    let engine = crate::app::sync_engine(store.clone(), &settings, client.clone());
+    let creds = crate::app::credentials(&settings, client.clone(), stats.clone())?;
+    let engine = crate::app::sync_engine(store.clone(), &settings, creds);
     let offerings: Vec<(crate::domain::Id, String)> = store
         .read()?
         .offerings

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod domain;
 pub mod emulator;

@@ -133,10 +133,14 @@ async fn sync_once(
     use std::io::IsTerminal;
     let store = bookcal::app::open_store(settings)?;
     let stats = std::sync::Arc::new(bookcal::google::CallStats::new());
-    let client = bookcal::app::google_client(settings, stats.clone())
-        .await?
-        .context("no Google credentials: set BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY (bookcal emulator --key-out writes one)")?;
-    let engine = bookcal::app::sync_engine(store.clone(), settings, Some(client));
+    let client = bookcal::app::google_client(settings, stats.clone()).await?;
+    if client.is_none() && settings.google.provider_credentials_dir.is_none() {
+        anyhow::bail!(
+            "no Google credentials: set BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY (bookcal emulator --key-out writes one) or BOOKCAL_GOOGLE_PROVIDER_CREDENTIALS_DIR"
+        );
+    }
+    let creds = bookcal::app::credentials(settings, client, stats.clone())?;
+    let engine = bookcal::app::sync_engine(store.clone(), settings, creds);
     let targets: Vec<bookcal::domain::Id> = match offering {
         Some(o) => {
             vec![bookcal::domain::Id::parse(&o).with_context(|| format!("{o:?} is not a UUID"))?]

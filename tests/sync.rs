@@ -622,3 +622,97 @@ async fn one_refused_slot_is_a_warning_and_is_pushed_again_next_run() {
     assert_eq!(env.live_events(&cal).len(), 8);
     assert_eq!(env.requests(), 2);
 }
+
+#[tokio::test]
+async fn a_provider_with_its_own_refresh_token_syncs_with_it_and_a_bad_token_is_a_visible_error() {
+    use bookcal::api::GoogleCredentialsCheck;
+    use bookcal::credentials::ProviderCredentials;
+    use bookcal::google::{CallStats, ClientOptions, RateLimit};
+    use std::sync::Arc;
+    let app = spawn_app().await;
+    let emu = bookcal::emulator::Emulator::start(bookcal::emulator::EmulatorOptions::default())
+        .await
+        .expect("emu");
+    emu.controls()
+        .register_refresh_token("northlab-client", "northlab-secret", "rt-northlab");
+    let room = app.offering_id("room-aurora");
+    let (provider, consumer) = {
+        let cat = app.store.read().expect("read");
+        let p = cat.offerings[&room].customer;
+        let c = cat
+            .customers
+            .values()
+            .find(|c| c.id != p)
+            .expect("other")
+            .id;
+        (p, c)
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let write = |token: &str| {
+        let body = json!({"client_id": "northlab-client", "client_secret": "northlab-secret", "refresh_token": token, "token_url": emu.token_uri()});
+        std::fs::write(
+            dir.path().join(format!("{}.json", provider.hex())),
+            body.to_string(),
+        )
+        .expect("write");
+    };
+    write("rt-revoked-long-ago");
+    let options = ClientOptions {
+        root_url: emu.root_url(),
+        rate_limit: RateLimit {
+            per_minute: 600_000,
+            burst: 1_000,
+        },
+        page_size: Some(2500),
+        ..ClientOptions::default()
+    };
+    let creds = Arc::new(
+        ProviderCredentials::new(
+            Some(dir.path().to_path_buf()),
+            options,
+            Arc::new(CallStats::new()),
+            None,
+        )
+        .expect("creds"),
+    );
+    assert!(creds.has_credentials(provider));
+    assert!(
+        !creds.has_credentials(consumer),
+        "no file and no service account"
+    );
+    let engine = bookcal::sync::SyncEngine {
+        store: app.store.clone(),
+        source: creds,
+        settings: bookcal::config::SyncSettings::default(),
+        share_role: bookcal::google::AclRole::Reader,
+    };
+    // A token Google refuses: the run fails and says so on the offering.
+    assert!(engine
+        .sync_offering(room, RunOptions::default())
+        .await
+        .is_err());
+    let gc = app
+        .get("owner", &format!("/api/booking-offerings/{}/", room.hex()))
+        .await
+        .body["googlecalendar"]
+        .clone();
+    assert_eq!(gc["state"], "Erred");
+    assert!(
+        gc["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid_grant")),
+        "{gc}"
+    );
+    // The provider fixes its token: the next run uses it (files are read each time).
+    write("rt-northlab");
+    let r = engine
+        .sync_offering(room, RunOptions::default())
+        .await
+        .expect("sync with the provider's token");
+    assert_eq!(r.summary.created, 3);
+    assert_eq!(
+        app.store.calendar(room).expect("read").expect("cal").state,
+        CalendarState::Ok
+    );
+    assert_eq!(emu.inspect().calendars().len(), 1);
+}
