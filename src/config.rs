@@ -147,7 +147,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             public_url: None,
             token_salt: Secret::new("bookcal-default-salt"),
-            cache_mb: 64,
+            cache_mb: 16,
             log_format: "text".into(),
             shutdown_timeout_secs: 30,
             google: GoogleSettings::default(),
