@@ -285,11 +285,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/schema/", get(openapi::schema));
     api.fallback(not_found)
         .layer(middleware::from_fn(drf_method_not_allowed))
-        // Feeds are not DRF endpoints: added after the DRF layer, before observation.
-        .route("/feeds/offerings/{file}", get(feeds::public_feed))
-        .route("/feeds/t/{file}", get(feeds::token_feed))
         .layer(middleware::from_fn_with_state(state.clone(), ops::observe))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Feeds are the hot path (calendar apps poll them; 304s are most answers) and
+        // not DRF endpoints: outside the DRF and per-request observation layers. They
+        // are counted by `bookcal_feed_renders_total` / `bookcal_feed_cache_hits_total`
+        // and never log their paths (which may hold a secret).
+        .route("/feeds/offerings/{file}", get(feeds::public_feed))
+        .route("/feeds/t/{file}", get(feeds::token_feed))
         .with_state(state)
 }
 
