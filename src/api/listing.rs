@@ -68,6 +68,30 @@ impl Params {
             .map(Some)
     }
 
+    /// Values of a choice filter (`state=`, `type=`); an unknown one is DRF's choice
+    /// error naming the key.
+    pub fn choices<T>(
+        &self,
+        key: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<Vec<T>>, ApiError> {
+        let vals = self.all(key);
+        if vals.is_empty() {
+            return Ok(None);
+        }
+        vals.into_iter()
+            .map(|v| {
+                parse(v).ok_or_else(|| {
+                    ApiError::field(
+                        key,
+                        format!("Select a valid choice. {v} is not one of the available choices."),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     pub fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
         match self.one(key) {
             None => Ok(None),

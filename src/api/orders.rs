@@ -242,24 +242,6 @@ pub fn slugify(name: &str) -> String {
     out.trim_end_matches('-').chars().take(50).collect()
 }
 
-fn order_states(p: &Params) -> Result<Option<Vec<OrderState>>, ApiError> {
-    let v = p.all("state");
-    if v.is_empty() {
-        return Ok(None);
-    }
-    v.into_iter()
-        .map(|s| {
-            OrderState::parse(s).ok_or_else(|| {
-                ApiError::field(
-                    "state",
-                    format!("Select a valid choice. {s} is not one of the available choices."),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
 fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> bool {
     fn any(ids: &Option<Vec<Id>>, id: Id) -> bool {
         ids.as_ref().is_none_or(|v| v.contains(&id))
@@ -336,22 +318,7 @@ impl OrderFilter {
                 id_from_url(u).ok_or_else(|| ApiError::field("resource", "Invalid hyperlink."))?;
             resource.get_or_insert_with(Vec::new).push(id);
         }
-        let types = {
-            let v = p.all("type");
-            if v.is_empty() {
-                None
-            } else {
-                Some(
-                    v.into_iter()
-                        .map(|t| {
-                            OrderType::parse(t).ok_or_else(|| {
-                                ApiError::field("type", format!("Select a valid choice. {t} is not one of the available choices."))
-                            })
-                        })
-                        .collect::<Result<Vec<_>, _>>()?,
-                )
-            }
-        };
+        let types = p.choices("type", OrderType::parse)?;
         Ok(OrderFilter {
             offering,
             project: p.uuids("project_uuid")?,
@@ -364,7 +331,7 @@ impl OrderFilter {
                 .into_iter()
                 .map(String::from)
                 .collect(),
-            states: order_states(p)?,
+            states: p.choices("state", OrderState::parse)?,
             types,
             created: p.datetime("created")?,
             modified: p.datetime("modified")?,

@@ -16,21 +16,7 @@ use crate::store::{Catalog, Change, ResourceEntry};
 
 /// Parses `state=` values; an unknown one is DRF's choice error.
 pub fn parse_states(params: &Params) -> Result<Option<Vec<ResourceState>>, ApiError> {
-    let vals = params.all("state");
-    if vals.is_empty() {
-        return Ok(None);
-    }
-    vals.into_iter()
-        .map(|v| {
-            ResourceState::parse(v).ok_or_else(|| {
-                ApiError::field(
-                    "state",
-                    format!("Select a valid choice. {v} is not one of the available choices."),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    params.choices("state", ResourceState::parse)
 }
 
 /// The last UUID-looking path segment of a hyperlink filter (`offering=<url>`).
