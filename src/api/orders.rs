@@ -504,25 +504,59 @@ fn end_resource(r: &mut Option<Resource>, st: ResourceState) {
     }
 }
 
+/// Which side of the order reviews it.
+#[derive(Clone, Copy)]
+enum Side {
+    Consumer,
+    Provider,
+}
+
+/// Approves (to `executing`, booking its slots) or rejects (to `rejected`, the
+/// booking `Terminated`) an order pending this side's review.
+fn review(
+    s: &AppState,
+    c: &Caller,
+    u: &str,
+    side: Side,
+    approve: bool,
+) -> Result<Json<Value>, ApiError> {
+    let (who, pending) = match side {
+        Side::Consumer => (Who::Consumer, OrderState::PendingConsumer),
+        Side::Provider => (Who::Provider, OrderState::PendingProvider),
+    };
+    transition(s, c, u, who, &[pending], |o, r, roles| {
+        let now = Some(Utc::now());
+        match side {
+            Side::Consumer => {
+                o.consumer_reviewed_by = Some(roles.user);
+                o.consumer_reviewed_at = now;
+            }
+            Side::Provider => {
+                o.provider_reviewed_by = Some(roles.user);
+                o.provider_reviewed_at = now;
+            }
+        }
+        if approve {
+            start_executing(o, r);
+        } else {
+            o.state = OrderState::Rejected;
+            end_resource(r, ResourceState::Terminated);
+        }
+        Ok(vec![])
+    })?;
+    Ok(detail(if approve {
+        "Order has been approved."
+    } else {
+        "Order has been rejected."
+    }))
+}
+
 pub async fn approve_by_consumer(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    transition(
-        &s,
-        &c,
-        &u,
-        Who::Consumer,
-        &[OrderState::PendingConsumer],
-        |o, r, roles| {
-            o.consumer_reviewed_by = Some(roles.user);
-            o.consumer_reviewed_at = Some(Utc::now());
-            start_executing(o, r);
-            Ok(vec![])
-        },
-    )?;
-    Ok(detail("Order has been approved."))
+    review(&s, &c, &u, Side::Consumer, true)
 }
 
 pub async fn approve_by_provider(
@@ -530,20 +564,7 @@ pub async fn approve_by_provider(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    transition(
-        &s,
-        &c,
-        &u,
-        Who::Provider,
-        &[OrderState::PendingProvider],
-        |o, r, roles| {
-            o.provider_reviewed_by = Some(roles.user);
-            o.provider_reviewed_at = Some(Utc::now());
-            start_executing(o, r);
-            Ok(vec![])
-        },
-    )?;
-    Ok(detail("Order has been approved."))
+    review(&s, &c, &u, Side::Provider, true)
 }
 
 pub async fn reject_by_consumer(
@@ -551,21 +572,7 @@ pub async fn reject_by_consumer(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    transition(
-        &s,
-        &c,
-        &u,
-        Who::Consumer,
-        &[OrderState::PendingConsumer],
-        |o, r, roles| {
-            o.state = OrderState::Rejected;
-            o.consumer_reviewed_by = Some(roles.user);
-            o.consumer_reviewed_at = Some(Utc::now());
-            end_resource(r, ResourceState::Terminated);
-            Ok(vec![])
-        },
-    )?;
-    Ok(detail("Order has been rejected."))
+    review(&s, &c, &u, Side::Consumer, false)
 }
 
 pub async fn reject_by_provider(
@@ -573,21 +580,7 @@ pub async fn reject_by_provider(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    transition(
-        &s,
-        &c,
-        &u,
-        Who::Provider,
-        &[OrderState::PendingProvider],
-        |o, r, roles| {
-            o.state = OrderState::Rejected;
-            o.provider_reviewed_by = Some(roles.user);
-            o.provider_reviewed_at = Some(Utc::now());
-            end_resource(r, ResourceState::Terminated);
-            Ok(vec![])
-        },
-    )?;
-    Ok(detail("Order has been rejected."))
+    review(&s, &c, &u, Side::Provider, false)
 }
 
 pub async fn cancel(
