@@ -241,12 +241,21 @@ pub fn link_header(
 
 /// A list answer: bare JSON array plus `X-Result-Count` and `Link`.
 pub fn list_response(items: Vec<Value>, total: usize, link: String) -> Response {
+    list_response_serialized(&items, total, link)
+}
+
+/// Like [`list_response`] for items serialised straight to JSON (no `Value` tree).
+pub fn list_response_serialized<T: serde::Serialize>(
+    items: &[T],
+    total: usize,
+    link: String,
+) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert("x-result-count", HeaderValue::from(total));
     if let Ok(v) = HeaderValue::from_str(&link) {
         headers.insert(axum::http::header::LINK, v);
     }
-    (headers, axum::Json(Value::Array(items))).into_response()
+    (headers, axum::Json(items)).into_response()
 }
 
 /// Puts the first `end` items of `items` in `cmp` order (the rest stay unordered):

@@ -233,76 +233,208 @@ fn user_fields(
 }
 
 /// A booking resource.
-pub fn resource(r: &Resource, cat: &Catalog, urls: &Urls) -> Value {
-    let mut m = Map::new();
-    offering_and_project(&mut m, r.offering, r.project, cat, urls);
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_string(), v);
-    };
-    put("url", json!(urls.of("booking-resources", r.id)));
-    put("uuid", json!(r.id));
-    put("resource_uuid", json!(r.id));
-    put("name", json!(r.name));
-    put("slug", json!(r.slug));
-    put("description", json!(r.description));
-    put("created", json!(ts(&r.created)));
-    put("modified", json!(ts(&r.modified)));
-    put("last_sync", json!(ts(&r.modified)));
-    put("state", json!(r.state.as_str()));
-    put("backend_id", json!(r.backend_id));
-    put("effective_id", json!(""));
-    put("resource_type", json!("Marketplace.Booking"));
-    put("attributes", r.attributes.clone());
-    put("limits", json!({}));
-    put("current_usages", json!({}));
-    put("limit_usage", json!({}));
-    put("usage_limit_restriction", json!(""));
-    put("backend_metadata", json!({}));
-    put("parent_offering_uuid", json!(r.offering));
-    put("parent_uuid", json!(r.id));
-    put("service_settings_uuid", json!(r.offering));
-    put(
-        "offering_state",
-        json!(cat
-            .offerings
-            .get(&r.offering)
-            .map(|o| o.state.as_str())
-            .unwrap_or("Active")),
-    );
-    put("offering_account_settings", json!({}));
-    put("is_usage_based", json!(false));
-    put("is_limit_based", json!(false));
-    put("can_terminate", json!(false));
-    put("downscaled", json!(false));
-    put("restrict_member_access", json!(false));
-    put("paused", json!(false));
-    put("endpoints", json!([]));
-    put("report", json!([]));
-    put("error_message", json!(r.error_message));
-    put("error_traceback", json!(""));
-    put("available_actions", json!([]));
-    put("end_date", json!(r.end_date.map(|d| d.to_string())));
-    put(
-        "slots",
-        Value::Array(
-            r.slots
-                .iter()
-                .map(|s| json!({"start": ts(&s.start), "end": ts(&s.end), "backend_id": s.backend_id}))
-                .collect(),
-        ),
-    );
-    user_fields(&mut m, "created_by", Some(r.created_by), cat, urls);
-    user_fields(
-        &mut m,
-        "consumer_reviewed_by",
-        r.consumer_reviewed_by,
-        cat,
-        urls,
-    );
-    Value::Object(m)
+/// The offering and project fields of a booking resource, borrowed from the catalog.
+#[derive(serde::Serialize)]
+struct OfferingProjectOut<'a> {
+    offering: String,
+    offering_name: &'a str,
+    offering_uuid: Id,
+    offering_description: &'a str,
+    offering_type: &'static str,
+    offering_shared: bool,
+    offering_billable: bool,
+    offering_plugin_options: &'a Value,
+    offering_slug: &'a str,
+    offering_state: &'static str,
+    provider_name: &'a str,
+    provider_uuid: Id,
+    provider_slug: &'a str,
+    category_title: &'a str,
+    category_uuid: Id,
+    project: String,
+    project_uuid: Id,
+    project_name: &'a str,
+    project_description: &'a str,
+    project_slug: &'a str,
+    customer_uuid: Id,
+    customer_name: &'a str,
+    customer_slug: &'a str,
 }
 
-/// A marketplace order.
+#[derive(serde::Serialize)]
+struct SlotOut<'a> {
+    start: String,
+    end: String,
+    backend_id: &'a str,
+}
+
+/// A user reference (`created_by`, `consumer_reviewed_by`): URL, username, full name.
+#[derive(serde::Serialize)]
+struct UserRefOut<'a> {
+    #[serde(rename = "created_by", skip_serializing_if = "Option::is_none")]
+    created_by: Option<String>,
+    #[serde(
+        rename = "created_by_username",
+        skip_serializing_if = "Option::is_none"
+    )]
+    created_by_username: Option<&'a str>,
+    #[serde(
+        rename = "created_by_full_name",
+        skip_serializing_if = "Option::is_none"
+    )]
+    created_by_full_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer_reviewed_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer_reviewed_by_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer_reviewed_by_full_name: Option<&'a str>,
+}
+
+/// A booking resource as the API renders it. Serialised directly for list pages
+/// (no intermediate `Value`: rendering was most of a page's cost), and through
+/// [`resource`] where fields are selected.
+#[derive(serde::Serialize)]
+pub struct ResourceOut<'a> {
+    #[serde(flatten)]
+    common: OfferingProjectOut<'a>,
+    #[serde(flatten)]
+    users: UserRefOut<'a>,
+    url: String,
+    uuid: Id,
+    resource_uuid: Id,
+    name: &'a str,
+    slug: &'a str,
+    description: &'a str,
+    created: String,
+    modified: String,
+    last_sync: String,
+    state: &'static str,
+    backend_id: &'a str,
+    effective_id: &'static str,
+    resource_type: &'static str,
+    attributes: &'a Value,
+    limits: Map<String, Value>,
+    current_usages: Map<String, Value>,
+    limit_usage: Map<String, Value>,
+    usage_limit_restriction: &'static str,
+    backend_metadata: Map<String, Value>,
+    parent_offering_uuid: Id,
+    parent_uuid: Id,
+    service_settings_uuid: Id,
+    offering_account_settings: Map<String, Value>,
+    is_usage_based: bool,
+    is_limit_based: bool,
+    can_terminate: bool,
+    downscaled: bool,
+    restrict_member_access: bool,
+    paused: bool,
+    endpoints: &'static [u8],
+    report: &'static [u8],
+    error_message: &'a str,
+    error_traceback: &'static str,
+    available_actions: &'static [u8],
+    end_date: Option<String>,
+    slots: Vec<SlotOut<'a>>,
+}
+
+static EMPTY_OBJECT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
+
+/// Builds the rendering of a booking resource.
+pub fn resource_out<'a>(r: &'a Resource, cat: &'a Catalog, urls: &Urls) -> ResourceOut<'a> {
+    let off = cat.offerings.get(&r.offering);
+    let prov = off.and_then(|o| cat.customers.get(&o.customer));
+    let proj = cat.projects.get(&r.project);
+    let cust = proj.and_then(|p| cat.customers.get(&p.customer));
+    let user = |id: Option<Id>| id.and_then(|i| cat.users.get(&i));
+    let creator = user(Some(r.created_by));
+    let reviewer = user(r.consumer_reviewed_by);
+    ResourceOut {
+        common: OfferingProjectOut {
+            offering: urls.of("marketplace-public-offerings", r.offering),
+            offering_name: off.map(|o| o.name.as_str()).unwrap_or(""),
+            offering_uuid: r.offering,
+            offering_description: off.map(|o| o.description.as_str()).unwrap_or(""),
+            offering_type: "Marketplace.Booking",
+            offering_shared: off.is_some_and(|o| o.shared),
+            offering_billable: off.is_some_and(|o| o.billable),
+            offering_plugin_options: off.map(|o| &o.plugin_options).unwrap_or(&EMPTY_OBJECT),
+            offering_slug: off.map(|o| o.slug.as_str()).unwrap_or(""),
+            offering_state: off.map(|o| o.state.as_str()).unwrap_or("Active"),
+            provider_name: prov.map(|c| c.name.as_str()).unwrap_or(""),
+            provider_uuid: off.map(|o| o.customer).unwrap_or(r.offering),
+            provider_slug: prov.map(|c| c.slug.as_str()).unwrap_or(""),
+            category_title: off.map(|o| o.category.title.as_str()).unwrap_or(""),
+            category_uuid: off.map(|o| o.category.id).unwrap_or(r.offering),
+            project: urls.of("projects", r.project),
+            project_uuid: r.project,
+            project_name: proj.map(|p| p.name.as_str()).unwrap_or(""),
+            project_description: proj.map(|p| p.description.as_str()).unwrap_or(""),
+            project_slug: proj.map(|p| p.slug.as_str()).unwrap_or(""),
+            customer_uuid: proj.map(|p| p.customer).unwrap_or(r.project),
+            customer_name: cust.map(|c| c.name.as_str()).unwrap_or(""),
+            customer_slug: cust.map(|c| c.slug.as_str()).unwrap_or(""),
+        },
+        users: UserRefOut {
+            created_by: creator.map(|u| urls.of("users", u.id)),
+            created_by_username: creator.map(|u| u.username.as_str()),
+            created_by_full_name: creator.map(|u| u.full_name.as_str()),
+            consumer_reviewed_by: reviewer.map(|u| urls.of("users", u.id)),
+            consumer_reviewed_by_username: reviewer.map(|u| u.username.as_str()),
+            consumer_reviewed_by_full_name: reviewer.map(|u| u.full_name.as_str()),
+        },
+        url: urls.of("booking-resources", r.id),
+        uuid: r.id,
+        resource_uuid: r.id,
+        name: &r.name,
+        slug: &r.slug,
+        description: &r.description,
+        created: ts(&r.created),
+        modified: ts(&r.modified),
+        last_sync: ts(&r.modified),
+        state: r.state.as_str(),
+        backend_id: &r.backend_id,
+        effective_id: "",
+        resource_type: "Marketplace.Booking",
+        attributes: &r.attributes,
+        limits: Map::new(),
+        current_usages: Map::new(),
+        limit_usage: Map::new(),
+        usage_limit_restriction: "",
+        backend_metadata: Map::new(),
+        parent_offering_uuid: r.offering,
+        parent_uuid: r.id,
+        service_settings_uuid: r.offering,
+        offering_account_settings: Map::new(),
+        is_usage_based: false,
+        is_limit_based: false,
+        can_terminate: false,
+        downscaled: false,
+        restrict_member_access: false,
+        paused: false,
+        endpoints: &[],
+        report: &[],
+        error_message: &r.error_message,
+        error_traceback: "",
+        available_actions: &[],
+        end_date: r.end_date.map(|d| d.to_string()),
+        slots: r
+            .slots
+            .iter()
+            .map(|s| SlotOut {
+                start: ts(&s.start),
+                end: ts(&s.end),
+                backend_id: &s.backend_id,
+            })
+            .collect(),
+    }
+}
+
+/// A booking resource as a JSON value (retrieve, and lists with `field=`).
+pub fn resource(r: &Resource, cat: &Catalog, urls: &Urls) -> Value {
+    serde_json::to_value(resource_out(r, cat, urls)).unwrap_or_else(|_| json!({}))
+}
+
 pub fn order(o: &Order, cat: &Catalog, urls: &Urls) -> Value {
     let mut m = Map::new();
     offering_and_project(&mut m, o.offering, o.project, cat, urls);

@@ -8,7 +8,10 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::auth::{Caller, Roles};
-use super::listing::{link_header, list_response, page_range, select_fields, sort_prefix, Params};
+use super::listing::{
+    link_header, list_response, list_response_serialized, page_range, select_fields, sort_prefix,
+    Params,
+};
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
 use crate::domain::{Id, OrderState, ResourceState};
@@ -275,10 +278,22 @@ pub async fn list(
         }
         let urls = Urls { base };
         let fields = params.fields();
+        let mut records = Vec::with_capacity(range.len());
         for e in hits.get(range).unwrap_or(&[]) {
             if let Some(r) = state.store.resource(e.id)? {
-                out.push(select_fields(render::resource(&r, &cat, &urls), &fields));
+                records.push(r);
             }
+        }
+        if fields.is_empty() {
+            // The common case: serialise the page straight from the records.
+            let page: Vec<render::ResourceOut<'_>> = records
+                .iter()
+                .map(|r| render::resource_out(r, &cat, &urls))
+                .collect();
+            return Ok(list_response_serialized(&page, total, link));
+        }
+        for r in &records {
+            out.push(select_fields(render::resource(r, &cat, &urls), &fields));
         }
     }
     Ok(list_response(out, total, link))
