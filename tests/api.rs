@@ -1294,3 +1294,47 @@ async fn r_uuid(app: &common::TestApp) -> String {
         .await;
     r.body[0]["uuid"].as_str().unwrap_or("").to_string()
 }
+
+#[tokio::test]
+async fn offering_filters_work_the_same_on_resources_and_orders() {
+    let app = spawn_app().await;
+    let tem = app.offering_id("tem-2100");
+    let category = app.store.read().expect("read").offerings[&tem].category.id;
+    let url = format!(
+        "{}/api/marketplace-public-offerings/{}/",
+        app.base,
+        tem.hex()
+    );
+    let cases = [
+        format!("offering_uuid={}", tem.0.hyphenated()),
+        format!("offering={url}"),
+        format!("parent_offering_uuid={}", tem.hex()),
+        "offering_slug=tem-2100".to_string(),
+        format!("category_uuid={}", category.hex()),
+    ];
+    for q in &cases {
+        for list in ["booking-resources", "marketplace-orders"] {
+            let r = app.get("owner", &format!("/api/{list}/?{q}")).await;
+            assert_eq!(r.status, 200, "{list}?{q}: {}", r.text);
+            assert_eq!(count(&r), 2, "{list}?{q}");
+            assert!(
+                r.body
+                    .as_array()
+                    .expect("a")
+                    .iter()
+                    .all(|x| x["offering_uuid"] == tem.hex()),
+                "{list}?{q}"
+            );
+        }
+    }
+    for list in ["booking-resources", "marketplace-orders"] {
+        let r = app
+            .get("owner", &format!("/api/{list}/?offering=not-a-link"))
+            .await;
+        assert_eq!(
+            (r.status, r.body.clone()),
+            (400, json!({"offering": ["Invalid hyperlink."]})),
+            "{list}"
+        );
+    }
+}

@@ -92,6 +92,20 @@ impl Params {
             .map(Some)
     }
 
+    /// Ids from `uuid_key` values and from a `url_key` hyperlink.
+    ///
+    /// # Errors
+    /// A malformed UUID or hyperlink, naming its key.
+    pub fn linked_ids(&self, uuid_key: &str, url_key: &str) -> Result<Option<Vec<Id>>, ApiError> {
+        let mut ids = self.uuids(uuid_key)?;
+        if let Some(u) = self.one(url_key) {
+            let id =
+                id_from_url(u).ok_or_else(|| ApiError::field(url_key, "Invalid hyperlink."))?;
+            ids.get_or_insert_with(Vec::new).push(id);
+        }
+        Ok(ids)
+    }
+
     pub fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
         match self.one(key) {
             None => Ok(None),
@@ -148,6 +162,62 @@ impl Params {
             _ => DEFAULT_PAGE_SIZE,
         };
         Ok((page, size))
+    }
+}
+
+/// The last UUID-looking path segment of a hyperlink (`.../offerings/<uuid>/`).
+pub fn id_from_url(s: &str) -> Option<Id> {
+    s.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .and_then(Id::parse)
+}
+
+/// Whether `id` passes an optional id filter.
+pub fn any_of(ids: &Option<Vec<Id>>, id: Id) -> bool {
+    ids.as_ref().is_none_or(|v| v.contains(&id))
+}
+
+/// The offering filters resources and orders share: `offering_uuid`, `offering`
+/// (hyperlink), `parent_offering_uuid`, `offering_slug`, `category_uuid`.
+pub struct OfferingFilter {
+    /// Offering ids asked for (an index narrows listing by them).
+    pub ids: Option<Vec<Id>>,
+    slugs: Vec<String>,
+    categories: Option<Vec<Id>>,
+}
+
+impl OfferingFilter {
+    /// # Errors
+    /// A malformed UUID or hyperlink, naming its key.
+    pub fn parse(p: &Params) -> Result<Self, ApiError> {
+        let mut ids = p.linked_ids("offering_uuid", "offering")?;
+        if let Some(more) = p.uuids("parent_offering_uuid")? {
+            ids.get_or_insert_with(Vec::new).extend(more);
+        }
+        Ok(OfferingFilter {
+            ids,
+            slugs: p
+                .all("offering_slug")
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            categories: p.uuids("category_uuid")?,
+        })
+    }
+
+    /// Whether an offering passes.
+    pub fn matches(&self, cat: &crate::store::Catalog, offering: Id) -> bool {
+        if !any_of(&self.ids, offering) {
+            return false;
+        }
+        if self.slugs.is_empty() && self.categories.is_none() {
+            return true;
+        }
+        cat.offerings.get(&offering).is_some_and(|o| {
+            (self.slugs.is_empty() || self.slugs.contains(&o.slug))
+                && any_of(&self.categories, o.category.id)
+        })
     }
 }
 

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
-use super::listing::{link_header, list_response, page_range, select_fields, sort_by_keys, Params};
+use super::listing::{
+    any_of, id_from_url, link_header, list_response, page_range, select_fields, sort_by_keys,
+    OfferingFilter, Params,
+};
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
 use crate::domain::booking::{check_schedules, parse_schedules};
@@ -45,13 +48,6 @@ pub fn slots_for(o: &Order) -> Vec<Slot> {
                 .unwrap_or_else(|| format!("booking_{}", Id::new_v4().hex())),
         })
         .collect()
-}
-
-fn id_from_url(s: &str) -> Option<Id> {
-    s.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .and_then(Id::parse)
 }
 
 fn str_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
@@ -243,28 +239,15 @@ pub fn slugify(name: &str) -> String {
 }
 
 fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> bool {
-    fn any(ids: &Option<Vec<Id>>, id: Id) -> bool {
-        ids.as_ref().is_none_or(|v| v.contains(&id))
-    }
-    any(&p.offering, o.offering)
-        && any(&p.project, o.project)
-        && any(&p.customer, o.customer)
-        && any(&p.provider, o.provider)
-        && any(&p.resource, o.resource)
+    p.offering.matches(cat, o.offering)
+        && any_of(&p.project, o.project)
+        && any_of(&p.customer, o.customer)
+        && any_of(&p.provider, o.provider)
+        && any_of(&p.resource, o.resource)
         && p.states.as_ref().is_none_or(|s| s.contains(&o.state))
         && p.types.as_ref().is_none_or(|s| s.contains(&o.kind))
         && p.created.is_none_or(|t| o.created >= t)
         && p.modified.is_none_or(|t| o.modified >= t)
-        && (p.offering_slug.is_empty()
-            || cat
-                .offerings
-                .get(&o.offering)
-                .is_some_and(|x| p.offering_slug.contains(&x.slug)))
-        && p.category.as_ref().is_none_or(|v| {
-            cat.offerings
-                .get(&o.offering)
-                .is_some_and(|x| v.contains(&x.category.id))
-        })
         && p.can_approve_as_consumer.is_none_or(|want| {
             (o.state == OrderState::PendingConsumer && roles.may_approve_for(o.customer)) == want
         })
@@ -285,13 +268,11 @@ fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> boo
 }
 
 struct OrderFilter {
-    offering: Option<Vec<Id>>,
+    offering: OfferingFilter,
     project: Option<Vec<Id>>,
     customer: Option<Vec<Id>>,
     provider: Option<Vec<Id>>,
     resource: Option<Vec<Id>>,
-    category: Option<Vec<Id>>,
-    offering_slug: Vec<String>,
     states: Option<Vec<OrderState>>,
     types: Option<Vec<OrderType>>,
     created: Option<chrono::DateTime<Utc>>,
@@ -303,34 +284,13 @@ struct OrderFilter {
 
 impl OrderFilter {
     fn parse(p: &Params) -> Result<Self, ApiError> {
-        let mut offering = p.uuids("offering_uuid")?;
-        if let Some(u) = p.one("offering") {
-            let id =
-                id_from_url(u).ok_or_else(|| ApiError::field("offering", "Invalid hyperlink."))?;
-            offering.get_or_insert_with(Vec::new).push(id);
-        }
-        if let Some(ids) = p.uuids("parent_offering_uuid")? {
-            offering.get_or_insert_with(Vec::new).extend(ids);
-        }
-        let mut resource = p.uuids("resource_uuid")?;
-        if let Some(u) = p.one("resource") {
-            let id =
-                id_from_url(u).ok_or_else(|| ApiError::field("resource", "Invalid hyperlink."))?;
-            resource.get_or_insert_with(Vec::new).push(id);
-        }
         let types = p.choices("type", OrderType::parse)?;
         Ok(OrderFilter {
-            offering,
+            offering: OfferingFilter::parse(p)?,
             project: p.uuids("project_uuid")?,
             customer: p.uuids("customer_uuid")?,
             provider: p.uuids("provider_uuid")?,
-            resource,
-            category: p.uuids("category_uuid")?,
-            offering_slug: p
-                .all("offering_slug")
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            resource: p.linked_ids("resource_uuid", "resource")?,
             states: p.choices("state", OrderState::parse)?,
             types,
             created: p.datetime("created")?,

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    link_header, list_response, list_response_serialized, page_range, select_fields, sort_prefix,
-    Params,
+    any_of, link_header, list_response, list_response_serialized, page_range, select_fields,
+    sort_prefix, OfferingFilter, Params,
 };
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
@@ -22,24 +22,14 @@ pub fn parse_states(params: &Params) -> Result<Option<Vec<ResourceState>>, ApiEr
     params.choices("state", ResourceState::parse)
 }
 
-/// The last UUID-looking path segment of a hyperlink filter (`offering=<url>`).
-fn id_from_url(s: &str) -> Option<Id> {
-    s.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .and_then(Id::parse)
-}
-
 /// Filters from the query, compiled once per request.
 struct Filter {
-    offering: Option<Vec<Id>>,
-    offering_slug: Vec<String>,
+    offering: OfferingFilter,
     states: Option<Vec<ResourceState>>,
     customer: Option<Vec<Id>>,
     project: Option<Vec<Id>>,
     provider: Option<Vec<Id>>,
     connected: Option<Vec<Id>>,
-    category: Option<Vec<Id>>,
     query: Option<String>,
     /// `query` as a UUID (it also matches the resource's uuid), parsed once.
     query_id: Option<Id>,
@@ -53,29 +43,13 @@ struct Filter {
 
 impl Filter {
     fn parse(p: &Params) -> Result<Filter, ApiError> {
-        let mut offering = p.uuids("offering_uuid")?;
-        if let Some(u) = p.one("offering") {
-            let id =
-                id_from_url(u).ok_or_else(|| ApiError::field("offering", "Invalid hyperlink."))?;
-            offering.get_or_insert_with(Vec::new).push(id);
-        }
-        let mut parent = p.uuids("parent_offering_uuid")?;
-        if let Some(ids) = parent.take() {
-            offering.get_or_insert_with(Vec::new).extend(ids);
-        }
         Ok(Filter {
-            offering,
-            offering_slug: p
-                .all("offering_slug")
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            offering: OfferingFilter::parse(p)?,
             states: parse_states(p)?,
             customer: p.uuids("customer_uuid")?,
             project: p.uuids("project_uuid")?,
             provider: p.uuids("provider_uuid")?,
             connected: p.uuids("connected_customer_uuid")?,
-            category: p.uuids("category_uuid")?,
             query: p.one("query").map(|s| s.trim().to_lowercase()),
             query_id: p.one("query").and_then(|s| Id::parse(s.trim())),
             name: p.one("name").map(str::to_lowercase),
@@ -88,13 +62,9 @@ impl Filter {
     }
 
     fn matches(&self, r: &ResourceEntry, cat: &Catalog) -> bool {
-        fn any(ids: &Option<Vec<Id>>, id: Id) -> bool {
-            ids.as_ref().is_none_or(|v| v.contains(&id))
-        }
-        any(&self.offering, r.offering)
-            && any(&self.customer, r.customer)
-            && any(&self.project, r.project)
-            && any(&self.provider, r.provider)
+        any_of(&self.customer, r.customer)
+            && any_of(&self.project, r.project)
+            && any_of(&self.provider, r.provider)
             && self
                 .connected
                 .as_ref()
@@ -114,16 +84,7 @@ impl Filter {
                 .is_none_or(|b| &*r.backend_id == b.as_str())
             && self.created.is_none_or(|t| r.created >= t)
             && self.modified.is_none_or(|t| r.modified >= t)
-            && (self.offering_slug.is_empty()
-                || cat
-                    .offerings
-                    .get(&r.offering)
-                    .is_some_and(|o| self.offering_slug.contains(&o.slug)))
-            && self.category.as_ref().is_none_or(|v| {
-                cat.offerings
-                    .get(&r.offering)
-                    .is_some_and(|o| v.contains(&o.category.id))
-            })
+            && self.offering.matches(cat, r.offering)
             && self.project_name.as_ref().is_none_or(|n| {
                 cat.projects
                     .get(&r.project)
@@ -220,8 +181,8 @@ pub async fn list(
     // (and counts with a scan); otherwise hits are collected unordered (narrowed by
     // offering through its index) and only the items up to the page's end are
     // ordered.
-    let walk = ordering.is_empty() && filter.offering.is_none();
-    let mut hits: Vec<&ResourceEntry> = match &filter.offering {
+    let walk = ordering.is_empty() && filter.offering.ids.is_none();
+    let mut hits: Vec<&ResourceEntry> = match &filter.offering.ids {
         Some(offs) => {
             let mut v: Vec<&ResourceEntry> = offs
                 .iter()
