@@ -716,3 +716,58 @@ async fn a_provider_with_its_own_refresh_token_syncs_with_it_and_a_bad_token_is_
     );
     assert_eq!(emu.inspect().calendars().len(), 1);
 }
+
+#[tokio::test]
+async fn a_full_listing_that_empties_the_busy_time_is_held_back_unless_forced() {
+    let app = spawn_app().await;
+    let env = sync_env(&app).await;
+    let room = app.offering_id("room-aurora");
+    env.sync(room).await;
+    let cal = cal_id(&app, room);
+    let ids = ["e0b1", "e0b2", "e0b3", "e0b4", "e0b5"].map(|i| format!("{i}000"));
+    for (n, id) in ids.iter().enumerate() {
+        let day = format!("2027-02-{:02}", n + 1);
+        env.human
+            .event_insert(
+                &cal,
+                &ev(
+                    id,
+                    dt(&format!("{day}T10:00:00Z"), None),
+                    dt(&format!("{day}T11:00:00Z"), None),
+                ),
+            )
+            .await
+            .expect("ext");
+    }
+    env.sync(room).await;
+    assert_eq!(app.store.busy_slots(room).expect("busy").len(), 5);
+    // All of them vanish and the next listing is a full one (the token expired).
+    for id in &ids {
+        env.human.event_delete(&cal, id).await.expect("delete");
+    }
+    env.emu.controls().expire_sync_tokens();
+    let r = env.sync(room).await;
+    assert!(r.summary.full_listing);
+    assert!(
+        r.summary
+            .warnings
+            .iter()
+            .any(|w| w.contains("busy-slot guard")),
+        "{:?}",
+        r.summary.warnings
+    );
+    assert_eq!(app.store.busy_slots(room).expect("busy").len(), 5, "kept");
+    let r = env
+        .engine
+        .sync_offering(
+            room,
+            RunOptions {
+                dry_run: false,
+                force: true,
+            },
+        )
+        .await
+        .expect("forced");
+    assert!(r.summary.warnings.is_empty(), "{:?}", r.summary.warnings);
+    assert!(app.store.busy_slots(room).expect("busy").is_empty());
+}
