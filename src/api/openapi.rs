@@ -2,7 +2,7 @@
 //!
 //! The handlers build `serde_json::Value`s in Waldur's shapes (see [`super::render`]),
 //! so the schemas here are structs that mirror the rendered fields; they exist only
-//! to describe responses. `tests/openapi.rs` keeps them honest: it renders real
+//! to describe responses. `tests/it/openapi.rs` keeps them honest: it renders real
 //! objects through the API and validates them against this document, refusing any
 //! field the document does not name, and CI runs schemathesis against a live server.
 //!

@@ -12,7 +12,7 @@
 //! python3 -m venv /tmp/ivenv && /tmp/ivenv/bin/pip install icalendar recurring-ical-events
 //! npm install --prefix /tmp/inode ical.js
 //! BOOKCAL_PYTHON=/tmp/ivenv/bin/python BOOKCAL_NODE_MODULES=/tmp/inode \
-//!     cargo test --test ical_feeds
+//!     cargo test --test it ical_feeds::
 //! ```
 //! (`BOOKCAL_NODE` may name another `node` binary.)
 

@@ -3,14 +3,12 @@
 //! `openapi-spec-validator`, and schemathesis finds no 5xx and no response that
 //! contradicts it (the last two with the tools `.ci/run` installs).
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{at, spawn_app, sync_env};
+use crate::helpers::{at, spawn_app, sync_env};
 use serde_json::{json, Map, Value};
 
-async fn document(app: &common::TestApp) -> Value {
+async fn document(app: &crate::helpers::TestApp) -> Value {
     let r = app
         .req(reqwest::Method::GET, None, "/api/schema/", None)
         .await;
@@ -355,7 +353,7 @@ async fn real_responses_validate_against_the_document_and_name_no_undocumented_f
 
 /// `(method, path)` of every `.route(..)` in `api::router`, read from its source.
 fn routed() -> BTreeSet<(String, String)> {
-    let src = include_str!("../src/api/mod.rs");
+    let src = include_str!("../../src/api/mod.rs");
     let start = src.find("pub fn router").expect("router");
     let body = &src[start..];
     // The whole router chain: up to `.with_state(`, which ends it.

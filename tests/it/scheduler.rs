@@ -1,22 +1,20 @@
 //! The scheduler: jobs from the calendar actions, periodic syncs, the daily clean-up.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::helpers::{eventually, spawn_app, sync_env};
 use bookcal::domain::calendar::CalendarState;
 use bookcal::scheduler::{cancel_stale_requests, Scheduler, SchedulerOptions};
-use common::{eventually, spawn_app, sync_env};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 fn start(
-    app: &common::TestApp,
-    env: common::SyncEnv,
+    app: &crate::helpers::TestApp,
+    env: crate::helpers::SyncEnv,
     interval: Option<Duration>,
 ) -> (
-    common::SyncEnv,
+    crate::helpers::SyncEnv,
     CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {

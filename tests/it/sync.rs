@@ -1,15 +1,13 @@
 //! The sync engine against the in-process Google Calendar emulator.
 
-mod common;
-
+use crate::helpers::{add_booking_with_slots, at, spawn_app, sync_env, sync_env_as};
 use bookcal::domain::calendar::CalendarState;
 use bookcal::google::{Attendee, Event, EventStatus, EventTime, Transparency};
 use bookcal::sync::RunOptions;
 use chrono::{DateTime, TimeZone, Utc};
-use common::{add_booking_with_slots, at, spawn_app, sync_env, sync_env_as};
 use serde_json::json;
 
-fn cal_id(app: &common::TestApp, offering: bookcal::domain::Id) -> String {
+fn cal_id(app: &crate::helpers::TestApp, offering: bookcal::domain::Id) -> String {
     app.store
         .calendar(offering)
         .expect("read")

@@ -1,12 +1,10 @@
 //! The Waldur booking API, driven over HTTP against the real server.
 
-mod common;
-
-use common::{at, spawn_app, spawn_app_with, Options};
+use crate::helpers::{at, spawn_app, spawn_app_with, Options};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-fn count(r: &common::Resp) -> usize {
+fn count(r: &crate::helpers::Resp) -> usize {
     r.headers
         .get("x-result-count")
         .and_then(|v| v.to_str().ok())
@@ -1288,7 +1286,7 @@ async fn booking_resource_pages_tile_the_full_order_for_every_ordering() {
     assert_eq!(count(&r), 1);
 }
 
-async fn r_uuid(app: &common::TestApp) -> String {
+async fn r_uuid(app: &crate::helpers::TestApp) -> String {
     let r = app
         .get("owner", "/api/booking-resources/?name_exact=Zeta")
         .await;

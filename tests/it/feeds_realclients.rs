@@ -11,22 +11,20 @@
 //! npm install --prefix /tmp/inode ical.js
 //! BOOKCAL_VDIRSYNCER=/tmp/fvenv/bin/vdirsyncer BOOKCAL_KHAL=/tmp/fvenv/bin/khal \
 //! BOOKCAL_PYTHON=/tmp/ivenv/bin/python BOOKCAL_NODE_MODULES=/tmp/inode \
-//!     cargo test --test feeds_realclients
+//!     cargo test --test it feeds_realclients::
 //! ```
 //! vdirsyncer replaces UIDs by content hashes, so that path compares times and titles.
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::helpers::{at, spawn_app, TestApp};
 use bookcal::api::feeds::busy_uid;
 use bookcal::domain::calendar::OfferingCalendar;
 use bookcal::domain::Id;
 use bookcal::store::{BusySlot, Change, Store};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use common::{at, spawn_app, TestApp};
 use serde_json::{json, Value};
 
 fn make_public(app: &TestApp, slug: &str) -> Id {

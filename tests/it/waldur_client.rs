@@ -5,12 +5,10 @@
 //! Real-client setup (the test skips with a note when `BOOKCAL_PYTHON` is unset):
 //! ```text
 //! python3 -m venv /tmp/wvenv && /tmp/wvenv/bin/pip install waldur-api-client==8.1.3
-//! BOOKCAL_PYTHON=/tmp/wvenv/bin/python cargo test --test waldur_client -- --nocapture
+//! BOOKCAL_PYTHON=/tmp/wvenv/bin/python cargo test --test it waldur_client:: -- --nocapture
 //! ```
 
-mod common;
-
-use common::{spawn_app_with, Options};
+use crate::helpers::{spawn_app_with, Options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waldurs_python_client_drives_the_booking_api_and_parses_every_answer() {

@@ -3,15 +3,13 @@
 //! (ETag, Last-Modified, 304, HEAD, the in-memory cache), SEQUENCE on reschedules and
 //! byte checks on what is served (RFC 5545 section 3.1).
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::helpers::{at, spawn_app, spawn_app_with_state, Resp, TestApp};
 use bookcal::domain::calendar::OfferingCalendar;
 use bookcal::domain::Id;
 use bookcal::store::{BusySlot, Change, Store};
 use chrono::{Duration, TimeZone, Utc};
-use common::{at, spawn_app, spawn_app_with_state, Resp, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,8 +2,6 @@
 //! sync against the emulator, secrets kept out of debug logs, and a graceful
 //! SIGTERM shutdown of the real binary that keeps what was written.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -11,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::helpers::{at, eventually, spawn_app, sync_env};
 use bookcal::config::Settings;
 use bookcal::domain::calendar::CalendarState;
-use common::{at, eventually, spawn_app, sync_env};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 

@@ -1,0 +1,22 @@
+//! bookcal's integration tests, compiled as one binary (linking the whole crate once
+//! instead of once per file). Each module spawns what it needs on 127.0.0.1:0 with
+//! temporary data; shared set-up lives in [`helpers`].
+
+mod helpers;
+
+mod api;
+mod demo;
+mod emulator_fidelity;
+mod emulator_google_calendar3_client;
+mod emulator_google_python_client;
+mod emulator_rust_oauth_client;
+mod feeds;
+mod feeds_realclients;
+mod google_adapter;
+mod ical_feeds;
+mod openapi;
+mod operations;
+mod scheduler;
+mod sync;
+mod sync_crash;
+mod waldur_client;
