@@ -146,7 +146,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             public_url: None,
-            token_salt: Secret::new("bookcal-default-salt"),
+            token_salt: Secret::new(crate::store::DEFAULT_TOKEN_SALT),
             cache_mb: 16,
             log_format: "text".into(),
             shutdown_timeout_secs: 30,
