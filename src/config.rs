@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// A secret string: `Debug` and `Display` print `[redacted]`.
+/// A secret string: `Debug` prints `[redacted]`, and there is no `Display`, so a
+/// secret reaches text only through [`Secret::expose`].
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);

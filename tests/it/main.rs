@@ -19,4 +19,5 @@ mod operations;
 mod scheduler;
 mod sync;
 mod sync_crash;
+mod tidy;
 mod waldur_client;
