@@ -231,7 +231,7 @@ impl Store {
         &self,
         cat: &super::Catalog,
         r: &Resource,
-    ) -> Result<Vec<(usize, Vec<u8>, Option<Vec<u8>>)>, StoreError> {
+    ) -> Result<Vec<super::TreeWrite>, StoreError> {
         let Some(old) = cat.resources.get(&r.id) else {
             return Ok(Vec::new());
         };

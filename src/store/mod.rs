@@ -48,6 +48,9 @@ use records::{
 /// A raw key and value of a sync-state tree.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// One write of a transaction: tree index, key, value (`None` deletes).
+pub(crate) type TreeWrite = (usize, Vec<u8>, Option<Vec<u8>>);
+
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -308,7 +311,7 @@ impl Store {
             return Ok(());
         }
         // Encode first: a record that cannot be encoded aborts before any write.
-        let mut writes: Vec<(usize, Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(changes.len());
+        let mut writes: Vec<TreeWrite> = Vec::with_capacity(changes.len());
         let cat = self.read()?;
         for c in changes {
             let w = match c {
