@@ -13,6 +13,7 @@ mod emulator_rust_oauth_client;
 mod feeds;
 mod feeds_realclients;
 mod google_adapter;
+mod google_reality;
 mod ical_feeds;
 mod openapi;
 mod operations;
