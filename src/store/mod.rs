@@ -22,6 +22,7 @@ pub mod index;
 pub mod pg;
 pub mod records;
 mod tree;
+pub mod versions;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,10 +40,11 @@ use index::{OrderIdx, ResourceIdx};
 pub use records::Attachment;
 pub use records::BusySlotV1 as BusySlot;
 use tree::Tree;
+pub use versions::Scope;
 
 use crate::domain::calendar::{ExternalEvent, Job, MappedEvent, OfferingCalendar};
 use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
-use feed_tokens::{FeedToken, SlotSequence};
+use feed_tokens::FeedToken;
 use records::{
     AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, JobRecord,
     MappedRecord, OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
@@ -51,7 +53,7 @@ use records::{
 /// A raw key and value of a tree.
 type KeyValue = (Vec<u8>, Vec<u8>);
 /// A raw write: tree, key, value (`None` deletes).
-type RawWrite = (Tree, Vec<u8>, Option<Vec<u8>>);
+pub(crate) type RawWrite = (Tree, Vec<u8>, Option<Vec<u8>>);
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -117,19 +119,6 @@ pub enum Change {
     FeedToken(FeedToken),
     /// Revokes the feed token with this secret hash.
     RevokeFeedToken([u8; 32]),
-    /// What the feeds last published for a slot (by backend id).
-    SlotSequence(String, SlotSequence),
-}
-
-impl Change {
-    /// Whether the change can alter what a feed shows (feed-token records cannot:
-    /// see [`Store::generation`]).
-    fn touches_feeds(&self) -> bool {
-        !matches!(
-            self,
-            Change::FeedToken(_) | Change::RevokeFeedToken(_) | Change::SlotSequence(..)
-        )
-    }
 }
 
 /// Store tuning.
@@ -162,12 +151,11 @@ pub struct Store {
     catalog: RwLock<Catalog>,
     write: Mutex<()>,
     salt: String,
-    /// Data version for caches (the feed cache): bumped at the end of every
-    /// [`Store::apply`] that wrote anything but feed-token records, after sled and the
-    /// catalog hold the new data. A reader that reads the generation *before* the data
-    /// can therefore tag what it derived with that generation and never cache new-looking
-    /// old data. Not persisted: it restarts at 0 with the (empty) caches.
-    generation: AtomicU64,
+    /// Data versions per scope for caches (the feed cache), stamped at the end of every
+    /// [`Store::apply`] after sled and the catalog hold the new data (see [`versions`]).
+    versions: versions::Versions,
+    /// Committed write transactions since opening (see [`Store::commits`]).
+    commits: AtomicU64,
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
@@ -216,7 +204,8 @@ impl Store {
             catalog: RwLock::new(Catalog::default()),
             write: Mutex::new(()),
             salt: opts.token_salt.clone(),
-            generation: AtomicU64::new(0),
+            versions: versions::Versions::default(),
+            commits: AtomicU64::new(0),
         };
         store.rebuild_catalog()?;
         Ok(store)
@@ -326,6 +315,7 @@ impl Store {
         }
         // Encode first: a record that cannot be encoded aborts before any write.
         let mut writes: Vec<RawWrite> = Vec::with_capacity(changes.len());
+        let cat = self.read()?;
         for c in changes {
             let key = |id: &Id| id.as_bytes().to_vec();
             let w = match c {
@@ -346,6 +336,8 @@ impl Store {
                     Some(encode(&OfferingRecord::from(x))?),
                 ),
                 Change::Resource(x) => {
+                    // A slot's time change is recorded with it (feeds read it as SEQUENCE).
+                    writes.extend(self.sequence_writes(&cat, x)?);
                     let idx = index::encode_resource(&ResourceIdx::of(x));
                     writes.push((Tree::IdxResources, key(&x.id), Some(idx)));
                     (
@@ -418,14 +410,10 @@ impl Store {
                 Change::RevokeFeedToken(hash) => {
                     (Tree::FeedTokens, feed_tokens::token_key(hash), None)
                 }
-                Change::SlotSequence(backend_id, seq) => (
-                    Tree::FeedTokens,
-                    feed_tokens::sequence_key(backend_id),
-                    Some(feed_tokens::encode_sequence(seq)?),
-                ),
             };
             writes.push(w);
         }
+        drop(cat);
         self.commit(&writes)?;
         let mut cat = self.catalog.write().map_err(|_| StoreError::Poisoned)?;
         for c in changes {
@@ -453,11 +441,9 @@ impl Store {
                 _ => {}
             }
         }
-        // Feed-token records (tokens, last use, the feeds' slot sequences) are read by the
-        // feed code itself on every request or render, so they do not invalidate caches.
-        if changes.iter().any(Change::touches_feeds) {
-            self.generation.fetch_add(1, Ordering::Release);
-        }
+        drop(cat);
+        self.versions.bump(changes);
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -488,10 +474,10 @@ impl Store {
         Ok(())
     }
 
-    /// The data version: changes whenever stored data that feeds render from changes
-    /// (see the `generation` field). Cheap: one atomic load.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// How many write transactions were committed since the store was opened (tests
+    /// check that reads write nothing).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Loads a full booking resource.
@@ -600,6 +586,8 @@ impl Store {
     pub fn forget_google_state(&self) -> Result<(), StoreError> {
         let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
         let mut writes = Vec::new();
+        // The offerings whose data this changes (calendar records and busy slots).
+        let mut touched = Vec::new();
         for tree in [
             Tree::Calendars,
             Tree::SlotMap,
@@ -608,6 +596,9 @@ impl Store {
             Tree::Busy,
         ] {
             for (k, _) in self.raw_scan(tree, &[])? {
+                if matches!(tree, Tree::Calendars | Tree::Busy) {
+                    touched.extend(Id::from_slice(&k).map(|o| Change::Busy(o, Vec::new())));
+                }
                 writes.push((tree, k, None));
             }
         }
@@ -617,7 +608,8 @@ impl Store {
             .map_err(|_| StoreError::Poisoned)?
             .busy
             .clear();
-        self.generation.fetch_add(1, Ordering::Release);
+        self.versions.bump(&touched);
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
