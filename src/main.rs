@@ -275,9 +275,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => match &settings.store_url {
             Some(url) => {
-                let opts = bookcal::store::pg::PgOptions {
-                    max_connections: 1,
-                };
+                let opts = bookcal::store::pg::PgOptions { max_connections: 1 };
                 let pool = bookcal::store::pg::connect(url.expose(), &opts).await?;
                 bookcal::store::pg::migrate(&pool).await?;
                 println!(
