@@ -15,6 +15,7 @@ mod feeds;
 mod feeds_realclients;
 mod google_adapter;
 mod ical_feeds;
+mod limits;
 mod openapi;
 mod operations;
 mod scheduler;
