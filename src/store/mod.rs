@@ -121,6 +121,9 @@ pub enum Change {
     RevokeFeedToken([u8; 32]),
 }
 
+/// The token salt when none is configured (`token_salt`; `bookcal serve` warns).
+pub const DEFAULT_TOKEN_SALT: &str = "bookcal-default-salt";
+
 /// Store tuning.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -134,7 +137,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 16 * 1024 * 1024,
-            token_salt: "bookcal".into(),
+            token_salt: DEFAULT_TOKEN_SALT.into(),
         }
     }
 }

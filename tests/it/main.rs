@@ -19,6 +19,8 @@ mod limits;
 mod openapi;
 mod operations;
 mod scheduler;
+mod secrets;
 mod sync;
 mod sync_crash;
+mod tidy;
 mod waldur_client;
