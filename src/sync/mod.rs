@@ -13,5 +13,6 @@
 pub mod busy;
 pub mod engine;
 pub mod plan;
+pub mod recurrence;
 
 pub use engine::{CalendarSource, RunOptions, RunReport, SingleClient, SyncEngine, SyncError};
