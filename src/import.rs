@@ -354,7 +354,7 @@ pub fn import(
             changes.push(Change::Resource(Resource {
                 id,
                 name: b.name.clone(),
-                slug: crate::api::orders::slugify(&b.name),
+                slug: crate::domain::lifecycle::slugify(&b.name),
                 description: String::new(),
                 offering,
                 project,

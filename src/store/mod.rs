@@ -21,6 +21,7 @@ pub mod feed_tokens;
 pub mod index;
 pub mod records;
 pub mod sync_state;
+pub mod transition;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +35,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 pub use catalog::{Catalog, OrderEntry, ResourceEntry};
+pub use transition::{Target, TransitionError};
 use index::{OrderIdx, ResourceIdx};
 pub use records::BusySlotV1 as BusySlot;
 
