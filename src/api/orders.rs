@@ -375,7 +375,9 @@ pub async fn set_backend_id(
                 "backend_id",
                 "Ensure this field has no more than 255 characters.",
             )),
-            Some(Value::Null) | None => Err(ApiError::field("backend_id", "This field is required.")),
+            Some(Value::Null) | None => {
+                Err(ApiError::field("backend_id", "This field is required."))
+            }
             Some(_) => Err(ApiError::field("backend_id", "Not a valid string.")),
         }
     })()

@@ -297,9 +297,9 @@ fn decide(
     let out = state
         .store
         .transition(Target::Resource(id), caller.actor(), action, Utc::now())?;
-    let order = out.order_uuid.ok_or_else(|| {
-        ApiError::bad(crate::domain::lifecycle::ORDER_NOT_FOUND)
-    })?;
+    let order = out
+        .order_uuid
+        .ok_or_else(|| ApiError::bad(crate::domain::lifecycle::ORDER_NOT_FOUND))?;
     Ok(Json(json!({ "order_uuid": order.hex() })))
 }
 

@@ -861,7 +861,10 @@ pub fn create(
         .filter(|_| s.may_order_for_project())
         .ok_or_else(|| invalid("project"))?;
     if offering.state != OfferingState::Active {
-        return Err(Refusal::Field("offering", "Offering is not available.".into()));
+        return Err(Refusal::Field(
+            "offering",
+            "Offering is not available.".into(),
+        ));
     }
     let user = acting.user().ok_or(Refusal::Forbidden)?;
     let requested = super::booking::parse_schedules(req.attributes.get("schedules"))
@@ -882,7 +885,11 @@ pub fn create(
         project: project.id,
         resource: resource_id,
         kind: OrderType::Create,
-        state: if auto { O::Executing } else { O::PendingConsumer },
+        state: if auto {
+            O::Executing
+        } else {
+            O::PendingConsumer
+        },
         attributes: req.attributes.clone(),
         created: now,
         modified: now,
@@ -943,4 +950,915 @@ pub fn slugify(name: &str) -> String {
         }
     }
     out.trim_end_matches('-').chars().take(50).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::booking::OccupiedKind;
+    use crate::domain::{Category, OfferingState};
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    /// The callers of the table, each with the standing it has towards the booking.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Role {
+        Staff,
+        Provider,
+        ConsumerOwner,
+        Creator,
+        Member,
+        Stranger,
+        System,
+    }
+    const ROLES: [Role; 7] = [
+        Role::Staff,
+        Role::Provider,
+        Role::ConsumerOwner,
+        Role::Creator,
+        Role::Member,
+        Role::Stranger,
+        Role::System,
+    ];
+
+    fn user() -> Id {
+        Id::parse("00000000000000000000000000000001").expect("id")
+    }
+
+    fn acting(role: Role) -> Acting {
+        let s = Standing::default();
+        let standing = match role {
+            Role::Staff => Standing { staff: true, ..s },
+            Role::Provider => Standing {
+                provider: true,
+                ..s
+            },
+            Role::ConsumerOwner => Standing {
+                consumer_owner: true,
+                consumer_connected: true,
+                ..s
+            },
+            Role::Creator => Standing {
+                project_member: true,
+                creator: true,
+                ..s
+            },
+            Role::Member => Standing {
+                project_member: true,
+                ..s
+            },
+            Role::Stranger => s,
+            Role::System => Standing { system: true, ..s },
+        };
+        let actor = match role {
+            Role::System => Actor::System,
+            _ => Actor::User {
+                id: user(),
+                staff: role == Role::Staff,
+            },
+        };
+        Acting { actor, standing }
+    }
+
+    fn t(d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, d, h, 0, 0)
+            .single()
+            .expect("valid")
+    }
+
+    fn offering() -> Offering {
+        Offering {
+            id: Id::new_v4(),
+            customer: Id::new_v4(),
+            name: "Microscope".into(),
+            slug: "microscope".into(),
+            description: String::new(),
+            full_description: String::new(),
+            category: Category {
+                id: Id::new_v4(),
+                title: "Labs".into(),
+            },
+            state: OfferingState::Active,
+            time_zone: chrono_tz::UTC,
+            location: String::new(),
+            latitude: None,
+            longitude: None,
+            attributes: json!({"schedules": [
+                {"start": "2030-01-01T00:00:00Z", "end": "2030-02-01T00:00:00Z"}
+            ]}),
+            plugin_options: json!({}),
+            shared: true,
+            billable: false,
+            backend_id: String::new(),
+            created: t(1, 0),
+            modified: t(1, 0),
+        }
+    }
+
+    fn new_order(attributes: Value) -> NewOrder {
+        NewOrder {
+            attributes,
+            request_comment: String::new(),
+            callback_url: String::new(),
+            start_date: None,
+        }
+    }
+
+    fn project() -> Project {
+        Project {
+            id: Id::new_v4(),
+            customer: Id::new_v4(),
+            name: "Imaging".into(),
+            slug: "imaging".into(),
+            description: String::new(),
+            members: vec![],
+            created: t(1, 0),
+        }
+    }
+
+    /// A booking of 10:00-11:00 on day 5 in the given states (`None`: unlinked).
+    fn booking(
+        off: &Offering,
+        os: Option<OrderState>,
+        rs: ResourceState,
+    ) -> (Option<Order>, Resource) {
+        let attributes = json!({"name": "b", "schedules": [
+            {"start": "2030-01-05T10:00:00Z", "end": "2030-01-05T11:00:00Z"}
+        ]});
+        let free = Availability {
+            now: t(1, 0),
+            windows: off.availability(),
+            taken: &[],
+        };
+        let creator = Acting {
+            actor: Actor::User {
+                id: user(),
+                staff: false,
+            },
+            standing: Standing {
+                project_member: true,
+                ..Standing::default()
+            },
+        };
+        let mut c = create(
+            &new_order(attributes),
+            Some(off),
+            Some(&project()),
+            &creator,
+            &free,
+            &mut Id::new_v4,
+        )
+        .expect("created");
+        let mut o = c.order;
+        let mut r = c.resource;
+        assert!(r.slots.is_empty());
+        if let Some(os) = os {
+            o.state = os;
+            if !os.is_pending() {
+                r.slots = slots_for(&o.requested(), &mut Id::new_v4);
+            }
+        } else {
+            r.slots = slots_for(&o.requested(), &mut Id::new_v4);
+        }
+        r.state = rs;
+        c.order = o;
+        (os.map(|_| c.order), r)
+    }
+
+    fn action(kind: Kind) -> Action {
+        match kind {
+            Kind::ApproveByConsumer => Action::ApproveByConsumer,
+            Kind::ApproveByProvider => Action::ApproveByProvider,
+            Kind::RejectByConsumer => Action::RejectByConsumer,
+            Kind::RejectByProvider => Action::RejectByProvider,
+            Kind::Cancel => Action::Cancel,
+            Kind::Destroy => Action::Destroy,
+            Kind::SetStateExecuting => Action::SetStateExecuting,
+            Kind::SetStateDone => Action::SetStateDone,
+            Kind::SetStateErred => Action::SetStateErred(Ok(ErrorReport::default())),
+            Kind::SetBackendId => Action::SetBackendId(Ok("ext-1".into())),
+            Kind::SetAttachment => Action::SetAttachment(None),
+            Kind::Unlink => Action::Unlink,
+            Kind::Accept => Action::Accept,
+            Kind::Reject => Action::Reject,
+            Kind::Terminate => Action::Terminate,
+            Kind::Expire => Action::Expire,
+        }
+    }
+
+    /// What the table expects of a successful action.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum End {
+        /// The order ends in this state (`None`: unchanged) and the resource in this.
+        Pair(Option<OrderState>, Option<ResourceState>),
+        /// The order is deleted; the resource ends in this (`None`: unchanged).
+        Deleted(Option<ResourceState>),
+    }
+
+    struct Spec {
+        kind: Kind,
+        /// Who sees it (else 404).
+        sees: &'static [Role],
+        /// Who may (else 403).
+        may: &'static [Role],
+        /// Order states it starts from (else 409); `None`: any.
+        from: Option<&'static [OrderState]>,
+        /// Resource states it starts from (else 409); `None`: any.
+        from_resource: Option<&'static [ResourceState]>,
+        /// Needs the Create order executing (else 400).
+        executing: bool,
+        end: End,
+    }
+
+    use Role::*;
+    const SEES_ORDER: &[Role] = &[Staff, Provider, ConsumerOwner, Creator, Member, System];
+    const SEES_BOOKING: &[Role] = &[Staff, Provider, Creator, System];
+
+    /// The lifecycle as the contract states it, written independently of [`rule`].
+    fn specs() -> Vec<Spec> {
+        let creating: Option<&'static [ResourceState]> = Some(&[R::Creating]);
+        vec![
+            Spec {
+                kind: Kind::ApproveByConsumer,
+                sees: SEES_ORDER,
+                may: &[Staff, ConsumerOwner],
+                from: Some(&[O::PendingConsumer]),
+                from_resource: creating,
+                executing: false,
+                end: End::Pair(Some(O::Executing), Some(R::Creating)),
+            },
+            Spec {
+                kind: Kind::ApproveByProvider,
+                sees: SEES_ORDER,
+                may: &[Staff, Provider],
+                from: Some(&[O::PendingProvider]),
+                from_resource: creating,
+                executing: false,
+                end: End::Pair(Some(O::Executing), Some(R::Creating)),
+            },
+            Spec {
+                kind: Kind::RejectByConsumer,
+                sees: SEES_ORDER,
+                may: &[Staff, ConsumerOwner],
+                from: Some(&[O::PendingConsumer]),
+                from_resource: creating,
+                executing: false,
+                end: End::Pair(Some(O::Rejected), Some(R::Terminated)),
+            },
+            Spec {
+                kind: Kind::RejectByProvider,
+                sees: SEES_ORDER,
+                may: &[Staff, Provider],
+                from: Some(&[O::PendingProvider]),
+                from_resource: creating,
+                executing: false,
+                end: End::Pair(Some(O::Rejected), Some(R::Terminated)),
+            },
+            Spec {
+                kind: Kind::Cancel,
+                sees: SEES_ORDER,
+                may: &[Staff, ConsumerOwner, Creator],
+                from: Some(&[O::PendingConsumer, O::PendingProvider, O::Executing]),
+                from_resource: creating,
+                executing: false,
+                end: End::Pair(Some(O::Canceled), Some(R::Terminated)),
+            },
+            Spec {
+                kind: Kind::Destroy,
+                sees: SEES_ORDER,
+                may: &[Staff, ConsumerOwner, Creator],
+                from: Some(&[O::PendingConsumer, O::PendingProvider]),
+                from_resource: creating,
+                executing: false,
+                end: End::Deleted(Some(R::Terminated)),
+            },
+            Spec {
+                kind: Kind::SetStateExecuting,
+                sees: SEES_ORDER,
+                may: &[Staff, Provider],
+                from: Some(&[
+                    O::PendingConsumer,
+                    O::PendingProvider,
+                    O::PendingProject,
+                    O::PendingStartDate,
+                    O::Erred,
+                ]),
+                from_resource: Some(&[R::Creating, R::Erred]),
+                executing: false,
+                end: End::Pair(Some(O::Executing), Some(R::Creating)),
+            },
+            Spec {
+                kind: Kind::SetStateDone,
+                sees: SEES_ORDER,
+                may: &[Staff, Provider],
+                from: Some(&[O::Executing]),
+                from_resource: creating,
+                executing: false,
+                end: End::Pair(Some(O::Done), Some(R::Ok)),
+            },
+            Spec {
+                kind: Kind::SetStateErred,
+                sees: SEES_ORDER,
+                may: &[Staff, Provider],
+                from: Some(&[
+                    O::PendingConsumer,
+                    O::PendingProvider,
+                    O::PendingProject,
+                    O::PendingStartDate,
+                    O::Executing,
+                ]),
+                from_resource: creating,
+                executing: false,
+                end: End::Pair(Some(O::Erred), Some(R::Erred)),
+            },
+            Spec {
+                kind: Kind::SetBackendId,
+                sees: SEES_ORDER,
+                may: &[Staff, Provider],
+                from: None,
+                from_resource: None,
+                executing: false,
+                end: End::Pair(None, None),
+            },
+            Spec {
+                kind: Kind::SetAttachment,
+                sees: SEES_ORDER,
+                may: &[Staff, ConsumerOwner, Creator],
+                from: Some(&[O::PendingConsumer, O::PendingProvider]),
+                from_resource: None,
+                executing: false,
+                end: End::Pair(None, None),
+            },
+            Spec {
+                kind: Kind::Unlink,
+                sees: SEES_ORDER,
+                may: &[Staff],
+                from: None,
+                from_resource: None,
+                executing: false,
+                end: End::Deleted(None),
+            },
+            Spec {
+                kind: Kind::Accept,
+                sees: SEES_BOOKING,
+                may: &[Staff, Provider],
+                from: None,
+                from_resource: creating,
+                executing: true,
+                end: End::Pair(Some(O::Done), Some(R::Ok)),
+            },
+            Spec {
+                kind: Kind::Reject,
+                sees: SEES_BOOKING,
+                may: &[Staff, Provider, ConsumerOwner, Creator],
+                from: None,
+                from_resource: creating,
+                executing: true,
+                end: End::Pair(Some(O::Canceled), Some(R::Terminated)),
+            },
+            Spec {
+                kind: Kind::Terminate,
+                sees: SEES_ORDER,
+                may: &[Staff, Provider, ConsumerOwner, Creator],
+                from: None,
+                from_resource: Some(&[R::Ok, R::Erred]),
+                executing: false,
+                end: End::Pair(None, Some(R::Terminated)),
+            },
+            Spec {
+                kind: Kind::Expire,
+                sees: SEES_BOOKING,
+                may: &[System],
+                from: None,
+                from_resource: creating,
+                executing: false,
+                end: End::Pair(Some(O::Canceled), Some(R::Terminated)),
+            },
+        ]
+    }
+
+    /// Every (Create order state, resource state) pair that can exist, plus resources
+    /// whose order was unlinked.
+    fn states() -> Vec<(Option<OrderState>, ResourceState)> {
+        let mut v: Vec<(Option<OrderState>, ResourceState)> = OrderState::ALL
+            .into_iter()
+            .flat_map(|o| ResourceState::ALL.into_iter().map(move |r| (Some(o), r)))
+            .filter(|(o, r)| o.is_some_and(|o| pair_allowed(o, *r)))
+            .collect();
+        v.extend(ResourceState::ALL.into_iter().map(|r| (None, r)));
+        v
+    }
+
+    #[test]
+    fn the_lifecycle_table_holds_for_every_action_state_and_role() {
+        let off = offering();
+        let mut checked = 0;
+        for spec in specs() {
+            for (os, rs) in states() {
+                // Order actions name an order: an unlinked booking has none.
+                if os.is_none() && !spec.kind.on_resource() {
+                    continue;
+                }
+                for role in ROLES {
+                    let (order, resource) = booking(&off, os, rs);
+                    // After the booked time, so that Expire applies.
+                    let availability = Availability {
+                        now: t(6, 0),
+                        windows: off.availability(),
+                        taken: &[],
+                    };
+                    let b = Booking {
+                        order: order.as_ref(),
+                        resource: Some(&resource),
+                        offering: &off,
+                    };
+                    let got = apply(
+                        action(spec.kind),
+                        &b,
+                        &acting(role),
+                        &availability,
+                        &mut Id::new_v4,
+                    );
+                    let case = format!("{:?} on {os:?}/{rs:?} by {role:?}", spec.kind);
+                    checked += 1;
+                    if !spec.sees.contains(&role) {
+                        assert_eq!(got, Err(Refusal::NotFound), "{case}");
+                        continue;
+                    }
+                    if !spec.may.contains(&role) {
+                        assert_eq!(got, Err(Refusal::Forbidden), "{case}");
+                        continue;
+                    }
+                    let order_ok = spec.from.is_none_or(|f| os.is_some_and(|o| f.contains(&o)));
+                    let res_ok = spec.from_resource.is_none_or(|f| f.contains(&rs));
+                    if !order_ok || !res_ok {
+                        assert!(matches!(got, Err(Refusal::States(_))), "{case}: {got:?}");
+                        continue;
+                    }
+                    if spec.executing && os != Some(O::Executing) {
+                        assert_eq!(
+                            got,
+                            Err(Refusal::Invalid(vec![ORDER_NOT_FOUND.into()])),
+                            "{case}"
+                        );
+                        continue;
+                    }
+                    let out = got.unwrap_or_else(|e| panic!("{case}: refused {e:?}"));
+                    let order_after = match spec.end {
+                        End::Deleted(_) => {
+                            assert_eq!(out.deleted_order, order.as_ref().map(|o| o.id), "{case}");
+                            assert!(out.order.is_none(), "{case}");
+                            None
+                        }
+                        End::Pair(want, _) => {
+                            let now = out.order.as_ref().map(|o| o.state).or(os);
+                            if let Some(w) = want {
+                                // Expire leaves an order that no longer holds time alone.
+                                if os.is_some() {
+                                    assert_eq!(now, Some(w), "{case}");
+                                }
+                            } else {
+                                assert_eq!(now, os, "{case}");
+                            }
+                            now
+                        }
+                    };
+                    let want_r = match spec.end {
+                        End::Deleted(r) | End::Pair(_, r) => r,
+                    };
+                    let r_after = out.resource.as_ref().map_or(rs, |r| r.state);
+                    assert_eq!(r_after, want_r.unwrap_or(rs), "{case}");
+                    if let Some(o) = order_after {
+                        assert!(
+                            pair_allowed(o, r_after),
+                            "{case}: ends in {o:?}/{r_after:?}"
+                        );
+                    }
+                    if matches!(spec.kind, Kind::Accept | Kind::Reject | Kind::Terminate) {
+                        assert!(out.order_uuid.is_some(), "{case}: no order uuid");
+                    }
+                    if let Some(r) = &out.resource {
+                        if r.state.holds_slots() && order_after.is_some_and(|o| !o.is_pending()) {
+                            assert!(!r.slots.is_empty(), "{case}: live without slots");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
+
+    #[test]
+    fn terminal_orders_refuse_every_state_change() {
+        let off = offering();
+        for os in [O::Done, O::Canceled, O::Rejected] {
+            for rs in ResourceState::ALL
+                .into_iter()
+                .filter(|r| pair_allowed(os, *r))
+            {
+                for kind in Kind::ALL.into_iter().filter(|k| !k.on_resource()) {
+                    if matches!(kind, Kind::SetBackendId | Kind::Unlink) {
+                        continue; // change no state
+                    }
+                    let (order, resource) = booking(&off, Some(os), rs);
+                    let b = Booking {
+                        order: order.as_ref(),
+                        resource: Some(&resource),
+                        offering: &off,
+                    };
+                    let avail = Availability {
+                        now: t(1, 0),
+                        windows: off.availability(),
+                        taken: &[],
+                    };
+                    let got = apply(action(kind), &b, &acting(Staff), &avail, &mut Id::new_v4);
+                    assert!(
+                        matches!(got, Err(Refusal::States(_))),
+                        "{kind:?} on {os:?}/{rs:?}: {got:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn other_booking(r: &Resource) -> Vec<Occupied> {
+        r.slots
+            .iter()
+            .map(|s| Occupied {
+                interval: s.interval(),
+                kind: OccupiedKind::Booking,
+                holder: Some(Id::new_v4()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn time_taken_back_is_checked_against_everything_else_held() {
+        let off = offering();
+        // (name, from order state, resource state, action, taken by another?, want error)
+        let cases: Vec<(&str, OrderState, ResourceState, Kind, bool, bool)> = vec![
+            (
+                "executing from erred, time since booked",
+                O::Erred,
+                R::Erred,
+                Kind::SetStateExecuting,
+                true,
+                true,
+            ),
+            (
+                "executing from erred, time still free",
+                O::Erred,
+                R::Erred,
+                Kind::SetStateExecuting,
+                false,
+                false,
+            ),
+            (
+                "executing from pending: held all along",
+                O::PendingProvider,
+                R::Creating,
+                Kind::SetStateExecuting,
+                true,
+                false,
+            ),
+            (
+                "approve: held all along",
+                O::PendingConsumer,
+                R::Creating,
+                Kind::ApproveByConsumer,
+                true,
+                false,
+            ),
+            (
+                "accept: held all along",
+                O::Executing,
+                R::Creating,
+                Kind::Accept,
+                true,
+                false,
+            ),
+        ];
+        for (name, os, rs, kind, taken, want_err) in cases {
+            let (order, resource) = booking(&off, Some(os), rs);
+            let (_, twin) = booking(&off, Some(O::Executing), R::Creating);
+            let occupied = if taken { other_booking(&twin) } else { vec![] };
+            let avail = Availability {
+                now: t(1, 0),
+                windows: off.availability(),
+                taken: &occupied,
+            };
+            let b = Booking {
+                order: order.as_ref(),
+                resource: Some(&resource),
+                offering: &off,
+            };
+            let got = apply(action(kind), &b, &acting(Staff), &avail, &mut Id::new_v4);
+            if want_err {
+                let Err(Refusal::Invalid(msgs)) = &got else {
+                    panic!("{name}: {got:?}");
+                };
+                assert_eq!(
+                    msgs,
+                    &vec!["Time period from 2030-01-05T10:00:00Z to 2030-01-05T11:00:00Z is not available.".to_string()],
+                    "{name}"
+                );
+            } else {
+                assert!(got.is_ok(), "{name}: {got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_booking_never_collides_with_its_own_time() {
+        let off = offering();
+        let (order, resource) = booking(&off, Some(O::Erred), R::Erred);
+        let own: Vec<Occupied> = resource
+            .slots
+            .iter()
+            .map(|s| Occupied {
+                interval: s.interval(),
+                kind: OccupiedKind::Booking,
+                holder: Some(resource.id),
+            })
+            .collect();
+        let avail = Availability {
+            now: t(1, 0),
+            windows: off.availability(),
+            taken: &own,
+        };
+        let b = Booking {
+            order: order.as_ref(),
+            resource: Some(&resource),
+            offering: &off,
+        };
+        let out = apply(
+            Action::SetStateExecuting,
+            &b,
+            &acting(Provider),
+            &avail,
+            &mut Id::new_v4,
+        )
+        .expect("own time");
+        assert_eq!(out.calendar_changed, Some(off.id));
+    }
+
+    #[test]
+    fn accept_answers_the_order_and_terminate_a_new_terminate_order() {
+        let off = offering();
+        let avail = Availability {
+            now: t(1, 0),
+            windows: off.availability(),
+            taken: &[],
+        };
+        let (order, resource) = booking(&off, Some(O::Executing), R::Creating);
+        let b = Booking {
+            order: order.as_ref(),
+            resource: Some(&resource),
+            offering: &off,
+        };
+        let out = apply(
+            Action::Accept,
+            &b,
+            &acting(Provider),
+            &avail,
+            &mut Id::new_v4,
+        )
+        .expect("accept");
+        assert_eq!(out.order_uuid, order.as_ref().map(|o| o.id));
+        assert_eq!(out.calendar_changed, None, "slots stay live");
+        let (order, resource) = booking(&off, Some(O::Done), R::Ok);
+        let b = Booking {
+            order: order.as_ref(),
+            resource: Some(&resource),
+            offering: &off,
+        };
+        let out = apply(
+            Action::Terminate,
+            &b,
+            &acting(Creator),
+            &avail,
+            &mut Id::new_v4,
+        )
+        .expect("terminate");
+        let t_order = out.new_order.expect("a Terminate order");
+        assert_eq!(t_order.kind, OrderType::Terminate);
+        assert_eq!(t_order.state, O::Done);
+        assert_eq!(t_order.created_by, user());
+        assert_eq!(t_order.resource, resource.id);
+        assert_eq!(out.order_uuid, Some(t_order.id));
+        assert!(out.order.is_none(), "the Create order stays done");
+        assert_eq!(out.resource.map(|r| r.state), Some(R::Terminated));
+        assert_eq!(out.calendar_changed, Some(off.id), "the slot is freed");
+    }
+
+    #[test]
+    fn body_errors_come_after_permission_and_state() {
+        let off = offering();
+        let avail = Availability {
+            now: t(1, 0),
+            windows: off.availability(),
+            taken: &[],
+        };
+        let bad = || Action::SetStateErred(Err(Refusal::Body(json!({"detail": "bad"}))));
+        let (order, resource) = booking(&off, Some(O::Executing), R::Creating);
+        let b = Booking {
+            order: order.as_ref(),
+            resource: Some(&resource),
+            offering: &off,
+        };
+        let cases = [
+            (Stranger, Refusal::NotFound),
+            (Member, Refusal::Forbidden),
+            (Provider, Refusal::Body(json!({"detail": "bad"}))),
+        ];
+        for (role, want) in cases {
+            assert_eq!(
+                apply(bad(), &b, &acting(role), &avail, &mut Id::new_v4),
+                Err(want),
+                "{role:?}"
+            );
+        }
+        let (order, resource) = booking(&off, Some(O::Done), R::Ok);
+        let b = Booking {
+            order: order.as_ref(),
+            resource: Some(&resource),
+            offering: &off,
+        };
+        assert!(matches!(
+            apply(bad(), &b, &acting(Provider), &avail, &mut Id::new_v4),
+            Err(Refusal::States(_))
+        ));
+    }
+
+    #[test]
+    fn expire_waits_until_all_the_time_has_started() {
+        let off = offering();
+        for (now, want_ok) in [(t(5, 9), false), (t(5, 10), true)] {
+            let (order, resource) = booking(&off, Some(O::PendingConsumer), R::Creating);
+            let avail = Availability {
+                now,
+                windows: off.availability(),
+                taken: &[],
+            };
+            let b = Booking {
+                order: order.as_ref(),
+                resource: Some(&resource),
+                offering: &off,
+            };
+            let got = apply(Action::Expire, &b, &acting(System), &avail, &mut Id::new_v4);
+            assert_eq!(got.is_ok(), want_ok, "{now}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn creation_table() {
+        let off = offering();
+        let proj = project();
+        let other = other_booking(&booking(&off, Some(O::Executing), R::Creating).1);
+        let sched = |s: &str, e: &str| json!({"name": "n", "schedules": [{"start": s, "end": e, "backend_id": "hijack"}]});
+        let free = sched("2030-01-06T10:00:00Z", "2030-01-06T11:00:00Z");
+        let taken = sched("2030-01-05T10:30:00Z", "2030-01-05T11:30:00Z");
+        // (name, role, attributes, want: Ok(order state) or the refusal's first words)
+        let cases: Vec<(&str, Role, Value, Result<OrderState, &str>)> = vec![
+            (
+                "an owner's order executes at once",
+                ConsumerOwner,
+                free.clone(),
+                Ok(O::Executing),
+            ),
+            ("staff's too", Staff, free.clone(), Ok(O::Executing)),
+            (
+                "a member's waits for the consumer",
+                Member,
+                free.clone(),
+                Ok(O::PendingConsumer),
+            ),
+            (
+                "a stranger cannot order for the project",
+                Stranger,
+                free.clone(),
+                Err("project"),
+            ),
+            (
+                "a partial overlap is refused",
+                ConsumerOwner,
+                taken,
+                Err("Time period from 2030-01-05T10:30:00Z"),
+            ),
+            (
+                "schedules are required",
+                Member,
+                json!({"name": "n"}),
+                Err("Schedules are required."),
+            ),
+        ];
+        for (name, role, attrs, want) in cases {
+            let avail = Availability {
+                now: t(1, 0),
+                windows: off.availability(),
+                taken: &other,
+            };
+            let got = create(
+                &new_order(attrs),
+                Some(&off),
+                Some(&proj),
+                &acting(role),
+                &avail,
+                &mut Id::new_v4,
+            );
+            match (got, want) {
+                (Ok(c), Ok(st)) => {
+                    assert_eq!(c.order.state, st, "{name}");
+                    assert_eq!(c.resource.state, R::Creating, "{name}");
+                    assert_eq!(c.resource.slots.is_empty(), st.is_pending(), "{name}");
+                    for s in &c.resource.slots {
+                        assert!(
+                            s.backend_id.starts_with("booking_"),
+                            "{name}: {}",
+                            s.backend_id
+                        );
+                        assert_eq!(s.backend_id.len(), "booking_".len() + 32, "{name}");
+                    }
+                    assert!(pair_allowed(c.order.state, c.resource.state));
+                }
+                (Err(Refusal::Field(f, _)), Err(w)) => assert_eq!(f, w, "{name}"),
+                (Err(Refusal::Invalid(m)), Err(w)) => assert!(m[0].starts_with(w), "{name}: {m:?}"),
+                (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+        let mut paused = off.clone();
+        paused.state = OfferingState::Paused;
+        let avail = Availability {
+            now: t(1, 0),
+            windows: off.availability(),
+            taken: &[],
+        };
+        let got = create(
+            &new_order(free),
+            Some(&paused),
+            Some(&proj),
+            &acting(Staff),
+            &avail,
+            &mut Id::new_v4,
+        );
+        assert_eq!(
+            got,
+            Err(Refusal::Field(
+                "offering",
+                "Offering is not available.".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn standing_follows_the_parties() {
+        let u = user();
+        let mk = |owners: Vec<Id>, managers: Vec<Id>| Customer {
+            id: Id::new_v4(),
+            name: String::new(),
+            slug: String::new(),
+            owners,
+            managers,
+            created: t(1, 0),
+        };
+        let provider = mk(vec![], vec![u]);
+        let consumer = mk(vec![u], vec![]);
+        let mut proj = project();
+        proj.members.push(u);
+        let actor = Actor::User {
+            id: u,
+            staff: false,
+        };
+        let s = Standing::of(
+            actor,
+            &Parties {
+                provider: Some(&provider),
+                consumer: Some(&consumer),
+                project: Some(&proj),
+                created_by: Some(Id::new_v4()),
+            },
+        );
+        assert!(s.provider && s.consumer_owner && s.consumer_connected && s.project_member);
+        assert!(!s.creator && !s.staff && !s.system);
+        let member_only = Standing::of(
+            actor,
+            &Parties {
+                project: Some(&proj),
+                ..Parties::default()
+            },
+        );
+        assert!(member_only.sees_order() && !member_only.sees_booking());
+        assert!(Standing::of(Actor::System, &Parties::default()).system);
+    }
+
+    #[test]
+    fn slugs_are_lowercase_and_dashed() {
+        for (name, want) in [
+            ("Room 1", "room-1"),
+            ("  Lab / Microscope!", "lab-microscope"),
+            ("Zürich", "z-rich"),
+        ] {
+            assert_eq!(slugify(name), want);
+        }
+    }
 }
