@@ -14,6 +14,7 @@ mod feeds;
 mod feeds_realclients;
 mod google_adapter;
 mod ical_feeds;
+mod integrity;
 mod openapi;
 mod operations;
 mod scheduler;
