@@ -22,6 +22,7 @@ pub mod index;
 pub mod records;
 pub mod sync_state;
 pub mod transition;
+pub mod versions;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,7 @@ pub use catalog::{Catalog, OrderEntry, ResourceEntry};
 use index::{OrderIdx, ResourceIdx};
 pub use records::BusySlotV1 as BusySlot;
 pub use transition::{Target, TransitionError};
+pub use versions::Scope;
 
 use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
 use records::{
@@ -47,6 +49,9 @@ use records::{
 
 /// A raw key and value of a sync-state tree.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// One write of a transaction: tree index, key, value (`None` deletes).
+pub(crate) type TreeWrite = (usize, Vec<u8>, Option<Vec<u8>>);
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -153,12 +158,11 @@ pub struct Store {
     catalog: RwLock<Catalog>,
     write: Mutex<()>,
     salt: String,
-    /// Data version for caches (the feed cache): bumped at the end of every
-    /// [`Store::apply`] that wrote anything but feed-token records, after sled and the
-    /// catalog hold the new data. A reader that reads the generation *before* the data
-    /// can therefore tag what it derived with that generation and never cache new-looking
-    /// old data. Not persisted: it restarts at 0 with the (empty) caches.
-    generation: AtomicU64,
+    /// Data versions per scope for caches (the feed cache), stamped at the end of every
+    /// [`Store::apply`] after sled and the catalog hold the new data (see [`versions`]).
+    versions: versions::Versions,
+    /// Committed write transactions since opening (see [`Store::commits`]).
+    commits: AtomicU64,
     /// Secret key of the feeds' slot UIDs (see [`Store::feed_uid_key`]).
     feed_uid_key: [u8; 32],
 }
@@ -209,7 +213,8 @@ impl Store {
             catalog: RwLock::new(Catalog::default()),
             write: Mutex::new(()),
             salt: opts.token_salt.clone(),
-            generation: AtomicU64::new(0),
+            versions: versions::Versions::default(),
+            commits: AtomicU64::new(0),
             feed_uid_key: [0; 32],
         };
         store.feed_uid_key = store.load_feed_uid_key()?;
@@ -334,7 +339,8 @@ impl Store {
             return Ok(());
         }
         // Encode first: a record that cannot be encoded aborts before any write.
-        let mut writes: Vec<(usize, Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(changes.len());
+        let mut writes: Vec<TreeWrite> = Vec::with_capacity(changes.len());
+        let cat = self.read()?;
         for c in changes {
             let w = match c {
                 Change::User(u) => (
@@ -358,6 +364,8 @@ impl Store {
                     Some(encode(&OfferingRecord::from(x))?),
                 ),
                 Change::Resource(x) => {
+                    // A slot's time change is recorded with it (feeds read it as SEQUENCE).
+                    writes.extend(self.sequence_writes(&cat, x)?);
                     let idx = index::encode_resource(&ResourceIdx::of(x));
                     writes.push((T_IDX_RESOURCES, x.id.as_bytes().to_vec(), Some(idx)));
                     (
@@ -393,6 +401,7 @@ impl Store {
             };
             writes.push(w);
         }
+        drop(cat);
         let trees: Vec<&sled::Tree> = self.trees.iter().collect();
         let res: Result<(), TransactionError<()>> = trees.as_slice().transaction(|tx| {
             for (t, k, v) in &writes {
@@ -441,21 +450,16 @@ impl Store {
                 Change::SyncState(..) => {}
             }
         }
-        // Feed-token records (tokens, last use, the feeds' slot sequences) are read by the
-        // feed code itself on every request or render, so they do not invalidate caches.
-        if changes
-            .iter()
-            .any(|c| !matches!(c, Change::SyncState(sync_state::Kind::FeedTokens, ..)))
-        {
-            self.generation.fetch_add(1, Ordering::Release);
-        }
+        drop(cat);
+        self.versions.bump(changes);
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    /// The data version: changes whenever stored data that feeds render from changes
-    /// (see the `generation` field). Cheap: one atomic load.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// How many write transactions were committed since the store was opened (tests
+    /// check that reads write nothing).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Loads a full booking resource.
