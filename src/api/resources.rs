@@ -14,7 +14,7 @@ use super::listing::{
     sort_prefix, OfferingFilter, Params,
 };
 use super::render::{self, Urls};
-use super::{is_head, path_id, ApiError, AppState, BaseUrl};
+use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
 use crate::domain::lifecycle::Action;
 use crate::domain::{Id, ResourceState};
 use crate::store::{Catalog, ResourceEntry, Target};
@@ -321,10 +321,13 @@ pub async fn reject(
 
 /// `POST /api/marketplace-resources/{uuid}/terminate/` for booking resources: a
 /// Terminate order completed at once, the resource `Terminated`, its time free.
+/// The body (`{"attributes": {...}}` from Waldur's client) is read, so the
+/// connection stays usable, and otherwise ignored: a booking has nothing to pass.
 pub async fn terminate(
     State(state): State<AppState>,
     caller: Caller,
     Path(uuid): Path<String>,
+    _body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
     decide(&state, &caller, &uuid, Action::Terminate)
 }
