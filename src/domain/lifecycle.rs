@@ -29,6 +29,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use super::booking::{check_free, check_schedules, Occupied};
+use super::format::slugify;
 use super::{
     Customer, Id, Interval, Offering, OfferingState, Order, OrderState, OrderType, Project,
     Resource, ResourceState, Slot,
@@ -939,19 +940,6 @@ pub fn create(
     Ok(Created { order, resource })
 }
 
-/// A URL-safe slug of a name (Waldur's `slugify`).
-pub fn slugify(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.to_lowercase().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').chars().take(50).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1849,16 +1837,5 @@ mod tests {
         );
         assert!(member_only.sees_order() && !member_only.sees_booking());
         assert!(Standing::of(Actor::System, &Parties::default()).system);
-    }
-
-    #[test]
-    fn slugs_are_lowercase_and_dashed() {
-        for (name, want) in [
-            ("Room 1", "room-1"),
-            ("  Lab / Microscope!", "lab-microscope"),
-            ("Zürich", "z-rich"),
-        ] {
-            assert_eq!(slugify(name), want);
-        }
     }
 }
