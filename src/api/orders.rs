@@ -5,9 +5,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine;
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
@@ -18,9 +16,8 @@ use super::listing::{
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
 use crate::domain::booking::trim_schedule_times;
-use crate::domain::lifecycle::{self, Action, ErrorReport, NewOrder, Outcome};
-use crate::domain::{Id, Order, OrderState, OrderType};
-use crate::store::sync_state::Kind;
+use crate::domain::lifecycle::{Action, ErrorReport, NewOrder, Outcome};
+use crate::domain::{Attachment, Id, Order, OrderState, OrderType};
 use crate::store::{Catalog, OrderEntry, Target};
 
 fn str_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
@@ -399,14 +396,6 @@ pub async fn unlink(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A stored order attachment.
-#[derive(Serialize, Deserialize)]
-struct Attachment {
-    name: String,
-    content_type: String,
-    data_b64: String,
-}
-
 pub async fn update_attachment(
     State(s): State<AppState>,
     c: Caller,
@@ -439,20 +428,13 @@ pub async fn update_attachment(
                 file = Some(Attachment {
                     name,
                     content_type,
-                    data_b64: base64::engine::general_purpose::STANDARD.encode(&data),
+                    data: data.to_vec(),
                 });
             }
         }
     }
     let has_file = file.is_some();
-    let attachment = match &file {
-        Some(a) => Some(lifecycle::Attachment {
-            name: a.name.clone(),
-            stored: serde_json::to_vec(a).map_err(|e| ApiError::bad(e.to_string()))?,
-        }),
-        None => None,
-    };
-    act(&s, &c, &u, Action::SetAttachment(attachment))?;
+    act(&s, &c, &u, Action::SetAttachment(file))?;
     let id = path_id(&u)?;
     let url =
         has_file.then(|| format!("{}attachment/", Urls { base }.of("marketplace-orders", id)));
@@ -479,14 +461,7 @@ pub async fn attachment(
         let roles = Roles::of(&c.user, &cat);
         visible_order(&s, &cat, &roles, id)?;
     }
-    let raw = s
-        .store
-        .sync_get(Kind::Attachments, id.as_bytes())?
-        .ok_or(ApiError::NotFound)?;
-    let a: Attachment = serde_json::from_slice(&raw).map_err(|_| ApiError::NotFound)?;
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(a.data_b64)
-        .map_err(|_| ApiError::NotFound)?;
+    let a = s.store.attachment(id)?.ok_or(ApiError::NotFound)?;
     let disposition = format!(
         "attachment; filename=\"{}\"",
         a.name.replace(['"', '\\', '\r', '\n'], "_")
@@ -496,7 +471,7 @@ pub async fn attachment(
             (header::CONTENT_TYPE, a.content_type),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        data,
+        a.data,
     )
         .into_response())
 }

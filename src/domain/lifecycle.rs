@@ -31,8 +31,8 @@ use serde_json::Value;
 use super::booking::{check_free, check_schedules, Occupied};
 use super::format::slugify;
 use super::{
-    Customer, Id, Interval, Offering, OfferingState, Order, OrderState, OrderType, Project,
-    Resource, ResourceState, Slot,
+    Attachment, Customer, Id, Interval, Offering, OfferingState, Order, OrderState, OrderType,
+    Project, Resource, ResourceState, Slot,
 };
 
 /// Who is acting.
@@ -204,13 +204,6 @@ pub type Body<T> = Result<T, Refusal>;
 pub struct ErrorReport {
     pub message: String,
     pub traceback: String,
-}
-
-/// An uploaded order attachment: its file name and the bytes the store keeps.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attachment {
-    pub name: String,
-    pub stored: Vec<u8>,
 }
 
 /// Everything that can happen to an existing booking.
@@ -528,8 +521,8 @@ pub struct Outcome {
     pub new_order: Option<Order>,
     /// An order to delete (destroy, unlink), with its attachment.
     pub deleted_order: Option<Id>,
-    /// The order's attachment: `Some(Some(bytes))` to store, `Some(None)` to remove.
-    pub attachment: Option<Option<Vec<u8>>>,
+    /// The order's attachment: `Some(Some(file))` to store, `Some(None)` to remove.
+    pub attachment: Option<Option<Attachment>>,
     /// The order uuid an answer reports (accept, reject, terminate).
     pub order_uuid: Option<Id>,
     /// The offering whose calendar content changed (slots started or stopped being
@@ -683,7 +676,7 @@ pub fn apply(
             if let Some(o) = &mut o {
                 o.attachment = file.as_ref().map(|a| a.name.clone());
             }
-            out.attachment = Some(file.map(|a| a.stored));
+            out.attachment = Some(file);
             res = None;
         }
         Action::Accept => {

@@ -17,6 +17,6 @@ pub mod uuid;
 pub use booking::{check_schedules, BookingError, Occupied, OccupiedKind};
 pub use event_id::{legacy_event_id, EventId};
 pub use interval::Interval;
-pub use model::{Category, Customer, Offering, Order, Project, Resource, Slot, User};
+pub use model::{Attachment, Category, Customer, Offering, Order, Project, Resource, Slot, User};
 pub use states::{OfferingState, OrderState, OrderType, ResourceState};
 pub use uuid::Id;

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{sync_state::Kind, Catalog, Change, MutateError, Store, StoreError};
+use super::{Catalog, Change, MutateError, Store, StoreError};
 use crate::domain::lifecycle::{
     self, Acting, Action, Actor, Availability, Booking, Created, NewOrder, Outcome, Parties,
     Refusal, Standing,
@@ -72,11 +72,7 @@ fn outcome_changes(out: &Outcome) -> Vec<Change> {
     }
     if let Some(o) = &out.order {
         if let Some(a) = &out.attachment {
-            changes.push(Change::SyncState(
-                Kind::Attachments,
-                o.id.as_bytes().to_vec(),
-                a.clone(),
-            ));
+            changes.push(Change::Attachment(o.id, a.clone()));
         }
         changes.push(Change::Order(o.clone()));
     }
@@ -85,11 +81,7 @@ fn outcome_changes(out: &Outcome) -> Vec<Change> {
     }
     if let Some(id) = out.deleted_order {
         changes.push(Change::DeleteOrder(id));
-        changes.push(Change::SyncState(
-            Kind::Attachments,
-            id.as_bytes().to_vec(),
-            None,
-        ));
+        changes.push(Change::Attachment(id, None));
     }
     changes
 }
