@@ -10,10 +10,10 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    any_of, id_from_url, link_header, list_response, page_range, select_fields, sort_by_keys,
+    any_of, id_from_url, link_header, one_response, page_range, page_response, sort_by_keys,
     OfferingFilter, Params,
 };
-use super::render::{self, Urls};
+use super::render::{AttachmentUrl, Detail, OrderOut, PublicOfferingOut, StatusMessage, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
 use crate::domain::booking::trim_schedule_times;
 use crate::domain::lifecycle::{Action, ErrorReport, NewOrder, Outcome};
@@ -105,7 +105,7 @@ pub async fn create(
     let cat = state.store.read()?;
     Ok((
         StatusCode::CREATED,
-        Json(render::order(&created.order, &cat, &Urls { base })),
+        Json(OrderOut::of(&created.order, &cat, &Urls { base })),
     )
         .into_response())
 }
@@ -209,19 +209,21 @@ pub async fn list(
         size,
         total,
     );
-    let mut out = Vec::new();
-    if !is_head(&method) {
-        let urls = Urls { base };
-        for e in &hits[range] {
-            if let Some(o) = state.store.order(e.id)? {
-                out.push(select_fields(
-                    render::order(&o, &cat, &urls),
-                    &params.fields(),
-                ));
-            }
+    if is_head(&method) {
+        return Ok(page_response::<OrderOut>(&[], &[], total, link));
+    }
+    let urls = Urls { base };
+    let mut records = Vec::with_capacity(range.len());
+    for e in &hits[range] {
+        if let Some(o) = state.store.order(e.id)? {
+            records.push(o);
         }
     }
-    Ok(list_response(out, total, link))
+    let page: Vec<OrderOut> = records
+        .iter()
+        .map(|o| OrderOut::of(o, &cat, &urls))
+        .collect();
+    Ok(page_response(&page, &params.fields(), total, link))
 }
 
 /// Loads an order the caller can see.
@@ -246,16 +248,16 @@ pub async fn retrieve(
     BaseUrl(base): BaseUrl,
     Path(uuid): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&uuid)?;
     let params = Params::parse(q.as_deref());
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
     let (_, o) = visible_order(&state, &cat, &roles, id)?;
-    Ok(Json(select_fields(
-        render::order(&o, &cat, &Urls { base }),
+    Ok(one_response(
+        &OrderOut::of(&o, &cat, &Urls { base }),
         &params.fields(),
-    )))
+    ))
 }
 
 /// Runs one lifecycle action on the order `uuid` names.
@@ -266,15 +268,15 @@ fn act(state: &AppState, caller: &Caller, uuid: &str, action: Action) -> Result<
         .transition(Target::Order(id), caller.actor(), action, Utc::now())?)
 }
 
-fn detail(msg: &str) -> Json<Value> {
-    Json(json!({ "detail": msg }))
+fn detail(msg: &'static str) -> Json<Detail<'static>> {
+    Json(Detail::new(msg))
 }
 
 pub async fn approve_by_consumer(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     act(&s, &c, &u, Action::ApproveByConsumer)?;
     Ok(detail("Order has been approved."))
 }
@@ -283,7 +285,7 @@ pub async fn approve_by_provider(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     act(&s, &c, &u, Action::ApproveByProvider)?;
     Ok(detail("Order has been approved."))
 }
@@ -292,7 +294,7 @@ pub async fn reject_by_consumer(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     act(&s, &c, &u, Action::RejectByConsumer)?;
     Ok(detail("Order has been rejected."))
 }
@@ -301,7 +303,7 @@ pub async fn reject_by_provider(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     act(&s, &c, &u, Action::RejectByProvider)?;
     Ok(detail("Order has been rejected."))
 }
@@ -328,7 +330,7 @@ pub async fn set_state_executing(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     act(&s, &c, &u, Action::SetStateExecuting)?;
     Ok(detail("Order state has been changed to executing."))
 }
@@ -337,7 +339,7 @@ pub async fn set_state_done(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     act(&s, &c, &u, Action::SetStateDone)?;
     Ok(detail("Order state has been changed to done."))
 }
@@ -347,7 +349,7 @@ pub async fn set_state_erred(
     c: Caller,
     Path(u): Path<String>,
     body: RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     let report = (|| {
         let b = body.json_object()?;
         Ok(ErrorReport {
@@ -365,7 +367,7 @@ pub async fn set_backend_id(
     c: Caller,
     Path(u): Path<String>,
     body: RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatusMessage<'static>>, ApiError> {
     let value = (|| {
         let b = body.json_object()?;
         match b.get("backend_id") {
@@ -382,9 +384,9 @@ pub async fn set_backend_id(
     })()
     .map_err(ApiError::into_body_refusal);
     act(&s, &c, &u, Action::SetBackendId(value))?;
-    Ok(Json(
-        json!({"status": "Order backend_id has been changed."}),
-    ))
+    Ok(Json(StatusMessage::new(
+        "Order backend_id has been changed.",
+    )))
 }
 
 pub async fn unlink(
@@ -402,7 +404,7 @@ pub async fn update_attachment(
     BaseUrl(base): BaseUrl,
     Path(u): Path<String>,
     Upload(mut multipart): Upload,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AttachmentUrl>, ApiError> {
     // Read the upload first (bounded by the body limit), then check and store atomically.
     let mut file: Option<Attachment> = None;
     while let Some(field) =
@@ -438,7 +440,7 @@ pub async fn update_attachment(
     let id = path_id(&u)?;
     let url =
         has_file.then(|| format!("{}attachment/", Urls { base }.of("marketplace-orders", id)));
-    Ok(Json(json!({ "attachment": url })))
+    Ok(Json(AttachmentUrl::new(url)))
 }
 
 pub async fn delete_attachment(
@@ -489,6 +491,6 @@ pub async fn offering(
     let (e, _) = visible_order(&s, &cat, &roles, id)?;
     let off = cat.offerings.get(&e.offering).ok_or(ApiError::NotFound)?;
     let cal = s.store.calendar(off.id)?;
-    let out = render::PublicOfferingOut::of(off, &cat, &Urls { base }, cal.as_ref());
+    let out = PublicOfferingOut::of(off, &cat, &Urls { base }, cal.as_ref());
     Ok(Json(out).into_response())
 }

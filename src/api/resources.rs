@@ -6,14 +6,13 @@ use axum::http::Method;
 use axum::response::Response;
 use axum::Json;
 use chrono::Utc;
-use serde_json::{json, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    any_of, link_header, list_response, list_response_serialized, page_range, select_fields,
-    sort_prefix, OfferingFilter, Params,
+    any_of, link_header, one_response, page_range, page_response, sort_prefix, OfferingFilter,
+    Params,
 };
-use super::render::{self, Urls};
+use super::render::{OrderUuid, ResourceOut, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
 use crate::domain::lifecycle::Action;
 use crate::domain::{Id, ResourceState};
@@ -209,7 +208,6 @@ pub async fn list(
     };
     let range = page_range(total, page, size)?;
     let link = link_header(&base, "/api/booking-resources/", &params, page, size, total);
-    let mut out = Vec::with_capacity(range.len());
     if !is_head(&method) {
         if walk {
             hits = cat
@@ -240,26 +238,19 @@ pub async fn list(
             });
         }
         let urls = Urls { base };
-        let fields = params.fields();
         let mut records = Vec::with_capacity(range.len());
         for e in hits.get(range).unwrap_or(&[]) {
             if let Some(r) = state.store.resource(e.id)? {
                 records.push(r);
             }
         }
-        if fields.is_empty() {
-            // The common case: serialise the page straight from the records.
-            let page: Vec<render::ResourceOut<'_>> = records
-                .iter()
-                .map(|r| render::resource_out(r, &cat, &urls))
-                .collect();
-            return Ok(list_response_serialized(&page, total, link));
-        }
-        for r in &records {
-            out.push(select_fields(render::resource(r, &cat, &urls), &fields));
-        }
+        let page: Vec<ResourceOut> = records
+            .iter()
+            .map(|r| ResourceOut::of(r, &cat, &urls))
+            .collect();
+        return Ok(page_response(&page, &params.fields(), total, link));
     }
-    Ok(list_response(out, total, link))
+    Ok(page_response::<ResourceOut>(&[], &[], total, link))
 }
 
 pub async fn retrieve(
@@ -268,7 +259,7 @@ pub async fn retrieve(
     BaseUrl(base): BaseUrl,
     Path(uuid): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&uuid)?;
     let params = Params::parse(q.as_deref());
     let cat = state.store.read()?;
@@ -279,10 +270,10 @@ pub async fn retrieve(
         .filter(|r| roles.sees_resource(r))
         .ok_or(ApiError::NotFound)?;
     let r = state.store.resource(e.id)?.ok_or(ApiError::NotFound)?;
-    Ok(Json(select_fields(
-        render::resource(&r, &cat, &Urls { base }),
+    Ok(one_response(
+        &ResourceOut::of(&r, &cat, &Urls { base }),
         &params.fields(),
-    )))
+    ))
 }
 
 /// Runs one lifecycle action on the booking resource `uuid` names and answers the
@@ -292,7 +283,7 @@ fn decide(
     caller: &Caller,
     uuid: &str,
     action: Action,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderUuid>, ApiError> {
     let id = path_id(uuid)?;
     let out = state
         .store
@@ -300,14 +291,14 @@ fn decide(
     let order = out
         .order_uuid
         .ok_or_else(|| ApiError::bad(crate::domain::lifecycle::ORDER_NOT_FOUND))?;
-    Ok(Json(json!({ "order_uuid": order.hex() })))
+    Ok(Json(OrderUuid::new(order)))
 }
 
 pub async fn accept(
     State(state): State<AppState>,
     caller: Caller,
     Path(uuid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderUuid>, ApiError> {
     decide(&state, &caller, &uuid, Action::Accept)
 }
 
@@ -315,7 +306,7 @@ pub async fn reject(
     State(state): State<AppState>,
     caller: Caller,
     Path(uuid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderUuid>, ApiError> {
     decide(&state, &caller, &uuid, Action::Reject)
 }
 
@@ -328,6 +319,6 @@ pub async fn terminate(
     caller: Caller,
     Path(uuid): Path<String>,
     _body: RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderUuid>, ApiError> {
     decide(&state, &caller, &uuid, Action::Terminate)
 }
