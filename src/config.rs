@@ -138,7 +138,7 @@ pub struct HttpSettings {
     /// `/ready` (up to `probe_connections` more); beyond that they are closed at once.
     pub max_connections: usize,
     /// Connections kept in reserve for the probes (`/health`, `/ready`) while
-    /// `max_connections` are open.
+    /// `max_connections` are open; each must send its request within a second.
     pub probe_connections: usize,
     /// Largest request body, bytes. A larger `Content-Length` is answered 413 before
     /// any of the body is read; a longer chunked body is cut off with a 413.
