@@ -99,7 +99,11 @@ fn prepare(bin: &Path, data: &Path) -> String {
             .env("BOOKCAL_DATA_DIR", data)
             .output()
             .expect("run bookcal");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
     run(&["import", fixture]);
@@ -187,7 +191,10 @@ async fn closed_after(streams: Vec<TcpStream>, since: Instant) -> String {
         }
     }
     if open == 0 {
-        format!("all {total} closed after {:.1} s", since.elapsed().as_secs_f64())
+        format!(
+            "all {total} closed after {:.1} s",
+            since.elapsed().as_secs_f64()
+        )
     } else {
         format!("{open}/{total} still open after {} s (held)", CAP.as_secs())
     }
@@ -278,7 +285,10 @@ async fn slowloris(bin: &Path, data: &Path) -> Vec<(String, String)> {
         }
     }
     let kept = if held == 0 {
-        format!("all {n} cut off within {:.0} s", since.elapsed().as_secs_f64())
+        format!(
+            "all {n} cut off within {:.0} s",
+            since.elapsed().as_secs_f64()
+        )
     } else {
         format!("{held}/{n} still open after {} s (held)", CAP.as_secs())
     };
@@ -329,13 +339,25 @@ async fn answer_time(addr: SocketAddr, head: String, drip: bool) -> String {
         let mut buf = [0u8; 64];
         let n = rd.read(&mut buf).await.ok()?;
         writer.abort();
-        Some(String::from_utf8_lossy(&buf[..n]).chars().take(12).collect::<String>())
+        Some(
+            String::from_utf8_lossy(&buf[..n])
+                .chars()
+                .take(12)
+                .collect::<String>(),
+        )
     };
     match tokio::time::timeout(CAP, attempt).await {
         Ok(Some(status)) if !status.is_empty() => {
-            format!("{} after {:.2} s", status.trim(), started.elapsed().as_secs_f64())
+            format!(
+                "{} after {:.2} s",
+                status.trim(),
+                started.elapsed().as_secs_f64()
+            )
         }
-        Ok(_) => format!("closed without an answer after {:.2} s", started.elapsed().as_secs_f64()),
+        Ok(_) => format!(
+            "closed without an answer after {:.2} s",
+            started.elapsed().as_secs_f64()
+        ),
         Err(_) => format!("no answer in {} s (held)", CAP.as_secs()),
     }
 }

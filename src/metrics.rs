@@ -260,7 +260,10 @@ fn write_calendars(out: &mut Exposition, calendars: &[OfferingCalendar]) {
         let n = calendars.iter().filter(|c| c.state == state).count();
         out.sample("bookcal_calendars", &[("state", state.as_str())], n as f64);
     }
-    let never = calendars.iter().filter(|c| c.last_success.is_none()).count();
+    let never = calendars
+        .iter()
+        .filter(|c| c.last_success.is_none())
+        .count();
     out.family(
         "bookcal_calendars_never_synced",
         "gauge",

@@ -129,12 +129,7 @@ impl Api {
         }
         let req = req.body(Body::from(body)).expect("request");
         self.rt.block_on(async {
-            let resp = self
-                .router
-                .clone()
-                .oneshot(req)
-                .await
-                .expect("infallible");
+            let resp = self.router.clone().oneshot(req).await.expect("infallible");
             let status = resp.status().as_u16();
             let content_type = resp
                 .headers()
@@ -174,16 +169,24 @@ fn expand_placeholders(body: &[u8]) -> Vec<u8> {
     }
     let base = "http://bookcal.test/api";
     let link = |kind: &str, id: Id| format!("{base}/{kind}/{}/", id.hex());
-    let day = (Utc::now() + Duration::days(30)).format("%Y-%m-%d").to_string();
-    text.replace("@ROOM@", &link("marketplace-public-offerings", api.offerings["room-aurora"]))
-        .replace("@TEM@", &link("marketplace-public-offerings", api.offerings["tem-2100"]))
-        .replace(
-            "@TELESCOPE@",
-            &link("marketplace-public-offerings", api.offerings["telescope"]),
-        )
-        .replace("@PROJECT@", &link("projects", api.project))
-        .replace("@DAY@", &day)
-        .into_bytes()
+    let day = (Utc::now() + Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    text.replace(
+        "@ROOM@",
+        &link("marketplace-public-offerings", api.offerings["room-aurora"]),
+    )
+    .replace(
+        "@TEM@",
+        &link("marketplace-public-offerings", api.offerings["tem-2100"]),
+    )
+    .replace(
+        "@TELESCOPE@",
+        &link("marketplace-public-offerings", api.offerings["telescope"]),
+    )
+    .replace("@PROJECT@", &link("projects", api.project))
+    .replace("@DAY@", &day)
+    .into_bytes()
 }
 
 /// Any bytes as an order body: 201 or a DRF 4xx; an accepted order books free time.
@@ -201,7 +204,12 @@ pub fn order_body(data: &[u8]) -> bool {
         (taken, cat.orders.keys().copied().collect())
     };
     let before = Utc::now();
-    let (status, resp) = api.call(Method::POST, "/api/marketplace-orders/", Some("alice"), body);
+    let (status, resp) = api.call(
+        Method::POST,
+        "/api/marketplace-orders/",
+        Some("alice"),
+        body,
+    );
     match status {
         201 => {}
         400 | 413 => {
@@ -218,16 +226,31 @@ pub fn order_body(data: &[u8]) -> bool {
         .collect();
     assert_eq!(new.len(), 1, "one 201, one new order");
     let order = new[0];
-    assert!(!order.requested.is_empty(), "an order without slots was accepted");
+    assert!(
+        !order.requested.is_empty(),
+        "an order without slots was accepted"
+    );
     let taken = &taken[&order.offering];
     for (i, slot) in order.requested.iter().enumerate() {
-        assert!(slot.start < slot.end, "an empty or reversed slot was accepted: {slot:?}");
-        assert!(slot.start >= before - Duration::seconds(5), "a past slot was accepted: {slot:?}");
+        assert!(
+            slot.start < slot.end,
+            "an empty or reversed slot was accepted: {slot:?}"
+        );
+        assert!(
+            slot.start >= before - Duration::seconds(5),
+            "a past slot was accepted: {slot:?}"
+        );
         for t in taken {
-            assert!(!slot.overlaps(t), "double booking: {slot:?} overlaps taken {t:?}");
+            assert!(
+                !slot.overlaps(t),
+                "double booking: {slot:?} overlaps taken {t:?}"
+            );
         }
         for other in &order.requested[..i] {
-            assert!(!slot.overlaps(other), "an order overlapping itself was accepted");
+            assert!(
+                !slot.overlaps(other),
+                "an order overlapping itself was accepted"
+            );
         }
     }
     true
@@ -279,7 +302,10 @@ pub fn query_strings(data: &[u8]) {
         let (status, body, content_type) = api.call_raw(Method::GET, &uri, None, Vec::new());
         assert!(status < 500, "{uri}: {status}");
         if status == 200 {
-            assert!(content_type.starts_with("text/calendar"), "{uri}: {content_type}");
+            assert!(
+                content_type.starts_with("text/calendar"),
+                "{uri}: {content_type}"
+            );
             assert_content_lines(&String::from_utf8(body).expect("a feed is UTF-8"));
         }
     }
@@ -293,9 +319,8 @@ pub fn datetimes(data: &[u8]) {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
-    let parse = |s: &str| {
-        bookcal::domain::booking::parse_schedule_time(&Value::String(s.to_owned()))
-    };
+    let parse =
+        |s: &str| bookcal::domain::booking::parse_schedule_time(&Value::String(s.to_owned()));
     if let Ok(t) = parse(s) {
         let again = parse(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
         assert_eq!(again, Ok(t), "{s:?} does not read back");
@@ -330,7 +355,10 @@ pub fn rrule_expansion(data: &[u8]) {
     // The first line may name the event's zone.
     let zone = lines.next().unwrap_or("");
     let recurrence: Vec<String> = lines.take(8).map(str::to_owned).collect();
-    let at = Utc.with_ymd_and_hms(2030, 1, 7, 9, 30, 0).single().expect("valid");
+    let at = Utc
+        .with_ymd_and_hms(2030, 1, 7, 9, 30, 0)
+        .single()
+        .expect("valid");
     let event = ExternalEvent {
         id: "fuzz".into(),
         status: "confirmed".into(),
@@ -350,8 +378,14 @@ pub fn rrule_expansion(data: &[u8]) {
         original_start: None,
     };
     let window = Window {
-        from: Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("valid"),
-        to: Utc.with_ymd_and_hms(2031, 2, 5, 0, 0, 0).single().expect("valid"),
+        from: Utc
+            .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid"),
+        to: Utc
+            .with_ymd_and_hms(2031, 2, 5, 0, 0, 0)
+            .single()
+            .expect("valid"),
     };
     let out = busy_slots(&[event], chrono_tz::Europe::Berlin, &window);
     for pair in out.slots.windows(2) {
@@ -359,7 +393,10 @@ pub fn rrule_expansion(data: &[u8]) {
     }
     for s in &out.slots {
         assert!(s.start < s.end, "an empty busy slot: {s:?}");
-        assert!(s.end > window.from && s.start < window.to, "outside the window: {s:?}");
+        assert!(
+            s.end > window.from && s.start < window.to,
+            "outside the window: {s:?}"
+        );
     }
 }
 
@@ -372,14 +409,21 @@ pub fn assert_content_lines(feed: &str) -> Vec<String> {
     assert!(feed.ends_with("\r\n"), "the feed does not end in CRLF");
     let mut unfolded: Vec<String> = Vec::new();
     for line in feed[..feed.len() - 2].split("\r\n") {
-        assert!(line.len() <= 75, "a line of {} octets: {line:?}", line.len());
+        assert!(
+            line.len() <= 75,
+            "a line of {} octets: {line:?}",
+            line.len()
+        );
         // RFC 5545's CONTROL is ASCII only: %x00-08 / %x0A-1F / %x7F.
         assert!(
             !line.chars().any(|c| c.is_ascii_control() && c != '\t'),
             "a control character in {line:?}"
         );
         if let Some(rest) = line.strip_prefix(' ') {
-            unfolded.last_mut().expect("a fold after a line").push_str(rest);
+            unfolded
+                .last_mut()
+                .expect("a fold after a line")
+                .push_str(rest);
         } else {
             assert!(!line.is_empty(), "an empty content line");
             unfolded.push(line.to_owned());
@@ -455,7 +499,10 @@ pub fn feed_render(data: &[u8]) {
     let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or(&[])).into_owned();
     let name = text(fields.next());
     let description = Some(text(fields.next())).filter(|d| !d.is_empty());
-    let epoch = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single().expect("valid");
+    let epoch = Utc
+        .with_ymd_and_hms(2020, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid");
     let events: Vec<FeedEvent> = fields
         .take(16)
         .enumerate()
@@ -484,13 +531,20 @@ pub fn feed_render(data: &[u8]) {
                 }
             };
             FeedEvent {
-                uid: if uid.is_empty() { format!("e{i}@bookcal") } else { uid },
+                uid: if uid.is_empty() {
+                    format!("e{i}@bookcal")
+                } else {
+                    uid
+                },
                 summary,
                 description: Some(desc).filter(|d| !d.is_empty()),
                 location: Some(location).filter(|l| !l.is_empty()),
                 when,
-                status: [FeedStatus::Confirmed, FeedStatus::Tentative, FeedStatus::Cancelled]
-                    [k % 3],
+                status: [
+                    FeedStatus::Confirmed,
+                    FeedStatus::Tentative,
+                    FeedStatus::Cancelled,
+                ][k % 3],
                 sequence: k as u32,
                 last_modified: epoch,
                 created: None,
@@ -524,7 +578,14 @@ pub fn feed_render(data: &[u8]) {
         } else if l == "END:VEVENT" {
             in_event = false;
         } else if in_event {
-            for key in ["UID", "SUMMARY", "DESCRIPTION", "LOCATION", "DTSTART", "DTEND"] {
+            for key in [
+                "UID",
+                "SUMMARY",
+                "DESCRIPTION",
+                "LOCATION",
+                "DTSTART",
+                "DTEND",
+            ] {
                 if let Some(v) = value_of(l, key) {
                     if let Some(e) = rendered.last_mut() {
                         e.insert(key, v.to_owned());
@@ -535,15 +596,24 @@ pub fn feed_render(data: &[u8]) {
     }
     assert_eq!(rendered.len(), events.len(), "one VEVENT per event");
     for r in &rendered {
-        assert!(r.contains_key("DTSTART") && r.contains_key("DTEND"), "{r:?}");
+        assert!(
+            r.contains_key("DTSTART") && r.contains_key("DTEND"),
+            "{r:?}"
+        );
         let uid = unescape(r.get("UID").expect("a UID"));
         let e = events
             .iter()
             .find(|e| normalised(&e.uid) == uid)
             .unwrap_or_else(|| panic!("UID {uid:?} is not one of the events"));
-        assert_eq!(r.get("SUMMARY").map(|v| unescape(v)), Some(normalised(&e.summary)));
+        assert_eq!(
+            r.get("SUMMARY").map(|v| unescape(v)),
+            Some(normalised(&e.summary))
+        );
         let opt = |v: &Option<String>| v.as_deref().map(normalised);
-        assert_eq!(r.get("DESCRIPTION").map(|v| unescape(v)), opt(&e.description));
+        assert_eq!(
+            r.get("DESCRIPTION").map(|v| unescape(v)),
+            opt(&e.description)
+        );
         assert_eq!(r.get("LOCATION").map(|v| unescape(v)), opt(&e.location));
     }
 }

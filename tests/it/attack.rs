@@ -42,8 +42,14 @@ fn every_kept_order_body_gets_201_or_a_drf_4xx_and_never_double_books() {
         .expect("utf-8")
         .replace("T10:00:00Z", "T06:00:00Z")
         .replace("T11:00:00Z", "T07:00:00Z");
-    assert!(checks::order_body(moved.as_bytes()), "a free slot was refused");
-    assert!(!checks::order_body(moved.as_bytes()), "the same slot was booked twice");
+    assert!(
+        checks::order_body(moved.as_bytes()),
+        "a free slot was refused"
+    );
+    assert!(
+        !checks::order_body(moved.as_bytes()),
+        "the same slot was booked twice"
+    );
 }
 
 #[test]

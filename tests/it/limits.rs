@@ -430,12 +430,21 @@ async fn probes_answer_while_the_connection_cap_is_reached() {
     // A silent connection holds a reserve place for a second at most; then probes
     // are answered on the reserve, and nothing else is.
     for mut s in silent {
-        assert_eq!(within(10, "a silent probe connection", read_to_close(&mut s)).await, 0);
+        assert_eq!(
+            within(10, "a silent probe connection", read_to_close(&mut s)).await,
+            0
+        );
     }
     let health = answered(svc.addr, &svc.head("GET", "/health", None, "")).await;
-    assert_eq!((health.status, health.json()), (200, json!({"status": "ok"})));
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({"status": "ok"}))
+    );
     let ready = answered(svc.addr, &svc.head("GET", "/ready", None, "")).await;
-    assert_eq!((ready.status, ready.json()), (200, json!({"status": "ready"})));
+    assert_eq!(
+        (ready.status, ready.json()),
+        (200, json!({"status": "ready"}))
+    );
     let api_head = svc.head("GET", "/api/booking-offerings/", Some("owner"), "");
     let busy = answered(svc.addr, &api_head).await;
     assert_eq!(busy.status, 503);
@@ -443,7 +452,10 @@ async fn probes_answer_while_the_connection_cap_is_reached() {
         busy.json(),
         json!({"detail": "The server is at its connection limit; try again later."})
     );
-    assert_eq!(busy.headers.get("retry-after").map(String::as_str), Some("1"));
+    assert_eq!(
+        busy.headers.get("retry-after").map(String::as_str),
+        Some("1")
+    );
 
     // Once the held connections close, the API is served again.
     drop(held);
