@@ -75,7 +75,10 @@ pub fn offering(o: &Offering, cat: &Catalog, urls: &Urls, gc: Value) -> Value {
     );
     put("category_uuid", json!(o.category.id));
     put("category_title", json!(o.category.title));
-    put("attributes", o.attributes.clone());
+    put(
+        "attributes",
+        crate::domain::booking::attributes_for_view(&o.attributes, chrono::Utc::now()),
+    );
     put("options", json!({}));
     put("resource_options", json!({}));
     put("components", json!([]));
