@@ -45,6 +45,7 @@ pub fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
     let opts = StoreOptions {
         cache_bytes: settings.cache_mb * 1024 * 1024,
         token_salt: settings.token_salt.expose().to_string(),
+        sync_debounce: std::time::Duration::from_millis(settings.sync.debounce_ms),
     };
     Store::open(&settings.data_dir, &opts)
         .map(Arc::new)
@@ -218,7 +219,7 @@ pub async fn run_service(
             .then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),
         ..crate::scheduler::SchedulerOptions::default()
     };
-    let scheduler = crate::scheduler::Scheduler::new(engine, state.jobs_ready.clone(), opts);
+    let scheduler = crate::scheduler::Scheduler::new(engine, opts);
     state.metrics.attach_scheduler(scheduler.status.clone());
     let mut sched = tokio::spawn(scheduler.run(shutdown.clone()));
     let mut server = tokio::spawn(serve(listener, state, shutdown.clone()));

@@ -11,9 +11,10 @@ use super::auth::{Caller, Roles};
 use super::listing::{link_header, list_response, page_range, select_fields, sort_by_keys, Params};
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
-use crate::domain::calendar::{CalendarState, Job, JobKind, OfferingCalendar};
+use crate::domain::calendar::{CalendarState, JobKind, OfferingCalendar};
+use crate::domain::jobs::{JobRequest, Trigger};
 use crate::domain::{Id, Offering};
-use crate::store::{Catalog, Store};
+use crate::store::{Catalog, Change, Store};
 
 /// The offering's public feed URL, shown in `googlecalendar` while it is public.
 pub fn public_feed_url(base: &str, o: &Offering, cal: Option<&OfferingCalendar>) -> Option<String> {
@@ -28,7 +29,12 @@ fn render_one(
     urls: &Urls,
 ) -> Result<Value, ApiError> {
     let cal = state.store.calendar(o.id)?;
-    let gc = render::googlecalendar(cal.as_ref(), public_feed_url(&urls.base, o, cal.as_ref()));
+    let mut gc = render::googlecalendar(cal.as_ref(), public_feed_url(&urls.base, o, cal.as_ref()));
+    if let (Some(_), Value::Object(m)) = (&cal, &mut gc) {
+        let jobs = state.store.queued_jobs(o.id)?;
+        let running = state.store.running_job(o.id)?;
+        m.insert("jobs".into(), render::queued_jobs(&jobs, running));
+    }
     Ok(render::offering(o, cat, urls, gc))
 }
 
@@ -149,12 +155,11 @@ fn calendar_action(
         } else {
             CalendarState::CreationScheduled
         };
-        let job = Job {
-            seq: store.next_id()?,
+        let job = JobRequest {
             offering: id,
             kind,
-            created: Utc::now(),
-            attempts: 0,
+            trigger: Trigger::Action,
+            due: Utc::now(),
         };
         let detail = match kind {
             JobKind::Sync => "Calendar synchronisation has been scheduled.",
@@ -162,11 +167,10 @@ fn calendar_action(
             JobKind::Unshare => "Calendar unsharing has been scheduled.",
         };
         Ok((
-            vec![Store::calendar_change(&cal)?, Store::job_change(&job)?],
+            vec![Store::calendar_change(&cal)?, Change::Enqueue(job)],
             detail,
         ))
     })?;
-    state.jobs_ready.notify_one();
     Ok(Json(json!({ "detail": detail })).into_response())
 }
 

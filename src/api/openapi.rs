@@ -66,8 +66,38 @@ pub struct GoogleCalendar {
     pub last_success: Option<String>,
     pub last_error: Option<String>,
     pub last_run: Option<RunSummary>,
+    /// The calendar's queued jobs: the running one first, then the pending ones by due
+    /// time (present once a calendar action was taken).
+    pub jobs: Option<Vec<QueuedJob>>,
     /// The public iCalendar feed while the calendar is public.
     pub ical_feed_url: Option<String>,
+}
+
+/// A queued job of an offering's calendar.
+#[derive(ToSchema)]
+pub struct QueuedJob {
+    #[schema(example = "sync")]
+    pub kind: JobKindName,
+    /// Why it was queued: `action`, `change` (a local change), `remote` (Google said
+    /// something changed) or `periodic`.
+    #[schema(example = "change")]
+    pub trigger: String,
+    /// When it may run.
+    #[schema(format = DateTime)]
+    pub due: String,
+    /// Runs started for it (a failed or interrupted run counts).
+    pub attempts: u32,
+    /// Whether it is running now.
+    pub running: bool,
+}
+
+/// What a job does.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum JobKindName {
+    Sync,
+    Share,
+    Unshare,
 }
 
 /// Calendar states as upstream Waldur names them.

@@ -59,7 +59,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
 /// 503 with `{"status": "unavailable", "reason": ...}` otherwise.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
-    let read = tokio::task::spawn_blocking(move || store.jobs().map(|_| ())).await;
+    let read = tokio::task::spawn_blocking(move || store.probe()).await;
     let reason = match read {
         Ok(Ok(())) => match state.metrics.scheduler() {
             Some(s) if s.running.load(Ordering::Relaxed) => None,

@@ -35,6 +35,24 @@ impl Urls {
     }
 }
 
+/// The queued jobs of a calendar, for its `googlecalendar.jobs` (`running`: the seq
+/// of the running job, if any).
+pub fn queued_jobs(jobs: &[crate::domain::jobs::Job], running: Option<u64>) -> Value {
+    Value::Array(
+        jobs.iter()
+            .map(|j| {
+                json!({
+                    "kind": j.kind.as_str(),
+                    "trigger": j.trigger.as_str(),
+                    "due": ts(&j.due),
+                    "attempts": j.attempts,
+                    "running": running == Some(j.seq),
+                })
+            })
+            .collect(),
+    )
+}
+
 /// The `googlecalendar` object: never null.
 pub fn googlecalendar(cal: Option<&OfferingCalendar>, feed_url: Option<String>) -> Value {
     let mut v = match cal {

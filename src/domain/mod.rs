@@ -8,6 +8,7 @@ pub mod booking;
 pub mod calendar;
 pub mod event_id;
 pub mod interval;
+pub mod jobs;
 pub mod model;
 pub mod states;
 pub mod uuid;

@@ -1,5 +1,5 @@
-//! Typed access to the calendar records and the job queue (versioned JSON in the
-//! `calendars` and `jobs` trees).
+//! Typed access to the calendar records, slot mappings and external events
+//! (versioned JSON in the `calendars`, `slot_map` and `externals` trees).
 
 use serde::{Deserialize, Serialize};
 
@@ -7,7 +7,7 @@ use super::sync_state::Kind;
 use super::{decode, encode, Change, Store, StoreError};
 use std::collections::BTreeMap;
 
-use crate::domain::calendar::{ExternalEvent, Job, MappedEvent, OfferingCalendar};
+use crate::domain::calendar::{ExternalEvent, MappedEvent, OfferingCalendar};
 use crate::domain::Id;
 
 #[derive(Serialize, Deserialize)]
@@ -17,11 +17,9 @@ enum CalendarRecord {
     V1(OfferingCalendar),
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "v")]
-enum JobRecord {
-    #[serde(rename = "1")]
-    V1(Job),
+/// Decodes a stored calendar record.
+pub(crate) fn decode_calendar(bytes: &[u8]) -> Result<OfferingCalendar, StoreError> {
+    decode::<CalendarRecord>("calendars", bytes).map(|CalendarRecord::V1(c)| c)
 }
 
 impl Store {
@@ -31,7 +29,7 @@ impl Store {
     /// Storage failure or an undecodable record.
     pub fn calendar(&self, offering: Id) -> Result<Option<OfferingCalendar>, StoreError> {
         self.sync_get(Kind::Calendars, offering.as_bytes())?
-            .map(|v| decode::<CalendarRecord>("calendars", &v).map(|CalendarRecord::V1(c)| c))
+            .map(|v| decode_calendar(&v))
             .transpose()
     }
 
@@ -42,7 +40,7 @@ impl Store {
     pub fn calendars(&self) -> Result<Vec<OfferingCalendar>, StoreError> {
         self.sync_scan(Kind::Calendars, &[])?
             .into_iter()
-            .map(|(_, v)| decode::<CalendarRecord>("calendars", &v).map(|CalendarRecord::V1(c)| c))
+            .map(|(_, v)| decode_calendar(&v))
             .collect()
     }
 
@@ -56,34 +54,6 @@ impl Store {
             cal.offering.as_bytes().to_vec(),
             Some(encode(&CalendarRecord::V1(cal.clone()))?),
         ))
-    }
-
-    /// The change that enqueues a job.
-    ///
-    /// # Errors
-    /// The record cannot be encoded.
-    pub fn job_change(job: &Job) -> Result<Change, StoreError> {
-        Ok(Change::SyncState(
-            Kind::Jobs,
-            job.seq.to_be_bytes().to_vec(),
-            Some(encode(&JobRecord::V1(job.clone()))?),
-        ))
-    }
-
-    /// The change that removes a finished job.
-    pub fn job_done_change(seq: u64) -> Change {
-        Change::SyncState(Kind::Jobs, seq.to_be_bytes().to_vec(), None)
-    }
-
-    /// Queued jobs in order.
-    ///
-    /// # Errors
-    /// Storage failure or an undecodable record.
-    pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
-        self.sync_scan(Kind::Jobs, &[])?
-            .into_iter()
-            .map(|(_, v)| decode::<JobRecord>("jobs", &v).map(|JobRecord::V1(j)| j))
-            .collect()
     }
 }
 

@@ -19,12 +19,14 @@ pub mod calendars;
 pub mod catalog;
 pub mod feed_tokens;
 pub mod index;
+pub mod jobs;
 pub mod records;
 pub mod sync_state;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::time::Duration;
 
 use rand::RngCore;
 use serde::de::DeserializeOwned;
@@ -35,8 +37,13 @@ use sled::Transactional;
 
 pub use catalog::{Catalog, OrderEntry, ResourceEntry};
 use index::{OrderIdx, ResourceIdx};
+pub use jobs::JobQueue;
+use jobs::{JobIndex, JobPlan};
 pub use records::BusySlotV1 as BusySlot;
 
+use crate::domain::jobs::{
+    calendars_touched, offering_calendar_changed, BookingView, JobKind, JobRequest, Trigger,
+};
 use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
 use records::{
     BusyRecord, CustomerRecord, OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord,
@@ -88,6 +95,9 @@ pub enum Change {
     Busy(Id, Vec<BusySlot>),
     /// A sync-state record (see [`sync_state`]): tree, key, value (None deletes).
     SyncState(sync_state::Kind, Vec<u8>, Option<Vec<u8>>),
+    /// Queues a job, coalesced with the pending one of its offering and kind (see
+    /// [`jobs`]).
+    Enqueue(JobRequest),
 }
 
 /// Store tuning.
@@ -97,6 +107,9 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// Salt mixed into token hashes.
     pub token_salt: String,
+    /// How long a sync implied by a change waits for more changes to the same
+    /// offering (they all go into that one run).
+    pub sync_debounce: Duration,
 }
 
 impl Default for StoreOptions {
@@ -104,6 +117,7 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_bytes: 16 * 1024 * 1024,
             token_salt: "bookcal".into(),
+            sync_debounce: Duration::from_secs(1),
         }
     }
 }
@@ -135,6 +149,8 @@ const T_RESOURCES: usize = 4;
 const T_ORDERS: usize = 5;
 const T_BUSY: usize = 6;
 const T_TOKENS: usize = 7;
+const T_CALENDARS: usize = 8;
+const T_JOBS: usize = 11;
 const T_IDX_RESOURCES: usize = 14;
 const T_IDX_ORDERS: usize = 15;
 const T_META: usize = 16;
@@ -155,7 +171,15 @@ pub struct Store {
     /// can therefore tag what it derived with that generation and never cache new-looking
     /// old data. Not persisted: it restarts at 0 with the (empty) caches.
     generation: AtomicU64,
+    /// The job queue's index; changed only under `write`, after the records.
+    jobs: Mutex<JobIndex>,
+    /// Woken whenever jobs are queued or put back (the scheduler waits on it).
+    job_wakeup: Arc<tokio::sync::Notify>,
+    sync_debounce: Duration,
 }
+
+/// One record write: tree index, key, value (None deletes).
+type Write = (usize, Vec<u8>, Option<Vec<u8>>);
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(StoreError::Encode)
@@ -204,9 +228,31 @@ impl Store {
             write: Mutex::new(()),
             salt: opts.token_salt.clone(),
             generation: AtomicU64::new(0),
+            jobs: Mutex::new(JobIndex::default()),
+            job_wakeup: Arc::new(tokio::sync::Notify::new()),
+            sync_debounce: opts.sync_debounce,
         };
         store.rebuild_catalog()?;
+        store.rebuild_jobs()?;
         Ok(store)
+    }
+
+    fn rebuild_jobs(&self) -> Result<(), StoreError> {
+        let jobs = self.trees[T_JOBS].iter().map(|kv| {
+            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(StoreError::from)
+        });
+        let calendars = self.trees[T_CALENDARS].iter().map(|kv| {
+            kv.map_err(StoreError::from)
+                .and_then(|(_, v)| calendars::decode_calendar(&v))
+        });
+        let (idx, fix) = JobIndex::load(jobs, calendars)?;
+        *self.jobs.lock().map_err(|_| StoreError::Poisoned)? = idx;
+        if !fix.is_empty() {
+            let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
+            self.write_jobs(fix)?;
+        }
+        Ok(())
     }
 
     fn rebuild_catalog(&self) -> Result<(), StoreError> {
@@ -301,12 +347,98 @@ impl Store {
         Ok(out)
     }
 
+    fn jobs_index(&self) -> Result<MutexGuard<'_, JobIndex>, StoreError> {
+        self.jobs.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// The syncs a batch implies: one per offering with a calendar whose events the
+    /// batch changes, due after the debounce window.
+    fn implied_syncs(
+        &self,
+        cat: &Catalog,
+        jobs: &JobIndex,
+        changes: &[Change],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<JobRequest> {
+        let mut touched = Vec::new();
+        for c in changes {
+            match c {
+                Change::Resource(r) => {
+                    let slots: Vec<Interval> = r.slots.iter().map(|s| s.interval()).collect();
+                    let new = BookingView {
+                        offering: r.offering,
+                        name: &r.name,
+                        project: r.project,
+                        created_by: r.created_by,
+                        state: r.state,
+                        slots: &slots,
+                    };
+                    let old = cat.resources.get(&r.id).map(|e| BookingView {
+                        offering: e.offering,
+                        name: &e.name,
+                        project: e.project,
+                        created_by: e.created_by,
+                        state: e.state,
+                        slots: &e.slots,
+                    });
+                    touched.extend(calendars_touched(old.as_ref(), &new));
+                }
+                Change::Offering(o)
+                    if cat
+                        .offerings
+                        .get(&o.id)
+                        .is_some_and(|old| offering_calendar_changed(old, o)) =>
+                {
+                    touched.push(o.id);
+                }
+                _ => {}
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        let due = chrono::Duration::from_std(self.sync_debounce)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(now);
+        touched
+            .into_iter()
+            .filter(|o| jobs.has_calendar(*o))
+            .map(|offering| JobRequest {
+                offering,
+                kind: JobKind::Sync,
+                trigger: Trigger::Change,
+                due,
+            })
+            .collect()
+    }
+
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
+        // Jobs: the ones asked for and the syncs the changes imply, coalesced. The
+        // index is only changed under the write lock (held here), so the plan stays
+        // valid while the records are written.
+        let now = chrono::Utc::now();
+        let job_plan = {
+            let jobs = self.jobs_index()?;
+            let mut requests: Vec<JobRequest> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Enqueue(r) => Some(*r),
+                    _ => None,
+                })
+                .collect();
+            let cat = self.read()?;
+            requests.extend(self.implied_syncs(&cat, &jobs, changes, now));
+            drop(cat);
+            jobs.plan_requests(&requests, now, || self.next_id())?
+        };
         // Encode first: a record that cannot be encoded aborts before any write.
-        let mut writes: Vec<(usize, Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(changes.len());
+        let mut writes: Vec<Write> = Vec::with_capacity(changes.len());
+        for (k, v) in job_plan.writes()? {
+            writes.push((T_JOBS, k, v));
+        }
         for c in changes {
             let w = match c {
                 Change::User(u) => (
@@ -362,31 +494,11 @@ impl Store {
                 Change::SyncState(kind, key, value) => {
                     (kind.tree_index(), key.clone(), value.clone())
                 }
+                Change::Enqueue(_) => continue,
             };
             writes.push(w);
         }
-        let trees: Vec<&sled::Tree> = self.trees.iter().collect();
-        let res: Result<(), TransactionError<()>> = trees.as_slice().transaction(|tx| {
-            for (t, k, v) in &writes {
-                match v {
-                    Some(v) => {
-                        tx[*t].insert(k.as_slice(), v.as_slice())?;
-                    }
-                    None => {
-                        tx[*t].remove(k.as_slice())?;
-                    }
-                }
-            }
-            Ok::<(), ConflictableTransactionError<()>>(())
-        });
-        match res {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(StoreError::Sled(e)),
-            Err(TransactionError::Abort(())) => return Err(StoreError::Poisoned),
-        }
-        // Durable before anyone is told: an acknowledged booking, or a calendar id
-        // recorded before events are written into that calendar, must survive a crash.
-        self.db.flush()?;
+        self.write_batch(&writes)?;
         let mut cat = self.catalog.write().map_err(|_| StoreError::Poisoned)?;
         for c in changes {
             match c {
@@ -410,17 +522,81 @@ impl Store {
                         .collect();
                     cat.busy.insert(*id, ivs);
                 }
-                Change::SyncState(..) => {}
+                Change::SyncState(..) | Change::Enqueue(_) => {}
+            }
+        }
+        drop(cat);
+        {
+            let mut jobs = self.jobs_index()?;
+            for c in changes {
+                if let Change::SyncState(kind, key, value) = c {
+                    jobs.raw_write(*kind, key, value.as_deref())?;
+                }
+            }
+            if !job_plan.is_empty() {
+                jobs.commit(job_plan);
+                self.job_wakeup.notify_one();
             }
         }
         // Feed-token records (tokens, last use, the feeds' slot sequences) are read by the
-        // feed code itself on every request or render, so they do not invalidate caches.
-        if changes
-            .iter()
-            .any(|c| !matches!(c, Change::SyncState(sync_state::Kind::FeedTokens, ..)))
-        {
+        // feed code itself on every request or render, and no feed shows jobs, so
+        // neither invalidates caches.
+        if changes.iter().any(|c| {
+            !matches!(
+                c,
+                Change::SyncState(sync_state::Kind::FeedTokens | sync_state::Kind::Jobs, ..)
+                    | Change::Enqueue(_)
+            )
+        }) {
             self.generation.fetch_add(1, Ordering::Release);
         }
+        Ok(())
+    }
+
+    /// Writes records in one sled transaction and flushes them to disk.
+    fn write_batch(&self, writes: &[Write]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let trees: Vec<&sled::Tree> = self.trees.iter().collect();
+        let res: Result<(), TransactionError<()>> = trees.as_slice().transaction(|tx| {
+            for (t, k, v) in writes {
+                match v {
+                    Some(v) => {
+                        tx[*t].insert(k.as_slice(), v.as_slice())?;
+                    }
+                    None => {
+                        tx[*t].remove(k.as_slice())?;
+                    }
+                }
+            }
+            Ok::<(), ConflictableTransactionError<()>>(())
+        });
+        match res {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(StoreError::Sled(e)),
+            Err(TransactionError::Abort(())) => return Err(StoreError::Poisoned),
+        }
+        // Durable before anyone is told: an acknowledged booking, or a calendar id
+        // recorded before events are written into that calendar, must survive a crash.
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Writes a job plan's records, then applies it to the index (the caller holds
+    /// the write lock).
+    fn write_jobs(&self, plan: JobPlan) -> Result<(), StoreError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let writes: Vec<Write> = plan
+            .writes()?
+            .into_iter()
+            .map(|(k, v)| (T_JOBS, k, v))
+            .collect();
+        self.write_batch(&writes)?;
+        self.jobs_index()?.commit(plan);
+        self.job_wakeup.notify_one();
         Ok(())
     }
 
@@ -553,6 +729,15 @@ impl Store {
     /// Storage failure.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Reads one key from disk: whether the store answers (`/ready`).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.trees[T_META].get(META_INDEXED)?;
         Ok(())
     }
 

@@ -438,7 +438,6 @@ async fn schemathesis_finds_no_server_errors_and_no_response_contradicting_the_d
     });
     let scheduler = bookcal::scheduler::Scheduler::new(
         engine,
-        app.jobs_ready.clone(),
         bookcal::scheduler::SchedulerOptions {
             interval: None,
             ..Default::default()

@@ -101,7 +101,6 @@ async fn ready_is_503_until_the_scheduler_runs_and_200_while_it_does() {
     });
     let scheduler = bookcal::scheduler::Scheduler::new(
         engine,
-        app.jobs_ready.clone(),
         bookcal::scheduler::SchedulerOptions {
             interval: None,
             ..Default::default()
