@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::domain::Id;
 use crate::ical::RenderedFeed;
+use crate::store::Scope;
 
 /// Which feed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -34,6 +35,20 @@ pub enum FeedId {
     Owner(Id),
     /// A user's own bookings (secret token).
     Mine(Id),
+}
+
+impl FeedId {
+    /// The stored data the feed is made from: a public feed shows its offering's
+    /// data only; an owner feed adds names (who booked, project, organisation); a "my
+    /// bookings" feed shows its user's bookings with offering and project names.
+    /// (Two entries always, repeated for the public feed: no allocation per request.)
+    pub fn scopes(self) -> [Scope; 2] {
+        match self {
+            FeedId::Public(o) => [Scope::Offering(o); 2],
+            FeedId::Owner(o) => [Scope::Offering(o), Scope::Directory],
+            FeedId::Mine(u) => [Scope::BookingsBy(u), Scope::Directory],
+        }
+    }
 }
 
 /// A feed and the window of time it covers.

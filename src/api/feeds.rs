@@ -305,7 +305,10 @@ async fn serve(
             from: w.from,
             to: w.to,
         };
-        if let Some(s) = state.feed_cache.fresh(&key, state.store.generation()) {
+        if let Some(s) = state
+            .feed_cache
+            .fresh(&key, state.store.version(&feed.scopes()))
+        {
             state.metrics.feed_cache_hit();
             return respond(&s, headers, audience);
         }
@@ -361,7 +364,7 @@ fn render_outcome(state: &AppState, feed: FeedId, window: Result<Window, ApiErro
     let public_url = state.public_url.as_deref();
     let rendered = cache.get_or_render(
         key,
-        || store.generation(),
+        || store.version(&feed.scopes()),
         || {
             state.metrics.feed_render();
             let (cal, fallback) = build_calendar(store, feed, w, public_url)?;

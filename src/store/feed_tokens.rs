@@ -4,16 +4,16 @@
 //! - `t` ++ SHA-256(secret) (33 bytes) -> [`FeedToken`]. The secret itself is never
 //!   stored: a lookup hashes the presented secret and reads that key, then compares the
 //!   stored hash with the computed one in constant time.
-//! - `s` ++ slot backend id -> [`SlotSequence`]: the last start/end a feed published
-//!   for a slot and its `SEQUENCE`. RFC 5545 section 3.8.7.4 wants `SEQUENCE` to rise
-//!   when a slot's time changes, and the booking records keep no history, so the feed
-//!   renderer records what it published and raises the number when it sees the slot at
-//!   another time ([`Store::slot_sequences`]). Every feed reads the same map, so a slot
-//!   has one sequence whichever feed shows it.
+//! - `s` ++ slot backend id -> [`SlotSequence`]: how many times a slot's time changed,
+//!   with the time it changed to. RFC 5545 section 3.8.7.4 wants a feed's `SEQUENCE` to
+//!   rise when a slot's time changes, and the booking records keep no history, so the
+//!   write path records each change in the same transaction as the booking
+//!   ([`Store::sequence_writes`]); feeds only read it ([`Store::slot_sequences`]). A
+//!   slot never moved has no record (sequence 0).
 //!
-//! Writes here do not bump [`Store::generation`] (see `Store::apply`): nothing a feed
-//! caches depends on a token record, and a sequence is written by the render that
-//! first sees the new time, which then already publishes it.
+//! Token writes touch no [`Scope`](super::Scope): nothing a feed caches depends on a
+//! token record (tokens are checked on every request). Sequence records are written
+//! with their resource, which touches the feeds showing it.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 
 use super::sync_state::Kind;
 use super::{decode, encode, Change, MutateError, Store, StoreError};
-use crate::domain::Id;
+use crate::domain::{Id, Resource};
 
 const TOKEN_PREFIX: u8 = b't';
 const SEQUENCE_PREFIX: u8 = b's';
@@ -194,10 +194,11 @@ impl Store {
         .map_err(flatten)
     }
 
-    /// The `SEQUENCE` of each slot `(backend_id, start, end)`: 0 for a slot never
-    /// published before, the recorded one while its time is unchanged, one more than
-    /// recorded when its time changed. New and changed slots are recorded in one batch
-    /// under the write lock (re-read there, so concurrent renders agree).
+    /// The `SEQUENCE` of each slot `(backend_id, start, end)`: how many times its time
+    /// changed, as recorded with the booking (see [`Store::sequence_writes`]). A read:
+    /// nothing is written. A record whose time differs from the slot's (left by an
+    /// older version, which recorded sequences when feeds were rendered) counts as one
+    /// change more.
     ///
     /// # Errors
     /// Storage failure or an undecodable record.
@@ -205,66 +206,91 @@ impl Store {
         &self,
         slots: &[(&str, DateTime<Utc>, DateTime<Utc>)],
     ) -> Result<Vec<u32>, StoreError> {
-        let read = |backend_id: &str| -> Result<Option<SlotSequence>, StoreError> {
-            self.sync_get(Kind::FeedTokens, &sequence_key(backend_id))?
-                .map(|v| {
-                    decode::<SlotSequenceRecord>("feed_tokens", &v)
-                        .map(|SlotSequenceRecord::V1(s)| s)
-                })
-                .transpose()
-        };
-        let mut out = Vec::with_capacity(slots.len());
-        let mut pending = Vec::new();
-        for (i, (id, start, end)) in slots.iter().enumerate() {
-            match read(id)? {
-                Some(s) if s.start == *start && s.end == *end => out.push(s.sequence),
-                _ => {
-                    out.push(0);
-                    pending.push(i);
-                }
-            }
-        }
-        if pending.is_empty() {
-            return Ok(out);
-        }
-        let decided = self
-            .mutate(|_| {
-                let mut changes = Vec::new();
-                let mut decided = Vec::with_capacity(pending.len());
-                for &i in &pending {
-                    let (id, start, end) = slots[i];
-                    let sequence = match read(id)? {
-                        Some(s) if s.start == start && s.end == end => {
-                            decided.push((i, s.sequence));
-                            continue;
-                        }
-                        Some(s) => s.sequence.saturating_add(1),
-                        None => 0,
-                    };
-                    let rec = SlotSequenceRecord::V1(SlotSequence {
-                        start,
-                        end,
-                        sequence,
-                    });
-                    changes.push(Change::SyncState(
-                        Kind::FeedTokens,
-                        sequence_key(id),
-                        Some(encode(&rec)?),
-                    ));
-                    decided.push((i, sequence));
-                }
-                Ok((changes, decided))
+        slots
+            .iter()
+            .map(|(id, start, end)| Ok(derived_sequence(self.read_sequence(id)?, *start, *end)))
+            .collect()
+    }
+
+    fn read_sequence(&self, backend_id: &str) -> Result<Option<SlotSequence>, StoreError> {
+        self.sync_get(Kind::FeedTokens, &sequence_key(backend_id))?
+            .map(|v| {
+                decode::<SlotSequenceRecord>("feed_tokens", &v).map(|SlotSequenceRecord::V1(s)| s)
             })
-            .map_err(flatten)?;
-        for (i, sequence) in decided {
-            out[i] = sequence;
+            .transpose()
+    }
+
+    /// The sequence records to write with a changed booking resource: for each slot
+    /// whose time differs from the stored resource's, one change more than before.
+    /// Called by the write path under the write lock; new resources and resources
+    /// whose slot times are unchanged (the common case: the catalog tells) cost no read.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub(crate) fn sequence_writes(
+        &self,
+        cat: &super::Catalog,
+        r: &Resource,
+    ) -> Result<Vec<super::TreeWrite>, StoreError> {
+        let Some(old) = cat.resources.get(&r.id) else {
+            return Ok(Vec::new());
+        };
+        let same = old.slots.len() == r.slots.len()
+            && old
+                .slots
+                .iter()
+                .zip(&r.slots)
+                .all(|(o, n)| o.start == n.start && o.end == n.end);
+        if same {
+            return Ok(Vec::new());
+        }
+        let Some(stored) = self.resource(r.id)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for slot in &r.slots {
+            let Some(before) = stored
+                .slots
+                .iter()
+                .find(|s| s.backend_id == slot.backend_id)
+            else {
+                continue;
+            };
+            if before.start == slot.start && before.end == slot.end {
+                continue;
+            }
+            let previous = derived_sequence(
+                self.read_sequence(&slot.backend_id)?,
+                before.start,
+                before.end,
+            );
+            let rec = SlotSequenceRecord::V1(SlotSequence {
+                start: slot.start,
+                end: slot.end,
+                sequence: previous.saturating_add(1),
+            });
+            out.push((
+                Kind::FeedTokens.tree_index(),
+                sequence_key(&slot.backend_id),
+                Some(encode(&rec)?),
+            ));
         }
         Ok(out)
     }
 }
 
+/// The sequence of a slot at `start..end` given its record.
+fn derived_sequence(rec: Option<SlotSequence>, start: DateTime<Utc>, end: DateTime<Utc>) -> u32 {
+    match rec {
+        None => 0,
+        Some(s) if s.start == start && s.end == end => s.sequence,
+        Some(s) => s.sequence.saturating_add(1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::Scope;
     use super::*;
     use chrono::TimeZone;
 
@@ -304,12 +330,13 @@ mod tests {
     }
 
     #[test]
-    fn last_use_is_written_at_most_once_a_minute_and_does_not_bump_the_generation(
-    ) -> Result<(), StoreError> {
+    fn last_use_is_written_at_most_once_a_minute_and_touches_no_feed() -> Result<(), StoreError> {
         let store = Store::temporary()?;
-        let tok = token(FeedScope::User(Id::new_v4()), "s");
+        let user = Id::new_v4();
+        let tok = token(FeedScope::User(user), "s");
         store.sync_put(vec![Store::feed_token_change(&tok)?])?;
-        let generation = store.generation();
+        let scopes = [Scope::BookingsBy(user), Scope::Directory];
+        let version = store.version(&scopes);
         let cases = [
             (t(9), true),
             (t(9) + chrono::Duration::seconds(59), false),
@@ -320,37 +347,73 @@ mod tests {
         }
         let stored = store.feed_token_by_secret("s")?.map(|t| t.last_used);
         assert_eq!(stored, Some(Some(t(9) + chrono::Duration::seconds(60))));
-        assert_eq!(store.generation(), generation);
+        assert_eq!(store.version(&scopes), version);
         Ok(())
     }
 
     #[test]
-    fn a_slot_sequence_rises_only_when_its_time_changes() -> Result<(), StoreError> {
-        let store = Store::temporary()?;
-        // (start, end, expected sequence)
+    fn a_slot_sequence_rises_with_each_change_of_its_time_and_is_read_without_writing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), &super::super::StoreOptions::default()).expect("open");
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+        crate::import::import_file(&store, std::path::Path::new(fixture)).expect("import");
+        let id = store
+            .read()
+            .expect("read")
+            .resources
+            .values()
+            .find(|r| r.slots.len() > 1)
+            .map(|r| r.id)
+            .expect("a booking with two slots");
+        let original = store.resource(id).expect("read").expect("resource");
+        let (s0, e0) = (original.slots[0].start, original.slots[0].end);
+        let h = chrono::Duration::hours;
+        // (first slot's new time, its expected sequence); the other slots stay at 0.
         let cases = [
-            (t(10), t(11), 0),
-            (t(10), t(11), 0),
-            (t(12), t(13), 1),
-            (t(12), t(13), 1),
-            (t(12), t(14), 2),
-            (t(10), t(11), 3),
+            ((s0, e0), 0),
+            ((s0 + h(1), e0 + h(1)), 1),
+            ((s0 + h(1), e0 + h(1)), 1),
+            ((s0 + h(1), e0 + h(2)), 2),
+            ((s0, e0), 3),
         ];
-        for (start, end, want) in cases {
-            let got =
-                store.slot_sequences(&[("booking_a", start, end), ("booking_b", t(1), t(2))])?;
-            assert_eq!(got, vec![want, 0], "{start} - {end}");
+        for ((start, end), want) in cases {
+            let mut r = original.clone();
+            r.slots[0].start = start;
+            r.slots[0].end = end;
+            store
+                .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r.clone())], ())))
+                .expect("write");
+            let commits = store.commits();
+            let keys: Vec<_> = r
+                .slots
+                .iter()
+                .map(|s| (s.backend_id.as_str(), s.start, s.end))
+                .collect();
+            let got = store.slot_sequences(&keys).expect("read");
+            assert_eq!(got[0], want, "{start} - {end}");
+            assert!(got[1..].iter().all(|s| *s == 0), "{got:?}");
+            assert_eq!(store.commits(), commits, "reading sequences wrote");
         }
-        Ok(())
     }
 
     #[test]
-    fn any_other_write_bumps_the_generation() -> Result<(), StoreError> {
-        let store = Store::temporary()?;
-        let before = store.generation();
-        let cal = crate::domain::calendar::OfferingCalendar::new(Id::new_v4());
-        store.sync_put(vec![Store::calendar_change(&cal)?])?;
-        assert!(store.generation() > before);
-        Ok(())
+    fn a_sequence_recorded_at_another_time_counts_one_change_more() {
+        let rec = |h, sequence| {
+            Some(SlotSequence {
+                start: t(h),
+                end: t(h + 1),
+                sequence,
+            })
+        };
+        // (record, slot start hour, sequence)
+        let cases = [
+            (None, 10, 0),
+            (rec(10, 0), 10, 0),
+            (rec(10, 2), 10, 2),
+            (rec(10, 2), 12, 3),
+        ];
+        for (r, h, want) in cases {
+            assert_eq!(derived_sequence(r, t(h), t(h + 1)), want, "{r:?} {h}");
+        }
     }
 }

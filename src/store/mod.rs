@@ -22,6 +22,7 @@ pub mod index;
 pub mod jobs;
 pub mod records;
 pub mod sync_state;
+pub mod versions;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +41,7 @@ use index::{OrderIdx, ResourceIdx};
 pub use jobs::JobQueue;
 use jobs::{JobIndex, JobPlan};
 pub use records::BusySlotV1 as BusySlot;
+pub use versions::Scope;
 
 use crate::domain::jobs::{
     calendars_touched, offering_calendar_changed, BookingView, JobKind, JobRequest, Trigger,
@@ -52,6 +54,9 @@ use records::{
 
 /// A raw key and value of a sync-state tree.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// One write of a transaction: tree index, key, value (`None` deletes).
+pub(crate) type TreeWrite = (usize, Vec<u8>, Option<Vec<u8>>);
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -165,21 +170,17 @@ pub struct Store {
     catalog: RwLock<Catalog>,
     write: Mutex<()>,
     salt: String,
-    /// Data version for caches (the feed cache): bumped at the end of every
-    /// [`Store::apply`] that wrote anything but feed-token records, after sled and the
-    /// catalog hold the new data. A reader that reads the generation *before* the data
-    /// can therefore tag what it derived with that generation and never cache new-looking
-    /// old data. Not persisted: it restarts at 0 with the (empty) caches.
-    generation: AtomicU64,
+    /// Data versions per scope for caches (the feed cache), stamped at the end of every
+    /// [`Store::apply`] after sled and the catalog hold the new data (see [`versions`]).
+    versions: versions::Versions,
+    /// Committed write transactions since opening (see [`Store::commits`]).
+    commits: AtomicU64,
     /// The job queue's index; changed only under `write`, after the records.
     jobs: Mutex<JobIndex>,
     /// Woken whenever jobs are queued or put back (the scheduler waits on it).
     job_wakeup: Arc<tokio::sync::Notify>,
     sync_debounce: Duration,
 }
-
-/// One record write: tree index, key, value (None deletes).
-type Write = (usize, Vec<u8>, Option<Vec<u8>>);
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(StoreError::Encode)
@@ -227,7 +228,8 @@ impl Store {
             catalog: RwLock::new(Catalog::default()),
             write: Mutex::new(()),
             salt: opts.token_salt.clone(),
-            generation: AtomicU64::new(0),
+            versions: versions::Versions::default(),
+            commits: AtomicU64::new(0),
             jobs: Mutex::new(JobIndex::default()),
             job_wakeup: Arc::new(tokio::sync::Notify::new()),
             sync_debounce: opts.sync_debounce,
@@ -420,6 +422,7 @@ impl Store {
         // index is only changed under the write lock (held here), so the plan stays
         // valid while the records are written.
         let now = chrono::Utc::now();
+        let cat = self.read()?;
         let job_plan = {
             let jobs = self.jobs_index()?;
             let mut requests: Vec<JobRequest> = changes
@@ -429,13 +432,11 @@ impl Store {
                     _ => None,
                 })
                 .collect();
-            let cat = self.read()?;
             requests.extend(self.implied_syncs(&cat, &jobs, changes, now));
-            drop(cat);
             jobs.plan_requests(&requests, now, || self.next_id())?
         };
         // Encode first: a record that cannot be encoded aborts before any write.
-        let mut writes: Vec<Write> = Vec::with_capacity(changes.len());
+        let mut writes: Vec<TreeWrite> = Vec::with_capacity(changes.len());
         for (k, v) in job_plan.writes()? {
             writes.push((T_JOBS, k, v));
         }
@@ -462,6 +463,8 @@ impl Store {
                     Some(encode(&OfferingRecord::from(x))?),
                 ),
                 Change::Resource(x) => {
+                    // A slot's time change is recorded with it (feeds read it as SEQUENCE).
+                    writes.extend(self.sequence_writes(&cat, x)?);
                     let idx = index::encode_resource(&ResourceIdx::of(x));
                     writes.push((T_IDX_RESOURCES, x.id.as_bytes().to_vec(), Some(idx)));
                     (
@@ -498,6 +501,7 @@ impl Store {
             };
             writes.push(w);
         }
+        drop(cat);
         self.write_batch(&writes)?;
         let mut cat = self.catalog.write().map_err(|_| StoreError::Poisoned)?;
         for c in changes {
@@ -538,23 +542,18 @@ impl Store {
                 self.job_wakeup.notify_one();
             }
         }
-        // Feed-token records (tokens, last use, the feeds' slot sequences) are read by the
-        // feed code itself on every request or render, and no feed shows jobs, so
-        // neither invalidates caches.
-        if changes.iter().any(|c| {
-            !matches!(
-                c,
-                Change::SyncState(sync_state::Kind::FeedTokens | sync_state::Kind::Jobs, ..)
-                    | Change::Enqueue(_)
-            )
-        }) {
-            self.generation.fetch_add(1, Ordering::Release);
-        }
+        self.versions.bump(changes);
         Ok(())
     }
 
+    /// How many write transactions were committed since the store was opened (tests
+    /// check that reads write nothing).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
     /// Writes records in one sled transaction and flushes them to disk.
-    fn write_batch(&self, writes: &[Write]) -> Result<(), StoreError> {
+    fn write_batch(&self, writes: &[TreeWrite]) -> Result<(), StoreError> {
         if writes.is_empty() {
             return Ok(());
         }
@@ -580,6 +579,7 @@ impl Store {
         // Durable before anyone is told: an acknowledged booking, or a calendar id
         // recorded before events are written into that calendar, must survive a crash.
         self.db.flush()?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -589,7 +589,7 @@ impl Store {
         if plan.is_empty() {
             return Ok(());
         }
-        let writes: Vec<Write> = plan
+        let writes: Vec<TreeWrite> = plan
             .writes()?
             .into_iter()
             .map(|(k, v)| (T_JOBS, k, v))
@@ -598,12 +598,6 @@ impl Store {
         self.jobs_index()?.commit(plan);
         self.job_wakeup.notify_one();
         Ok(())
-    }
-
-    /// The data version: changes whenever stored data that feeds render from changes
-    /// (see the `generation` field). Cheap: one atomic load.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
     }
 
     /// Loads a full booking resource.

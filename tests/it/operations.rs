@@ -712,3 +712,45 @@ fn every_metric_family_name_is_unique_and_prefixed() {
     }
     parse_exposition(&text);
 }
+
+#[tokio::test]
+async fn sigterm_with_idle_keep_alive_connections_exits_within_two_seconds() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    prepare(&data, &[], &[]);
+    // Idle connections would otherwise stay open for a minute.
+    let env = [
+        ("BOOKCAL_HTTP_HEADER_READ_TIMEOUT_SECS", "60"),
+        ("BOOKCAL_HTTP_KEEP_ALIVE_TIMEOUT_SECS", "60"),
+    ];
+    let mut served = serve(&data, &env);
+    let http = reqwest::Client::new();
+    served.wait_ready(&http).await;
+    let addr: std::net::SocketAddr = served
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let mut held = Vec::new();
+    // Twenty keep-alive connections between requests, five that never sent a byte.
+    for i in 0..25 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        if i < 20 {
+            s.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+                .await
+                .expect("write");
+            let r = crate::limits::read_response(&mut s).await.expect("answer");
+            assert_eq!(r.status, 200);
+        }
+        held.push(s);
+    }
+    let started = std::time::Instant::now();
+    let status = served.terminate(Duration::from_secs(15)).await;
+    let took = started.elapsed();
+    assert!(status.success(), "exit {status}:\n{}", served.log());
+    assert!(took < Duration::from_secs(2), "exited after {took:?}");
+    for mut s in held {
+        assert!(crate::limits::read_response(&mut s).await.is_none());
+    }
+}
