@@ -19,6 +19,7 @@ mod limits;
 mod openapi;
 mod operations;
 mod scheduler;
+mod secrets;
 mod sync;
 mod sync_crash;
 mod waldur_client;

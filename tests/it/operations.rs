@@ -415,9 +415,9 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
 // ---------------------------------------------------------------- the real binary
 
 /// `bookcal serve` as a child process with its stderr collected.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: Arc<Mutex<String>>,
 }
 
@@ -430,7 +430,7 @@ impl Drop for Served {
     }
 }
 
-fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Served {
+pub(crate) fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Served {
     let mut c = Command::new(BIN);
     c.arg("serve")
         .env_remove("BOOKCAL_CONFIG")
@@ -487,7 +487,7 @@ fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Served {
 }
 
 impl Served {
-    async fn wait_ready(&self, http: &reqwest::Client) {
+    pub(crate) async fn wait_ready(&self, http: &reqwest::Client) {
         for _ in 0..3000 {
             if let Ok(r) = http.get(format!("{}/ready", self.base)).send().await {
                 if r.status() == 200 {
@@ -500,7 +500,7 @@ impl Served {
     }
 
     /// SIGTERM, then the exit status within `bound`.
-    async fn terminate(&mut self, bound: Duration) -> std::process::ExitStatus {
+    pub(crate) async fn terminate(&mut self, bound: Duration) -> std::process::ExitStatus {
         let killed = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -520,14 +520,18 @@ impl Served {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
 
 /// Imports the demo data with `bookcal import` and makes tokens with `bookcal token
 /// create`, under `env` (the salt).
-fn prepare(data_dir: &Path, env: &[(&str, &str)], users: &[&str]) -> BTreeMap<String, String> {
+pub(crate) fn prepare(
+    data_dir: &Path,
+    env: &[(&str, &str)],
+    users: &[&str],
+) -> BTreeMap<String, String> {
     let dd = data_dir.to_str().expect("utf-8");
     let mut env: Vec<(&str, &str)> = env.to_vec();
     env.push(("BOOKCAL_DATA_DIR", dd));
@@ -550,7 +554,7 @@ fn prepare(data_dir: &Path, env: &[(&str, &str)], users: &[&str]) -> BTreeMap<St
         .collect()
 }
 
-async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
+pub(crate) async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
     let r = http
         .get(url)
         .header("Authorization", format!("Token {token}"))
