@@ -73,7 +73,7 @@ impl AppState {
             google: Arc::new(StaticCredentials(false)),
             public_url: None,
             feed_cache: Arc::new(feed_cache::FeedCache::default()),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new(Vec::new())),
         }
     }
 }

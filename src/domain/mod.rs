@@ -7,6 +7,7 @@
 pub mod booking;
 pub mod calendar;
 pub mod event_id;
+pub mod format;
 pub mod interval;
 pub mod jobs;
 pub mod model;

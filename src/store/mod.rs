@@ -105,6 +105,9 @@ pub enum Change {
     Enqueue(JobRequest),
 }
 
+/// The token salt when none is configured (`token_salt`; `bookcal serve` warns).
+pub const DEFAULT_TOKEN_SALT: &str = "bookcal-default-salt";
+
 /// Store tuning.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -121,7 +124,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 16 * 1024 * 1024,
-            token_salt: "bookcal".into(),
+            token_salt: DEFAULT_TOKEN_SALT.into(),
             sync_debounce: Duration::from_secs(1),
         }
     }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::helpers::{at, eventually, google_client, spawn_app, sync_env};
+use crate::helpers::{at, eventually, google_client, spawn_app, spawn_app_with, Options};
 use bookcal::domain::calendar::CalendarState;
 use bookcal::domain::jobs::{Job, RunOutcome, Trigger};
 use bookcal::domain::{EventId, Id, ResourceState};
@@ -13,62 +13,13 @@ use bookcal::scheduler::{
     cancel_stale_requests, JobRunner, Scheduler, SchedulerOptions, SchedulerStatus,
 };
 use bookcal::store::{Change, Store, StoreOptions};
+use bookcal::sync::RunOptions;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-
-fn start(
-    app: &crate::helpers::TestApp,
-    env: crate::helpers::SyncEnv,
-    interval: Option<Duration>,
-) -> (
-    crate::helpers::SyncEnv,
-    CancellationToken,
-    tokio::task::JoinHandle<()>,
-) {
-    let (env, stop, h, _) = start_with(app, env, interval, None);
-    (env, stop, h)
-}
-
-/// Starts a scheduler on the app's store; with `runner`, that runner and its retry
-/// step instead of the engine.
-fn start_with(
-    app: &crate::helpers::TestApp,
-    env: crate::helpers::SyncEnv,
-    interval: Option<Duration>,
-    runner: Option<(Arc<dyn JobRunner>, Duration)>,
-) -> (
-    crate::helpers::SyncEnv,
-    CancellationToken,
-    tokio::task::JoinHandle<()>,
-    Arc<SchedulerStatus>,
-) {
-    let engine = Arc::new(bookcal::sync::SyncEngine {
-        store: env.engine.store.clone(),
-        source: env.engine.source.clone(),
-        settings: env.engine.settings.clone(),
-        share_role: env.engine.share_role,
-    });
-    let mut opts = SchedulerOptions {
-        interval,
-        ..SchedulerOptions::default()
-    };
-    let s = match runner {
-        Some((runner, retry)) => {
-            opts.retry_base = retry;
-            Scheduler::with_runner(runner, app.store.clone(), opts)
-        }
-        None => Scheduler::new(engine, opts),
-    };
-    let status = s.status.clone();
-    let stop = CancellationToken::new();
-    let h = tokio::spawn(s.run(stop.clone()));
-    (env, stop, h, status)
-}
 
 #[tokio::test]
 async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
     let app = spawn_app().await;
-    let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     let p = |a: &str| format!("/api/booking-offerings/{}/{a}/", room.hex());
     // Queued while no scheduler runs: the job waits in the store (it survives restarts).
@@ -79,7 +30,7 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
         200
     );
     assert_eq!(app.store.jobs().expect("jobs").len(), 1);
-    let (env, stop, h) = start(&app, env, None);
+    let scheduler = app.start_scheduler();
     let store = app.store.clone();
     assert!(
         eventually(20, || store
@@ -95,7 +46,7 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
         .expect("read")
         .and_then(|c| c.calendar_id)
         .expect("id");
-    assert_eq!(env.live_events(&cal).len(), 3);
+    assert_eq!(app.live_events(&cal).len(), 3);
 
     assert_eq!(
         app.post("owner", &p("share_google_calendar"), json!({}))
@@ -111,8 +62,8 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
             .is_some_and(|c| c.public && c.state == CalendarState::Ok))
         .await
     );
-    assert!(env
-        .emu
+    assert!(app
+        .emu()
         .inspect()
         .acl(&cal)
         .iter()
@@ -138,8 +89,8 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
             .is_some_and(|c| !c.public && c.state == CalendarState::Ok))
         .await
     );
-    assert!(!env
-        .emu
+    assert!(!app
+        .emu()
         .inspect()
         .acl(&cal)
         .iter()
@@ -151,46 +102,53 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
         (r.status, r.body),
         (400, json!(["The calendar is private already."]))
     );
-    stop.cancel();
-    h.await.expect("scheduler stops cleanly");
+    scheduler.stop().await;
 }
 
 #[tokio::test]
 async fn periodic_syncs_restore_what_someone_changed_in_google_without_anyone_pressing_sync() {
-    let app = spawn_app().await;
-    let env = sync_env(&app).await;
+    let app = spawn_app_with(Options {
+        sync_interval_secs: 1,
+        ..Options::default()
+    })
+    .await;
     let room = app.offering_id("room-aurora");
-    env.sync(room).await;
-    let cal = app
-        .store
-        .calendar(room)
-        .expect("read")
-        .and_then(|c| c.calendar_id)
-        .expect("id");
-    let before = env.live_events(&cal).len();
+    let cal = first_sync(&app, room).await;
+    let before = app.live_events(&cal).len();
     // A change on Google's side only: no local write queues anything for it.
-    let id = env.live_events(&cal)[0]["id"]
+    let id = app.live_events(&cal)[0]["id"]
         .as_str()
         .expect("id")
         .to_string();
-    env.human.event_delete(&cal, &id).await.expect("delete");
-    assert_eq!(env.live_events(&cal).len(), before - 1);
+    let human = google_client(app.emu(), None).await;
+    human.event_delete(&cal, &id).await.expect("delete");
+    assert_eq!(app.live_events(&cal).len(), before - 1);
     assert!(app.store.jobs().expect("jobs").is_empty());
-    let (env, stop, h) = start(&app, env, Some(Duration::from_millis(50)));
-    assert!(eventually(20, || env.live_events(&cal).len() == before).await);
+    let scheduler = app.start_scheduler();
+    assert!(eventually(20, || app.live_events(&cal).len() == before).await);
     // The next periodic sync is queued (one per offering with a calendar).
     let jobs = app.store.queued_jobs(room).expect("jobs");
     assert!(
         jobs.iter().any(|j| j.trigger == Trigger::Periodic),
         "{jobs:?}"
     );
-    stop.cancel();
-    h.await.expect("scheduler stops cleanly");
+    scheduler.stop().await;
 }
 
-/// Calendar API requests of one method the emulator answered.
-fn calls(env: &crate::helpers::SyncEnv, method: &str) -> u64 {
-    env.emu
+/// Runs the room's first sync directly (creating its calendar) and returns the
+/// calendar id.
+async fn first_sync(app: &crate::helpers::TestApp, offering: Id) -> String {
+    app.engine
+        .sync_offering(offering, RunOptions::default())
+        .await
+        .expect("first sync")
+        .calendar_id
+        .expect("calendar")
+}
+
+/// Calendar API requests of one method the app's emulator answered.
+fn calls(app: &crate::helpers::TestApp, method: &str) -> u64 {
+    app.emu()
         .controls()
         .counters()
         .get(&format!("calendar.{method}"))
@@ -198,7 +156,7 @@ fn calls(env: &crate::helpers::SyncEnv, method: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until no job of `offering` is running or due, and the scheduler is idle.
+/// Waits until no run is active and every job of `offering` is a periodic one.
 async fn settled(app: &crate::helpers::TestApp, status: &SchedulerStatus, offering: Id) -> bool {
     let store = app.store.clone();
     eventually(30, || {
@@ -213,18 +171,11 @@ async fn settled(app: &crate::helpers::TestApp, status: &SchedulerStatus, offeri
 #[tokio::test]
 async fn a_burst_of_fifty_local_changes_gives_one_or_two_sync_runs_not_fifty() {
     let app = spawn_app().await;
-    let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
-    env.sync(room).await;
-    let cal = app
-        .store
-        .calendar(room)
-        .expect("read")
-        .and_then(|c| c.calendar_id)
-        .expect("id");
-    let before = env.live_events(&cal).len();
-    let (env, stop, h, status) = start_with(&app, env, None, None);
-    env.reset();
+    let cal = first_sync(&app, room).await;
+    let before = app.live_events(&cal).len();
+    let scheduler = app.start_scheduler();
+    app.emu().controls().reset_counters();
     for i in 0..50 {
         let r = app
             .post(
@@ -235,32 +186,27 @@ async fn a_burst_of_fifty_local_changes_gives_one_or_two_sync_runs_not_fifty() {
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
-    assert!(eventually(30, || env.live_events(&cal).len() == before + 50).await);
-    assert!(settled(&app, &status, room).await);
-    let runs = status.runs("ok");
+    assert!(eventually(30, || app.live_events(&cal).len() == before + 50).await);
+    assert!(settled(&app, &scheduler.status, room).await);
+    let runs = scheduler.status.runs("ok");
     assert!((1..=2).contains(&runs), "{runs} runs");
-    assert_eq!(calls(&env, "events.list"), runs, "one listing per run");
-    assert_eq!(calls(&env, "events.insert"), 50);
-    stop.cancel();
-    h.await.expect("scheduler stops cleanly");
+    assert_eq!(calls(&app, "events.list"), runs, "one listing per run");
+    assert_eq!(calls(&app, "events.insert"), 50);
+    scheduler.stop().await;
 }
 
 #[tokio::test]
 async fn a_change_during_a_run_gives_exactly_one_follow_up_run() {
     let app = spawn_app().await;
-    let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
-    env.sync(room).await;
-    let cal = app
-        .store
-        .calendar(room)
-        .expect("read")
-        .and_then(|c| c.calendar_id)
-        .expect("id");
-    let before = env.live_events(&cal).len();
+    let cal = first_sync(&app, room).await;
+    let before = app.live_events(&cal).len();
     // Slow Google: a run takes at least a second.
-    env.emu.controls().set_latency(Duration::from_millis(1000));
-    let (env, stop, h, status) = start_with(&app, env, None, None);
+    app.emu()
+        .controls()
+        .set_latency(Duration::from_millis(1000));
+    let scheduler = app.start_scheduler();
+    let status = scheduler.status.clone();
     let sync = format!(
         "/api/booking-offerings/{}/google_calendar_sync/",
         room.hex()
@@ -283,12 +229,11 @@ async fn a_change_during_a_run_gives_exactly_one_follow_up_run() {
     let jobs = app.store.queued_jobs(room).expect("jobs");
     assert_eq!(jobs.len(), 2, "the running job and one follow-up: {jobs:?}");
     assert_eq!(jobs[1].trigger, Trigger::Change);
-    assert!(eventually(30, || env.live_events(&cal).len() == before + 3).await);
+    assert!(eventually(30, || app.live_events(&cal).len() == before + 3).await);
     assert!(settled(&app, &status, room).await);
     assert_eq!(status.runs("ok"), 2);
     assert!(app.store.queued_jobs(room).expect("jobs").is_empty());
-    stop.cancel();
-    h.await.expect("scheduler stops cleanly");
+    scheduler.stop().await;
 }
 
 #[tokio::test]
@@ -401,19 +346,23 @@ impl JobRunner for PanicsOnce {
 #[tokio::test]
 async fn a_panicking_job_releases_its_offering_and_is_retried_with_its_attempts_shown() {
     let app = spawn_app().await;
-    let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     let runner = Arc::new(PanicsOnce {
-        engine: Arc::new(bookcal::sync::SyncEngine {
-            store: env.engine.store.clone(),
-            source: env.engine.source.clone(),
-            settings: env.engine.settings.clone(),
-            share_role: env.engine.share_role,
-        }),
+        engine: app.engine.clone(),
         panicked: AtomicBool::new(false),
     });
-    let (env, stop, h, status) =
-        start_with(&app, env, None, Some((runner, Duration::from_millis(300))));
+    let scheduler = Scheduler::with_runner(
+        runner,
+        app.store.clone(),
+        SchedulerOptions {
+            interval: None,
+            retry_base: Duration::from_millis(300),
+            ..SchedulerOptions::default()
+        },
+    );
+    let status = scheduler.status.clone();
+    let stop = CancellationToken::new();
+    let h = tokio::spawn(scheduler.run(stop.clone()));
     let offering = format!("/api/booking-offerings/{}/", room.hex());
     let sync = format!("{offering}google_calendar_sync/");
     assert_eq!(app.post("owner", &sync, json!({})).await.status, 200);
@@ -440,7 +389,7 @@ async fn a_panicking_job_releases_its_offering_and_is_retried_with_its_attempts_
         .expect("read")
         .and_then(|c| c.calendar_id)
         .expect("the retry created the calendar");
-    assert_eq!(env.live_events(&cal).len(), 3);
+    assert_eq!(app.live_events(&cal).len(), 3);
     // The offering is free for the next job.
     assert_eq!(app.post("owner", &sync, json!({})).await.status, 200);
     assert!(eventually(20, || status.runs("ok") == 2).await);
