@@ -25,10 +25,10 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::sync_state::Kind;
-use super::{decode, encode, StoreError};
+use super::records::JobRecord;
+use super::tree::Tree;
+use super::{decode, encode, RawWrite, StoreError};
 use crate::domain::calendar::OfferingCalendar;
 use crate::domain::jobs::{merge, Job, JobKind, JobRequest, Merge, Trigger};
 use crate::domain::Id;
@@ -86,143 +86,19 @@ pub trait JobQueue: Send + Sync {
     fn wakeup(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }
 
-#[derive(Clone, Copy, Serialize, Deserialize)]
-enum KindV1 {
-    Sync,
-    Share,
-    Unshare,
-}
-
-impl From<KindV1> for JobKind {
-    fn from(k: KindV1) -> Self {
-        match k {
-            KindV1::Sync => JobKind::Sync,
-            KindV1::Share => JobKind::Share,
-            KindV1::Unshare => JobKind::Unshare,
-        }
-    }
-}
-
-impl From<JobKind> for KindV1 {
-    fn from(k: JobKind) -> Self {
-        match k {
-            JobKind::Sync => KindV1::Sync,
-            JobKind::Share => KindV1::Share,
-            JobKind::Unshare => KindV1::Unshare,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum TriggerV2 {
-    Action,
-    Change,
-    Remote,
-    Periodic,
-}
-
-impl From<TriggerV2> for Trigger {
-    fn from(t: TriggerV2) -> Self {
-        match t {
-            TriggerV2::Action => Trigger::Action,
-            TriggerV2::Change => Trigger::Change,
-            TriggerV2::Remote => Trigger::Remote,
-            TriggerV2::Periodic => Trigger::Periodic,
-        }
-    }
-}
-
-impl From<Trigger> for TriggerV2 {
-    fn from(t: Trigger) -> Self {
-        match t {
-            Trigger::Action => TriggerV2::Action,
-            Trigger::Change => TriggerV2::Change,
-            Trigger::Remote => TriggerV2::Remote,
-            Trigger::Periodic => TriggerV2::Periodic,
-        }
-    }
-}
-
-/// A job as the first versions wrote it: due when created.
-#[derive(Serialize, Deserialize)]
-struct JobV1 {
-    seq: u64,
-    offering: Id,
-    kind: KindV1,
-    created: DateTime<Utc>,
-    attempts: u32,
-}
-
-#[derive(Serialize, Deserialize)]
-struct JobV2 {
-    offering: Id,
-    kind: KindV1,
-    trigger: TriggerV2,
-    created: DateTime<Utc>,
-    due: DateTime<Utc>,
-    attempts: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    hold_until: Option<DateTime<Utc>>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "v")]
-enum JobRecord {
-    #[serde(rename = "1")]
-    V1(JobV1),
-    #[serde(rename = "2")]
-    V2(JobV2),
-}
-
-fn decode_job(key: &[u8], bytes: &[u8]) -> Result<Job, StoreError> {
+/// Decodes the job record stored under `key` (its sequence number, big endian).
+pub(crate) fn decode_job(key: &[u8], bytes: &[u8]) -> Result<Job, StoreError> {
     let seq = key
         .try_into()
         .map(u64::from_be_bytes)
         .map_err(|_| StoreError::CorruptIndex("jobs"))?;
-    Ok(match decode::<JobRecord>("jobs", bytes)? {
-        JobRecord::V1(j) => Job {
-            seq,
-            offering: j.offering,
-            kind: j.kind.into(),
-            trigger: Trigger::Action,
-            created: j.created,
-            due: j.created,
-            attempts: j.attempts,
-            hold_until: None,
-        },
-        JobRecord::V2(j) => Job {
-            seq,
-            offering: j.offering,
-            kind: j.kind.into(),
-            trigger: j.trigger.into(),
-            created: j.created,
-            due: j.due,
-            attempts: j.attempts,
-            hold_until: j.hold_until,
-        },
-    })
+    Ok(decode::<JobRecord>("jobs", bytes)?.job(seq))
 }
 
-/// A record write: key and value (`None` deletes).
-pub(crate) type KeyWrite = (Vec<u8>, Option<Vec<u8>>);
-
 /// A write of one job record (`None` deletes it).
-pub(crate) fn job_write(seq: u64, job: Option<&Job>) -> Result<KeyWrite, StoreError> {
-    let value = job
-        .map(|j| {
-            encode(&JobRecord::V2(JobV2 {
-                offering: j.offering,
-                kind: j.kind.into(),
-                trigger: j.trigger.into(),
-                created: j.created,
-                due: j.due,
-                attempts: j.attempts,
-                hold_until: j.hold_until,
-            }))
-        })
-        .transpose()?;
-    Ok((seq.to_be_bytes().to_vec(), value))
+fn job_write(seq: u64, job: Option<&Job>) -> Result<RawWrite, StoreError> {
+    let value = job.map(|j| encode(&JobRecord::from(j))).transpose()?;
+    Ok((Tree::Jobs, seq.to_be_bytes().to_vec(), value))
 }
 
 /// The in-memory index of the sled engine's job queue (see the module documentation).
@@ -252,7 +128,7 @@ impl JobPlan {
     }
 
     /// The record writes of this plan.
-    pub(crate) fn writes(&self) -> Result<Vec<KeyWrite>, StoreError> {
+    pub(crate) fn writes(&self) -> Result<Vec<RawWrite>, StoreError> {
         let mut out = Vec::new();
         for j in self.pending.iter().chain(&self.running) {
             out.push(job_write(j.seq, Some(j))?);
@@ -534,38 +410,6 @@ impl JobIndex {
             .collect();
         v.sort();
         v
-    }
-
-    /// Keeps the index in step with a raw write to the jobs or calendars tree.
-    pub(crate) fn raw_write(
-        &mut self,
-        kind: Kind,
-        key: &[u8],
-        value: Option<&[u8]>,
-    ) -> Result<(), StoreError> {
-        match kind {
-            Kind::Jobs => {
-                let seq = key
-                    .try_into()
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StoreError::CorruptIndex("jobs"))?;
-                match value {
-                    Some(v) => self.put_pending(decode_job(key, v)?),
-                    None => self.remove(seq),
-                }
-            }
-            Kind::Calendars => {
-                if let Some(id) = Id::from_slice(key) {
-                    let exists = match value {
-                        Some(v) => super::calendars::decode_calendar(v)?.calendar_id.is_some(),
-                        None => false,
-                    };
-                    self.set_calendar(id, exists);
-                }
-            }
-            _ => {}
-        }
-        Ok(())
     }
 }
 

@@ -20,8 +20,9 @@ pub mod catalog;
 pub mod feed_tokens;
 pub mod index;
 pub mod jobs;
+pub mod pg;
 pub mod records;
-pub mod sync_state;
+mod tree;
 pub mod versions;
 
 use std::path::Path;
@@ -40,23 +41,26 @@ pub use catalog::{Catalog, OrderEntry, ResourceEntry};
 use index::{OrderIdx, ResourceIdx};
 pub use jobs::JobQueue;
 use jobs::{JobIndex, JobPlan};
+pub use records::Attachment;
 pub use records::BusySlotV1 as BusySlot;
+use tree::Tree;
 pub use versions::Scope;
 
+use crate::domain::calendar::{ExternalEvent, MappedEvent, OfferingCalendar};
 use crate::domain::jobs::{
     calendars_touched, offering_calendar_changed, BookingView, JobKind, JobRequest, Trigger,
 };
 use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
+use feed_tokens::FeedToken;
 use records::{
-    BusyRecord, CustomerRecord, OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord,
-    UserRecord,
+    AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, MappedRecord,
+    OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
 };
 
-/// A raw key and value of a sync-state tree.
-pub type KeyValue = (Vec<u8>, Vec<u8>);
-
-/// One write of a transaction: tree index, key, value (`None` deletes).
-pub(crate) type TreeWrite = (usize, Vec<u8>, Option<Vec<u8>>);
+/// A raw key and value of a tree.
+type KeyValue = (Vec<u8>, Vec<u8>);
+/// A raw write: tree, key, value (`None` deletes).
+pub(crate) type RawWrite = (Tree, Vec<u8>, Option<Vec<u8>>);
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +79,10 @@ pub enum StoreError {
     Poisoned,
     #[error("index tree {0} holds an unreadable entry")]
     CorruptIndex(&'static str),
+    #[error("database failure: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 /// Why a [`Store::mutate`] did not happen: the caller's rule refused it, or storage failed.
@@ -98,11 +106,25 @@ pub enum Change {
     DeleteOrder(Id),
     /// Replaces an offering's busy slots with a new generation.
     Busy(Id, Vec<BusySlot>),
-    /// A sync-state record (see [`sync_state`]): tree, key, value (None deletes).
-    SyncState(sync_state::Kind, Vec<u8>, Option<Vec<u8>>),
+    /// Writes an offering's calendar record.
+    Calendar(OfferingCalendar),
     /// Queues a job, coalesced with the pending one of its offering and kind (see
     /// [`jobs`]).
     Enqueue(JobRequest),
+    /// Writes (or, with `None`, removes) the mapping of one slot of an offering.
+    Mapping {
+        offering: Id,
+        backend_id: String,
+        event: Option<MappedEvent>,
+    },
+    /// Replaces the external events of an offering's calendar.
+    Externals(Id, Vec<ExternalEvent>),
+    /// Writes (or, with `None`, removes) an order's attachment.
+    Attachment(Id, Option<Attachment>),
+    /// Writes a feed token (created, or its last use).
+    FeedToken(FeedToken),
+    /// Revokes the feed token with this secret hash.
+    RevokeFeedToken([u8; 32]),
 }
 
 /// The token salt when none is configured (`token_salt`; `bookcal serve` warns).
@@ -130,38 +152,6 @@ impl Default for StoreOptions {
     }
 }
 
-const TREES: [&str; 17] = [
-    "users",
-    "customers",
-    "projects",
-    "offerings",
-    "resources",
-    "orders",
-    "busy",
-    "tokens",
-    "calendars",
-    "slot_map",
-    "feed_tokens",
-    "jobs",
-    "attachments",
-    "externals",
-    "idx_resources",
-    "idx_orders",
-    "meta",
-];
-const T_USERS: usize = 0;
-const T_CUSTOMERS: usize = 1;
-const T_PROJECTS: usize = 2;
-const T_OFFERINGS: usize = 3;
-const T_RESOURCES: usize = 4;
-const T_ORDERS: usize = 5;
-const T_BUSY: usize = 6;
-const T_TOKENS: usize = 7;
-const T_CALENDARS: usize = 8;
-const T_JOBS: usize = 11;
-const T_IDX_RESOURCES: usize = 14;
-const T_IDX_ORDERS: usize = 15;
-const T_META: usize = 16;
 /// `meta` key saying the index trees are complete (written by the migration from a
 /// store that predates them, or when a new store is opened).
 const META_INDEXED: &[u8] = b"catalog_index_v1";
@@ -169,6 +159,7 @@ const META_INDEXED: &[u8] = b"catalog_index_v1";
 /// The store handle. Cheap to share behind an `Arc`.
 pub struct Store {
     db: sled::Db,
+    /// The open trees, in [`Tree::ALL`] order.
     trees: Vec<sled::Tree>,
     catalog: RwLock<Catalog>,
     write: Mutex<()>,
@@ -221,9 +212,9 @@ impl Store {
     }
 
     fn from_db(db: sled::Db, opts: &StoreOptions) -> Result<Store, StoreError> {
-        let trees = TREES
+        let trees = Tree::ALL
             .iter()
-            .map(|n| db.open_tree(n))
+            .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()?;
         let store = Store {
             db,
@@ -243,113 +234,22 @@ impl Store {
     }
 
     fn rebuild_jobs(&self) -> Result<(), StoreError> {
-        let jobs = self.trees[T_JOBS].iter().map(|kv| {
+        let jobs = self.tree(Tree::Jobs).iter().map(|kv| {
             kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .map_err(StoreError::from)
         });
-        let calendars = self.trees[T_CALENDARS].iter().map(|kv| {
-            kv.map_err(StoreError::from)
-                .and_then(|(_, v)| calendars::decode_calendar(&v))
+        let calendars = self.tree(Tree::Calendars).iter().map(|kv| {
+            kv.map_err(StoreError::from).and_then(|(_, v)| {
+                decode::<CalendarRecord>("calendars", &v).map(OfferingCalendar::from)
+            })
         });
         let (idx, fix) = JobIndex::load(jobs, calendars)?;
-        *self.jobs.lock().map_err(|_| StoreError::Poisoned)? = idx;
+        *self.jobs_index()? = idx;
         if !fix.is_empty() {
             let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
             self.write_jobs(fix)?;
         }
         Ok(())
-    }
-
-    fn rebuild_catalog(&self) -> Result<(), StoreError> {
-        let mut cat = Catalog::default();
-        for kv in self.trees[T_USERS].iter() {
-            let (_, v) = kv?;
-            cat.put_user(&User::from(decode::<UserRecord>("users", &v)?));
-        }
-        for kv in self.trees[T_CUSTOMERS].iter() {
-            let (_, v) = kv?;
-            let c = Customer::from(decode::<CustomerRecord>("customers", &v)?);
-            cat.customers.insert(c.id, c);
-        }
-        for kv in self.trees[T_PROJECTS].iter() {
-            let (_, v) = kv?;
-            let p = Project::from(decode::<ProjectRecord>("projects", &v)?);
-            cat.projects.insert(p.id, p);
-        }
-        for kv in self.trees[T_OFFERINGS].iter() {
-            let (_, v) = kv?;
-            let o = Offering::from(decode::<OfferingRecord>("offerings", &v)?);
-            cat.offerings.insert(o.id, o);
-        }
-        if self.trees[T_META].get(META_INDEXED)?.is_some() {
-            for kv in self.trees[T_IDX_RESOURCES].iter() {
-                let (_, v) = kv?;
-                let r =
-                    index::decode_resource(&v).ok_or(StoreError::CorruptIndex("idx_resources"))?;
-                cat.put_resource(&r);
-            }
-            for kv in self.trees[T_IDX_ORDERS].iter() {
-                let (_, v) = kv?;
-                let o = index::decode_order(&v).ok_or(StoreError::CorruptIndex("idx_orders"))?;
-                cat.put_order(&o);
-            }
-        } else {
-            // A store written before the index existed (or a new one): build it once.
-            for kv in self.trees[T_RESOURCES].iter() {
-                let (k, v) = kv?;
-                let r =
-                    ResourceIdx::of(&Resource::from(decode::<ResourceRecord>("resources", &v)?));
-                self.trees[T_IDX_RESOURCES].insert(k, index::encode_resource(&r))?;
-                cat.put_resource(&r);
-            }
-            for kv in self.trees[T_ORDERS].iter() {
-                let (k, v) = kv?;
-                let o = OrderIdx::of(&Order::from(decode::<OrderRecord>("orders", &v)?));
-                self.trees[T_IDX_ORDERS].insert(k, index::encode_order(&o))?;
-                cat.put_order(&o);
-            }
-            self.trees[T_META].insert(META_INDEXED, b"1".to_vec())?;
-            self.db.flush()?;
-        }
-        for kv in self.trees[T_BUSY].iter() {
-            let (k, v) = kv?;
-            if let Some(id) = Id::from_slice(&k) {
-                cat.busy
-                    .insert(id, decode::<BusyRecord>("busy", &v)?.intervals());
-            }
-        }
-        *self.catalog.write().map_err(|_| StoreError::Poisoned)? = cat;
-        Ok(())
-    }
-
-    /// Read access to the catalog. Hold the guard briefly: writers wait for it.
-    ///
-    /// # Errors
-    /// Only if a writer panicked while holding the lock.
-    pub fn read(&self) -> Result<RwLockReadGuard<'_, Catalog>, StoreError> {
-        self.catalog.read().map_err(|_| StoreError::Poisoned)
-    }
-
-    /// Applies a batch of changes atomically after `check` approves them.
-    ///
-    /// `check` runs under the store's write lock with a consistent view of the
-    /// catalog and returns the changes to write plus a value for the caller; if it
-    /// refuses, nothing is written.
-    ///
-    /// # Errors
-    /// `Refused` with the check's error, or `Store` when sled fails (then nothing
-    /// was applied either: the sled transaction is all or nothing).
-    pub fn mutate<R, E>(
-        &self,
-        check: impl FnOnce(&Catalog) -> Result<(Vec<Change>, R), E>,
-    ) -> Result<R, MutateError<E>> {
-        let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
-        let (changes, out) = {
-            let cat = self.read()?;
-            check(&cat).map_err(MutateError::Refused)?
-        };
-        self.apply(&changes)?;
-        Ok(out)
     }
 
     fn jobs_index(&self) -> Result<MutexGuard<'_, JobIndex>, StoreError> {
@@ -417,6 +317,117 @@ impl Store {
             .collect()
     }
 
+    /// Writes a job plan's records, then applies it to the index (the caller holds
+    /// the write lock).
+    fn write_jobs(&self, plan: JobPlan) -> Result<(), StoreError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        self.commit(&plan.writes()?)?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.jobs_index()?.commit(plan);
+        self.job_wakeup.notify_one();
+        Ok(())
+    }
+
+    fn tree(&self, t: Tree) -> &sled::Tree {
+        &self.trees[t.index()]
+    }
+
+    fn rebuild_catalog(&self) -> Result<(), StoreError> {
+        let mut cat = Catalog::default();
+        for kv in self.tree(Tree::Users).iter() {
+            let (_, v) = kv?;
+            cat.put_user(&User::from(decode::<UserRecord>("users", &v)?));
+        }
+        for kv in self.tree(Tree::Customers).iter() {
+            let (_, v) = kv?;
+            let c = Customer::from(decode::<CustomerRecord>("customers", &v)?);
+            cat.customers.insert(c.id, c);
+        }
+        for kv in self.tree(Tree::Projects).iter() {
+            let (_, v) = kv?;
+            let p = Project::from(decode::<ProjectRecord>("projects", &v)?);
+            cat.projects.insert(p.id, p);
+        }
+        for kv in self.tree(Tree::Offerings).iter() {
+            let (_, v) = kv?;
+            let o = Offering::from(decode::<OfferingRecord>("offerings", &v)?);
+            cat.offerings.insert(o.id, o);
+        }
+        if self.tree(Tree::Meta).get(META_INDEXED)?.is_some() {
+            for kv in self.tree(Tree::IdxResources).iter() {
+                let (_, v) = kv?;
+                let r =
+                    index::decode_resource(&v).ok_or(StoreError::CorruptIndex("idx_resources"))?;
+                cat.put_resource(&r);
+            }
+            for kv in self.tree(Tree::IdxOrders).iter() {
+                let (_, v) = kv?;
+                let o = index::decode_order(&v).ok_or(StoreError::CorruptIndex("idx_orders"))?;
+                cat.put_order(&o);
+            }
+        } else {
+            // A store written before the index existed (or a new one): build it once.
+            for kv in self.tree(Tree::Resources).iter() {
+                let (k, v) = kv?;
+                let r =
+                    ResourceIdx::of(&Resource::from(decode::<ResourceRecord>("resources", &v)?));
+                self.tree(Tree::IdxResources)
+                    .insert(k, index::encode_resource(&r))?;
+                cat.put_resource(&r);
+            }
+            for kv in self.tree(Tree::Orders).iter() {
+                let (k, v) = kv?;
+                let o = OrderIdx::of(&Order::from(decode::<OrderRecord>("orders", &v)?));
+                self.tree(Tree::IdxOrders)
+                    .insert(k, index::encode_order(&o))?;
+                cat.put_order(&o);
+            }
+            self.tree(Tree::Meta).insert(META_INDEXED, b"1".to_vec())?;
+            self.db.flush()?;
+        }
+        for kv in self.tree(Tree::Busy).iter() {
+            let (k, v) = kv?;
+            if let Some(id) = Id::from_slice(&k) {
+                cat.busy
+                    .insert(id, decode::<BusyRecord>("busy", &v)?.intervals());
+            }
+        }
+        *self.catalog.write().map_err(|_| StoreError::Poisoned)? = cat;
+        Ok(())
+    }
+
+    /// Read access to the catalog. Hold the guard briefly: writers wait for it.
+    ///
+    /// # Errors
+    /// Only if a writer panicked while holding the lock.
+    pub fn read(&self) -> Result<RwLockReadGuard<'_, Catalog>, StoreError> {
+        self.catalog.read().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Applies a batch of changes atomically after `check` approves them.
+    ///
+    /// `check` runs under the store's write lock with a consistent view of the
+    /// catalog and returns the changes to write plus a value for the caller; if it
+    /// refuses, nothing is written.
+    ///
+    /// # Errors
+    /// `Refused` with the check's error, or `Store` when sled fails (then nothing
+    /// was applied either: the sled transaction is all or nothing).
+    pub fn mutate<R, E>(
+        &self,
+        check: impl FnOnce(&Catalog) -> Result<(Vec<Change>, R), E>,
+    ) -> Result<R, MutateError<E>> {
+        let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
+        let (changes, out) = {
+            let cat = self.read()?;
+            check(&cat).map_err(MutateError::Refused)?
+        };
+        self.apply(&changes)?;
+        Ok(out)
+    }
+
     fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
@@ -439,55 +450,49 @@ impl Store {
             jobs.plan_requests(&requests, now, || self.next_id())?
         };
         // Encode first: a record that cannot be encoded aborts before any write.
-        let mut writes: Vec<TreeWrite> = Vec::with_capacity(changes.len());
-        for (k, v) in job_plan.writes()? {
-            writes.push((T_JOBS, k, v));
-        }
+        let mut writes: Vec<RawWrite> = job_plan.writes()?;
         for c in changes {
+            let key = |id: &Id| id.as_bytes().to_vec();
             let w = match c {
-                Change::User(u) => (
-                    T_USERS,
-                    u.id.as_bytes().to_vec(),
-                    Some(encode(&UserRecord::from(u))?),
-                ),
+                Change::User(u) => (Tree::Users, key(&u.id), Some(encode(&UserRecord::from(u))?)),
                 Change::Customer(x) => (
-                    T_CUSTOMERS,
-                    x.id.as_bytes().to_vec(),
+                    Tree::Customers,
+                    key(&x.id),
                     Some(encode(&CustomerRecord::from(x))?),
                 ),
                 Change::Project(x) => (
-                    T_PROJECTS,
-                    x.id.as_bytes().to_vec(),
+                    Tree::Projects,
+                    key(&x.id),
                     Some(encode(&ProjectRecord::from(x))?),
                 ),
                 Change::Offering(x) => (
-                    T_OFFERINGS,
-                    x.id.as_bytes().to_vec(),
+                    Tree::Offerings,
+                    key(&x.id),
                     Some(encode(&OfferingRecord::from(x))?),
                 ),
                 Change::Resource(x) => {
                     // A slot's time change is recorded with it (feeds read it as SEQUENCE).
                     writes.extend(self.sequence_writes(&cat, x)?);
                     let idx = index::encode_resource(&ResourceIdx::of(x));
-                    writes.push((T_IDX_RESOURCES, x.id.as_bytes().to_vec(), Some(idx)));
+                    writes.push((Tree::IdxResources, key(&x.id), Some(idx)));
                     (
-                        T_RESOURCES,
-                        x.id.as_bytes().to_vec(),
+                        Tree::Resources,
+                        key(&x.id),
                         Some(encode(&ResourceRecord::from(x))?),
                     )
                 }
                 Change::Order(x) => {
                     let idx = index::encode_order(&OrderIdx::of(x));
-                    writes.push((T_IDX_ORDERS, x.id.as_bytes().to_vec(), Some(idx)));
+                    writes.push((Tree::IdxOrders, key(&x.id), Some(idx)));
                     (
-                        T_ORDERS,
-                        x.id.as_bytes().to_vec(),
+                        Tree::Orders,
+                        key(&x.id),
                         Some(encode(&OrderRecord::from(x))?),
                     )
                 }
                 Change::DeleteOrder(id) => {
-                    writes.push((T_IDX_ORDERS, id.as_bytes().to_vec(), None));
-                    (T_ORDERS, id.as_bytes().to_vec(), None)
+                    writes.push((Tree::IdxOrders, key(id), None));
+                    (Tree::Orders, key(id), None)
                 }
                 Change::Busy(id, slots) => {
                     let generation = self.db.generate_id()?;
@@ -495,17 +500,54 @@ impl Store {
                         generation,
                         slots: slots.clone(),
                     };
-                    (T_BUSY, id.as_bytes().to_vec(), Some(encode(&rec)?))
+                    (Tree::Busy, key(id), Some(encode(&rec)?))
                 }
-                Change::SyncState(kind, key, value) => {
-                    (kind.tree_index(), key.clone(), value.clone())
-                }
+                Change::Calendar(cal) => (
+                    Tree::Calendars,
+                    key(&cal.offering),
+                    Some(encode(&CalendarRecord::from(cal))?),
+                ),
                 Change::Enqueue(_) => continue,
+                Change::Mapping {
+                    offering,
+                    backend_id,
+                    event,
+                } => (
+                    Tree::SlotMap,
+                    calendars::slot_key(*offering, backend_id),
+                    event
+                        .as_ref()
+                        .map(|m| encode(&MappedRecord::from(m)))
+                        .transpose()?,
+                ),
+                Change::Externals(offering, events) => (
+                    Tree::Externals,
+                    key(offering),
+                    Some(encode(&ExternalsRecord::of(events))?),
+                ),
+                Change::Attachment(order, a) => (
+                    Tree::Attachments,
+                    key(order),
+                    a.as_ref()
+                        .map(|a| encode(&AttachmentRecord::of(a)))
+                        .transpose()?,
+                ),
+                Change::FeedToken(t) => (
+                    Tree::FeedTokens,
+                    feed_tokens::token_key(&t.hash),
+                    Some(feed_tokens::encode_token(t)?),
+                ),
+                Change::RevokeFeedToken(hash) => {
+                    (Tree::FeedTokens, feed_tokens::token_key(hash), None)
+                }
             };
             writes.push(w);
         }
         drop(cat);
-        self.write_batch(&writes)?;
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.commit(&writes)?;
         let mut cat = self.catalog.write().map_err(|_| StoreError::Poisoned)?;
         for c in changes {
             match c {
@@ -529,15 +571,15 @@ impl Store {
                         .collect();
                     cat.busy.insert(*id, ivs);
                 }
-                Change::SyncState(..) | Change::Enqueue(_) => {}
+                _ => {}
             }
         }
         drop(cat);
         {
             let mut jobs = self.jobs_index()?;
             for c in changes {
-                if let Change::SyncState(kind, key, value) = c {
-                    jobs.raw_write(*kind, key, value.as_deref())?;
+                if let Change::Calendar(cal) = c {
+                    jobs.set_calendar(cal.offering, cal.calendar_id.is_some());
                 }
             }
             if !job_plan.is_empty() {
@@ -546,29 +588,21 @@ impl Store {
             }
         }
         self.versions.bump(changes);
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    /// How many write transactions were committed since the store was opened (tests
-    /// check that reads write nothing).
-    pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
-    }
-
-    /// Writes records in one sled transaction and flushes them to disk.
-    fn write_batch(&self, writes: &[TreeWrite]) -> Result<(), StoreError> {
-        if writes.is_empty() {
-            return Ok(());
-        }
+    /// Writes raw values in one sled transaction and flushes them to disk.
+    fn commit(&self, writes: &[RawWrite]) -> Result<(), StoreError> {
         let trees: Vec<&sled::Tree> = self.trees.iter().collect();
         let res: Result<(), TransactionError<()>> = trees.as_slice().transaction(|tx| {
             for (t, k, v) in writes {
                 match v {
                     Some(v) => {
-                        tx[*t].insert(k.as_slice(), v.as_slice())?;
+                        tx[t.index()].insert(k.as_slice(), v.as_slice())?;
                     }
                     None => {
-                        tx[*t].remove(k.as_slice())?;
+                        tx[t.index()].remove(k.as_slice())?;
                     }
                 }
             }
@@ -582,25 +616,13 @@ impl Store {
         // Durable before anyone is told: an acknowledged booking, or a calendar id
         // recorded before events are written into that calendar, must survive a crash.
         self.db.flush()?;
-        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Writes a job plan's records, then applies it to the index (the caller holds
-    /// the write lock).
-    fn write_jobs(&self, plan: JobPlan) -> Result<(), StoreError> {
-        if plan.is_empty() {
-            return Ok(());
-        }
-        let writes: Vec<TreeWrite> = plan
-            .writes()?
-            .into_iter()
-            .map(|(k, v)| (T_JOBS, k, v))
-            .collect();
-        self.write_batch(&writes)?;
-        self.jobs_index()?.commit(plan);
-        self.job_wakeup.notify_one();
-        Ok(())
+    /// How many write transactions were committed since the store was opened (tests
+    /// check that reads write nothing).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Loads a full booking resource.
@@ -608,7 +630,7 @@ impl Store {
     /// # Errors
     /// Storage failure or an undecodable record.
     pub fn resource(&self, id: Id) -> Result<Option<Resource>, StoreError> {
-        self.trees[T_RESOURCES]
+        self.tree(Tree::Resources)
             .get(id.as_bytes())?
             .map(|v| decode::<ResourceRecord>("resources", &v).map(Resource::from))
             .transpose()
@@ -619,7 +641,7 @@ impl Store {
     /// # Errors
     /// Storage failure or an undecodable record.
     pub fn order(&self, id: Id) -> Result<Option<Order>, StoreError> {
-        self.trees[T_ORDERS]
+        self.tree(Tree::Orders)
             .get(id.as_bytes())?
             .map(|v| decode::<OrderRecord>("orders", &v).map(Order::from))
             .transpose()
@@ -630,7 +652,7 @@ impl Store {
     /// # Errors
     /// Storage failure or an undecodable record.
     pub fn busy_slots(&self, offering: Id) -> Result<Vec<BusySlot>, StoreError> {
-        Ok(match self.trees[T_BUSY].get(offering.as_bytes())? {
+        Ok(match self.tree(Tree::Busy).get(offering.as_bytes())? {
             Some(v) => match decode::<BusyRecord>("busy", &v)? {
                 BusyRecord::V1 { slots, .. } => slots,
             },
@@ -654,8 +676,9 @@ impl Store {
         let mut raw = [0u8; 20];
         rand::thread_rng().fill_bytes(&mut raw);
         let token = hex::encode(raw);
-        self.trees[T_TOKENS].insert(self.token_hash(&token), user.as_bytes().to_vec())?;
-        self.trees[T_TOKENS].flush()?;
+        self.tree(Tree::Tokens)
+            .insert(self.token_hash(&token), user.as_bytes().to_vec())?;
+        self.tree(Tree::Tokens).flush()?;
         Ok(token)
     }
 
@@ -664,7 +687,7 @@ impl Store {
     /// # Errors
     /// Storage failure.
     pub fn user_by_token(&self, token: &str) -> Result<Option<User>, StoreError> {
-        let Some(v) = self.trees[T_TOKENS].get(self.token_hash(token))? else {
+        let Some(v) = self.tree(Tree::Tokens).get(self.token_hash(token))? else {
             return Ok(None);
         };
         let Some(id) = Id::from_slice(&v) else {
@@ -673,28 +696,14 @@ impl Store {
         Ok(self.read()?.users.get(&id).cloned())
     }
 
-    /// Reads a sync-state value.
-    ///
-    /// # Errors
-    /// Storage failure.
-    pub fn sync_get(
-        &self,
-        kind: sync_state::Kind,
-        key: &[u8],
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.trees[kind.tree_index()].get(key)?.map(|v| v.to_vec()))
+    /// Reads one raw value.
+    fn raw_get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree(tree).get(key)?.map(|v| v.to_vec()))
     }
 
-    /// Lists sync-state values whose key starts with `prefix`.
-    ///
-    /// # Errors
-    /// Storage failure.
-    pub fn sync_scan(
-        &self,
-        kind: sync_state::Kind,
-        prefix: &[u8],
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        self.trees[kind.tree_index()]
+    /// Lists the raw values whose key starts with `prefix`.
+    fn raw_scan(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.tree(tree)
             .scan_prefix(prefix)
             .map(|kv| {
                 kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
@@ -703,13 +712,51 @@ impl Store {
             .collect()
     }
 
-    /// Writes sync-state values atomically (no catalog involvement).
+    /// Writes changes atomically without a check (the sync engine's results, jobs).
     ///
     /// # Errors
     /// Storage failure.
     pub fn sync_put(&self, changes: Vec<Change>) -> Result<(), StoreError> {
         let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
         self.apply(&changes)
+    }
+
+    /// Forgets everything known about the offerings' Google calendars (calendar
+    /// records, slot mappings, external events, busy slots, queued jobs), in one
+    /// transaction. For a fresh Google account, such as the demo's new emulator;
+    /// bookings are untouched.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn forget_google_state(&self) -> Result<(), StoreError> {
+        let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut writes = Vec::new();
+        // The offerings whose data this changes (calendar records and busy slots).
+        let mut touched = Vec::new();
+        for tree in [
+            Tree::Calendars,
+            Tree::SlotMap,
+            Tree::Externals,
+            Tree::Jobs,
+            Tree::Busy,
+        ] {
+            for (k, _) in self.raw_scan(tree, &[])? {
+                if matches!(tree, Tree::Calendars | Tree::Busy) {
+                    touched.extend(Id::from_slice(&k).map(|o| Change::Busy(o, Vec::new())));
+                }
+                writes.push((tree, k, None));
+            }
+        }
+        self.commit(&writes)?;
+        self.catalog
+            .write()
+            .map_err(|_| StoreError::Poisoned)?
+            .busy
+            .clear();
+        *self.jobs_index()? = JobIndex::default();
+        self.versions.bump(&touched);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// A fresh, unique, increasing number (job sequence numbers and the like).
@@ -734,7 +781,7 @@ impl Store {
     /// # Errors
     /// Storage failure.
     pub fn probe(&self) -> Result<(), StoreError> {
-        self.trees[T_META].get(META_INDEXED)?;
+        self.tree(Tree::Meta).get(META_INDEXED)?;
         Ok(())
     }
 
@@ -776,15 +823,15 @@ mod index_tests {
             assert_eq!(resource_ids(&s), before);
             assert_eq!(s.read().expect("read").orders.len(), orders);
             // Forget the index, as a store written before it existed.
-            for t in [T_IDX_RESOURCES, T_IDX_ORDERS, T_META] {
-                s.trees[t].clear().expect("clear");
+            for t in [Tree::IdxResources, Tree::IdxOrders, Tree::Meta] {
+                s.tree(t).clear().expect("clear");
             }
             s.db.flush().expect("flush");
         }
         let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
         assert_eq!(resource_ids(&s), before);
         assert_eq!(s.read().expect("read").orders.len(), orders);
-        assert!(s.trees[T_META].get(META_INDEXED).expect("get").is_some());
-        assert_eq!(s.trees[T_IDX_RESOURCES].len(), 4);
+        assert!(s.tree(Tree::Meta).get(META_INDEXED).expect("get").is_some());
+        assert_eq!(s.tree(Tree::IdxResources).len(), 4);
     }
 }
