@@ -162,6 +162,8 @@ fn print_guide(
     );
     println!("  # accept it as the owner (use marketplace_resource_uuid from the answer)");
     println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/booking-resources/RESOURCE_UUID/accept/", tok("owner"));
+    println!("  # alice ends it again (a Terminate order; the slot is free)");
+    println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/marketplace-resources/RESOURCE_UUID/terminate/", tok("alice"));
     println!("  # the room's calendar follows each booking change within about a second (no sync");
     println!("  # needed); its queued jobs (trigger, due, attempts) are in googlecalendar.jobs:");
     println!(

@@ -22,6 +22,7 @@ pub mod index;
 pub mod jobs;
 pub mod pg;
 pub mod records;
+pub mod transition;
 mod tree;
 pub mod versions;
 
@@ -43,6 +44,7 @@ pub use jobs::JobQueue;
 use jobs::{JobIndex, JobPlan};
 pub use records::Attachment;
 pub use records::BusySlotV1 as BusySlot;
+pub use transition::{Target, TransitionError};
 use tree::Tree;
 pub use versions::Scope;
 
@@ -155,6 +157,8 @@ impl Default for StoreOptions {
 /// `meta` key saying the index trees are complete (written by the migration from a
 /// store that predates them, or when a new store is opened).
 const META_INDEXED: &[u8] = b"catalog_index_v1";
+/// `meta` key of the random secret the feeds' slot UIDs are keyed with.
+const META_FEED_UID_KEY: &[u8] = b"feed_uid_key_v1";
 
 /// The store handle. Cheap to share behind an `Arc`.
 pub struct Store {
@@ -174,6 +178,8 @@ pub struct Store {
     /// Woken whenever jobs are queued or put back (the scheduler waits on it).
     job_wakeup: Arc<tokio::sync::Notify>,
     sync_debounce: Duration,
+    /// Secret key of the feeds' slot UIDs (see [`Store::feed_uid_key`]).
+    feed_uid_key: [u8; 32],
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
@@ -216,7 +222,7 @@ impl Store {
             .iter()
             .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()?;
-        let store = Store {
+        let mut store = Store {
             db,
             trees,
             catalog: RwLock::new(Catalog::default()),
@@ -227,7 +233,9 @@ impl Store {
             jobs: Mutex::new(JobIndex::default()),
             job_wakeup: Arc::new(tokio::sync::Notify::new()),
             sync_debounce: opts.sync_debounce,
+            feed_uid_key: [0; 32],
         };
+        store.feed_uid_key = store.load_feed_uid_key()?;
         store.rebuild_catalog()?;
         store.rebuild_jobs()?;
         Ok(store)
@@ -328,6 +336,27 @@ impl Store {
         self.jobs_index()?.commit(plan);
         self.job_wakeup.notify_one();
         Ok(())
+    }
+
+    /// The feed UID key, created once (random) and kept with the data, so UIDs stay
+    /// stable across restarts and differ between installations.
+    fn load_feed_uid_key(&self) -> Result<[u8; 32], StoreError> {
+        if let Some(v) = self.tree(Tree::Meta).get(META_FEED_UID_KEY)? {
+            if let Ok(k) = <[u8; 32]>::try_from(v.as_ref()) {
+                return Ok(k);
+            }
+        }
+        let mut k = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        self.tree(Tree::Meta)
+            .insert(META_FEED_UID_KEY, k.to_vec())?;
+        self.tree(Tree::Meta).flush()?;
+        Ok(k)
+    }
+
+    /// The secret the feeds key their slot UIDs with (never shown or logged).
+    pub fn feed_uid_key(&self) -> &[u8; 32] {
+        &self.feed_uid_key
     }
 
     fn tree(&self, t: Tree) -> &sled::Tree {
