@@ -5,14 +5,13 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde_json::{json, Value};
 
 use super::auth::{Caller, Roles};
-use super::listing::{link_header, list_response, page_range, select_fields, sort_by_keys, Params};
-use super::render::{self, Urls};
+use super::listing::{link_header, one_response, page_range, page_response, sort_by_keys, Params};
+use super::render::{Detail, GoogleCalendarOut, OfferingOut, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
 use crate::domain::calendar::{CalendarState, JobKind, OfferingCalendar};
-use crate::domain::jobs::{JobRequest, Trigger};
+use crate::domain::jobs::{Job, JobRequest, Trigger};
 use crate::domain::{Id, Offering};
 use crate::store::{Catalog, Change, Store};
 
@@ -20,22 +19,6 @@ use crate::store::{Catalog, Change, Store};
 pub fn public_feed_url(base: &str, o: &Offering, cal: Option<&OfferingCalendar>) -> Option<String> {
     cal.filter(|c| c.public)
         .map(|_| format!("{base}/feeds/offerings/{}.ics", o.id.hex()))
-}
-
-fn render_one(
-    state: &AppState,
-    o: &Offering,
-    cat: &Catalog,
-    urls: &Urls,
-) -> Result<Value, ApiError> {
-    let cal = state.store.calendar(o.id)?;
-    let mut gc = render::googlecalendar(cal.as_ref(), public_feed_url(&urls.base, o, cal.as_ref()));
-    if let (Some(_), Value::Object(m)) = (&cal, &mut gc) {
-        let jobs = state.store.queued_jobs(o.id)?;
-        let running = state.store.running_job(o.id)?;
-        m.insert("jobs".into(), render::queued_jobs(&jobs, running));
-    }
-    Ok(render::offering(o, cat, urls, gc))
 }
 
 pub async fn list(
@@ -62,7 +45,8 @@ pub async fn list(
         items.retain(|o| ids.contains(&o.customer));
     }
     items.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
-    sort_by_keys(&mut items, &params.ordering(), |o, k| match k {
+    let ordering = params.ordering_in(&["name", "created", "type", "state"])?;
+    sort_by_keys(&mut items, &ordering, |o, k| match k {
         "name" => Some(o.name.clone()),
         "created" => Some(o.created.to_rfc3339()),
         "type" => Some(String::new()),
@@ -73,16 +57,54 @@ pub async fn list(
     let range = page_range(total, page, size)?;
     let urls = Urls { base: base.clone() };
     let link = link_header(&base, "/api/booking-offerings/", &params, page, size, total);
-    let mut out = Vec::new();
-    if !is_head(&method) {
-        for o in &items[range] {
-            out.push(select_fields(
-                render_one(&state, o, &cat, &urls)?,
-                &params.fields(),
-            ));
-        }
+    if is_head(&method) {
+        return Ok(page_response::<OfferingOut>(&[], &[], total, link));
     }
-    Ok(list_response(out, total, link))
+    let page = &items[range];
+    let calendars = page
+        .iter()
+        .map(|o| CalendarView::load(&state.store, o.id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let out: Vec<OfferingOut> = page
+        .iter()
+        .zip(&calendars)
+        .map(|(o, cal)| offering_out(o, cal, &cat, &urls))
+        .collect();
+    Ok(page_response(&out, &params.fields(), total, link))
+}
+
+/// An offering's calendar record and, once it has one, its queued jobs.
+struct CalendarView {
+    cal: Option<OfferingCalendar>,
+    jobs: Vec<Job>,
+    running: Option<u64>,
+}
+
+impl CalendarView {
+    fn load(store: &Store, offering: Id) -> Result<CalendarView, ApiError> {
+        let cal = store.calendar(offering)?;
+        let (jobs, running) = if cal.is_some() {
+            (store.queued_jobs(offering)?, store.running_job(offering)?)
+        } else {
+            (Vec::new(), None)
+        };
+        Ok(CalendarView { cal, jobs, running })
+    }
+}
+
+/// An offering with its calendar, as the offering endpoints show it.
+fn offering_out<'a>(
+    o: &'a Offering,
+    view: &'a CalendarView,
+    cat: &'a Catalog,
+    urls: &Urls,
+) -> OfferingOut<'a> {
+    let cal = view.cal.as_ref();
+    let mut gc = GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal));
+    if cal.is_some() {
+        gc = gc.with_jobs(&view.jobs, view.running);
+    }
+    OfferingOut::of(o, cat, urls, gc)
 }
 
 pub async fn retrieve(
@@ -91,14 +113,15 @@ pub async fn retrieve(
     BaseUrl(base): BaseUrl,
     Path(uuid): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&uuid)?;
     let params = Params::parse(q.as_deref());
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
     let o = visible(&cat, &roles, id)?;
-    let v = render_one(&state, o, &cat, &Urls { base })?;
-    Ok(Json(select_fields(v, &params.fields())))
+    let view = CalendarView::load(&state.store, o.id)?;
+    let out = offering_out(o, &view, &cat, &Urls { base });
+    Ok(one_response(&out, &params.fields()))
 }
 
 fn visible<'c>(cat: &'c Catalog, roles: &Roles, id: Id) -> Result<&'c Offering, ApiError> {
@@ -171,7 +194,7 @@ fn calendar_action(
             detail,
         ))
     })?;
-    Ok(Json(json!({ "detail": detail })).into_response())
+    Ok(Json(Detail::new(detail)).into_response())
 }
 
 pub async fn google_calendar_sync(
