@@ -213,10 +213,13 @@ impl Application {
                 ..SchedulerOptions::default()
             },
         );
-        state.metrics = Arc::new(Metrics::new(vec![
-            scheduler.status.clone(),
-            services.google.stats.clone(),
-        ]));
+        state.metrics = Arc::new(
+            Metrics::new(vec![
+                scheduler.status.clone(),
+                services.google.stats.clone(),
+            ])
+            .with_token(settings.http.metrics_token.as_ref()),
+        );
         let listener =
             TcpListener::bind(settings.listen)
                 .await
