@@ -105,6 +105,9 @@ pub struct SyncSettings {
     pub concurrency: usize,
     /// Largest share (0..=1) of owned events one run may delete without `--force`.
     pub max_delete_share: f64,
+    /// Milliseconds a sync that a local change implies waits for more changes to the
+    /// same offering (a burst of changes gives one run).
+    pub debounce_ms: u64,
 }
 
 impl Default for SyncSettings {
@@ -114,6 +117,7 @@ impl Default for SyncSettings {
             horizon_days: 400,
             concurrency: 8,
             max_delete_share: 0.5,
+            debounce_ms: 1000,
         }
     }
 }
@@ -526,6 +530,12 @@ impl Settings {
             "BOOKCAL_SYNC_MAX_DELETE_SHARE",
             &mut s.sync.max_delete_share,
         )?;
+        parse_env(
+            env,
+            "sync.debounce_ms",
+            "BOOKCAL_SYNC_DEBOUNCE_MS",
+            &mut s.sync.debounce_ms,
+        )?;
         s.validate()?;
         Ok(s)
     }
@@ -577,6 +587,13 @@ impl Settings {
                 "sync.max_delete_share",
                 "BOOKCAL_SYNC_MAX_DELETE_SHARE",
                 "must be between 0 and 1",
+            ));
+        }
+        if self.sync.debounce_ms > 600_000 {
+            return Err(invalid(
+                "sync.debounce_ms",
+                "BOOKCAL_SYNC_DEBOUNCE_MS",
+                "must be at most 600000 (ten minutes)",
             ));
         }
         if self.token_salt.expose().len() < 8 {
@@ -810,6 +827,7 @@ mod tests {
             ("sync.horizon_days", "2"),
             ("sync.concurrency", "3"),
             ("sync.max_delete_share", "0.25"),
+            ("sync.debounce_ms", "250"),
         ]
         .into_iter()
         .collect();

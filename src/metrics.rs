@@ -349,9 +349,9 @@ impl Observed for SchedulerStatus {
         out.family(
             "bookcal_sync_runs_total",
             "counter",
-            "Scheduler jobs (sync, share, unshare) finished, by outcome.",
+            "Scheduler jobs (sync, share, unshare) finished, by outcome (deferred: the run said to retry later).",
         );
-        for outcome in ["ok", "error"] {
+        for outcome in ["ok", "error", "deferred", "panicked", "skipped"] {
             let n = runs.get(outcome).copied().unwrap_or(0);
             out.sample("bookcal_sync_runs_total", &[("outcome", outcome)], n as f64);
         }

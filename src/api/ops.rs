@@ -81,7 +81,7 @@ pub struct Readiness {
 /// 503 with `{"status": "unavailable", "reason": ...}` otherwise.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
-    let read = tokio::task::spawn_blocking(move || store.jobs().map(|_| ())).await;
+    let read = tokio::task::spawn_blocking(move || store.probe()).await;
     let reason = match read {
         Ok(Ok(())) => state.metrics.not_ready(),
         Ok(Err(e)) => Some(format!("the store does not answer: {e}")),
