@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    any_of, id_from_url, link_header, one_response, page_range, page_response, sort_by_keys,
+    any_of, id_from_url, link_header, one_response, page_range, page_response, sort_prefix,
     OfferingFilter, Params, SharedFilter,
 };
 use super::render::{AttachmentUrl, Detail, OrderOut, PublicOfferingOut, StatusMessage, Urls};
@@ -213,42 +213,38 @@ pub async fn list(
     let params = Params::parse(q.as_deref());
     let (page, size) = params.page()?;
     let filter = OrderFilter::parse(&params)?;
+    let ordering = params.ordering_in(&ORDER_KEYS)?;
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
-    let mut hits: Vec<&OrderEntry> = cat
-        .orders_by_created
-        .iter()
-        .filter_map(|(_, id)| cat.orders.get(id))
-        .filter(|o| roles.sees_order(o) && matches(o, &filter, &cat, &roles))
-        .collect();
-    let ordering = params.ordering_in(&ORDER_KEYS)?;
-    // The review time is not in the catalog: read it from the hits' records, only
-    // when asked to sort by it.
-    let mut reviewed = std::collections::HashMap::new();
-    if ordering
-        .iter()
-        .any(|k| k.trim_start_matches('-') == "consumer_reviewed_at")
-    {
-        for o in &hits {
-            let at = state
-                .store
-                .order(o.id)?
-                .and_then(|x| x.consumer_reviewed_at);
-            reviewed.insert(o.id, at);
+    let keep = |o: &&OrderEntry| roles.sees_order(o) && matches(o, &filter, &cat, &roles);
+    // As for booking resources: the default order over everything walks the creation
+    // index up to the page's end (and counts with a scan); otherwise hits are
+    // collected unordered (narrowed by offering through its index) and only the items
+    // up to the page's end are ordered.
+    let walk = ordering.is_empty() && filter.offering.ids.is_none();
+    let mut hits: Vec<&OrderEntry> = match &filter.offering.ids {
+        Some(offs) => {
+            let mut v: Vec<&OrderEntry> = offs
+                .iter()
+                .filter_map(|o| cat.orders_by_offering.get(o))
+                .flatten()
+                .filter_map(|id| cat.orders.get(id))
+                .filter(keep)
+                .collect();
+            if offs.len() > 1 {
+                v.sort_unstable_by_key(|o| o.id);
+                v.dedup_by_key(|o| o.id);
+            }
+            v
         }
-    }
-    // A missing time sorts last ascending, as PostgreSQL does.
-    sort_by_keys(&mut hits, &ordering, |o, k| match k {
-        "created" => Some(SortKey::Time(false, o.created)),
-        "modified" => Some(SortKey::Time(false, o.modified)),
-        "consumer_reviewed_at" => {
-            let at = reviewed.get(&o.id).copied().flatten();
-            Some(SortKey::Time(at.is_none(), at.unwrap_or_default()))
-        }
-        "state" => Some(SortKey::Text(o.state.as_str())),
-        _ => None,
-    });
-    let total = hits.len();
+        None if walk => Vec::new(),
+        None => cat.orders.values().filter(keep).collect(),
+    };
+    let total = if walk {
+        cat.orders.values().filter(keep).count()
+    } else {
+        hits.len()
+    };
     let range = page_range(total, page, size)?;
     let link = link_header(
         &base,
@@ -261,9 +257,60 @@ pub async fn list(
     if is_head(&method) {
         return Ok(page_response::<OrderOut>(&[], &[], total, link));
     }
+    if walk {
+        hits = cat
+            .orders_by_created
+            .iter()
+            .filter_map(|(_, id)| cat.orders.get(id))
+            .filter(keep)
+            .take(range.end)
+            .collect();
+    } else {
+        // The review time is not in the catalog: read it from the hits' records, only
+        // when asked to sort by it.
+        let mut reviewed = std::collections::HashMap::new();
+        if ordering
+            .iter()
+            .any(|k| k.trim_start_matches('-') == "consumer_reviewed_at")
+        {
+            for o in &hits {
+                let at = state
+                    .store
+                    .order(o.id)?
+                    .and_then(|x| x.consumer_reviewed_at);
+                reviewed.insert(o.id, at);
+            }
+        }
+        // A missing time sorts last ascending, as PostgreSQL does.
+        let key = |o: &OrderEntry, k: &str| match k {
+            "created" => Some(SortKey::Time(false, o.created)),
+            "modified" => Some(SortKey::Time(false, o.modified)),
+            "consumer_reviewed_at" => {
+                let at = reviewed.get(&o.id).copied().flatten();
+                Some(SortKey::Time(at.is_none(), at.unwrap_or_default()))
+            }
+            "state" => Some(SortKey::Text(o.state.as_str())),
+            _ => None,
+        };
+        // The `o=` keys, then the default order (created, id): a total order.
+        sort_prefix(&mut hits, range.end, |a, b| {
+            for k in &ordering {
+                let (name, desc) = match k.strip_prefix('-') {
+                    Some(n) => (n, true),
+                    None => (*k, false),
+                };
+                let ord = key(a, name).cmp(&key(b, name));
+                let ord = if desc { ord.reverse() } else { ord };
+                if ord.is_ne() {
+                    return ord;
+                }
+            }
+            (a.created, a.id).cmp(&(b.created, b.id))
+        });
+    }
     let urls = Urls { base };
     let mut records = Vec::with_capacity(range.len());
-    for e in &hits[range] {
+    for e in hits.get(range).unwrap_or(&[]) {
         if let Some(o) = state.store.order(e.id)? {
             records.push(o);
         }

@@ -995,6 +995,128 @@ async fn datetime_filters_take_naive_isoformat_values_with_microseconds_as_utc()
     assert_eq!(r.status, 400, "{}", r.text);
 }
 
+/// Pages of 3 of `list` (a path ending in `?` or `&`) in each ordering concatenate to
+/// the whole list of `n` items in that ordering.
+async fn assert_pages_tile(
+    app: &crate::helpers::TestApp,
+    list: &str,
+    orderings: &[&str],
+    n: usize,
+) {
+    let uuids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|x| x["uuid"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    for o in orderings {
+        let all = app
+            .get("owner", &format!("{list}o={o}&page_size=100"))
+            .await;
+        assert_eq!(all.status, 200, "{}", all.text);
+        let full = uuids(&all.body);
+        assert_eq!(full.len(), n, "o={o}");
+        let mut paged = Vec::new();
+        for page in 1..=n.div_ceil(3) {
+            let r = app
+                .get("owner", &format!("{list}o={o}&page_size=3&page={page}"))
+                .await;
+            assert_eq!(r.status, 200, "o={o} page {page}: {}", r.text);
+            paged.extend(uuids(&r.body));
+        }
+        assert_eq!(paged, full, "o={o}");
+    }
+}
+
+#[tokio::test]
+async fn order_pages_tile_the_full_order_for_every_ordering() {
+    let app = spawn_app().await;
+    // Eight more orders next to the four of the demo: bob's wait for alice, who
+    // approves some (a review time) and rejects one (another state).
+    let mut mine = Vec::new();
+    for i in 0..8 {
+        let d = 40 + i as i64;
+        let body = app.order_body("telescope", &[(at(d, 20), at(d, 21))]);
+        let r = app.post("bob", "/api/marketplace-orders/", body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        mine.push(r.body["uuid"].as_str().expect("uuid").to_string());
+    }
+    let p = |o: &str, a: &str| format!("/api/marketplace-orders/{o}/{a}/");
+    app.check([
+        post("alice", p(&mine[5], "approve_by_consumer"), json!({})),
+        post("alice", p(&mine[1], "approve_by_consumer"), json!({})),
+        post("alice", p(&mine[3], "approve_by_consumer"), json!({})),
+        post("alice", p(&mine[6], "reject_by_consumer"), json!({})),
+    ])
+    .await;
+    let orderings = [
+        "",
+        "created",
+        "-created",
+        "state",
+        "-state",
+        "consumer_reviewed_at",
+        "-consumer_reviewed_at",
+        "-state&o=-created",
+    ];
+    assert_pages_tile(&app, "/api/marketplace-orders/?", &orderings, 12).await;
+    let telescope = app.offering_id("telescope").hex();
+    let by_offering = format!("/api/marketplace-orders/?offering_uuid={telescope}&");
+    let n = count(&app.get("owner", &format!("{by_offering}page_size=1")).await);
+    assert!(n >= 8, "{n}");
+    assert_pages_tile(&app, &by_offering, &orderings, n).await;
+    // The default order is by creation; the reviewed come first by review time.
+    let created = |o: &str| {
+        let app = &app;
+        let o = o.to_string();
+        async move {
+            app.get(
+                "owner",
+                &format!("/api/marketplace-orders/?page_size=100{o}"),
+            )
+            .await
+            .body
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|x| x["created"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+        }
+    };
+    let asc = created("").await;
+    let mut sorted = asc.clone();
+    sorted.sort();
+    assert_eq!(asc, sorted);
+    let desc = created("&o=-created").await;
+    sorted.reverse();
+    assert_eq!(desc, sorted);
+    let reviewed = app
+        .get(
+            "owner",
+            "/api/marketplace-orders/?o=consumer_reviewed_at&page_size=100",
+        )
+        .await;
+    // By review time, the never reviewed last (by creation).
+    let mine_in_order: Vec<&str> = uuid_list(&reviewed.body)
+        .into_iter()
+        .filter(|u| mine.iter().any(|m| m == u))
+        .collect();
+    let want: Vec<&str> = [5, 1, 3, 6, 0, 2, 4, 7]
+        .iter()
+        .map(|&i| mine[i].as_str())
+        .collect();
+    assert_eq!(mine_in_order, want);
+}
+
+fn uuid_list(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|x| x["uuid"].as_str())
+        .collect()
+}
+
 // The list hot path orders only the requested page (see `listing::sort_prefix`) and
 // matches `query`/`name` without allocating: pages must still tile the full order.
 
@@ -1022,44 +1144,23 @@ async fn booking_resource_pages_tile_the_full_order_for_every_ordering() {
         let r = app.post("alice", "/api/marketplace-orders/", body).await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
-    for o in [
-        "",
-        "name",
-        "-name",
-        "schedules",
-        "-schedules",
-        "created",
-        "-state",
-        "type",
-        "-created&o=name",
-    ] {
-        let all = app
-            .get(
-                "owner",
-                &format!("/api/booking-resources/?o={o}&page_size=100"),
-            )
-            .await;
-        assert_eq!(all.status, 200, "{}", all.text);
-        let full: Vec<Value> = all.body.as_array().expect("array").clone();
-        assert_eq!(full.len(), 13);
-        let mut paged = Vec::new();
-        for page in 1..=5 {
-            let r = app
-                .get(
-                    "owner",
-                    &format!("/api/booking-resources/?o={o}&page_size=3&page={page}"),
-                )
-                .await;
-            assert_eq!(r.status, 200, "o={o} page {page}: {}", r.text);
-            paged.extend(r.body.as_array().expect("array").iter().cloned());
-        }
-        let uuids = |v: &[Value]| -> Vec<String> {
-            v.iter()
-                .map(|x| x["uuid"].as_str().unwrap_or("").to_string())
-                .collect()
-        };
-        assert_eq!(uuids(&paged), uuids(&full), "o={o}");
-    }
+    assert_pages_tile(
+        &app,
+        "/api/booking-resources/?",
+        &[
+            "",
+            "name",
+            "-name",
+            "schedules",
+            "-schedules",
+            "created",
+            "-state",
+            "type",
+            "-created&o=name",
+        ],
+        13,
+    )
+    .await;
     // Default order: name (byte order, as before), then uuid for equal names.
     let r = app
         .get("owner", "/api/booking-resources/?page_size=100")
