@@ -3,6 +3,8 @@
 
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
@@ -472,6 +474,66 @@ fn list_body<T: serde::Serialize>(items: &[T], total: usize, link: String) -> Re
         headers.insert(axum::http::header::LINK, v);
     }
     (headers, axum::Json(items)).into_response()
+}
+
+/// The entries a list request may show, unordered, and their count: those of the
+/// asked `offerings` (through the offering index `by_offering`), or all `entries`,
+/// each kept by `keep`. With `walk` (the default order over everything) only the count
+/// is taken here: the page is walked from the default order's index afterwards.
+pub fn collect_hits<'c, E>(
+    entries: &'c HashMap<Id, E>,
+    by_offering: &'c HashMap<Id, HashSet<Id>>,
+    offerings: Option<&[Id]>,
+    walk: bool,
+    keep: impl Fn(&&'c E) -> bool,
+) -> (Vec<&'c E>, usize) {
+    let hits: Vec<&E> = match offerings {
+        Some(offs) => {
+            let mut ids: Vec<&Id> = offs
+                .iter()
+                .filter_map(|o| by_offering.get(o))
+                .flatten()
+                .collect();
+            if offs.len() > 1 {
+                ids.sort_unstable();
+                ids.dedup();
+            }
+            ids.into_iter()
+                .filter_map(|id| entries.get(id))
+                .filter(&keep)
+                .collect()
+        }
+        None if walk => return (Vec::new(), entries.values().filter(keep).count()),
+        None => entries.values().filter(keep).collect(),
+    };
+    let total = hits.len();
+    (hits, total)
+}
+
+/// Puts the first `end` items in the order of the `o=` keys (`-key` descending; `key`
+/// gives each item's value, unknown keys compare equal), then of `then`, which must be
+/// a total order: see [`sort_prefix`].
+pub fn sort_page<T, K: Ord>(
+    items: &mut [T],
+    end: usize,
+    ordering: &[&str],
+    key: impl Fn(&T, &str) -> Option<K>,
+    then: impl Fn(&T, &T) -> std::cmp::Ordering,
+) {
+    sort_prefix(items, end, |a, b| {
+        for k in ordering {
+            let (name, desc) = match k.strip_prefix('-') {
+                Some(n) => (n, true),
+                None => (*k, false),
+            };
+            let ord = key(a, name).cmp(&key(b, name));
+            let ord = if desc { ord.reverse() } else { ord };
+            if ord.is_ne() {
+                return ord;
+            }
+        }
+        then(a, b)
+    });
 }
 
 /// Puts the first `end` items of `items` in `cmp` order (the rest stay unordered):

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    any_of, id_from_url, link_header, one_response, page_range, page_response, sort_prefix,
-    OfferingFilter, Params, SharedFilter,
+    any_of, collect_hits, id_from_url, link_header, one_response, page_range, page_response,
+    sort_page, OfferingFilter, Params, SharedFilter,
 };
 use super::render::{AttachmentUrl, Detail, OrderOut, PublicOfferingOut, StatusMessage, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
@@ -222,29 +222,13 @@ pub async fn list(
     // collected unordered (narrowed by offering through its index) and only the items
     // up to the page's end are ordered.
     let walk = ordering.is_empty() && filter.offering.ids.is_none();
-    let mut hits: Vec<&OrderEntry> = match &filter.offering.ids {
-        Some(offs) => {
-            let mut v: Vec<&OrderEntry> = offs
-                .iter()
-                .filter_map(|o| cat.orders_by_offering.get(o))
-                .flatten()
-                .filter_map(|id| cat.orders.get(id))
-                .filter(keep)
-                .collect();
-            if offs.len() > 1 {
-                v.sort_unstable_by_key(|o| o.id);
-                v.dedup_by_key(|o| o.id);
-            }
-            v
-        }
-        None if walk => Vec::new(),
-        None => cat.orders.values().filter(keep).collect(),
-    };
-    let total = if walk {
-        cat.orders.values().filter(keep).count()
-    } else {
-        hits.len()
-    };
+    let (mut hits, total) = collect_hits(
+        &cat.orders,
+        &cat.orders_by_offering,
+        filter.offering.ids.as_deref(),
+        walk,
+        keep,
+    );
     let range = page_range(total, page, size)?;
     let link = link_header(
         &base,
@@ -282,7 +266,7 @@ pub async fn list(
             }
         }
         // A missing time sorts last ascending, as PostgreSQL does.
-        let key = |o: &OrderEntry, k: &str| match k {
+        let key = |o: &&OrderEntry, k: &str| match k {
             "created" => Some(SortKey::Time(false, o.created)),
             "modified" => Some(SortKey::Time(false, o.modified)),
             "consumer_reviewed_at" => {
@@ -293,18 +277,7 @@ pub async fn list(
             _ => None,
         };
         // The `o=` keys, then the default order (created, id): a total order.
-        sort_prefix(&mut hits, range.end, |a, b| {
-            for k in &ordering {
-                let (name, desc) = match k.strip_prefix('-') {
-                    Some(n) => (n, true),
-                    None => (*k, false),
-                };
-                let ord = key(a, name).cmp(&key(b, name));
-                let ord = if desc { ord.reverse() } else { ord };
-                if ord.is_ne() {
-                    return ord;
-                }
-            }
+        sort_page(&mut hits, range.end, &ordering, key, |a, b| {
             (a.created, a.id).cmp(&(b.created, b.id))
         });
     }

@@ -9,8 +9,8 @@ use chrono::Utc;
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    any_of, link_header, one_response, page_range, page_response, sort_prefix, OfferingFilter,
-    Params, SharedFilter,
+    any_of, collect_hits, link_header, one_response, page_range, page_response, sort_page,
+    OfferingFilter, Params, SharedFilter,
 };
 use super::render::{OrderUuid, ResourceOut, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
@@ -179,29 +179,13 @@ pub async fn list(
     // offering through its index) and only the items up to the page's end are
     // ordered.
     let walk = ordering.is_empty() && filter.offering.ids.is_none();
-    let mut hits: Vec<&ResourceEntry> = match &filter.offering.ids {
-        Some(offs) => {
-            let mut v: Vec<&ResourceEntry> = offs
-                .iter()
-                .filter_map(|o| cat.resources_by_offering.get(o))
-                .flatten()
-                .filter_map(|id| cat.resources.get(id))
-                .filter(keep)
-                .collect();
-            if offs.len() > 1 {
-                v.sort_unstable_by_key(|r| r.id);
-                v.dedup_by_key(|r| r.id);
-            }
-            v
-        }
-        None if walk => Vec::new(),
-        None => cat.resources.values().filter(keep).collect(),
-    };
-    let total = if walk {
-        cat.resources.values().filter(keep).count()
-    } else {
-        hits.len()
-    };
+    let (mut hits, total) = collect_hits(
+        &cat.resources,
+        &cat.resources_by_offering,
+        filter.offering.ids.as_deref(),
+        walk,
+        keep,
+    );
     let range = page_range(total, page, size)?;
     let link = link_header(&base, "/api/booking-resources/", &params, page, size, total);
     if !is_head(&method) {
@@ -215,23 +199,13 @@ pub async fn list(
                 .collect();
         } else {
             // The `o=` keys, then the default order (name, id): a total order.
-            let keys: Vec<(&str, bool)> = ordering
-                .iter()
-                .map(|k| match k.strip_prefix('-') {
-                    Some(name) => (name, true),
-                    None => (*k, false),
-                })
-                .collect();
-            sort_prefix(&mut hits, range.end, |a, b| {
-                for (k, desc) in &keys {
-                    let ord = order_key(a, k, &cat).cmp(&order_key(b, k, &cat));
-                    let ord = if *desc { ord.reverse() } else { ord };
-                    if ord.is_ne() {
-                        return ord;
-                    }
-                }
-                (&a.name, a.id).cmp(&(&b.name, b.id))
-            });
+            sort_page(
+                &mut hits,
+                range.end,
+                &ordering,
+                |r, k| order_key(r, k, &cat),
+                |a, b| (&a.name, a.id).cmp(&(&b.name, b.id)),
+            );
         }
         let urls = Urls { base };
         let mut records = Vec::with_capacity(range.len());
