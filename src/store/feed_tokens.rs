@@ -138,7 +138,7 @@ pub(super) fn encode_token(t: &FeedToken) -> Result<Vec<u8>, StoreError> {
     encode(&FeedTokenRecord::V1(FeedTokenV1::from(t)))
 }
 
-fn encode_sequence(s: &SlotSequence) -> Result<Vec<u8>, StoreError> {
+pub(super) fn encode_sequence(s: &SlotSequence) -> Result<Vec<u8>, StoreError> {
     encode(&SlotSequenceRecord::V1(SlotSequenceV1 {
         start: s.start,
         end: s.end,
@@ -146,7 +146,7 @@ fn encode_sequence(s: &SlotSequence) -> Result<Vec<u8>, StoreError> {
     }))
 }
 
-fn decode_sequence(v: &[u8]) -> Result<SlotSequence, StoreError> {
+pub(super) fn decode_sequence(v: &[u8]) -> Result<SlotSequence, StoreError> {
     decode::<SlotSequenceRecord>("feed_tokens", v).map(|SlotSequenceRecord::V1(s)| SlotSequence {
         start: s.start,
         end: s.end,
@@ -188,7 +188,7 @@ fn sequence_key(backend_id: &str) -> Vec<u8> {
     k
 }
 
-fn decode_token(v: &[u8]) -> Result<FeedToken, StoreError> {
+pub(super) fn decode_token(v: &[u8]) -> Result<FeedToken, StoreError> {
     decode::<FeedTokenRecord>("feed_tokens", v).map(|FeedTokenRecord::V1(t)| FeedToken::from(t))
 }
 
@@ -320,40 +320,56 @@ impl Store {
         let Some(stored) = self.resource(r.id)? else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        for slot in &r.slots {
-            let Some(before) = stored
-                .slots
-                .iter()
-                .find(|s| s.backend_id == slot.backend_id)
-            else {
-                continue;
-            };
-            if before.start == slot.start && before.end == slot.end {
-                continue;
-            }
-            let previous = derived_sequence(
-                self.read_sequence(&slot.backend_id)?,
-                before.start,
-                before.end,
-            );
-            let rec = SlotSequence {
-                start: slot.start,
-                end: slot.end,
-                sequence: previous.saturating_add(1),
-            };
-            out.push((
-                Tree::FeedTokens,
-                sequence_key(&slot.backend_id),
-                Some(encode_sequence(&rec)?),
-            ));
-        }
-        Ok(out)
+        sequence_updates(&stored, r, |id| self.read_sequence(id))?
+            .into_iter()
+            .map(|(backend_id, rec)| {
+                Ok((
+                    Tree::FeedTokens,
+                    sequence_key(&backend_id),
+                    Some(encode_sequence(&rec)?),
+                ))
+            })
+            .collect()
     }
 }
 
+/// The sequence records to write when `stored` becomes `new`: for each slot whose time
+/// changed, one change more than `recorded` says (by backend id).
+///
+/// # Errors
+/// Whatever `recorded` fails with.
+pub(super) fn sequence_updates(
+    stored: &Resource,
+    new: &Resource,
+    mut recorded: impl FnMut(&str) -> Result<Option<SlotSequence>, StoreError>,
+) -> Result<Vec<(String, SlotSequence)>, StoreError> {
+    let mut out = Vec::new();
+    for slot in &new.slots {
+        let Some(before) = stored
+            .slots
+            .iter()
+            .find(|s| s.backend_id == slot.backend_id)
+        else {
+            continue;
+        };
+        if before.start == slot.start && before.end == slot.end {
+            continue;
+        }
+        let previous = derived_sequence(recorded(&slot.backend_id)?, before.start, before.end);
+        out.push((
+            slot.backend_id.clone(),
+            SlotSequence {
+                start: slot.start,
+                end: slot.end,
+                sequence: previous.saturating_add(1),
+            },
+        ));
+    }
+    Ok(out)
+}
+
 /// The sequence of a slot at `start..end` given its record.
-fn derived_sequence(rec: Option<SlotSequence>, start: DateTime<Utc>, end: DateTime<Utc>) -> u32 {
+pub(super) fn derived_sequence(rec: Option<SlotSequence>, start: DateTime<Utc>, end: DateTime<Utc>) -> u32 {
     match rec {
         None => 0,
         Some(s) if s.start == start && s.end == end => s.sequence,

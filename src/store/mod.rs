@@ -76,6 +76,8 @@ pub enum StoreError {
     Postgres(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("not supported by this store engine: {0}")]
+    Unsupported(&'static str),
 }
 
 /// Why a [`Store::mutate`] did not happen: the caller's rule refused it, or storage failed.

@@ -12,6 +12,8 @@
 //! overlap (an exclusion constraint, whatever replica writes them).
 
 pub mod cluster;
+pub(crate) mod read;
+pub(crate) mod write;
 
 use std::borrow::Cow;
 

@@ -1,0 +1,234 @@
+//! Point reads on PostgreSQL, each one statement on any executor (the pool, or a
+//! transaction so that a rule sees what it is about to change).
+
+use std::collections::BTreeMap;
+
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use super::super::feed_tokens::{self, FeedScope, FeedToken, SlotSequence};
+use super::super::records::{
+    AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, MappedRecord,
+    OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
+};
+use super::super::{decode, Attachment, BusySlot, StoreError};
+use crate::domain::calendar::{ExternalEvent, MappedEvent, OfferingCalendar};
+use crate::domain::{Customer, Id, Offering, Order, Project, Resource, User};
+
+pub(crate) fn ids(ids: &[Id]) -> Vec<Uuid> {
+    ids.iter().map(|i| i.0).collect()
+}
+
+macro_rules! by_id {
+    ($name:ident, $many:ident, $table:literal, $key:literal, $rec:ty, $out:ty) => {
+        pub(crate) async fn $name(
+            ex: impl PgExecutor<'_>,
+            id: Id,
+        ) -> Result<Option<$out>, StoreError> {
+            let doc: Option<String> = sqlx::query_scalar(concat!(
+                "SELECT doc::text FROM ",
+                $table,
+                " WHERE ",
+                $key,
+                " = $1"
+            ))
+            .bind(id.0)
+            .fetch_optional(ex)
+            .await?;
+            doc.map(|d| decode::<$rec>($table, d.as_bytes()).map(<$out>::from))
+                .transpose()
+        }
+
+        pub(crate) async fn $many(
+            ex: impl PgExecutor<'_>,
+            wanted: &[Id],
+        ) -> Result<Vec<$out>, StoreError> {
+            let docs: Vec<String> = sqlx::query_scalar(concat!(
+                "SELECT doc::text FROM ",
+                $table,
+                " WHERE ",
+                $key,
+                " = ANY($1)"
+            ))
+            .bind(ids(wanted))
+            .fetch_all(ex)
+            .await?;
+            docs.iter()
+                .map(|d| decode::<$rec>($table, d.as_bytes()).map(<$out>::from))
+                .collect()
+        }
+    };
+}
+
+by_id!(user, users, "users", "id", UserRecord, User);
+by_id!(customer, customers, "customers", "id", CustomerRecord, Customer);
+by_id!(project, projects, "projects", "id", ProjectRecord, Project);
+by_id!(offering, offerings, "offerings", "id", OfferingRecord, Offering);
+by_id!(resource, resources, "resources", "id", ResourceRecord, Resource);
+by_id!(order, orders, "orders", "id", OrderRecord, Order);
+by_id!(calendar, calendars_of, "calendars", "offering", CalendarRecord, OfferingCalendar);
+
+/// Decodes documents of one kind.
+pub(crate) fn decode_all<R, T>(table: &'static str, docs: &[String]) -> Result<Vec<T>, StoreError>
+where
+    R: serde::de::DeserializeOwned,
+    T: From<R>,
+{
+    docs.iter()
+        .map(|d| decode::<R>(table, d.as_bytes()).map(T::from))
+        .collect()
+}
+
+pub(crate) async fn user_by_name(
+    ex: impl PgExecutor<'_>,
+    username: &str,
+) -> Result<Option<User>, StoreError> {
+    let doc: Option<String> = sqlx::query_scalar("SELECT doc::text FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_optional(ex)
+        .await?;
+    doc.map(|d| decode::<UserRecord>("users", d.as_bytes()).map(User::from))
+        .transpose()
+}
+
+/// The user an API token hash belongs to.
+pub(crate) async fn user_by_token_hash(
+    ex: impl PgExecutor<'_>,
+    hash: &[u8],
+) -> Result<Option<User>, StoreError> {
+    let doc: Option<String> = sqlx::query_scalar(
+        "SELECT u.doc::text FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(ex)
+    .await?;
+    doc.map(|d| decode::<UserRecord>("users", d.as_bytes()).map(User::from))
+        .transpose()
+}
+
+pub(crate) async fn calendars(ex: impl PgExecutor<'_>) -> Result<Vec<OfferingCalendar>, StoreError> {
+    let docs: Vec<String> = sqlx::query_scalar("SELECT doc::text FROM calendars ORDER BY offering")
+        .fetch_all(ex)
+        .await?;
+    decode_all::<CalendarRecord, OfferingCalendar>("calendars", &docs)
+}
+
+pub(crate) async fn busy_slots(
+    ex: impl PgExecutor<'_>,
+    offering: Id,
+) -> Result<Vec<BusySlot>, StoreError> {
+    let doc: Option<String> = sqlx::query_scalar("SELECT doc::text FROM busy WHERE offering = $1")
+        .bind(offering.0)
+        .fetch_optional(ex)
+        .await?;
+    Ok(match doc {
+        Some(d) => match decode::<BusyRecord>("busy", d.as_bytes())? {
+            BusyRecord::V1 { slots, .. } => slots,
+        },
+        None => Vec::new(),
+    })
+}
+
+pub(crate) async fn mapping(
+    ex: impl PgExecutor<'_>,
+    offering: Id,
+) -> Result<BTreeMap<String, MappedEvent>, StoreError> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT backend_id, doc::text FROM slot_map WHERE offering = $1")
+            .bind(offering.0)
+            .fetch_all(ex)
+            .await?;
+    rows.into_iter()
+        .map(|(k, d)| {
+            decode::<MappedRecord>("slot_map", d.as_bytes()).map(|m| (k, MappedEvent::from(m)))
+        })
+        .collect()
+}
+
+pub(crate) async fn externals(
+    ex: impl PgExecutor<'_>,
+    offering: Id,
+) -> Result<Vec<ExternalEvent>, StoreError> {
+    let doc: Option<String> =
+        sqlx::query_scalar("SELECT doc::text FROM externals WHERE offering = $1")
+            .bind(offering.0)
+            .fetch_optional(ex)
+            .await?;
+    Ok(match doc {
+        Some(d) => decode::<ExternalsRecord>("externals", d.as_bytes())?.events(),
+        None => Vec::new(),
+    })
+}
+
+pub(crate) async fn attachment(
+    ex: impl PgExecutor<'_>,
+    order: Id,
+) -> Result<Option<Attachment>, StoreError> {
+    let doc: Option<String> =
+        sqlx::query_scalar("SELECT doc::text FROM attachments WHERE order_id = $1")
+            .bind(order.0)
+            .fetch_optional(ex)
+            .await?;
+    Ok(match doc {
+        Some(d) => decode::<AttachmentRecord>("attachments", d.as_bytes())?.attachment(),
+        None => None,
+    })
+}
+
+pub(crate) async fn feed_token(
+    ex: impl PgExecutor<'_>,
+    hash: &[u8; 32],
+) -> Result<Option<FeedToken>, StoreError> {
+    let doc: Option<String> = sqlx::query_scalar("SELECT doc::text FROM feed_tokens WHERE hash = $1")
+        .bind(hash.as_slice())
+        .fetch_optional(ex)
+        .await?;
+    doc.map(|d| feed_tokens::decode_token(d.as_bytes()))
+        .transpose()
+}
+
+pub(crate) async fn feed_tokens_of(
+    ex: impl PgExecutor<'_>,
+    scope: FeedScope,
+) -> Result<Vec<FeedToken>, StoreError> {
+    let (kind, id) = match scope {
+        FeedScope::Offering(id) => ("offering", id),
+        FeedScope::User(id) => ("user", id),
+    };
+    let docs: Vec<String> = sqlx::query_scalar(
+        "SELECT doc::text FROM feed_tokens WHERE scope_kind = $1 AND scope_id = $2",
+    )
+    .bind(kind)
+    .bind(id.0)
+    .fetch_all(ex)
+    .await?;
+    let mut out = docs
+        .iter()
+        .map(|d| feed_tokens::decode_token(d.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_by_key(|t| (t.created, t.uuid));
+    Ok(out)
+}
+
+pub(crate) async fn slot_sequences(
+    ex: impl PgExecutor<'_>,
+    backend_ids: &[String],
+) -> Result<std::collections::HashMap<String, SlotSequence>, StoreError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT backend_id, doc::text FROM slot_sequences WHERE backend_id = ANY($1)",
+    )
+    .bind(backend_ids)
+    .fetch_all(ex)
+    .await?;
+    rows.into_iter()
+        .map(|(id, doc)| feed_tokens::decode_sequence(doc.as_bytes()).map(|s| (id, s)))
+        .collect()
+}
+
+/// A fresh number from the `ids` sequence.
+pub(crate) async fn next_id(ex: impl PgExecutor<'_>) -> Result<u64, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT nextval('ids')")
+        .fetch_one(ex)
+        .await?;
+    Ok(n as u64)
+}
