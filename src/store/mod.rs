@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod feed_tokens;
 pub mod index;
 pub mod pg;
+pub mod query;
 pub mod records;
 mod tree;
 pub mod versions;

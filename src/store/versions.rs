@@ -66,9 +66,34 @@ impl Change {
 pub(crate) struct Versions {
     clock: AtomicU64,
     stamps: RwLock<HashMap<Scope, u64>>,
+    /// The version of every scope is at least this (raised when changes may have
+    /// been missed: the PostgreSQL engine's listener lost its connection).
+    floor: AtomicU64,
 }
 
 impl Versions {
+    /// Stamps `scopes` with `stamp` from a shared clock (the PostgreSQL engine's
+    /// database sequence, so that every replica agrees); stamps never go down.
+    pub(crate) fn stamp(&self, scopes: impl IntoIterator<Item = Scope>, stamp: u64) {
+        self.clock.fetch_max(stamp, Ordering::Relaxed);
+        let mut stamps = self.stamps.write().unwrap_or_else(|p| p.into_inner());
+        for s in scopes {
+            let e = stamps.entry(s).or_insert(stamp);
+            *e = (*e).max(stamp);
+        }
+    }
+
+    /// Moves the version of every scope (at least) to `stamp`.
+    pub(crate) fn stamp_all(&self, stamp: u64) {
+        self.clock.fetch_max(stamp, Ordering::Relaxed);
+        self.floor.fetch_max(stamp, Ordering::Relaxed);
+    }
+
+    /// The newest stamp given out or seen.
+    pub(crate) fn latest(&self) -> u64 {
+        self.clock.load(Ordering::Relaxed)
+    }
+
     /// Stamps every scope of `changes` with one new number.
     pub(crate) fn bump(&self, changes: &[Change]) {
         let mut scopes = changes.iter().flat_map(Change::scopes).peekable();
@@ -83,7 +108,7 @@ impl Versions {
         }
     }
 
-    fn version(&self, scopes: &[Scope]) -> u64 {
+    pub(crate) fn version(&self, scopes: &[Scope]) -> u64 {
         let stamps = self.stamps.read().unwrap_or_else(|p| p.into_inner());
         scopes
             .iter()
@@ -91,6 +116,7 @@ impl Versions {
             .copied()
             .max()
             .unwrap_or(0)
+            .max(self.floor.load(Ordering::Relaxed))
     }
 }
 

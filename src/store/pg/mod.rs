@@ -12,15 +12,19 @@
 //! overlap (an exclusion constraint, whatever replica writes them).
 
 pub mod cluster;
+pub(crate) mod notify;
+pub(crate) mod query;
 pub(crate) mod read;
 pub(crate) mod write;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::StoreError;
+use super::versions::Versions;
+use super::{Change, StoreError};
 
 /// The schema's migrations, in order: (version, description, SQL). A released
 /// migration never changes (sqlx refuses a database whose applied migration has
@@ -96,6 +100,82 @@ pub async fn connect(url: &str, opts: &PgOptions) -> Result<PgPool, StoreError> 
     Ok(pool)
 }
 
+/// The PostgreSQL engine of one process: its pool, and the listener that keeps the
+/// process's data versions in step with every replica's writes.
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+    pub(crate) versions: Arc<Versions>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PgStore {
+    /// Connects, brings the schema up to date and starts listening for other
+    /// replicas' writes.
+    ///
+    /// # Errors
+    /// The server cannot be reached, refuses, or holds a newer schema.
+    pub async fn open(
+        url: &str,
+        opts: &PgOptions,
+        versions: Arc<Versions>,
+    ) -> Result<PgStore, StoreError> {
+        let pool = connect(url, opts).await?;
+        migrate(&pool).await?;
+        let listener = notify::listen(&pool, versions.clone()).await?;
+        Ok(PgStore {
+            pool,
+            versions,
+            listener,
+        })
+    }
+
+    /// Writes `changes` in one transaction, announcing the scopes they touch.
+    ///
+    /// # Errors
+    /// The database refuses (then nothing was written).
+    pub(crate) async fn write(&self, changes: &[Change]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        write::apply(&mut tx, changes).await?;
+        let stamp = self.announce(&mut tx, changes).await?;
+        tx.commit().await?;
+        self.stamped(changes, stamp);
+        Ok(())
+    }
+
+    /// Announces the scopes `changes` touch (inside the transaction that writes them).
+    pub(crate) async fn announce(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        changes: &[Change],
+    ) -> Result<Option<u64>, StoreError> {
+        let mut scopes: Vec<super::Scope> = changes.iter().flat_map(Change::scopes).collect();
+        scopes.sort_by_key(|s| format!("{s:?}"));
+        scopes.dedup();
+        if scopes.is_empty() {
+            return Ok(None);
+        }
+        notify::announce(conn, &scopes).await.map(Some)
+    }
+
+    /// Stamps this process's versions at once after a commit (the announcement
+    /// reaches the listener a moment later and changes nothing more).
+    pub(crate) fn stamped(&self, changes: &[Change], stamp: Option<u64>) {
+        if let Some(stamp) = stamp {
+            self.versions
+                .stamp(changes.iter().flat_map(Change::scopes), stamp);
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     //! One throw-away cluster for the unit tests of this process, a database each.
@@ -122,6 +202,7 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Id;
 
     async fn pool() -> PgPool {
         let url = testing::database().await;
@@ -166,6 +247,32 @@ mod tests {
         .execute(&mut *tx)
         .await?;
         tx.commit().await
+    }
+
+    #[tokio::test]
+    async fn a_write_on_one_replica_moves_the_versions_of_another() {
+        use super::super::Scope;
+        let url = testing::database().await;
+        let opts = PgOptions::default();
+        let a = PgStore::open(&url, &opts, Arc::default()).await.expect("a");
+        let b = PgStore::open(&url, &opts, Arc::default()).await.expect("b");
+        let offering = Id::new_v4();
+        let scope = [Scope::Offering(offering)];
+        let other = [Scope::Offering(Id::new_v4())];
+        let before = (b.versions.version(&scope), b.versions.version(&other));
+        a.write(&[Change::Busy(offering, Vec::new())])
+            .await
+            .expect("write");
+        assert!(a.versions.version(&scope) > before.0, "the writer sees it at once");
+        // The other replica follows through its listener.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while b.versions.version(&scope) == before.0 {
+            assert!(tokio::time::Instant::now() < deadline, "no announcement arrived");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(b.versions.version(&other), before.1, "other scopes keep theirs");
+        let busy = read::busy_slots(&b.pool, offering).await.expect("read");
+        assert!(busy.is_empty());
     }
 
     #[tokio::test]
