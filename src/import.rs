@@ -19,7 +19,7 @@ use crate::domain::{
     Category, Customer, Id, Offering, OfferingState, Order, OrderState, OrderType, Project,
     Resource, ResourceState, Slot, User,
 };
-use crate::store::{Change, MutateError, Store, StoreError};
+use crate::store::{Change, Load, MutateError, Store, StoreError};
 
 /// Errors of an import; nothing is written when one occurs.
 #[derive(Debug, thiserror::Error)]
@@ -210,13 +210,16 @@ fn interval_of(
 ///
 /// # Errors
 /// The file cannot be read or is invalid; nothing is written then.
-pub fn import_file(store: &Store, path: &std::path::Path) -> Result<ImportSummary, ImportError> {
+pub async fn import_file(
+    store: &Store,
+    path: &std::path::Path,
+) -> Result<ImportSummary, ImportError> {
     let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
         path: path.display().to_string(),
         source,
     })?;
     let ds: DataSet = serde_json::from_str(&text).map_err(ImportError::Parse)?;
-    import(store, &ds, Utc::now())
+    import(store, &ds, Utc::now()).await
 }
 
 /// What an import wrote.
@@ -233,14 +236,23 @@ pub struct ImportSummary {
 ///
 /// # Errors
 /// A dangling reference or invalid value; nothing is written then.
-pub fn import(
+pub async fn import(
     store: &Store,
     ds: &DataSet,
     now: DateTime<Utc>,
 ) -> Result<ImportSummary, ImportError> {
-    let r = store.mutate(|cat| {
+    let load = Load {
+        directory: true,
+        ..Load::default()
+    };
+    let r = store.mutate(&load, |view| {
+        let cat = &view.directory;
         let mut changes = Vec::new();
-        let mut users: HashMap<String, Id> = cat.users_by_name.clone();
+        let mut users: HashMap<String, Id> = cat
+            .users
+            .values()
+            .map(|u| (u.username.clone(), u.id))
+            .collect();
         for u in &ds.users {
             let id = users
                 .get(&u.username)
@@ -462,7 +474,8 @@ pub fn import(
             bookings: ds.bookings.len(),
         };
         Ok((changes, summary))
-    });
+    })
+    .await;
     match r {
         Ok(s) => Ok(s),
         Err(MutateError::Refused(e)) => Err(e),

@@ -8,7 +8,8 @@ use axum::http::request::Parts;
 
 use super::{error::ApiError, AppState};
 use crate::domain::{Id, User};
-use crate::store::{Catalog, OrderEntry, ResourceEntry};
+use crate::store::query::{Parties, Visible};
+use crate::store::Store;
 
 /// The authenticated caller.
 #[derive(Clone, Debug)]
@@ -45,13 +46,14 @@ impl FromRequestParts<AppState> for Caller {
         let token = token_from(parts)?.ok_or(ApiError::NoCredentials)?;
         let user = state
             .store
-            .user_by_token(&token)?
+            .user_by_token(&token)
+            .await?
             .ok_or(ApiError::InvalidToken)?;
         Ok(Caller { user })
     }
 }
 
-/// What the caller may see and do, computed once per request from the catalog.
+/// What the caller may see and do, computed once per request from the store.
 pub struct Roles {
     pub user: Id,
     pub staff: bool,
@@ -64,31 +66,54 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub fn of(user: &User, cat: &Catalog) -> Roles {
-        let owner_of = cat
-            .customers
-            .values()
-            .filter(|c| c.owners.contains(&user.id))
-            .map(|c| c.id)
-            .collect();
-        let manager_of = cat
-            .customers
-            .values()
-            .filter(|c| c.managers.contains(&user.id))
-            .map(|c| c.id)
-            .collect();
-        let member_of = cat
-            .projects
-            .values()
-            .filter(|p| p.members.contains(&user.id))
-            .map(|p| p.id)
-            .collect();
-        Roles {
+    /// The caller's roles, as the store has them now.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub async fn load(store: &Store, user: &User) -> Result<Roles, ApiError> {
+        let rel = store.relations(user.id).await?;
+        Ok(Roles {
             user: user.id,
             staff: user.is_staff,
-            owner_of,
-            manager_of,
-            member_of,
+            owner_of: rel.owner_of,
+            manager_of: rel.manager_of,
+            member_of: rel.member_of,
+        })
+    }
+
+    /// Organisations whose providers' data the caller sees as staff of theirs.
+    fn provider_side(&self) -> Vec<Id> {
+        let mut v: Vec<Id> = self.owner_of.union(&self.manager_of).copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Booking offerings the caller sees (see [`Roles::sees_offering`]).
+    pub fn visible_offerings(&self) -> Visible {
+        Visible {
+            all: self.staff,
+            providers: self.provider_side(),
+            ..Visible::default()
+        }
+    }
+
+    /// Booking resources the caller sees (see [`Roles::sees_resource`]): as orders.
+    pub fn visible_bookings(&self) -> Visible {
+        self.visible_orders()
+    }
+
+    /// Orders the caller sees (see [`Roles::sees_order`]).
+    pub fn visible_orders(&self) -> Visible {
+        let mut projects: Vec<Id> = self.member_of.iter().copied().collect();
+        projects.sort();
+        let mut consumers: Vec<Id> = self.owner_of.iter().copied().collect();
+        consumers.sort();
+        Visible {
+            all: self.staff,
+            providers: self.provider_side(),
+            consumers,
+            projects,
+            creator: Some(self.user),
         }
     }
 
@@ -114,17 +139,15 @@ impl Roles {
 
     /// Booking resources: staff, the provider's owners/managers, the creator, and
     /// those connected to the resource's project.
-    pub fn sees_resource(&self, r: &ResourceEntry) -> bool {
-        self.is_provider_staff(r.provider)
-            || r.created_by == self.user
-            || self.is_project_member(r.project, r.customer)
+    pub fn sees_resource(&self, p: &Parties) -> bool {
+        self.visible_bookings()
+            .admits(p.provider, p.customer, p.project, p.created_by)
     }
 
     /// Orders: staff, users connected to the order's project or customer, the
     /// offering's customer, and the creator.
-    pub fn sees_order(&self, o: &OrderEntry) -> bool {
-        self.is_provider_staff(o.provider)
-            || o.created_by == self.user
-            || self.is_project_member(o.project, o.customer)
+    pub fn sees_order(&self, p: &Parties) -> bool {
+        self.visible_orders()
+            .admits(p.provider, p.customer, p.project, p.created_by)
     }
 }

@@ -244,6 +244,14 @@ pub fn select_fields(obj: Value, fields: &[&str]) -> Value {
     }
 }
 
+/// The rows of page `page` of `size` (none for a HEAD request, which only counts).
+pub fn page_of(page: usize, size: usize, head: bool) -> crate::store::query::PageRange {
+    crate::store::query::PageRange {
+        offset: (page - 1).saturating_mul(size),
+        limit: if head { 0 } else { size },
+    }
+}
+
 /// A page of `total` items: the index range to return, or `Invalid page.`.
 pub fn page_range(
     total: usize,

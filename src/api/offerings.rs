@@ -8,12 +8,13 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::auth::{Caller, Roles};
-use super::listing::{link_header, list_response, page_range, select_fields, sort_by_keys, Params};
+use super::listing::{link_header, list_response, page_of, page_range, select_fields, Params};
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
 use crate::domain::calendar::{CalendarState, Job, JobKind, OfferingCalendar};
 use crate::domain::{Id, Offering};
-use crate::store::{Catalog, Store};
+use crate::store::query::{OfferingKey, OfferingQuery};
+use crate::store::{Change, Load, Store};
 
 /// The offering's public feed URL, shown in `googlecalendar` while it is public.
 pub fn public_feed_url(base: &str, o: &Offering, cal: Option<&OfferingCalendar>) -> Option<String> {
@@ -21,15 +22,23 @@ pub fn public_feed_url(base: &str, o: &Offering, cal: Option<&OfferingCalendar>)
         .map(|_| format!("{base}/feeds/offerings/{}.ics", o.id.hex()))
 }
 
-fn render_one(
+/// Renders offerings with their calendar records and the records they refer to.
+async fn render_all(
     state: &AppState,
-    o: &Offering,
-    cat: &Catalog,
+    offerings: &[Offering],
     urls: &Urls,
-) -> Result<Value, ApiError> {
-    let cal = state.store.calendar(o.id)?;
-    let gc = render::googlecalendar(cal.as_ref(), public_feed_url(&urls.base, o, cal.as_ref()));
-    Ok(render::offering(o, cat, urls, gc))
+) -> Result<Vec<Value>, ApiError> {
+    let related = state
+        .store
+        .related(&render::wanted_for_offerings(offerings))
+        .await?;
+    let mut out = Vec::with_capacity(offerings.len());
+    for o in offerings {
+        let cal = state.store.calendar(o.id).await?;
+        let gc = render::googlecalendar(cal.as_ref(), public_feed_url(&urls.base, o, cal.as_ref()));
+        out.push(render::offering(o, &related, urls, gc));
+    }
+    Ok(out)
 }
 
 pub async fn list(
@@ -41,42 +50,41 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let (page, size) = params.page()?;
-    let cat = state.store.read()?;
-    let roles = Roles::of(&caller.user, &cat);
-    let mut items: Vec<&Offering> = cat
-        .offerings
-        .values()
-        .filter(|o| roles.sees_offering(o.customer))
+    let roles = Roles::load(&state.store, &caller.user).await?;
+    let order = params
+        .ordering()
+        .iter()
+        .filter_map(|k| {
+            let (name, desc) = match k.strip_prefix('-') {
+                Some(n) => (n, true),
+                None => (*k, false),
+            };
+            let key = match name {
+                "name" => OfferingKey::Name,
+                "created" => OfferingKey::Created,
+                "state" => OfferingKey::State,
+                // `type` (every offering has one) and unknown keys do not reorder.
+                _ => return None,
+            };
+            Some((key, desc))
+        })
         .collect();
-    if let Some(name) = params.one("name") {
-        let needle = name.to_lowercase();
-        items.retain(|o| o.name.to_lowercase().contains(&needle));
-    }
-    if let Some(ids) = params.uuids("customer_uuid")? {
-        items.retain(|o| ids.contains(&o.customer));
-    }
-    items.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
-    sort_by_keys(&mut items, &params.ordering(), |o, k| match k {
-        "name" => Some(o.name.clone()),
-        "created" => Some(o.created.to_rfc3339()),
-        "type" => Some(String::new()),
-        "state" => Some(o.state.as_str().to_string()),
-        _ => None,
-    });
-    let total = items.len();
-    let range = page_range(total, page, size)?;
+    let query = OfferingQuery {
+        visible: roles.visible_offerings(),
+        name: params.one("name").map(str::to_lowercase),
+        customer: params.uuids("customer_uuid")?,
+        order,
+        page: Some(page_of(page, size, is_head(&method))),
+    };
+    let found = state.store.list_offerings(&query).await?;
+    page_range(found.total, page, size)?;
     let urls = Urls { base: base.clone() };
-    let link = link_header(&base, "/api/booking-offerings/", &params, page, size, total);
+    let link = link_header(&base, "/api/booking-offerings/", &params, page, size, found.total);
     let mut out = Vec::new();
-    if !is_head(&method) {
-        for o in &items[range] {
-            out.push(select_fields(
-                render_one(&state, o, &cat, &urls)?,
-                &params.fields(),
-            ));
-        }
+    for v in render_all(&state, &found.items, &urls).await? {
+        out.push(select_fields(v, &params.fields()));
     }
-    Ok(list_response(out, total, link))
+    Ok(list_response(out, found.total, link))
 }
 
 pub async fn retrieve(
@@ -88,22 +96,25 @@ pub async fn retrieve(
 ) -> Result<Json<Value>, ApiError> {
     let id = path_id(&uuid)?;
     let params = Params::parse(q.as_deref());
-    let cat = state.store.read()?;
-    let roles = Roles::of(&caller.user, &cat);
-    let o = visible(&cat, &roles, id)?;
-    let v = render_one(&state, o, &cat, &Urls { base })?;
+    let roles = Roles::load(&state.store, &caller.user).await?;
+    let o = visible(&state.store, &roles, id).await?;
+    let v = render_all(&state, std::slice::from_ref(&o), &Urls { base })
+        .await?
+        .pop()
+        .unwrap_or_default();
     Ok(Json(select_fields(v, &params.fields())))
 }
 
-fn visible<'c>(cat: &'c Catalog, roles: &Roles, id: Id) -> Result<&'c Offering, ApiError> {
-    cat.offerings
-        .get(&id)
+async fn visible(store: &Store, roles: &Roles, id: Id) -> Result<Offering, ApiError> {
+    store
+        .offering(id)
+        .await?
         .filter(|o| roles.sees_offering(o.customer))
         .ok_or(ApiError::NotFound)
 }
 
 /// Validates and enqueues a calendar action; the scheduler does the Google work.
-fn calendar_action(
+async fn calendar_action(
     state: &AppState,
     caller: &Caller,
     uuid: &str,
@@ -111,61 +122,71 @@ fn calendar_action(
 ) -> Result<Response, ApiError> {
     let id = path_id(uuid)?;
     let store: &Store = &state.store;
-    let detail = store.mutate(|cat| {
-        let roles = Roles::of(&caller.user, cat);
-        let o = visible(cat, &roles, id)?;
-        // Managers see the offering; the calendar actions are the owners' (and staff's).
-        if !(roles.staff || roles.owner_of.contains(&o.customer)) {
-            return Err(ApiError::Forbidden);
-        }
-        if !state.google.has_credentials(o.customer) {
-            return Err(ApiError::bad("Google credentials do not exist."));
-        }
-        let existing = store.calendar(id)?;
-        if let Some(c) = &existing {
-            if !c.state.is_idle() {
-                return Err(ApiError::bad("The calendar cannot be updated."));
+    let roles = Roles::load(store, &caller.user).await?;
+    let seq = store.next_id().await?;
+    let now = Utc::now();
+    let load = Load {
+        offerings: vec![id],
+        calendars: vec![id],
+        ..Load::default()
+    };
+    let detail = store
+        .mutate(&load, |view| {
+            let o = view
+                .offerings
+                .get(&id)
+                .filter(|o| roles.sees_offering(o.customer))
+                .ok_or(ApiError::NotFound)?;
+            // Managers see the offering; the calendar actions are the owners' (and staff's).
+            if !(roles.staff || roles.owner_of.contains(&o.customer)) {
+                return Err(ApiError::Forbidden);
             }
-        }
-        match kind {
-            JobKind::Share if existing.as_ref().is_some_and(|c| c.public) => {
-                return Err(ApiError::bad("The calendar is public already."))
+            if !state.google.has_credentials(o.customer) {
+                return Err(ApiError::bad("Google credentials do not exist."));
             }
-            JobKind::Unshare => match &existing {
-                Some(c) if c.calendar_id.is_none() => {
-                    return Err(ApiError::bad("The calendar does not exist."))
+            let existing = view.calendars.get(&id).cloned();
+            if let Some(c) = &existing {
+                if !c.state.is_idle() {
+                    return Err(ApiError::bad("The calendar cannot be updated."));
                 }
-                None => return Err(ApiError::bad("The calendar does not exist.")),
-                Some(c) if !c.public => {
-                    return Err(ApiError::bad("The calendar is private already."))
+            }
+            match kind {
+                JobKind::Share if existing.as_ref().is_some_and(|c| c.public) => {
+                    return Err(ApiError::bad("The calendar is public already."))
                 }
+                JobKind::Unshare => match &existing {
+                    Some(c) if c.calendar_id.is_none() => {
+                        return Err(ApiError::bad("The calendar does not exist."))
+                    }
+                    None => return Err(ApiError::bad("The calendar does not exist.")),
+                    Some(c) if !c.public => {
+                        return Err(ApiError::bad("The calendar is private already."))
+                    }
+                    _ => {}
+                },
                 _ => {}
-            },
-            _ => {}
-        }
-        let mut cal = existing.unwrap_or_else(|| OfferingCalendar::new(id));
-        cal.state = if cal.calendar_id.is_some() {
-            CalendarState::UpdateScheduled
-        } else {
-            CalendarState::CreationScheduled
-        };
-        let job = Job {
-            seq: store.next_id()?,
-            offering: id,
-            kind,
-            created: Utc::now(),
-            attempts: 0,
-        };
-        let detail = match kind {
-            JobKind::Sync => "Calendar synchronisation has been scheduled.",
-            JobKind::Share => "Calendar sharing has been scheduled.",
-            JobKind::Unshare => "Calendar unsharing has been scheduled.",
-        };
-        Ok((
-            vec![Store::calendar_change(&cal)?, Store::job_change(&job)?],
-            detail,
-        ))
-    })?;
+            }
+            let mut cal = existing.unwrap_or_else(|| OfferingCalendar::new(id));
+            cal.state = if cal.calendar_id.is_some() {
+                CalendarState::UpdateScheduled
+            } else {
+                CalendarState::CreationScheduled
+            };
+            let job = Job {
+                seq,
+                offering: id,
+                kind,
+                created: now,
+                attempts: 0,
+            };
+            let detail = match kind {
+                JobKind::Sync => "Calendar synchronisation has been scheduled.",
+                JobKind::Share => "Calendar sharing has been scheduled.",
+                JobKind::Unshare => "Calendar unsharing has been scheduled.",
+            };
+            Ok((vec![Change::Calendar(cal), Change::Job(job)], detail))
+        })
+        .await?;
     state.jobs_ready.notify_one();
     Ok(Json(json!({ "detail": detail })).into_response())
 }
@@ -175,7 +196,7 @@ pub async fn google_calendar_sync(
     caller: Caller,
     Path(uuid): Path<String>,
 ) -> Result<Response, ApiError> {
-    calendar_action(&state, &caller, &uuid, JobKind::Sync)
+    calendar_action(&state, &caller, &uuid, JobKind::Sync).await
 }
 
 pub async fn share_google_calendar(
@@ -183,7 +204,7 @@ pub async fn share_google_calendar(
     caller: Caller,
     Path(uuid): Path<String>,
 ) -> Result<Response, ApiError> {
-    calendar_action(&state, &caller, &uuid, JobKind::Share)
+    calendar_action(&state, &caller, &uuid, JobKind::Share).await
 }
 
 pub async fn unshare_google_calendar(
@@ -191,5 +212,5 @@ pub async fn unshare_google_calendar(
     caller: Caller,
     Path(uuid): Path<String>,
 ) -> Result<Response, ApiError> {
-    calendar_action(&state, &caller, &uuid, JobKind::Unshare)
+    calendar_action(&state, &caller, &uuid, JobKind::Unshare).await
 }

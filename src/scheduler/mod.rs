@@ -78,15 +78,15 @@ pub struct Scheduler {
 ///
 /// # Errors
 /// Storage failure.
-pub fn enqueue(store: &Store, offering: Id, kind: JobKind) -> Result<(), StoreError> {
+pub async fn enqueue(store: &Store, offering: Id, kind: JobKind) -> Result<(), StoreError> {
     let job = Job {
-        seq: store.next_id()?,
+        seq: store.next_id().await?,
         offering,
         kind,
         created: Utc::now(),
         attempts: 0,
     };
-    store.sync_put(vec![Store::job_change(&job)?])
+    store.write(vec![Change::Job(job)]).await
 }
 
 /// Cancels bookings still waiting for acceptance whose slots have all started (as
@@ -98,7 +98,8 @@ pub fn cancel_stale_requests(
     store: &Store,
     now: chrono::DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let r = store.mutate(|cat| {
+    let sled = store.sled()?;
+    let r = sled.mutate(|cat| {
         let mut changes = Vec::new();
         let stale: Vec<Id> = cat
             .resources
@@ -111,11 +112,11 @@ pub fn cancel_stale_requests(
             .map(|r| r.id)
             .collect();
         for id in &stale {
-            if let Some(mut r) = store.resource(*id)? {
+            if let Some(mut r) = sled.resource(*id)? {
                 r.state = ResourceState::Terminated;
                 r.modified = now;
                 if let Some(oid) = r.creation_order {
-                    if let Some(mut o) = store.order(oid)? {
+                    if let Some(mut o) = sled.order(oid)? {
                         if matches!(o.state, OrderState::Executing) || o.state.is_pending() {
                             o.state = OrderState::Canceled;
                             o.termination_comment = "Not accepted before the booked time.".into();
@@ -158,12 +159,12 @@ impl Scheduler {
     }
 
     /// Enqueues a sync of every offering with a calendar that is due.
-    fn periodic_pass(
+    async fn periodic_pass(
         &self,
         last_attempt: &mut HashMap<Id, tokio::time::Instant>,
     ) -> Result<(), StoreError> {
-        let queued: HashSet<Id> = self.store.jobs()?.into_iter().map(|j| j.offering).collect();
-        for cal in self.store.calendars()? {
+        let queued: HashSet<Id> = self.store.jobs().await?.into_iter().map(|j| j.offering).collect();
+        for cal in self.store.calendars().await? {
             if cal.calendar_id.is_none() || queued.contains(&cal.offering) {
                 continue;
             }
@@ -177,14 +178,14 @@ impl Scheduler {
                 }
             }
             last_attempt.insert(cal.offering, tokio::time::Instant::now());
-            enqueue(&self.store, cal.offering, JobKind::Sync)?;
+            enqueue(&self.store, cal.offering, JobKind::Sync).await?;
         }
         Ok(())
     }
 
     /// Starts runs for queued jobs whose offering is idle, up to the parallel limit.
-    fn dispatch(&self) -> Result<(), StoreError> {
-        let jobs = self.store.jobs()?;
+    async fn dispatch(&self) -> Result<(), StoreError> {
+        let jobs = self.store.jobs().await?;
         self.status.queue_depth.store(jobs.len(), Ordering::Relaxed);
         for job in jobs {
             if self.status.active_runs.load(Ordering::Relaxed)
@@ -222,7 +223,7 @@ impl Scheduler {
                         tracing::warn!(offering = %job.offering, error = %e, "job failed; the calendar record shows the error");
                     }
                 }
-                if let Err(e) = store.sync_put(vec![Store::job_done_change(job.seq)]) {
+                if let Err(e) = store.write(vec![Change::JobDone(job.seq)]).await {
                     tracing::error!(error = %e, "could not remove a finished job");
                 }
                 if let Ok(mut b) = busy.lock() {
@@ -258,7 +259,7 @@ impl Scheduler {
             }
             if let Some(at) = next_periodic {
                 if tokio::time::Instant::now() >= at {
-                    if let Err(e) = self.periodic_pass(&mut last_attempt) {
+                    if let Err(e) = self.periodic_pass(&mut last_attempt).await {
                         tracing::error!(error = %e, "periodic pass failed");
                     }
                     next_periodic = self
@@ -267,7 +268,7 @@ impl Scheduler {
                         .map(|i| tokio::time::Instant::now() + jitter(i));
                 }
             }
-            if let Err(e) = self.dispatch() {
+            if let Err(e) = self.dispatch().await {
                 tracing::error!(error = %e, "cannot read the job queue");
             }
             let wake = next_periodic.map_or(next_daily, |p| p.min(next_daily));

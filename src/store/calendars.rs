@@ -16,7 +16,7 @@ pub(super) fn slot_key(offering: Id, backend_id: &str) -> Vec<u8> {
     k
 }
 
-impl Store {
+impl super::sled_engine::Sled {
     /// The calendar record of an offering, if any action or sync created one.
     ///
     /// # Errors
@@ -38,26 +38,8 @@ impl Store {
             .collect()
     }
 
-    /// The change that writes a calendar record (to combine with others).
-    ///
-    /// # Errors
-    /// None today; kept fallible for its callers.
-    pub fn calendar_change(cal: &OfferingCalendar) -> Result<Change, StoreError> {
-        Ok(Change::Calendar(cal.clone()))
-    }
 
-    /// The change that enqueues a job.
-    ///
-    /// # Errors
-    /// None today; kept fallible for its callers.
-    pub fn job_change(job: &Job) -> Result<Change, StoreError> {
-        Ok(Change::Job(job.clone()))
-    }
 
-    /// The change that removes a finished job.
-    pub fn job_done_change(seq: u64) -> Change {
-        Change::JobDone(seq)
-    }
 
     /// Queued jobs in order.
     ///
@@ -84,6 +66,53 @@ impl Store {
             .collect()
     }
 
+
+    /// The external events last seen in an offering's calendar.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn externals(&self, offering: Id) -> Result<Vec<ExternalEvent>, StoreError> {
+        Ok(match self.raw_get(Tree::Externals, offering.as_bytes())? {
+            Some(v) => decode::<ExternalsRecord>("externals", &v)?.events(),
+            None => Vec::new(),
+        })
+    }
+
+
+    /// An order's attachment, if one is stored (and readable).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn attachment(&self, order: Id) -> Result<Option<super::Attachment>, StoreError> {
+        Ok(match self.raw_get(Tree::Attachments, order.as_bytes())? {
+            Some(v) => decode::<super::records::AttachmentRecord>("attachments", &v)?.attachment(),
+            None => None,
+        })
+    }
+}
+
+impl Store {
+    /// The change that writes a calendar record (to combine with others).
+    ///
+    /// # Errors
+    /// None today; kept fallible for its callers.
+    pub fn calendar_change(cal: &OfferingCalendar) -> Result<Change, StoreError> {
+        Ok(Change::Calendar(cal.clone()))
+    }
+
+    /// The change that enqueues a job.
+    ///
+    /// # Errors
+    /// None today; kept fallible for its callers.
+    pub fn job_change(job: &Job) -> Result<Change, StoreError> {
+        Ok(Change::Job(job.clone()))
+    }
+
+    /// The change that removes a finished job.
+    pub fn job_done_change(seq: u64) -> Change {
+        Change::JobDone(seq)
+    }
+
     /// The change that writes (or, with `None`, removes) one mapping entry.
     ///
     /// # Errors
@@ -100,34 +129,12 @@ impl Store {
         })
     }
 
-    /// The external events last seen in an offering's calendar.
-    ///
-    /// # Errors
-    /// Storage failure or an undecodable record.
-    pub fn externals(&self, offering: Id) -> Result<Vec<ExternalEvent>, StoreError> {
-        Ok(match self.raw_get(Tree::Externals, offering.as_bytes())? {
-            Some(v) => decode::<ExternalsRecord>("externals", &v)?.events(),
-            None => Vec::new(),
-        })
-    }
-
     /// The change that replaces an offering's external events.
     ///
     /// # Errors
     /// None today; kept fallible for its callers.
     pub fn externals_change(offering: Id, events: &[ExternalEvent]) -> Result<Change, StoreError> {
         Ok(Change::Externals(offering, events.to_vec()))
-    }
-
-    /// An order's attachment, if one is stored (and readable).
-    ///
-    /// # Errors
-    /// Storage failure or an undecodable record.
-    pub fn attachment(&self, order: Id) -> Result<Option<super::Attachment>, StoreError> {
-        Ok(match self.raw_get(Tree::Attachments, order.as_bytes())? {
-            Some(v) => decode::<super::records::AttachmentRecord>("attachments", &v)?.attachment(),
-            None => None,
-        })
     }
 }
 

@@ -18,7 +18,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::tree::Tree;
 use super::{decode, encode, Change, MutateError, Store, StoreError};
@@ -201,18 +200,15 @@ fn flatten(e: MutateError<StoreError>) -> StoreError {
 /// How often the last-use time of a token is written at most.
 pub const LAST_USED_RESOLUTION: chrono::Duration = chrono::Duration::minutes(1);
 
-impl Store {
+impl super::sled_engine::Sled {
     /// The token whose secret this is, if it exists (revoked tokens do not).
     ///
     /// # Errors
     /// Storage failure or an undecodable record.
-    pub fn feed_token_by_secret(&self, secret: &str) -> Result<Option<FeedToken>, StoreError> {
-        let hash = feed_token_hash(secret);
-        let Some(v) = self.raw_get(Tree::FeedTokens, &token_key(&hash))? else {
-            return Ok(None);
-        };
-        let token = decode_token(&v)?;
-        Ok(bool::from(token.hash.ct_eq(&hash)).then_some(token))
+    pub(crate) fn feed_token(&self, hash: &[u8; 32]) -> Result<Option<FeedToken>, StoreError> {
+        self.raw_get(Tree::FeedTokens, &token_key(hash))?
+            .map(|v| decode_token(&v))
+            .transpose()
     }
 
     /// The tokens of one scope, oldest first.
@@ -231,18 +227,7 @@ impl Store {
         Ok(out)
     }
 
-    /// The change that writes (creates or replaces) a token record.
-    ///
-    /// # Errors
-    /// The record cannot be encoded.
-    pub fn feed_token_change(token: &FeedToken) -> Result<Change, StoreError> {
-        Ok(Change::FeedToken(token.clone()))
-    }
 
-    /// The change that revokes (deletes) a token.
-    pub fn feed_token_delete_change(token: &FeedToken) -> Change {
-        Change::RevokeFeedToken(token.hash)
-    }
 
     /// Records a use of a token at `now`, unless a use within [`LAST_USED_RESOLUTION`]
     /// is already recorded or the token was revoked meanwhile (checked under the write
@@ -264,7 +249,7 @@ impl Store {
                 return Ok((Vec::new(), false));
             }
             t.last_used = Some(now);
-            Ok((vec![Self::feed_token_change(&t)?], true))
+            Ok((vec![Change::FeedToken(t)], true))
         })
         .map_err(flatten)
     }
@@ -374,6 +359,21 @@ pub(super) fn derived_sequence(rec: Option<SlotSequence>, start: DateTime<Utc>, 
         None => 0,
         Some(s) if s.start == start && s.end == end => s.sequence,
         Some(s) => s.sequence.saturating_add(1),
+    }
+}
+
+impl Store {
+    /// The change that writes (creates or replaces) a token record.
+    ///
+    /// # Errors
+    /// The record cannot be encoded.
+    pub fn feed_token_change(token: &FeedToken) -> Result<Change, StoreError> {
+        Ok(Change::FeedToken(token.clone()))
+    }
+
+    /// The change that revokes (deletes) a token.
+    pub fn feed_token_delete_change(token: &FeedToken) -> Change {
+        Change::RevokeFeedToken(token.hash)
     }
 }
 

@@ -47,6 +47,18 @@ impl Visible {
     }
 }
 
+/// Who a booking resource or order concerns, as the store indexes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parties {
+    pub offering: Id,
+    /// The offering's organisation.
+    pub provider: Id,
+    /// The project's organisation.
+    pub customer: Id,
+    pub project: Id,
+    pub created_by: Id,
+}
+
 /// A page: the first `offset` rows skipped, at most `limit` returned (0: count only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageRange {

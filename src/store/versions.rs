@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
-use super::{Change, Store};
+use super::Change;
 use crate::domain::Id;
 
 /// A set of stored data that derived data can depend on.
@@ -120,14 +120,6 @@ impl Versions {
     }
 }
 
-impl Store {
-    /// The version of the data in `scopes`: changes whenever a write touches one of
-    /// them, and only then. Cheap: one read-locked lookup per scope.
-    pub fn version(&self, scopes: &[Scope]) -> u64 {
-        self.versions.version(scopes)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,7 +129,7 @@ mod tests {
     fn a_write_moves_the_versions_of_the_scopes_it_touches_and_no_other() {
         let v = Versions::default();
         let (a, b) = (Id::new_v4(), Id::new_v4());
-        let cal = |o| Store::calendar_change(&OfferingCalendar::new(o)).expect("encode");
+        let cal = |o| Change::Calendar(OfferingCalendar::new(o));
         let busy = |o| Change::Busy(o, Vec::new());
         let token = Change::RevokeFeedToken([0; 32]);
         let order = Change::DeleteOrder(a);

@@ -104,25 +104,24 @@ fn fingerprint(parts: &[&str]) -> String {
 }
 
 /// The events an offering's bookings should have, with their legacy ids.
-fn desired_events(
+async fn desired_events(
     store: &Store,
     offering: Id,
 ) -> Result<(Vec<DesiredEvent>, BTreeSet<String>), StoreError> {
-    let cat = store.read()?;
-    let Some(off) = cat.offerings.get(&offering) else {
+    let Some(off) = store.offering(offering).await? else {
         return Ok((Vec::new(), BTreeSet::new()));
     };
-    let ids: Vec<Id> = cat
-        .resources_by_offering
-        .get(&offering)
-        .map(|s| s.iter().copied().collect())
-        .unwrap_or_default();
+    let resources = store.offering_resources(offering).await?;
+    let cat = store
+        .related(&crate::store::Wanted {
+            users: resources.iter().map(|r| r.created_by).collect(),
+            projects: resources.iter().map(|r| r.project).collect(),
+            ..Default::default()
+        })
+        .await?;
     let mut out = Vec::new();
     let mut legacy_all = BTreeSet::new();
-    for id in ids {
-        let Some(r) = store.resource(id)? else {
-            continue;
-        };
+    for r in resources {
         for s in &r.slots {
             legacy_all.insert(legacy_event_id(&s.backend_id));
         }
@@ -384,10 +383,8 @@ impl SyncEngine {
     ) -> Result<(Arc<dyn CalendarApi>, crate::domain::Offering), SyncError> {
         let off = self
             .store
-            .read()?
-            .offerings
-            .get(&offering)
-            .cloned()
+            .offering(offering)
+            .await?
             .ok_or(SyncError::UnknownOffering(offering))?;
         let api = self
             .source
@@ -397,8 +394,8 @@ impl SyncEngine {
         Ok((api, off))
     }
 
-    fn save_calendar(&self, cal: &OfferingCalendar) -> Result<(), SyncError> {
-        self.store.sync_put(vec![Store::calendar_change(cal)?])?;
+    async fn save_calendar(&self, cal: &OfferingCalendar) -> Result<(), SyncError> {
+        self.store.write(vec![Change::Calendar(cal.clone())]).await?;
         Ok(())
     }
 
@@ -420,33 +417,33 @@ impl SyncEngine {
                     c.time_zone = Some(off.time_zone.name().to_string());
                     api.calendar_update(&c).await?;
                     cal.synced_name = Some(off.name.clone());
-                    self.save_calendar(cal)?;
+                    self.save_calendar(cal).await?;
                 }
                 Ok(id)
             }
             None => {
                 cal.state = CalendarState::Creating;
-                self.save_calendar(cal)?;
+                self.save_calendar(cal).await?;
                 calls.fetch_add(1, Ordering::Relaxed);
                 let c = api.calendar_insert(&off.name, off.time_zone.name()).await?;
                 cal.calendar_id = Some(c.id.clone());
                 cal.synced_name = Some(off.name.clone());
-                self.save_calendar(cal)?;
+                self.save_calendar(cal).await?;
                 Ok(c.id)
             }
         }
     }
 
-    fn fail(&self, offering: Id, err: &SyncError) {
+    async fn fail(&self, offering: Id, err: &SyncError) {
         let msg = match err {
             SyncError::Google(g) => g.to_string(),
             other => other.to_string(),
         };
-        if let Ok(Some(mut cal)) = self.store.calendar(offering) {
+        if let Ok(Some(mut cal)) = self.store.calendar(offering).await {
             cal.state = CalendarState::Erred;
             cal.last_error = Some(msg);
             cal.failures = cal.failures.saturating_add(1);
-            if let Err(e) = self.save_calendar(&cal) {
+            if let Err(e) = self.save_calendar(&cal).await {
                 tracing::error!(offering = %offering, error = %e, "could not record a failed sync");
             }
         }
@@ -459,7 +456,7 @@ impl SyncEngine {
     pub async fn set_public(&self, offering: Id, public: bool) -> Result<(), SyncError> {
         let r = self.set_public_inner(offering, public).await;
         if let Err(e) = &r {
-            self.fail(offering, e);
+            self.fail(offering, e).await;
         }
         r
     }
@@ -468,7 +465,8 @@ impl SyncEngine {
         let (api, off) = self.client(offering).await?;
         let mut cal = self
             .store
-            .calendar(offering)?
+            .calendar(offering)
+            .await?
             .unwrap_or_else(|| OfferingCalendar::new(offering));
         let calls = AtomicU64::new(0);
         let id = self.ensure_calendar(&api, &off, &mut cal, &calls).await?;
@@ -486,7 +484,7 @@ impl SyncEngine {
         cal.state = CalendarState::Ok;
         cal.last_error = None;
         cal.failures = 0;
-        self.save_calendar(&cal)
+        self.save_calendar(&cal).await
     }
 
     /// Syncs one offering.
@@ -502,7 +500,7 @@ impl SyncEngine {
     ) -> Result<RunReport, SyncError> {
         let r = self.run(offering, opts).await;
         if let (Err(e), false) = (&r, opts.dry_run) {
-            self.fail(offering, e);
+            self.fail(offering, e).await;
         }
         r
     }
@@ -513,11 +511,12 @@ impl SyncEngine {
         let (api, off) = self.client(offering).await?;
         let mut cal = self
             .store
-            .calendar(offering)?
+            .calendar(offering)
+            .await?
             .unwrap_or_else(|| OfferingCalendar::new(offering));
         let calls = Arc::new(AtomicU64::new(0));
-        let (desired, legacy_ids) = desired_events(&self.store, offering)?;
-        let mapping = self.store.mapping(offering)?;
+        let (desired, legacy_ids) = desired_events(&self.store, offering).await?;
+        let mapping = self.store.mapping(offering).await?;
         if opts.dry_run && cal.calendar_id.is_none() {
             let p = plan(&PlanInput {
                 desired: &desired,
@@ -539,7 +538,7 @@ impl SyncEngine {
             } else {
                 CalendarState::Creating
             };
-            self.save_calendar(&cal)?;
+            self.save_calendar(&cal).await?;
         }
         let cal_id = match (&cal.calendar_id, opts.dry_run) {
             (Some(id), true) => id.clone(),
@@ -574,12 +573,13 @@ impl SyncEngine {
             BTreeMap::new()
         } else {
             self.store
-                .externals(offering)?
+                .externals(offering)
+                .await?
                 .into_iter()
                 .map(|e| (e.id.clone(), e))
                 .collect()
         };
-        let previous_busy = self.store.busy_slots(offering)?.len();
+        let previous_busy = self.store.busy_slots(offering).await?.len();
         for e in &page.events {
             let by_prop = e.private_properties.contains_key(PROP_SLOT)
                 && e.private_properties
@@ -704,7 +704,7 @@ impl SyncEngine {
         cal.failures = 0;
         cal.last_run = Some(summary.clone());
         changes.push(Store::calendar_change(&cal)?);
-        self.store.sync_put(changes)?;
+        self.store.write(changes).await?;
         report.summary = summary;
         tracing::info!(offering = %offering, created = report.summary.created, updated = report.summary.updated, deleted = report.summary.deleted, busy = report.summary.busy_slots, calls = report.summary.api_calls, "sync run finished");
         Ok(report)

@@ -23,8 +23,12 @@ use std::sync::Arc;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+use super::feed_tokens::{FeedToken, LAST_USED_RESOLUTION};
+use super::records::OfferingRecord;
 use super::versions::Versions;
-use super::{Change, StoreError};
+use super::mutate::{Load, View};
+use super::{Change, MutateError, Related, Relations, StoreError, Wanted};
+use crate::domain::{Id, Offering, Resource};
 
 /// The schema's migrations, in order: (version, description, SQL). A released
 /// migration never changes (sqlx refuses a database whose applied migration has
@@ -106,6 +110,8 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
     pub(crate) versions: Arc<Versions>,
     listener: tokio::task::JoinHandle<()>,
+    /// Write transactions this process committed.
+    commits: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for PgStore {
@@ -132,7 +138,205 @@ impl PgStore {
             pool,
             versions,
             listener,
+            commits: Default::default(),
         })
+    }
+
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn committed(&self) {
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) async fn jobs(&self) -> Result<Vec<crate::domain::calendar::Job>, StoreError> {
+        let docs: Vec<String> = sqlx::query_scalar("SELECT doc::text FROM jobs ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        read::decode_all::<super::records::JobRecord, crate::domain::calendar::Job>("jobs", &docs)
+    }
+
+    /// The parties of a resource or an order (`table`).
+    pub(crate) async fn parties(
+        &self,
+        table: &'static str,
+        id: Id,
+    ) -> Result<Option<super::query::Parties>, StoreError> {
+        let sql = match table {
+            "resources" => {
+                "SELECT offering, provider, customer, project, created_by FROM resources WHERE id = $1"
+            }
+            _ => "SELECT offering, provider, customer, project, created_by FROM orders WHERE id = $1",
+        };
+        type Row = (uuid::Uuid, uuid::Uuid, uuid::Uuid, uuid::Uuid, uuid::Uuid);
+        let row: Option<Row> = sqlx::query_as(sql).bind(id.0).fetch_optional(&self.pool).await?;
+        Ok(row.map(|(o, pv, c, pj, by)| super::query::Parties {
+            offering: Id(o),
+            provider: Id(pv),
+            customer: Id(c),
+            project: Id(pj),
+            created_by: Id(by),
+        }))
+    }
+
+    /// A trivial round trip.
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn put_token(&self, hash: &[u8], user: Id) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (hash, user_id) VALUES ($1, $2)
+             ON CONFLICT (hash) DO UPDATE SET user_id = EXCLUDED.user_id",
+        )
+        .bind(hash)
+        .bind(user.0)
+        .execute(&self.pool)
+        .await?;
+        self.committed();
+        Ok(())
+    }
+
+    pub(crate) async fn relations(&self, user: Id) -> Result<Relations, StoreError> {
+        let customers: Vec<(uuid::Uuid, bool, bool)> = sqlx::query_as(
+            "SELECT id, owners @> ARRAY[$1], managers @> ARRAY[$1] FROM customers
+             WHERE owners @> ARRAY[$1] OR managers @> ARRAY[$1]",
+        )
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await?;
+        let projects: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM projects WHERE members @> ARRAY[$1]")
+                .bind(user.0)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Relations::default();
+        for (id, owner, manager) in customers {
+            if owner {
+                out.owner_of.insert(Id(id));
+            }
+            if manager {
+                out.manager_of.insert(Id(id));
+            }
+        }
+        out.member_of = projects.into_iter().map(Id).collect();
+        Ok(out)
+    }
+
+    pub(crate) async fn all_offerings(&self) -> Result<Vec<Offering>, StoreError> {
+        let docs: Vec<String> = sqlx::query_scalar("SELECT doc::text FROM offerings")
+            .fetch_all(&self.pool)
+            .await?;
+        read::decode_all::<OfferingRecord, Offering>("offerings", &docs)
+    }
+
+    /// Resources whose `column` (`offering` or `created_by`) is `id`.
+    pub(crate) async fn resources_where(
+        &self,
+        column: &'static str,
+        id: Id,
+    ) -> Result<Vec<Resource>, StoreError> {
+        let sql = match column {
+            "offering" => "SELECT doc::text FROM resources WHERE offering = $1 ORDER BY name, id",
+            _ => "SELECT doc::text FROM resources WHERE created_by = $1 ORDER BY name, id",
+        };
+        let docs: Vec<String> = sqlx::query_scalar(sql)
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await?;
+        read::decode_all::<super::records::ResourceRecord, Resource>("resources", &docs)
+    }
+
+    pub(crate) async fn related(&self, want: &Wanted) -> Result<Related, StoreError> {
+        let mut out = Related::default();
+        for u in read::users(&self.pool, &want.users).await? {
+            out.users.insert(u.id, u);
+        }
+        for p in read::projects(&self.pool, &want.projects).await? {
+            out.projects.insert(p.id, p);
+        }
+        for o in read::offerings(&self.pool, &want.offerings).await? {
+            out.offerings.insert(o.id, o);
+        }
+        let organisations: Vec<Id> = want
+            .customers
+            .iter()
+            .chain(out.projects.values().map(|p| &p.customer))
+            .chain(out.offerings.values().map(|o| &o.customer))
+            .copied()
+            .collect();
+        if !organisations.is_empty() {
+            for c in read::customers(&self.pool, &organisations).await? {
+                out.customers.insert(c.id, c);
+            }
+        }
+        if !want.resource_names.is_empty() {
+            let rows: Vec<(uuid::Uuid, String)> =
+                sqlx::query_as("SELECT id, name FROM resources WHERE id = ANY($1)")
+                    .bind(read::ids(&want.resource_names))
+                    .fetch_all(&self.pool)
+                    .await?;
+            out.resource_names = rows.into_iter().map(|(i, n)| (Id(i), n)).collect();
+        }
+        if !want.order_counts.is_empty() {
+            out.order_counts = want.order_counts.iter().map(|o| (*o, 0)).collect();
+            out.order_counts
+                .extend(query::order_counts(&self.pool, &want.order_counts).await?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn forget_google_state(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let offerings: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT offering FROM calendars UNION SELECT offering FROM busy",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("TRUNCATE calendars, slot_map, externals, jobs, busy")
+            .execute(&mut *tx)
+            .await?;
+        let touched: Vec<Change> = offerings
+            .into_iter()
+            .map(|o| Change::Busy(Id(o), Vec::new()))
+            .collect();
+        let stamp = self.announce(&mut tx, &touched).await?;
+        tx.commit().await?;
+        self.committed();
+        self.stamped(&touched, stamp);
+        Ok(())
+    }
+
+    /// Records a use of a token (see `Store::touch_feed_token`): one conditional
+    /// update, so a revoked token stays revoked and concurrent uses write once.
+    pub(crate) async fn touch_feed_token(
+        &self,
+        hash: &[u8; 32],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(mut t): Option<FeedToken> = ({
+            let doc: Option<String> =
+                sqlx::query_scalar("SELECT doc::text FROM feed_tokens WHERE hash = $1 FOR UPDATE")
+                    .bind(hash.as_slice())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            doc.map(|d| super::feed_tokens::decode_token(d.as_bytes()))
+                .transpose()?
+        }) else {
+            return Ok(false);
+        };
+        if t.last_used.is_some_and(|u| now - u < LAST_USED_RESOLUTION) {
+            return Ok(false);
+        }
+        t.last_used = Some(now);
+        write::apply(&mut tx, &[Change::FeedToken(t)]).await?;
+        tx.commit().await?;
+        self.committed();
+        Ok(true)
     }
 
     /// Writes `changes` in one transaction, announcing the scopes they touch.
@@ -147,8 +351,99 @@ impl PgStore {
         write::apply(&mut tx, changes).await?;
         let stamp = self.announce(&mut tx, changes).await?;
         tx.commit().await?;
+        self.committed();
         self.stamped(changes, stamp);
         Ok(())
+    }
+
+    /// See `Store::mutate`.
+    pub(crate) async fn mutate<R, E>(
+        &self,
+        load: &Load,
+        rule: impl Fn(&View) -> Result<(Vec<Change>, R), E>,
+    ) -> Result<R, MutateError<E>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.mutate_once(load, &rule).await {
+                Err(MutateError::Store(e)) if attempt < 4 && transient(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn mutate_once<R, E>(
+        &self,
+        load: &Load,
+        rule: &impl Fn(&View) -> Result<(Vec<Change>, R), E>,
+    ) -> Result<R, MutateError<E>> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let mut view = View::default();
+        if load.directory {
+            // One import (or other directory-wide rule) at a time.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('bookcal directory'))")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+            view.directory = read::directory(&mut tx).await?;
+        }
+        let locked = load.locked_offerings();
+        if !locked.is_empty() {
+            let ids = locked;
+            let docs: Vec<String> = sqlx::query_scalar(
+                "SELECT doc::text FROM offerings WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            )
+            .bind(read::ids(&ids))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+            for o in read::decode_all::<OfferingRecord, Offering>("offerings", &docs)? {
+                view.offerings.insert(o.id, o);
+            }
+        }
+        for id in &load.taken {
+            view.taken.insert(*id, read::taken(&mut tx, *id).await?);
+        }
+        for p in read::projects(&mut *tx, &load.projects).await? {
+            view.projects.insert(p.id, p);
+        }
+        let organisations: Vec<Id> = load
+            .customers
+            .iter()
+            .chain(view.offerings.values().map(|o| &o.customer))
+            .chain(view.projects.values().map(|p| &p.customer))
+            .copied()
+            .collect();
+        if !organisations.is_empty() {
+            for c in read::customers(&mut *tx, &organisations).await? {
+                view.customers.insert(c.id, c);
+            }
+        }
+        if !load.resources.is_empty() {
+            for r in read::resources_locked(&mut tx, &load.resources).await? {
+                view.resources.insert(r.id, r);
+            }
+        }
+        if !load.orders.is_empty() {
+            for o in read::orders_locked(&mut tx, &load.orders).await? {
+                view.orders.insert(o.id, o);
+            }
+        }
+        for c in read::calendars_of(&mut *tx, &load.calendars).await? {
+            view.calendars.insert(c.offering, c);
+        }
+        if let Some(scope) = load.feed_tokens {
+            view.feed_tokens = read::feed_tokens_of(&mut *tx, scope).await?;
+        }
+        let (changes, out) = rule(&view).map_err(MutateError::Refused)?;
+        if !changes.is_empty() {
+            write::apply(&mut tx, &changes).await?;
+            let stamp = self.announce(&mut tx, &changes).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            self.committed();
+            self.stamped(&changes, stamp);
+        }
+        Ok(out)
     }
 
     /// Announces the scopes `changes` touch (inside the transaction that writes them).
@@ -173,6 +468,18 @@ impl PgStore {
             self.versions
                 .stamp(changes.iter().flat_map(Change::scopes), stamp);
         }
+    }
+}
+
+/// Whether a failed transaction lost a race and may succeed when run again: a
+/// deadlock, a serialisation failure, or the exclusion constraint (another
+/// transaction booked the time first; run again, the rule sees it and refuses).
+pub(crate) fn transient(e: &StoreError) -> bool {
+    match e {
+        StoreError::Postgres(sqlx::Error::Database(d)) => {
+            matches!(d.code().as_deref(), Some("40P01" | "40001" | "23P01"))
+        }
+        _ => false,
     }
 }
 
@@ -202,7 +509,6 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Id;
 
     async fn pool() -> PgPool {
         let url = testing::database().await;

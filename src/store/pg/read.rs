@@ -13,7 +13,10 @@ use super::super::records::{
 };
 use super::super::{decode, Attachment, BusySlot, StoreError};
 use crate::domain::calendar::{ExternalEvent, MappedEvent, OfferingCalendar};
-use crate::domain::{Customer, Id, Offering, Order, Project, Resource, User};
+use crate::domain::{
+    Customer, Id, Interval, Occupied, OccupiedKind, Offering, Order, OrderState, Project, Resource,
+    ResourceState, User,
+};
 
 pub(crate) fn ids(ids: &[Id]) -> Vec<Uuid> {
     ids.iter().map(|i| i.0).collect()
@@ -77,6 +80,38 @@ where
     docs.iter()
         .map(|d| decode::<R>(table, d.as_bytes()).map(T::from))
         .collect()
+}
+
+/// Every user, organisation, project and offering.
+pub(crate) async fn directory(
+    conn: &mut sqlx::PgConnection,
+) -> Result<super::super::mutate::Directory, StoreError> {
+    let mut d = super::super::mutate::Directory::default();
+    let docs: Vec<String> = sqlx::query_scalar("SELECT doc::text FROM users")
+        .fetch_all(&mut *conn)
+        .await?;
+    for u in decode_all::<UserRecord, User>("users", &docs)? {
+        d.users.insert(u.id, u);
+    }
+    let docs: Vec<String> = sqlx::query_scalar("SELECT doc::text FROM customers")
+        .fetch_all(&mut *conn)
+        .await?;
+    for c in decode_all::<CustomerRecord, Customer>("customers", &docs)? {
+        d.customers.insert(c.id, c);
+    }
+    let docs: Vec<String> = sqlx::query_scalar("SELECT doc::text FROM projects")
+        .fetch_all(&mut *conn)
+        .await?;
+    for p in decode_all::<ProjectRecord, Project>("projects", &docs)? {
+        d.projects.insert(p.id, p);
+    }
+    let docs: Vec<String> = sqlx::query_scalar("SELECT doc::text FROM offerings")
+        .fetch_all(&mut *conn)
+        .await?;
+    for o in decode_all::<OfferingRecord, Offering>("offerings", &docs)? {
+        d.offerings.insert(o.id, o);
+    }
+    Ok(d)
 }
 
 pub(crate) async fn user_by_name(
@@ -231,4 +266,80 @@ pub(crate) async fn next_id(ex: impl PgExecutor<'_>) -> Result<u64, StoreError> 
         .fetch_one(ex)
         .await?;
     Ok(n as u64)
+}
+
+/// These resources, locked until the transaction ends.
+pub(crate) async fn resources_locked(
+    conn: &mut sqlx::PgConnection,
+    wanted: &[Id],
+) -> Result<Vec<Resource>, StoreError> {
+    let docs: Vec<String> =
+        sqlx::query_scalar("SELECT doc::text FROM resources WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(ids(wanted))
+            .fetch_all(&mut *conn)
+            .await?;
+    decode_all::<ResourceRecord, Resource>("resources", &docs)
+}
+
+/// These orders, locked until the transaction ends.
+pub(crate) async fn orders_locked(
+    conn: &mut sqlx::PgConnection,
+    wanted: &[Id],
+) -> Result<Vec<Order>, StoreError> {
+    let docs: Vec<String> =
+        sqlx::query_scalar("SELECT doc::text FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(ids(wanted))
+            .fetch_all(&mut *conn)
+            .await?;
+    decode_all::<OrderRecord, Order>("orders", &docs)
+}
+
+/// Everything taken in an offering (the sled catalog's `occupied`): the slots of
+/// its live bookings, the requested time of live orders whose booking has no slots
+/// yet, and its busy slots.
+pub(crate) async fn taken(
+    conn: &mut sqlx::PgConnection,
+    offering: Id,
+) -> Result<Vec<Occupied>, StoreError> {
+    let mut out = Vec::new();
+    let live: Vec<&str> = ResourceState::ALL
+        .iter()
+        .filter(|s| s.holds_slots())
+        .map(|s| s.as_str())
+        .collect();
+    let slots: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as("SELECT start_at, end_at FROM slots WHERE offering = $1 AND live")
+            .bind(offering.0)
+            .fetch_all(&mut *conn)
+            .await?;
+    out.extend(slots.into_iter().map(|(s, e)| Occupied {
+        interval: Interval::new(s, e),
+        kind: OccupiedKind::Booking,
+    }));
+    let requesting: Vec<&str> = OrderState::ALL
+        .iter()
+        .filter(|s| s.holds_request())
+        .map(|s| s.as_str())
+        .collect();
+    let docs: Vec<String> = sqlx::query_scalar(
+        "SELECT o.doc::text FROM orders o JOIN resources r ON r.id = o.resource
+         WHERE o.offering = $1 AND o.state = ANY($2) AND r.state = ANY($3)
+           AND NOT EXISTS (SELECT 1 FROM slots s WHERE s.resource = r.id)",
+    )
+    .bind(offering.0)
+    .bind(&requesting)
+    .bind(&live)
+    .fetch_all(&mut *conn)
+    .await?;
+    for o in decode_all::<OrderRecord, Order>("orders", &docs)? {
+        out.extend(o.requested().into_iter().map(|interval| Occupied {
+            interval,
+            kind: OccupiedKind::Request,
+        }));
+    }
+    out.extend(busy_slots(&mut *conn, offering).await?.into_iter().map(|b| Occupied {
+        interval: Interval::new(b.start, b.end),
+        kind: OccupiedKind::Busy,
+    }));
+    Ok(out)
 }

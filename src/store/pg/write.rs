@@ -641,10 +641,22 @@ async fn one(conn: &mut PgConnection, c: &Change) -> Result<(), StoreError> {
                 .execute(&mut *conn)
                 .await?;
         }
-        Change::Job(_) | Change::JobDone(_) => {
-            return Err(StoreError::Unsupported(
-                "jobs are written through the job queue on PostgreSQL",
-            ))
+        Change::Job(job) => {
+            sqlx::query(
+                "INSERT INTO jobs (seq, offering, doc) VALUES ($1, $2, $3::jsonb)
+                 ON CONFLICT (seq) DO UPDATE SET offering = EXCLUDED.offering, doc = EXCLUDED.doc",
+            )
+            .bind(job.seq as i64)
+            .bind(uuid(job.offering))
+            .bind(text(&super::super::records::JobRecord::from(job))?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::JobDone(seq) => {
+            sqlx::query("DELETE FROM jobs WHERE seq = $1")
+                .bind(*seq as i64)
+                .execute(&mut *conn)
+                .await?;
         }
         // Batched kinds never come here.
         Change::User(_)
