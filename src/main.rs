@@ -144,8 +144,18 @@ async fn sync_once(
         Some(o) => {
             vec![bookcal::domain::Id::parse(&o).with_context(|| format!("{o:?} is not a UUID"))?]
         }
-        None if all => store.read()?.offerings.keys().copied().collect(),
-        None => store.calendars()?.into_iter().map(|c| c.offering).collect(),
+        None if all => store
+            .all_offerings()
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect(),
+        None => store
+            .calendars()
+            .await?
+            .into_iter()
+            .map(|c| c.offering)
+            .collect(),
     };
     let bar = if std::io::stderr().is_terminal() && !dry_run {
         let b = indicatif::ProgressBar::new(targets.len() as u64);
@@ -160,10 +170,9 @@ async fn sync_once(
     let mut failed = 0;
     for id in targets {
         let name = store
-            .read()?
-            .offerings
-            .get(&id)
-            .map(|o| o.name.clone())
+            .offering(id)
+            .await?
+            .map(|o| o.name)
             .unwrap_or_default();
         if let Some(b) = &bar {
             b.set_message(name.clone());
@@ -276,8 +285,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             None => println!("sled (data_dir) needs no migration; set store_url for PostgreSQL"),
         },
         Command::Import { file } => {
-            let store = bookcal::app::open_store(&settings)?;
+            let store = bookcal::app::open_store(&settings).await?;
             let s = bookcal::import::import_file(&store, &file)
+                .await
                 .with_context(|| format!("importing {}", file.display()))?;
             store.flush().await?;
             println!(
@@ -293,14 +303,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token {
             action: TokenAction::Create { username },
         } => {
-            let store = bookcal::app::open_store(&settings)?;
+            let store = bookcal::app::open_store(&settings).await?;
             let id = store
-                .read()?
-                .users_by_name
-                .get(&username)
-                .copied()
+                .user_by_name(&username)
+                .await?
+                .map(|u| u.id)
                 .with_context(|| format!("no user named {username:?}"))?;
-            let token = store.create_token(id)?;
+            let token = store.create_token(id).await?;
             store.flush().await?;
             println!("{token}");
         }

@@ -7,6 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::{error::ApiError, AppState};
+use crate::domain::lifecycle::{Actor, Standing};
 use crate::domain::{Id, User};
 use crate::store::query::{Parties, Visible};
 use crate::store::Store;
@@ -15,6 +16,16 @@ use crate::store::Store;
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub user: User,
+}
+
+impl Caller {
+    /// The caller as the lifecycle's actor.
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            id: self.user.id,
+            staff: self.user.is_staff,
+        }
+    }
 }
 
 fn token_from(parts: &Parts) -> Result<Option<String>, ApiError> {
@@ -97,23 +108,44 @@ impl Roles {
         }
     }
 
-    /// Booking resources the caller sees (see [`Roles::sees_resource`]): as orders.
+    /// Booking resources the caller sees, for list queries: the rows
+    /// [`Roles::sees_resource`] admits.
     pub fn visible_bookings(&self) -> Visible {
-        self.visible_orders()
-    }
-
-    /// Orders the caller sees (see [`Roles::sees_order`]).
-    pub fn visible_orders(&self) -> Visible {
-        let mut projects: Vec<Id> = self.member_of.iter().copied().collect();
-        projects.sort();
-        let mut consumers: Vec<Id> = self.owner_of.iter().copied().collect();
-        consumers.sort();
         Visible {
             all: self.staff,
             providers: self.provider_side(),
-            consumers,
+            creator: Some(self.user),
+            ..Visible::default()
+        }
+    }
+
+    /// Orders the caller sees, for list queries: the rows [`Roles::sees_order`]
+    /// admits.
+    pub fn visible_orders(&self) -> Visible {
+        let mut projects: Vec<Id> = self.member_of.iter().copied().collect();
+        projects.sort();
+        Visible {
+            all: self.staff,
+            providers: self.provider_side(),
+            consumers: self.provider_side(),
             projects,
             creator: Some(self.user),
+        }
+    }
+
+    /// The caller's standing towards a booking of `provider`'s offering for
+    /// `project` of `customer`, created by `created_by` (the lifecycle's visibility
+    /// and permission rules read it).
+    pub fn standing(&self, provider: Id, customer: Id, project: Id, created_by: Id) -> Standing {
+        Standing {
+            staff: self.staff,
+            system: false,
+            provider: self.owner_of.contains(&provider) || self.manager_of.contains(&provider),
+            consumer_owner: self.owner_of.contains(&customer),
+            consumer_connected: self.owner_of.contains(&customer)
+                || self.manager_of.contains(&customer),
+            project_member: self.member_of.contains(&project),
+            creator: created_by == self.user,
         }
     }
 
@@ -137,17 +169,75 @@ impl Roles {
         self.is_provider_staff(provider)
     }
 
-    /// Booking resources: staff, the provider's owners/managers, the creator, and
-    /// those connected to the resource's project.
+    /// Booking resources (the lifecycle's rule: staff, the provider's owners and
+    /// managers, the creator of the booking's order).
     pub fn sees_resource(&self, p: &Parties) -> bool {
-        self.visible_bookings()
-            .admits(p.provider, p.customer, p.project, p.created_by)
+        self.standing(p.provider, p.customer, p.project, p.created_by)
+            .sees_booking()
     }
 
-    /// Orders: staff, users connected to the order's project or customer, the
-    /// offering's customer, and the creator.
+    /// Orders (the lifecycle's rule: staff, the offering's customer, users connected
+    /// to the order's project or customer, and the creator).
     pub fn sees_order(&self, p: &Parties) -> bool {
-        self.visible_orders()
-            .admits(p.provider, p.customer, p.project, p.created_by)
+        self.standing(p.provider, p.customer, p.project, p.created_by)
+            .sees_order()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The list queries' visibility (evaluated by the store, in SQL on PostgreSQL)
+    /// admits exactly the rows the lifecycle's rule lets the caller see.
+    #[test]
+    fn list_visibility_agrees_with_the_lifecycle_rule() {
+        let ids: Vec<Id> = (0..4).map(|_| Id::new_v4()).collect();
+        let (me, other) = (ids[0], ids[1]);
+        let (org_a, org_b, proj) = (ids[2], ids[3], Id::new_v4());
+        let set = |v: &[Id]| v.iter().copied().collect::<HashSet<Id>>();
+        let role_sets = [
+            (set(&[]), set(&[]), set(&[])),
+            (set(&[org_a]), set(&[]), set(&[])),
+            (set(&[]), set(&[org_a]), set(&[])),
+            (set(&[]), set(&[]), set(&[proj])),
+            (set(&[org_b]), set(&[org_a]), set(&[proj])),
+        ];
+        for staff in [false, true] {
+            for (owner_of, manager_of, member_of) in &role_sets {
+                let roles = Roles {
+                    user: me,
+                    staff,
+                    owner_of: owner_of.clone(),
+                    manager_of: manager_of.clone(),
+                    member_of: member_of.clone(),
+                };
+                for provider in [org_a, org_b] {
+                    for customer in [org_a, org_b] {
+                        for project in [proj, Id::new_v4()] {
+                            for created_by in [me, other] {
+                                let p = Parties {
+                                    offering: Id::new_v4(),
+                                    provider,
+                                    customer,
+                                    project,
+                                    created_by,
+                                };
+                                assert_eq!(
+                                    roles.visible_bookings().admits(provider, customer, project, created_by),
+                                    roles.sees_resource(&p),
+                                    "bookings: staff {staff} {owner_of:?} {manager_of:?} {member_of:?} {p:?}"
+                                );
+                                assert_eq!(
+                                    roles.visible_orders().admits(provider, customer, project, created_by),
+                                    roles.sees_order(&p),
+                                    "orders: staff {staff} {owner_of:?} {manager_of:?} {member_of:?} {p:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -180,45 +180,23 @@ pub fn any_of(ids: &Option<Vec<Id>>, id: Id) -> bool {
 
 /// The offering filters resources and orders share: `offering_uuid`, `offering`
 /// (hyperlink), `parent_offering_uuid`, `offering_slug`, `category_uuid`.
-pub struct OfferingFilter {
-    /// Offering ids asked for (an index narrows listing by them).
-    pub ids: Option<Vec<Id>>,
-    slugs: Vec<String>,
-    categories: Option<Vec<Id>>,
-}
-
-impl OfferingFilter {
-    /// # Errors
-    /// A malformed UUID or hyperlink, naming its key.
-    pub fn parse(p: &Params) -> Result<Self, ApiError> {
-        let mut ids = p.linked_ids("offering_uuid", "offering")?;
-        if let Some(more) = p.uuids("parent_offering_uuid")? {
-            ids.get_or_insert_with(Vec::new).extend(more);
-        }
-        Ok(OfferingFilter {
-            ids,
-            slugs: p
-                .all("offering_slug")
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            categories: p.uuids("category_uuid")?,
-        })
+///
+/// # Errors
+/// A malformed UUID or hyperlink, naming its key.
+pub fn offering_filter(p: &Params) -> Result<crate::store::query::OfferingFilter, ApiError> {
+    let mut ids = p.linked_ids("offering_uuid", "offering")?;
+    if let Some(more) = p.uuids("parent_offering_uuid")? {
+        ids.get_or_insert_with(Vec::new).extend(more);
     }
-
-    /// Whether an offering passes.
-    pub fn matches(&self, cat: &crate::store::Catalog, offering: Id) -> bool {
-        if !any_of(&self.ids, offering) {
-            return false;
-        }
-        if self.slugs.is_empty() && self.categories.is_none() {
-            return true;
-        }
-        cat.offerings.get(&offering).is_some_and(|o| {
-            (self.slugs.is_empty() || self.slugs.contains(&o.slug))
-                && any_of(&self.categories, o.category.id)
-        })
-    }
+    Ok(crate::store::query::OfferingFilter {
+        ids,
+        slugs: p
+            .all("offering_slug")
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        categories: p.uuids("category_uuid")?,
+    })
 }
 
 /// Keeps only the requested fields of a rendered object (unknown names ignored; when

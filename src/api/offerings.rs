@@ -79,7 +79,14 @@ pub async fn list(
     let found = state.store.list_offerings(&query).await?;
     page_range(found.total, page, size)?;
     let urls = Urls { base: base.clone() };
-    let link = link_header(&base, "/api/booking-offerings/", &params, page, size, found.total);
+    let link = link_header(
+        &base,
+        "/api/booking-offerings/",
+        &params,
+        page,
+        size,
+        found.total,
+    );
     let mut out = Vec::new();
     for v in render_all(&state, &found.items, &urls).await? {
         out.push(select_fields(v, &params.fields()));

@@ -58,12 +58,13 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
 /// scheduler, see [`crate::metrics::Observed`]) says it keeps the service from serving;
 /// 503 with `{"status": "unavailable", "reason": ...}` otherwise.
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let store = state.store.clone();
-    let read = tokio::task::spawn_blocking(move || store.jobs().map(|_| ())).await;
-    let reason = match read {
+    // A database that does not answer within the probe's patience is down for it.
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
+    let engine = state.store.engine().as_str();
+    let reason = match ping {
         Ok(Ok(())) => state.metrics.not_ready(),
-        Ok(Err(e)) => Some(format!("the store does not answer: {e}")),
-        Err(_) => Some("the store read panicked".to_owned()),
+        Ok(Err(e)) => Some(format!("the store ({engine}) does not answer: {e}")),
+        Err(_) => Some(format!("the store ({engine}) did not answer within 2 s")),
     };
     match reason {
         None => Json(json!({"status": "ready"})).into_response(),
@@ -77,15 +78,12 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics`: the Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let store = state.store.clone();
-    let calendars = tokio::task::spawn_blocking(move || store.calendars()).await;
-    let calendars = match calendars {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
+    let calendars = match state.store.calendars().await {
+        Ok(c) => c,
+        Err(e) => {
             tracing::warn!(error = %e, "metrics: cannot read calendar records");
             Vec::new()
         }
-        Err(_) => Vec::new(),
     };
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],

@@ -483,7 +483,10 @@ pub fn order(o: &Order, cat: &Related, urls: &Urls) -> Value {
     put("marketplace_resource_uuid", json!(o.resource));
     put("resource_uuid", json!(o.resource));
     put("resource_type", json!("Marketplace.Booking"));
-    put("resource_name", json!(res.map(String::as_str).unwrap_or("")));
+    put(
+        "resource_name",
+        json!(res.map(String::as_str).unwrap_or("")),
+    );
     put("cost", json!("0.0000000000"));
     put("output", json!(""));
     put("error_message", json!(o.error_message));

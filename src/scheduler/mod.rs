@@ -20,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::domain::calendar::{Job, JobKind};
-use crate::domain::{Id, OrderState, ResourceState};
-use crate::store::{Change, Store, StoreError};
+use crate::domain::lifecycle::{Action, Actor};
+use crate::domain::Id;
+use crate::store::{Change, Store, StoreError, Target, TransitionError};
 use crate::sync::{RunOptions, SyncEngine};
 
 /// Live state of the scheduler, for `/ready` and metrics.
@@ -89,53 +90,30 @@ pub async fn enqueue(store: &Store, offering: Id, kind: JobKind) -> Result<(), S
     store.write(vec![Change::Job(job)]).await
 }
 
-/// Cancels bookings still waiting for acceptance whose slots have all started (as
-/// upstream's daily task does): order -> canceled, resource -> Terminated.
+/// Cancels bookings still waiting for acceptance whose time has all started (as
+/// upstream's daily task does), one lifecycle `Expire` each: order -> canceled,
+/// resource -> Terminated.
 ///
 /// # Errors
 /// Storage failure.
-pub fn cancel_stale_requests(
+pub async fn cancel_stale_requests(
     store: &Store,
     now: chrono::DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let sled = store.sled()?;
-    let r = sled.mutate(|cat| {
-        let mut changes = Vec::new();
-        let stale: Vec<Id> = cat
-            .resources
-            .values()
-            .filter(|r| {
-                r.state == ResourceState::Creating
-                    && !r.slots.is_empty()
-                    && r.slots.iter().all(|s| s.start <= now)
-            })
-            .map(|r| r.id)
-            .collect();
-        for id in &stale {
-            if let Some(mut r) = sled.resource(*id)? {
-                r.state = ResourceState::Terminated;
-                r.modified = now;
-                if let Some(oid) = r.creation_order {
-                    if let Some(mut o) = sled.order(oid)? {
-                        if matches!(o.state, OrderState::Executing) || o.state.is_pending() {
-                            o.state = OrderState::Canceled;
-                            o.termination_comment = "Not accepted before the booked time.".into();
-                            o.modified = now;
-                            changes.push(Change::Order(o));
-                        }
-                    }
-                }
-                changes.push(Change::Resource(r));
-            }
-        }
-        Ok::<_, StoreError>((changes, stale.len()))
-    });
-    match r {
-        Ok(n) => Ok(n),
-        Err(crate::store::MutateError::Refused(e)) | Err(crate::store::MutateError::Store(e)) => {
-            Err(e)
+    let stale: Vec<Id> = store.stale_requests(now).await?;
+    let mut done = 0;
+    for id in stale {
+        match store
+            .transition(Target::Resource(id), Actor::System, Action::Expire, now)
+            .await
+        {
+            Ok(_) => done += 1,
+            // Changed meanwhile (accepted, cancelled): nothing to clean up.
+            Err(TransitionError::Refused(_)) => {}
+            Err(TransitionError::Store(e)) => return Err(e),
         }
     }
+    Ok(done)
 }
 
 impl Scheduler {
@@ -163,7 +141,13 @@ impl Scheduler {
         &self,
         last_attempt: &mut HashMap<Id, tokio::time::Instant>,
     ) -> Result<(), StoreError> {
-        let queued: HashSet<Id> = self.store.jobs().await?.into_iter().map(|j| j.offering).collect();
+        let queued: HashSet<Id> = self
+            .store
+            .jobs()
+            .await?
+            .into_iter()
+            .map(|j| j.offering)
+            .collect();
         for cal in self.store.calendars().await? {
             if cal.calendar_id.is_none() || queued.contains(&cal.offering) {
                 continue;
@@ -248,7 +232,7 @@ impl Scheduler {
         let mut next_daily = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_daily {
-                match cancel_stale_requests(&self.store, Utc::now()) {
+                match cancel_stale_requests(&self.store, Utc::now()).await {
                     Ok(n) if n > 0 => {
                         tracing::info!(count = n, "cancelled bookings that were never accepted")
                     }

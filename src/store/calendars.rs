@@ -38,9 +38,6 @@ impl super::sled_engine::Sled {
             .collect()
     }
 
-
-
-
     /// Queued jobs in order.
     ///
     /// # Errors
@@ -66,7 +63,6 @@ impl super::sled_engine::Sled {
             .collect()
     }
 
-
     /// The external events last seen in an offering's calendar.
     ///
     /// # Errors
@@ -77,7 +73,6 @@ impl super::sled_engine::Sled {
             None => Vec::new(),
         })
     }
-
 
     /// An order's attachment, if one is stored (and readable).
     ///
@@ -171,8 +166,8 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn an_attachment_round_trips_and_an_untagged_one_loads() -> Result<(), StoreError> {
+    #[tokio::test]
+    async fn an_attachment_round_trips_and_an_untagged_one_loads() -> Result<(), StoreError> {
         let store = Store::temporary()?;
         let order = Id::new_v4();
         let a = super::super::Attachment {
@@ -180,10 +175,12 @@ mod tests {
             content_type: "application/pdf".into(),
             data: vec![0, 1, 2, 255],
         };
-        store.sync_put(vec![Change::Attachment(order, Some(a.clone()))])?;
-        assert_eq!(store.attachment(order)?, Some(a));
-        store.sync_put(vec![Change::Attachment(order, None)])?;
-        assert_eq!(store.attachment(order)?, None);
+        store
+            .write(vec![Change::Attachment(order, Some(a.clone()))])
+            .await?;
+        assert_eq!(store.attachment(order).await?, Some(a));
+        store.write(vec![Change::Attachment(order, None)]).await?;
+        assert_eq!(store.attachment(order).await?, None);
         let legacy = br#"{"name":"a.txt","content_type":"text/plain","data_b64":"aGk="}"#;
         let got = decode::<super::super::records::AttachmentRecord>("attachments", legacy)?
             .attachment()

@@ -73,27 +73,17 @@ fn resource_matches(q: &ResourceQuery, cat: &Catalog, r: &ResourceEntry) -> bool
     q.visible
         .admits(r.provider, r.customer, r.project, r.created_by)
         && common_matches(
-            &q.common,
-            cat,
-            r.offering,
-            r.customer,
-            r.project,
-            r.provider,
-            r.created,
-            r.modified,
+            &q.common, cat, r.offering, r.customer, r.project, r.provider, r.created, r.modified,
         )
         && q.states.as_ref().is_none_or(|s| s.contains(&r.state))
-        && q
-            .connected
+        && q.connected
             .as_ref()
             .is_none_or(|v| v.contains(&r.customer) || v.contains(&r.provider))
-        && q
-            .name
+        && q.name
             .as_ref()
             .is_none_or(|n| contains_lowercase(&r.name, n))
         && q.name_exact.as_ref().is_none_or(|n| &*r.name == n.as_str())
-        && q
-            .backend_id
+        && q.backend_id
             .as_ref()
             .is_none_or(|b| &*r.backend_id == b.as_str())
         && q.project_name.as_ref().is_none_or(|n| {
@@ -204,14 +194,7 @@ fn order_matches(q: &OrderQuery, cat: &Catalog, o: &OrderEntry) -> bool {
     q.visible
         .admits(o.provider, o.customer, o.project, o.created_by)
         && common_matches(
-            &q.common,
-            cat,
-            o.offering,
-            o.customer,
-            o.project,
-            o.provider,
-            o.created,
-            o.modified,
+            &q.common, cat, o.offering, o.customer, o.project, o.provider, o.created, o.modified,
         )
         && any_of(&q.resource, o.resource)
         && q.states.as_ref().is_none_or(|s| s.contains(&o.state))
@@ -285,7 +268,11 @@ pub(crate) fn offerings(cat: &Catalog, q: &OfferingQuery) -> (usize, Vec<Offerin
         .offerings
         .values()
         .filter(|o| q.visible.all || q.visible.providers.contains(&o.customer))
-        .filter(|o| q.name.as_ref().is_none_or(|n| contains_lowercase(&o.name, n)))
+        .filter(|o| {
+            q.name
+                .as_ref()
+                .is_none_or(|n| contains_lowercase(&o.name, n))
+        })
         .filter(|o| any_of(&q.customer, o.customer))
         .collect();
     let total = hits.len();

@@ -227,8 +227,6 @@ impl super::sled_engine::Sled {
         Ok(out)
     }
 
-
-
     /// Records a use of a token at `now`, unless a use within [`LAST_USED_RESOLUTION`]
     /// is already recorded or the token was revoked meanwhile (checked under the write
     /// lock, so a revocation is never undone). Returns whether it wrote.
@@ -354,7 +352,11 @@ pub(super) fn sequence_updates(
 }
 
 /// The sequence of a slot at `start..end` given its record.
-pub(super) fn derived_sequence(rec: Option<SlotSequence>, start: DateTime<Utc>, end: DateTime<Utc>) -> u32 {
+pub(super) fn derived_sequence(
+    rec: Option<SlotSequence>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> u32 {
     match rec {
         None => 0,
         Some(s) if s.start == start && s.end == end => s.sequence,
@@ -401,29 +403,38 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_token_is_found_by_its_secret_only_until_it_is_revoked() -> Result<(), StoreError> {
+    #[tokio::test]
+    async fn a_token_is_found_by_its_secret_only_until_it_is_revoked() -> Result<(), StoreError> {
         let store = Store::temporary()?;
         let scope = FeedScope::User(Id::new_v4());
         let tok = token(scope, "secret-a");
-        store.sync_put(vec![Store::feed_token_change(&tok)?])?;
-        assert_eq!(store.feed_token_by_secret("secret-a")?, Some(tok.clone()));
-        assert_eq!(store.feed_token_by_secret("secret-b")?, None);
-        assert_eq!(store.feed_tokens(scope)?, vec![tok.clone()]);
-        assert_eq!(store.feed_tokens(FeedScope::User(tok.created_by))?, vec![]);
-        store.sync_put(vec![Store::feed_token_delete_change(&tok)])?;
-        assert_eq!(store.feed_token_by_secret("secret-a")?, None);
-        assert!(!store.touch_feed_token(&tok.hash, t(9))?);
-        assert_eq!(store.feed_token_by_secret("secret-a")?, None);
+        store.write(vec![Store::feed_token_change(&tok)?]).await?;
+        assert_eq!(
+            store.feed_token_by_secret("secret-a").await?,
+            Some(tok.clone())
+        );
+        assert_eq!(store.feed_token_by_secret("secret-b").await?, None);
+        assert_eq!(store.feed_tokens(scope).await?, vec![tok.clone()]);
+        assert_eq!(
+            store.feed_tokens(FeedScope::User(tok.created_by)).await?,
+            vec![]
+        );
+        store
+            .write(vec![Store::feed_token_delete_change(&tok)])
+            .await?;
+        assert_eq!(store.feed_token_by_secret("secret-a").await?, None);
+        assert!(!store.touch_feed_token(&tok.hash, t(9)).await?);
+        assert_eq!(store.feed_token_by_secret("secret-a").await?, None);
         Ok(())
     }
 
-    #[test]
-    fn last_use_is_written_at_most_once_a_minute_and_touches_no_feed() -> Result<(), StoreError> {
+    #[tokio::test]
+    async fn last_use_is_written_at_most_once_a_minute_and_touches_no_feed(
+    ) -> Result<(), StoreError> {
         let store = Store::temporary()?;
         let user = Id::new_v4();
         let tok = token(FeedScope::User(user), "s");
-        store.sync_put(vec![Store::feed_token_change(&tok)?])?;
+        store.write(vec![Store::feed_token_change(&tok)?]).await?;
         let scopes = [Scope::BookingsBy(user), Scope::Directory];
         let version = store.version(&scopes);
         let cases = [
@@ -432,21 +443,29 @@ mod tests {
             (t(9) + chrono::Duration::seconds(60), true),
         ];
         for (now, wrote) in cases {
-            assert_eq!(store.touch_feed_token(&tok.hash, now)?, wrote, "{now}");
+            assert_eq!(
+                store.touch_feed_token(&tok.hash, now).await?,
+                wrote,
+                "{now}"
+            );
         }
-        let stored = store.feed_token_by_secret("s")?.map(|t| t.last_used);
+        let stored = store.feed_token_by_secret("s").await?.map(|t| t.last_used);
         assert_eq!(stored, Some(Some(t(9) + chrono::Duration::seconds(60))));
         assert_eq!(store.version(&scopes), version);
         Ok(())
     }
 
-    #[test]
-    fn a_slot_sequence_rises_with_each_change_of_its_time_and_is_read_without_writing() {
+    #[tokio::test]
+    async fn a_slot_sequence_rises_with_each_change_of_its_time_and_is_read_without_writing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path(), &super::super::StoreOptions::default()).expect("open");
         let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
-        crate::import::import_file(&store, std::path::Path::new(fixture)).expect("import");
+        crate::import::import_file(&store, std::path::Path::new(fixture))
+            .await
+            .expect("import");
         let id = store
+            .sled()
+            .expect("sled")
             .read()
             .expect("read")
             .resources
@@ -454,7 +473,7 @@ mod tests {
             .find(|r| r.slots.len() > 1)
             .map(|r| r.id)
             .expect("a booking with two slots");
-        let original = store.resource(id).expect("read").expect("resource");
+        let original = store.resource(id).await.expect("read").expect("resource");
         let (s0, e0) = (original.slots[0].start, original.slots[0].end);
         let h = chrono::Duration::hours;
         // (first slot's new time, its expected sequence); the other slots stay at 0.
@@ -470,7 +489,8 @@ mod tests {
             r.slots[0].start = start;
             r.slots[0].end = end;
             store
-                .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r.clone())], ())))
+                .write(vec![Change::Resource(r.clone())])
+                .await
                 .expect("write");
             let commits = store.commits();
             let keys: Vec<_> = r
@@ -478,7 +498,7 @@ mod tests {
                 .iter()
                 .map(|s| (s.backend_id.as_str(), s.start, s.end))
                 .collect();
-            let got = store.slot_sequences(&keys).expect("read");
+            let got = store.slot_sequences(&keys).await.expect("read");
             assert_eq!(got[0], want, "{start} - {end}");
             assert!(got[1..].iter().all(|s| *s == 0), "{got:?}");
             assert_eq!(store.commits(), commits, "reading sequences wrote");

@@ -32,6 +32,7 @@ pub mod pg;
 pub mod query;
 pub mod records;
 pub mod sled_engine;
+pub mod transition;
 mod tree;
 pub mod versions;
 
@@ -45,14 +46,15 @@ use serde::Serialize;
 pub use catalog::{Catalog, OrderEntry, ResourceEntry};
 pub use records::Attachment;
 pub use records::BusySlotV1 as BusySlot;
+pub use transition::{Target, TransitionError};
 use tree::Tree;
 pub use versions::Scope;
 
 use crate::domain::calendar::{ExternalEvent, Job, MappedEvent, OfferingCalendar};
 use crate::domain::{Customer, Id, Offering, Order, Project, Resource, User};
 use feed_tokens::{FeedScope, FeedToken};
-use query::{OfferingQuery, OrderQuery, Page, Parties, ResourceQuery};
 pub use mutate::{Directory, Load, View};
+use query::{OfferingQuery, OrderQuery, Page, Parties, ResourceQuery};
 use versions::Versions;
 
 /// A raw key and value of a tree.
@@ -214,7 +216,7 @@ impl EngineKind {
 }
 
 enum Engine {
-    Sled(sled_engine::Sled),
+    Sled(Box<sled_engine::Sled>),
     Postgres(pg::PgStore),
 }
 
@@ -245,7 +247,7 @@ impl Store {
         let versions = Arc::new(Versions::default());
         let sled = sled_engine::Sled::open(dir, opts, versions.clone())?;
         Ok(Store {
-            engine: Engine::Sled(sled),
+            engine: Engine::Sled(Box::new(sled)),
             versions,
             salt: opts.token_salt.clone(),
         })
@@ -259,7 +261,7 @@ impl Store {
         let versions = Arc::new(Versions::default());
         let sled = sled_engine::Sled::temporary(versions.clone())?;
         Ok(Store {
-            engine: Engine::Sled(sled),
+            engine: Engine::Sled(Box::new(sled)),
             versions,
             salt: StoreOptions::default().token_salt,
         })
@@ -299,13 +301,6 @@ impl Store {
         match &self.engine {
             Engine::Sled(s) => Ok(s),
             Engine::Postgres(_) => Err(StoreError::Unsupported("the sled catalog")),
-        }
-    }
-
-    pub(crate) fn pg(&self) -> Option<&pg::PgStore> {
-        match &self.engine {
-            Engine::Sled(_) => None,
-            Engine::Postgres(p) => Some(p),
         }
     }
 
@@ -641,10 +636,7 @@ impl Store {
     ///
     /// # Errors
     /// Storage failure or an undecodable record.
-    pub async fn mapping(
-        &self,
-        offering: Id,
-    ) -> Result<BTreeMap<String, MappedEvent>, StoreError> {
+    pub async fn mapping(&self, offering: Id) -> Result<BTreeMap<String, MappedEvent>, StoreError> {
         match &self.engine {
             Engine::Sled(s) => s.mapping(offering),
             Engine::Postgres(p) => pg::read::mapping(&p.pool, offering).await,
@@ -741,7 +733,11 @@ impl Store {
     /// Storage failure or an undecodable record.
     pub async fn slot_sequences(
         &self,
-        slots: &[(&str, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)],
+        slots: &[(
+            &str,
+            chrono::DateTime<chrono::Utc>,
+            chrono::DateTime<chrono::Utc>,
+        )],
     ) -> Result<Vec<u32>, StoreError> {
         match &self.engine {
             Engine::Sled(s) => s.slot_sequences(slots),
@@ -809,6 +805,30 @@ impl Store {
         match &self.engine {
             Engine::Sled(s) => s.flush().await,
             Engine::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// The secret the feeds key their slot UIDs with (never shown or logged): random,
+    /// created once with the data, the same for every process on it.
+    pub fn feed_uid_key(&self) -> &[u8; 32] {
+        match &self.engine {
+            Engine::Sled(s) => s.feed_uid_key(),
+            Engine::Postgres(p) => &p.feed_uid_key,
+        }
+    }
+
+    /// Booking resources still waiting for acceptance whose time (slots, or the
+    /// requested time of their order) has all started by `now`.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn stale_requests(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Id>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.stale_requests(now),
+            Engine::Postgres(p) => p.stale_requests(now).await,
         }
     }
 

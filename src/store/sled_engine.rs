@@ -23,23 +23,25 @@ use sled::Transactional;
 
 use super::catalog::Catalog;
 use super::index::{self, OrderIdx, ResourceIdx};
+use super::mutate::{Directory, Load, View};
+use super::query::{OfferingQuery, OrderQuery, Page, ResourceQuery};
 use super::records::{
     AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, JobRecord,
     MappedRecord, OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
 };
 use super::tree::Tree;
 use super::versions::Versions;
-use super::query::{OfferingQuery, OrderQuery, Page, ResourceQuery};
-use super::mutate::{Directory, Load, View};
 use super::{
-    calendars, catalog_query, decode, encode, feed_tokens, BusySlot, Change, KeyValue,
-    MutateError, RawWrite, Related, StoreError, StoreOptions, Wanted,
+    calendars, catalog_query, decode, encode, feed_tokens, BusySlot, Change, KeyValue, MutateError,
+    RawWrite, Related, StoreError, StoreOptions, Wanted,
 };
 use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
 
 /// `meta` key saying the index trees are complete (written by the migration from a
 /// store that predates them, or when a new store is opened).
 const META_INDEXED: &[u8] = b"catalog_index_v1";
+/// `meta` key of the random secret the feeds' slot UIDs are keyed with.
+const META_FEED_UID_KEY: &[u8] = b"feed_uid_key_v1";
 
 /// The sled engine: one process, one data directory.
 pub struct Sled {
@@ -48,13 +50,14 @@ pub struct Sled {
     trees: Vec<sled::Tree>,
     catalog: RwLock<Catalog>,
     write: Mutex<()>,
-    salt: String,
     /// Data versions per scope for caches (the feed cache), stamped at the end of every
     /// [`Sled::apply`] after sled and the catalog hold the new data (see
     /// [`versions`](super::versions)).
     versions: Arc<Versions>,
     /// Committed write transactions since opening.
     commits: AtomicU64,
+    /// Secret key of the feeds' slot UIDs (see [`Sled::feed_uid_key`]).
+    feed_uid_key: [u8; 32],
 }
 
 impl Sled {
@@ -63,44 +66,93 @@ impl Sled {
     /// # Errors
     /// The directory cannot be opened by sled (locked by another process, no
     /// permission), or a stored record does not decode.
-    pub fn open(dir: &Path, opts: &StoreOptions, versions: Arc<Versions>) -> Result<Sled, StoreError> {
+    pub(crate) fn open(
+        dir: &Path,
+        opts: &StoreOptions,
+        versions: Arc<Versions>,
+    ) -> Result<Sled, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(opts.cache_bytes)
             .flush_every_ms(Some(500))
             .open()?;
-        Self::from_db(db, opts, versions)
+        Self::from_db(db, versions)
     }
 
     /// A throw-away store (tests, dry runs).
     ///
     /// # Errors
     /// sled cannot create its temporary files.
-    pub fn temporary(versions: Arc<Versions>) -> Result<Sled, StoreError> {
+    pub(crate) fn temporary(versions: Arc<Versions>) -> Result<Sled, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
-        Self::from_db(db, &StoreOptions::default(), versions)
+        Self::from_db(db, versions)
     }
 
-    fn from_db(
-        db: sled::Db,
-        opts: &StoreOptions,
-        versions: Arc<Versions>,
-    ) -> Result<Sled, StoreError> {
+    fn from_db(db: sled::Db, versions: Arc<Versions>) -> Result<Sled, StoreError> {
         let trees = Tree::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()?;
-        let store = Sled {
+        let mut store = Sled {
             db,
             trees,
             catalog: RwLock::new(Catalog::default()),
             write: Mutex::new(()),
-            salt: opts.token_salt.clone(),
             versions,
             commits: AtomicU64::new(0),
+            feed_uid_key: [0; 32],
         };
+        store.feed_uid_key = store.load_feed_uid_key()?;
         store.rebuild_catalog()?;
         Ok(store)
+    }
+
+    /// The feed UID key, created once (random) and kept with the data, so UIDs stay
+    /// stable across restarts and differ between installations.
+    fn load_feed_uid_key(&self) -> Result<[u8; 32], StoreError> {
+        use rand::RngCore;
+        if let Some(v) = self.tree(Tree::Meta).get(META_FEED_UID_KEY)? {
+            if let Ok(k) = <[u8; 32]>::try_from(v.as_ref()) {
+                return Ok(k);
+            }
+        }
+        let mut k = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        self.tree(Tree::Meta)
+            .insert(META_FEED_UID_KEY, k.to_vec())?;
+        self.tree(Tree::Meta).flush()?;
+        Ok(k)
+    }
+
+    /// The secret the feeds key their slot UIDs with.
+    pub(crate) fn feed_uid_key(&self) -> &[u8; 32] {
+        &self.feed_uid_key
+    }
+
+    /// See `Store::stale_requests`.
+    pub(crate) fn stale_requests(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Id>, StoreError> {
+        use crate::domain::OrderType;
+        let cat = self.read()?;
+        Ok(cat
+            .resources
+            .values()
+            .filter(|r| r.state == crate::domain::ResourceState::Creating)
+            .filter(|r| {
+                let requested = cat
+                    .orders_by_offering
+                    .get(&r.offering)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|o| cat.orders.get(o))
+                    .filter(|o| o.resource == r.id && o.kind == OrderType::Create)
+                    .flat_map(|o| o.requested.iter());
+                super::transition::all_started(r.slots.iter().chain(requested), now)
+            })
+            .map(|r| r.id)
+            .collect())
     }
 
     pub(crate) fn tree(&self, t: Tree) -> &sled::Tree {
@@ -722,15 +774,19 @@ mod tests {
         v
     }
 
-    #[test]
-    fn the_catalog_reopens_from_the_index_and_a_store_without_one_is_migrated() {
+    #[tokio::test]
+    async fn the_catalog_reopens_from_the_index_and_a_store_without_one_is_migrated() {
         let dir = tempfile::tempdir().expect("tmp");
         let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
         let (before, orders) = {
-            let s = Sled::open(dir.path(), &StoreOptions::default(), Arc::default()).expect("open");
-            crate::import::import_file(&s, std::path::Path::new(fixture)).expect("import");
+            let store =
+                super::super::Store::open(dir.path(), &StoreOptions::default()).expect("open");
+            crate::import::import_file(&store, std::path::Path::new(fixture))
+                .await
+                .expect("import");
+            let s = store.sled().expect("sled");
             let orders = s.read().expect("read").orders.len();
-            (resource_ids(&s), orders)
+            (resource_ids(s), orders)
         };
         assert_eq!(before.len(), 4);
         // Reopened from the index trees.

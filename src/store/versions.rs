@@ -89,11 +89,6 @@ impl Versions {
         self.floor.fetch_max(stamp, Ordering::Relaxed);
     }
 
-    /// The newest stamp given out or seen.
-    pub(crate) fn latest(&self) -> u64 {
-        self.clock.load(Ordering::Relaxed)
-    }
-
     /// Stamps every scope of `changes` with one new number.
     pub(crate) fn bump(&self, changes: &[Change]) {
         let mut scopes = changes.iter().flat_map(Change::scopes).peekable();

@@ -395,7 +395,9 @@ impl SyncEngine {
     }
 
     async fn save_calendar(&self, cal: &OfferingCalendar) -> Result<(), SyncError> {
-        self.store.write(vec![Change::Calendar(cal.clone())]).await?;
+        self.store
+            .write(vec![Change::Calendar(cal.clone())])
+            .await?;
         Ok(())
     }
 

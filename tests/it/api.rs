@@ -242,7 +242,14 @@ async fn booking_resources_filter_and_order_like_waldur() {
         assert_eq!(r.status, 200, "{q}: {}", r.text);
         assert_eq!(count(&r), want, "{q}");
     }
-    let provider = app.store.read().expect("read").offerings[&room].customer;
+    let provider = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .offerings[&room]
+        .customer;
     assert_eq!(
         count(
             &app.get(
@@ -301,11 +308,18 @@ async fn booking_resources_filter_and_order_like_waldur() {
 }
 
 #[tokio::test]
-async fn booking_resources_are_visible_to_provider_creator_and_project_only() {
+async fn booking_resources_are_visible_to_staff_the_provider_and_their_creator_only() {
     let app = spawn_app().await;
+    assert_eq!(count(&app.get("admin", "/api/booking-resources/").await), 4);
     assert_eq!(count(&app.get("owner", "/api/booking-resources/").await), 4);
-    assert_eq!(count(&app.get("alice", "/api/booking-resources/").await), 4);
-    assert_eq!(count(&app.get("bob", "/api/booking-resources/").await), 4);
+    assert_eq!(
+        count(&app.get("manager", "/api/booking-resources/").await),
+        4
+    );
+    // alice owns the project's customer but sees only the three she booked; bob, a
+    // member of the project, only his own.
+    assert_eq!(count(&app.get("alice", "/api/booking-resources/").await), 3);
+    assert_eq!(count(&app.get("bob", "/api/booking-resources/").await), 1);
     // A stranger: a new user with no roles.
     let stranger = bookcal::domain::User {
         id: bookcal::domain::Id::new_v4(),
@@ -316,9 +330,11 @@ async fn booking_resources_are_visible_to_provider_creator_and_project_only() {
         created: chrono::Utc::now(),
     };
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::User(stranger.clone())], ())))
         .expect("user");
-    let tok = app.store.create_token(stranger.id).expect("token");
+    let tok = app.store.create_token(stranger.id).await.expect("token");
     let r = app
         .http
         .get(format!("{}/api/booking-resources/", app.base))
@@ -696,6 +712,26 @@ async fn order_state_actions_follow_the_state_machine() {
             .status,
         400
     );
+    // done is terminal: no erring it afterwards.
+    assert_eq!(
+        app.post(
+            "owner",
+            &p("set_state_erred"),
+            json!({"error_message": "boom"})
+        )
+        .await
+        .status,
+        409
+    );
+    // An executing order errs and executes again.
+    let o = app
+        .post("alice", "/api/marketplace-orders/", mk(7))
+        .await
+        .body["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_string();
+    let p = |a: &str| format!("/api/marketplace-orders/{o}/{a}/");
     assert_eq!(
         app.post(
             "owner",
@@ -880,7 +916,7 @@ async fn calendar_actions_validate_then_answer_200() {
         .clone();
     assert_eq!(gc["state"], "Creation Scheduled");
     assert_eq!(gc["public"], false);
-    assert_eq!(app.store.jobs().expect("jobs").len(), 1);
+    assert_eq!(app.store.jobs().await.expect("jobs").len(), 1);
 
     let app = spawn_app_with(Options {
         google_credentials: false,
@@ -1298,7 +1334,15 @@ async fn r_uuid(app: &crate::helpers::TestApp) -> String {
 async fn offering_filters_work_the_same_on_resources_and_orders() {
     let app = spawn_app().await;
     let tem = app.offering_id("tem-2100");
-    let category = app.store.read().expect("read").offerings[&tem].category.id;
+    let category = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .offerings[&tem]
+        .category
+        .id;
     let url = format!(
         "{}/api/marketplace-public-offerings/{}/",
         app.base,

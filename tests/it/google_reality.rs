@@ -10,6 +10,8 @@ use bookcal::google::{Event, EventTime};
 
 fn cal_id(app: &crate::helpers::TestApp, offering: bookcal::domain::Id) -> String {
     app.store
+        .sled()
+        .expect("sled")
         .calendar(offering)
         .expect("read")
         .and_then(|c| c.calendar_id)
@@ -70,6 +72,7 @@ async fn a_weekly_series_ending_on_a_plain_date_blocks_all_its_weeks_and_refuses
     let busy: Vec<_> = app
         .store
         .busy_slots(room)
+        .await
         .expect("busy")
         .into_iter()
         .filter(|b| b.source_event_id == "labclosed1")

@@ -18,20 +18,28 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
             .status,
         200
     );
-    assert_eq!(app.store.jobs().expect("jobs").len(), 1);
+    assert_eq!(app.store.jobs().await.expect("jobs").len(), 1);
     let scheduler = app.start_scheduler();
     let store = app.store.clone();
     assert!(
         eventually(20, || store
+            .sled()
+            .expect("sled")
             .calendar(room)
             .ok()
             .flatten()
             .is_some_and(|c| c.state == CalendarState::Ok)
-            && store.jobs().map(|j| j.is_empty()).unwrap_or(false))
+            && store
+                .sled()
+                .expect("sled")
+                .jobs()
+                .map(|j| j.is_empty())
+                .unwrap_or(false))
         .await
     );
     let cal = store
         .calendar(room)
+        .await
         .expect("read")
         .and_then(|c| c.calendar_id)
         .expect("id");
@@ -45,6 +53,8 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
     );
     assert!(
         eventually(20, || store
+            .sled()
+            .expect("sled")
             .calendar(room)
             .ok()
             .flatten()
@@ -72,6 +82,8 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
     );
     assert!(
         eventually(20, || store
+            .sled()
+            .expect("sled")
             .calendar(room)
             .ok()
             .flatten()
@@ -109,6 +121,7 @@ async fn periodic_syncs_pick_up_changes_without_anyone_pressing_sync() {
     let cal = app
         .store
         .calendar(room)
+        .await
         .expect("read")
         .and_then(|c| c.calendar_id)
         .expect("id");
@@ -155,12 +168,17 @@ async fn the_daily_task_cancels_requests_whose_slots_have_all_started() {
     assert_eq!(pending.body.as_array().map(Vec::len), Some(2));
     // Nothing has started yet.
     assert_eq!(
-        cancel_stale_requests(&app.store, chrono::Utc::now()).expect("run"),
+        cancel_stale_requests(&app.store, chrono::Utc::now())
+            .await
+            .expect("run"),
         0
     );
     // A year from now every demo slot has started.
     let later = chrono::Utc::now() + chrono::Duration::days(365);
-    assert_eq!(cancel_stale_requests(&app.store, later).expect("run"), 2);
+    assert_eq!(
+        cancel_stale_requests(&app.store, later).await.expect("run"),
+        2
+    );
     assert_eq!(
         app.get("owner", "/api/booking-resources/?state=Creating")
             .await

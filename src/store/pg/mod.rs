@@ -24,9 +24,9 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::feed_tokens::{FeedToken, LAST_USED_RESOLUTION};
+use super::mutate::{Load, View};
 use super::records::OfferingRecord;
 use super::versions::Versions;
-use super::mutate::{Load, View};
 use super::{Change, MutateError, Related, Relations, StoreError, Wanted};
 use crate::domain::{Id, Offering, Resource};
 
@@ -112,6 +112,8 @@ pub struct PgStore {
     listener: tokio::task::JoinHandle<()>,
     /// Write transactions this process committed.
     commits: std::sync::atomic::AtomicU64,
+    /// The feeds' UID key (see `Store::feed_uid_key`), the same for every replica.
+    pub(crate) feed_uid_key: [u8; 32],
 }
 
 impl Drop for PgStore {
@@ -126,19 +128,21 @@ impl PgStore {
     ///
     /// # Errors
     /// The server cannot be reached, refuses, or holds a newer schema.
-    pub async fn open(
+    pub(crate) async fn open(
         url: &str,
         opts: &PgOptions,
         versions: Arc<Versions>,
     ) -> Result<PgStore, StoreError> {
         let pool = connect(url, opts).await?;
         migrate(&pool).await?;
+        let feed_uid_key = feed_uid_key(&pool).await?;
         let listener = notify::listen(&pool, versions.clone()).await?;
         Ok(PgStore {
             pool,
             versions,
             listener,
             commits: Default::default(),
+            feed_uid_key,
         })
     }
 
@@ -171,7 +175,10 @@ impl PgStore {
             _ => "SELECT offering, provider, customer, project, created_by FROM orders WHERE id = $1",
         };
         type Row = (uuid::Uuid, uuid::Uuid, uuid::Uuid, uuid::Uuid, uuid::Uuid);
-        let row: Option<Row> = sqlx::query_as(sql).bind(id.0).fetch_optional(&self.pool).await?;
+        let row: Option<Row> = sqlx::query_as(sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|(o, pv, c, pj, by)| super::query::Parties {
             offering: Id(o),
             provider: Id(pv),
@@ -179,6 +186,48 @@ impl PgStore {
             project: Id(pj),
             created_by: Id(by),
         }))
+    }
+
+    /// See `Store::stale_requests`.
+    pub(crate) async fn stale_requests(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Id>, StoreError> {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT r.doc::text, o.doc::text FROM resources r
+             LEFT JOIN orders o ON o.resource = r.id AND o.kind = 'Create'
+             WHERE r.state = 'Creating'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut requested: std::collections::HashMap<Id, Vec<crate::domain::Interval>> =
+            Default::default();
+        let mut resources = std::collections::HashMap::new();
+        for (r, o) in rows {
+            let r = Resource::from(super::decode::<super::records::ResourceRecord>(
+                "resources",
+                r.as_bytes(),
+            )?);
+            if let Some(o) = o {
+                let o = crate::domain::Order::from(super::decode::<super::records::OrderRecord>(
+                    "orders",
+                    o.as_bytes(),
+                )?);
+                requested.entry(r.id).or_default().extend(o.requested());
+            }
+            resources.insert(r.id, r);
+        }
+        let mut out: Vec<Id> = resources
+            .values()
+            .filter(|r| {
+                let slots = r.slots.iter().map(|s| s.interval()).collect::<Vec<_>>();
+                let asked = requested.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
+                super::transition::all_started(slots.iter().chain(asked), now)
+            })
+            .map(|r| r.id)
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     /// A trivial round trip.
@@ -291,11 +340,10 @@ impl PgStore {
 
     pub(crate) async fn forget_google_state(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let offerings: Vec<uuid::Uuid> = sqlx::query_scalar(
-            "SELECT offering FROM calendars UNION SELECT offering FROM busy",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let offerings: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT offering FROM calendars UNION SELECT offering FROM busy")
+                .fetch_all(&mut *tx)
+                .await?;
         sqlx::query("TRUNCATE calendars, slot_map, externals, jobs, busy")
             .execute(&mut *tx)
             .await?;
@@ -471,6 +519,24 @@ impl PgStore {
     }
 }
 
+/// The installation's feed UID key: made once by whichever replica comes first.
+async fn feed_uid_key(pool: &PgPool) -> Result<[u8; 32], StoreError> {
+    use rand::RngCore;
+    let mut k = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut k);
+    sqlx::query(
+        "INSERT INTO meta (name, value) VALUES ('feed_uid_key_v1', $1) ON CONFLICT DO NOTHING",
+    )
+    .bind(k.as_slice())
+    .execute(pool)
+    .await?;
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT value FROM meta WHERE name = 'feed_uid_key_v1'")
+            .fetch_one(pool)
+            .await?;
+    <[u8; 32]>::try_from(stored.as_slice()).map_err(|_| StoreError::CorruptIndex("meta"))
+}
+
 /// Whether a failed transaction lost a race and may succeed when run again: a
 /// deadlock, a serialisation failure, or the exclusion constraint (another
 /// transaction booked the time first; run again, the rule sees it and refuses).
@@ -569,14 +635,24 @@ mod tests {
         a.write(&[Change::Busy(offering, Vec::new())])
             .await
             .expect("write");
-        assert!(a.versions.version(&scope) > before.0, "the writer sees it at once");
+        assert!(
+            a.versions.version(&scope) > before.0,
+            "the writer sees it at once"
+        );
         // The other replica follows through its listener.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         while b.versions.version(&scope) == before.0 {
-            assert!(tokio::time::Instant::now() < deadline, "no announcement arrived");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no announcement arrived"
+            );
             tokio::task::yield_now().await;
         }
-        assert_eq!(b.versions.version(&other), before.1, "other scopes keep theirs");
+        assert_eq!(
+            b.versions.version(&other),
+            before.1,
+            "other scopes keep theirs"
+        );
         let busy = read::busy_slots(&b.pool, offering).await.expect("read");
         assert!(busy.is_empty());
     }

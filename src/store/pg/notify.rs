@@ -115,7 +115,9 @@ pub(crate) async fn listen(
             match listener.try_recv().await {
                 Ok(Some(n)) => match parse(n.payload()) {
                     Some(a) => apply(&versions, a),
-                    None => tracing::warn!(payload = n.payload(), "unreadable version announcement"),
+                    None => {
+                        tracing::warn!(payload = n.payload(), "unreadable version announcement")
+                    }
                 },
                 Ok(None) => {
                     // The connection was lost (and is re-established on the next
@@ -148,12 +150,16 @@ mod tests {
         let scopes = vec![Scope::Offering(a), Scope::BookingsBy(b), Scope::Directory];
         let text = format!("42 {}", scopes_text(&scopes));
         assert_eq!(parse(&text), Some(Announcement::Scopes(42, scopes)));
-        let many: Vec<Scope> = (0..=MAX_SCOPES).map(|_| Scope::Offering(Id::new_v4())).collect();
+        let many: Vec<Scope> = (0..=MAX_SCOPES)
+            .map(|_| Scope::Offering(Id::new_v4()))
+            .collect();
         let text = format!("7 {}", scopes_text(&many));
         assert!(text.len() < 8000);
         assert_eq!(parse(&text), Some(Announcement::Everything(7)));
         // The longest payload that names scopes stays under PostgreSQL's limit.
-        let most: Vec<Scope> = (0..MAX_SCOPES).map(|_| Scope::Offering(Id::new_v4())).collect();
+        let most: Vec<Scope> = (0..MAX_SCOPES)
+            .map(|_| Scope::Offering(Id::new_v4()))
+            .collect();
         assert!(format!("{} {}", u64::MAX, scopes_text(&most)).len() < 8000);
         for bad in ["", "x o1", "5 q12", "5 o123"] {
             assert_eq!(parse(bad), None, "{bad:?}");

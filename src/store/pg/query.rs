@@ -6,8 +6,8 @@ use sqlx::{PgExecutor, QueryBuilder};
 use uuid::Uuid;
 
 use super::super::query::{
-    BookingFilter, OfferingKey, OfferingQuery, OrderKey, OrderQuery, Page, PageRange,
-    ResourceKey, ResourceQuery, Visible,
+    BookingFilter, OfferingKey, OfferingQuery, OrderKey, OrderQuery, Page, PageRange, ResourceKey,
+    ResourceQuery, Visible,
 };
 use super::super::records::{OfferingRecord, OrderRecord, ResourceRecord};
 use super::super::StoreError;
@@ -161,9 +161,11 @@ fn resource_where(qb: &mut Qb<'_>, q: &ResourceQuery) {
         qb.push(" AND r.backend_id = ").push_bind(b.clone());
     }
     if let Some(n) = &q.project_name {
-        qb.push(" AND EXISTS (SELECT 1 FROM projects p WHERE p.id = r.project AND lower(p.name) LIKE ")
-            .push_bind(contains_pattern(n))
-            .push(")");
+        qb.push(
+            " AND EXISTS (SELECT 1 FROM projects p WHERE p.id = r.project AND lower(p.name) LIKE ",
+        )
+        .push_bind(contains_pattern(n))
+        .push(")");
     }
 }
 

@@ -42,6 +42,8 @@ macro_rules! by_id {
                 .transpose()
         }
 
+        // Generated for every kind; not every kind is read in batches yet.
+        #[allow(dead_code)]
         pub(crate) async fn $many(
             ex: impl PgExecutor<'_>,
             wanted: &[Id],
@@ -64,12 +66,40 @@ macro_rules! by_id {
 }
 
 by_id!(user, users, "users", "id", UserRecord, User);
-by_id!(customer, customers, "customers", "id", CustomerRecord, Customer);
+by_id!(
+    customer,
+    customers,
+    "customers",
+    "id",
+    CustomerRecord,
+    Customer
+);
 by_id!(project, projects, "projects", "id", ProjectRecord, Project);
-by_id!(offering, offerings, "offerings", "id", OfferingRecord, Offering);
-by_id!(resource, resources, "resources", "id", ResourceRecord, Resource);
+by_id!(
+    offering,
+    offerings,
+    "offerings",
+    "id",
+    OfferingRecord,
+    Offering
+);
+by_id!(
+    resource,
+    resources,
+    "resources",
+    "id",
+    ResourceRecord,
+    Resource
+);
 by_id!(order, orders, "orders", "id", OrderRecord, Order);
-by_id!(calendar, calendars_of, "calendars", "offering", CalendarRecord, OfferingCalendar);
+by_id!(
+    calendar,
+    calendars_of,
+    "calendars",
+    "offering",
+    CalendarRecord,
+    OfferingCalendar
+);
 
 /// Decodes documents of one kind.
 pub(crate) fn decode_all<R, T>(table: &'static str, docs: &[String]) -> Result<Vec<T>, StoreError>
@@ -141,7 +171,9 @@ pub(crate) async fn user_by_token_hash(
         .transpose()
 }
 
-pub(crate) async fn calendars(ex: impl PgExecutor<'_>) -> Result<Vec<OfferingCalendar>, StoreError> {
+pub(crate) async fn calendars(
+    ex: impl PgExecutor<'_>,
+) -> Result<Vec<OfferingCalendar>, StoreError> {
     let docs: Vec<String> = sqlx::query_scalar("SELECT doc::text FROM calendars ORDER BY offering")
         .fetch_all(ex)
         .await?;
@@ -214,10 +246,11 @@ pub(crate) async fn feed_token(
     ex: impl PgExecutor<'_>,
     hash: &[u8; 32],
 ) -> Result<Option<FeedToken>, StoreError> {
-    let doc: Option<String> = sqlx::query_scalar("SELECT doc::text FROM feed_tokens WHERE hash = $1")
-        .bind(hash.as_slice())
-        .fetch_optional(ex)
-        .await?;
+    let doc: Option<String> =
+        sqlx::query_scalar("SELECT doc::text FROM feed_tokens WHERE hash = $1")
+            .bind(hash.as_slice())
+            .fetch_optional(ex)
+            .await?;
     doc.map(|d| feed_tokens::decode_token(d.as_bytes()))
         .transpose()
 }
@@ -273,11 +306,12 @@ pub(crate) async fn resources_locked(
     conn: &mut sqlx::PgConnection,
     wanted: &[Id],
 ) -> Result<Vec<Resource>, StoreError> {
-    let docs: Vec<String> =
-        sqlx::query_scalar("SELECT doc::text FROM resources WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(ids(wanted))
-            .fetch_all(&mut *conn)
-            .await?;
+    let docs: Vec<String> = sqlx::query_scalar(
+        "SELECT doc::text FROM resources WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(ids(wanted))
+    .fetch_all(&mut *conn)
+    .await?;
     decode_all::<ResourceRecord, Resource>("resources", &docs)
 }
 
@@ -286,11 +320,12 @@ pub(crate) async fn orders_locked(
     conn: &mut sqlx::PgConnection,
     wanted: &[Id],
 ) -> Result<Vec<Order>, StoreError> {
-    let docs: Vec<String> =
-        sqlx::query_scalar("SELECT doc::text FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(ids(wanted))
-            .fetch_all(&mut *conn)
-            .await?;
+    let docs: Vec<String> = sqlx::query_scalar(
+        "SELECT doc::text FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(ids(wanted))
+    .fetch_all(&mut *conn)
+    .await?;
     decode_all::<OrderRecord, Order>("orders", &docs)
 }
 
@@ -307,14 +342,20 @@ pub(crate) async fn taken(
         .filter(|s| s.holds_slots())
         .map(|s| s.as_str())
         .collect();
-    let slots: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> =
-        sqlx::query_as("SELECT start_at, end_at FROM slots WHERE offering = $1 AND live")
+    type Row = (
+        Uuid,
+        chrono::DateTime<chrono::Utc>,
+        chrono::DateTime<chrono::Utc>,
+    );
+    let slots: Vec<Row> =
+        sqlx::query_as("SELECT resource, start_at, end_at FROM slots WHERE offering = $1 AND live")
             .bind(offering.0)
             .fetch_all(&mut *conn)
             .await?;
-    out.extend(slots.into_iter().map(|(s, e)| Occupied {
+    out.extend(slots.into_iter().map(|(r, s, e)| Occupied {
         interval: Interval::new(s, e),
         kind: OccupiedKind::Booking,
+        holder: Some(Id(r)),
     }));
     let requesting: Vec<&str> = OrderState::ALL
         .iter()
@@ -323,7 +364,8 @@ pub(crate) async fn taken(
         .collect();
     let docs: Vec<String> = sqlx::query_scalar(
         "SELECT o.doc::text FROM orders o JOIN resources r ON r.id = o.resource
-         WHERE o.offering = $1 AND o.state = ANY($2) AND r.state = ANY($3)
+         WHERE o.offering = $1 AND o.kind = 'Create' AND o.state = ANY($2)
+           AND r.state = ANY($3)
            AND NOT EXISTS (SELECT 1 FROM slots s WHERE s.resource = r.id)",
     )
     .bind(offering.0)
@@ -335,11 +377,18 @@ pub(crate) async fn taken(
         out.extend(o.requested().into_iter().map(|interval| Occupied {
             interval,
             kind: OccupiedKind::Request,
+            holder: Some(o.resource),
         }));
     }
-    out.extend(busy_slots(&mut *conn, offering).await?.into_iter().map(|b| Occupied {
-        interval: Interval::new(b.start, b.end),
-        kind: OccupiedKind::Busy,
-    }));
+    out.extend(
+        busy_slots(&mut *conn, offering)
+            .await?
+            .into_iter()
+            .map(|b| Occupied {
+                interval: Interval::new(b.start, b.end),
+                kind: OccupiedKind::Busy,
+                holder: None,
+            }),
+    );
     Ok(out)
 }

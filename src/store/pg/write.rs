@@ -30,9 +30,8 @@ fn uuid(id: Id) -> Uuid {
 
 fn text<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     // serde_json writes UTF-8.
-    String::from_utf8(encode(v)?).map_err(|e| {
-        StoreError::Encode(serde::ser::Error::custom(format!("not UTF-8: {e}")))
-    })
+    String::from_utf8(encode(v)?)
+        .map_err(|e| StoreError::Encode(serde::ser::Error::custom(format!("not UTF-8: {e}"))))
 }
 
 /// Which batch a change belongs to (consecutive changes of one kind share a statement).
@@ -128,13 +127,11 @@ async fn users(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreError
         docs.push(text(&UserRecord::from(u))?);
     }
     // A user renamed to a name another user had frees it first (sled keeps the last).
-    sqlx::query(
-        "DELETE FROM users WHERE username = ANY($2) AND NOT id = ANY($1)",
-    )
-    .bind(&ids)
-    .bind(&names)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("DELETE FROM users WHERE username = ANY($2) AND NOT id = ANY($1)")
+        .bind(&ids)
+        .bind(&names)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "INSERT INTO users (id, username, doc)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[]::jsonb[])

@@ -90,16 +90,20 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         .expect("build the service");
     let store = app.store().clone();
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
-    bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import demo data");
+    bookcal::import::import_file(&store, std::path::Path::new(fixture))
+        .await
+        .expect("import demo data");
     let mut tokens = HashMap::new();
     for u in ["admin", "owner", "manager", "alice", "bob"] {
         let id = *store
+            .sled()
+            .expect("sled")
             .read()
             .expect("read")
             .users_by_name
             .get(u)
             .expect("user");
-        tokens.insert(u, store.create_token(id).expect("token"));
+        tokens.insert(u, store.create_token(id).await.expect("token"));
     }
     let base = format!("http://{}", app.local_addr().expect("addr"));
     let state = app.state().clone();
@@ -168,6 +172,8 @@ impl TestApp {
 
     pub fn offering_id(&self, slug: &str) -> Id {
         self.store
+            .sled()
+            .expect("sled")
             .read()
             .expect("read")
             .offerings
@@ -179,6 +185,8 @@ impl TestApp {
 
     pub fn project_id(&self, slug: &str) -> Id {
         self.store
+            .sled()
+            .expect("sled")
             .read()
             .expect("read")
             .projects
@@ -247,7 +255,7 @@ impl TestApp {
 
     /// Counts of stored records, to prove a refused request changed nothing.
     pub fn snapshot(&self) -> (usize, usize, Vec<(Id, String, usize)>) {
-        let cat = self.store.read().expect("read");
+        let cat = self.store.sled().expect("sled").read().expect("read");
         let mut res: Vec<(Id, String, usize)> = cat
             .resources
             .values()
@@ -382,7 +390,7 @@ pub fn live_events(emu: &Emulator, calendar_id: &str) -> Vec<Value> {
 pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
     use bookcal::domain::{Resource, ResourceState, Slot};
     let (project, user) = {
-        let cat = app.store.read().expect("read");
+        let cat = app.store.sled().expect("sled").read().expect("read");
         (
             *cat.projects.keys().next().expect("project"),
             cat.users_by_name["alice"],
@@ -417,6 +425,8 @@ pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
     };
     let id = r.id;
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ())))
         .expect("store");
     id
@@ -457,6 +467,10 @@ impl TestApp {
         cal.public = public;
         cal.state = CalendarState::Ok;
         let change = Store::calendar_change(&cal).expect("encode calendar");
-        self.store.sync_put(vec![change]).expect("store calendar");
+        self.store
+            .sled()
+            .expect("sled")
+            .sync_put(vec![change])
+            .expect("store calendar");
     }
 }

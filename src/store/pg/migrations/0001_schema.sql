@@ -187,6 +187,12 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_offering ON jobs (offering);
 
+-- Named values of the installation (the feeds' UID key).
+CREATE TABLE meta (
+    name text PRIMARY KEY,
+    value bytea NOT NULL
+);
+
 -- Unique increasing numbers (job sequence numbers, busy generations).
 CREATE SEQUENCE ids;
 
