@@ -63,14 +63,19 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
         token_salt: settings.token_salt.expose().to_string(),
     };
     match &settings.store_url {
-        Some(url) => Store::connect(url.expose(), &opts, &crate::store::pg::PgOptions::default())
-            .await
-            .map(Arc::new)
-            .map_err(|source| AppError::Store {
-                // The URL may hold a password: never shown.
-                dir: "the PostgreSQL database of store_url".into(),
-                source,
-            }),
+        Some(url) => {
+            let pg = crate::store::pg::PgOptions {
+                max_connections: settings.store_max_connections,
+            };
+            Store::connect(url.expose(), &opts, &pg)
+                .await
+                .map(Arc::new)
+                .map_err(|source| AppError::Store {
+                    // The URL may hold a password: never shown.
+                    dir: "the PostgreSQL database of store_url".into(),
+                    source,
+                })
+        }
         None => Store::open(&settings.data_dir, &opts)
             .map(Arc::new)
             .map_err(|source| AppError::Store {

@@ -297,7 +297,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 s.projects,
                 s.offerings,
                 s.bookings,
-                settings.data_dir.display()
+                match settings.store_url {
+                    Some(_) => "the PostgreSQL store".to_string(),
+                    None => settings.data_dir.display().to_string(),
+                }
             );
         }
         Command::Token {

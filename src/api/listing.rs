@@ -117,26 +117,58 @@ impl Params {
         }
     }
 
-    /// A datetime filter (`created`, `modified`: "after"). Dates mean midnight UTC.
+    /// A datetime filter (`created`, `modified`: "after"; `created_before`,
+    /// `modified_before`), in the forms Django's `DateTimeField` accepts (see
+    /// [`parse_django_datetime`]).
     pub fn datetime(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         let Some(v) = self.one(key) else {
             return Ok(None);
         };
-        if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-            return Ok(Some(t.with_timezone(&Utc)));
+        parse_django_datetime(v)
+            .map(Some)
+            .ok_or_else(|| ApiError::field(key, "Enter a valid date/time."))
+    }
+
+    /// The `o=` keys, each (without its `-`) one of `allowed`; else DRF's choice
+    /// error, as every Waldur list answers an unknown ordering.
+    pub fn ordering_in(&self, allowed: &[&str]) -> Result<Vec<&str>, ApiError> {
+        let keys = self.ordering();
+        match keys
+            .iter()
+            .find(|k| !allowed.contains(&k.trim_start_matches('-')))
+        {
+            Some(bad) => Err(ApiError::field(
+                "o",
+                format!("Select a valid choice. {bad} is not one of the available choices."),
+            )),
+            None => Ok(keys),
         }
-        // Naive values mean UTC; Python's `isoformat()` adds microseconds when set.
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f") {
-            return Ok(Some(t.and_utc()));
-        }
-        if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-            return Ok(Some(
-                d.and_hms_opt(0, 0, 0)
-                    .map(|t| t.and_utc())
-                    .unwrap_or_default(),
-            ));
-        }
-        Err(ApiError::field(key, "Enter a valid date/time."))
+    }
+
+    /// The `o=` keys as store order keys, each with whether it is descending (`-`);
+    /// `keys` names every accepted key (`None`: accepted, but it does not reorder).
+    ///
+    /// # Errors
+    /// A key not in `keys`, as a field error on `o`.
+    pub fn order_keys<K: Copy>(
+        &self,
+        keys: &[(&str, Option<K>)],
+    ) -> Result<Vec<(K, bool)>, ApiError> {
+        let names: Vec<&str> = keys.iter().map(|(n, _)| *n).collect();
+        Ok(self
+            .ordering_in(&names)?
+            .into_iter()
+            .filter_map(|k| {
+                let (name, desc) = match k.strip_prefix('-') {
+                    Some(n) => (n, true),
+                    None => (k, false),
+                };
+                keys.iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, key)| *key)
+                    .map(|key| (key, desc))
+            })
+            .collect())
     }
 
     pub fn fields(&self) -> Vec<&str> {
@@ -165,6 +197,56 @@ impl Params {
     }
 }
 
+/// Parses a datetime as Django's `DateTimeField` does: a date (`2024-05-01`, meaning
+/// its midnight), or a date and a time separated by `T` or a space, with optional
+/// seconds and fraction (`.` or `,`), and an optional zone `Z`, `+01`, `+0100` or
+/// `+01:00` (also after a space, and with the space a `+` becomes in an unencoded
+/// query). A value without a zone is UTC (Waldur's zone).
+pub fn parse_django_datetime(v: &str) -> Option<DateTime<Utc>> {
+    let v = v.trim();
+    let Some(sep) = v.find(['T', ' ']) else {
+        let d = NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()?;
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    };
+    let (date, rest) = (&v[..sep], v[sep + 1..].trim());
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    // Split off the zone: `Z`, or a sign (or the space a `+` decodes to) and digits.
+    let (time, offset_secs) = if let Some(t) = rest.strip_suffix('Z') {
+        (t.trim_end(), 0)
+    } else if let Some(pos) = rest.rfind(['+', '-', ' ']) {
+        let (t, z) = (&rest[..pos], &rest[pos..]);
+        let sign = if z.starts_with('-') { -1 } else { 1 };
+        let digits: String = z[1..].chars().filter(|c| *c != ':').collect();
+        if !digits.bytes().all(|b| b.is_ascii_digit()) || z[1..].matches(':').count() > 1 {
+            return None;
+        }
+        let (h, m) = match digits.len() {
+            2 => (digits.parse::<i32>().ok()?, 0),
+            4 => (
+                digits[..2].parse::<i32>().ok()?,
+                digits[2..].parse::<i32>().ok()?,
+            ),
+            _ => return None,
+        };
+        if h > 23 || m > 59 {
+            return None;
+        }
+        (t.trim_end(), sign * (h * 3600 + m * 60))
+    } else {
+        (rest, 0)
+    };
+    let time = time.replace(',', ".");
+    let naive = ["%H:%M:%S%.f", "%H:%M"]
+        .iter()
+        .find_map(|f| chrono::NaiveTime::parse_from_str(&time, f).ok())?;
+    let local = date.and_time(naive);
+    let offset = chrono::FixedOffset::east_opt(offset_secs)?;
+    local
+        .and_local_timezone(offset)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// The last UUID-looking path segment of a hyperlink (`.../offerings/<uuid>/`).
 pub fn id_from_url(s: &str) -> Option<Id> {
     s.trim_end_matches('/')
@@ -173,9 +255,44 @@ pub fn id_from_url(s: &str) -> Option<Id> {
         .and_then(Id::parse)
 }
 
-/// Whether `id` passes an optional id filter.
-pub fn any_of(ids: &Option<Vec<Id>>, id: Id) -> bool {
-    ids.as_ref().is_none_or(|v| v.contains(&id))
+/// The type every booking offering has (the `offering_type` filters match it).
+pub const BOOKING_OFFERING_TYPE: &str = "Marketplace.Booking";
+
+/// The filters orders and booking resources share: the offering's
+/// ([`offering_filter`]), `customer_uuid` and `customer` (hyperlink of the project's
+/// customer), `project_uuid`, `provider_uuid`, `created` and `modified` (from),
+/// `created_before` and `modified_before` (inclusive), `offering_type`, and
+/// `service_manager_uuid` (bookings of shared offerings whose provider the user owns
+/// or manages).
+///
+/// # Errors
+/// A malformed hyperlink, UUID or datetime, naming its key.
+pub fn booking_filter(p: &Params) -> Result<crate::store::query::BookingFilter, ApiError> {
+    let types = p.all("offering_type");
+    let mut customer = p.uuids("customer_uuid")?;
+    if let Some(u) = p.one("customer") {
+        let c = id_from_url(u).ok_or_else(|| ApiError::field("customer", "Invalid hyperlink."))?;
+        customer = Some(match customer {
+            None => vec![c],
+            Some(v) => v.into_iter().filter(|x| *x == c).collect(),
+        });
+    }
+    let service_manager = match p.uuids("service_manager_uuid")? {
+        Some(ids) => ids.into_iter().next_back(),
+        None => None,
+    };
+    Ok(crate::store::query::BookingFilter {
+        offering: offering_filter(p)?,
+        customer,
+        project: p.uuids("project_uuid")?,
+        provider: p.uuids("provider_uuid")?,
+        created_after: p.datetime("created")?,
+        created_before: p.datetime("created_before")?,
+        modified_after: p.datetime("modified")?,
+        modified_before: p.datetime("modified_before")?,
+        service_manager,
+        nothing: !types.is_empty() && !types.contains(&BOOKING_OFFERING_TYPE),
+    })
 }
 
 /// The offering filters resources and orders share: `offering_uuid`, `offering`
@@ -300,6 +417,37 @@ pub fn list_response(items: Vec<Value>, total: usize, link: String) -> Response 
     list_response_serialized(&items, total, link)
 }
 
+/// A page of API shapes: serialised straight to JSON, or, when `field=` picks fields,
+/// each item through a `Value` with only those fields.
+pub fn page_response<T: serde::Serialize>(
+    items: &[T],
+    fields: &[&str],
+    total: usize,
+    link: String,
+) -> Response {
+    if fields.is_empty() {
+        return list_response_serialized(items, total, link);
+    }
+    let picked: Vec<Value> = items.iter().map(|i| picked_fields(i, fields)).collect();
+    list_response_serialized(&picked, total, link)
+}
+
+/// One API shape as an answer, with only the fields `field=` picks (all when it picks
+/// none).
+pub fn one_response<T: serde::Serialize>(item: &T, fields: &[&str]) -> Response {
+    if fields.is_empty() {
+        axum::Json(item).into_response()
+    } else {
+        axum::Json(picked_fields(item, fields)).into_response()
+    }
+}
+
+/// One API shape with only the fields `field=` picks (all when it picks none).
+pub fn picked_fields<T: serde::Serialize>(item: &T, fields: &[&str]) -> Value {
+    // Serialising our own shapes cannot fail (string keys, no fallible fields).
+    select_fields(serde_json::to_value(item).unwrap_or_default(), fields)
+}
+
 /// Like [`list_response`] for items serialised straight to JSON (no `Value` tree).
 pub fn list_response_serialized<T: serde::Serialize>(
     items: &[T],
@@ -314,53 +462,57 @@ pub fn list_response_serialized<T: serde::Serialize>(
     (headers, axum::Json(items)).into_response()
 }
 
-/// Puts the first `end` items of `items` in `cmp` order (the rest stay unordered):
-/// a page needs only the items up to its end sorted. `cmp` must be a total order
-/// (end with a unique key) so that the result does not depend on the input order.
-pub fn sort_prefix<T>(
-    items: &mut [T],
-    end: usize,
-    mut cmp: impl FnMut(&T, &T) -> std::cmp::Ordering,
-) {
-    let end = end.min(items.len());
-    if end == 0 {
-        return;
-    }
-    if end < items.len() {
-        items.select_nth_unstable_by(end - 1, &mut cmp);
-    }
-    items[..end].sort_unstable_by(cmp);
-}
-
-/// Sorts `items` by the `o=` keys using `key_of` for each known key; unknown keys
-/// are a 400 like DRF's OrderingFilter would silently ignore (we say so instead).
-pub fn sort_by_keys<T, K: Ord>(
-    items: &mut [T],
-    keys: &[&str],
-    key_of: impl Fn(&T, &str) -> Option<K>,
-) {
-    if keys.is_empty() {
-        return;
-    }
-    items.sort_by(|a, b| {
-        for k in keys {
-            let (name, desc) = match k.strip_prefix('-') {
-                Some(n) => (n, true),
-                None => (*k, false),
-            };
-            let ord = key_of(a, name).cmp(&key_of(b, name));
-            let ord = if desc { ord.reverse() } else { ord };
-            if ord != std::cmp::Ordering::Equal {
-                return ord;
-            }
-        }
-        std::cmp::Ordering::Equal
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datetimes_parse_in_the_forms_django_accepts() {
+        let want = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let cases = [
+            ("2024-05-01T10:00:00Z", want("2024-05-01T10:00:00Z")),
+            ("2024-05-01T10:00:00.250Z", want("2024-05-01T10:00:00.250Z")),
+            (
+                "2024-05-01T10:00:00,5+00:00",
+                want("2024-05-01T10:00:00.5Z"),
+            ),
+            ("2024-05-01T10:00:00+01:00", want("2024-05-01T09:00:00Z")),
+            ("2024-05-01T10:00:00+0100", want("2024-05-01T09:00:00Z")),
+            ("2024-05-01T10:00:00+01", want("2024-05-01T09:00:00Z")),
+            ("2024-05-01T10:00:00-0230", want("2024-05-01T12:30:00Z")),
+            ("2024-05-01 10:00:00", want("2024-05-01T10:00:00Z")),
+            ("2024-05-01 10:00", want("2024-05-01T10:00:00Z")),
+            (
+                "2024-05-01T10:00:00.123456",
+                want("2024-05-01T10:00:00.123456Z"),
+            ),
+            // A `+` sent unencoded in a query arrives as a space.
+            ("2024-05-01T10:00:00 01:00", want("2024-05-01T09:00:00Z")),
+            ("2024-05-01", want("2024-05-01T00:00:00Z")),
+            ("yesterday", None),
+            ("2024-05-01T10", None),
+            ("2024-05-01T10:00:00+1", None),
+            ("2024-05-01T10:00:00+25:00", None),
+            ("2024-13-01T10:00:00Z", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_django_datetime(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn unknown_orderings_are_refused() {
+        let p = Params::parse(Some("o=-created&o=name"));
+        assert_eq!(
+            p.ordering_in(&["created", "name"]).ok(),
+            Some(vec!["-created", "name"])
+        );
+        assert!(p.ordering_in(&["created"]).is_err());
+    }
 
     #[test]
     fn repeated_and_comma_separated_values_are_flattened() {
@@ -416,22 +568,6 @@ mod tests {
             Params::parse(Some("page_size=1000")).page().ok(),
             Some((1, 300))
         );
-    }
-
-    #[test]
-    fn sort_prefix_orders_exactly_the_first_items() {
-        let all: Vec<u32> = (0..200).map(|i| (i * 7919) % 211).collect();
-        let mut want = all.clone();
-        want.sort_unstable();
-        for end in [0, 1, 10, 100, 199, 200, 300] {
-            let mut v = all.clone();
-            sort_prefix(&mut v, end, |a, b| a.cmp(b));
-            let n = end.min(v.len());
-            assert_eq!(v[..n], want[..n], "end {end}");
-            let mut rest = v.clone();
-            rest.sort_unstable();
-            assert_eq!(rest, want, "end {end}: same items");
-        }
     }
 
     #[test]

@@ -5,40 +5,20 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde_json::{json, Value};
 
 use super::auth::{Caller, Roles};
-use super::listing::{link_header, list_response, page_of, page_range, select_fields, Params};
-use super::render::{self, Urls};
+use super::listing::{link_header, one_response, page_of, page_range, page_response, Params};
+use super::render::{self, Detail, GoogleCalendarOut, OfferingOut, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
 use crate::domain::calendar::{CalendarState, Job, JobKind, OfferingCalendar};
 use crate::domain::{Id, Offering};
 use crate::store::query::{OfferingKey, OfferingQuery};
-use crate::store::{Change, Load, Store};
+use crate::store::{Change, Load, Related, Store};
 
 /// The offering's public feed URL, shown in `googlecalendar` while it is public.
 pub fn public_feed_url(base: &str, o: &Offering, cal: Option<&OfferingCalendar>) -> Option<String> {
     cal.filter(|c| c.public)
         .map(|_| format!("{base}/feeds/offerings/{}.ics", o.id.hex()))
-}
-
-/// Renders offerings with their calendar records and the records they refer to.
-async fn render_all(
-    state: &AppState,
-    offerings: &[Offering],
-    urls: &Urls,
-) -> Result<Vec<Value>, ApiError> {
-    let related = state
-        .store
-        .related(&render::wanted_for_offerings(offerings))
-        .await?;
-    let mut out = Vec::with_capacity(offerings.len());
-    for o in offerings {
-        let cal = state.store.calendar(o.id).await?;
-        let gc = render::googlecalendar(cal.as_ref(), public_feed_url(&urls.base, o, cal.as_ref()));
-        out.push(render::offering(o, &related, urls, gc));
-    }
-    Ok(out)
 }
 
 pub async fn list(
@@ -51,24 +31,13 @@ pub async fn list(
     let params = Params::parse(q.as_deref());
     let (page, size) = params.page()?;
     let roles = Roles::load(&state.store, &caller.user).await?;
-    let order = params
-        .ordering()
-        .iter()
-        .filter_map(|k| {
-            let (name, desc) = match k.strip_prefix('-') {
-                Some(n) => (n, true),
-                None => (*k, false),
-            };
-            let key = match name {
-                "name" => OfferingKey::Name,
-                "created" => OfferingKey::Created,
-                "state" => OfferingKey::State,
-                // `type` (every offering has one) and unknown keys do not reorder.
-                _ => return None,
-            };
-            Some((key, desc))
-        })
-        .collect();
+    let order = params.order_keys(&[
+        ("name", Some(OfferingKey::Name)),
+        ("created", Some(OfferingKey::Created)),
+        // Every offering has the one type.
+        ("type", None),
+        ("state", Some(OfferingKey::State)),
+    ])?;
     let query = OfferingQuery {
         visible: roles.visible_offerings(),
         name: params.one("name").map(str::to_lowercase),
@@ -87,11 +56,35 @@ pub async fn list(
         size,
         found.total,
     );
-    let mut out = Vec::new();
-    for v in render_all(&state, &found.items, &urls).await? {
-        out.push(select_fields(v, &params.fields()));
+    if is_head(&method) {
+        return Ok(page_response::<OfferingOut>(&[], &[], found.total, link));
     }
-    Ok(list_response(out, found.total, link))
+    let related = state
+        .store
+        .related(&render::wanted_for_offerings(&found.items))
+        .await?;
+    let mut calendars = Vec::with_capacity(found.items.len());
+    for o in &found.items {
+        calendars.push(state.store.calendar(o.id).await?);
+    }
+    let out: Vec<OfferingOut> = found
+        .items
+        .iter()
+        .zip(&calendars)
+        .map(|(o, cal)| offering_out(o, cal.as_ref(), &related, &urls))
+        .collect();
+    Ok(page_response(&out, &params.fields(), found.total, link))
+}
+
+/// An offering with its calendar, as the offering endpoints show it.
+fn offering_out<'a>(
+    o: &'a Offering,
+    cal: Option<&'a OfferingCalendar>,
+    related: &'a Related,
+    urls: &Urls,
+) -> OfferingOut<'a> {
+    let gc = GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal));
+    OfferingOut::of(o, related, urls, gc)
 }
 
 pub async fn retrieve(
@@ -100,16 +93,18 @@ pub async fn retrieve(
     BaseUrl(base): BaseUrl,
     Path(uuid): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&uuid)?;
     let params = Params::parse(q.as_deref());
     let roles = Roles::load(&state.store, &caller.user).await?;
     let o = visible(&state.store, &roles, id).await?;
-    let v = render_all(&state, std::slice::from_ref(&o), &Urls { base })
-        .await?
-        .pop()
-        .unwrap_or_default();
-    Ok(Json(select_fields(v, &params.fields())))
+    let cal = state.store.calendar(o.id).await?;
+    let related = state
+        .store
+        .related(&render::wanted_for_offerings(std::slice::from_ref(&o)))
+        .await?;
+    let out = offering_out(&o, cal.as_ref(), &related, &Urls { base });
+    Ok(one_response(&out, &params.fields()))
 }
 
 async fn visible(store: &Store, roles: &Roles, id: Id) -> Result<Offering, ApiError> {
@@ -195,7 +190,7 @@ async fn calendar_action(
         })
         .await?;
     state.jobs_ready.notify_one();
-    Ok(Json(json!({ "detail": detail })).into_response())
+    Ok(Json(Detail::new(detail)).into_response())
 }
 
 pub async fn google_calendar_sync(

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    id_from_url, link_header, list_response, offering_filter, page_of, page_range, select_fields,
+    booking_filter, id_from_url, link_header, list_response, page_of, page_range, select_fields,
     Params,
 };
 use super::render::{self, Urls};
@@ -18,7 +18,7 @@ use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
 use crate::domain::booking::trim_schedule_times;
 use crate::domain::lifecycle::{Action, ErrorReport, NewOrder, Outcome};
 use crate::domain::{Attachment, Id, Order, OrderState, OrderType};
-use crate::store::query::{BookingFilter, OrderKey, OrderQuery, Visible};
+use crate::store::query::{OrderKey, OrderQuery, Visible};
 use crate::store::Target;
 
 fn str_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
@@ -119,24 +119,19 @@ pub async fn create(
         .into_response())
 }
 
+/// The `o=` keys of the orders list (upstream's, plus `modified`); `cost` is zero for
+/// every booking, so it keeps the default order.
+const ORDER_KEYS: [(&str, Option<OrderKey>); 5] = [
+    ("created", Some(OrderKey::Created)),
+    ("consumer_reviewed_at", Some(OrderKey::ConsumerReviewedAt)),
+    ("cost", None),
+    ("state", Some(OrderKey::State)),
+    ("modified", Some(OrderKey::Modified)),
+];
+
 /// The list query a request asks for (filters, order; the page is set by the caller).
 fn query(p: &Params, roles: &Roles) -> Result<OrderQuery, ApiError> {
-    let mut order = Vec::new();
-    for k in p.ordering() {
-        let (name, desc) = match k.strip_prefix('-') {
-            Some(n) => (n, true),
-            None => (k, false),
-        };
-        let key = match name {
-            "created" => OrderKey::Created,
-            "modified" => OrderKey::Modified,
-            "state" => OrderKey::State,
-            // Reviews change the order: its modification time orders them.
-            "consumer_reviewed_at" | "approved_at" => OrderKey::Modified,
-            _ => continue,
-        };
-        order.push((key, desc));
-    }
+    let order = p.order_keys(&ORDER_KEYS)?;
     // Pending the caller's approval: as the consumer (staff, or owner of the
     // project's organisation) or as the provider (staff, owner or manager of the
     // offering's organisation).
@@ -152,15 +147,7 @@ fn query(p: &Params, roles: &Roles) -> Result<OrderQuery, ApiError> {
     };
     Ok(OrderQuery {
         visible: roles.visible_orders(),
-        common: BookingFilter {
-            offering: offering_filter(p)?,
-            customer: p.uuids("customer_uuid")?,
-            project: p.uuids("project_uuid")?,
-            provider: p.uuids("provider_uuid")?,
-            created_after: p.datetime("created")?,
-            modified_after: p.datetime("modified")?,
-            ..BookingFilter::default()
-        },
+        common: booking_filter(p)?,
         resource: p.linked_ids("resource_uuid", "resource")?,
         states: p.choices("state", OrderState::parse)?,
         types: p.choices("type", OrderType::parse)?,
@@ -171,6 +158,7 @@ fn query(p: &Params, roles: &Roles) -> Result<OrderQuery, ApiError> {
             .boolean("can_approve_as_provider")?
             .map(|want| (want, provider_side)),
         query: p.one("query").map(|s| s.trim().to_lowercase()),
+        resource_name: p.one("resource_name").map(|s| s.trim().to_lowercase()),
         order,
         page: None,
     })
@@ -471,7 +459,7 @@ pub async fn offering(
     c: Caller,
     BaseUrl(base): BaseUrl,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&u)?;
     let roles = Roles::load(&s.store, &c.user).await?;
     let o = visible_order(&s, &roles, id).await?;
@@ -485,27 +473,6 @@ pub async fn offering(
         .store
         .related(&render::wanted_for_offerings(std::slice::from_ref(&off)))
         .await?;
-    let urls = Urls { base };
-    let mut v = render::offering(
-        &off,
-        &related,
-        &urls,
-        render::googlecalendar(cal.as_ref(), None),
-    );
-    if let Value::Object(m) = &mut v {
-        m.remove("googlecalendar");
-        m.insert(
-            "url".into(),
-            json!(urls.of("marketplace-public-offerings", off.id)),
-        );
-        m.insert(
-            "google_calendar_is_public".into(),
-            json!(cal.as_ref().is_some_and(|c| c.public)),
-        );
-        m.insert(
-            "google_calendar_link".into(),
-            json!(cal.as_ref().and_then(|c| c.http_link())),
-        );
-    }
-    Ok(Json(v))
+    let out = render::PublicOfferingOut::of(&off, &related, &Urls { base }, cal.as_ref());
+    Ok(Json(out).into_response())
 }

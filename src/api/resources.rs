@@ -10,14 +10,14 @@ use serde_json::{json, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    link_header, list_response, list_response_serialized, offering_filter, page_of, page_range,
+    booking_filter, link_header, list_response, list_response_serialized, page_of, page_range,
     select_fields, Params,
 };
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
 use crate::domain::lifecycle::Action;
 use crate::domain::ResourceState;
-use crate::store::query::{BookingFilter, ResourceKey, ResourceQuery};
+use crate::store::query::{ResourceKey, ResourceQuery};
 use crate::store::Target;
 
 /// Parses `state=` values; an unknown one is DRF's choice error.
@@ -25,55 +25,26 @@ pub fn parse_states(params: &Params) -> Result<Option<Vec<ResourceState>>, ApiEr
     params.choices("state", ResourceState::parse)
 }
 
-/// The order keys of `o=` (each optionally prefixed `-`).
-fn order_key(name: &str) -> Option<Option<ResourceKey>> {
-    Some(Some(match name {
-        "name" => ResourceKey::Name,
-        "created" => ResourceKey::Created,
-        "modified" => ResourceKey::Modified,
-        "state" => ResourceKey::State,
-        "backend_id" => ResourceKey::BackendId,
-        // No slots sorts first.
-        "schedules" => ResourceKey::Schedules,
-        "project_name" => ResourceKey::ProjectName,
-        "customer_name" => ResourceKey::CustomerName,
-        "offering_name" => ResourceKey::OfferingName,
-        // The client offers `o=type`; every booking resource has one type.
-        "type" => return Some(None),
-        _ => return None,
-    }))
-}
+/// The `o=` keys of the booking resource list (`type`: every booking resource has
+/// one, so it keeps the default order; no slots sort first under `schedules`).
+const ORDER_KEYS: [(&str, Option<ResourceKey>); 10] = [
+    ("name", Some(ResourceKey::Name)),
+    ("created", Some(ResourceKey::Created)),
+    ("modified", Some(ResourceKey::Modified)),
+    ("state", Some(ResourceKey::State)),
+    ("backend_id", Some(ResourceKey::BackendId)),
+    ("schedules", Some(ResourceKey::Schedules)),
+    ("project_name", Some(ResourceKey::ProjectName)),
+    ("customer_name", Some(ResourceKey::CustomerName)),
+    ("offering_name", Some(ResourceKey::OfferingName)),
+    ("type", None),
+];
 
 /// The list query a request asks for (filters, order; the page is set by the caller).
 fn query(p: &Params, roles: &Roles) -> Result<ResourceQuery, ApiError> {
-    let mut order = Vec::new();
-    for k in p.ordering() {
-        let (name, desc) = match k.strip_prefix('-') {
-            Some(n) => (n, true),
-            None => (k, false),
-        };
-        match order_key(name) {
-            Some(Some(key)) => order.push((key, desc)),
-            Some(None) => {}
-            None => {
-                return Err(ApiError::field(
-                    "o",
-                    format!("Select a valid choice. {k} is not one of the available choices."),
-                ))
-            }
-        }
-    }
     Ok(ResourceQuery {
         visible: roles.visible_bookings(),
-        common: BookingFilter {
-            offering: offering_filter(p)?,
-            customer: p.uuids("customer_uuid")?,
-            project: p.uuids("project_uuid")?,
-            provider: p.uuids("provider_uuid")?,
-            created_after: p.datetime("created")?,
-            modified_after: p.datetime("modified")?,
-            ..BookingFilter::default()
-        },
+        common: booking_filter(p)?,
         states: parse_states(p)?,
         connected: p.uuids("connected_customer_uuid")?,
         query: p.one("query").map(|s| s.trim().to_lowercase()),
@@ -81,7 +52,7 @@ fn query(p: &Params, roles: &Roles) -> Result<ResourceQuery, ApiError> {
         name_exact: p.one("name_exact").map(String::from),
         backend_id: p.one("backend_id").map(String::from),
         project_name: p.one("project_name").map(str::to_lowercase),
-        order,
+        order: p.order_keys(&ORDER_KEYS)?,
         page: None,
     })
 }

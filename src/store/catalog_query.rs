@@ -209,6 +209,11 @@ fn order_matches(q: &OrderQuery, cat: &Catalog, o: &OrderEntry) -> bool {
                 && who.admits(o.provider, o.customer, o.project, o.created_by))
                 == *want
         })
+        && q.resource_name.as_ref().is_none_or(|text| {
+            cat.resources
+                .get(&o.resource)
+                .is_some_and(|x| contains_lowercase(&x.name, text))
+        })
         && q.query.as_ref().is_none_or(|text| {
             Id::parse(text) == Some(o.id)
                 || cat
@@ -222,8 +227,14 @@ fn order_matches(q: &OrderQuery, cat: &Catalog, o: &OrderEntry) -> bool {
         })
 }
 
-/// The ids of an order list's page, and its total.
-pub(crate) fn orders(cat: &Catalog, q: &OrderQuery) -> (usize, Vec<Id>) {
+/// The ids of an order list's page, and its total. `reviewed` reads an order's
+/// consumer review time (not in the catalog), asked only when the list is ordered by
+/// it.
+pub(crate) fn orders(
+    cat: &Catalog,
+    q: &OrderQuery,
+    reviewed: impl Fn(Id) -> Option<DateTime<Utc>>,
+) -> (usize, Vec<Id>) {
     let mut hits: Vec<&OrderEntry> = cat
         .orders_by_created
         .iter()
@@ -239,6 +250,20 @@ pub(crate) fn orders(cat: &Catalog, q: &OrderQuery) -> (usize, Vec<Id>) {
         return (total, Vec::new());
     }
     let end = page.offset.saturating_add(page.limit);
+    let by_review = q
+        .order
+        .iter()
+        .any(|(k, _)| *k == OrderKey::ConsumerReviewedAt);
+    let review: std::collections::HashMap<Id, (bool, DateTime<Utc>)> = if by_review {
+        hits.iter()
+            .map(|o| {
+                let at = reviewed(o.id);
+                (o.id, (at.is_none(), at.unwrap_or_default()))
+            })
+            .collect()
+    } else {
+        Default::default()
+    };
     if !q.order.is_empty() {
         sort_prefix(&mut hits, end, |a, b| {
             for (k, desc) in &q.order {
@@ -246,6 +271,7 @@ pub(crate) fn orders(cat: &Catalog, q: &OrderQuery) -> (usize, Vec<Id>) {
                     OrderKey::Created => a.created.cmp(&b.created),
                     OrderKey::Modified => a.modified.cmp(&b.modified),
                     OrderKey::State => a.state.as_str().cmp(b.state.as_str()),
+                    OrderKey::ConsumerReviewedAt => review.get(&a.id).cmp(&review.get(&b.id)),
                 };
                 let ord = if *desc { ord.reverse() } else { ord };
                 if ord.is_ne() {

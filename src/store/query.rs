@@ -144,6 +144,9 @@ pub enum OrderKey {
     Created,
     Modified,
     State,
+    /// When the consumer approved (never approved: last ascending, first descending,
+    /// as PostgreSQL orders nulls).
+    ConsumerReviewedAt,
 }
 
 /// An order list.
@@ -161,6 +164,8 @@ pub struct OrderQuery {
     pub approvable_as_provider: Option<(bool, Visible)>,
     /// Lowercase; the order's id, or in its project's or resource's name.
     pub query: Option<String>,
+    /// Lowercase; in its resource's name.
+    pub resource_name: Option<String>,
     pub order: Vec<(OrderKey, bool)>,
     pub page: Option<PageRange>,
 }

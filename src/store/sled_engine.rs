@@ -609,7 +609,13 @@ impl Sled {
     /// # Errors
     /// Storage failure or an undecodable record.
     pub(crate) fn list_orders(&self, q: &OrderQuery) -> Result<Page<Order>, StoreError> {
-        let (total, ids) = catalog_query::orders(&*self.read()?, q);
+        let reviewed = |id| {
+            self.order(id)
+                .ok()
+                .flatten()
+                .and_then(|o| o.consumer_reviewed_at)
+        };
+        let (total, ids) = catalog_query::orders(&*self.read()?, q, reviewed);
         let mut items = Vec::with_capacity(ids.len());
         for id in ids {
             items.extend(self.order(id)?);

@@ -1204,7 +1204,7 @@ async fn datetime_filters_take_naive_isoformat_values_with_microseconds_as_utc()
     assert_eq!(r.status, 400, "{}", r.text);
 }
 
-// The list hot path orders only the requested page (see `listing::sort_prefix`) and
+// The list hot path orders only the requested page (see the store's `catalog_query::sort_prefix`) and
 // matches `query`/`name` without allocating: pages must still tile the full order.
 
 #[tokio::test]

@@ -261,6 +261,13 @@ fn order_where(qb: &mut Qb<'_>, q: &OrderQuery) {
             qb.push(")) = ").push_bind(*want).push(")");
         }
     }
+    if let Some(text) = &q.resource_name {
+        qb.push(
+            " AND EXISTS (SELECT 1 FROM resources r WHERE r.id = o.resource AND lower(r.name) LIKE ",
+        )
+        .push_bind(contains_pattern(text))
+        .push(")");
+    }
     if let Some(text) = &q.query {
         let pat = contains_pattern(text);
         qb.push(" AND (FALSE");
@@ -300,6 +307,10 @@ pub(crate) async fn orders(pool: &sqlx::PgPool, q: &OrderQuery) -> Result<Page<O
             OrderKey::Created => format!("o.created{d}"),
             OrderKey::Modified => format!("o.modified{d}"),
             OrderKey::State => format!("o.state{d}"),
+            // Nulls last ascending, first descending (PostgreSQL's default).
+            OrderKey::ConsumerReviewedAt => {
+                format!("(o.doc->>'consumer_reviewed_at')::timestamptz{d}")
+            }
         })
         .push(", ");
     }
