@@ -10,7 +10,8 @@ use super::auth::{Caller, Roles};
 use super::listing::{link_header, one_response, page_of, page_range, page_response, Params};
 use super::render::{self, Detail, GoogleCalendarOut, OfferingOut, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
-use crate::domain::calendar::{CalendarState, Job, JobKind, OfferingCalendar};
+use crate::domain::calendar::{CalendarState, JobKind, OfferingCalendar};
+use crate::domain::jobs::{Job, JobRequest, Trigger};
 use crate::domain::{Id, Offering};
 use crate::store::query::{OfferingKey, OfferingQuery};
 use crate::store::{Change, Load, Related, Store};
@@ -65,25 +66,48 @@ pub async fn list(
         .await?;
     let mut calendars = Vec::with_capacity(found.items.len());
     for o in &found.items {
-        calendars.push(state.store.calendar(o.id).await?);
+        calendars.push(CalendarView::load(&state.store, o.id).await?);
     }
     let out: Vec<OfferingOut> = found
         .items
         .iter()
         .zip(&calendars)
-        .map(|(o, cal)| offering_out(o, cal.as_ref(), &related, &urls))
+        .map(|(o, view)| offering_out(o, view, &related, &urls))
         .collect();
     Ok(page_response(&out, &params.fields(), found.total, link))
+}
+
+/// An offering's calendar record and, once it has one, its queued jobs.
+struct CalendarView {
+    cal: Option<OfferingCalendar>,
+    jobs: Vec<Job>,
+    running: Option<u64>,
+}
+
+impl CalendarView {
+    async fn load(store: &Store, offering: Id) -> Result<CalendarView, ApiError> {
+        let cal = store.calendar(offering).await?;
+        let (jobs, running) = if cal.is_some() {
+            (store.queued_jobs(offering)?, store.running_job(offering)?)
+        } else {
+            (Vec::new(), None)
+        };
+        Ok(CalendarView { cal, jobs, running })
+    }
 }
 
 /// An offering with its calendar, as the offering endpoints show it.
 fn offering_out<'a>(
     o: &'a Offering,
-    cal: Option<&'a OfferingCalendar>,
+    view: &'a CalendarView,
     related: &'a Related,
     urls: &Urls,
 ) -> OfferingOut<'a> {
-    let gc = GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal));
+    let cal = view.cal.as_ref();
+    let mut gc = GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal));
+    if cal.is_some() {
+        gc = gc.with_jobs(&view.jobs, view.running);
+    }
     OfferingOut::of(o, related, urls, gc)
 }
 
@@ -98,12 +122,12 @@ pub async fn retrieve(
     let params = Params::parse(q.as_deref());
     let roles = Roles::load(&state.store, &caller.user).await?;
     let o = visible(&state.store, &roles, id).await?;
-    let cal = state.store.calendar(o.id).await?;
+    let view = CalendarView::load(&state.store, o.id).await?;
     let related = state
         .store
         .related(&render::wanted_for_offerings(std::slice::from_ref(&o)))
         .await?;
-    let out = offering_out(&o, cal.as_ref(), &related, &Urls { base });
+    let out = offering_out(&o, &view, &related, &Urls { base });
     Ok(one_response(&out, &params.fields()))
 }
 
@@ -125,7 +149,6 @@ async fn calendar_action(
     let id = path_id(uuid)?;
     let store: &Store = &state.store;
     let roles = Roles::load(store, &caller.user).await?;
-    let seq = store.next_id().await?;
     let now = Utc::now();
     let load = Load {
         offerings: vec![id],
@@ -174,22 +197,20 @@ async fn calendar_action(
             } else {
                 CalendarState::CreationScheduled
             };
-            let job = Job {
-                seq,
+            let job = JobRequest {
                 offering: id,
                 kind,
-                created: now,
-                attempts: 0,
+                trigger: Trigger::Action,
+                due: now,
             };
             let detail = match kind {
                 JobKind::Sync => "Calendar synchronisation has been scheduled.",
                 JobKind::Share => "Calendar sharing has been scheduled.",
                 JobKind::Unshare => "Calendar unsharing has been scheduled.",
             };
-            Ok((vec![Change::Calendar(cal), Change::Job(job)], detail))
+            Ok((vec![Change::Calendar(cal), Change::Enqueue(job)], detail))
         })
         .await?;
-    state.jobs_ready.notify_one();
     Ok(Json(Detail::new(detail)).into_response())
 }
 

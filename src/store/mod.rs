@@ -27,6 +27,7 @@ pub mod catalog;
 mod catalog_query;
 pub mod feed_tokens;
 pub mod index;
+pub mod jobs;
 pub mod mutate;
 pub mod pg;
 pub mod query;
@@ -39,18 +40,21 @@ pub mod versions;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use catalog::{Catalog, OrderEntry, ResourceEntry};
+pub use jobs::JobQueue;
 pub use records::Attachment;
 pub use records::BusySlotV1 as BusySlot;
 pub use transition::{Target, TransitionError};
 use tree::Tree;
 pub use versions::Scope;
 
-use crate::domain::calendar::{ExternalEvent, Job, MappedEvent, OfferingCalendar};
+use crate::domain::calendar::{ExternalEvent, MappedEvent, OfferingCalendar};
+use crate::domain::jobs::{Job, JobRequest};
 use crate::domain::{Customer, Id, Offering, Order, Project, Resource, User};
 use feed_tokens::{FeedScope, FeedToken};
 pub use mutate::{Directory, Load, View};
@@ -110,10 +114,9 @@ pub enum Change {
     Busy(Id, Vec<BusySlot>),
     /// Writes an offering's calendar record.
     Calendar(OfferingCalendar),
-    /// Enqueues (or rewrites) a job.
-    Job(Job),
-    /// Removes a finished job.
-    JobDone(u64),
+    /// Queues a job, coalesced with the pending one of its offering and kind (see
+    /// [`jobs`]).
+    Enqueue(JobRequest),
     /// Writes (or, with `None`, removes) the mapping of one slot of an offering.
     Mapping {
         offering: Id,
@@ -140,6 +143,9 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// Salt mixed into token hashes.
     pub token_salt: String,
+    /// How long a sync implied by a change waits for more changes to the same
+    /// offering (they all go into that one run).
+    pub sync_debounce: Duration,
 }
 
 impl Default for StoreOptions {
@@ -147,6 +153,7 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_bytes: 16 * 1024 * 1024,
             token_salt: DEFAULT_TOKEN_SALT.into(),
+            sync_debounce: Duration::from_secs(1),
         }
     }
 }
@@ -223,6 +230,8 @@ enum Engine {
 /// The store handle. Cheap to share behind an `Arc`.
 pub struct Store {
     engine: Engine,
+    /// The job wakeup of an engine without a queue (never notified).
+    idle_wakeup: Arc<tokio::sync::Notify>,
     versions: Arc<Versions>,
     salt: String,
 }
@@ -248,6 +257,7 @@ impl Store {
         let sled = sled_engine::Sled::open(dir, opts, versions.clone())?;
         Ok(Store {
             engine: Engine::Sled(Box::new(sled)),
+            idle_wakeup: Arc::default(),
             versions,
             salt: opts.token_salt.clone(),
         })
@@ -262,6 +272,7 @@ impl Store {
         let sled = sled_engine::Sled::temporary(versions.clone())?;
         Ok(Store {
             engine: Engine::Sled(Box::new(sled)),
+            idle_wakeup: Arc::default(),
             versions,
             salt: StoreOptions::default().token_salt,
         })
@@ -280,6 +291,7 @@ impl Store {
         let store = pg::PgStore::open(url, pg, versions.clone()).await?;
         Ok(Store {
             engine: Engine::Postgres(store),
+            idle_wakeup: Arc::default(),
             versions,
             salt: opts.token_salt.clone(),
         })
@@ -654,14 +666,47 @@ impl Store {
         }
     }
 
-    /// Queued jobs in order.
+    /// The job queue of this store's engine.
     ///
     /// # Errors
-    /// Storage failure or an undecodable record.
-    pub async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+    /// `Unsupported` on PostgreSQL (no queue there yet).
+    pub(crate) fn queue(&self) -> Result<&sled_engine::Sled, StoreError> {
         match &self.engine {
-            Engine::Sled(s) => s.jobs(),
-            Engine::Postgres(p) => p.jobs().await,
+            Engine::Sled(s) => Ok(s),
+            Engine::Postgres(_) => Err(StoreError::Unsupported("the job queue")),
+        }
+    }
+
+    /// Every queued job (pending and running), in sequence order.
+    ///
+    /// # Errors
+    /// Only if a writer panicked while holding the lock; `Unsupported` on PostgreSQL.
+    pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.queue()?.jobs()
+    }
+
+    /// The jobs of one offering: the running one first, then the pending ones by due
+    /// time.
+    ///
+    /// # Errors
+    /// Only if a writer panicked while holding the lock; `Unsupported` on PostgreSQL.
+    pub fn queued_jobs(&self, offering: Id) -> Result<Vec<Job>, StoreError> {
+        self.queue()?.queued_jobs(offering)
+    }
+
+    /// The sequence number of the offering's running job, if one runs.
+    ///
+    /// # Errors
+    /// Only if a writer panicked while holding the lock; `Unsupported` on PostgreSQL.
+    pub fn running_job(&self, offering: Id) -> Result<Option<u64>, StoreError> {
+        self.queue()?.running_job(offering)
+    }
+
+    /// Notified whenever jobs are queued, put back or finished.
+    pub fn job_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        match &self.engine {
+            Engine::Sled(s) => s.job_wakeup.clone(),
+            Engine::Postgres(_) => self.idle_wakeup.clone(),
         }
     }
 

@@ -16,24 +16,30 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::time::Duration;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::catalog::Catalog;
 use super::index::{self, OrderIdx, ResourceIdx};
+use super::jobs::{JobIndex, JobPlan};
 use super::mutate::{Directory, Load, View};
 use super::query::{OfferingQuery, OrderQuery, Page, ResourceQuery};
 use super::records::{
-    AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, JobRecord,
-    MappedRecord, OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
+    AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, MappedRecord,
+    OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
 };
 use super::tree::Tree;
 use super::versions::Versions;
 use super::{
     calendars, catalog_query, decode, encode, feed_tokens, BusySlot, Change, KeyValue, MutateError,
     RawWrite, Related, StoreError, StoreOptions, Wanted,
+};
+use crate::domain::calendar::OfferingCalendar;
+use crate::domain::jobs::{
+    calendars_touched, offering_calendar_changed, BookingView, JobKind, JobRequest, Trigger,
 };
 use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
 
@@ -56,6 +62,11 @@ pub struct Sled {
     versions: Arc<Versions>,
     /// Committed write transactions since opening.
     commits: AtomicU64,
+    /// The job queue's index; changed only under `write`, after the records.
+    pub(crate) jobs: Mutex<JobIndex>,
+    /// Woken whenever jobs are queued or put back (the scheduler waits on it).
+    pub(crate) job_wakeup: Arc<tokio::sync::Notify>,
+    sync_debounce: Duration,
     /// Secret key of the feeds' slot UIDs (see [`Sled::feed_uid_key`]).
     feed_uid_key: [u8; 32],
 }
@@ -76,7 +87,7 @@ impl Sled {
             .cache_capacity(opts.cache_bytes)
             .flush_every_ms(Some(500))
             .open()?;
-        Self::from_db(db, versions)
+        Self::from_db(db, opts.sync_debounce, versions)
     }
 
     /// A throw-away store (tests, dry runs).
@@ -85,10 +96,14 @@ impl Sled {
     /// sled cannot create its temporary files.
     pub(crate) fn temporary(versions: Arc<Versions>) -> Result<Sled, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
-        Self::from_db(db, versions)
+        Self::from_db(db, StoreOptions::default().sync_debounce, versions)
     }
 
-    fn from_db(db: sled::Db, versions: Arc<Versions>) -> Result<Sled, StoreError> {
+    fn from_db(
+        db: sled::Db,
+        sync_debounce: Duration,
+        versions: Arc<Versions>,
+    ) -> Result<Sled, StoreError> {
         let trees = Tree::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
@@ -100,11 +115,116 @@ impl Sled {
             write: Mutex::new(()),
             versions,
             commits: AtomicU64::new(0),
+            jobs: Mutex::new(JobIndex::default()),
+            job_wakeup: Arc::new(tokio::sync::Notify::new()),
+            sync_debounce,
             feed_uid_key: [0; 32],
         };
         store.feed_uid_key = store.load_feed_uid_key()?;
         store.rebuild_catalog()?;
+        store.rebuild_jobs()?;
         Ok(store)
+    }
+
+    fn rebuild_jobs(&self) -> Result<(), StoreError> {
+        let jobs = self.tree(Tree::Jobs).iter().map(|kv| {
+            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(StoreError::from)
+        });
+        let calendars = self.tree(Tree::Calendars).iter().map(|kv| {
+            kv.map_err(StoreError::from).and_then(|(_, v)| {
+                decode::<CalendarRecord>("calendars", &v).map(OfferingCalendar::from)
+            })
+        });
+        let (idx, fix) = JobIndex::load(jobs, calendars)?;
+        *self.jobs_index()? = idx;
+        if !fix.is_empty() {
+            let _w = self.locked_write()?;
+            self.write_jobs(fix)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn jobs_index(&self) -> Result<MutexGuard<'_, JobIndex>, StoreError> {
+        self.jobs.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    pub(crate) fn locked_write(&self) -> Result<MutexGuard<'_, ()>, StoreError> {
+        self.write.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// The syncs a batch implies: one per offering with a calendar whose events the
+    /// batch changes, due after the debounce window.
+    fn implied_syncs(
+        &self,
+        cat: &Catalog,
+        jobs: &JobIndex,
+        changes: &[Change],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<JobRequest> {
+        let mut touched = Vec::new();
+        for c in changes {
+            match c {
+                Change::Resource(r) => {
+                    let slots: Vec<Interval> = r.slots.iter().map(|s| s.interval()).collect();
+                    let new = BookingView {
+                        offering: r.offering,
+                        name: &r.name,
+                        project: r.project,
+                        created_by: r.created_by,
+                        state: r.state,
+                        slots: &slots,
+                    };
+                    let old = cat.resources.get(&r.id).map(|e| BookingView {
+                        offering: e.offering,
+                        name: &e.name,
+                        project: e.project,
+                        created_by: e.created_by,
+                        state: e.state,
+                        slots: &e.slots,
+                    });
+                    touched.extend(calendars_touched(old.as_ref(), &new));
+                }
+                Change::Offering(o)
+                    if cat
+                        .offerings
+                        .get(&o.id)
+                        .is_some_and(|old| offering_calendar_changed(old, o)) =>
+                {
+                    touched.push(o.id);
+                }
+                _ => {}
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        let due = chrono::Duration::from_std(self.sync_debounce)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(now);
+        touched
+            .into_iter()
+            .filter(|o| jobs.has_calendar(*o))
+            .map(|offering| JobRequest {
+                offering,
+                kind: JobKind::Sync,
+                trigger: Trigger::Change,
+                due,
+            })
+            .collect()
+    }
+
+    /// Writes a job plan's records, then applies it to the index (the caller holds
+    /// the write lock).
+    pub(crate) fn write_jobs(&self, plan: JobPlan) -> Result<(), StoreError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        self.commit(&plan.writes()?)?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.jobs_index()?.commit(plan);
+        self.job_wakeup.notify_one();
+        Ok(())
     }
 
     /// The feed UID key, created once (random) and kept with the data, so UIDs stay
@@ -328,9 +448,25 @@ impl Sled {
         if changes.is_empty() {
             return Ok(());
         }
-        // Encode first: a record that cannot be encoded aborts before any write.
-        let mut writes: Vec<RawWrite> = Vec::with_capacity(changes.len());
+        // Jobs: the ones asked for and the syncs the changes imply, coalesced. The
+        // index is only changed under the write lock (held here), so the plan stays
+        // valid while the records are written.
+        let now = chrono::Utc::now();
         let cat = self.read()?;
+        let job_plan = {
+            let jobs = self.jobs_index()?;
+            let mut requests: Vec<JobRequest> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Enqueue(r) => Some(*r),
+                    _ => None,
+                })
+                .collect();
+            requests.extend(self.implied_syncs(&cat, &jobs, changes, now));
+            jobs.plan_requests(&requests, now, || self.next_id())?
+        };
+        // Encode first: a record that cannot be encoded aborts before any write.
+        let mut writes: Vec<RawWrite> = job_plan.writes()?;
         for c in changes {
             let key = |id: &Id| id.as_bytes().to_vec();
             let w = match c {
@@ -387,12 +523,7 @@ impl Sled {
                     key(&cal.offering),
                     Some(encode(&CalendarRecord::from(cal))?),
                 ),
-                Change::Job(job) => (
-                    Tree::Jobs,
-                    job.seq.to_be_bytes().to_vec(),
-                    Some(encode(&JobRecord::from(job))?),
-                ),
-                Change::JobDone(seq) => (Tree::Jobs, seq.to_be_bytes().to_vec(), None),
+                Change::Enqueue(_) => continue,
                 Change::Mapping {
                     offering,
                     backend_id,
@@ -429,6 +560,9 @@ impl Sled {
             writes.push(w);
         }
         drop(cat);
+        if writes.is_empty() {
+            return Ok(());
+        }
         self.commit(&writes)?;
         let mut cat = self.catalog.write().map_err(|_| StoreError::Poisoned)?;
         for c in changes {
@@ -457,6 +591,18 @@ impl Sled {
             }
         }
         drop(cat);
+        {
+            let mut jobs = self.jobs_index()?;
+            for c in changes {
+                if let Change::Calendar(cal) = c {
+                    jobs.set_calendar(cal.offering, cal.calendar_id.is_some());
+                }
+            }
+            if !job_plan.is_empty() {
+                jobs.commit(job_plan);
+                self.job_wakeup.notify_one();
+            }
+        }
         self.versions.bump(changes);
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -737,6 +883,7 @@ impl Sled {
             .map_err(|_| StoreError::Poisoned)?
             .busy
             .clear();
+        *self.jobs_index()? = JobIndex::default();
         self.versions.bump(&touched);
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())

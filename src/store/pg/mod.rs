@@ -155,13 +155,6 @@ impl PgStore {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    pub(crate) async fn jobs(&self) -> Result<Vec<crate::domain::calendar::Job>, StoreError> {
-        let docs: Vec<String> = sqlx::query_scalar("SELECT doc::text FROM jobs ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await?;
-        read::decode_all::<super::records::JobRecord, crate::domain::calendar::Job>("jobs", &docs)
-    }
-
     /// The parties of a resource or an order (`table`).
     pub(crate) async fn parties(
         &self,

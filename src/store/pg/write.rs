@@ -638,23 +638,8 @@ async fn one(conn: &mut PgConnection, c: &Change) -> Result<(), StoreError> {
                 .execute(&mut *conn)
                 .await?;
         }
-        Change::Job(job) => {
-            sqlx::query(
-                "INSERT INTO jobs (seq, offering, doc) VALUES ($1, $2, $3::jsonb)
-                 ON CONFLICT (seq) DO UPDATE SET offering = EXCLUDED.offering, doc = EXCLUDED.doc",
-            )
-            .bind(job.seq as i64)
-            .bind(uuid(job.offering))
-            .bind(text(&super::super::records::JobRecord::from(job))?)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Change::JobDone(seq) => {
-            sqlx::query("DELETE FROM jobs WHERE seq = $1")
-                .bind(*seq as i64)
-                .execute(&mut *conn)
-                .await?;
-        }
+        // The PostgreSQL engine has no job queue yet.
+        Change::Enqueue(_) => return Err(StoreError::Unsupported("the job queue")),
         // Batched kinds never come here.
         Change::User(_)
         | Change::Customer(_)
