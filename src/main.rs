@@ -50,8 +50,20 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Bring the PostgreSQL schema (`store_url`) up to date; sled needs nothing.
-    Migrate,
+    /// Bring the PostgreSQL schema (`store_url`) up to date (sled needs nothing); with
+    /// `--from` and `--to`, copy a whole store between engines and check the copy
+    /// record by record.
+    Migrate {
+        /// The store to copy: a sled data directory or a `postgres://` URL.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// Where to copy it: a sled data directory or a `postgres://` URL.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Write into a target that already holds records (same ids are overwritten).
+        #[arg(long)]
+        replace: bool,
+    },
     /// Run the local Google Calendar v3 emulator.
     Emulator {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -272,7 +284,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             bookcal::demo::run(opts, shutdown_on_signals()).await?;
         }
-        Command::Migrate => match &settings.store_url {
+        Command::Migrate {
+            from: Some(from),
+            to: Some(to),
+            replace,
+        } => {
+            let source = open_location(&settings, &from).await?;
+            let target = open_location(&settings, &to).await?;
+            let report = source
+                .copy_to(&target, replace)
+                .await
+                .context("copying the store")?;
+            println!("copied and checked: {report}");
+        }
+        Command::Migrate { .. } => match &settings.store_url {
             Some(url) => {
                 let opts = bookcal::store::pg::PgOptions { max_connections: 1 };
                 let pool = bookcal::store::pg::connect(url.expose(), &opts).await?;
@@ -329,5 +354,29 @@ async fn main() -> ExitCode {
             eprintln!("bookcal: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A store named on the command line: a `postgres://` URL or a sled data directory.
+async fn open_location(
+    settings: &bookcal::config::Settings,
+    location: &str,
+) -> anyhow::Result<bookcal::store::Store> {
+    let opts = bookcal::store::StoreOptions {
+        cache_bytes: settings.cache_mb * 1024 * 1024,
+        token_salt: settings.token_salt.expose().to_string(),
+        ..bookcal::store::StoreOptions::default()
+    };
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        let pg = bookcal::store::pg::PgOptions {
+            max_connections: settings.store_max_connections,
+        };
+        // The URL may hold a password: it is never repeated in an error.
+        bookcal::store::Store::connect(location, &opts, &pg)
+            .await
+            .context("connecting to the PostgreSQL store")
+    } else {
+        bookcal::store::Store::open(std::path::Path::new(location), &opts)
+            .with_context(|| format!("opening the sled store in {location}"))
     }
 }

@@ -24,7 +24,7 @@ use super::{decode, encode, Change, MutateError, Store, StoreError};
 use crate::domain::{Id, Resource};
 
 const TOKEN_PREFIX: u8 = b't';
-const SEQUENCE_PREFIX: u8 = b's';
+pub(super) const SEQUENCE_PREFIX: u8 = b's';
 
 /// What a feed token opens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -180,7 +180,7 @@ pub(super) fn token_key(hash: &[u8; 32]) -> Vec<u8> {
     k
 }
 
-fn sequence_key(backend_id: &str) -> Vec<u8> {
+pub(super) fn sequence_key(backend_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(backend_id.len() + 1);
     k.push(SEQUENCE_PREFIX);
     k.extend_from_slice(backend_id.as_bytes());

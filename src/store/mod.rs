@@ -28,6 +28,7 @@ mod catalog_query;
 pub mod feed_tokens;
 pub mod index;
 pub mod jobs;
+pub mod migrate;
 pub mod mutate;
 pub mod pg;
 pub mod query;
@@ -472,6 +473,52 @@ impl Store {
         };
         out.sort_by(|a: &Offering, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
         Ok(out)
+    }
+
+    /// The whole directory: users, organisations, projects and offerings (the demo,
+    /// imports, `bookcal migrate` and test set-up read it; a few thousand records at
+    /// most).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn directory(&self) -> Result<Directory, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => {
+                let cat = s.read()?;
+                Ok(Directory {
+                    users: cat.users.clone(),
+                    customers: cat.customers.clone(),
+                    projects: cat.projects.clone(),
+                    offerings: cat.offerings.clone(),
+                })
+            }
+            Engine::Postgres(p) => {
+                let mut conn = p.pool.acquire().await?;
+                pg::read::directory(&mut conn).await
+            }
+        }
+    }
+
+    /// API token hashes, slot sequences and the feed UID key, as stored.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub(crate) async fn extras(&self) -> Result<migrate::Extras, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.extras(),
+            Engine::Postgres(p) => p.extras().await,
+        }
+    }
+
+    /// Writes API token hashes, slot sequences and the feed UID key (a copy's).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub(crate) async fn put_extras(&self, e: &migrate::Extras) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.put_extras(e),
+            Engine::Postgres(p) => p.put_extras(e).await,
+        }
     }
 
     /// The records a page refers to (see [`Wanted`]).

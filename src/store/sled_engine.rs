@@ -227,6 +227,60 @@ impl Sled {
         Ok(())
     }
 
+    /// API token hashes, slot sequences and the feed UID key, as stored.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub(crate) fn extras(&self) -> Result<super::migrate::Extras, StoreError> {
+        let tokens = self
+            .raw_scan(Tree::Tokens, &[])?
+            .into_iter()
+            .filter_map(|(k, v)| Id::from_slice(&v).map(|id| (k, id)))
+            .collect();
+        let sequences = self
+            .raw_scan(Tree::FeedTokens, &[feed_tokens::SEQUENCE_PREFIX])?
+            .into_iter()
+            .map(|(k, v)| {
+                let id = String::from_utf8_lossy(k.get(1..).unwrap_or_default()).into_owned();
+                feed_tokens::decode_sequence(&v).map(|s| (id, s))
+            })
+            .collect::<Result<_, _>>()?;
+        let feed_uid_key = self
+            .raw_get(Tree::Meta, META_FEED_UID_KEY)?
+            .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok());
+        Ok(super::migrate::Extras {
+            tokens,
+            sequences,
+            feed_uid_key,
+        })
+    }
+
+    /// Writes API token hashes, slot sequences and the feed UID key in one
+    /// transaction (the key takes effect when the store is opened again).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub(crate) fn put_extras(&self, e: &super::migrate::Extras) -> Result<(), StoreError> {
+        let _w = self.locked_write()?;
+        let mut writes: Vec<RawWrite> = Vec::new();
+        for (hash, user) in &e.tokens {
+            writes.push((Tree::Tokens, hash.clone(), Some(user.as_bytes().to_vec())));
+        }
+        for (backend_id, seq) in &e.sequences {
+            writes.push((
+                Tree::FeedTokens,
+                feed_tokens::sequence_key(backend_id),
+                Some(feed_tokens::encode_sequence(seq)?),
+            ));
+        }
+        if let Some(k) = e.feed_uid_key {
+            writes.push((Tree::Meta, META_FEED_UID_KEY.to_vec(), Some(k.to_vec())));
+        }
+        self.commit(&writes)?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// The feed UID key, created once (random) and kept with the data, so UIDs stay
     /// stable across restarts and differ between installations.
     fn load_feed_uid_key(&self) -> Result<[u8; 32], StoreError> {

@@ -21,6 +21,7 @@ mod integrity;
 mod limits;
 mod openapi;
 mod operations;
+mod postgres;
 mod scheduler;
 mod secrets;
 mod sync;

@@ -155,6 +155,69 @@ impl PgStore {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// API token hashes, slot sequences and the feed UID key, as stored.
+    pub(crate) async fn extras(&self) -> Result<super::migrate::Extras, StoreError> {
+        let tokens: Vec<(Vec<u8>, uuid::Uuid)> =
+            sqlx::query_as("SELECT hash, user_id FROM api_tokens")
+                .fetch_all(&self.pool)
+                .await?;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT backend_id, doc::text FROM slot_sequences")
+                .fetch_all(&self.pool)
+                .await?;
+        let sequences = rows
+            .into_iter()
+            .map(|(id, doc)| super::feed_tokens::decode_sequence(doc.as_bytes()).map(|s| (id, s)))
+            .collect::<Result<_, _>>()?;
+        let key: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE name = 'feed_uid_key_v1'")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(super::migrate::Extras {
+            tokens: tokens.into_iter().map(|(h, u)| (h, Id(u))).collect(),
+            sequences,
+            feed_uid_key: key.and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok()),
+        })
+    }
+
+    /// Writes API token hashes, slot sequences and the feed UID key in one
+    /// transaction (the key takes effect when the store is opened again).
+    pub(crate) async fn put_extras(&self, e: &super::migrate::Extras) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (hash, user) in &e.tokens {
+            sqlx::query(
+                "INSERT INTO api_tokens (hash, user_id) VALUES ($1, $2)
+                 ON CONFLICT (hash) DO UPDATE SET user_id = EXCLUDED.user_id",
+            )
+            .bind(hash.as_slice())
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (backend_id, seq) in &e.sequences {
+            sqlx::query(
+                "INSERT INTO slot_sequences (backend_id, doc) VALUES ($1, $2::jsonb)
+                 ON CONFLICT (backend_id) DO UPDATE SET doc = EXCLUDED.doc",
+            )
+            .bind(backend_id)
+            .bind(String::from_utf8_lossy(&super::feed_tokens::encode_sequence(seq)?).into_owned())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(k) = e.feed_uid_key {
+            sqlx::query(
+                "INSERT INTO meta (name, value) VALUES ('feed_uid_key_v1', $1)
+                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+            )
+            .bind(k.as_slice())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.committed();
+        Ok(())
+    }
+
     /// The parties of a resource or an order (`table`).
     pub(crate) async fn parties(
         &self,

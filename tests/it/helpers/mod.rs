@@ -2,6 +2,8 @@
 //! loaded with `fixtures/demo.json`, and hands out tokens for its users.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +35,9 @@ pub struct TestApp {
     pub engine: Arc<SyncEngine>,
     /// The Google Calendar the service talks to, when it has credentials.
     pub emu: Option<Emulator>,
+    /// Ids of the demo data by slug (offerings, projects).
+    offerings: HashMap<String, Id>,
+    projects: HashMap<String, Id>,
     scheduler: Mutex<Option<Scheduler>>,
     _dir: tempfile::TempDir,
 }
@@ -49,6 +54,8 @@ pub struct Options {
     pub google_credentials: bool,
     /// `sync.interval_secs` (0: no periodic syncs).
     pub sync_interval_secs: u64,
+    /// `store_url` (see [`pg::database`]); none: sled in the temporary directory.
+    pub store_url: Option<String>,
 }
 
 impl Default for Options {
@@ -56,6 +63,7 @@ impl Default for Options {
         Options {
             google_credentials: true,
             sync_interval_secs: 0,
+            store_url: None,
         }
     }
 }
@@ -72,6 +80,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         ..Settings::default()
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
+    settings.store_url = opts.store_url.map(bookcal::config::Secret::new);
     settings.google.requests_per_minute = 60_000;
     let emu = if opts.google_credentials {
         let emu = Emulator::start(EmulatorOptions::default())
@@ -93,18 +102,22 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     bookcal::import::import_file(&store, std::path::Path::new(fixture))
         .await
         .expect("import demo data");
+    let directory = store.directory().await.expect("read the directory");
     let mut tokens = HashMap::new();
     for u in ["admin", "owner", "manager", "alice", "bob"] {
-        let id = *store
-            .sled()
-            .expect("sled")
-            .read()
-            .expect("read")
-            .users_by_name
-            .get(u)
-            .expect("user");
+        let id = directory.user_by_name(u).expect("user").id;
         tokens.insert(u, store.create_token(id).await.expect("token"));
     }
+    let offerings = directory
+        .offerings
+        .values()
+        .map(|o| (o.slug.clone(), o.id))
+        .collect();
+    let projects = directory
+        .projects
+        .values()
+        .map(|p| (p.slug.clone(), p.id))
+        .collect();
     let base = format!("http://{}", app.local_addr().expect("addr"));
     let state = app.state().clone();
     let engine = app.engine().clone();
@@ -120,6 +133,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         state,
         engine,
         emu,
+        offerings,
+        projects,
         scheduler: Mutex::new(scheduler),
         _dir: dir,
     }
@@ -173,30 +188,14 @@ impl TestApp {
         live_events(self.emu(), calendar_id)
     }
 
+    /// A demo offering's id by slug.
     pub fn offering_id(&self, slug: &str) -> Id {
-        self.store
-            .sled()
-            .expect("sled")
-            .read()
-            .expect("read")
-            .offerings
-            .values()
-            .find(|o| o.slug == slug)
-            .expect("offering")
-            .id
+        *self.offerings.get(slug).expect("offering")
     }
 
+    /// A demo project's id by slug.
     pub fn project_id(&self, slug: &str) -> Id {
-        self.store
-            .sled()
-            .expect("sled")
-            .read()
-            .expect("read")
-            .projects
-            .values()
-            .find(|p| p.slug == slug)
-            .expect("project")
-            .id
+        *self.projects.get(slug).expect("project")
     }
 
     pub async fn req(
