@@ -63,6 +63,19 @@ pub struct RunSummary {
     pub warnings: Vec<String>,
     pub api_calls: u64,
     pub full_listing: bool,
+    /// Writes held back by Google's usage limits (pushed on a later run).
+    #[serde(default)]
+    pub deferred: u32,
+}
+
+/// Why an offering's sync waits, and until when: Google's usage limits (the hourly
+/// calendar-creation budget is spent, or Google made the account read-only for a
+/// while). Nothing is retried before `until`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// In plain words.
+    pub reason: String,
+    pub until: DateTime<Utc>,
 }
 
 /// The calendar record of one offering.
@@ -81,6 +94,14 @@ pub struct OfferingCalendar {
     pub failures: u32,
     /// The summary the calendar had when last written (rename detection).
     pub synced_name: Option<String>,
+    /// Set while the sync waits for Google's usage limits (see [`Waiting`]).
+    #[serde(default)]
+    pub waiting: Option<Waiting>,
+    /// When the calendar's busy time was last read and stored in full (the listing
+    /// succeeded and no guard held its result back). New orders are refused once this
+    /// is older than `sync.max_busy_age_secs`.
+    #[serde(default)]
+    pub busy_read_at: Option<DateTime<Utc>>,
 }
 
 impl OfferingCalendar {
@@ -96,6 +117,8 @@ impl OfferingCalendar {
             last_run: None,
             failures: 0,
             synced_name: None,
+            waiting: None,
+            busy_read_at: None,
         }
     }
 
@@ -132,12 +155,18 @@ pub struct Job {
 /// What we pushed for one slot: the event it became and a fingerprint of the content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MappedEvent {
+    /// The event's id: the slot's deterministic id, or a later generation of it when
+    /// Google purged the earlier one.
     pub event_id: String,
     pub fingerprint: String,
-    /// Etag of our last write; a listed copy with another etag was changed by someone.
+    /// Etag of our last write (kept for diagnosis; changes are read from content).
     pub etag: Option<String>,
     /// The last push failed or was refused: push again on the next run.
     pub needs_push: bool,
+    /// Fingerprint of the content Google answered our last write with, when it differs
+    /// from what we sent (Google normalised something): that is not an edit either.
+    #[serde(default)]
+    pub remote: Option<String>,
 }
 
 /// A time of an external event as Google gave it.
