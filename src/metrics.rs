@@ -263,7 +263,7 @@ impl Observed for SchedulerStatus {
             "counter",
             "Scheduler jobs (sync, share, unshare) finished, by outcome.",
         );
-        for outcome in ["ok", "error"] {
+        for outcome in ["ok", "error", "deferred"] {
             let n = runs.get(outcome).copied().unwrap_or(0);
             out.sample("bookcal_sync_runs_total", &[("outcome", outcome)], n as f64);
         }

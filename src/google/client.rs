@@ -394,7 +394,7 @@ impl GoogleCalendarClient {
                 Err(err) => err,
             };
             if err.kind() == GoogleErrorKind::UsageLimited {
-                let pause = self.guard.trip();
+                let pause = self.guard.trip(method == "calendar.calendars.insert");
                 tracing::warn!(
                     method,
                     ?pause,

@@ -166,16 +166,21 @@ impl UsageGuard {
         }
     }
 
-    /// Google answered 403 `quotaExceeded`: pause writes and lower the budget to what
-    /// Google allowed this hour. Returns the pause.
-    pub fn trip(&self) -> Duration {
+    /// Google answered 403 `quotaExceeded` (to a calendar creation when
+    /// `refused_creation`, the last one admitted): pause writes and lower the budget to
+    /// what Google allowed this hour. Returns the pause.
+    pub fn trip(&self, refused_creation: bool) -> Duration {
         let now = Instant::now();
         let mut state = self.lock();
         if let Some(left) = Self::paused(&mut state, now) {
             // Several requests in flight met the same refusal: one trip.
             return left;
         }
-        let allowed = state.created.len().max(1);
+        let allowed = state
+            .created
+            .len()
+            .saturating_sub(usize::from(refused_creation))
+            .max(1);
         let allowed = u32::try_from(allowed).unwrap_or(u32::MAX);
         state.budget = Some(state.budget.map_or(allowed, |b| b.min(allowed)));
         let factor = 2u32.saturating_pow(state.trips.min(16));
@@ -267,9 +272,11 @@ mod tests {
         for _ in 0..25 {
             assert!(g.admit_creation().is_ok());
         }
-        assert_eq!(g.trip(), Duration::from_secs(600));
+        // The 26th is refused.
+        assert!(g.admit_creation().is_ok());
+        assert_eq!(g.trip(true), Duration::from_secs(600));
         // A second refusal of the same burst does not extend the pause.
-        assert_eq!(g.trip(), Duration::from_secs(600));
+        assert_eq!(g.trip(false), Duration::from_secs(600));
         assert!(g.check_writes().is_err());
         assert!(g.admit_creation().is_err());
         assert!(g.pause().is_some());
@@ -281,10 +288,10 @@ mod tests {
             assert!(g.admit_creation().is_ok());
         }
         assert!(g.admit_creation().is_err());
-        assert_eq!(g.trip(), Duration::from_secs(1200));
+        assert_eq!(g.trip(false), Duration::from_secs(1200));
         tokio::time::advance(Duration::from_secs(1200)).await;
         g.write_succeeded();
-        assert_eq!(g.trip(), Duration::from_secs(600));
+        assert_eq!(g.trip(false), Duration::from_secs(600));
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,7 +4,10 @@
 //!
 //! Invariants: at most one run per offering at a time; jobs stay in the store until
 //! their run finished (a crash replays them, which is safe because runs are
-//! idempotent); failing offerings back off exponentially; on shutdown no new run
+//! idempotent); failing offerings back off exponentially; a run that reports "retry
+//! after T" (Google's usage limits) keeps its job, held until T, never retried in a
+//! loop (the hold lives in memory: after a restart the job runs once more and learns
+//! its wait again); on shutdown no new run
 //! starts and running ones finish (each run persists only at its end, so stopping
 //! between runs is the safe point).
 
@@ -30,7 +33,7 @@ pub struct SchedulerStatus {
     pub running: AtomicBool,
     pub queue_depth: AtomicUsize,
     pub active_runs: AtomicUsize,
-    /// Runs finished, by outcome ("ok", "error").
+    /// Runs finished, by outcome ("ok", "error", "deferred": waits for Google's limits).
     pub runs: Mutex<HashMap<&'static str, u64>>,
 }
 
@@ -71,6 +74,8 @@ pub struct Scheduler {
     opts: SchedulerOptions,
     pub status: Arc<SchedulerStatus>,
     busy: Arc<Mutex<HashSet<Id>>>,
+    /// Offerings whose job waits for Google's usage limits, until when.
+    held: Arc<Mutex<HashMap<Id, tokio::time::Instant>>>,
     tracker: TaskTracker,
 }
 
@@ -147,6 +152,7 @@ impl Scheduler {
             opts,
             status: Arc::new(SchedulerStatus::default()),
             busy: Arc::new(Mutex::new(HashSet::new())),
+            held: Arc::new(Mutex::new(HashMap::new())),
             tracker: TaskTracker::new(),
         }
     }
@@ -182,11 +188,30 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Starts runs for queued jobs whose offering is idle, up to the parallel limit.
+    /// When the earliest held job is due again.
+    fn next_release(&self) -> Option<tokio::time::Instant> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let now = tokio::time::Instant::now();
+        held.retain(|_, until| *until > now);
+        held.values().min().copied()
+    }
+
+    /// Starts runs for queued jobs whose offering is idle and not held, up to the
+    /// parallel limit.
     fn dispatch(&self) -> Result<(), StoreError> {
         let jobs = self.store.jobs()?;
         self.status.queue_depth.store(jobs.len(), Ordering::Relaxed);
+        let now = tokio::time::Instant::now();
         for job in jobs {
+            let held = self
+                .held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&job.offering)
+                .is_some_and(|until| *until > now);
+            if held {
+                continue;
+            }
             if self.status.active_runs.load(Ordering::Relaxed)
                 >= self.opts.parallel_offerings.max(1)
             {
@@ -201,29 +226,51 @@ impl Scheduler {
                 }
             }
             self.status.active_runs.fetch_add(1, Ordering::Relaxed);
-            let (engine, store, busy, status, ready) = (
+            let (engine, store, busy, status, ready, held) = (
                 self.engine.clone(),
                 self.store.clone(),
                 self.busy.clone(),
                 self.status.clone(),
                 self.jobs_ready.clone(),
+                self.held.clone(),
             );
             let span = tracing::info_span!("job", offering = %job.offering, kind = ?job.kind);
             self.tracker.spawn(tracing::Instrument::instrument(async move {
                 let outcome = match job.kind {
-                    JobKind::Sync => engine.sync_offering(job.offering, RunOptions::default()).await.map(|_| ()),
-                    JobKind::Share => engine.set_public(job.offering, true).await,
-                    JobKind::Unshare => engine.set_public(job.offering, false).await,
+                    JobKind::Sync => engine
+                        .sync_offering(job.offering, RunOptions::default())
+                        .await
+                        .map(|report| report.retry_after),
+                    JobKind::Share => engine.set_public(job.offering, true).await.map(|()| None),
+                    JobKind::Unshare => engine.set_public(job.offering, false).await.map(|()| None),
                 };
-                match &outcome {
-                    Ok(()) => status.count("ok"),
+                let retry_after = match &outcome {
+                    Ok(after) => {
+                        status.count("ok");
+                        *after
+                    }
+                    Err(e) if e.retry_after().is_some() => {
+                        status.count("deferred");
+                        e.retry_after()
+                    }
                     Err(e) => {
                         status.count("error");
                         tracing::warn!(offering = %job.offering, error = %e, "job failed; the calendar record shows the error");
+                        None
                     }
-                }
-                if let Err(e) = store.sync_put(vec![Store::job_done_change(job.seq)]) {
-                    tracing::error!(error = %e, "could not remove a finished job");
+                };
+                match retry_after {
+                    // Kept and held until Google's limits allow: never retried in a loop.
+                    Some(after) => {
+                        held.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(job.offering, tokio::time::Instant::now() + after);
+                    }
+                    None => {
+                        if let Err(e) = store.sync_put(vec![Store::job_done_change(job.seq)]) {
+                            tracing::error!(error = %e, "could not remove a finished job");
+                        }
+                    }
                 }
                 if let Ok(mut b) = busy.lock() {
                     b.remove(&job.offering);
@@ -270,7 +317,10 @@ impl Scheduler {
             if let Err(e) = self.dispatch() {
                 tracing::error!(error = %e, "cannot read the job queue");
             }
-            let wake = next_periodic.map_or(next_daily, |p| p.min(next_daily));
+            let mut wake = next_periodic.map_or(next_daily, |p| p.min(next_daily));
+            if let Some(release) = self.next_release() {
+                wake = wake.min(release);
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.jobs_ready.notified() => {},
