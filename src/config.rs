@@ -78,6 +78,12 @@ pub struct GoogleSettings {
     pub requests_per_minute: u32,
     /// Share calendars busy-only (`freeBusyReader`) instead of with details (`reader`).
     pub share_busy_only: bool,
+    /// Calendars one credential may create in any hour (0 = no budget). Google makes
+    /// an account that creates too many read-only for hours.
+    pub calendars_per_hour: u32,
+    /// Seconds a credential's writes pause after Google answers "Calendar usage limits
+    /// exceeded." (doubling on each refusal in a row, at most a day).
+    pub usage_limit_pause_secs: u64,
 }
 
 impl Default for GoogleSettings {
@@ -89,6 +95,8 @@ impl Default for GoogleSettings {
             provider_credentials_dir: None,
             requests_per_minute: 500,
             share_busy_only: false,
+            calendars_per_hour: 20,
+            usage_limit_pause_secs: 3 * 3600,
         }
     }
 }
@@ -105,6 +113,10 @@ pub struct SyncSettings {
     pub concurrency: usize,
     /// Largest share (0..=1) of owned events one run may delete without `--force`.
     pub max_delete_share: f64,
+    /// New orders are refused on an offering whose calendar's busy time was last read
+    /// longer ago than this (seconds; 0 = never refuse): stale busy time could let a
+    /// booking land on time that is taken.
+    pub max_busy_age_secs: u64,
 }
 
 impl Default for SyncSettings {
@@ -114,6 +126,7 @@ impl Default for SyncSettings {
             horizon_days: 400,
             concurrency: 8,
             max_delete_share: 0.5,
+            max_busy_age_secs: 2 * 3600,
         }
     }
 }
@@ -450,6 +463,18 @@ impl Settings {
         )?;
         parse_env(
             env,
+            "google.calendars_per_hour",
+            "BOOKCAL_GOOGLE_CALENDARS_PER_HOUR",
+            &mut s.google.calendars_per_hour,
+        )?;
+        parse_env(
+            env,
+            "google.usage_limit_pause_secs",
+            "BOOKCAL_GOOGLE_USAGE_LIMIT_PAUSE_SECS",
+            &mut s.google.usage_limit_pause_secs,
+        )?;
+        parse_env(
+            env,
             "sync.interval_secs",
             "BOOKCAL_SYNC_INTERVAL_SECS",
             &mut s.sync.interval_secs,
@@ -471,6 +496,12 @@ impl Settings {
             "sync.max_delete_share",
             "BOOKCAL_SYNC_MAX_DELETE_SHARE",
             &mut s.sync.max_delete_share,
+        )?;
+        parse_env(
+            env,
+            "sync.max_busy_age_secs",
+            "BOOKCAL_SYNC_MAX_BUSY_AGE_SECS",
+            &mut s.sync.max_busy_age_secs,
         )?;
         s.validate()?;
         Ok(s)
@@ -725,10 +756,13 @@ mod tests {
             ("google.provider_credentials_dir", "/srv/providers"),
             ("google.requests_per_minute", "60"),
             ("google.share_busy_only", "true"),
+            ("google.calendars_per_hour", "5"),
+            ("google.usage_limit_pause_secs", "60"),
             ("sync.interval_secs", "1"),
             ("sync.horizon_days", "2"),
             ("sync.concurrency", "3"),
             ("sync.max_delete_share", "0.25"),
+            ("sync.max_busy_age_secs", "600"),
         ]
         .into_iter()
         .collect();

@@ -202,6 +202,31 @@ impl Metrics {
         );
         let mut cals: Vec<&OfferingCalendar> = calendars.iter().collect();
         cals.sort_by_key(|c| c.offering);
+        out.family(
+            "bookcal_sync_waiting_offerings",
+            "gauge",
+            "Offerings whose sync waits for Google's usage limits (calendar creation budget spent, or writes paused).",
+        );
+        out.sample(
+            "bookcal_sync_waiting_offerings",
+            &[],
+            cals.iter().filter(|c| c.waiting.is_some()).count() as f64,
+        );
+        out.family(
+            "bookcal_busy_read_timestamp_seconds",
+            "gauge",
+            "Unix time each offering's busy time was last read in full (hex UUID); orders are refused once it is older than sync.max_busy_age_secs.",
+        );
+        for c in &cals {
+            if let Some(t) = c.busy_read_at {
+                let hex = c.offering.hex();
+                out.sample(
+                    "bookcal_busy_read_timestamp_seconds",
+                    &[("offering", &hex)],
+                    t.timestamp_millis() as f64 / 1000.0,
+                );
+            }
+        }
         for c in cals {
             if let Some(t) = c.last_success {
                 let hex = c.offering.hex();

@@ -36,9 +36,20 @@ use crate::domain::Id;
 use crate::store::Store;
 pub use error::ApiError;
 
-/// Tells whether Google credentials exist for a provider (organisation).
+/// Tells whether Google credentials exist for a provider (organisation), and how
+/// they are doing.
 pub trait GoogleCredentialsCheck: Send + Sync {
     fn has_credentials(&self, provider: Id) -> bool;
+
+    /// The health of the credential that serves `provider`, if any.
+    fn health(&self, _provider: Id) -> Option<crate::domain::calendar::CredentialHealth> {
+        None
+    }
+
+    /// The health of every configured credential.
+    fn all_health(&self) -> Vec<crate::domain::calendar::CredentialHealth> {
+        Vec::new()
+    }
 }
 
 /// Credentials are configured for everyone (a service-account key) or for nobody.

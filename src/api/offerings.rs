@@ -28,7 +28,12 @@ fn render_one(
     urls: &Urls,
 ) -> Result<Value, ApiError> {
     let cal = state.store.calendar(o.id)?;
-    let gc = render::googlecalendar(cal.as_ref(), public_feed_url(&urls.base, o, cal.as_ref()));
+    let health = state.google.health(o.customer);
+    let gc = render::googlecalendar(
+        cal.as_ref(),
+        public_feed_url(&urls.base, o, cal.as_ref()),
+        health.as_ref(),
+    );
     Ok(render::offering(o, cat, urls, gc))
 }
 

@@ -47,6 +47,34 @@ pub struct RunSummary {
     pub warnings: Vec<String>,
     pub api_calls: u64,
     pub full_listing: bool,
+    /// Writes held back by Google's usage limits (pushed on a later run).
+    pub deferred: u32,
+}
+
+/// Why an offering's sync waits for Google's usage limits, and until when.
+#[derive(ToSchema)]
+pub struct SyncWaiting {
+    pub reason: String,
+    #[schema(format = DateTime)]
+    pub until: String,
+}
+
+/// The health of the Google credential serving the offering's provider.
+#[derive(ToSchema)]
+pub struct CredentialHealth {
+    /// Which credential, without secrets (`service account a@b`, `provider <hex>`).
+    pub name: String,
+    /// `ok`, `invalid` (a person must replace it), `failing` (bookcal retries), `unknown`.
+    pub status: String,
+    /// What is wrong, in plain words.
+    pub reason: Option<String>,
+    /// What to do about it.
+    pub action: Option<String>,
+    #[schema(format = DateTime)]
+    pub since: Option<String>,
+    /// Until when Google pauses it, when it said so.
+    #[schema(format = DateTime)]
+    pub until: Option<String>,
 }
 
 /// An offering's Google Calendar: never null; `state` and the run fields appear once
@@ -66,6 +94,14 @@ pub struct GoogleCalendar {
     pub last_success: Option<String>,
     pub last_error: Option<String>,
     pub last_run: Option<RunSummary>,
+    /// When the calendar's busy time was last read in full; new orders are refused
+    /// once it is older than `sync.max_busy_age_secs`.
+    #[schema(format = DateTime)]
+    pub busy_read_at: Option<String>,
+    /// Set while the sync waits for Google's usage limits.
+    pub waiting: Option<SyncWaiting>,
+    /// The Google credential serving this offering's provider, when one is configured.
+    pub credential: Option<CredentialHealth>,
     /// The public iCalendar feed while the calendar is public.
     pub ical_feed_url: Option<String>,
 }

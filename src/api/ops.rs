@@ -56,7 +56,9 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
 
 /// `GET /ready`: 200 when the store answers a read and no observed part (the
 /// scheduler, see [`crate::metrics::Observed`]) says it keeps the service from serving;
-/// 503 with `{"status": "unavailable", "reason": ...}` otherwise.
+/// 503 with `{"status": "unavailable", "reason": ...}` otherwise. Both carry
+/// `google.credentials`: each Google credential's health (a dead credential does not
+/// stop the service from serving, so it is detail, not a reason).
 pub async fn ready(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     let read = tokio::task::spawn_blocking(move || store.jobs().map(|_| ())).await;
@@ -65,11 +67,12 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         Ok(Err(e)) => Some(format!("the store does not answer: {e}")),
         Err(_) => Some("the store read panicked".to_owned()),
     };
+    let google = json!({"credentials": state.google.all_health()});
     match reason {
-        None => Json(json!({"status": "ready"})).into_response(),
+        None => Json(json!({"status": "ready", "google": google})).into_response(),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": reason})),
+            Json(json!({"status": "unavailable", "reason": reason, "google": google})),
         )
             .into_response(),
     }

@@ -813,7 +813,12 @@ pub async fn offering(
     let off = cat.offerings.get(&e.offering).ok_or(ApiError::NotFound)?;
     let cal = s.store.calendar(off.id)?;
     let urls = Urls { base };
-    let mut v = render::offering(off, &cat, &urls, render::googlecalendar(cal.as_ref(), None));
+    let mut v = render::offering(
+        off,
+        &cat,
+        &urls,
+        render::googlecalendar(cal.as_ref(), None, None),
+    );
     if let Value::Object(m) = &mut v {
         m.remove("googlecalendar");
         m.insert(

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::domain::calendar::OfferingCalendar;
+use crate::domain::calendar::{CredentialHealth, OfferingCalendar};
 use crate::domain::{Id, Offering, Order, Resource};
 use crate::store::Catalog;
 
@@ -29,8 +29,13 @@ impl Urls {
     }
 }
 
-/// The `googlecalendar` object: never null.
-pub fn googlecalendar(cal: Option<&OfferingCalendar>, feed_url: Option<String>) -> Value {
+/// The `googlecalendar` object: never null. `credential` is the health of the
+/// Google credential serving the offering's provider, when one is configured.
+pub fn googlecalendar(
+    cal: Option<&OfferingCalendar>,
+    feed_url: Option<String>,
+    credential: Option<&CredentialHealth>,
+) -> Value {
     let mut v = match cal {
         None => json!({"backend_id": null, "public": false, "http_link": null}),
         Some(c) => json!({
@@ -41,10 +46,30 @@ pub fn googlecalendar(cal: Option<&OfferingCalendar>, feed_url: Option<String>) 
             "last_success": opt_ts(&c.last_success),
             "last_error": c.last_error,
             "last_run": c.last_run,
+            "busy_read_at": opt_ts(&c.busy_read_at),
+            "waiting": c.waiting.as_ref().map(|w| json!({
+                "reason": w.reason,
+                "until": ts(&w.until),
+            })),
         }),
     };
-    if let (Some(url), Value::Object(m)) = (feed_url, &mut v) {
-        m.insert("ical_feed_url".into(), Value::String(url));
+    if let Value::Object(m) = &mut v {
+        if let Some(url) = feed_url {
+            m.insert("ical_feed_url".into(), Value::String(url));
+        }
+        if let Some(h) = credential {
+            m.insert(
+                "credential".into(),
+                json!({
+                    "name": h.name,
+                    "status": h.status,
+                    "reason": h.reason,
+                    "action": h.action,
+                    "since": opt_ts(&h.since),
+                    "until": opt_ts(&h.until),
+                }),
+            );
+        }
     }
     v
 }

@@ -134,6 +134,25 @@ impl OfferingCalendar {
     }
 }
 
+/// How one Google credential (the service account, or a provider's refresh-token
+/// file) is doing, in words an operator can act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialHealth {
+    /// Which credential, without secrets (`service account a@b`, `provider <hex>`).
+    pub name: String,
+    /// `ok`, `invalid` (needs a person), `failing` (bookcal retries by itself) or
+    /// `unknown` (not used yet).
+    pub status: String,
+    /// What is wrong, in plain words.
+    pub reason: Option<String>,
+    /// What to do about it.
+    pub action: Option<String>,
+    /// Since when the status holds (invalid or failing).
+    pub since: Option<DateTime<Utc>>,
+    /// Until when Google pauses it, when it said so.
+    pub until: Option<DateTime<Utc>>,
+}
+
 /// What a queued job asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobKind {

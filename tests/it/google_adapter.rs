@@ -768,7 +768,7 @@ async fn a_factory_shares_one_token_per_credential_across_providers() {
     assert_eq!(snap.token_fetches, 1);
     assert_eq!(snap.count("calendar.calendars.get", "ok"), 2);
     assert_eq!(
-        factory.credential_status("provider-b").await,
+        factory.credential_status("provider-b"),
         Some(CredentialStatus::Ok)
     );
     emu.shutdown().await;

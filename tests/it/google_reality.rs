@@ -534,3 +534,148 @@ async fn every_zone_is_written_with_a_name_google_accepts_and_a_kyiv_offering_sy
         assert_eq!(e["start"]["timeZone"], "Europe/Kiev");
     }
 }
+
+// ------------------------------------------------------------------ dying credentials
+
+/// The value of a sample in a Prometheus text exposition, if present.
+fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        provider_credentials_dir: Some(dir.path().to_path_buf()),
+        ..crate::helpers::Options::default()
+    })
+    .await;
+    let emu = app.emu.as_ref().expect("the app's emulator");
+    let room = app.offering_id("room-aurora");
+    let provider = app.store.read().expect("read").offerings[&room].customer;
+    let user = "calendars@northlab.example";
+    emu.controls().register_refresh_token_for(
+        "northlab-client",
+        "northlab-secret",
+        "rt-northlab",
+        user,
+    );
+    let file = dir.path().join(format!("{}.json", provider.hex()));
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "client_id": "northlab-client",
+            "client_secret": "northlab-secret",
+            "refresh_token": "rt-northlab",
+            "token_url": emu.token_uri(),
+        })
+        .to_string(),
+    )
+    .expect("provider file");
+    let path = format!("/api/booking-offerings/{}/", room.hex());
+    let name = format!("provider {}", provider.hex());
+
+    app.engine
+        .sync_offering(room, RunOptions::default())
+        .await
+        .expect("sync with the provider's token");
+    let gc = app.get("owner", &path).await.body["googlecalendar"].clone();
+    assert_eq!(gc["credential"]["name"], name.as_str(), "{gc}");
+    assert_eq!(gc["credential"]["status"], "ok", "{gc}");
+    assert!(gc["busy_read_at"].is_string(), "{gc}");
+
+    // The provider revokes bookcal's access; the access token runs out an hour later.
+    assert!(emu.controls().revoke_refresh_token("rt-northlab"));
+    emu.controls().advance_clock(StdDuration::from_secs(3600));
+    let e = app
+        .engine
+        .sync_offering(room, RunOptions::default())
+        .await
+        .expect_err("the credential is dead");
+    assert!(e.to_string().contains("Google"), "{e}");
+    let gc = app.get("owner", &path).await.body["googlecalendar"].clone();
+    let credential = &gc["credential"];
+    assert_eq!(credential["status"], "invalid", "{gc}");
+    let reason = credential["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("expired or revoked"), "{reason}");
+    let action = credential["action"].as_str().unwrap_or_default();
+    assert!(
+        action.contains("authorise bookcal again") && action.contains(&file.display().to_string()),
+        "{action}"
+    );
+    assert!(credential["since"].is_string(), "{gc}");
+    assert_eq!(gc["state"], "Erred");
+
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let labels = |status: &str| format!("credential=\"{name}\",status=\"{status}\"");
+    assert_eq!(
+        sample(
+            &metrics,
+            "bookcal_google_credential_status",
+            &labels("invalid")
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "bookcal_google_credential_status", &labels("ok")),
+        Some(0.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "bookcal_google_credential_status",
+            "credential=\"service account bookcal-emulator@bookcal-emulator.iam.gserviceaccount.com\",status=\"unknown\""
+        )
+        .is_some(),
+        "the service account is listed too: {metrics}"
+    );
+    let ready: serde_json::Value = app
+        .http
+        .get(format!("{}/ready", app.base))
+        .send()
+        .await
+        .expect("ready")
+        .json()
+        .await
+        .expect("json");
+    let listed = ready["google"]["credentials"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        listed
+            .iter()
+            .any(|c| c["name"] == name.as_str() && c["status"] == "invalid"),
+        "{ready}"
+    );
+
+    // The same user authorises again: the next run uses the new token, status ok.
+    emu.controls().register_refresh_token_for(
+        "northlab-client",
+        "northlab-secret",
+        "rt-northlab-2",
+        user,
+    );
+    let body = std::fs::read_to_string(&file)
+        .expect("read")
+        .replace("rt-northlab", "rt-northlab-2");
+    std::fs::write(&file, body).expect("rewrite");
+    app.engine
+        .sync_offering(room, RunOptions::default())
+        .await
+        .expect("works again");
+    let gc = app.get("owner", &path).await.body["googlecalendar"].clone();
+    assert_eq!(gc["credential"]["status"], "ok", "{gc}");
+}

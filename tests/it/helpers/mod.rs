@@ -49,6 +49,8 @@ pub struct Options {
     pub google_credentials: bool,
     /// `sync.interval_secs` (0: no periodic syncs).
     pub sync_interval_secs: u64,
+    /// `google.provider_credentials_dir` (per-provider refresh-token files).
+    pub provider_credentials_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
         Options {
             google_credentials: true,
             sync_interval_secs: 0,
+            provider_credentials_dir: None,
         }
     }
 }
@@ -72,6 +75,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         ..Settings::default()
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
+    settings.google.provider_credentials_dir = opts.provider_credentials_dir;
     settings.google.requests_per_minute = 60_000;
     let emu = if opts.google_credentials {
         let emu = Emulator::start(EmulatorOptions::default())
