@@ -326,7 +326,7 @@ impl TokenCache {
                     since: Utc::now(),
                 });
                 *cached = None;
-                Err(e.from_token_fetch())
+                Err(e.marked_token_fetch())
             }
             Err(e) => {
                 // The endpoint is unreachable: an old token still valid is better than none.
@@ -343,7 +343,7 @@ impl TokenCache {
                         until: None,
                     });
                 }
-                Err(e.from_token_fetch())
+                Err(e.marked_token_fetch())
             }
         }
     }

@@ -91,9 +91,9 @@ pub struct GoogleError {
     reason: Option<String>,
     message: String,
     method: Option<&'static str>,
-    /// For [`GoogleErrorKind::Deferred`] and [`GoogleErrorKind::UsageLimited`]: when
-    /// the call may be tried again.
-    retry_after: Option<Duration>,
+    /// For [`GoogleErrorKind::Deferred`] and [`GoogleErrorKind::UsageLimited`]: in
+    /// how many seconds (rounded up) the call may be tried again.
+    retry_after_secs: Option<u32>,
     /// The access token could not be fetched: the API request itself was not sent.
     token_fetch: bool,
     #[source]
@@ -131,7 +131,7 @@ impl GoogleError {
             reason: None,
             message: message.into(),
             method: None,
-            retry_after: None,
+            retry_after_secs: None,
             token_fetch: false,
             source: None,
         }
@@ -140,9 +140,7 @@ impl GoogleError {
     /// A call not sent because the credential must wait `after` (a usage-limit pause
     /// or the creation budget); `why` says which, in plain words.
     pub fn deferred(after: Duration, why: impl Into<String>) -> Self {
-        let mut e = GoogleError::new(GoogleErrorKind::Deferred, why);
-        e.retry_after = Some(after);
-        e
+        GoogleError::new(GoogleErrorKind::Deferred, why).with_retry_after(after)
     }
 
     /// Classifies an HTTP answer by its status and Google's `reason`.
@@ -154,7 +152,7 @@ impl GoogleError {
             reason,
             message: message.into(),
             method: None,
-            retry_after: None,
+            retry_after_secs: None,
             token_fetch: false,
             source: None,
         }
@@ -162,7 +160,8 @@ impl GoogleError {
 
     /// Says when the call may be tried again.
     pub(crate) fn with_retry_after(mut self, after: Duration) -> Self {
-        self.retry_after = Some(after);
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        self.retry_after_secs = Some(u32::try_from(secs).unwrap_or(u32::MAX));
         self
     }
 
@@ -173,7 +172,7 @@ impl GoogleError {
     }
 
     /// Marks a failure to fetch the access token (the request was not sent).
-    pub(crate) fn from_token_fetch(mut self) -> Self {
+    pub(crate) fn marked_token_fetch(mut self) -> Self {
         self.token_fetch = true;
         self
     }
@@ -222,7 +221,8 @@ impl GoogleError {
 
     /// When a deferred or usage-limited call may be tried again.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.retry_after_secs
+            .map(|s| Duration::from_secs(u64::from(s)))
     }
 
     /// Whether the failure was fetching the access token (no API request was sent).

@@ -268,7 +268,7 @@ fn to_external(e: &Event) -> ExternalEvent {
 pub enum ExternalChange {
     /// New or changed (cancelled instances of a series included: they hide that
     /// instance).
-    Upsert(ExternalEvent),
+    Upsert(Box<ExternalEvent>),
     /// A deleted event, and with it its exceptions.
     Remove(String),
 }
@@ -309,7 +309,8 @@ pub fn classify(
         } else if e.status == EventStatus::Cancelled && e.recurring_event_id.is_none() {
             out.external.push(ExternalChange::Remove(e.id.clone()));
         } else {
-            out.external.push(ExternalChange::Upsert(to_external(e)));
+            out.external
+                .push(ExternalChange::Upsert(Box::new(to_external(e))));
         }
     }
     out
@@ -330,7 +331,7 @@ pub fn merge_externals(
     for change in changes {
         match change {
             ExternalChange::Upsert(e) => {
-                known.insert(e.id.clone(), e);
+                known.insert(e.id.clone(), *e);
             }
             ExternalChange::Remove(id) => {
                 known.remove(&id);
@@ -481,7 +482,8 @@ mod tests {
             listed_fingerprint(&written).as_deref(),
             Some(desired.fingerprint.as_str())
         );
-        let cases: Vec<(&str, Box<dyn Fn(&mut Event)>)> = vec![
+        type Edit = Box<dyn Fn(&mut Event)>;
+        let cases: Vec<(&str, Edit)> = vec![
             ("title", Box::new(|e| e.summary = Some("Other".into()))),
             ("text", Box::new(|e| e.description = None)),
             ("place", Box::new(|e| e.location = None)),
@@ -612,7 +614,7 @@ mod tests {
             ("nothing changed", vec![], false, vec!["a", "s", "s_1"]),
             (
                 "a new event",
-                vec![ExternalChange::Upsert(ext("b", None))],
+                vec![ExternalChange::Upsert(Box::new(ext("b", None)))],
                 false,
                 vec!["a", "b", "s", "s_1"],
             ),
@@ -624,7 +626,7 @@ mod tests {
             ),
             (
                 "a full listing replaces everything",
-                vec![ExternalChange::Upsert(ext("c", None))],
+                vec![ExternalChange::Upsert(Box::new(ext("c", None)))],
                 true,
                 vec!["c"],
             ),
