@@ -467,12 +467,22 @@ pub struct Health {
     pub status: String,
 }
 
-/// `/ready`: `{"status": "ready"}`, or `{"status": "unavailable", "reason": ...}` with 503.
+/// `/ready`: `{"status": "ready"}`, or `{"status": "unavailable", "reason": ...}` with 503;
+/// both with `google.credentials` (detail: a dead credential does not make bookcal
+/// unready).
 #[derive(ToSchema)]
 pub struct Readiness {
     #[schema(example = "ready")]
     pub status: String,
     pub reason: Option<String>,
+    pub google: Option<ReadinessGoogle>,
+}
+
+/// The Google side of `/ready`.
+#[derive(ToSchema)]
+pub struct ReadinessGoogle {
+    /// Each configured Google credential's health.
+    pub credentials: Vec<CredentialHealth>,
 }
 
 struct TokenAuth;

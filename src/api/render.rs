@@ -30,7 +30,8 @@ impl Urls {
 }
 
 /// The `googlecalendar` object: never null. `credential` is the health of the
-/// Google credential serving the offering's provider, when one is configured.
+/// Google credential serving the offering's provider, when one is configured (shown
+/// once the offering has a calendar record).
 pub fn googlecalendar(
     cal: Option<&OfferingCalendar>,
     feed_url: Option<String>,
@@ -57,7 +58,9 @@ pub fn googlecalendar(
         if let Some(url) = feed_url {
             m.insert("ical_feed_url".into(), Value::String(url));
         }
-        if let Some(h) = credential {
+        // Shown once the offering has a calendar record (an action was taken); an
+        // untouched offering keeps upstream's three fields.
+        if let (Some(h), Some(_)) = (credential, cal) {
             m.insert(
                 "credential".into(),
                 json!({

@@ -442,8 +442,8 @@ async fn probes_answer_while_the_connection_cap_is_reached() {
         (200, json!({"status": "ok"}))
     );
     assert_eq!(
-        (answers[1].status, answers[1].json()),
-        (200, json!({"status": "ready"}))
+        (answers[1].status, answers[1].json()["status"].clone()),
+        (200, json!("ready"))
     );
     assert_eq!(answers[2].status, 503);
     assert_eq!(
