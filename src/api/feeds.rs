@@ -17,7 +17,8 @@
 //!   created, across offerings, titled with the booking's name. Zone: **UTC** (the
 //!   bookings may be in several zones; clients show them in the viewer's zone).
 //!
-//! Every slot's `UID` is `<slot backend_id>@bookcal`, `DTSTAMP`/`LAST-MODIFIED` the
+//! Every slot's `UID` is opaque ([`slot_uid`]: keyed with a secret of the store, it
+//! reveals nothing of the slot's backend_id), `DTSTAMP`/`LAST-MODIFIED` the
 //! booking's `modified`, and `SEQUENCE` rises whenever the slot's time changes (see
 //! [`Store::slot_sequences`]). Busy slots whose both ends are local midnights of the
 //! offering's zone are all-day events.
@@ -522,6 +523,16 @@ fn busy_time(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> FeedTime {
     }
 }
 
+/// The UID of a booked slot: stable (the same slot always has the same UID), distinct
+/// per slot, and opaque: a SHA-256 of the store's secret key and the slot's backend_id,
+/// so a reader of a public feed learns nothing to aim at another booking with.
+pub fn slot_uid(key: &[u8; 32], backend_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(key);
+    h.update(backend_id.as_bytes());
+    format!("slot-{}@bookcal", hex::encode(&h.finalize()[..16]))
+}
+
 /// A stable UID for a busy slot that does not reveal the source event id: a hash of
 /// the offering, the source event and the times (a moved busy event is a new event).
 pub fn busy_uid(
@@ -620,7 +631,7 @@ fn build_calendar(
         let offering = cat.offerings.get(&r.offering);
         let location = offering.and_then(|o| non_empty(&o.location));
         let base = FeedEvent {
-            uid: format!("{}@bookcal", slot.backend_id),
+            uid: slot_uid(store.feed_uid_key(), &slot.backend_id),
             summary: "Booked".to_owned(),
             description: None,
             location,

@@ -27,7 +27,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::Method;
 use axum::middleware;
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Notify;
@@ -183,10 +182,6 @@ async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
-async fn health() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok"}))
-}
-
 /// The API router.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -213,6 +208,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/booking-resources/{uuid}/reject/",
             post(resources::reject),
+        )
+        .route(
+            "/api/marketplace-resources/{uuid}/terminate/",
+            post(resources::terminate),
         )
         .route(
             "/api/marketplace-orders/",
@@ -295,7 +294,7 @@ pub fn router(state: AppState) -> Router {
             "/api/feed-tokens/{token_uuid}/",
             axum::routing::delete(feed_tokens::destroy_mine),
         )
-        .route("/health", get(health))
+        .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/api/schema/", get(openapi::schema));
@@ -317,7 +316,7 @@ pub fn router(state: AppState) -> Router {
 /// answer as usual, everything else is a 503 (try again later).
 pub fn probe_router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(health))
+        .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .fallback(|| async { ApiError::Overloaded })
         .layer(middleware::from_fn_with_state(state.clone(), ops::observe))

@@ -13,9 +13,11 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 use tracing::Instrument;
+use utoipa::ToSchema;
 
+use super::render::CredentialHealthOut;
 use super::AppState;
 
 /// Routes polled by probes and scrapers: logged at debug level, not info.
@@ -54,11 +56,41 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     resp
 }
 
+/// `/health`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// `GET /health`: the process is up (nothing else is checked).
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `/ready`: `{"status": "ready"}`, or `{"status": "unavailable", "reason": ...}` with 503;
+/// both with `google.credentials`.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness<'a> {
+    #[schema(example = "ready")]
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    google: ReadinessGoogle<'a>,
+}
+
+/// The Google side of `/ready`: detail, never a reason (a dead credential does not
+/// stop bookcal from serving).
+#[derive(Serialize, ToSchema)]
+pub struct ReadinessGoogle<'a> {
+    /// Each configured Google credential's health.
+    credentials: Vec<CredentialHealthOut<'a>>,
+}
+
 /// `GET /ready`: 200 when the store answers a read and no observed part (the
 /// scheduler, see [`crate::metrics::Observed`]) says it keeps the service from serving;
-/// 503 with `{"status": "unavailable", "reason": ...}` otherwise. Both carry
-/// `google.credentials`: each Google credential's health (a dead credential does not
-/// stop the service from serving, so it is detail, not a reason).
+/// 503 with `{"status": "unavailable", "reason": ...}` otherwise. Both carry each
+/// Google credential's health under `google.credentials`.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     let read = tokio::task::spawn_blocking(move || store.jobs().map(|_| ())).await;
@@ -67,15 +99,24 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         Ok(Err(e)) => Some(format!("the store does not answer: {e}")),
         Err(_) => Some("the store read panicked".to_owned()),
     };
-    let google = json!({"credentials": state.google.all_health()});
-    match reason {
-        None => Json(json!({"status": "ready", "google": google})).into_response(),
-        Some(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": reason, "google": google})),
-        )
-            .into_response(),
-    }
+    let status = if reason.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let health = state.google.all_health();
+    let body = Readiness {
+        status: if reason.is_some() {
+            "unavailable"
+        } else {
+            "ready"
+        },
+        reason,
+        google: ReadinessGoogle {
+            credentials: health.iter().map(CredentialHealthOut::of).collect(),
+        },
+    };
+    (status, Json(body)).into_response()
 }
 
 /// `GET /metrics`: the Prometheus text exposition.

@@ -480,6 +480,11 @@ impl From<CalendarStateV1> for CalendarState {
     }
 }
 
+/// For `skip_serializing_if` (serde passes a reference).
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 #[derive(Serialize, Deserialize)]
 pub struct RunSummaryV1 {
     started: Option<DateTime<Utc>>,
@@ -492,8 +497,9 @@ pub struct RunSummaryV1 {
     warnings: Vec<String>,
     api_calls: u64,
     full_listing: bool,
-    /// Added after V1 was first written: absent in older documents.
-    #[serde(default)]
+    /// Added after V1 was first written: absent in older documents (and left out
+    /// when zero, so an older document is written back as it was).
+    #[serde(default, skip_serializing_if = "is_zero")]
     deferred: u32,
 }
 
@@ -551,11 +557,12 @@ pub struct CalendarV1 {
     last_run: Option<RunSummaryV1>,
     failures: u32,
     synced_name: Option<String>,
-    /// Added after V1 was first written: absent in older documents.
-    #[serde(default)]
+    /// Added after V1 was first written: absent in older documents (and left out
+    /// when unset, so an older document is written back as it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     waiting: Option<WaitingV1>,
-    /// Added after V1 was first written: absent in older documents.
-    #[serde(default)]
+    /// Added after V1 was first written, like `waiting`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     busy_read_at: Option<DateTime<Utc>>,
 }
 impl From<&OfferingCalendar> for CalendarV1 {
@@ -778,13 +785,7 @@ impl ExternalsRecord {
     }
 }
 
-/// An order's attachment: the uploaded file as the API stores it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attachment {
-    pub name: String,
-    pub content_type: String,
-    pub data: Vec<u8>,
-}
+pub use crate::domain::Attachment;
 
 #[derive(Serialize, Deserialize)]
 pub struct AttachmentV1 {
