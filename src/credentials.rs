@@ -193,14 +193,30 @@ impl GoogleCredentialsCheck for ProviderCredentials {
 
 impl Observed for ProviderCredentials {
     fn write_metrics(&self, out: &mut Exposition) {
+        const STATUSES: [&str; 4] = ["ok", "invalid", "failing", "unknown"];
+        let all = self.all_health();
+        const COUNT: &str = "bookcal_google_credentials";
+        out.family(
+            COUNT,
+            "gauge",
+            "Google credentials (the service account, each provider file) by status: ok, invalid (a person must replace it), failing (bookcal retries), unknown (not used yet).",
+        );
+        for status in STATUSES {
+            let n = all.iter().filter(|h| h.status == status).count();
+            out.sample(COUNT, &[("status", status)], n as f64);
+        }
+        // Series naming a credential (a provider, an account) need the metrics token.
+        if !out.detailed() {
+            return;
+        }
         const NAME: &str = "bookcal_google_credential_status";
         out.family(
             NAME,
             "gauge",
-            "Each Google credential's status (1 for the current one): ok, invalid (a person must replace it), failing (bookcal retries), unknown (not used yet).",
+            "Each Google credential's status (1 for the current one); with the metrics token only.",
         );
-        for h in self.all_health() {
-            for status in ["ok", "invalid", "failing", "unknown"] {
+        for h in &all {
+            for status in STATUSES {
                 let value = f64::from(u8::from(h.status == status));
                 out.sample(NAME, &[("credential", &h.name), ("status", status)], value);
             }

@@ -10,9 +10,10 @@ use super::auth::{Caller, Roles};
 use super::listing::{link_header, one_response, page_range, page_response, sort_by_keys, Params};
 use super::render::{Detail, GoogleCalendarOut, OfferingOut, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
-use crate::domain::calendar::{CalendarState, CredentialHealth, Job, JobKind, OfferingCalendar};
+use crate::domain::calendar::{CalendarState, CredentialHealth, JobKind, OfferingCalendar};
+use crate::domain::jobs::{Job, JobRequest, Trigger};
 use crate::domain::{Id, Offering};
-use crate::store::{Catalog, Store};
+use crate::store::{Catalog, Change, Store};
 
 /// The offering's public feed URL, shown in `googlecalendar` while it is public.
 pub fn public_feed_url(base: &str, o: &Offering, cal: Option<&OfferingCalendar>) -> Option<String> {
@@ -44,7 +45,8 @@ pub async fn list(
         items.retain(|o| ids.contains(&o.customer));
     }
     items.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
-    sort_by_keys(&mut items, &params.ordering(), |o, k| match k {
+    let ordering = params.ordering_in(&["name", "created", "type", "state"])?;
+    sort_by_keys(&mut items, &ordering, |o, k| match k {
         "name" => Some(o.name.clone()),
         "created" => Some(o.created.to_rfc3339()),
         "type" => Some(String::new()),
@@ -61,32 +63,62 @@ pub async fn list(
     let page = &items[range];
     let calendars = page
         .iter()
-        .map(|o| state.store.calendar(o.id))
+        .map(|o| CalendarView::load(&state, o))
         .collect::<Result<Vec<_>, _>>()?;
-    let health: Vec<Option<CredentialHealth>> = page
-        .iter()
-        .zip(&calendars)
-        .map(|(o, cal)| cal.as_ref().and_then(|_| state.google.health(o.customer)))
-        .collect();
     let out: Vec<OfferingOut> = page
         .iter()
-        .zip(calendars.iter().zip(&health))
-        .map(|(o, (cal, h))| offering_out(o, cal.as_ref(), h.as_ref(), &cat, &urls))
+        .zip(&calendars)
+        .map(|(o, cal)| offering_out(o, cal, &cat, &urls))
         .collect();
     Ok(page_response(&out, &params.fields(), total, link))
+}
+
+/// An offering's calendar record and, once it has one, its queued jobs.
+struct CalendarView {
+    cal: Option<OfferingCalendar>,
+    jobs: Vec<Job>,
+    running: Option<u64>,
+    /// The health of the Google credential serving the offering's provider.
+    health: Option<CredentialHealth>,
+}
+
+impl CalendarView {
+    fn load(state: &AppState, o: &Offering) -> Result<CalendarView, ApiError> {
+        let store = &state.store;
+        let cal = store.calendar(o.id)?;
+        let (jobs, running, health) = if cal.is_some() {
+            (
+                store.queued_jobs(o.id)?,
+                store.running_job(o.id)?,
+                state.google.health(o.customer),
+            )
+        } else {
+            (Vec::new(), None, None)
+        };
+        Ok(CalendarView {
+            cal,
+            jobs,
+            running,
+            health,
+        })
+    }
 }
 
 /// An offering with its calendar and the health of its Google credential, as the
 /// offering endpoints show it.
 fn offering_out<'a>(
     o: &'a Offering,
-    cal: Option<&'a OfferingCalendar>,
-    health: Option<&'a CredentialHealth>,
+    view: &'a CalendarView,
     cat: &'a Catalog,
     urls: &Urls,
 ) -> OfferingOut<'a> {
-    let gc =
-        GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal)).with_credential(health);
+    let cal = view.cal.as_ref();
+    let mut gc = GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal));
+    if cal.is_some() {
+        gc = gc
+            .with_jobs(&view.jobs, view.running)
+            .with_credential(view.health.as_ref());
+    }
     OfferingOut::of(o, cat, urls, gc)
 }
 
@@ -102,9 +134,8 @@ pub async fn retrieve(
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
     let o = visible(&cat, &roles, id)?;
-    let cal = state.store.calendar(o.id)?;
-    let health = cal.as_ref().and_then(|_| state.google.health(o.customer));
-    let out = offering_out(o, cal.as_ref(), health.as_ref(), &cat, &Urls { base });
+    let view = CalendarView::load(&state, o)?;
+    let out = offering_out(o, &view, &cat, &Urls { base });
     Ok(one_response(&out, &params.fields()))
 }
 
@@ -162,12 +193,11 @@ fn calendar_action(
         } else {
             CalendarState::CreationScheduled
         };
-        let job = Job {
-            seq: store.next_id()?,
+        let job = JobRequest {
             offering: id,
             kind,
-            created: Utc::now(),
-            attempts: 0,
+            trigger: Trigger::Action,
+            due: Utc::now(),
         };
         let detail = match kind {
             JobKind::Sync => "Calendar synchronisation has been scheduled.",
@@ -175,11 +205,10 @@ fn calendar_action(
             JobKind::Unshare => "Calendar unsharing has been scheduled.",
         };
         Ok((
-            vec![Store::calendar_change(&cal)?, Store::job_change(&job)?],
+            vec![Store::calendar_change(&cal)?, Change::Enqueue(job)],
             detail,
         ))
     })?;
-    state.jobs_ready.notify_one();
     Ok(Json(Detail::new(detail)).into_response())
 }
 
