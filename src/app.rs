@@ -219,6 +219,7 @@ impl Application {
         let mut state = AppState::new(services.store.clone());
         state.public_url = settings.public_url.clone();
         state.google = services.google.credentials.clone();
+        state.max_busy_age = settings.sync.max_busy_age();
         let scheduler = Scheduler::new(
             services.engine.clone(),
             SchedulerOptions {

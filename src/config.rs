@@ -122,6 +122,16 @@ pub struct SyncSettings {
     pub max_busy_age_secs: u64,
 }
 
+impl SyncSettings {
+    /// `max_busy_age_secs` as a limit (`None` for 0: never refuse).
+    pub fn max_busy_age(&self) -> Option<chrono::Duration> {
+        (self.max_busy_age_secs > 0)
+            .then(|| i64::try_from(self.max_busy_age_secs).ok())
+            .flatten()
+            .and_then(chrono::Duration::try_seconds)
+    }
+}
+
 impl Default for SyncSettings {
     fn default() -> Self {
         SyncSettings {

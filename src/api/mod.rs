@@ -73,6 +73,9 @@ pub struct AppState {
     pub feed_cache: Arc<feed_cache::FeedCache>,
     /// Counters and the handles `/metrics` and `/ready` read.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// How old an offering's busy time read from Google may be before new orders on
+    /// it are refused (`sync.max_busy_age_secs`; `None`: any age).
+    pub max_busy_age: Option<chrono::Duration>,
 }
 
 impl AppState {
@@ -84,6 +87,7 @@ impl AppState {
             public_url: None,
             feed_cache: Arc::new(feed_cache::FeedCache::default()),
             metrics: Arc::new(crate::metrics::Metrics::new(Vec::new())),
+            max_busy_age: None,
         }
     }
 }

@@ -546,7 +546,8 @@ fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
 }
 
 #[tokio::test]
-async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready() {
+async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_refuses_orders_once_busy_time_is_too_old(
+) {
     let dir = tempfile::tempdir().expect("tmp");
     let app = crate::helpers::spawn_app_with(crate::helpers::Options {
         provider_credentials_dir: Some(dir.path().to_path_buf()),
@@ -650,6 +651,55 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready() {
         "{ready}"
     );
 
+    // Busy time is no longer read. While what was read is recent, orders go through;
+    // once it is older than sync.max_busy_age_secs (2 hours by default), new orders
+    // are refused with a 400 that says why, and nothing is stored.
+    let berlin = chrono_tz::Europe::Berlin;
+    let slot = |weeks: i64| {
+        let d = next_monday() + Duration::weeks(weeks);
+        let at = |h: u32| {
+            berlin
+                .from_local_datetime(&d.and_hms_opt(h, 0, 0).expect("time"))
+                .earliest()
+                .expect("local time")
+                .with_timezone(&Utc)
+        };
+        (at(13), at(14))
+    };
+    let r = app
+        .post(
+            "alice",
+            "/api/marketplace-orders/",
+            app.order_body("room-aurora", &[slot(1)]),
+        )
+        .await;
+    assert_eq!(r.status, 201, "busy time read just now: {}", r.text);
+    let mut cal = app.store.calendar(room).expect("read").expect("record");
+    let read_at = Utc::now() - Duration::hours(3);
+    cal.busy_read_at = Some(read_at);
+    app.store
+        .sync_put(vec![Store::calendar_change(&cal).expect("change")])
+        .expect("write");
+    let before = app.snapshot();
+    let r = app
+        .post(
+            "alice",
+            "/api/marketplace-orders/",
+            app.order_body("room-aurora", &[slot(2)]),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let said = r.body[0].as_str().unwrap_or_default().to_owned();
+    assert!(
+        said.contains(&format!(
+            "last read at {}, more than 2 hours ago",
+            read_at.format("%Y-%m-%d %H:%M UTC")
+        )) && said.contains("new orders are refused"),
+        "{}",
+        r.text
+    );
+    assert_eq!(app.snapshot(), before, "a refused order stores nothing");
+
     // The same user authorises again: the next run uses the new token, status ok.
     emu.controls().register_refresh_token_for(
         "northlab-client",
@@ -667,4 +717,13 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready() {
         .expect("works again");
     let gc = app.get("owner", &path).await.body["googlecalendar"].clone();
     assert_eq!(gc["credential"]["status"], "ok", "{gc}");
+    // Busy time read again: orders are taken again.
+    let r = app
+        .post(
+            "alice",
+            "/api/marketplace-orders/",
+            app.order_body("room-aurora", &[slot(2)]),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
 }
