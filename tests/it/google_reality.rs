@@ -727,3 +727,148 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
 }
+
+// ------------------------------------------------------------------ the scheduler
+
+#[tokio::test]
+async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_refills_and_never_retries_them_in_a_loop(
+) {
+    use std::sync::atomic::Ordering;
+    // The service's defaults: 20 calendars per hour and credential.
+    let app = spawn_app().await;
+    let template =
+        app.store.read().expect("read").offerings[&app.offering_id("room-aurora")].clone();
+    let offerings: Vec<bookcal::domain::Offering> = (0..22)
+        .map(|i| bookcal::domain::Offering {
+            id: bookcal::domain::Id::new_v4(),
+            name: format!("Room {i:02}"),
+            slug: format!("room-{i:02}"),
+            ..template.clone()
+        })
+        .collect();
+    let ids: Vec<_> = offerings.iter().map(|o| o.id).collect();
+    app.store
+        .mutate(|_| {
+            Ok::<_, ()>((
+                offerings
+                    .into_iter()
+                    .map(bookcal::store::Change::Offering)
+                    .collect(),
+                (),
+            ))
+        })
+        .expect("offerings");
+    for id in &ids {
+        let path = format!("/api/booking-offerings/{}/google_calendar_sync/", id.hex());
+        assert_eq!(
+            app.post("owner", &path, serde_json::json!({})).await.status,
+            200
+        );
+    }
+    let scheduler = app.start_scheduler();
+    let store = app.store.clone();
+    let deferred = |status: &bookcal::scheduler::SchedulerStatus| {
+        status
+            .runs
+            .lock()
+            .map(|r| r.get("deferred").copied().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let waiting = || {
+        ids.iter()
+            .filter(|id| {
+                store
+                    .calendar(**id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.waiting.is_some())
+            })
+            .count()
+    };
+    let done = || {
+        ids.iter()
+            .filter(|id| {
+                store
+                    .calendar(**id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.state == CalendarState::Ok && c.calendar_id.is_some())
+            })
+            .count()
+    };
+    assert!(
+        crate::helpers::eventually(60, || done() == 20
+            && waiting() == 2
+            && deferred(&scheduler.status) == 2
+            && scheduler.status.active_runs.load(Ordering::Relaxed) == 0)
+        .await,
+        "done {}, waiting {}, deferred runs {}",
+        done(),
+        waiting(),
+        deferred(&scheduler.status)
+    );
+    let inserts = |app: &crate::helpers::TestApp| {
+        app.emu()
+            .controls()
+            .counters()
+            .get("calendar.calendars.insert")
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(inserts(&app), 20, "the budget held");
+    // Each waiting offering keeps its job, due when the budget refills (about an hour
+    // from now), and says why in googlecalendar: nothing runs it before.
+    let now = Utc::now();
+    for id in ids.iter().filter(|id| {
+        store
+            .calendar(**id)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.waiting.is_some())
+    }) {
+        let jobs = store.queued_jobs(*id).expect("jobs");
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert!(
+            jobs[0].due > now + Duration::minutes(50) && jobs[0].due <= now + Duration::minutes(61),
+            "{jobs:?}"
+        );
+        let gc = app
+            .get("owner", &format!("/api/booking-offerings/{}/", id.hex()))
+            .await
+            .body["googlecalendar"]
+            .clone();
+        let reason = gc["waiting"]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("budget of 20"), "{gc}");
+        assert!(gc["waiting"]["until"].is_string(), "{gc}");
+    }
+    // Poking the scheduler (an action on a synced offering) does not run the held ones.
+    let synced = *ids
+        .iter()
+        .find(|id| {
+            store
+                .calendar(**id)
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.waiting.is_none())
+        })
+        .expect("a synced offering");
+    let path = format!(
+        "/api/booking-offerings/{}/google_calendar_sync/",
+        synced.hex()
+    );
+    assert_eq!(
+        app.post("owner", &path, serde_json::json!({})).await.status,
+        200
+    );
+    let store2 = app.store.clone();
+    assert!(
+        crate::helpers::eventually(30, || store2.queued_jobs(synced).is_ok_and(|j| j
+            .iter()
+            .all(|j| j.trigger != bookcal::domain::jobs::Trigger::Action))
+            && scheduler.status.active_runs.load(Ordering::Relaxed) == 0)
+        .await
+    );
+    assert_eq!(deferred(&scheduler.status), 2, "no held job ran again");
+    assert_eq!(inserts(&app), 20);
+    scheduler.stop().await;
+}
