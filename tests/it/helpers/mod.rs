@@ -456,13 +456,16 @@ impl TestApp {
     }
 
     /// Stores an idle calendar record for an offering, as if the scheduler had created
-    /// (and, when `public`, shared) its Google calendar.
+    /// (and, when `public`, shared) its Google calendar and just read its busy time.
     pub fn seed_calendar(&self, slug: &str, calendar_id: &str, public: bool) {
         use bookcal::domain::calendar::{CalendarState, OfferingCalendar};
         let mut cal = OfferingCalendar::new(self.offering_id(slug));
         cal.calendar_id = Some(calendar_id.to_string());
         cal.public = public;
         cal.state = CalendarState::Ok;
+        let now = chrono::Utc::now();
+        cal.last_success = Some(now);
+        cal.busy_read_at = Some(now);
         let change = Store::calendar_change(&cal).expect("encode calendar");
         self.store.sync_put(vec![change]).expect("store calendar");
     }
