@@ -10,7 +10,7 @@ use super::auth::{Caller, Roles};
 use super::listing::{link_header, one_response, page_of, page_range, page_response, Params};
 use super::render::{self, Detail, GoogleCalendarOut, OfferingOut, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
-use crate::domain::calendar::{CalendarState, JobKind, OfferingCalendar};
+use crate::domain::calendar::{CalendarState, CredentialHealth, JobKind, OfferingCalendar};
 use crate::domain::jobs::{Job, JobRequest, Trigger};
 use crate::domain::{Id, Offering};
 use crate::store::query::{OfferingKey, OfferingQuery};
@@ -66,7 +66,7 @@ pub async fn list(
         .await?;
     let mut calendars = Vec::with_capacity(found.items.len());
     for o in &found.items {
-        calendars.push(CalendarView::load(&state.store, o.id).await?);
+        calendars.push(CalendarView::load(&state, o).await?);
     }
     let out: Vec<OfferingOut> = found
         .items
@@ -82,21 +82,34 @@ struct CalendarView {
     cal: Option<OfferingCalendar>,
     jobs: Vec<Job>,
     running: Option<u64>,
+    /// The health of the Google credential serving the offering's provider.
+    health: Option<CredentialHealth>,
 }
 
 impl CalendarView {
-    async fn load(store: &Store, offering: Id) -> Result<CalendarView, ApiError> {
-        let cal = store.calendar(offering).await?;
-        let (jobs, running) = if cal.is_some() {
-            (store.queued_jobs(offering)?, store.running_job(offering)?)
+    async fn load(state: &AppState, o: &Offering) -> Result<CalendarView, ApiError> {
+        let store = &state.store;
+        let cal = store.calendar(o.id).await?;
+        let (jobs, running, health) = if cal.is_some() {
+            (
+                store.queued_jobs(o.id)?,
+                store.running_job(o.id)?,
+                state.google.health(o.customer),
+            )
         } else {
-            (Vec::new(), None)
+            (Vec::new(), None, None)
         };
-        Ok(CalendarView { cal, jobs, running })
+        Ok(CalendarView {
+            cal,
+            jobs,
+            running,
+            health,
+        })
     }
 }
 
-/// An offering with its calendar, as the offering endpoints show it.
+/// An offering with its calendar and the health of its Google credential, as the
+/// offering endpoints show it.
 fn offering_out<'a>(
     o: &'a Offering,
     view: &'a CalendarView,
@@ -106,7 +119,9 @@ fn offering_out<'a>(
     let cal = view.cal.as_ref();
     let mut gc = GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal));
     if cal.is_some() {
-        gc = gc.with_jobs(&view.jobs, view.running);
+        gc = gc
+            .with_jobs(&view.jobs, view.running)
+            .with_credential(view.health.as_ref());
     }
     OfferingOut::of(o, related, urls, gc)
 }
@@ -122,7 +137,7 @@ pub async fn retrieve(
     let params = Params::parse(q.as_deref());
     let roles = Roles::load(&state.store, &caller.user).await?;
     let o = visible(&state.store, &roles, id).await?;
-    let view = CalendarView::load(&state.store, o.id).await?;
+    let view = CalendarView::load(&state, &o).await?;
     let related = state
         .store
         .related(&render::wanted_for_offerings(std::slice::from_ref(&o)))

@@ -1,16 +1,18 @@
 //! Booking transitions on either engine: the lifecycle's inputs (the order, its
 //! resource, the offering, the caller's standing, the time already taken in the
-//! offering, now) are read by [`Store::mutate`] inside the write's critical section
-//! (sled: under the write lock; PostgreSQL: in the transaction that holds the
-//! offering's row lock), [`lifecycle`] decides, and its [`Outcome`] is written there,
-//! so the overlap check and the write cannot be separated by another writer, in this
-//! process or another. On PostgreSQL the exclusion constraint on live slots is the
-//! backstop: a transaction that loses the race anyway is run again and then refused.
+//! offering, the freshness of its busy time, now) are read by [`Store::mutate`]
+//! inside the write's critical section (sled: under the write lock; PostgreSQL: in
+//! the transaction that holds the offering's row lock), [`lifecycle`] decides, and
+//! its [`Outcome`] is written there, so the overlap check and the write cannot be
+//! separated by another writer, in this process or another. On PostgreSQL the
+//! exclusion constraint on live slots is the backstop: a transaction that loses the
+//! race anyway is run again and then refused.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::mutate::{Load, View};
 use super::{Change, MutateError, Store, StoreError};
+use crate::domain::calendar::StaleBusy;
 use crate::domain::lifecycle::{
     self, Acting, Action, Actor, Availability, Booking, Created, NewOrder, Outcome, Parties,
     Refusal, Standing,
@@ -152,6 +154,8 @@ impl Store {
                     now,
                     windows: offering_rec.availability(),
                     taken: &taken,
+                    // Only new orders depend on the freshness of the busy time.
+                    stale_busy: None,
                 };
                 let booking = Booking {
                     order,
@@ -172,7 +176,9 @@ impl Store {
     }
 
     /// Creates a booking order and its resource (see [`lifecycle::create`]), atomically
-    /// with the check that its time is free.
+    /// with the check that its time is free. `max_busy_age` is how old the busy time
+    /// read from the offering's Google Calendar may be (`sync.max_busy_age_secs`;
+    /// `None`: any age).
     ///
     /// # Errors
     /// `Refused` with the lifecycle's refusal (nothing written), or `Store`.
@@ -183,10 +189,16 @@ impl Store {
         project: Option<Id>,
         req: &NewOrder,
         now: DateTime<Utc>,
+        max_busy_age: Option<Duration>,
     ) -> Result<Created, TransitionError> {
         let load = Load {
             taken: offering.into_iter().collect(),
             projects: project.into_iter().collect(),
+            // The busy time's freshness, when it matters.
+            calendars: offering
+                .filter(|_| max_busy_age.is_some())
+                .into_iter()
+                .collect(),
             ..Load::default()
         };
         let created = self
@@ -200,10 +212,12 @@ impl Store {
                 let taken = offering
                     .and_then(|o| view.taken.get(&o).cloned())
                     .unwrap_or_default();
+                let calendar = offering.and_then(|o| view.calendars.get(&o));
                 let availability = Availability {
                     now,
                     windows: off.map(|o| o.availability()).unwrap_or_default(),
                     taken: &taken,
+                    stale_busy: StaleBusy::of(calendar, now, max_busy_age),
                 };
                 let created =
                     lifecycle::create(req, off, proj, &acting, &availability, &mut Id::new_v4)?;

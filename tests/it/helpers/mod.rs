@@ -56,6 +56,8 @@ pub struct Options {
     pub sync_interval_secs: u64,
     /// `store_url` (see [`pg::database`]); none: sled in the temporary directory.
     pub store_url: Option<String>,
+    /// `google.provider_credentials_dir` (per-provider refresh-token files).
+    pub provider_credentials_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
             google_credentials: true,
             sync_interval_secs: 0,
             store_url: None,
+            provider_credentials_dir: None,
         }
     }
 }
@@ -81,6 +84,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
     settings.store_url = opts.store_url.map(bookcal::config::Secret::new);
+    settings.google.provider_credentials_dir = opts.provider_credentials_dir;
     settings.google.requests_per_minute = 60_000;
     let emu = if opts.google_credentials {
         let emu = Emulator::start(EmulatorOptions::default())
@@ -188,14 +192,26 @@ impl TestApp {
         live_events(self.emu(), calendar_id)
     }
 
-    /// A demo offering's id by slug.
+    /// An offering's id by slug: the demo's (any engine), or one a test added
+    /// (read from the sled catalog).
     pub fn offering_id(&self, slug: &str) -> Id {
-        *self.offerings.get(slug).expect("offering")
+        self.offerings.get(slug).copied().unwrap_or_else(|| {
+            let store = self.store.sled().expect("an offering added on sled");
+            let cat = store.read().expect("read");
+            let found = cat.offerings.values().find(|o| o.slug == slug);
+            found.expect("offering").id
+        })
     }
 
-    /// A demo project's id by slug.
+    /// A project's id by slug: the demo's (any engine), or one a test added (read
+    /// from the sled catalog).
     pub fn project_id(&self, slug: &str) -> Id {
-        *self.projects.get(slug).expect("project")
+        self.projects.get(slug).copied().unwrap_or_else(|| {
+            let store = self.store.sled().expect("a project added on sled");
+            let cat = store.read().expect("read");
+            let found = cat.projects.values().find(|p| p.slug == slug);
+            found.expect("project").id
+        })
     }
 
     pub async fn req(
@@ -461,13 +477,16 @@ impl TestApp {
     }
 
     /// Stores an idle calendar record for an offering, as if the scheduler had created
-    /// (and, when `public`, shared) its Google calendar.
+    /// (and, when `public`, shared) its Google calendar and just read its busy time.
     pub fn seed_calendar(&self, slug: &str, calendar_id: &str, public: bool) {
         use bookcal::domain::calendar::{CalendarState, OfferingCalendar};
         let mut cal = OfferingCalendar::new(self.offering_id(slug));
         cal.calendar_id = Some(calendar_id.to_string());
         cal.public = public;
         cal.state = CalendarState::Ok;
+        let now = chrono::Utc::now();
+        cal.last_success = Some(now);
+        cal.busy_read_at = Some(now);
         let change = Store::calendar_change(&cal).expect("encode calendar");
         self.store
             .sled()
