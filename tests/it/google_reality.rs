@@ -586,7 +586,11 @@ async fn every_zone_is_written_with_a_name_google_accepts_and_a_kyiv_offering_sy
 
 /// The value of a sample in a Prometheus text exposition, if present.
 fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
-    let prefix = format!("{name}{{{labels}}} ");
+    let prefix = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.trim().parse().ok())
@@ -917,6 +921,26 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
         assert!(reason.contains("budget of 20"), "{gc}");
         assert!(gc["waiting"]["until"].is_string(), "{gc}");
     }
+    // And in /metrics (anonymous: a count, no offering named).
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        sample(&metrics, "bookcal_sync_waiting_offerings", ""),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "bookcal_sync_runs_total", "outcome=\"deferred\""),
+        Some(2.0),
+        "{metrics}"
+    );
     // Poking the scheduler (an action on a synced offering) does not run the held ones.
     let synced = *ids
         .iter()
