@@ -8,11 +8,51 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use crate::domain::calendar::{OfferingCalendar, RunSummary};
+use crate::domain::calendar::{CredentialHealth, OfferingCalendar, RunSummary};
 use crate::domain::{Id, Offering, Order, Resource};
-use crate::store::Catalog;
+use crate::store::{Related, Wanted};
 
 pub use crate::domain::format::ts;
+
+/// What rendering these booking resources reads besides them.
+pub fn wanted_for_resources(rs: &[Resource]) -> Wanted {
+    Wanted {
+        users: rs
+            .iter()
+            .flat_map(|r| std::iter::once(r.created_by).chain(r.consumer_reviewed_by))
+            .collect(),
+        projects: rs.iter().map(|r| r.project).collect(),
+        offerings: rs.iter().map(|r| r.offering).collect(),
+        ..Wanted::default()
+    }
+}
+
+/// What rendering these orders reads besides them.
+pub fn wanted_for_orders(os: &[Order]) -> Wanted {
+    Wanted {
+        users: os
+            .iter()
+            .flat_map(|o| {
+                std::iter::once(o.created_by)
+                    .chain(o.consumer_reviewed_by)
+                    .chain(o.provider_reviewed_by)
+            })
+            .collect(),
+        projects: os.iter().map(|o| o.project).collect(),
+        offerings: os.iter().map(|o| o.offering).collect(),
+        resource_names: os.iter().map(|o| o.resource).collect(),
+        ..Wanted::default()
+    }
+}
+
+/// What rendering these offerings reads besides them.
+pub fn wanted_for_offerings(os: &[Offering]) -> Wanted {
+    Wanted {
+        customers: os.iter().map(|o| o.customer).collect(),
+        order_counts: os.iter().map(|o| o.id).collect(),
+        ..Wanted::default()
+    }
+}
 
 /// Absolute URL helpers for one request.
 #[derive(Clone, Debug)]
@@ -111,6 +151,8 @@ pub struct RunSummaryOut<'a> {
     warnings: &'a [String],
     api_calls: u64,
     full_listing: bool,
+    /// Writes held back by Google's usage limits (pushed on a later run).
+    deferred: u32,
 }
 
 impl<'a> RunSummaryOut<'a> {
@@ -126,6 +168,48 @@ impl<'a> RunSummaryOut<'a> {
             warnings: &r.warnings,
             api_calls: r.api_calls,
             full_listing: r.full_listing,
+            deferred: r.deferred,
+        }
+    }
+}
+
+/// Why an offering's sync waits for Google's usage limits, and until when.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SyncWaiting)]
+pub struct WaitingOut<'a> {
+    reason: &'a str,
+    #[schema(value_type = String, format = DateTime)]
+    until: String,
+}
+
+/// The health of the Google credential serving the offering's provider.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CredentialHealth)]
+pub struct CredentialHealthOut<'a> {
+    /// Which credential, without secrets (`service account a@b`, `provider <hex>`).
+    name: &'a str,
+    /// `ok`, `invalid` (a person must replace it), `failing` (bookcal retries), `unknown`.
+    status: &'a str,
+    /// What is wrong, in plain words.
+    reason: Option<&'a str>,
+    /// What to do about it.
+    action: Option<&'a str>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    since: Option<String>,
+    /// Until when Google pauses it, when it said so.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    until: Option<String>,
+}
+
+impl<'a> CredentialHealthOut<'a> {
+    pub fn of(h: &'a CredentialHealth) -> Self {
+        CredentialHealthOut {
+            name: &h.name,
+            status: &h.status,
+            reason: h.reason.as_deref(),
+            action: h.action.as_deref(),
+            since: h.since.as_ref().map(ts),
+            until: h.until.as_ref().map(ts),
         }
     }
 }
@@ -154,6 +238,19 @@ pub struct GoogleCalendarOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<RunSummaryOut>)]
     last_run: Option<Option<RunSummaryOut<'a>>>,
+    /// When the calendar's busy time was last read in full; new orders are refused
+    /// once it is older than `sync.max_busy_age_secs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    busy_read_at: Option<Option<String>>,
+    /// Set while the sync waits for Google's usage limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<WaitingOut>)]
+    waiting: Option<Option<WaitingOut<'a>>>,
+    /// The Google credential serving the offering's provider (once a calendar action
+    /// was taken and a credential is configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<CredentialHealthOut<'a>>,
     /// The calendar's queued jobs: the running one first, then the pending ones by due
     /// time (present once a calendar action was taken).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -195,9 +292,28 @@ impl<'a> GoogleCalendarOut<'a> {
             last_success: cal.map(|c| c.last_success.as_ref().map(ts)),
             last_error: cal.map(|c| c.last_error.as_deref()),
             last_run: cal.map(|c| c.last_run.as_ref().map(RunSummaryOut::of)),
+            busy_read_at: cal.map(|c| c.busy_read_at.as_ref().map(ts)),
+            waiting: cal.map(|c| {
+                c.waiting.as_ref().map(|w| WaitingOut {
+                    reason: &w.reason,
+                    until: ts(&w.until),
+                })
+            }),
+            credential: None,
             jobs: None,
             ical_feed_url,
         }
+    }
+
+    /// Adds the health of the credential serving the offering, shown once the
+    /// offering has a calendar record (an untouched offering keeps upstream's three
+    /// fields).
+    #[must_use]
+    pub fn with_credential(mut self, health: Option<&'a CredentialHealth>) -> Self {
+        if self.state.is_some() {
+            self.credential = health.map(CredentialHealthOut::of);
+        }
+        self
     }
 
     /// Adds the calendar's queued jobs (`running`: the sequence number of the running
@@ -297,7 +413,7 @@ pub struct OfferingFieldsOut<'a> {
 }
 
 impl<'a> OfferingFieldsOut<'a> {
-    fn of(o: &'a Offering, cat: &'a Catalog, urls: &Urls) -> Self {
+    fn of(o: &'a Offering, cat: &'a Related, urls: &Urls) -> Self {
         OfferingFieldsOut {
             uuid: o.id,
             created: ts(&o.created),
@@ -339,7 +455,7 @@ impl<'a> OfferingFieldsOut<'a> {
             country: "",
             backend_id: &o.backend_id,
             backend_metadata: EmptyObject,
-            order_count: cat.orders_by_offering.get(&o.id).map_or(0, |s| s.len()),
+            order_count: cat.order_counts.get(&o.id).copied().unwrap_or(0),
             latitude: o.latitude,
             longitude: o.longitude,
             feed_tokens_url: format!("{}feed_tokens/", urls.of("booking-offerings", o.id)),
@@ -361,7 +477,7 @@ pub struct OfferingOut<'a> {
 impl<'a> OfferingOut<'a> {
     pub fn of(
         o: &'a Offering,
-        cat: &'a Catalog,
+        cat: &'a Related,
         urls: &Urls,
         googlecalendar: GoogleCalendarOut<'a>,
     ) -> Self {
@@ -388,7 +504,7 @@ pub struct PublicOfferingOut<'a> {
 impl<'a> PublicOfferingOut<'a> {
     pub fn of(
         o: &'a Offering,
-        cat: &'a Catalog,
+        cat: &'a Related,
         urls: &Urls,
         cal: Option<&OfferingCalendar>,
     ) -> Self {
@@ -441,7 +557,7 @@ static EMPTY_OBJECT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| js
 impl<'a> OfferingProjectOut<'a> {
     /// The fields for `offering` and `project`; ids the catalog does not hold (never
     /// in a consistent store) leave names empty.
-    fn of(offering: Id, project: Id, cat: &'a Catalog, urls: &Urls) -> Self {
+    fn of(offering: Id, project: Id, cat: &'a Related, urls: &Urls) -> Self {
         let off = cat.offerings.get(&offering);
         let prov = off.and_then(|o| cat.customers.get(&o.customer));
         let proj = cat.projects.get(&project);
@@ -495,7 +611,7 @@ struct Named<'a> {
 
 impl<'a> Named<'a> {
     /// `user`, with its URL as the first field (a resource's users, an order's creator).
-    fn with_url(user: Option<Id>, cat: &'a Catalog, urls: &Urls) -> Self {
+    fn with_url(user: Option<Id>, cat: &'a Related, urls: &Urls) -> Self {
         let u = user.and_then(|id| cat.users.get(&id));
         Named {
             url: u.map(|u| urls.of("users", u.id)),
@@ -506,7 +622,7 @@ impl<'a> Named<'a> {
 
     /// `user`, with its username as the first field (an order's reviewers, as
     /// upstream's order serializer names them).
-    fn with_username(user: Option<Id>, cat: &'a Catalog) -> Self {
+    fn with_username(user: Option<Id>, cat: &'a Related) -> Self {
         let u = user.and_then(|id| cat.users.get(&id));
         Named {
             url: u.map(|u| u.username.clone()),
@@ -596,7 +712,7 @@ pub struct ResourceOut<'a> {
 }
 
 impl<'a> ResourceOut<'a> {
-    pub fn of(r: &'a Resource, cat: &'a Catalog, urls: &Urls) -> Self {
+    pub fn of(r: &'a Resource, cat: &'a Related, urls: &Urls) -> Self {
         let creator = Named::with_url(Some(r.created_by), cat, urls);
         let reviewer = Named::with_url(r.consumer_reviewed_by, cat, urls);
         ResourceOut {
@@ -730,7 +846,7 @@ pub struct OrderOut<'a> {
 }
 
 impl<'a> OrderOut<'a> {
-    pub fn of(o: &'a Order, cat: &'a Catalog, urls: &Urls) -> Self {
+    pub fn of(o: &'a Order, cat: &'a Related, urls: &Urls) -> Self {
         let url = urls.of("marketplace-orders", o.id);
         let creator = Named::with_url(Some(o.created_by), cat, urls);
         let consumer = Named::with_username(o.consumer_reviewed_by, cat);
@@ -749,7 +865,10 @@ impl<'a> OrderOut<'a> {
             marketplace_resource_uuid: o.resource,
             resource_uuid: o.resource,
             resource_type: "Marketplace.Booking",
-            resource_name: cat.resources.get(&o.resource).map_or("", |r| &*r.name),
+            resource_name: cat
+                .resource_names
+                .get(&o.resource)
+                .map_or("", String::as_str),
             cost: "0.0000000000",
             output: "",
             error_message: &o.error_message,
