@@ -196,6 +196,17 @@ impl TestApp {
 
     /// An offering's id by slug: the demo's (any engine), or one a test added
     /// (read from the sled catalog).
+    /// The Google calendar id stored for `offering` on sled (it must have one).
+    pub fn calendar_id(&self, offering: Id) -> String {
+        self.store
+            .sled()
+            .expect("sled")
+            .calendar(offering)
+            .expect("read")
+            .and_then(|c| c.calendar_id)
+            .expect("calendar id")
+    }
+
     pub fn offering_id(&self, slug: &str) -> Id {
         self.offerings.get(slug).copied().unwrap_or_else(|| {
             let store = self.store.sled().expect("an offering added on sled");
