@@ -597,14 +597,7 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
     .await;
     let emu = app.emu.as_ref().expect("the app's emulator");
     let room = app.offering_id("room-aurora");
-    let provider = app
-        .store
-        .sled()
-        .expect("sled")
-        .read()
-        .expect("read")
-        .offerings[&room]
-        .customer;
+    let provider = app.provider_of(room);
     let user = "calendars@northlab.example";
     emu.controls().register_refresh_token_for(
         "northlab-client",

@@ -207,6 +207,17 @@ impl TestApp {
             .expect("calendar id")
     }
 
+    /// The provider organisation of `offering` (read from the sled catalog).
+    pub fn provider_of(&self, offering: Id) -> Id {
+        self.store
+            .sled()
+            .expect("sled")
+            .read()
+            .expect("read")
+            .offerings[&offering]
+            .customer
+    }
+
     pub fn offering_id(&self, slug: &str) -> Id {
         self.offerings.get(slug).copied().unwrap_or_else(|| {
             let store = self.store.sled().expect("an offering added on sled");
