@@ -23,6 +23,7 @@ use super::auth::{
     CredentialStatus, Credentials, HubToken, RefreshTokenFetcher, ServiceAccountFetcher,
     TokenCache, TokenFetcher,
 };
+use super::channels::{channel_from_api, stop_to_api, watch_to_api, WatchChannel, WatchRequest};
 use super::convert::{calendar_from_api, calendar_to_api, event_from_api, event_to_api};
 use super::error::{from_api_error, GoogleError, GoogleErrorKind};
 use super::ratelimit::{RateLimit, TokenBucket};
@@ -636,6 +637,40 @@ impl CalendarApi for GoogleCalendarClient {
                 self.hub
                     .acl()
                     .delete(&cal, &rule)
+                    .add_scope(Scope::Full)
+                    .doit(),
+            )
+        })
+        .await
+    }
+
+    async fn events_watch(
+        &self,
+        calendar_id: &str,
+        request: &WatchRequest,
+    ) -> Result<WatchChannel, GoogleError> {
+        let cal = path_id(calendar_id);
+        let body = watch_to_api(request);
+        let got = self
+            .call("calendar.events.watch", RetryOn::Retryable, || {
+                run(self
+                    .hub
+                    .events()
+                    .watch(body.clone(), &cal)
+                    .add_scope(Scope::Full)
+                    .doit())
+            })
+            .await?;
+        channel_from_api(request, got)
+    }
+
+    async fn channel_stop(&self, channel_id: &str, resource_id: &str) -> Result<(), GoogleError> {
+        let body = stop_to_api(channel_id, resource_id);
+        self.call("calendar.channels.stop", RetryOn::Retryable, || {
+            run_empty(
+                self.hub
+                    .channels()
+                    .stop(body.clone())
                     .add_scope(Scope::Full)
                     .doit(),
             )
