@@ -11,6 +11,7 @@ pub mod format;
 pub mod interval;
 pub mod lifecycle;
 pub mod model;
+pub mod push;
 pub mod states;
 pub mod uuid;
 

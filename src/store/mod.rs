@@ -17,6 +17,7 @@
 
 pub mod calendars;
 pub mod catalog;
+pub mod channels;
 pub mod feed_tokens;
 pub mod index;
 pub mod pg;
@@ -45,11 +46,12 @@ use tree::Tree;
 pub use versions::Scope;
 
 use crate::domain::calendar::{ExternalEvent, Job, MappedEvent, OfferingCalendar};
+use crate::domain::push::PushState;
 use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
 use feed_tokens::FeedToken;
 use records::{
     AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, JobRecord,
-    MappedRecord, OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
+    MappedRecord, OfferingRecord, OrderRecord, ProjectRecord, PushRecord, ResourceRecord, UserRecord,
 };
 
 /// A raw key and value of a tree.
@@ -121,6 +123,8 @@ pub enum Change {
     FeedToken(FeedToken),
     /// Revokes the feed token with this secret hash.
     RevokeFeedToken([u8; 32]),
+    /// Writes (or, with `None`, removes) an offering's push state.
+    Push(Id, Option<PushState>),
 }
 
 /// The token salt when none is configured (`token_salt`; `bookcal serve` warns).
@@ -442,6 +446,14 @@ impl Store {
                 Change::RevokeFeedToken(hash) => {
                     (Tree::FeedTokens, feed_tokens::token_key(hash), None)
                 }
+                Change::Push(offering, state) => (
+                    Tree::Channels,
+                    key(offering),
+                    state
+                        .as_ref()
+                        .map(|p| encode(&PushRecord::from(p)))
+                        .transpose()?,
+                ),
             };
             writes.push(w);
         }
@@ -626,6 +638,7 @@ impl Store {
             Tree::Externals,
             Tree::Jobs,
             Tree::Busy,
+            Tree::Channels,
         ] {
             for (k, _) in self.raw_scan(tree, &[])? {
                 if matches!(tree, Tree::Calendars | Tree::Busy) {
