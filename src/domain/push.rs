@@ -122,10 +122,7 @@ pub fn channel_action(
         (None, None) => ChannelAction::Keep,
         (Some(_), None) => ChannelAction::Stop,
         (None, Some(_)) => {
-            if state
-                .and_then(|s| s.retry_at)
-                .is_some_and(|at| at > now)
-            {
+            if state.and_then(|s| s.retry_at).is_some_and(|at| at > now) {
                 ChannelAction::Wait
             } else {
                 ChannelAction::Open
@@ -201,7 +198,10 @@ mod tests {
     use chrono::TimeZone;
 
     fn t(mins: i64) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("valid") + Duration::minutes(mins)
+        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid")
+            + Duration::minutes(mins)
     }
 
     fn channel(expires_in_mins: i64) -> Channel {
@@ -233,21 +233,127 @@ mod tests {
             calendar_id: Some("cal"),
         };
         let renew = Duration::minutes(60);
-        let cases: Vec<(&str, Option<PushState>, Watched, Option<&str>, ChannelAction)> = vec![
-            ("no calendar yet", None, Watched { calendar_id: None, ..live }, addr, ChannelAction::Keep),
-            ("calendar without channel", None, live, addr, ChannelAction::Open),
-            ("push off, no channel", None, live, None, ChannelAction::Keep),
-            ("fresh channel", Some(state(Some(channel(600)), None)), live, addr, ChannelAction::Keep),
-            ("inside the renewal margin", Some(state(Some(channel(59)), None)), live, addr, ChannelAction::Renew),
-            ("expired", Some(state(Some(channel(-1)), None)), live, addr, ChannelAction::Renew),
-            ("calendar replaced", Some(state(Some(channel(600)), None)), Watched { calendar_id: Some("other"), ..live }, addr, ChannelAction::Renew),
-            ("address changed", Some(state(Some(channel(600)), None)), live, Some("https://y.example/google/notifications"), ChannelAction::Renew),
-            ("calendar gone", Some(state(Some(channel(600)), None)), Watched { calendar_id: None, ..live }, addr, ChannelAction::Stop),
-            ("offering removed", Some(state(Some(channel(600)), None)), Watched { offering_live: false, ..live }, addr, ChannelAction::Stop),
-            ("push turned off", Some(state(Some(channel(600)), None)), live, None, ChannelAction::Stop),
-            ("failed, backing off", Some(state(None, Some(t(5)))), live, addr, ChannelAction::Wait),
-            ("failed, back-off over", Some(state(None, Some(t(-5)))), live, addr, ChannelAction::Open),
-            ("removed while backing off", Some(state(None, Some(t(5)))), Watched { offering_live: false, ..live }, addr, ChannelAction::Keep),
+        type Case<'a> = (
+            &'a str,
+            Option<PushState>,
+            Watched<'a>,
+            Option<&'a str>,
+            ChannelAction,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "no calendar yet",
+                None,
+                Watched {
+                    calendar_id: None,
+                    ..live
+                },
+                addr,
+                ChannelAction::Keep,
+            ),
+            (
+                "calendar without channel",
+                None,
+                live,
+                addr,
+                ChannelAction::Open,
+            ),
+            (
+                "push off, no channel",
+                None,
+                live,
+                None,
+                ChannelAction::Keep,
+            ),
+            (
+                "fresh channel",
+                Some(state(Some(channel(600)), None)),
+                live,
+                addr,
+                ChannelAction::Keep,
+            ),
+            (
+                "inside the renewal margin",
+                Some(state(Some(channel(59)), None)),
+                live,
+                addr,
+                ChannelAction::Renew,
+            ),
+            (
+                "expired",
+                Some(state(Some(channel(-1)), None)),
+                live,
+                addr,
+                ChannelAction::Renew,
+            ),
+            (
+                "calendar replaced",
+                Some(state(Some(channel(600)), None)),
+                Watched {
+                    calendar_id: Some("other"),
+                    ..live
+                },
+                addr,
+                ChannelAction::Renew,
+            ),
+            (
+                "address changed",
+                Some(state(Some(channel(600)), None)),
+                live,
+                Some("https://y.example/google/notifications"),
+                ChannelAction::Renew,
+            ),
+            (
+                "calendar gone",
+                Some(state(Some(channel(600)), None)),
+                Watched {
+                    calendar_id: None,
+                    ..live
+                },
+                addr,
+                ChannelAction::Stop,
+            ),
+            (
+                "offering removed",
+                Some(state(Some(channel(600)), None)),
+                Watched {
+                    offering_live: false,
+                    ..live
+                },
+                addr,
+                ChannelAction::Stop,
+            ),
+            (
+                "push turned off",
+                Some(state(Some(channel(600)), None)),
+                live,
+                None,
+                ChannelAction::Stop,
+            ),
+            (
+                "failed, backing off",
+                Some(state(None, Some(t(5)))),
+                live,
+                addr,
+                ChannelAction::Wait,
+            ),
+            (
+                "failed, back-off over",
+                Some(state(None, Some(t(-5)))),
+                live,
+                addr,
+                ChannelAction::Open,
+            ),
+            (
+                "removed while backing off",
+                Some(state(None, Some(t(5)))),
+                Watched {
+                    offering_live: false,
+                    ..live
+                },
+                addr,
+                ChannelAction::Keep,
+            ),
         ];
         for (name, st, watched, address, expected) in cases {
             assert_eq!(
@@ -267,28 +373,115 @@ mod tests {
 
     #[test]
     fn failed_opens_back_off_from_a_minute_to_a_day() {
-        let cases = [(1, 1), (2, 2), (3, 4), (6, 32), (11, 1024), (12, 1440), (40, 1440)];
+        let cases = [
+            (1, 1),
+            (2, 2),
+            (3, 4),
+            (6, 32),
+            (11, 1024),
+            (12, 1440),
+            (40, 1440),
+        ];
         for (failures, minutes) in cases {
-            assert_eq!(open_backoff(failures), Duration::minutes(minutes), "{failures}");
+            assert_eq!(
+                open_backoff(failures),
+                Duration::minutes(minutes),
+                "{failures}"
+            );
         }
     }
 
     #[test]
     fn notices_are_read_from_channel_token_state_and_number() {
         let ch = channel(600);
-        let cases: Vec<(&str, Option<&Channel>, bool, &str, Option<u64>, Notice)> = vec![
-            ("unknown channel", None, true, "exists", Some(9), Notice::Unknown),
-            ("wrong token", Some(&ch), false, "exists", Some(9), Notice::Unknown),
-            ("wrong token on sync", Some(&ch), false, "sync", Some(1), Notice::Unknown),
-            ("first message", Some(&ch), true, "sync", Some(1), Notice::Sync),
-            ("new change", Some(&ch), true, "exists", Some(4), Notice::Changed),
-            ("repeated number", Some(&ch), true, "exists", Some(3), Notice::Duplicate),
-            ("older number", Some(&ch), true, "exists", Some(2), Notice::Duplicate),
-            ("no number", Some(&ch), true, "exists", None, Notice::Changed),
-            ("calendar deleted", Some(&ch), true, "not_exists", Some(5), Notice::Gone),
+        type Case<'a> = (
+            &'a str,
+            Option<&'a Channel>,
+            bool,
+            &'a str,
+            Option<u64>,
+            Notice,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "unknown channel",
+                None,
+                true,
+                "exists",
+                Some(9),
+                Notice::Unknown,
+            ),
+            (
+                "wrong token",
+                Some(&ch),
+                false,
+                "exists",
+                Some(9),
+                Notice::Unknown,
+            ),
+            (
+                "wrong token on sync",
+                Some(&ch),
+                false,
+                "sync",
+                Some(1),
+                Notice::Unknown,
+            ),
+            (
+                "first message",
+                Some(&ch),
+                true,
+                "sync",
+                Some(1),
+                Notice::Sync,
+            ),
+            (
+                "new change",
+                Some(&ch),
+                true,
+                "exists",
+                Some(4),
+                Notice::Changed,
+            ),
+            (
+                "repeated number",
+                Some(&ch),
+                true,
+                "exists",
+                Some(3),
+                Notice::Duplicate,
+            ),
+            (
+                "older number",
+                Some(&ch),
+                true,
+                "exists",
+                Some(2),
+                Notice::Duplicate,
+            ),
+            (
+                "no number",
+                Some(&ch),
+                true,
+                "exists",
+                None,
+                Notice::Changed,
+            ),
+            (
+                "calendar deleted",
+                Some(&ch),
+                true,
+                "not_exists",
+                Some(5),
+                Notice::Gone,
+            ),
         ];
         for (name, channel, token, resource_state, number, expected) in cases {
-            assert_eq!(read_notice(channel, token, resource_state, number), expected, "{name}");
+            assert_eq!(
+                read_notice(channel, token, resource_state, number),
+                expected,
+                "{name}"
+            );
         }
     }
 }

@@ -418,7 +418,11 @@ async fn gate(
 
 /// The change sequence of a calendar's events (`None`: no such calendar).
 fn change_seq(shared: &Shared, calendar_id: &str) -> Option<u64> {
-    shared.lock().calendars.get(calendar_id).map(|c| c.change_seq)
+    shared
+        .lock()
+        .calendars
+        .get(calendar_id)
+        .map(|c| c.change_seq)
 }
 
 /// After a request on `calendar_id`: its watch channels hear of a change of its

@@ -185,7 +185,10 @@ impl Push {
     /// # Errors
     /// A rate outside 0.0..=1.0.
     pub fn update(&self, update: PushSettingsUpdate) -> Result<PushSettings, String> {
-        for rate in [update.drop_rate, update.duplicate_rate].into_iter().flatten() {
+        for rate in [update.drop_rate, update.duplicate_rate]
+            .into_iter()
+            .flatten()
+        {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("rate {rate} is outside 0.0..=1.0"));
             }
@@ -442,7 +445,8 @@ fn address_allowed(address: &str, https_only: bool) -> bool {
 /// The requested lifetime: `params.ttl` (seconds) or `expiration` (ms), else the
 /// default; capped at `max_ttl_secs`. Returns the expiration in ms.
 fn expiration_of(body: &Value, now_ms: i64, max_ttl_secs: u64) -> Result<i64, ApiError> {
-    let cap = now_ms.saturating_add(i64::try_from(max_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2));
+    let cap = now_ms
+        .saturating_add(i64::try_from(max_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2));
     let ttl = match body.pointer("/params/ttl") {
         None | Some(Value::Null) => None,
         Some(v) => {
@@ -455,13 +459,19 @@ fn expiration_of(body: &Value, now_ms: i64, max_ttl_secs: u64) -> Result<i64, Ap
                 .parse::<u64>()
                 .ok()
                 .filter(|s| *s > 0)
-                .ok_or_else(|| ApiError::Invalid(format!("Invalid ttl value for channel: {text}")))?;
+                .ok_or_else(|| {
+                    ApiError::Invalid(format!("Invalid ttl value for channel: {text}"))
+                })?;
             Some(secs)
         }
     };
     let requested = match (ttl, body.get("expiration")) {
-        (Some(secs), _) => now_ms.saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2)),
-        (None, None | Some(Value::Null)) => now_ms.saturating_add(i64::try_from(DEFAULT_TTL_SECS * 1000).unwrap_or(0)),
+        (Some(secs), _) => {
+            now_ms.saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2))
+        }
+        (None, None | Some(Value::Null)) => {
+            now_ms.saturating_add(i64::try_from(DEFAULT_TTL_SECS * 1000).unwrap_or(0))
+        }
         (None, Some(v)) => {
             let ms = match v {
                 Value::String(s) => s.trim().parse::<i64>().ok(),
@@ -469,7 +479,9 @@ fn expiration_of(body: &Value, now_ms: i64, max_ttl_secs: u64) -> Result<i64, Ap
             }
             .ok_or_else(|| ApiError::Invalid(format!("Invalid expiration: {v}")))?;
             if ms <= now_ms {
-                return Err(ApiError::Invalid(format!("Invalid expiration: {ms} is in the past")));
+                return Err(ApiError::Invalid(format!(
+                    "Invalid expiration: {ms} is in the past"
+                )));
             }
             ms
         }
@@ -613,7 +625,11 @@ pub(crate) async fn stop(
 pub(crate) fn calendar_of_path(path: &str) -> Option<String> {
     let rest = path.strip_prefix("/calendar/v3/calendars/")?;
     let raw = rest.split('/').next().filter(|s| !s.is_empty())?;
-    Some(percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned())
+    Some(
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 /// The `/emulator/push/` routes.
@@ -698,8 +714,16 @@ mod tests {
     #[test]
     fn addresses_must_be_https_or_loopback_http() {
         let cases = [
-            ("https://bookcal.example.org/google/notifications", false, true),
-            ("https://bookcal.example.org/google/notifications", true, true),
+            (
+                "https://bookcal.example.org/google/notifications",
+                false,
+                true,
+            ),
+            (
+                "https://bookcal.example.org/google/notifications",
+                true,
+                true,
+            ),
             ("http://127.0.0.1:8000/google/notifications", false, true),
             ("http://127.0.0.1:8000/google/notifications", true, false),
             ("http://localhost/hook", false, true),
@@ -721,7 +745,10 @@ mod tests {
             (json!({}), Ok(now + 3_600_000)),
             (json!({"params": {"ttl": "60"}}), Ok(now + 60_000)),
             (json!({"params": {"ttl": "999999"}}), Ok(now + 3_600_000)),
-            (json!({"expiration": (now + 5000).to_string()}), Ok(now + 5000)),
+            (
+                json!({"expiration": (now + 5000).to_string()}),
+                Ok(now + 5000),
+            ),
             (json!({"expiration": now + 5000}), Ok(now + 5000)),
             (json!({"params": {"ttl": "0"}}), Err("invalid")),
             (json!({"params": {"ttl": "soon"}}), Err("invalid")),
@@ -739,7 +766,10 @@ mod tests {
 
     #[test]
     fn expiration_headers_are_http_dates() {
-        assert_eq!(http_date(1_384_823_632_000), "Tue, 19 Nov 2013 01:13:52 GMT");
+        assert_eq!(
+            http_date(1_384_823_632_000),
+            "Tue, 19 Nov 2013 01:13:52 GMT"
+        );
     }
 
     #[test]

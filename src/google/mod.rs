@@ -30,8 +30,8 @@ mod types;
 
 use async_trait::async_trait;
 
-pub use channels::{WatchChannel, WatchRequest};
 pub use auth::{CredentialStatus, Credentials, CALENDAR_SCOPE, GOOGLE_TOKEN_URL};
+pub use channels::{WatchChannel, WatchRequest};
 pub use client::{
     ClientOptions, GoogleCalendarClient, GoogleCalendarClientBuilder, GOOGLE_ROOT_URL,
 };

@@ -66,10 +66,17 @@ mod tests {
             received: 2,
             ..PushState::new(offering)
         };
-        store.sync_put(vec![Store::push_change(&state)]).expect("write");
-        assert_eq!(store.push_state(offering).expect("read"), Some(state.clone()));
+        store
+            .sync_put(vec![Store::push_change(&state)])
+            .expect("write");
+        assert_eq!(
+            store.push_state(offering).expect("read"),
+            Some(state.clone())
+        );
         assert_eq!(store.push_states().expect("scan"), vec![state]);
-        store.sync_put(vec![Store::push_removal(offering)]).expect("remove");
+        store
+            .sync_put(vec![Store::push_removal(offering)])
+            .expect("remove");
         assert_eq!(store.push_state(offering).expect("read"), None);
     }
 }

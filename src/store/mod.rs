@@ -51,7 +51,8 @@ use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, 
 use feed_tokens::FeedToken;
 use records::{
     AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, JobRecord,
-    MappedRecord, OfferingRecord, OrderRecord, ProjectRecord, PushRecord, ResourceRecord, UserRecord,
+    MappedRecord, OfferingRecord, OrderRecord, ProjectRecord, PushRecord, ResourceRecord,
+    UserRecord,
 };
 
 /// A raw key and value of a tree.

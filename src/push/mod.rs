@@ -1,0 +1,666 @@
+//! Google push notifications: one watch channel per offering calendar, kept open and
+//! renewed, and the webhook (`POST /google/notifications`) that turns deliveries into
+//! incremental syncs.
+//!
+//! The rules (when to open, renew or stop a channel; what a delivery means) are pure
+//! and live in [`crate::domain::push`]; this module does the I/O: Google calls
+//! through the sync engine's [`CalendarSource`], the push state in the store, the
+//! scheduler's queue.
+//!
+//! Invariants:
+//! - a channel's secret token is random (256 bits), sent to Google once and kept only
+//!   as its SHA-256; it never reaches a log (`WatchRequest` prints it redacted);
+//! - a delivery is acted on only when its channel id is the offering's current channel
+//!   and its token hashes to the stored hash (compared in constant time); anything
+//!   else is answered 404 and changes nothing;
+//! - the webhook answers at once: it records the delivery and queues a sync in one
+//!   store write, and the sync runs in the scheduler;
+//! - every write of a push state is a read-modify-write under one lock, so a delivery
+//!   counted while a channel is being renewed is not lost;
+//! - a channel is opened right after the sync that created its calendar, at start for
+//!   every calendar without a live channel (so a restart re-creates what is missing or
+//!   expired), renewed `renew_before` ahead of its expiration, and stopped when the
+//!   calendar or its offering goes; failed attempts back off (a minute doubling to a
+//!   day) and polling covers the gap.
+//!
+//! Without a webhook address push is off: bookcal says so once and polls.
+
+mod webhook;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::calendar::{Job, JobKind};
+use crate::domain::push::{
+    channel_action, open_backoff, read_notice, Channel, ChannelAction, Notice, PushState, Watched,
+};
+use crate::domain::{Id, OfferingState};
+use crate::google::{GoogleError, GoogleErrorKind, WatchRequest};
+use crate::metrics::{Exposition, Observed};
+use crate::store::{Change, Store, StoreError};
+use crate::sync::CalendarSource;
+
+pub use webhook::{router, NOTIFICATIONS_PATH};
+
+/// Errors of channel upkeep (deliveries never fail this way: they answer 404 or 2xx).
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("storage failure")]
+    Store(#[from] StoreError),
+    #[error("Google Calendar request failed")]
+    Google(#[from] GoogleError),
+    #[error("Google credentials do not exist for this offering's provider")]
+    NoCredentials,
+}
+
+/// How push behaves.
+#[derive(Clone, Debug)]
+pub struct PushOptions {
+    /// The webhook address Google delivers to; `None`: push is off.
+    pub address: Option<String>,
+    /// Why push is off (said once at start), when it is.
+    pub off_reason: Option<String>,
+    /// Lifetime asked for each channel.
+    pub ttl: Duration,
+    /// A channel is replaced this long before it expires.
+    pub renew_before: Duration,
+    /// Periodic sync interval while an offering's channel is healthy.
+    pub healthy_interval: Duration,
+    /// How often the upkeep looks for channels to open, renew or stop (besides
+    /// being poked after each sync run).
+    pub look_every: Duration,
+}
+
+/// A delivery as the webhook read it from its headers.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    pub channel_id: String,
+    /// `X-Goog-Channel-Token` (secret: never logged).
+    pub token: Option<String>,
+    pub resource_state: String,
+    pub message_number: Option<u64>,
+}
+
+/// Process-wide counters for `/metrics` (per-offering figures are in the store).
+#[derive(Default)]
+struct Counts {
+    received: AtomicU64,
+    ignored: AtomicU64,
+    rejected: AtomicU64,
+    opened: AtomicU64,
+    renewed: AtomicU64,
+    stopped: AtomicU64,
+    open_failures: AtomicU64,
+}
+
+/// The push side of the service.
+pub struct PushService {
+    store: Arc<Store>,
+    source: Arc<dyn CalendarSource>,
+    opts: PushOptions,
+    /// Wakes the scheduler after a sync was queued.
+    jobs_ready: Arc<Notify>,
+    /// Wakes the upkeep loop (a calendar may have been created).
+    wake: Notify,
+    /// Serialises read-modify-writes of push states.
+    write: Mutex<()>,
+    /// Channel id -> offering, for the webhook.
+    index: Mutex<HashMap<String, Id>>,
+    counts: Counts,
+    said_off: AtomicBool,
+}
+
+/// SHA-256 (hex) of a channel token.
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl PushService {
+    /// # Errors
+    /// The store cannot be read (the channel index is loaded from it).
+    pub fn new(
+        store: Arc<Store>,
+        source: Arc<dyn CalendarSource>,
+        opts: PushOptions,
+        jobs_ready: Arc<Notify>,
+    ) -> Result<Self, StoreError> {
+        let index = store
+            .push_states()?
+            .into_iter()
+            .filter_map(|s| s.channel.map(|c| (c.id, s.offering)))
+            .collect();
+        Ok(PushService {
+            store,
+            source,
+            opts,
+            jobs_ready,
+            wake: Notify::new(),
+            write: Mutex::new(()),
+            index: Mutex::new(index),
+            counts: Counts::default(),
+            said_off: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether push is on (a webhook address is known).
+    pub fn enabled(&self) -> bool {
+        self.opts.address.is_some()
+    }
+
+    /// The webhook address, when push is on.
+    pub fn address(&self) -> Option<&str> {
+        self.opts.address.as_deref()
+    }
+
+    /// The periodic sync interval of `offering` while its channel is healthy; `None`
+    /// when it is not (then the scheduler's usual interval applies).
+    pub fn poll_interval(&self, offering: Id) -> Option<Duration> {
+        let healthy = self
+            .store
+            .push_state(offering)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.healthy(Utc::now()));
+        (self.enabled() && healthy).then_some(self.opts.healthy_interval)
+    }
+
+    /// Asks the upkeep loop to look at the channels now (after a sync run: it may
+    /// have created a calendar).
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Reads, changes and writes an offering's push state under the lock. `f`
+    /// returns `None` to write nothing, or the changes to write in the same
+    /// transaction as the state.
+    fn update(
+        &self,
+        offering: Id,
+        f: impl FnOnce(&mut PushState) -> Option<Vec<Change>>,
+    ) -> Result<PushState, StoreError> {
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self
+            .store
+            .push_state(offering)?
+            .unwrap_or_else(|| PushState::new(offering));
+        if let Some(mut changes) = f(&mut state) {
+            changes.push(Store::push_change(&state));
+            self.store.sync_put(changes)?;
+        }
+        Ok(state)
+    }
+
+    fn index_swap(&self, offering: Id, new: Option<&str>, old: Option<&str>) {
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = old {
+            index.remove(old);
+        }
+        if let Some(id) = new {
+            index.insert(id.to_owned(), offering);
+        }
+    }
+
+    /// The change that queues an incremental sync of `offering` now.
+    fn sync_request(&self, offering: Id) -> Result<Change, StoreError> {
+        let job = Job {
+            seq: self.store.next_id()?,
+            offering,
+            kind: JobKind::Sync,
+            created: Utc::now(),
+            attempts: 0,
+        };
+        Store::job_change(&job)
+    }
+
+    /// Handles one delivery; returns whether it came from one of our channels (else
+    /// the webhook answers 404 and nothing changed). A change queues a sync, in the
+    /// same write that counts the delivery.
+    ///
+    /// # Errors
+    /// The store cannot be read or written (the webhook answers 500; Google retries).
+    pub fn receive(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        let offering = self
+            .index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&delivery.channel_id)
+            .copied();
+        let Some(offering) = offering else {
+            self.counts.rejected.fetch_add(1, Ordering::Relaxed);
+            return Ok(false);
+        };
+        let now = Utc::now();
+        let mut request = Some(self.sync_request(offering)?);
+        let mut notice = Notice::Unknown;
+        self.update(offering, |state| {
+            let current = state
+                .channel
+                .as_ref()
+                .filter(|c| c.id == delivery.channel_id);
+            let token_ok = match (current, &delivery.token) {
+                (Some(c), Some(t)) => {
+                    subtle::ConstantTimeEq::ct_eq(token_hash(t).as_bytes(), c.token_hash.as_bytes())
+                        .into()
+                }
+                _ => false,
+            };
+            notice = read_notice(
+                current,
+                token_ok,
+                &delivery.resource_state,
+                delivery.message_number,
+            );
+            match notice {
+                Notice::Unknown => None,
+                Notice::Sync | Notice::Duplicate => {
+                    state.ignored += 1;
+                    Some(Vec::new())
+                }
+                Notice::Changed | Notice::Gone => {
+                    state.received += 1;
+                    state.last_notification = Some(now);
+                    if let (Some(c), Some(n)) = (state.channel.as_mut(), delivery.message_number) {
+                        c.last_message = c.last_message.max(n);
+                    }
+                    if notice == Notice::Gone {
+                        // Google ended the channel with its calendar.
+                        state.channel = None;
+                    }
+                    Some(request.take().into_iter().collect())
+                }
+            }
+        })?;
+        match notice {
+            Notice::Unknown => {
+                self.counts.rejected.fetch_add(1, Ordering::Relaxed);
+                return Ok(false);
+            }
+            Notice::Sync | Notice::Duplicate => {
+                self.counts.ignored.fetch_add(1, Ordering::Relaxed);
+            }
+            Notice::Changed => {
+                self.counts.received.fetch_add(1, Ordering::Relaxed);
+                self.jobs_ready.notify_one();
+            }
+            Notice::Gone => {
+                self.counts.received.fetch_add(1, Ordering::Relaxed);
+                self.index_swap(offering, None, Some(&delivery.channel_id));
+                self.jobs_ready.notify_one();
+                self.poke();
+            }
+        }
+        Ok(true)
+    }
+
+    /// Keeps channels right until `shutdown`: a pass over every offering at start,
+    /// then whenever poked and every `look_every`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        if let Some(reason) = &self.opts.off_reason {
+            if !self.said_off.swap(true, Ordering::Relaxed) {
+                tracing::warn!("push notifications are off ({reason}); Google's changes arrive by polling only");
+            }
+        }
+        loop {
+            self.pass().await;
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {},
+                () = tokio::time::sleep(self.opts.look_every) => {},
+            }
+        }
+    }
+
+    /// One look at every offering that has a calendar or a push state, acting on
+    /// those whose channel needs opening, renewing or stopping (the look itself only
+    /// reads the store).
+    pub async fn pass(&self) {
+        let due = match self.due_offerings(Utc::now()) {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the calendars for push upkeep");
+                return;
+            }
+        };
+        for offering in due {
+            if let Err(e) = self.upkeep(offering).await {
+                tracing::warn!(%offering, error = %e, "push channel upkeep failed");
+            }
+        }
+    }
+
+    /// The offerings whose channel the rules want changed now.
+    fn due_offerings(&self, now: DateTime<Utc>) -> Result<Vec<Id>, StoreError> {
+        let calendars: HashMap<Id, Option<String>> = self
+            .store
+            .calendars()?
+            .into_iter()
+            .map(|c| (c.offering, c.calendar_id))
+            .collect();
+        let states: HashMap<Id, PushState> = self
+            .store
+            .push_states()?
+            .into_iter()
+            .map(|s| (s.offering, s))
+            .collect();
+        let cat = self.store.read()?;
+        let mut ids: Vec<Id> = calendars.keys().chain(states.keys()).copied().collect();
+        ids.sort();
+        ids.dedup();
+        let renew_before = chrono_duration(self.opts.renew_before);
+        Ok(ids
+            .into_iter()
+            .filter(|id| {
+                let watched = Watched {
+                    offering_live: cat
+                        .offerings
+                        .get(id)
+                        .is_some_and(|o| o.state != OfferingState::Archived),
+                    calendar_id: calendars.get(id).and_then(|c| c.as_deref()),
+                };
+                !matches!(
+                    channel_action(
+                        states.get(id),
+                        watched,
+                        self.opts.address.as_deref(),
+                        now,
+                        renew_before
+                    ),
+                    ChannelAction::Keep | ChannelAction::Wait
+                )
+            })
+            .collect())
+    }
+
+    /// Opens, renews or stops the offering's channel as the rules say.
+    ///
+    /// # Errors
+    /// Storage failure (Google failures are recorded in the push state).
+    pub async fn upkeep(&self, offering: Id) -> Result<(), PushError> {
+        let now = Utc::now();
+        let renew_before = chrono_duration(self.opts.renew_before);
+        let calendar = self.store.calendar(offering)?;
+        let (live, customer) = {
+            let cat = self.store.read()?;
+            match cat.offerings.get(&offering) {
+                Some(o) => (o.state != OfferingState::Archived, Some(o.customer)),
+                None => (false, None),
+            }
+        };
+        let state = self.store.push_state(offering)?;
+        let calendar_id = calendar.as_ref().and_then(|c| c.calendar_id.clone());
+        let watched = Watched {
+            offering_live: live,
+            calendar_id: calendar_id.as_deref(),
+        };
+        let action = channel_action(
+            state.as_ref(),
+            watched,
+            self.opts.address.as_deref(),
+            now,
+            renew_before,
+        );
+        let old = state.as_ref().and_then(|s| s.channel.clone());
+        match action {
+            ChannelAction::Keep => {}
+            ChannelAction::Wait => {}
+            ChannelAction::Open | ChannelAction::Renew => {
+                let (Some(customer), Some(calendar_id), Some(address)) = (
+                    customer,
+                    calendar_id.as_deref(),
+                    self.opts.address.as_deref(),
+                ) else {
+                    return Ok(());
+                };
+                self.open(offering, customer, calendar_id, address, old.as_ref())
+                    .await?;
+            }
+            ChannelAction::Stop => {
+                if let Some(old) = &old {
+                    self.stop(offering, customer, old).await;
+                }
+                let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+                if live {
+                    let mut st = self
+                        .store
+                        .push_state(offering)?
+                        .unwrap_or_else(|| PushState::new(offering));
+                    st.channel = None;
+                    self.store.sync_put(vec![Store::push_change(&st)])?;
+                } else {
+                    self.store.sync_put(vec![Store::push_removal(offering)])?;
+                }
+                self.index_swap(offering, None, old.as_ref().map(|c| c.id.as_str()));
+                self.counts.stopped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a channel on `calendar_id` and records it; then stops `old`, if any.
+    async fn open(
+        &self,
+        offering: Id,
+        customer: Id,
+        calendar_id: &str,
+        address: &str,
+        old: Option<&Channel>,
+    ) -> Result<(), PushError> {
+        let mut secret = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        let request = WatchRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            address: address.to_owned(),
+            token: hex::encode(secret),
+            ttl: self.opts.ttl,
+        };
+        let opened = match self.source.client_for(customer).await {
+            Ok(Some(api)) => api
+                .events_watch(calendar_id, &request)
+                .await
+                .map_err(PushError::from),
+            Ok(None) => Err(PushError::NoCredentials),
+            Err(e) => Err(PushError::Google(e)),
+        };
+        let now = Utc::now();
+        match opened {
+            Ok(ch) => {
+                let channel = Channel {
+                    id: ch.id,
+                    resource_id: ch.resource_id,
+                    calendar_id: calendar_id.to_owned(),
+                    token_hash: token_hash(&request.token),
+                    address: address.to_owned(),
+                    created: now,
+                    expiration: ch.expiration,
+                    last_message: 0,
+                };
+                // Indexed before it is recorded: its first delivery may come at once.
+                self.index_swap(offering, Some(&channel.id), None);
+                self.update(offering, |state| {
+                    state.channel = Some(channel.clone());
+                    state.failures = 0;
+                    state.last_error = None;
+                    state.retry_at = None;
+                    Some(Vec::new())
+                })?;
+                tracing::info!(%offering, channel = %channel.id, expires = %channel.expiration, "push channel opened");
+                if let Some(old) = old {
+                    self.counts.renewed.fetch_add(1, Ordering::Relaxed);
+                    self.stop(offering, Some(customer), old).await;
+                    self.index_swap(offering, None, Some(&old.id));
+                } else {
+                    self.counts.opened.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            Err(PushError::Store(e)) => Err(PushError::Store(e)),
+            Err(e) => {
+                self.counts.open_failures.fetch_add(1, Ordering::Relaxed);
+                let message = match &e {
+                    PushError::Google(g) => g.to_string(),
+                    other => other.to_string(),
+                };
+                tracing::warn!(%offering, error = %message, "cannot open a push channel; polling covers the offering");
+                self.update(offering, |state| {
+                    state.failures += 1;
+                    state.last_error = Some(message.clone());
+                    state.retry_at = Some(now + open_backoff(state.failures));
+                    Some(Vec::new())
+                })?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops a channel at Google (best effort: an unknown channel is already gone).
+    async fn stop(&self, offering: Id, customer: Option<Id>, channel: &Channel) {
+        let Some(customer) = customer.or_else(|| self.customer_of(offering)) else {
+            return;
+        };
+        let result = match self.source.client_for(customer).await {
+            Ok(Some(api)) => api.channel_stop(&channel.id, &channel.resource_id).await,
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::info!(%offering, channel = %channel.id, "push channel stopped"),
+            Err(e) if e.kind() == GoogleErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(%offering, channel = %channel.id, error = %e, "cannot stop a push channel; it ends at its expiration")
+            }
+        }
+    }
+
+    fn customer_of(&self, offering: Id) -> Option<Id> {
+        self.store
+            .read()
+            .ok()
+            .and_then(|cat| cat.offerings.get(&offering).map(|o| o.customer))
+    }
+}
+
+impl Observed for PushService {
+    fn write_metrics(&self, out: &mut Exposition) {
+        let counters = [
+            ("received", &self.counts.received),
+            ("ignored", &self.counts.ignored),
+            ("rejected", &self.counts.rejected),
+        ];
+        out.family(
+            "bookcal_push_notifications_total",
+            "counter",
+            "Google push deliveries since start: received (a sync queued), ignored (sync messages, duplicates), rejected (unknown channel or wrong token, answered 404).",
+        );
+        for (outcome, n) in counters {
+            out.sample(
+                "bookcal_push_notifications_total",
+                &[("outcome", outcome)],
+                n.load(Ordering::Relaxed) as f64,
+            );
+        }
+        out.family(
+            "bookcal_push_channel_changes_total",
+            "counter",
+            "Watch channels opened, renewed and stopped since start, and failed attempts to open one.",
+        );
+        for (what, n) in [
+            ("opened", &self.counts.opened),
+            ("renewed", &self.counts.renewed),
+            ("stopped", &self.counts.stopped),
+            ("open_failed", &self.counts.open_failures),
+        ] {
+            out.sample(
+                "bookcal_push_channel_changes_total",
+                &[("change", what)],
+                n.load(Ordering::Relaxed) as f64,
+            );
+        }
+        out.family(
+            "bookcal_push_enabled",
+            "gauge",
+            "1 when a webhook address is configured and channels are kept open.",
+        );
+        out.sample(
+            "bookcal_push_enabled",
+            &[],
+            f64::from(u8::from(self.enabled())),
+        );
+        let Ok(states) = self.store.push_states() else {
+            return;
+        };
+        let now = Utc::now();
+        out.family(
+            "bookcal_push_channel_active",
+            "gauge",
+            "1 while the offering's watch channel is open and not expired.",
+        );
+        for s in &states {
+            let offering = s.offering.hex();
+            out.sample(
+                "bookcal_push_channel_active",
+                &[("offering", &offering)],
+                f64::from(u8::from(s.healthy(now))),
+            );
+        }
+        out.family(
+            "bookcal_push_channel_expiration_timestamp_seconds",
+            "gauge",
+            "When the offering's watch channel expires (it is renewed before).",
+        );
+        for s in &states {
+            if let Some(c) = &s.channel {
+                let offering = s.offering.hex();
+                out.sample(
+                    "bookcal_push_channel_expiration_timestamp_seconds",
+                    &[("offering", &offering)],
+                    c.expiration.timestamp() as f64,
+                );
+            }
+        }
+        out.family(
+            "bookcal_push_last_notification_timestamp_seconds",
+            "gauge",
+            "When the offering's last acted-on notification arrived.",
+        );
+        for s in &states {
+            if let Some(at) = s.last_notification {
+                let offering = s.offering.hex();
+                out.sample(
+                    "bookcal_push_last_notification_timestamp_seconds",
+                    &[("offering", &offering)],
+                    at.timestamp() as f64,
+                );
+            }
+        }
+        out.family(
+            "bookcal_push_offering_notifications_total",
+            "counter",
+            "Notifications per offering: received (a sync queued) and ignored.",
+        );
+        for s in &states {
+            let offering = s.offering.hex();
+            out.sample(
+                "bookcal_push_offering_notifications_total",
+                &[("offering", &offering), ("outcome", "received")],
+                s.received as f64,
+            );
+            out.sample(
+                "bookcal_push_offering_notifications_total",
+                &[("offering", &offering), ("outcome", "ignored")],
+                s.ignored as f64,
+            );
+        }
+    }
+}
