@@ -20,6 +20,7 @@ mod integrity;
 mod limits;
 mod openapi;
 mod operations;
+mod push;
 mod scheduler;
 mod secrets;
 mod sync;
