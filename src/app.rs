@@ -22,7 +22,7 @@ use crate::google::{
     AclRole, CalendarApi, CallStats, ClientOptions, Credentials, GoogleCalendarClient, RateLimit,
 };
 use crate::metrics::Metrics;
-use crate::push::{PushOptions, PushService};
+use crate::push::{PushOptions, PushRunner, PushService};
 use crate::scheduler::{Scheduler, SchedulerOptions};
 use crate::store::{Store, StoreOptions};
 use crate::sync::SyncEngine;
@@ -62,6 +62,7 @@ pub fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
     let opts = StoreOptions {
         cache_bytes: settings.cache_mb * 1024 * 1024,
         token_salt: settings.token_salt.expose().to_string(),
+        sync_debounce: std::time::Duration::from_millis(settings.sync.debounce_ms),
     };
     Store::open(&settings.data_dir, &opts)
         .map(Arc::new)
@@ -206,15 +207,6 @@ impl Application {
         let mut state = AppState::new(services.store.clone());
         state.public_url = settings.public_url.clone();
         state.google = services.google.credentials.clone();
-        let scheduler = Scheduler::new(
-            services.engine.clone(),
-            state.jobs_ready.clone(),
-            SchedulerOptions {
-                interval: (settings.sync.interval_secs > 0)
-                    .then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),
-                ..SchedulerOptions::default()
-            },
-        );
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -227,18 +219,25 @@ impl Application {
                 services.store.clone(),
                 services.google.credentials.clone(),
                 push_options(&settings, listener.local_addr().ok()),
-                state.jobs_ready.clone(),
             )
             .map_err(|source| AppError::Store {
                 dir: settings.data_dir.display().to_string(),
                 source,
             })?,
         );
-        state.metrics = Arc::new(Metrics::new(vec![
-            scheduler.status.clone(),
-            services.google.stats.clone(),
-            push.clone(),
-        ]));
+        let scheduler = Scheduler::with_runner(
+            Arc::new(PushRunner::new(services.engine.clone(), push.clone())),
+            services.store.clone(),
+            scheduler_options(&settings),
+        );
+        state.metrics = Arc::new(
+            Metrics::new(vec![
+                scheduler.status.clone(),
+                services.google.stats.clone(),
+                push.clone(),
+            ])
+            .with_token(settings.http.metrics_token.as_ref()),
+        );
         Ok(Application {
             settings,
             listener,
@@ -396,6 +395,9 @@ pub async fn serve_with(
 pub fn push_address(settings: &Settings, local: Option<SocketAddr>) -> Result<String, String> {
     use crate::push::NOTIFICATIONS_PATH;
     let googles = settings.google.is_googles();
+    if !settings.google.push_enabled {
+        return Err("google.push_enabled is false".into());
+    }
     if let Some(url) = &settings.google.push_url {
         return Ok(url.clone());
     }
@@ -423,6 +425,14 @@ pub fn push_address(settings: &Settings, local: Option<SocketAddr>) -> Result<St
     }
 }
 
+fn scheduler_options(settings: &Settings) -> SchedulerOptions {
+    SchedulerOptions {
+        interval: (settings.sync.interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),
+        ..SchedulerOptions::default()
+    }
+}
+
 fn push_options(settings: &Settings, local: Option<SocketAddr>) -> PushOptions {
     let secs = std::time::Duration::from_secs;
     let (address, off_reason) = match push_address(settings, local) {
@@ -435,6 +445,7 @@ fn push_options(settings: &Settings, local: Option<SocketAddr>) -> PushOptions {
         ttl: secs(settings.google.push_ttl_secs),
         renew_before: secs(settings.google.push_renew_before_secs),
         healthy_interval: secs(settings.sync.push_interval_secs),
-        look_every: secs(5),
+        usual_interval: scheduler_options(settings).interval,
+        look_every: secs(30),
     }
 }

@@ -78,6 +78,10 @@ pub struct GoogleSettings {
     pub requests_per_minute: u32,
     /// Share calendars busy-only (`freeBusyReader`) instead of with details (`reader`).
     pub share_busy_only: bool,
+    /// Keep a push-notification channel on every offering calendar (needs a webhook
+    /// address Google can reach, see `push_url`); off: Google's changes arrive by
+    /// polling only.
+    pub push_enabled: bool,
     /// The public address of the push-notification webhook
     /// (`https://bookcal.example.org/google/notifications`), when it differs from
     /// `public_url` + `/google/notifications`. HTTPS unless `root_url` is not Google's.
@@ -110,6 +114,7 @@ impl Default for GoogleSettings {
             provider_credentials_dir: None,
             requests_per_minute: 500,
             share_busy_only: false,
+            push_enabled: true,
             push_url: None,
             push_ttl_secs: 604_800,
             push_renew_before_secs: 86_400,
@@ -132,6 +137,9 @@ pub struct SyncSettings {
     /// Seconds between periodic syncs of an offering whose push channel is healthy
     /// (Google's changes arrive by push; polling is only the safety net).
     pub push_interval_secs: u64,
+    /// Milliseconds a sync that a local change implies waits for more changes to the
+    /// same offering (a burst of changes gives one run).
+    pub debounce_ms: u64,
 }
 
 impl Default for SyncSettings {
@@ -142,6 +150,7 @@ impl Default for SyncSettings {
             concurrency: 8,
             max_delete_share: 0.5,
             push_interval_secs: 21_600,
+            debounce_ms: 1000,
         }
     }
 }
@@ -167,13 +176,16 @@ pub struct HttpSettings {
     /// `/ready` (up to `probe_connections` more); beyond that they are closed at once.
     pub max_connections: usize,
     /// Connections kept in reserve for the probes (`/health`, `/ready`) while
-    /// `max_connections` are open.
+    /// `max_connections` are open; each must send its request within a second.
     pub probe_connections: usize,
     /// Largest request body, bytes. A larger `Content-Length` is answered 413 before
     /// any of the body is read; a longer chunked body is cut off with a 413.
     pub max_body_bytes: usize,
     /// Longest request target (path and query), bytes; longer ones are answered 414.
     pub max_uri_bytes: usize,
+    /// Bearer token that shows `/metrics` with per-offering series. Without it (or
+    /// without the header) `/metrics` shows aggregates only, naming no offering.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for HttpSettings {
@@ -187,6 +199,7 @@ impl Default for HttpSettings {
             probe_connections: 8,
             max_body_bytes: 2 * 1024 * 1024,
             max_uri_bytes: 8 * 1024,
+            metrics_token: None,
         }
     }
 }
@@ -301,6 +314,17 @@ impl HttpSettings {
             "http.max_uri_bytes",
             "BOOKCAL_HTTP_MAX_URI_BYTES",
         )?;
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return Err(invalid(
+                "http.metrics_token",
+                "BOOKCAL_HTTP_METRICS_TOKEN",
+                "must be at least 16 characters",
+            ));
+        }
         // hyper's head timer starts when a connection waits for its next request, so
         // it closes idle connections at the header timeout whatever comes later.
         if self.keep_alive_timeout_secs > self.header_read_timeout_secs {
@@ -476,6 +500,19 @@ impl Settings {
             "BOOKCAL_HTTP_MAX_URI_BYTES",
             &mut h.max_uri_bytes,
         )?;
+        if let Some(v) = env("BOOKCAL_HTTP_METRICS_TOKEN") {
+            s.http.metrics_token = Some(Secret::new(v)).filter(|t| !t.expose().is_empty());
+        }
+        if let Some(path) = env("BOOKCAL_HTTP_METRICS_TOKEN_FILE") {
+            let v = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    "http.metrics_token",
+                    "BOOKCAL_HTTP_METRICS_TOKEN_FILE",
+                    format!("cannot read {path}: {e}"),
+                )
+            })?;
+            s.http.metrics_token = Some(Secret::new(v.trim())).filter(|t| !t.expose().is_empty());
+        }
         if let Some(v) = env("BOOKCAL_GOOGLE_ROOT_URL") {
             s.google.root_url = v;
         }
@@ -501,6 +538,12 @@ impl Settings {
             "google.share_busy_only",
             "BOOKCAL_GOOGLE_SHARE_BUSY_ONLY",
             &mut s.google.share_busy_only,
+        )?;
+        parse_env(
+            env,
+            "google.push_enabled",
+            "BOOKCAL_GOOGLE_PUSH_ENABLED",
+            &mut s.google.push_enabled,
         )?;
         if let Some(v) = env("BOOKCAL_GOOGLE_PUSH_URL") {
             s.google.push_url = Some(v).filter(|v| !v.is_empty());
@@ -546,6 +589,12 @@ impl Settings {
             "sync.max_delete_share",
             "BOOKCAL_SYNC_MAX_DELETE_SHARE",
             &mut s.sync.max_delete_share,
+        )?;
+        parse_env(
+            env,
+            "sync.debounce_ms",
+            "BOOKCAL_SYNC_DEBOUNCE_MS",
+            &mut s.sync.debounce_ms,
         )?;
         s.validate()?;
         Ok(s)
@@ -627,6 +676,13 @@ impl Settings {
                 "sync.max_delete_share",
                 "BOOKCAL_SYNC_MAX_DELETE_SHARE",
                 "must be between 0 and 1",
+            ));
+        }
+        if self.sync.debounce_ms > 600_000 {
+            return Err(invalid(
+                "sync.debounce_ms",
+                "BOOKCAL_SYNC_DEBOUNCE_MS",
+                "must be at most 600000 (ten minutes)",
             ));
         }
         if self.token_salt.expose().len() < 8 {
@@ -735,6 +791,7 @@ mod tests {
             ),
             ("BOOKCAL_HTTP_MAX_BODY_BYTES", "10", "http.max_body_bytes"),
             ("BOOKCAL_HTTP_MAX_URI_BYTES", "100000", "http.max_uri_bytes"),
+            ("BOOKCAL_HTTP_METRICS_TOKEN", "short", "http.metrics_token"),
         ];
         for (k, v, key) in cases {
             let err = Settings::load_with(None, &env(&[(k, v)]))
@@ -776,6 +833,10 @@ mod tests {
         let all = Settings {
             public_url: Some("https://x.example".into()),
             store_url: Some(Secret::new("postgres://db.example/bookcal")),
+            http: HttpSettings {
+                metrics_token: Some(Secret::new("a-metrics-token-of-length")),
+                ..HttpSettings::default()
+            },
             google: GoogleSettings {
                 service_account_key: Some("/k.json".into()),
                 impersonate: Some("u@example.org".into()),
@@ -844,13 +905,18 @@ mod tests {
             ("http.probe_connections", "2"),
             ("http.max_body_bytes", "65536"),
             ("http.max_uri_bytes", "4096"),
+            ("http.metrics_token", "metrics-token-from-env"),
             ("google.root_url", "http://127.0.0.1:1/"),
             ("google.service_account_key", "/etc/key.json"),
             ("google.impersonate", "cal@example.org"),
             ("google.provider_credentials_dir", "/srv/providers"),
             ("google.requests_per_minute", "60"),
             ("google.share_busy_only", "true"),
-            ("google.push_url", "https://bookcal.example.org/hooks/google"),
+            ("google.push_enabled", "false"),
+            (
+                "google.push_url",
+                "https://bookcal.example.org/hooks/google",
+            ),
             ("google.push_ttl_secs", "1209600"),
             ("google.push_renew_before_secs", "600"),
             ("sync.interval_secs", "1"),
@@ -858,6 +924,7 @@ mod tests {
             ("sync.horizon_days", "2"),
             ("sync.concurrency", "3"),
             ("sync.max_delete_share", "0.25"),
+            ("sync.debounce_ms", "250"),
         ]
         .into_iter()
         .collect();

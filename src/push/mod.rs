@@ -25,6 +25,7 @@
 //!
 //! Without a webhook address push is off: bookcal says so once and polls.
 
+mod runner;
 mod webhook;
 
 use std::collections::HashMap;
@@ -38,7 +39,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::calendar::{Job, JobKind};
+use crate::domain::jobs::{JobKind, JobRequest, Trigger};
 use crate::domain::push::{
     channel_action, open_backoff, read_notice, Channel, ChannelAction, Notice, PushState, Watched,
 };
@@ -48,6 +49,7 @@ use crate::metrics::{Exposition, Observed};
 use crate::store::{Change, Store, StoreError};
 use crate::sync::CalendarSource;
 
+pub use runner::PushRunner;
 pub use webhook::{router, NOTIFICATIONS_PATH};
 
 /// Errors of channel upkeep (deliveries never fail this way: they answer 404 or 2xx).
@@ -74,6 +76,8 @@ pub struct PushOptions {
     pub renew_before: Duration,
     /// Periodic sync interval while an offering's channel is healthy.
     pub healthy_interval: Duration,
+    /// The scheduler's usual periodic interval (`None`: no periodic syncs).
+    pub usual_interval: Option<Duration>,
     /// How often the upkeep looks for channels to open, renew or stop (besides
     /// being poked after each sync run).
     pub look_every: Duration,
@@ -106,8 +110,6 @@ pub struct PushService {
     store: Arc<Store>,
     source: Arc<dyn CalendarSource>,
     opts: PushOptions,
-    /// Wakes the scheduler after a sync was queued.
-    jobs_ready: Arc<Notify>,
     /// Wakes the upkeep loop (a calendar may have been created).
     wake: Notify,
     /// Serialises read-modify-writes of push states.
@@ -134,7 +136,6 @@ impl PushService {
         store: Arc<Store>,
         source: Arc<dyn CalendarSource>,
         opts: PushOptions,
-        jobs_ready: Arc<Notify>,
     ) -> Result<Self, StoreError> {
         let index = store
             .push_states()?
@@ -145,7 +146,6 @@ impl PushService {
             store,
             source,
             opts,
-            jobs_ready,
             wake: Notify::new(),
             write: Mutex::new(()),
             index: Mutex::new(index),
@@ -212,16 +212,32 @@ impl PushService {
         }
     }
 
-    /// The change that queues an incremental sync of `offering` now.
-    fn sync_request(&self, offering: Id) -> Result<Change, StoreError> {
-        let job = Job {
-            seq: self.store.next_id()?,
+    /// The change that queues an incremental sync of `offering` now (coalesced with
+    /// a pending sync of the offering by the queue).
+    fn sync_request(offering: Id, now: DateTime<Utc>) -> Change {
+        Change::Enqueue(JobRequest {
             offering,
             kind: JobKind::Sync,
-            created: Utc::now(),
-            attempts: 0,
-        };
-        Store::job_change(&job)
+            trigger: Trigger::Remote,
+            due: now,
+        })
+    }
+
+    /// The change that brings the offering's next regular sync to the usual
+    /// interval (its channel stopped being healthy, so polling is all it has).
+    fn usual_poll(&self, offering: Id, now: DateTime<Utc>) -> Vec<Change> {
+        self.opts
+            .usual_interval
+            .map(|i| {
+                Change::Enqueue(JobRequest {
+                    offering,
+                    kind: JobKind::Sync,
+                    trigger: Trigger::Periodic,
+                    due: now + chrono_duration(i),
+                })
+            })
+            .into_iter()
+            .collect()
     }
 
     /// Handles one delivery; returns whether it came from one of our channels (else
@@ -242,7 +258,7 @@ impl PushService {
             return Ok(false);
         };
         let now = Utc::now();
-        let mut request = Some(self.sync_request(offering)?);
+        let mut request = Some(Self::sync_request(offering, now));
         let mut notice = Notice::Unknown;
         self.update(offering, |state| {
             let current = state
@@ -274,11 +290,13 @@ impl PushService {
                     if let (Some(c), Some(n)) = (state.channel.as_mut(), delivery.message_number) {
                         c.last_message = c.last_message.max(n);
                     }
+                    let mut changes: Vec<Change> = request.take().into_iter().collect();
                     if notice == Notice::Gone {
                         // Google ended the channel with its calendar.
                         state.channel = None;
+                        changes.extend(self.usual_poll(offering, now));
                     }
-                    Some(request.take().into_iter().collect())
+                    Some(changes)
                 }
             }
         })?;
@@ -292,12 +310,10 @@ impl PushService {
             }
             Notice::Changed => {
                 self.counts.received.fetch_add(1, Ordering::Relaxed);
-                self.jobs_ready.notify_one();
             }
             Notice::Gone => {
                 self.counts.received.fetch_add(1, Ordering::Relaxed);
                 self.index_swap(offering, None, Some(&delivery.channel_id));
-                self.jobs_ready.notify_one();
                 self.poke();
             }
         }
@@ -437,7 +453,9 @@ impl PushService {
                         .push_state(offering)?
                         .unwrap_or_else(|| PushState::new(offering));
                     st.channel = None;
-                    self.store.sync_put(vec![Store::push_change(&st)])?;
+                    let mut changes = self.usual_poll(offering, now);
+                    changes.push(Store::push_change(&st));
+                    self.store.sync_put(changes)?;
                 } else {
                     self.store.sync_put(vec![Store::push_removal(offering)])?;
                 }
@@ -513,11 +531,13 @@ impl PushService {
                     other => other.to_string(),
                 };
                 tracing::warn!(%offering, error = %message, "cannot open a push channel; polling covers the offering");
+                let poll = self.usual_poll(offering, now);
                 self.update(offering, |state| {
                     state.failures += 1;
                     state.last_error = Some(message.clone());
                     state.retry_at = Some(now + open_backoff(state.failures));
-                    Some(Vec::new())
+                    // A renewal that failed leaves the old channel until it expires.
+                    Some(if state.healthy(now) { Vec::new() } else { poll })
                 })?;
                 Ok(())
             }

@@ -10,7 +10,7 @@ use bookcal::google::{CalendarApi, Event, EventTime};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::helpers::{at, eventually, google_client, spawn_app, TestApp};
+use crate::helpers::{at, eventually, google_client, spawn_app_with, Options, TestApp};
 
 /// Creates the offering's calendar through the API and waits until the service has
 /// a watch channel on it; returns the calendar id.
@@ -57,6 +57,15 @@ async fn calendar_with_channel(app: &TestApp, offering: Id) -> String {
     cal
 }
 
+/// The service with push on (the emulator delivers to it) and no periodic syncs.
+async fn push_app() -> TestApp {
+    spawn_app_with(Options {
+        push: true,
+        ..Options::default()
+    })
+    .await
+}
+
 fn timed(id: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Event {
     let t = |at: DateTime<Utc>| EventTime::DateTime {
         at: at.fixed_offset(),
@@ -79,7 +88,7 @@ async fn human(app: &TestApp) -> Arc<dyn CalendarApi> {
 #[tokio::test]
 async fn an_external_event_blocks_its_time_by_push_without_a_periodic_run() {
     // No periodic syncs at all: only a push can bring the event in.
-    let app = spawn_app().await;
+    let app = push_app().await;
     let _scheduler = app.start_scheduler();
     let room = app.offering_id("room-aurora");
     let cal = calendar_with_channel(&app, room).await;

@@ -49,6 +49,10 @@ pub struct Options {
     pub google_credentials: bool,
     /// `sync.interval_secs` (0: no periodic syncs).
     pub sync_interval_secs: u64,
+    /// `google.push_enabled`: watch channels on the calendars, with the emulator
+    /// delivering to the service (off by default: a test that counts runs or calls
+    /// would also count the notifications of the service's own writes).
+    pub push: bool,
 }
 
 impl Default for Options {
@@ -56,6 +60,7 @@ impl Default for Options {
         Options {
             google_credentials: true,
             sync_interval_secs: 0,
+            push: false,
         }
     }
 }
@@ -72,6 +77,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         ..Settings::default()
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
+    settings.google.push_enabled = opts.push;
     settings.google.requests_per_minute = 60_000;
     let emu = if opts.google_credentials {
         let emu = Emulator::start(EmulatorOptions::default())
@@ -125,6 +131,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
 pub struct RunningScheduler {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// Its live status (runs by outcome, active runs).
+    pub status: Arc<bookcal::scheduler::SchedulerStatus>,
 }
 
 impl RunningScheduler {
@@ -152,8 +160,9 @@ impl TestApp {
             .take()
             .expect("the scheduler was started already");
         let stop = CancellationToken::new();
+        let status = scheduler.status.clone();
         let task = tokio::spawn(scheduler.run(stop.clone()));
-        RunningScheduler { stop, task }
+        RunningScheduler { stop, task, status }
     }
 
     /// The service's Google Calendar emulator.
