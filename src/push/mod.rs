@@ -617,6 +617,9 @@ impl Observed for PushService {
             &[],
             f64::from(u8::from(self.enabled())),
         );
+        if !out.detailed() {
+            return;
+        }
         let Ok(states) = self.store.push_states() else {
             return;
         };
