@@ -78,6 +78,7 @@ struct CalendarView {
     cal: Option<OfferingCalendar>,
     jobs: Vec<Job>,
     running: Option<u64>,
+    push: Option<crate::domain::push::PushState>,
 }
 
 impl CalendarView {
@@ -88,7 +89,13 @@ impl CalendarView {
         } else {
             (Vec::new(), None)
         };
-        Ok(CalendarView { cal, jobs, running })
+        let push = store.push_state(offering)?;
+        Ok(CalendarView {
+            cal,
+            jobs,
+            running,
+            push,
+        })
     }
 }
 
@@ -103,6 +110,9 @@ fn offering_out<'a>(
     let mut gc = GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal));
     if cal.is_some() {
         gc = gc.with_jobs(&view.jobs, view.running);
+    }
+    if let Some(push) = &view.push {
+        gc = gc.with_push(push, chrono::Utc::now());
     }
     OfferingOut::of(o, cat, urls, gc)
 }

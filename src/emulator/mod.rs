@@ -135,6 +135,7 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let account = auth::service_account().await?;
         let store = Arc::new(Mutex::new(Store::new()));
+        let store_for_push = store.clone();
         let controls = Controls::new(
             Settings {
                 latency_ms: opts.latency.as_millis().try_into().unwrap_or(u64::MAX),
@@ -150,7 +151,7 @@ impl Emulator {
             controls,
             account,
             root_url: format!("http://{addr}/"),
-            push: push::Push::new(),
+            push: push::Push::new(store_for_push),
         });
         let stop = shutdown.child_token();
         let app = router(shared.clone());

@@ -145,6 +145,8 @@ struct PushState {
 pub struct Push {
     state: Arc<Mutex<PushState>>,
     http: reqwest::Client,
+    /// The emulator's model, for its clock offset.
+    store: Arc<Mutex<super::state::Store>>,
 }
 
 /// One message on its way.
@@ -155,7 +157,7 @@ struct Delivery {
 }
 
 impl Push {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(store: Arc<Mutex<super::state::Store>>) -> Self {
         Self {
             state: Arc::new(Mutex::new(PushState {
                 settings: PushSettings::default(),
@@ -168,7 +170,19 @@ impl Push {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            store,
         }
+    }
+
+    /// The emulator's wall clock in ms (real time plus the offset the controls added).
+    pub(crate) fn now_ms(&self) -> i64 {
+        let offset = self
+            .store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clock_offset;
+        let offset = i64::try_from(offset.as_millis()).unwrap_or(i64::MAX / 2);
+        Utc::now().timestamp_millis().saturating_add(offset)
     }
 
     fn lock(&self) -> MutexGuard<'_, PushState> {
@@ -231,9 +245,12 @@ impl Push {
         }
     }
 
-    /// The live channels.
+    /// The live channels (expired and early-ended ones are gone).
     pub fn channels(&self) -> Vec<ChannelInfo> {
-        self.lock()
+        let now = self.now_ms();
+        let mut state = self.lock();
+        Self::prune(&mut state, now);
+        state
             .channels
             .values()
             .map(|c| ChannelInfo {
@@ -411,9 +428,7 @@ fn http_date(ms: i64) -> String {
 
 /// The emulator's wall clock in ms (real time plus the offset the controls added).
 pub(crate) fn now_ms(shared: &Shared) -> i64 {
-    let offset = shared.lock().clock_offset;
-    let offset = i64::try_from(offset.as_millis()).unwrap_or(i64::MAX / 2);
-    Utc::now().timestamp_millis().saturating_add(offset)
+    shared.push.now_ms()
 }
 
 fn valid_channel_id(id: &str) -> bool {
@@ -663,8 +678,6 @@ async fn put_settings(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
 }
 
 async fn get_channels(State(shared): State<Arc<Shared>>) -> Json<Vec<ChannelInfo>> {
-    let now = now_ms(&shared);
-    Push::prune(&mut shared.push.lock(), now);
     Json(shared.push.channels())
 }
 

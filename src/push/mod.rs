@@ -321,7 +321,8 @@ impl PushService {
     }
 
     /// Keeps channels right until `shutdown`: a pass over every offering at start,
-    /// then whenever poked and every `look_every`.
+    /// then whenever poked, when a channel is due for renewal or a failed one for a
+    /// retry, and at least every `look_every`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         if let Some(reason) = &self.opts.off_reason {
             if !self.said_off.swap(true, Ordering::Relaxed) {
@@ -329,24 +330,27 @@ impl PushService {
             }
         }
         loop {
-            self.pass().await;
+            let next = self.pass().await;
+            let until = next
+                .and_then(|at| (at - Utc::now()).to_std().ok())
+                .map_or(self.opts.look_every, |d| d.min(self.opts.look_every));
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {},
-                () = tokio::time::sleep(self.opts.look_every) => {},
+                () = tokio::time::sleep(until) => {},
             }
         }
     }
 
     /// One look at every offering that has a calendar or a push state, acting on
     /// those whose channel needs opening, renewing or stopping (the look itself only
-    /// reads the store).
-    pub async fn pass(&self) {
+    /// reads the store). Returns when a channel is next due for renewal or a retry.
+    pub async fn pass(&self) -> Option<DateTime<Utc>> {
         let due = match self.due_offerings(Utc::now()) {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the calendars for push upkeep");
-                return;
+                return None;
             }
         };
         for offering in due {
@@ -354,6 +358,18 @@ impl PushService {
                 tracing::warn!(%offering, error = %e, "push channel upkeep failed");
             }
         }
+        let renew_before = chrono_duration(self.opts.renew_before);
+        self.store
+            .push_states()
+            .ok()?
+            .iter()
+            .filter_map(|s| {
+                s.channel
+                    .as_ref()
+                    .map(|c| c.expiration - renew_before)
+                    .or(s.retry_at)
+            })
+            .min()
     }
 
     /// The offerings whose channel the rules want changed now.

@@ -10,6 +10,7 @@ mod demo;
 mod emulator_fidelity;
 mod emulator_google_calendar3_client;
 mod emulator_google_python_client;
+mod emulator_push;
 mod emulator_rust_oauth_client;
 mod feed_service;
 mod feeds;

@@ -53,6 +53,11 @@ pub struct Options {
     /// delivering to the service (off by default: a test that counts runs or calls
     /// would also count the notifications of the service's own writes).
     pub push: bool,
+    /// `sync.push_interval_secs`: the poll interval while a channel is healthy.
+    pub push_interval_secs: u64,
+    /// `google.push_ttl_secs` and `google.push_renew_before_secs`.
+    pub push_ttl_secs: u64,
+    pub push_renew_before_secs: u64,
 }
 
 impl Default for Options {
@@ -61,6 +66,9 @@ impl Default for Options {
             google_credentials: true,
             sync_interval_secs: 0,
             push: false,
+            push_interval_secs: 21_600,
+            push_ttl_secs: 604_800,
+            push_renew_before_secs: 86_400,
         }
     }
 }
@@ -78,6 +86,9 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
     settings.google.push_enabled = opts.push;
+    settings.sync.push_interval_secs = opts.push_interval_secs;
+    settings.google.push_ttl_secs = opts.push_ttl_secs;
+    settings.google.push_renew_before_secs = opts.push_renew_before_secs;
     settings.google.requests_per_minute = 60_000;
     let emu = if opts.google_credentials {
         let emu = Emulator::start(EmulatorOptions::default())
