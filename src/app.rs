@@ -83,6 +83,11 @@ fn client_options(settings: &Settings) -> ClientOptions {
             burst: (per_minute / 20).clamp(1, 50),
         },
         page_size: Some(2500),
+        limits: crate::google::UsageLimits {
+            calendars_per_hour: settings.google.calendars_per_hour,
+            pause: std::time::Duration::from_secs(settings.google.usage_limit_pause_secs),
+            ..crate::google::UsageLimits::default()
+        },
         ..ClientOptions::default()
     }
 }
@@ -103,6 +108,7 @@ impl Google {
     pub async fn build(settings: &Settings) -> Result<Google, AppError> {
         let stats = Arc::new(CallStats::new());
         let options = client_options(settings);
+        let mut identity = None;
         let client: Option<Arc<dyn CalendarApi>> = match &settings.google.service_account_key {
             None => None,
             Some(path) => {
@@ -115,6 +121,7 @@ impl Google {
                     what: format!("reading the service-account key {}", path.display()),
                     source: e,
                 })?;
+                identity = Some(creds.identity());
                 let client = GoogleCalendarClient::builder(creds)
                     .options(options.clone())
                     .stats(stats.clone())
@@ -127,17 +134,24 @@ impl Google {
                 Some(Arc::new(client))
             }
         };
-        let credentials = ProviderCredentials::new(
+        let mut credentials = ProviderCredentials::new(
             settings.google.provider_credentials_dir.clone(),
             options,
             stats.clone(),
             client.clone(),
         )
-        .map(Arc::new)
         .map_err(|e| AppError::Google {
             what: "preparing per-provider credentials".into(),
             source: e,
         })?;
+        if let (Some(path), Some(identity)) = (&settings.google.service_account_key, &identity) {
+            let name = format!(
+                "service account {}",
+                identity.strip_prefix("sa:").unwrap_or(identity)
+            );
+            credentials = credentials.with_service_account(name, &path.display().to_string());
+        }
+        let credentials = Arc::new(credentials);
         Ok(Google {
             client,
             credentials,
@@ -207,6 +221,7 @@ impl Application {
         let mut state = AppState::new(services.store.clone());
         state.public_url = settings.public_url.clone();
         state.google = services.google.credentials.clone();
+        state.max_busy_age = settings.sync.max_busy_age();
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -234,6 +249,7 @@ impl Application {
             Metrics::new(vec![
                 scheduler.status.clone(),
                 services.google.stats.clone(),
+                services.google.credentials.clone(),
                 push.clone(),
             ])
             .with_token(settings.http.metrics_token.as_ref()),

@@ -28,7 +28,7 @@
 mod runner;
 mod webhook;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,6 +51,9 @@ use crate::sync::CalendarSource;
 
 pub use runner::PushRunner;
 pub use webhook::{router, NOTIFICATIONS_PATH};
+
+/// Offerings whose channels are opened, renewed or stopped at the same time.
+const UPKEEP_CONCURRENCY: usize = 8;
 
 /// Errors of channel upkeep (deliveries never fail this way: they answer 404 or 2xx).
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +119,10 @@ pub struct PushService {
     write: Mutex<()>,
     /// Channel id -> offering, for the webhook.
     index: Mutex<HashMap<String, Id>>,
+    /// Offerings whose upkeep is running.
+    inflight: Mutex<HashSet<Id>>,
+    /// Bounds the upkeeps running at once.
+    permits: Arc<tokio::sync::Semaphore>,
     counts: Counts,
     said_off: AtomicBool,
 }
@@ -149,6 +156,8 @@ impl PushService {
             wake: Notify::new(),
             write: Mutex::new(()),
             index: Mutex::new(index),
+            inflight: Mutex::new(HashSet::new()),
+            permits: Arc::new(tokio::sync::Semaphore::new(UPKEEP_CONCURRENCY)),
             counts: Counts::default(),
             said_off: AtomicBool::new(false),
         })
@@ -342,10 +351,11 @@ impl PushService {
         }
     }
 
-    /// One look at every offering that has a calendar or a push state, acting on
-    /// those whose channel needs opening, renewing or stopping (the look itself only
-    /// reads the store). Returns when a channel is next due for renewal or a retry.
-    pub async fn pass(&self) -> Option<DateTime<Utc>> {
+    /// One look at every offering that has a calendar or a push state, starting the
+    /// upkeep of those whose channel needs opening, renewing or stopping (the look
+    /// itself only reads the store). Returns when a channel is next due for renewal or
+    /// a retry.
+    pub async fn pass(self: &Arc<Self>) -> Option<DateTime<Utc>> {
         let due = match self.due_offerings(Utc::now()) {
             Ok(ids) => ids,
             Err(e) => {
@@ -353,10 +363,30 @@ impl PushService {
                 return None;
             }
         };
+        // Offerings side by side and in the background (a slow Google answer for one
+        // holds up neither the others nor the next pass), a few at a time, one upkeep
+        // per offering at a time.
         for offering in due {
-            if let Err(e) = self.upkeep(offering).await {
-                tracing::warn!(%offering, error = %e, "push channel upkeep failed");
+            let fresh = self
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(offering);
+            if !fresh {
+                continue;
             }
+            let push = Arc::clone(self);
+            tokio::spawn(async move {
+                let permit = push.permits.clone().acquire_owned().await;
+                if let Err(e) = push.upkeep(offering).await {
+                    tracing::warn!(%offering, error = %e, "push channel upkeep failed");
+                }
+                drop(permit);
+                push.inflight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&offering);
+            });
         }
         let renew_before = chrono_duration(self.opts.renew_before);
         self.store

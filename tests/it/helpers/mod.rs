@@ -58,6 +58,8 @@ pub struct Options {
     /// `google.push_ttl_secs` and `google.push_renew_before_secs`.
     pub push_ttl_secs: u64,
     pub push_renew_before_secs: u64,
+    /// `google.provider_credentials_dir` (per-provider refresh-token files).
+    pub provider_credentials_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -69,6 +71,7 @@ impl Default for Options {
             push_interval_secs: 21_600,
             push_ttl_secs: 604_800,
             push_renew_before_secs: 86_400,
+            provider_credentials_dir: None,
         }
     }
 }
@@ -89,6 +92,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     settings.sync.push_interval_secs = opts.push_interval_secs;
     settings.google.push_ttl_secs = opts.push_ttl_secs;
     settings.google.push_renew_before_secs = opts.push_renew_before_secs;
+    settings.google.provider_credentials_dir = opts.provider_credentials_dir;
     settings.google.requests_per_minute = 60_000;
     let emu = if opts.google_credentials {
         let emu = Emulator::start(EmulatorOptions::default())
@@ -469,13 +473,16 @@ impl TestApp {
     }
 
     /// Stores an idle calendar record for an offering, as if the scheduler had created
-    /// (and, when `public`, shared) its Google calendar.
+    /// (and, when `public`, shared) its Google calendar and just read its busy time.
     pub fn seed_calendar(&self, slug: &str, calendar_id: &str, public: bool) {
         use bookcal::domain::calendar::{CalendarState, OfferingCalendar};
         let mut cal = OfferingCalendar::new(self.offering_id(slug));
         cal.calendar_id = Some(calendar_id.to_string());
         cal.public = public;
         cal.state = CalendarState::Ok;
+        let now = chrono::Utc::now();
+        cal.last_success = Some(now);
+        cal.busy_read_at = Some(now);
         let change = Store::calendar_change(&cal).expect("encode calendar");
         self.store.sync_put(vec![change]).expect("store calendar");
     }
