@@ -41,6 +41,8 @@ fn arg(name: &str, default: u64) -> u64 {
 /// One running service with its own emulator.
 struct Service {
     name: &'static str,
+    project: String,
+    offerings: std::collections::HashMap<String, Id>,
     base: String,
     http: reqwest::Client,
     owner: String,
@@ -81,17 +83,24 @@ async fn service(
     let app = Application::build(settings).await.expect("build");
     let store = app.store().clone();
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
-    bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import");
-    let token = |u: &str| {
-        let id = *store
-            .read()
-            .expect("read")
-            .users_by_name
-            .get(u)
-            .expect("user");
-        store.create_token(id).expect("token")
-    };
-    let (owner, alice) = (token("owner"), token("alice"));
+    bookcal::import::import_file(&store, std::path::Path::new(fixture))
+        .await
+        .expect("import");
+    let directory = store.directory().await.expect("directory");
+    let owner = store
+        .create_token(directory.user_by_name("owner").expect("owner").id)
+        .await
+        .expect("token");
+    let alice = store
+        .create_token(directory.user_by_name("alice").expect("alice").id)
+        .await
+        .expect("token");
+    let project = directory
+        .projects
+        .values()
+        .find(|p| p.slug == "imaging")
+        .expect("project")
+        .id;
     let base = format!("http://{}", app.local_addr().expect("addr"));
     let stop = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(stop.clone()));
@@ -112,8 +121,15 @@ async fn service(
         .await
         .expect("client"),
     );
+    let offerings = directory
+        .offerings
+        .values()
+        .map(|o| (o.slug.clone(), o.id))
+        .collect();
     Service {
         name,
+        project: format!("{base}/api/projects/{}/", project.hex()),
+        offerings,
         base,
         http: reqwest::Client::new(),
         owner,
@@ -153,12 +169,7 @@ impl Service {
     }
 
     fn offering(&self, slug: &str) -> Id {
-        let cat = self.store.read().expect("read");
-        cat.offerings
-            .values()
-            .find(|o| o.slug == slug)
-            .expect("offering")
-            .id
+        self.offerings[slug]
     }
 
     /// Creates the offering's calendar (and, with push, waits for its channel).
@@ -179,11 +190,13 @@ impl Service {
             let cal = self
                 .store
                 .calendar(offering)
+                .await
                 .expect("read")
                 .and_then(|c| c.calendar_id);
             let channel = self
                 .store
                 .push_state(offering)
+                .await
                 .expect("read")
                 .is_some_and(|s| s.channel.is_some());
             if let Some(cal) = cal.filter(|_| channel || !push) {
@@ -205,17 +218,6 @@ impl Service {
     }
 }
 
-fn project_url(s: &Service) -> String {
-    let cat = s.store.read().expect("read");
-    let p = cat
-        .projects
-        .values()
-        .find(|p| p.slug == "imaging")
-        .expect("project")
-        .id;
-    format!("{}/api/projects/{}/", s.base, p.hex())
-}
-
 fn day_slot(day: i64, minute: i64) -> (DateTime<Utc>, DateTime<Utc>) {
     let d = (Utc::now() + ChronoDuration::days(day)).date_naive();
     let start =
@@ -229,7 +231,7 @@ async fn booking_to_google(s: Arc<Service>, offering: Id, cal: String, sample: i
     let (start, end) = day_slot(40 + sample, 8 * 60);
     let body = json!({
         "offering": format!("{}/api/marketplace-public-offerings/{}/", s.base, offering.hex()),
-        "project": project_url(&s),
+        "project": s.project,
         "attributes": {"name": format!("Bench {sample}"), "schedules": [{
             "start": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "end": end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}]},

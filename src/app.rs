@@ -58,18 +58,33 @@ pub enum AppError {
 ///
 /// # Errors
 /// sled cannot open the directory (locked by another process, permissions).
-pub fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
+pub async fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
     let opts = StoreOptions {
         cache_bytes: settings.cache_mb * 1024 * 1024,
         token_salt: settings.token_salt.expose().to_string(),
         sync_debounce: std::time::Duration::from_millis(settings.sync.debounce_ms),
     };
-    Store::open(&settings.data_dir, &opts)
-        .map(Arc::new)
-        .map_err(|source| AppError::Store {
-            dir: settings.data_dir.display().to_string(),
-            source,
-        })
+    match &settings.store_url {
+        Some(url) => {
+            let pg = crate::store::pg::PgOptions {
+                max_connections: settings.store_max_connections,
+            };
+            Store::connect(url.expose(), &opts, &pg)
+                .await
+                .map(Arc::new)
+                .map_err(|source| AppError::Store {
+                    // The URL may hold a password: never shown.
+                    dir: "the PostgreSQL database of store_url".into(),
+                    source,
+                })
+        }
+        None => Store::open(&settings.data_dir, &opts)
+            .map(Arc::new)
+            .map_err(|source| AppError::Store {
+                dir: settings.data_dir.display().to_string(),
+                source,
+            }),
+    }
 }
 
 /// The options of every Google client the settings make (the service account's and
@@ -181,7 +196,7 @@ impl Services {
     /// Invalid settings, the store cannot be opened, or the Google side cannot be set up.
     pub async fn build(settings: &Settings) -> Result<Services, AppError> {
         settings.validate()?;
-        let store = open_store(settings)?;
+        let store = open_store(settings).await?;
         let google = Google::build(settings).await?;
         let engine = Arc::new(SyncEngine {
             store: store.clone(),
@@ -233,8 +248,13 @@ impl Application {
             PushService::new(
                 services.store.clone(),
                 services.google.credentials.clone(),
-                push_options(&settings, listener.local_addr().ok()),
+                push_options(
+                    &settings,
+                    listener.local_addr().ok(),
+                    services.store.engine(),
+                ),
             )
+            .await
             .map_err(|source| AppError::Store {
                 dir: settings.data_dir.display().to_string(),
                 source,
@@ -449,9 +469,19 @@ fn scheduler_options(settings: &Settings) -> SchedulerOptions {
     }
 }
 
-fn push_options(settings: &Settings, local: Option<SocketAddr>) -> PushOptions {
+fn push_options(
+    settings: &Settings,
+    local: Option<SocketAddr>,
+    engine: crate::store::EngineKind,
+) -> PushOptions {
     let secs = std::time::Duration::from_secs;
-    let (address, off_reason) = match push_address(settings, local) {
+    let address = match engine {
+        crate::store::EngineKind::Sled => push_address(settings, local),
+        crate::store::EngineKind::Postgres => {
+            Err("the PostgreSQL engine keeps no push channels yet".into())
+        }
+    };
+    let (address, off_reason) = match address {
         Ok(a) => (Some(a), None),
         Err(reason) => (None, Some(reason)),
     };

@@ -116,15 +116,36 @@ pub struct PushService {
     /// Wakes the upkeep loop (a calendar may have been created).
     wake: Notify,
     /// Serialises read-modify-writes of push states.
-    write: Mutex<()>,
-    /// Channel id -> offering, for the webhook.
-    index: Mutex<HashMap<String, Id>>,
+    write: tokio::sync::Mutex<()>,
+    /// The push states as stored (this process is their only writer), and the
+    /// channel id -> offering index of the webhook.
+    cache: Mutex<Cache>,
     /// Offerings whose upkeep is running.
     inflight: Mutex<HashSet<Id>>,
     /// Bounds the upkeeps running at once.
     permits: Arc<tokio::sync::Semaphore>,
     counts: Counts,
     said_off: AtomicBool,
+}
+
+#[derive(Default)]
+struct Cache {
+    states: HashMap<Id, PushState>,
+    by_channel: HashMap<String, Id>,
+}
+
+impl Cache {
+    fn put(&mut self, state: Option<PushState>, offering: Id) {
+        if let Some(old) = self.states.remove(&offering).and_then(|s| s.channel) {
+            self.by_channel.remove(&old.id);
+        }
+        if let Some(state) = state {
+            if let Some(c) = &state.channel {
+                self.by_channel.insert(c.id.clone(), offering);
+            }
+            self.states.insert(offering, state);
+        }
+    }
 }
 
 /// SHA-256 (hex) of a channel token.
@@ -138,29 +159,33 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 
 impl PushService {
     /// # Errors
-    /// The store cannot be read (the channel index is loaded from it).
-    pub fn new(
+    /// The store cannot be read (the push states are loaded from it).
+    pub async fn new(
         store: Arc<Store>,
         source: Arc<dyn CalendarSource>,
         opts: PushOptions,
     ) -> Result<Self, StoreError> {
-        let index = store
-            .push_states()?
-            .into_iter()
-            .filter_map(|s| s.channel.map(|c| (c.id, s.offering)))
-            .collect();
+        let mut cache = Cache::default();
+        for state in store.push_states().await? {
+            let offering = state.offering;
+            cache.put(Some(state), offering);
+        }
         Ok(PushService {
             store,
             source,
             opts,
             wake: Notify::new(),
-            write: Mutex::new(()),
-            index: Mutex::new(index),
+            write: tokio::sync::Mutex::new(()),
+            cache: Mutex::new(cache),
             inflight: Mutex::new(HashSet::new()),
             permits: Arc::new(tokio::sync::Semaphore::new(UPKEEP_CONCURRENCY)),
             counts: Counts::default(),
             said_off: AtomicBool::new(false),
         })
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether push is on (a webhook address is known).
@@ -173,14 +198,18 @@ impl PushService {
         self.opts.address.as_deref()
     }
 
+    /// The push state of an offering, as stored.
+    pub fn state(&self, offering: Id) -> Option<PushState> {
+        self.cache().states.get(&offering).cloned()
+    }
+
     /// The periodic sync interval of `offering` while its channel is healthy; `None`
     /// when it is not (then the scheduler's usual interval applies).
     pub fn poll_interval(&self, offering: Id) -> Option<Duration> {
         let healthy = self
-            .store
-            .push_state(offering)
-            .ok()
-            .flatten()
+            .cache()
+            .states
+            .get(&offering)
             .is_some_and(|s| s.healthy(Utc::now()));
         (self.enabled() && healthy).then_some(self.opts.healthy_interval)
     }
@@ -192,33 +221,27 @@ impl PushService {
     }
 
     /// Reads, changes and writes an offering's push state under the lock. `f`
-    /// returns `None` to write nothing, or the changes to write in the same
-    /// transaction as the state.
-    fn update(
+    /// returns `None` to write nothing, `Some((extra, keep))` to write the state (or,
+    /// without `keep`, remove it) with the `extra` changes in one transaction.
+    async fn update(
         &self,
         offering: Id,
-        f: impl FnOnce(&mut PushState) -> Option<Vec<Change>>,
+        f: impl FnOnce(&mut PushState) -> Option<(Vec<Change>, bool)>,
     ) -> Result<PushState, StoreError> {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let _w = self.write.lock().await;
         let mut state = self
-            .store
-            .push_state(offering)?
+            .state(offering)
             .unwrap_or_else(|| PushState::new(offering));
-        if let Some(mut changes) = f(&mut state) {
-            changes.push(Store::push_change(&state));
-            self.store.sync_put(changes)?;
+        if let Some((mut changes, keep)) = f(&mut state) {
+            changes.push(if keep {
+                Store::push_change(&state)
+            } else {
+                Store::push_removal(offering)
+            });
+            self.store.write(changes).await?;
+            self.cache().put(keep.then(|| state.clone()), offering);
         }
         Ok(state)
-    }
-
-    fn index_swap(&self, offering: Id, new: Option<&str>, old: Option<&str>) {
-        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = old {
-            index.remove(old);
-        }
-        if let Some(id) = new {
-            index.insert(id.to_owned(), offering);
-        }
     }
 
     /// The change that queues an incremental sync of `offering` now (coalesced with
@@ -254,14 +277,9 @@ impl PushService {
     /// same write that counts the delivery.
     ///
     /// # Errors
-    /// The store cannot be read or written (the webhook answers 500; Google retries).
-    pub fn receive(&self, delivery: &Delivery) -> Result<bool, StoreError> {
-        let offering = self
-            .index
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&delivery.channel_id)
-            .copied();
+    /// The store cannot be written (the webhook answers 500; Google retries).
+    pub async fn receive(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        let offering = self.cache().by_channel.get(&delivery.channel_id).copied();
         let Some(offering) = offering else {
             self.counts.rejected.fetch_add(1, Ordering::Relaxed);
             return Ok(false);
@@ -291,7 +309,7 @@ impl PushService {
                 Notice::Unknown => None,
                 Notice::Sync | Notice::Duplicate => {
                     state.ignored += 1;
-                    Some(Vec::new())
+                    Some((Vec::new(), true))
                 }
                 Notice::Changed | Notice::Gone => {
                     state.received += 1;
@@ -305,10 +323,11 @@ impl PushService {
                         state.channel = None;
                         changes.extend(self.usual_poll(offering, now));
                     }
-                    Some(changes)
+                    Some((changes, true))
                 }
             }
-        })?;
+        })
+        .await?;
         match notice {
             Notice::Unknown => {
                 self.counts.rejected.fetch_add(1, Ordering::Relaxed);
@@ -322,7 +341,6 @@ impl PushService {
             }
             Notice::Gone => {
                 self.counts.received.fetch_add(1, Ordering::Relaxed);
-                self.index_swap(offering, None, Some(&delivery.channel_id));
                 self.poke();
             }
         }
@@ -353,10 +371,9 @@ impl PushService {
 
     /// One look at every offering that has a calendar or a push state, starting the
     /// upkeep of those whose channel needs opening, renewing or stopping (the look
-    /// itself only reads the store). Returns when a channel is next due for renewal or
-    /// a retry.
+    /// itself only reads). Returns when a channel is next due for renewal or a retry.
     pub async fn pass(self: &Arc<Self>) -> Option<DateTime<Utc>> {
-        let due = match self.due_offerings(Utc::now()) {
+        let due = match self.due_offerings(Utc::now()).await {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the calendars for push upkeep");
@@ -389,10 +406,9 @@ impl PushService {
             });
         }
         let renew_before = chrono_duration(self.opts.renew_before);
-        self.store
-            .push_states()
-            .ok()?
-            .iter()
+        self.cache()
+            .states
+            .values()
             .filter_map(|s| {
                 s.channel
                     .as_ref()
@@ -402,22 +418,33 @@ impl PushService {
             .min()
     }
 
+    /// Whether each offering is live (exists, not archived) and its provider.
+    async fn offerings(&self) -> Result<HashMap<Id, (bool, Id)>, StoreError> {
+        Ok(self
+            .store
+            .all_offerings()
+            .await?
+            .into_iter()
+            .map(|o| (o.id, (o.state != OfferingState::Archived, o.customer)))
+            .collect())
+    }
+
     /// The offerings whose channel the rules want changed now.
-    fn due_offerings(&self, now: DateTime<Utc>) -> Result<Vec<Id>, StoreError> {
+    async fn due_offerings(&self, now: DateTime<Utc>) -> Result<Vec<Id>, StoreError> {
         let calendars: HashMap<Id, Option<String>> = self
             .store
-            .calendars()?
+            .calendars()
+            .await?
             .into_iter()
             .map(|c| (c.offering, c.calendar_id))
             .collect();
-        let states: HashMap<Id, PushState> = self
-            .store
-            .push_states()?
-            .into_iter()
-            .map(|s| (s.offering, s))
+        let offerings = self.offerings().await?;
+        let cache = self.cache();
+        let mut ids: Vec<Id> = calendars
+            .keys()
+            .chain(cache.states.keys())
+            .copied()
             .collect();
-        let cat = self.store.read()?;
-        let mut ids: Vec<Id> = calendars.keys().chain(states.keys()).copied().collect();
         ids.sort();
         ids.dedup();
         let renew_before = chrono_duration(self.opts.renew_before);
@@ -425,15 +452,12 @@ impl PushService {
             .into_iter()
             .filter(|id| {
                 let watched = Watched {
-                    offering_live: cat
-                        .offerings
-                        .get(id)
-                        .is_some_and(|o| o.state != OfferingState::Archived),
+                    offering_live: offerings.get(id).is_some_and(|(live, _)| *live),
                     calendar_id: calendars.get(id).and_then(|c| c.as_deref()),
                 };
                 !matches!(
                     channel_action(
-                        states.get(id),
+                        cache.states.get(id),
                         watched,
                         self.opts.address.as_deref(),
                         now,
@@ -452,15 +476,12 @@ impl PushService {
     pub async fn upkeep(&self, offering: Id) -> Result<(), PushError> {
         let now = Utc::now();
         let renew_before = chrono_duration(self.opts.renew_before);
-        let calendar = self.store.calendar(offering)?;
-        let (live, customer) = {
-            let cat = self.store.read()?;
-            match cat.offerings.get(&offering) {
-                Some(o) => (o.state != OfferingState::Archived, Some(o.customer)),
-                None => (false, None),
-            }
+        let calendar = self.store.calendar(offering).await?;
+        let (live, customer) = match self.store.offering(offering).await? {
+            Some(o) => (o.state != OfferingState::Archived, Some(o.customer)),
+            None => (false, None),
         };
-        let state = self.store.push_state(offering)?;
+        let state = self.state(offering);
         let calendar_id = calendar.as_ref().and_then(|c| c.calendar_id.clone());
         let watched = Watched {
             offering_live: live,
@@ -475,8 +496,7 @@ impl PushService {
         );
         let old = state.as_ref().and_then(|s| s.channel.clone());
         match action {
-            ChannelAction::Keep => {}
-            ChannelAction::Wait => {}
+            ChannelAction::Keep | ChannelAction::Wait => {}
             ChannelAction::Open | ChannelAction::Renew => {
                 let (Some(customer), Some(calendar_id), Some(address)) = (
                     customer,
@@ -492,20 +512,13 @@ impl PushService {
                 if let Some(old) = &old {
                     self.stop(offering, customer, old).await;
                 }
-                let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-                if live {
-                    let mut st = self
-                        .store
-                        .push_state(offering)?
-                        .unwrap_or_else(|| PushState::new(offering));
-                    st.channel = None;
-                    let mut changes = self.usual_poll(offering, now);
-                    changes.push(Store::push_change(&st));
-                    self.store.sync_put(changes)?;
-                } else {
-                    self.store.sync_put(vec![Store::push_removal(offering)])?;
-                }
-                self.index_swap(offering, None, old.as_ref().map(|c| c.id.as_str()));
+                let poll = self.usual_poll(offering, now);
+                self.update(offering, |state| {
+                    state.channel = None;
+                    // A removed offering leaves nothing behind.
+                    Some((if live { poll } else { Vec::new() }, live))
+                })
+                .await?;
                 self.counts.stopped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -551,19 +564,19 @@ impl PushService {
                     last_message: 0,
                 };
                 // Indexed before it is recorded: its first delivery may come at once.
-                self.index_swap(offering, Some(&channel.id), None);
+                self.cache().by_channel.insert(channel.id.clone(), offering);
                 self.update(offering, |state| {
                     state.channel = Some(channel.clone());
                     state.failures = 0;
                     state.last_error = None;
                     state.retry_at = None;
-                    Some(Vec::new())
-                })?;
+                    Some((Vec::new(), true))
+                })
+                .await?;
                 tracing::info!(%offering, channel = %channel.id, expires = %channel.expiration, "push channel opened");
                 if let Some(old) = old {
                     self.counts.renewed.fetch_add(1, Ordering::Relaxed);
                     self.stop(offering, Some(customer), old).await;
-                    self.index_swap(offering, None, Some(&old.id));
                 } else {
                     self.counts.opened.fetch_add(1, Ordering::Relaxed);
                 }
@@ -583,8 +596,9 @@ impl PushService {
                     state.last_error = Some(message.clone());
                     state.retry_at = Some(now + open_backoff(state.failures));
                     // A renewal that failed leaves the old channel until it expires.
-                    Some(if state.healthy(now) { Vec::new() } else { poll })
-                })?;
+                    Some((if state.healthy(now) { Vec::new() } else { poll }, true))
+                })
+                .await?;
                 Ok(())
             }
         }
@@ -592,8 +606,12 @@ impl PushService {
 
     /// Stops a channel at Google (best effort: an unknown channel is already gone).
     async fn stop(&self, offering: Id, customer: Option<Id>, channel: &Channel) {
-        let Some(customer) = customer.or_else(|| self.customer_of(offering)) else {
-            return;
+        let customer = match customer {
+            Some(c) => c,
+            None => match self.store.offering(offering).await {
+                Ok(Some(o)) => o.customer,
+                _ => return,
+            },
         };
         let result = match self.source.client_for(customer).await {
             Ok(Some(api)) => api.channel_stop(&channel.id, &channel.resource_id).await,
@@ -607,13 +625,6 @@ impl PushService {
                 tracing::warn!(%offering, channel = %channel.id, error = %e, "cannot stop a push channel; it ends at its expiration")
             }
         }
-    }
-
-    fn customer_of(&self, offering: Id) -> Option<Id> {
-        self.store
-            .read()
-            .ok()
-            .and_then(|cat| cat.offerings.get(&offering).map(|o| o.customer))
     }
 }
 
@@ -666,9 +677,8 @@ impl Observed for PushService {
         if !out.detailed() {
             return;
         }
-        let Ok(states) = self.store.push_states() else {
-            return;
-        };
+        let mut states: Vec<PushState> = self.cache().states.values().cloned().collect();
+        states.sort_by_key(|s| s.offering);
         let now = Utc::now();
         out.family(
             "bookcal_push_channel_active",

@@ -46,7 +46,7 @@ async fn notify(State(push): State<Arc<PushService>>, headers: HeaderMap) -> Res
         message_number: header(&headers, "x-goog-message-number")
             .and_then(|n| n.trim().parse().ok()),
     };
-    match push.receive(&delivery) {
+    match push.receive(&delivery).await {
         Ok(true) => StatusCode::OK.into_response(),
         Ok(false) => not_found(),
         Err(error) => {

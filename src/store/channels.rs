@@ -1,13 +1,15 @@
 //! Typed access to the push state of each offering (its Google watch channel and
-//! the notifications it received).
+//! the notifications it received). Kept by the sled engine; the PostgreSQL engine
+//! has none yet (the service turns push off there), so it reads as empty.
 
 use super::records::PushRecord;
+use super::sled_engine::Sled;
 use super::tree::Tree;
-use super::{decode, Change, Store, StoreError};
+use super::{decode, Change, Engine, Store, StoreError};
 use crate::domain::push::PushState;
 use crate::domain::Id;
 
-impl Store {
+impl Sled {
     /// The push state of an offering, if a channel was ever attempted for it.
     ///
     /// # Errors
@@ -28,6 +30,30 @@ impl Store {
             .map(|(_, v)| decode::<PushRecord>("channels", &v).map(PushState::from))
             .collect()
     }
+}
+
+impl Store {
+    /// The push state of an offering (none on PostgreSQL).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn push_state(&self, offering: Id) -> Result<Option<PushState>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.push_state(offering),
+            Engine::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// Every offering's push state (none on PostgreSQL).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn push_states(&self) -> Result<Vec<PushState>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.push_states(),
+            Engine::Postgres(_) => Ok(Vec::new()),
+        }
+    }
 
     /// The change that writes an offering's push state (to combine with others).
     pub fn push_change(state: &PushState) -> Change {
@@ -46,8 +72,8 @@ mod tests {
     use crate::domain::push::Channel;
     use crate::store::StoreOptions;
 
-    #[test]
-    fn push_states_round_trip_and_can_be_forgotten() {
+    #[tokio::test]
+    async fn push_states_round_trip_and_can_be_forgotten() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path(), &StoreOptions::default()).expect("store");
         let offering = Id::new_v4();
@@ -67,16 +93,18 @@ mod tests {
             ..PushState::new(offering)
         };
         store
-            .sync_put(vec![Store::push_change(&state)])
+            .write(vec![Store::push_change(&state)])
+            .await
             .expect("write");
         assert_eq!(
-            store.push_state(offering).expect("read"),
+            store.push_state(offering).await.expect("read"),
             Some(state.clone())
         );
-        assert_eq!(store.push_states().expect("scan"), vec![state]);
+        assert_eq!(store.push_states().await.expect("scan"), vec![state]);
         store
-            .sync_put(vec![Store::push_removal(offering)])
+            .write(vec![Store::push_removal(offering)])
+            .await
             .expect("remove");
-        assert_eq!(store.push_state(offering).expect("read"), None);
+        assert_eq!(store.push_state(offering).await.expect("read"), None);
     }
 }

@@ -23,6 +23,7 @@ mod integrity;
 mod limits;
 mod openapi;
 mod operations;
+mod postgres;
 mod push;
 mod scheduler;
 mod secrets;

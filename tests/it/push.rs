@@ -34,13 +34,21 @@ async fn calendar_with_channel(app: &TestApp, offering: Id) -> String {
     assert_eq!(r.status, 200, "{}", r.text);
     let store = app.store.clone();
     assert!(
-        eventually(30, || store.calendar(offering).ok().flatten().is_some_and(
-            |c| c.state == CalendarState::Ok && c.calendar_id.is_some()
-        ))
+        eventually(30, || store
+            .sled()
+            .expect("sled")
+            .calendar(offering)
+            .ok()
+            .flatten()
+            .is_some_and(
+                |c| c.state == CalendarState::Ok && c.calendar_id.is_some()
+            ))
         .await,
         "the calendar is created"
     );
     let cal = store
+        .sled()
+        .expect("sled")
         .calendar(offering)
         .expect("read")
         .and_then(|c| c.calendar_id)
@@ -53,6 +61,8 @@ async fn calendar_with_channel(app: &TestApp, offering: Id) -> String {
             .iter()
             .any(|c| c.calendar_id == watched)
             && store
+                .sled()
+                .expect("sled")
                 .push_state(offering)
                 .ok()
                 .flatten()
@@ -107,6 +117,8 @@ async fn an_external_event_blocks_its_time_by_push_without_a_periodic_run() {
     let store = app.store.clone();
     assert!(
         eventually(30, || store
+            .sled()
+            .expect("sled")
             .busy_slots(room)
             .map(|b| b.iter().any(|s| s.start == start && s.end == end))
             .unwrap_or(false))
@@ -122,7 +134,12 @@ async fn an_external_event_blocks_its_time_by_push_without_a_periodic_run() {
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.text.contains("is not available."), "{}", r.text);
-    let state = store.push_state(room).expect("read").expect("state");
+    let state = store
+        .sled()
+        .expect("sled")
+        .push_state(room)
+        .expect("read")
+        .expect("state");
     assert!(state.received >= 1, "{state:?}");
     assert!(state.ignored >= 1, "the sync message is ignored: {state:?}");
     // The channel shows in the offering's googlecalendar and in /metrics.
@@ -174,6 +191,8 @@ async fn a_dropped_notification_is_caught_by_the_safety_net_poll() {
     });
     let received = app
         .store
+        .sled()
+        .expect("sled")
         .push_state(room)
         .expect("read")
         .map_or(0, |s| s.received);
@@ -187,13 +206,20 @@ async fn a_dropped_notification_is_caught_by_the_safety_net_poll() {
     let store = app.store.clone();
     assert!(
         eventually(30, || store
+            .sled()
+            .expect("sled")
             .busy_slots(room)
             .map(|b| b.iter().any(|s| s.start == start && s.end == end))
             .unwrap_or(false))
         .await,
         "the safety-net poll brings the change in"
     );
-    let state = store.push_state(room).expect("read").expect("state");
+    let state = store
+        .sled()
+        .expect("sled")
+        .push_state(room)
+        .expect("read")
+        .expect("state");
     assert_eq!(state.received, received, "no notification carried it");
 }
 
@@ -216,13 +242,20 @@ async fn a_forged_notification_changes_nothing_and_is_answered_404() {
                 .unwrap_or(false)
             // The channel's `sync` message arrived (it is delivered after the watch).
             && store
+                .sled()
+                .expect("sled")
                 .push_state(room)
                 .ok()
                 .flatten()
                 .is_some_and(|s| s.ignored >= 1))
         .await
     );
-    let before = store.push_state(room).expect("read").expect("state");
+    let before = store
+        .sled()
+        .expect("sled")
+        .push_state(room)
+        .expect("read")
+        .expect("state");
     let channel = before.channel.clone().expect("channel");
     let runs = status.runs("ok");
     let url = format!("{}/google/notifications", app.base);
@@ -261,7 +294,10 @@ async fn a_forged_notification_changes_nothing_and_is_answered_404() {
         let body: serde_json::Value = r.json().await.expect("json");
         assert_eq!(body, json!({"detail": "Not found."}), "{name}");
     }
-    assert_eq!(store.push_state(room).expect("read"), Some(before));
+    assert_eq!(
+        store.sled().expect("sled").push_state(room).expect("read"),
+        Some(before)
+    );
     assert!(
         store.queued_jobs(room).expect("jobs").is_empty(),
         "nothing queued"
@@ -279,7 +315,13 @@ async fn repeated_message_numbers_are_ignored() {
         duplicate_rate: Some(1.0),
         ..PushSettingsUpdate::default()
     });
-    let start = app.store.push_state(room).expect("read").expect("state");
+    let start = app
+        .store
+        .sled()
+        .expect("sled")
+        .push_state(room)
+        .expect("read")
+        .expect("state");
     human(&app)
         .await
         .event_insert(&cal, &timed("e0bb2", at(32, 9), at(32, 10)))
@@ -287,12 +329,18 @@ async fn repeated_message_numbers_are_ignored() {
         .expect("insert");
     let store = app.store.clone();
     assert!(
-        eventually(30, || store.push_state(room).ok().flatten().is_some_and(
-            |s| { s.received == start.received + 1 && s.ignored == start.ignored + 1 }
-        ))
+        eventually(30, || store
+            .sled()
+            .expect("sled")
+            .push_state(room)
+            .ok()
+            .flatten()
+            .is_some_and(|s| {
+                s.received == start.received + 1 && s.ignored == start.ignored + 1
+            }))
         .await,
         "one delivery acted on, its duplicate ignored: {:?}",
-        store.push_state(room)
+        store.sled().expect("sled").push_state(room)
     );
 }
 
@@ -311,6 +359,8 @@ async fn channels_are_renewed_before_they_expire_and_keep_delivering() {
     let cal = calendar_with_channel(&app, room).await;
     let first = app
         .store
+        .sled()
+        .expect("sled")
         .push_state(room)
         .expect("read")
         .and_then(|s| s.channel)
@@ -321,6 +371,8 @@ async fn channels_are_renewed_before_they_expire_and_keep_delivering() {
         eventually(30, || {
             let open = push.channels();
             let ours = store
+                .sled()
+                .expect("sled")
                 .push_state(room)
                 .ok()
                 .flatten()
@@ -339,6 +391,8 @@ async fn channels_are_renewed_before_they_expire_and_keep_delivering() {
         .expect("insert");
     assert!(
         eventually(30, || store
+            .sled()
+            .expect("sled")
             .busy_slots(room)
             .map(|b| b.iter().any(|s| s.start == start))
             .unwrap_or(false))
@@ -362,13 +416,15 @@ async fn a_deleted_calendar_ends_its_channel_and_a_removed_offering_stops_it() {
     let store = app.store.clone();
     assert!(
         eventually(30, || store
+            .sled()
+            .expect("sled")
             .push_state(room)
             .ok()
             .flatten()
             .is_some_and(|s| s.channel.is_none() && s.received >= 1))
         .await,
         "the `not_exists` message ends the channel: {:?}",
-        store.push_state(room)
+        store.sled().expect("sled").push_state(room)
     );
     assert!(app
         .emu()
@@ -380,10 +436,14 @@ async fn a_deleted_calendar_ends_its_channel_and_a_removed_offering_stops_it() {
     // An offering removed (archived): bookcal stops its channel.
     let other = app.offering_id("tem-2100");
     let other_cal = calendar_with_channel(&app, other).await;
-    let mut offering = store.read().expect("read").offerings[&other].clone();
+    let mut offering = store
+        .offering(other)
+        .await
+        .expect("read")
+        .expect("offering");
     offering.state = OfferingState::Archived;
     store
-        .sync_put(vec![
+        .write(vec![
             Change::Offering(offering),
             Change::Enqueue(JobRequest {
                 offering: other,
@@ -392,6 +452,7 @@ async fn a_deleted_calendar_ends_its_channel_and_a_removed_offering_stops_it() {
                 due: Utc::now(),
             }),
         ])
+        .await
         .expect("archive");
     let push = app.emu().push();
     assert!(
@@ -400,6 +461,8 @@ async fn a_deleted_calendar_ends_its_channel_and_a_removed_offering_stops_it() {
             .iter()
             .any(|c| c.calendar_id == other_cal)
             && store
+                .sled()
+                .expect("sled")
                 .push_state(other)
                 .map(|s| s.is_none())
                 .unwrap_or(false))
@@ -449,24 +512,25 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
     // First run, push off: the room gets its calendar but no channel.
     let (base, store, stop, run) = run_service(dir.path(), &emu, false).await;
-    bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import");
+    bookcal::import::import_file(&store, std::path::Path::new(fixture))
+        .await
+        .expect("import");
     let owner = {
-        let id = *store
-            .read()
+        let user = store
+            .user_by_name("owner")
+            .await
             .expect("read")
-            .users_by_name
-            .get("owner")
             .expect("owner");
-        store.create_token(id).expect("token")
+        store.create_token(user.id).await.expect("token")
     };
-    let room = {
-        let cat = store.read().expect("read");
-        cat.offerings
-            .values()
-            .find(|o| o.slug == "room-aurora")
-            .expect("room")
-            .id
-    };
+    let room = store
+        .all_offerings()
+        .await
+        .expect("read")
+        .into_iter()
+        .find(|o| o.slug == "room-aurora")
+        .expect("room")
+        .id;
     let r = reqwest::Client::new()
         .post(format!(
             "{base}/api/booking-offerings/{}/google_calendar_sync/",
@@ -481,6 +545,8 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
     let s = store.clone();
     assert!(
         eventually(30, || s
+            .sled()
+            .expect("sled")
             .calendar(room)
             .ok()
             .flatten()
@@ -490,6 +556,8 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
         .await
     );
     let cal = store
+        .sled()
+        .expect("sled")
         .calendar(room)
         .expect("read")
         .and_then(|c| c.calendar_id)
@@ -509,6 +577,8 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
     let s = store.clone();
     assert!(
         eventually(30, || s
+            .sled()
+            .expect("sled")
             .push_state(room)
             .ok()
             .flatten()
@@ -516,6 +586,8 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
         .await
     );
     let first = store
+        .sled()
+        .expect("sled")
         .push_state(room)
         .expect("read")
         .and_then(|p| p.channel)
@@ -527,12 +599,18 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
     // A long time down: the stored channel has expired (Google ended it meanwhile).
     {
         let store = Store::open(&dir.path().join("store"), &StoreOptions::default()).expect("open");
-        let mut state = store.push_state(room).expect("read").expect("state");
+        let mut state = store
+            .sled()
+            .expect("sled")
+            .push_state(room)
+            .expect("read")
+            .expect("state");
         if let Some(c) = state.channel.as_mut() {
             c.expiration = Utc::now() - chrono::Duration::hours(1);
         }
         store
-            .sync_put(vec![Store::push_change(&state)])
+            .write(vec![Store::push_change(&state)])
+            .await
             .expect("write");
         assert_eq!(push.expire(Some(&first.id)), 1);
     }
@@ -540,6 +618,8 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
     let s = store.clone();
     assert!(
         eventually(30, || s
+            .sled()
+            .expect("sled")
             .push_state(room)
             .ok()
             .flatten()
@@ -556,6 +636,8 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
         .expect("insert");
     assert!(
         eventually(30, || s
+            .sled()
+            .expect("sled")
             .busy_slots(room)
             .map(|b| b.iter().any(|x| x.start == start))
             .unwrap_or(false))
