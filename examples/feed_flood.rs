@@ -13,11 +13,14 @@
 //! owner reads it through a feed token. Then, on 127.0.0.1:
 //!
 //! - idle: the owner fetches the quiet feed `SAMPLES` (200) times, one after another
-//!   (full 200 answers, no validators), from 127.0.0.1;
+//!   (full 200 answers, no validators), from 127.0.0.1; then `SAMPLES / 2` times with
+//!   a new booking on it (alice, through the API) before each fetch, so each fetch
+//!   needs a fresh render (only the fetch is timed);
 //! - flood: `FLOOD_CLIENTS` (64) anonymous clients from another address (127.0.0.2)
-//!   fetch the flooded public feed with a distinct `from`/`to` window each time, for
-//!   `FLOOD_SECS` (20); meanwhile the owner's quiet-feed latency is measured again,
-//!   and the server's resident memory is sampled;
+//!   fetch the flooded public feed with a distinct `from`/`to` window each time (each
+//!   covering most of its bookings, shifted by the minute), for `FLOOD_SECS` (20);
+//!   meanwhile the owner's quiet-feed latencies are measured again (both ways), and
+//!   the server's resident memory is sampled;
 //! - after: the flood stops; memory 5 s later and the quiet feed once more.
 //!
 //! Prints one Markdown table, a column per binary.
@@ -186,6 +189,68 @@ async fn latencies(http: &reqwest::Client, url: &str, n: u64) -> (f64, f64, u64)
     (at(0.5), at(0.99), failed)
 }
 
+/// Books a new slot on the quiet offering (as alice, through the API) before each
+/// of `n` GETs of its feed, so every GET needs a fresh render: "p50 / p99 ms" of the
+/// GETs only, and the failures.
+struct Booker {
+    http: reqwest::Client,
+    orders: String,
+    body: Value,
+    alice: String,
+    next: usize,
+}
+
+impl Booker {
+    async fn book(&mut self) {
+        // Half-hour slots from 45 days ahead, 16 a day, none taken before.
+        let i = self.next;
+        self.next += 1;
+        let day = chrono::Utc::now().date_naive() + chrono::Days::new(45 + (i / 16) as u64);
+        let start = day.and_hms_opt(8, 0, 0).expect("time").and_utc()
+            + chrono::Duration::minutes(30 * (i % 16) as i64);
+        let end = start + chrono::Duration::minutes(30);
+        let mut body = self.body.clone();
+        body["attributes"]["schedules"] = json!([{
+            "start": start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "end": end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        }]);
+        let r = self
+            .http
+            .post(&self.orders)
+            .header("Authorization", format!("Token {}", self.alice))
+            .json(&body)
+            .send()
+            .await
+            .expect("order");
+        assert_eq!(r.status(), 201, "booking the quiet offering");
+    }
+}
+
+async fn fresh_latencies(
+    http: &reqwest::Client,
+    url: &str,
+    n: u64,
+    booker: &mut Booker,
+) -> (f64, f64, u64) {
+    let mut got = Vec::new();
+    let mut failed = 0;
+    for _ in 0..n {
+        booker.book().await;
+        let (p50, _, f) = latencies(http, url, 1).await;
+        failed += f;
+        if f == 0 {
+            got.push(p50);
+        }
+    }
+    got.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        got.get(((got.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    (at(0.5), at(0.99), failed)
+}
+
 async fn run(bin: &Path) -> Vec<(&'static str, String)> {
     let flood_events = knob("FLOOD_EVENTS", 1000) as usize;
     let samples = knob("SAMPLES", 200);
@@ -197,6 +262,7 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
     std::fs::write(&set, data_set(flood_events, 100).to_string()).expect("write");
     cli(bin, &data, &["import", set.to_str().expect("path")]);
     let owner = cli(bin, &data, &["token", "create", "--username", "owner"]);
+    let alice = cli(bin, &data, &["token", "create", "--username", "alice"]);
 
     // The binary's own emulator, so the share action really makes the calendar public.
     let key = dir.path().join("key.json");
@@ -284,6 +350,26 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
         .await
         .expect("json");
     let quiet_url = token["url"].as_str().expect("url").to_owned();
+    let project: Value = api
+        .get(format!("{base}/api/marketplace-orders/?page_size=1"))
+        .header("Authorization", format!("Token {alice}"))
+        .send()
+        .await
+        .expect("orders")
+        .json()
+        .await
+        .expect("json");
+    let mut booker = Booker {
+        http: api.clone(),
+        orders: format!("{base}/api/marketplace-orders/"),
+        body: json!({
+            "offering": format!("{base}/api/marketplace-public-offerings/{quiet}/"),
+            "project": project[0]["project"],
+            "attributes": {"name": "Owner's own booking"},
+        }),
+        alice,
+        next: 0,
+    };
 
     let owner_http = reqwest::Client::builder()
         .local_address(IpAddr::V4(Ipv4Addr::LOCALHOST))
@@ -293,6 +379,8 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
     let _ = latencies(&owner_http, &quiet_url, 3).await;
     let rss_idle = status_of(pid, "VmRSS:");
     let (idle50, idle99, idle_failed) = latencies(&owner_http, &quiet_url, samples).await;
+    let (ridle50, ridle99, ridle_failed) =
+        fresh_latencies(&owner_http, &quiet_url, samples / 2, &mut booker).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
@@ -303,6 +391,7 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client");
+    let start = chrono::Utc::now() - chrono::Duration::days(25);
     let cpu_before = cpu_secs(pid);
     let flood_started = Instant::now();
     let mut tasks = Vec::new();
@@ -318,10 +407,16 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
         tasks.push(tokio::spawn(async move {
             let mut k: u64 = c;
             while !stop.load(Ordering::Relaxed) {
-                // A distinct window every time: start day and length both vary.
-                let from = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("date")
-                    + chrono::Days::new(k % 700);
-                let to = from + chrono::Days::new(1 + (k / 700) % 90);
+                // A distinct window every time, each covering most of the bookings
+                // (so each is a full render): start and end move by the minute.
+                let from = start + chrono::Duration::minutes(i64::try_from(k % 1440).unwrap_or(0));
+                let to = from
+                    + chrono::Duration::days(40)
+                    + chrono::Duration::minutes(i64::try_from(k / 1440).unwrap_or(0));
+                let (from, to) = (
+                    from.format("%Y-%m-%dT%H:%M:%SZ"),
+                    to.format("%Y-%m-%dT%H:%M:%SZ"),
+                );
                 k += clients;
                 match http
                     .get(format!("{public}?from={from}&to={to}"))
@@ -357,6 +452,8 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
         })
     };
     let (flood50, flood99, flood_failed) = latencies(&owner_http, &quiet_url, samples).await;
+    let (rflood50, rflood99, rflood_failed) =
+        fresh_latencies(&owner_http, &quiet_url, samples / 2, &mut booker).await;
     let left = Duration::from_secs(flood_secs).saturating_sub(flood_started.elapsed());
     tokio::time::sleep(left).await;
     stop.store(true, Ordering::Relaxed);
@@ -385,17 +482,32 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
     );
     vec![
         (
-            "quiet feed p50 / p99 ms, idle",
+            "quiet feed, unchanged: p50 / p99 ms, idle",
             ms(idle50, idle99, idle_failed),
         ),
         (
-            "quiet feed p50 / p99 ms, during the flood",
+            "quiet feed, unchanged: p50 / p99 ms, during the flood",
             ms(flood50, flood99, flood_failed),
         ),
-        ("p99 during / idle", format!("{:.1}x", flood99 / idle99)),
         (
-            "quiet feed p50 / p99 ms, after the flood",
+            "quiet feed, unchanged: p99 during / idle",
+            format!("{:.1}x", flood99 / idle99),
+        ),
+        (
+            "quiet feed, unchanged: p50 / p99 ms, after the flood",
             ms(after50, after99, after_failed),
+        ),
+        (
+            "quiet feed, a booking before each GET: p50 / p99 ms, idle",
+            ms(ridle50, ridle99, ridle_failed),
+        ),
+        (
+            "quiet feed, a booking before each GET: p50 / p99 ms, during the flood",
+            ms(rflood50, rflood99, rflood_failed),
+        ),
+        (
+            "quiet feed, a booking before each GET: p99 during / idle",
+            format!("{:.1}x", rflood99 / ridle99),
         ),
         (
             "flood answers in the run (200 / other status / failed)",
