@@ -8,11 +8,51 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
-use crate::domain::calendar::{OfferingCalendar, RunSummary};
+use crate::domain::calendar::{CredentialHealth, OfferingCalendar, RunSummary};
 use crate::domain::{Id, Offering, Order, Resource};
-use crate::store::Catalog;
+use crate::store::{Related, Wanted};
 
 pub use crate::domain::format::ts;
+
+/// What rendering these booking resources reads besides them.
+pub fn wanted_for_resources(rs: &[Resource]) -> Wanted {
+    Wanted {
+        users: rs
+            .iter()
+            .flat_map(|r| std::iter::once(r.created_by).chain(r.consumer_reviewed_by))
+            .collect(),
+        projects: rs.iter().map(|r| r.project).collect(),
+        offerings: rs.iter().map(|r| r.offering).collect(),
+        ..Wanted::default()
+    }
+}
+
+/// What rendering these orders reads besides them.
+pub fn wanted_for_orders(os: &[Order]) -> Wanted {
+    Wanted {
+        users: os
+            .iter()
+            .flat_map(|o| {
+                std::iter::once(o.created_by)
+                    .chain(o.consumer_reviewed_by)
+                    .chain(o.provider_reviewed_by)
+            })
+            .collect(),
+        projects: os.iter().map(|o| o.project).collect(),
+        offerings: os.iter().map(|o| o.offering).collect(),
+        resource_names: os.iter().map(|o| o.resource).collect(),
+        ..Wanted::default()
+    }
+}
+
+/// What rendering these offerings reads besides them.
+pub fn wanted_for_offerings(os: &[Offering]) -> Wanted {
+    Wanted {
+        customers: os.iter().map(|o| o.customer).collect(),
+        order_counts: os.iter().map(|o| o.id).collect(),
+        ..Wanted::default()
+    }
+}
 
 fn opt_ts(t: &Option<DateTime<Utc>>) -> Value {
     t.as_ref()
@@ -77,6 +117,8 @@ pub struct RunSummaryOut<'a> {
     warnings: &'a [String],
     api_calls: u64,
     full_listing: bool,
+    /// Writes held back by Google's usage limits (pushed on a later run).
+    deferred: u32,
 }
 
 impl<'a> RunSummaryOut<'a> {
@@ -92,6 +134,48 @@ impl<'a> RunSummaryOut<'a> {
             warnings: &r.warnings,
             api_calls: r.api_calls,
             full_listing: r.full_listing,
+            deferred: r.deferred,
+        }
+    }
+}
+
+/// Why an offering's sync waits for Google's usage limits, and until when.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SyncWaiting)]
+pub struct WaitingOut<'a> {
+    reason: &'a str,
+    #[schema(value_type = String, format = DateTime)]
+    until: String,
+}
+
+/// The health of the Google credential serving the offering's provider.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CredentialHealth)]
+pub struct CredentialHealthOut<'a> {
+    /// Which credential, without secrets (`service account a@b`, `provider <hex>`).
+    name: &'a str,
+    /// `ok`, `invalid` (a person must replace it), `failing` (bookcal retries), `unknown`.
+    status: &'a str,
+    /// What is wrong, in plain words.
+    reason: Option<&'a str>,
+    /// What to do about it.
+    action: Option<&'a str>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    since: Option<String>,
+    /// Until when Google pauses it, when it said so.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    until: Option<String>,
+}
+
+impl<'a> CredentialHealthOut<'a> {
+    pub fn of(h: &'a CredentialHealth) -> Self {
+        CredentialHealthOut {
+            name: &h.name,
+            status: &h.status,
+            reason: h.reason.as_deref(),
+            action: h.action.as_deref(),
+            since: h.since.as_ref().map(ts),
+            until: h.until.as_ref().map(ts),
         }
     }
 }
@@ -120,6 +204,19 @@ pub struct GoogleCalendarOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<RunSummaryOut>)]
     last_run: Option<Option<RunSummaryOut<'a>>>,
+    /// When the calendar's busy time was last read in full; new orders are refused
+    /// once it is older than `sync.max_busy_age_secs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    busy_read_at: Option<Option<String>>,
+    /// Set while the sync waits for Google's usage limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<WaitingOut>)]
+    waiting: Option<Option<WaitingOut<'a>>>,
+    /// The Google credential serving the offering's provider (once a calendar action
+    /// was taken and a credential is configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<CredentialHealthOut<'a>>,
     /// The calendar's queued jobs: the running one first, then the pending ones by due
     /// time (present once a calendar action was taken).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,9 +258,28 @@ impl<'a> GoogleCalendarOut<'a> {
             last_success: cal.map(|c| c.last_success.as_ref().map(ts)),
             last_error: cal.map(|c| c.last_error.as_deref()),
             last_run: cal.map(|c| c.last_run.as_ref().map(RunSummaryOut::of)),
+            busy_read_at: cal.map(|c| c.busy_read_at.as_ref().map(ts)),
+            waiting: cal.map(|c| {
+                c.waiting.as_ref().map(|w| WaitingOut {
+                    reason: &w.reason,
+                    until: ts(&w.until),
+                })
+            }),
+            credential: None,
             jobs: None,
             ical_feed_url,
         }
+    }
+
+    /// Adds the health of the credential serving the offering, shown once the
+    /// offering has a calendar record (an untouched offering keeps upstream's three
+    /// fields).
+    #[must_use]
+    pub fn with_credential(mut self, health: Option<&'a CredentialHealth>) -> Self {
+        if self.state.is_some() {
+            self.credential = health.map(CredentialHealthOut::of);
+        }
+        self
     }
 
     /// Adds the calendar's queued jobs (`running`: the sequence number of the running
@@ -263,7 +379,7 @@ pub struct OfferingFieldsOut<'a> {
 }
 
 impl<'a> OfferingFieldsOut<'a> {
-    fn of(o: &'a Offering, cat: &'a Catalog, urls: &Urls) -> Self {
+    fn of(o: &'a Offering, cat: &'a Related, urls: &Urls) -> Self {
         OfferingFieldsOut {
             uuid: o.id,
             created: ts(&o.created),
@@ -305,7 +421,7 @@ impl<'a> OfferingFieldsOut<'a> {
             country: "",
             backend_id: &o.backend_id,
             backend_metadata: EmptyObject,
-            order_count: cat.orders_by_offering.get(&o.id).map_or(0, |s| s.len()),
+            order_count: cat.order_counts.get(&o.id).copied().unwrap_or(0),
             latitude: o.latitude,
             longitude: o.longitude,
             feed_tokens_url: format!("{}feed_tokens/", urls.of("booking-offerings", o.id)),
@@ -327,7 +443,7 @@ pub struct OfferingOut<'a> {
 impl<'a> OfferingOut<'a> {
     pub fn of(
         o: &'a Offering,
-        cat: &'a Catalog,
+        cat: &'a Related,
         urls: &Urls,
         googlecalendar: GoogleCalendarOut<'a>,
     ) -> Self {
@@ -354,7 +470,7 @@ pub struct PublicOfferingOut<'a> {
 impl<'a> PublicOfferingOut<'a> {
     pub fn of(
         o: &'a Offering,
-        cat: &'a Catalog,
+        cat: &'a Related,
         urls: &Urls,
         cal: Option<&OfferingCalendar>,
     ) -> Self {
@@ -372,7 +488,7 @@ fn offering_and_project(
     m: &mut Map<String, Value>,
     offering: Id,
     project: Id,
-    cat: &Catalog,
+    cat: &Related,
     urls: &Urls,
 ) {
     let off = cat.offerings.get(&offering);
@@ -458,7 +574,7 @@ fn user_fields(
     m: &mut Map<String, Value>,
     prefix: &str,
     user: Option<Id>,
-    cat: &Catalog,
+    cat: &Related,
     urls: &Urls,
 ) {
     if let Some(u) = user.and_then(|id| cat.users.get(&id)) {
@@ -469,7 +585,7 @@ fn user_fields(
 }
 
 /// A booking resource.
-/// The offering and project fields of a booking resource, borrowed from the catalog.
+/// The offering and project fields of a booking resource, borrowed from the related records.
 #[derive(serde::Serialize)]
 struct OfferingProjectOut<'a> {
     offering: String,
@@ -577,7 +693,7 @@ pub struct ResourceOut<'a> {
 static EMPTY_OBJECT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
 
 /// Builds the rendering of a booking resource.
-pub fn resource_out<'a>(r: &'a Resource, cat: &'a Catalog, urls: &Urls) -> ResourceOut<'a> {
+pub fn resource_out<'a>(r: &'a Resource, cat: &'a Related, urls: &Urls) -> ResourceOut<'a> {
     let off = cat.offerings.get(&r.offering);
     let prov = off.and_then(|o| cat.customers.get(&o.customer));
     let proj = cat.projects.get(&r.project);
@@ -667,14 +783,14 @@ pub fn resource_out<'a>(r: &'a Resource, cat: &'a Catalog, urls: &Urls) -> Resou
 }
 
 /// A booking resource as a JSON value (retrieve, and lists with `field=`).
-pub fn resource(r: &Resource, cat: &Catalog, urls: &Urls) -> Value {
+pub fn resource(r: &Resource, cat: &Related, urls: &Urls) -> Value {
     serde_json::to_value(resource_out(r, cat, urls)).unwrap_or_else(|_| json!({}))
 }
 
-pub fn order(o: &Order, cat: &Catalog, urls: &Urls) -> Value {
+pub fn order(o: &Order, cat: &Related, urls: &Urls) -> Value {
     let mut m = Map::new();
     offering_and_project(&mut m, o.offering, o.project, cat, urls);
-    let res = cat.resources.get(&o.resource);
+    let res = cat.resource_names.get(&o.resource);
     let mut put = |k: &str, v: Value| {
         m.insert(k.to_string(), v);
     };
@@ -689,7 +805,10 @@ pub fn order(o: &Order, cat: &Catalog, urls: &Urls) -> Value {
     put("marketplace_resource_uuid", json!(o.resource));
     put("resource_uuid", json!(o.resource));
     put("resource_type", json!("Marketplace.Booking"));
-    put("resource_name", json!(res.map(|r| &*r.name).unwrap_or("")));
+    put(
+        "resource_name",
+        json!(res.map(String::as_str).unwrap_or("")),
+    );
     put("cost", json!("0.0000000000"));
     put("output", json!(""));
     put("error_message", json!(o.error_message));
