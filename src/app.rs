@@ -56,8 +56,18 @@ pub fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
 
 /// The handler state for these settings.
 pub fn app_state(store: Arc<Store>, settings: &Settings) -> AppState {
-    let mut state = AppState::new(store);
+    let mut state = AppState::new(store.clone());
     state.public_url = settings.public_url.clone();
+    let feeds = crate::feeds::FeedOptions {
+        public_url: settings.public_url.clone(),
+        cache: crate::feeds::CacheLimits {
+            max_bytes: usize::try_from(settings.feeds.cache_mb.saturating_mul(1024 * 1024))
+                .unwrap_or(usize::MAX),
+            ..crate::feeds::CacheLimits::default()
+        },
+        render_slots: settings.feeds.render_threads,
+    };
+    state.feeds = Arc::new(crate::feeds::FeedService::new(store, feeds));
     state.google = Arc::new(StaticCredentials(
         settings.google.service_account_key.is_some()
             || settings.google.provider_credentials_dir.is_some(),
@@ -76,7 +86,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), AppError> {
     let router = api::router(state);
-    axum::serve(listener, router)
+    // The peer address lets the feeds share renders fairly between clients.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .map_err(AppError::Serve)

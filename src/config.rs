@@ -117,6 +117,25 @@ impl Default for SyncSettings {
     }
 }
 
+/// iCalendar feed settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedSettings {
+    /// Rendered feed bodies kept in memory, MiB.
+    pub cache_mb: u64,
+    /// Feeds rendered at once (0 = half the CPUs, at least one).
+    pub render_threads: usize,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        FeedSettings {
+            cache_mb: 32,
+            render_threads: 0,
+        }
+    }
+}
+
 /// All settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -138,6 +157,7 @@ pub struct Settings {
     pub shutdown_timeout_secs: u64,
     pub google: GoogleSettings,
     pub sync: SyncSettings,
+    pub feeds: FeedSettings,
 }
 
 impl Default for Settings {
@@ -152,6 +172,7 @@ impl Default for Settings {
             shutdown_timeout_secs: 30,
             google: GoogleSettings::default(),
             sync: SyncSettings::default(),
+            feeds: FeedSettings::default(),
         }
     }
 }
@@ -291,6 +312,18 @@ impl Settings {
             "sync.max_delete_share",
             "BOOKCAL_SYNC_MAX_DELETE_SHARE",
             &mut s.sync.max_delete_share,
+        )?;
+        parse_env(
+            env,
+            "feeds.cache_mb",
+            "BOOKCAL_FEEDS_CACHE_MB",
+            &mut s.feeds.cache_mb,
+        )?;
+        parse_env(
+            env,
+            "feeds.render_threads",
+            "BOOKCAL_FEEDS_RENDER_THREADS",
+            &mut s.feeds.render_threads,
         )?;
         s.validate()?;
         Ok(s)
@@ -522,6 +555,8 @@ mod tests {
             ("sync.horizon_days", "2"),
             ("sync.concurrency", "3"),
             ("sync.max_delete_share", "0.25"),
+            ("feeds.cache_mb", "8"),
+            ("feeds.render_threads", "3"),
         ]
         .into_iter()
         .collect();

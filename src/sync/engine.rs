@@ -18,6 +18,7 @@ use super::plan::{
     plan, DesiredEvent, DesiredStatus, Op, Plan, PlanInput, SeenEvent, UpdateReason,
 };
 use crate::config::SyncSettings;
+use crate::domain::booking_text::{self, BookingFacts};
 use crate::domain::calendar::{
     CalendarState, ExtTime, ExternalEvent, MappedEvent, OfferingCalendar, RunSummary,
 };
@@ -131,29 +132,11 @@ fn desired_events(
             ResourceState::Ok => DesiredStatus::Confirmed,
             _ => continue,
         };
-        let project = cat.projects.get(&r.project);
-        let customer = project.and_then(|p| cat.customers.get(&p.customer));
-        let who = cat
-            .users
-            .get(&r.created_by)
-            .map(|u| u.full_name.as_str())
-            .unwrap_or("");
-        let mut description = format!("Booking: {}", r.name);
-        if let Some(p) = project {
-            description.push_str(&format!("\nProject: {}", p.name));
-        }
-        if let Some(c) = customer {
-            description.push_str(&format!(" ({})", c.name));
-        }
-        if !who.is_empty() {
-            description.push_str(&format!("\nBooked by: {who}"));
-        }
-        description.push_str(match status {
-            DesiredStatus::Tentative => "\nStatus: awaiting the provider's acceptance",
-            DesiredStatus::Confirmed => "\nStatus: accepted",
-        });
+        let facts = BookingFacts::look_up(&r, cat.directory());
+        let reader = booking_text::Reader::Calendar;
+        let summary = booking_text::title(&facts, reader);
+        let description = booking_text::description(&facts, reader).unwrap_or_default();
         for s in &r.slots {
-            let summary = r.name.clone();
             let tz = off.time_zone.name().to_string();
             let st = match status {
                 DesiredStatus::Tentative => "tentative",
@@ -172,7 +155,7 @@ fn desired_events(
                 backend_id: s.backend_id.clone(),
                 event_id: EventId::for_backend_id(&s.backend_id).to_string(),
                 legacy_id: legacy_event_id(&s.backend_id),
-                summary,
+                summary: summary.clone(),
                 description: description.clone(),
                 location: off.location.clone(),
                 start: s.start,

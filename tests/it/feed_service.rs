@@ -50,7 +50,7 @@ async fn a_booking_in_one_offering_re_renders_only_that_offerings_feeds() {
     let tem = make_public(&app, "tem-2100");
     let (_, tem_etag, _, _) = get(&app, &public_path(tem)).await;
     let (_, aurora_etag, _, _) = get(&app, &public_path(aurora)).await;
-    let renders = state.feed_cache.renders();
+    let renders = state.feeds.renders();
 
     let body = app.order_body("room-aurora", &[(at(40, 9), at(40, 11))]);
     let r = app.post("alice", "/api/marketplace-orders/", body).await;
@@ -59,13 +59,13 @@ async fn a_booking_in_one_offering_re_renders_only_that_offerings_feeds() {
     let (status, etag, _, _) = get(&app, &public_path(tem)).await;
     assert_eq!((status, etag), (200, tem_etag));
     assert_eq!(
-        state.feed_cache.renders(),
+        state.feeds.renders(),
         renders,
         "the other offering re-rendered"
     );
     let (_, etag, _, _) = get(&app, &public_path(aurora)).await;
     assert_ne!(etag, aurora_etag);
-    assert_eq!(state.feed_cache.renders(), renders + 1);
+    assert_eq!(state.feeds.renders(), renders + 1);
 }
 
 #[tokio::test]
@@ -73,12 +73,12 @@ async fn a_re_render_with_the_same_bytes_keeps_etag_and_last_modified() {
     let (app, state) = spawn_app_with_state().await;
     let aurora = make_public(&app, "room-aurora");
     let first = get(&app, &public_path(aurora)).await;
-    let renders = state.feed_cache.renders();
+    let renders = state.feeds.renders();
     // The offering's own calendar record is written again (as a sync run does): the
     // feed is re-rendered, to the same bytes.
     make_public(&app, "room-aurora");
     let again = get(&app, &public_path(aurora)).await;
-    assert_eq!(state.feed_cache.renders(), renders + 1);
+    assert_eq!(state.feeds.renders(), renders + 1);
     assert_eq!(again, first);
 }
 
@@ -104,7 +104,7 @@ async fn a_feed_get_writes_nothing_to_the_store() {
         .expect("token feed url")
         .to_owned();
     assert_eq!(app.store.commits(), commits + 1, "the token itself");
-    let mut touches = app.state.feed_cache.touches();
+    let mut touches = app.state.feeds.touches();
     assert_eq!(get(&app, &path).await.0, 200);
     touches
         .wait_for(|n| *n >= 1)

@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::helpers::{at, spawn_app, TestApp};
-use bookcal::api::feeds::busy_uid;
 use bookcal::domain::calendar::OfferingCalendar;
 use bookcal::domain::Id;
+use bookcal::feeds::content::busy_uid;
 use bookcal::store::{BusySlot, Change, Store};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
