@@ -884,6 +884,7 @@ async fn calendar_actions_validate_then_answer_200() {
 
     let app = spawn_app_with(Options {
         google_credentials: false,
+        ..Options::default()
     })
     .await;
     let room = app.offering_id("room-aurora").hex();

@@ -1,12 +1,53 @@
 //! The feed service under load and abuse: per-feed invalidation (a write renders only
 //! the feeds whose data it touched), validators kept across identical re-renders,
-//! no store write on a feed GET.
+//! no store write on a feed GET, coalesced renders, no lock shared between feeds,
+//! normalised windows, a bounded cache and renders shared fairly between clients.
+//!
+//! Render slots are held with `RenderGate::hold_all` to pile requests up; the tests
+//! wait on the gate's and the cache's waiting counts, never on time.
 
-use crate::helpers::{at, spawn_app_with_state, TestApp};
+use std::sync::{Arc, Mutex};
+
+use crate::helpers::{at, spawn_app_with, spawn_app_with_state, Options, TestApp};
 use bookcal::domain::calendar::OfferingCalendar;
 use bookcal::domain::Id;
+use bookcal::feeds::{CacheLimits, FeedId, FeedOptions};
 use bookcal::store::Store;
+use chrono::{Duration, Utc};
 use serde_json::json;
+
+/// One render slot, a small cache: what the flood tests need to be deterministic.
+fn constrained(max_bytes: usize) -> Options {
+    Options {
+        feeds: FeedOptions {
+            render_slots: 1,
+            cache: CacheLimits {
+                max_bytes,
+                ..CacheLimits::default()
+            },
+            ..FeedOptions::default()
+        },
+        ..Options::default()
+    }
+}
+
+/// Waits (yielding, no sleeping) until `cond` holds; a minute without it is a failure
+/// (not a synchronisation: the condition is what the test waits on).
+async fn until(mut cond: impl FnMut() -> bool) {
+    let wait = async {
+        while !cond() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), wait)
+        .await
+        .expect("the condition held within a minute");
+}
+
+/// A day relative to today, as a query date.
+fn day(days: i64) -> String {
+    (Utc::now() + Duration::days(days)).date_naive().to_string()
+}
 
 fn make_public(app: &TestApp, slug: &str) -> Id {
     let id = app.offering_id(slug);
@@ -115,4 +156,222 @@ async fn a_feed_get_writes_nothing_to_the_store() {
         assert_eq!(get(&app, &path).await.0, 200);
     }
     assert_eq!(app.store.commits(), commits);
+}
+
+#[tokio::test]
+async fn concurrent_misses_of_one_feed_render_it_once() {
+    let app = spawn_app_with(constrained(32 << 20)).await;
+    let feeds = app.state.feeds.clone();
+    let aurora = make_public(&app, "room-aurora");
+    let path = public_path(aurora);
+    let renders = feeds.renders();
+    let held = feeds.gate().hold_all().await;
+    const N: usize = 8;
+    let requests: Vec<_> = (0..N)
+        .map(|_| {
+            let (http, url) = (app.http.clone(), format!("{}{path}", app.base));
+            tokio::spawn(async move {
+                let r = http.get(url).send().await.expect("request");
+                (r.status().as_u16(), r.text().await.expect("body"))
+            })
+        })
+        .collect();
+    // One waits for a render slot, the others for its render.
+    until(|| feeds.gate().waiting() == 1 && feeds.cache().waiting() == N - 1).await;
+    drop(held);
+    let mut bodies = Vec::new();
+    for r in requests {
+        let (status, body) = r.await.expect("task");
+        assert_eq!(status, 200);
+        bodies.push(body);
+    }
+    assert_eq!(feeds.renders(), renders + 1);
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[tokio::test]
+async fn a_cached_feed_is_served_while_another_feed_waits_to_render() {
+    let app = spawn_app_with(constrained(32 << 20)).await;
+    let feeds = app.state.feeds.clone();
+    let aurora = make_public(&app, "room-aurora");
+    let tem = make_public(&app, "tem-2100");
+    let (_, tem_etag, _, _) = get(&app, &public_path(tem)).await;
+    let held = feeds.gate().hold_all().await;
+    let waiting = {
+        let (http, url) = (
+            app.http.clone(),
+            format!("{}{}", app.base, public_path(aurora)),
+        );
+        tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
+    };
+    until(|| feeds.gate().waiting() == 1).await;
+    let (status, etag, _, _) = get(&app, &public_path(tem)).await;
+    assert_eq!((status, etag), (200, tem_etag));
+    drop(held);
+    assert_eq!(waiting.await.expect("task").ok(), Some(200));
+}
+
+#[tokio::test]
+async fn windows_are_normalised_to_whole_days_so_equivalent_ones_share_a_render() {
+    let (app, state) = spawn_app_with_state().await;
+    let aurora = make_public(&app, "room-aurora");
+    let path = public_path(aurora);
+    let (d1, d2, d3) = (day(1), day(2), day(3));
+    let equivalent = [
+        format!("?from={d1}&to={d2}"),
+        format!("?from={d1}T08:00:00Z&to={d2}T23:59:59Z"),
+        format!("?to={d3}T00:00:00Z&from={d1}T00:00:00%2B00:00"),
+    ];
+    let renders = state.feeds.renders();
+    let mut etags = Vec::new();
+    for q in &equivalent {
+        let (status, etag, _, _) = get(&app, &format!("{path}{q}")).await;
+        assert_eq!(status, 200, "{q}");
+        etags.push(etag);
+    }
+    assert_eq!(state.feeds.renders(), renders + 1);
+    assert!(etags.windows(2).all(|w| w[0] == w[1]), "{etags:?}");
+    // Far outside the clamp: the one empty window, not an error.
+    for q in [
+        "?from=1990-01-01&to=1990-02-01",
+        "?from=1980-01-01&to=1981-01-01",
+    ] {
+        let (status, _, _, body) = get(&app, &format!("{path}{q}")).await;
+        assert_eq!(status, 200, "{q}");
+        assert!(!body.contains("BEGIN:VEVENT"), "{q}");
+    }
+    assert_eq!(state.feeds.renders(), renders + 2);
+}
+
+#[tokio::test]
+async fn a_flood_of_distinct_windows_keeps_the_cache_bounded_and_other_feeds_cached() {
+    const MAX_BYTES: usize = 64 * 1024;
+    let app = spawn_app_with(constrained(MAX_BYTES)).await;
+    let feeds = app.state.feeds.clone();
+    let aurora = make_public(&app, "room-aurora");
+    let tem = make_public(&app, "tem-2100");
+    let (_, tem_etag, _, _) = get(&app, &public_path(tem)).await;
+    let tem_renders = feeds.renders();
+    let flood: Vec<_> = (1..=60)
+        .map(|i| {
+            let url = format!(
+                "{}{}?from={}&to={}",
+                app.base,
+                public_path(aurora),
+                day(-i),
+                day(i)
+            );
+            let http = app.http.clone();
+            tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    for r in flood {
+        assert_eq!(r.await.expect("task").ok(), Some(200));
+    }
+    let cache = feeds.cache();
+    assert!(cache.bytes() <= MAX_BYTES, "{} bytes", cache.bytes());
+    let windows = cache.windows_of(FeedId::Public(aurora));
+    assert!(
+        windows <= CacheLimits::default().windows_per_feed + 1,
+        "{windows}"
+    );
+    // The other offering's feed was neither evicted nor re-rendered.
+    let renders = feeds.renders();
+    let (status, etag, _, _) = get(&app, &public_path(tem)).await;
+    assert_eq!((status, etag), (200, tem_etag));
+    assert_eq!(feeds.renders(), renders);
+    assert!(renders > tem_renders);
+    assert_eq!((feeds.gate().waiting(), feeds.gate().clients()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_client_with_too_many_windows_in_line_gets_a_cached_body_at_once() {
+    let app = spawn_app_with(constrained(32 << 20)).await;
+    let feeds = app.state.feeds.clone();
+    let aurora = make_public(&app, "room-aurora");
+    let path = public_path(aurora);
+    let (_, default_etag, _, _) = get(&app, &path).await;
+    let held = feeds.gate().hold_all().await;
+    let max = bookcal::feeds::gate::MAX_WAITING_PER_CLIENT;
+    let in_line: Vec<_> = (1..=max)
+        .map(|i| {
+            let url = format!("{}{path}?from={}", app.base, day(-(i as i64)));
+            let http = app.http.clone();
+            tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    until(|| feeds.gate().waiting() == max).await;
+    // While the slots are held: answered from the cache (the default window), 200,
+    // marked for revalidation.
+    for i in 10..15 {
+        let r = app
+            .http
+            .get(format!("{}{path}?from={}", app.base, day(-i)))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status().as_u16(), 200);
+        let h = |n: &str| {
+            r.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(h("etag"), Some(default_etag.clone()));
+        assert_eq!(h("cache-control").as_deref(), Some("no-cache"));
+    }
+    drop(held);
+    for r in in_line {
+        assert_eq!(r.await.expect("task").ok(), Some(200));
+    }
+}
+
+#[tokio::test]
+async fn another_client_renders_between_a_flooding_clients_renders() {
+    let app = spawn_app_with(constrained(32 << 20)).await;
+    let feeds = app.state.feeds.clone();
+    let aurora = make_public(&app, "room-aurora");
+    let tem = make_public(&app, "tem-2100");
+    let held = feeds.gate().hold_all().await;
+    let order: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    const FLOOD: usize = 20;
+    let mut tasks = Vec::new();
+    // Nothing of this feed is cached, so every one of these waits in line.
+    for i in 0..FLOOD {
+        let url = format!(
+            "{}{}?from={}",
+            app.base,
+            public_path(aurora),
+            day(-(i as i64))
+        );
+        let (http, order) = (app.http.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            let ok = http.get(url).send().await.is_ok_and(|r| r.status() == 200);
+            order.lock().expect("lock").push("flood");
+            ok
+        }));
+    }
+    until(|| feeds.gate().waiting() == FLOOD).await;
+    // Another client (another loopback address) asks for another feed.
+    let other = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().ok())
+        .build()
+        .expect("client");
+    let url = format!("{}{}", app.base, public_path(tem));
+    let order2 = order.clone();
+    tasks.push(tokio::spawn(async move {
+        let ok = other.get(url).send().await.is_ok_and(|r| r.status() == 200);
+        order2.lock().expect("lock").push("other");
+        ok
+    }));
+    until(|| feeds.gate().waiting() == FLOOD + 1).await;
+    drop(held);
+    for t in tasks {
+        assert!(t.await.expect("task"));
+    }
+    let order = order.lock().expect("lock").clone();
+    let position = order.iter().position(|o| *o == "other");
+    // Its turn comes right after the flooding client's first render, not after all
+    // of them (allowing one more flood answer to overtake it on the way out).
+    assert!(position.is_some_and(|p| p <= 2), "{order:?}");
 }

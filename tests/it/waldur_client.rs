@@ -23,6 +23,7 @@ async fn waldurs_python_client_drives_the_booking_api_and_parses_every_answer() 
     // Google credentials configured: the calendar actions can succeed.
     let app = spawn_app_with(Options {
         google_credentials: true,
+        ..Options::default()
     })
     .await;
     // tem-2100: a public calendar (unshare succeeds, share says "public already");
@@ -33,6 +34,7 @@ async fn waldurs_python_client_drives_the_booking_api_and_parses_every_answer() 
     // No credentials: every calendar action is a 400.
     let nocred = spawn_app_with(Options {
         google_credentials: false,
+        ..Options::default()
     })
     .await;
     let script = concat!(

@@ -34,12 +34,15 @@ impl Drop for TestApp {
 
 pub struct Options {
     pub google_credentials: bool,
+    /// The feeds service's limits (cache size, render slots).
+    pub feeds: bookcal::feeds::FeedOptions,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             google_credentials: true,
+            feeds: bookcal::feeds::FeedOptions::default(),
         }
     }
 }
@@ -65,6 +68,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     }
     let mut state = AppState::new(store.clone());
     state.google = Arc::new(StaticCredentials(opts.google_credentials));
+    state.feeds = Arc::new(bookcal::feeds::FeedService::new(store.clone(), opts.feeds));
     let jobs_ready = state.jobs_ready.clone();
     let metrics = state.metrics.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
