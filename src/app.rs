@@ -25,8 +25,6 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
-    #[error("server failed")]
-    Serve(#[source] std::io::Error),
     #[error("shutdown did not finish within {0:?}; the store was flushed anyway")]
     ShutdownTimedOut(std::time::Duration),
     #[error("Google setup failed: {what}")]
@@ -75,23 +73,19 @@ pub fn app_state(store: Arc<Store>, settings: &Settings) -> AppState {
     state
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled, then finishes
-/// in-flight requests.
-///
-/// # Errors
-/// The server's accept loop fails.
+/// Serves the API on `listener` under the `http` limits until `shutdown` is
+/// cancelled, then closes idle connections and finishes in-flight requests (see
+/// [`crate::server`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    limits: &crate::config::HttpSettings,
     shutdown: CancellationToken,
-) -> Result<(), AppError> {
+) {
+    let probes = api::probe_router(state.clone());
+    let stats = state.metrics.connections.clone();
     let router = api::router(state);
-    // The peer address lets the feeds share renders fairly between clients.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(AppError::Serve)
+    crate::server::serve(listener, router, probes, limits, stats, shutdown).await;
 }
 
 /// Binds the configured address.
@@ -212,7 +206,7 @@ pub struct Google {
 /// end, so abandoning them loses nothing but their progress).
 ///
 /// # Errors
-/// The server fails, or the drain times out.
+/// Google credentials cannot be prepared, or the drain times out.
 pub async fn run_service(
     listener: TcpListener,
     store: Arc<Store>,
@@ -233,8 +227,11 @@ pub async fn run_service(
     let scheduler = crate::scheduler::Scheduler::new(engine, state.jobs_ready.clone(), opts);
     state.metrics.attach_scheduler(scheduler.status.clone());
     let mut sched = tokio::spawn(scheduler.run(shutdown.clone()));
-    let mut server = tokio::spawn(serve(listener, state, shutdown.clone()));
-    // Until shutdown (or the server fails on its own).
+    let limits = settings.http.clone();
+    let server_shutdown = shutdown.clone();
+    let mut server =
+        tokio::spawn(async move { serve(listener, state, &limits, server_shutdown).await });
+    // Until shutdown (or the server task panics).
     let early = tokio::select! {
         r = &mut server => Some(r),
         () = shutdown.cancelled() => None,
@@ -253,7 +250,7 @@ pub async fn run_service(
         served
     };
     let result = match tokio::time::timeout(limit, drain).await {
-        Ok(Ok(served)) => served,
+        Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => {
             tracing::error!("the server task panicked");
             Ok(())

@@ -117,6 +117,51 @@ impl Default for SyncSettings {
     }
 }
 
+/// Limits of the HTTP server against slow, idle and oversized clients.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Seconds a client has to send a request head (request line and headers),
+    /// counted from the connection's start or from the end of the previous response.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a whole request body once its head arrived;
+    /// slower bodies are answered 408 and the connection is closed.
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may stay idle (no request in progress, nothing received)
+    /// before it is closed; at most `header_read_timeout_secs`, which already bounds
+    /// the wait for the next request head.
+    pub keep_alive_timeout_secs: u64,
+    /// Seconds a response write may make no progress (a client not reading) before
+    /// the connection is dropped.
+    pub send_timeout_secs: u64,
+    /// Connections served at once. Past it, connections only reach `/health` and
+    /// `/ready` (up to `probe_connections` more); beyond that they are closed at once.
+    pub max_connections: usize,
+    /// Connections kept in reserve for the probes (`/health`, `/ready`) while
+    /// `max_connections` are open.
+    pub probe_connections: usize,
+    /// Largest request body, bytes. A larger `Content-Length` is answered 413 before
+    /// any of the body is read; a longer chunked body is cut off with a 413.
+    pub max_body_bytes: usize,
+    /// Longest request target (path and query), bytes; longer ones are answered 414.
+    pub max_uri_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_read_timeout_secs: 10,
+            body_timeout_secs: 30,
+            keep_alive_timeout_secs: 5,
+            send_timeout_secs: 30,
+            max_connections: 512,
+            probe_connections: 8,
+            max_body_bytes: 2 * 1024 * 1024,
+            max_uri_bytes: 8 * 1024,
+        }
+    }
+}
+
 /// iCalendar feed settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -155,6 +200,7 @@ pub struct Settings {
     /// Seconds a graceful shutdown may take before bookcal gives up waiting for
     /// in-flight requests and running jobs, flushes and exits with an error.
     pub shutdown_timeout_secs: u64,
+    pub http: HttpSettings,
     pub google: GoogleSettings,
     pub sync: SyncSettings,
     pub feeds: FeedSettings,
@@ -170,10 +216,94 @@ impl Default for Settings {
             cache_mb: 16,
             log_format: "text".into(),
             shutdown_timeout_secs: 30,
+            http: HttpSettings::default(),
             google: GoogleSettings::default(),
             sync: SyncSettings::default(),
             feeds: FeedSettings::default(),
         }
+    }
+}
+
+impl HttpSettings {
+    /// Checks that every limit is usable: timeouts of at least a second, room for at
+    /// least one connection and one probe, bodies and URIs of a sensible size.
+    ///
+    /// # Errors
+    /// The first invalid value, naming its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let at_least = |v: u64, min: u64, key, env| {
+            if v < min {
+                Err(invalid(key, env, format!("must be at least {min}")))
+            } else {
+                Ok(())
+            }
+        };
+        at_least(
+            self.header_read_timeout_secs,
+            1,
+            "http.header_read_timeout_secs",
+            "BOOKCAL_HTTP_HEADER_READ_TIMEOUT_SECS",
+        )?;
+        at_least(
+            self.body_timeout_secs,
+            1,
+            "http.body_timeout_secs",
+            "BOOKCAL_HTTP_BODY_TIMEOUT_SECS",
+        )?;
+        at_least(
+            self.keep_alive_timeout_secs,
+            1,
+            "http.keep_alive_timeout_secs",
+            "BOOKCAL_HTTP_KEEP_ALIVE_TIMEOUT_SECS",
+        )?;
+        at_least(
+            self.send_timeout_secs,
+            1,
+            "http.send_timeout_secs",
+            "BOOKCAL_HTTP_SEND_TIMEOUT_SECS",
+        )?;
+        at_least(
+            self.max_connections as u64,
+            1,
+            "http.max_connections",
+            "BOOKCAL_HTTP_MAX_CONNECTIONS",
+        )?;
+        at_least(
+            self.probe_connections as u64,
+            1,
+            "http.probe_connections",
+            "BOOKCAL_HTTP_PROBE_CONNECTIONS",
+        )?;
+        at_least(
+            self.max_body_bytes as u64,
+            1024,
+            "http.max_body_bytes",
+            "BOOKCAL_HTTP_MAX_BODY_BYTES",
+        )?;
+        at_least(
+            self.max_uri_bytes as u64,
+            256,
+            "http.max_uri_bytes",
+            "BOOKCAL_HTTP_MAX_URI_BYTES",
+        )?;
+        // hyper's head timer starts when a connection waits for its next request, so
+        // it closes idle connections at the header timeout whatever comes later.
+        if self.keep_alive_timeout_secs > self.header_read_timeout_secs {
+            return Err(invalid(
+                "http.keep_alive_timeout_secs",
+                "BOOKCAL_HTTP_KEEP_ALIVE_TIMEOUT_SECS",
+                "must be at most http.header_read_timeout_secs",
+            ));
+        }
+        // hyper refuses longer request targets itself, before bookcal sees them.
+        if self.max_uri_bytes > 65_534 {
+            return Err(invalid(
+                "http.max_uri_bytes",
+                "BOOKCAL_HTTP_MAX_URI_BYTES",
+                "must be at most 65534",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -262,6 +392,55 @@ impl Settings {
             "shutdown_timeout_secs",
             "BOOKCAL_SHUTDOWN_TIMEOUT_SECS",
             &mut s.shutdown_timeout_secs,
+        )?;
+        let h = &mut s.http;
+        parse_env(
+            env,
+            "http.header_read_timeout_secs",
+            "BOOKCAL_HTTP_HEADER_READ_TIMEOUT_SECS",
+            &mut h.header_read_timeout_secs,
+        )?;
+        parse_env(
+            env,
+            "http.body_timeout_secs",
+            "BOOKCAL_HTTP_BODY_TIMEOUT_SECS",
+            &mut h.body_timeout_secs,
+        )?;
+        parse_env(
+            env,
+            "http.keep_alive_timeout_secs",
+            "BOOKCAL_HTTP_KEEP_ALIVE_TIMEOUT_SECS",
+            &mut h.keep_alive_timeout_secs,
+        )?;
+        parse_env(
+            env,
+            "http.send_timeout_secs",
+            "BOOKCAL_HTTP_SEND_TIMEOUT_SECS",
+            &mut h.send_timeout_secs,
+        )?;
+        parse_env(
+            env,
+            "http.max_connections",
+            "BOOKCAL_HTTP_MAX_CONNECTIONS",
+            &mut h.max_connections,
+        )?;
+        parse_env(
+            env,
+            "http.probe_connections",
+            "BOOKCAL_HTTP_PROBE_CONNECTIONS",
+            &mut h.probe_connections,
+        )?;
+        parse_env(
+            env,
+            "http.max_body_bytes",
+            "BOOKCAL_HTTP_MAX_BODY_BYTES",
+            &mut h.max_body_bytes,
+        )?;
+        parse_env(
+            env,
+            "http.max_uri_bytes",
+            "BOOKCAL_HTTP_MAX_URI_BYTES",
+            &mut h.max_uri_bytes,
         )?;
         if let Some(v) = env("BOOKCAL_GOOGLE_ROOT_URL") {
             s.google.root_url = v;
@@ -392,6 +571,7 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        self.http.validate()?;
         if self.cache_mb == 0 {
             return Err(invalid(
                 "cache_mb",
@@ -447,6 +627,24 @@ mod tests {
                 "2",
                 "sync.max_delete_share",
             ),
+            (
+                "BOOKCAL_HTTP_HEADER_READ_TIMEOUT_SECS",
+                "0",
+                "http.header_read_timeout_secs",
+            ),
+            ("BOOKCAL_HTTP_MAX_CONNECTIONS", "0", "http.max_connections"),
+            (
+                "BOOKCAL_HTTP_KEEP_ALIVE_TIMEOUT_SECS",
+                "11",
+                "http.keep_alive_timeout_secs",
+            ),
+            (
+                "BOOKCAL_HTTP_PROBE_CONNECTIONS",
+                "0",
+                "http.probe_connections",
+            ),
+            ("BOOKCAL_HTTP_MAX_BODY_BYTES", "10", "http.max_body_bytes"),
+            ("BOOKCAL_HTTP_MAX_URI_BYTES", "100000", "http.max_uri_bytes"),
         ];
         for (k, v, key) in cases {
             let err = Settings::load_with(None, &env(&[(k, v)]))
@@ -545,6 +743,14 @@ mod tests {
             ("cache_mb", "7"),
             ("log_format", "json"),
             ("shutdown_timeout_secs", "5"),
+            ("http.header_read_timeout_secs", "20"),
+            ("http.body_timeout_secs", "4"),
+            ("http.keep_alive_timeout_secs", "4"),
+            ("http.send_timeout_secs", "6"),
+            ("http.max_connections", "64"),
+            ("http.probe_connections", "2"),
+            ("http.max_body_bytes", "65536"),
+            ("http.max_uri_bytes", "4096"),
             ("google.root_url", "http://127.0.0.1:1/"),
             ("google.service_account_key", "/etc/key.json"),
             ("google.impersonate", "cal@example.org"),

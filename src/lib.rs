@@ -23,6 +23,7 @@ pub mod ical;
 pub mod import;
 pub mod metrics;
 pub mod scheduler;
+pub mod server;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

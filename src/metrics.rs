@@ -40,6 +40,8 @@ pub struct Metrics {
     feed_cache_hits: AtomicU64,
     scheduler: OnceLock<Arc<SchedulerStatus>>,
     google: OnceLock<Arc<CallStats>>,
+    /// The HTTP server's connection counts.
+    pub connections: Arc<crate::server::ConnectionStats>,
 }
 
 impl Metrics {
@@ -250,6 +252,33 @@ impl Metrics {
             &[],
             self.feed_cache_hits.load(Ordering::Relaxed) as f64,
         );
+
+        let conns = &self.connections;
+        out.family(
+            "bookcal_http_connections_open",
+            "gauge",
+            "HTTP connections open now.",
+        );
+        out.sample(
+            "bookcal_http_connections_open",
+            &[],
+            conns.open.load(Ordering::Relaxed) as f64,
+        );
+        out.family(
+            "bookcal_http_connections_over_limit_total",
+            "counter",
+            "Connections past http.max_connections: served probes only, or closed at once when the probe reserve was full too.",
+        );
+        for (outcome, n) in [
+            ("probe_only", &conns.probe_only),
+            ("refused", &conns.refused),
+        ] {
+            out.sample(
+                "bookcal_http_connections_over_limit_total",
+                &[("outcome", outcome)],
+                n.load(Ordering::Relaxed) as f64,
+            );
+        }
 
         out.family(
             "bookcal_last_sync_success_timestamp_seconds",

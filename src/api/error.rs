@@ -1,7 +1,9 @@
 //! `ApiError`: every failure a handler can answer with, rendered in the shapes
-//! Django REST framework uses (Waldur's clients parse these).
+//! Django REST framework uses (Waldur's clients parse these), and [`drf_shaped`],
+//! which gives the same shape to error responses made outside the handlers (axum's
+//! rejections and 405s, tower-http's early 413).
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
@@ -35,6 +37,21 @@ pub enum ApiError {
     TooLarge,
     #[error("unsupported media type {0}")]
     UnsupportedMedia(String),
+    /// 414: the request target is longer than `http.max_uri_bytes`.
+    #[error("request URI too long")]
+    UriTooLong,
+    /// 408: the request body did not arrive within `http.body_timeout_secs`.
+    #[error("request body timed out")]
+    BodyTimeout,
+    /// 400: the request body could not be read (a broken upload).
+    #[error("unreadable request body: {0}")]
+    BadBody(String),
+    /// 503 on a connection beyond `http.max_connections` (only probes are served).
+    #[error("connection limit reached")]
+    Overloaded,
+    /// Any other status, with `detail` (used for responses made outside handlers).
+    #[error("{0}: {1}")]
+    Status(StatusCode, String),
     #[error("storage failure")]
     Store(#[from] StoreError),
 }
@@ -53,6 +70,20 @@ impl ApiError {
     /// 409 listing the states the operation needs.
     pub fn states(valid: &[&str]) -> Self {
         ApiError::Conflict(valid.join(", "))
+    }
+}
+
+impl ApiError {
+    /// The error for a request body that failed to arrive: 408 past the body
+    /// deadline, 413 past the size limit, else 400.
+    pub fn from_body(status: StatusCode, err: &(dyn std::error::Error + 'static)) -> Self {
+        if crate::server::is_body_timeout(err) {
+            ApiError::BodyTimeout
+        } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadBody(err.to_string())
+        }
     }
 }
 
@@ -100,6 +131,23 @@ impl IntoResponse for ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({"detail": format!("Unsupported media type \"{m}\" in request.")}),
             ),
+            ApiError::UriTooLong => (
+                StatusCode::URI_TOO_LONG,
+                json!({"detail": "Request URI is too long."}),
+            ),
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"detail": "The request body did not arrive in time."}),
+            ),
+            ApiError::BadBody(why) => (
+                StatusCode::BAD_REQUEST,
+                json!({"detail": format!("The request body could not be read: {why}")}),
+            ),
+            ApiError::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"detail": "The server is at its connection limit; try again later."}),
+            ),
+            ApiError::Status(status, detail) => (*status, json!({ "detail": detail })),
             ApiError::Store(e) => {
                 tracing::error!(error = %e, cause = ?std::error::Error::source(e), "store failure");
                 (
@@ -109,10 +157,63 @@ impl IntoResponse for ApiError {
             }
         };
         let mut resp = (status, axum::Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+        let h = resp.headers_mut();
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The request was not read to its end: the connection cannot be reused.
+            StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE => {
+                h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
         resp
     }
+}
+
+/// Gives an error response made outside the handlers (a plain-text or empty body)
+/// DRF's `{"detail": ...}` shape with the same status; JSON errors and successes pass
+/// through. A 405 keeps its `Allow` header.
+pub async fn drf_shaped(method: &Method, resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let err = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed(method.to_string()),
+        StatusCode::NOT_FOUND => ApiError::NotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+        StatusCode::URI_TOO_LONG => ApiError::UriTooLong,
+        StatusCode::REQUEST_TIMEOUT => ApiError::BodyTimeout,
+        _ => {
+            // axum's rejections say in plain text what was wrong; keep that.
+            let text = axum::body::to_bytes(resp.into_body(), 4096)
+                .await
+                .ok()
+                .and_then(|b| String::from_utf8(b.to_vec()).ok())
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty());
+            let detail = text
+                .unwrap_or_else(|| format!("{}.", status.canonical_reason().unwrap_or("Error")));
+            ApiError::Status(status, detail)
+        }
+    };
+    let mut out = err.into_response();
+    if let Some(a) = allow {
+        out.headers_mut().insert(header::ALLOW, a);
+    }
+    out
 }

@@ -24,9 +24,9 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
+use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Notify;
@@ -34,9 +34,6 @@ use tokio::sync::Notify;
 use crate::domain::Id;
 use crate::store::Store;
 pub use error::ApiError;
-
-/// Largest request body accepted (orders are small; attachments up to this).
-pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// Tells whether Google credentials exist for a provider (organisation).
 pub trait GoogleCredentialsCheck: Send + Sync {
@@ -123,7 +120,30 @@ impl FromRequest<AppState> for RawBody {
         Bytes::from_request(req, state)
             .await
             .map(RawBody)
-            .map_err(|_| ApiError::TooLarge)
+            .map_err(|e| ApiError::from_body(e.status(), &e))
+    }
+}
+
+/// A `multipart/form-data` upload; any other content type is a DRF-style 415.
+pub struct Upload(pub axum::extract::Multipart);
+
+impl FromRequest<AppState> for Upload {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("multipart/form-data") {
+            return Err(ApiError::UnsupportedMedia(content_type));
+        }
+        axum::extract::Multipart::from_request(req, state)
+            .await
+            .map(Upload)
+            .map_err(|e| ApiError::field("attachment", e.body_text()))
     }
 }
 
@@ -146,21 +166,6 @@ impl RawBody {
             }))),
         }
     }
-}
-
-/// Rewrites axum's bare 405 into DRF's `{"detail": "Method \"X\" not allowed."}`.
-async fn drf_method_not_allowed(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let resp = next.run(req).await;
-    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
-        let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
-        let mut r = ApiError::MethodNotAllowed(method.to_string()).into_response();
-        if let Some(a) = allow {
-            r.headers_mut().insert(axum::http::header::ALLOW, a);
-        }
-        return r;
-    }
-    resp
 }
 
 async fn not_found() -> ApiError {
@@ -283,16 +288,28 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/api/schema/", get(openapi::schema));
+    // 405s and extractor rejections get their DRF shape from `server::with_limits`,
+    // which also limits bodies (`http.max_body_bytes`).
     api.fallback(not_found)
-        .layer(middleware::from_fn(drf_method_not_allowed))
         .layer(middleware::from_fn_with_state(state.clone(), ops::observe))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::disable())
         // Feeds are the hot path (calendar apps poll them; 304s are most answers) and
         // not DRF endpoints: outside the DRF and per-request observation layers. They
         // are counted by `bookcal_feed_renders_total` / `bookcal_feed_cache_hits_total`
         // and never log their paths (which may hold a secret).
         .route("/feeds/offerings/{file}", get(feeds::public_feed))
         .route("/feeds/t/{file}", get(feeds::token_feed))
+        .with_state(state)
+}
+
+/// The router of connections past `http.max_connections`: `/health` and `/ready`
+/// answer as usual, everything else is a 503 (try again later).
+pub fn probe_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ops::ready))
+        .fallback(|| async { ApiError::Overloaded })
+        .layer(middleware::from_fn_with_state(state.clone(), ops::observe))
         .with_state(state)
 }
 

@@ -1,7 +1,7 @@
 //! `/api/marketplace-orders/` for booking offerings: create, list, retrieve, destroy,
 //! the state actions, backend id, unlink, attachments and the order's offering.
 
-use axum::extract::{Multipart, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,8 +16,8 @@ use super::listing::{
     OfferingFilter, Params,
 };
 use super::render::{self, Urls};
-use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
-use crate::domain::booking::{check_schedules, parse_schedules};
+use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
+use crate::domain::booking::{check_schedules, parse_schedules, trim_schedule_times};
 use crate::domain::{
     Id, OfferingState, Order, OrderState, OrderType, Resource, ResourceState, Slot,
 };
@@ -92,7 +92,7 @@ pub async fn create(
             }
         },
     };
-    let attributes = match body.get("attributes") {
+    let mut attributes = match body.get("attributes") {
         None | Some(Value::Null) => json!({}),
         Some(Value::Object(m)) => Value::Object(m.clone()),
         Some(_) => {
@@ -105,6 +105,7 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(ApiError::BadFields(Value::Object(errors)));
     }
+    trim_schedule_times(&mut attributes);
     let request_comment = str_field(&body, "request_comment")?.unwrap_or_default();
     let callback_url = str_field(&body, "callback_url")?.unwrap_or_default();
     let start_date = match str_field(&body, "start_date")? {
@@ -705,14 +706,18 @@ pub async fn update_attachment(
     c: Caller,
     BaseUrl(base): BaseUrl,
     Path(u): Path<String>,
-    mut multipart: Multipart,
+    Upload(mut multipart): Upload,
 ) -> Result<Json<Value>, ApiError> {
     // Read the upload first (bounded by the body limit), then check and store atomically.
     let mut file: Option<Attachment> = None;
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| ApiError::field("attachment", e.body_text()))?
+    while let Some(field) =
+        multipart
+            .next_field()
+            .await
+            .map_err(|e| match ApiError::from_body(e.status(), &e) {
+                ApiError::BadBody(_) => ApiError::field("attachment", e.body_text()),
+                timeout_or_size => timeout_or_size,
+            })?
     {
         if field.name() == Some("attachment") {
             let name = field.file_name().unwrap_or("attachment").to_string();
@@ -720,7 +725,10 @@ pub async fn update_attachment(
                 .content_type()
                 .unwrap_or("application/octet-stream")
                 .to_string();
-            let data = field.bytes().await.map_err(|_| ApiError::TooLarge)?;
+            let data = field
+                .bytes()
+                .await
+                .map_err(|e| ApiError::from_body(e.status(), &e))?;
             if !data.is_empty() {
                 file = Some(Attachment {
                     name,

@@ -48,6 +48,25 @@ pub fn parse_schedule_time(v: &Value) -> Result<DateTime<Utc>, String> {
         .map_err(|_| format!("The value {s} does not match the format."))
 }
 
+/// Trims the spaces around each schedule item's `start` and `end` in place, so an
+/// order stores the times it was judged by (and shows them back) rather than what
+/// the client padded.
+pub fn trim_schedule_times(attributes: &mut Value) {
+    let Some(Value::Array(items)) = attributes.get_mut("schedules") else {
+        return;
+    };
+    for item in items {
+        for key in ["start", "end"] {
+            if let Some(Value::String(s)) = item.get_mut(key) {
+                let trimmed = s.trim();
+                if trimmed.len() != s.len() {
+                    *s = trimmed.to_owned();
+                }
+            }
+        }
+    }
+}
+
 /// Parses a `schedules` list into intervals without judging them.
 pub fn parse_schedules(schedules: Option<&Value>) -> Result<Vec<Interval>, BookingError> {
     let items = match schedules {
@@ -247,6 +266,26 @@ mod tests {
     fn no_availability_windows_means_nothing_is_bookable() {
         let r = check_schedules(&[iv(3, 10, 12)], t(1, 0), &[], &[]);
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn schedule_times_are_trimmed_in_place_and_nothing_else_changes() {
+        let cases = [
+            (
+                json!({"name": " x ", "schedules": [{"start": " 2030-01-03T10:00:00Z\t", "end": "\n2030-01-03T11:00:00Z ", "backend_id": " b "}]}),
+                json!({"name": " x ", "schedules": [{"start": "2030-01-03T10:00:00Z", "end": "2030-01-03T11:00:00Z", "backend_id": " b "}]}),
+            ),
+            (
+                json!({"schedules": [{"start": 5, "end": null}, "x"]}),
+                json!({"schedules": [{"start": 5, "end": null}, "x"]}),
+            ),
+            (json!({"schedules": "x"}), json!({"schedules": "x"})),
+            (json!({}), json!({})),
+        ];
+        for (mut input, want) in cases {
+            trim_schedule_times(&mut input);
+            assert_eq!(input, want);
+        }
     }
 
     #[test]

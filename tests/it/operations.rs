@@ -416,9 +416,9 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
 // ---------------------------------------------------------------- the real binary
 
 /// `bookcal serve` as a child process with its stderr collected.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: Arc<Mutex<String>>,
 }
 
@@ -431,7 +431,7 @@ impl Drop for Served {
     }
 }
 
-fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Served {
+pub(crate) fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Served {
     let mut c = Command::new(BIN);
     c.arg("serve")
         .env_remove("BOOKCAL_CONFIG")
@@ -488,7 +488,7 @@ fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Served {
 }
 
 impl Served {
-    async fn wait_ready(&self, http: &reqwest::Client) {
+    pub(crate) async fn wait_ready(&self, http: &reqwest::Client) {
         for _ in 0..3000 {
             if let Ok(r) = http.get(format!("{}/ready", self.base)).send().await {
                 if r.status() == 200 {
@@ -501,7 +501,7 @@ impl Served {
     }
 
     /// SIGTERM, then the exit status within `bound`.
-    async fn terminate(&mut self, bound: Duration) -> std::process::ExitStatus {
+    pub(crate) async fn terminate(&mut self, bound: Duration) -> std::process::ExitStatus {
         let killed = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -521,14 +521,18 @@ impl Served {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
 
 /// Imports the demo data with `bookcal import` and makes tokens with `bookcal token
 /// create`, under `env` (the salt).
-fn prepare(data_dir: &Path, env: &[(&str, &str)], users: &[&str]) -> BTreeMap<String, String> {
+pub(crate) fn prepare(
+    data_dir: &Path,
+    env: &[(&str, &str)],
+    users: &[&str],
+) -> BTreeMap<String, String> {
     let dd = data_dir.to_str().expect("utf-8");
     let mut env: Vec<(&str, &str)> = env.to_vec();
     env.push(("BOOKCAL_DATA_DIR", dd));
@@ -551,7 +555,7 @@ fn prepare(data_dir: &Path, env: &[(&str, &str)], users: &[&str]) -> BTreeMap<St
         .collect()
 }
 
-async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
+pub(crate) async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
     let r = http
         .get(url)
         .header("Authorization", format!("Token {token}"))
@@ -712,4 +716,46 @@ fn every_metric_family_name_is_unique_and_prefixed() {
         assert!(seen.insert(name.to_string()), "{name} declared twice");
     }
     parse_exposition(&text);
+}
+
+#[tokio::test]
+async fn sigterm_with_idle_keep_alive_connections_exits_within_two_seconds() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    prepare(&data, &[], &[]);
+    // Idle connections would otherwise stay open for a minute.
+    let env = [
+        ("BOOKCAL_HTTP_HEADER_READ_TIMEOUT_SECS", "60"),
+        ("BOOKCAL_HTTP_KEEP_ALIVE_TIMEOUT_SECS", "60"),
+    ];
+    let mut served = serve(&data, &env);
+    let http = reqwest::Client::new();
+    served.wait_ready(&http).await;
+    let addr: std::net::SocketAddr = served
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let mut held = Vec::new();
+    // Twenty keep-alive connections between requests, five that never sent a byte.
+    for i in 0..25 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        if i < 20 {
+            s.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+                .await
+                .expect("write");
+            let r = crate::limits::read_response(&mut s).await.expect("answer");
+            assert_eq!(r.status, 200);
+        }
+        held.push(s);
+    }
+    let started = std::time::Instant::now();
+    let status = served.terminate(Duration::from_secs(15)).await;
+    let took = started.elapsed();
+    assert!(status.success(), "exit {status}:\n{}", served.log());
+    assert!(took < Duration::from_secs(2), "exited after {took:?}");
+    for mut s in held {
+        assert!(crate::limits::read_response(&mut s).await.is_none());
+    }
 }

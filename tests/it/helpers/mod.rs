@@ -76,11 +76,13 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let shutdown = CancellationToken::new();
-    tokio::spawn(bookcal::app::serve(
-        listener,
-        state.clone(),
-        shutdown.clone(),
-    ));
+    {
+        let (state, shutdown) = (state.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let limits = bookcal::config::HttpSettings::default();
+            bookcal::app::serve(listener, state, &limits, shutdown).await
+        });
+    }
     TestApp {
         base,
         store,
