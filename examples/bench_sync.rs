@@ -5,9 +5,9 @@
 //! Scenarios: the first sync of one offering with N slots; a no-op re-sync of 100
 //! offerings; 10 changes. For each: Google requests (from the emulator's counters),
 //! rate-limit errors, wall time, and the time the quota alone requires; beside it the
-//! request count of upstream Waldur's algorithm for the same work (peer-lessons.md:
-//! 1 list + 1 calendars.get per external event + 2 per new booking + 1 per update +
-//! 1 per delete, sequential).
+//! request count of upstream Waldur's algorithm for the same work (as its code issues
+//! them: 1 list + 1 calendars.get per external event + 2 per new booking + 1 per
+//! update + 1 per delete, sequential).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,18 +1,36 @@
-//! Assembling and running the service: open the store, build the router, serve on an
-//! already bound listener until shutdown (so tests bind `127.0.0.1:0`).
+//! Assembling and running the service.
+//!
+//! [`Application::build`] turns [`Settings`] into a ready service: the store, the
+//! Google side (client, per-provider credentials, call statistics), the sync engine,
+//! the scheduler, the handler state with its metrics, and a bound listener.
+//! [`Application::run_until_stopped`] serves it until shutdown. `bookcal serve`,
+//! `bookcal demo` and the integration tests all start the service this way, so the
+//! tests exercise the production start-up path; only the port (`127.0.0.1:0`) and the
+//! data directory differ. One-shot commands (`bookcal sync`) use the same pieces
+//! without a listener ([`Services::build`]).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState, StaticCredentials};
+use crate::api::{self, AppState};
 use crate::config::Settings;
+use crate::credentials::ProviderCredentials;
+use crate::google::{
+    AclRole, CalendarApi, CallStats, ClientOptions, Credentials, GoogleCalendarClient, RateLimit,
+};
+use crate::metrics::Metrics;
+use crate::scheduler::{Scheduler, SchedulerOptions};
 use crate::store::{Store, StoreOptions};
+use crate::sync::SyncEngine;
 
 /// Errors while starting or running the service.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    #[error("invalid settings")]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot open the store in {dir}")]
     Store {
         dir: String,
@@ -52,11 +70,133 @@ pub fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
         })
 }
 
-/// The handler state for these settings.
-pub fn app_state(store: Arc<Store>, settings: &Settings) -> AppState {
-    let mut state = AppState::new(store.clone());
-    state.public_url = settings.public_url.clone();
-    let feeds = crate::feeds::FeedOptions {
+/// The options of every Google client the settings make (the service account's and
+/// the per-provider ones).
+fn client_options(settings: &Settings) -> ClientOptions {
+    let per_minute = settings.google.requests_per_minute;
+    ClientOptions {
+        root_url: settings.google.root_url.clone(),
+        rate_limit: RateLimit {
+            per_minute,
+            burst: (per_minute / 20).clamp(1, 50),
+        },
+        page_size: Some(2500),
+        ..ClientOptions::default()
+    }
+}
+
+/// The Google side of the service: the service-account client (if a key is
+/// configured), the per-provider credentials falling back to it, and the call
+/// statistics every client records into (read by `/metrics`).
+pub struct Google {
+    pub client: Option<Arc<dyn CalendarApi>>,
+    pub credentials: Arc<ProviderCredentials>,
+    pub stats: Arc<CallStats>,
+}
+
+impl Google {
+    /// # Errors
+    /// The key file cannot be read or is not a service-account key, or the token
+    /// HTTP client cannot be built.
+    pub async fn build(settings: &Settings) -> Result<Google, AppError> {
+        let stats = Arc::new(CallStats::new());
+        let options = client_options(settings);
+        let client: Option<Arc<dyn CalendarApi>> = match &settings.google.service_account_key {
+            None => None,
+            Some(path) => {
+                let creds = Credentials::service_account_from_file(
+                    path,
+                    settings.google.impersonate.clone(),
+                )
+                .await
+                .map_err(|e| AppError::Google {
+                    what: format!("reading the service-account key {}", path.display()),
+                    source: e,
+                })?;
+                let client = GoogleCalendarClient::builder(creds)
+                    .options(options.clone())
+                    .stats(stats.clone())
+                    .build()
+                    .await
+                    .map_err(|e| AppError::Google {
+                        what: "building the Google client".into(),
+                        source: e,
+                    })?;
+                Some(Arc::new(client))
+            }
+        };
+        let credentials = ProviderCredentials::new(
+            settings.google.provider_credentials_dir.clone(),
+            options,
+            stats.clone(),
+            client.clone(),
+        )
+        .map(Arc::new)
+        .map_err(|e| AppError::Google {
+            what: "preparing per-provider credentials".into(),
+            source: e,
+        })?;
+        Ok(Google {
+            client,
+            credentials,
+            stats,
+        })
+    }
+
+    /// Whether any credential is configured (a service-account key or a directory of
+    /// per-provider tokens).
+    pub fn configured(&self, settings: &Settings) -> bool {
+        self.client.is_some() || settings.google.provider_credentials_dir.is_some()
+    }
+}
+
+/// What every command that touches data shares: the store, the Google side and the
+/// sync engine over them.
+pub struct Services {
+    pub store: Arc<Store>,
+    pub google: Google,
+    pub engine: Arc<SyncEngine>,
+}
+
+impl Services {
+    /// Validates the settings and opens what they name.
+    ///
+    /// # Errors
+    /// Invalid settings, the store cannot be opened, or the Google side cannot be set up.
+    pub async fn build(settings: &Settings) -> Result<Services, AppError> {
+        settings.validate()?;
+        let store = open_store(settings)?;
+        let google = Google::build(settings).await?;
+        let engine = Arc::new(SyncEngine {
+            store: store.clone(),
+            source: google.credentials.clone(),
+            settings: settings.sync.clone(),
+            share_role: if settings.google.share_busy_only {
+                AclRole::FreeBusyReader
+            } else {
+                AclRole::Reader
+            },
+        });
+        Ok(Services {
+            store,
+            google,
+            engine,
+        })
+    }
+}
+
+/// The service, assembled and bound, not yet serving.
+pub struct Application {
+    settings: Settings,
+    listener: TcpListener,
+    services: Services,
+    state: AppState,
+    scheduler: Option<Scheduler>,
+}
+
+/// The feeds service with the `feeds` settings.
+pub fn feed_service(store: Arc<Store>, settings: &Settings) -> crate::feeds::FeedService {
+    let options = crate::feeds::FeedOptions {
         public_url: settings.public_url.clone(),
         cache: crate::feeds::CacheLimits {
             max_bytes: usize::try_from(settings.feeds.cache_mb.saturating_mul(1024 * 1024))
@@ -65,12 +205,149 @@ pub fn app_state(store: Arc<Store>, settings: &Settings) -> AppState {
         },
         render_slots: settings.feeds.render_threads,
     };
-    state.feeds = Arc::new(crate::feeds::FeedService::new(store, feeds));
-    state.google = Arc::new(StaticCredentials(
-        settings.google.service_account_key.is_some()
-            || settings.google.provider_credentials_dir.is_some(),
-    ));
-    state
+    crate::feeds::FeedService::new(store, options)
+}
+
+impl Application {
+    /// Assembles the service the settings describe and binds its listener.
+    ///
+    /// # Errors
+    /// As [`Services::build`], or the address cannot be bound.
+    pub async fn build(settings: Settings) -> Result<Application, AppError> {
+        let services = Services::build(&settings).await?;
+        let mut state = AppState::new(services.store.clone());
+        state.public_url = settings.public_url.clone();
+        state.google = services.google.credentials.clone();
+        state.feeds = Arc::new(feed_service(services.store.clone(), &settings));
+        let scheduler = Scheduler::new(
+            services.engine.clone(),
+            state.jobs_ready.clone(),
+            SchedulerOptions {
+                interval: (settings.sync.interval_secs > 0)
+                    .then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),
+                ..SchedulerOptions::default()
+            },
+        );
+        state.metrics = Arc::new(Metrics::new(vec![
+            scheduler.status.clone(),
+            services.google.stats.clone(),
+        ]));
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| AppError::Bind {
+                    addr: settings.listen.to_string(),
+                    source,
+                })?;
+        Ok(Application {
+            settings,
+            listener,
+            services,
+            state,
+            scheduler: Some(scheduler),
+        })
+    }
+
+    /// The address the service listens on (the port chosen for `:0`).
+    ///
+    /// # Errors
+    /// The socket cannot say (it always can once bound).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.services.store
+    }
+
+    /// The sync engine the scheduler runs (`bookcal demo` runs a first sync with it).
+    pub fn engine(&self) -> &Arc<SyncEngine> {
+        &self.services.engine
+    }
+
+    /// The handler state the API serves with.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Takes the scheduler out: [`run_until_stopped`](Self::run_until_stopped) then
+    /// serves the API alone, jobs wait in the store, and the caller runs the scheduler
+    /// when it wants them run (tests that watch a job wait, or `/ready` change).
+    /// `/ready` and `/metrics` keep reading the taken scheduler's status.
+    pub fn take_scheduler(&mut self) -> Option<Scheduler> {
+        self.scheduler.take()
+    }
+
+    /// Runs the API and the scheduler until `shutdown`; then stops accepting, lets
+    /// in-flight requests and running jobs finish, and flushes the store. The drain
+    /// may take `settings.shutdown_timeout_secs`; past it the store is flushed anyway
+    /// and [`AppError::ShutdownTimedOut`] returned (running sync runs persist only at
+    /// their end, so abandoning them loses nothing but their progress).
+    ///
+    /// # Errors
+    /// The drain times out.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let Application {
+            settings,
+            listener,
+            services,
+            state,
+            scheduler,
+        } = self;
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(
+                %addr,
+                data_dir = %settings.data_dir.display(),
+                google = services.google.configured(&settings),
+                "bookcal listening"
+            );
+        }
+        let store = services.store;
+        let mut sched = scheduler.map(|s| tokio::spawn(s.run(shutdown.clone())));
+        let limits = settings.http.clone();
+        let server_shutdown = shutdown.clone();
+        let mut server =
+            tokio::spawn(async move { serve(listener, state, &limits, server_shutdown).await });
+        // Until shutdown (or the server task panics).
+        let early = tokio::select! {
+            r = &mut server => Some(r),
+            () = shutdown.cancelled() => None,
+        };
+        shutdown.cancel();
+        tracing::info!("shutting down: draining requests and jobs");
+        let limit = std::time::Duration::from_secs(settings.shutdown_timeout_secs);
+        let drain = async {
+            let served = match early {
+                Some(r) => r,
+                None => (&mut server).await,
+            };
+            if let Some(s) = &mut sched {
+                if s.await.is_err() {
+                    tracing::error!("the scheduler task panicked");
+                }
+            }
+            served
+        };
+        let result = match tokio::time::timeout(limit, drain).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => {
+                tracing::error!("the server task panicked");
+                Ok(())
+            }
+            Err(_) => {
+                tracing::error!(?limit, "shutdown timed out; abandoning requests and jobs");
+                server.abort();
+                if let Some(s) = &sched {
+                    s.abort();
+                }
+                Err(AppError::ShutdownTimedOut(limit))
+            }
+        };
+        if let Err(e) = store.flush().await {
+            tracing::error!(error = %e, "flushing the store failed");
+        }
+        result
+    }
 }
 
 /// Serves the API on `listener` under the `http` limits until `shutdown` is
@@ -86,184 +363,4 @@ pub async fn serve(
     let stats = state.metrics.connections.clone();
     let router = api::router(state);
     crate::server::serve(listener, router, probes, limits, stats, shutdown).await;
-}
-
-/// Binds the configured address.
-///
-/// # Errors
-/// The address is in use or not allowed.
-pub async fn bind(settings: &Settings) -> Result<TcpListener, AppError> {
-    TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| AppError::Bind {
-            addr: settings.listen.to_string(),
-            source,
-        })
-}
-
-/// Builds the Google client the settings describe (a service-account key), if any.
-///
-/// # Errors
-/// The key file cannot be read or is not a service-account key.
-pub async fn google_client(
-    settings: &Settings,
-    stats: Arc<crate::google::CallStats>,
-) -> Result<Option<Arc<dyn crate::google::CalendarApi>>, AppError> {
-    use crate::google::{ClientOptions, Credentials, GoogleCalendarClient, RateLimit};
-    let Some(path) = &settings.google.service_account_key else {
-        return Ok(None);
-    };
-    let creds = Credentials::service_account_from_file(path, settings.google.impersonate.clone())
-        .await
-        .map_err(|e| AppError::Google {
-            what: format!("reading the service-account key {}", path.display()),
-            source: e,
-        })?;
-    let per_minute = settings.google.requests_per_minute;
-    let options = ClientOptions {
-        root_url: settings.google.root_url.clone(),
-        rate_limit: RateLimit {
-            per_minute,
-            burst: (per_minute / 20).clamp(1, 50),
-        },
-        page_size: Some(2500),
-        ..ClientOptions::default()
-    };
-    let client = GoogleCalendarClient::builder(creds)
-        .options(options)
-        .stats(stats)
-        .build()
-        .await
-        .map_err(|e| AppError::Google {
-            what: "building the Google client".into(),
-            source: e,
-        })?;
-    Ok(Some(Arc::new(client)))
-}
-
-/// Which credential serves which provider: per-provider refresh tokens from
-/// `google.provider_credentials_dir`, else the service-account `client`.
-///
-/// # Errors
-/// The token HTTP client cannot be built.
-pub fn credentials(
-    settings: &Settings,
-    client: Option<Arc<dyn crate::google::CalendarApi>>,
-    stats: Arc<crate::google::CallStats>,
-) -> Result<Arc<crate::credentials::ProviderCredentials>, AppError> {
-    let per_minute = settings.google.requests_per_minute;
-    let options = crate::google::ClientOptions {
-        root_url: settings.google.root_url.clone(),
-        rate_limit: crate::google::RateLimit {
-            per_minute,
-            burst: (per_minute / 20).clamp(1, 50),
-        },
-        page_size: Some(2500),
-        ..crate::google::ClientOptions::default()
-    };
-    crate::credentials::ProviderCredentials::new(
-        settings.google.provider_credentials_dir.clone(),
-        options,
-        stats,
-        client,
-    )
-    .map(Arc::new)
-    .map_err(|e| AppError::Google {
-        what: "preparing per-provider credentials".into(),
-        source: e,
-    })
-}
-
-/// The sync engine for these settings.
-pub fn sync_engine(
-    store: Arc<Store>,
-    settings: &Settings,
-    source: Arc<dyn crate::sync::CalendarSource>,
-) -> Arc<crate::sync::SyncEngine> {
-    Arc::new(crate::sync::SyncEngine {
-        store,
-        source,
-        settings: settings.sync.clone(),
-        share_role: if settings.google.share_busy_only {
-            crate::google::AclRole::FreeBusyReader
-        } else {
-            crate::google::AclRole::Reader
-        },
-    })
-}
-
-/// The Google side of a running service: the client, if credentials exist, and the
-/// call statistics that client records into (also read by `/metrics`).
-pub struct Google {
-    pub client: Option<Arc<dyn crate::google::CalendarApi>>,
-    pub stats: Arc<crate::google::CallStats>,
-}
-
-/// Runs the API and the scheduler until `shutdown`; then stops accepting, lets
-/// in-flight requests and running jobs finish, and flushes the store. The drain may
-/// take `settings.shutdown_timeout_secs`; past it the store is flushed anyway and
-/// [`AppError::ShutdownTimedOut`] returned (running sync runs persist only at their
-/// end, so abandoning them loses nothing but their progress).
-///
-/// # Errors
-/// Google credentials cannot be prepared, or the drain times out.
-pub async fn run_service(
-    listener: TcpListener,
-    store: Arc<Store>,
-    settings: &Settings,
-    google: Google,
-    shutdown: CancellationToken,
-) -> Result<(), AppError> {
-    let mut state = app_state(store.clone(), settings);
-    let creds = credentials(settings, google.client, google.stats.clone())?;
-    state.google = creds.clone();
-    state.metrics.attach_google(google.stats);
-    let engine = sync_engine(store.clone(), settings, creds);
-    let opts = crate::scheduler::SchedulerOptions {
-        interval: (settings.sync.interval_secs > 0)
-            .then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),
-        ..crate::scheduler::SchedulerOptions::default()
-    };
-    let scheduler = crate::scheduler::Scheduler::new(engine, state.jobs_ready.clone(), opts);
-    state.metrics.attach_scheduler(scheduler.status.clone());
-    let mut sched = tokio::spawn(scheduler.run(shutdown.clone()));
-    let limits = settings.http.clone();
-    let server_shutdown = shutdown.clone();
-    let mut server =
-        tokio::spawn(async move { serve(listener, state, &limits, server_shutdown).await });
-    // Until shutdown (or the server task panics).
-    let early = tokio::select! {
-        r = &mut server => Some(r),
-        () = shutdown.cancelled() => None,
-    };
-    shutdown.cancel();
-    tracing::info!("shutting down: draining requests and jobs");
-    let limit = std::time::Duration::from_secs(settings.shutdown_timeout_secs);
-    let drain = async {
-        let served = match early {
-            Some(r) => r,
-            None => (&mut server).await,
-        };
-        if (&mut sched).await.is_err() {
-            tracing::error!("the scheduler task panicked");
-        }
-        served
-    };
-    let result = match tokio::time::timeout(limit, drain).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => {
-            tracing::error!("the server task panicked");
-            Ok(())
-        }
-        Err(_) => {
-            tracing::error!(?limit, "shutdown timed out; abandoning requests and jobs");
-            server.abort();
-            sched.abort();
-            Err(AppError::ShutdownTimedOut(limit))
-        }
-    };
-    if let Err(e) = store.flush().await {
-        tracing::error!(error = %e, "flushing the store failed");
-    }
-    result
 }

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// A secret string: `Debug` and `Display` print `[redacted]`.
+/// A secret string: `Debug` prints `[redacted]`, and there is no `Display`, so a
+/// secret reaches text only through [`Secret::expose`].
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -212,7 +213,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             public_url: None,
-            token_salt: Secret::new("bookcal-default-salt"),
+            token_salt: Secret::new(crate::store::DEFAULT_TOKEN_SALT),
             cache_mb: 16,
             log_format: "text".into(),
             shutdown_timeout_secs: 30,

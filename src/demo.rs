@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -54,9 +53,9 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
     settings.google.root_url = emu.root_url();
     settings.google.service_account_key = Some(key_path.clone());
     settings.sync.interval_secs = 60;
-    settings.validate()?;
 
-    let store = crate::app::open_store(&settings)?;
+    let app = crate::app::Application::build(settings).await?;
+    let store = app.store().clone();
     let fresh = store.read()?.users.is_empty();
     if fresh {
         let ds: crate::import::DataSet = serde_json::from_str(DEMO_DATA)?;
@@ -73,10 +72,6 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
             .with_context(|| format!("demo user {user} is missing"))?;
         tokens.push((user, store.create_token(id)?));
     }
-    let stats = Arc::new(crate::google::CallStats::new());
-    let client = crate::app::google_client(&settings, stats.clone()).await?;
-    let creds = crate::app::credentials(&settings, client.clone(), stats.clone())?;
-    let engine = crate::app::sync_engine(store.clone(), &settings, creds);
     let offerings: Vec<(crate::domain::Id, String)> = store
         .read()?
         .offerings
@@ -84,13 +79,12 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         .map(|o| (o.id, o.name.clone()))
         .collect();
     for (id, _) in &offerings {
-        engine
+        app.engine()
             .sync_offering(*id, RunOptions::default())
             .await
             .with_context(|| format!("first sync of offering {id}"))?;
     }
-    let listener = crate::app::bind(&settings).await?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let base = format!("http://{}", app.local_addr()?);
     print_guide(
         &base,
         &emu.root_url(),
@@ -100,8 +94,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         fresh,
         &opts.data_dir,
     );
-    let google = crate::app::Google { client, stats };
-    crate::app::run_service(listener, store, &settings, google, shutdown.clone()).await?;
+    app.run_until_stopped(shutdown.clone()).await?;
     emu.shutdown().await;
     println!(
         "bookcal demo stopped; data kept in {}",

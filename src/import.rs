@@ -14,6 +14,7 @@ use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::domain::format::{slugify, ts};
 use crate::domain::{
     Category, Customer, Id, Offering, OfferingState, Order, OrderState, OrderType, Project,
     Resource, ResourceState, Slot, User,
@@ -241,7 +242,10 @@ pub fn import(
         let mut changes = Vec::new();
         let mut users: HashMap<String, Id> = cat.users_by_name.clone();
         for u in &ds.users {
-            let id = users.get(&u.username).copied().unwrap_or_else(|| derived("user", &u.username));
+            let id = users
+                .get(&u.username)
+                .copied()
+                .unwrap_or_else(|| derived("user", &u.username));
             users.insert(u.username.clone(), id);
             let created = cat.users.get(&id).map(|x| x.created).unwrap_or(now);
             changes.push(Change::User(User {
@@ -253,8 +257,17 @@ pub fn import(
                 created,
             }));
         }
-        let user = |name: &str| users.get(name).copied().ok_or_else(|| bad(format!("unknown user {name:?}")));
-        let mut customers: HashMap<String, Id> = cat.customers.values().map(|c| (c.slug.clone(), c.id)).collect();
+        let user = |name: &str| {
+            users
+                .get(name)
+                .copied()
+                .ok_or_else(|| bad(format!("unknown user {name:?}")))
+        };
+        let mut customers: HashMap<String, Id> = cat
+            .customers
+            .values()
+            .map(|c| (c.slug.clone(), c.id))
+            .collect();
         for c in &ds.customers {
             let id = c.uuid.unwrap_or_else(|| derived("customer", &c.slug));
             customers.insert(c.slug.clone(), id);
@@ -263,14 +276,25 @@ pub fn import(
                 name: c.name.clone(),
                 slug: c.slug.clone(),
                 owners: c.owners.iter().map(|u| user(u)).collect::<Result<_, _>>()?,
-                managers: c.managers.iter().map(|u| user(u)).collect::<Result<_, _>>()?,
+                managers: c
+                    .managers
+                    .iter()
+                    .map(|u| user(u))
+                    .collect::<Result<_, _>>()?,
                 created: cat.customers.get(&id).map(|x| x.created).unwrap_or(now),
             }));
         }
         let by_ref = |m: &HashMap<String, Id>, r: &str, what: &str| {
-            m.get(r).copied().or_else(|| Id::parse(r)).ok_or_else(|| bad(format!("unknown {what} {r:?}")))
+            m.get(r)
+                .copied()
+                .or_else(|| Id::parse(r))
+                .ok_or_else(|| bad(format!("unknown {what} {r:?}")))
         };
-        let mut projects: HashMap<String, Id> = cat.projects.values().map(|p| (p.slug.clone(), p.id)).collect();
+        let mut projects: HashMap<String, Id> = cat
+            .projects
+            .values()
+            .map(|p| (p.slug.clone(), p.id))
+            .collect();
         for p in &ds.projects {
             let id = p.uuid.unwrap_or_else(|| derived("project", &p.slug));
             projects.insert(p.slug.clone(), id);
@@ -280,23 +304,36 @@ pub fn import(
                 name: p.name.clone(),
                 slug: p.slug.clone(),
                 description: p.description.clone(),
-                members: p.members.iter().map(|u| user(u)).collect::<Result<_, _>>()?,
+                members: p
+                    .members
+                    .iter()
+                    .map(|u| user(u))
+                    .collect::<Result<_, _>>()?,
                 created: cat.projects.get(&id).map(|x| x.created).unwrap_or(now),
             }));
         }
-        let mut offerings: HashMap<String, (Id, chrono_tz::Tz)> =
-            cat.offerings.values().map(|o| (o.slug.clone(), (o.id, o.time_zone))).collect();
+        let mut offerings: HashMap<String, (Id, chrono_tz::Tz)> = cat
+            .offerings
+            .values()
+            .map(|o| (o.slug.clone(), (o.id, o.time_zone)))
+            .collect();
         for o in &ds.offerings {
             let id = o.uuid.unwrap_or_else(|| derived("offering", &o.slug));
-            let tz: chrono_tz::Tz = o.time_zone.parse().map_err(|_| bad(format!("offering {:?}: unknown time zone {:?}", o.slug, o.time_zone)))?;
+            let tz: chrono_tz::Tz = o.time_zone.parse().map_err(|_| {
+                bad(format!(
+                    "offering {:?}: unknown time zone {:?}",
+                    o.slug, o.time_zone
+                ))
+            })?;
             offerings.insert(o.slug.clone(), (id, tz));
             let today = now.with_timezone(&tz).date_naive();
             let mut schedules = Vec::new();
             for (i, w) in o.availability.iter().enumerate() {
-                let (s, e) = interval_of(w, tz, today, &format!("offering {:?} availability", o.slug))?;
+                let (s, e) =
+                    interval_of(w, tz, today, &format!("offering {:?} availability", o.slug))?;
                 schedules.push(json!({
-                    "start": crate::api::render::ts(&s),
-                    "end": crate::api::render::ts(&e),
+                    "start": ts(&s),
+                    "end": ts(&e),
                     "title": "Availability",
                     "id": format!("availability-{i}"),
                     "allDay": false,
@@ -311,7 +348,10 @@ pub fn import(
                 slug: o.slug.clone(),
                 description: o.description.clone(),
                 full_description: o.description.clone(),
-                category: Category { id: derived("category", &o.category), title: o.category.clone() },
+                category: Category {
+                    id: derived("category", &o.category),
+                    title: o.category.clone(),
+                },
                 state: OfferingState::Active,
                 time_zone: tz,
                 location: o.location.clone(),
@@ -330,31 +370,49 @@ pub fn import(
             let (offering, tz) = offerings
                 .get(&b.offering)
                 .copied()
-                .or_else(|| Id::parse(&b.offering).and_then(|id| cat.offerings.get(&id).map(|o| (id, o.time_zone))))
+                .or_else(|| {
+                    Id::parse(&b.offering)
+                        .and_then(|id| cat.offerings.get(&id).map(|o| (id, o.time_zone)))
+                })
                 .ok_or_else(|| bad(format!("unknown offering {:?}", b.offering)))?;
             let project = by_ref(&projects, &b.project, "project")?;
             let creator = user(&b.created_by)?;
-            let id = b.uuid.unwrap_or_else(|| derived("booking", &format!("{}/{}", b.offering, b.name)));
+            let id = b
+                .uuid
+                .unwrap_or_else(|| derived("booking", &format!("{}/{}", b.offering, b.name)));
             let order_id = derived("order", &id.hex());
             let today = now.with_timezone(&tz).date_naive();
             let mut slots = Vec::new();
             let mut schedules = Vec::new();
             for (i, s) in b.slots.iter().enumerate() {
                 let (start, end) = interval_of(s, tz, today, &format!("booking {:?}", b.name))?;
-                let backend_id = format!("booking_{}", derived("slot", &format!("{}/{i}", id.hex())).hex());
-                schedules.push(json!({"start": crate::api::render::ts(&start), "end": crate::api::render::ts(&end)}));
-                slots.push(Slot { start, end, backend_id });
+                let backend_id = format!(
+                    "booking_{}",
+                    derived("slot", &format!("{}/{i}", id.hex())).hex()
+                );
+                schedules.push(json!({"start": ts(&start), "end": ts(&end)}));
+                slots.push(Slot {
+                    start,
+                    end,
+                    backend_id,
+                });
             }
             let attributes = json!({"name": b.name, "schedules": schedules});
             let (order_state, completed) = match b.state {
                 ResourceState::Ok => (OrderState::Done, Some(now)),
                 ResourceState::Creating => (OrderState::Executing, None),
-                other => return Err(bad(format!("booking {:?}: state {} cannot be imported", b.name, other.as_str()))),
+                other => {
+                    return Err(bad(format!(
+                        "booking {:?}: state {} cannot be imported",
+                        b.name,
+                        other.as_str()
+                    )))
+                }
             };
             changes.push(Change::Resource(Resource {
                 id,
                 name: b.name.clone(),
-                slug: crate::api::orders::slugify(&b.name),
+                slug: slugify(&b.name),
                 description: String::new(),
                 offering,
                 project,

@@ -131,16 +131,13 @@ async fn sync_once(
     force: bool,
 ) -> anyhow::Result<()> {
     use std::io::IsTerminal;
-    let store = bookcal::app::open_store(settings)?;
-    let stats = std::sync::Arc::new(bookcal::google::CallStats::new());
-    let client = bookcal::app::google_client(settings, stats.clone()).await?;
-    if client.is_none() && settings.google.provider_credentials_dir.is_none() {
+    let services = bookcal::app::Services::build(settings).await?;
+    if !services.google.configured(settings) {
         anyhow::bail!(
             "no Google credentials: set BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY (bookcal emulator --key-out writes one) or BOOKCAL_GOOGLE_PROVIDER_CREDENTIALS_DIR"
         );
     }
-    let creds = bookcal::app::credentials(settings, client, stats.clone())?;
-    let engine = bookcal::app::sync_engine(store.clone(), settings, creds);
+    let bookcal::app::Services { store, engine, .. } = services;
     let targets: Vec<bookcal::domain::Id> = match offering {
         Some(o) => {
             vec![bookcal::domain::Id::parse(&o).with_context(|| format!("{o:?} is not a UUID"))?]
@@ -231,18 +228,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             bookcal::telemetry::init(&settings.log_format);
             tracing::debug!(?settings, "settings");
-            if settings.token_salt.expose() == Settings::default().token_salt.expose() {
+            if settings.token_salt.expose() == bookcal::store::DEFAULT_TOKEN_SALT {
                 tracing::warn!("token_salt is the built-in default: set BOOKCAL_TOKEN_SALT_FILE");
             }
-            let store = bookcal::app::open_store(&settings)?;
-            let stats = std::sync::Arc::new(bookcal::google::CallStats::new());
-            let client = bookcal::app::google_client(&settings, stats.clone()).await?;
-            let listener = bookcal::app::bind(&settings).await?;
-            let addr = listener.local_addr()?;
-            tracing::info!(%addr, data_dir = %settings.data_dir.display(), google = client.is_some(), "bookcal listening");
-            let shutdown = shutdown_on_signals();
-            let google = bookcal::app::Google { client, stats };
-            bookcal::app::run_service(listener, store, &settings, google, shutdown).await?;
+            let app = bookcal::app::Application::build(settings).await?;
+            app.run_until_stopped(shutdown_on_signals()).await?;
             tracing::info!("bookcal stopped");
         }
         Command::Sync {

@@ -1,12 +1,14 @@
 //! Service metrics in the Prometheus text exposition format (version 0.0.4), served
-//! at `/metrics`.
+//! at `/metrics`, and the readiness `/ready` reports.
 //!
-//! Most series are read at scrape time from the state that already exists: the
-//! scheduler's [`SchedulerStatus`], the Google adapter's [`CallStats`] and the stored
-//! calendar records. Only what nothing else counts is counted here: HTTP requests by
-//! route template (never the raw path, which may hold a secret feed token) and feed
-//! renders / cache hits, which the feed handlers report through
-//! [`Metrics::feed_render`] and [`Metrics::feed_cache_hit`].
+//! [`Metrics`] counts only what nothing else counts: HTTP requests by route template
+//! (never the raw path, which may hold a secret feed token) and feed renders / cache
+//! hits, which the feed handlers report through [`Metrics::feed_render`] and
+//! [`Metrics::feed_cache_hit`]. Everything else is read at scrape time from the parts
+//! that already keep it, each seen through the small [`Observed`] trait (the
+//! scheduler's [`SchedulerStatus`], the Google adapter's [`CallStats`]): the parts are
+//! handed to [`Metrics::new`] when the service is assembled, so the API knows neither
+//! the scheduler's nor Google's types.
 //!
 //! The format is written by hand (see the README's dependency table for why): a
 //! family is `# HELP`, `# TYPE`, then its samples; label values are escaped as the
@@ -15,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::domain::calendar::OfferingCalendar;
@@ -31,38 +33,42 @@ struct HttpStat {
     seconds: f64,
 }
 
-/// Counters of this process plus handles on the state other metrics are read from.
+/// A part of the service that `/metrics` and `/ready` read when asked.
+pub trait Observed: Send + Sync {
+    /// Appends this part's metric families.
+    fn write_metrics(&self, out: &mut Exposition);
+
+    /// Why this part keeps the service from serving, if it does.
+    fn not_ready(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Counters of this process plus the parts other metrics are read from.
 #[derive(Default)]
 pub struct Metrics {
     /// (method, route template, status) -> count and total latency.
     http: Mutex<BTreeMap<(String, String, u16), HttpStat>>,
     feed_renders: AtomicU64,
     feed_cache_hits: AtomicU64,
-    scheduler: OnceLock<Arc<SchedulerStatus>>,
-    google: OnceLock<Arc<CallStats>>,
+    /// Read at scrape time, in this order.
+    parts: Vec<Arc<dyn Observed>>,
     /// The HTTP server's connection counts.
     pub connections: Arc<crate::server::ConnectionStats>,
 }
 
 impl Metrics {
-    pub fn new() -> Self {
-        Metrics::default()
+    /// Metrics reading `parts` (in this order) besides its own counters.
+    pub fn new(parts: Vec<Arc<dyn Observed>>) -> Self {
+        Metrics {
+            parts,
+            ..Metrics::default()
+        }
     }
 
-    /// Reads scheduler series (and readiness) from this status from now on. Only the
-    /// first attachment counts: one service runs one scheduler.
-    pub fn attach_scheduler(&self, status: Arc<SchedulerStatus>) {
-        let _ = self.scheduler.set(status);
-    }
-
-    /// Reads Google call series from these statistics from now on (first call counts).
-    pub fn attach_google(&self, stats: Arc<CallStats>) {
-        let _ = self.google.set(stats);
-    }
-
-    /// The attached scheduler's status, if any.
-    pub fn scheduler(&self) -> Option<&Arc<SchedulerStatus>> {
-        self.scheduler.get()
+    /// Why the service cannot serve now: the first part that says so.
+    pub fn not_ready(&self) -> Option<String> {
+        self.parts.iter().find_map(|p| p.not_ready())
     }
 
     /// Counts one answered HTTP request. `route` is the route template
@@ -137,99 +143,8 @@ impl Metrics {
             );
         }
 
-        if let Some(s) = self.scheduler.get() {
-            out.family(
-                "bookcal_scheduler_running",
-                "gauge",
-                "1 while the scheduler accepts work.",
-            );
-            let running = s.running.load(Ordering::Relaxed);
-            out.sample(
-                "bookcal_scheduler_running",
-                &[],
-                f64::from(u8::from(running)),
-            );
-            out.family(
-                "bookcal_scheduler_queue_depth",
-                "gauge",
-                "Jobs waiting in the durable queue (as of the scheduler's last look).",
-            );
-            out.sample(
-                "bookcal_scheduler_queue_depth",
-                &[],
-                s.queue_depth.load(Ordering::Relaxed) as f64,
-            );
-            out.family(
-                "bookcal_scheduler_active_runs",
-                "gauge",
-                "Jobs running now.",
-            );
-            out.sample(
-                "bookcal_scheduler_active_runs",
-                &[],
-                s.active_runs.load(Ordering::Relaxed) as f64,
-            );
-            let runs: BTreeMap<&str, u64> = match s.runs.lock() {
-                Ok(m) => m.iter().map(|(k, v)| (*k, *v)).collect(),
-                Err(poisoned) => poisoned
-                    .into_inner()
-                    .iter()
-                    .map(|(k, v)| (*k, *v))
-                    .collect(),
-            };
-            out.family(
-                "bookcal_sync_runs_total",
-                "counter",
-                "Scheduler jobs (sync, share, unshare) finished, by outcome.",
-            );
-            for outcome in ["ok", "error"] {
-                let n = runs.get(outcome).copied().unwrap_or(0);
-                out.sample("bookcal_sync_runs_total", &[("outcome", outcome)], n as f64);
-            }
-        }
-
-        if let Some(g) = self.google.get() {
-            let snap = g.snapshot();
-            out.family(
-                "bookcal_google_calls_total",
-                "counter",
-                "Google Calendar API calls, by method and outcome (ok, retried, error:<reason>).",
-            );
-            for (method, outcomes) in &snap.calls {
-                for (outcome, n) in outcomes {
-                    out.sample(
-                        "bookcal_google_calls_total",
-                        &[("method", method), ("outcome", outcome)],
-                        *n as f64,
-                    );
-                }
-            }
-            let plain = [
-                (
-                    "bookcal_google_retries_total",
-                    "Google requests repeated after a retryable error.",
-                    snap.retries as f64,
-                ),
-                (
-                    "bookcal_google_rate_limit_waits_total",
-                    "Google requests that waited for the per-credential rate limiter.",
-                    snap.rate_limit_waits as f64,
-                ),
-                (
-                    "bookcal_google_rate_limit_wait_seconds_total",
-                    "Time spent waiting for the rate limiter.",
-                    snap.rate_limit_wait_total.as_secs_f64(),
-                ),
-                (
-                    "bookcal_google_token_fetches_total",
-                    "OAuth access tokens fetched.",
-                    snap.token_fetches as f64,
-                ),
-            ];
-            for (name, help, v) in plain {
-                out.family(name, "counter", help);
-                out.sample(name, &[], v);
-            }
+        for part in &self.parts {
+            part.write_metrics(&mut out);
         }
 
         out.family(
@@ -301,18 +216,126 @@ impl Metrics {
     }
 }
 
+/// The scheduler: whether it runs, its queue and runs (also `/ready`).
+impl Observed for SchedulerStatus {
+    fn write_metrics(&self, out: &mut Exposition) {
+        out.family(
+            "bookcal_scheduler_running",
+            "gauge",
+            "1 while the scheduler accepts work.",
+        );
+        let running = self.running.load(Ordering::Relaxed);
+        out.sample(
+            "bookcal_scheduler_running",
+            &[],
+            f64::from(u8::from(running)),
+        );
+        out.family(
+            "bookcal_scheduler_queue_depth",
+            "gauge",
+            "Jobs waiting in the durable queue (as of the scheduler's last look).",
+        );
+        out.sample(
+            "bookcal_scheduler_queue_depth",
+            &[],
+            self.queue_depth.load(Ordering::Relaxed) as f64,
+        );
+        out.family(
+            "bookcal_scheduler_active_runs",
+            "gauge",
+            "Jobs running now.",
+        );
+        out.sample(
+            "bookcal_scheduler_active_runs",
+            &[],
+            self.active_runs.load(Ordering::Relaxed) as f64,
+        );
+        let runs: BTreeMap<&str, u64> = match self.runs.lock() {
+            Ok(m) => m.iter().map(|(k, v)| (*k, *v)).collect(),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect(),
+        };
+        out.family(
+            "bookcal_sync_runs_total",
+            "counter",
+            "Scheduler jobs (sync, share, unshare) finished, by outcome.",
+        );
+        for outcome in ["ok", "error"] {
+            let n = runs.get(outcome).copied().unwrap_or(0);
+            out.sample("bookcal_sync_runs_total", &[("outcome", outcome)], n as f64);
+        }
+    }
+
+    fn not_ready(&self) -> Option<String> {
+        (!self.running.load(Ordering::Relaxed)).then(|| "the scheduler is not running".to_owned())
+    }
+}
+
+/// The Google adapter's calls, retries, rate-limiter waits and token fetches.
+impl Observed for CallStats {
+    fn write_metrics(&self, out: &mut Exposition) {
+        let snap = self.snapshot();
+        out.family(
+            "bookcal_google_calls_total",
+            "counter",
+            "Google Calendar API calls, by method and outcome (ok, retried, error:<reason>).",
+        );
+        for (method, outcomes) in &snap.calls {
+            for (outcome, n) in outcomes {
+                out.sample(
+                    "bookcal_google_calls_total",
+                    &[("method", method), ("outcome", outcome)],
+                    *n as f64,
+                );
+            }
+        }
+        let plain = [
+            (
+                "bookcal_google_retries_total",
+                "Google requests repeated after a retryable error.",
+                snap.retries as f64,
+            ),
+            (
+                "bookcal_google_rate_limit_waits_total",
+                "Google requests that waited for the per-credential rate limiter.",
+                snap.rate_limit_waits as f64,
+            ),
+            (
+                "bookcal_google_rate_limit_wait_seconds_total",
+                "Time spent waiting for the rate limiter.",
+                snap.rate_limit_wait_total.as_secs_f64(),
+            ),
+            (
+                "bookcal_google_token_fetches_total",
+                "OAuth access tokens fetched.",
+                snap.token_fetches as f64,
+            ),
+        ];
+        for (name, help, v) in plain {
+            out.family(name, "counter", help);
+            out.sample(name, &[], v);
+        }
+    }
+}
+
+/// The exposition text being written: families and their samples.
 #[derive(Default)]
-struct Exposition {
+pub struct Exposition {
     text: String,
 }
 
 impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    /// Starts a family: its `# HELP` and `# TYPE` lines.
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
         let _ = writeln!(self.text, "# TYPE {name} {kind}");
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+    /// One sample of the current family.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.text.push_str(name);
         if !labels.is_empty() {
             self.text.push('{');
@@ -373,7 +396,7 @@ mod tests {
 
     #[test]
     fn requests_are_counted_by_route_template_and_status() {
-        let m = Metrics::new();
+        let m = Metrics::new(Vec::new());
         let route = "/api/booking-resources/{uuid}/";
         m.http_request("GET", route, 200, Duration::from_millis(10));
         m.http_request("GET", route, 200, Duration::from_millis(30));

@@ -73,7 +73,7 @@ impl AppState {
             jobs_ready: Arc::new(Notify::new()),
             public_url: None,
             feeds: Arc::new(feeds),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new(Vec::new())),
         }
     }
 }

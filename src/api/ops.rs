@@ -6,7 +6,6 @@
 //! never the raw path or query, which may hold secret tokens (feed tokens in paths,
 //! `?x-auth-token=`).
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -55,17 +54,14 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     resp
 }
 
-/// `GET /ready`: 200 when the store answers a read and the scheduler is running;
+/// `GET /ready`: 200 when the store answers a read and no observed part (the
+/// scheduler, see [`crate::metrics::Observed`]) says it keeps the service from serving;
 /// 503 with `{"status": "unavailable", "reason": ...}` otherwise.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     let read = tokio::task::spawn_blocking(move || store.jobs().map(|_| ())).await;
     let reason = match read {
-        Ok(Ok(())) => match state.metrics.scheduler() {
-            Some(s) if s.running.load(Ordering::Relaxed) => None,
-            Some(_) => Some("the scheduler is not running".to_owned()),
-            None => Some("no scheduler is attached".to_owned()),
-        },
+        Ok(Ok(())) => state.metrics.not_ready(),
         Ok(Err(e)) => Some(format!("the store does not answer: {e}")),
         Err(_) => Some("the store read panicked".to_owned()),
     };

@@ -18,6 +18,7 @@ use super::listing::{
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
 use crate::domain::booking::{check_schedules, parse_schedules, trim_schedule_times};
+use crate::domain::format::slugify;
 use crate::domain::{
     Id, OfferingState, Order, OrderState, OrderType, Resource, ResourceState, Slot,
 };
@@ -224,19 +225,6 @@ pub async fn create(
         Json(render::order(&order, &cat, &Urls { base })),
     )
         .into_response())
-}
-
-/// A URL-safe slug of a name (Waldur's `slugify`).
-pub fn slugify(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.to_lowercase().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').chars().take(50).collect()
 }
 
 fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> bool {
@@ -842,20 +830,4 @@ pub async fn offering(
         );
     }
     Ok(Json(v))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slugs_are_lowercase_and_dashed() {
-        for (name, want) in [
-            ("Room 1", "room-1"),
-            ("  Lab / Microscope!", "lab-microscope"),
-            ("Zürich", "z-rich"),
-        ] {
-            assert_eq!(slugify(name), want);
-        }
-    }
 }

@@ -2,20 +2,14 @@
 //! names. Fields the client cannot take as `null` are always present with a value;
 //! fields we do not model are left out (the client treats them as unset).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::domain::calendar::OfferingCalendar;
 use crate::domain::{Id, Offering, Order, Resource};
 use crate::store::Catalog;
 
-/// ISO 8601 UTC with `Z`, as DRF renders datetimes.
-pub fn ts(t: &DateTime<Utc>) -> String {
-    use chrono::SubsecRound;
-    // Microseconds at most, as Python's datetime (and so DRF) has.
-    t.trunc_subsecs(6)
-        .to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
+pub use crate::domain::format::ts;
 
 fn opt_ts(t: &Option<DateTime<Utc>>) -> Value {
     t.as_ref()

@@ -100,7 +100,7 @@ pub fn parse_schedules(schedules: Option<&Value>) -> Result<Vec<Interval>, Booki
 }
 
 /// Checks requested slots against the clock, the offering's availability windows and
-/// what is already taken. Returns the intervals on success.
+/// what is already taken.
 ///
 /// # Errors
 /// Every rule that fails, in request order, with upstream's messages.

@@ -8,6 +8,7 @@ pub mod booking;
 pub mod booking_text;
 pub mod calendar;
 pub mod event_id;
+pub mod format;
 pub mod interval;
 pub mod model;
 pub mod states;

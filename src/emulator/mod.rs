@@ -1,9 +1,9 @@
 //! A faithful local Google Calendar API v3 for tests, benchmarks and `bookcal demo`.
 //!
 //! It models Google's wire JSON itself (`serde_json::Value`) and shares no types with
-//! [`crate::google`], so one misunderstanding cannot hide on both sides. The facts it
-//! honours are in `design/google-calendar-facts.md`; where those leave something open
-//! the code says so and picks the documented or stricter behaviour.
+//! [`crate::google`], so one misunderstanding cannot hide on both sides. Each handler
+//! states the Google behaviour it reproduces; where Google's documentation leaves
+//! something open the code says so and picks the documented or stricter behaviour.
 //!
 //! Layout:
 //! - [`Emulator`] / [`run_standalone`] (here): lifecycle and the router.

@@ -130,6 +130,10 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
+/// The service a connection runs: the router with the peer address, its requests
+/// tracked.
+type Served = body::TrackRequests<AddExtension<Router, ConnectInfo<SocketAddr>>>;
+
 /// One connection: hyper's HTTP/1.1 over the guarded stream, its requests counted
 /// for the idle timeout and carrying the peer's address (`ConnectInfo`: the feeds
 /// share renders fairly between addresses).
@@ -140,10 +144,7 @@ fn connection(
     builder: &http1::Builder,
     idle: Duration,
     send_timeout: Duration,
-) -> http1::Connection<
-    TokioIo<io::GuardedIo<TcpStream>>,
-    TowerToHyperService<body::TrackRequests<AddExtension<Router, ConnectInfo<SocketAddr>>>>,
-> {
+) -> http1::Connection<TokioIo<io::GuardedIo<TcpStream>>, TowerToHyperService<Served>> {
     // Responses are written whole by hyper; Nagle would only delay their last segment.
     let _ = tcp.set_nodelay(true);
     let activity = Arc::new(io::Activity::new());

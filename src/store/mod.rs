@@ -95,6 +95,9 @@ pub enum Change {
     SyncState(sync_state::Kind, Vec<u8>, Option<Vec<u8>>),
 }
 
+/// The token salt when none is configured (`token_salt`; `bookcal serve` warns).
+pub const DEFAULT_TOKEN_SALT: &str = "bookcal-default-salt";
+
 /// Store tuning.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -108,7 +111,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 16 * 1024 * 1024,
-            token_salt: "bookcal".into(),
+            token_salt: DEFAULT_TOKEN_SALT.into(),
         }
     }
 }

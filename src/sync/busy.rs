@@ -1,6 +1,6 @@
 //! Busy slots from external events (pure).
 //!
-//! What blocks bookings (PRODUCT.md "Sync, precisely", step 3): confirmed or
+//! What blocks bookings: confirmed or
 //! tentative, opaque events that the calendar did not decline. Transparent ("free"),
 //! cancelled, declined and working-location events never block. All-day events are
 //! whole days in the calendar's zone (midnight to midnight, DST-aware). Recurring

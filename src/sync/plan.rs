@@ -4,7 +4,7 @@
 //! (what we pushed), and what this run's listing showed of our events. Output: a
 //! deterministic list of operations. No I/O, no clock: tested as a table.
 //!
-//! Rules (PRODUCT.md "Sync, precisely", step 4; peer-lessons.md):
+//! Rules:
 //! - a desired slot without a mapping is inserted under its deterministic id, or
 //!   adopted when the listing shows it already exists (a crashed run, a legacy
 //!   upstream event): adopted as is when its fingerprint property matches, else

@@ -9,23 +9,22 @@
 use std::sync::{Arc, Mutex};
 
 use crate::helpers::{at, spawn_app_with, spawn_app_with_state, Options, TestApp};
+use bookcal::config::FeedSettings;
 use bookcal::domain::calendar::OfferingCalendar;
 use bookcal::domain::Id;
-use bookcal::feeds::{CacheLimits, FeedId, FeedOptions};
+use bookcal::feeds::{CacheLimits, FeedCache, FeedId, FeedKey, Window};
+use bookcal::ical::RenderedFeed;
 use bookcal::store::Store;
 use chrono::{Duration, Utc};
 use serde_json::json;
 
-/// One render slot, a small cache: what the flood tests need to be deterministic.
-fn constrained(max_bytes: usize) -> Options {
+/// One render slot and a cache of `cache_mb`: what the flood tests need to be
+/// deterministic.
+fn constrained(cache_mb: u64) -> Options {
     Options {
-        feeds: FeedOptions {
-            render_slots: 1,
-            cache: CacheLimits {
-                max_bytes,
-                ..CacheLimits::default()
-            },
-            ..FeedOptions::default()
+        feeds: FeedSettings {
+            cache_mb,
+            render_threads: 1,
         },
         ..Options::default()
     }
@@ -160,7 +159,7 @@ async fn a_feed_get_writes_nothing_to_the_store() {
 
 #[tokio::test]
 async fn concurrent_misses_of_one_feed_render_it_once() {
-    let app = spawn_app_with(constrained(32 << 20)).await;
+    let app = spawn_app_with(constrained(32)).await;
     let feeds = app.state.feeds.clone();
     let aurora = make_public(&app, "room-aurora");
     let path = public_path(aurora);
@@ -191,7 +190,7 @@ async fn concurrent_misses_of_one_feed_render_it_once() {
 
 #[tokio::test]
 async fn a_cached_feed_is_served_while_another_feed_waits_to_render() {
-    let app = spawn_app_with(constrained(32 << 20)).await;
+    let app = spawn_app_with(constrained(32)).await;
     let feeds = app.state.feeds.clone();
     let aurora = make_public(&app, "room-aurora");
     let tem = make_public(&app, "tem-2100");
@@ -245,8 +244,7 @@ async fn windows_are_normalised_to_whole_days_so_equivalent_ones_share_a_render(
 
 #[tokio::test]
 async fn a_flood_of_distinct_windows_keeps_the_cache_bounded_and_other_feeds_cached() {
-    const MAX_BYTES: usize = 64 * 1024;
-    let app = spawn_app_with(constrained(MAX_BYTES)).await;
+    let app = spawn_app_with(constrained(1)).await;
     let feeds = app.state.feeds.clone();
     let aurora = make_public(&app, "room-aurora");
     let tem = make_public(&app, "tem-2100");
@@ -269,7 +267,7 @@ async fn a_flood_of_distinct_windows_keeps_the_cache_bounded_and_other_feeds_cac
         assert_eq!(r.await.expect("task").ok(), Some(200));
     }
     let cache = feeds.cache();
-    assert!(cache.bytes() <= MAX_BYTES, "{} bytes", cache.bytes());
+    assert!(cache.bytes() <= 1 << 20, "{} bytes", cache.bytes());
     let windows = cache.windows_of(FeedId::Public(aurora));
     assert!(
         windows <= CacheLimits::default().windows_per_feed + 1,
@@ -286,7 +284,7 @@ async fn a_flood_of_distinct_windows_keeps_the_cache_bounded_and_other_feeds_cac
 
 #[tokio::test]
 async fn a_client_with_too_many_windows_in_line_gets_a_cached_body_at_once() {
-    let app = spawn_app_with(constrained(32 << 20)).await;
+    let app = spawn_app_with(constrained(32)).await;
     let feeds = app.state.feeds.clone();
     let aurora = make_public(&app, "room-aurora");
     let path = public_path(aurora);
@@ -328,7 +326,7 @@ async fn a_client_with_too_many_windows_in_line_gets_a_cached_body_at_once() {
 
 #[tokio::test]
 async fn another_client_renders_between_a_flooding_clients_renders() {
-    let app = spawn_app_with(constrained(32 << 20)).await;
+    let app = spawn_app_with(constrained(32)).await;
     let feeds = app.state.feeds.clone();
     let aurora = make_public(&app, "room-aurora");
     let tem = make_public(&app, "tem-2100");
@@ -374,4 +372,51 @@ async fn another_client_renders_between_a_flooding_clients_renders() {
     // Its turn comes right after the flooding client's first render, not after all
     // of them (allowing one more flood answer to overtake it on the way out).
     assert!(position.is_some_and(|p| p <= 2), "{order:?}");
+}
+
+#[test]
+fn the_cache_holds_at_most_its_bytes_evicting_other_windows_before_default_ones() {
+    let now = Utc::now();
+    let cache = FeedCache::new(CacheLimits {
+        max_bytes: 10_000,
+        max_entries: 100,
+        windows_per_feed: 100,
+    });
+    let feed = |n: u128| FeedId::Public(Id(uuid::Uuid::from_u128(n)));
+    let window =
+        |days: i64| Window::parse(Some(&format!("from={}", day(-days))), now).expect("window");
+    let body = |c: char| RenderedFeed::new(c.to_string().repeat(3_000), now);
+    // Three default windows (9,000 bytes), then other windows one after another.
+    for n in 1..=3 {
+        let key = FeedKey {
+            feed: feed(n),
+            window: Window::default_at(now),
+        };
+        cache.insert(key, 1, true, body('d'), "f.ics", now);
+    }
+    for days in 1..=5 {
+        let key = FeedKey {
+            feed: feed(1),
+            window: window(days),
+        };
+        cache.insert(key, 1, false, body('w'), "f.ics", now);
+        assert!(cache.bytes() <= 10_000, "{}", cache.bytes());
+        // The newest other window evicted the previous one, never a default window.
+        assert_eq!(cache.len(), 4, "after window {days}");
+        for n in 1..=3 {
+            let default = FeedKey {
+                feed: feed(n),
+                window: Window::default_at(now),
+            };
+            assert!(cache.fresh(&default, 1).is_some(), "default {n}");
+        }
+    }
+    // A fourth default window: the least recently served default one goes.
+    let fourth = FeedKey {
+        feed: feed(4),
+        window: Window::default_at(now),
+    };
+    cache.insert(fourth, 1, true, body('d'), "f.ics", now);
+    assert!(cache.bytes() <= 10_000);
+    assert!(cache.fresh(&fourth, 1).is_some());
 }

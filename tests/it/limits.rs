@@ -1,5 +1,5 @@
 //! The HTTP server's limits against slow, idle and oversized clients, driven over raw
-//! TCP against the service started the way `main` starts it (`app::run_service`):
+//! TCP against the service started the way `main` starts it (`Application::build`):
 //! silent and slow heads, stalled and dripping bodies, a huge `Content-Length`, the
 //! connection cap with its probe reserve, a client that stops reading, and the DRF
 //! shape of every error the server makes outside the handlers.
@@ -33,33 +33,24 @@ impl Service {
         let dir = tempfile::tempdir().expect("tmp");
         let mut settings = Settings {
             data_dir: dir.path().join("store"),
+            listen: "127.0.0.1:0".parse().expect("address"),
             http,
             ..Settings::default()
         };
         settings.sync.interval_secs = 0;
-        settings.validate().expect("valid settings");
-        let store = bookcal::app::open_store(&settings).expect("store");
+        let app = bookcal::app::Application::build(settings)
+            .await
+            .expect("build the service");
+        let store = app.store().clone();
         bookcal::import::import_file(&store, Path::new(FIXTURE)).expect("import");
         let mut tokens = HashMap::new();
         for u in ["owner", "alice", "bob"] {
             let id = store.read().expect("read").users_by_name[u];
             tokens.insert(u, store.create_token(id).expect("token"));
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let addr = app.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
-        let task = {
-            let (store, shutdown) = (store.clone(), shutdown.clone());
-            tokio::spawn(async move {
-                let google = bookcal::app::Google {
-                    client: None,
-                    stats: Arc::new(bookcal::google::CallStats::new()),
-                };
-                bookcal::app::run_service(listener, store, &settings, google, shutdown).await
-            })
-        };
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         Service {
             addr,
             tokens,

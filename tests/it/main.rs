@@ -22,4 +22,5 @@ mod scheduler;
 mod secrets;
 mod sync;
 mod sync_crash;
+mod tidy;
 mod waldur_client;

@@ -429,24 +429,7 @@ async fn schemathesis_finds_no_server_errors_and_no_response_contradicting_the_d
     let app = spawn_app().await;
     // A running scheduler syncing against the emulator, so that `/ready` is 200 and
     // the calendar actions do real work.
-    let env = sync_env(&app).await;
-    let engine = std::sync::Arc::new(bookcal::sync::SyncEngine {
-        store: env.engine.store.clone(),
-        source: env.engine.source.clone(),
-        settings: env.engine.settings.clone(),
-        share_role: env.engine.share_role,
-    });
-    let scheduler = bookcal::scheduler::Scheduler::new(
-        engine,
-        app.jobs_ready.clone(),
-        bookcal::scheduler::SchedulerOptions {
-            interval: None,
-            ..Default::default()
-        },
-    );
-    app.metrics.attach_scheduler(scheduler.status.clone());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let sched = tokio::spawn(scheduler.run(stop.clone()));
+    let scheduler = app.start_scheduler();
     let dir = tempfile::tempdir().expect("tmp");
     // The token goes to schemathesis in a file-free way (a header), but is also
     // written for anyone reproducing a failure by hand.
@@ -471,8 +454,7 @@ async fn schemathesis_finds_no_server_errors_and_no_response_contradicting_the_d
     .await
     .expect("join")
     .expect("run schemathesis");
-    stop.cancel();
-    sched.await.expect("scheduler stops");
+    scheduler.stop().await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::helpers::{at, eventually, spawn_app, sync_env};
+use crate::helpers::{at, eventually, spawn_app};
 use bookcal::config::Settings;
 use bookcal::domain::calendar::CalendarState;
 use serde_json::{json, Value};
@@ -92,24 +92,7 @@ async fn ready_is_503_until_the_scheduler_runs_and_200_while_it_does() {
     let h = app.req(reqwest::Method::GET, None, "/health", None).await;
     assert_eq!((h.status, h.body), (200, json!({"status": "ok"})));
 
-    let env = sync_env(&app).await;
-    let engine = Arc::new(bookcal::sync::SyncEngine {
-        store: env.engine.store.clone(),
-        source: env.engine.source.clone(),
-        settings: env.engine.settings.clone(),
-        share_role: env.engine.share_role,
-    });
-    let scheduler = bookcal::scheduler::Scheduler::new(
-        engine,
-        app.jobs_ready.clone(),
-        bookcal::scheduler::SchedulerOptions {
-            interval: None,
-            ..Default::default()
-        },
-    );
-    app.metrics.attach_scheduler(scheduler.status.clone());
-    let stop = CancellationToken::new();
-    let handle = tokio::spawn(scheduler.run(stop.clone()));
+    let scheduler = app.start_scheduler();
     let mut ready = false;
     for _ in 0..2000 {
         let r = app.req(reqwest::Method::GET, None, "/ready", None).await;
@@ -121,8 +104,7 @@ async fn ready_is_503_until_the_scheduler_runs_and_200_while_it_does() {
         tokio::task::yield_now().await;
     }
     assert!(ready, "/ready never answered 200");
-    stop.cancel();
-    handle.await.expect("scheduler stops");
+    scheduler.stop().await;
     let r = app.req(reqwest::Method::GET, None, "/ready", None).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.body["reason"], "the scheduler is not running");
@@ -241,13 +223,17 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
     std::fs::write(&key, emu.service_account_key_json()).expect("key");
     let mut settings = Settings {
         data_dir: dir.path().join("store"),
+        listen: "127.0.0.1:0".parse().expect("address"),
         ..Settings::default()
     };
     settings.google.root_url = emu.root_url();
     settings.google.service_account_key = Some(key);
     settings.google.requests_per_minute = 60_000;
     settings.sync.interval_secs = 0;
-    let store = bookcal::app::open_store(&settings).expect("store");
+    let app = bookcal::app::Application::build(settings)
+        .await
+        .expect("build the service");
+    let store = app.store().clone();
     bookcal::import::import_file(&store, Path::new(FIXTURE)).expect("import");
     let (owner, room) = {
         let cat = store.read().expect("read");
@@ -260,22 +246,9 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
         (cat.users_by_name["owner"], room)
     };
     let token = store.create_token(owner).expect("token");
-    let stats = Arc::new(bookcal::google::CallStats::new());
-    let client = bookcal::app::google_client(&settings, stats.clone())
-        .await
-        .expect("client");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let base = format!("http://{}", app.local_addr().expect("addr"));
     let shutdown = CancellationToken::new();
-    let service = {
-        let (store, shutdown) = (store.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let google = bookcal::app::Google { client, stats };
-            bookcal::app::run_service(listener, store, &settings, google, shutdown).await
-        })
-    };
+    let service = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     let http = reqwest::Client::new();
     let r = http
         .post(format!(
@@ -705,9 +678,10 @@ async fn sigterm_stops_the_service_cleanly_in_time_and_keeps_what_was_written() 
 
 #[test]
 fn every_metric_family_name_is_unique_and_prefixed() {
-    let m = bookcal::metrics::Metrics::new();
-    m.attach_scheduler(Arc::new(bookcal::scheduler::SchedulerStatus::default()));
-    m.attach_google(Arc::new(bookcal::google::CallStats::new()));
+    let m = bookcal::metrics::Metrics::new(vec![
+        Arc::new(bookcal::scheduler::SchedulerStatus::default()),
+        Arc::new(bookcal::google::CallStats::new()),
+    ]);
     let text = m.render(&[]);
     let mut seen = BTreeSet::new();
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {

@@ -1,46 +1,14 @@
 //! The scheduler: jobs from the calendar actions, periodic syncs, the daily clean-up.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use crate::helpers::{eventually, spawn_app, sync_env};
+use crate::helpers::{eventually, spawn_app, spawn_app_with, Options};
 use bookcal::domain::calendar::CalendarState;
-use bookcal::scheduler::{cancel_stale_requests, Scheduler, SchedulerOptions};
+use bookcal::scheduler::cancel_stale_requests;
+use bookcal::sync::RunOptions;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
-
-fn start(
-    app: &crate::helpers::TestApp,
-    env: crate::helpers::SyncEnv,
-    interval: Option<Duration>,
-) -> (
-    crate::helpers::SyncEnv,
-    CancellationToken,
-    tokio::task::JoinHandle<()>,
-) {
-    let engine = Arc::new(bookcal::sync::SyncEngine {
-        store: env.engine.store.clone(),
-        source: env.engine.source.clone(),
-        settings: env.engine.settings.clone(),
-        share_role: env.engine.share_role,
-    });
-    let s = Scheduler::new(
-        engine,
-        app.jobs_ready.clone(),
-        SchedulerOptions {
-            interval,
-            ..SchedulerOptions::default()
-        },
-    );
-    let stop = CancellationToken::new();
-    let h = tokio::spawn(s.run(stop.clone()));
-    (env, stop, h)
-}
 
 #[tokio::test]
 async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
     let app = spawn_app().await;
-    let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     let p = |a: &str| format!("/api/booking-offerings/{}/{a}/", room.hex());
     // Queued while no scheduler runs: the job waits in the store (it survives restarts).
@@ -51,7 +19,7 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
         200
     );
     assert_eq!(app.store.jobs().expect("jobs").len(), 1);
-    let (env, stop, h) = start(&app, env, None);
+    let scheduler = app.start_scheduler();
     let store = app.store.clone();
     assert!(
         eventually(20, || store
@@ -67,7 +35,7 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
         .expect("read")
         .and_then(|c| c.calendar_id)
         .expect("id");
-    assert_eq!(env.live_events(&cal).len(), 3);
+    assert_eq!(app.live_events(&cal).len(), 3);
 
     assert_eq!(
         app.post("owner", &p("share_google_calendar"), json!({}))
@@ -83,8 +51,8 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
             .is_some_and(|c| c.public && c.state == CalendarState::Ok))
         .await
     );
-    assert!(env
-        .emu
+    assert!(app
+        .emu()
         .inspect()
         .acl(&cal)
         .iter()
@@ -110,8 +78,8 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
             .is_some_and(|c| !c.public && c.state == CalendarState::Ok))
         .await
     );
-    assert!(!env
-        .emu
+    assert!(!app
+        .emu()
         .inspect()
         .acl(&cal)
         .iter()
@@ -123,23 +91,28 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
         (r.status, r.body),
         (400, json!(["The calendar is private already."]))
     );
-    stop.cancel();
-    h.await.expect("scheduler stops cleanly");
+    scheduler.stop().await;
 }
 
 #[tokio::test]
 async fn periodic_syncs_pick_up_changes_without_anyone_pressing_sync() {
-    let app = spawn_app().await;
-    let env = sync_env(&app).await;
+    let app = spawn_app_with(Options {
+        sync_interval_secs: 1,
+        ..Options::default()
+    })
+    .await;
     let room = app.offering_id("room-aurora");
-    env.sync(room).await;
+    app.engine
+        .sync_offering(room, RunOptions::default())
+        .await
+        .expect("first sync");
     let cal = app
         .store
         .calendar(room)
         .expect("read")
         .and_then(|c| c.calendar_id)
         .expect("id");
-    let (env, stop, h) = start(&app, env, Some(Duration::from_millis(50)));
+    let scheduler = app.start_scheduler();
     let pending = app
         .get(
             "owner",
@@ -164,14 +137,13 @@ async fn periodic_syncs_pick_up_changes_without_anyone_pressing_sync() {
         200
     );
     assert!(
-        eventually(20, || env
+        eventually(20, || app
             .live_events(&cal)
             .iter()
             .all(|e| e["status"] == "confirmed"))
         .await
     );
-    stop.cancel();
-    h.await.expect("scheduler stops cleanly");
+    scheduler.stop().await;
 }
 
 #[tokio::test]

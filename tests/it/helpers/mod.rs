@@ -3,26 +3,37 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use bookcal::api::{AppState, StaticCredentials};
+use bookcal::api::AppState;
+use bookcal::app::Application;
+use bookcal::config::Settings;
 use bookcal::domain::Id;
-use bookcal::store::{Store, StoreOptions};
+use bookcal::emulator::{Emulator, EmulatorOptions};
+use bookcal::scheduler::Scheduler;
+use bookcal::store::Store;
+use bookcal::sync::SyncEngine;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+/// The service as `bookcal serve` starts it ([`Application::build`], then
+/// [`Application::run_until_stopped`]), on 127.0.0.1:0 with a temporary data dir,
+/// the demo data set, and (with Google credentials) its own Google Calendar emulator.
+/// The scheduler is held back until a test starts it ([`TestApp::start_scheduler`]),
+/// so queued jobs wait in the store where tests can see them.
 pub struct TestApp {
     pub base: String,
     pub store: Arc<Store>,
     pub tokens: HashMap<&'static str, String>,
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
-    /// The notifier the API wakes the scheduler with.
-    pub jobs_ready: Arc<tokio::sync::Notify>,
     /// The handler state the server runs with.
     pub state: AppState,
-    /// The server's metrics (attach a scheduler here to make `/ready` answer 200).
-    pub metrics: Arc<bookcal::metrics::Metrics>,
+    /// The service's own sync engine (talking to [`TestApp::emu`]).
+    pub engine: Arc<SyncEngine>,
+    /// The Google Calendar the service talks to, when it has credentials.
+    pub emu: Option<Emulator>,
+    scheduler: Mutex<Option<Scheduler>>,
     _dir: tempfile::TempDir,
 }
 
@@ -33,16 +44,21 @@ impl Drop for TestApp {
 }
 
 pub struct Options {
+    /// A service-account key for the app's own emulator (else no Google credentials:
+    /// the calendar actions answer 400).
     pub google_credentials: bool,
-    /// The feeds service's limits (cache size, render slots).
-    pub feeds: bookcal::feeds::FeedOptions,
+    /// `sync.interval_secs` (0: no periodic syncs).
+    pub sync_interval_secs: u64,
+    /// The `feeds` settings (cache size, render threads).
+    pub feeds: bookcal::config::FeedSettings,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             google_credentials: true,
-            feeds: bookcal::feeds::FeedOptions::default(),
+            sync_interval_secs: 0,
+            feeds: bookcal::config::FeedSettings::default(),
         }
     }
 }
@@ -53,7 +69,30 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).expect("store"));
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        data_dir: dir.path().join("store"),
+        ..Settings::default()
+    };
+    settings.sync.interval_secs = opts.sync_interval_secs;
+    settings.feeds = opts.feeds;
+    settings.google.requests_per_minute = 60_000;
+    let emu = if opts.google_credentials {
+        let emu = Emulator::start(EmulatorOptions::default())
+            .await
+            .expect("emulator");
+        let key = dir.path().join("service-account.json");
+        std::fs::write(&key, emu.service_account_key_json()).expect("key file");
+        settings.google.root_url = emu.root_url();
+        settings.google.service_account_key = Some(key);
+        Some(emu)
+    } else {
+        None
+    };
+    let mut app = Application::build(settings)
+        .await
+        .expect("build the service");
+    let store = app.store().clone();
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
     bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import demo data");
     let mut tokens = HashMap::new();
@@ -66,33 +105,37 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
             .expect("user");
         tokens.insert(u, store.create_token(id).expect("token"));
     }
-    let mut state = AppState::new(store.clone());
-    state.google = Arc::new(StaticCredentials(opts.google_credentials));
-    state.feeds = Arc::new(bookcal::feeds::FeedService::new(store.clone(), opts.feeds));
-    let jobs_ready = state.jobs_ready.clone();
-    let metrics = state.metrics.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let base = format!("http://{}", app.local_addr().expect("addr"));
+    let state = app.state().clone();
+    let engine = app.engine().clone();
+    let scheduler = app.take_scheduler();
     let shutdown = CancellationToken::new();
-    {
-        let (state, shutdown) = (state.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let limits = bookcal::config::HttpSettings::default();
-            bookcal::app::serve(listener, state, &limits, shutdown).await
-        });
-    }
+    tokio::spawn(app.run_until_stopped(shutdown.clone()));
     TestApp {
         base,
         store,
         tokens,
         http: reqwest::Client::new(),
         shutdown,
-        jobs_ready,
         state,
-        metrics,
+        engine,
+        emu,
+        scheduler: Mutex::new(scheduler),
         _dir: dir,
+    }
+}
+
+/// The service's scheduler, started by [`TestApp::start_scheduler`].
+pub struct RunningScheduler {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningScheduler {
+    /// Stops it and waits until running jobs finished.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.expect("the scheduler stops cleanly");
     }
 }
 
@@ -104,6 +147,29 @@ pub struct Resp {
 }
 
 impl TestApp {
+    /// Starts the service's scheduler (once): queued jobs run, `/ready` turns 200.
+    pub fn start_scheduler(&self) -> RunningScheduler {
+        let scheduler = self
+            .scheduler
+            .lock()
+            .expect("scheduler lock")
+            .take()
+            .expect("the scheduler was started already");
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(scheduler.run(stop.clone()));
+        RunningScheduler { stop, task }
+    }
+
+    /// The service's Google Calendar emulator.
+    pub fn emu(&self) -> &Emulator {
+        self.emu.as_ref().expect("the app has Google credentials")
+    }
+
+    /// The live events of a calendar in the service's emulator.
+    pub fn live_events(&self, calendar_id: &str) -> Vec<Value> {
+        live_events(self.emu(), calendar_id)
+    }
+
     pub fn offering_id(&self, slug: &str) -> Id {
         self.store
             .read()
@@ -295,12 +361,7 @@ impl SyncEnv {
 
     /// The live (not cancelled) events of a calendar, as the emulator holds them.
     pub fn live_events(&self, calendar_id: &str) -> Vec<Value> {
-        self.emu
-            .inspect()
-            .events(calendar_id)
-            .into_iter()
-            .filter(|e| e["status"] != "cancelled")
-            .collect()
+        live_events(&self.emu, calendar_id)
     }
 
     pub async fn sync(&self, offering: Id) -> bookcal::sync::RunReport {
@@ -309,6 +370,15 @@ impl SyncEnv {
             .await
             .expect("sync run")
     }
+}
+
+/// The live (not cancelled) events of a calendar, as `emu` holds them.
+pub fn live_events(emu: &Emulator, calendar_id: &str) -> Vec<Value> {
+    emu.inspect()
+        .events(calendar_id)
+        .into_iter()
+        .filter(|e| e["status"] != "cancelled")
+        .collect()
 }
 
 /// Adds an accepted booking with `n` one-hour slots, one a day from tomorrow, to an
