@@ -12,8 +12,9 @@
 //! - Bounded by body bytes (and entries). A feed keeps at most
 //!   [`CacheLimits::windows_per_feed`] windows besides its default one, so many
 //!   distinct windows of one feed evict each other, not other feeds. Beyond the byte
-//!   bound, non-default windows go first (least recently served first), then default
-//!   windows.
+//!   bound, non-default windows go first (least recently served first); a non-default
+//!   window that does not fit otherwise is not kept (it is still served once); default
+//!   windows make room only for default windows.
 //! - Renders of one key coalesce: [`FeedCache::lock`] is held by the one request that
 //!   renders; the others wait for it and then find a fresh entry. Different keys never
 //!   share a lock.
@@ -330,9 +331,13 @@ impl FeedCache {
                 }
             }
         }
+        // Other windows go first, the new entry included (a one-off window never
+        // pushes out a default window); default windows only for a default window.
+        let keep_is_default = self.is_default_key(entries, keep);
         while entries.bytes > limits.max_bytes || entries.map.len() > limits.max_entries {
             let victim = entries
                 .oldest(keep, |_, e| !e.default_window)
+                .or((!keep_is_default).then_some(*keep))
                 .or_else(|| entries.oldest(keep, |_, _| true));
             match victim {
                 Some(k) => entries.remove(&k),

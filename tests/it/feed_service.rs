@@ -375,48 +375,44 @@ async fn another_client_renders_between_a_flooding_clients_renders() {
 }
 
 #[test]
-fn the_cache_holds_at_most_its_bytes_evicting_other_windows_before_default_ones() {
+fn the_cache_holds_at_most_its_bytes_and_other_windows_never_push_out_default_ones() {
     let now = Utc::now();
     let cache = FeedCache::new(CacheLimits {
-        max_bytes: 10_000,
+        max_bytes: 12_000,
         max_entries: 100,
         windows_per_feed: 100,
     });
     let feed = |n: u128| FeedId::Public(Id(uuid::Uuid::from_u128(n)));
-    let window =
-        |days: i64| Window::parse(Some(&format!("from={}", day(-days))), now).expect("window");
-    let body = |c: char| RenderedFeed::new(c.to_string().repeat(3_000), now);
-    // Three default windows (9,000 bytes), then other windows one after another.
-    for n in 1..=3 {
-        let key = FeedKey {
-            feed: feed(n),
-            window: Window::default_at(now),
-        };
-        cache.insert(key, 1, true, body('d'), "f.ics", now);
-    }
-    for days in 1..=5 {
-        let key = FeedKey {
-            feed: feed(1),
-            window: window(days),
-        };
-        cache.insert(key, 1, false, body('w'), "f.ics", now);
-        assert!(cache.bytes() <= 10_000, "{}", cache.bytes());
-        // The newest other window evicted the previous one, never a default window.
-        assert_eq!(cache.len(), 4, "after window {days}");
-        for n in 1..=3 {
-            let default = FeedKey {
-                feed: feed(n),
-                window: Window::default_at(now),
-            };
-            assert!(cache.fresh(&default, 1).is_some(), "default {n}");
-        }
-    }
-    // A fourth default window: the least recently served default one goes.
-    let fourth = FeedKey {
-        feed: feed(4),
+    let default_key = |n| FeedKey {
+        feed: feed(n),
         window: Window::default_at(now),
     };
-    cache.insert(fourth, 1, true, body('d'), "f.ics", now);
-    assert!(cache.bytes() <= 10_000);
-    assert!(cache.fresh(&fourth, 1).is_some());
+    let window_key = |days: i64| FeedKey {
+        feed: feed(1),
+        window: Window::parse(Some(&format!("from={}", day(-days))), now).expect("window"),
+    };
+    let body = |bytes: usize| RenderedFeed::new("x".repeat(bytes), now);
+    let defaults_cached =
+        |cache: &FeedCache, n: u128| (1..=n).all(|i| cache.fresh(&default_key(i), 1).is_some());
+    // Three default windows (9,000 bytes), then other windows one after another: each
+    // evicts the one before it, never a default window.
+    for n in 1..=3 {
+        cache.insert(default_key(n), 1, true, body(3_000), "f.ics", now);
+    }
+    for days in 1..=5 {
+        cache.insert(window_key(days), 1, false, body(3_000), "f.ics", now);
+        assert_eq!((cache.len(), cache.bytes()), (4, 12_000), "window {days}");
+        assert!(cache.fresh(&window_key(days), 1).is_some(), "window {days}");
+        assert!(defaults_cached(&cache, 3), "window {days}");
+    }
+    // A window too large to fit beside them is served but not kept.
+    let served = cache.insert(window_key(9), 1, false, body(5_000), "f.ics", now);
+    assert_eq!(served.body.len(), 5_000);
+    assert!(cache.fresh(&window_key(9), 1).is_none());
+    assert!(defaults_cached(&cache, 3));
+    assert!(cache.bytes() <= 12_000);
+    // A fourth default window makes room among the default windows.
+    cache.insert(default_key(4), 1, true, body(3_000), "f.ics", now);
+    assert!(cache.bytes() <= 12_000, "{}", cache.bytes());
+    assert!(cache.fresh(&default_key(4), 1).is_some());
 }
