@@ -190,6 +190,11 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Directory of the sled store.
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of sled (`postgres://user:password@host:port/database`):
+    /// any number of replicas on one database. Unset: sled in `data_dir`.
+    pub store_url: Option<Secret>,
+    /// Database connections each process keeps at most (PostgreSQL only).
+    pub store_max_connections: u32,
     /// Public base URL used in links; from the request's Host header when unset.
     pub public_url: Option<String>,
     /// Salt mixed into stored token hashes.
@@ -212,6 +217,8 @@ impl Default for Settings {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
+            store_url: None,
+            store_max_connections: 16,
             public_url: None,
             token_salt: Secret::new(crate::store::DEFAULT_TOKEN_SALT),
             cache_mb: 16,
@@ -368,6 +375,25 @@ impl Settings {
         if let Some(v) = env("BOOKCAL_DATA_DIR") {
             s.data_dir = PathBuf::from(v);
         }
+        if let Some(v) = env("BOOKCAL_STORE_URL") {
+            s.store_url = Some(Secret::new(v)).filter(|v| !v.expose().is_empty());
+        }
+        if let Some(path) = env("BOOKCAL_STORE_URL_FILE") {
+            let v = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    "store_url",
+                    "BOOKCAL_STORE_URL_FILE",
+                    format!("cannot read {path}: {e}"),
+                )
+            })?;
+            s.store_url = Some(Secret::new(v.trim())).filter(|v| !v.expose().is_empty());
+        }
+        parse_env(
+            env,
+            "store_max_connections",
+            "BOOKCAL_STORE_MAX_CONNECTIONS",
+            &mut s.store_max_connections,
+        )?;
         if let Some(v) = env("BOOKCAL_PUBLIC_URL") {
             s.public_url = Some(v).filter(|v| !v.is_empty());
         }
@@ -572,6 +598,23 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if let Some(u) = &self.store_url {
+            let u = u.expose();
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return Err(invalid(
+                    "store_url",
+                    "BOOKCAL_STORE_URL",
+                    "must be a postgres:// URL",
+                ));
+            }
+        }
+        if self.store_max_connections == 0 {
+            return Err(invalid(
+                "store_max_connections",
+                "BOOKCAL_STORE_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
         self.http.validate()?;
         if self.cache_mb == 0 {
             return Err(invalid(
@@ -621,6 +664,7 @@ mod tests {
         let cases = [
             ("BOOKCAL_LISTEN", "nope", "listen"),
             ("BOOKCAL_LOG_FORMAT", "xml", "log_format"),
+            ("BOOKCAL_STORE_URL", "mysql://x/y", "store_url"),
             ("BOOKCAL_GOOGLE_ROOT_URL", "not a url", "google.root_url"),
             ("BOOKCAL_SYNC_CONCURRENCY", "0", "sync.concurrency"),
             (
@@ -686,6 +730,7 @@ mod tests {
     fn all_keys() -> Vec<String> {
         let all = Settings {
             public_url: Some("https://x.example".into()),
+            store_url: Some(Secret::new("postgres://db.example/bookcal")),
             google: GoogleSettings {
                 service_account_key: Some("/k.json".into()),
                 impersonate: Some("u@example.org".into()),
@@ -739,6 +784,8 @@ mod tests {
         let values: HashMap<&str, &str> = [
             ("listen", "127.0.0.1:9"),
             ("data_dir", "/srv/x"),
+            ("store_url", "postgres://bookcal@db.example/bookcal"),
+            ("store_max_connections", "4"),
             ("public_url", "https://bookcal.example.org"),
             ("token_salt", "a-salt-from-env"),
             ("cache_mb", "7"),

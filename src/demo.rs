@@ -61,7 +61,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         let ds: crate::import::DataSet = serde_json::from_str(DEMO_DATA)?;
         crate::import::import(&store, &ds, chrono::Utc::now())?;
     }
-    crate::sync::forget_google_state(&store)?;
+    store.forget_google_state()?;
     let mut tokens = Vec::new();
     for user in ["admin", "owner", "alice"] {
         let id = store

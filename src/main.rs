@@ -50,6 +50,8 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Bring the PostgreSQL schema (`store_url`) up to date; sled needs nothing.
+    Migrate,
     /// Run the local Google Calendar v3 emulator.
     Emulator {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -261,6 +263,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             bookcal::demo::run(opts, shutdown_on_signals()).await?;
         }
+        Command::Migrate => match &settings.store_url {
+            Some(url) => {
+                let opts = bookcal::store::pg::PgOptions { max_connections: 1 };
+                let pool = bookcal::store::pg::connect(url.expose(), &opts).await?;
+                bookcal::store::pg::migrate(&pool).await?;
+                println!(
+                    "the database schema is at version {}",
+                    bookcal::store::pg::MIGRATIONS.len()
+                );
+            }
+            None => println!("sled (data_dir) needs no migration; set store_url for PostgreSQL"),
+        },
         Command::Import { file } => {
             let store = bookcal::app::open_store(&settings)?;
             let s = bookcal::import::import_file(&store, &file)

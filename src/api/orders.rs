@@ -5,9 +5,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine;
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
@@ -22,8 +20,7 @@ use crate::domain::format::slugify;
 use crate::domain::{
     Id, OfferingState, Order, OrderState, OrderType, Resource, ResourceState, Slot,
 };
-use crate::store::sync_state::Kind;
-use crate::store::{Catalog, Change, OrderEntry};
+use crate::store::{Attachment, Catalog, Change, OrderEntry};
 
 /// The slots an order books: one per schedule item; `backend_id` from the item when
 /// given, else `booking_<uuid hex>`.
@@ -560,7 +557,7 @@ pub async fn destroy(
         end_resource(r, ResourceState::Terminated);
         Ok(vec![
             Change::DeleteOrder(o.id),
-            Change::SyncState(Kind::Attachments, o.id.as_bytes().to_vec(), None),
+            Change::Attachment(o.id, None),
         ])
     })?;
     Ok(StatusCode::NO_CONTENT)
@@ -672,18 +669,10 @@ pub async fn unlink(
     transition(&s, &c, &u, Who::Staff, &[], |o, _, _| {
         Ok(vec![
             Change::DeleteOrder(o.id),
-            Change::SyncState(Kind::Attachments, o.id.as_bytes().to_vec(), None),
+            Change::Attachment(o.id, None),
         ])
     })?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A stored order attachment.
-#[derive(Serialize, Deserialize)]
-struct Attachment {
-    name: String,
-    content_type: String,
-    data_b64: String,
 }
 
 const ATTACHMENT_STATES: [OrderState; 2] =
@@ -721,28 +710,15 @@ pub async fn update_attachment(
                 file = Some(Attachment {
                     name,
                     content_type,
-                    data_b64: base64::engine::general_purpose::STANDARD.encode(&data),
+                    data: data.to_vec(),
                 });
             }
         }
     }
     let has_file = file.is_some();
     transition(&s, &c, &u, Who::Creator, &ATTACHMENT_STATES, |o, _, _| {
-        let value = match &file {
-            Some(a) => {
-                o.attachment = Some(a.name.clone());
-                Some(serde_json::to_vec(a).map_err(|e| ApiError::bad(e.to_string()))?)
-            }
-            None => {
-                o.attachment = None;
-                None
-            }
-        };
-        Ok(vec![Change::SyncState(
-            Kind::Attachments,
-            o.id.as_bytes().to_vec(),
-            value,
-        )])
+        o.attachment = file.as_ref().map(|a| a.name.clone());
+        Ok(vec![Change::Attachment(o.id, file.clone())])
     })?;
     let id = path_id(&u)?;
     let url =
@@ -757,11 +733,7 @@ pub async fn delete_attachment(
 ) -> Result<StatusCode, ApiError> {
     transition(&s, &c, &u, Who::Creator, &ATTACHMENT_STATES, |o, _, _| {
         o.attachment = None;
-        Ok(vec![Change::SyncState(
-            Kind::Attachments,
-            o.id.as_bytes().to_vec(),
-            None,
-        )])
+        Ok(vec![Change::Attachment(o.id, None)])
     })?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -777,14 +749,7 @@ pub async fn attachment(
         let roles = Roles::of(&c.user, &cat);
         visible_order(&s, &cat, &roles, id)?;
     }
-    let raw = s
-        .store
-        .sync_get(Kind::Attachments, id.as_bytes())?
-        .ok_or(ApiError::NotFound)?;
-    let a: Attachment = serde_json::from_slice(&raw).map_err(|_| ApiError::NotFound)?;
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(a.data_b64)
-        .map_err(|_| ApiError::NotFound)?;
+    let a = s.store.attachment(id)?.ok_or(ApiError::NotFound)?;
     let disposition = format!(
         "attachment; filename=\"{}\"",
         a.name.replace(['"', '\\', '\r', '\n'], "_")
@@ -794,7 +759,7 @@ pub async fn attachment(
             (header::CONTENT_TYPE, a.content_type),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        data,
+        a.data,
     )
         .into_response())
 }

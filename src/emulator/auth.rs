@@ -11,6 +11,9 @@
 //!   Calendar API's.
 //! - The RSA 2048 key is generated once per process (key generation is slow) and
 //!   shared by all emulators in it; each emulator still has its own token endpoint.
+//! - Token-endpoint faults (the `token_fail_nth` switch) answer before the grant is
+//!   looked at: HTTP 500 `{"error":"internal_failure"}` as Google's endpoint does at
+//!   times, or 400 `invalid_grant`.
 
 use std::sync::{Arc, OnceLock};
 
@@ -27,6 +30,7 @@ use rsa::RsaPrivateKey;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::controls::TokenFault;
 use super::error::ApiError;
 use super::state::{AccessToken, Caller};
 use super::Shared;
@@ -151,6 +155,25 @@ pub(crate) async fn token(
 }
 
 fn token_inner(shared: &Shared, form: Option<TokenForm>) -> Response {
+    match shared.controls.decide_token_fault() {
+        Some(TokenFault::InternalFailure) => {
+            // Google's body carries no description here.
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": "internal_failure"})),
+            )
+                .into_response();
+        }
+        Some(TokenFault::InvalidGrant) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "Token has been expired or revoked.",
+            )
+            .into_response();
+        }
+        None => {}
+    }
     match grant(shared, form) {
         Ok(caller) => issue(shared, caller),
         Err(error) => error.into_response(),
@@ -182,13 +205,10 @@ fn issue(shared: &Shared, caller: Caller) -> Response {
     let ttl = shared.controls.access_token_ttl();
     let access_token = format!("ya29.emu-{}", super::state::random_hex(24));
     let mut store = shared.lock();
-    store.tokens.insert(
-        access_token.clone(),
-        AccessToken {
-            caller,
-            expires_at: tokio::time::Instant::now() + ttl,
-        },
-    );
+    let expires_at = store.instant() + ttl;
+    store
+        .tokens
+        .insert(access_token.clone(), AccessToken { caller, expires_at });
     Json(json!({
         "access_token": access_token,
         "expires_in": ttl.as_secs(),
@@ -323,8 +343,9 @@ pub(crate) fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Calle
         .map(str::trim)
         .ok_or(ApiError::Unauthorized("Invalid Credentials"))?;
     let mut store = shared.lock();
+    let now = store.instant();
     match store.tokens.get(token) {
-        Some(t) if t.expires_at > tokio::time::Instant::now() => Ok(t.caller.clone()),
+        Some(t) if t.expires_at > now => Ok(t.caller.clone()),
         Some(_) => {
             store.tokens.remove(token);
             Err(ApiError::Unauthorized("Invalid Credentials"))

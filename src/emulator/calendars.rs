@@ -2,7 +2,9 @@
 //!
 //! New calendars get ids `c_<64 hex>@group.calendar.google.com`, `timeZone` "UTC"
 //! unless given, and an ACL rule making their creator the owner. `calendarList`
-//! shows the calendars the calling credential created.
+//! shows the calendars the calling credential created. `calendars.insert` counts
+//! against the creation limit (when switched on); past it the identity is locked out
+//! (403 `quotaExceeded` "Calendar usage limits exceeded.").
 
 use std::sync::Arc;
 
@@ -17,14 +19,16 @@ use super::error::ApiError;
 use super::state::{copy_calendar_fields, etag_for, new_calendar, random_hex, Access, Caller};
 use super::{parse_body, query_pairs, Shared};
 
-fn validate_fields(fields: &Value) -> Result<(), ApiError> {
+fn validate_fields(fields: &Value, strict_zones: bool) -> Result<(), ApiError> {
     match fields.get("summary").and_then(Value::as_str) {
         Some(s) if !s.trim().is_empty() => {}
         _ => return Err(ApiError::Required("Missing title.".into())),
     }
     if let Some(zone) = fields.get("timeZone").and_then(Value::as_str) {
-        zone.parse::<chrono_tz::Tz>()
-            .map_err(|_| ApiError::Invalid("Invalid time zone definition.".into()))?;
+        let known = zone.parse::<chrono_tz::Tz>().is_ok();
+        if !known || (strict_zones && !super::zones::accepts(zone)) {
+            return Err(ApiError::Invalid("Invalid time zone definition.".into()));
+        }
     }
     Ok(())
 }
@@ -36,11 +40,13 @@ pub(crate) async fn insert(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let fields = parse_body(&body)?;
-    validate_fields(&fields)?;
-    let id = format!("c_{}@group.calendar.google.com", random_hex(32));
     let mut store = shared.lock();
+    validate_fields(&fields, store.behaviour.strict_time_zones)?;
+    store.admit_calendar_creation(&caller.identity)?;
+    let id = format!("c_{}@group.calendar.google.com", random_hex(32));
     let now = store.now();
-    let calendar = new_calendar(&id, &caller.identity, fields, now);
+    let mut calendar = new_calendar(&id, &caller.identity, fields, now);
+    calendar.created_at = Some(store.instant());
     let resource = calendar.resource.clone();
     store.calendars.insert(id.clone(), calendar);
     store.calendar_order.push(id);
@@ -54,7 +60,7 @@ pub(crate) async fn get(
     Path(calendar_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let mut store = shared.lock();
-    let calendar = store.calendar_mut(&calendar_id, &caller, Access::FreeBusy)?;
+    let calendar = store.calendar_resource_mut(&calendar_id, &caller, Access::FreeBusy)?;
     Ok(Json(calendar.resource.clone()))
 }
 
@@ -68,7 +74,8 @@ fn replace(
     let incoming = parse_body(body)?;
     let mut store = shared.lock();
     let now = store.now();
-    let calendar = store.calendar_mut(calendar_id, caller, Access::Owner)?;
+    let strict_zones = store.behaviour.strict_time_zones;
+    let calendar = store.calendar_resource_mut(calendar_id, caller, Access::Owner)?;
     let fields = if patch {
         let mut merged = calendar.resource.clone();
         super::events::merge_patch(&mut merged, &incoming);
@@ -76,7 +83,7 @@ fn replace(
     } else {
         incoming
     };
-    validate_fields(&fields)?;
+    validate_fields(&fields, strict_zones)?;
     copy_calendar_fields(&mut calendar.resource, &fields);
     calendar.resource["etag"] = json!(etag_for(now));
     Ok(Json(calendar.resource.clone()))
@@ -110,7 +117,7 @@ pub(crate) async fn delete(
 ) -> Result<Response, ApiError> {
     let mut store = shared.lock();
     let id = store
-        .calendar_mut(&calendar_id, &caller, Access::Owner)?
+        .calendar_resource_mut(&calendar_id, &caller, Access::Owner)?
         .resource["id"]
         .as_str()
         .unwrap_or_default()
@@ -189,7 +196,7 @@ pub(crate) async fn get_calendar_list(
     Path(calendar_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let mut store = shared.lock();
-    let calendar = store.calendar_mut(&calendar_id, &caller, Access::FreeBusy)?;
+    let calendar = store.calendar_resource_mut(&calendar_id, &caller, Access::FreeBusy)?;
     let access = super::state::access_of(calendar, &caller.identity).unwrap_or(Access::FreeBusy);
     Ok(Json(list_entry(&calendar.resource, access)))
 }

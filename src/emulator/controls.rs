@@ -17,16 +17,39 @@
 //!                 // rule was set) of a method; after_effect: perform it, then fail
 //!   "quota_per_minute": null,   // per credential, sliding 60 s, 403 rateLimitExceeded past it
 //!   "access_token_ttl_secs": 3599,
-//!   "max_page_size": null      // serve list pages shorter than maxResults (Google may)
+//!   "max_page_size": null,     // serve list pages shorter than maxResults (Google may)
+//!   "strict_sync_parameters": true, // incremental listings must repeat the full
+//!                              // listing's showDeleted and singleEvents (else 400)
+//!   "strict_time_zones": true, // timeZone values must be zones Google accepts
+//!                              // (GET /emulator/time-zones lists them)
+//!   "etag_drift": false,       // reads show another etag than the write answered
+//!   "purge_tombstones_after_secs": null, // forget tombstones this long after DELETE:
+//!                              // the id stays taken (insert 409), get/update 404
+//!   "fresh_calendar_delay_secs": 0, // after calendars.insert, events and ACL requests
+//!   "fresh_calendar_status": 404,   // on the calendar fail with 404 or 403 this long
+//!   "calendar_creation_limit": null, // {"max": 25, "window_secs": 3600,
+//!                              // "lockout_secs": 7200}: creating more than max calendars
+//!                              // per window puts the identity in read-only mode (every
+//!                              // write 403 quotaExceeded) for lockout_secs; max 0 = off
+//!   "token_fail_nth": []       // [{"nth": 1, "count": 1, "error": "internal_failure"}]:
+//!                              // the token endpoint answers 500 internal_failure or
+//!                              // 400 invalid_grant to calls nth..nth+count-1 (counted
+//!                              // from when the rule was set)
 //! }
 //! ```
+//! The defaults keep tests fast: switches that add waiting or faults are off; the
+//! strictness switches that only refuse what Google refuses are on.
+//!
 //! Other routes: `POST /emulator/fail-nth` (add one rule), `GET /emulator/counters`,
 //! `POST /emulator/counters/reset`, `POST /emulator/expire-sync-tokens`,
 //! `POST /emulator/refresh-tokens` (`{"client_id","client_secret","refresh_token"[,"user_email"]}`),
 //! `POST /emulator/refresh-tokens/revoke` (`{"refresh_token"}`),
 //! `GET /emulator/service-account-key`, `GET /emulator/calendars`,
 //! `GET /emulator/calendars/{id}/events` (tombstones included),
-//! `GET /emulator/calendars/{id}/acl`.
+//! `GET /emulator/calendars/{id}/acl`, `POST /emulator/clock/advance` (`{"secs": N}`:
+//! moves the emulator's clock for lock-outs, propagation, purges, quotas and token
+//! expiry), `POST /emulator/purge-tombstones` (purge every tombstone now),
+//! `GET /emulator/time-zones`, `GET /emulator/lockouts` (identity -> seconds left).
 //!
 //! Counters: one key per Google method name (`calendar.events.list`, ...; the token
 //! endpoint is `oauth2.token`) with its request count, `<method>:<status>` per
@@ -47,8 +70,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::state::{RefreshGrant, Store};
+use super::state::{Behaviour, RefreshGrant, Store};
 use super::Shared;
+
+pub use super::state::CreationLimit;
 
 /// A fault the random injection may pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,7 +144,43 @@ pub struct FailNth {
     pub seen: u64,
 }
 
-/// The current switches.
+/// What the token endpoint answers when a [`TokenFailNth`] rule fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenFault {
+    /// HTTP 500 `{"error": "internal_failure"}` (seen from Google's endpoint).
+    InternalFailure,
+    /// HTTP 400 `{"error": "invalid_grant"}`: revoked or expired.
+    InvalidGrant,
+}
+
+/// "Fail token calls `nth` .. `nth + count - 1` with `error`".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenFailNth {
+    /// 1-based, counted from when the rule was set.
+    pub nth: u64,
+    /// How many consecutive calls fail (default 1).
+    #[serde(default = "one")]
+    pub count: u64,
+    pub error: TokenFault,
+    /// Token calls seen since the rule was set (read-only).
+    #[serde(default)]
+    pub seen: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn not_found() -> u16 {
+    404
+}
+
+/// The current switches (see the module docs for each).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub latency_ms: u64,
@@ -133,6 +194,60 @@ pub struct Settings {
     /// to exercise clients that must follow `nextPageToken` past short pages.
     #[serde(default)]
     pub max_page_size: Option<usize>,
+    #[serde(default = "yes")]
+    pub strict_sync_parameters: bool,
+    #[serde(default = "yes")]
+    pub strict_time_zones: bool,
+    #[serde(default)]
+    pub etag_drift: bool,
+    #[serde(default)]
+    pub purge_tombstones_after_secs: Option<u64>,
+    #[serde(default)]
+    pub fresh_calendar_delay_secs: u64,
+    #[serde(default = "not_found")]
+    pub fresh_calendar_status: u16,
+    #[serde(default)]
+    pub calendar_creation_limit: Option<CreationLimit>,
+    #[serde(default)]
+    pub token_fail_nth: Vec<TokenFailNth>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            fault_rate: 0.0,
+            faults: InjectedFault::ALL.to_vec(),
+            fault_seed: 0,
+            fail_nth: Vec::new(),
+            quota_per_minute: None,
+            access_token_ttl_secs: 3599,
+            max_page_size: None,
+            strict_sync_parameters: true,
+            strict_time_zones: true,
+            etag_drift: false,
+            purge_tombstones_after_secs: None,
+            fresh_calendar_delay_secs: 0,
+            fresh_calendar_status: 404,
+            calendar_creation_limit: None,
+            token_fail_nth: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// The part the handlers consult under the store lock.
+    fn behaviour(&self) -> Behaviour {
+        Behaviour {
+            strict_sync_parameters: self.strict_sync_parameters,
+            strict_time_zones: self.strict_time_zones,
+            etag_drift: self.etag_drift,
+            tombstone_ttl: self.purge_tombstones_after_secs.map(Duration::from_secs),
+            fresh_calendar_delay: Duration::from_secs(self.fresh_calendar_delay_secs),
+            fresh_calendar_status: self.fresh_calendar_status,
+            creation_limit: self.calendar_creation_limit.filter(|l| l.max > 0),
+        }
+    }
 }
 
 /// A partial update of [`Settings`]; absent fields stay as they are. For
@@ -148,6 +263,17 @@ pub struct SettingsUpdate {
     pub access_token_ttl_secs: Option<u64>,
     /// `0` removes the cap.
     pub max_page_size: Option<usize>,
+    pub strict_sync_parameters: Option<bool>,
+    pub strict_time_zones: Option<bool>,
+    pub etag_drift: Option<bool>,
+    /// `0` turns the purge off.
+    pub purge_tombstones_after_secs: Option<u64>,
+    pub fresh_calendar_delay_secs: Option<u64>,
+    /// 404 or 403.
+    pub fresh_calendar_status: Option<u16>,
+    /// `max: 0` removes the limit.
+    pub calendar_creation_limit: Option<CreationLimit>,
+    pub token_fail_nth: Option<Vec<TokenFailNth>>,
 }
 
 pub(crate) struct ControlState {
@@ -178,6 +304,7 @@ pub(crate) enum FaultDecision {
 impl Controls {
     pub(crate) fn new(settings: Settings, store: Arc<Mutex<Store>>) -> Self {
         let seed = settings.fault_seed;
+        lock(&store).behaviour = settings.behaviour();
         Self {
             inner: Arc::new(ControlState {
                 settings: Mutex::new(settings),
@@ -202,6 +329,11 @@ impl Controls {
         if let Some(rate) = update.fault_rate {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("fault_rate {rate} is outside 0.0..=1.0"));
+            }
+        }
+        if let Some(status) = update.fresh_calendar_status {
+            if !matches!(status, 403 | 404) {
+                return Err(format!("fresh_calendar_status {status} is not 403 or 404"));
             }
         }
         let mut settings = lock(&self.inner.settings);
@@ -233,7 +365,103 @@ impl Controls {
         if let Some(cap) = update.max_page_size {
             settings.max_page_size = (cap > 0).then_some(cap);
         }
+        if let Some(v) = update.strict_sync_parameters {
+            settings.strict_sync_parameters = v;
+        }
+        if let Some(v) = update.strict_time_zones {
+            settings.strict_time_zones = v;
+        }
+        if let Some(v) = update.etag_drift {
+            settings.etag_drift = v;
+        }
+        if let Some(secs) = update.purge_tombstones_after_secs {
+            settings.purge_tombstones_after_secs = (secs > 0).then_some(secs);
+        }
+        if let Some(secs) = update.fresh_calendar_delay_secs {
+            settings.fresh_calendar_delay_secs = secs;
+        }
+        if let Some(status) = update.fresh_calendar_status {
+            settings.fresh_calendar_status = status;
+        }
+        if let Some(limit) = update.calendar_creation_limit {
+            settings.calendar_creation_limit = (limit.max > 0).then_some(limit);
+        }
+        if let Some(rules) = update.token_fail_nth {
+            settings.token_fail_nth = rules
+                .into_iter()
+                .map(|r| TokenFailNth { seen: 0, ..r })
+                .collect();
+        }
+        lock(&self.inner.store).behaviour = settings.behaviour();
         Ok(settings.clone())
+    }
+
+    /// Applies a partial update built in code (tests).
+    ///
+    /// # Panics
+    /// Never for values the type allows except a fault rate outside 0..=1 or a fresh
+    /// calendar status other than 403/404, which are programming errors in a test.
+    pub fn set(&self, update: SettingsUpdate) -> Settings {
+        match self.update(update) {
+            Ok(settings) => settings,
+            Err(message) => panic!("invalid emulator settings: {message}"),
+        }
+    }
+
+    /// Moves the emulator's clock forward (lock-outs, propagation, purges, quotas,
+    /// token expiry), without touching tokio's.
+    pub fn advance_clock(&self, by: Duration) {
+        lock(&self.inner.store).clock_offset += by;
+    }
+
+    /// Purges every tombstone now, as if the purge delay had passed.
+    pub fn purge_tombstones_now(&self) {
+        let mut store = lock(&self.inner.store);
+        let now = store.instant();
+        for calendar in store.calendars.values_mut() {
+            calendar.purge_tombstones(now, Duration::ZERO);
+        }
+    }
+
+    /// The time zones `timeZone` fields accept under `strict_time_zones`.
+    pub fn accepted_time_zones(&self) -> Vec<&'static str> {
+        super::zones::accepted()
+    }
+
+    /// Identities in read-only mode, with the time left.
+    pub fn lockouts(&self) -> BTreeMap<String, Duration> {
+        let store = lock(&self.inner.store);
+        let now = store.instant();
+        store
+            .locked_out
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(who, until)| (who.clone(), until.duration_since(now)))
+            .collect()
+    }
+
+    /// Whether `identity` is in read-only mode now.
+    pub(crate) fn is_locked_out(&self, identity: &str) -> bool {
+        lock(&self.inner.store).is_locked_out(identity)
+    }
+
+    /// The emulator's clock.
+    pub(crate) fn instant(&self) -> tokio::time::Instant {
+        lock(&self.inner.store).instant()
+    }
+
+    /// Decides whether this token request fails (and counts it against the rules).
+    pub(crate) fn decide_token_fault(&self) -> Option<TokenFault> {
+        let mut settings = lock(&self.inner.settings);
+        let mut fault = None;
+        for rule in &mut settings.token_fail_nth {
+            rule.seen += 1;
+            let last = rule.nth.saturating_add(rule.count.max(1));
+            if fault.is_none() && (rule.nth..last).contains(&rule.seen) {
+                fault = Some(rule.error);
+            }
+        }
+        fault
     }
 
     /// Adds latency to every API request.
@@ -387,7 +615,7 @@ impl Controls {
         let Some(limit) = lock(&self.inner.settings).quota_per_minute else {
             return Ok(());
         };
-        let now = tokio::time::Instant::now();
+        let now = self.instant();
         let mut quota = lock(&self.inner.quota);
         let window = quota.entry(identity.to_owned()).or_default();
         while window
@@ -503,6 +731,45 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             get(inspect_events),
         )
         .route("/emulator/calendars/{calendar_id}/acl", get(inspect_acl))
+        .route("/emulator/clock/advance", post(advance_clock))
+        .route("/emulator/purge-tombstones", post(purge_tombstones))
+        .route("/emulator/time-zones", get(time_zones))
+        .route("/emulator/lockouts", get(lockouts))
+}
+
+#[derive(Deserialize)]
+struct AdvanceBody {
+    secs: u64,
+}
+
+async fn advance_clock(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<AdvanceBody>(&body) {
+        Ok(b) => {
+            shared.controls.advance_clock(Duration::from_secs(b.secs));
+            Json(json!({"advanced_secs": b.secs})).into_response()
+        }
+        Err(e) => bad_request(e.to_string()),
+    }
+}
+
+async fn purge_tombstones(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    shared.controls.purge_tombstones_now();
+    Json(json!({"purged": true}))
+}
+
+async fn time_zones(State(shared): State<Arc<Shared>>) -> Json<Vec<&'static str>> {
+    Json(shared.controls.accepted_time_zones())
+}
+
+async fn lockouts(State(shared): State<Arc<Shared>>) -> Json<BTreeMap<String, u64>> {
+    Json(
+        shared
+            .controls
+            .lockouts()
+            .into_iter()
+            .map(|(who, left)| (who, left.as_secs()))
+            .collect(),
+    )
 }
 
 async fn get_settings(State(shared): State<Arc<Shared>>) -> Json<Settings> {
@@ -625,14 +892,8 @@ mod tests {
     fn controls() -> Controls {
         Controls::new(
             Settings {
-                latency_ms: 0,
-                fault_rate: 0.0,
-                faults: InjectedFault::ALL.to_vec(),
                 fault_seed: 7,
-                fail_nth: Vec::new(),
-                quota_per_minute: None,
-                access_token_ttl_secs: 3599,
-                max_page_size: None,
+                ..Settings::default()
             },
             Arc::new(Mutex::new(Store::new())),
         )
@@ -673,6 +934,23 @@ mod tests {
         assert!(c.check_quota("a").is_ok());
         assert_eq!(c.check_quota("a"), Err(ApiError::RateLimitExceeded(403)));
         assert!(c.check_quota("b").is_ok());
+    }
+
+    #[test]
+    fn token_rules_fail_the_calls_in_their_range() {
+        let c = controls();
+        c.set(SettingsUpdate {
+            token_fail_nth: Some(vec![TokenFailNth {
+                nth: 2,
+                count: 2,
+                error: TokenFault::InternalFailure,
+                seen: 0,
+            }]),
+            ..SettingsUpdate::default()
+        });
+        let got: Vec<Option<TokenFault>> = (0..5).map(|_| c.decide_token_fault()).collect();
+        let f = Some(TokenFault::InternalFailure);
+        assert_eq!(got, vec![None, f, f, None, None]);
     }
 
     #[test]

@@ -42,6 +42,14 @@ pub enum ApiError {
     /// 403 or 429 `rateLimitExceeded`, domain `usageLimits`.
     #[error("Rate Limit Exceeded")]
     RateLimitExceeded(u16),
+    /// 403 `quotaExceeded`, domain `usageLimits`: the account is in read-only mode
+    /// (too many calendars created, or other usage limits).
+    #[error("Calendar usage limits exceeded.")]
+    QuotaExceeded,
+    /// 403 `requiredAccessLevel`: seen for a few seconds after `calendars.insert`,
+    /// before the creator's access has propagated.
+    #[error("You need to have writer access to this calendar.")]
+    RequiredAccessLevel,
     /// 404 `notFound`.
     #[error("Not Found")]
     NotFound,
@@ -73,9 +81,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::InsufficientScopes | Self::ForbiddenForServiceAccounts => {
-                StatusCode::FORBIDDEN
-            }
+            Self::Forbidden
+            | Self::InsufficientScopes
+            | Self::ForbiddenForServiceAccounts
+            | Self::QuotaExceeded
+            | Self::RequiredAccessLevel => StatusCode::FORBIDDEN,
             Self::RateLimitExceeded(429) => StatusCode::TOO_MANY_REQUESTS,
             Self::RateLimitExceeded(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -99,6 +109,8 @@ impl ApiError {
             Self::InsufficientScopes => "insufficientPermissions",
             Self::ForbiddenForServiceAccounts => "forbiddenForServiceAccounts",
             Self::RateLimitExceeded(_) => "rateLimitExceeded",
+            Self::QuotaExceeded => "quotaExceeded",
+            Self::RequiredAccessLevel => "requiredAccessLevel",
             Self::NotFound => "notFound",
             Self::Duplicate => "duplicate",
             Self::Deleted => "deleted",
@@ -127,7 +139,7 @@ impl ApiError {
     pub fn body(&self) -> serde_json::Value {
         let message = self.to_string();
         let domain = match self {
-            Self::RateLimitExceeded(_) => "usageLimits",
+            Self::RateLimitExceeded(_) | Self::QuotaExceeded => "usageLimits",
             _ => "global",
         };
         let mut item = json!({"domain": domain, "reason": self.reason(), "message": message});
@@ -182,6 +194,13 @@ mod tests {
                 "global",
             ),
             (ApiError::for_status(503), 503, "backendError", "global"),
+            (ApiError::QuotaExceeded, 403, "quotaExceeded", "usageLimits"),
+            (
+                ApiError::RequiredAccessLevel,
+                403,
+                "requiredAccessLevel",
+                "global",
+            ),
         ];
         for (error, code, reason, domain) in cases {
             let body = error.body();

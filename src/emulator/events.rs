@@ -11,6 +11,11 @@
 //! (`<parentId>_<originalStart>`) that has no stored exception resolves to the
 //! virtual instance; PUT/PATCH/DELETE on it store an exception (a cancelled one for
 //! DELETE) with `recurringEventId` and `originalStartTime`.
+//!
+//! Switches honoured here: `strict_time_zones` (a `timeZone` Google does not accept
+//! is 400 "Invalid time zone definition for start time."), `etag_drift` (the stored
+//! etag differs from the one the write answered), purged tombstones (insert 409,
+//! everything else 404).
 
 use std::sync::Arc;
 
@@ -25,7 +30,8 @@ use serde_json::{json, Map, Value};
 use super::error::ApiError;
 use super::recurrence::{self, Occurrence};
 use super::state::{
-    etag_for, is_valid_event_id, random_event_id, timestamp, Access, Calendar, Caller, StoredEvent,
+    drifted_etag, etag_for, is_valid_event_id, random_event_id, timestamp, Access, Behaviour,
+    Calendar, Caller, StoredEvent,
 };
 use super::times::EventTime;
 use super::{parse_body, query_pairs, Shared};
@@ -118,10 +124,24 @@ fn validate(
     calendar: &Calendar,
     caller: &Caller,
     attendees_changed: bool,
+    strict_zones: bool,
 ) -> Result<(), ApiError> {
     let tz = calendar.time_zone();
     let start = EventTime::parse(body.get("start"), "start")?;
     let end = EventTime::parse(body.get("end"), "end")?;
+    if strict_zones {
+        for which in ["start", "end"] {
+            let zone = body
+                .get(which)
+                .and_then(|t| t.get("timeZone"))
+                .and_then(Value::as_str);
+            if zone.is_some_and(|z| !super::zones::accepts(z)) {
+                return Err(ApiError::Invalid(format!(
+                    "Invalid time zone definition for {which} time."
+                )));
+            }
+        }
+    }
     if start.is_all_day() != end.is_all_day() {
         return Err(ApiError::Invalid("Invalid start time.".into()));
     }
@@ -222,17 +242,29 @@ fn html_link(calendar_id: &str, event_id: &str) -> String {
     format!("https://www.google.com/calendar/event?eid={eid}")
 }
 
-/// Stores `client` (validated) as event `id`, keeping server fields of `previous`.
-#[allow(clippy::too_many_arguments)]
+/// What a write needs besides the event: who, when, and the switches.
+struct WriteContext<'a> {
+    caller: &'a Caller,
+    now: DateTime<Utc>,
+    behaviour: &'a Behaviour,
+}
+
+/// Stores `client` (validated) as event `id`, keeping server fields of `previous`;
+/// returns the body the write answers (its etag differs from the stored one when
+/// etags drift).
 fn store_event(
     calendar: &mut Calendar,
-    caller: &Caller,
+    ctx: &WriteContext<'_>,
     id: &str,
     mut client: Map<String, Value>,
     previous: Option<&Value>,
     exception_of: Option<(&str, Value)>,
-    now: DateTime<Utc>,
 ) -> Result<Value, ApiError> {
+    let WriteContext {
+        caller,
+        now,
+        behaviour,
+    } = *ctx;
     let attendees_changed = client.get("attendees") != previous.and_then(|p| p.get("attendees"));
     let requested_sequence = client.get("sequence").and_then(Value::as_i64);
     let requested_ical = client.get("iCalUID").cloned();
@@ -246,7 +278,13 @@ fn store_event(
             .unwrap_or_else(|| json!("confirmed"));
         client.insert("status".into(), status);
     }
-    validate(&mut client, calendar, caller, attendees_changed)?;
+    validate(
+        &mut client,
+        calendar,
+        caller,
+        attendees_changed,
+        behaviour.strict_time_zones,
+    )?;
     let calendar_id = calendar.resource["id"]
         .as_str()
         .unwrap_or_default()
@@ -338,16 +376,21 @@ fn store_event(
         }
     }
     body.extend(client);
-    let body = Value::Object(body);
+    let answered = Value::Object(body);
+    let mut stored = answered.clone();
+    if behaviour.etag_drift {
+        stored["etag"] = json!(drifted_etag(now));
+    }
     let seq = calendar.next_seq();
     calendar.events.insert(
         id.to_owned(),
         StoredEvent {
-            body: body.clone(),
+            body: stored,
             changed_seq: seq,
+            deleted_at: None,
         },
     );
-    Ok(body)
+    Ok(answered)
 }
 
 /// The virtual instance of `parent` for an occurrence.
@@ -448,13 +491,14 @@ pub(crate) async fn insert(
     let client = into_object(parse_body(&body)?)?;
     let mut store = shared.lock();
     let now = store.now();
+    let behaviour = store.behaviour.clone();
     let calendar = store.calendar_mut(&calendar_id, &caller, Access::Writer)?;
     let id = match client.get("id") {
         Some(Value::String(id)) => {
             if !is_valid_event_id(id) {
                 return Err(ApiError::Invalid("Invalid resource id value.".into()));
             }
-            if calendar.events.contains_key(id) {
+            if calendar.events.contains_key(id) || calendar.purged.contains(id) {
                 return Err(ApiError::Duplicate);
             }
             id.clone()
@@ -462,12 +506,17 @@ pub(crate) async fn insert(
         Some(_) => return Err(ApiError::Invalid("Invalid resource id value.".into())),
         None => loop {
             let id = random_event_id();
-            if !calendar.events.contains_key(&id) {
+            if !calendar.events.contains_key(&id) && !calendar.purged.contains(&id) {
                 break id;
             }
         },
     };
-    store_event(calendar, &caller, &id, client, None, None, now).map(Json)
+    let ctx = WriteContext {
+        caller: &caller,
+        now,
+        behaviour: &behaviour,
+    };
+    store_event(calendar, &ctx, &id, client, None, None).map(Json)
 }
 
 /// `calendar.events.get`: cancelled events are returned too.
@@ -517,6 +566,12 @@ fn modify(
     let incoming = parse_body(body)?;
     let mut store = shared.lock();
     let now = store.now();
+    let behaviour = store.behaviour.clone();
+    let ctx = WriteContext {
+        caller,
+        now,
+        behaviour: &behaviour,
+    };
     let calendar = store.calendar_mut(calendar_id, caller, Access::Writer)?;
     if let Some(existing) = calendar.events.get(event_id).map(|e| e.body.clone()) {
         check_if_match(headers, existing["etag"].as_str().unwrap_or_default())?;
@@ -529,12 +584,11 @@ fn modify(
         };
         return store_event(
             calendar,
-            caller,
+            &ctx,
             event_id,
             into_object(client)?,
             Some(&existing),
             None,
-            now,
         )
         .map(Json);
     }
@@ -557,12 +611,11 @@ fn modify(
     let original = instance["originalStartTime"].clone();
     store_event(
         calendar,
-        caller,
+        &ctx,
         event_id,
         into_object(client)?,
         Some(&instance),
         Some((&parent_id, original)),
-        now,
     )
     .map(Json)
 }
@@ -624,6 +677,13 @@ pub(crate) async fn delete(
     check_send_updates(query.as_deref())?;
     let mut store = shared.lock();
     let now = store.now();
+    let deleted_at = Some(store.instant());
+    let drift = store.behaviour.etag_drift;
+    let etag = if drift {
+        drifted_etag(now)
+    } else {
+        etag_for(now)
+    };
     let calendar = store.calendar_mut(&calendar_id, &caller, Access::Writer)?;
     if let Some(existing) = calendar.events.get(&event_id).map(|e| e.body.clone()) {
         if existing["status"] == "cancelled" {
@@ -632,7 +692,7 @@ pub(crate) async fn delete(
         check_if_match(&headers, existing["etag"].as_str().unwrap_or_default())?;
         let mut body = existing;
         body["status"] = json!("cancelled");
-        body["etag"] = json!(etag_for(now));
+        body["etag"] = json!(etag);
         body["updated"] = json!(timestamp(now));
         let seq = calendar.next_seq();
         calendar.events.insert(
@@ -640,6 +700,7 @@ pub(crate) async fn delete(
             StoredEvent {
                 body,
                 changed_seq: seq,
+                deleted_at,
             },
         );
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -655,7 +716,7 @@ pub(crate) async fn delete(
     let mut body = instance_body(&parent, &parent_id, &occurrence, calendar.time_zone());
     check_if_match(&headers, body["etag"].as_str().unwrap_or_default())?;
     body["status"] = json!("cancelled");
-    body["etag"] = json!(etag_for(now));
+    body["etag"] = json!(etag);
     body["updated"] = json!(timestamp(now));
     let seq = calendar.next_seq();
     calendar.events.insert(
@@ -663,6 +724,7 @@ pub(crate) async fn delete(
         StoredEvent {
             body,
             changed_seq: seq,
+            deleted_at,
         },
     );
     Ok(StatusCode::NO_CONTENT.into_response())

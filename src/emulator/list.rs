@@ -8,7 +8,13 @@
 //! - A sync token holds (calendar, snapshot sequence, the calendar's sync epoch, the
 //!   parameters that must match: `singleEvents`, `showDeleted`), MAC'd with a
 //!   per-emulator secret. Unknown, tampered, other-calendar and outdated-epoch tokens
-//!   answer 410 `fullSyncRequired`; mismatching parameters 400.
+//!   answer 410 `fullSyncRequired`; mismatching parameters 400. Google asks for "all
+//!   other query parameters ... the same as for the initial synchronization to avoid
+//!   undefined behavior"; with `strict_sync_parameters` (the default) both must
+//!   match, without it only `singleEvents`.
+//! - Cancelled instances of a recurring event are listed (as minimal tombstones with
+//!   `recurringEventId` and `originalStartTime`) when `showDeleted` is true or when
+//!   both `showDeleted` and `singleEvents` are false, as the reference says.
 //! - Incremental results contain every event changed after the token, deleted ones as
 //!   `{"kind","etag","id","status":"cancelled"}` (plus `recurringEventId` and
 //!   `originalStartTime` for cancelled exceptions).
@@ -230,12 +236,24 @@ pub(crate) fn decode_token<T: DeserializeOwned>(secret: &[u8; 32], token: &str) 
     serde_json::from_slice(payload).ok()
 }
 
-/// Parameters an incremental listing must repeat from the full one. `showDeleted`
-/// is not among them: Google's `events.list` reference says deletions "will always be
-/// in the result set and it is not allowed to set showDeleted to False" with a
-/// syncToken, whatever the full listing used.
+/// Parameters an incremental listing must repeat from the full one, as stored in
+/// the token.
 fn must_match(q: &ListQuery) -> String {
-    format!("singleEvents={}", q.single_events)
+    format!(
+        "singleEvents={};showDeleted={}",
+        q.single_events, q.show_deleted
+    )
+}
+
+/// Whether an incremental query repeats the token's parameters: all of them when
+/// strict, else `singleEvents` only.
+fn parameters_match(token: &str, q: &ListQuery, strict: bool) -> bool {
+    let now = must_match(q);
+    if strict {
+        return token == now;
+    }
+    let single = |p: &str| p.split(';').next().map(str::to_owned);
+    single(token) == single(&now)
 }
 
 /// The minimal form of a cancelled event in listings.
@@ -335,7 +353,15 @@ fn collect(calendar: &Calendar, q: &ListQuery, since: Option<u64>) -> Vec<Value>
             .as_str()
             .is_some_and(|p| calendar.events.get(p).is_none_or(|p| p.is_cancelled()));
         if event.is_cancelled() || parent_cancelled {
-            if include_deleted && (incremental || passes_filters(body, q, calendar, true)) {
+            // Cancelled instances of a live series, also without showDeleted when
+            // singleEvents is false too (events.list reference, `showDeleted`).
+            let cancelled_instance = event.is_cancelled()
+                && !parent_cancelled
+                && body.get("recurringEventId").is_some()
+                && !q.single_events;
+            if (include_deleted || cancelled_instance)
+                && (incremental || passes_filters(body, q, calendar, true))
+            {
                 items.push(tombstone(body));
             }
             continue;
@@ -474,6 +500,7 @@ pub(crate) async fn list(
     let q = parse_query(&pairs)?;
     let mut store = shared.lock();
     let secret = store.token_secret;
+    let strict = store.behaviour.strict_sync_parameters;
     let calendar = store.calendar_mut(&calendar_id, &caller, Access::Reader)?;
     let real_id = calendar.resource["id"]
         .as_str()
@@ -486,7 +513,7 @@ pub(crate) async fn list(
                     t.c == real_id && t.e == calendar.sync_epoch && t.s <= calendar.change_seq
                 })
                 .ok_or(ApiError::FullSyncRequired)?;
-            if data.p != must_match(&q) {
+            if !parameters_match(&data.p, &q, strict) {
                 return Err(ApiError::Invalid(
                     "The query parameters do not match those of the sync token's listing.".into(),
                 ));

@@ -11,14 +11,19 @@
 //!   key, bearer-token checks and scopes.
 //! - `calendars`, `events`, `list`, `acl`: one file per resource, handlers named by
 //!   Google's method verbs; `recurrence` and `times` are the pure parts.
-//! - `state`: the in-memory model; `error`: Google's error bodies.
-//! - [`controls`]: switches (latency, fault injection, quota, token TTL, sync-token
-//!   expiry, refresh tokens), counters, inspection and the `/emulator/` HTTP API.
+//! - `state`: the in-memory model and the emulator clock; `error`: Google's error
+//!   bodies; `zones`: the time zones Google accepts.
+//! - [`controls`]: switches (latency, fault injection, quota, token TTL and token
+//!   endpoint faults, sync-token expiry, refresh tokens, strict sync parameters and
+//!   time zones, etag drift, tombstone purging, propagation delay, the calendar
+//!   creation limit), the clock, counters, inspection and the `/emulator/` HTTP API.
 //!
 //! Every `/calendar/v3/` request passes one gate, in this order: added latency,
 //! bearer auth (401), scopes (403 `insufficientPermissions`), the per-credential
-//! quota (403 `rateLimitExceeded`), injected faults, then the handler; every answer
-//! (errors included) is counted under the Google method name and its status.
+//! quota (403 `rateLimitExceeded`), the read-only lock-out of an identity that
+//! exceeded the calendar creation limit (writes: 403 `quotaExceeded`), injected
+//! faults, then the handler; every answer (errors included) is counted under the
+//! Google method name and its status.
 
 mod acl;
 mod auth;
@@ -30,6 +35,7 @@ mod list;
 mod recurrence;
 mod state;
 mod times;
+mod zones;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,7 +50,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-pub use controls::{Controls, FailNth, InjectedFault, Inspector, Settings, SettingsUpdate};
+pub use controls::{
+    Controls, CreationLimit, FailNth, InjectedFault, Inspector, Settings, SettingsUpdate,
+    TokenFailNth, TokenFault,
+};
 pub use error::ApiError;
 
 use auth::ServiceAccount;
@@ -125,13 +134,10 @@ impl Emulator {
         let controls = Controls::new(
             Settings {
                 latency_ms: opts.latency.as_millis().try_into().unwrap_or(u64::MAX),
-                fault_rate: 0.0,
-                faults: InjectedFault::ALL.to_vec(),
                 fault_seed: opts.fault_seed,
-                fail_nth: Vec::new(),
                 quota_per_minute: opts.quota_per_minute,
                 access_token_ttl_secs: opts.access_token_ttl.as_secs(),
-                max_page_size: None,
+                ..Settings::default()
             },
             store.clone(),
         );
@@ -353,6 +359,9 @@ async fn gate(
     let admitted = auth::authenticate(&shared, request.headers()).and_then(|caller| {
         auth::check_scopes(&caller.scopes, &method, write)?;
         shared.controls.check_quota(&caller.identity)?;
+        if write && shared.controls.is_locked_out(&caller.identity) {
+            return Err(ApiError::QuotaExceeded);
+        }
         Ok(caller)
     });
     let response = match admitted {

@@ -6,8 +6,22 @@
 //! `<parentId>_<YYYYMMDDTHHMMSSZ>` (UTC original start) or `<parentId>_<YYYYMMDD>`
 //! for all-day series, as on Google. EXRULE is applied by subtraction because the
 //! `rrule` crate ignores it unless built with a feature we do not enable.
+//!
+//! Google writes several forms the `rrule` crate refuses or reads in the *machine's*
+//! local zone (a value with neither `Z` nor `TZID`), so every line is first rewritten
+//! into an unambiguous form ([`normalise_line`]):
+//! - `UNTIL` as a date (`UNTIL=20270301`, inclusive of that day: for a timed series the
+//!   end of that day in the series' zone, in UTC) or as a floating date-time (in the
+//!   series' zone); a UTC date-time is kept;
+//! - `EXDATE`/`RDATE` with `;TZID=`, as UTC date-times, as floating date-times (in the
+//!   series' zone), or as dates (`;VALUE=DATE`: for a timed series, that day at the
+//!   series' start time).
+//!
+//! All-day series are expanded in a frame where dates are UTC midnights; there every
+//! value becomes its date.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
 use rrule::RRuleSet;
 
 use super::error::ApiError;
@@ -80,15 +94,18 @@ pub(crate) fn expand(
         (EventTime::Date(s), EventTime::Date(e)) => *e - *s,
         _ => end.instant(chrono_tz::UTC) - start.instant(chrono_tz::UTC),
     };
+    let frame = match (zone, start) {
+        (Some(tz), EventTime::DateTime { at, .. }) => Frame::Timed {
+            tz,
+            time: at.with_timezone(&tz).time(),
+        },
+        _ => Frame::AllDay,
+    };
     let mut main = vec![dtstart.clone()];
     let mut exrules = Vec::new();
     for line in lines {
         let upper = line.to_ascii_uppercase();
-        let line = if zone.is_none() {
-            all_day_line(line)
-        } else {
-            line.clone()
-        };
+        let line = normalise_line(line, frame).ok_or_else(invalid)?;
         if upper.starts_with("EXRULE:") {
             exrules.push(format!("{dtstart}\nRRULE:{}", &line["EXRULE:".len()..]));
         } else if upper.starts_with("RRULE:")
@@ -162,21 +179,124 @@ pub(crate) fn expand(
     Ok(out)
 }
 
-/// Rewrites `EXDATE;VALUE=DATE:20240105,...` into UTC-midnight date-times, the form
-/// the all-day DTSTART uses.
-fn all_day_line(line: &str) -> String {
-    let Some((head, values)) = line.split_once(':') else {
-        return line.to_owned();
-    };
-    if !head.to_ascii_uppercase().contains("VALUE=DATE") || head.contains("DATE-TIME") {
-        return line.to_owned();
+/// How a series' values are read.
+#[derive(Debug, Clone, Copy)]
+enum Frame {
+    /// A timed series in `tz` starting at local `time`.
+    Timed { tz: Tz, time: NaiveTime },
+    /// An all-day series: dates as UTC midnights.
+    AllDay,
+}
+
+/// One value of a property, as written.
+enum Value {
+    Date(NaiveDate),
+    /// A date-time in UTC (`Z`).
+    Utc(NaiveDateTime),
+    /// A local date-time, in the named zone or (`None`) floating.
+    Local(NaiveDateTime, Option<Tz>),
+}
+
+fn parse_value(text: &str, tzid: Option<Tz>) -> Option<Value> {
+    let text = text.trim();
+    if text.len() == 8 {
+        return NaiveDate::parse_from_str(text, "%Y%m%d")
+            .ok()
+            .map(Value::Date);
     }
-    let name = head.split(';').next().unwrap_or(head);
-    let values: Vec<String> = values
-        .split(',')
-        .map(|v| format!("{}T000000Z", v.trim()))
-        .collect();
-    format!("{name}:{}", values.join(","))
+    if let Some(utc) = text.strip_suffix('Z').or_else(|| text.strip_suffix('z')) {
+        return NaiveDateTime::parse_from_str(utc, "%Y%m%dT%H%M%S")
+            .ok()
+            .map(Value::Utc);
+    }
+    NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%M%S")
+        .ok()
+        .map(|local| Value::Local(local, tzid))
+}
+
+/// `local` in `tz` as a UTC value string (the earlier instant when ambiguous, moved
+/// past a DST gap).
+fn utc_text(tz: Tz, local: NaiveDateTime) -> String {
+    super::times::localize(tz, local)
+        .with_timezone(&Utc)
+        .format("%Y%m%dT%H%M%SZ")
+        .to_string()
+}
+
+/// `UNTIL` in the frame's unambiguous form.
+fn until_text(value: &Value, frame: Frame) -> String {
+    match (frame, value) {
+        (Frame::AllDay, Value::Date(d)) => format!("{}T000000Z", d.format("%Y%m%d")),
+        (Frame::AllDay, Value::Utc(t) | Value::Local(t, _)) => {
+            format!("{}T000000Z", t.date().format("%Y%m%d"))
+        }
+        (Frame::Timed { tz, .. }, Value::Date(d)) => {
+            // Inclusive of the whole day: its last second in the series' zone.
+            utc_text(
+                tz,
+                d.and_time(NaiveTime::MIN) + Duration::days(1) - Duration::seconds(1),
+            )
+        }
+        (Frame::Timed { .. }, Value::Utc(t)) => t.format("%Y%m%dT%H%M%SZ").to_string(),
+        (Frame::Timed { tz, .. }, Value::Local(t, zone)) => utc_text(zone.unwrap_or(tz), *t),
+    }
+}
+
+/// An `EXDATE`/`RDATE` value in the frame's unambiguous form (UTC).
+fn date_value_text(value: &Value, frame: Frame) -> String {
+    match (frame, value) {
+        (Frame::AllDay, Value::Date(d)) => format!("{}T000000Z", d.format("%Y%m%d")),
+        (Frame::AllDay, Value::Utc(t) | Value::Local(t, _)) => {
+            format!("{}T000000Z", t.date().format("%Y%m%d"))
+        }
+        (Frame::Timed { tz, time }, Value::Date(d)) => utc_text(tz, d.and_time(time)),
+        (Frame::Timed { .. }, Value::Utc(t)) => t.format("%Y%m%dT%H%M%SZ").to_string(),
+        (Frame::Timed { tz, .. }, Value::Local(t, zone)) => utc_text(zone.unwrap_or(tz), *t),
+    }
+}
+
+/// Rewrites one recurrence line into a form the `rrule` crate reads the way Google
+/// does (see the module docs); `None` when it is not a line Google accepts.
+fn normalise_line(line: &str, frame: Frame) -> Option<String> {
+    let (head, values) = line.split_once(':')?;
+    let mut parts = head.split(';');
+    let name = parts.next()?.trim().to_ascii_uppercase();
+    let mut tzid = None;
+    for param in parts {
+        let (key, value) = param.split_once('=')?;
+        match key.trim().to_ascii_uppercase().as_str() {
+            "TZID" => tzid = Some(value.trim().parse::<Tz>().ok()?),
+            "VALUE" => {
+                let kind = value.trim().to_ascii_uppercase();
+                if kind != "DATE" && kind != "DATE-TIME" {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    match name.as_str() {
+        "RRULE" | "EXRULE" => {
+            let rule: Vec<String> = values
+                .split(';')
+                .map(|part| match part.split_once('=') {
+                    Some((key, value)) if key.trim().eq_ignore_ascii_case("UNTIL") => {
+                        parse_value(value, None).map(|v| format!("UNTIL={}", until_text(&v, frame)))
+                    }
+                    _ => Some(part.to_owned()),
+                })
+                .collect::<Option<_>>()?;
+            Some(format!("{name}:{}", rule.join(";")))
+        }
+        "EXDATE" | "RDATE" => {
+            let converted: Vec<String> = values
+                .split(',')
+                .map(|v| parse_value(v, tzid).map(|v| date_value_text(&v, frame)))
+                .collect::<Option<_>>()?;
+            Some(format!("{name}:{}", converted.join(",")))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +363,48 @@ mod tests {
                 vec!["RRULE:FREQ=WEEKLY;COUNT=3", "EXDATE;VALUE=DATE:20240108"],
                 vec!["20240101", "20240115"],
             ),
+            // UNTIL as a plain date: inclusive of that day in the series' zone.
+            (
+                berlin_start.clone(),
+                berlin_end.clone(),
+                vec!["RRULE:FREQ=DAILY;UNTIL=20240331"],
+                vec!["20240329T090000Z", "20240330T090000Z", "20240331T080000Z"],
+            ),
+            // UNTIL as a UTC date-time, and as a floating date-time (series' zone).
+            (
+                berlin_start.clone(),
+                berlin_end.clone(),
+                vec!["RRULE:FREQ=DAILY;UNTIL=20240330T090000Z"],
+                vec!["20240329T090000Z", "20240330T090000Z"],
+            ),
+            (
+                berlin_start.clone(),
+                berlin_end.clone(),
+                vec!["RRULE:FREQ=DAILY;UNTIL=20240330T095959"],
+                vec!["20240329T090000Z"],
+            ),
+            // EXDATE in UTC, as a date on a timed series, and a floating RDATE.
+            (
+                berlin_start.clone(),
+                berlin_end.clone(),
+                vec![
+                    "RRULE:FREQ=DAILY;COUNT=4",
+                    "EXDATE:20240330T090000Z",
+                    "EXDATE;VALUE=DATE:20240401",
+                    "RDATE:20240410T100000",
+                ],
+                vec!["20240329T090000Z", "20240331T080000Z", "20240410T080000Z"],
+            ),
+            // An all-day series ending on a date, with several exception dates.
+            (
+                json!({"date": "2027-01-04"}),
+                json!({"date": "2027-01-05"}),
+                vec![
+                    "RRULE:FREQ=WEEKLY;WKST=SU;UNTIL=20270201;BYDAY=MO",
+                    "EXDATE;VALUE=DATE:20270111,20270118",
+                ],
+                vec!["20270104", "20270125", "20270201"],
+            ),
         ];
         for (start, end, lines, expected) in cases {
             let lines: Vec<String> = lines.into_iter().map(String::from).collect();
@@ -286,6 +448,17 @@ mod tests {
         let no_zone = time(json!({"dateTime": "2024-01-01T10:00:00Z"}));
         let cases: Vec<(&EventTime, Vec<&str>, &str)> = vec![
             (&start, vec!["RRULE:FREQ=SOMETIMES"], "invalid"),
+            (
+                &start,
+                vec!["RDATE;VALUE=PERIOD:20240101T100000Z/PT1H"],
+                "invalid",
+            ),
+            (
+                &start,
+                vec!["EXDATE;TZID=Mars/Base:20240101T100000"],
+                "invalid",
+            ),
+            (&start, vec!["RRULE:FREQ=DAILY;UNTIL=yesterday"], "invalid"),
             (&start, vec!["DTSTART:20240101T100000Z"], "invalid"),
             (&start, vec!["hello"], "invalid"),
             (&no_zone, vec!["RRULE:FREQ=DAILY"], "required"),

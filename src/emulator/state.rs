@@ -9,9 +9,14 @@
 //!   which turns all outstanding tokens of the calendar into 410 `fullSyncRequired`.
 //! - Timestamps come from [`Store::now`], strictly increasing, so `updated` and the
 //!   etags derived from it change on every modification.
-//! - Events are never removed: DELETE turns them into `status: cancelled`.
+//! - Events are never removed by DELETE: it turns them into `status: cancelled`. Only
+//!   the tombstone purge ([`Behaviour::tombstone_ttl`]) forgets a tombstone; its id
+//!   stays reserved (insert 409) while get/update answer 404, as on Google.
+//! - Time-based switches (lock-outs, propagation, purges, token expiry, quota) read
+//!   [`Store::instant`]: tokio's clock plus an offset the controls can advance.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
@@ -24,6 +29,8 @@ use super::error::ApiError;
 pub(crate) struct StoredEvent {
     pub body: Value,
     pub changed_seq: u64,
+    /// When DELETE made it a tombstone (emulator clock), for the purge.
+    pub deleted_at: Option<tokio::time::Instant>,
 }
 
 impl StoredEvent {
@@ -44,6 +51,11 @@ pub(crate) struct Calendar {
     pub acl: BTreeMap<String, Value>,
     pub change_seq: u64,
     pub sync_epoch: u64,
+    /// When `calendars.insert` created it (emulator clock), for the propagation
+    /// delay; `None` for primary calendars, which have always existed.
+    pub created_at: Option<tokio::time::Instant>,
+    /// Ids of purged tombstones: reserved for insert (409), unknown otherwise (404).
+    pub purged: BTreeSet<String>,
 }
 
 impl Calendar {
@@ -57,6 +69,74 @@ impl Calendar {
         self.change_seq += 1;
         self.change_seq
     }
+
+    /// Forgets tombstones deleted at least `ttl` ago (series exceptions excepted:
+    /// forgetting a cancelled instance would bring it back). Purging invalidates the
+    /// calendar's sync tokens: a client holding one could no longer learn of the
+    /// deletion incrementally.
+    pub fn purge_tombstones(&mut self, now: tokio::time::Instant, ttl: Duration) {
+        let due: Vec<String> = self
+            .events
+            .iter()
+            .filter(|(_, e)| {
+                e.is_cancelled()
+                    && e.body.get("recurringEventId").is_none()
+                    && e.deleted_at.is_some_and(|at| now.duration_since(at) >= ttl)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        for id in due {
+            self.events.remove(&id);
+            self.purged.insert(id);
+        }
+        self.sync_epoch += 1;
+    }
+}
+
+/// Switch values the handlers consult while holding the store lock (mirrored from
+/// [`super::controls::Settings`] on every change).
+#[derive(Debug, Clone)]
+pub(crate) struct Behaviour {
+    /// Incremental listings must repeat `showDeleted` and `singleEvents`.
+    pub strict_sync_parameters: bool,
+    /// Only zones Google accepts (see `zones`) are valid `timeZone` values.
+    pub strict_time_zones: bool,
+    /// Writes answer one etag and reads show another (the etag changes after a write).
+    pub etag_drift: bool,
+    /// Tombstones are purged this long after deletion.
+    pub tombstone_ttl: Option<Duration>,
+    /// For this long after `calendars.insert`, requests on the calendar fail...
+    pub fresh_calendar_delay: Duration,
+    /// ...with this status: 404 `notFound` or 403 `requiredAccessLevel`.
+    pub fresh_calendar_status: u16,
+    /// Calendar creations allowed per identity and window before a lock-out.
+    pub creation_limit: Option<CreationLimit>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            strict_sync_parameters: true,
+            strict_time_zones: true,
+            etag_drift: false,
+            tombstone_ttl: None,
+            fresh_calendar_delay: Duration::ZERO,
+            fresh_calendar_status: 404,
+            creation_limit: None,
+        }
+    }
+}
+
+/// Google's secondary-calendar creation limit: more than `max` creations within
+/// `window` put the account in read-only mode for `lockout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CreationLimit {
+    pub max: u32,
+    pub window_secs: u64,
+    pub lockout_secs: u64,
 }
 
 /// How much a credential may do with a calendar.
@@ -126,6 +206,13 @@ pub(crate) struct Store {
     pub refresh_tokens: HashMap<String, RefreshGrant>,
     /// Key for the MAC on sync and page tokens.
     pub token_secret: [u8; 32],
+    pub behaviour: Behaviour,
+    /// Added to tokio's clock (the controls advance it).
+    pub clock_offset: Duration,
+    /// Calendar creations per identity (emulator clock), for the creation limit.
+    pub creations: HashMap<String, VecDeque<tokio::time::Instant>>,
+    /// Identities in read-only mode until the instant (usage limits exceeded).
+    pub locked_out: HashMap<String, tokio::time::Instant>,
 }
 
 impl Store {
@@ -137,7 +224,60 @@ impl Store {
             tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             token_secret: rand::thread_rng().gen(),
+            behaviour: Behaviour::default(),
+            clock_offset: Duration::ZERO,
+            creations: HashMap::new(),
+            locked_out: HashMap::new(),
         }
+    }
+
+    /// The emulator's clock for time-based switches: tokio's (pausable in tests)
+    /// plus the offset the controls added.
+    pub fn instant(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.clock_offset
+    }
+
+    /// Whether `identity` is in read-only mode (usage limits exceeded); forgets
+    /// lock-outs that ended.
+    pub fn is_locked_out(&mut self, identity: &str) -> bool {
+        let now = self.instant();
+        match self.locked_out.get(identity) {
+            Some(until) if *until > now => true,
+            Some(_) => {
+                self.locked_out.remove(identity);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Counts a calendar creation against the creation limit; past the limit the
+    /// identity is locked out and the creation refused (403 `quotaExceeded`).
+    pub fn admit_calendar_creation(&mut self, identity: &str) -> Result<(), ApiError> {
+        if self.is_locked_out(identity) {
+            return Err(ApiError::QuotaExceeded);
+        }
+        let Some(limit) = self.behaviour.creation_limit else {
+            return Ok(());
+        };
+        let now = self.instant();
+        let window = Duration::from_secs(limit.window_secs);
+        let history = self.creations.entry(identity.to_owned()).or_default();
+        while history
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            history.pop_front();
+        }
+        if history.len() >= usize::try_from(limit.max).unwrap_or(usize::MAX) {
+            self.locked_out.insert(
+                identity.to_owned(),
+                now + Duration::from_secs(limit.lockout_secs),
+            );
+            return Err(ApiError::QuotaExceeded);
+        }
+        history.push_back(now);
+        Ok(())
     }
 
     /// Wall-clock time, strictly increasing at millisecond precision (the
@@ -149,9 +289,37 @@ impl Store {
         DateTime::<Utc>::from_timestamp_millis(self.last_millis).unwrap_or_else(Utc::now)
     }
 
+    /// [`calendar_resource_mut`](Self::calendar_resource_mut) for requests on what is
+    /// *in* a calendar (events, ACL): within the propagation delay after creation they
+    /// fail as the switch says, and due tombstones are purged first.
+    pub fn calendar_mut(
+        &mut self,
+        calendar_id: &str,
+        caller: &Caller,
+        need: Access,
+    ) -> Result<&mut Calendar, ApiError> {
+        let now = self.instant();
+        let behaviour = self.behaviour.clone();
+        let calendar = self.calendar_resource_mut(calendar_id, caller, need)?;
+        let fresh = calendar
+            .created_at
+            .is_some_and(|at| now.duration_since(at) < behaviour.fresh_calendar_delay);
+        if fresh {
+            return Err(if behaviour.fresh_calendar_status == 403 {
+                ApiError::RequiredAccessLevel
+            } else {
+                ApiError::NotFound
+            });
+        }
+        if let Some(ttl) = behaviour.tombstone_ttl {
+            calendar.purge_tombstones(now, ttl);
+        }
+        Ok(calendar)
+    }
+
     /// Resolves `primary` and checks that `caller` may access the calendar at `need`.
     /// Calendars the caller may not see are 404, as on Google.
-    pub fn calendar_mut(
+    pub fn calendar_resource_mut(
         &mut self,
         calendar_id: &str,
         caller: &Caller,
@@ -246,6 +414,8 @@ pub(crate) fn new_calendar(id: &str, owner: &str, fields: Value, now: DateTime<U
         acl,
         change_seq: 0,
         sync_epoch: 0,
+        created_at: None,
+        purged: BTreeSet::new(),
     }
 }
 
@@ -272,6 +442,12 @@ pub(crate) fn copy_calendar_fields(resource: &mut Value, fields: &Value) {
 /// Google's etags are quoted decimal strings.
 pub(crate) fn etag_for(now: DateTime<Utc>) -> String {
     format!("\"{}\"", now.timestamp_micros() * 2)
+}
+
+/// Another etag for the same moment (even and odd never meet): what reads show
+/// instead of the written one when etags drift.
+pub(crate) fn drifted_etag(now: DateTime<Utc>) -> String {
+    format!("\"{}\"", now.timestamp_micros() * 2 + 1)
 }
 
 /// RFC 3339 with milliseconds and `Z`, as in Google's `created`/`updated`.

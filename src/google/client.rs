@@ -467,8 +467,15 @@ impl CalendarApi for GoogleCalendarClient {
                                 call = call.time_min(*time_min);
                             }
                         }
-                        ListMode::Incremental { sync_token } => {
-                            call = call.sync_token(sync_token);
+                        ListMode::Incremental {
+                            sync_token,
+                            show_deleted,
+                            single_events,
+                        } => {
+                            call = call.sync_token(sync_token).single_events(*single_events);
+                            if *show_deleted {
+                                call = call.show_deleted(true);
+                            }
                         }
                     }
                     if let Some(size) = self.options.page_size {

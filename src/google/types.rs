@@ -35,7 +35,40 @@ pub enum ListMode {
     /// Changes since the full listing (or incremental run) that produced `sync_token`.
     /// Deleted events arrive as `EventStatus::Cancelled`. Google refuses the token
     /// with 410 when it expired: [`GoogleErrorKind::SyncTokenExpired`](super::GoogleErrorKind).
-    Incremental { sync_token: String },
+    /// Google asks for the full listing's other parameters again ("to avoid undefined
+    /// behavior"): build it with [`ListMode::continued`].
+    Incremental {
+        sync_token: String,
+        /// The full listing's `showDeleted` (sent only when true: Google refuses an
+        /// explicit false beside a sync token).
+        show_deleted: bool,
+        /// The full listing's `singleEvents`.
+        single_events: bool,
+    },
+}
+
+impl ListMode {
+    /// The incremental listing that continues this one from `sync_token`, repeating
+    /// its parameters (`timeMin` is not allowed with a sync token and is dropped).
+    pub fn continued(&self, sync_token: impl Into<String>) -> ListMode {
+        let (show_deleted, single_events) = match self {
+            ListMode::Full {
+                show_deleted,
+                single_events,
+                ..
+            }
+            | ListMode::Incremental {
+                show_deleted,
+                single_events,
+                ..
+            } => (*show_deleted, *single_events),
+        };
+        ListMode::Incremental {
+            sync_token: sync_token.into(),
+            show_deleted,
+            single_events,
+        }
+    }
 }
 
 /// Every page of one `events.list` run, concatenated.

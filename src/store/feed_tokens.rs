@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::sync_state::Kind;
+use super::tree::Tree;
 use super::{decode, encode, Change, MutateError, Store, StoreError};
 use crate::domain::{Id, Resource};
 
@@ -28,8 +28,7 @@ const TOKEN_PREFIX: u8 = b't';
 const SEQUENCE_PREFIX: u8 = b's';
 
 /// What a feed token opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FeedScope {
     /// The owner feed of an offering (bookings with details).
     Offering(Id),
@@ -38,7 +37,7 @@ pub enum FeedScope {
 }
 
 /// One feed token (without its secret).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FeedToken {
     pub uuid: Id,
     /// The owner's label ("Thunderbird at the front desk").
@@ -49,30 +48,110 @@ pub struct FeedToken {
     /// Last feed request with this token, to the minute (see [`Store::touch_feed_token`]).
     pub last_used: Option<DateTime<Utc>>,
     /// SHA-256 of the secret; the record's key holds it too.
-    #[serde(with = "hex_bytes")]
     pub hash: [u8; 32],
 }
 
 /// What a feed last published for a slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlotSequence {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub sequence: u32,
 }
 
+/// The stored layout of a feed token (field names as the first layout wrote them).
+#[derive(Serialize, Deserialize)]
+struct FeedTokenV1 {
+    uuid: Id,
+    name: String,
+    scope: FeedScopeV1,
+    created: DateTime<Utc>,
+    created_by: Id,
+    last_used: Option<DateTime<Utc>>,
+    #[serde(with = "hex_bytes")]
+    hash: [u8; 32],
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+enum FeedScopeV1 {
+    Offering(Id),
+    User(Id),
+}
+
+impl From<&FeedToken> for FeedTokenV1 {
+    fn from(t: &FeedToken) -> Self {
+        FeedTokenV1 {
+            uuid: t.uuid,
+            name: t.name.clone(),
+            scope: match t.scope {
+                FeedScope::Offering(id) => FeedScopeV1::Offering(id),
+                FeedScope::User(id) => FeedScopeV1::User(id),
+            },
+            created: t.created,
+            created_by: t.created_by,
+            last_used: t.last_used,
+            hash: t.hash,
+        }
+    }
+}
+
+impl From<FeedTokenV1> for FeedToken {
+    fn from(t: FeedTokenV1) -> Self {
+        FeedToken {
+            uuid: t.uuid,
+            name: t.name,
+            scope: match t.scope {
+                FeedScopeV1::Offering(id) => FeedScope::Offering(id),
+                FeedScopeV1::User(id) => FeedScope::User(id),
+            },
+            created: t.created,
+            created_by: t.created_by,
+            last_used: t.last_used,
+            hash: t.hash,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "v")]
 enum FeedTokenRecord {
     #[serde(rename = "1")]
-    V1(FeedToken),
+    V1(FeedTokenV1),
+}
+
+#[derive(Serialize, Deserialize)]
+struct SlotSequenceV1 {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    sequence: u32,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "v")]
 enum SlotSequenceRecord {
     #[serde(rename = "1")]
-    V1(SlotSequence),
+    V1(SlotSequenceV1),
+}
+
+pub(super) fn encode_token(t: &FeedToken) -> Result<Vec<u8>, StoreError> {
+    encode(&FeedTokenRecord::V1(FeedTokenV1::from(t)))
+}
+
+fn encode_sequence(s: &SlotSequence) -> Result<Vec<u8>, StoreError> {
+    encode(&SlotSequenceRecord::V1(SlotSequenceV1 {
+        start: s.start,
+        end: s.end,
+        sequence: s.sequence,
+    }))
+}
+
+fn decode_sequence(v: &[u8]) -> Result<SlotSequence, StoreError> {
+    decode::<SlotSequenceRecord>("feed_tokens", v).map(|SlotSequenceRecord::V1(s)| SlotSequence {
+        start: s.start,
+        end: s.end,
+        sequence: s.sequence,
+    })
 }
 
 mod hex_bytes {
@@ -95,7 +174,7 @@ pub fn feed_token_hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-fn token_key(hash: &[u8; 32]) -> Vec<u8> {
+pub(super) fn token_key(hash: &[u8; 32]) -> Vec<u8> {
     let mut k = Vec::with_capacity(33);
     k.push(TOKEN_PREFIX);
     k.extend_from_slice(hash);
@@ -110,7 +189,7 @@ fn sequence_key(backend_id: &str) -> Vec<u8> {
 }
 
 fn decode_token(v: &[u8]) -> Result<FeedToken, StoreError> {
-    decode::<FeedTokenRecord>("feed_tokens", v).map(|FeedTokenRecord::V1(t)| t)
+    decode::<FeedTokenRecord>("feed_tokens", v).map(|FeedTokenRecord::V1(t)| FeedToken::from(t))
 }
 
 fn flatten(e: MutateError<StoreError>) -> StoreError {
@@ -129,7 +208,7 @@ impl Store {
     /// Storage failure or an undecodable record.
     pub fn feed_token_by_secret(&self, secret: &str) -> Result<Option<FeedToken>, StoreError> {
         let hash = feed_token_hash(secret);
-        let Some(v) = self.sync_get(Kind::FeedTokens, &token_key(&hash))? else {
+        let Some(v) = self.raw_get(Tree::FeedTokens, &token_key(&hash))? else {
             return Ok(None);
         };
         let token = decode_token(&v)?;
@@ -142,7 +221,7 @@ impl Store {
     /// Storage failure or an undecodable record.
     pub fn feed_tokens(&self, scope: FeedScope) -> Result<Vec<FeedToken>, StoreError> {
         let mut out = Vec::new();
-        for (_, v) in self.sync_scan(Kind::FeedTokens, &[TOKEN_PREFIX])? {
+        for (_, v) in self.raw_scan(Tree::FeedTokens, &[TOKEN_PREFIX])? {
             let t = decode_token(&v)?;
             if t.scope == scope {
                 out.push(t);
@@ -157,16 +236,12 @@ impl Store {
     /// # Errors
     /// The record cannot be encoded.
     pub fn feed_token_change(token: &FeedToken) -> Result<Change, StoreError> {
-        Ok(Change::SyncState(
-            Kind::FeedTokens,
-            token_key(&token.hash),
-            Some(encode(&FeedTokenRecord::V1(token.clone()))?),
-        ))
+        Ok(Change::FeedToken(token.clone()))
     }
 
     /// The change that revokes (deletes) a token.
     pub fn feed_token_delete_change(token: &FeedToken) -> Change {
-        Change::SyncState(Kind::FeedTokens, token_key(&token.hash), None)
+        Change::RevokeFeedToken(token.hash)
     }
 
     /// Records a use of a token at `now`, unless a use within [`LAST_USED_RESOLUTION`]
@@ -181,7 +256,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.mutate(|_| {
-            let Some(v) = self.sync_get(Kind::FeedTokens, &token_key(hash))? else {
+            let Some(v) = self.raw_get(Tree::FeedTokens, &token_key(hash))? else {
                 return Ok((Vec::new(), false));
             };
             let mut t = decode_token(&v)?;
@@ -213,10 +288,8 @@ impl Store {
     }
 
     fn read_sequence(&self, backend_id: &str) -> Result<Option<SlotSequence>, StoreError> {
-        self.sync_get(Kind::FeedTokens, &sequence_key(backend_id))?
-            .map(|v| {
-                decode::<SlotSequenceRecord>("feed_tokens", &v).map(|SlotSequenceRecord::V1(s)| s)
-            })
+        self.raw_get(Tree::FeedTokens, &sequence_key(backend_id))?
+            .map(|v| decode_sequence(&v))
             .transpose()
     }
 
@@ -231,7 +304,7 @@ impl Store {
         &self,
         cat: &super::Catalog,
         r: &Resource,
-    ) -> Result<Vec<super::TreeWrite>, StoreError> {
+    ) -> Result<Vec<super::RawWrite>, StoreError> {
         let Some(old) = cat.resources.get(&r.id) else {
             return Ok(Vec::new());
         };
@@ -264,15 +337,15 @@ impl Store {
                 before.start,
                 before.end,
             );
-            let rec = SlotSequenceRecord::V1(SlotSequence {
+            let rec = SlotSequence {
                 start: slot.start,
                 end: slot.end,
                 sequence: previous.saturating_add(1),
-            });
+            };
             out.push((
-                Kind::FeedTokens.tree_index(),
+                Tree::FeedTokens,
                 sequence_key(&slot.backend_id),
-                Some(encode(&rec)?),
+                Some(encode_sequence(&rec)?),
             ));
         }
         Ok(out)

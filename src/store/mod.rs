@@ -19,8 +19,9 @@ pub mod calendars;
 pub mod catalog;
 pub mod feed_tokens;
 pub mod index;
+pub mod pg;
 pub mod records;
-pub mod sync_state;
+mod tree;
 pub mod versions;
 
 use std::path::Path;
@@ -36,20 +37,23 @@ use sled::Transactional;
 
 pub use catalog::{Catalog, OrderEntry, ResourceEntry};
 use index::{OrderIdx, ResourceIdx};
+pub use records::Attachment;
 pub use records::BusySlotV1 as BusySlot;
+use tree::Tree;
 pub use versions::Scope;
 
+use crate::domain::calendar::{ExternalEvent, Job, MappedEvent, OfferingCalendar};
 use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
+use feed_tokens::FeedToken;
 use records::{
-    BusyRecord, CustomerRecord, OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord,
-    UserRecord,
+    AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, JobRecord,
+    MappedRecord, OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
 };
 
-/// A raw key and value of a sync-state tree.
-pub type KeyValue = (Vec<u8>, Vec<u8>);
-
-/// One write of a transaction: tree index, key, value (`None` deletes).
-pub(crate) type TreeWrite = (usize, Vec<u8>, Option<Vec<u8>>);
+/// A raw key and value of a tree.
+type KeyValue = (Vec<u8>, Vec<u8>);
+/// A raw write: tree, key, value (`None` deletes).
+pub(crate) type RawWrite = (Tree, Vec<u8>, Option<Vec<u8>>);
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +72,10 @@ pub enum StoreError {
     Poisoned,
     #[error("index tree {0} holds an unreadable entry")]
     CorruptIndex(&'static str),
+    #[error("database failure: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 /// Why a [`Store::mutate`] did not happen: the caller's rule refused it, or storage failed.
@@ -91,8 +99,26 @@ pub enum Change {
     DeleteOrder(Id),
     /// Replaces an offering's busy slots with a new generation.
     Busy(Id, Vec<BusySlot>),
-    /// A sync-state record (see [`sync_state`]): tree, key, value (None deletes).
-    SyncState(sync_state::Kind, Vec<u8>, Option<Vec<u8>>),
+    /// Writes an offering's calendar record.
+    Calendar(OfferingCalendar),
+    /// Enqueues (or rewrites) a job.
+    Job(Job),
+    /// Removes a finished job.
+    JobDone(u64),
+    /// Writes (or, with `None`, removes) the mapping of one slot of an offering.
+    Mapping {
+        offering: Id,
+        backend_id: String,
+        event: Option<MappedEvent>,
+    },
+    /// Replaces the external events of an offering's calendar.
+    Externals(Id, Vec<ExternalEvent>),
+    /// Writes (or, with `None`, removes) an order's attachment.
+    Attachment(Id, Option<Attachment>),
+    /// Writes a feed token (created, or its last use).
+    FeedToken(FeedToken),
+    /// Revokes the feed token with this secret hash.
+    RevokeFeedToken([u8; 32]),
 }
 
 /// The token salt when none is configured (`token_salt`; `bookcal serve` warns).
@@ -116,36 +142,6 @@ impl Default for StoreOptions {
     }
 }
 
-const TREES: [&str; 17] = [
-    "users",
-    "customers",
-    "projects",
-    "offerings",
-    "resources",
-    "orders",
-    "busy",
-    "tokens",
-    "calendars",
-    "slot_map",
-    "feed_tokens",
-    "jobs",
-    "attachments",
-    "externals",
-    "idx_resources",
-    "idx_orders",
-    "meta",
-];
-const T_USERS: usize = 0;
-const T_CUSTOMERS: usize = 1;
-const T_PROJECTS: usize = 2;
-const T_OFFERINGS: usize = 3;
-const T_RESOURCES: usize = 4;
-const T_ORDERS: usize = 5;
-const T_BUSY: usize = 6;
-const T_TOKENS: usize = 7;
-const T_IDX_RESOURCES: usize = 14;
-const T_IDX_ORDERS: usize = 15;
-const T_META: usize = 16;
 /// `meta` key saying the index trees are complete (written by the migration from a
 /// store that predates them, or when a new store is opened).
 const META_INDEXED: &[u8] = b"catalog_index_v1";
@@ -153,6 +149,7 @@ const META_INDEXED: &[u8] = b"catalog_index_v1";
 /// The store handle. Cheap to share behind an `Arc`.
 pub struct Store {
     db: sled::Db,
+    /// The open trees, in [`Tree::ALL`] order.
     trees: Vec<sled::Tree>,
     catalog: RwLock<Catalog>,
     write: Mutex<()>,
@@ -200,9 +197,9 @@ impl Store {
     }
 
     fn from_db(db: sled::Db, opts: &StoreOptions) -> Result<Store, StoreError> {
-        let trees = TREES
+        let trees = Tree::ALL
             .iter()
-            .map(|n| db.open_tree(n))
+            .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()?;
         let store = Store {
             db,
@@ -217,58 +214,64 @@ impl Store {
         Ok(store)
     }
 
+    fn tree(&self, t: Tree) -> &sled::Tree {
+        &self.trees[t.index()]
+    }
+
     fn rebuild_catalog(&self) -> Result<(), StoreError> {
         let mut cat = Catalog::default();
-        for kv in self.trees[T_USERS].iter() {
+        for kv in self.tree(Tree::Users).iter() {
             let (_, v) = kv?;
             cat.put_user(&User::from(decode::<UserRecord>("users", &v)?));
         }
-        for kv in self.trees[T_CUSTOMERS].iter() {
+        for kv in self.tree(Tree::Customers).iter() {
             let (_, v) = kv?;
             let c = Customer::from(decode::<CustomerRecord>("customers", &v)?);
             cat.customers.insert(c.id, c);
         }
-        for kv in self.trees[T_PROJECTS].iter() {
+        for kv in self.tree(Tree::Projects).iter() {
             let (_, v) = kv?;
             let p = Project::from(decode::<ProjectRecord>("projects", &v)?);
             cat.projects.insert(p.id, p);
         }
-        for kv in self.trees[T_OFFERINGS].iter() {
+        for kv in self.tree(Tree::Offerings).iter() {
             let (_, v) = kv?;
             let o = Offering::from(decode::<OfferingRecord>("offerings", &v)?);
             cat.offerings.insert(o.id, o);
         }
-        if self.trees[T_META].get(META_INDEXED)?.is_some() {
-            for kv in self.trees[T_IDX_RESOURCES].iter() {
+        if self.tree(Tree::Meta).get(META_INDEXED)?.is_some() {
+            for kv in self.tree(Tree::IdxResources).iter() {
                 let (_, v) = kv?;
                 let r =
                     index::decode_resource(&v).ok_or(StoreError::CorruptIndex("idx_resources"))?;
                 cat.put_resource(&r);
             }
-            for kv in self.trees[T_IDX_ORDERS].iter() {
+            for kv in self.tree(Tree::IdxOrders).iter() {
                 let (_, v) = kv?;
                 let o = index::decode_order(&v).ok_or(StoreError::CorruptIndex("idx_orders"))?;
                 cat.put_order(&o);
             }
         } else {
             // A store written before the index existed (or a new one): build it once.
-            for kv in self.trees[T_RESOURCES].iter() {
+            for kv in self.tree(Tree::Resources).iter() {
                 let (k, v) = kv?;
                 let r =
                     ResourceIdx::of(&Resource::from(decode::<ResourceRecord>("resources", &v)?));
-                self.trees[T_IDX_RESOURCES].insert(k, index::encode_resource(&r))?;
+                self.tree(Tree::IdxResources)
+                    .insert(k, index::encode_resource(&r))?;
                 cat.put_resource(&r);
             }
-            for kv in self.trees[T_ORDERS].iter() {
+            for kv in self.tree(Tree::Orders).iter() {
                 let (k, v) = kv?;
                 let o = OrderIdx::of(&Order::from(decode::<OrderRecord>("orders", &v)?));
-                self.trees[T_IDX_ORDERS].insert(k, index::encode_order(&o))?;
+                self.tree(Tree::IdxOrders)
+                    .insert(k, index::encode_order(&o))?;
                 cat.put_order(&o);
             }
-            self.trees[T_META].insert(META_INDEXED, b"1".to_vec())?;
+            self.tree(Tree::Meta).insert(META_INDEXED, b"1".to_vec())?;
             self.db.flush()?;
         }
-        for kv in self.trees[T_BUSY].iter() {
+        for kv in self.tree(Tree::Busy).iter() {
             let (k, v) = kv?;
             if let Some(id) = Id::from_slice(&k) {
                 cat.busy
@@ -314,53 +317,50 @@ impl Store {
             return Ok(());
         }
         // Encode first: a record that cannot be encoded aborts before any write.
-        let mut writes: Vec<TreeWrite> = Vec::with_capacity(changes.len());
+        let mut writes: Vec<RawWrite> = Vec::with_capacity(changes.len());
         let cat = self.read()?;
         for c in changes {
+            let key = |id: &Id| id.as_bytes().to_vec();
             let w = match c {
-                Change::User(u) => (
-                    T_USERS,
-                    u.id.as_bytes().to_vec(),
-                    Some(encode(&UserRecord::from(u))?),
-                ),
+                Change::User(u) => (Tree::Users, key(&u.id), Some(encode(&UserRecord::from(u))?)),
                 Change::Customer(x) => (
-                    T_CUSTOMERS,
-                    x.id.as_bytes().to_vec(),
+                    Tree::Customers,
+                    key(&x.id),
                     Some(encode(&CustomerRecord::from(x))?),
                 ),
                 Change::Project(x) => (
-                    T_PROJECTS,
-                    x.id.as_bytes().to_vec(),
+                    Tree::Projects,
+                    key(&x.id),
                     Some(encode(&ProjectRecord::from(x))?),
                 ),
                 Change::Offering(x) => (
-                    T_OFFERINGS,
-                    x.id.as_bytes().to_vec(),
+                    Tree::Offerings,
+                    key(&x.id),
                     Some(encode(&OfferingRecord::from(x))?),
                 ),
                 Change::Resource(x) => {
                     // A slot's time change is recorded with it (feeds read it as SEQUENCE).
                     writes.extend(self.sequence_writes(&cat, x)?);
                     let idx = index::encode_resource(&ResourceIdx::of(x));
-                    writes.push((T_IDX_RESOURCES, x.id.as_bytes().to_vec(), Some(idx)));
+                    writes.push((Tree::IdxResources, key(&x.id), Some(idx)));
                     (
-                        T_RESOURCES,
-                        x.id.as_bytes().to_vec(),
+                        Tree::Resources,
+                        key(&x.id),
                         Some(encode(&ResourceRecord::from(x))?),
                     )
                 }
                 Change::Order(x) => {
                     let idx = index::encode_order(&OrderIdx::of(x));
-                    writes.push((T_IDX_ORDERS, x.id.as_bytes().to_vec(), Some(idx)));
+                    writes.push((Tree::IdxOrders, key(&x.id), Some(idx)));
                     (
-                        T_ORDERS,
-                        x.id.as_bytes().to_vec(),
+                        Tree::Orders,
+                        key(&x.id),
                         Some(encode(&OrderRecord::from(x))?),
                     )
                 }
                 Change::DeleteOrder(id) => {
-                    writes.push((T_IDX_ORDERS, id.as_bytes().to_vec(), None));
-                    (T_ORDERS, id.as_bytes().to_vec(), None)
+                    writes.push((Tree::IdxOrders, key(id), None));
+                    (Tree::Orders, key(id), None)
                 }
                 Change::Busy(id, slots) => {
                     let generation = self.db.generate_id()?;
@@ -368,37 +368,56 @@ impl Store {
                         generation,
                         slots: slots.clone(),
                     };
-                    (T_BUSY, id.as_bytes().to_vec(), Some(encode(&rec)?))
+                    (Tree::Busy, key(id), Some(encode(&rec)?))
                 }
-                Change::SyncState(kind, key, value) => {
-                    (kind.tree_index(), key.clone(), value.clone())
+                Change::Calendar(cal) => (
+                    Tree::Calendars,
+                    key(&cal.offering),
+                    Some(encode(&CalendarRecord::from(cal))?),
+                ),
+                Change::Job(job) => (
+                    Tree::Jobs,
+                    job.seq.to_be_bytes().to_vec(),
+                    Some(encode(&JobRecord::from(job))?),
+                ),
+                Change::JobDone(seq) => (Tree::Jobs, seq.to_be_bytes().to_vec(), None),
+                Change::Mapping {
+                    offering,
+                    backend_id,
+                    event,
+                } => (
+                    Tree::SlotMap,
+                    calendars::slot_key(*offering, backend_id),
+                    event
+                        .as_ref()
+                        .map(|m| encode(&MappedRecord::from(m)))
+                        .transpose()?,
+                ),
+                Change::Externals(offering, events) => (
+                    Tree::Externals,
+                    key(offering),
+                    Some(encode(&ExternalsRecord::of(events))?),
+                ),
+                Change::Attachment(order, a) => (
+                    Tree::Attachments,
+                    key(order),
+                    a.as_ref()
+                        .map(|a| encode(&AttachmentRecord::of(a)))
+                        .transpose()?,
+                ),
+                Change::FeedToken(t) => (
+                    Tree::FeedTokens,
+                    feed_tokens::token_key(&t.hash),
+                    Some(feed_tokens::encode_token(t)?),
+                ),
+                Change::RevokeFeedToken(hash) => {
+                    (Tree::FeedTokens, feed_tokens::token_key(hash), None)
                 }
             };
             writes.push(w);
         }
         drop(cat);
-        let trees: Vec<&sled::Tree> = self.trees.iter().collect();
-        let res: Result<(), TransactionError<()>> = trees.as_slice().transaction(|tx| {
-            for (t, k, v) in &writes {
-                match v {
-                    Some(v) => {
-                        tx[*t].insert(k.as_slice(), v.as_slice())?;
-                    }
-                    None => {
-                        tx[*t].remove(k.as_slice())?;
-                    }
-                }
-            }
-            Ok::<(), ConflictableTransactionError<()>>(())
-        });
-        match res {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(StoreError::Sled(e)),
-            Err(TransactionError::Abort(())) => return Err(StoreError::Poisoned),
-        }
-        // Durable before anyone is told: an acknowledged booking, or a calendar id
-        // recorded before events are written into that calendar, must survive a crash.
-        self.db.flush()?;
+        self.commit(&writes)?;
         let mut cat = self.catalog.write().map_err(|_| StoreError::Poisoned)?;
         for c in changes {
             match c {
@@ -422,12 +441,39 @@ impl Store {
                         .collect();
                     cat.busy.insert(*id, ivs);
                 }
-                Change::SyncState(..) => {}
+                _ => {}
             }
         }
         drop(cat);
         self.versions.bump(changes);
         self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes raw values in one sled transaction and flushes them to disk.
+    fn commit(&self, writes: &[RawWrite]) -> Result<(), StoreError> {
+        let trees: Vec<&sled::Tree> = self.trees.iter().collect();
+        let res: Result<(), TransactionError<()>> = trees.as_slice().transaction(|tx| {
+            for (t, k, v) in writes {
+                match v {
+                    Some(v) => {
+                        tx[t.index()].insert(k.as_slice(), v.as_slice())?;
+                    }
+                    None => {
+                        tx[t.index()].remove(k.as_slice())?;
+                    }
+                }
+            }
+            Ok::<(), ConflictableTransactionError<()>>(())
+        });
+        match res {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(StoreError::Sled(e)),
+            Err(TransactionError::Abort(())) => return Err(StoreError::Poisoned),
+        }
+        // Durable before anyone is told: an acknowledged booking, or a calendar id
+        // recorded before events are written into that calendar, must survive a crash.
+        self.db.flush()?;
         Ok(())
     }
 
@@ -442,7 +488,7 @@ impl Store {
     /// # Errors
     /// Storage failure or an undecodable record.
     pub fn resource(&self, id: Id) -> Result<Option<Resource>, StoreError> {
-        self.trees[T_RESOURCES]
+        self.tree(Tree::Resources)
             .get(id.as_bytes())?
             .map(|v| decode::<ResourceRecord>("resources", &v).map(Resource::from))
             .transpose()
@@ -453,7 +499,7 @@ impl Store {
     /// # Errors
     /// Storage failure or an undecodable record.
     pub fn order(&self, id: Id) -> Result<Option<Order>, StoreError> {
-        self.trees[T_ORDERS]
+        self.tree(Tree::Orders)
             .get(id.as_bytes())?
             .map(|v| decode::<OrderRecord>("orders", &v).map(Order::from))
             .transpose()
@@ -464,7 +510,7 @@ impl Store {
     /// # Errors
     /// Storage failure or an undecodable record.
     pub fn busy_slots(&self, offering: Id) -> Result<Vec<BusySlot>, StoreError> {
-        Ok(match self.trees[T_BUSY].get(offering.as_bytes())? {
+        Ok(match self.tree(Tree::Busy).get(offering.as_bytes())? {
             Some(v) => match decode::<BusyRecord>("busy", &v)? {
                 BusyRecord::V1 { slots, .. } => slots,
             },
@@ -488,8 +534,9 @@ impl Store {
         let mut raw = [0u8; 20];
         rand::thread_rng().fill_bytes(&mut raw);
         let token = hex::encode(raw);
-        self.trees[T_TOKENS].insert(self.token_hash(&token), user.as_bytes().to_vec())?;
-        self.trees[T_TOKENS].flush()?;
+        self.tree(Tree::Tokens)
+            .insert(self.token_hash(&token), user.as_bytes().to_vec())?;
+        self.tree(Tree::Tokens).flush()?;
         Ok(token)
     }
 
@@ -498,7 +545,7 @@ impl Store {
     /// # Errors
     /// Storage failure.
     pub fn user_by_token(&self, token: &str) -> Result<Option<User>, StoreError> {
-        let Some(v) = self.trees[T_TOKENS].get(self.token_hash(token))? else {
+        let Some(v) = self.tree(Tree::Tokens).get(self.token_hash(token))? else {
             return Ok(None);
         };
         let Some(id) = Id::from_slice(&v) else {
@@ -507,28 +554,14 @@ impl Store {
         Ok(self.read()?.users.get(&id).cloned())
     }
 
-    /// Reads a sync-state value.
-    ///
-    /// # Errors
-    /// Storage failure.
-    pub fn sync_get(
-        &self,
-        kind: sync_state::Kind,
-        key: &[u8],
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.trees[kind.tree_index()].get(key)?.map(|v| v.to_vec()))
+    /// Reads one raw value.
+    fn raw_get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree(tree).get(key)?.map(|v| v.to_vec()))
     }
 
-    /// Lists sync-state values whose key starts with `prefix`.
-    ///
-    /// # Errors
-    /// Storage failure.
-    pub fn sync_scan(
-        &self,
-        kind: sync_state::Kind,
-        prefix: &[u8],
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        self.trees[kind.tree_index()]
+    /// Lists the raw values whose key starts with `prefix`.
+    fn raw_scan(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.tree(tree)
             .scan_prefix(prefix)
             .map(|kv| {
                 kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
@@ -537,13 +570,50 @@ impl Store {
             .collect()
     }
 
-    /// Writes sync-state values atomically (no catalog involvement).
+    /// Writes changes atomically without a check (the sync engine's results, jobs).
     ///
     /// # Errors
     /// Storage failure.
     pub fn sync_put(&self, changes: Vec<Change>) -> Result<(), StoreError> {
         let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
         self.apply(&changes)
+    }
+
+    /// Forgets everything known about the offerings' Google calendars (calendar
+    /// records, slot mappings, external events, busy slots, queued jobs), in one
+    /// transaction. For a fresh Google account, such as the demo's new emulator;
+    /// bookings are untouched.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn forget_google_state(&self) -> Result<(), StoreError> {
+        let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut writes = Vec::new();
+        // The offerings whose data this changes (calendar records and busy slots).
+        let mut touched = Vec::new();
+        for tree in [
+            Tree::Calendars,
+            Tree::SlotMap,
+            Tree::Externals,
+            Tree::Jobs,
+            Tree::Busy,
+        ] {
+            for (k, _) in self.raw_scan(tree, &[])? {
+                if matches!(tree, Tree::Calendars | Tree::Busy) {
+                    touched.extend(Id::from_slice(&k).map(|o| Change::Busy(o, Vec::new())));
+                }
+                writes.push((tree, k, None));
+            }
+        }
+        self.commit(&writes)?;
+        self.catalog
+            .write()
+            .map_err(|_| StoreError::Poisoned)?
+            .busy
+            .clear();
+        self.versions.bump(&touched);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// A fresh, unique, increasing number (job sequence numbers and the like).
@@ -601,15 +671,15 @@ mod index_tests {
             assert_eq!(resource_ids(&s), before);
             assert_eq!(s.read().expect("read").orders.len(), orders);
             // Forget the index, as a store written before it existed.
-            for t in [T_IDX_RESOURCES, T_IDX_ORDERS, T_META] {
-                s.trees[t].clear().expect("clear");
+            for t in [Tree::IdxResources, Tree::IdxOrders, Tree::Meta] {
+                s.tree(t).clear().expect("clear");
             }
             s.db.flush().expect("flush");
         }
         let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
         assert_eq!(resource_ids(&s), before);
         assert_eq!(s.read().expect("read").orders.len(), orders);
-        assert!(s.trees[T_META].get(META_INDEXED).expect("get").is_some());
-        assert_eq!(s.trees[T_IDX_RESOURCES].len(), 4);
+        assert!(s.tree(Tree::Meta).get(META_INDEXED).expect("get").is_some());
+        assert_eq!(s.tree(Tree::IdxResources).len(), 4);
     }
 }

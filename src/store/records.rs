@@ -8,6 +8,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::calendar::{
+    CalendarState, ExtTime, ExternalEvent, Job, JobKind, MappedEvent, OfferingCalendar, RunSummary,
+};
 use crate::domain::{
     Category, Customer, Id, Interval, Offering, OfferingState, Order, OrderState, OrderType,
     Project, Resource, ResourceState, Slot, User,
@@ -429,6 +432,381 @@ impl BusyRecord {
                 .iter()
                 .map(|s| Interval::new(s.start, s.end))
                 .collect(),
+        }
+    }
+}
+
+// ---- The Google side: calendar records, jobs, the slot mapping, external events.
+// Field names and enum spellings are those the first layout wrote (it serialised the
+// domain structs themselves), so stored data keeps loading.
+
+#[derive(Serialize, Deserialize)]
+pub enum CalendarStateV1 {
+    #[serde(rename = "Creation Scheduled")]
+    CreationScheduled,
+    Creating,
+    #[serde(rename = "Update Scheduled")]
+    UpdateScheduled,
+    Updating,
+    #[serde(rename = "OK")]
+    Ok,
+    Erred,
+}
+
+impl From<CalendarState> for CalendarStateV1 {
+    fn from(s: CalendarState) -> Self {
+        match s {
+            CalendarState::CreationScheduled => CalendarStateV1::CreationScheduled,
+            CalendarState::Creating => CalendarStateV1::Creating,
+            CalendarState::UpdateScheduled => CalendarStateV1::UpdateScheduled,
+            CalendarState::Updating => CalendarStateV1::Updating,
+            CalendarState::Ok => CalendarStateV1::Ok,
+            CalendarState::Erred => CalendarStateV1::Erred,
+        }
+    }
+}
+
+impl From<CalendarStateV1> for CalendarState {
+    fn from(s: CalendarStateV1) -> Self {
+        match s {
+            CalendarStateV1::CreationScheduled => CalendarState::CreationScheduled,
+            CalendarStateV1::Creating => CalendarState::Creating,
+            CalendarStateV1::UpdateScheduled => CalendarState::UpdateScheduled,
+            CalendarStateV1::Updating => CalendarState::Updating,
+            CalendarStateV1::Ok => CalendarState::Ok,
+            CalendarStateV1::Erred => CalendarState::Erred,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct RunSummaryV1 {
+    started: Option<DateTime<Utc>>,
+    duration_ms: u64,
+    created: u32,
+    updated: u32,
+    deleted: u32,
+    adopted: u32,
+    busy_slots: u32,
+    warnings: Vec<String>,
+    api_calls: u64,
+    full_listing: bool,
+}
+
+impl From<&RunSummary> for RunSummaryV1 {
+    fn from(r: &RunSummary) -> Self {
+        RunSummaryV1 {
+            started: r.started,
+            duration_ms: r.duration_ms,
+            created: r.created,
+            updated: r.updated,
+            deleted: r.deleted,
+            adopted: r.adopted,
+            busy_slots: r.busy_slots,
+            warnings: r.warnings.clone(),
+            api_calls: r.api_calls,
+            full_listing: r.full_listing,
+        }
+    }
+}
+
+impl From<RunSummaryV1> for RunSummary {
+    fn from(r: RunSummaryV1) -> Self {
+        RunSummary {
+            started: r.started,
+            duration_ms: r.duration_ms,
+            created: r.created,
+            updated: r.updated,
+            deleted: r.deleted,
+            adopted: r.adopted,
+            busy_slots: r.busy_slots,
+            warnings: r.warnings,
+            api_calls: r.api_calls,
+            full_listing: r.full_listing,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct CalendarV1 {
+    offering: Id,
+    calendar_id: Option<String>,
+    public: bool,
+    state: CalendarStateV1,
+    sync_token: Option<String>,
+    last_success: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    last_run: Option<RunSummaryV1>,
+    failures: u32,
+    synced_name: Option<String>,
+}
+impl From<&OfferingCalendar> for CalendarV1 {
+    fn from(c: &OfferingCalendar) -> Self {
+        CalendarV1 {
+            offering: c.offering,
+            calendar_id: c.calendar_id.clone(),
+            public: c.public,
+            state: c.state.into(),
+            sync_token: c.sync_token.clone(),
+            last_success: c.last_success,
+            last_error: c.last_error.clone(),
+            last_run: c.last_run.as_ref().map(RunSummaryV1::from),
+            failures: c.failures,
+            synced_name: c.synced_name.clone(),
+        }
+    }
+}
+impl From<CalendarV1> for OfferingCalendar {
+    fn from(c: CalendarV1) -> Self {
+        OfferingCalendar {
+            offering: c.offering,
+            calendar_id: c.calendar_id,
+            public: c.public,
+            state: c.state.into(),
+            sync_token: c.sync_token,
+            last_success: c.last_success,
+            last_error: c.last_error,
+            last_run: c.last_run.map(RunSummary::from),
+            failures: c.failures,
+            synced_name: c.synced_name,
+        }
+    }
+}
+versioned!(CalendarRecord, CalendarV1, OfferingCalendar);
+
+#[derive(Serialize, Deserialize)]
+pub enum JobKindV1 {
+    Sync,
+    Share,
+    Unshare,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct JobV1 {
+    seq: u64,
+    offering: Id,
+    kind: JobKindV1,
+    created: DateTime<Utc>,
+    attempts: u32,
+}
+impl From<&Job> for JobV1 {
+    fn from(j: &Job) -> Self {
+        JobV1 {
+            seq: j.seq,
+            offering: j.offering,
+            kind: match j.kind {
+                JobKind::Sync => JobKindV1::Sync,
+                JobKind::Share => JobKindV1::Share,
+                JobKind::Unshare => JobKindV1::Unshare,
+            },
+            created: j.created,
+            attempts: j.attempts,
+        }
+    }
+}
+impl From<JobV1> for Job {
+    fn from(j: JobV1) -> Self {
+        Job {
+            seq: j.seq,
+            offering: j.offering,
+            kind: match j.kind {
+                JobKindV1::Sync => JobKind::Sync,
+                JobKindV1::Share => JobKind::Share,
+                JobKindV1::Unshare => JobKind::Unshare,
+            },
+            created: j.created,
+            attempts: j.attempts,
+        }
+    }
+}
+versioned!(JobRecord, JobV1, Job);
+
+#[derive(Serialize, Deserialize)]
+pub struct MappedV1 {
+    event_id: String,
+    fingerprint: String,
+    etag: Option<String>,
+    needs_push: bool,
+}
+impl From<&MappedEvent> for MappedV1 {
+    fn from(m: &MappedEvent) -> Self {
+        MappedV1 {
+            event_id: m.event_id.clone(),
+            fingerprint: m.fingerprint.clone(),
+            etag: m.etag.clone(),
+            needs_push: m.needs_push,
+        }
+    }
+}
+impl From<MappedV1> for MappedEvent {
+    fn from(m: MappedV1) -> Self {
+        MappedEvent {
+            event_id: m.event_id,
+            fingerprint: m.fingerprint,
+            etag: m.etag,
+            needs_push: m.needs_push,
+        }
+    }
+}
+versioned!(MappedRecord, MappedV1, MappedEvent);
+
+#[derive(Serialize, Deserialize)]
+pub enum ExtTimeV1 {
+    Instant {
+        at: DateTime<Utc>,
+        tz: Option<String>,
+    },
+    Date(NaiveDate),
+}
+impl From<&ExtTime> for ExtTimeV1 {
+    fn from(t: &ExtTime) -> Self {
+        match t {
+            ExtTime::Instant { at, tz } => ExtTimeV1::Instant {
+                at: *at,
+                tz: tz.clone(),
+            },
+            ExtTime::Date(d) => ExtTimeV1::Date(*d),
+        }
+    }
+}
+impl From<ExtTimeV1> for ExtTime {
+    fn from(t: ExtTimeV1) -> Self {
+        match t {
+            ExtTimeV1::Instant { at, tz } => ExtTime::Instant { at, tz },
+            ExtTimeV1::Date(d) => ExtTime::Date(d),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ExternalV1 {
+    id: String,
+    status: String,
+    transparent: bool,
+    declined: bool,
+    event_type: Option<String>,
+    start: Option<ExtTimeV1>,
+    end: Option<ExtTimeV1>,
+    recurrence: Vec<String>,
+    recurring_event_id: Option<String>,
+    original_start: Option<ExtTimeV1>,
+}
+impl From<&ExternalEvent> for ExternalV1 {
+    fn from(e: &ExternalEvent) -> Self {
+        ExternalV1 {
+            id: e.id.clone(),
+            status: e.status.clone(),
+            transparent: e.transparent,
+            declined: e.declined,
+            event_type: e.event_type.clone(),
+            start: e.start.as_ref().map(ExtTimeV1::from),
+            end: e.end.as_ref().map(ExtTimeV1::from),
+            recurrence: e.recurrence.clone(),
+            recurring_event_id: e.recurring_event_id.clone(),
+            original_start: e.original_start.as_ref().map(ExtTimeV1::from),
+        }
+    }
+}
+impl From<ExternalV1> for ExternalEvent {
+    fn from(e: ExternalV1) -> Self {
+        ExternalEvent {
+            id: e.id,
+            status: e.status,
+            transparent: e.transparent,
+            declined: e.declined,
+            event_type: e.event_type,
+            start: e.start.map(ExtTime::from),
+            end: e.end.map(ExtTime::from),
+            recurrence: e.recurrence,
+            recurring_event_id: e.recurring_event_id,
+            original_start: e.original_start.map(ExtTime::from),
+        }
+    }
+}
+
+/// The external events of one offering's calendar, replaced as a whole.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+pub enum ExternalsRecord {
+    #[serde(rename = "1")]
+    V1 { events: Vec<ExternalV1> },
+}
+
+impl ExternalsRecord {
+    pub fn of(events: &[ExternalEvent]) -> Self {
+        ExternalsRecord::V1 {
+            events: events.iter().map(ExternalV1::from).collect(),
+        }
+    }
+    pub fn events(self) -> Vec<ExternalEvent> {
+        match self {
+            ExternalsRecord::V1 { events } => events.into_iter().map(ExternalEvent::from).collect(),
+        }
+    }
+}
+
+/// An order's attachment: the uploaded file as the API stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    pub name: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct AttachmentV1 {
+    name: String,
+    content_type: String,
+    data_b64: String,
+}
+impl From<&Attachment> for AttachmentV1 {
+    fn from(a: &Attachment) -> Self {
+        use base64::Engine;
+        AttachmentV1 {
+            name: a.name.clone(),
+            content_type: a.content_type.clone(),
+            data_b64: base64::engine::general_purpose::STANDARD.encode(&a.data),
+        }
+    }
+}
+impl AttachmentV1 {
+    fn into_attachment(self) -> Option<Attachment> {
+        use base64::Engine;
+        Some(Attachment {
+            name: self.name,
+            content_type: self.content_type,
+            data: base64::engine::general_purpose::STANDARD
+                .decode(self.data_b64)
+                .ok()?,
+        })
+    }
+}
+
+/// An attachment record. The first layout was written without a version tag, so a
+/// record without one is read as that layout.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttachmentRecord {
+    Versioned(VersionedAttachment),
+    Untagged(AttachmentV1),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+pub enum VersionedAttachment {
+    #[serde(rename = "1")]
+    V1(AttachmentV1),
+}
+
+impl AttachmentRecord {
+    pub fn of(a: &Attachment) -> Self {
+        AttachmentRecord::Versioned(VersionedAttachment::V1(AttachmentV1::from(a)))
+    }
+    /// The attachment, or `None` when its data is not valid base64.
+    pub fn attachment(self) -> Option<Attachment> {
+        match self {
+            AttachmentRecord::Versioned(VersionedAttachment::V1(a))
+            | AttachmentRecord::Untagged(a) => a.into_attachment(),
         }
     }
 }

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
-use super::sync_state::Kind;
 use super::{Change, Store};
 use crate::domain::Id;
 
@@ -47,10 +46,16 @@ impl Change {
                 Some(Scope::BookingsBy(r.created_by)),
             ),
             Change::Busy(o, _) => (Some(Scope::Offering(*o)), None),
-            Change::SyncState(Kind::Calendars, key, _) => {
-                (Id::from_slice(key).map(Scope::Offering), None)
-            }
-            Change::Order(_) | Change::DeleteOrder(_) | Change::SyncState(..) => (None, None),
+            Change::Calendar(c) => (Some(Scope::Offering(c.offering)), None),
+            Change::Order(_)
+            | Change::DeleteOrder(_)
+            | Change::Job(_)
+            | Change::JobDone(_)
+            | Change::Mapping { .. }
+            | Change::Externals(..)
+            | Change::Attachment(..)
+            | Change::FeedToken(_)
+            | Change::RevokeFeedToken(_) => (None, None),
         };
         a.into_iter().chain(b)
     }
@@ -108,7 +113,7 @@ mod tests {
         let (a, b) = (Id::new_v4(), Id::new_v4());
         let cal = |o| Store::calendar_change(&OfferingCalendar::new(o)).expect("encode");
         let busy = |o| Change::Busy(o, Vec::new());
-        let token = Change::SyncState(Kind::FeedTokens, b"t".to_vec(), None);
+        let token = Change::RevokeFeedToken([0; 32]);
         let order = Change::DeleteOrder(a);
         // (write, scopes that must move, scopes that must stay)
         let cases: Vec<(Change, Vec<Scope>, Vec<Scope>)> = vec![

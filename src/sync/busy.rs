@@ -4,9 +4,10 @@
 //! tentative, opaque events that the calendar did not decline. Transparent ("free"),
 //! cancelled, declined and working-location events never block. All-day events are
 //! whole days in the calendar's zone (midnight to midnight, DST-aware). Recurring
-//! events are expanded here with the `rrule` crate over a horizon, with their
-//! exceptions (moved instances) and cancelled instances applied; an unparsable rule
-//! blocks only its first occurrence and is reported, it never fails the calendar.
+//! events are expanded over a horizon ([`super::recurrence`] reads every form Google
+//! writes), with their exceptions (moved instances) and cancelled instances applied;
+//! an unreadable rule blocks only its first occurrence and is reported, it never
+//! fails the calendar.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,45 +53,33 @@ fn blocks(e: &ExternalEvent) -> bool {
         && !matches!(e.event_type.as_deref(), Some("workingLocation"))
 }
 
-/// Expands a recurring event's start instants (as local starts in its zone).
+/// Expands a recurring event's start instants within (about) the window, reading its
+/// recurrence the way Google writes it (see [`super::recurrence`]): timed series in
+/// their own zone, all-day series by dates in the calendar's zone.
 fn expand(e: &ExternalEvent, cal_tz: Tz, window: &Window) -> Result<Vec<DateTime<Utc>>, String> {
     let start = e.start.as_ref().ok_or("recurring event without start")?;
-    let (tz, local_start) = match start {
+    let length = match (start, e.end.as_ref()) {
+        (s, Some(en)) => instant(en, cal_tz) - instant(s, cal_tz),
+        _ => Duration::zero(),
+    };
+    // Occurrences that start before the window may still reach into it.
+    let from = window.from - length.max(Duration::zero()) - Duration::days(1);
+    match start {
         ExtTime::Instant { at, tz } => {
             let zone: Tz = tz.as_deref().and_then(|z| z.parse().ok()).unwrap_or(cal_tz);
-            (zone, at.with_timezone(&zone).naive_local())
+            super::recurrence::timed_starts(zone, *at, &e.recurrence, from, window.to)
         }
-        ExtTime::Date(d) => (cal_tz, d.and_hms_opt(0, 0, 0).unwrap_or_default()),
-    };
-    let mut text = format!(
-        "DTSTART;TZID={}:{}\n",
-        tz.name(),
-        local_start.format("%Y%m%dT%H%M%S")
-    );
-    for line in &e.recurrence {
-        // All-day exception dates become local midnights, which is what they mean.
-        let line = if let Some(rest) = line.strip_prefix("EXDATE;VALUE=DATE:") {
-            let parts: Vec<String> = rest.split(',').map(|d| format!("{d}T000000")).collect();
-            format!("EXDATE;TZID={}:{}", tz.name(), parts.join(","))
-        } else if let Some(rest) = line.strip_prefix("RDATE;VALUE=DATE:") {
-            let parts: Vec<String> = rest.split(',').map(|d| format!("{d}T000000")).collect();
-            format!("RDATE;TZID={}:{}", tz.name(), parts.join(","))
-        } else {
-            line.clone()
-        };
-        text.push_str(&line);
-        text.push('\n');
+        ExtTime::Date(d) => {
+            let first = from.with_timezone(&cal_tz).date_naive();
+            let last = window.to.with_timezone(&cal_tz).date_naive();
+            Ok(
+                super::recurrence::all_day_dates(*d, cal_tz, &e.recurrence, first, last)?
+                    .into_iter()
+                    .map(|day| midnight(cal_tz, day))
+                    .collect(),
+            )
+        }
     }
-    let set: rrule::RRuleSet = text.trim_end().parse().map_err(|e| format!("{e}"))?;
-    let rtz = rrule::Tz::Tz(tz);
-    let after = (window.from - Duration::days(1)).with_timezone(&rtz);
-    let before = window.to.with_timezone(&rtz);
-    let res = set.after(after).before(before).all(u16::MAX);
-    Ok(res
-        .dates
-        .into_iter()
-        .map(|d| d.with_timezone(&Utc))
-        .collect())
 }
 
 /// Result of expanding a calendar's external events.
@@ -374,6 +363,127 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// Series exactly as Google lists them (recurrence lines, exceptions as separate
+    /// events with `recurringEventId` and `originalStartTime`) -> busy slots.
+    #[test]
+    fn series_as_google_writes_them_become_the_expected_busy_slots() {
+        fn series(id: &str, start: ExtTime, end: ExtTime, lines: &[&str]) -> ExternalEvent {
+            ExternalEvent {
+                recurrence: lines.iter().map(|l| (*l).to_owned()).collect(),
+                ..ev(id, start, end)
+            }
+        }
+        fn instance(
+            parent: &str,
+            original: ExtTime,
+            moved: Option<(ExtTime, ExtTime)>,
+        ) -> ExternalEvent {
+            let (start, end, status) = match moved {
+                Some((s, e)) => (Some(s), Some(e), "confirmed"),
+                None => (None, None, "cancelled"),
+            };
+            ExternalEvent {
+                id: format!("{parent}_x"),
+                status: status.into(),
+                start,
+                end,
+                recurring_event_id: Some(parent.into()),
+                original_start: Some(original),
+                ..ev("x", day("2030-01-01"), day("2030-01-02"))
+            }
+        }
+        let berlin = Some("Europe/Berlin");
+        struct Case {
+            name: &'static str,
+            events: Vec<ExternalEvent>,
+            count: usize,
+            first: (&'static str, &'static str),
+            last: (&'static str, &'static str),
+        }
+        let cases = vec![
+            Case {
+                name: "lab closed on Mondays: all-day, weekly, date UNTIL, 13 weeks over DST",
+                events: vec![series(
+                    "closed",
+                    day("2030-02-04"),
+                    day("2030-02-05"),
+                    &["RRULE:FREQ=WEEKLY;WKST=SU;UNTIL=20300429;BYDAY=MO"],
+                )],
+                count: 13,
+                first: ("2030-02-03T23:00:00+00:00", "2030-02-04T23:00:00+00:00"),
+                last: ("2030-04-28T22:00:00+00:00", "2030-04-29T22:00:00+00:00"),
+            },
+            Case {
+                name: "timed weekly with a date UNTIL keeps 10:00 local across DST",
+                events: vec![series(
+                    "seminar",
+                    at("2030-03-18T09:00:00Z", berlin),
+                    at("2030-03-18T10:30:00Z", berlin),
+                    &["RRULE:FREQ=WEEKLY;UNTIL=20300415"],
+                )],
+                count: 5,
+                first: ("2030-03-18T09:00:00+00:00", "2030-03-18T10:30:00+00:00"),
+                last: ("2030-04-15T08:00:00+00:00", "2030-04-15T09:30:00+00:00"),
+            },
+            Case {
+                name: "timed daily with EXDATE;TZID, a cancelled and a moved instance",
+                events: vec![
+                    series(
+                        "daily",
+                        at("2030-06-03T07:00:00Z", berlin),
+                        at("2030-06-03T08:00:00Z", berlin),
+                        &[
+                            "RRULE:FREQ=DAILY;COUNT=5",
+                            "EXDATE;TZID=Europe/Berlin:20300604T090000",
+                        ],
+                    ),
+                    instance("daily", at("2030-06-05T07:00:00Z", berlin), None),
+                    instance(
+                        "daily",
+                        at("2030-06-07T07:00:00Z", berlin),
+                        Some((
+                            at("2030-06-07T12:00:00Z", berlin),
+                            at("2030-06-07T13:00:00Z", berlin),
+                        )),
+                    ),
+                ],
+                count: 3,
+                first: ("2030-06-03T07:00:00+00:00", "2030-06-03T08:00:00+00:00"),
+                last: ("2030-06-07T12:00:00+00:00", "2030-06-07T13:00:00+00:00"),
+            },
+            Case {
+                name: "two-day all-day series with a cancelled date instance",
+                events: vec![
+                    series(
+                        "retreat",
+                        day("2030-10-24"),
+                        day("2030-10-26"),
+                        &["RRULE:FREQ=WEEKLY;COUNT=3"],
+                    ),
+                    instance("retreat", day("2030-10-31"), None),
+                ],
+                count: 2,
+                // 27 October 2030 is the autumn change: a 25-hour day.
+                first: ("2030-10-23T22:00:00+00:00", "2030-10-25T22:00:00+00:00"),
+                last: ("2030-11-06T23:00:00+00:00", "2030-11-08T23:00:00+00:00"),
+            },
+        ];
+        for case in cases {
+            let x = busy_slots(&case.events, BERLIN, &window());
+            assert!(x.warnings.is_empty(), "{}: {:?}", case.name, x.warnings);
+            let got = spans(&x);
+            assert_eq!(got.len(), case.count, "{}: {got:?}", case.name);
+            let pair = |p: (&str, &str)| (p.0.to_owned(), p.1.to_owned());
+            assert_eq!(
+                got.first().cloned(),
+                Some(pair(case.first)),
+                "{}",
+                case.name
+            );
+            assert_eq!(got.last().cloned(), Some(pair(case.last)), "{}", case.name);
+        }
     }
 
     #[test]

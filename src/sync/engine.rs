@@ -536,15 +536,7 @@ impl SyncEngine {
             single_events: false,
         };
         let (page, full) = match &cal.sync_token {
-            Some(t) => match api
-                .events_list(
-                    &cal_id,
-                    ListMode::Incremental {
-                        sync_token: t.clone(),
-                    },
-                )
-                .await
-            {
+            Some(t) => match api.events_list(&cal_id, full_mode.continued(t)).await {
                 Ok(p) => (p, false),
                 Err(e) if e.kind() == GoogleErrorKind::SyncTokenExpired => {
                     calls.fetch_add(1, Ordering::Relaxed);

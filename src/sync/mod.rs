@@ -13,29 +13,6 @@
 pub mod busy;
 pub mod engine;
 pub mod plan;
+pub mod recurrence;
 
 pub use engine::{CalendarSource, RunOptions, RunReport, SingleClient, SyncEngine, SyncError};
-
-use crate::domain::Id;
-use crate::store::{Change, Store, StoreError};
-
-/// Forgets everything known about the offerings' Google calendars (calendar records,
-/// slot mappings, external events, busy slots, queued jobs). For a fresh Google
-/// account, such as the demo's new emulator; bookings are untouched.
-///
-/// # Errors
-/// Storage failure.
-pub fn forget_google_state(store: &Store) -> Result<(), StoreError> {
-    use crate::store::sync_state::Kind;
-    let mut changes = Vec::new();
-    for kind in [Kind::Calendars, Kind::SlotMap, Kind::Externals, Kind::Jobs] {
-        for (k, _) in store.sync_scan(kind, &[])? {
-            changes.push(Change::SyncState(kind, k, None));
-        }
-    }
-    let offerings: Vec<Id> = store.read()?.offerings.keys().copied().collect();
-    for o in offerings {
-        changes.push(Change::Busy(o, Vec::new()));
-    }
-    store.sync_put(changes)
-}

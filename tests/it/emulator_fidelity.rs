@@ -993,18 +993,29 @@ async fn single_events_expand_a_berlin_series_across_dst_with_an_exception_and_a
         "2024-03-30T10:00:00+01:00"
     );
 
-    // Without singleEvents: the series and its moved exception; the cancelled one
-    // only with showDeleted, as a tombstone carrying recurringEventId.
-    let (plain, _, _) = api.list_all(&cal, "").await;
-    assert_eq!(ids(&plain), vec!["series01", "series01_20240330T090000Z"]);
-    let (with_deleted, _, _) = api.list_all(&cal, "showDeleted=true").await;
-    let cancelled = with_deleted
-        .iter()
-        .find(|i| i["id"] == "series01_20240401T080000Z")
-        .unwrap();
-    assert_eq!(cancelled["status"], "cancelled");
-    assert_eq!(cancelled["recurringEventId"], "series01");
-    assert!(cancelled["originalStartTime"].is_object());
+    // Without singleEvents: the series, its moved exception and, as the reference
+    // says for showDeleted and singleEvents both false, its cancelled instance (a
+    // tombstone carrying recurringEventId and originalStartTime).
+    for query in ["", "showDeleted=true"] {
+        let (plain, _, _) = api.list_all(&cal, query).await;
+        assert_eq!(
+            ids(&plain),
+            vec![
+                "series01",
+                "series01_20240330T090000Z",
+                "series01_20240401T080000Z"
+            ],
+            "{query}"
+        );
+        let cancelled = &plain[2];
+        assert_eq!(cancelled["status"], "cancelled");
+        assert_eq!(cancelled["recurringEventId"], "series01");
+        assert!(cancelled["originalStartTime"].is_object());
+        assert!(cancelled.get("summary").is_none());
+    }
+    // With singleEvents and without showDeleted the cancelled instance is absent.
+    let (single, _, _) = api.list_all(&cal, "singleEvents=true").await;
+    assert!(!ids(&single).contains(&"series01_20240401T080000Z".to_owned()));
 
     let (status, instances) = api
         .get(&format!("calendars/{cal}/events/series01/instances"))
@@ -1678,8 +1689,15 @@ async fn other_credentials_see_a_calendar_only_through_its_acl() {
 }
 
 #[tokio::test]
-async fn an_incremental_listing_needs_not_repeat_show_deleted_but_may_not_set_it_false() {
+async fn without_strict_parameters_an_incremental_listing_needs_not_repeat_show_deleted_but_may_not_set_it_false(
+) {
     let api = Api::start().await;
+    api.emulator
+        .controls()
+        .set(bookcal::emulator::SettingsUpdate {
+            strict_sync_parameters: Some(false),
+            ..Default::default()
+        });
     let cal = api.new_calendar("UTC").await;
     api.insert_ok(&cal, json!({"id": "abcde1", "start": {"dateTime": "2030-01-01T10:00:00Z"}, "end": {"dateTime": "2030-01-01T11:00:00Z"}})).await;
     let (_, token, _) = api.list_all(&cal, "showDeleted=true").await;
@@ -1742,4 +1760,392 @@ async fn attendee_self_is_set_by_the_server_for_the_calendar_itself() {
         body["attendees"][1].get("self").is_none(),
         "clients cannot claim self: {body}"
     );
+}
+
+// ---------------------------------------------------------------- Google as it really is
+
+#[tokio::test]
+async fn recurrence_in_every_form_google_writes_is_accepted_and_expanded() {
+    let api = Api::start().await;
+    let cal = api.new_calendar("Europe/Berlin").await;
+    // Timed weekly series ending on a plain date, with exceptions in two forms.
+    api.insert_ok(
+        &cal,
+        json!({
+            "id": "seminar1",
+            "summary": "Seminar",
+            "start": {"dateTime": "2030-03-18T10:00:00", "timeZone": "Europe/Berlin"},
+            "end": {"dateTime": "2030-03-18T11:00:00", "timeZone": "Europe/Berlin"},
+            "recurrence": [
+                "RRULE:FREQ=WEEKLY;WKST=SU;UNTIL=20300415;BYDAY=MO",
+                "EXDATE;TZID=Europe/Berlin:20300325T100000",
+                "EXDATE:20300408T080000Z",
+            ],
+        }),
+    )
+    .await;
+    // All-day series ending on a date, with excluded dates.
+    api.insert_ok(
+        &cal,
+        json!({
+            "id": "closed01",
+            "summary": "Lab closed",
+            "start": {"date": "2030-03-04"},
+            "end": {"date": "2030-03-05"},
+            "recurrence": [
+                "RRULE:FREQ=WEEKLY;UNTIL=20300401",
+                "EXDATE;VALUE=DATE:20300311,20300318",
+            ],
+        }),
+    )
+    .await;
+    // UNTIL as a UTC date-time.
+    api.insert_ok(
+        &cal,
+        json!({
+            "id": "standup1",
+            "summary": "Stand-up",
+            "start": {"dateTime": "2030-03-29T09:00:00+01:00", "timeZone": "Europe/Berlin"},
+            "end": {"dateTime": "2030-03-29T09:15:00+01:00", "timeZone": "Europe/Berlin"},
+            "recurrence": ["RRULE:FREQ=DAILY;UNTIL=20300331T070000Z"],
+        }),
+    )
+    .await;
+    let (items, _, _) = api
+        .list_all(&cal, "singleEvents=true&orderBy=startTime")
+        .await;
+    assert_eq!(
+        ids(&items),
+        vec![
+            "closed01_20300304",
+            "seminar1_20300318T090000Z",
+            "closed01_20300325",
+            "standup1_20300329T080000Z",
+            "standup1_20300330T080000Z",
+            "standup1_20300331T070000Z",
+            "closed01_20300401",
+            "seminar1_20300401T080000Z",
+            "seminar1_20300415T080000Z",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn incremental_listings_must_repeat_the_full_listings_parameters() {
+    let api = Api::start().await;
+    let cal = api.new_calendar("UTC").await;
+    let (_, token, _) = api.list_all(&cal, "showDeleted=true").await;
+    let token = token.unwrap();
+    let (status, body) = api
+        .get(&format!("calendars/{cal}/events?syncToken={token}"))
+        .await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::BAD_REQUEST, "invalid")
+    );
+    let (status, _) = api
+        .get(&format!(
+            "calendars/{cal}/events?syncToken={token}&showDeleted=true"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The lenient reading only compares singleEvents.
+    api.emulator
+        .controls()
+        .set(bookcal::emulator::SettingsUpdate {
+            strict_sync_parameters: Some(false),
+            ..Default::default()
+        });
+    let (status, _) = api
+        .get(&format!("calendars/{cal}/events?syncToken={token}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn time_zones_google_refuses_are_invalid_and_their_old_names_accepted() {
+    let api = Api::start().await;
+    let (status, body) = api
+        .post(
+            "calendars",
+            json!({"summary": "Kyiv", "timeZone": "Europe/Kyiv"}),
+        )
+        .await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::BAD_REQUEST, "invalid")
+    );
+    let cal = api.new_calendar("Europe/Kiev").await;
+    let event = |zone: &str| {
+        json!({
+            "summary": "Booking",
+            "start": {"dateTime": "2030-01-01T10:00:00+02:00", "timeZone": zone},
+            "end": {"dateTime": "2030-01-01T11:00:00+02:00", "timeZone": zone},
+        })
+    };
+    let (status, body) = api.insert(&cal, event("Europe/Kyiv")).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::BAD_REQUEST, "invalid")
+    );
+    assert_eq!(
+        body["error"]["message"],
+        "Invalid time zone definition for start time."
+    );
+    api.insert_ok(&cal, event("Europe/Kiev")).await;
+    let zones: Vec<String> = api
+        .http
+        .get(format!("{}emulator/time-zones", api.emulator.root_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(zones.iter().any(|z| z == "Europe/Kiev"));
+    assert!(!zones.iter().any(|z| z == "Europe/Kyiv"));
+    api.emulator
+        .controls()
+        .set(bookcal::emulator::SettingsUpdate {
+            strict_time_zones: Some(false),
+            ..Default::default()
+        });
+    api.insert_ok(&cal, event("Europe/Kyiv")).await;
+}
+
+#[tokio::test]
+async fn with_etag_drift_reads_show_another_etag_than_the_write_answered() {
+    let api = Api::start().await;
+    let cal = api.new_calendar("UTC").await;
+    api.emulator
+        .controls()
+        .set(bookcal::emulator::SettingsUpdate {
+            etag_drift: Some(true),
+            ..Default::default()
+        });
+    let written = api
+        .insert_ok(
+            &cal,
+            timed(
+                Some("drift01"),
+                "2030-01-01T10:00:00Z",
+                "2030-01-01T11:00:00Z",
+            ),
+        )
+        .await;
+    let (_, read) = api.get(&format!("calendars/{cal}/events/drift01")).await;
+    assert_ne!(written["etag"], read["etag"]);
+    assert_eq!(written["updated"], read["updated"]);
+    let (listed, _, _) = api.list_all(&cal, "").await;
+    assert_eq!(listed[0]["etag"], read["etag"]);
+    // If-Match compares with what reads show.
+    let path = format!("calendars/{cal}/events/drift01");
+    let body = timed(None, "2030-01-01T12:00:00Z", "2030-01-01T13:00:00Z");
+    let stale = written["etag"].as_str().unwrap();
+    let (status, _) = api
+        .call_with(
+            Method::PUT,
+            &path,
+            Some(body.clone()),
+            Some(&api.token),
+            Some(stale),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    let current = read["etag"].as_str().unwrap();
+    let (status, _) = api
+        .call_with(
+            Method::PUT,
+            &path,
+            Some(body),
+            Some(&api.token),
+            Some(current),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_purged_tombstone_keeps_its_id_taken_but_cannot_be_revived() {
+    let api = Api::start().await;
+    let cal = api.new_calendar("UTC").await;
+    let controls = api.emulator.controls();
+    controls.set(bookcal::emulator::SettingsUpdate {
+        purge_tombstones_after_secs: Some(600),
+        ..Default::default()
+    });
+    let event = timed(
+        Some("purge01"),
+        "2030-01-01T10:00:00Z",
+        "2030-01-01T11:00:00Z",
+    );
+    api.insert_ok(&cal, event.clone()).await;
+    let (_, token, _) = api.list_all(&cal, "showDeleted=true").await;
+    let path = format!("calendars/{cal}/events/purge01");
+    assert_eq!(
+        api.call(Method::DELETE, &path, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    // Before the delay: an ordinary tombstone.
+    assert_eq!(api.get(&path).await.1["status"], "cancelled");
+    controls.advance_clock(Duration::from_secs(601));
+    assert_eq!(api.get(&path).await.0, StatusCode::NOT_FOUND);
+    let mut revive = event.clone();
+    revive["status"] = json!("confirmed");
+    assert_eq!(
+        api.call(Method::PUT, &path, Some(revive)).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, body) = api.insert(&cal, event).await;
+    assert_eq!((status, reason(&body)), (StatusCode::CONFLICT, "duplicate"));
+    let (listed, _, _) = api.list_all(&cal, "showDeleted=true").await;
+    assert!(listed.is_empty(), "{listed:?}");
+    // A sync token from before the purge cannot tell of the deletion any more.
+    let (status, body) = api
+        .get(&format!(
+            "calendars/{cal}/events?syncToken={}&showDeleted=true",
+            token.unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::GONE, "fullSyncRequired")
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_calendar_answers_404_or_403_until_the_propagation_delay_passed() {
+    let api = Api::start().await;
+    let controls = api.emulator.controls();
+    controls.set(bookcal::emulator::SettingsUpdate {
+        fresh_calendar_delay_secs: Some(5),
+        ..Default::default()
+    });
+    let cal = api.new_calendar("UTC").await;
+    let events = format!("calendars/{cal}/events");
+    let (status, body) = api.get(&events).await;
+    assert_eq!((status, reason(&body)), (StatusCode::NOT_FOUND, "notFound"));
+    assert_eq!(api.get(&format!("calendars/{cal}")).await.0, StatusCode::OK);
+    controls.set(bookcal::emulator::SettingsUpdate {
+        fresh_calendar_status: Some(403),
+        ..Default::default()
+    });
+    let (status, body) = api
+        .post(
+            &format!("calendars/{cal}/acl"),
+            json!({"role": "reader", "scope": {"type": "default"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::FORBIDDEN, "requiredAccessLevel")
+    );
+    controls.advance_clock(Duration::from_secs(5));
+    assert_eq!(api.get(&events).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn creating_too_many_calendars_puts_the_account_in_read_only_mode_for_the_lockout() {
+    let mut api = Api::start().await;
+    let controls = api.emulator.controls();
+    controls.set(bookcal::emulator::SettingsUpdate {
+        calendar_creation_limit: Some(bookcal::emulator::CreationLimit {
+            max: 3,
+            window_secs: 3600,
+            lockout_secs: 7200,
+        }),
+        ..Default::default()
+    });
+    let first = api.new_calendar("UTC").await;
+    api.new_calendar("UTC").await;
+    api.new_calendar("UTC").await;
+    let (status, body) = api
+        .post("calendars", json!({"summary": "Fourth", "timeZone": "UTC"}))
+        .await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::FORBIDDEN, "quotaExceeded")
+    );
+    assert_eq!(body["error"]["errors"][0]["domain"], "usageLimits");
+    assert_eq!(body["error"]["message"], "Calendar usage limits exceeded.");
+    // Read-only: writes fail, reads work.
+    let event = timed(
+        Some("ro0001"),
+        "2030-01-01T10:00:00Z",
+        "2030-01-01T11:00:00Z",
+    );
+    let (status, body) = api.insert(&first, event.clone()).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::FORBIDDEN, "quotaExceeded")
+    );
+    assert_eq!(
+        api.get(&format!("calendars/{first}/events")).await.0,
+        StatusCode::OK
+    );
+    let lockouts = controls.lockouts();
+    assert_eq!(lockouts.len(), 1);
+    assert!(lockouts
+        .values()
+        .all(|left| *left > Duration::from_secs(7000)));
+    controls.advance_clock(Duration::from_secs(7200));
+    // Two hours later the access token has expired too.
+    api.token = jwt_token(&api.http, &api.emulator, None).await;
+    api.insert_ok(&first, event).await;
+    api.new_calendar("UTC").await;
+    assert!(controls.lockouts().is_empty());
+}
+
+#[tokio::test]
+async fn the_token_endpoint_fails_with_internal_failure_or_invalid_grant_as_told() {
+    use bookcal::emulator::{TokenFailNth, TokenFault};
+    let api = Api::start().await;
+    api.emulator
+        .controls()
+        .set(bookcal::emulator::SettingsUpdate {
+            token_fail_nth: Some(vec![
+                TokenFailNth {
+                    nth: 1,
+                    count: 2,
+                    error: TokenFault::InternalFailure,
+                    seen: 0,
+                },
+                TokenFailNth {
+                    nth: 4,
+                    count: 1,
+                    error: TokenFault::InvalidGrant,
+                    seen: 0,
+                },
+            ]),
+            ..Default::default()
+        });
+    let key = key_of(&api.emulator);
+    let pem = key["private_key"].as_str().unwrap().to_owned();
+    let (emulator, http) = (&api.emulator, &api.http);
+    let grant = || {
+        let jwt = assertion(emulator, &pem, None);
+        async move {
+            token_request(
+                http,
+                emulator,
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", &jwt),
+                ],
+            )
+            .await
+        }
+    };
+    for _ in 0..2 {
+        let (status, body) = grant().await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, json!({"error": "internal_failure"}));
+    }
+    assert_eq!(grant().await.0, StatusCode::OK);
+    let (status, body) = grant().await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(grant().await.0, StatusCode::OK);
 }

@@ -356,12 +356,7 @@ async fn incremental_sync_delivers_changes_and_deletions_then_an_expired_token_i
         .expect("insert");
 
     let delta = client
-        .events_list(
-            &cal.id,
-            ListMode::Incremental {
-                sync_token: token.clone(),
-            },
-        )
+        .events_list(&cal.id, full().continued(token.clone()))
         .await
         .expect("incremental");
     let by_id: BTreeMap<_, _> = delta
@@ -379,19 +374,14 @@ async fn incremental_sync_delivers_changes_and_deletions_then_an_expired_token_i
     assert_ne!(next, token);
 
     let quiet = client
-        .events_list(
-            &cal.id,
-            ListMode::Incremental {
-                sync_token: next.clone(),
-            },
-        )
+        .events_list(&cal.id, full().continued(next.clone()))
         .await
         .expect("nothing changed");
     assert!(quiet.events.is_empty(), "{:?}", quiet.events);
 
     emu.controls().expire_sync_tokens();
     let expired = client
-        .events_list(&cal.id, ListMode::Incremental { sync_token: next })
+        .events_list(&cal.id, full().continued(next))
         .await
         .expect_err("expired token");
     assert_eq!(expired.kind(), GoogleErrorKind::SyncTokenExpired);

@@ -14,6 +14,7 @@ mod feed_service;
 mod feeds;
 mod feeds_realclients;
 mod google_adapter;
+mod google_reality;
 mod ical_feeds;
 mod limits;
 mod openapi;

@@ -157,6 +157,65 @@ def main(key_file, root_url):
                       service.events().list(calendarId=calendar_id, syncToken=next_token,
                                             timeMin="2024-01-01T00:00:00Z"), 400, "invalid")
 
+    # recurrence in the forms Google writes
+    service.events().insert(calendarId=calendar_id, body={
+        "id": "pseminar1", "summary": "Seminar",
+        "start": {"dateTime": "2024-03-25T10:00:00", "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": "2024-03-25T11:00:00", "timeZone": "Europe/Berlin"},
+        "recurrence": ["RRULE:FREQ=WEEKLY;UNTIL=20240415",
+                       "EXDATE;TZID=Europe/Berlin:20240401T100000"],
+    }).execute()
+    service.events().insert(calendarId=calendar_id, body={
+        "id": "pclosed01", "summary": "Lab closed",
+        "start": {"date": "2024-03-04"}, "end": {"date": "2024-03-05"},
+        "recurrence": ["RRULE:FREQ=WEEKLY;UNTIL=20240325", "EXDATE;VALUE=DATE:20240311"],
+    }).execute()
+    service.events().insert(calendarId=calendar_id, body={
+        "id": "pstandup1", "summary": "Stand-up",
+        "start": {"dateTime": "2024-03-29T09:00:00+01:00", "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": "2024-03-29T09:15:00+01:00", "timeZone": "Europe/Berlin"},
+        "recurrence": ["RRULE:FREQ=DAILY;UNTIL=20240331T070000Z"],
+    }).execute()
+    def instance_ids(event_id):
+        got = service.events().instances(calendarId=calendar_id, eventId=event_id).execute()
+        return [i["id"] for i in got.get("items", [])]
+    check("UNTIL as a date with an EXDATE in a named zone",
+          instance_ids("pseminar1") == ["pseminar1_20240325T090000Z", "pseminar1_20240408T080000Z",
+                                        "pseminar1_20240415T080000Z"], instance_ids("pseminar1"))
+    check("all-day series with a date UNTIL and a date EXDATE",
+          instance_ids("pclosed01") == ["pclosed01_20240304", "pclosed01_20240318", "pclosed01_20240325"],
+          instance_ids("pclosed01"))
+    check("UNTIL as a UTC date-time",
+          instance_ids("pstandup1") == ["pstandup1_20240329T080000Z", "pstandup1_20240330T080000Z",
+                                        "pstandup1_20240331T070000Z"], instance_ids("pstandup1"))
+    moved = service.events().patch(calendarId=calendar_id, eventId="pseminar1_20240408T080000Z", body={
+        "start": {"dateTime": "2024-04-08T14:00:00+02:00", "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": "2024-04-08T15:00:00+02:00", "timeZone": "Europe/Berlin"},
+    }).execute()
+    check("a modified instance carries recurringEventId and originalStartTime",
+          moved.get("recurringEventId") == "pseminar1"
+          and moved.get("originalStartTime", {}).get("dateTime") == "2024-04-08T10:00:00+02:00", moved)
+    service.events().delete(calendarId=calendar_id, eventId="pclosed01_20240318").execute()
+    listed, _, _ = list_all(service, calendar_id, maxResults=2500)
+    by_id = {e["id"]: e for e in listed}
+    cancelled = by_id.get("pclosed01_20240318", {})
+    check("a cancelled instance is listed without showDeleted when singleEvents is false",
+          cancelled.get("status") == "cancelled" and cancelled.get("recurringEventId") == "pclosed01"
+          and cancelled.get("originalStartTime") == {"date": "2024-03-18"}, cancelled)
+    check("the modified instance is listed beside its series",
+          "pseminar1_20240408T080000Z" in by_id and "pseminar1" in by_id)
+    single, _, _ = list_all(service, calendar_id, singleEvents=True, orderBy="startTime",
+                            timeMin="2024-03-01T00:00:00Z", timeMax="2024-05-01T00:00:00Z")
+    closed = [e["id"] for e in single if e["id"].startswith("pclosed01")]
+    check("singleEvents leaves the cancelled instance out",
+          closed == ["pclosed01_20240304", "pclosed01_20240325"], closed)
+    expect_http_error("a zone Google refuses is invalid",
+                      service.events().insert(calendarId=calendar_id, body={
+                          "summary": "Kyiv",
+                          "start": {"dateTime": "2024-05-01T10:00:00+03:00", "timeZone": "Europe/Kyiv"},
+                          "end": {"dateTime": "2024-05-01T11:00:00+03:00", "timeZone": "Europe/Kyiv"},
+                      }), 400, "invalid")
+
     # ACL
     rule = service.acl().insert(calendarId=calendar_id,
                                 body={"role": "reader", "scope": {"type": "default"}}).execute()
