@@ -162,6 +162,8 @@ fn print_guide(
     );
     println!("  # accept it as the owner (use marketplace_resource_uuid from the answer)");
     println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/booking-resources/RESOURCE_UUID/accept/", tok("owner"));
+    println!("  # alice ends it again (a Terminate order; the slot is free, the event goes on the next sync)");
+    println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/marketplace-resources/RESOURCE_UUID/terminate/", tok("alice"));
     println!("  # sync and share the room's calendar");
     println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/booking-offerings/{room}/google_calendar_sync/", tok("owner"));
     println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/booking-offerings/{room}/share_google_calendar/", tok("owner"));

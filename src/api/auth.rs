@@ -7,6 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::{error::ApiError, AppState};
+use crate::domain::lifecycle::{Actor, Standing};
 use crate::domain::{Id, User};
 use crate::store::{Catalog, OrderEntry, ResourceEntry};
 
@@ -14,6 +15,16 @@ use crate::store::{Catalog, OrderEntry, ResourceEntry};
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub user: User,
+}
+
+impl Caller {
+    /// The caller as the lifecycle's actor.
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            id: self.user.id,
+            staff: self.user.is_staff,
+        }
+    }
 }
 
 fn token_from(parts: &Parts) -> Result<Option<String>, ApiError> {
@@ -92,6 +103,22 @@ impl Roles {
         }
     }
 
+    /// The caller's standing towards a booking of `provider`'s offering for
+    /// `project` of `customer`, created by `created_by` (the lifecycle's visibility
+    /// and permission rules read it).
+    pub fn standing(&self, provider: Id, customer: Id, project: Id, created_by: Id) -> Standing {
+        Standing {
+            staff: self.staff,
+            system: false,
+            provider: self.owner_of.contains(&provider) || self.manager_of.contains(&provider),
+            consumer_owner: self.owner_of.contains(&customer),
+            consumer_connected: self.owner_of.contains(&customer)
+                || self.manager_of.contains(&customer),
+            project_member: self.member_of.contains(&project),
+            creator: created_by == self.user,
+        }
+    }
+
     /// Owner or manager of the provider organisation.
     pub fn is_provider_staff(&self, provider: Id) -> bool {
         self.staff || self.owner_of.contains(&provider) || self.manager_of.contains(&provider)
@@ -112,19 +139,17 @@ impl Roles {
         self.is_provider_staff(provider)
     }
 
-    /// Booking resources: staff, the provider's owners/managers, the creator, and
-    /// those connected to the resource's project.
+    /// Booking resources (the lifecycle's rule: staff, the provider's owners and
+    /// managers, the creator of the booking's order).
     pub fn sees_resource(&self, r: &ResourceEntry) -> bool {
-        self.is_provider_staff(r.provider)
-            || r.created_by == self.user
-            || self.is_project_member(r.project, r.customer)
+        self.standing(r.provider, r.customer, r.project, r.created_by)
+            .sees_booking()
     }
 
-    /// Orders: staff, users connected to the order's project or customer, the
-    /// offering's customer, and the creator.
+    /// Orders (the lifecycle's rule: staff, the offering's customer, users connected
+    /// to the order's project or customer, and the creator).
     pub fn sees_order(&self, o: &OrderEntry) -> bool {
-        self.is_provider_staff(o.provider)
-            || o.created_by == self.user
-            || self.is_project_member(o.project, o.customer)
+        self.standing(o.provider, o.customer, o.project, o.created_by)
+            .sees_order()
     }
 }

@@ -7,7 +7,8 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::store::{MutateError, StoreError};
+use crate::domain::lifecycle::Refusal;
+use crate::store::{MutateError, StoreError, TransitionError};
 
 /// Errors of the API layer. 4xx variants carry what the client did wrong.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +93,39 @@ impl From<MutateError<ApiError>> for ApiError {
         match e {
             MutateError::Refused(e) => e,
             MutateError::Store(e) => ApiError::Store(e),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NotFound => ApiError::NotFound,
+            Refusal::Forbidden => ApiError::Forbidden,
+            Refusal::States(valid) => ApiError::states(&valid),
+            Refusal::Invalid(msgs) => ApiError::BadList(msgs),
+            Refusal::Field(field, msg) => ApiError::field(field, msg),
+            Refusal::Body(body) => ApiError::BadFields(body),
+        }
+    }
+}
+
+impl ApiError {
+    /// A request-body error as the lifecycle's last refusal (after 404/403/409).
+    pub fn into_body_refusal(self) -> Refusal {
+        match self {
+            ApiError::BadFields(v) => Refusal::Body(v),
+            ApiError::BadList(v) => Refusal::Invalid(v),
+            other => Refusal::Body(json!({ "detail": other.to_string() })),
+        }
+    }
+}
+
+impl From<TransitionError> for ApiError {
+    fn from(e: TransitionError) -> Self {
+        match e {
+            TransitionError::Refused(r) => r.into(),
+            TransitionError::Store(e) => ApiError::Store(e),
         }
     }
 }

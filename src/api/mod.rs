@@ -204,6 +204,10 @@ pub fn router(state: AppState) -> Router {
             post(resources::reject),
         )
         .route(
+            "/api/marketplace-resources/{uuid}/terminate/",
+            post(resources::terminate),
+        )
+        .route(
             "/api/marketplace-orders/",
             get(orders::list).post(orders::create),
         )

@@ -365,12 +365,12 @@ pub struct StatusMessage {
     pub status: String,
 }
 
-/// What accept and reject answer.
+/// What accept, reject and terminate answer.
 #[derive(ToSchema)]
 pub struct OrderUuid {
-    /// The order that created the booking, if any.
-    #[schema(required = true)]
-    pub order_uuid: Option<String>,
+    /// The order the action completed (accept, reject: the booking's Create order;
+    /// terminate: the new Terminate order). Never null.
+    pub order_uuid: String,
 }
 
 /// What an attachment upload answers.
@@ -473,6 +473,7 @@ impl Modify for TokenAuth {
         paths::resources_retrieve,
         paths::resources_accept,
         paths::resources_reject,
+        paths::resources_terminate,
         paths::orders_list,
         paths::orders_create,
         paths::orders_retrieve,
@@ -507,7 +508,7 @@ impl Modify for TokenAuth {
     ),
     tags(
         (name = "booking-offerings"), (name = "booking-resources"),
-        (name = "marketplace-orders"), (name = "marketplace-bookings"), (name = "feeds"),
+        (name = "marketplace-orders"), (name = "marketplace-resources"), (name = "marketplace-bookings"), (name = "feeds"),
         (name = "operations")
     )
 )]
@@ -707,6 +708,17 @@ mod paths {
     }
     resource_decision!(resources_accept, "/api/booking-resources/{uuid}/accept/");
     resource_decision!(resources_reject, "/api/booking-resources/{uuid}/reject/");
+
+    /// Terminates an accepted booking: a Terminate order completed at once, the
+    /// resource `Terminated`, its time free.
+    #[utoipa::path(post, path = "/api/marketplace-resources/{uuid}/terminate/",
+                    tag = "marketplace-resources",
+                    params(("uuid" = String, Path)),
+                    responses(
+                        (status = 200, body = OrderUuid),
+                        (status = 401, body = Detail), (status = 403, body = Detail),
+                        (status = 404, body = Detail), (status = 409, body = Detail)))]
+    pub fn resources_terminate() {}
 
     #[utoipa::path(get, path = "/api/marketplace-orders/", tag = "marketplace-orders",
         params(Page, OrderFilters),

@@ -15,38 +15,10 @@ use super::listing::{
 };
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
-use crate::domain::booking::{check_schedules, parse_schedules, trim_schedule_times};
-use crate::domain::format::slugify;
-use crate::domain::{
-    Id, OfferingState, Order, OrderState, OrderType, Resource, ResourceState, Slot,
-};
-use crate::store::{Attachment, Catalog, Change, OrderEntry};
-
-/// The slots an order books: one per schedule item; `backend_id` from the item when
-/// given, else `booking_<uuid hex>`.
-pub fn slots_for(o: &Order) -> Vec<Slot> {
-    let items = o
-        .attributes
-        .get("schedules")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let intervals = o.requested();
-    intervals
-        .iter()
-        .zip(items.iter().map(Some).chain(std::iter::repeat(None)))
-        .map(|(iv, item)| Slot {
-            start: iv.start,
-            end: iv.end,
-            backend_id: item
-                .and_then(|i| i.get("backend_id"))
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .unwrap_or_else(|| format!("booking_{}", Id::new_v4().hex())),
-        })
-        .collect()
-}
+use crate::domain::booking::trim_schedule_times;
+use crate::domain::lifecycle::{Action, ErrorReport, NewOrder, Outcome};
+use crate::domain::{Attachment, Id, Order, OrderState, OrderType};
+use crate::store::{Catalog, OrderEntry, Target};
 
 fn str_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
     match body.get(key) {
@@ -72,10 +44,10 @@ pub async fn create(
     if project_url.is_none() {
         errors.insert("project".into(), json!(["This field is required."]));
     }
-    let kind = match str_field(&body, "type")? {
-        None => OrderType::Create,
-        Some(t) => match OrderType::parse(&t) {
-            Some(OrderType::Create) => OrderType::Create,
+    // Only Create orders are made here (terminate has its own action).
+    if let Some(t) = str_field(&body, "type")? {
+        match OrderType::parse(&t) {
+            Some(OrderType::Create) => {}
             Some(_) => {
                 return Err(ApiError::field(
                     "type",
@@ -88,8 +60,8 @@ pub async fn create(
                     format!("\"{t}\" is not a valid choice."),
                 ))
             }
-        },
-    };
+        }
+    }
     let mut attributes = match body.get("attributes") {
         None | Some(Value::Null) => json!({}),
         Some(Value::Object(m)) => Value::Object(m.clone()),
@@ -117,109 +89,23 @@ pub async fn create(
             })?,
         ),
     };
-    let requested =
-        parse_schedules(attributes.get("schedules")).map_err(|e| ApiError::BadList(e.0))?;
-    let store = &state.store;
-    let order = store.mutate(|cat| {
-        let roles = Roles::of(&caller.user, cat);
-        let invalid = |k: &str| ApiError::field(k, "Invalid hyperlink - Object does not exist.");
-        let offering = offering_url
-            .as_deref()
-            .and_then(id_from_url)
-            .and_then(|id| cat.offerings.get(&id))
-            .filter(|o| o.shared || roles.is_provider_staff(o.customer))
-            .ok_or_else(|| invalid("offering"))?;
-        let project = project_url
-            .as_deref()
-            .and_then(id_from_url)
-            .and_then(|id| cat.projects.get(&id))
-            .filter(|p| roles.is_project_member(p.id, p.customer))
-            .ok_or_else(|| invalid("project"))?;
-        if offering.state != OfferingState::Active {
-            return Err(ApiError::field("offering", "Offering is not available."));
-        }
-        let now = Utc::now();
-        check_schedules(
-            &requested,
-            now,
-            &offering.availability(),
-            &cat.occupied(offering.id),
-        )
-        .map_err(|e| ApiError::BadList(e.0))?;
-        let auto = roles.may_approve_for(project.customer);
-        let order_id = Id::new_v4();
-        let resource_id = Id::new_v4();
-        let name = attributes
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-            .map(String::from)
-            .unwrap_or_else(|| offering.name.clone());
-        let mut order = Order {
-            id: order_id,
-            offering: offering.id,
-            project: project.id,
-            resource: resource_id,
-            kind,
-            state: OrderState::PendingConsumer,
-            attributes: attributes.clone(),
-            created: now,
-            modified: now,
-            created_by: roles.user,
-            consumer_reviewed_by: None,
-            consumer_reviewed_at: None,
-            provider_reviewed_by: None,
-            provider_reviewed_at: None,
-            completed_at: None,
-            error_message: String::new(),
-            error_traceback: String::new(),
-            backend_id: String::new(),
-            attachment: None,
-            request_comment: request_comment.clone(),
-            callback_url: callback_url.clone(),
-            start_date,
-            termination_comment: String::new(),
-        };
-        let mut slots = Vec::new();
-        if auto {
-            // Consumer review is implied; booking offerings need no provider review.
-            order.state = OrderState::Executing;
-            order.consumer_reviewed_by = Some(roles.user);
-            order.consumer_reviewed_at = Some(now);
-            slots = slots_for(&order);
-        }
-        let resource = Resource {
-            id: resource_id,
-            name: name.clone(),
-            slug: slugify(&name),
-            description: attributes
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            offering: offering.id,
-            project: project.id,
-            state: ResourceState::Creating,
-            backend_id: String::new(),
-            attributes: attributes.clone(),
-            slots,
-            created: now,
-            modified: now,
-            created_by: roles.user,
-            consumer_reviewed_by: order.consumer_reviewed_by,
-            creation_order: Some(order_id),
-            end_date: None,
-            error_message: String::new(),
-        };
-        Ok((
-            vec![Change::Resource(resource), Change::Order(order.clone())],
-            order,
-        ))
-    })?;
+    let req = NewOrder {
+        attributes,
+        request_comment,
+        callback_url,
+        start_date,
+    };
+    let created = state.store.create_order(
+        caller.actor(),
+        offering_url.as_deref().and_then(id_from_url),
+        project_url.as_deref().and_then(id_from_url),
+        &req,
+        Utc::now(),
+    )?;
     let cat = state.store.read()?;
     Ok((
         StatusCode::CREATED,
-        Json(render::order(&order, &cat, &Urls { base })),
+        Json(render::order(&created.order, &cat, &Urls { base })),
     )
         .into_response())
 }
@@ -372,129 +258,16 @@ pub async fn retrieve(
     )))
 }
 
-/// Who may perform an order action.
-#[derive(Clone, Copy)]
-enum Who {
-    Consumer,
-    Provider,
-    Creator,
-    Staff,
-}
-
-fn allowed(who: Who, roles: &Roles, e: &OrderEntry) -> bool {
-    match who {
-        Who::Consumer => roles.may_approve_for(e.customer),
-        Who::Provider => roles.is_provider_staff(e.provider),
-        Who::Creator => {
-            roles.staff || e.created_by == roles.user || roles.may_approve_for(e.customer)
-        }
-        Who::Staff => roles.staff,
-    }
-}
-
-/// Runs one order action: visibility (404), permission (403), state (409), then the
-/// change to the order and its resource, atomically.
-fn transition(
-    state: &AppState,
-    caller: &Caller,
-    uuid: &str,
-    who: Who,
-    valid: &[OrderState],
-    apply: impl FnOnce(&mut Order, &mut Option<Resource>, &Roles) -> Result<Vec<Change>, ApiError>,
-) -> Result<(), ApiError> {
+/// Runs one lifecycle action on the order `uuid` names.
+fn act(state: &AppState, caller: &Caller, uuid: &str, action: Action) -> Result<Outcome, ApiError> {
     let id = path_id(uuid)?;
-    let store = &state.store;
-    store.mutate(|cat| {
-        let roles = Roles::of(&caller.user, cat);
-        let (e, mut o) = visible_order(state, cat, &roles, id)?;
-        if !allowed(who, &roles, &e) {
-            return Err(ApiError::Forbidden);
-        }
-        if !valid.is_empty() && !valid.contains(&o.state) {
-            return Err(ApiError::states(
-                &valid.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            ));
-        }
-        let mut r = store.resource(o.resource)?;
-        let mut changes = apply(&mut o, &mut r, &roles)?;
-        let now = Utc::now();
-        if !changes.iter().any(|c| matches!(c, Change::DeleteOrder(_))) {
-            o.modified = now;
-            changes.push(Change::Order(o));
-        }
-        if let Some(mut r) = r {
-            r.modified = now;
-            changes.push(Change::Resource(r));
-        }
-        Ok((changes, ()))
-    })?;
-    Ok(())
+    Ok(state
+        .store
+        .transition(Target::Order(id), caller.actor(), action, Utc::now())?)
 }
 
 fn detail(msg: &str) -> Json<Value> {
     Json(json!({ "detail": msg }))
-}
-
-fn start_executing(o: &mut Order, r: &mut Option<Resource>) {
-    o.state = OrderState::Executing;
-    if let Some(r) = r {
-        if r.slots.is_empty() {
-            r.slots = slots_for(o);
-        }
-    }
-}
-
-fn end_resource(r: &mut Option<Resource>, st: ResourceState) {
-    if let Some(r) = r {
-        r.state = st;
-    }
-}
-
-/// Which side of the order reviews it.
-#[derive(Clone, Copy)]
-enum Side {
-    Consumer,
-    Provider,
-}
-
-/// Approves (to `executing`, booking its slots) or rejects (to `rejected`, the
-/// booking `Terminated`) an order pending this side's review.
-fn review(
-    s: &AppState,
-    c: &Caller,
-    u: &str,
-    side: Side,
-    approve: bool,
-) -> Result<Json<Value>, ApiError> {
-    let (who, pending) = match side {
-        Side::Consumer => (Who::Consumer, OrderState::PendingConsumer),
-        Side::Provider => (Who::Provider, OrderState::PendingProvider),
-    };
-    transition(s, c, u, who, &[pending], |o, r, roles| {
-        let now = Some(Utc::now());
-        match side {
-            Side::Consumer => {
-                o.consumer_reviewed_by = Some(roles.user);
-                o.consumer_reviewed_at = now;
-            }
-            Side::Provider => {
-                o.provider_reviewed_by = Some(roles.user);
-                o.provider_reviewed_at = now;
-            }
-        }
-        if approve {
-            start_executing(o, r);
-        } else {
-            o.state = OrderState::Rejected;
-            end_resource(r, ResourceState::Terminated);
-        }
-        Ok(vec![])
-    })?;
-    Ok(detail(if approve {
-        "Order has been approved."
-    } else {
-        "Order has been rejected."
-    }))
 }
 
 pub async fn approve_by_consumer(
@@ -502,7 +275,8 @@ pub async fn approve_by_consumer(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    review(&s, &c, &u, Side::Consumer, true)
+    act(&s, &c, &u, Action::ApproveByConsumer)?;
+    Ok(detail("Order has been approved."))
 }
 
 pub async fn approve_by_provider(
@@ -510,7 +284,8 @@ pub async fn approve_by_provider(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    review(&s, &c, &u, Side::Provider, true)
+    act(&s, &c, &u, Action::ApproveByProvider)?;
+    Ok(detail("Order has been approved."))
 }
 
 pub async fn reject_by_consumer(
@@ -518,7 +293,8 @@ pub async fn reject_by_consumer(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    review(&s, &c, &u, Side::Consumer, false)
+    act(&s, &c, &u, Action::RejectByConsumer)?;
+    Ok(detail("Order has been rejected."))
 }
 
 pub async fn reject_by_provider(
@@ -526,7 +302,8 @@ pub async fn reject_by_provider(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    review(&s, &c, &u, Side::Provider, false)
+    act(&s, &c, &u, Action::RejectByProvider)?;
+    Ok(detail("Order has been rejected."))
 }
 
 pub async fn cancel(
@@ -534,16 +311,7 @@ pub async fn cancel(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Response, ApiError> {
-    let valid = [
-        OrderState::PendingConsumer,
-        OrderState::PendingProvider,
-        OrderState::Executing,
-    ];
-    transition(&s, &c, &u, Who::Creator, &valid, |o, r, _| {
-        o.state = OrderState::Canceled;
-        end_resource(r, ResourceState::Terminated);
-        Ok(vec![])
-    })?;
+    act(&s, &c, &u, Action::Cancel)?;
     Ok((StatusCode::ACCEPTED, detail("Order has been canceled.")).into_response())
 }
 
@@ -552,14 +320,7 @@ pub async fn destroy(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let valid = [OrderState::PendingConsumer, OrderState::PendingProvider];
-    transition(&s, &c, &u, Who::Creator, &valid, |o, r, _| {
-        end_resource(r, ResourceState::Terminated);
-        Ok(vec![
-            Change::DeleteOrder(o.id),
-            Change::Attachment(o.id, None),
-        ])
-    })?;
+    act(&s, &c, &u, Action::Destroy)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -568,22 +329,7 @@ pub async fn set_state_executing(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let valid = [
-        OrderState::PendingConsumer,
-        OrderState::PendingProvider,
-        OrderState::PendingProject,
-        OrderState::PendingStartDate,
-        OrderState::Erred,
-    ];
-    transition(&s, &c, &u, Who::Provider, &valid, |o, r, _| {
-        start_executing(o, r);
-        if let Some(r) = r {
-            if r.state == ResourceState::Erred {
-                r.state = ResourceState::Creating;
-            }
-        }
-        Ok(vec![])
-    })?;
+    act(&s, &c, &u, Action::SetStateExecuting)?;
     Ok(detail("Order state has been changed to executing."))
 }
 
@@ -592,24 +338,7 @@ pub async fn set_state_done(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    transition(
-        &s,
-        &c,
-        &u,
-        Who::Provider,
-        &[OrderState::Executing],
-        |o, r, _| {
-            o.state = OrderState::Done;
-            o.completed_at = Some(Utc::now());
-            if let Some(r) = r {
-                if r.slots.is_empty() {
-                    r.slots = slots_for(o);
-                }
-                r.state = ResourceState::Ok;
-            }
-            Ok(vec![])
-        },
-    )?;
+    act(&s, &c, &u, Action::SetStateDone)?;
     Ok(detail("Order state has been changed to done."))
 }
 
@@ -619,17 +348,15 @@ pub async fn set_state_erred(
     Path(u): Path<String>,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    transition(&s, &c, &u, Who::Provider, &[], |o, r, _| {
+    let report = (|| {
         let b = body.json_object()?;
-        o.error_message = str_field(&b, "error_message")?.unwrap_or_default();
-        o.error_traceback = str_field(&b, "error_traceback")?.unwrap_or_default();
-        o.state = OrderState::Erred;
-        if let Some(r) = r {
-            r.state = ResourceState::Erred;
-            r.error_message = o.error_message.clone();
-        }
-        Ok(vec![])
-    })?;
+        Ok(ErrorReport {
+            message: str_field(&b, "error_message")?.unwrap_or_default(),
+            traceback: str_field(&b, "error_traceback")?.unwrap_or_default(),
+        })
+    })()
+    .map_err(ApiError::into_body_refusal);
+    act(&s, &c, &u, Action::SetStateErred(report))?;
     Ok(detail("Order state has been changed to erred."))
 }
 
@@ -639,23 +366,22 @@ pub async fn set_backend_id(
     Path(u): Path<String>,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    transition(&s, &c, &u, Who::Provider, &[], |o, _, _| {
+    let value = (|| {
         let b = body.json_object()?;
         match b.get("backend_id") {
-            Some(Value::String(v)) if v.chars().count() <= 255 => o.backend_id = v.clone(),
-            Some(Value::String(_)) => {
-                return Err(ApiError::field(
-                    "backend_id",
-                    "Ensure this field has no more than 255 characters.",
-                ))
-            }
+            Some(Value::String(v)) if v.chars().count() <= 255 => Ok(v.clone()),
+            Some(Value::String(_)) => Err(ApiError::field(
+                "backend_id",
+                "Ensure this field has no more than 255 characters.",
+            )),
             Some(Value::Null) | None => {
-                return Err(ApiError::field("backend_id", "This field is required."))
+                Err(ApiError::field("backend_id", "This field is required."))
             }
-            Some(_) => return Err(ApiError::field("backend_id", "Not a valid string.")),
+            Some(_) => Err(ApiError::field("backend_id", "Not a valid string.")),
         }
-        Ok(vec![])
-    })?;
+    })()
+    .map_err(ApiError::into_body_refusal);
+    act(&s, &c, &u, Action::SetBackendId(value))?;
     Ok(Json(
         json!({"status": "Order backend_id has been changed."}),
     ))
@@ -666,17 +392,9 @@ pub async fn unlink(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    transition(&s, &c, &u, Who::Staff, &[], |o, _, _| {
-        Ok(vec![
-            Change::DeleteOrder(o.id),
-            Change::Attachment(o.id, None),
-        ])
-    })?;
+    act(&s, &c, &u, Action::Unlink)?;
     Ok(StatusCode::NO_CONTENT)
 }
-
-const ATTACHMENT_STATES: [OrderState; 2] =
-    [OrderState::PendingConsumer, OrderState::PendingProvider];
 
 pub async fn update_attachment(
     State(s): State<AppState>,
@@ -716,10 +434,7 @@ pub async fn update_attachment(
         }
     }
     let has_file = file.is_some();
-    transition(&s, &c, &u, Who::Creator, &ATTACHMENT_STATES, |o, _, _| {
-        o.attachment = file.as_ref().map(|a| a.name.clone());
-        Ok(vec![Change::Attachment(o.id, file.clone())])
-    })?;
+    act(&s, &c, &u, Action::SetAttachment(file))?;
     let id = path_id(&u)?;
     let url =
         has_file.then(|| format!("{}attachment/", Urls { base }.of("marketplace-orders", id)));
@@ -731,10 +446,7 @@ pub async fn delete_attachment(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    transition(&s, &c, &u, Who::Creator, &ATTACHMENT_STATES, |o, _, _| {
-        o.attachment = None;
-        Ok(vec![Change::Attachment(o.id, None)])
-    })?;
+    act(&s, &c, &u, Action::SetAttachment(None))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,4 +1,5 @@
-//! `/api/booking-resources/`: list (with the seed's filters), retrieve, accept, reject.
+//! `/api/booking-resources/`: list (with the seed's filters), retrieve, accept, reject;
+//! and `/api/marketplace-resources/{uuid}/terminate/` for booking resources.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::Method;
@@ -13,9 +14,10 @@ use super::listing::{
     sort_prefix, OfferingFilter, Params,
 };
 use super::render::{self, Urls};
-use super::{is_head, path_id, ApiError, AppState, BaseUrl};
-use crate::domain::{Id, OrderState, ResourceState};
-use crate::store::{Catalog, Change, ResourceEntry};
+use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
+use crate::domain::lifecycle::Action;
+use crate::domain::{Id, ResourceState};
+use crate::store::{Catalog, ResourceEntry, Target};
 
 /// Parses `state=` values; an unknown one is DRF's choice error.
 pub fn parse_states(params: &Params) -> Result<Option<Vec<ResourceState>>, ApiError> {
@@ -283,71 +285,22 @@ pub async fn retrieve(
     )))
 }
 
-/// Accept (`ok = true`) or reject a booking in `Creating`.
+/// Runs one lifecycle action on the booking resource `uuid` names and answers the
+/// order it completed, as Waldur does (`{"order_uuid": "<hex>"}`, never null).
 fn decide(
     state: &AppState,
     caller: &Caller,
     uuid: &str,
-    accept: bool,
+    action: Action,
 ) -> Result<Json<Value>, ApiError> {
     let id = path_id(uuid)?;
-    let store = &state.store;
-    let order_id = store.mutate(|cat| {
-        let roles = Roles::of(&caller.user, cat);
-        let e = cat
-            .resources
-            .get(&id)
-            .filter(|r| roles.sees_resource(r))
-            .ok_or(ApiError::NotFound)?;
-        let mut r = store.resource(id)?.ok_or(ApiError::NotFound)?;
-        let order = match r.creation_order {
-            Some(o) => store.order(o)?,
-            None => None,
-        };
-        let allowed = if accept {
-            roles.is_provider_staff(e.provider)
-        } else {
-            roles.is_provider_staff(e.provider)
-                || roles.may_approve_for(e.customer)
-                || order.as_ref().is_some_and(|o| o.created_by == roles.user)
-        };
-        if !allowed {
-            return Err(ApiError::Forbidden);
-        }
-        if r.state != ResourceState::Creating {
-            return Err(ApiError::states(&["Creating"]));
-        }
-        let now = Utc::now();
-        let mut changes = Vec::new();
-        let mut order_id = None;
-        if let Some(mut o) = order {
-            order_id = Some(o.id);
-            if accept {
-                if r.slots.is_empty() {
-                    r.slots = super::orders::slots_for(&o);
-                }
-                o.state = OrderState::Done;
-                o.completed_at = Some(now);
-                if o.provider_reviewed_by.is_none() {
-                    o.provider_reviewed_by = Some(roles.user);
-                    o.provider_reviewed_at = Some(now);
-                }
-            } else {
-                o.state = OrderState::Canceled;
-            }
-            o.modified = now;
-            changes.push(Change::Order(o));
-        }
-        r.state = if accept {
-            ResourceState::Ok
-        } else {
-            ResourceState::Terminated
-        };
-        r.modified = now;
-        changes.push(Change::Resource(r));
-        Ok((changes, order_id))
-    })?;
-    Ok(Json(json!({ "order_uuid": order_id })))
+    let out = state
+        .store
+        .transition(Target::Resource(id), caller.actor(), action, Utc::now())?;
+    let order = out
+        .order_uuid
+        .ok_or_else(|| ApiError::bad(crate::domain::lifecycle::ORDER_NOT_FOUND))?;
+    Ok(Json(json!({ "order_uuid": order.hex() })))
 }
 
 pub async fn accept(
@@ -355,7 +308,7 @@ pub async fn accept(
     caller: Caller,
     Path(uuid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    decide(&state, &caller, &uuid, true)
+    decide(&state, &caller, &uuid, Action::Accept)
 }
 
 pub async fn reject(
@@ -363,5 +316,18 @@ pub async fn reject(
     caller: Caller,
     Path(uuid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    decide(&state, &caller, &uuid, false)
+    decide(&state, &caller, &uuid, Action::Reject)
+}
+
+/// `POST /api/marketplace-resources/{uuid}/terminate/` for booking resources: a
+/// Terminate order completed at once, the resource `Terminated`, its time free.
+/// The body (`{"attributes": {...}}` from Waldur's client) is read, so the
+/// connection stays usable, and otherwise ignored: a booking has nothing to pass.
+pub async fn terminate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(uuid): Path<String>,
+    _body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    decide(&state, &caller, &uuid, Action::Terminate)
 }

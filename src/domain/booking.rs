@@ -7,7 +7,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
-use super::Interval;
+use super::{Id, Interval};
 
 /// Why a slot is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,9 @@ pub enum OccupiedKind {
 pub struct Occupied {
     pub interval: Interval,
     pub kind: OccupiedKind,
+    /// The booking resource holding it (`None` for busy slots): a booking's own time
+    /// never blocks itself.
+    pub holder: Option<Id>,
 }
 
 /// A refused `schedules` list: one or more messages, DRF style.
@@ -137,25 +140,50 @@ pub fn check_schedules(
             ));
             continue;
         }
-        let hit = occupied
-            .iter()
-            .filter(|o| o.interval.overlaps(slot))
-            .map(|o| o.kind)
-            .min_by_key(|k| match k {
-                OccupiedKind::Booking => 0,
-                OccupiedKind::Busy => 1,
-                OccupiedKind::Request => 2,
-            });
-        match hit {
-            Some(OccupiedKind::Booking | OccupiedKind::Busy) => {
-                errors.push(format!("Time period from {s} to {e} is not available."))
-            }
-            Some(OccupiedKind::Request) => errors.push(format!(
-                "Time period from {s} to {e} is not available. Other booking request exists."
-            )),
-            None => {}
+        if let Some(msg) = collision(slot, occupied) {
+            errors.push(msg);
         }
     }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(BookingError(errors))
+    }
+}
+
+/// The message for `slot` when it overlaps something in `occupied`: bookings and
+/// busy time first, then requests (upstream's wording).
+fn collision(slot: &Interval, occupied: &[Occupied]) -> Option<String> {
+    let (s, e) = (fmt_time(&slot.start), fmt_time(&slot.end));
+    let hit = occupied
+        .iter()
+        .filter(|o| o.interval.overlaps(slot))
+        .map(|o| o.kind)
+        .min_by_key(|k| match k {
+            OccupiedKind::Booking => 0,
+            OccupiedKind::Busy => 1,
+            OccupiedKind::Request => 2,
+        })?;
+    Some(match hit {
+        OccupiedKind::Booking | OccupiedKind::Busy => {
+            format!("Time period from {s} to {e} is not available.")
+        }
+        OccupiedKind::Request => {
+            format!("Time period from {s} to {e} is not available. Other booking request exists.")
+        }
+    })
+}
+
+/// Checks only that `intervals` overlap nothing in `occupied` (time a booking takes
+/// back, already judged against the clock and the windows when it was ordered).
+///
+/// # Errors
+/// Creation's message for every interval that is taken.
+pub fn check_free(intervals: &[Interval], occupied: &[Occupied]) -> Result<(), BookingError> {
+    let errors: Vec<String> = intervals
+        .iter()
+        .filter_map(|i| collision(i, occupied))
+        .collect();
     if errors.is_empty() {
         Ok(())
     } else {
@@ -178,7 +206,11 @@ mod tests {
         Interval::new(t(d, a), t(d, b))
     }
     fn occ(i: Interval, kind: OccupiedKind) -> Occupied {
-        Occupied { interval: i, kind }
+        Occupied {
+            interval: i,
+            kind,
+            holder: None,
+        }
     }
 
     #[test]

@@ -167,3 +167,11 @@ impl Order {
         super::booking::parse_schedules(self.attributes.get("schedules")).unwrap_or_default()
     }
 }
+
+/// An order's attachment: the uploaded file as the API received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    pub name: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}

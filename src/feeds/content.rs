@@ -11,8 +11,9 @@
 //!   the text for the booker ([`Reader::Booker`]). Zone: **UTC** (the bookings may be in
 //!   several zones; clients show them in the viewer's zone).
 //!
-//! Every slot's `UID` is `<slot backend_id>@bookcal`, `DTSTAMP`/`LAST-MODIFIED` the
-//! booking's `modified`, and `SEQUENCE` how often the slot's time changed (recorded by
+//! Every slot's `UID` is opaque ([`slot_uid`]: keyed with a secret of the store, it
+//! reveals nothing of the slot's backend_id), `DTSTAMP`/`LAST-MODIFIED` the booking's
+//! `modified`, and `SEQUENCE` how often the slot's time changed (recorded by
 //! the write that moved it: [`Store::slot_sequences`] only reads). Busy slots whose both
 //! ends are local midnights of the offering's zone are all-day events. Reading only:
 //! nothing here writes to the store.
@@ -106,6 +107,16 @@ pub fn busy_time(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> FeedTime {
     } else {
         FeedTime::Timed { start, end }
     }
+}
+
+/// The UID of a booked slot: stable (the same slot always has the same UID), distinct
+/// per slot, and opaque: a SHA-256 of the store's secret key and the slot's backend_id,
+/// so a reader of a public feed learns nothing to aim at another booking with.
+pub fn slot_uid(key: &[u8; 32], backend_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(key);
+    h.update(backend_id.as_bytes());
+    format!("slot-{}@bookcal", hex::encode(&h.finalize()[..16]))
 }
 
 /// A stable UID for a busy slot that does not reveal the source event id: a hash of
@@ -221,7 +232,7 @@ pub fn build(
     for ((r, slot), sequence) in slots.iter().zip(sequences) {
         let facts = BookingFacts::look_up(r, cat.directory());
         events.push(FeedEvent {
-            uid: format!("{}@bookcal", slot.backend_id),
+            uid: slot_uid(store.feed_uid_key(), &slot.backend_id),
             summary: booking_text::title(&facts, reader),
             description: booking_text::description(&facts, reader),
             location: cat

@@ -20,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::domain::calendar::{Job, JobKind};
-use crate::domain::{Id, OrderState, ResourceState};
-use crate::store::{Change, Store, StoreError};
+use crate::domain::lifecycle::{Action, Actor};
+use crate::domain::{Id, OrderType, ResourceState};
+use crate::store::{Store, StoreError, Target, TransitionError};
 use crate::sync::{RunOptions, SyncEngine};
 
 /// Live state of the scheduler, for `/ready` and metrics.
@@ -89,8 +90,9 @@ pub fn enqueue(store: &Store, offering: Id, kind: JobKind) -> Result<(), StoreEr
     store.sync_put(vec![Store::job_change(&job)?])
 }
 
-/// Cancels bookings still waiting for acceptance whose slots have all started (as
-/// upstream's daily task does): order -> canceled, resource -> Terminated.
+/// Cancels bookings still waiting for acceptance whose time has all started (as
+/// upstream's daily task does), one lifecycle `Expire` each: order -> canceled,
+/// resource -> Terminated.
 ///
 /// # Errors
 /// Storage failure.
@@ -98,43 +100,36 @@ pub fn cancel_stale_requests(
     store: &Store,
     now: chrono::DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let r = store.mutate(|cat| {
-        let mut changes = Vec::new();
-        let stale: Vec<Id> = cat
-            .resources
+    let stale: Vec<Id> = {
+        let cat = store.read()?;
+        cat.resources
             .values()
+            .filter(|r| r.state == ResourceState::Creating)
             .filter(|r| {
-                r.state == ResourceState::Creating
-                    && !r.slots.is_empty()
-                    && r.slots.iter().all(|s| s.start <= now)
+                let requested = cat
+                    .orders_by_offering
+                    .get(&r.offering)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|o| cat.orders.get(o))
+                    .filter(|o| o.resource == r.id && o.kind == OrderType::Create)
+                    .flat_map(|o| o.requested.iter());
+                let mut time = r.slots.iter().chain(requested).peekable();
+                time.peek().is_some() && time.all(|s| s.start <= now)
             })
             .map(|r| r.id)
-            .collect();
-        for id in &stale {
-            if let Some(mut r) = store.resource(*id)? {
-                r.state = ResourceState::Terminated;
-                r.modified = now;
-                if let Some(oid) = r.creation_order {
-                    if let Some(mut o) = store.order(oid)? {
-                        if matches!(o.state, OrderState::Executing) || o.state.is_pending() {
-                            o.state = OrderState::Canceled;
-                            o.termination_comment = "Not accepted before the booked time.".into();
-                            o.modified = now;
-                            changes.push(Change::Order(o));
-                        }
-                    }
-                }
-                changes.push(Change::Resource(r));
-            }
-        }
-        Ok::<_, StoreError>((changes, stale.len()))
-    });
-    match r {
-        Ok(n) => Ok(n),
-        Err(crate::store::MutateError::Refused(e)) | Err(crate::store::MutateError::Store(e)) => {
-            Err(e)
+            .collect()
+    };
+    let mut done = 0;
+    for id in stale {
+        match store.transition(Target::Resource(id), Actor::System, Action::Expire, now) {
+            Ok(_) => done += 1,
+            // Changed meanwhile (accepted, cancelled): nothing to clean up.
+            Err(TransitionError::Refused(_)) => {}
+            Err(TransitionError::Store(e)) => return Err(e),
         }
     }
+    Ok(done)
 }
 
 impl Scheduler {

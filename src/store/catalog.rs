@@ -164,9 +164,9 @@ impl Catalog {
         }
     }
 
-    /// Everything that blocks a new booking of `offering`: slots of resources in
-    /// Creating/OK, busy slots, and intervals requested by live orders whose
-    /// resource has no slots yet.
+    /// Everything held in `offering` (the lifecycle's `held`, for every booking, plus
+    /// busy slots): slots of resources in Creating/OK, and intervals requested by live
+    /// Create orders whose resource (Creating/OK) has no slots yet.
     pub fn occupied(&self, offering: Id) -> Vec<crate::domain::Occupied> {
         use crate::domain::{Occupied, OccupiedKind};
         let mut out = Vec::new();
@@ -180,6 +180,7 @@ impl Catalog {
                     out.extend(r.slots.iter().map(|i| Occupied {
                         interval: *i,
                         kind: OccupiedKind::Booking,
+                        holder: Some(r.id),
                     }));
                 }
             }
@@ -190,10 +191,15 @@ impl Catalog {
                     .resources
                     .get(&o.resource)
                     .is_some_and(|r| r.state.holds_slots());
-                if o.state.holds_request() && resource_live && !with_slots.contains(&o.resource) {
+                if o.kind == OrderType::Create
+                    && o.state.holds_request()
+                    && resource_live
+                    && !with_slots.contains(&o.resource)
+                {
                     out.extend(o.requested.iter().map(|i| Occupied {
                         interval: *i,
                         kind: OccupiedKind::Request,
+                        holder: Some(o.resource),
                     }));
                 }
             }
@@ -202,6 +208,7 @@ impl Catalog {
             out.extend(busy.iter().map(|i| Occupied {
                 interval: *i,
                 kind: OccupiedKind::Busy,
+                holder: None,
             }));
         }
         out

@@ -21,6 +21,7 @@ pub mod feed_tokens;
 pub mod index;
 pub mod pg;
 pub mod records;
+pub mod transition;
 mod tree;
 pub mod versions;
 
@@ -39,6 +40,7 @@ pub use catalog::{Catalog, OrderEntry, ResourceEntry};
 use index::{OrderIdx, ResourceIdx};
 pub use records::Attachment;
 pub use records::BusySlotV1 as BusySlot;
+pub use transition::{Target, TransitionError};
 use tree::Tree;
 pub use versions::Scope;
 
@@ -145,6 +147,8 @@ impl Default for StoreOptions {
 /// `meta` key saying the index trees are complete (written by the migration from a
 /// store that predates them, or when a new store is opened).
 const META_INDEXED: &[u8] = b"catalog_index_v1";
+/// `meta` key of the random secret the feeds' slot UIDs are keyed with.
+const META_FEED_UID_KEY: &[u8] = b"feed_uid_key_v1";
 
 /// The store handle. Cheap to share behind an `Arc`.
 pub struct Store {
@@ -159,6 +163,8 @@ pub struct Store {
     versions: versions::Versions,
     /// Committed write transactions since opening (see [`Store::commits`]).
     commits: AtomicU64,
+    /// Secret key of the feeds' slot UIDs (see [`Store::feed_uid_key`]).
+    feed_uid_key: [u8; 32],
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
@@ -201,7 +207,7 @@ impl Store {
             .iter()
             .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()?;
-        let store = Store {
+        let mut store = Store {
             db,
             trees,
             catalog: RwLock::new(Catalog::default()),
@@ -209,9 +215,32 @@ impl Store {
             salt: opts.token_salt.clone(),
             versions: versions::Versions::default(),
             commits: AtomicU64::new(0),
+            feed_uid_key: [0; 32],
         };
+        store.feed_uid_key = store.load_feed_uid_key()?;
         store.rebuild_catalog()?;
         Ok(store)
+    }
+
+    /// The feed UID key, created once (random) and kept with the data, so UIDs stay
+    /// stable across restarts and differ between installations.
+    fn load_feed_uid_key(&self) -> Result<[u8; 32], StoreError> {
+        if let Some(v) = self.tree(Tree::Meta).get(META_FEED_UID_KEY)? {
+            if let Ok(k) = <[u8; 32]>::try_from(v.as_ref()) {
+                return Ok(k);
+            }
+        }
+        let mut k = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        self.tree(Tree::Meta)
+            .insert(META_FEED_UID_KEY, k.to_vec())?;
+        self.tree(Tree::Meta).flush()?;
+        Ok(k)
+    }
+
+    /// The secret the feeds key their slot UIDs with (never shown or logged).
+    pub fn feed_uid_key(&self) -> &[u8; 32] {
+        &self.feed_uid_key
     }
 
     fn tree(&self, t: Tree) -> &sled::Tree {

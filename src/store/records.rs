@@ -745,13 +745,7 @@ impl ExternalsRecord {
     }
 }
 
-/// An order's attachment: the uploaded file as the API stores it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attachment {
-    pub name: String,
-    pub content_type: String,
-    pub data: Vec<u8>,
-}
+pub use crate::domain::Attachment;
 
 #[derive(Serialize, Deserialize)]
 pub struct AttachmentV1 {

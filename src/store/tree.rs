@@ -32,7 +32,7 @@ pub(crate) enum Tree {
     IdxResources,
     /// order id -> compact binary index entry.
     IdxOrders,
-    /// named markers (the index migration).
+    /// named markers (the index migration) and the feed UID key.
     Meta,
 }
 

@@ -301,11 +301,18 @@ async fn booking_resources_filter_and_order_like_waldur() {
 }
 
 #[tokio::test]
-async fn booking_resources_are_visible_to_provider_creator_and_project_only() {
+async fn booking_resources_are_visible_to_staff_the_provider_and_their_creator_only() {
     let app = spawn_app().await;
+    assert_eq!(count(&app.get("admin", "/api/booking-resources/").await), 4);
     assert_eq!(count(&app.get("owner", "/api/booking-resources/").await), 4);
-    assert_eq!(count(&app.get("alice", "/api/booking-resources/").await), 4);
-    assert_eq!(count(&app.get("bob", "/api/booking-resources/").await), 4);
+    assert_eq!(
+        count(&app.get("manager", "/api/booking-resources/").await),
+        4
+    );
+    // alice owns the project's customer but sees only the three she booked; bob, a
+    // member of the project, only his own.
+    assert_eq!(count(&app.get("alice", "/api/booking-resources/").await), 3);
+    assert_eq!(count(&app.get("bob", "/api/booking-resources/").await), 1);
     // A stranger: a new user with no roles.
     let stranger = bookcal::domain::User {
         id: bookcal::domain::Id::new_v4(),
@@ -696,6 +703,26 @@ async fn order_state_actions_follow_the_state_machine() {
             .status,
         400
     );
+    // done is terminal: no erring it afterwards.
+    assert_eq!(
+        app.post(
+            "owner",
+            &p("set_state_erred"),
+            json!({"error_message": "boom"})
+        )
+        .await
+        .status,
+        409
+    );
+    // An executing order errs and executes again.
+    let o = app
+        .post("alice", "/api/marketplace-orders/", mk(7))
+        .await
+        .body["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_string();
+    let p = |a: &str| format!("/api/marketplace-orders/{o}/{a}/");
     assert_eq!(
         app.post(
             "owner",

@@ -361,7 +361,7 @@ async fn an_owner_token_is_shown_once_and_opens_a_feed_with_booking_details() {
             "CONFIRMED"
         };
         assert_eq!(e["STATUS"], want);
-        assert!(e["UID"].starts_with("booking_") && e["UID"].ends_with("@bookcal"));
+        assert!(e["UID"].starts_with("slot-") && e["UID"].ends_with("@bookcal"));
     }
 }
 
@@ -694,7 +694,8 @@ async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
     let path = public_path(id);
     let rid = resource_id(&app, "Kick-off meeting");
     let resource = app.store.resource(rid).expect("read").expect("resource");
-    let uid = format!("{}@bookcal", resource.slots[0].backend_id);
+    let uid =
+        bookcal::feeds::content::slot_uid(app.store.feed_uid_key(), &resource.slots[0].backend_id);
     let before = events(&get_feed(&app, &path).await.text)[&uid].clone();
     assert_eq!(before["SEQUENCE"], "0");
 

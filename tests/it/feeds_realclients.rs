@@ -90,7 +90,7 @@ fn expected(app: &TestApp, offering: Id, busy: &[BusySlot], titles: bool) -> Vec
         let full = app.store.resource(r.id).expect("read").expect("resource");
         for s in &full.slots {
             out.push(Want {
-                uid: format!("{}@bookcal", s.backend_id),
+                uid: bookcal::feeds::content::slot_uid(app.store.feed_uid_key(), &s.backend_id),
                 title: if titles {
                     r.name.to_string()
                 } else {

@@ -16,6 +16,7 @@ mod feeds_realclients;
 mod google_adapter;
 mod google_reality;
 mod ical_feeds;
+mod integrity;
 mod limits;
 mod openapi;
 mod operations;

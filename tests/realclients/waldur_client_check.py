@@ -47,6 +47,7 @@ from waldur_api_client.api.booking_resources import (
     booking_resources_retrieve,
 )
 from waldur_api_client.api.marketplace_bookings import marketplace_bookings_list
+from waldur_api_client.api.marketplace_resources import marketplace_resources_terminate
 from waldur_api_client.api.marketplace_orders import (
     marketplace_orders_approve_by_consumer,
     marketplace_orders_approve_by_provider,
@@ -82,7 +83,9 @@ from waldur_api_client.models.order_details_o_enum import OrderDetailsOEnum
 from waldur_api_client.models.order_info_response import OrderInfoResponse
 from waldur_api_client.models.order_state import OrderState
 from waldur_api_client.models.public_offering_details import PublicOfferingDetails
+from waldur_api_client.models.order_uuid import OrderUUID
 from waldur_api_client.models.request_types import RequestTypes
+from waldur_api_client.models.resource_terminate_request import ResourceTerminateRequest
 from waldur_api_client.models.resource_state import ResourceState
 from waldur_api_client.models.status import Status
 from waldur_api_client.types import Unset
@@ -442,7 +445,9 @@ def resources_filters():
 def resources_visibility():
     eq(len(booking_resources_list.sync(client=C["manager"])), 4, "provider manager")
     eq(len(booking_resources_list.sync(client=C["admin"])), 4, "staff")
-    eq(len(booking_resources_list.sync(client=C["alice"])), 4, "creator / customer owner")
+    # Waldur shows a booking to its creator, not to the project's other members.
+    eq(len(booking_resources_list.sync(client=C["alice"])), 3, "creator of three")
+    eq(len(booking_resources_list.sync(client=C["bob"])), 1, "creator of one")
 
 
 def resources_retrieve():
@@ -465,7 +470,10 @@ def resources_count():
 
 def resources_accept():
     w = S["res"]["Weekly sync"]
-    raises(403, lambda: booking_resources_accept.sync(uuid=w.uuid, client=C["bob"]))
+    # bob cannot see alice's booking; his own he may not accept.
+    raises(404, lambda: booking_resources_accept.sync(uuid=w.uuid, client=C["bob"]))
+    f = S["res"]["Follow-up imaging"]
+    raises(403, lambda: booking_resources_accept.sync(uuid=f.uuid, client=C["bob"]))
     got = booking_resources_accept.sync(uuid=w.uuid, client=C["owner"])
     assert isinstance(got, BookingOrderUUID)
     assert isinstance(got.order_uuid, uuidlib.UUID), got.order_uuid
@@ -735,6 +743,31 @@ def resources_sync_all_follows_next():
     eq([r.name for r in only], [f"Bulk {i:03d}" for i in reversed(range(n))], "o=-schedules")
 
 
+# ---------------------------------------------------------------- terminate
+
+
+def resources_terminate():
+    k = S["res"]["Kick-off meeting"]
+    body = ResourceTerminateRequest()
+    raises(403, lambda: marketplace_resources_terminate.sync(uuid=k.uuid, client=C["bob"], body=body))
+    got = marketplace_resources_terminate.sync(uuid=k.uuid, client=C["alice"], body=body)
+    assert isinstance(got, OrderUUID), got
+    assert isinstance(got.order_uuid, uuidlib.UUID), got.order_uuid
+    order = marketplace_orders_retrieve.sync(uuid=got.order_uuid, client=C["alice"])
+    eq((order.type_, order.state), (RequestTypes.TERMINATE, OrderState.DONE), "terminate order")
+    eq(order.marketplace_resource_uuid, k.uuid, "terminate order resource")
+    roundtrip(order)
+    eq(booking_resources_retrieve.sync(uuid=k.uuid, client=C["owner"]).state,
+       ResourceState.TERMINATED, "state after terminate")
+    e = raises(409, lambda: marketplace_resources_terminate.sync(uuid=k.uuid, client=C["alice"], body=body))
+    eq(json.loads(e.content), {"detail": "Valid states for operation: OK, Erred."}, "409 body")
+    # Its time is free again.
+    s = k.slots[0]
+    o = marketplace_orders_create.sync(client=C["alice"], body=order_body(
+        "room-aurora", [(s.start, s.end)], "After terminate"))
+    eq(o.state, OrderState.EXECUTING, "rebooked")
+
+
 CHECKS = [
     offerings_list,
     offerings_pages,
@@ -766,6 +799,7 @@ CHECKS = [
     calendar_public_offering,
     bookings_list,
     resources_sync_all_follows_next,
+    resources_terminate,
 ]
 
 
