@@ -2,18 +2,35 @@
 //! slots as `[{start, end, created_by_full_name}]`, what a booking form shows as taken.
 
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::render::ts;
 use super::{path_id, ApiError, AppState};
 
+/// Taken time of an offering: a booking's slot or a busy slot from the calendar.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Booking)]
+pub struct BookingOut<'a> {
+    #[schema(format = DateTime)]
+    start: String,
+    #[schema(format = DateTime)]
+    end: String,
+    /// The booker's name, for the provider and for one's own bookings; else empty.
+    created_by_full_name: &'a str,
+    /// Present (true) on busy time imported from the calendar.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    busy: Option<bool>,
+}
+
 pub async fn list(
     State(s): State<AppState>,
     caller: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&u)?;
     let cat = s.store.read()?;
     let roles = super::auth::Roles::of(&caller.user, &cat);
@@ -24,7 +41,7 @@ pub async fn list(
         .get(&id)
         .filter(|o| o.shared || roles.is_provider_staff(o.customer))
         .ok_or(ApiError::NotFound)?;
-    let mut out: Vec<(chrono::DateTime<chrono::Utc>, Value)> = Vec::new();
+    let mut out: Vec<(chrono::DateTime<chrono::Utc>, BookingOut)> = Vec::new();
     if let Some(ids) = cat.resources_by_offering.get(&off.id) {
         for r in ids.iter().filter_map(|i| cat.resources.get(i)) {
             if !r.state.holds_slots() {
@@ -33,21 +50,35 @@ pub async fn list(
             let name = if roles.is_provider_staff(off.customer) || r.created_by == roles.user {
                 cat.users
                     .get(&r.created_by)
-                    .map(|u| u.full_name.clone())
-                    .unwrap_or_default()
+                    .map_or("", |u| u.full_name.as_str())
             } else {
-                String::new()
+                ""
             };
             for sl in r.slots.iter() {
-                out.push((sl.start, json!({"start": ts(&sl.start), "end": ts(&sl.end), "created_by_full_name": name})));
+                out.push((
+                    sl.start,
+                    BookingOut {
+                        start: ts(&sl.start),
+                        end: ts(&sl.end),
+                        created_by_full_name: name,
+                        busy: None,
+                    },
+                ));
             }
         }
     }
     for b in s.store.busy_slots(off.id)? {
-        out.push((b.start, json!({"start": ts(&b.start), "end": ts(&b.end), "created_by_full_name": "", "busy": true})));
+        out.push((
+            b.start,
+            BookingOut {
+                start: ts(&b.start),
+                end: ts(&b.end),
+                created_by_full_name: "",
+                busy: Some(true),
+            },
+        ));
     }
     out.sort_by_key(|a| a.0);
-    Ok(Json(Value::Array(
-        out.into_iter().map(|(_, v)| v).collect(),
-    )))
+    let out: Vec<BookingOut> = out.into_iter().map(|(_, b)| b).collect();
+    Ok(Json(out).into_response())
 }

@@ -19,7 +19,9 @@ use axum::Json;
 use base64::Engine;
 use chrono::Utc;
 use rand::RngCore;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::auth::{Caller, Roles};
 use super::feeds::TOKEN_PATH;
@@ -41,14 +43,38 @@ pub fn new_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn render(t: &FeedToken, cat: &Catalog) -> Value {
-    json!({
-        "uuid": t.uuid,
-        "name": t.name,
-        "created": ts(&t.created),
-        "last_used": t.last_used.as_ref().map(ts),
-        "created_by_username": cat.users.get(&t.created_by).map(|u| u.username.as_str()),
-    })
+/// A secret feed token. The secret itself appears only once, inside `url`, in the
+/// answer to the request that created the token.
+#[derive(Serialize, ToSchema)]
+#[schema(as = FeedToken)]
+pub struct FeedTokenOut<'a> {
+    /// 32 hex digits.
+    #[schema(value_type = String)]
+    uuid: Id,
+    name: &'a str,
+    #[schema(format = DateTime)]
+    created: String,
+    /// When a calendar app last fetched the feed (updated at most once a minute).
+    #[schema(required = true)]
+    last_used: Option<String>,
+    #[schema(required = true)]
+    created_by_username: Option<&'a str>,
+    /// Only when created: the feed's URL, secret included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+}
+
+impl<'a> FeedTokenOut<'a> {
+    fn of(t: &'a FeedToken, cat: &'a Catalog) -> Self {
+        FeedTokenOut {
+            uuid: t.uuid,
+            name: &t.name,
+            created: ts(&t.created),
+            last_used: t.last_used.as_ref().map(ts),
+            created_by_username: cat.users.get(&t.created_by).map(|u| u.username.as_str()),
+            url: None,
+        }
+    }
 }
 
 /// The offering a caller manages tokens of: 404 when invisible, 403 when visible but
@@ -93,12 +119,11 @@ fn name_field(body: &RawBody) -> Result<String, ApiError> {
     Ok(name)
 }
 
-fn list(state: &AppState, scope: FeedScope) -> Result<Json<Value>, ApiError> {
+fn list(state: &AppState, scope: FeedScope) -> Result<Response, ApiError> {
     let tokens = state.store.feed_tokens(scope)?;
     let cat = state.store.read()?;
-    Ok(Json(Value::Array(
-        tokens.iter().map(|t| render(t, &cat)).collect(),
-    )))
+    let out: Vec<FeedTokenOut> = tokens.iter().map(|t| FeedTokenOut::of(t, &cat)).collect();
+    Ok(Json(out).into_response())
 }
 
 fn create(
@@ -128,14 +153,11 @@ fn create(
         Ok((vec![Store::feed_token_change(&token)?], ()))
     })?;
     let cat = store.read()?;
-    let mut v = render(&token, &cat);
-    if let Value::Object(m) = &mut v {
-        m.insert(
-            "url".into(),
-            Value::String(format!("{base}{TOKEN_PATH}{secret}.ics")),
-        );
-    }
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    let out = FeedTokenOut {
+        url: Some(format!("{base}{TOKEN_PATH}{secret}.ics")),
+        ..FeedTokenOut::of(&token, &cat)
+    };
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 fn destroy(state: &AppState, scope: FeedScope, token_uuid: &str) -> Result<StatusCode, ApiError> {
@@ -157,7 +179,7 @@ pub async fn list_offering(
     State(state): State<AppState>,
     caller: Caller,
     Path(uuid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = managed_offering(&*state.store.read()?, &caller, &uuid)?;
     list(&state, FeedScope::Offering(id))
 }
@@ -189,7 +211,7 @@ pub async fn destroy_offering(
 pub async fn list_mine(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     list(&state, FeedScope::User(caller.user.id))
 }
 

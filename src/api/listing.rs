@@ -314,6 +314,37 @@ pub fn list_response(items: Vec<Value>, total: usize, link: String) -> Response 
     list_response_serialized(&items, total, link)
 }
 
+/// A page of API shapes: serialised straight to JSON, or, when `field=` picks fields,
+/// each item through a `Value` with only those fields.
+pub fn page_response<T: serde::Serialize>(
+    items: &[T],
+    fields: &[&str],
+    total: usize,
+    link: String,
+) -> Response {
+    if fields.is_empty() {
+        return list_response_serialized(items, total, link);
+    }
+    let picked: Vec<Value> = items.iter().map(|i| picked_fields(i, fields)).collect();
+    list_response_serialized(&picked, total, link)
+}
+
+/// One API shape as an answer, with only the fields `field=` picks (all when it picks
+/// none).
+pub fn one_response<T: serde::Serialize>(item: &T, fields: &[&str]) -> Response {
+    if fields.is_empty() {
+        axum::Json(item).into_response()
+    } else {
+        axum::Json(picked_fields(item, fields)).into_response()
+    }
+}
+
+/// One API shape with only the fields `field=` picks (all when it picks none).
+pub fn picked_fields<T: serde::Serialize>(item: &T, fields: &[&str]) -> Value {
+    // Serialising our own shapes cannot fail (string keys, no fallible fields).
+    select_fields(serde_json::to_value(item).unwrap_or_default(), fields)
+}
+
 /// Like [`list_response`] for items serialised straight to JSON (no `Value` tree).
 pub fn list_response_serialized<T: serde::Serialize>(
     items: &[T],

@@ -26,7 +26,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::Method;
 use axum::middleware;
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Notify;
@@ -172,10 +171,6 @@ async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
-async fn health() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok"}))
-}
-
 /// The API router.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -288,7 +283,7 @@ pub fn router(state: AppState) -> Router {
             "/api/feed-tokens/{token_uuid}/",
             axum::routing::delete(feed_tokens::destroy_mine),
         )
-        .route("/health", get(health))
+        .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/api/schema/", get(openapi::schema));
@@ -310,7 +305,7 @@ pub fn router(state: AppState) -> Router {
 /// answer as usual, everything else is a 503 (try again later).
 pub fn probe_router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(health))
+        .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .fallback(|| async { ApiError::Overloaded })
         .layer(middleware::from_fn_with_state(state.clone(), ops::observe))

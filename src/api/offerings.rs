@@ -5,11 +5,10 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde_json::{json, Value};
 
 use super::auth::{Caller, Roles};
-use super::listing::{link_header, list_response, page_range, select_fields, sort_by_keys, Params};
-use super::render::{self, Urls};
+use super::listing::{link_header, one_response, page_range, page_response, sort_by_keys, Params};
+use super::render::{Detail, GoogleCalendarOut, OfferingOut, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
 use crate::domain::calendar::{CalendarState, Job, JobKind, OfferingCalendar};
 use crate::domain::{Id, Offering};
@@ -19,17 +18,6 @@ use crate::store::{Catalog, Store};
 pub fn public_feed_url(base: &str, o: &Offering, cal: Option<&OfferingCalendar>) -> Option<String> {
     cal.filter(|c| c.public)
         .map(|_| format!("{base}/feeds/offerings/{}.ics", o.id.hex()))
-}
-
-fn render_one(
-    state: &AppState,
-    o: &Offering,
-    cat: &Catalog,
-    urls: &Urls,
-) -> Result<Value, ApiError> {
-    let cal = state.store.calendar(o.id)?;
-    let gc = render::googlecalendar(cal.as_ref(), public_feed_url(&urls.base, o, cal.as_ref()));
-    Ok(render::offering(o, cat, urls, gc))
 }
 
 pub async fn list(
@@ -67,16 +55,31 @@ pub async fn list(
     let range = page_range(total, page, size)?;
     let urls = Urls { base: base.clone() };
     let link = link_header(&base, "/api/booking-offerings/", &params, page, size, total);
-    let mut out = Vec::new();
-    if !is_head(&method) {
-        for o in &items[range] {
-            out.push(select_fields(
-                render_one(&state, o, &cat, &urls)?,
-                &params.fields(),
-            ));
-        }
+    if is_head(&method) {
+        return Ok(page_response::<OfferingOut>(&[], &[], total, link));
     }
-    Ok(list_response(out, total, link))
+    let page = &items[range];
+    let calendars = page
+        .iter()
+        .map(|o| state.store.calendar(o.id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let out: Vec<OfferingOut> = page
+        .iter()
+        .zip(&calendars)
+        .map(|(o, cal)| offering_out(o, cal.as_ref(), &cat, &urls))
+        .collect();
+    Ok(page_response(&out, &params.fields(), total, link))
+}
+
+/// An offering with its calendar, as the offering endpoints show it.
+fn offering_out<'a>(
+    o: &'a Offering,
+    cal: Option<&'a OfferingCalendar>,
+    cat: &'a Catalog,
+    urls: &Urls,
+) -> OfferingOut<'a> {
+    let gc = GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal));
+    OfferingOut::of(o, cat, urls, gc)
 }
 
 pub async fn retrieve(
@@ -85,14 +88,15 @@ pub async fn retrieve(
     BaseUrl(base): BaseUrl,
     Path(uuid): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&uuid)?;
     let params = Params::parse(q.as_deref());
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
     let o = visible(&cat, &roles, id)?;
-    let v = render_one(&state, o, &cat, &Urls { base })?;
-    Ok(Json(select_fields(v, &params.fields())))
+    let cal = state.store.calendar(o.id)?;
+    let out = offering_out(o, cal.as_ref(), &cat, &Urls { base });
+    Ok(one_response(&out, &params.fields()))
 }
 
 fn visible<'c>(cat: &'c Catalog, roles: &Roles, id: Id) -> Result<&'c Offering, ApiError> {
@@ -167,7 +171,7 @@ fn calendar_action(
         ))
     })?;
     state.jobs_ready.notify_one();
-    Ok(Json(json!({ "detail": detail })).into_response())
+    Ok(Json(Detail::new(detail)).into_response())
 }
 
 pub async fn google_calendar_sync(

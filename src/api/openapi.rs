@@ -20,11 +20,10 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-/// `{"detail": "..."}`: 401, 403, 404, 409 and action confirmations.
-#[derive(ToSchema)]
-pub struct Detail {
-    pub detail: String,
-}
+use super::bookings::BookingOut;
+use super::feed_tokens::FeedTokenOut;
+use super::ops::{Health, Readiness};
+use super::render::{Detail, OfferingOut, PublicOfferingOut};
 
 /// A 400: a list of messages, or messages by field name (DRF's shapes).
 #[derive(ToSchema)]
@@ -32,136 +31,6 @@ pub struct Detail {
 pub enum BadRequest {
     Messages(Vec<String>),
     Fields(HashMap<String, serde_json::Value>),
-}
-
-/// The counts of an offering calendar's last sync run.
-#[derive(ToSchema)]
-pub struct RunSummary {
-    pub started: Option<String>,
-    pub duration_ms: u64,
-    pub created: u32,
-    pub updated: u32,
-    pub deleted: u32,
-    pub adopted: u32,
-    pub busy_slots: u32,
-    pub warnings: Vec<String>,
-    pub api_calls: u64,
-    pub full_listing: bool,
-}
-
-/// An offering's Google Calendar: never null; `state` and the run fields appear once
-/// a calendar action was taken.
-#[derive(ToSchema)]
-pub struct GoogleCalendar {
-    /// Google's calendar id once created.
-    #[schema(required = true)]
-    pub backend_id: Option<String>,
-    pub public: bool,
-    /// Google's embed link while public.
-    #[schema(required = true)]
-    pub http_link: Option<String>,
-    #[schema(value_type = Option<String>, example = "OK")]
-    pub state: Option<CalendarStateName>,
-    #[schema(format = DateTime)]
-    pub last_success: Option<String>,
-    pub last_error: Option<String>,
-    pub last_run: Option<RunSummary>,
-    /// The public iCalendar feed while the calendar is public.
-    pub ical_feed_url: Option<String>,
-}
-
-/// Calendar states as upstream Waldur names them.
-#[derive(ToSchema)]
-pub enum CalendarStateName {
-    #[schema(rename = "Creation Scheduled")]
-    CreationScheduled,
-    Creating,
-    #[schema(rename = "Update Scheduled")]
-    UpdateScheduled,
-    Updating,
-    #[schema(rename = "OK")]
-    Ok,
-    Erred,
-}
-
-/// Fields of a booking offering shared by its two renderings.
-#[derive(ToSchema)]
-pub struct OfferingFields {
-    pub uuid: String,
-    #[schema(format = DateTime)]
-    pub created: String,
-    pub name: String,
-    pub slug: String,
-    pub description: String,
-    pub full_description: String,
-    pub customer: String,
-    pub customer_uuid: String,
-    pub customer_name: String,
-    pub category: String,
-    pub category_uuid: String,
-    pub category_title: String,
-    /// The offering's attributes, among them the availability windows `schedules`.
-    #[schema(value_type = Object)]
-    pub attributes: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub options: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub resource_options: serde_json::Value,
-    pub components: Vec<serde_json::Value>,
-    #[schema(value_type = Object)]
-    pub plugin_options: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub account_settings: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub billing_period_applies: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub billing_mode_components: serde_json::Value,
-    #[schema(example = "Active")]
-    pub state: String,
-    #[serde(rename = "type")]
-    #[schema(example = "Marketplace.Booking")]
-    pub kind: String,
-    pub shared: bool,
-    pub billable: bool,
-    pub endpoints: Vec<serde_json::Value>,
-    pub roles: Vec<serde_json::Value>,
-    pub plans: Vec<serde_json::Value>,
-    pub screenshots: Vec<serde_json::Value>,
-    pub files: Vec<serde_json::Value>,
-    pub quotas: Vec<serde_json::Value>,
-    pub organization_groups: Vec<serde_json::Value>,
-    pub country: String,
-    pub backend_id: String,
-    #[schema(value_type = Object)]
-    pub backend_metadata: serde_json::Value,
-    pub order_count: u64,
-    pub latitude: Option<f64>,
-    pub longitude: Option<f64>,
-    /// The zone bookings are shown in (not a Waldur field).
-    #[schema(example = "Europe/Tallinn")]
-    pub time_zone: String,
-    /// Where the provider manages secret owner-feed tokens (not a Waldur field).
-    pub feed_tokens_url: Option<String>,
-}
-
-/// A booking offering (`/api/booking-offerings/`).
-#[derive(ToSchema)]
-pub struct Offering {
-    pub url: String,
-    #[serde(flatten)]
-    pub fields: OfferingFields,
-    pub googlecalendar: GoogleCalendar,
-}
-
-/// The public details of an order's offering (`/api/marketplace-orders/{uuid}/offering/`).
-#[derive(ToSchema)]
-pub struct PublicOffering {
-    pub url: String,
-    #[serde(flatten)]
-    pub fields: OfferingFields,
-    pub google_calendar_is_public: bool,
-    #[schema(required = true)]
-    pub google_calendar_link: Option<String>,
 }
 
 /// Offering and project fields that resources and orders share.
@@ -386,57 +255,11 @@ pub struct AttachmentUpload {
     pub attachment: Vec<u8>,
 }
 
-/// Taken time of an offering: a booking's slot or a busy slot from the calendar.
-#[derive(ToSchema)]
-pub struct Booking {
-    #[schema(format = DateTime)]
-    pub start: String,
-    #[schema(format = DateTime)]
-    pub end: String,
-    /// The booker's name, for the provider and for one's own bookings; else empty.
-    pub created_by_full_name: String,
-    /// Present (true) on busy time imported from the calendar.
-    pub busy: Option<bool>,
-}
-
-/// A secret feed token. The secret itself appears only once, inside `url`, in the
-/// answer to the request that created the token.
-#[derive(ToSchema)]
-pub struct FeedToken {
-    /// 32 hex digits.
-    pub uuid: String,
-    pub name: String,
-    #[schema(format = DateTime)]
-    pub created: String,
-    /// When a calendar app last fetched the feed (updated at most once a minute).
-    #[schema(required = true)]
-    pub last_used: Option<String>,
-    #[schema(required = true)]
-    pub created_by_username: Option<String>,
-    /// Only when created: the feed's URL, secret included.
-    pub url: Option<String>,
-}
-
 /// The body that creates a feed token.
 #[derive(ToSchema)]
 pub struct FeedTokenCreate {
     /// A label (up to 150 characters), e.g. "Reception screen".
     pub name: Option<String>,
-}
-
-/// `/health`.
-#[derive(ToSchema)]
-pub struct Health {
-    #[schema(example = "ok")]
-    pub status: String,
-}
-
-/// `/ready`: `{"status": "ready"}`, or `{"status": "unavailable", "reason": ...}` with 503.
-#[derive(ToSchema)]
-pub struct Readiness {
-    #[schema(example = "ready")]
-    pub status: String,
-    pub reason: Option<String>,
 }
 
 struct TokenAuth;
@@ -640,7 +463,7 @@ mod paths {
     #[utoipa::path(get, path = "/api/booking-offerings/", tag = "booking-offerings",
         params(Page, OfferingFilters),
         responses(
-            (status = 200, body = Vec<Offering>,
+            (status = 200, body = Vec<OfferingOut>,
                 links(("offerings_retrieve" = (operation_id = "offerings_retrieve", parameters(("uuid" = "$response.body#/0/uuid")))), ("offerings_google_calendar_sync" = (operation_id = "offerings_google_calendar_sync", parameters(("uuid" = "$response.body#/0/uuid")))), ("offerings_share_google_calendar" = (operation_id = "offerings_share_google_calendar", parameters(("uuid" = "$response.body#/0/uuid")))), ("offerings_unshare_google_calendar" = (operation_id = "offerings_unshare_google_calendar", parameters(("uuid" = "$response.body#/0/uuid")))), ("bookings_list" = (operation_id = "bookings_list", parameters(("uuid" = "$response.body#/0/uuid"))))),
                 headers(
                 ("X-Result-Count" = u64, description = "Items in all pages"),
@@ -650,7 +473,7 @@ mod paths {
 
     #[utoipa::path(get, path = "/api/booking-offerings/{uuid}/", tag = "booking-offerings",
         params(("uuid" = String, Path)),
-        responses((status = 200, body = Offering), (status = 401, body = Detail), (status = 404, body = Detail)))]
+        responses((status = 200, body = OfferingOut), (status = 401, body = Detail), (status = 404, body = Detail)))]
     pub fn offerings_retrieve() {}
 
     macro_rules! calendar_action {
@@ -754,7 +577,7 @@ mod paths {
 
     #[utoipa::path(get, path = "/api/marketplace-orders/{uuid}/offering/", tag = "marketplace-orders",
         params(("uuid" = String, Path)),
-        responses((status = 200, body = PublicOffering), (status = 401, body = Detail), (status = 404, body = Detail)))]
+        responses((status = 200, body = PublicOfferingOut), (status = 401, body = Detail), (status = 404, body = Detail)))]
     pub fn orders_offering() {}
 
     macro_rules! order_action {
@@ -848,19 +671,19 @@ mod paths {
 
     #[utoipa::path(get, path = "/api/marketplace-bookings/{uuid}/", tag = "marketplace-bookings",
         params(("uuid" = String, Path, description = "The offering")),
-        responses((status = 200, body = Vec<Booking>), (status = 401, body = Detail), (status = 404, body = Detail)))]
+        responses((status = 200, body = Vec<BookingOut>), (status = 401, body = Detail), (status = 404, body = Detail)))]
     pub fn bookings_list() {}
 
     #[utoipa::path(get, path = "/api/booking-offerings/{uuid}/feed_tokens/", tag = "feeds",
         params(("uuid" = String, Path, description = "The offering")),
-        responses((status = 200, body = Vec<FeedToken>), (status = 401, body = Detail),
+        responses((status = 200, body = Vec<FeedTokenOut>), (status = 401, body = Detail),
             (status = 403, body = Detail), (status = 404, body = Detail)))]
     pub fn offering_feed_tokens_list() {}
 
     #[utoipa::path(post, path = "/api/booking-offerings/{uuid}/feed_tokens/", tag = "feeds",
         params(("uuid" = String, Path, description = "The offering")),
         request_body = FeedTokenCreate,
-        responses((status = 201, description = "Created; `url` holds the secret, shown only now", body = FeedToken),
+        responses((status = 201, description = "Created; `url` holds the secret, shown only now", body = FeedTokenOut),
             (status = 400, body = BadRequest), (status = 401, body = Detail),
             (status = 403, body = Detail), (status = 404, body = Detail)))]
     pub fn offering_feed_tokens_create() {}
@@ -872,13 +695,13 @@ mod paths {
     pub fn offering_feed_tokens_destroy() {}
 
     #[utoipa::path(get, path = "/api/feed-tokens/", tag = "feeds",
-        responses((status = 200, description = "The caller's own \"my bookings\" feed tokens", body = Vec<FeedToken>),
+        responses((status = 200, description = "The caller's own \"my bookings\" feed tokens", body = Vec<FeedTokenOut>),
             (status = 401, body = Detail)))]
     pub fn my_feed_tokens_list() {}
 
     #[utoipa::path(post, path = "/api/feed-tokens/", tag = "feeds",
         request_body = FeedTokenCreate,
-        responses((status = 201, description = "Created; `url` holds the secret, shown only now", body = FeedToken),
+        responses((status = 201, description = "Created; `url` holds the secret, shown only now", body = FeedTokenOut),
             (status = 400, body = BadRequest), (status = 401, body = Detail)))]
     pub fn my_feed_tokens_create() {}
 

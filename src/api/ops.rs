@@ -13,8 +13,9 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 use tracing::Instrument;
+use utoipa::ToSchema;
 
 use super::AppState;
 
@@ -54,6 +55,27 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     resp
 }
 
+/// `/health`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// `GET /health`: the process is up (nothing else is checked).
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `/ready`: `{"status": "ready"}`, or `{"status": "unavailable", "reason": ...}` with 503.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
 /// `GET /ready`: 200 when the store answers a read and no observed part (the
 /// scheduler, see [`crate::metrics::Observed`]) says it keeps the service from serving;
 /// 503 with `{"status": "unavailable", "reason": ...}` otherwise.
@@ -65,14 +87,20 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         Ok(Err(e)) => Some(format!("the store does not answer: {e}")),
         Err(_) => Some("the store read panicked".to_owned()),
     };
-    match reason {
-        None => Json(json!({"status": "ready"})).into_response(),
-        Some(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": reason})),
-        )
-            .into_response(),
-    }
+    let status = if reason.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = Readiness {
+        status: if reason.is_some() {
+            "unavailable"
+        } else {
+            "ready"
+        },
+        reason,
+    };
+    (status, Json(body)).into_response()
 }
 
 /// `GET /metrics`: the Prometheus text exposition.

@@ -482,29 +482,13 @@ pub async fn offering(
     c: Caller,
     BaseUrl(base): BaseUrl,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&u)?;
     let cat = s.store.read()?;
     let roles = Roles::of(&c.user, &cat);
     let (e, _) = visible_order(&s, &cat, &roles, id)?;
     let off = cat.offerings.get(&e.offering).ok_or(ApiError::NotFound)?;
     let cal = s.store.calendar(off.id)?;
-    let urls = Urls { base };
-    let mut v = render::offering(off, &cat, &urls, render::googlecalendar(cal.as_ref(), None));
-    if let Value::Object(m) = &mut v {
-        m.remove("googlecalendar");
-        m.insert(
-            "url".into(),
-            json!(urls.of("marketplace-public-offerings", off.id)),
-        );
-        m.insert(
-            "google_calendar_is_public".into(),
-            json!(cal.as_ref().is_some_and(|c| c.public)),
-        );
-        m.insert(
-            "google_calendar_link".into(),
-            json!(cal.as_ref().and_then(|c| c.http_link())),
-        );
-    }
-    Ok(Json(v))
+    let out = render::PublicOfferingOut::of(off, &cat, &Urls { base }, cal.as_ref());
+    Ok(Json(out).into_response())
 }

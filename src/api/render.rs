@@ -3,9 +3,12 @@
 //! fields we do not model are left out (the client treats them as unset).
 
 use chrono::{DateTime, Utc};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
-use crate::domain::calendar::OfferingCalendar;
+use crate::domain::calendar::{OfferingCalendar, RunSummary};
 use crate::domain::{Id, Offering, Order, Resource};
 use crate::store::Catalog;
 
@@ -29,100 +32,291 @@ impl Urls {
     }
 }
 
-/// The `googlecalendar` object: never null.
-pub fn googlecalendar(cal: Option<&OfferingCalendar>, feed_url: Option<String>) -> Value {
-    let mut v = match cal {
-        None => json!({"backend_id": null, "public": false, "http_link": null}),
-        Some(c) => json!({
-            "backend_id": c.calendar_id,
-            "public": c.public,
-            "http_link": c.http_link(),
-            "state": c.state.as_str(),
-            "last_success": opt_ts(&c.last_success),
-            "last_error": c.last_error,
-            "last_run": c.last_run,
-        }),
-    };
-    if let (Some(url), Value::Object(m)) = (feed_url, &mut v) {
-        m.insert("ical_feed_url".into(), Value::String(url));
-    }
-    v
+/// `{"detail": "..."}`: 401, 403, 404, 409 and action confirmations.
+#[derive(Serialize, ToSchema)]
+pub struct Detail<'a> {
+    detail: &'a str,
 }
 
-/// A booking offering.
-pub fn offering(o: &Offering, cat: &Catalog, urls: &Urls, gc: Value) -> Value {
-    let customer = cat.customers.get(&o.customer);
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_string(), v);
-    };
-    put("url", json!(urls.of("booking-offerings", o.id)));
-    put("uuid", json!(o.id));
-    put("created", json!(ts(&o.created)));
-    put("name", json!(o.name));
-    put("slug", json!(o.slug));
-    put("description", json!(o.description));
-    put("full_description", json!(o.full_description));
-    put("customer", json!(urls.of("customers", o.customer)));
-    put("customer_uuid", json!(o.customer));
-    put(
-        "customer_name",
-        json!(customer.map(|c| c.name.as_str()).unwrap_or("")),
-    );
-    put(
-        "category",
-        json!(urls.of("marketplace-categories", o.category.id)),
-    );
-    put("category_uuid", json!(o.category.id));
-    put("category_title", json!(o.category.title));
-    put("attributes", o.attributes.clone());
-    put("options", json!({}));
-    put("resource_options", json!({}));
-    put("components", json!([]));
-    put("plugin_options", o.plugin_options.clone());
-    put("account_settings", json!({}));
-    put("billing_period_applies", json!({}));
-    put("billing_mode_components", json!({}));
-    put("state", json!(o.state.as_str()));
-    put("type", json!("Marketplace.Booking"));
-    put("shared", json!(o.shared));
-    put("billable", json!(o.billable));
-    put("endpoints", json!([]));
-    put("roles", json!([]));
-    put("plans", json!([]));
-    put("screenshots", json!([]));
-    put("files", json!([]));
-    put("quotas", json!([]));
-    put("organization_groups", json!([]));
-    put("country", json!(""));
-    put("backend_id", json!(o.backend_id));
-    put("backend_metadata", json!({}));
-    put(
-        "order_count",
-        json!(cat
-            .orders_by_offering
-            .get(&o.id)
-            .map(|s| s.len())
-            .unwrap_or(0)),
-    );
-    if let Some(lat) = o.latitude {
-        put("latitude", json!(lat));
+impl<'a> Detail<'a> {
+    pub fn new(detail: &'a str) -> Self {
+        Detail { detail }
     }
-    if let Some(lon) = o.longitude {
-        put("longitude", json!(lon));
+}
+
+/// `{}`: a Waldur object field bookcal does not model.
+pub struct EmptyObject;
+
+impl Serialize for EmptyObject {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_map(Some(0))?.end()
     }
-    put("googlecalendar", gc);
-    // Not a Waldur field: where the owner feed's secret tokens are managed.
-    put(
-        "feed_tokens_url",
-        json!(format!(
-            "{}feed_tokens/",
-            urls.of("booking-offerings", o.id)
-        )),
-    );
-    // Not a Waldur field: the zone bookings are shown in.
-    put("time_zone", json!(o.time_zone.name()));
-    Value::Object(m)
+}
+
+/// `[]`: a Waldur list field bookcal does not model.
+pub struct EmptyList;
+
+impl Serialize for EmptyList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_seq(Some(0))?.end()
+    }
+}
+
+/// The counts of an offering calendar's last sync run.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RunSummary)]
+pub struct RunSummaryOut<'a> {
+    #[schema(value_type = Option<String>)]
+    started: Option<DateTime<Utc>>,
+    duration_ms: u64,
+    created: u32,
+    updated: u32,
+    deleted: u32,
+    adopted: u32,
+    busy_slots: u32,
+    warnings: &'a [String],
+    api_calls: u64,
+    full_listing: bool,
+}
+
+impl<'a> RunSummaryOut<'a> {
+    fn of(r: &'a RunSummary) -> Self {
+        RunSummaryOut {
+            started: r.started,
+            duration_ms: r.duration_ms,
+            created: r.created,
+            updated: r.updated,
+            deleted: r.deleted,
+            adopted: r.adopted,
+            busy_slots: r.busy_slots,
+            warnings: &r.warnings,
+            api_calls: r.api_calls,
+            full_listing: r.full_listing,
+        }
+    }
+}
+
+/// An offering's Google Calendar: never null; `state` and the run fields appear once
+/// a calendar action was taken.
+#[derive(Serialize, ToSchema)]
+#[schema(as = GoogleCalendar)]
+pub struct GoogleCalendarOut<'a> {
+    /// Google's calendar id once created.
+    #[schema(required = true)]
+    backend_id: Option<&'a str>,
+    public: bool,
+    /// Google's embed link while public.
+    #[schema(required = true)]
+    http_link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "OK")]
+    state: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_success: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    last_error: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<RunSummaryOut>)]
+    last_run: Option<Option<RunSummaryOut<'a>>>,
+    /// The public iCalendar feed while the calendar is public.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ical_feed_url: Option<String>,
+}
+
+impl<'a> GoogleCalendarOut<'a> {
+    /// The object for an offering's calendar record (none before the first action),
+    /// with the public feed's URL when it is shown.
+    pub fn of(cal: Option<&'a OfferingCalendar>, ical_feed_url: Option<String>) -> Self {
+        GoogleCalendarOut {
+            backend_id: cal.and_then(|c| c.calendar_id.as_deref()),
+            public: cal.is_some_and(|c| c.public),
+            http_link: cal.and_then(OfferingCalendar::http_link),
+            state: cal.map(|c| c.state.as_str()),
+            last_success: cal.map(|c| c.last_success.as_ref().map(ts)),
+            last_error: cal.map(|c| c.last_error.as_deref()),
+            last_run: cal.map(|c| c.last_run.as_ref().map(RunSummaryOut::of)),
+            ical_feed_url,
+        }
+    }
+}
+
+/// Fields of a booking offering shared by its two renderings.
+#[derive(Serialize, ToSchema)]
+#[schema(as = OfferingFields)]
+pub struct OfferingFieldsOut<'a> {
+    #[schema(value_type = String)]
+    uuid: Id,
+    #[schema(format = DateTime)]
+    created: String,
+    name: &'a str,
+    slug: &'a str,
+    description: &'a str,
+    full_description: &'a str,
+    customer: String,
+    #[schema(value_type = String)]
+    customer_uuid: Id,
+    customer_name: &'a str,
+    category: String,
+    #[schema(value_type = String)]
+    category_uuid: Id,
+    category_title: &'a str,
+    /// The offering's attributes, among them the availability windows `schedules`.
+    #[schema(value_type = Object)]
+    attributes: &'a Value,
+    #[schema(value_type = Object)]
+    options: EmptyObject,
+    #[schema(value_type = Object)]
+    resource_options: EmptyObject,
+    #[schema(value_type = Vec<Value>)]
+    components: EmptyList,
+    #[schema(value_type = Object)]
+    plugin_options: &'a Value,
+    #[schema(value_type = Object)]
+    account_settings: EmptyObject,
+    #[schema(value_type = Object)]
+    billing_period_applies: EmptyObject,
+    #[schema(value_type = Object)]
+    billing_mode_components: EmptyObject,
+    #[schema(example = "Active")]
+    state: &'static str,
+    #[serde(rename = "type")]
+    #[schema(example = "Marketplace.Booking")]
+    kind: &'static str,
+    shared: bool,
+    billable: bool,
+    #[schema(value_type = Vec<Value>)]
+    endpoints: EmptyList,
+    #[schema(value_type = Vec<Value>)]
+    roles: EmptyList,
+    #[schema(value_type = Vec<Value>)]
+    plans: EmptyList,
+    #[schema(value_type = Vec<Value>)]
+    screenshots: EmptyList,
+    #[schema(value_type = Vec<Value>)]
+    files: EmptyList,
+    #[schema(value_type = Vec<Value>)]
+    quotas: EmptyList,
+    #[schema(value_type = Vec<Value>)]
+    organization_groups: EmptyList,
+    country: &'static str,
+    backend_id: &'a str,
+    #[schema(value_type = Object)]
+    backend_metadata: EmptyObject,
+    #[schema(value_type = u64)]
+    order_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    longitude: Option<f64>,
+    /// Where the provider manages secret owner-feed tokens (not a Waldur field).
+    feed_tokens_url: String,
+    /// The zone bookings are shown in (not a Waldur field).
+    #[schema(example = "Europe/Tallinn")]
+    time_zone: &'static str,
+}
+
+impl<'a> OfferingFieldsOut<'a> {
+    fn of(o: &'a Offering, cat: &'a Catalog, urls: &Urls) -> Self {
+        OfferingFieldsOut {
+            uuid: o.id,
+            created: ts(&o.created),
+            name: &o.name,
+            slug: &o.slug,
+            description: &o.description,
+            full_description: &o.full_description,
+            customer: urls.of("customers", o.customer),
+            customer_uuid: o.customer,
+            customer_name: cat
+                .customers
+                .get(&o.customer)
+                .map_or("", |c| c.name.as_str()),
+            category: urls.of("marketplace-categories", o.category.id),
+            category_uuid: o.category.id,
+            category_title: &o.category.title,
+            attributes: &o.attributes,
+            options: EmptyObject,
+            resource_options: EmptyObject,
+            components: EmptyList,
+            plugin_options: &o.plugin_options,
+            account_settings: EmptyObject,
+            billing_period_applies: EmptyObject,
+            billing_mode_components: EmptyObject,
+            state: o.state.as_str(),
+            kind: "Marketplace.Booking",
+            shared: o.shared,
+            billable: o.billable,
+            endpoints: EmptyList,
+            roles: EmptyList,
+            plans: EmptyList,
+            screenshots: EmptyList,
+            files: EmptyList,
+            quotas: EmptyList,
+            organization_groups: EmptyList,
+            country: "",
+            backend_id: &o.backend_id,
+            backend_metadata: EmptyObject,
+            order_count: cat.orders_by_offering.get(&o.id).map_or(0, |s| s.len()),
+            latitude: o.latitude,
+            longitude: o.longitude,
+            feed_tokens_url: format!("{}feed_tokens/", urls.of("booking-offerings", o.id)),
+            time_zone: o.time_zone.name(),
+        }
+    }
+}
+
+/// A booking offering (`/api/booking-offerings/`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Offering)]
+pub struct OfferingOut<'a> {
+    url: String,
+    #[serde(flatten)]
+    fields: OfferingFieldsOut<'a>,
+    googlecalendar: GoogleCalendarOut<'a>,
+}
+
+impl<'a> OfferingOut<'a> {
+    pub fn of(
+        o: &'a Offering,
+        cat: &'a Catalog,
+        urls: &Urls,
+        googlecalendar: GoogleCalendarOut<'a>,
+    ) -> Self {
+        OfferingOut {
+            url: urls.of("booking-offerings", o.id),
+            fields: OfferingFieldsOut::of(o, cat, urls),
+            googlecalendar,
+        }
+    }
+}
+
+/// The public details of an order's offering (`/api/marketplace-orders/{uuid}/offering/`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = PublicOffering)]
+pub struct PublicOfferingOut<'a> {
+    url: String,
+    #[serde(flatten)]
+    fields: OfferingFieldsOut<'a>,
+    google_calendar_is_public: bool,
+    #[schema(required = true)]
+    google_calendar_link: Option<String>,
+}
+
+impl<'a> PublicOfferingOut<'a> {
+    pub fn of(
+        o: &'a Offering,
+        cat: &'a Catalog,
+        urls: &Urls,
+        cal: Option<&OfferingCalendar>,
+    ) -> Self {
+        PublicOfferingOut {
+            url: urls.of("marketplace-public-offerings", o.id),
+            fields: OfferingFieldsOut::of(o, cat, urls),
+            google_calendar_is_public: cal.is_some_and(|c| c.public),
+            google_calendar_link: cal.and_then(OfferingCalendar::http_link),
+        }
+    }
 }
 
 /// Fields shared by resources and orders that describe the offering and project.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::helpers::{at, spawn_app, sync_env};
+use crate::helpers::{assert_snapshot, at, spawn_app, sync_env};
 use serde_json::{json, Map, Value};
 
 async fn document(app: &crate::helpers::TestApp) -> Value {
@@ -469,6 +469,16 @@ async fn schemathesis_finds_no_server_errors_and_no_response_contradicting_the_d
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+#[tokio::test]
+async fn the_document_matches_its_snapshot() {
+    // Every change to the API's documented shapes shows in review as a diff of
+    // `tests/snapshots/openapi.json` (UPDATE_SNAPSHOTS=1 rewrites it).
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";
+    assert_snapshot("openapi.json", &text);
 }
 
 #[tokio::test]

@@ -464,3 +464,37 @@ impl TestApp {
         self.store.sync_put(vec![change]).expect("store calendar");
     }
 }
+
+/// Compares `body` with the snapshot file `tests/snapshots/{name}` byte for byte, or
+/// writes it when `UPDATE_SNAPSHOTS=1` (then review the diff before committing).
+pub fn assert_snapshot(name: &str, body: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var("UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("create the snapshot directory");
+        }
+        std::fs::write(&path, body).expect("write the snapshot");
+        return;
+    }
+    let want = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "missing snapshot {} ({e}); run with UPDATE_SNAPSHOTS=1 to create it",
+            path.display()
+        )
+    });
+    if want != body.as_bytes() {
+        let want = String::from_utf8_lossy(&want);
+        let first = want
+            .split('\n')
+            .zip(body.split('\n'))
+            .position(|(a, b)| a != b)
+            .map(|i| i + 1);
+        panic!(
+            "{name} differs from {} (first differing line {first:?}); \
+             rerun with UPDATE_SNAPSHOTS=1 if intended.\n--- snapshot\n{want}\n--- now\n{body}",
+            path.display()
+        );
+    }
+}
