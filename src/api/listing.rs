@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::domain::Id;
+use crate::store::Catalog;
 
 /// Default and maximum page sizes (DRF settings of upstream Waldur).
 pub const DEFAULT_PAGE_SIZE: usize = 10;
@@ -117,26 +118,32 @@ impl Params {
         }
     }
 
-    /// A datetime filter (`created`, `modified`: "after"). Dates mean midnight UTC.
+    /// A datetime filter (`created`, `modified`: "after"; `created_before`,
+    /// `modified_before`), in the forms Django's `DateTimeField` accepts (see
+    /// [`parse_django_datetime`]).
     pub fn datetime(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         let Some(v) = self.one(key) else {
             return Ok(None);
         };
-        if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-            return Ok(Some(t.with_timezone(&Utc)));
+        parse_django_datetime(v)
+            .map(Some)
+            .ok_or_else(|| ApiError::field(key, "Enter a valid date/time."))
+    }
+
+    /// The `o=` keys, each (without its `-`) one of `allowed`; else DRF's choice
+    /// error, as every Waldur list answers an unknown ordering.
+    pub fn ordering_in(&self, allowed: &[&str]) -> Result<Vec<&str>, ApiError> {
+        let keys = self.ordering();
+        match keys
+            .iter()
+            .find(|k| !allowed.contains(&k.trim_start_matches('-')))
+        {
+            Some(bad) => Err(ApiError::field(
+                "o",
+                format!("Select a valid choice. {bad} is not one of the available choices."),
+            )),
+            None => Ok(keys),
         }
-        // Naive values mean UTC; Python's `isoformat()` adds microseconds when set.
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f") {
-            return Ok(Some(t.and_utc()));
-        }
-        if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-            return Ok(Some(
-                d.and_hms_opt(0, 0, 0)
-                    .map(|t| t.and_utc())
-                    .unwrap_or_default(),
-            ));
-        }
-        Err(ApiError::field(key, "Enter a valid date/time."))
     }
 
     pub fn fields(&self) -> Vec<&str> {
@@ -165,6 +172,56 @@ impl Params {
     }
 }
 
+/// Parses a datetime as Django's `DateTimeField` does: a date (`2024-05-01`, meaning
+/// its midnight), or a date and a time separated by `T` or a space, with optional
+/// seconds and fraction (`.` or `,`), and an optional zone `Z`, `+01`, `+0100` or
+/// `+01:00` (also after a space, and with the space a `+` becomes in an unencoded
+/// query). A value without a zone is UTC (Waldur's zone).
+pub fn parse_django_datetime(v: &str) -> Option<DateTime<Utc>> {
+    let v = v.trim();
+    let Some(sep) = v.find(['T', ' ']) else {
+        let d = NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()?;
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    };
+    let (date, rest) = (&v[..sep], v[sep + 1..].trim());
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    // Split off the zone: `Z`, or a sign (or the space a `+` decodes to) and digits.
+    let (time, offset_secs) = if let Some(t) = rest.strip_suffix('Z') {
+        (t.trim_end(), 0)
+    } else if let Some(pos) = rest.rfind(['+', '-', ' ']) {
+        let (t, z) = (&rest[..pos], &rest[pos..]);
+        let sign = if z.starts_with('-') { -1 } else { 1 };
+        let digits: String = z[1..].chars().filter(|c| *c != ':').collect();
+        if !digits.bytes().all(|b| b.is_ascii_digit()) || z[1..].matches(':').count() > 1 {
+            return None;
+        }
+        let (h, m) = match digits.len() {
+            2 => (digits.parse::<i32>().ok()?, 0),
+            4 => (
+                digits[..2].parse::<i32>().ok()?,
+                digits[2..].parse::<i32>().ok()?,
+            ),
+            _ => return None,
+        };
+        if h > 23 || m > 59 {
+            return None;
+        }
+        (t.trim_end(), sign * (h * 3600 + m * 60))
+    } else {
+        (rest, 0)
+    };
+    let time = time.replace(',', ".");
+    let naive = ["%H:%M:%S%.f", "%H:%M"]
+        .iter()
+        .find_map(|f| chrono::NaiveTime::parse_from_str(&time, f).ok())?;
+    let local = date.and_time(naive);
+    let offset = chrono::FixedOffset::east_opt(offset_secs)?;
+    local
+        .and_local_timezone(offset)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// The last UUID-looking path segment of a hyperlink (`.../offerings/<uuid>/`).
 pub fn id_from_url(s: &str) -> Option<Id> {
     s.trim_end_matches('/')
@@ -176,6 +233,72 @@ pub fn id_from_url(s: &str) -> Option<Id> {
 /// Whether `id` passes an optional id filter.
 pub fn any_of(ids: &Option<Vec<Id>>, id: Id) -> bool {
     ids.as_ref().is_none_or(|v| v.contains(&id))
+}
+
+/// The type every booking offering has (the `offering_type` filters match it).
+pub const BOOKING_OFFERING_TYPE: &str = "Marketplace.Booking";
+
+/// More filters orders and booking resources share: `offering_type`, `customer`
+/// (hyperlink of the project's customer), `created_before`, `modified_before`
+/// (inclusive) and `service_manager_uuid` (bookings of shared offerings whose
+/// provider the user owns or manages).
+pub struct SharedFilter {
+    /// Whether an `offering_type` was given that is not the booking type.
+    other_type_only: bool,
+    customer: Option<Id>,
+    created_before: Option<DateTime<Utc>>,
+    modified_before: Option<DateTime<Utc>>,
+    service_manager: Option<Id>,
+}
+
+impl SharedFilter {
+    /// # Errors
+    /// A malformed hyperlink, UUID or datetime, naming its key.
+    pub fn parse(p: &Params) -> Result<Self, ApiError> {
+        let types = p.all("offering_type");
+        let customer = match p.one("customer") {
+            None => None,
+            Some(u) => Some(
+                id_from_url(u).ok_or_else(|| ApiError::field("customer", "Invalid hyperlink."))?,
+            ),
+        };
+        let service_manager = match p.uuids("service_manager_uuid")? {
+            Some(ids) => ids.into_iter().next_back(),
+            None => None,
+        };
+        Ok(SharedFilter {
+            other_type_only: !types.is_empty() && !types.contains(&BOOKING_OFFERING_TYPE),
+            customer,
+            created_before: p.datetime("created_before")?,
+            modified_before: p.datetime("modified_before")?,
+            service_manager,
+        })
+    }
+
+    /// Whether a booking (or its order) of `offering` for a project of `customer`
+    /// passes.
+    pub fn matches(
+        &self,
+        cat: &Catalog,
+        offering: Id,
+        customer: Id,
+        created: DateTime<Utc>,
+        modified: DateTime<Utc>,
+    ) -> bool {
+        !self.other_type_only
+            && self.customer.is_none_or(|c| c == customer)
+            && self.created_before.is_none_or(|t| created <= t)
+            && self.modified_before.is_none_or(|t| modified <= t)
+            && self.service_manager.is_none_or(|u| {
+                cat.offerings.get(&offering).is_some_and(|o| {
+                    o.shared
+                        && cat
+                            .customers
+                            .get(&o.customer)
+                            .is_some_and(|c| c.owners.contains(&u) || c.managers.contains(&u))
+                })
+            })
+    }
 }
 
 /// The offering filters resources and orders share: `offering_uuid`, `offering`
@@ -406,6 +529,54 @@ pub fn sort_by_keys<T, K: Ord>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datetimes_parse_in_the_forms_django_accepts() {
+        let want = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let cases = [
+            ("2024-05-01T10:00:00Z", want("2024-05-01T10:00:00Z")),
+            ("2024-05-01T10:00:00.250Z", want("2024-05-01T10:00:00.250Z")),
+            (
+                "2024-05-01T10:00:00,5+00:00",
+                want("2024-05-01T10:00:00.5Z"),
+            ),
+            ("2024-05-01T10:00:00+01:00", want("2024-05-01T09:00:00Z")),
+            ("2024-05-01T10:00:00+0100", want("2024-05-01T09:00:00Z")),
+            ("2024-05-01T10:00:00+01", want("2024-05-01T09:00:00Z")),
+            ("2024-05-01T10:00:00-0230", want("2024-05-01T12:30:00Z")),
+            ("2024-05-01 10:00:00", want("2024-05-01T10:00:00Z")),
+            ("2024-05-01 10:00", want("2024-05-01T10:00:00Z")),
+            (
+                "2024-05-01T10:00:00.123456",
+                want("2024-05-01T10:00:00.123456Z"),
+            ),
+            // A `+` sent unencoded in a query arrives as a space.
+            ("2024-05-01T10:00:00 01:00", want("2024-05-01T09:00:00Z")),
+            ("2024-05-01", want("2024-05-01T00:00:00Z")),
+            ("yesterday", None),
+            ("2024-05-01T10", None),
+            ("2024-05-01T10:00:00+1", None),
+            ("2024-05-01T10:00:00+25:00", None),
+            ("2024-13-01T10:00:00Z", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_django_datetime(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn unknown_orderings_are_refused() {
+        let p = Params::parse(Some("o=-created&o=name"));
+        assert_eq!(
+            p.ordering_in(&["created", "name"]).ok(),
+            Some(vec!["-created", "name"])
+        );
+        assert!(p.ordering_in(&["created"]).is_err());
+    }
 
     #[test]
     fn repeated_and_comma_separated_values_are_flattened() {

@@ -44,7 +44,8 @@ pub async fn list(
         items.retain(|o| ids.contains(&o.customer));
     }
     items.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
-    sort_by_keys(&mut items, &params.ordering(), |o, k| match k {
+    let ordering = params.ordering_in(&["name", "created", "type", "state"])?;
+    sort_by_keys(&mut items, &ordering, |o, k| match k {
         "name" => Some(o.name.clone()),
         "created" => Some(o.created.to_rfc3339()),
         "type" => Some(String::new()),

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use super::auth::{Caller, Roles};
 use super::listing::{
     any_of, id_from_url, link_header, list_response, page_range, select_fields, sort_by_keys,
-    OfferingFilter, Params,
+    OfferingFilter, Params, SharedFilter,
 };
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
@@ -120,6 +120,13 @@ fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> boo
         && p.types.as_ref().is_none_or(|s| s.contains(&o.kind))
         && p.created.is_none_or(|t| o.created >= t)
         && p.modified.is_none_or(|t| o.modified >= t)
+        && p.shared
+            .matches(cat, o.offering, o.customer, o.created, o.modified)
+        && p.resource_name.as_ref().is_none_or(|n| {
+            cat.resources
+                .get(&o.resource)
+                .is_some_and(|x| x.name.to_lowercase().contains(n.as_str()))
+        })
         && p.can_approve_as_consumer.is_none_or(|want| {
             (o.state == OrderState::PendingConsumer && roles.may_approve_for(o.customer)) == want
         })
@@ -139,6 +146,24 @@ fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> boo
         })
 }
 
+/// The `o=` keys of the orders list (upstream's, plus `modified`); `cost` is zero for
+/// every booking, so it keeps the default order.
+const ORDER_KEYS: [&str; 5] = [
+    "created",
+    "consumer_reviewed_at",
+    "cost",
+    "state",
+    "modified",
+];
+
+/// One `o=` key's value (each key compares values of one variant).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum SortKey {
+    /// (missing, time)
+    Time(bool, chrono::DateTime<Utc>),
+    Text(&'static str),
+}
+
 struct OrderFilter {
     offering: OfferingFilter,
     project: Option<Vec<Id>>,
@@ -149,6 +174,8 @@ struct OrderFilter {
     types: Option<Vec<OrderType>>,
     created: Option<chrono::DateTime<Utc>>,
     modified: Option<chrono::DateTime<Utc>>,
+    shared: SharedFilter,
+    resource_name: Option<String>,
     can_approve_as_consumer: Option<bool>,
     can_approve_as_provider: Option<bool>,
     query: Option<String>,
@@ -167,6 +194,8 @@ impl OrderFilter {
             types,
             created: p.datetime("created")?,
             modified: p.datetime("modified")?,
+            shared: SharedFilter::parse(p)?,
+            resource_name: p.one("resource_name").map(|s| s.trim().to_lowercase()),
             can_approve_as_consumer: p.boolean("can_approve_as_consumer")?,
             can_approve_as_provider: p.boolean("can_approve_as_provider")?,
             query: p.one("query").map(|s| s.trim().to_lowercase()),
@@ -192,11 +221,31 @@ pub async fn list(
         .filter_map(|(_, id)| cat.orders.get(id))
         .filter(|o| roles.sees_order(o) && matches(o, &filter, &cat, &roles))
         .collect();
-    sort_by_keys(&mut hits, &params.ordering(), |o, k| match k {
-        "created" => Some(o.created.to_rfc3339()),
-        "modified" => Some(o.modified.to_rfc3339()),
-        "state" => Some(o.state.as_str().to_string()),
-        "consumer_reviewed_at" | "approved_at" => Some(o.modified.to_rfc3339()),
+    let ordering = params.ordering_in(&ORDER_KEYS)?;
+    // The review time is not in the catalog: read it from the hits' records, only
+    // when asked to sort by it.
+    let mut reviewed = std::collections::HashMap::new();
+    if ordering
+        .iter()
+        .any(|k| k.trim_start_matches('-') == "consumer_reviewed_at")
+    {
+        for o in &hits {
+            let at = state
+                .store
+                .order(o.id)?
+                .and_then(|x| x.consumer_reviewed_at);
+            reviewed.insert(o.id, at);
+        }
+    }
+    // A missing time sorts last ascending, as PostgreSQL does.
+    sort_by_keys(&mut hits, &ordering, |o, k| match k {
+        "created" => Some(SortKey::Time(false, o.created)),
+        "modified" => Some(SortKey::Time(false, o.modified)),
+        "consumer_reviewed_at" => {
+            let at = reviewed.get(&o.id).copied().flatten();
+            Some(SortKey::Time(at.is_none(), at.unwrap_or_default()))
+        }
+        "state" => Some(SortKey::Text(o.state.as_str())),
         _ => None,
     });
     let total = hits.len();

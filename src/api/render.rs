@@ -162,9 +162,10 @@ pub struct OfferingFieldsOut<'a> {
     #[schema(value_type = String)]
     category_uuid: Id,
     category_title: &'a str,
-    /// The offering's attributes, among them the availability windows `schedules`.
+    /// The offering's attributes, among them the availability windows `schedules`
+    /// (from now on: ended windows dropped, a started one starting now).
     #[schema(value_type = Object)]
-    attributes: &'a Value,
+    attributes: Value,
     #[schema(value_type = Object)]
     options: EmptyObject,
     #[schema(value_type = Object)]
@@ -235,7 +236,10 @@ impl<'a> OfferingFieldsOut<'a> {
             category: urls.of("marketplace-categories", o.category.id),
             category_uuid: o.category.id,
             category_title: &o.category.title,
-            attributes: &o.attributes,
+            attributes: crate::domain::booking::attributes_for_view(
+                &o.attributes,
+                chrono::Utc::now(),
+            ),
             options: EmptyObject,
             resource_options: EmptyObject,
             components: EmptyList,

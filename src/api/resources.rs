@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::auth::{Caller, Roles};
 use super::listing::{
     any_of, link_header, list_response, list_response_serialized, page_range, select_fields,
-    sort_prefix, OfferingFilter, Params,
+    sort_prefix, OfferingFilter, Params, SharedFilter,
 };
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
@@ -41,6 +41,7 @@ struct Filter {
     project_name: Option<String>,
     created: Option<chrono::DateTime<Utc>>,
     modified: Option<chrono::DateTime<Utc>>,
+    shared: SharedFilter,
 }
 
 impl Filter {
@@ -60,6 +61,7 @@ impl Filter {
             project_name: p.one("project_name").map(str::to_lowercase),
             created: p.datetime("created")?,
             modified: p.datetime("modified")?,
+            shared: SharedFilter::parse(p)?,
         })
     }
 
@@ -86,6 +88,9 @@ impl Filter {
                 .is_none_or(|b| &*r.backend_id == b.as_str())
             && self.created.is_none_or(|t| r.created >= t)
             && self.modified.is_none_or(|t| r.modified >= t)
+            && self
+                .shared
+                .matches(cat, r.offering, r.customer, r.created, r.modified)
             && self.offering.matches(cat, r.offering)
             && self.project_name.as_ref().is_none_or(|n| {
                 cat.projects
@@ -166,16 +171,7 @@ pub async fn list(
     let params = Params::parse(q.as_deref());
     let (page, size) = params.page()?;
     let filter = Filter::parse(&params)?;
-    let ordering = params.ordering();
-    if let Some(bad) = ordering
-        .iter()
-        .find(|k| !ORDER_KEYS.contains(&k.trim_start_matches('-')))
-    {
-        return Err(ApiError::field(
-            "o",
-            format!("Select a valid choice. {bad} is not one of the available choices."),
-        ));
-    }
+    let ordering = params.ordering_in(&ORDER_KEYS)?;
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
     let keep = |r: &&ResourceEntry| roles.sees_resource(r) && filter.matches(r, &cat);

@@ -70,6 +70,23 @@ pub fn trim_schedule_times(attributes: &mut Value) {
     }
 }
 
+/// An offering's `attributes` as Waldur shows them to clients: availability windows
+/// that have ended are dropped (with those that do not parse) and a window already
+/// under way starts `now` (`%Y-%m-%dT%H:%M:%S.000Z`, upstream's form).
+pub fn attributes_for_view(attributes: &Value, now: DateTime<Utc>) -> Value {
+    let mut a = attributes.clone();
+    if let Some(Value::Array(items)) = a.get_mut("schedules") {
+        let time = |it: &Value, k: &str| it.get(k).and_then(|v| parse_schedule_time(v).ok());
+        items.retain(|it| time(it, "end").is_some_and(|e| e > now));
+        for it in items.iter_mut() {
+            if time(it, "start").is_none_or(|s| s < now) {
+                it["start"] = Value::String(now.format("%Y-%m-%dT%H:%M:%S.000Z").to_string());
+            }
+        }
+    }
+    a
+}
+
 /// Parses a `schedules` list into intervals without judging them.
 pub fn parse_schedules(schedules: Option<&Value>) -> Result<Vec<Interval>, BookingError> {
     let items = match schedules {
@@ -292,6 +309,25 @@ mod tests {
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn offering_windows_are_shown_from_now_on() {
+        let attrs = json!({"other": 1, "schedules": [
+            {"start": "2030-01-01T00:00:00Z", "end": "2030-01-02T00:00:00Z"},
+            {"start": "2030-01-02T00:00:00Z", "end": "2030-01-05T00:00:00Z", "title": "t"},
+            {"start": "2030-01-06T00:00:00Z", "end": "2030-01-07T00:00:00Z"},
+            {"start": "bad", "end": "also bad"},
+        ]});
+        let got = attributes_for_view(&attrs, t(3, 12));
+        assert_eq!(
+            got,
+            json!({"other": 1, "schedules": [
+                {"start": "2030-01-03T12:00:00.000Z", "end": "2030-01-05T00:00:00Z", "title": "t"},
+                {"start": "2030-01-06T00:00:00Z", "end": "2030-01-07T00:00:00Z"},
+            ]})
+        );
+        assert_eq!(attributes_for_view(&json!({}), t(3, 12)), json!({}));
     }
 
     #[test]

@@ -699,3 +699,170 @@ async fn many_clients_racing_over_overlapping_slots_never_double_book() {
     );
     assert!(held > 0, "{counts:?}");
 }
+
+fn uuids(r: &Resp) -> Vec<String> {
+    r.body
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["uuid"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_filters_and_orderings_waldur_forms_send_are_answered() {
+    let app = spawn_app().await;
+    let imaging = app.project_id("imaging");
+    let (pending, pending_res) =
+        order(&app, "bob", "telescope", imaging, (at(47, 9), at(47, 10))).await;
+    let (_mine, _) = order(
+        &app,
+        "alice",
+        "telescope",
+        imaging,
+        (at(47, 11), at(47, 12)),
+    )
+    .await;
+    let customer = app.store.read().expect("read").projects[&imaging].customer;
+    let owner = app.store.read().expect("read").users_by_name["owner"];
+    let cust_url = format!("{}/api/customers/{}/", app.base, customer.hex());
+    let count = |r: &Resp| r.body.as_array().map_or(0, Vec::len);
+    for list in ["/api/marketplace-orders/", "/api/booking-resources/"] {
+        let all = count(&app.get("admin", &format!("{list}?page_size=100")).await);
+        assert!(all >= 2);
+        // (query, expect all, none, or 400)
+        let cases: Vec<(String, Option<bool>)> = vec![
+            ("offering_type=Marketplace.Booking".into(), Some(true)),
+            ("offering_type=Marketplace.Basic".into(), Some(false)),
+            (format!("customer={cust_url}"), Some(true)),
+            (
+                format!(
+                    "customer={}/api/customers/{}/",
+                    app.base,
+                    Id::new_v4().hex()
+                ),
+                Some(false),
+            ),
+            ("customer=nonsense".into(), None),
+            ("created_before=2000-01-01 00:00".into(), Some(false)),
+            (
+                "created_before=2999-01-01T00:00:00%2B0100".into(),
+                Some(true),
+            ),
+            (
+                "modified_before=2999-01-01T00:00:00%2B01".into(),
+                Some(true),
+            ),
+            ("created=2999-01-01T00:00:00-0100".into(), Some(false)),
+            ("created=yesterday".into(), None),
+            (format!("service_manager_uuid={}", owner.hex()), Some(true)),
+            (
+                format!("service_manager_uuid={}", Id::new_v4().hex()),
+                Some(false),
+            ),
+            ("o=nonsense".into(), None),
+        ];
+        for (q, want) in cases {
+            let r = app.get("admin", &format!("{list}?page_size=100&{q}")).await;
+            match want {
+                None => assert_eq!(r.status, 400, "{list}?{q}: {}", r.text),
+                Some(all_of_them) => {
+                    assert_eq!(r.status, 200, "{list}?{q}: {}", r.text);
+                    assert_eq!(count(&r), if all_of_them { all } else { 0 }, "{list}?{q}");
+                }
+            }
+        }
+    }
+    // Orders by resource name; ordered by the consumer's review time (unreviewed last).
+    let r = app
+        .get(
+            "admin",
+            "/api/marketplace-orders/?resource_name=TEST+book&page_size=100",
+        )
+        .await;
+    assert!(count(&r) >= 2, "{}", r.text);
+    let r = app
+        .get(
+            "admin",
+            "/api/marketplace-orders/?o=consumer_reviewed_at&page_size=100",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        uuids(&r).last(),
+        Some(&pending),
+        "the unreviewed order sorts last"
+    );
+    let r = app
+        .get(
+            "admin",
+            "/api/marketplace-orders/?o=-consumer_reviewed_at&page_size=100",
+        )
+        .await;
+    assert_eq!(uuids(&r).first(), Some(&pending));
+    assert_eq!(
+        app.get("owner", "/api/booking-offerings/?o=bogus")
+            .await
+            .status,
+        400
+    );
+    // can_approve_as_consumer=false: exactly the orders alice cannot approve.
+    let yes = uuids(
+        &app.get(
+            "alice",
+            "/api/marketplace-orders/?can_approve_as_consumer=true&page_size=100",
+        )
+        .await,
+    );
+    let no = uuids(
+        &app.get(
+            "alice",
+            "/api/marketplace-orders/?can_approve_as_consumer=false&page_size=100",
+        )
+        .await,
+    );
+    let every = uuids(
+        &app.get("alice", "/api/marketplace-orders/?page_size=100")
+            .await,
+    );
+    assert_eq!(yes, vec![pending.clone()]);
+    assert!(!no.contains(&pending));
+    assert_eq!(yes.len() + no.len(), every.len());
+    let _ = pending_res;
+}
+
+#[tokio::test]
+async fn offerings_show_their_windows_from_now_on() {
+    let app = spawn_app().await;
+    let scope = app.offering_id("telescope");
+    let mut off = app.store.read().expect("read").offerings[&scope].clone();
+    let past = (at(-3, 0), at(-2, 0));
+    let ongoing = (at(-1, 0), at(30, 0));
+    let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    off.attributes["schedules"] = json!([
+        {"start": iso(past.0), "end": iso(past.1)},
+        {"start": iso(ongoing.0), "end": iso(ongoing.1)},
+    ]);
+    app.store
+        .mutate(|_| Ok::<_, ()>((vec![Change::Offering(off)], ())))
+        .expect("offering");
+    let r = app
+        .get("owner", &format!("/api/booking-offerings/{}/", scope.hex()))
+        .await;
+    let shown = r.body["attributes"]["schedules"]
+        .as_array()
+        .expect("schedules")
+        .clone();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0]["end"], iso(ongoing.1));
+    let start = DateTime::parse_from_rfc3339(shown[0]["start"].as_str().expect("start"))
+        .expect("time")
+        .with_timezone(&Utc);
+    assert!(start > ongoing.0 && start <= Utc::now(), "{start}");
+    assert!(shown[0]["start"]
+        .as_str()
+        .expect("start")
+        .ends_with(".000Z"));
+}
