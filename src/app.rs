@@ -61,6 +61,7 @@ pub fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
     let opts = StoreOptions {
         cache_bytes: settings.cache_mb * 1024 * 1024,
         token_salt: settings.token_salt.expose().to_string(),
+        sync_debounce: std::time::Duration::from_millis(settings.sync.debounce_ms),
     };
     Store::open(&settings.data_dir, &opts)
         .map(Arc::new)
@@ -221,17 +222,19 @@ impl Application {
         state.feeds = Arc::new(feed_service(services.store.clone(), &settings));
         let scheduler = Scheduler::new(
             services.engine.clone(),
-            state.jobs_ready.clone(),
             SchedulerOptions {
                 interval: (settings.sync.interval_secs > 0)
                     .then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),
                 ..SchedulerOptions::default()
             },
         );
-        state.metrics = Arc::new(Metrics::new(vec![
-            scheduler.status.clone(),
-            services.google.stats.clone(),
-        ]));
+        state.metrics = Arc::new(
+            Metrics::new(vec![
+                scheduler.status.clone(),
+                services.google.stats.clone(),
+            ])
+            .with_token(settings.http.metrics_token.as_ref()),
+        );
         let listener =
             TcpListener::bind(settings.listen)
                 .await

@@ -105,6 +105,9 @@ pub struct SyncSettings {
     pub concurrency: usize,
     /// Largest share (0..=1) of owned events one run may delete without `--force`.
     pub max_delete_share: f64,
+    /// Milliseconds a sync that a local change implies waits for more changes to the
+    /// same offering (a burst of changes gives one run).
+    pub debounce_ms: u64,
 }
 
 impl Default for SyncSettings {
@@ -114,6 +117,7 @@ impl Default for SyncSettings {
             horizon_days: 400,
             concurrency: 8,
             max_delete_share: 0.5,
+            debounce_ms: 1000,
         }
     }
 }
@@ -139,13 +143,16 @@ pub struct HttpSettings {
     /// `/ready` (up to `probe_connections` more); beyond that they are closed at once.
     pub max_connections: usize,
     /// Connections kept in reserve for the probes (`/health`, `/ready`) while
-    /// `max_connections` are open.
+    /// `max_connections` are open; each must send its request within a second.
     pub probe_connections: usize,
     /// Largest request body, bytes. A larger `Content-Length` is answered 413 before
     /// any of the body is read; a longer chunked body is cut off with a 413.
     pub max_body_bytes: usize,
     /// Longest request target (path and query), bytes; longer ones are answered 414.
     pub max_uri_bytes: usize,
+    /// Bearer token that shows `/metrics` with per-offering series. Without it (or
+    /// without the header) `/metrics` shows aggregates only, naming no offering.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for HttpSettings {
@@ -159,6 +166,7 @@ impl Default for HttpSettings {
             probe_connections: 8,
             max_body_bytes: 2 * 1024 * 1024,
             max_uri_bytes: 8 * 1024,
+            metrics_token: None,
         }
     }
 }
@@ -294,6 +302,17 @@ impl HttpSettings {
             "http.max_uri_bytes",
             "BOOKCAL_HTTP_MAX_URI_BYTES",
         )?;
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return Err(invalid(
+                "http.metrics_token",
+                "BOOKCAL_HTTP_METRICS_TOKEN",
+                "must be at least 16 characters",
+            ));
+        }
         // hyper's head timer starts when a connection waits for its next request, so
         // it closes idle connections at the header timeout whatever comes later.
         if self.keep_alive_timeout_secs > self.header_read_timeout_secs {
@@ -469,6 +488,19 @@ impl Settings {
             "BOOKCAL_HTTP_MAX_URI_BYTES",
             &mut h.max_uri_bytes,
         )?;
+        if let Some(v) = env("BOOKCAL_HTTP_METRICS_TOKEN") {
+            s.http.metrics_token = Some(Secret::new(v)).filter(|t| !t.expose().is_empty());
+        }
+        if let Some(path) = env("BOOKCAL_HTTP_METRICS_TOKEN_FILE") {
+            let v = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    "http.metrics_token",
+                    "BOOKCAL_HTTP_METRICS_TOKEN_FILE",
+                    format!("cannot read {path}: {e}"),
+                )
+            })?;
+            s.http.metrics_token = Some(Secret::new(v.trim())).filter(|t| !t.expose().is_empty());
+        }
         if let Some(v) = env("BOOKCAL_GOOGLE_ROOT_URL") {
             s.google.root_url = v;
         }
@@ -531,6 +563,12 @@ impl Settings {
             "BOOKCAL_FEEDS_RENDER_THREADS",
             &mut s.feeds.render_threads,
         )?;
+        parse_env(
+            env,
+            "sync.debounce_ms",
+            "BOOKCAL_SYNC_DEBOUNCE_MS",
+            &mut s.sync.debounce_ms,
+        )?;
         s.validate()?;
         Ok(s)
     }
@@ -582,6 +620,13 @@ impl Settings {
                 "sync.max_delete_share",
                 "BOOKCAL_SYNC_MAX_DELETE_SHARE",
                 "must be between 0 and 1",
+            ));
+        }
+        if self.sync.debounce_ms > 600_000 {
+            return Err(invalid(
+                "sync.debounce_ms",
+                "BOOKCAL_SYNC_DEBOUNCE_MS",
+                "must be at most 600000 (ten minutes)",
             ));
         }
         if self.token_salt.expose().len() < 8 {
@@ -690,6 +735,7 @@ mod tests {
             ),
             ("BOOKCAL_HTTP_MAX_BODY_BYTES", "10", "http.max_body_bytes"),
             ("BOOKCAL_HTTP_MAX_URI_BYTES", "100000", "http.max_uri_bytes"),
+            ("BOOKCAL_HTTP_METRICS_TOKEN", "short", "http.metrics_token"),
         ];
         for (k, v, key) in cases {
             let err = Settings::load_with(None, &env(&[(k, v)]))
@@ -731,6 +777,10 @@ mod tests {
         let all = Settings {
             public_url: Some("https://x.example".into()),
             store_url: Some(Secret::new("postgres://db.example/bookcal")),
+            http: HttpSettings {
+                metrics_token: Some(Secret::new("a-metrics-token-of-length")),
+                ..HttpSettings::default()
+            },
             google: GoogleSettings {
                 service_account_key: Some("/k.json".into()),
                 impersonate: Some("u@example.org".into()),
@@ -799,6 +849,7 @@ mod tests {
             ("http.probe_connections", "2"),
             ("http.max_body_bytes", "65536"),
             ("http.max_uri_bytes", "4096"),
+            ("http.metrics_token", "metrics-token-from-env"),
             ("google.root_url", "http://127.0.0.1:1/"),
             ("google.service_account_key", "/etc/key.json"),
             ("google.impersonate", "cal@example.org"),
@@ -811,6 +862,7 @@ mod tests {
             ("sync.max_delete_share", "0.25"),
             ("feeds.cache_mb", "8"),
             ("feeds.render_threads", "3"),
+            ("sync.debounce_ms", "250"),
         ]
         .into_iter()
         .collect();

@@ -19,6 +19,9 @@ use crate::sync::RunOptions;
 /// The demo data set, embedded so that the demo runs from any directory.
 pub const DEMO_DATA: &str = include_str!("../fixtures/demo.json");
 
+/// The metrics token's place among the printed tokens.
+const METRICS: &str = "metrics";
+
 /// Options of `bookcal demo`.
 pub struct DemoOptions {
     pub data_dir: PathBuf,
@@ -53,6 +56,9 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
     settings.google.root_url = emu.root_url();
     settings.google.service_account_key = Some(key_path.clone());
     settings.sync.interval_secs = 60;
+    // A fresh metrics token each run: /metrics names offerings only with it.
+    let metrics_token = hex::encode(rand::random::<[u8; 16]>());
+    settings.http.metrics_token = Some(crate::config::Secret::new(metrics_token.clone()));
 
     let app = crate::app::Application::build(settings).await?;
     let store = app.store().clone();
@@ -85,6 +91,8 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
             .with_context(|| format!("first sync of offering {id}"))?;
     }
     let base = format!("http://{}", app.local_addr()?);
+    // Shown beside the API tokens' curl lines, under its own heading.
+    tokens.push((METRICS, metrics_token));
     print_guide(
         &base,
         &emu.root_url(),
@@ -145,7 +153,7 @@ fn print_guide(
         }
     );
     println!("API tokens:");
-    for (u, t) in tokens {
+    for (u, t) in tokens.iter().filter(|(u, _)| *u != METRICS) {
         println!("  {u:<6} {t}");
     }
     println!();
@@ -162,11 +170,24 @@ fn print_guide(
     );
     println!("  # accept it as the owner (use marketplace_resource_uuid from the answer)");
     println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/booking-resources/RESOURCE_UUID/accept/", tok("owner"));
-    println!("  # alice ends it again (a Terminate order; the slot is free, the event goes on the next sync)");
+    println!("  # alice ends it again (a Terminate order; the slot is free)");
     println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/marketplace-resources/RESOURCE_UUID/terminate/", tok("alice"));
-    println!("  # sync and share the room's calendar");
+    println!("  # the room's calendar follows each booking change within about a second (no sync");
+    println!("  # needed); its queued jobs (trigger, due, attempts) are in googlecalendar.jobs:");
+    println!(
+        "  curl -s -H 'Authorization: Token {}' {base}/api/booking-offerings/{room}/",
+        tok("owner")
+    );
+    println!("  # sync now and share the room's calendar");
     println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/booking-offerings/{room}/google_calendar_sync/", tok("owner"));
     println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/booking-offerings/{room}/share_google_calendar/", tok("owner"));
+    println!();
+    println!("Operations (limits under [http] in `bookcal config example`):");
+    println!("  curl -s {base}/metrics    # aggregates only, no offering ids");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' {base}/metrics    # with per-offering series",
+        tok(METRICS)
+    );
     println!();
     println!("Feeds (public while shared): {base}/feeds/offerings/{room}.ics");
     println!("Google Calendar emulator: {emu}");

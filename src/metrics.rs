@@ -10,6 +10,11 @@
 //! handed to [`Metrics::new`] when the service is assembled, so the API knows neither
 //! the scheduler's nor Google's types.
 //!
+//! Anonymous scrapes see no identifiers: series that name an offering (or any other
+//! object) are written only when the scraper presents `http.metrics_token`
+//! ([`Metrics::authorize`]); parts ask [`Exposition::detailed`]. Everyone else gets
+//! aggregates (calendars by state, the oldest last success).
+//!
 //! The format is written by hand (see the README's dependency table for why): a
 //! family is `# HELP`, `# TYPE`, then its samples; label values are escaped as the
 //! format requires (`\\`, `\"`, `\n`).
@@ -55,6 +60,17 @@ pub struct Metrics {
     parts: Vec<Arc<dyn Observed>>,
     /// The HTTP server's connection counts.
     pub connections: Arc<crate::server::ConnectionStats>,
+    /// SHA-256 of `http.metrics_token`, when one is set.
+    token: Option<[u8; 32]>,
+}
+
+/// Who is scraping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// No credentials: aggregates only.
+    Anonymous,
+    /// The metrics token: per-offering series too.
+    Operator,
 }
 
 impl Metrics {
@@ -64,6 +80,26 @@ impl Metrics {
             parts,
             ..Metrics::default()
         }
+    }
+
+    /// Requires `token` (the `http.metrics_token` setting) for per-offering series.
+    pub fn with_token(mut self, token: Option<&crate::config::Secret>) -> Self {
+        use sha2::Digest;
+        self.token = token.map(|t| sha2::Sha256::digest(t.expose().as_bytes()).into());
+        self
+    }
+
+    /// Who presents `bearer` (the value after `Bearer `, if any): `None` when a token
+    /// is presented and it is not the metrics token (compared in constant time).
+    pub fn authorize(&self, bearer: Option<&str>) -> Option<Audience> {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let Some(given) = bearer else {
+            return Some(Audience::Anonymous);
+        };
+        let want = self.token?;
+        let got: [u8; 32] = sha2::Sha256::digest(given.as_bytes()).into();
+        bool::from(got.ct_eq(&want)).then_some(Audience::Operator)
     }
 
     /// Why the service cannot serve now: the first part that says so.
@@ -96,10 +132,13 @@ impl Metrics {
         self.feed_cache_hits.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The exposition text; `calendars` are the stored calendar records (for the
-    /// last-success gauge).
-    pub fn render(&self, calendars: &[OfferingCalendar]) -> String {
-        let mut out = Exposition::default();
+    /// The exposition text for `audience`; `calendars` are the stored calendar
+    /// records (calendar states and last successes).
+    pub fn render(&self, calendars: &[OfferingCalendar], audience: Audience) -> String {
+        let mut out = Exposition {
+            detailed: audience == Audience::Operator,
+            ..Exposition::default()
+        };
 
         let http = match self.http.lock() {
             Ok(g) => g.clone(),
@@ -195,24 +234,73 @@ impl Metrics {
             );
         }
 
-        out.family(
-            "bookcal_last_sync_success_timestamp_seconds",
-            "gauge",
-            "Unix time of the last successful sync of each offering (hex UUID).",
-        );
-        let mut cals: Vec<&OfferingCalendar> = calendars.iter().collect();
-        cals.sort_by_key(|c| c.offering);
-        for c in cals {
-            if let Some(t) = c.last_success {
-                let hex = c.offering.hex();
-                out.sample(
-                    "bookcal_last_sync_success_timestamp_seconds",
-                    &[("offering", &hex)],
-                    t.timestamp_millis() as f64 / 1000.0,
-                );
-            }
-        }
+        write_calendars(&mut out, calendars);
         out.text
+    }
+}
+
+/// Calendars by state and the oldest last success for everyone; each offering's
+/// last success only for the operator.
+fn write_calendars(out: &mut Exposition, calendars: &[OfferingCalendar]) {
+    use crate::domain::calendar::CalendarState;
+    let seconds = |t: &chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
+    out.family(
+        "bookcal_calendars",
+        "gauge",
+        "Offering calendars, by state.",
+    );
+    for state in [
+        CalendarState::CreationScheduled,
+        CalendarState::Creating,
+        CalendarState::UpdateScheduled,
+        CalendarState::Updating,
+        CalendarState::Ok,
+        CalendarState::Erred,
+    ] {
+        let n = calendars.iter().filter(|c| c.state == state).count();
+        out.sample("bookcal_calendars", &[("state", state.as_str())], n as f64);
+    }
+    let never = calendars
+        .iter()
+        .filter(|c| c.last_success.is_none())
+        .count();
+    out.family(
+        "bookcal_calendars_never_synced",
+        "gauge",
+        "Offering calendars without a successful sync yet.",
+    );
+    out.sample("bookcal_calendars_never_synced", &[], never as f64);
+    if let Some(oldest) = calendars.iter().filter_map(|c| c.last_success).min() {
+        out.family(
+            "bookcal_last_sync_success_oldest_timestamp_seconds",
+            "gauge",
+            "Unix time of the least recent last successful sync over all offering calendars.",
+        );
+        out.sample(
+            "bookcal_last_sync_success_oldest_timestamp_seconds",
+            &[],
+            seconds(&oldest),
+        );
+    }
+    if !out.detailed() {
+        return;
+    }
+    out.family(
+        "bookcal_last_sync_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last successful sync of each offering (hex UUID); with the metrics token only.",
+    );
+    let mut cals: Vec<&OfferingCalendar> = calendars.iter().collect();
+    cals.sort_by_key(|c| c.offering);
+    for c in cals {
+        if let Some(t) = &c.last_success {
+            let hex = c.offering.hex();
+            out.sample(
+                "bookcal_last_sync_success_timestamp_seconds",
+                &[("offering", &hex)],
+                seconds(t),
+            );
+        }
     }
 }
 
@@ -261,9 +349,9 @@ impl Observed for SchedulerStatus {
         out.family(
             "bookcal_sync_runs_total",
             "counter",
-            "Scheduler jobs (sync, share, unshare) finished, by outcome.",
+            "Scheduler jobs (sync, share, unshare) finished, by outcome (deferred: the run said to retry later).",
         );
-        for outcome in ["ok", "error"] {
+        for outcome in ["ok", "error", "deferred", "panicked", "skipped"] {
             let n = runs.get(outcome).copied().unwrap_or(0);
             out.sample("bookcal_sync_runs_total", &[("outcome", outcome)], n as f64);
         }
@@ -325,9 +413,17 @@ impl Observed for CallStats {
 #[derive(Default)]
 pub struct Exposition {
     text: String,
+    /// Whether series may name offerings and other objects (the metrics token).
+    detailed: bool,
 }
 
 impl Exposition {
+    /// Whether this scrape may see series that name objects (offerings, providers,
+    /// users); anonymous scrapes get aggregates only.
+    pub fn detailed(&self) -> bool {
+        self.detailed
+    }
+
     /// Starts a family: its `# HELP` and `# TYPE` lines.
     pub fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
@@ -404,7 +500,7 @@ mod tests {
         m.feed_render();
         m.feed_cache_hit();
         m.feed_cache_hit();
-        let text = m.render(&[]);
+        let text = m.render(&[], Audience::Anonymous);
         assert!(text.contains(
             "bookcal_http_requests_total{method=\"GET\",route=\"/api/booking-resources/{uuid}/\",status=\"200\"} 2\n"
         ));

@@ -53,7 +53,7 @@ impl GoogleCredentialsCheck for StaticCredentials {
 pub struct AppState {
     pub store: Arc<Store>,
     pub google: Arc<dyn GoogleCredentialsCheck>,
-    /// Woken whenever a job is queued.
+    /// Woken whenever a job is queued (the store's notifier, see `Store::job_wakeup`).
     pub jobs_ready: Arc<Notify>,
     /// Public base URL (`https://bookcal.example.org`); from the Host header when unset.
     pub public_url: Option<String>,
@@ -67,9 +67,9 @@ impl AppState {
     pub fn new(store: Arc<Store>) -> Self {
         let feeds = crate::feeds::FeedService::new(store.clone(), Default::default());
         AppState {
+            jobs_ready: store.job_wakeup(),
             store,
             google: Arc::new(StaticCredentials(false)),
-            jobs_ready: Arc::new(Notify::new()),
             public_url: None,
             feeds: Arc::new(feeds),
             metrics: Arc::new(crate::metrics::Metrics::new(Vec::new())),

@@ -10,9 +10,10 @@ use super::auth::{Caller, Roles};
 use super::listing::{link_header, one_response, page_range, page_response, sort_by_keys, Params};
 use super::render::{Detail, GoogleCalendarOut, OfferingOut, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
-use crate::domain::calendar::{CalendarState, Job, JobKind, OfferingCalendar};
+use crate::domain::calendar::{CalendarState, JobKind, OfferingCalendar};
+use crate::domain::jobs::{Job, JobRequest, Trigger};
 use crate::domain::{Id, Offering};
-use crate::store::{Catalog, Store};
+use crate::store::{Catalog, Change, Store};
 
 /// The offering's public feed URL, shown in `googlecalendar` while it is public.
 pub fn public_feed_url(base: &str, o: &Offering, cal: Option<&OfferingCalendar>) -> Option<String> {
@@ -62,24 +63,47 @@ pub async fn list(
     let page = &items[range];
     let calendars = page
         .iter()
-        .map(|o| state.store.calendar(o.id))
+        .map(|o| CalendarView::load(&state.store, o.id))
         .collect::<Result<Vec<_>, _>>()?;
     let out: Vec<OfferingOut> = page
         .iter()
         .zip(&calendars)
-        .map(|(o, cal)| offering_out(o, cal.as_ref(), &cat, &urls))
+        .map(|(o, cal)| offering_out(o, cal, &cat, &urls))
         .collect();
     Ok(page_response(&out, &params.fields(), total, link))
+}
+
+/// An offering's calendar record and, once it has one, its queued jobs.
+struct CalendarView {
+    cal: Option<OfferingCalendar>,
+    jobs: Vec<Job>,
+    running: Option<u64>,
+}
+
+impl CalendarView {
+    fn load(store: &Store, offering: Id) -> Result<CalendarView, ApiError> {
+        let cal = store.calendar(offering)?;
+        let (jobs, running) = if cal.is_some() {
+            (store.queued_jobs(offering)?, store.running_job(offering)?)
+        } else {
+            (Vec::new(), None)
+        };
+        Ok(CalendarView { cal, jobs, running })
+    }
 }
 
 /// An offering with its calendar, as the offering endpoints show it.
 fn offering_out<'a>(
     o: &'a Offering,
-    cal: Option<&'a OfferingCalendar>,
+    view: &'a CalendarView,
     cat: &'a Catalog,
     urls: &Urls,
 ) -> OfferingOut<'a> {
-    let gc = GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal));
+    let cal = view.cal.as_ref();
+    let mut gc = GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal));
+    if cal.is_some() {
+        gc = gc.with_jobs(&view.jobs, view.running);
+    }
     OfferingOut::of(o, cat, urls, gc)
 }
 
@@ -95,8 +119,8 @@ pub async fn retrieve(
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
     let o = visible(&cat, &roles, id)?;
-    let cal = state.store.calendar(o.id)?;
-    let out = offering_out(o, cal.as_ref(), &cat, &Urls { base });
+    let view = CalendarView::load(&state.store, o.id)?;
+    let out = offering_out(o, &view, &cat, &Urls { base });
     Ok(one_response(&out, &params.fields()))
 }
 
@@ -154,12 +178,11 @@ fn calendar_action(
         } else {
             CalendarState::CreationScheduled
         };
-        let job = Job {
-            seq: store.next_id()?,
+        let job = JobRequest {
             offering: id,
             kind,
-            created: Utc::now(),
-            attempts: 0,
+            trigger: Trigger::Action,
+            due: Utc::now(),
         };
         let detail = match kind {
             JobKind::Sync => "Calendar synchronisation has been scheduled.",
@@ -167,11 +190,10 @@ fn calendar_action(
             JobKind::Unshare => "Calendar unsharing has been scheduled.",
         };
         Ok((
-            vec![Store::calendar_change(&cal)?, Store::job_change(&job)?],
+            vec![Store::calendar_change(&cal)?, Change::Enqueue(job)],
             detail,
         ))
     })?;
-    state.jobs_ready.notify_one();
     Ok(Json(Detail::new(detail)).into_response())
 }
 

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,7 +17,7 @@ use serde::Serialize;
 use tracing::Instrument;
 use utoipa::ToSchema;
 
-use super::AppState;
+use super::{ApiError, AppState};
 
 /// Routes polled by probes and scrapers: logged at debug level, not info.
 const QUIET_ROUTES: [&str; 3] = ["/health", "/ready", "/metrics"];
@@ -81,7 +81,7 @@ pub struct Readiness {
 /// 503 with `{"status": "unavailable", "reason": ...}` otherwise.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
-    let read = tokio::task::spawn_blocking(move || store.jobs().map(|_| ())).await;
+    let read = tokio::task::spawn_blocking(move || store.probe()).await;
     let reason = match read {
         Ok(Ok(())) => state.metrics.not_ready(),
         Ok(Err(e)) => Some(format!("the store does not answer: {e}")),
@@ -103,8 +103,26 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// `GET /metrics`: the Prometheus text exposition.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: the Prometheus text exposition; per-offering series only with
+/// `Authorization: Bearer <http.metrics_token>`, a wrong token is a 401.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or("")
+                .trim()
+        });
+    let Some(audience) = state.metrics.authorize(bearer) else {
+        let mut r = ApiError::InvalidToken.into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    };
     let store = state.store.clone();
     let calendars = tokio::task::spawn_blocking(move || store.calendars()).await;
     let calendars = match calendars {
@@ -117,7 +135,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     };
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        state.metrics.render(&calendars),
+        state.metrics.render(&calendars, audience),
     )
         .into_response()
 }

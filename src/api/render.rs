@@ -120,9 +120,33 @@ pub struct GoogleCalendarOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<RunSummaryOut>)]
     last_run: Option<Option<RunSummaryOut<'a>>>,
+    /// The calendar's queued jobs: the running one first, then the pending ones by due
+    /// time (present once a calendar action was taken).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jobs: Option<Vec<QueuedJobOut>>,
     /// The public iCalendar feed while the calendar is public.
     #[serde(skip_serializing_if = "Option::is_none")]
     ical_feed_url: Option<String>,
+}
+
+/// A queued job of an offering's calendar.
+#[derive(Serialize, ToSchema)]
+#[schema(as = QueuedJob)]
+pub struct QueuedJobOut {
+    /// What it does: `sync`, `share` or `unshare`.
+    #[schema(example = "sync")]
+    kind: &'static str,
+    /// Why it was queued: `action`, `change` (a local change), `remote` (Google said
+    /// something changed) or `periodic`.
+    #[schema(example = "change")]
+    trigger: &'static str,
+    /// When it may run.
+    #[schema(format = DateTime)]
+    due: String,
+    /// Runs started for it (a failed or interrupted run counts).
+    attempts: u32,
+    /// Whether it is running now.
+    running: bool,
 }
 
 impl<'a> GoogleCalendarOut<'a> {
@@ -137,7 +161,27 @@ impl<'a> GoogleCalendarOut<'a> {
             last_success: cal.map(|c| c.last_success.as_ref().map(ts)),
             last_error: cal.map(|c| c.last_error.as_deref()),
             last_run: cal.map(|c| c.last_run.as_ref().map(RunSummaryOut::of)),
+            jobs: None,
             ical_feed_url,
+        }
+    }
+
+    /// Adds the calendar's queued jobs (`running`: the sequence number of the running
+    /// one, if any).
+    pub fn with_jobs(self, jobs: &[crate::domain::jobs::Job], running: Option<u64>) -> Self {
+        let jobs = jobs
+            .iter()
+            .map(|j| QueuedJobOut {
+                kind: j.kind.as_str(),
+                trigger: j.trigger.as_str(),
+                due: ts(&j.due),
+                attempts: j.attempts,
+                running: running == Some(j.seq),
+            })
+            .collect();
+        GoogleCalendarOut {
+            jobs: Some(jobs),
+            ..self
         }
     }
 }

@@ -1,9 +1,10 @@
-//! The Google Calendar side of an offering: its calendar record and the jobs that
-//! the calendar actions enqueue.
+//! The Google Calendar side of an offering: its calendar record, what a sync run
+//! did, and the events it keeps track of (jobs live in [`super::jobs`]).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use super::jobs::{Job, JobKind};
 use super::Id;
 
 /// What JavaScript's `encodeURIComponent` leaves alone (Google's links use it).
@@ -109,24 +110,6 @@ impl OfferingCalendar {
             _ => None,
         }
     }
-}
-
-/// What a queued job asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum JobKind {
-    Sync,
-    Share,
-    Unshare,
-}
-
-/// A durable job: survives restarts until the scheduler completes it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Job {
-    pub seq: u64,
-    pub offering: Id,
-    pub kind: JobKind,
-    pub created: DateTime<Utc>,
-    pub attempts: u32,
 }
 
 /// What we pushed for one slot: the event it became and a fingerprint of the content.

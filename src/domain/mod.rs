@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod event_id;
 pub mod format;
 pub mod interval;
+pub mod jobs;
 pub mod lifecycle;
 pub mod model;
 pub mod states;

@@ -1,28 +1,40 @@
-//! The scheduler: runs the durable jobs the calendar actions enqueue, a periodic
-//! sync of every offering that has a calendar, and a daily clean-up of bookings
-//! that were never accepted.
+//! The scheduler: runs the durable jobs of the queue ([`JobQueue`]): the calendar
+//! actions, the syncs that local changes imply (coalesced by the store's write path),
+//! each offering's periodic sync, retries; and a daily clean-up of bookings that were
+//! never accepted.
 //!
-//! Invariants: at most one run per offering at a time; jobs stay in the store until
-//! their run finished (a crash replays them, which is safe because runs are
-//! idempotent); failing offerings back off exponentially; on shutdown no new run
-//! starts and running ones finish (each run persists only at its end, so stopping
-//! between runs is the safe point).
+//! Invariants:
+//! - at most one run per offering at a time (the queue's claim guarantees it), and
+//!   one run per burst of requests: requests coalesce into the one pending job of an
+//!   offering and kind, and a request during a run makes exactly one follow-up;
+//! - linear: a wake-up claims due jobs from the queue's index and never reads the
+//!   whole queue; each run costs O(log n) queue work whatever the number of offerings;
+//! - jobs stay in the store until their run ended (a crash replays them, which is
+//!   safe because runs are idempotent); attempts are counted when a job is claimed;
+//! - whatever way a run ends (an outcome, an error, a panic), its guard hands the job
+//!   back to the queue and releases the run's slot: a panicking job does not block
+//!   its offering or the scheduler;
+//! - a failed sync is held back (doubling from a minute up to `max_backoff`), a run
+//!   that reports "retry after T" is held until T, never retried in a loop; explicit
+//!   actions run at once anyway;
+//! - on shutdown no new run starts and running ones finish (each run persists only
+//!   at its end, so stopping between runs is the safe point).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::Utc;
 use rand::Rng;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::domain::calendar::{Job, JobKind};
+use crate::domain::jobs::{After, Job, JobKind, JobRequest, Policy, RunOutcome, Trigger};
 use crate::domain::lifecycle::{Action, Actor};
 use crate::domain::{Id, OrderType, ResourceState};
-use crate::store::{Store, StoreError, Target, TransitionError};
+use crate::store::{Change, JobQueue, Store, StoreError, Target, TransitionError};
 use crate::sync::{RunOptions, SyncEngine};
 
 /// Live state of the scheduler, for `/ready` and metrics.
@@ -31,15 +43,26 @@ pub struct SchedulerStatus {
     pub running: AtomicBool,
     pub queue_depth: AtomicUsize,
     pub active_runs: AtomicUsize,
-    /// Runs finished, by outcome ("ok", "error").
+    /// Runs finished, by outcome ("ok", "error", "deferred", "panicked", "skipped").
     pub runs: Mutex<HashMap<&'static str, u64>>,
 }
 
 impl SchedulerStatus {
     fn count(&self, outcome: &'static str) {
-        if let Ok(mut m) = self.runs.lock() {
-            *m.entry(outcome).or_default() += 1;
-        }
+        let mut m = match self.runs.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *m.entry(outcome).or_default() += 1;
+    }
+
+    /// Runs finished with `outcome` so far.
+    pub fn runs(&self, outcome: &str) -> u64 {
+        let m = match self.runs.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        m.get(outcome).copied().unwrap_or(0)
     }
 }
 
@@ -50,6 +73,8 @@ pub struct SchedulerOptions {
     pub interval: Option<Duration>,
     /// Offerings synced at the same time.
     pub parallel_offerings: usize,
+    /// First back-off step of a failing offering (it doubles per failure).
+    pub retry_base: Duration,
     /// Upper bound of the back-off of a failing offering.
     pub max_backoff: Duration,
 }
@@ -59,35 +84,131 @@ impl Default for SchedulerOptions {
         SchedulerOptions {
             interval: Some(Duration::from_secs(900)),
             parallel_offerings: 2,
+            retry_base: Duration::from_secs(60),
             max_backoff: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+impl SchedulerOptions {
+    fn policy(&self) -> Policy {
+        Policy {
+            interval: self.interval,
+            retry_base: self.retry_base,
+            max_backoff: self.max_backoff,
+        }
+    }
+}
+
+/// What runs a job. The sync engine is the runner of the service; the outcome is
+/// where a run says how it ended (done, failed, or "retry after T").
+#[async_trait]
+pub trait JobRunner: Send + Sync {
+    async fn run(&self, job: &Job) -> RunOutcome;
+}
+
+#[async_trait]
+impl JobRunner for SyncEngine {
+    async fn run(&self, job: &Job) -> RunOutcome {
+        let offering = job.offering;
+        let result = match job.kind {
+            JobKind::Sync => {
+                // Only an explicit action creates a calendar; a queued sync of an
+                // offering whose calendar is gone has nothing to do.
+                if job.trigger != Trigger::Action {
+                    match self.store.calendar(offering) {
+                        Ok(Some(c)) if c.calendar_id.is_some() => {}
+                        Ok(_) => return RunOutcome::Skipped,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read the calendar record");
+                            return RunOutcome::Failed { failures: 1 };
+                        }
+                    }
+                }
+                self.sync_offering(offering, RunOptions::default())
+                    .await
+                    .map(|_| ())
+            }
+            JobKind::Share => self.set_public(offering, true).await,
+            JobKind::Unshare => self.set_public(offering, false).await,
+        };
+        match result {
+            Ok(()) => RunOutcome::Done,
+            Err(e) => {
+                tracing::warn!(error = %e, "job failed; the calendar record shows the error");
+                let failures = self
+                    .store
+                    .calendar(offering)
+                    .ok()
+                    .flatten()
+                    .map_or(1, |c| c.failures);
+                RunOutcome::Failed { failures }
+            }
         }
     }
 }
 
 /// The scheduler.
 pub struct Scheduler {
-    engine: Arc<SyncEngine>,
+    runner: Arc<dyn JobRunner>,
+    queue: Arc<dyn JobQueue>,
     store: Arc<Store>,
-    jobs_ready: Arc<Notify>,
     opts: SchedulerOptions,
     pub status: Arc<SchedulerStatus>,
-    busy: Arc<Mutex<HashSet<Id>>>,
     tracker: TaskTracker,
 }
 
-/// Enqueues a sync job for an offering (used by the periodic pass and the CLI).
-///
-/// # Errors
-/// Storage failure.
-pub fn enqueue(store: &Store, offering: Id, kind: JobKind) -> Result<(), StoreError> {
-    let job = Job {
-        seq: store.next_id()?,
-        offering,
-        kind,
-        created: Utc::now(),
-        attempts: 0,
-    };
-    store.sync_put(vec![Store::job_change(&job)?])
+/// Hands a claimed job back to the queue however its run ends: with the run's
+/// outcome, or, when the run's future is dropped without one (a panic unwinds through
+/// it, or the runtime shuts down), as a panic or an interruption. Also releases the
+/// run's slot and wakes the scheduler.
+struct RunGuard {
+    job: Job,
+    queue: Arc<dyn JobQueue>,
+    status: Arc<SchedulerStatus>,
+    policy: Policy,
+    settled: bool,
+}
+
+impl RunGuard {
+    fn settle(&mut self, outcome: RunOutcome) {
+        self.settled = true;
+        let now = Utc::now();
+        let jitter = rand::thread_rng().gen_range(0.0..1.0);
+        let result = match self.policy.after(self.job.kind, outcome, now, jitter) {
+            After::Finish { periodic } => self.queue.finish(&self.job, periodic),
+            After::Retry { at } => self.queue.reschedule(&self.job, at),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, offering = %self.job.offering, "could not hand a finished job back to the queue");
+        }
+        self.status.count(match outcome {
+            RunOutcome::Done => "ok",
+            RunOutcome::Failed { .. } => "error",
+            RunOutcome::RetryAt(_) => "deferred",
+            RunOutcome::Panicked => "panicked",
+            RunOutcome::Skipped => "skipped",
+        });
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if !self.settled {
+            if std::thread::panicking() {
+                tracing::error!(offering = %self.job.offering, kind = self.job.kind.as_str(), "a job panicked; it is held back and retried");
+                self.settle(RunOutcome::Panicked);
+            } else {
+                // Interrupted (the runtime is going away): due again at once.
+                self.settled = true;
+                if let Err(e) = self.queue.reschedule(&self.job, Utc::now()) {
+                    tracing::error!(error = %e, "could not put an interrupted job back");
+                }
+            }
+        }
+        self.status.active_runs.fetch_sub(1, Ordering::Relaxed);
+        self.queue.wakeup().notify_one();
+    }
 }
 
 /// Cancels bookings still waiting for acceptance whose time has all started (as
@@ -133,112 +254,118 @@ pub fn cancel_stale_requests(
 }
 
 impl Scheduler {
-    pub fn new(engine: Arc<SyncEngine>, jobs_ready: Arc<Notify>, opts: SchedulerOptions) -> Self {
+    /// The scheduler of the service: jobs from the engine's store, run by the engine.
+    pub fn new(engine: Arc<SyncEngine>, opts: SchedulerOptions) -> Self {
         let store = engine.store.clone();
+        Self::with_runner(engine, store, opts)
+    }
+
+    /// A scheduler with another runner (one that wraps the engine).
+    pub fn with_runner(
+        runner: Arc<dyn JobRunner>,
+        store: Arc<Store>,
+        opts: SchedulerOptions,
+    ) -> Self {
         Scheduler {
-            engine,
+            runner,
+            queue: store.clone(),
             store,
-            jobs_ready,
             opts,
             status: Arc::new(SchedulerStatus::default()),
-            busy: Arc::new(Mutex::new(HashSet::new())),
             tracker: TaskTracker::new(),
         }
     }
 
-    fn backoff(&self, failures: u32) -> Duration {
-        let base = self.opts.interval.unwrap_or(Duration::from_secs(900));
-        let f = 2u32.saturating_pow(failures.min(16));
-        base.saturating_mul(f).min(self.opts.max_backoff)
-    }
-
-    /// Enqueues a sync of every offering with a calendar that is due.
-    fn periodic_pass(
-        &self,
-        last_attempt: &mut HashMap<Id, tokio::time::Instant>,
-    ) -> Result<(), StoreError> {
-        let queued: HashSet<Id> = self.store.jobs()?.into_iter().map(|j| j.offering).collect();
-        for cal in self.store.calendars()? {
-            if cal.calendar_id.is_none() || queued.contains(&cal.offering) {
-                continue;
-            }
-            if cal.failures > 0 {
-                let wait = self.backoff(cal.failures);
-                if last_attempt
-                    .get(&cal.offering)
-                    .is_some_and(|t| t.elapsed() < wait)
-                {
-                    continue;
-                }
-            }
-            last_attempt.insert(cal.offering, tokio::time::Instant::now());
-            enqueue(&self.store, cal.offering, JobKind::Sync)?;
+    /// Gives every offering with a calendar and no sync job its periodic one (once,
+    /// at start: later, each run schedules the next).
+    fn bootstrap(&self) -> Result<(), StoreError> {
+        let policy = self.opts.policy();
+        let now = Utc::now();
+        let mut rng = rand::thread_rng();
+        let requests: Vec<Change> = self
+            .queue
+            .calendars_without_sync()?
+            .into_iter()
+            .filter_map(|offering| {
+                policy
+                    .next_periodic(now, rng.gen_range(0.0..1.0))
+                    .map(|due| {
+                        Change::Enqueue(JobRequest {
+                            offering,
+                            kind: JobKind::Sync,
+                            trigger: Trigger::Periodic,
+                            due,
+                        })
+                    })
+            })
+            .collect();
+        if !requests.is_empty() {
+            tracing::info!(offerings = requests.len(), "scheduled periodic syncs");
+            self.store.sync_put(requests)?;
         }
         Ok(())
     }
 
-    /// Starts runs for queued jobs whose offering is idle, up to the parallel limit.
+    /// Starts runs for due jobs, up to the parallel limit.
     fn dispatch(&self) -> Result<(), StoreError> {
-        let jobs = self.store.jobs()?;
-        self.status.queue_depth.store(jobs.len(), Ordering::Relaxed);
-        for job in jobs {
-            if self.status.active_runs.load(Ordering::Relaxed)
-                >= self.opts.parallel_offerings.max(1)
-            {
-                break;
+        let active = self.status.active_runs.load(Ordering::Relaxed);
+        let free = self.opts.parallel_offerings.max(1).saturating_sub(active);
+        if free > 0 {
+            for job in self.queue.claim(Utc::now(), free)? {
+                self.spawn(job);
             }
-            {
-                let Ok(mut busy) = self.busy.lock() else {
-                    break;
-                };
-                if !busy.insert(job.offering) {
-                    continue;
-                }
-            }
-            self.status.active_runs.fetch_add(1, Ordering::Relaxed);
-            let (engine, store, busy, status, ready) = (
-                self.engine.clone(),
-                self.store.clone(),
-                self.busy.clone(),
-                self.status.clone(),
-                self.jobs_ready.clone(),
-            );
-            let span = tracing::info_span!("job", offering = %job.offering, kind = ?job.kind);
-            self.tracker.spawn(tracing::Instrument::instrument(async move {
-                let outcome = match job.kind {
-                    JobKind::Sync => engine.sync_offering(job.offering, RunOptions::default()).await.map(|_| ()),
-                    JobKind::Share => engine.set_public(job.offering, true).await,
-                    JobKind::Unshare => engine.set_public(job.offering, false).await,
-                };
-                match &outcome {
-                    Ok(()) => status.count("ok"),
-                    Err(e) => {
-                        status.count("error");
-                        tracing::warn!(offering = %job.offering, error = %e, "job failed; the calendar record shows the error");
-                    }
-                }
-                if let Err(e) = store.sync_put(vec![Store::job_done_change(job.seq)]) {
-                    tracing::error!(error = %e, "could not remove a finished job");
-                }
-                if let Ok(mut b) = busy.lock() {
-                    b.remove(&job.offering);
-                }
-                status.active_runs.fetch_sub(1, Ordering::Relaxed);
-                ready.notify_one();
-            }, span));
         }
+        self.status
+            .queue_depth
+            .store(self.queue.depth()?, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn spawn(&self, job: Job) {
+        self.status.active_runs.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!("job", offering = %job.offering, kind = job.kind.as_str(), trigger = job.trigger.as_str(), attempt = job.attempts);
+        let mut guard = RunGuard {
+            job,
+            queue: self.queue.clone(),
+            status: self.status.clone(),
+            policy: self.opts.policy(),
+            settled: false,
+        };
+        let runner = self.runner.clone();
+        self.tracker.spawn(tracing::Instrument::instrument(
+            async move {
+                let outcome = runner.run(&guard.job).await;
+                guard.settle(outcome);
+            },
+            span,
+        ));
+    }
+
+    /// When the scheduler must look at the queue again (the earliest due job, if a
+    /// run could start).
+    fn next_wake(&self) -> Option<tokio::time::Instant> {
+        let active = self.status.active_runs.load(Ordering::Relaxed);
+        if active >= self.opts.parallel_offerings.max(1) {
+            return None;
+        }
+        let due = match self.queue.next_due() {
+            Ok(d) => d?,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the job queue");
+                return Some(tokio::time::Instant::now() + Duration::from_secs(5));
+            }
+        };
+        let wait = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        Some(tokio::time::Instant::now() + wait)
     }
 
     /// Runs until `shutdown` is cancelled, then waits for running jobs to finish.
     pub async fn run(self, shutdown: CancellationToken) {
         self.status.running.store(true, Ordering::Relaxed);
-        let mut last_attempt = HashMap::new();
-        let jitter = |d: Duration| d + d.mul_f64(rand::thread_rng().gen_range(0.0..0.1));
-        let mut next_periodic = self
-            .opts
-            .interval
-            .map(|i| tokio::time::Instant::now() + jitter(i));
+        if let Err(e) = self.bootstrap() {
+            tracing::error!(error = %e, "cannot schedule the periodic syncs");
+        }
+        let wakeup = self.queue.wakeup();
         let mut next_daily = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_daily {
@@ -251,24 +378,13 @@ impl Scheduler {
                 }
                 next_daily += Duration::from_secs(24 * 3600);
             }
-            if let Some(at) = next_periodic {
-                if tokio::time::Instant::now() >= at {
-                    if let Err(e) = self.periodic_pass(&mut last_attempt) {
-                        tracing::error!(error = %e, "periodic pass failed");
-                    }
-                    next_periodic = self
-                        .opts
-                        .interval
-                        .map(|i| tokio::time::Instant::now() + jitter(i));
-                }
-            }
             if let Err(e) = self.dispatch() {
-                tracing::error!(error = %e, "cannot read the job queue");
+                tracing::error!(error = %e, "cannot claim jobs");
             }
-            let wake = next_periodic.map_or(next_daily, |p| p.min(next_daily));
+            let wake = self.next_wake().map_or(next_daily, |w| w.min(next_daily));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.jobs_ready.notified() => {},
+                _ = wakeup.notified() => {},
                 _ = tokio::time::sleep_until(wake) => {},
             }
         }

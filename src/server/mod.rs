@@ -51,6 +51,9 @@ use crate::api::ApiError;
 use crate::config::HttpSettings;
 pub use body::{is_body_timeout, BodyTimedOut};
 
+/// How long a connection in the probe reserve may take to send its request head.
+pub const PROBE_HEAD_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Connection counts since start, read by `/metrics`.
 #[derive(Debug, Default)]
 pub struct ConnectionStats {
@@ -82,8 +85,11 @@ pub async fn serve(
     let mut h1 = http1::Builder::new();
     h1.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs));
+    // Probes send their request as soon as they connect: a connection in the reserve
+    // that does not is closed after a second, so silent connections cannot hold it.
+    let probe_wait = PROBE_HEAD_TIMEOUT.min(Duration::from_secs(limits.header_read_timeout_secs));
     let mut h1_probe = h1.clone();
-    h1_probe.keep_alive(false);
+    h1_probe.keep_alive(false).header_read_timeout(probe_wait);
     let idle = Duration::from_secs(limits.keep_alive_timeout_secs);
     let send_timeout = Duration::from_secs(limits.send_timeout_secs);
     let graceful = GracefulShutdown::new();
@@ -100,12 +106,12 @@ pub async fn serve(
                 }
             },
         };
-        let (router, builder, permit) = match served.clone().try_acquire_owned() {
-            Ok(p) => (&app, &h1, p),
+        let (router, builder, idle, permit) = match served.clone().try_acquire_owned() {
+            Ok(p) => (&app, &h1, idle, p),
             Err(_) => match reserve.clone().try_acquire_owned() {
                 Ok(p) => {
                     stats.probe_only.fetch_add(1, Ordering::Relaxed);
-                    (&probes, &h1_probe, p)
+                    (&probes, &h1_probe, probe_wait.min(idle), p)
                 }
                 Err(_) => {
                     stats.refused.fetch_add(1, Ordering::Relaxed);

@@ -1,12 +1,12 @@
-//! Typed access to the Google side of the store: calendar records, the job queue,
-//! the slot mapping and the external events of each offering's calendar.
+//! Typed access to the Google side of the store: calendar records (the job queue is
+//! in [`super::jobs`]), the slot mapping and the external events of each offering's calendar.
 
 use std::collections::BTreeMap;
 
-use super::records::{CalendarRecord, ExternalsRecord, JobRecord, MappedRecord};
+use super::records::{CalendarRecord, ExternalsRecord, MappedRecord};
 use super::tree::Tree;
 use super::{decode, Change, Store, StoreError};
-use crate::domain::calendar::{ExternalEvent, Job, MappedEvent, OfferingCalendar};
+use crate::domain::calendar::{ExternalEvent, MappedEvent, OfferingCalendar};
 use crate::domain::Id;
 
 /// The slot-mapping key: offering id ++ slot backend id.
@@ -44,30 +44,6 @@ impl Store {
     /// None today; kept fallible for its callers.
     pub fn calendar_change(cal: &OfferingCalendar) -> Result<Change, StoreError> {
         Ok(Change::Calendar(cal.clone()))
-    }
-
-    /// The change that enqueues a job.
-    ///
-    /// # Errors
-    /// None today; kept fallible for its callers.
-    pub fn job_change(job: &Job) -> Result<Change, StoreError> {
-        Ok(Change::Job(job.clone()))
-    }
-
-    /// The change that removes a finished job.
-    pub fn job_done_change(seq: u64) -> Change {
-        Change::JobDone(seq)
-    }
-
-    /// Queued jobs in order.
-    ///
-    /// # Errors
-    /// Storage failure or an undecodable record.
-    pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
-        self.raw_scan(Tree::Jobs, &[])?
-            .into_iter()
-            .map(|(_, v)| decode::<JobRecord>("jobs", &v).map(Job::from))
-            .collect()
     }
 
     /// The slot mapping of an offering: backend_id -> what we pushed.
@@ -152,7 +128,7 @@ mod tests {
         );
         let job = r#"{"v":"1","seq":7,"offering":"0f1e2d3c4b5a69788796a5b4c3d2e1f0","kind":"Share","created":"2030-01-01T00:00:00Z","attempts":0}"#;
         assert_eq!(
-            Job::from(decode::<JobRecord>("jobs", job.as_bytes())?).kind,
+            super::super::jobs::decode_job(&7u64.to_be_bytes(), job.as_bytes())?.kind,
             JobKind::Share
         );
         let ext = r#"{"v":"1","events":[{"id":"e","status":"confirmed","transparent":false,"declined":false,"event_type":null,"start":{"Instant":{"at":"2030-01-01T10:00:00Z","tz":"Europe/Berlin"}},"end":{"Date":"2030-01-02"},"recurrence":[],"recurring_event_id":null,"original_start":null}]}"#;

@@ -19,6 +19,7 @@ pub mod calendars;
 pub mod catalog;
 pub mod feed_tokens;
 pub mod index;
+pub mod jobs;
 pub mod pg;
 pub mod records;
 pub mod transition;
@@ -27,7 +28,8 @@ pub mod versions;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::time::Duration;
 
 use rand::RngCore;
 use serde::de::DeserializeOwned;
@@ -38,18 +40,23 @@ use sled::Transactional;
 
 pub use catalog::{Catalog, OrderEntry, ResourceEntry};
 use index::{OrderIdx, ResourceIdx};
+pub use jobs::JobQueue;
+use jobs::{JobIndex, JobPlan};
 pub use records::Attachment;
 pub use records::BusySlotV1 as BusySlot;
 pub use transition::{Target, TransitionError};
 use tree::Tree;
 pub use versions::Scope;
 
-use crate::domain::calendar::{ExternalEvent, Job, MappedEvent, OfferingCalendar};
+use crate::domain::calendar::{ExternalEvent, MappedEvent, OfferingCalendar};
+use crate::domain::jobs::{
+    calendars_touched, offering_calendar_changed, BookingView, JobKind, JobRequest, Trigger,
+};
 use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
 use feed_tokens::FeedToken;
 use records::{
-    AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, JobRecord,
-    MappedRecord, OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
+    AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, MappedRecord,
+    OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
 };
 
 /// A raw key and value of a tree.
@@ -103,10 +110,9 @@ pub enum Change {
     Busy(Id, Vec<BusySlot>),
     /// Writes an offering's calendar record.
     Calendar(OfferingCalendar),
-    /// Enqueues (or rewrites) a job.
-    Job(Job),
-    /// Removes a finished job.
-    JobDone(u64),
+    /// Queues a job, coalesced with the pending one of its offering and kind (see
+    /// [`jobs`]).
+    Enqueue(JobRequest),
     /// Writes (or, with `None`, removes) the mapping of one slot of an offering.
     Mapping {
         offering: Id,
@@ -133,6 +139,9 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// Salt mixed into token hashes.
     pub token_salt: String,
+    /// How long a sync implied by a change waits for more changes to the same
+    /// offering (they all go into that one run).
+    pub sync_debounce: Duration,
 }
 
 impl Default for StoreOptions {
@@ -140,6 +149,7 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_bytes: 16 * 1024 * 1024,
             token_salt: DEFAULT_TOKEN_SALT.into(),
+            sync_debounce: Duration::from_secs(1),
         }
     }
 }
@@ -163,6 +173,11 @@ pub struct Store {
     versions: versions::Versions,
     /// Committed write transactions since opening (see [`Store::commits`]).
     commits: AtomicU64,
+    /// The job queue's index; changed only under `write`, after the records.
+    jobs: Mutex<JobIndex>,
+    /// Woken whenever jobs are queued or put back (the scheduler waits on it).
+    job_wakeup: Arc<tokio::sync::Notify>,
+    sync_debounce: Duration,
     /// Secret key of the feeds' slot UIDs (see [`Store::feed_uid_key`]).
     feed_uid_key: [u8; 32],
 }
@@ -215,11 +230,112 @@ impl Store {
             salt: opts.token_salt.clone(),
             versions: versions::Versions::default(),
             commits: AtomicU64::new(0),
+            jobs: Mutex::new(JobIndex::default()),
+            job_wakeup: Arc::new(tokio::sync::Notify::new()),
+            sync_debounce: opts.sync_debounce,
             feed_uid_key: [0; 32],
         };
         store.feed_uid_key = store.load_feed_uid_key()?;
         store.rebuild_catalog()?;
+        store.rebuild_jobs()?;
         Ok(store)
+    }
+
+    fn rebuild_jobs(&self) -> Result<(), StoreError> {
+        let jobs = self.tree(Tree::Jobs).iter().map(|kv| {
+            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(StoreError::from)
+        });
+        let calendars = self.tree(Tree::Calendars).iter().map(|kv| {
+            kv.map_err(StoreError::from).and_then(|(_, v)| {
+                decode::<CalendarRecord>("calendars", &v).map(OfferingCalendar::from)
+            })
+        });
+        let (idx, fix) = JobIndex::load(jobs, calendars)?;
+        *self.jobs_index()? = idx;
+        if !fix.is_empty() {
+            let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
+            self.write_jobs(fix)?;
+        }
+        Ok(())
+    }
+
+    fn jobs_index(&self) -> Result<MutexGuard<'_, JobIndex>, StoreError> {
+        self.jobs.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// The syncs a batch implies: one per offering with a calendar whose events the
+    /// batch changes, due after the debounce window.
+    fn implied_syncs(
+        &self,
+        cat: &Catalog,
+        jobs: &JobIndex,
+        changes: &[Change],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<JobRequest> {
+        let mut touched = Vec::new();
+        for c in changes {
+            match c {
+                Change::Resource(r) => {
+                    let slots: Vec<Interval> = r.slots.iter().map(|s| s.interval()).collect();
+                    let new = BookingView {
+                        offering: r.offering,
+                        name: &r.name,
+                        project: r.project,
+                        created_by: r.created_by,
+                        state: r.state,
+                        slots: &slots,
+                    };
+                    let old = cat.resources.get(&r.id).map(|e| BookingView {
+                        offering: e.offering,
+                        name: &e.name,
+                        project: e.project,
+                        created_by: e.created_by,
+                        state: e.state,
+                        slots: &e.slots,
+                    });
+                    touched.extend(calendars_touched(old.as_ref(), &new));
+                }
+                Change::Offering(o)
+                    if cat
+                        .offerings
+                        .get(&o.id)
+                        .is_some_and(|old| offering_calendar_changed(old, o)) =>
+                {
+                    touched.push(o.id);
+                }
+                _ => {}
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        let due = chrono::Duration::from_std(self.sync_debounce)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(now);
+        touched
+            .into_iter()
+            .filter(|o| jobs.has_calendar(*o))
+            .map(|offering| JobRequest {
+                offering,
+                kind: JobKind::Sync,
+                trigger: Trigger::Change,
+                due,
+            })
+            .collect()
+    }
+
+    /// Writes a job plan's records, then applies it to the index (the caller holds
+    /// the write lock).
+    fn write_jobs(&self, plan: JobPlan) -> Result<(), StoreError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        self.commit(&plan.writes()?)?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.jobs_index()?.commit(plan);
+        self.job_wakeup.notify_one();
+        Ok(())
     }
 
     /// The feed UID key, created once (random) and kept with the data, so UIDs stay
@@ -345,9 +461,25 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
-        // Encode first: a record that cannot be encoded aborts before any write.
-        let mut writes: Vec<RawWrite> = Vec::with_capacity(changes.len());
+        // Jobs: the ones asked for and the syncs the changes imply, coalesced. The
+        // index is only changed under the write lock (held here), so the plan stays
+        // valid while the records are written.
+        let now = chrono::Utc::now();
         let cat = self.read()?;
+        let job_plan = {
+            let jobs = self.jobs_index()?;
+            let mut requests: Vec<JobRequest> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Enqueue(r) => Some(*r),
+                    _ => None,
+                })
+                .collect();
+            requests.extend(self.implied_syncs(&cat, &jobs, changes, now));
+            jobs.plan_requests(&requests, now, || self.next_id())?
+        };
+        // Encode first: a record that cannot be encoded aborts before any write.
+        let mut writes: Vec<RawWrite> = job_plan.writes()?;
         for c in changes {
             let key = |id: &Id| id.as_bytes().to_vec();
             let w = match c {
@@ -404,12 +536,7 @@ impl Store {
                     key(&cal.offering),
                     Some(encode(&CalendarRecord::from(cal))?),
                 ),
-                Change::Job(job) => (
-                    Tree::Jobs,
-                    job.seq.to_be_bytes().to_vec(),
-                    Some(encode(&JobRecord::from(job))?),
-                ),
-                Change::JobDone(seq) => (Tree::Jobs, seq.to_be_bytes().to_vec(), None),
+                Change::Enqueue(_) => continue,
                 Change::Mapping {
                     offering,
                     backend_id,
@@ -446,6 +573,9 @@ impl Store {
             writes.push(w);
         }
         drop(cat);
+        if writes.is_empty() {
+            return Ok(());
+        }
         self.commit(&writes)?;
         let mut cat = self.catalog.write().map_err(|_| StoreError::Poisoned)?;
         for c in changes {
@@ -474,6 +604,18 @@ impl Store {
             }
         }
         drop(cat);
+        {
+            let mut jobs = self.jobs_index()?;
+            for c in changes {
+                if let Change::Calendar(cal) = c {
+                    jobs.set_calendar(cal.offering, cal.calendar_id.is_some());
+                }
+            }
+            if !job_plan.is_empty() {
+                jobs.commit(job_plan);
+                self.job_wakeup.notify_one();
+            }
+        }
         self.versions.bump(changes);
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -640,6 +782,7 @@ impl Store {
             .map_err(|_| StoreError::Poisoned)?
             .busy
             .clear();
+        *self.jobs_index()? = JobIndex::default();
         self.versions.bump(&touched);
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -659,6 +802,15 @@ impl Store {
     /// Storage failure.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Reads one key from disk: whether the store answers (`/ready`).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.tree(Tree::Meta).get(META_INDEXED)?;
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::domain::calendar::{
     CalendarState, ExtTime, ExternalEvent, Job, JobKind, MappedEvent, OfferingCalendar, RunSummary,
 };
+use crate::domain::jobs::Trigger;
 use crate::domain::{
     Category, Customer, Id, Interval, Offering, OfferingState, Order, OrderState, OrderType,
     Project, Resource, ResourceState, Slot, User,
@@ -574,13 +575,65 @@ impl From<CalendarV1> for OfferingCalendar {
 }
 versioned!(CalendarRecord, CalendarV1, OfferingCalendar);
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 pub enum JobKindV1 {
     Sync,
     Share,
     Unshare,
 }
 
+impl From<JobKindV1> for JobKind {
+    fn from(k: JobKindV1) -> Self {
+        match k {
+            JobKindV1::Sync => JobKind::Sync,
+            JobKindV1::Share => JobKind::Share,
+            JobKindV1::Unshare => JobKind::Unshare,
+        }
+    }
+}
+
+impl From<JobKind> for JobKindV1 {
+    fn from(k: JobKind) -> Self {
+        match k {
+            JobKind::Sync => JobKindV1::Sync,
+            JobKind::Share => JobKindV1::Share,
+            JobKind::Unshare => JobKindV1::Unshare,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerV2 {
+    Action,
+    Change,
+    Remote,
+    Periodic,
+}
+
+impl From<TriggerV2> for Trigger {
+    fn from(t: TriggerV2) -> Self {
+        match t {
+            TriggerV2::Action => Trigger::Action,
+            TriggerV2::Change => Trigger::Change,
+            TriggerV2::Remote => Trigger::Remote,
+            TriggerV2::Periodic => Trigger::Periodic,
+        }
+    }
+}
+
+impl From<Trigger> for TriggerV2 {
+    fn from(t: Trigger) -> Self {
+        match t {
+            Trigger::Action => TriggerV2::Action,
+            Trigger::Change => TriggerV2::Change,
+            Trigger::Remote => TriggerV2::Remote,
+            Trigger::Periodic => TriggerV2::Periodic,
+        }
+    }
+}
+
+/// A job as the first layout wrote it: queued by an action, due when created.
 #[derive(Serialize, Deserialize)]
 pub struct JobV1 {
     seq: u64,
@@ -589,37 +642,71 @@ pub struct JobV1 {
     created: DateTime<Utc>,
     attempts: u32,
 }
-impl From<&Job> for JobV1 {
+
+/// A job with its due time, why it was queued and its hold (the sequence number is
+/// the key).
+#[derive(Serialize, Deserialize)]
+pub struct JobV2 {
+    offering: Id,
+    kind: JobKindV1,
+    trigger: TriggerV2,
+    created: DateTime<Utc>,
+    due: DateTime<Utc>,
+    attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hold_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+pub enum JobRecord {
+    #[serde(rename = "1")]
+    V1(JobV1),
+    #[serde(rename = "2")]
+    V2(JobV2),
+}
+
+impl From<&Job> for JobRecord {
     fn from(j: &Job) -> Self {
-        JobV1 {
-            seq: j.seq,
+        JobRecord::V2(JobV2 {
             offering: j.offering,
-            kind: match j.kind {
-                JobKind::Sync => JobKindV1::Sync,
-                JobKind::Share => JobKindV1::Share,
-                JobKind::Unshare => JobKindV1::Unshare,
-            },
+            kind: j.kind.into(),
+            trigger: j.trigger.into(),
             created: j.created,
+            due: j.due,
             attempts: j.attempts,
+            hold_until: j.hold_until,
+        })
+    }
+}
+
+impl JobRecord {
+    /// The job stored under sequence number `seq`.
+    pub fn job(self, seq: u64) -> Job {
+        match self {
+            JobRecord::V1(j) => Job {
+                seq,
+                offering: j.offering,
+                kind: j.kind.into(),
+                trigger: Trigger::Action,
+                created: j.created,
+                due: j.created,
+                attempts: j.attempts,
+                hold_until: None,
+            },
+            JobRecord::V2(j) => Job {
+                seq,
+                offering: j.offering,
+                kind: j.kind.into(),
+                trigger: j.trigger.into(),
+                created: j.created,
+                due: j.due,
+                attempts: j.attempts,
+                hold_until: j.hold_until,
+            },
         }
     }
 }
-impl From<JobV1> for Job {
-    fn from(j: JobV1) -> Self {
-        Job {
-            seq: j.seq,
-            offering: j.offering,
-            kind: match j.kind {
-                JobKindV1::Sync => JobKind::Sync,
-                JobKindV1::Share => JobKind::Share,
-                JobKindV1::Unshare => JobKind::Unshare,
-            },
-            created: j.created,
-            attempts: j.attempts,
-        }
-    }
-}
-versioned!(JobRecord, JobV1, Job);
 
 #[derive(Serialize, Deserialize)]
 pub struct MappedV1 {

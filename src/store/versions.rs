@@ -49,8 +49,7 @@ impl Change {
             Change::Calendar(c) => (Some(Scope::Offering(c.offering)), None),
             Change::Order(_)
             | Change::DeleteOrder(_)
-            | Change::Job(_)
-            | Change::JobDone(_)
+            | Change::Enqueue(_)
             | Change::Mapping { .. }
             | Change::Externals(..)
             | Change::Attachment(..)

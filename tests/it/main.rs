@@ -5,6 +5,7 @@
 mod helpers;
 
 mod api;
+mod attack;
 mod demo;
 mod emulator_fidelity;
 mod emulator_google_calendar3_client;

@@ -230,6 +230,8 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
     settings.google.service_account_key = Some(key);
     settings.google.requests_per_minute = 60_000;
     settings.sync.interval_secs = 0;
+    let metrics_token = "metrics-token-7f3a9c1e5b";
+    settings.http.metrics_token = Some(bookcal::config::Secret::new(metrics_token));
     let app = bookcal::app::Application::build(settings)
         .await
         .expect("build the service");
@@ -272,10 +274,16 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
         .send()
         .await
         .expect("404");
+    // The operator's scrape, with the metrics token.
     let scrape = |http: reqwest::Client| {
         let url = format!("{base}/metrics");
         async move {
-            let r = http.get(url).send().await.expect("metrics");
+            let r = http
+                .get(url)
+                .bearer_auth(metrics_token)
+                .send()
+                .await
+                .expect("metrics");
             assert_eq!(r.status(), 200);
             assert!(r
                 .headers()
@@ -378,12 +386,73 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
         1
     );
 
+    // Anonymous scrapes name nothing: aggregates only.
+    let anonymous = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(anonymous.status(), 200);
+    let anonymous = anonymous.text().await.expect("text");
+    assert_eq!(identifiers(&anonymous), Vec::<String>::new(), "{anonymous}");
+    let aggregate = parse_exposition(&anonymous);
+    assert_eq!(
+        value(&aggregate, "bookcal_calendars", &[("state", "OK")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&aggregate, "bookcal_calendars_never_synced", &[]),
+        Some(0.0)
+    );
+    let oldest = value(
+        &aggregate,
+        "bookcal_last_sync_success_oldest_timestamp_seconds",
+        &[],
+    )
+    .expect("the oldest last success");
+    assert!((oldest - gauge).abs() < 0.001);
+    assert!(!anonymous.contains("bookcal_last_sync_success_timestamp_seconds"));
+    // The operator's scrape names the offering; a wrong token is refused.
+    assert_eq!(identifiers(&text), vec![room.hex()]);
+    let wrong = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth("not-the-metrics-token")
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        wrong.json::<Value>().await.expect("json"),
+        json!({"detail": "Invalid token."})
+    );
+
     shutdown.cancel();
     service
         .await
         .expect("service task")
         .expect("clean shutdown");
     emu.shutdown().await;
+}
+
+/// Every UUID-like run in `text` (32 hex digits, with or without dashes), as hex.
+fn identifiers(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_hexdigit() {
+            run.push(c.to_ascii_lowercase());
+        } else if c == '-' && !run.is_empty() {
+            continue;
+        } else {
+            if run.len() >= 32 {
+                out.push(run.clone());
+            }
+            run.clear();
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 // ---------------------------------------------------------------- the real binary
@@ -682,7 +751,7 @@ fn every_metric_family_name_is_unique_and_prefixed() {
         Arc::new(bookcal::scheduler::SchedulerStatus::default()),
         Arc::new(bookcal::google::CallStats::new()),
     ]);
-    let text = m.render(&[]);
+    let text = m.render(&[], bookcal::metrics::Audience::Operator);
     let mut seen = BTreeSet::new();
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         let name = line.split(' ').nth(2).expect("name");

@@ -1,10 +1,21 @@
-//! The scheduler: jobs from the calendar actions, periodic syncs, the daily clean-up.
+//! The scheduler: jobs from the calendar actions, syncs that local changes imply
+//! (coalesced, durable), periodic syncs, the run guard, the daily clean-up.
 
-use crate::helpers::{eventually, spawn_app, spawn_app_with, Options};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::helpers::{at, eventually, google_client, spawn_app, spawn_app_with, Options};
 use bookcal::domain::calendar::CalendarState;
-use bookcal::scheduler::cancel_stale_requests;
+use bookcal::domain::jobs::{Job, RunOutcome, Trigger};
+use bookcal::domain::{EventId, Id, ResourceState};
+use bookcal::scheduler::{
+    cancel_stale_requests, JobRunner, Scheduler, SchedulerOptions, SchedulerStatus,
+};
+use bookcal::store::{Change, Store, StoreOptions};
 use bookcal::sync::RunOptions;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
@@ -95,55 +106,296 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
 }
 
 #[tokio::test]
-async fn periodic_syncs_pick_up_changes_without_anyone_pressing_sync() {
+async fn periodic_syncs_restore_what_someone_changed_in_google_without_anyone_pressing_sync() {
     let app = spawn_app_with(Options {
         sync_interval_secs: 1,
         ..Options::default()
     })
     .await;
     let room = app.offering_id("room-aurora");
+    let cal = first_sync(&app, room).await;
+    let before = app.live_events(&cal).len();
+    // A change on Google's side only: no local write queues anything for it.
+    let id = app.live_events(&cal)[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let human = google_client(app.emu(), None).await;
+    human.event_delete(&cal, &id).await.expect("delete");
+    assert_eq!(app.live_events(&cal).len(), before - 1);
+    assert!(app.store.jobs().expect("jobs").is_empty());
+    let scheduler = app.start_scheduler();
+    assert!(eventually(20, || app.live_events(&cal).len() == before).await);
+    // The next periodic sync is queued (one per offering with a calendar).
+    let jobs = app.store.queued_jobs(room).expect("jobs");
+    assert!(
+        jobs.iter().any(|j| j.trigger == Trigger::Periodic),
+        "{jobs:?}"
+    );
+    scheduler.stop().await;
+}
+
+/// Runs the room's first sync directly (creating its calendar) and returns the
+/// calendar id.
+async fn first_sync(app: &crate::helpers::TestApp, offering: Id) -> String {
     app.engine
-        .sync_offering(room, RunOptions::default())
+        .sync_offering(offering, RunOptions::default())
         .await
-        .expect("first sync");
+        .expect("first sync")
+        .calendar_id
+        .expect("calendar")
+}
+
+/// Calendar API requests of one method the app's emulator answered.
+fn calls(app: &crate::helpers::TestApp, method: &str) -> u64 {
+    app.emu()
+        .controls()
+        .counters()
+        .get(&format!("calendar.{method}"))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Waits until no run is active and every job of `offering` is a periodic one.
+async fn settled(app: &crate::helpers::TestApp, status: &SchedulerStatus, offering: Id) -> bool {
+    let store = app.store.clone();
+    eventually(30, || {
+        status.active_runs.load(Ordering::Relaxed) == 0
+            && store
+                .queued_jobs(offering)
+                .is_ok_and(|jobs| jobs.iter().all(|j| j.trigger == Trigger::Periodic))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_burst_of_fifty_local_changes_gives_one_or_two_sync_runs_not_fifty() {
+    let app = spawn_app().await;
+    let room = app.offering_id("room-aurora");
+    let cal = first_sync(&app, room).await;
+    let before = app.live_events(&cal).len();
+    let scheduler = app.start_scheduler();
+    app.emu().controls().reset_counters();
+    for i in 0..50 {
+        let r = app
+            .post(
+                "alice",
+                "/api/marketplace-orders/",
+                app.order_body("room-aurora", &[(at(60 + i, 9), at(60 + i, 10))]),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    assert!(eventually(30, || app.live_events(&cal).len() == before + 50).await);
+    assert!(settled(&app, &scheduler.status, room).await);
+    let runs = scheduler.status.runs("ok");
+    assert!((1..=2).contains(&runs), "{runs} runs");
+    assert_eq!(calls(&app, "events.list"), runs, "one listing per run");
+    assert_eq!(calls(&app, "events.insert"), 50);
+    scheduler.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_during_a_run_gives_exactly_one_follow_up_run() {
+    let app = spawn_app().await;
+    let room = app.offering_id("room-aurora");
+    let cal = first_sync(&app, room).await;
+    let before = app.live_events(&cal).len();
+    // Slow Google: a run takes at least a second.
+    app.emu()
+        .controls()
+        .set_latency(Duration::from_millis(1000));
+    let scheduler = app.start_scheduler();
+    let status = scheduler.status.clone();
+    let sync = format!(
+        "/api/booking-offerings/{}/google_calendar_sync/",
+        room.hex()
+    );
+    assert_eq!(app.post("owner", &sync, json!({})).await.status, 200);
+    assert!(eventually(10, || status.active_runs.load(Ordering::Relaxed) == 1).await);
+    // Three changes while it runs (it cannot have finished: its listing alone takes
+    // a second).
+    for i in 0..3 {
+        let r = app
+            .post(
+                "alice",
+                "/api/marketplace-orders/",
+                app.order_body("room-aurora", &[(at(80 + i, 9), at(80 + i, 10))]),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    assert_eq!(status.runs("ok"), 0, "the first run was still going");
+    let jobs = app.store.queued_jobs(room).expect("jobs");
+    assert_eq!(jobs.len(), 2, "the running job and one follow-up: {jobs:?}");
+    assert_eq!(jobs[1].trigger, Trigger::Change);
+    assert!(eventually(30, || app.live_events(&cal).len() == before + 3).await);
+    assert!(settled(&app, &status, room).await);
+    assert_eq!(status.runs("ok"), 2);
+    assert!(app.store.queued_jobs(room).expect("jobs").is_empty());
+    scheduler.stop().await;
+}
+
+#[tokio::test]
+async fn a_queued_sync_survives_a_restart_and_runs_after_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let emu = bookcal::emulator::Emulator::start(bookcal::emulator::EmulatorOptions::default())
+        .await
+        .expect("emulator");
+    let engine_on = |store: Arc<Store>, client| bookcal::sync::SyncEngine {
+        store,
+        source: Arc::new(bookcal::sync::SingleClient(Some(client))),
+        settings: bookcal::config::SyncSettings::default(),
+        share_role: bookcal::google::AclRole::Reader,
+    };
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+    let (room, cal, pending, event) = {
+        let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).expect("open"));
+        bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import");
+        let engine = engine_on(store.clone(), google_client(&emu, None).await);
+        let room = {
+            let cat = store.read().expect("read");
+            cat.offerings
+                .values()
+                .find(|o| o.slug == "room-aurora")
+                .expect("room")
+                .id
+        };
+        let cal = engine
+            .sync_offering(room, bookcal::sync::RunOptions::default())
+            .await
+            .expect("first sync")
+            .calendar_id
+            .expect("calendar");
+        // Accept the room's pending booking: the write queues a sync of the room.
+        let pending = {
+            let cat = store.read().expect("read");
+            cat.resources_by_offering[&room]
+                .iter()
+                .filter_map(|id| cat.resources.get(id))
+                .find(|r| r.state == ResourceState::Creating)
+                .expect("a pending booking")
+                .id
+        };
+        let mut r = store.resource(pending).expect("read").expect("resource");
+        let event = EventId::for_backend_id(&r.slots[0].backend_id).to_string();
+        r.state = ResourceState::Ok;
+        store
+            .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r)], ())))
+            .expect("accept");
+        let jobs = store.jobs().expect("jobs");
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!((jobs[0].offering, jobs[0].trigger), (room, Trigger::Change));
+        (room, cal, pending, event)
+        // The process "stops" here: the store is closed before any scheduler ran.
+    };
+    // Google still shows the booking as tentative.
+    let status_of = |emu: &bookcal::emulator::Emulator| {
+        emu.inspect()
+            .events(&cal)
+            .into_iter()
+            .find(|e| e["id"] == event.as_str())
+            .map(|e| e["status"].clone())
+    };
+    assert_eq!(status_of(&emu), Some(json!("tentative")));
+    let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).expect("reopen"));
+    let jobs = store.jobs().expect("jobs");
+    assert_eq!(jobs.len(), 1, "the job is still queued after the restart");
+    assert_eq!(jobs[0].offering, room);
+    let engine = Arc::new(engine_on(store.clone(), google_client(&emu, None).await));
+    let scheduler = Scheduler::new(
+        engine,
+        SchedulerOptions {
+            interval: None,
+            ..SchedulerOptions::default()
+        },
+    );
+    let status = scheduler.status.clone();
+    let stop = CancellationToken::new();
+    let h = tokio::spawn(scheduler.run(stop.clone()));
+    assert!(
+        eventually(20, || status_of(&emu) == Some(json!("confirmed"))
+            && status.runs("ok") == 1)
+        .await
+    );
+    assert!(store.jobs().expect("jobs").is_empty());
+    assert_eq!(
+        store.resource(pending).expect("read").map(|r| r.state),
+        Some(ResourceState::Ok)
+    );
+    stop.cancel();
+    h.await.expect("scheduler stops cleanly");
+}
+
+/// Runs jobs with the real engine, except that the first run panics.
+struct PanicsOnce {
+    engine: Arc<bookcal::sync::SyncEngine>,
+    panicked: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl JobRunner for PanicsOnce {
+    async fn run(&self, job: &Job) -> RunOutcome {
+        if !self.panicked.swap(true, Ordering::SeqCst) {
+            panic!("a bug in a job (this panic is part of the test)");
+        }
+        self.engine.run(job).await
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_job_releases_its_offering_and_is_retried_with_its_attempts_shown() {
+    let app = spawn_app().await;
+    let room = app.offering_id("room-aurora");
+    let runner = Arc::new(PanicsOnce {
+        engine: app.engine.clone(),
+        panicked: AtomicBool::new(false),
+    });
+    let scheduler = Scheduler::with_runner(
+        runner,
+        app.store.clone(),
+        SchedulerOptions {
+            interval: None,
+            retry_base: Duration::from_millis(300),
+            ..SchedulerOptions::default()
+        },
+    );
+    let status = scheduler.status.clone();
+    let stop = CancellationToken::new();
+    let h = tokio::spawn(scheduler.run(stop.clone()));
+    let offering = format!("/api/booking-offerings/{}/", room.hex());
+    let sync = format!("{offering}google_calendar_sync/");
+    assert_eq!(app.post("owner", &sync, json!({})).await.status, 200);
+    assert!(eventually(10, || status.runs("panicked") == 1).await);
+    // Released: no run is counted as active, and the job waits for its retry with the
+    // attempt it used, as the offering shows.
+    assert_eq!(status.active_runs.load(Ordering::Relaxed), 0);
+    let jobs = app.get("owner", &offering).await.body["googlecalendar"]["jobs"].clone();
+    assert_eq!(jobs.as_array().map(Vec::len), Some(1), "{jobs}");
+    assert_eq!(
+        (
+            &jobs[0]["kind"],
+            &jobs[0]["trigger"],
+            &jobs[0]["attempts"],
+            &jobs[0]["running"]
+        ),
+        (&json!("sync"), &json!("action"), &json!(1), &json!(false))
+    );
+    // The retry runs (its second attempt) and the calendar is made.
+    assert!(eventually(20, || status.runs("ok") == 1).await);
     let cal = app
         .store
         .calendar(room)
         .expect("read")
         .and_then(|c| c.calendar_id)
-        .expect("id");
-    let scheduler = app.start_scheduler();
-    let pending = app
-        .get(
-            "owner",
-            &format!(
-                "/api/booking-resources/?offering_uuid={}&state=Creating",
-                room.hex()
-            ),
-        )
-        .await
-        .body[0]["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_string();
-    assert_eq!(
-        app.post(
-            "owner",
-            &format!("/api/booking-resources/{pending}/accept/"),
-            json!({})
-        )
-        .await
-        .status,
-        200
-    );
-    assert!(
-        eventually(20, || app
-            .live_events(&cal)
-            .iter()
-            .all(|e| e["status"] == "confirmed"))
-        .await
-    );
-    scheduler.stop().await;
+        .expect("the retry created the calendar");
+    assert_eq!(app.live_events(&cal).len(), 3);
+    // The offering is free for the next job.
+    assert_eq!(app.post("owner", &sync, json!({})).await.status, 200);
+    assert!(eventually(20, || status.runs("ok") == 2).await);
+    assert_eq!(status.runs("panicked"), 1);
+    stop.cancel();
+    h.await.expect("scheduler stops cleanly");
 }
 
 #[tokio::test]

@@ -129,6 +129,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
 pub struct RunningScheduler {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// Its live status (runs by outcome, active runs).
+    pub status: Arc<bookcal::scheduler::SchedulerStatus>,
 }
 
 impl RunningScheduler {
@@ -156,8 +158,9 @@ impl TestApp {
             .take()
             .expect("the scheduler was started already");
         let stop = CancellationToken::new();
+        let status = scheduler.status.clone();
         let task = tokio::spawn(scheduler.run(stop.clone()));
-        RunningScheduler { stop, task }
+        RunningScheduler { stop, task, status }
     }
 
     /// The service's Google Calendar emulator.

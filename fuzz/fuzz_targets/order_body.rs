@@ -1,0 +1,6 @@
+//! Fuzz target: see `bookcal_fuzz::checks::order_body` for what it checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    bookcal_fuzz::checks::order_body(data);
+});

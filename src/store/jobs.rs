@@ -1,0 +1,739 @@
+//! The durable job queue: versioned records in the `jobs` tree (key: the job's
+//! sequence number, big endian) and an in-memory index over them.
+//!
+//! [`JobQueue`] is the interface the scheduler uses (enqueue, claim, finish,
+//! reschedule); an SQL engine implements it with a jobs table: a partial unique index
+//! on (offering, kind) of pending rows for the coalescing `INSERT .. ON CONFLICT`, an
+//! index on `due`, and `claim` as `SELECT .. WHERE due <= now AND offering has no
+//! running job ORDER BY due FOR UPDATE SKIP LOCKED` that sets a lease (an expired
+//! lease makes the row pending again, as a restart does here).
+//!
+//! The sled engine keeps the index under the store's write lock, next to the records:
+//! - `by_due`: pending jobs ordered by (due, seq): a claim reads only the due ones;
+//! - `pending`: (offering, kind) -> the one pending job (requests coalesce into it);
+//! - `running`: offering -> its claimed job (a claim skips offerings that have one,
+//!   so no offering runs twice at once, and a request during a run makes exactly one
+//!   pending follow-up);
+//! - `with_calendar`: offerings whose calendar exists (for the syncs the store's write
+//!   path implies, and for the scheduler's start).
+//!
+//! Every operation is O(log n) in the number of jobs (a claim also skips at most the
+//! pending jobs of offerings that are running). On open the index is rebuilt from the
+//! records; jobs that were running when the process stopped are pending again (runs
+//! are idempotent), and duplicates of one offering and kind are merged.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use super::records::JobRecord;
+use super::tree::Tree;
+use super::{decode, encode, RawWrite, StoreError};
+use crate::domain::calendar::OfferingCalendar;
+use crate::domain::jobs::{merge, Job, JobKind, JobRequest, Merge, Trigger};
+use crate::domain::Id;
+
+/// The scheduler's view of the job queue (see the module documentation).
+pub trait JobQueue: Send + Sync {
+    /// Queues a job, coalesced with the pending job of the same offering and kind
+    /// (see [`crate::domain::jobs::merge`]).
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn enqueue(&self, req: JobRequest) -> Result<(), StoreError>;
+
+    /// Takes up to `limit` jobs due at `now`, at most one per offering and none of an
+    /// offering that has a running job, marks them running and counts an attempt.
+    ///
+    /// # Errors
+    /// Storage failure (then nothing was claimed).
+    fn claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Job>, StoreError>;
+
+    /// Ends a claimed job. With `periodic`, the offering's next regular job of this
+    /// kind is due then (merged with a follow-up queued during the run).
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn finish(&self, job: &Job, periodic: Option<DateTime<Utc>>) -> Result<(), StoreError>;
+
+    /// Puts a claimed job back, held until `at` (requests other than explicit
+    /// actions do not bring it forward); attempts are kept.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn reschedule(&self, job: &Job, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// When the earliest pending job that a claim could take is due.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Jobs queued (pending and running).
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn depth(&self) -> Result<usize, StoreError>;
+
+    /// Offerings whose calendar exists but that have no sync job (they get their
+    /// first periodic one when the scheduler starts).
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn calendars_without_sync(&self) -> Result<Vec<Id>, StoreError>;
+
+    /// Notified whenever jobs are queued, put back or finished.
+    fn wakeup(&self) -> std::sync::Arc<tokio::sync::Notify>;
+}
+
+/// Decodes the job record stored under `key` (its sequence number, big endian).
+pub(crate) fn decode_job(key: &[u8], bytes: &[u8]) -> Result<Job, StoreError> {
+    let seq = key
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::CorruptIndex("jobs"))?;
+    Ok(decode::<JobRecord>("jobs", bytes)?.job(seq))
+}
+
+/// A write of one job record (`None` deletes it).
+fn job_write(seq: u64, job: Option<&Job>) -> Result<RawWrite, StoreError> {
+    let value = job.map(|j| encode(&JobRecord::from(j))).transpose()?;
+    Ok((Tree::Jobs, seq.to_be_bytes().to_vec(), value))
+}
+
+/// The in-memory index of the sled engine's job queue (see the module documentation).
+#[derive(Default)]
+pub(crate) struct JobIndex {
+    jobs: HashMap<u64, Job>,
+    by_due: BTreeSet<(DateTime<Utc>, u64)>,
+    pending: HashMap<(Id, JobKind), u64>,
+    running: HashMap<Id, u64>,
+    with_calendar: HashSet<Id>,
+}
+
+/// Index changes prepared before the records are written, applied after.
+#[derive(Default)]
+pub(crate) struct JobPlan {
+    /// Jobs to (re)write as pending.
+    pending: Vec<Job>,
+    /// Jobs to delete.
+    removed: Vec<u64>,
+    /// Jobs that now run.
+    running: Vec<Job>,
+}
+
+impl JobPlan {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.removed.is_empty() && self.running.is_empty()
+    }
+
+    /// The record writes of this plan.
+    pub(crate) fn writes(&self) -> Result<Vec<RawWrite>, StoreError> {
+        let mut out = Vec::new();
+        for j in self.pending.iter().chain(&self.running) {
+            out.push(job_write(j.seq, Some(j))?);
+        }
+        for seq in &self.removed {
+            out.push(job_write(*seq, None)?);
+        }
+        Ok(out)
+    }
+}
+
+impl JobIndex {
+    /// Rebuilds the index from the `jobs` and `calendars` trees. Returns it with the
+    /// writes that merge duplicates (two pending jobs of one offering and kind, left
+    /// by a run that stopped while its follow-up waited).
+    pub(crate) fn load(
+        jobs: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>>,
+        calendars: impl Iterator<Item = Result<OfferingCalendar, StoreError>>,
+    ) -> Result<(JobIndex, JobPlan), StoreError> {
+        let mut idx = JobIndex::default();
+        let mut fix = JobPlan::default();
+        let mut all = Vec::new();
+        for kv in jobs {
+            let (k, v) = kv?;
+            all.push(decode_job(&k, &v)?);
+        }
+        all.sort_by_key(|j| j.seq);
+        for job in all {
+            match idx.pending_job(job.offering, job.kind).cloned() {
+                None => idx.put_pending(job),
+                Some(mut keep) => {
+                    keep.due = keep.due.min(job.due);
+                    keep.attempts = keep.attempts.max(job.attempts);
+                    keep.hold_until = keep.hold_until.max(job.hold_until);
+                    if let Some(h) = keep.hold_until {
+                        keep.due = keep.due.max(h);
+                    }
+                    fix.removed.push(job.seq);
+                    fix.pending.retain(|j| j.seq != keep.seq);
+                    fix.pending.push(keep.clone());
+                    idx.put_pending(keep);
+                }
+            }
+        }
+        for cal in calendars {
+            let cal = cal?;
+            if cal.calendar_id.is_some() {
+                idx.with_calendar.insert(cal.offering);
+            }
+        }
+        Ok((idx, fix))
+    }
+
+    fn remove(&mut self, seq: u64) {
+        if let Some(j) = self.jobs.remove(&seq) {
+            self.by_due.remove(&(j.due, seq));
+            if self.pending.get(&(j.offering, j.kind)) == Some(&seq) {
+                self.pending.remove(&(j.offering, j.kind));
+            }
+            if self.running.get(&j.offering) == Some(&seq) {
+                self.running.remove(&j.offering);
+            }
+        }
+    }
+
+    fn put_pending(&mut self, job: Job) {
+        self.remove(job.seq);
+        self.by_due.insert((job.due, job.seq));
+        self.pending.insert((job.offering, job.kind), job.seq);
+        self.jobs.insert(job.seq, job);
+    }
+
+    fn pending_job(&self, offering: Id, kind: JobKind) -> Option<&Job> {
+        self.pending
+            .get(&(offering, kind))
+            .and_then(|s| self.jobs.get(s))
+    }
+
+    /// Applies a plan whose records were written.
+    pub(crate) fn commit(&mut self, plan: JobPlan) {
+        for seq in plan.removed {
+            self.remove(seq);
+        }
+        for j in plan.running {
+            self.remove(j.seq);
+            self.running.insert(j.offering, j.seq);
+            self.jobs.insert(j.seq, j);
+        }
+        for j in plan.pending {
+            self.put_pending(j);
+        }
+    }
+
+    /// Coalesces requests (in order) into the pending jobs. `next_seq` numbers new jobs.
+    pub(crate) fn plan_requests(
+        &self,
+        requests: &[JobRequest],
+        now: DateTime<Utc>,
+        mut next_seq: impl FnMut() -> Result<u64, StoreError>,
+    ) -> Result<JobPlan, StoreError> {
+        let mut overlay: HashMap<(Id, JobKind), Job> = HashMap::new();
+        for req in requests {
+            let key = (req.offering, req.kind);
+            let current = overlay
+                .get(&key)
+                .cloned()
+                .or_else(|| self.pending_job(req.offering, req.kind).cloned());
+            let job = match merge(current.as_ref(), req, 0, now) {
+                Merge::Keep => continue,
+                Merge::Update(j) => j,
+                Merge::New(mut j) => {
+                    j.seq = next_seq()?;
+                    j
+                }
+            };
+            overlay.insert(key, job);
+        }
+        Ok(JobPlan {
+            pending: overlay.into_values().collect(),
+            ..JobPlan::default()
+        })
+    }
+
+    /// Chooses the jobs a claim takes (see [`JobQueue::claim`]).
+    pub(crate) fn plan_claim(&self, now: DateTime<Utc>, limit: usize) -> JobPlan {
+        let mut plan = JobPlan::default();
+        let mut taken: HashSet<Id> = HashSet::new();
+        for (due, seq) in &self.by_due {
+            if plan.running.len() >= limit || *due > now {
+                break;
+            }
+            let Some(j) = self.jobs.get(seq) else {
+                continue;
+            };
+            if self.running.contains_key(&j.offering) || !taken.insert(j.offering) {
+                continue;
+            }
+            let mut j = j.clone();
+            j.attempts = j.attempts.saturating_add(1);
+            plan.running.push(j);
+        }
+        plan
+    }
+
+    /// The writes that end a claimed job (see [`JobQueue::finish`]).
+    pub(crate) fn plan_finish(
+        &self,
+        job: &Job,
+        periodic: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> JobPlan {
+        let mut plan = JobPlan::default();
+        match (self.pending_job(job.offering, job.kind), periodic) {
+            (Some(follow), Some(at)) if at < follow.due && follow.hold_until.is_none() => {
+                plan.removed.push(job.seq);
+                plan.pending.push(Job {
+                    due: at,
+                    ..follow.clone()
+                });
+            }
+            (Some(_), _) | (None, None) => plan.removed.push(job.seq),
+            (None, Some(at)) => plan.pending.push(Job {
+                seq: job.seq,
+                offering: job.offering,
+                kind: job.kind,
+                trigger: Trigger::Periodic,
+                created: now,
+                due: at,
+                attempts: 0,
+                hold_until: None,
+            }),
+        }
+        plan
+    }
+
+    /// The writes that put a claimed job back, held (see [`JobQueue::reschedule`]).
+    pub(crate) fn plan_reschedule(&self, job: &Job, at: DateTime<Utc>) -> JobPlan {
+        let mut plan = JobPlan::default();
+        match self.pending_job(job.offering, job.kind) {
+            // Someone asked again during the run: that request stands.
+            Some(follow) if follow.trigger == Trigger::Action => plan.removed.push(job.seq),
+            Some(follow) => {
+                plan.removed.push(job.seq);
+                plan.pending.push(Job {
+                    // A retried action may still do what only actions do.
+                    trigger: if job.trigger == Trigger::Action {
+                        Trigger::Action
+                    } else {
+                        follow.trigger
+                    },
+                    due: follow.due.max(at),
+                    hold_until: Some(at),
+                    attempts: follow.attempts.max(job.attempts),
+                    ..follow.clone()
+                });
+            }
+            None => plan.pending.push(Job {
+                due: at,
+                hold_until: Some(at),
+                ..job.clone()
+            }),
+        }
+        plan
+    }
+
+    /// Whether `job` is the running job of its offering.
+    pub(crate) fn is_running(&self, job: &Job) -> bool {
+        self.running.get(&job.offering) == Some(&job.seq)
+    }
+
+    /// When the earliest pending job that a claim could take is due (pending jobs
+    /// of running offerings wait for the run's end, which wakes the scheduler).
+    pub(crate) fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.by_due
+            .iter()
+            .find(|(_, seq)| {
+                self.jobs
+                    .get(seq)
+                    .is_some_and(|j| !self.running.contains_key(&j.offering))
+            })
+            .map(|(d, _)| *d)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Every job, in sequence order.
+    pub(crate) fn all(&self) -> Vec<Job> {
+        let mut v: Vec<Job> = self.jobs.values().cloned().collect();
+        v.sort_by_key(|j| j.seq);
+        v
+    }
+
+    /// The jobs of one offering (running first, then pending by due time).
+    pub(crate) fn of_offering(&self, offering: Id) -> Vec<Job> {
+        let mut v: Vec<Job> = self
+            .running
+            .get(&offering)
+            .into_iter()
+            .chain(
+                [JobKind::Sync, JobKind::Share, JobKind::Unshare]
+                    .iter()
+                    .filter_map(|k| self.pending.get(&(offering, *k))),
+            )
+            .filter_map(|s| self.jobs.get(s))
+            .cloned()
+            .collect();
+        v[usize::from(self.running.contains_key(&offering))..].sort_by_key(|j| (j.due, j.seq));
+        v
+    }
+
+    pub(crate) fn has_calendar(&self, offering: Id) -> bool {
+        self.with_calendar.contains(&offering)
+    }
+
+    pub(crate) fn set_calendar(&mut self, offering: Id, exists: bool) {
+        if exists {
+            self.with_calendar.insert(offering);
+        } else {
+            self.with_calendar.remove(&offering);
+        }
+    }
+
+    /// Offerings with a calendar and no sync job, pending or running.
+    pub(crate) fn calendars_without_sync(&self) -> Vec<Id> {
+        let mut v: Vec<Id> = self
+            .with_calendar
+            .iter()
+            .filter(|o| {
+                !self.pending.contains_key(&(**o, JobKind::Sync))
+                    && self
+                        .running
+                        .get(o)
+                        .and_then(|s| self.jobs.get(s))
+                        .is_none_or(|j| j.kind != JobKind::Sync)
+            })
+            .copied()
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl super::Store {
+    fn locked_write(&self) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
+        self.write.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Every queued job (pending and running), in sequence order.
+    ///
+    /// # Errors
+    /// Only if a writer panicked while holding the lock.
+    pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        Ok(self.jobs_index()?.all())
+    }
+
+    /// The jobs of one offering: the running one first, then the pending ones by due
+    /// time.
+    ///
+    /// # Errors
+    /// Only if a writer panicked while holding the lock.
+    pub fn queued_jobs(&self, offering: Id) -> Result<Vec<Job>, StoreError> {
+        Ok(self.jobs_index()?.of_offering(offering))
+    }
+
+    /// The sequence number of the offering's running job, if one runs.
+    ///
+    /// # Errors
+    /// Only if a writer panicked while holding the lock.
+    pub fn running_job(&self, offering: Id) -> Result<Option<u64>, StoreError> {
+        Ok(self.jobs_index()?.running.get(&offering).copied())
+    }
+
+    /// Notified whenever jobs are queued, put back or finished.
+    pub fn job_wakeup(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.job_wakeup.clone()
+    }
+}
+
+impl JobQueue for super::Store {
+    fn enqueue(&self, req: JobRequest) -> Result<(), StoreError> {
+        self.sync_put(vec![super::Change::Enqueue(req)])
+    }
+
+    fn claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let _w = self.locked_write()?;
+        let plan = self.jobs_index()?.plan_claim(now, limit);
+        let claimed = plan.running.clone();
+        self.write_jobs(plan)?;
+        Ok(claimed)
+    }
+
+    fn finish(&self, job: &Job, periodic: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+        let _w = self.locked_write()?;
+        let plan = {
+            let idx = self.jobs_index()?;
+            if !idx.is_running(job) {
+                return Ok(());
+            }
+            idx.plan_finish(job, periodic, Utc::now())
+        };
+        self.write_jobs(plan)
+    }
+
+    fn reschedule(&self, job: &Job, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let _w = self.locked_write()?;
+        let plan = {
+            let idx = self.jobs_index()?;
+            if !idx.is_running(job) {
+                return Ok(());
+            }
+            idx.plan_reschedule(job, at)
+        };
+        self.write_jobs(plan)
+    }
+
+    fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.jobs_index()?.next_due())
+    }
+
+    fn depth(&self) -> Result<usize, StoreError> {
+        Ok(self.jobs_index()?.len())
+    }
+
+    fn calendars_without_sync(&self) -> Result<Vec<Id>, StoreError> {
+        Ok(self.jobs_index()?.calendars_without_sync())
+    }
+
+    fn wakeup(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.job_wakeup.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::calendar::{CalendarState, OfferingCalendar};
+    use crate::store::{Change, Store, StoreOptions};
+    use std::time::Duration;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::seconds(secs)
+    }
+
+    fn req(offering: Id, trigger: Trigger, due: DateTime<Utc>) -> JobRequest {
+        JobRequest {
+            offering,
+            kind: JobKind::Sync,
+            trigger,
+            due,
+        }
+    }
+
+    fn with_calendar(store: &Store, offering: Id) {
+        let mut cal = OfferingCalendar::new(offering);
+        cal.calendar_id = Some(format!("c_{}@group.calendar.google.com", offering.hex()));
+        cal.state = CalendarState::Ok;
+        store
+            .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
+            .expect("write");
+    }
+
+    #[test]
+    fn a_burst_of_requests_is_one_job_and_a_request_during_its_run_one_follow_up() {
+        let store = Store::temporary().expect("store");
+        let (a, b) = (Id::new_v4(), Id::new_v4());
+        for _ in 0..50 {
+            store
+                .enqueue(req(a, Trigger::Change, at(-1)))
+                .expect("enqueue");
+        }
+        store
+            .enqueue(req(b, Trigger::Change, at(60)))
+            .expect("enqueue");
+        assert_eq!(store.depth().expect("depth"), 2);
+        // Only a is due; one claim takes it once.
+        let claimed = store.claim(Utc::now(), 10).expect("claim");
+        assert_eq!(claimed.len(), 1);
+        assert_eq!((claimed[0].offering, claimed[0].attempts), (a, 1));
+        assert!(store.claim(Utc::now(), 10).expect("claim").is_empty());
+        // Requests during the run: one follow-up, not claimable while a runs.
+        for _ in 0..5 {
+            store
+                .enqueue(req(a, Trigger::Change, at(-1)))
+                .expect("enqueue");
+        }
+        assert_eq!(store.depth().expect("depth"), 3);
+        assert!(store.claim(Utc::now(), 10).expect("claim").is_empty());
+        // The next due time ignores the running offering's follow-up.
+        assert!(store.next_due().expect("due") > Some(at(30)));
+        store.finish(&claimed[0], Some(at(900))).expect("finish");
+        let follow = store.claim(Utc::now(), 10).expect("claim");
+        assert_eq!(follow.len(), 1);
+        assert_eq!((follow[0].offering, follow[0].attempts), (a, 1));
+        assert_ne!(follow[0].seq, claimed[0].seq);
+        // Finishing the follow-up leaves a's next periodic job.
+        store.finish(&follow[0], Some(at(900))).expect("finish");
+        let jobs = store.queued_jobs(a).expect("jobs");
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].trigger, Trigger::Periodic);
+        assert!(jobs[0].due > at(800));
+        // A local change brings that periodic job forward instead of adding one.
+        store
+            .enqueue(req(a, Trigger::Change, at(1)))
+            .expect("enqueue");
+        let jobs = store.queued_jobs(a).expect("jobs");
+        assert_eq!((jobs.len(), jobs[0].trigger), (1, Trigger::Change));
+        assert!(jobs[0].due < at(5));
+    }
+
+    #[test]
+    fn a_held_job_waits_for_its_hold_unless_someone_asks() {
+        let store = Store::temporary().expect("store");
+        let a = Id::new_v4();
+        store
+            .enqueue(req(a, Trigger::Change, at(-1)))
+            .expect("enqueue");
+        let job = store.claim(Utc::now(), 1).expect("claim").remove(0);
+        store.reschedule(&job, at(600)).expect("reschedule");
+        let held = store.queued_jobs(a).expect("jobs").remove(0);
+        assert_eq!(
+            (held.seq, held.attempts, held.trigger),
+            (job.seq, 1, Trigger::Change)
+        );
+        assert_eq!(held.hold_until, Some(held.due));
+        // Changes and pushes do not bring it forward...
+        store
+            .enqueue(req(a, Trigger::Change, at(-1)))
+            .expect("enqueue");
+        store
+            .enqueue(req(a, Trigger::Remote, at(-1)))
+            .expect("enqueue");
+        assert!(store.claim(Utc::now(), 1).expect("claim").is_empty());
+        assert_eq!(store.queued_jobs(a).expect("jobs"), vec![held]);
+        // ...an explicit action does, and the attempts go on counting.
+        store
+            .enqueue(req(a, Trigger::Action, Utc::now()))
+            .expect("enqueue");
+        let again = store.claim(Utc::now(), 1).expect("claim").remove(0);
+        assert_eq!(
+            (again.seq, again.attempts, again.hold_until),
+            (job.seq, 2, None)
+        );
+    }
+
+    #[test]
+    fn a_failed_run_with_a_follow_up_leaves_one_held_job() {
+        let store = Store::temporary().expect("store");
+        let a = Id::new_v4();
+        store
+            .enqueue(req(a, Trigger::Change, at(-1)))
+            .expect("enqueue");
+        let job = store.claim(Utc::now(), 1).expect("claim").remove(0);
+        store
+            .enqueue(req(a, Trigger::Change, at(-1)))
+            .expect("enqueue");
+        store.reschedule(&job, at(300)).expect("reschedule");
+        let jobs = store.queued_jobs(a).expect("jobs");
+        assert_eq!(jobs.len(), 1);
+        assert!(jobs[0].due > at(200));
+        assert_eq!(jobs[0].attempts, 1);
+        // Neither finish nor reschedule touches a job that is not running.
+        store.finish(&job, None).expect("finish");
+        assert_eq!(store.queued_jobs(a).expect("jobs"), jobs);
+    }
+
+    #[test]
+    fn jobs_survive_a_restart_and_running_ones_are_pending_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (Id::new_v4(), Id::new_v4());
+        let (claimed, pending) = {
+            let store = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+            store
+                .enqueue(req(a, Trigger::Change, at(-1)))
+                .expect("enqueue");
+            store
+                .enqueue(req(b, Trigger::Periodic, at(900)))
+                .expect("enqueue");
+            let claimed = store.claim(Utc::now(), 1).expect("claim").remove(0);
+            // A follow-up queued during the run that never ended.
+            store
+                .enqueue(req(a, Trigger::Change, at(-1)))
+                .expect("enqueue");
+            let pending = store.queued_jobs(b).expect("jobs");
+            (claimed, pending)
+        };
+        let store = Store::open(dir.path(), &StoreOptions::default()).expect("reopen");
+        // a's interrupted run and its follow-up are one pending job again; b is as it was.
+        let jobs = store.queued_jobs(a).expect("jobs");
+        assert_eq!(jobs.len(), 1);
+        assert_eq!((jobs[0].seq, jobs[0].attempts), (claimed.seq, 1));
+        assert_eq!(store.queued_jobs(b).expect("jobs"), pending);
+        assert_eq!(store.depth().expect("depth"), 2);
+        let again = store.claim(Utc::now(), 5).expect("claim");
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].offering, again[0].attempts), (a, 2));
+        drop(store);
+        // The merge was written: a third start sees the same.
+        let store = Store::open(dir.path(), &StoreOptions::default()).expect("reopen");
+        assert_eq!(store.depth().expect("depth"), 2);
+    }
+
+    #[test]
+    fn writes_that_change_a_calendar_queue_one_debounced_sync_of_its_offering() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let opts = StoreOptions {
+            sync_debounce: Duration::from_secs(5),
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), &opts).expect("open");
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+        crate::import::import_file(&store, std::path::Path::new(fixture)).expect("import");
+        let (with, without) = {
+            let cat = store.read().expect("read");
+            let mut ids: Vec<Id> = cat
+                .resources_by_offering
+                .iter()
+                .filter(|(_, r)| !r.is_empty())
+                .map(|(o, _)| *o)
+                .collect();
+            ids.sort();
+            (ids[0], ids[1])
+        };
+        assert_eq!(store.depth().expect("depth"), 0, "no calendar, no job");
+        with_calendar(&store, with);
+        let resources = |o: Id| {
+            let cat = store.read().expect("read");
+            let mut v: Vec<Id> = cat.resources_by_offering[&o].iter().copied().collect();
+            v.sort();
+            v
+        };
+        let change = |id: Id, f: &dyn Fn(&mut crate::domain::Resource)| {
+            let mut r = store.resource(id).expect("read").expect("resource");
+            f(&mut r);
+            store
+                .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r)], ())))
+                .expect("write");
+        };
+        let before = Utc::now();
+        // Renaming a booking of each offering: only the one with a calendar gets a job.
+        for o in [with, without] {
+            for id in resources(o) {
+                change(id, &|r| r.name.push_str(" (renamed)"));
+            }
+        }
+        let jobs = store.jobs().expect("jobs");
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!((jobs[0].offering, jobs[0].trigger), (with, Trigger::Change));
+        assert!(jobs[0].due >= before + chrono::Duration::seconds(5));
+        assert!(jobs[0].due <= Utc::now() + chrono::Duration::seconds(5));
+        // A write that the calendar does not show queues nothing more.
+        let queued = store.jobs().expect("jobs");
+        for id in resources(with) {
+            change(id, &|r| r.backend_id = "ext-1".into());
+        }
+        assert_eq!(store.jobs().expect("jobs"), queued);
+        // Renaming the offering is a change of its calendar.
+        let job = store.claim(jobs[0].due, 1).expect("claim").remove(0);
+        store.finish(&job, None).expect("finish");
+        let mut off = store.read().expect("read").offerings[&with].clone();
+        off.name.push_str(" (renamed)");
+        store
+            .mutate(|_| Ok::<_, ()>((vec![Change::Offering(off)], ())))
+            .expect("write");
+        assert_eq!(store.queued_jobs(with).expect("jobs").len(), 1);
+    }
+}
