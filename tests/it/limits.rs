@@ -653,3 +653,66 @@ async fn schedule_times_padded_with_spaces_are_stored_trimmed() {
         json!([{"start": fmt(s), "end": fmt(e)}])
     );
 }
+
+#[tokio::test]
+async fn error_messages_that_quote_the_request_are_cut_short() {
+    let app = crate::helpers::spawn_app().await;
+    let limit = bookcal::api::error::MAX_MESSAGE_CHARS;
+    let cut = |s: &str| s.chars().count() <= limit + 1 && s.ends_with('…');
+    let before = app.snapshot();
+
+    // A choice in a body, quoted back.
+    let mut body = app.order_body("room-aurora", &[]);
+    body["type"] = json!("x".repeat(50_000));
+    let r = app.post("alice", "/api/marketplace-orders/", body).await;
+    assert_eq!(r.status, 400, "{:.300}", r.text);
+    let msg = r.body["type"][0].as_str().expect("a field message");
+    assert!(cut(msg) && msg.starts_with("\"xxx"), "{msg}");
+    assert!(r.text.len() < 1024, "{} bytes", r.text.len());
+
+    // A choice in a query.
+    let r = app
+        .get(
+            "owner",
+            &format!("/api/booking-resources/?state={}", "y".repeat(5000)),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:.300}", r.text);
+    assert!(r.text.len() < 1024, "{} bytes", r.text.len());
+    assert!(
+        r.body.as_object().is_some_and(|m| m
+            .values()
+            .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+            .all(|v| v.as_str().is_some_and(cut))),
+        "{}",
+        r.text
+    );
+
+    // A content type, quoted back by the 415.
+    let orders = app.get("alice", "/api/marketplace-orders/").await;
+    let order = orders.body[0]["uuid"].as_str().expect("an order");
+    let r = app
+        .http
+        .post(format!(
+            "{}/api/marketplace-orders/{order}/update_attachment/",
+            app.base
+        ))
+        .header("Authorization", format!("Token {}", app.tokens["alice"]))
+        .header("Content-Type", format!("text/{}", "z".repeat(6000)))
+        .body("{}")
+        .send()
+        .await
+        .expect("415");
+    assert_eq!(r.status(), 415);
+    let v: Value = r.json().await.expect("json");
+    let detail = v["detail"].as_str().expect("detail");
+    assert!(
+        cut(detail) && detail.starts_with("Unsupported media type \"text/zzz"),
+        "{detail}"
+    );
+    assert_eq!(
+        app.snapshot(),
+        before,
+        "a refused request changed the store"
+    );
+}

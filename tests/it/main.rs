@@ -6,6 +6,7 @@ mod helpers;
 
 mod api;
 mod attack;
+mod authz;
 mod demo;
 mod emulator_fidelity;
 mod emulator_google_calendar3_client;
