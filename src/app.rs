@@ -82,6 +82,11 @@ fn client_options(settings: &Settings) -> ClientOptions {
             burst: (per_minute / 20).clamp(1, 50),
         },
         page_size: Some(2500),
+        limits: crate::google::UsageLimits {
+            calendars_per_hour: settings.google.calendars_per_hour,
+            pause: std::time::Duration::from_secs(settings.google.usage_limit_pause_secs),
+            ..crate::google::UsageLimits::default()
+        },
         ..ClientOptions::default()
     }
 }
@@ -102,6 +107,7 @@ impl Google {
     pub async fn build(settings: &Settings) -> Result<Google, AppError> {
         let stats = Arc::new(CallStats::new());
         let options = client_options(settings);
+        let mut identity = None;
         let client: Option<Arc<dyn CalendarApi>> = match &settings.google.service_account_key {
             None => None,
             Some(path) => {
@@ -114,6 +120,7 @@ impl Google {
                     what: format!("reading the service-account key {}", path.display()),
                     source: e,
                 })?;
+                identity = Some(creds.identity());
                 let client = GoogleCalendarClient::builder(creds)
                     .options(options.clone())
                     .stats(stats.clone())
@@ -126,17 +133,24 @@ impl Google {
                 Some(Arc::new(client))
             }
         };
-        let credentials = ProviderCredentials::new(
+        let mut credentials = ProviderCredentials::new(
             settings.google.provider_credentials_dir.clone(),
             options,
             stats.clone(),
             client.clone(),
         )
-        .map(Arc::new)
         .map_err(|e| AppError::Google {
             what: "preparing per-provider credentials".into(),
             source: e,
         })?;
+        if let (Some(path), Some(identity)) = (&settings.google.service_account_key, &identity) {
+            let name = format!(
+                "service account {}",
+                identity.strip_prefix("sa:").unwrap_or(identity)
+            );
+            credentials = credentials.with_service_account(name, &path.display().to_string());
+        }
+        let credentials = Arc::new(credentials);
         Ok(Google {
             client,
             credentials,
@@ -220,6 +234,7 @@ impl Application {
         state.public_url = settings.public_url.clone();
         state.google = services.google.credentials.clone();
         state.feeds = Arc::new(feed_service(services.store.clone(), &settings));
+        state.max_busy_age = settings.sync.max_busy_age();
         let scheduler = Scheduler::new(
             services.engine.clone(),
             SchedulerOptions {
@@ -232,6 +247,7 @@ impl Application {
             Metrics::new(vec![
                 scheduler.status.clone(),
                 services.google.stats.clone(),
+                services.google.credentials.clone(),
             ])
             .with_token(settings.http.metrics_token.as_ref()),
         );

@@ -188,6 +188,24 @@ fn print_guide(
         "  curl -s -H 'Authorization: Bearer {}' {base}/metrics    # with per-offering series",
         tok(METRICS)
     );
+    println!("  # each Google credential's health (ok, invalid, failing) and what to do about it");
+    println!("  curl -s {base}/ready");
+    println!();
+    println!("Google as it really is (the emulator's switches, PUT {emu}emulator/settings):");
+    println!("  # Google's calendar-creation limit: read-only for 2 hours after 2 new calendars;");
+    println!(
+        "  # bookcal paces creation (google.calendars_per_hour) and offerings past the budget"
+    );
+    println!("  # show googlecalendar.waiting instead of failing");
+    println!(
+        "  curl -s -X PUT -H 'Content-Type: application/json' {emu}emulator/settings -d '{{\"calendar_creation_limit\": {{\"max\": 2, \"window_secs\": 3600, \"lockout_secs\": 7200}}}}'"
+    );
+    println!("  # etags that change by themselves: a sync after a no-change sync still makes one request");
+    println!(
+        "  curl -s -X PUT -H 'Content-Type: application/json' {emu}emulator/settings -d '{{\"etag_drift\": true}}'"
+    );
+    println!("  # googlecalendar.busy_read_at: new orders are refused once it is older than");
+    println!("  # sync.max_busy_age_secs (a dead credential cannot cause a double booking)");
     println!();
     println!("Feeds (public while shared): {base}/feeds/offerings/{room}.ics");
     println!("Google Calendar emulator: {emu}");

@@ -157,54 +157,73 @@ async fn sync_once(
     } else {
         None
     };
-    let mut failed = 0;
-    for id in targets {
-        let name = store
-            .read()?
-            .offerings
-            .get(&id)
-            .map(|o| o.name.clone())
-            .unwrap_or_default();
-        if let Some(b) = &bar {
-            b.set_message(name.clone());
-        }
-        let r = engine
-            .sync_offering(id, bookcal::sync::RunOptions { dry_run, force })
-            .await;
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
-        let line = match r {
-            Ok(rep) if dry_run => {
-                let mut s = format!("{id} {name}: {} planned operations", rep.plan.len());
-                for l in rep.plan {
-                    s.push_str(&format!("\n  {l}"));
+    let (mut failed, mut waiting) = (0, 0);
+    let mut resume_at: Option<chrono::DateTime<chrono::Utc>> = None;
+    let opts = bookcal::sync::RunOptions { dry_run, force };
+    engine
+        .sync_many(&targets, opts, |id, r| {
+            let name = store
+                .read()
+                .ok()
+                .and_then(|c| c.offerings.get(&id).map(|o| o.name.clone()))
+                .unwrap_or_default();
+            if let Some(b) = &bar {
+                b.set_message(name.clone());
+                b.inc(1);
+            }
+            let retry = match r {
+                Ok(rep) => rep.retry_after,
+                Err(e) => e.retry_after(),
+            };
+            if let Some(after) = retry {
+                let at = chrono::Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
+                resume_at = Some(resume_at.map_or(at, |t| t.max(at)));
+            }
+            let line = match r {
+                Ok(rep) if dry_run => {
+                    let mut s = format!("{id} {name}: {} planned operations", rep.plan.len());
+                    for l in &rep.plan {
+                        s.push_str(&format!("\n  {l}"));
+                    }
+                    s
                 }
-                s
-            }
-            Ok(rep) => {
-                let s = rep.summary;
-                let mut line = format!(
-                    "{id} {name}: created {}, updated {}, deleted {}, adopted {}, busy slots {}, {} requests, {} ms",
-                    s.created, s.updated, s.deleted, s.adopted, s.busy_slots, s.api_calls, s.duration_ms
-                );
-                for w in s.warnings {
-                    line.push_str(&format!("\n  warning: {w}"));
+                Ok(rep) => {
+                    let s = &rep.summary;
+                    let mut line = format!(
+                        "{id} {name}: created {}, updated {}, deleted {}, adopted {}, busy slots {}, {} requests, {} ms",
+                        s.created, s.updated, s.deleted, s.adopted, s.busy_slots, s.api_calls, s.duration_ms
+                    );
+                    if s.deferred > 0 {
+                        line.push_str(&format!(", {} changes waiting", s.deferred));
+                    }
+                    for w in &s.warnings {
+                        line.push_str(&format!("\n  warning: {w}"));
+                    }
+                    line
                 }
-                line
+                Err(e) if e.retry_after().is_some() => {
+                    waiting += 1;
+                    format!("{id} {name}: WAITING: {e}")
+                }
+                Err(e) => {
+                    failed += 1;
+                    format!("{id} {name}: FAILED: {e:#}")
+                }
+            };
+            match &bar {
+                Some(b) => b.println(line),
+                None => println!("{line}"),
             }
-            Err(e) => {
-                failed += 1;
-                format!("{id} {name}: FAILED: {e:#}")
-            }
-        };
-        match &bar {
-            Some(b) => b.println(line),
-            None => println!("{line}"),
-        }
-    }
+        })
+        .await;
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    if let Some(at) = resume_at {
+        println!(
+            "{waiting} offering(s) wait for Google's usage limits; nothing was retried. Run `bookcal sync` again after {} (the service's scheduler does so by itself).",
+            at.format("%Y-%m-%d %H:%M UTC")
+        );
     }
     store.flush().await?;
     if failed > 0 {

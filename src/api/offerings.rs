@@ -10,7 +10,7 @@ use super::auth::{Caller, Roles};
 use super::listing::{link_header, one_response, page_range, page_response, sort_by_keys, Params};
 use super::render::{Detail, GoogleCalendarOut, OfferingOut, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
-use crate::domain::calendar::{CalendarState, JobKind, OfferingCalendar};
+use crate::domain::calendar::{CalendarState, CredentialHealth, JobKind, OfferingCalendar};
 use crate::domain::jobs::{Job, JobRequest, Trigger};
 use crate::domain::{Id, Offering};
 use crate::store::{Catalog, Change, Store};
@@ -63,7 +63,7 @@ pub async fn list(
     let page = &items[range];
     let calendars = page
         .iter()
-        .map(|o| CalendarView::load(&state.store, o.id))
+        .map(|o| CalendarView::load(&state, o))
         .collect::<Result<Vec<_>, _>>()?;
     let out: Vec<OfferingOut> = page
         .iter()
@@ -78,21 +78,34 @@ struct CalendarView {
     cal: Option<OfferingCalendar>,
     jobs: Vec<Job>,
     running: Option<u64>,
+    /// The health of the Google credential serving the offering's provider.
+    health: Option<CredentialHealth>,
 }
 
 impl CalendarView {
-    fn load(store: &Store, offering: Id) -> Result<CalendarView, ApiError> {
-        let cal = store.calendar(offering)?;
-        let (jobs, running) = if cal.is_some() {
-            (store.queued_jobs(offering)?, store.running_job(offering)?)
+    fn load(state: &AppState, o: &Offering) -> Result<CalendarView, ApiError> {
+        let store = &state.store;
+        let cal = store.calendar(o.id)?;
+        let (jobs, running, health) = if cal.is_some() {
+            (
+                store.queued_jobs(o.id)?,
+                store.running_job(o.id)?,
+                state.google.health(o.customer),
+            )
         } else {
-            (Vec::new(), None)
+            (Vec::new(), None, None)
         };
-        Ok(CalendarView { cal, jobs, running })
+        Ok(CalendarView {
+            cal,
+            jobs,
+            running,
+            health,
+        })
     }
 }
 
-/// An offering with its calendar, as the offering endpoints show it.
+/// An offering with its calendar and the health of its Google credential, as the
+/// offering endpoints show it.
 fn offering_out<'a>(
     o: &'a Offering,
     view: &'a CalendarView,
@@ -102,7 +115,9 @@ fn offering_out<'a>(
     let cal = view.cal.as_ref();
     let mut gc = GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal));
     if cal.is_some() {
-        gc = gc.with_jobs(&view.jobs, view.running);
+        gc = gc
+            .with_jobs(&view.jobs, view.running)
+            .with_credential(view.health.as_ref());
     }
     OfferingOut::of(o, cat, urls, gc)
 }
@@ -119,7 +134,7 @@ pub async fn retrieve(
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
     let o = visible(&cat, &roles, id)?;
-    let view = CalendarView::load(&state.store, o.id)?;
+    let view = CalendarView::load(&state, o)?;
     let out = offering_out(o, &view, &cat, &Urls { base });
     Ok(one_response(&out, &params.fields()))
 }

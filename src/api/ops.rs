@@ -17,6 +17,7 @@ use serde::Serialize;
 use tracing::Instrument;
 use utoipa::ToSchema;
 
+use super::render::CredentialHealthOut;
 use super::{ApiError, AppState};
 
 /// Routes polled by probes and scrapers: logged at debug level, not info.
@@ -67,18 +68,29 @@ pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// `/ready`: `{"status": "ready"}`, or `{"status": "unavailable", "reason": ...}` with 503.
+/// `/ready`: `{"status": "ready"}`, or `{"status": "unavailable", "reason": ...}` with 503;
+/// both with `google.credentials`.
 #[derive(Serialize, ToSchema)]
-pub struct Readiness {
+pub struct Readiness<'a> {
     #[schema(example = "ready")]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    google: ReadinessGoogle<'a>,
+}
+
+/// The Google side of `/ready`: detail, never a reason (a dead credential does not
+/// stop bookcal from serving).
+#[derive(Serialize, ToSchema)]
+pub struct ReadinessGoogle<'a> {
+    /// Each configured Google credential's health.
+    credentials: Vec<CredentialHealthOut<'a>>,
 }
 
 /// `GET /ready`: 200 when the store answers a read and no observed part (the
 /// scheduler, see [`crate::metrics::Observed`]) says it keeps the service from serving;
-/// 503 with `{"status": "unavailable", "reason": ...}` otherwise.
+/// 503 with `{"status": "unavailable", "reason": ...}` otherwise. Both carry each
+/// Google credential's health under `google.credentials`.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     let read = tokio::task::spawn_blocking(move || store.probe()).await;
@@ -92,6 +104,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::OK
     };
+    let health = state.google.all_health();
     let body = Readiness {
         status: if reason.is_some() {
             "unavailable"
@@ -99,6 +112,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             "ready"
         },
         reason,
+        google: ReadinessGoogle {
+            credentials: health.iter().map(CredentialHealthOut::of).collect(),
+        },
     };
     (status, Json(body)).into_response()
 }

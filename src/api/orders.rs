@@ -101,6 +101,7 @@ pub async fn create(
         project_url.as_deref().and_then(id_from_url),
         &req,
         Utc::now(),
+        state.max_busy_age,
     )?;
     let cat = state.store.read()?;
     Ok((

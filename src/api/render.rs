@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
-use crate::domain::calendar::{OfferingCalendar, RunSummary};
+use crate::domain::calendar::{CredentialHealth, OfferingCalendar, RunSummary};
 use crate::domain::{Id, Offering, Order, Resource};
 use crate::store::Catalog;
 
@@ -77,6 +77,8 @@ pub struct RunSummaryOut<'a> {
     warnings: &'a [String],
     api_calls: u64,
     full_listing: bool,
+    /// Writes held back by Google's usage limits (pushed on a later run).
+    deferred: u32,
 }
 
 impl<'a> RunSummaryOut<'a> {
@@ -92,6 +94,48 @@ impl<'a> RunSummaryOut<'a> {
             warnings: &r.warnings,
             api_calls: r.api_calls,
             full_listing: r.full_listing,
+            deferred: r.deferred,
+        }
+    }
+}
+
+/// Why an offering's sync waits for Google's usage limits, and until when.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SyncWaiting)]
+pub struct WaitingOut<'a> {
+    reason: &'a str,
+    #[schema(value_type = String, format = DateTime)]
+    until: String,
+}
+
+/// The health of the Google credential serving the offering's provider.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CredentialHealth)]
+pub struct CredentialHealthOut<'a> {
+    /// Which credential, without secrets (`service account a@b`, `provider <hex>`).
+    name: &'a str,
+    /// `ok`, `invalid` (a person must replace it), `failing` (bookcal retries), `unknown`.
+    status: &'a str,
+    /// What is wrong, in plain words.
+    reason: Option<&'a str>,
+    /// What to do about it.
+    action: Option<&'a str>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    since: Option<String>,
+    /// Until when Google pauses it, when it said so.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    until: Option<String>,
+}
+
+impl<'a> CredentialHealthOut<'a> {
+    pub fn of(h: &'a CredentialHealth) -> Self {
+        CredentialHealthOut {
+            name: &h.name,
+            status: &h.status,
+            reason: h.reason.as_deref(),
+            action: h.action.as_deref(),
+            since: h.since.as_ref().map(ts),
+            until: h.until.as_ref().map(ts),
         }
     }
 }
@@ -120,6 +164,19 @@ pub struct GoogleCalendarOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<RunSummaryOut>)]
     last_run: Option<Option<RunSummaryOut<'a>>>,
+    /// When the calendar's busy time was last read in full; new orders are refused
+    /// once it is older than `sync.max_busy_age_secs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    busy_read_at: Option<Option<String>>,
+    /// Set while the sync waits for Google's usage limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<WaitingOut>)]
+    waiting: Option<Option<WaitingOut<'a>>>,
+    /// The Google credential serving the offering's provider (once a calendar action
+    /// was taken and a credential is configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<CredentialHealthOut<'a>>,
     /// The calendar's queued jobs: the running one first, then the pending ones by due
     /// time (present once a calendar action was taken).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,9 +218,28 @@ impl<'a> GoogleCalendarOut<'a> {
             last_success: cal.map(|c| c.last_success.as_ref().map(ts)),
             last_error: cal.map(|c| c.last_error.as_deref()),
             last_run: cal.map(|c| c.last_run.as_ref().map(RunSummaryOut::of)),
+            busy_read_at: cal.map(|c| c.busy_read_at.as_ref().map(ts)),
+            waiting: cal.map(|c| {
+                c.waiting.as_ref().map(|w| WaitingOut {
+                    reason: &w.reason,
+                    until: ts(&w.until),
+                })
+            }),
+            credential: None,
             jobs: None,
             ical_feed_url,
         }
+    }
+
+    /// Adds the health of the credential serving the offering, shown once the
+    /// offering has a calendar record (an untouched offering keeps upstream's three
+    /// fields).
+    #[must_use]
+    pub fn with_credential(mut self, health: Option<&'a CredentialHealth>) -> Self {
+        if self.state.is_some() {
+            self.credential = health.map(CredentialHealthOut::of);
+        }
+        self
     }
 
     /// Adds the calendar's queued jobs (`running`: the sequence number of the running

@@ -127,13 +127,23 @@ impl JobRunner for SyncEngine {
                 }
                 self.sync_offering(offering, RunOptions::default())
                     .await
-                    .map(|_| ())
+                    .map(|report| report.retry_after)
             }
-            JobKind::Share => self.set_public(offering, true).await,
-            JobKind::Unshare => self.set_public(offering, false).await,
+            JobKind::Share => self.set_public(offering, true).await.map(|()| None),
+            JobKind::Unshare => self.set_public(offering, false).await.map(|()| None),
+        };
+        // Google's usage limits: the run (or some of its writes) waits until then,
+        // held by the queue, never retried in a loop.
+        let retry_at = |after: Duration| {
+            Utc::now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::days(1))
         };
         match result {
-            Ok(()) => RunOutcome::Done,
+            Ok(None) => RunOutcome::Done,
+            Ok(Some(after)) => RunOutcome::RetryAt(retry_at(after)),
+            Err(e) if e.retry_after().is_some() => {
+                tracing::info!(error = %e, "the job waits for Google's usage limits");
+                RunOutcome::RetryAt(retry_at(e.retry_after().unwrap_or_default()))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "job failed; the calendar record shows the error");
                 let failures = self

@@ -4,12 +4,13 @@
 //! be separated by another writer.
 //!
 //! Another engine supplies the same inputs (the order, its resource, the offering,
-//! the caller's standing, the time held in the offering, now) from inside its own
-//! transaction and writes the same [`Outcome`].
+//! the caller's standing, the time held in the offering, the freshness of its busy
+//! time, now) from inside its own transaction and writes the same [`Outcome`].
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::{Catalog, Change, MutateError, Store, StoreError};
+use crate::domain::calendar::StaleBusy;
 use crate::domain::lifecycle::{
     self, Acting, Action, Actor, Availability, Booking, Created, NewOrder, Outcome, Parties,
     Refusal, Standing,
@@ -147,6 +148,8 @@ impl Store {
                 now,
                 windows: offering.availability(),
                 taken: &taken,
+                // Only new orders depend on the freshness of the busy time.
+                stale_busy: None,
             };
             let booking = Booking {
                 order: order.as_ref(),
@@ -160,7 +163,9 @@ impl Store {
     }
 
     /// Creates a booking order and its resource (see [`lifecycle::create`]), atomically
-    /// with the check that its time is free.
+    /// with the check that its time is free. `max_busy_age` is how old the busy time
+    /// read from the offering's Google Calendar may be (`sync.max_busy_age_secs`;
+    /// `None`: any age).
     ///
     /// # Errors
     /// `Refused` with the lifecycle's refusal (nothing written), or `Store`.
@@ -171,6 +176,7 @@ impl Store {
         project: Option<Id>,
         req: &NewOrder,
         now: DateTime<Utc>,
+        max_busy_age: Option<Duration>,
     ) -> Result<Created, TransitionError> {
         let created = self.mutate(|cat| {
             let off = offering.and_then(|id| cat.offerings.get(&id));
@@ -180,10 +186,15 @@ impl Store {
                 standing: standing(cat, actor, offering, project, None),
             };
             let taken = off.map(|o| cat.occupied(o.id)).unwrap_or_default();
+            let calendar = match off {
+                Some(o) if max_busy_age.is_some() => self.calendar(o.id)?,
+                _ => None,
+            };
             let availability = Availability {
                 now,
                 windows: off.map(|o| o.availability()).unwrap_or_default(),
                 taken: &taken,
+                stale_busy: StaleBusy::of(calendar.as_ref(), now, max_busy_age),
             };
             let created =
                 lifecycle::create(req, off, proj, &acting, &availability, &mut Id::new_v4)?;

@@ -442,8 +442,8 @@ async fn probes_answer_while_the_connection_cap_is_reached() {
     );
     let ready = answered(svc.addr, &svc.head("GET", "/ready", None, "")).await;
     assert_eq!(
-        (ready.status, ready.json()),
-        (200, json!({"status": "ready"}))
+        (ready.status, ready.json()["status"].clone()),
+        (200, json!("ready"))
     );
     let api_head = svc.head("GET", "/api/booking-offerings/", Some("owner"), "");
     let busy = answered(svc.addr, &api_head).await;

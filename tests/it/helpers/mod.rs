@@ -51,6 +51,8 @@ pub struct Options {
     pub sync_interval_secs: u64,
     /// The `feeds` settings (cache size, render threads).
     pub feeds: bookcal::config::FeedSettings,
+    /// `google.provider_credentials_dir` (per-provider refresh-token files).
+    pub provider_credentials_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             google_credentials: true,
             sync_interval_secs: 0,
             feeds: bookcal::config::FeedSettings::default(),
+            provider_credentials_dir: None,
         }
     }
 }
@@ -76,6 +79,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
     settings.feeds = opts.feeds;
+    settings.google.provider_credentials_dir = opts.provider_credentials_dir;
     settings.google.requests_per_minute = 60_000;
     let emu = if opts.google_credentials {
         let emu = Emulator::start(EmulatorOptions::default())
@@ -456,13 +460,16 @@ impl TestApp {
     }
 
     /// Stores an idle calendar record for an offering, as if the scheduler had created
-    /// (and, when `public`, shared) its Google calendar.
+    /// (and, when `public`, shared) its Google calendar and just read its busy time.
     pub fn seed_calendar(&self, slug: &str, calendar_id: &str, public: bool) {
         use bookcal::domain::calendar::{CalendarState, OfferingCalendar};
         let mut cal = OfferingCalendar::new(self.offering_id(slug));
         cal.calendar_id = Some(calendar_id.to_string());
         cal.public = public;
         cal.state = CalendarState::Ok;
+        let now = chrono::Utc::now();
+        cal.last_success = Some(now);
+        cal.busy_read_at = Some(now);
         let change = Store::calendar_change(&cal).expect("encode calendar");
         self.store.sync_put(vec![change]).expect("store calendar");
     }
