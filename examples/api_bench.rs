@@ -146,27 +146,27 @@ struct Generated {
 }
 
 async fn generate(dir: &std::path::Path, n: usize) -> Result<Generated> {
-    let store = bookcal::app::open_store(&settings(dir)?)?;
+    let store = bookcal::app::open_store(&settings(dir)?).await?;
     let now = Utc::now();
     let t0 = Instant::now();
     // A kept data dir (BENCH_DATA_DIR) that already holds the data set is reused.
-    let reuse = store.read()?.resources.len() == n;
+    let reuse = store.sled()?.read()?.resources.len() == n;
     let ds: DataSet = serde_json::from_value(skeleton())?;
     if !reuse {
-        import(&store, &ds, now)?;
+        import(&store, &ds, now).await?;
     }
     let base = (now + Days::days(1)).duration_trunc(Days::hours(1))?;
     let mut from = if reuse { n } else { 0 };
     while from < n {
         let to = (from + BATCH).min(n);
         let ds: DataSet = serde_json::from_value(bookings(from, to, base))?;
-        import(&store, &ds, now)?;
+        import(&store, &ds, now).await?;
         from = to;
     }
     store.flush().await?;
     let import_secs = t0.elapsed().as_secs_f64();
     let (admin_id, p0_id, offerings, p0_off, resources) = {
-        let cat = store.read()?;
+        let cat = store.sled()?.read()?;
         let user = |name: &str| cat.users_by_name.get(name).copied().context("user");
         let mut offerings: Vec<(String, Id)> = cat
             .offerings
@@ -195,8 +195,8 @@ async fn generate(dir: &std::path::Path, n: usize) -> Result<Generated> {
             resources.len()
         );
     }
-    let admin = store.create_token(admin_id)?;
-    let provider0 = store.create_token(p0_id)?;
+    let admin = store.create_token(admin_id).await?;
+    let provider0 = store.create_token(p0_id).await?;
     store.flush().await?;
     Ok(Generated {
         admin,

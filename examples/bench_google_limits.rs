@@ -41,7 +41,7 @@ impl Bench {
         emu.controls().set(settings);
         let store = Arc::new(Store::temporary()?);
         let ds: bookcal::import::DataSet = serde_json::from_str(bookcal::demo::DEMO_DATA)?;
-        bookcal::import::import(&store, &ds, Utc::now())?;
+        bookcal::import::import(&store, &ds, Utc::now()).await?;
         let options = ClientOptions {
             root_url: emu.root_url(),
             retry: RetryPolicy {
@@ -79,25 +79,24 @@ impl Bench {
     }
 
     /// `OFFERINGS` new offerings, each with `bookings` one-hour bookings.
-    fn add_offerings(&self, bookings: usize) -> anyhow::Result<Vec<Id>> {
-        let cat = self.store.read()?;
-        let template: Offering = cat
+    async fn add_offerings(&self, bookings: usize) -> anyhow::Result<Vec<Id>> {
+        let dir = self.store.directory().await?;
+        let template: Offering = dir
             .offerings
             .values()
             .next()
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("no demo offering"))?;
-        let project = *cat
+        let project = *dir
             .projects
             .keys()
             .next()
             .ok_or_else(|| anyhow::anyhow!("no project"))?;
-        let user = *cat
-            .users_by_name
-            .values()
+        let user = *dir
+            .users
+            .keys()
             .next()
             .ok_or_else(|| anyhow::anyhow!("no user"))?;
-        drop(cat);
         let now = Utc::now();
         let day = now.date_naive() + Duration::days(1);
         let mut changes = Vec::new();
@@ -146,9 +145,7 @@ impl Bench {
             }
             changes.push(Change::Offering(offering));
         }
-        self.store
-            .mutate(|_| Ok::<_, std::convert::Infallible>((changes, ())))
-            .map_err(|e| anyhow::anyhow!("store: {e:?}"))?;
+        self.store.write(changes).await?;
         Ok(ids)
     }
 
@@ -200,7 +197,7 @@ async fn first_sync(budget: u32) -> anyhow::Result<()> {
         budget,
     )
     .await?;
-    let mut remaining = bench.add_offerings(0)?;
+    let mut remaining = bench.add_offerings(0).await?;
     let mut passes = 0;
     while !remaining.is_empty() && passes < 24 {
         if passes > 0 {
@@ -230,7 +227,7 @@ async fn no_op(drift: bool) -> anyhow::Result<()> {
         1_000,
     )
     .await?;
-    let targets = bench.add_offerings(10)?;
+    let targets = bench.add_offerings(10).await?;
     let waiting = bench.pass(&targets).await?;
     anyhow::ensure!(waiting.is_empty(), "first sync waits");
     let first = bench.requests();

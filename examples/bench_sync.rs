@@ -10,6 +10,8 @@
 //! update + 1 per delete, sequential).
 
 use std::sync::Arc;
+
+use anyhow::Context;
 use std::time::{Duration, Instant};
 
 use bookcal::domain::{Category, Id, Offering, OfferingState, Resource, ResourceState, Slot};
@@ -129,9 +131,9 @@ async fn main() -> anyhow::Result<()> {
     );
     let store = Arc::new(Store::temporary()?);
     let ds: bookcal::import::DataSet = serde_json::from_str(bookcal::demo::DEMO_DATA)?;
-    bookcal::import::import(&store, &ds, chrono::Utc::now())?;
+    bookcal::import::import(&store, &ds, chrono::Utc::now()).await?;
     let (customer, project, user) = {
-        let cat = store.read()?;
+        let cat = store.sled()?.read()?;
         let c = cat
             .customers
             .values()
@@ -164,13 +166,8 @@ async fn main() -> anyhow::Result<()> {
     let big_booking = booking(big_id, project, user, slots);
     let big_res = big_booking.id;
     store
-        .mutate(|_| {
-            Ok::<_, ()>((
-                vec![Change::Offering(big), Change::Resource(big_booking)],
-                (),
-            ))
-        })
-        .map_err(|_| anyhow::anyhow!("store"))?;
+        .write(vec![Change::Offering(big), Change::Resource(big_booking)])
+        .await?;
     emu.controls().reset_counters();
     let t = Instant::now();
     let r = engine.sync_offering(big_id, RunOptions::default()).await?;
@@ -189,9 +186,7 @@ async fn main() -> anyhow::Result<()> {
         batch.push(Change::Resource(booking(o.id, project, user, 2)));
         batch.insert(0, Change::Offering(o));
     }
-    store
-        .mutate(|_| Ok::<_, ()>((batch, ())))
-        .map_err(|_| anyhow::anyhow!("store"))?;
+    store.write(batch).await?;
     let engine = Arc::new(engine);
     let run_all = |ids: Vec<Id>| {
         let engine = engine.clone();
@@ -226,29 +221,21 @@ async fn main() -> anyhow::Result<()> {
     println!("| no-op re-sync, {offerings} offerings | {calls} | {limited} | {wall:.1} s | {:.1} s | {} |", quota_secs(calls), offerings * 3);
 
     // 3. `changes` changes in the big offering: move that many slots by an hour.
-    store
-        .mutate(|_| {
-            let mut r = store.resource(big_res).ok().flatten().ok_or(())?;
-            for s in r.slots.iter_mut().take(changes) {
-                s.start += chrono::Duration::hours(1);
-                s.end += chrono::Duration::hours(1);
-            }
-            Ok::<_, ()>((vec![Change::Resource(r)], ()))
-        })
-        .map_err(|_| anyhow::anyhow!("store"))?;
+    let mut r = store.resource(big_res).await?.context("the big booking")?;
+    for s in r.slots.iter_mut().take(changes) {
+        s.start += chrono::Duration::hours(1);
+        s.end += chrono::Duration::hours(1);
+    }
+    store.write(vec![Change::Resource(r)]).await?;
     engine.sync_offering(big_id, RunOptions::default()).await?; // absorb nothing yet
     emu.controls().reset_counters();
     // The run above made the changes; measure a fresh set of changes cleanly.
-    store
-        .mutate(|_| {
-            let mut r = store.resource(big_res).ok().flatten().ok_or(())?;
-            for s in r.slots.iter_mut().skip(changes).take(changes) {
-                s.start += chrono::Duration::hours(1);
-                s.end += chrono::Duration::hours(1);
-            }
-            Ok::<_, ()>((vec![Change::Resource(r)], ()))
-        })
-        .map_err(|_| anyhow::anyhow!("store"))?;
+    let mut r = store.resource(big_res).await?.context("the big booking")?;
+    for s in r.slots.iter_mut().skip(changes).take(changes) {
+        s.start += chrono::Duration::hours(1);
+        s.end += chrono::Duration::hours(1);
+    }
+    store.write(vec![Change::Resource(r)]).await?;
     let t = Instant::now();
     let r = engine.sync_offering(big_id, RunOptions::default()).await?;
     let wall = t.elapsed().as_secs_f64();

@@ -62,27 +62,32 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
 
     let app = crate::app::Application::build(settings).await?;
     let store = app.store().clone();
-    let fresh = store.read()?.users.is_empty();
+    let fresh = store.user_by_name("admin").await?.is_none();
     if fresh {
         let ds: crate::import::DataSet = serde_json::from_str(DEMO_DATA)?;
-        crate::import::import(&store, &ds, chrono::Utc::now())?;
+        crate::import::import(&store, &ds, chrono::Utc::now()).await?;
     }
-    store.forget_google_state()?;
+    store.forget_google_state().await?;
     let mut tokens = Vec::new();
+    let mut project = crate::domain::Id::default();
     for user in ["admin", "owner", "alice"] {
         let id = store
-            .read()?
-            .users_by_name
-            .get(user)
-            .copied()
-            .with_context(|| format!("demo user {user} is missing"))?;
-        tokens.push((user, store.create_token(id)?));
+            .user_by_name(user)
+            .await?
+            .with_context(|| format!("demo user {user} is missing"))?
+            .id;
+        if user == "alice" {
+            let mut projects: Vec<_> = store.relations(id).await?.member_of.into_iter().collect();
+            projects.sort();
+            project = projects.first().copied().unwrap_or_default();
+        }
+        tokens.push((user, store.create_token(id).await?));
     }
     let offerings: Vec<(crate::domain::Id, String)> = store
-        .read()?
-        .offerings
-        .values()
-        .map(|o| (o.id, o.name.clone()))
+        .all_offerings()
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.name))
         .collect();
     for (id, _) in &offerings {
         app.engine()
@@ -98,7 +103,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         &emu.root_url(),
         &tokens,
         &offerings,
-        &store,
+        project,
         fresh,
         &opts.data_dir,
     );
@@ -116,7 +121,7 @@ fn print_guide(
     emu: &str,
     tokens: &[(&str, String)],
     offerings: &[(crate::domain::Id, String)],
-    store: &crate::store::Store,
+    project: crate::domain::Id,
     fresh: bool,
     dir: &std::path::Path,
 ) {
@@ -127,19 +132,12 @@ fn print_guide(
             .map(|(_, t)| t.clone())
             .unwrap_or_default()
     };
-    let (room, project) = {
-        let cat = store.read().ok();
-        let room = offerings
-            .iter()
-            .find(|(_, n)| n.contains("Aurora"))
-            .or(offerings.first())
-            .map(|(i, _)| *i)
-            .unwrap_or_default();
-        let project = cat
-            .and_then(|c| c.projects.keys().next().copied())
-            .unwrap_or_default();
-        (room, project)
-    };
+    let room = offerings
+        .iter()
+        .find(|(_, n)| n.contains("Aurora"))
+        .or(offerings.first())
+        .map(|(i, _)| *i)
+        .unwrap_or_default();
     let day = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%d");
     println!("bookcal demo ready: {base}");
     println!();

@@ -100,7 +100,7 @@ pub async fn token_feed(
         return ApiError::NotFound.into_response();
     };
     let window = Window::parse(query.as_deref(), Utc::now());
-    let opened = match state.feeds.open_token(secret) {
+    let opened = match state.feeds.open_token(secret).await {
         Ok(o) => o,
         Err(e) => return error_response(&e),
     };

@@ -92,12 +92,13 @@ pub struct ReadinessGoogle<'a> {
 /// 503 with `{"status": "unavailable", "reason": ...}` otherwise. Both carry each
 /// Google credential's health under `google.credentials`.
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let store = state.store.clone();
-    let read = tokio::task::spawn_blocking(move || store.probe()).await;
-    let reason = match read {
+    // A database that does not answer within the probe's patience is down for it.
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
+    let engine = state.store.engine().as_str();
+    let reason = match ping {
         Ok(Ok(())) => state.metrics.not_ready(),
-        Ok(Err(e)) => Some(format!("the store does not answer: {e}")),
-        Err(_) => Some("the store read panicked".to_owned()),
+        Ok(Err(e)) => Some(format!("the store ({engine}) does not answer: {e}")),
+        Err(_) => Some(format!("the store ({engine}) did not answer within 2 s")),
     };
     let status = if reason.is_some() {
         StatusCode::SERVICE_UNAVAILABLE
@@ -139,15 +140,12 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         );
         return r;
     };
-    let store = state.store.clone();
-    let calendars = tokio::task::spawn_blocking(move || store.calendars()).await;
-    let calendars = match calendars {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
+    let calendars = match state.store.calendars().await {
+        Ok(c) => c,
+        Err(e) => {
             tracing::warn!(error = %e, "metrics: cannot read calendar records");
             Vec::new()
         }
-        Err(_) => Vec::new(),
     };
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],

@@ -10,15 +10,16 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    any_of, id_from_url, link_header, list_response, page_range, select_fields, sort_by_keys,
-    OfferingFilter, Params, SharedFilter,
+    booking_filter, id_from_url, link_header, list_response, page_of, page_range, select_fields,
+    Params,
 };
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
 use crate::domain::booking::trim_schedule_times;
 use crate::domain::lifecycle::{Action, ErrorReport, NewOrder, Outcome};
 use crate::domain::{Attachment, Id, Order, OrderState, OrderType};
-use crate::store::{Catalog, OrderEntry, Target};
+use crate::store::query::{OrderKey, OrderQuery, Visible};
+use crate::store::Target;
 
 fn str_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
     match body.get(key) {
@@ -95,113 +96,73 @@ pub async fn create(
         callback_url,
         start_date,
     };
-    let created = state.store.create_order(
-        caller.actor(),
-        offering_url.as_deref().and_then(id_from_url),
-        project_url.as_deref().and_then(id_from_url),
-        &req,
-        Utc::now(),
-        state.max_busy_age,
-    )?;
-    let cat = state.store.read()?;
+    let created = state
+        .store
+        .create_order(
+            caller.actor(),
+            offering_url.as_deref().and_then(id_from_url),
+            project_url.as_deref().and_then(id_from_url),
+            &req,
+            Utc::now(),
+            state.max_busy_age,
+        )
+        .await?;
+    let related = state
+        .store
+        .related(&render::wanted_for_orders(std::slice::from_ref(
+            &created.order,
+        )))
+        .await?;
     Ok((
         StatusCode::CREATED,
-        Json(render::order(&created.order, &cat, &Urls { base })),
+        Json(render::order(&created.order, &related, &Urls { base })),
     )
         .into_response())
 }
 
-fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> bool {
-    p.offering.matches(cat, o.offering)
-        && any_of(&p.project, o.project)
-        && any_of(&p.customer, o.customer)
-        && any_of(&p.provider, o.provider)
-        && any_of(&p.resource, o.resource)
-        && p.states.as_ref().is_none_or(|s| s.contains(&o.state))
-        && p.types.as_ref().is_none_or(|s| s.contains(&o.kind))
-        && p.created.is_none_or(|t| o.created >= t)
-        && p.modified.is_none_or(|t| o.modified >= t)
-        && p.shared
-            .matches(cat, o.offering, o.customer, o.created, o.modified)
-        && p.resource_name.as_ref().is_none_or(|n| {
-            cat.resources
-                .get(&o.resource)
-                .is_some_and(|x| x.name.to_lowercase().contains(n.as_str()))
-        })
-        && p.can_approve_as_consumer.is_none_or(|want| {
-            (o.state == OrderState::PendingConsumer && roles.may_approve_for(o.customer)) == want
-        })
-        && p.can_approve_as_provider.is_none_or(|want| {
-            (o.state == OrderState::PendingProvider && roles.is_provider_staff(o.provider)) == want
-        })
-        && p.query.as_ref().is_none_or(|q| {
-            Id::parse(q).is_some_and(|id| id == o.id)
-                || cat
-                    .projects
-                    .get(&o.project)
-                    .is_some_and(|x| x.name.to_lowercase().contains(q.as_str()))
-                || cat
-                    .resources
-                    .get(&o.resource)
-                    .is_some_and(|x| x.name.to_lowercase().contains(q.as_str()))
-        })
-}
-
 /// The `o=` keys of the orders list (upstream's, plus `modified`); `cost` is zero for
 /// every booking, so it keeps the default order.
-const ORDER_KEYS: [&str; 5] = [
-    "created",
-    "consumer_reviewed_at",
-    "cost",
-    "state",
-    "modified",
+const ORDER_KEYS: [(&str, Option<OrderKey>); 5] = [
+    ("created", Some(OrderKey::Created)),
+    ("consumer_reviewed_at", Some(OrderKey::ConsumerReviewedAt)),
+    ("cost", None),
+    ("state", Some(OrderKey::State)),
+    ("modified", Some(OrderKey::Modified)),
 ];
 
-/// One `o=` key's value (each key compares values of one variant).
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum SortKey {
-    /// (missing, time)
-    Time(bool, chrono::DateTime<Utc>),
-    Text(&'static str),
-}
-
-struct OrderFilter {
-    offering: OfferingFilter,
-    project: Option<Vec<Id>>,
-    customer: Option<Vec<Id>>,
-    provider: Option<Vec<Id>>,
-    resource: Option<Vec<Id>>,
-    states: Option<Vec<OrderState>>,
-    types: Option<Vec<OrderType>>,
-    created: Option<chrono::DateTime<Utc>>,
-    modified: Option<chrono::DateTime<Utc>>,
-    shared: SharedFilter,
-    resource_name: Option<String>,
-    can_approve_as_consumer: Option<bool>,
-    can_approve_as_provider: Option<bool>,
-    query: Option<String>,
-}
-
-impl OrderFilter {
-    fn parse(p: &Params) -> Result<Self, ApiError> {
-        let types = p.choices("type", OrderType::parse)?;
-        Ok(OrderFilter {
-            offering: OfferingFilter::parse(p)?,
-            project: p.uuids("project_uuid")?,
-            customer: p.uuids("customer_uuid")?,
-            provider: p.uuids("provider_uuid")?,
-            resource: p.linked_ids("resource_uuid", "resource")?,
-            states: p.choices("state", OrderState::parse)?,
-            types,
-            created: p.datetime("created")?,
-            modified: p.datetime("modified")?,
-            shared: SharedFilter::parse(p)?,
-            resource_name: p.one("resource_name").map(|s| s.trim().to_lowercase()),
-            can_approve_as_consumer: p.boolean("can_approve_as_consumer")?,
-            can_approve_as_provider: p.boolean("can_approve_as_provider")?,
-            query: p.one("query").map(|s| s.trim().to_lowercase()),
-        })
-    }
+/// The list query a request asks for (filters, order; the page is set by the caller).
+fn query(p: &Params, roles: &Roles) -> Result<OrderQuery, ApiError> {
+    let order = p.order_keys(&ORDER_KEYS)?;
+    // Pending the caller's approval: as the consumer (staff, or owner of the
+    // project's organisation) or as the provider (staff, owner or manager of the
+    // offering's organisation).
+    let consumer_side = Visible {
+        all: roles.staff,
+        consumers: roles.owner_of.iter().copied().collect(),
+        ..Visible::default()
+    };
+    let provider_side = Visible {
+        all: roles.staff,
+        providers: roles.visible_offerings().providers,
+        ..Visible::default()
+    };
+    Ok(OrderQuery {
+        visible: roles.visible_orders(),
+        common: booking_filter(p)?,
+        resource: p.linked_ids("resource_uuid", "resource")?,
+        states: p.choices("state", OrderState::parse)?,
+        types: p.choices("type", OrderType::parse)?,
+        approvable_as_consumer: p
+            .boolean("can_approve_as_consumer")?
+            .map(|want| (want, consumer_side)),
+        approvable_as_provider: p
+            .boolean("can_approve_as_provider")?
+            .map(|want| (want, provider_side)),
+        query: p.one("query").map(|s| s.trim().to_lowercase()),
+        resource_name: p.one("resource_name").map(|s| s.trim().to_lowercase()),
+        order,
+        page: None,
+    })
 }
 
 pub async fn list(
@@ -213,44 +174,12 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let (page, size) = params.page()?;
-    let filter = OrderFilter::parse(&params)?;
-    let cat = state.store.read()?;
-    let roles = Roles::of(&caller.user, &cat);
-    let mut hits: Vec<&OrderEntry> = cat
-        .orders_by_created
-        .iter()
-        .filter_map(|(_, id)| cat.orders.get(id))
-        .filter(|o| roles.sees_order(o) && matches(o, &filter, &cat, &roles))
-        .collect();
-    let ordering = params.ordering_in(&ORDER_KEYS)?;
-    // The review time is not in the catalog: read it from the hits' records, only
-    // when asked to sort by it.
-    let mut reviewed = std::collections::HashMap::new();
-    if ordering
-        .iter()
-        .any(|k| k.trim_start_matches('-') == "consumer_reviewed_at")
-    {
-        for o in &hits {
-            let at = state
-                .store
-                .order(o.id)?
-                .and_then(|x| x.consumer_reviewed_at);
-            reviewed.insert(o.id, at);
-        }
-    }
-    // A missing time sorts last ascending, as PostgreSQL does.
-    sort_by_keys(&mut hits, &ordering, |o, k| match k {
-        "created" => Some(SortKey::Time(false, o.created)),
-        "modified" => Some(SortKey::Time(false, o.modified)),
-        "consumer_reviewed_at" => {
-            let at = reviewed.get(&o.id).copied().flatten();
-            Some(SortKey::Time(at.is_none(), at.unwrap_or_default()))
-        }
-        "state" => Some(SortKey::Text(o.state.as_str())),
-        _ => None,
-    });
-    let total = hits.len();
-    let range = page_range(total, page, size)?;
+    let roles = Roles::load(&state.store, &caller.user).await?;
+    let mut query = query(&params, &roles)?;
+    query.page = Some(page_of(page, size, is_head(&method)));
+    let found = state.store.list_orders(&query).await?;
+    let total = found.total;
+    page_range(total, page, size)?;
     let link = link_header(
         &base,
         "/api/marketplace-orders/",
@@ -259,35 +188,28 @@ pub async fn list(
         size,
         total,
     );
-    let mut out = Vec::new();
-    if !is_head(&method) {
-        let urls = Urls { base };
-        for e in &hits[range] {
-            if let Some(o) = state.store.order(e.id)? {
-                out.push(select_fields(
-                    render::order(&o, &cat, &urls),
-                    &params.fields(),
-                ));
-            }
-        }
-    }
+    let related = state
+        .store
+        .related(&render::wanted_for_orders(&found.items))
+        .await?;
+    let urls = Urls { base };
+    let out = found
+        .items
+        .iter()
+        .map(|o| select_fields(render::order(o, &related, &urls), &params.fields()))
+        .collect();
     Ok(list_response(out, total, link))
 }
 
 /// Loads an order the caller can see.
-fn visible_order(
-    state: &AppState,
-    cat: &Catalog,
-    roles: &Roles,
-    id: Id,
-) -> Result<(OrderEntry, Order), ApiError> {
-    let e = cat
-        .orders
-        .get(&id)
-        .filter(|o| roles.sees_order(o))
+async fn visible_order(state: &AppState, roles: &Roles, id: Id) -> Result<Order, ApiError> {
+    state
+        .store
+        .order_parties(id)
+        .await?
+        .filter(|p| roles.sees_order(p))
         .ok_or(ApiError::NotFound)?;
-    let o = state.store.order(id)?.ok_or(ApiError::NotFound)?;
-    Ok((e.clone(), o))
+    state.store.order(id).await?.ok_or(ApiError::NotFound)
 }
 
 pub async fn retrieve(
@@ -299,21 +221,30 @@ pub async fn retrieve(
 ) -> Result<Json<Value>, ApiError> {
     let id = path_id(&uuid)?;
     let params = Params::parse(q.as_deref());
-    let cat = state.store.read()?;
-    let roles = Roles::of(&caller.user, &cat);
-    let (_, o) = visible_order(&state, &cat, &roles, id)?;
+    let roles = Roles::load(&state.store, &caller.user).await?;
+    let o = visible_order(&state, &roles, id).await?;
+    let related = state
+        .store
+        .related(&render::wanted_for_orders(std::slice::from_ref(&o)))
+        .await?;
     Ok(Json(select_fields(
-        render::order(&o, &cat, &Urls { base }),
+        render::order(&o, &related, &Urls { base }),
         &params.fields(),
     )))
 }
 
 /// Runs one lifecycle action on the order `uuid` names.
-fn act(state: &AppState, caller: &Caller, uuid: &str, action: Action) -> Result<Outcome, ApiError> {
+async fn act(
+    state: &AppState,
+    caller: &Caller,
+    uuid: &str,
+    action: Action,
+) -> Result<Outcome, ApiError> {
     let id = path_id(uuid)?;
     Ok(state
         .store
-        .transition(Target::Order(id), caller.actor(), action, Utc::now())?)
+        .transition(Target::Order(id), caller.actor(), action, Utc::now())
+        .await?)
 }
 
 fn detail(msg: &str) -> Json<Value> {
@@ -325,7 +256,7 @@ pub async fn approve_by_consumer(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&s, &c, &u, Action::ApproveByConsumer)?;
+    act(&s, &c, &u, Action::ApproveByConsumer).await?;
     Ok(detail("Order has been approved."))
 }
 
@@ -334,7 +265,7 @@ pub async fn approve_by_provider(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&s, &c, &u, Action::ApproveByProvider)?;
+    act(&s, &c, &u, Action::ApproveByProvider).await?;
     Ok(detail("Order has been approved."))
 }
 
@@ -343,7 +274,7 @@ pub async fn reject_by_consumer(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&s, &c, &u, Action::RejectByConsumer)?;
+    act(&s, &c, &u, Action::RejectByConsumer).await?;
     Ok(detail("Order has been rejected."))
 }
 
@@ -352,7 +283,7 @@ pub async fn reject_by_provider(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&s, &c, &u, Action::RejectByProvider)?;
+    act(&s, &c, &u, Action::RejectByProvider).await?;
     Ok(detail("Order has been rejected."))
 }
 
@@ -361,7 +292,7 @@ pub async fn cancel(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Response, ApiError> {
-    act(&s, &c, &u, Action::Cancel)?;
+    act(&s, &c, &u, Action::Cancel).await?;
     Ok((StatusCode::ACCEPTED, detail("Order has been canceled.")).into_response())
 }
 
@@ -370,7 +301,7 @@ pub async fn destroy(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    act(&s, &c, &u, Action::Destroy)?;
+    act(&s, &c, &u, Action::Destroy).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -379,7 +310,7 @@ pub async fn set_state_executing(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&s, &c, &u, Action::SetStateExecuting)?;
+    act(&s, &c, &u, Action::SetStateExecuting).await?;
     Ok(detail("Order state has been changed to executing."))
 }
 
@@ -388,7 +319,7 @@ pub async fn set_state_done(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&s, &c, &u, Action::SetStateDone)?;
+    act(&s, &c, &u, Action::SetStateDone).await?;
     Ok(detail("Order state has been changed to done."))
 }
 
@@ -406,7 +337,7 @@ pub async fn set_state_erred(
         })
     })()
     .map_err(ApiError::into_body_refusal);
-    act(&s, &c, &u, Action::SetStateErred(report))?;
+    act(&s, &c, &u, Action::SetStateErred(report)).await?;
     Ok(detail("Order state has been changed to erred."))
 }
 
@@ -431,7 +362,7 @@ pub async fn set_backend_id(
         }
     })()
     .map_err(ApiError::into_body_refusal);
-    act(&s, &c, &u, Action::SetBackendId(value))?;
+    act(&s, &c, &u, Action::SetBackendId(value)).await?;
     Ok(Json(
         json!({"status": "Order backend_id has been changed."}),
     ))
@@ -442,7 +373,7 @@ pub async fn unlink(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    act(&s, &c, &u, Action::Unlink)?;
+    act(&s, &c, &u, Action::Unlink).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -484,7 +415,7 @@ pub async fn update_attachment(
         }
     }
     let has_file = file.is_some();
-    act(&s, &c, &u, Action::SetAttachment(file))?;
+    act(&s, &c, &u, Action::SetAttachment(file)).await?;
     let id = path_id(&u)?;
     let url =
         has_file.then(|| format!("{}attachment/", Urls { base }.of("marketplace-orders", id)));
@@ -496,7 +427,7 @@ pub async fn delete_attachment(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    act(&s, &c, &u, Action::SetAttachment(None))?;
+    act(&s, &c, &u, Action::SetAttachment(None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -506,12 +437,9 @@ pub async fn attachment(
     Path(u): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&u)?;
-    {
-        let cat = s.store.read()?;
-        let roles = Roles::of(&c.user, &cat);
-        visible_order(&s, &cat, &roles, id)?;
-    }
-    let a = s.store.attachment(id)?.ok_or(ApiError::NotFound)?;
+    let roles = Roles::load(&s.store, &c.user).await?;
+    visible_order(&s, &roles, id).await?;
+    let a = s.store.attachment(id).await?.ok_or(ApiError::NotFound)?;
     let disposition = format!(
         "attachment; filename=\"{}\"",
         a.name.replace(['"', '\\', '\r', '\n'], "_")
@@ -534,11 +462,18 @@ pub async fn offering(
     Path(u): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&u)?;
-    let cat = s.store.read()?;
-    let roles = Roles::of(&c.user, &cat);
-    let (e, _) = visible_order(&s, &cat, &roles, id)?;
-    let off = cat.offerings.get(&e.offering).ok_or(ApiError::NotFound)?;
-    let cal = s.store.calendar(off.id)?;
-    let out = render::PublicOfferingOut::of(off, &cat, &Urls { base }, cal.as_ref());
+    let roles = Roles::load(&s.store, &c.user).await?;
+    let o = visible_order(&s, &roles, id).await?;
+    let off = s
+        .store
+        .offering(o.offering)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let cal = s.store.calendar(off.id).await?;
+    let related = s
+        .store
+        .related(&render::wanted_for_offerings(std::slice::from_ref(&off)))
+        .await?;
+    let out = render::PublicOfferingOut::of(&off, &related, &Urls { base }, cal.as_ref());
     Ok(Json(out).into_response())
 }

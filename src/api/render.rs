@@ -10,9 +10,49 @@ use utoipa::ToSchema;
 
 use crate::domain::calendar::{CredentialHealth, OfferingCalendar, RunSummary};
 use crate::domain::{Id, Offering, Order, Resource};
-use crate::store::Catalog;
+use crate::store::{Related, Wanted};
 
 pub use crate::domain::format::ts;
+
+/// What rendering these booking resources reads besides them.
+pub fn wanted_for_resources(rs: &[Resource]) -> Wanted {
+    Wanted {
+        users: rs
+            .iter()
+            .flat_map(|r| std::iter::once(r.created_by).chain(r.consumer_reviewed_by))
+            .collect(),
+        projects: rs.iter().map(|r| r.project).collect(),
+        offerings: rs.iter().map(|r| r.offering).collect(),
+        ..Wanted::default()
+    }
+}
+
+/// What rendering these orders reads besides them.
+pub fn wanted_for_orders(os: &[Order]) -> Wanted {
+    Wanted {
+        users: os
+            .iter()
+            .flat_map(|o| {
+                std::iter::once(o.created_by)
+                    .chain(o.consumer_reviewed_by)
+                    .chain(o.provider_reviewed_by)
+            })
+            .collect(),
+        projects: os.iter().map(|o| o.project).collect(),
+        offerings: os.iter().map(|o| o.offering).collect(),
+        resource_names: os.iter().map(|o| o.resource).collect(),
+        ..Wanted::default()
+    }
+}
+
+/// What rendering these offerings reads besides them.
+pub fn wanted_for_offerings(os: &[Offering]) -> Wanted {
+    Wanted {
+        customers: os.iter().map(|o| o.customer).collect(),
+        order_counts: os.iter().map(|o| o.id).collect(),
+        ..Wanted::default()
+    }
+}
 
 fn opt_ts(t: &Option<DateTime<Utc>>) -> Value {
     t.as_ref()
@@ -339,7 +379,7 @@ pub struct OfferingFieldsOut<'a> {
 }
 
 impl<'a> OfferingFieldsOut<'a> {
-    fn of(o: &'a Offering, cat: &'a Catalog, urls: &Urls) -> Self {
+    fn of(o: &'a Offering, cat: &'a Related, urls: &Urls) -> Self {
         OfferingFieldsOut {
             uuid: o.id,
             created: ts(&o.created),
@@ -381,7 +421,7 @@ impl<'a> OfferingFieldsOut<'a> {
             country: "",
             backend_id: &o.backend_id,
             backend_metadata: EmptyObject,
-            order_count: cat.orders_by_offering.get(&o.id).map_or(0, |s| s.len()),
+            order_count: cat.order_counts.get(&o.id).copied().unwrap_or(0),
             latitude: o.latitude,
             longitude: o.longitude,
             feed_tokens_url: format!("{}feed_tokens/", urls.of("booking-offerings", o.id)),
@@ -403,7 +443,7 @@ pub struct OfferingOut<'a> {
 impl<'a> OfferingOut<'a> {
     pub fn of(
         o: &'a Offering,
-        cat: &'a Catalog,
+        cat: &'a Related,
         urls: &Urls,
         googlecalendar: GoogleCalendarOut<'a>,
     ) -> Self {
@@ -430,7 +470,7 @@ pub struct PublicOfferingOut<'a> {
 impl<'a> PublicOfferingOut<'a> {
     pub fn of(
         o: &'a Offering,
-        cat: &'a Catalog,
+        cat: &'a Related,
         urls: &Urls,
         cal: Option<&OfferingCalendar>,
     ) -> Self {
@@ -448,7 +488,7 @@ fn offering_and_project(
     m: &mut Map<String, Value>,
     offering: Id,
     project: Id,
-    cat: &Catalog,
+    cat: &Related,
     urls: &Urls,
 ) {
     let off = cat.offerings.get(&offering);
@@ -534,7 +574,7 @@ fn user_fields(
     m: &mut Map<String, Value>,
     prefix: &str,
     user: Option<Id>,
-    cat: &Catalog,
+    cat: &Related,
     urls: &Urls,
 ) {
     if let Some(u) = user.and_then(|id| cat.users.get(&id)) {
@@ -545,7 +585,7 @@ fn user_fields(
 }
 
 /// A booking resource.
-/// The offering and project fields of a booking resource, borrowed from the catalog.
+/// The offering and project fields of a booking resource, borrowed from the related records.
 #[derive(serde::Serialize)]
 struct OfferingProjectOut<'a> {
     offering: String,
@@ -653,7 +693,7 @@ pub struct ResourceOut<'a> {
 static EMPTY_OBJECT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
 
 /// Builds the rendering of a booking resource.
-pub fn resource_out<'a>(r: &'a Resource, cat: &'a Catalog, urls: &Urls) -> ResourceOut<'a> {
+pub fn resource_out<'a>(r: &'a Resource, cat: &'a Related, urls: &Urls) -> ResourceOut<'a> {
     let off = cat.offerings.get(&r.offering);
     let prov = off.and_then(|o| cat.customers.get(&o.customer));
     let proj = cat.projects.get(&r.project);
@@ -743,14 +783,14 @@ pub fn resource_out<'a>(r: &'a Resource, cat: &'a Catalog, urls: &Urls) -> Resou
 }
 
 /// A booking resource as a JSON value (retrieve, and lists with `field=`).
-pub fn resource(r: &Resource, cat: &Catalog, urls: &Urls) -> Value {
+pub fn resource(r: &Resource, cat: &Related, urls: &Urls) -> Value {
     serde_json::to_value(resource_out(r, cat, urls)).unwrap_or_else(|_| json!({}))
 }
 
-pub fn order(o: &Order, cat: &Catalog, urls: &Urls) -> Value {
+pub fn order(o: &Order, cat: &Related, urls: &Urls) -> Value {
     let mut m = Map::new();
     offering_and_project(&mut m, o.offering, o.project, cat, urls);
-    let res = cat.resources.get(&o.resource);
+    let res = cat.resource_names.get(&o.resource);
     let mut put = |k: &str, v: Value| {
         m.insert(k.to_string(), v);
     };
@@ -765,7 +805,10 @@ pub fn order(o: &Order, cat: &Catalog, urls: &Urls) -> Value {
     put("marketplace_resource_uuid", json!(o.resource));
     put("resource_uuid", json!(o.resource));
     put("resource_type", json!("Marketplace.Booking"));
-    put("resource_name", json!(res.map(|r| &*r.name).unwrap_or("")));
+    put(
+        "resource_name",
+        json!(res.map(String::as_str).unwrap_or("")),
+    );
     put("cost", json!("0.0000000000"));
     put("output", json!(""));
     put("error_message", json!(o.error_message));

@@ -27,7 +27,7 @@ use super::FeedId;
 use crate::domain::booking_text::{self, BookingFacts, Reader};
 use crate::domain::{Id, Resource, ResourceState};
 use crate::ical::{FeedCalendar, FeedEvent, FeedStatus, FeedTime};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Wanted};
 
 /// `REFRESH-INTERVAL` / `X-PUBLISHED-TTL` suggested to clients.
 pub const REFRESH_INTERVAL: chrono::Duration = chrono::Duration::hours(1);
@@ -66,26 +66,20 @@ pub fn safe_filename(stem: &str, suffix: &str) -> String {
 ///
 /// # Errors
 /// Storage failure.
-pub fn filename(store: &Store, feed: FeedId) -> Result<Option<String>, StoreError> {
+pub async fn filename(store: &Store, feed: FeedId) -> Result<Option<String>, StoreError> {
     match feed {
         FeedId::Public(o) => {
-            let slug = match store.read()?.offerings.get(&o) {
-                Some(off) => off.slug.clone(),
-                None => return Ok(None),
+            let Some(off) = store.offering(o).await? else {
+                return Ok(None);
             };
-            let public = store.calendar(o)?.is_some_and(|c| c.public);
-            Ok(public.then(|| safe_filename(&slug, "-busy")))
+            let public = store.calendar(o).await?.is_some_and(|c| c.public);
+            Ok(public.then(|| safe_filename(&off.slug, "-busy")))
         }
         FeedId::Owner(o) => Ok(store
-            .read()?
-            .offerings
-            .get(&o)
+            .offering(o)
+            .await?
             .map(|off| safe_filename(&off.slug, "-bookings"))),
-        FeedId::Mine(u) => Ok(store
-            .read()?
-            .users
-            .contains_key(&u)
-            .then(|| "my-bookings.ics".to_owned())),
+        FeedId::Mine(u) => Ok(store.user(u).await?.map(|_| "my-bookings.ics".to_owned())),
     }
 }
 
@@ -156,52 +150,30 @@ fn reader(feed: FeedId) -> Reader {
 ///
 /// # Errors
 /// Storage failure or an undecodable record.
-pub fn build(
+pub async fn build(
     store: &Store,
     feed: FeedId,
     w: Window,
     public_url: Option<&str>,
 ) -> Result<Option<Built>, StoreError> {
-    let Some(filename) = filename(store, feed)? else {
+    let Some(filename) = filename(store, feed).await? else {
         return Ok(None);
     };
-    // Which bookings, from the catalog (no record decoding under the lock).
-    let (ids, mut fallback) = {
-        let cat = store.read()?;
-        let mut fallback = DateTime::<Utc>::UNIX_EPOCH;
-        let in_scope: Vec<&crate::store::ResourceEntry> = match feed {
-            FeedId::Public(o) | FeedId::Owner(o) => {
-                if let Some(off) = cat.offerings.get(&o) {
-                    fallback = fallback.max(off.modified);
-                }
-                cat.resources_by_offering
-                    .get(&o)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|id| cat.resources.get(id))
-                    .collect()
+    let mut fallback = DateTime::<Utc>::UNIX_EPOCH;
+    let in_scope = match feed {
+        FeedId::Public(o) | FeedId::Owner(o) => {
+            if let Some(off) = store.offering(o).await? {
+                fallback = fallback.max(off.modified);
             }
-            FeedId::Mine(u) => cat
-                .resources
-                .values()
-                .filter(|r| r.created_by == u)
-                .collect(),
-        };
-        let mut ids = Vec::new();
-        for r in in_scope {
-            fallback = fallback.max(r.modified);
-            if r.state.holds_slots() && r.slots.iter().any(|s| w.overlaps(s.start, s.end)) {
-                ids.push(r.id);
-            }
+            store.offering_resources(o).await?
         }
-        (ids, fallback)
+        FeedId::Mine(u) => store.resources_by(u).await?,
     };
-    let mut resources: Vec<Resource> = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(r) = store.resource(id)? {
-            if r.state.holds_slots() {
-                resources.push(r);
-            }
+    let mut resources: Vec<Resource> = Vec::with_capacity(in_scope.len());
+    for r in in_scope {
+        fallback = fallback.max(r.modified);
+        if r.state.holds_slots() && r.slots.iter().any(|s| w.overlaps(s.start, s.end)) {
+            resources.push(r);
         }
     }
     let slots: Vec<(&Resource, &crate::domain::Slot)> = resources
@@ -213,20 +185,29 @@ pub fn build(
         .iter()
         .map(|(_, s)| (s.backend_id.as_str(), s.start, s.end))
         .collect();
-    let sequences = store.slot_sequences(&keys)?;
+    let sequences = store.slot_sequences(&keys).await?;
 
     let busy = match feed {
         FeedId::Public(o) | FeedId::Owner(o) => {
-            let cal = store.calendar(o)?;
+            let cal = store.calendar(o).await?;
             if let Some(t) = cal.and_then(|c| c.last_success) {
                 fallback = fallback.max(t);
             }
-            store.busy_slots(o)?
+            store.busy_slots(o).await?
         }
         FeedId::Mine(_) => Vec::new(),
     };
 
-    let cat = store.read()?;
+    let mut wanted = Wanted {
+        users: resources.iter().map(|r| r.created_by).collect(),
+        projects: resources.iter().map(|r| r.project).collect(),
+        offerings: resources.iter().map(|r| r.offering).collect(),
+        ..Default::default()
+    };
+    if let FeedId::Public(o) | FeedId::Owner(o) = feed {
+        wanted.offerings.push(o);
+    }
+    let cat = store.related(&wanted).await?;
     let reader = reader(feed);
     let mut events = Vec::with_capacity(slots.len() + busy.len());
     for ((r, slot), sequence) in slots.iter().zip(sequences) {

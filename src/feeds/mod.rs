@@ -23,7 +23,8 @@
 //!    stale copy at hand it waits at most [`STALE_WAIT`] and then serves the stale copy;
 //!    a client with too many renders waiting is served the stale copy, or another
 //!    window of the same feed, at once.
-//! 4. The render runs on the blocking pool and reads only (no store write on a GET).
+//! 4. The render reads the store (async) and writes the text on the blocking pool;
+//!    it reads only (no store write on a GET).
 //!    When it fails, the stale copy (or another window's) is served; only a feed
 //!    never rendered has nothing to serve ([`FeedError::Unavailable`]).
 //!
@@ -189,12 +190,15 @@ impl FeedService {
     /// [`FeedError::NotFound`] for an unknown or revoked token or one whose creator
     /// lost access; [`FeedError::Unavailable`] when the store cannot be read and the
     /// token was never seen.
-    pub fn open_token(self: &Arc<Self>, secret: &str) -> Result<Opened, FeedError> {
+    pub async fn open_token(self: &Arc<Self>, secret: &str) -> Result<Opened, FeedError> {
         let hash = feed_token_hash(secret);
-        let found = self
-            .store
-            .feed_token_by_secret(secret)
-            .map(|t| t.and_then(|t| self.authorised(&t).map(|f| (t, f))));
+        let found = async {
+            let Some(t) = self.store.feed_token_by_secret(secret).await? else {
+                return Ok::<_, StoreError>(None);
+            };
+            Ok(self.authorised(&t).await?.map(|f| (t, f)))
+        }
+        .await;
         match found {
             Ok(Some((token, feed))) => {
                 self.remember_token(hash, feed);
@@ -215,13 +219,17 @@ impl FeedService {
         }
     }
 
-    fn authorised(&self, t: &FeedToken) -> Option<FeedId> {
-        let cat = self.store.read().ok()?;
-        let creator = cat.users.get(&t.created_by)?;
-        match t.scope {
+    /// The feed a token opens while its creator may still see it.
+    async fn authorised(&self, t: &FeedToken) -> Result<Option<FeedId>, StoreError> {
+        let Some(creator) = self.store.user(t.created_by).await? else {
+            return Ok(None);
+        };
+        Ok(match t.scope {
             FeedScope::Offering(o) => {
-                let offering = cat.offerings.get(&o)?;
-                let provider = cat.customers.get(&offering.customer);
+                let Some(offering) = self.store.offering(o).await? else {
+                    return Ok(None);
+                };
+                let provider = self.store.customer(offering.customer).await?;
                 let allowed = creator.is_staff
                     || provider.is_some_and(|c| {
                         c.owners.contains(&creator.id) || c.managers.contains(&creator.id)
@@ -229,7 +237,7 @@ impl FeedService {
                 allowed.then_some(FeedId::Owner(o))
             }
             FeedScope::User(u) => (u == creator.id).then_some(FeedId::Mine(u)),
-        }
+        })
     }
 
     fn remember_token(&self, hash: [u8; 32], feed: FeedId) {
@@ -272,8 +280,8 @@ impl FeedService {
         }
         let this = self.clone();
         let hash = token.hash;
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = this.store.touch_feed_token(&hash, now) {
+        tokio::spawn(async move {
+            if let Err(e) = this.store.touch_feed_token(&hash, now).await {
                 tracing::warn!(error = %e, "could not record a feed token's last use");
             }
             this.touches.send_modify(|n| *n += 1);
@@ -296,7 +304,7 @@ impl FeedService {
         let w = match window {
             Ok(w) => w,
             Err(e) => {
-                return match content::filename(&self.store, feed) {
+                return match content::filename(&self.store, feed).await {
                     Ok(Some(_)) => Err(FeedError::BadWindow(e)),
                     Ok(None) => Err(FeedError::NotFound),
                     Err(e) => Err(FeedError::Unavailable(Some(e))),
@@ -337,34 +345,40 @@ impl FeedService {
                     .map_err(|_| FeedError::Unavailable(None))?
             }
         };
-        let this = self.clone();
         let default_window = w == Window::default_at(Utc::now());
-        let rendered = tokio::task::spawn_blocking(move || {
-            // The version before the data: a write in between makes the entry stale.
-            let version = this.store.version(&scopes);
-            let built = content::build(&this.store, feed, w, this.public_url.as_deref())?;
-            Ok::<_, StoreError>(built.map(|b| {
-                let body = RenderedFeed::from_calendar(&b.calendar, b.fallback_last_modified);
-                this.cache
-                    .insert(key, version, default_window, body, &b.filename, Utc::now())
-            }))
-        })
-        .await;
+        // The version before the data: a write in between makes the entry stale.
+        let version = self.store.version(&scopes);
+        let built = content::build(&self.store, feed, w, self.public_url.as_deref()).await;
+        let rendered = match built {
+            Ok(Some(b)) => {
+                // Turning the calendar into text is CPU work: off the async workers.
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    let body = RenderedFeed::from_calendar(&b.calendar, b.fallback_last_modified);
+                    this.cache
+                        .insert(key, version, default_window, body, &b.filename, Utc::now())
+                })
+                .await
+                .map(Some)
+                .map_err(|e| {
+                    tracing::error!(error = %e, ?feed, "feed render task failed");
+                })
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                drop(ticket);
+                tracing::warn!(error = %e, ?feed, "feed render failed; serving stale if possible");
+                return self.fallback(&key).ok_or(FeedError::Unavailable(Some(e)));
+            }
+        };
         drop(ticket);
         match rendered {
-            Ok(Ok(Some(r))) => Ok(answer(r, Source::Rendered)),
-            Ok(Ok(None)) => {
+            Ok(Some(r)) => Ok(answer(r, Source::Rendered)),
+            Ok(None) => {
                 self.cache.forget(feed);
                 Err(FeedError::NotFound)
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, ?feed, "feed render failed; serving stale if possible");
-                self.fallback(&key).ok_or(FeedError::Unavailable(Some(e)))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, ?feed, "feed render task failed");
-                self.fallback(&key).ok_or(FeedError::Unavailable(None))
-            }
+            Err(()) => self.fallback(&key).ok_or(FeedError::Unavailable(None)),
         }
     }
 

@@ -73,16 +73,6 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The maps a booking's text is looked up in.
-    pub fn directory(&self) -> crate::domain::booking_text::Directory<'_> {
-        crate::domain::booking_text::Directory {
-            offerings: &self.offerings,
-            projects: &self.projects,
-            customers: &self.customers,
-            users: &self.users,
-        }
-    }
-
     pub(crate) fn put_user(&mut self, u: &User) {
         if let Some(old) = self.users.get(&u.id) {
             self.users_by_name.remove(&old.username);

@@ -354,49 +354,38 @@ fn later(a: Option<StdDuration>, b: Option<StdDuration>) -> Option<StdDuration> 
 }
 
 impl SyncEngine {
-    /// Everything a run starts from. The catalog is read under short locks only: the
-    /// offering and its booking ids, then (resources read from the store without the
-    /// lock) the names for the bookings' text.
-    fn load(&self, offering: Id) -> Result<Loaded, SyncError> {
-        let (off, ids) = {
-            let cat = self.store.read()?;
-            let off = cat
-                .offerings
-                .get(&offering)
-                .cloned()
-                .ok_or(SyncError::UnknownOffering(offering))?;
-            let ids: Vec<Id> = cat
-                .resources_by_offering
-                .get(&offering)
-                .map(|s| s.iter().copied().collect())
-                .unwrap_or_default();
-            (off, ids)
-        };
-        let mut resources = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(r) = self.store.resource(id)? {
-                resources.push(r);
-            }
-        }
-        let bookings: Vec<Booking> = {
-            let cat = self.store.read()?;
-            resources
-                .into_iter()
-                .map(|r| {
-                    let facts = BookingFacts::look_up(&r, cat.directory());
-                    let summary = booking_text::title(&facts, booking_text::Reader::Calendar);
-                    let description =
-                        booking_text::description(&facts, booking_text::Reader::Calendar)
-                            .unwrap_or_default();
-                    Booking {
-                        state: r.state,
-                        slots: r.slots,
-                        summary,
-                        description,
-                    }
-                })
-                .collect()
-        };
+    /// Everything a run starts from: the offering, its bookings with the names for
+    /// their text, the calendar record, mapping, external events and busy count.
+    async fn load(&self, offering: Id) -> Result<Loaded, SyncError> {
+        let off = self
+            .store
+            .offering(offering)
+            .await?
+            .ok_or(SyncError::UnknownOffering(offering))?;
+        let resources = self.store.offering_resources(offering).await?;
+        let related = self
+            .store
+            .related(&crate::store::Wanted {
+                users: resources.iter().map(|r| r.created_by).collect(),
+                projects: resources.iter().map(|r| r.project).collect(),
+                ..Default::default()
+            })
+            .await?;
+        let bookings: Vec<Booking> = resources
+            .into_iter()
+            .map(|r| {
+                let facts = BookingFacts::look_up(&r, related.directory());
+                let summary = booking_text::title(&facts, booking_text::Reader::Calendar);
+                let description = booking_text::description(&facts, booking_text::Reader::Calendar)
+                    .unwrap_or_default();
+                Booking {
+                    state: r.state,
+                    slots: r.slots,
+                    summary,
+                    description,
+                }
+            })
+            .collect();
         let desired = desired_events(
             Target {
                 location: &off.location,
@@ -407,11 +396,12 @@ impl SyncEngine {
         Ok(Loaded {
             calendar: self
                 .store
-                .calendar(offering)?
+                .calendar(offering)
+                .await?
                 .unwrap_or_else(|| OfferingCalendar::new(offering)),
-            mapping: self.store.mapping(offering)?,
-            externals: self.store.externals(offering)?,
-            previous_busy: self.store.busy_slots(offering)?.len(),
+            mapping: self.store.mapping(offering).await?,
+            externals: self.store.externals(offering).await?,
+            previous_busy: self.store.busy_slots(offering).await?.len(),
             desired,
             offering: off,
         })
@@ -424,8 +414,10 @@ impl SyncEngine {
             .ok_or(SyncError::NoCredentials)
     }
 
-    fn save_calendar(&self, cal: &OfferingCalendar) -> Result<(), SyncError> {
-        self.store.sync_put(vec![Store::calendar_change(cal)?])?;
+    async fn save_calendar(&self, cal: &OfferingCalendar) -> Result<(), SyncError> {
+        self.store
+            .write(vec![Change::Calendar(cal.clone())])
+            .await?;
         Ok(())
     }
 
@@ -452,7 +444,7 @@ impl SyncEngine {
                     match api.calendar_update(&c).await {
                         Ok(_) => {
                             cal.synced_name = Some(off.name.clone());
-                            self.save_calendar(cal)?;
+                            self.save_calendar(cal).await?;
                         }
                         Err(e) if e.kind() == GoogleErrorKind::Deferred => {
                             tracing::info!(offering = %off.id, error = %e, "calendar rename waits");
@@ -464,12 +456,12 @@ impl SyncEngine {
             }
             None => {
                 cal.state = CalendarState::Creating;
-                self.save_calendar(cal)?;
+                self.save_calendar(cal).await?;
                 calls.fetch_add(1, Ordering::Relaxed);
                 let c = api.calendar_insert(&off.name, &zone).await?;
                 cal.calendar_id = Some(c.id.clone());
                 cal.synced_name = Some(off.name.clone());
-                self.save_calendar(cal)?;
+                self.save_calendar(cal).await?;
                 Ok(c.id)
             }
         }
@@ -477,16 +469,16 @@ impl SyncEngine {
 
     /// Records a failed run on the calendar record (Erred, the error, one more
     /// failure for the back-off).
-    fn fail(&self, offering: Id, err: &SyncError) {
+    async fn fail(&self, offering: Id, err: &SyncError) {
         let msg = match err {
             SyncError::Google(g) => g.to_string(),
             other => other.to_string(),
         };
-        if let Ok(Some(mut cal)) = self.store.calendar(offering) {
+        if let Ok(Some(mut cal)) = self.store.calendar(offering).await {
             cal.state = CalendarState::Erred;
             cal.last_error = Some(msg);
             cal.failures = cal.failures.saturating_add(1);
-            if let Err(e) = self.save_calendar(&cal) {
+            if let Err(e) = self.save_calendar(&cal).await {
                 tracing::error!(offering = %offering, error = %e, "could not record a failed sync");
             }
         }
@@ -494,8 +486,8 @@ impl SyncEngine {
 
     /// Records a run that waits for Google's usage limits: scheduled again (not
     /// Erred, no failure counted), with the reason and the time.
-    fn wait(&self, offering: Id, reason: &str, after: StdDuration) {
-        let mut cal = match self.store.calendar(offering) {
+    async fn wait(&self, offering: Id, reason: &str, after: StdDuration) {
+        let mut cal = match self.store.calendar(offering).await {
             Ok(Some(cal)) => cal,
             Ok(None) => OfferingCalendar::new(offering),
             Err(e) => {
@@ -512,22 +504,22 @@ impl SyncEngine {
             reason: reason.to_owned(),
             until: Utc::now() + Duration::from_std(after).unwrap_or_else(|_| Duration::days(1)),
         });
-        if let Err(e) = self.save_calendar(&cal) {
+        if let Err(e) = self.save_calendar(&cal).await {
             tracing::error!(offering = %offering, error = %e, "could not record a waiting sync");
         }
     }
 
     /// Records the end of a run that did not succeed.
-    fn record_outcome(&self, offering: Id, err: &SyncError) {
+    async fn record_outcome(&self, offering: Id, err: &SyncError) {
         match err {
             SyncError::Deferred {
                 reason,
                 retry_after,
             } => {
                 tracing::info!(offering = %offering, %reason, ?retry_after, "sync waits for Google's usage limits");
-                self.wait(offering, reason, *retry_after);
+                self.wait(offering, reason, *retry_after).await;
             }
-            other => self.fail(offering, other),
+            other => self.fail(offering, other).await,
         }
     }
 
@@ -539,7 +531,7 @@ impl SyncEngine {
     pub async fn set_public(&self, offering: Id, public: bool) -> Result<(), SyncError> {
         let r = self.set_public_inner(offering, public).await;
         if let Err(e) = &r {
-            self.record_outcome(offering, e);
+            self.record_outcome(offering, e).await;
         }
         r
     }
@@ -547,15 +539,14 @@ impl SyncEngine {
     async fn set_public_inner(&self, offering: Id, public: bool) -> Result<(), SyncError> {
         let off = self
             .store
-            .read()?
-            .offerings
-            .get(&offering)
-            .cloned()
+            .offering(offering)
+            .await?
             .ok_or(SyncError::UnknownOffering(offering))?;
         let api = self.client(&off).await?;
         let mut cal = self
             .store
-            .calendar(offering)?
+            .calendar(offering)
+            .await?
             .unwrap_or_else(|| OfferingCalendar::new(offering));
         let calls = AtomicU64::new(0);
         let id = self.ensure_calendar(&api, &off, &mut cal, &calls).await?;
@@ -574,7 +565,7 @@ impl SyncEngine {
         cal.last_error = None;
         cal.failures = 0;
         cal.waiting = None;
-        self.save_calendar(&cal)
+        self.save_calendar(&cal).await
     }
 
     /// Syncs one offering.
@@ -592,7 +583,7 @@ impl SyncEngine {
     ) -> Result<RunReport, SyncError> {
         let r = self.run(offering, opts).await;
         if let (Err(e), false) = (&r, opts.dry_run) {
-            self.record_outcome(offering, e);
+            self.record_outcome(offering, e).await;
         }
         r
     }
@@ -616,7 +607,7 @@ impl SyncEngine {
     async fn run(&self, offering: Id, opts: RunOptions) -> Result<RunReport, SyncError> {
         let started = Instant::now();
         let now = Utc::now();
-        let mut loaded = self.load(offering)?;
+        let mut loaded = self.load(offering).await?;
         let api = self.client(&loaded.offering).await?;
         let calls = Arc::new(AtomicU64::new(0));
         let listing = self.look(&api, &mut loaded, opts, &calls).await?;
@@ -688,7 +679,8 @@ impl SyncEngine {
         summary.api_calls = calls.load(Ordering::Relaxed);
         summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         report.retry_after = executed.retry_after;
-        self.persist(loaded, listing, decision, executed, &summary)?;
+        self.persist(loaded, listing, decision, executed, &summary)
+            .await?;
         report.summary = summary;
         tracing::info!(offering = %offering, created = report.summary.created, updated = report.summary.updated, deleted = report.summary.deleted, busy = report.summary.busy_slots, calls = report.summary.api_calls, "sync run finished");
         Ok(report)
@@ -718,7 +710,7 @@ impl SyncEngine {
             } else {
                 CalendarState::Creating
             };
-            self.save_calendar(cal)?;
+            self.save_calendar(cal).await?;
         }
         let calendar_id = match (&cal.calendar_id, opts.dry_run) {
             (Some(id), true) => id.clone(),
@@ -809,7 +801,7 @@ impl SyncEngine {
     /// Stores, in one transaction, everything the listing implied (with its token)
     /// and what the writes did; a listing the busy-slot guard holds back leaves the
     /// external events, busy slots and token as they were.
-    fn persist(
+    async fn persist(
         &self,
         loaded: Loaded,
         listing: Listing,
@@ -840,7 +832,7 @@ impl SyncEngine {
         });
         cal.last_run = Some(summary.clone());
         changes.push(Store::calendar_change(&cal)?);
-        self.store.sync_put(changes)?;
+        self.store.write(changes).await?;
         Ok(())
     }
 }

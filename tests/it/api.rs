@@ -242,7 +242,14 @@ async fn booking_resources_filter_and_order_like_waldur() {
         assert_eq!(r.status, 200, "{q}: {}", r.text);
         assert_eq!(count(&r), want, "{q}");
     }
-    let provider = app.store.read().expect("read").offerings[&room].customer;
+    let provider = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .offerings[&room]
+        .customer;
     assert_eq!(
         count(
             &app.get(
@@ -323,9 +330,11 @@ async fn booking_resources_are_visible_to_staff_the_provider_and_their_creator_o
         created: chrono::Utc::now(),
     };
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::User(stranger.clone())], ())))
         .expect("user");
-    let tok = app.store.create_token(stranger.id).expect("token");
+    let tok = app.store.create_token(stranger.id).await.expect("token");
     let r = app
         .http
         .get(format!("{}/api/booking-resources/", app.base))
@@ -1195,7 +1204,7 @@ async fn datetime_filters_take_naive_isoformat_values_with_microseconds_as_utc()
     assert_eq!(r.status, 400, "{}", r.text);
 }
 
-// The list hot path orders only the requested page (see `listing::sort_prefix`) and
+// The list hot path orders only the requested page (see the store's `catalog_query::sort_prefix`) and
 // matches `query`/`name` without allocating: pages must still tile the full order.
 
 #[tokio::test]
@@ -1325,7 +1334,15 @@ async fn r_uuid(app: &crate::helpers::TestApp) -> String {
 async fn offering_filters_work_the_same_on_resources_and_orders() {
     let app = spawn_app().await;
     let tem = app.offering_id("tem-2100");
-    let category = app.store.read().expect("read").offerings[&tem].category.id;
+    let category = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .offerings[&tem]
+        .category
+        .id;
     let url = format!(
         "{}/api/marketplace-public-offerings/{}/",
         app.base,

@@ -231,11 +231,19 @@ impl Matrix {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("other-tenant.json");
         std::fs::write(&file, OTHER_TENANT).expect("write");
-        bookcal::import::import_file(&app.store, &file).expect("import the other tenant");
+        bookcal::import::import_file(&app.store, &file)
+            .await
+            .expect("import the other tenant");
         let mut app = app;
-        let eve = app.store.read().expect("read").users_by_name["eve"];
+        let eve = app
+            .store
+            .sled()
+            .expect("sled")
+            .read()
+            .expect("read")
+            .users_by_name["eve"];
         app.tokens
-            .insert("eve", app.store.create_token(eve).expect("token"));
+            .insert("eve", app.store.create_token(eve).await.expect("token"));
         app.seed_calendar("room-aurora", "room@group.calendar.google.com", true);
         app.seed_calendar("tem-2100", "tem@group.calendar.google.com", false);
         let mut m = Matrix {
@@ -392,7 +400,14 @@ impl Matrix {
                     self.app.offering_id("spare-9")
                 };
                 if matches!(target, Target::PublicCalendarOffering) {
-                    let slug = self.app.store.read().expect("read").offerings[&id]
+                    let slug = self
+                        .app
+                        .store
+                        .sled()
+                        .expect("sled")
+                        .read()
+                        .expect("read")
+                        .offerings[&id]
                         .slug
                         .clone();
                     self.app.seed_calendar(
@@ -465,7 +480,7 @@ impl Matrix {
     /// Everything stored, to compare before and after a refused call.
     fn state(&self) -> (u64, String) {
         let store = &self.app.store;
-        let cat = store.read().expect("read");
+        let cat = store.sled().expect("sled").read().expect("read");
         let mut orders: Vec<String> = cat
             .orders
             .values()
@@ -474,7 +489,7 @@ impl Matrix {
         orders.sort();
         let mut calendars = Vec::new();
         for id in cat.offerings.keys() {
-            if let Some(c) = store.calendar(*id).expect("calendar") {
+            if let Some(c) = store.sled().expect("sled").calendar(*id).expect("calendar") {
                 calendars.push(format!("{}:{:?}:{}", id.hex(), c.state, c.public));
             }
         }
@@ -489,7 +504,7 @@ impl Matrix {
 
     /// What anonymous callers and the other tenant must never be shown.
     fn private_words(&self) -> Vec<String> {
-        let cat = self.app.store.read().expect("read");
+        let cat = self.app.store.sled().expect("sled").read().expect("read");
         let eve = cat.users_by_name["eve"];
         let mut words = Vec::new();
         let mut id = |i: Id| {
@@ -527,7 +542,14 @@ impl Matrix {
             bookcal::store::feed_tokens::FeedScope::Offering(self.app.offering_id("room-aurora")),
             bookcal::store::feed_tokens::FeedScope::User(cat.users_by_name["alice"]),
         ] {
-            for t in self.app.store.feed_tokens(scope).expect("tokens") {
+            for t in self
+                .app
+                .store
+                .sled()
+                .expect("sled")
+                .feed_tokens(scope)
+                .expect("tokens")
+            {
                 id(t.uuid);
             }
         }
@@ -554,7 +576,7 @@ impl Matrix {
 
     /// The uuids a list shows `who` (all pages of 1000).
     fn expected_list(&self, path: &str, who: &str) -> BTreeSet<String> {
-        let cat = self.app.store.read().expect("read");
+        let cat = self.app.store.sled().expect("sled").read().expect("read");
         let user = cat.users_by_name[who];
         let staff = cat.users[&user].is_staff;
         let owns = |c: &Id| cat.customers[c].owners.contains(&user);
@@ -589,6 +611,8 @@ impl Matrix {
             "/api/feed-tokens/" => self
                 .app
                 .store
+                .sled()
+                .expect("sled")
                 .feed_tokens(bookcal::store::feed_tokens::FeedScope::User(user))
                 .expect("tokens")
                 .iter()

@@ -10,6 +10,8 @@ use bookcal::google::{Event, EventTime};
 
 fn cal_id(app: &crate::helpers::TestApp, offering: bookcal::domain::Id) -> String {
     app.store
+        .sled()
+        .expect("sled")
         .calendar(offering)
         .expect("read")
         .and_then(|c| c.calendar_id)
@@ -70,6 +72,7 @@ async fn a_weekly_series_ending_on_a_plain_date_blocks_all_its_weeks_and_refuses
     let busy: Vec<_> = app
         .store
         .busy_slots(room)
+        .await
         .expect("busy")
         .into_iter()
         .filter(|b| b.source_event_id == "labclosed1")
@@ -138,7 +141,9 @@ async fn engine_with(emu: Emulator, limits: UsageLimits) -> Engine {
     let store = Arc::new(Store::temporary().expect("store"));
     let ds: bookcal::import::DataSet =
         serde_json::from_str(bookcal::demo::DEMO_DATA).expect("demo data");
-    bookcal::import::import(&store, &ds, Utc::now()).expect("import");
+    bookcal::import::import(&store, &ds, Utc::now())
+        .await
+        .expect("import");
     let options = ClientOptions {
         root_url: emu.root_url(),
         retry: RetryPolicy {
@@ -180,6 +185,8 @@ async fn emulator() -> Emulator {
 impl Engine {
     fn offering(&self, slug: &str) -> Id {
         self.store
+            .sled()
+            .expect("sled")
             .read()
             .expect("read")
             .offerings
@@ -191,8 +198,14 @@ impl Engine {
 
     /// `n` copies of room-aurora (no bookings).
     fn add_offerings(&self, n: usize) -> Vec<Id> {
-        let template =
-            self.store.read().expect("read").offerings[&self.offering("room-aurora")].clone();
+        let template = self
+            .store
+            .sled()
+            .expect("sled")
+            .read()
+            .expect("read")
+            .offerings[&self.offering("room-aurora")]
+            .clone();
         let offerings: Vec<_> = (0..n)
             .map(|i| bookcal::domain::Offering {
                 id: Id::new_v4(),
@@ -204,6 +217,8 @@ impl Engine {
         let ids = offerings.iter().map(|o| o.id).collect();
         let changes = offerings.into_iter().map(Change::Offering).collect();
         self.store
+            .sled()
+            .expect("sled")
             .mutate(|_| Ok::<_, ()>((changes, ())))
             .expect("store");
         ids
@@ -286,6 +301,8 @@ async fn sync_all_over_100_offerings_creates_25_calendars_an_hour_and_the_rest_w
     );
     let waiting_record = env
         .store
+        .sled()
+        .expect("sled")
         .calendar(waiting[0].0)
         .expect("read")
         .expect("record");
@@ -315,7 +332,13 @@ async fn sync_all_over_100_offerings_creates_25_calendars_an_hour_and_the_rest_w
     // Two requests per offering in all: the calendar and its first listing.
     assert_eq!(env.requests(), 200);
     for id in &targets {
-        let cal = env.store.calendar(*id).expect("read").expect("record");
+        let cal = env
+            .store
+            .sled()
+            .expect("sled")
+            .calendar(*id)
+            .expect("read")
+            .expect("record");
         assert_eq!(cal.state, CalendarState::Ok);
         assert!(cal.waiting.is_none());
     }
@@ -342,6 +365,8 @@ async fn a_usage_limit_refusal_pauses_creation_until_the_lock_out_ends_and_is_me
         .all(|(_, after)| *after > StdDuration::from_secs(7000)));
     let why = env
         .store
+        .sled()
+        .expect("sled")
         .calendar(waiting[0].0)
         .expect("read")
         .and_then(|c| c.waiting)
@@ -395,7 +420,15 @@ async fn a_fresh_calendar_answering_404_and_403_for_seconds_is_waited_for_not_fa
         .await
         .expect("share waits for the new calendar");
     assert!(env.counter("calendar.acl.insert:403") >= 1);
-    assert!(env.store.calendar(tem).expect("read").expect("cal").public);
+    assert!(
+        env.store
+            .sled()
+            .expect("sled")
+            .calendar(tem)
+            .expect("read")
+            .expect("cal")
+            .public
+    );
 }
 
 // ------------------------------------------------------------------ token endpoint
@@ -448,7 +481,12 @@ async fn with_drifting_etags_a_run_after_a_no_change_run_makes_one_request() {
     }
     // A real edit is still seen and repaired.
     let cal = cal_id(&app, room);
-    let mapping = app.store.mapping(room).expect("mapping");
+    let mapping = app
+        .store
+        .sled()
+        .expect("sled")
+        .mapping(room)
+        .expect("mapping");
     let (_, victim) = mapping.iter().next().expect("a slot");
     let mut edited = env
         .human
@@ -470,6 +508,8 @@ async fn a_purged_tombstone_gives_the_slot_its_next_event_id_and_the_mapping_fol
     let cal = cal_id(&app, room);
     let before: BTreeMap<String, String> = app
         .store
+        .sled()
+        .expect("sled")
         .mapping(room)
         .expect("mapping")
         .into_iter()
@@ -480,7 +520,12 @@ async fn a_purged_tombstone_gives_the_slot_its_next_event_id_and_the_mapping_fol
     env.emu.controls().purge_tombstones_now();
     let r = env.sync(room).await;
     assert!(r.summary.warnings.is_empty(), "{:?}", r.summary.warnings);
-    let after = app.store.mapping(room).expect("mapping");
+    let after = app
+        .store
+        .sled()
+        .expect("sled")
+        .mapping(room)
+        .expect("mapping");
     let new_id = &after[slot].event_id;
     assert_ne!(new_id, old_id);
     assert_eq!(bookcal::sync::decide::generation_of(new_id), 1);
@@ -511,13 +556,15 @@ async fn every_zone_is_written_with_a_name_google_accepts_and_a_kyiv_offering_sy
     let env = engine_with(emu, UsageLimits::default()).await;
     let room = env.offering("room-aurora");
     let kyiv = {
-        let cat = env.store.read().expect("read");
+        let cat = env.store.sled().expect("sled").read().expect("read");
         bookcal::domain::Offering {
             time_zone: chrono_tz::Europe::Kyiv,
             ..cat.offerings[&room].clone()
         }
     };
     env.store
+        .sled()
+        .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![Change::Offering(kyiv)], ())))
         .expect("store");
     let r = env
@@ -539,7 +586,11 @@ async fn every_zone_is_written_with_a_name_google_accepts_and_a_kyiv_offering_sy
 
 /// The value of a sample in a Prometheus text exposition, if present.
 fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
-    let prefix = format!("{name}{{{labels}}} ");
+    let prefix = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.trim().parse().ok())
@@ -556,7 +607,14 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
     .await;
     let emu = app.emu.as_ref().expect("the app's emulator");
     let room = app.offering_id("room-aurora");
-    let provider = app.store.read().expect("read").offerings[&room].customer;
+    let provider = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .offerings[&room]
+        .customer;
     let user = "calendars@northlab.example";
     emu.controls().register_refresh_token_for(
         "northlab-client",
@@ -674,10 +732,18 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
         )
         .await;
     assert_eq!(r.status, 201, "busy time read just now: {}", r.text);
-    let mut cal = app.store.calendar(room).expect("read").expect("record");
+    let mut cal = app
+        .store
+        .sled()
+        .expect("sled")
+        .calendar(room)
+        .expect("read")
+        .expect("record");
     let read_at = Utc::now() - Duration::hours(3);
     cal.busy_read_at = Some(read_at);
     app.store
+        .sled()
+        .expect("sled")
         .sync_put(vec![Store::calendar_change(&cal).expect("change")])
         .expect("write");
     let before = app.snapshot();
@@ -736,8 +802,14 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
     use std::sync::atomic::Ordering;
     // The service's defaults: 20 calendars per hour and credential.
     let app = spawn_app().await;
-    let template =
-        app.store.read().expect("read").offerings[&app.offering_id("room-aurora")].clone();
+    let template = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .offerings[&app.offering_id("room-aurora")]
+        .clone();
     let offerings: Vec<bookcal::domain::Offering> = (0..22)
         .map(|i| bookcal::domain::Offering {
             id: bookcal::domain::Id::new_v4(),
@@ -748,6 +820,8 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
         .collect();
     let ids: Vec<_> = offerings.iter().map(|o| o.id).collect();
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| {
             Ok::<_, ()>((
                 offerings
@@ -778,6 +852,8 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
         ids.iter()
             .filter(|id| {
                 store
+                    .sled()
+                    .expect("sled")
                     .calendar(**id)
                     .ok()
                     .flatten()
@@ -789,6 +865,8 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
         ids.iter()
             .filter(|id| {
                 store
+                    .sled()
+                    .expect("sled")
                     .calendar(**id)
                     .ok()
                     .flatten()
@@ -821,6 +899,8 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
     let now = Utc::now();
     for id in ids.iter().filter(|id| {
         store
+            .sled()
+            .expect("sled")
             .calendar(**id)
             .ok()
             .flatten()
@@ -841,11 +921,33 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
         assert!(reason.contains("budget of 20"), "{gc}");
         assert!(gc["waiting"]["until"].is_string(), "{gc}");
     }
+    // And in /metrics (anonymous: a count, no offering named).
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        sample(&metrics, "bookcal_sync_waiting_offerings", ""),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "bookcal_sync_runs_total", "outcome=\"deferred\""),
+        Some(2.0),
+        "{metrics}"
+    );
     // Poking the scheduler (an action on a synced offering) does not run the held ones.
     let synced = *ids
         .iter()
         .find(|id| {
             store
+                .sled()
+                .expect("sled")
                 .calendar(**id)
                 .ok()
                 .flatten()

@@ -42,11 +42,18 @@ impl Service {
             .await
             .expect("build the service");
         let store = app.store().clone();
-        bookcal::import::import_file(&store, Path::new(FIXTURE)).expect("import");
+        bookcal::import::import_file(&store, Path::new(FIXTURE))
+            .await
+            .expect("import");
         let mut tokens = HashMap::new();
         for u in ["owner", "alice", "bob"] {
-            let id = store.read().expect("read").users_by_name[u];
-            tokens.insert(u, store.create_token(id).expect("token"));
+            let id = store
+                .sled()
+                .expect("sled")
+                .read()
+                .expect("read")
+                .users_by_name[u];
+            tokens.insert(u, store.create_token(id).await.expect("token"));
         }
         let addr = app.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
@@ -270,7 +277,14 @@ async fn a_huge_content_length_gets_a_drf_413_at_once_whoever_sends_it() {
         ..limits()
     })
     .await;
-    let orders_before = svc.store.read().expect("read").orders.len();
+    let orders_before = svc
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .orders
+        .len();
     for user in [Some("alice"), None] {
         let head = svc.head(
             "POST",
@@ -319,7 +333,13 @@ async fn a_huge_content_length_gets_a_drf_413_at_once_whoever_sends_it() {
         "{text}"
     );
     assert_eq!(
-        svc.store.read().expect("read").orders.len(),
+        svc.store
+            .sled()
+            .expect("sled")
+            .read()
+            .expect("read")
+            .orders
+            .len(),
         orders_before,
         "nothing was stored"
     );

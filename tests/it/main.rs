@@ -22,6 +22,7 @@ mod integrity;
 mod limits;
 mod openapi;
 mod operations;
+mod postgres;
 mod scheduler;
 mod secrets;
 mod sync;

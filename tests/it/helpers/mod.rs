@@ -2,6 +2,8 @@
 //! loaded with `fixtures/demo.json`, and hands out tokens for its users.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +35,9 @@ pub struct TestApp {
     pub engine: Arc<SyncEngine>,
     /// The Google Calendar the service talks to, when it has credentials.
     pub emu: Option<Emulator>,
+    /// Ids of the demo data by slug (offerings, projects).
+    offerings: HashMap<String, Id>,
+    projects: HashMap<String, Id>,
     scheduler: Mutex<Option<Scheduler>>,
     _dir: tempfile::TempDir,
 }
@@ -51,6 +56,8 @@ pub struct Options {
     pub sync_interval_secs: u64,
     /// The `feeds` settings (cache size, render threads).
     pub feeds: bookcal::config::FeedSettings,
+    /// `store_url` (see [`pg::database`]); none: sled in the temporary directory.
+    pub store_url: Option<String>,
     /// `google.provider_credentials_dir` (per-provider refresh-token files).
     pub provider_credentials_dir: Option<std::path::PathBuf>,
 }
@@ -61,6 +68,7 @@ impl Default for Options {
             google_credentials: true,
             sync_interval_secs: 0,
             feeds: bookcal::config::FeedSettings::default(),
+            store_url: None,
             provider_credentials_dir: None,
         }
     }
@@ -79,6 +87,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
     settings.feeds = opts.feeds;
+    settings.store_url = opts.store_url.map(bookcal::config::Secret::new);
     settings.google.provider_credentials_dir = opts.provider_credentials_dir;
     settings.google.requests_per_minute = 60_000;
     let emu = if opts.google_credentials {
@@ -98,17 +107,25 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         .expect("build the service");
     let store = app.store().clone();
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
-    bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import demo data");
+    bookcal::import::import_file(&store, std::path::Path::new(fixture))
+        .await
+        .expect("import demo data");
+    let directory = store.directory().await.expect("read the directory");
     let mut tokens = HashMap::new();
     for u in ["admin", "owner", "manager", "alice", "bob"] {
-        let id = *store
-            .read()
-            .expect("read")
-            .users_by_name
-            .get(u)
-            .expect("user");
-        tokens.insert(u, store.create_token(id).expect("token"));
+        let id = directory.user_by_name(u).expect("user").id;
+        tokens.insert(u, store.create_token(id).await.expect("token"));
     }
+    let offerings = directory
+        .offerings
+        .values()
+        .map(|o| (o.slug.clone(), o.id))
+        .collect();
+    let projects = directory
+        .projects
+        .values()
+        .map(|p| (p.slug.clone(), p.id))
+        .collect();
     let base = format!("http://{}", app.local_addr().expect("addr"));
     let state = app.state().clone();
     let engine = app.engine().clone();
@@ -124,6 +141,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         state,
         engine,
         emu,
+        offerings,
+        projects,
         scheduler: Mutex::new(scheduler),
         _dir: dir,
     }
@@ -177,26 +196,26 @@ impl TestApp {
         live_events(self.emu(), calendar_id)
     }
 
+    /// An offering's id by slug: the demo's (any engine), or one a test added
+    /// (read from the sled catalog).
     pub fn offering_id(&self, slug: &str) -> Id {
-        self.store
-            .read()
-            .expect("read")
-            .offerings
-            .values()
-            .find(|o| o.slug == slug)
-            .expect("offering")
-            .id
+        self.offerings.get(slug).copied().unwrap_or_else(|| {
+            let store = self.store.sled().expect("an offering added on sled");
+            let cat = store.read().expect("read");
+            let found = cat.offerings.values().find(|o| o.slug == slug);
+            found.expect("offering").id
+        })
     }
 
+    /// A project's id by slug: the demo's (any engine), or one a test added (read
+    /// from the sled catalog).
     pub fn project_id(&self, slug: &str) -> Id {
-        self.store
-            .read()
-            .expect("read")
-            .projects
-            .values()
-            .find(|p| p.slug == slug)
-            .expect("project")
-            .id
+        self.projects.get(slug).copied().unwrap_or_else(|| {
+            let store = self.store.sled().expect("a project added on sled");
+            let cat = store.read().expect("read");
+            let found = cat.projects.values().find(|p| p.slug == slug);
+            found.expect("project").id
+        })
     }
 
     pub async fn req(
@@ -258,7 +277,7 @@ impl TestApp {
 
     /// Counts of stored records, to prove a refused request changed nothing.
     pub fn snapshot(&self) -> (usize, usize, Vec<(Id, String, usize)>) {
-        let cat = self.store.read().expect("read");
+        let cat = self.store.sled().expect("sled").read().expect("read");
         let mut res: Vec<(Id, String, usize)> = cat
             .resources
             .values()
@@ -393,7 +412,7 @@ pub fn live_events(emu: &Emulator, calendar_id: &str) -> Vec<Value> {
 pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
     use bookcal::domain::{Resource, ResourceState, Slot};
     let (project, user) = {
-        let cat = app.store.read().expect("read");
+        let cat = app.store.sled().expect("sled").read().expect("read");
         (
             *cat.projects.keys().next().expect("project"),
             cat.users_by_name["alice"],
@@ -428,6 +447,8 @@ pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
     };
     let id = r.id;
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ())))
         .expect("store");
     id
@@ -471,7 +492,11 @@ impl TestApp {
         cal.last_success = Some(now);
         cal.busy_read_at = Some(now);
         let change = Store::calendar_change(&cal).expect("encode calendar");
-        self.store.sync_put(vec![change]).expect("store calendar");
+        self.store
+            .sled()
+            .expect("sled")
+            .sync_put(vec![change])
+            .expect("store calendar");
     }
 }
 

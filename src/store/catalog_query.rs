@@ -1,0 +1,351 @@
+//! List queries on the sled engine: answered from the in-memory [`Catalog`]; only the
+//! records of the page are decoded.
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, Utc};
+
+use super::catalog::{Catalog, OrderEntry, ResourceEntry};
+use super::query::{
+    any_of, contains_lowercase, BookingFilter, OfferingFilter, OfferingKey, OfferingQuery,
+    OrderKey, OrderQuery, PageRange, ResourceKey, ResourceQuery,
+};
+use crate::domain::{Id, Offering, OrderState};
+
+/// Puts the first `end` items of `items` in `cmp` order (the rest stay unordered):
+/// a page needs only the items up to its end sorted. `cmp` must be a total order
+/// (end with a unique key) so that the result does not depend on the input order.
+pub fn sort_prefix<T>(items: &mut [T], end: usize, mut cmp: impl FnMut(&T, &T) -> Ordering) {
+    let end = end.min(items.len());
+    if end == 0 {
+        return;
+    }
+    if end < items.len() {
+        items.select_nth_unstable_by(end - 1, &mut cmp);
+    }
+    items[..end].sort_unstable_by(cmp);
+}
+
+fn offering_matches(f: &OfferingFilter, cat: &Catalog, offering: Id) -> bool {
+    if !any_of(&f.ids, offering) {
+        return false;
+    }
+    if f.slugs.is_empty() && f.categories.is_none() {
+        return true;
+    }
+    cat.offerings.get(&offering).is_some_and(|o| {
+        (f.slugs.is_empty() || f.slugs.contains(&o.slug)) && any_of(&f.categories, o.category.id)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn common_matches(
+    f: &BookingFilter,
+    cat: &Catalog,
+    offering: Id,
+    customer: Id,
+    project: Id,
+    provider: Id,
+    created: DateTime<Utc>,
+    modified: DateTime<Utc>,
+) -> bool {
+    !f.nothing
+        && any_of(&f.customer, customer)
+        && any_of(&f.project, project)
+        && any_of(&f.provider, provider)
+        && f.created_after.is_none_or(|t| created >= t)
+        && f.created_before.is_none_or(|t| created <= t)
+        && f.modified_after.is_none_or(|t| modified >= t)
+        && f.modified_before.is_none_or(|t| modified <= t)
+        && offering_matches(&f.offering, cat, offering)
+        && f.service_manager.is_none_or(|u| {
+            cat.offerings.get(&offering).is_some_and(|o| {
+                o.shared
+                    && cat
+                        .customers
+                        .get(&o.customer)
+                        .is_some_and(|c| c.owners.contains(&u) || c.managers.contains(&u))
+            })
+        })
+}
+
+fn resource_matches(q: &ResourceQuery, cat: &Catalog, r: &ResourceEntry) -> bool {
+    q.visible
+        .admits(r.provider, r.customer, r.project, r.created_by)
+        && common_matches(
+            &q.common, cat, r.offering, r.customer, r.project, r.provider, r.created, r.modified,
+        )
+        && q.states.as_ref().is_none_or(|s| s.contains(&r.state))
+        && q.connected
+            .as_ref()
+            .is_none_or(|v| v.contains(&r.customer) || v.contains(&r.provider))
+        && q.name
+            .as_ref()
+            .is_none_or(|n| contains_lowercase(&r.name, n))
+        && q.name_exact.as_ref().is_none_or(|n| &*r.name == n.as_str())
+        && q.backend_id
+            .as_ref()
+            .is_none_or(|b| &*r.backend_id == b.as_str())
+        && q.project_name.as_ref().is_none_or(|n| {
+            cat.projects
+                .get(&r.project)
+                .is_some_and(|p| contains_lowercase(&p.name, n))
+        })
+        && q.query.as_ref().is_none_or(|text| {
+            contains_lowercase(&r.name, text)
+                || contains_lowercase(&r.slug, text)
+                || contains_lowercase(&r.backend_id, text)
+                || Id::parse(text) == Some(r.id)
+        })
+}
+
+/// A sort key borrowed from the entry or the catalog: comparing never allocates.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum SortKey<'c> {
+    Text(&'c str),
+    Time(Option<DateTime<Utc>>),
+}
+
+fn resource_key<'c>(r: &'c ResourceEntry, key: ResourceKey, cat: &'c Catalog) -> SortKey<'c> {
+    use SortKey::{Text, Time};
+    match key {
+        ResourceKey::Name => Text(&r.name),
+        ResourceKey::Created => Time(Some(r.created)),
+        ResourceKey::Modified => Time(Some(r.modified)),
+        ResourceKey::State => Text(r.state.as_str()),
+        ResourceKey::BackendId => Text(&r.backend_id),
+        ResourceKey::Schedules => Time(r.first_start),
+        ResourceKey::ProjectName => Text(cat.projects.get(&r.project).map_or("", |p| &p.name)),
+        ResourceKey::CustomerName => Text(cat.customers.get(&r.customer).map_or("", |c| &c.name)),
+        ResourceKey::OfferingName => Text(cat.offerings.get(&r.offering).map_or("", |o| &o.name)),
+    }
+}
+
+/// The ids of a booking resource list's page, and its total.
+pub(crate) fn resources(cat: &Catalog, q: &ResourceQuery) -> (usize, Vec<Id>) {
+    let keep = |r: &&ResourceEntry| resource_matches(q, cat, r);
+    let page = q.page.unwrap_or(PageRange {
+        offset: 0,
+        limit: 0,
+    });
+    let end = page.offset.saturating_add(page.limit);
+    // The default order over everything walks the name index up to the page's end
+    // (and counts with a scan); otherwise hits are collected unordered (narrowed by
+    // offering through its index) and only the items up to the page's end are
+    // ordered.
+    let walk = q.order.is_empty() && q.common.offering.ids.is_none();
+    if walk {
+        let total = cat.resources.values().filter(keep).count();
+        let ids = if page.limit == 0 {
+            Vec::new()
+        } else {
+            cat.resources_by_name
+                .iter()
+                .filter_map(|(_, id)| cat.resources.get(id))
+                .filter(keep)
+                .skip(page.offset)
+                .take(page.limit)
+                .map(|r| r.id)
+                .collect()
+        };
+        return (total, ids);
+    }
+    let mut hits: Vec<&ResourceEntry> = match &q.common.offering.ids {
+        Some(offs) => {
+            let mut v: Vec<&ResourceEntry> = offs
+                .iter()
+                .filter_map(|o| cat.resources_by_offering.get(o))
+                .flatten()
+                .filter_map(|id| cat.resources.get(id))
+                .filter(keep)
+                .collect();
+            if offs.len() > 1 {
+                v.sort_unstable_by_key(|r| r.id);
+                v.dedup_by_key(|r| r.id);
+            }
+            v
+        }
+        None => cat.resources.values().filter(keep).collect(),
+    };
+    let total = hits.len();
+    if page.limit == 0 || page.offset >= total {
+        return (total, Vec::new());
+    }
+    sort_prefix(&mut hits, end, |a, b| {
+        for (k, desc) in &q.order {
+            let ord = resource_key(a, *k, cat).cmp(&resource_key(b, *k, cat));
+            let ord = if *desc { ord.reverse() } else { ord };
+            if ord.is_ne() {
+                return ord;
+            }
+        }
+        (&a.name, a.id).cmp(&(&b.name, b.id))
+    });
+    let ids = hits
+        .get(page.offset..end.min(total))
+        .unwrap_or(&[])
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    (total, ids)
+}
+
+fn order_matches(q: &OrderQuery, cat: &Catalog, o: &OrderEntry) -> bool {
+    q.visible
+        .admits(o.provider, o.customer, o.project, o.created_by)
+        && common_matches(
+            &q.common, cat, o.offering, o.customer, o.project, o.provider, o.created, o.modified,
+        )
+        && any_of(&q.resource, o.resource)
+        && q.states.as_ref().is_none_or(|s| s.contains(&o.state))
+        && q.types.as_ref().is_none_or(|s| s.contains(&o.kind))
+        && q.approvable_as_consumer.as_ref().is_none_or(|(want, who)| {
+            (o.state == OrderState::PendingConsumer
+                && who.admits(o.provider, o.customer, o.project, o.created_by))
+                == *want
+        })
+        && q.approvable_as_provider.as_ref().is_none_or(|(want, who)| {
+            (o.state == OrderState::PendingProvider
+                && who.admits(o.provider, o.customer, o.project, o.created_by))
+                == *want
+        })
+        && q.resource_name.as_ref().is_none_or(|text| {
+            cat.resources
+                .get(&o.resource)
+                .is_some_and(|x| contains_lowercase(&x.name, text))
+        })
+        && q.query.as_ref().is_none_or(|text| {
+            Id::parse(text) == Some(o.id)
+                || cat
+                    .projects
+                    .get(&o.project)
+                    .is_some_and(|x| contains_lowercase(&x.name, text))
+                || cat
+                    .resources
+                    .get(&o.resource)
+                    .is_some_and(|x| contains_lowercase(&x.name, text))
+        })
+}
+
+/// The ids of an order list's page, and its total. `reviewed` reads an order's
+/// consumer review time (not in the catalog), asked only when the list is ordered by
+/// it.
+pub(crate) fn orders(
+    cat: &Catalog,
+    q: &OrderQuery,
+    reviewed: impl Fn(Id) -> Option<DateTime<Utc>>,
+) -> (usize, Vec<Id>) {
+    let mut hits: Vec<&OrderEntry> = cat
+        .orders_by_created
+        .iter()
+        .filter_map(|(_, id)| cat.orders.get(id))
+        .filter(|o| order_matches(q, cat, o))
+        .collect();
+    let total = hits.len();
+    let page = q.page.unwrap_or(PageRange {
+        offset: 0,
+        limit: 0,
+    });
+    if page.limit == 0 || page.offset >= total {
+        return (total, Vec::new());
+    }
+    let end = page.offset.saturating_add(page.limit);
+    let by_review = q
+        .order
+        .iter()
+        .any(|(k, _)| *k == OrderKey::ConsumerReviewedAt);
+    let review: std::collections::HashMap<Id, (bool, DateTime<Utc>)> = if by_review {
+        hits.iter()
+            .map(|o| {
+                let at = reviewed(o.id);
+                (o.id, (at.is_none(), at.unwrap_or_default()))
+            })
+            .collect()
+    } else {
+        Default::default()
+    };
+    if !q.order.is_empty() {
+        sort_prefix(&mut hits, end, |a, b| {
+            for (k, desc) in &q.order {
+                let ord = match k {
+                    OrderKey::Created => a.created.cmp(&b.created),
+                    OrderKey::Modified => a.modified.cmp(&b.modified),
+                    OrderKey::State => a.state.as_str().cmp(b.state.as_str()),
+                    OrderKey::ConsumerReviewedAt => review.get(&a.id).cmp(&review.get(&b.id)),
+                };
+                let ord = if *desc { ord.reverse() } else { ord };
+                if ord.is_ne() {
+                    return ord;
+                }
+            }
+            (a.created, a.id).cmp(&(b.created, b.id))
+        });
+    }
+    let ids = hits[page.offset..end.min(total)]
+        .iter()
+        .map(|o| o.id)
+        .collect();
+    (total, ids)
+}
+
+/// An offering list's page and its total.
+pub(crate) fn offerings(cat: &Catalog, q: &OfferingQuery) -> (usize, Vec<Offering>) {
+    let mut hits: Vec<&Offering> = cat
+        .offerings
+        .values()
+        .filter(|o| q.visible.all || q.visible.providers.contains(&o.customer))
+        .filter(|o| {
+            q.name
+                .as_ref()
+                .is_none_or(|n| contains_lowercase(&o.name, n))
+        })
+        .filter(|o| any_of(&q.customer, o.customer))
+        .collect();
+    let total = hits.len();
+    hits.sort_by(|a, b| {
+        for (k, desc) in &q.order {
+            let ord = match k {
+                OfferingKey::Name => a.name.cmp(&b.name),
+                OfferingKey::Created => a.created.cmp(&b.created),
+                OfferingKey::State => a.state.as_str().cmp(b.state.as_str()),
+            };
+            let ord = if *desc { ord.reverse() } else { ord };
+            if ord.is_ne() {
+                return ord;
+            }
+        }
+        (&a.name, a.id).cmp(&(&b.name, b.id))
+    });
+    let page = q.page.unwrap_or(PageRange {
+        offset: 0,
+        limit: 0,
+    });
+    let items = hits
+        .into_iter()
+        .skip(page.offset)
+        .take(page.limit)
+        .cloned()
+        .collect();
+    (total, items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_prefix_orders_exactly_the_first_items() {
+        let all: Vec<u32> = (0..200).map(|i| (i * 7919) % 211).collect();
+        let mut want = all.clone();
+        want.sort_unstable();
+        for end in [0, 1, 10, 100, 199, 200, 300] {
+            let mut v = all.clone();
+            sort_prefix(&mut v, end, |a, b| a.cmp(b));
+            let n = end.min(v.len());
+            assert_eq!(v[..n], want[..n], "end {end}");
+            let mut rest = v.clone();
+            rest.sort_unstable();
+            assert_eq!(rest, want, "end {end}: same items");
+        }
+    }
+}
