@@ -37,6 +37,8 @@ use anyhow::{bail, Context, Result};
 use bookcal::config::Settings;
 use bookcal::domain::Id;
 use bookcal::import::{import, DataSet};
+use bookcal::store::pg::cluster::{Durability, LocalCluster};
+use bookcal::store::query::{PageRange, ResourceQuery, Visible};
 use chrono::{Duration as Days, DurationRound, Utc};
 use serde_json::{json, Value};
 
@@ -64,10 +66,12 @@ fn env_usize(key: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn settings(dir: &std::path::Path) -> Result<Settings> {
+fn settings(dir: &std::path::Path, url: Option<&str>) -> Result<Settings> {
     let dir = dir.display().to_string();
+    let url = url.map(String::from);
     let env = move |k: &str| match k {
         "BOOKCAL_DATA_DIR" => Some(dir.clone()),
+        "BOOKCAL_STORE_URL" => url.clone(),
         "BOOKCAL_TOKEN_SALT" => Some(SALT.to_string()),
         _ => None,
     };
@@ -145,12 +149,17 @@ struct Generated {
     import_secs: f64,
 }
 
-async fn generate(dir: &std::path::Path, n: usize) -> Result<Generated> {
-    let store = bookcal::app::open_store(&settings(dir)?).await?;
+async fn generate(dir: &std::path::Path, url: Option<&str>, n: usize) -> Result<Generated> {
+    let store = bookcal::app::open_store(&settings(dir, url)?).await?;
     let now = Utc::now();
     let t0 = Instant::now();
+    let all = |offset: usize, limit: usize| ResourceQuery {
+        visible: Visible::everything(),
+        page: Some(PageRange { offset, limit }),
+        ..ResourceQuery::default()
+    };
     // A kept data dir (BENCH_DATA_DIR) that already holds the data set is reused.
-    let reuse = store.sled()?.read()?.resources.len() == n;
+    let reuse = store.list_resources(&all(0, 0)).await?.total == n;
     let ds: DataSet = serde_json::from_value(skeleton())?;
     if !reuse {
         import(&store, &ds, now).await?;
@@ -165,30 +174,30 @@ async fn generate(dir: &std::path::Path, n: usize) -> Result<Generated> {
     }
     store.flush().await?;
     let import_secs = t0.elapsed().as_secs_f64();
-    let (admin_id, p0_id, offerings, p0_off, resources) = {
-        let cat = store.sled()?.read()?;
-        let user = |name: &str| cat.users_by_name.get(name).copied().context("user");
-        let mut offerings: Vec<(String, Id)> = cat
-            .offerings
-            .values()
-            .map(|o| (o.slug.clone(), o.id))
-            .collect();
-        offerings.sort();
-        let p0_off = offerings
-            .iter()
-            .find(|(s, _)| s == "off-0-0")
-            .map(|(_, id)| *id)
-            .context("off-0-0")?;
-        let mut resources: Vec<Id> = cat.resources.keys().copied().collect();
-        resources.sort_by_key(|id| id.hex());
-        (
-            user("admin")?,
-            user("provider0")?,
-            offerings.into_iter().map(|(_, id)| id).collect::<Vec<_>>(),
-            p0_off,
-            resources,
-        )
-    };
+    let directory = store.directory().await?;
+    let user = |name: &str| directory.user_by_name(name).map(|u| u.id).context("user");
+    let (admin_id, p0_id) = (user("admin")?, user("provider0")?);
+    let mut offerings: Vec<(String, Id)> = directory
+        .offerings
+        .values()
+        .map(|o| (o.slug.clone(), o.id))
+        .collect();
+    offerings.sort();
+    let p0_off = offerings
+        .iter()
+        .find(|(s, _)| s == "off-0-0")
+        .map(|(_, id)| *id)
+        .context("off-0-0")?;
+    let offerings: Vec<Id> = offerings.into_iter().map(|(_, id)| id).collect();
+    let mut resources = Vec::with_capacity(n);
+    while resources.len() < n {
+        let page = store.list_resources(&all(resources.len(), BATCH)).await?;
+        if page.items.is_empty() {
+            break;
+        }
+        resources.extend(page.items.iter().map(|r| r.id));
+    }
+    resources.sort_by_key(|id| id.hex());
     if resources.len() != n {
         bail!(
             "expected {n} resources, the catalog has {}",
@@ -254,9 +263,13 @@ fn bookcal_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-fn start_server(dir: &std::path::Path) -> Result<Server> {
+fn start_server(dir: &std::path::Path, url: Option<&str>) -> Result<Server> {
     let t0 = Instant::now();
-    let mut child = Command::new(bookcal_binary()?)
+    let mut cmd = Command::new(bookcal_binary()?);
+    if let Some(url) = url {
+        cmd.env("BOOKCAL_STORE_URL", url);
+    }
+    let mut child = cmd
         .arg("serve")
         .env("BOOKCAL_DATA_DIR", dir)
         .env("BOOKCAL_LISTEN", "127.0.0.1:0")
@@ -373,11 +386,13 @@ fn pct(sorted: &[Duration], q: f64) -> f64 {
 
 async fn run(
     http: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     s: &Scenario,
     clients: usize,
     pid: u32,
 ) -> Result<Figures> {
+    // Sequential requests (and CPU) on the first server; throughput over all.
+    let base = bases[0].as_str();
     for i in 0..5 {
         one(http, base, s, i).await?;
     }
@@ -394,7 +409,7 @@ async fn run(
     let mut tasks = Vec::new();
     for c in 0..clients {
         let s2 = s2.clone();
-        let base = base.to_string();
+        let base = bases[c % bases.len()].clone();
         let http = reqwest::Client::new();
         tasks.push(tokio::spawn(async move {
             let mut i = c;
@@ -429,12 +444,36 @@ async fn main() -> Result<()> {
         Some(d) => PathBuf::from(d),
         None => tmp.path().join("data"),
     };
-    eprintln!("generating {n} booking resources in {}", dir.display());
-    let g = generate(&dir, n).await?;
-    eprintln!("imported in {:.1} s; starting the server", g.import_secs);
-    let server = start_server(&dir)?;
+    // BENCH_STORE=postgres: a local cluster with PostgreSQL's default durability
+    // (every commit flushed, as sled flushes every write), BENCH_REPLICAS servers on it.
+    let postgres = std::env::var("BENCH_STORE").is_ok_and(|v| v == "postgres");
+    let replicas = if postgres {
+        env_usize("BENCH_REPLICAS", 1).max(1)
+    } else {
+        1
+    };
+    let cluster = if postgres {
+        Some(LocalCluster::start(Durability::Full).await?)
+    } else {
+        None
+    };
+    let url = cluster.as_ref().map(|c| c.url("bookcal"));
+    let engine = if postgres { "PostgreSQL" } else { "sled" };
+    eprintln!("generating {n} booking resources on {engine}");
+    let g = generate(&dir, url.as_deref(), n).await?;
+    eprintln!(
+        "imported in {:.1} s; starting {replicas} server(s)",
+        g.import_secs
+    );
     let http = reqwest::Client::new();
-    wait_healthy(&http, &server.base).await?;
+    let mut servers = Vec::new();
+    for _ in 0..replicas {
+        let server = start_server(&dir, url.as_deref())?;
+        wait_healthy(&http, &server.base).await?;
+        servers.push(server);
+    }
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let server = &servers[0];
     let pid = server.child.id();
     let (rss_loaded, _) = memory(pid)?;
     eprintln!(
@@ -568,11 +607,13 @@ async fn main() -> Result<()> {
     );
     head("HEAD count offering_uuid=…&state=OK", per_off("state=OK"));
 
+    println!("{engine}, {replicas} server(s):");
+    println!();
     println!("| scenario | requests | median ms | p90 ms | p99 ms | max ms | server CPU ms/req | req/s ({clients} clients) |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     for s in scenarios.iter().filter(|s| s.name.contains(&only)) {
-        let f = run(&http, &server.base, s, clients, pid).await?;
+        let f = run(&http, &bases, s, clients, pid).await?;
         println!(
             "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
             s.name, s.requests, f.median, f.p90, f.p99, f.max, f.cpu, f.rps
@@ -582,6 +623,6 @@ async fn main() -> Result<()> {
     println!();
     println!("- booking resources: {n} (+ {n} orders, {n} slots), offerings: {}, import: {:.1} s, server start (catalog rebuild): {:.1} s", g.offerings.len(), g.import_secs, server.startup_secs);
     println!("- server RSS after loading: {rss_loaded:.0} MiB; after the run: {rss_after:.0} MiB; peak (VmHWM): {hwm:.0} MiB");
-    drop(server);
+    drop(servers);
     Ok(())
 }

@@ -331,6 +331,7 @@ impl Application {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(
                 %addr,
+                store = services.store.engine().as_str(),
                 data_dir = %settings.data_dir.display(),
                 google = services.google.configured(&settings),
                 "bookcal listening"

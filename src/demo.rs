@@ -27,6 +27,9 @@ pub struct DemoOptions {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub reset: bool,
+    /// The store: none is sled in `data_dir`; `local` a throw-away PostgreSQL cluster
+    /// for the demo's lifetime (needs Debian's `postgresql`); else a `postgres://` URL.
+    pub store_url: Option<String>,
 }
 
 /// Runs the demo until `shutdown`.
@@ -53,6 +56,21 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         listen: opts.listen,
         ..Settings::default()
     };
+    // Kept until the demo ends: dropping it stops and removes the cluster.
+    let mut _cluster = None;
+    match opts.store_url.as_deref() {
+        None => {}
+        Some("local") => {
+            let c = crate::store::pg::cluster::LocalCluster::start(
+                crate::store::pg::cluster::Durability::Full,
+            )
+            .await
+            .context("starting a local PostgreSQL cluster")?;
+            settings.store_url = Some(crate::config::Secret::new(c.url("bookcal")));
+            _cluster = Some(c);
+        }
+        Some(url) => settings.store_url = Some(crate::config::Secret::new(url)),
+    }
     settings.google.root_url = emu.root_url();
     settings.google.service_account_key = Some(key_path.clone());
     settings.sync.interval_secs = 60;

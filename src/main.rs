@@ -86,6 +86,10 @@ enum Command {
         /// Start again from the demo data set.
         #[arg(long)]
         reset: bool,
+        /// Run on PostgreSQL: `local` (a throw-away cluster for the demo's lifetime,
+        /// needs Debian's `postgresql`) or a `postgres://` URL; default sled.
+        #[arg(long)]
+        store_url: Option<String>,
     },
 }
 
@@ -297,12 +301,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             listen,
             reset,
+            store_url,
         } => {
             bookcal::telemetry::init(&settings.log_format);
             let opts = bookcal::demo::DemoOptions {
                 data_dir,
                 listen,
                 reset,
+                store_url,
             };
             bookcal::demo::run(opts, shutdown_on_signals()).await?;
         }

@@ -207,6 +207,11 @@ impl IntoResponse for ApiError {
                 json!({"detail": "The server is at its connection limit; try again later."}),
             ),
             ApiError::Status(status, detail) => (*status, json!({ "detail": detail })),
+            // What this store engine cannot do yet (the job queue on PostgreSQL).
+            ApiError::Store(e @ StoreError::Unsupported(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"detail": format!("Not available on this installation: {e}.")}),
+            ),
             ApiError::Store(e) => {
                 tracing::error!(error = %e, cause = ?std::error::Error::source(e), "store failure");
                 (

@@ -549,3 +549,114 @@ async fn bookcal_migrate_copies_a_sled_directory_into_postgresql_and_refuses_a_f
         .expect("request");
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_of_three_replicas_under_load_loses_no_acknowledged_order() {
+    let Some(url) = database().await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+    run(&url, dir.path(), &["import", fixture]).await;
+    let token = run(
+        &url,
+        dir.path(),
+        &["token", "create", "--username", "alice"],
+    )
+    .await;
+    let client = Arc::new(Client {
+        http: reqwest::Client::new(),
+        tokens: HashMap::from([("alice", token)]),
+    });
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(Replica::start(&url, dir.path(), &client.http).await);
+    }
+    let bases = Arc::new(std::sync::RwLock::new(
+        replicas.iter().map(|r| r.base.clone()).collect::<Vec<_>>(),
+    ));
+    let store = Store::connect(&url, &StoreOptions::default(), &Default::default())
+        .await
+        .expect("connect");
+    let directory = store.directory().await.expect("directory");
+    let room = directory
+        .offerings
+        .values()
+        .find(|o| o.slug == "tem-2100")
+        .map(|o| o.id)
+        .expect("offering");
+    let imaging = directory
+        .projects
+        .values()
+        .find(|p| p.slug == "imaging")
+        .map(|p| p.id)
+        .expect("project");
+    // Steady load: one order after another, each for a slot of its own, sent to the
+    // replicas in turn; a refused connection (a replica restarting) goes to the next.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let load = {
+        let (client, bases, stop, count) =
+            (client.clone(), bases.clone(), stop.clone(), count.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let (mut i, mut attempt) = (0usize, 0usize);
+            while !stop.is_cancelled() {
+                let slot = (
+                    at(80 + (i / 10) as i64, 8 + (i % 10) as u32),
+                    at(80 + (i / 10) as i64, 9 + (i % 10) as u32),
+                );
+                attempt += 1;
+                let base = {
+                    let b = bases.read().expect("bases");
+                    b[attempt % b.len()].clone()
+                };
+                let sent = client
+                    .http
+                    .post(format!("{base}/api/marketplace-orders/"))
+                    .header("Authorization", format!("Token {}", client.tokens["alice"]))
+                    .json(&order_body(&base, room, imaging, slot))
+                    .send()
+                    .await;
+                // An unanswered request (its replica went away) is sent again; if it
+                // had committed, its slot is taken (400) and the next one is used.
+                let Ok(r) = sent else { continue };
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                match status {
+                    201 => {
+                        let id = body["uuid"].as_str().and_then(Id::parse).expect("uuid");
+                        acknowledged.push(id);
+                        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    400 => {}
+                    _ => continue,
+                }
+                i += 1;
+            }
+            acknowledged
+        })
+    };
+    // Restart each replica in turn (killed, a new process in its place), each time
+    // after the load got a few more orders through.
+    for n in 0..3 {
+        let seen = count.load(std::sync::atomic::Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count.load(std::sync::atomic::Ordering::Relaxed) < seen + 3 {
+            assert!(Instant::now() < deadline, "the load stalled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let old = replicas.remove(0);
+        drop(old);
+        let new = Replica::start(&url, dir.path(), &client.http).await;
+        bases.write().expect("bases")[n] = new.base.clone();
+        replicas.push(new);
+    }
+    stop.cancel();
+    let acknowledged = load.await.expect("load");
+    assert!(acknowledged.len() >= 9, "{}", acknowledged.len());
+    for id in acknowledged {
+        assert!(
+            store.order(id).await.expect("read").is_some(),
+            "order {id} was lost"
+        );
+    }
+}

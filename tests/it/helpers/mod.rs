@@ -18,6 +18,8 @@ use bookcal::sync::SyncEngine;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+pub mod table;
+
 /// The service as `bookcal serve` starts it ([`Application::build`], then
 /// [`Application::run_until_stopped`]), on 127.0.0.1:0 with a temporary data dir,
 /// the demo data set, and (with Google credentials) its own Google Calendar emulator.
