@@ -13,6 +13,7 @@ pub mod interval;
 pub mod jobs;
 pub mod lifecycle;
 pub mod model;
+pub mod push;
 pub mod states;
 pub mod uuid;
 
