@@ -412,13 +412,9 @@ pub fn link_header(
     links.join(", ")
 }
 
-/// A list answer: bare JSON array plus `X-Result-Count` and `Link`.
-pub fn list_response(items: Vec<Value>, total: usize, link: String) -> Response {
-    list_response_serialized(&items, total, link)
-}
-
-/// A page of API shapes: serialised straight to JSON, or, when `field=` picks fields,
-/// each item through a `Value` with only those fields.
+/// A page of API shapes as a list answer (a bare JSON array plus `X-Result-Count` and
+/// `Link`): serialised straight to JSON, or, when `field=` picks fields, each item
+/// through a `Value` with only those fields.
 pub fn page_response<T: serde::Serialize>(
     items: &[T],
     fields: &[&str],
@@ -426,10 +422,10 @@ pub fn page_response<T: serde::Serialize>(
     link: String,
 ) -> Response {
     if fields.is_empty() {
-        return list_response_serialized(items, total, link);
+        return list_body(items, total, link);
     }
     let picked: Vec<Value> = items.iter().map(|i| picked_fields(i, fields)).collect();
-    list_response_serialized(&picked, total, link)
+    list_body(&picked, total, link)
 }
 
 /// One API shape as an answer, with only the fields `field=` picks (all when it picks
@@ -448,12 +444,8 @@ pub fn picked_fields<T: serde::Serialize>(item: &T, fields: &[&str]) -> Value {
     select_fields(serde_json::to_value(item).unwrap_or_default(), fields)
 }
 
-/// Like [`list_response`] for items serialised straight to JSON (no `Value` tree).
-pub fn list_response_serialized<T: serde::Serialize>(
-    items: &[T],
-    total: usize,
-    link: String,
-) -> Response {
+/// `items` as a bare JSON array with the list headers.
+fn list_body<T: serde::Serialize>(items: &[T], total: usize, link: String) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert("x-result-count", HeaderValue::from(total));
     if let Ok(v) = HeaderValue::from_str(&link) {

@@ -10,10 +10,12 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    booking_filter, id_from_url, link_header, list_response, page_of, page_range, select_fields,
+    booking_filter, id_from_url, link_header, one_response, page_of, page_range, page_response,
     Params,
 };
-use super::render::{self, Urls};
+use super::render::{
+    self, AttachmentUrl, Detail, OrderOut, PublicOfferingOut, StatusMessage, Urls,
+};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
 use crate::domain::booking::trim_schedule_times;
 use crate::domain::lifecycle::{Action, ErrorReport, NewOrder, Outcome};
@@ -115,7 +117,7 @@ pub async fn create(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(render::order(&created.order, &related, &Urls { base })),
+        Json(OrderOut::of(&created.order, &related, &Urls { base })),
     )
         .into_response())
 }
@@ -193,12 +195,12 @@ pub async fn list(
         .related(&render::wanted_for_orders(&found.items))
         .await?;
     let urls = Urls { base };
-    let out = found
+    let page: Vec<OrderOut> = found
         .items
         .iter()
-        .map(|o| select_fields(render::order(o, &related, &urls), &params.fields()))
+        .map(|o| OrderOut::of(o, &related, &urls))
         .collect();
-    Ok(list_response(out, total, link))
+    Ok(page_response(&page, &params.fields(), total, link))
 }
 
 /// Loads an order the caller can see.
@@ -218,7 +220,7 @@ pub async fn retrieve(
     BaseUrl(base): BaseUrl,
     Path(uuid): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&uuid)?;
     let params = Params::parse(q.as_deref());
     let roles = Roles::load(&state.store, &caller.user).await?;
@@ -227,10 +229,10 @@ pub async fn retrieve(
         .store
         .related(&render::wanted_for_orders(std::slice::from_ref(&o)))
         .await?;
-    Ok(Json(select_fields(
-        render::order(&o, &related, &Urls { base }),
+    Ok(one_response(
+        &OrderOut::of(&o, &related, &Urls { base }),
         &params.fields(),
-    )))
+    ))
 }
 
 /// Runs one lifecycle action on the order `uuid` names.
@@ -247,15 +249,15 @@ async fn act(
         .await?)
 }
 
-fn detail(msg: &str) -> Json<Value> {
-    Json(json!({ "detail": msg }))
+fn detail(msg: &'static str) -> Json<Detail<'static>> {
+    Json(Detail::new(msg))
 }
 
 pub async fn approve_by_consumer(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     act(&s, &c, &u, Action::ApproveByConsumer).await?;
     Ok(detail("Order has been approved."))
 }
@@ -264,7 +266,7 @@ pub async fn approve_by_provider(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     act(&s, &c, &u, Action::ApproveByProvider).await?;
     Ok(detail("Order has been approved."))
 }
@@ -273,7 +275,7 @@ pub async fn reject_by_consumer(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     act(&s, &c, &u, Action::RejectByConsumer).await?;
     Ok(detail("Order has been rejected."))
 }
@@ -282,7 +284,7 @@ pub async fn reject_by_provider(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     act(&s, &c, &u, Action::RejectByProvider).await?;
     Ok(detail("Order has been rejected."))
 }
@@ -309,7 +311,7 @@ pub async fn set_state_executing(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     act(&s, &c, &u, Action::SetStateExecuting).await?;
     Ok(detail("Order state has been changed to executing."))
 }
@@ -318,7 +320,7 @@ pub async fn set_state_done(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     act(&s, &c, &u, Action::SetStateDone).await?;
     Ok(detail("Order state has been changed to done."))
 }
@@ -328,7 +330,7 @@ pub async fn set_state_erred(
     c: Caller,
     Path(u): Path<String>,
     body: RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     let report = (|| {
         let b = body.json_object()?;
         Ok(ErrorReport {
@@ -346,7 +348,7 @@ pub async fn set_backend_id(
     c: Caller,
     Path(u): Path<String>,
     body: RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatusMessage<'static>>, ApiError> {
     let value = (|| {
         let b = body.json_object()?;
         match b.get("backend_id") {
@@ -363,9 +365,9 @@ pub async fn set_backend_id(
     })()
     .map_err(ApiError::into_body_refusal);
     act(&s, &c, &u, Action::SetBackendId(value)).await?;
-    Ok(Json(
-        json!({"status": "Order backend_id has been changed."}),
-    ))
+    Ok(Json(StatusMessage::new(
+        "Order backend_id has been changed.",
+    )))
 }
 
 pub async fn unlink(
@@ -383,7 +385,7 @@ pub async fn update_attachment(
     BaseUrl(base): BaseUrl,
     Path(u): Path<String>,
     Upload(mut multipart): Upload,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AttachmentUrl>, ApiError> {
     // Read the upload first (bounded by the body limit), then check and store atomically.
     let mut file: Option<Attachment> = None;
     while let Some(field) =
@@ -419,7 +421,7 @@ pub async fn update_attachment(
     let id = path_id(&u)?;
     let url =
         has_file.then(|| format!("{}attachment/", Urls { base }.of("marketplace-orders", id)));
-    Ok(Json(json!({ "attachment": url })))
+    Ok(Json(AttachmentUrl::new(url)))
 }
 
 pub async fn delete_attachment(
@@ -474,6 +476,6 @@ pub async fn offering(
         .store
         .related(&render::wanted_for_offerings(std::slice::from_ref(&off)))
         .await?;
-    let out = render::PublicOfferingOut::of(&off, &related, &Urls { base }, cal.as_ref());
+    let out = PublicOfferingOut::of(&off, &related, &Urls { base }, cal.as_ref());
     Ok(Json(out).into_response())
 }

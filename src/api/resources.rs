@@ -6,14 +6,12 @@ use axum::http::Method;
 use axum::response::Response;
 use axum::Json;
 use chrono::Utc;
-use serde_json::{json, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    booking_filter, link_header, list_response, list_response_serialized, page_of, page_range,
-    select_fields, Params,
+    booking_filter, link_header, one_response, page_of, page_range, page_response, Params,
 };
-use super::render::{self, Urls};
+use super::render::{self, OrderUuid, ResourceOut, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
 use crate::domain::lifecycle::Action;
 use crate::domain::ResourceState;
@@ -78,22 +76,12 @@ pub async fn list(
         .related(&render::wanted_for_resources(&found.items))
         .await?;
     let urls = Urls { base };
-    let fields = params.fields();
-    if fields.is_empty() {
-        // The common case: serialise the page straight from the records.
-        let page: Vec<render::ResourceOut<'_>> = found
-            .items
-            .iter()
-            .map(|r| render::resource_out(r, &related, &urls))
-            .collect();
-        return Ok(list_response_serialized(&page, total, link));
-    }
-    let out = found
+    let page: Vec<ResourceOut> = found
         .items
         .iter()
-        .map(|r| select_fields(render::resource(r, &related, &urls), &fields))
+        .map(|r| ResourceOut::of(r, &related, &urls))
         .collect();
-    Ok(list_response(out, total, link))
+    Ok(page_response(&page, &params.fields(), total, link))
 }
 
 pub async fn retrieve(
@@ -102,7 +90,7 @@ pub async fn retrieve(
     BaseUrl(base): BaseUrl,
     Path(uuid): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&uuid)?;
     let params = Params::parse(q.as_deref());
     let roles = Roles::load(&state.store, &caller.user).await?;
@@ -117,10 +105,10 @@ pub async fn retrieve(
         .store
         .related(&render::wanted_for_resources(std::slice::from_ref(&r)))
         .await?;
-    Ok(Json(select_fields(
-        render::resource(&r, &related, &Urls { base }),
+    Ok(one_response(
+        &ResourceOut::of(&r, &related, &Urls { base }),
         &params.fields(),
-    )))
+    ))
 }
 
 /// Runs one lifecycle action on the booking resource `uuid` names and answers the
@@ -130,7 +118,7 @@ async fn decide(
     caller: &Caller,
     uuid: &str,
     action: Action,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderUuid>, ApiError> {
     let id = path_id(uuid)?;
     let out = state
         .store
@@ -139,14 +127,14 @@ async fn decide(
     let order = out
         .order_uuid
         .ok_or_else(|| ApiError::bad(crate::domain::lifecycle::ORDER_NOT_FOUND))?;
-    Ok(Json(json!({ "order_uuid": order.hex() })))
+    Ok(Json(OrderUuid::new(order)))
 }
 
 pub async fn accept(
     State(state): State<AppState>,
     caller: Caller,
     Path(uuid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderUuid>, ApiError> {
     decide(&state, &caller, &uuid, Action::Accept).await
 }
 
@@ -154,7 +142,7 @@ pub async fn reject(
     State(state): State<AppState>,
     caller: Caller,
     Path(uuid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderUuid>, ApiError> {
     decide(&state, &caller, &uuid, Action::Reject).await
 }
 
@@ -167,6 +155,6 @@ pub async fn terminate(
     caller: Caller,
     Path(uuid): Path<String>,
     _body: RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderUuid>, ApiError> {
     decide(&state, &caller, &uuid, Action::Terminate).await
 }

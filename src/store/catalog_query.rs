@@ -2,6 +2,7 @@
 //! records of the page are decoded.
 
 use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -121,6 +122,34 @@ fn resource_key<'c>(r: &'c ResourceEntry, key: ResourceKey, cat: &'c Catalog) ->
     }
 }
 
+/// The entries of the asked `offerings` (through the offering index `by_offering`),
+/// or all `entries`, kept by `keep`, in no particular order.
+fn unordered_hits<'c, E>(
+    entries: &'c HashMap<Id, E>,
+    by_offering: &'c HashMap<Id, HashSet<Id>>,
+    offerings: Option<&[Id]>,
+    keep: impl Fn(&&'c E) -> bool,
+) -> Vec<&'c E> {
+    match offerings {
+        Some(offs) => {
+            let mut ids: Vec<&Id> = offs
+                .iter()
+                .filter_map(|o| by_offering.get(o))
+                .flatten()
+                .collect();
+            if offs.len() > 1 {
+                ids.sort_unstable();
+                ids.dedup();
+            }
+            ids.into_iter()
+                .filter_map(|id| entries.get(id))
+                .filter(keep)
+                .collect()
+        }
+        None => entries.values().filter(keep).collect(),
+    }
+}
+
 /// The ids of a booking resource list's page, and its total.
 pub(crate) fn resources(cat: &Catalog, q: &ResourceQuery) -> (usize, Vec<Id>) {
     let keep = |r: &&ResourceEntry| resource_matches(q, cat, r);
@@ -150,23 +179,12 @@ pub(crate) fn resources(cat: &Catalog, q: &ResourceQuery) -> (usize, Vec<Id>) {
         };
         return (total, ids);
     }
-    let mut hits: Vec<&ResourceEntry> = match &q.common.offering.ids {
-        Some(offs) => {
-            let mut v: Vec<&ResourceEntry> = offs
-                .iter()
-                .filter_map(|o| cat.resources_by_offering.get(o))
-                .flatten()
-                .filter_map(|id| cat.resources.get(id))
-                .filter(keep)
-                .collect();
-            if offs.len() > 1 {
-                v.sort_unstable_by_key(|r| r.id);
-                v.dedup_by_key(|r| r.id);
-            }
-            v
-        }
-        None => cat.resources.values().filter(keep).collect(),
-    };
+    let mut hits = unordered_hits(
+        &cat.resources,
+        &cat.resources_by_offering,
+        q.common.offering.ids.as_deref(),
+        keep,
+    );
     let total = hits.len();
     if page.limit == 0 || page.offset >= total {
         return (total, Vec::new());
@@ -235,21 +253,42 @@ pub(crate) fn orders(
     q: &OrderQuery,
     reviewed: impl Fn(Id) -> Option<DateTime<Utc>>,
 ) -> (usize, Vec<Id>) {
-    let mut hits: Vec<&OrderEntry> = cat
-        .orders_by_created
-        .iter()
-        .filter_map(|(_, id)| cat.orders.get(id))
-        .filter(|o| order_matches(q, cat, o))
-        .collect();
-    let total = hits.len();
+    let keep = |o: &&OrderEntry| order_matches(q, cat, o);
     let page = q.page.unwrap_or(PageRange {
         offset: 0,
         limit: 0,
     });
+    let end = page.offset.saturating_add(page.limit);
+    // As for resources: the default order over everything walks the creation index
+    // up to the page's end (and counts with a scan); otherwise hits are collected
+    // unordered (narrowed by offering through its index) and only the items up to the
+    // page's end are ordered.
+    if q.order.is_empty() && q.common.offering.ids.is_none() {
+        let total = cat.orders.values().filter(keep).count();
+        let ids = if page.limit == 0 {
+            Vec::new()
+        } else {
+            cat.orders_by_created
+                .iter()
+                .filter_map(|(_, id)| cat.orders.get(id))
+                .filter(keep)
+                .skip(page.offset)
+                .take(page.limit)
+                .map(|o| o.id)
+                .collect()
+        };
+        return (total, ids);
+    }
+    let mut hits = unordered_hits(
+        &cat.orders,
+        &cat.orders_by_offering,
+        q.common.offering.ids.as_deref(),
+        keep,
+    );
+    let total = hits.len();
     if page.limit == 0 || page.offset >= total {
         return (total, Vec::new());
     }
-    let end = page.offset.saturating_add(page.limit);
     let by_review = q
         .order
         .iter()
@@ -264,23 +303,21 @@ pub(crate) fn orders(
     } else {
         Default::default()
     };
-    if !q.order.is_empty() {
-        sort_prefix(&mut hits, end, |a, b| {
-            for (k, desc) in &q.order {
-                let ord = match k {
-                    OrderKey::Created => a.created.cmp(&b.created),
-                    OrderKey::Modified => a.modified.cmp(&b.modified),
-                    OrderKey::State => a.state.as_str().cmp(b.state.as_str()),
-                    OrderKey::ConsumerReviewedAt => review.get(&a.id).cmp(&review.get(&b.id)),
-                };
-                let ord = if *desc { ord.reverse() } else { ord };
-                if ord.is_ne() {
-                    return ord;
-                }
+    sort_prefix(&mut hits, end, |a, b| {
+        for (k, desc) in &q.order {
+            let ord = match k {
+                OrderKey::Created => a.created.cmp(&b.created),
+                OrderKey::Modified => a.modified.cmp(&b.modified),
+                OrderKey::State => a.state.as_str().cmp(b.state.as_str()),
+                OrderKey::ConsumerReviewedAt => review.get(&a.id).cmp(&review.get(&b.id)),
+            };
+            let ord = if *desc { ord.reverse() } else { ord };
+            if ord.is_ne() {
+                return ord;
             }
-            (a.created, a.id).cmp(&(b.created, b.id))
-        });
-    }
+        }
+        (a.created, a.id).cmp(&(b.created, b.id))
+    });
     let ids = hits[page.offset..end.min(total)]
         .iter()
         .map(|o| o.id)
