@@ -226,6 +226,20 @@ pub struct Application {
     push: Arc<PushService>,
 }
 
+/// The feeds service with the `feeds` settings.
+pub fn feed_service(store: Arc<Store>, settings: &Settings) -> crate::feeds::FeedService {
+    let options = crate::feeds::FeedOptions {
+        public_url: settings.public_url.clone(),
+        cache: crate::feeds::CacheLimits {
+            max_bytes: usize::try_from(settings.feeds.cache_mb.saturating_mul(1024 * 1024))
+                .unwrap_or(usize::MAX),
+            ..crate::feeds::CacheLimits::default()
+        },
+        render_slots: settings.feeds.render_threads,
+    };
+    crate::feeds::FeedService::new(store, options)
+}
+
 impl Application {
     /// Assembles the service the settings describe and binds its listener.
     ///
@@ -236,6 +250,7 @@ impl Application {
         let mut state = AppState::new(services.store.clone());
         state.public_url = settings.public_url.clone();
         state.google = services.google.credentials.clone();
+        state.feeds = Arc::new(feed_service(services.store.clone(), &settings));
         state.max_busy_age = settings.sync.max_busy_age();
         let listener =
             TcpListener::bind(settings.listen)

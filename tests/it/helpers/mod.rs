@@ -56,6 +56,8 @@ pub struct Options {
     pub google_credentials: bool,
     /// `sync.interval_secs` (0: no periodic syncs).
     pub sync_interval_secs: u64,
+    /// The `feeds` settings (cache size, render threads).
+    pub feeds: bookcal::config::FeedSettings,
     /// `google.push_enabled`: watch channels on the calendars, with the emulator
     /// delivering to the service (off by default: a test that counts runs or calls
     /// would also count the notifications of the service's own writes).
@@ -76,6 +78,7 @@ impl Default for Options {
         Options {
             google_credentials: true,
             sync_interval_secs: 0,
+            feeds: bookcal::config::FeedSettings::default(),
             push: false,
             push_interval_secs: 21_600,
             push_ttl_secs: 604_800,
@@ -98,6 +101,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         ..Settings::default()
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
+    settings.feeds = opts.feeds;
     settings.google.push_enabled = opts.push;
     settings.sync.push_interval_secs = opts.push_interval_secs;
     settings.google.push_ttl_secs = opts.push_ttl_secs;
