@@ -471,6 +471,132 @@ async fn a_deleted_calendar_ends_its_channel_and_a_removed_offering_stops_it() {
     );
 }
 
+#[tokio::test]
+async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_usual_interval() {
+    // Polled every second without a channel, every hour with a healthy one.
+    let app = spawn_app_with(Options {
+        push: true,
+        sync_interval_secs: 1,
+        push_interval_secs: 3600,
+        ..Options::default()
+    })
+    .await;
+    let _scheduler = app.start_scheduler();
+    let room = app.offering_id("room-aurora");
+    let cal = calendar_with_channel(&app, room).await;
+    let store = app.store.clone();
+    let calendar = || store.sled().expect("sled").calendar(room).ok().flatten();
+    let push_state = || store.sled().expect("sled").push_state(room).ok().flatten();
+    let next_poll = || {
+        store.queued_jobs(room).ok().and_then(|jobs| {
+            jobs.into_iter()
+                .filter(|j| j.trigger == Trigger::Periodic)
+                .map(|j| j.due)
+                .min()
+        })
+    };
+    let action = |what: &'static str| {
+        let path = format!("/api/booking-offerings/{}/{what}/", room.hex());
+        let app = &app;
+        async move {
+            let r = app.post("owner", &path, json!({})).await;
+            assert_eq!(r.status, 200, "{what}: {}", r.text);
+        }
+    };
+    action("share_google_calendar").await;
+    assert!(
+        eventually(30, || calendar()
+            .is_some_and(|c| c.public && c.state == CalendarState::Ok))
+        .await,
+        "the calendar is shared"
+    );
+    // Shared, the channel stays and the offering is polled at the push interval.
+    let channel = app
+        .emu()
+        .push()
+        .channels()
+        .into_iter()
+        .find(|c| c.calendar_id == cal)
+        .expect("the channel");
+    assert!(
+        eventually(30, || {
+            next_poll().is_some_and(|due| due > Utc::now() + chrono::Duration::minutes(30))
+        })
+        .await,
+        "a healthy channel polls at the push interval: {:?}",
+        store.queued_jobs(room)
+    );
+    let url = format!("{}/google/notifications", app.base);
+    let deliver = |number: u64| {
+        app.http
+            .post(&url)
+            .header("X-Goog-Channel-ID", &channel.id)
+            .header(
+                "X-Goog-Channel-Token",
+                channel.token.clone().unwrap_or_default(),
+            )
+            .header("X-Goog-Resource-ID", &channel.resource_id)
+            .header("X-Goog-Resource-State", "exists")
+            .header("X-Goog-Message-Number", number.to_string())
+            .send()
+    };
+    let r = deliver(1_000).await.expect("send");
+    assert!(
+        r.status().is_success(),
+        "the live channel delivers: {}",
+        r.status()
+    );
+
+    action("unshare_google_calendar").await;
+    let push = app.emu().push();
+    assert!(
+        eventually(30, || !push.channels().iter().any(|c| c.calendar_id == cal)
+            && push_state().is_some_and(|s| s.unshared && s.channel.is_none()))
+        .await,
+        "channels.stop ended the channel: {:?}",
+        push_state()
+    );
+    assert!(
+        calendar().is_some_and(|c| !c.public && c.calendar_id.as_deref() == Some(cal.as_str())),
+        "the calendar stays, private"
+    );
+    let received = push_state().map_or(0, |s| s.received);
+    let r = deliver(2_000).await.expect("send");
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "the stopped channel is not ours any more"
+    );
+    assert_eq!(push_state().map_or(0, |s| s.received), received);
+    assert!(
+        eventually(30, || next_poll().is_some_and(
+            |due| due <= Utc::now() + chrono::Duration::seconds(30)
+        ))
+        .await,
+        "polling is back at the usual interval: {:?}",
+        store.queued_jobs(room)
+    );
+    // Later syncs (each followed by a look of the upkeep) do not re-open it.
+    for _ in 0..2 {
+        let seen = calendar().and_then(|c| c.last_success);
+        assert!(
+            eventually(30, || calendar().and_then(|c| c.last_success) > seen).await,
+            "a periodic sync ran"
+        );
+    }
+    assert!(!push.channels().iter().any(|c| c.calendar_id == cal));
+    assert!(push_state().is_some_and(|s| s.channel.is_none()));
+
+    // Shared again: a channel is opened again.
+    action("share_google_calendar").await;
+    assert!(
+        eventually(30, || push.channels().iter().any(|c| c.calendar_id == cal)
+            && push_state().is_some_and(|s| !s.unshared && s.channel.is_some()))
+        .await,
+        "sharing again re-opens a channel"
+    );
+}
+
 /// One run of the service on `dir` against `emu` until the returned token is
 /// cancelled; returns its base URL, store and the handle of its run.
 async fn run_service(
