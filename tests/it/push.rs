@@ -16,7 +16,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{at, eventually, google_client, spawn_app_with, Options, TestApp};
+use crate::helpers::{
+    at, eventually, eventually_async, google_client, spawn_app_with, Options, TestApp,
+};
 
 /// Creates the offering's calendar through the API and waits until the service has
 /// a watch channel on it; returns the calendar id.
@@ -594,6 +596,90 @@ async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_u
             && push_state().is_some_and(|s| !s.unshared && s.channel.is_some()))
         .await,
         "sharing again re-opens a channel"
+    );
+}
+
+#[tokio::test]
+async fn a_postgresql_backed_service_keeps_its_channels_in_the_database_and_renews_them() {
+    let Some(url) = crate::helpers::pg::database().await else {
+        return;
+    };
+    // A minute-long channel replaced three seconds into its life.
+    let app = spawn_app_with(Options {
+        push: true,
+        store_url: Some(url),
+        push_ttl_secs: 60,
+        push_renew_before_secs: 57,
+        ..Options::default()
+    })
+    .await;
+    let room = app.offering_id("room-aurora");
+    // The calendar created by a run of the engine, then the upkeep told to look.
+    app.engine
+        .sync_offering(room, bookcal::sync::RunOptions::default())
+        .await
+        .expect("the first sync creates the calendar");
+    let cal = app
+        .store
+        .calendar(room)
+        .await
+        .expect("read")
+        .and_then(|c| c.calendar_id)
+        .expect("calendar id");
+    app.push.poke();
+    let push = app.emu().push();
+    let store = app.store.clone();
+    let channel_in_db = || {
+        let store = store.clone();
+        async move {
+            store
+                .push_state(room)
+                .await
+                .expect("read the push state from PostgreSQL")
+                .and_then(|s| s.channel)
+        }
+    };
+    let open_in_db = || {
+        let (push, cal) = (push.clone(), cal.clone());
+        let read = channel_in_db();
+        async move {
+            read.await.filter(|c| {
+                push.channels()
+                    .iter()
+                    .any(|o| o.id == c.id && o.calendar_id == cal)
+            })
+        }
+    };
+    assert!(
+        eventually_async(30, || async { open_in_db().await.is_some() }).await,
+        "a channel is opened and recorded in PostgreSQL"
+    );
+    let first = open_in_db().await.expect("the channel");
+    // The webhook verifies deliveries against the recorded channel: the channel's
+    // `sync` message is counted as ignored in the database.
+    assert!(
+        eventually_async(30, || async {
+            store
+                .push_state(room)
+                .await
+                .expect("read")
+                .is_some_and(|s| s.ignored >= 1)
+        })
+        .await,
+        "the `sync` message was received and recorded"
+    );
+    assert!(
+        eventually_async(30, || async {
+            open_in_db().await.is_some_and(|c| c.id != first.id)
+                && !push.channels().iter().any(|o| o.id == first.id)
+        })
+        .await,
+        "a new channel replaced the first in the database, and the first was stopped"
+    );
+    assert_eq!(
+        store.push_states().await.expect("scan").len(),
+        1,
+        "one push state per offering"
     );
 }
 
