@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    any_of, id_from_url, link_header, list_response, page_range, select_fields, sort_by_keys,
+    any_of, id_from_url, link_header, list_response, page_range, select_fields, sort_prefix,
     OfferingFilter, Params, SharedFilter,
 };
 use super::render::{self, Urls};
@@ -134,16 +134,56 @@ fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> boo
             (o.state == OrderState::PendingProvider && roles.is_provider_staff(o.provider)) == want
         })
         && p.query.as_ref().is_none_or(|q| {
-            Id::parse(q).is_some_and(|id| id == o.id)
-                || cat
-                    .projects
-                    .get(&o.project)
-                    .is_some_and(|x| x.name.to_lowercase().contains(q.as_str()))
+            p.query_id == Some(o.id)
+                || p.query_projects.contains(&o.project)
                 || cat
                     .resources
                     .get(&o.resource)
                     .is_some_and(|x| x.name.to_lowercase().contains(q.as_str()))
         })
+}
+
+/// The orders that can pass `p`, from the catalog's indexes, when an index narrows
+/// them (the smallest of: by resource, by `query=` through the resources' trigram
+/// index and the projects' names, by project, by offering); `None`: every order.
+fn candidates<'c>(p: &OrderFilter, cat: &'c Catalog) -> Option<Vec<&'c OrderEntry>> {
+    let orders_of = |map: &'c std::collections::HashMap<Id, Vec<Id>>, keys: &[Id]| {
+        keys.iter()
+            .filter_map(|k| map.get(k))
+            .flatten()
+            .copied()
+            .collect::<Vec<Id>>()
+    };
+    let mut options: Vec<Vec<Id>> = Vec::new();
+    if let Some(ids) = &p.resource {
+        options.push(orders_of(&cat.orders_by_resource, ids));
+    }
+    if let Some(q) = &p.query {
+        if let Some(resources) = cat.resources_containing(q) {
+            let ids: Vec<Id> = resources.iter().map(|r| r.id).collect();
+            let mut v = orders_of(&cat.orders_by_resource, &ids);
+            let projects: Vec<Id> = p.query_projects.iter().copied().collect();
+            v.extend(orders_of(&cat.orders_by_project, &projects));
+            v.extend(p.query_id);
+            options.push(v);
+        }
+    }
+    if let Some(ids) = &p.project {
+        options.push(orders_of(&cat.orders_by_project, ids));
+    }
+    if let Some(ids) = &p.offering.ids {
+        options.push(
+            ids.iter()
+                .filter_map(|o| cat.orders_by_offering.get(o))
+                .flatten()
+                .copied()
+                .collect(),
+        );
+    }
+    let mut ids = options.into_iter().min_by_key(Vec::len)?;
+    ids.sort_unstable();
+    ids.dedup();
+    Some(ids.iter().filter_map(|id| cat.orders.get(id)).collect())
 }
 
 /// The `o=` keys of the orders list (upstream's, plus `modified`); `cost` is zero for
@@ -179,6 +219,10 @@ struct OrderFilter {
     can_approve_as_consumer: Option<bool>,
     can_approve_as_provider: Option<bool>,
     query: Option<String>,
+    /// `query` as a UUID (it matches the order's uuid).
+    query_id: Option<Id>,
+    /// The projects whose name contains `query` (filled from the catalog).
+    query_projects: std::collections::HashSet<Id>,
 }
 
 impl OrderFilter {
@@ -199,6 +243,8 @@ impl OrderFilter {
             can_approve_as_consumer: p.boolean("can_approve_as_consumer")?,
             can_approve_as_provider: p.boolean("can_approve_as_provider")?,
             query: p.one("query").map(|s| s.trim().to_lowercase()),
+            query_id: p.one("query").and_then(|s| Id::parse(s.trim())),
+            query_projects: std::collections::HashSet::new(),
         })
     }
 }
@@ -212,44 +258,86 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let (page, size) = params.page()?;
-    let filter = OrderFilter::parse(&params)?;
+    let mut filter = OrderFilter::parse(&params)?;
+    let ordering = params.ordering_in(&ORDER_KEYS)?;
     let cat = state.store.read()?;
     let roles = Roles::of(&caller.user, &cat);
-    let mut hits: Vec<&OrderEntry> = cat
-        .orders_by_created
-        .iter()
-        .filter_map(|(_, id)| cat.orders.get(id))
-        .filter(|o| roles.sees_order(o) && matches(o, &filter, &cat, &roles))
-        .collect();
-    let ordering = params.ordering_in(&ORDER_KEYS)?;
-    // The review time is not in the catalog: read it from the hits' records, only
-    // when asked to sort by it.
-    let mut reviewed = std::collections::HashMap::new();
-    if ordering
-        .iter()
-        .any(|k| k.trim_start_matches('-') == "consumer_reviewed_at")
-    {
-        for o in &hits {
-            let at = state
-                .store
-                .order(o.id)?
-                .and_then(|x| x.consumer_reviewed_at);
-            reviewed.insert(o.id, at);
-        }
+    if let Some(q) = &filter.query {
+        filter.query_projects = cat
+            .projects
+            .values()
+            .filter(|x| x.name.to_lowercase().contains(q.as_str()))
+            .map(|x| x.id)
+            .collect();
     }
-    // A missing time sorts last ascending, as PostgreSQL does.
-    sort_by_keys(&mut hits, &ordering, |o, k| match k {
-        "created" => Some(SortKey::Time(false, o.created)),
-        "modified" => Some(SortKey::Time(false, o.modified)),
-        "consumer_reviewed_at" => {
-            let at = reviewed.get(&o.id).copied().flatten();
-            Some(SortKey::Time(at.is_none(), at.unwrap_or_default()))
-        }
-        "state" => Some(SortKey::Text(o.state.as_str())),
-        _ => None,
-    });
-    let total = hits.len();
+    let keep = |o: &&OrderEntry| roles.sees_order(o) && matches(o, &filter, &cat, &roles);
+    // Without `o=` and without an index that narrows the orders, the page walks the
+    // default order (created, id) up to its end and the count scans; otherwise the
+    // hits are collected unordered and only the items up to the page's end ordered.
+    let narrowed = candidates(&filter, &cat);
+    let walk = ordering.is_empty() && narrowed.is_none();
+    let mut hits: Vec<&OrderEntry> = match narrowed {
+        Some(v) => v.into_iter().filter(keep).collect(),
+        None if walk => Vec::new(),
+        None => cat.orders.values().filter(keep).collect(),
+    };
+    let total = if walk {
+        cat.orders.values().filter(keep).count()
+    } else {
+        hits.len()
+    };
     let range = page_range(total, page, size)?;
+    if walk {
+        hits = cat
+            .orders_by_created
+            .iter()
+            .filter_map(|(_, id)| cat.orders.get(id))
+            .filter(keep)
+            .take(range.end)
+            .collect();
+    } else if !is_head(&method) {
+        // The review time is not in the catalog: read it from the hits' records, only
+        // when asked to sort by it.
+        let mut reviewed = std::collections::HashMap::new();
+        if ordering
+            .iter()
+            .any(|k| k.trim_start_matches('-') == "consumer_reviewed_at")
+        {
+            for o in &hits {
+                let at = state
+                    .store
+                    .order(o.id)?
+                    .and_then(|x| x.consumer_reviewed_at);
+                reviewed.insert(o.id, at);
+            }
+        }
+        // A missing time sorts last ascending, as PostgreSQL does; then the default
+        // order (created, id): a total order.
+        let key = |o: &OrderEntry, k: &str| match k {
+            "created" => Some(SortKey::Time(false, o.created)),
+            "modified" => Some(SortKey::Time(false, o.modified)),
+            "consumer_reviewed_at" => {
+                let at = reviewed.get(&o.id).copied().flatten();
+                Some(SortKey::Time(at.is_none(), at.unwrap_or_default()))
+            }
+            "state" => Some(SortKey::Text(o.state.as_str())),
+            _ => None,
+        };
+        sort_prefix(&mut hits, range.end, |a, b| {
+            for k in &ordering {
+                let (name, desc) = match k.strip_prefix('-') {
+                    Some(n) => (n, true),
+                    None => (*k, false),
+                };
+                let ord = key(a, name).cmp(&key(b, name));
+                let ord = if desc { ord.reverse() } else { ord };
+                if ord.is_ne() {
+                    return ord;
+                }
+            }
+            (a.created, a.id).cmp(&(b.created, b.id))
+        });
+    }
     let link = link_header(
         &base,
         "/api/marketplace-orders/",

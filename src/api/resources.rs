@@ -1,6 +1,8 @@
 //! `/api/booking-resources/`: list (with the seed's filters), retrieve, accept, reject;
 //! and `/api/marketplace-resources/{uuid}/terminate/` for booking resources.
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, RawQuery, State};
 use axum::http::Method;
 use axum::response::Response;
@@ -179,9 +181,32 @@ pub async fn list(
     // (and counts with a scan); otherwise hits are collected unordered (narrowed by
     // offering through its index) and only the items up to the page's end are
     // ordered.
-    let walk = ordering.is_empty() && filter.offering.ids.is_none();
-    let mut hits: Vec<&ResourceEntry> = match &filter.offering.ids {
-        Some(offs) => {
+    // Substring filters take their candidates from the catalog's trigram index.
+    let searched: Option<Vec<&ResourceEntry>> = match (&filter.query, &filter.name) {
+        (Some(q), _) => cat.resources_containing(q).map(|mut v| {
+            let by_id = filter.query_id.and_then(|id| cat.resources.get(&id));
+            if let Some(e) = by_id.filter(|e| !v.iter().any(|x| x.id == e.id)) {
+                v.push(e);
+            }
+            v
+        }),
+        (None, Some(n)) => cat.resources_containing(n),
+        (None, None) => None,
+    };
+    let in_offerings = filter.offering.ids.as_ref().map(|offs| {
+        offs.iter()
+            .filter_map(|o| cat.resources_by_offering.get(o))
+            .map(HashSet::len)
+            .sum::<usize>()
+    });
+    let searched = match (searched, in_offerings) {
+        (Some(v), Some(n)) if n < v.len() => None,
+        (s, _) => s,
+    };
+    let walk = ordering.is_empty() && filter.offering.ids.is_none() && searched.is_none();
+    let mut hits: Vec<&ResourceEntry> = match (&filter.offering.ids, searched) {
+        (_, Some(v)) => v.into_iter().filter(keep).collect(),
+        (Some(offs), None) => {
             let mut v: Vec<&ResourceEntry> = offs
                 .iter()
                 .filter_map(|o| cat.resources_by_offering.get(o))
@@ -195,8 +220,8 @@ pub async fn list(
             }
             v
         }
-        None if walk => Vec::new(),
-        None => cat.resources.values().filter(keep).collect(),
+        (None, None) if walk => Vec::new(),
+        (None, None) => cat.resources.values().filter(keep).collect(),
     };
     let total = if walk {
         cat.resources.values().filter(keep).count()
