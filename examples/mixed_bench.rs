@@ -6,7 +6,9 @@
 //!   client settings);
 //! - (b) 10 bookings per second are written to other offerings through the API
 //!   (order created by the consumer, approved by the provider: each booking reaches
-//!   its offering's calendar through a coalesced sync).
+//!   its offering's calendar through a coalesced sync);
+//! - (c) the same, but to the feed's own offering: the churn case, where the feed must
+//!   be rendered again after each write (renders, memory and threads under it).
 //!
 //! ```text
 //! cargo build --release --bin bookcal --example mixed_bench
@@ -295,12 +297,13 @@ impl Sampler {
 fn start_writer(
     base: String,
     data: &Data,
+    (targets, hour): (Vec<Id>, i64),
     rate: usize,
     stop: Arc<AtomicBool>,
     written: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
 ) -> tokio::task::JoinHandle<()> {
-    let others = data.others.clone();
+    let others = targets;
     let project = data.project;
     let (consumer, staff) = (data.consumer_token.clone(), data.staff_token.clone());
     tokio::spawn(async move {
@@ -319,7 +322,7 @@ fn start_writer(
             // One hour a day per offering, a new day once every offering has one.
             let start = day0
                 + chrono::Duration::days(i / others.len() as i64)
-                + chrono::Duration::hours(10);
+                + chrono::Duration::hours(hour);
             i += 1;
             let body = json!({
                 "offering": format!("{base}/api/marketplace-public-offerings/{}/", offering.hex()),
@@ -436,7 +439,12 @@ async fn main() -> Result<()> {
     let runs = |t: &str| metric(t, "bookcal_sync_runs_total", "");
     let mut phases = Vec::new();
     for _ in 0..rounds {
-        for name in ["idle", "(a) scheduler pass", "(b) bookings written"] {
+        for name in [
+            "idle",
+            "(a) scheduler pass",
+            "(b) bookings written",
+            "(c) bookings written to the feed's own offering",
+        ] {
             let sampler = Sampler::start(pid);
             let runs0 = runs(&http.get(&metrics_url).send().await?.text().await?);
             let stop = Arc::new(AtomicBool::new(false));
@@ -459,10 +467,18 @@ async fn main() -> Result<()> {
                     }
                 }
             }
-            if name.starts_with("(b)") {
+            if name.starts_with("(b)") || name.starts_with("(c)") {
+                // (b): other offerings at 10:00; (c): the feed's offering at 20:00,
+                // after its own bookings' hours.
+                let (targets, hour) = if name.starts_with("(b)") {
+                    (data.others.clone(), 10)
+                } else {
+                    (vec![data.feed_offering], 20)
+                };
                 writer = Some(start_writer(
                     base.clone(),
                     &data,
+                    (targets, hour),
                     rate,
                     stop.clone(),
                     written.clone(),
@@ -481,7 +497,7 @@ async fn main() -> Result<()> {
                 n if n.starts_with("(a)") => {
                     format!("{} sync runs ended during the phase", runs1 - runs0)
                 }
-                n if n.starts_with("(b)") => format!(
+                n if n.starts_with("(b)") || n.starts_with("(c)") => format!(
                     "{} bookings written ({} failed), {} sync runs",
                     written.load(Ordering::Relaxed),
                     failed.load(Ordering::Relaxed),

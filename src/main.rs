@@ -308,10 +308,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Threads of tokio's blocking pool (its default is 512). The blocking work is feed
+/// renders (bounded by their own render slots), store probes, the metrics' record scan
+/// and token bookkeeping: a handful at a time. The bound keeps a burst of such requests
+/// from growing the process by one thread, stack and possibly allocator arena per
+/// waiting task (BENCHMARKS.md, "Memory under churn").
+const MAX_BLOCKING_THREADS: usize = 8;
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bookcal: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bookcal: {e:#}");

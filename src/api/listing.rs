@@ -482,6 +482,22 @@ pub fn list_response_serialized<T: serde::Serialize>(
     (headers, axum::Json(items)).into_response()
 }
 
+/// Whether `hay` lowercased contains `needle` (already lowercase), without allocating
+/// when `hay` is ASCII (list filters run this on every resource).
+pub fn contains_lowercase(hay: &str, needle: &str) -> bool {
+    if !hay.is_ascii() {
+        return hay.to_lowercase().contains(needle);
+    }
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = n.split_first() else {
+        return true;
+    };
+    h.len() >= n.len()
+        && h[..=h.len() - n.len()].iter().enumerate().any(|(i, b)| {
+            b.to_ascii_lowercase() == first && h[i + 1..i + n.len()].eq_ignore_ascii_case(rest)
+        })
+}
+
 /// Puts the first `end` items of `items` in `cmp` order (the rest stay unordered):
 /// a page needs only the items up to its end sorted. `cmp` must be a total order
 /// (end with a unique key) so that the result does not depend on the input order.

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    any_of, id_from_url, link_header, list_response, page_range, select_fields, sort_prefix,
-    OfferingFilter, Params, SharedFilter,
+    any_of, contains_lowercase, id_from_url, link_header, list_response, page_range, select_fields,
+    sort_prefix, OfferingFilter, Params, SharedFilter,
 };
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
@@ -125,7 +125,7 @@ fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> boo
         && p.resource_name.as_ref().is_none_or(|n| {
             cat.resources
                 .get(&o.resource)
-                .is_some_and(|x| x.name.to_lowercase().contains(n.as_str()))
+                .is_some_and(|x| contains_lowercase(&x.name, n))
         })
         && p.can_approve_as_consumer.is_none_or(|want| {
             (o.state == OrderState::PendingConsumer && roles.may_approve_for(o.customer)) == want
@@ -139,7 +139,7 @@ fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> boo
                 || cat
                     .resources
                     .get(&o.resource)
-                    .is_some_and(|x| x.name.to_lowercase().contains(q.as_str()))
+                    .is_some_and(|x| contains_lowercase(&x.name, q))
         })
 }
 
@@ -274,8 +274,12 @@ pub async fn list(
     // Without `o=` and without an index that narrows the orders, the page walks the
     // default order (created, id) up to its end and the count scans; otherwise the
     // hits are collected unordered and only the items up to the page's end ordered.
+    // `o=created` is the default order and `o=-created` the same backwards (ties in
+    // `created` by id descending then, however the page is found).
+    let reverse = ordering.as_slice() == ["-created"];
     let narrowed = candidates(&filter, &cat);
-    let walk = ordering.is_empty() && narrowed.is_none();
+    let walk = narrowed.is_none()
+        && (ordering.is_empty() || ordering.as_slice() == ["created"] || reverse);
     let mut hits: Vec<&OrderEntry> = match narrowed {
         Some(v) => v.into_iter().filter(keep).collect(),
         None if walk => Vec::new(),
@@ -288,13 +292,18 @@ pub async fn list(
     };
     let range = page_range(total, page, size)?;
     if walk {
-        hits = cat
-            .orders_by_created
-            .iter()
-            .filter_map(|(_, id)| cat.orders.get(id))
-            .filter(keep)
-            .take(range.end)
-            .collect();
+        let ids = cat.orders_by_created.iter().map(|(_, id)| id);
+        let page = |ids: &mut dyn Iterator<Item = &Id>| -> Vec<&OrderEntry> {
+            ids.filter_map(|id| cat.orders.get(id))
+                .filter(keep)
+                .take(range.end)
+                .collect()
+        };
+        hits = if reverse {
+            page(&mut ids.rev())
+        } else {
+            page(&mut ids.into_iter())
+        };
     } else if !is_head(&method) {
         // The review time is not in the catalog: read it from the hits' records, only
         // when asked to sort by it.
@@ -335,7 +344,12 @@ pub async fn list(
                     return ord;
                 }
             }
-            (a.created, a.id).cmp(&(b.created, b.id))
+            let ord = (a.created, a.id).cmp(&(b.created, b.id));
+            if reverse {
+                ord.reverse()
+            } else {
+                ord
+            }
         });
     }
     let link = link_header(

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    any_of, link_header, list_response, list_response_serialized, page_range, select_fields,
-    sort_prefix, OfferingFilter, Params, SharedFilter,
+    any_of, contains_lowercase, link_header, list_response, list_response_serialized, page_range,
+    select_fields, sort_prefix, OfferingFilter, Params, SharedFilter,
 };
 use super::render::{self, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
@@ -106,22 +106,6 @@ impl Filter {
                     || self.query_id == Some(r.id)
             })
     }
-}
-
-/// Whether `hay` lowercased contains `needle` (already lowercase), without allocating
-/// when `hay` is ASCII (list filters run this on every resource).
-fn contains_lowercase(hay: &str, needle: &str) -> bool {
-    if !hay.is_ascii() {
-        return hay.to_lowercase().contains(needle);
-    }
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    let Some((&first, rest)) = n.split_first() else {
-        return true;
-    };
-    h.len() >= n.len()
-        && h[..=h.len() - n.len()].iter().enumerate().any(|(i, b)| {
-            b.to_ascii_lowercase() == first && h[i + 1..i + n.len()].eq_ignore_ascii_case(rest)
-        })
 }
 
 /// A sort key borrowed from the entry or the catalog: comparing never allocates.
