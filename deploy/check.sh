@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Checks the deployment recipes offline; run from anywhere. Called by .ci/run.
-#   - systemd unit:   systemd-analyze verify (ExecStart pointed at a built binary)
-#   - settings:       `bookcal config check` on the example and the ConfigMap's TOML
-#   - Kubernetes:     yamllint, then kubernetes-validate --strict (bundled schemas)
+#   - systemd unit:   systemd-analyze verify (ExecStart pointed at a built binary),
+#                     alone and with the PostgreSQL drop-in
+#   - settings:       `bookcal config check` on the example and both ConfigMaps' TOML
+#   - Kubernetes:     yamllint, then kubernetes-validate --strict (bundled schemas), for
+#                     the single sled form (k8s/) and the replicated one (k8s-replicated/)
 #   - Containerfile:  a structural check (stages, non-root USER, VOLUME, EXPOSE,
 #                     HEALTHCHECK); no image is built (no container registry here)
 # Needs: a built bookcal (BOOKCAL_BIN, default target/debug/bookcal) and a Python
@@ -25,6 +27,12 @@ if command -v systemd-analyze >/dev/null; then
   out="$(systemd-analyze verify "$work/bookcal.service" 2>&1 || true)"
   if [ -n "$out" ]; then echo "$out"; exit 1; fi
   grep -q '^ExecStart=/usr/local/bin/bookcal serve --config /etc/bookcal/bookcal.toml$' deploy/systemd/bookcal.service
+  # With the PostgreSQL drop-in in the unit's .d directory.
+  mkdir -p "$work/bookcal.service.d"
+  cp deploy/systemd/bookcal.service.d/postgres.conf "$work/bookcal.service.d/"
+  out="$(systemd-analyze verify "$work/bookcal.service" 2>&1 || true)"
+  if [ -n "$out" ]; then echo "$out"; exit 1; fi
+  grep -q '^Environment=BOOKCAL_STORE_URL_FILE=%d/store_url$' deploy/systemd/bookcal.service.d/postgres.conf
   echo ok
 else
   echo "skipped: systemd-analyze not installed (Debian package systemd)"
@@ -33,20 +41,31 @@ fi
 echo "== settings"
 "$bin" config example | diff -u deploy/bookcal.example.toml -
 env -u BOOKCAL_CONFIG "$bin" config check deploy/bookcal.example.toml
-"$py" - "$work/configmap.toml" <<'PY'
+for dir in k8s k8s-replicated; do
+  "$py" - "$work/configmap.toml" "deploy/$dir/configmap.yaml" <<'PY'
 import sys, yaml
-doc = yaml.safe_load(open("deploy/k8s/configmap.yaml"))
+doc = yaml.safe_load(open(sys.argv[2]))
 open(sys.argv[1], "w").write(doc["data"]["bookcal.toml"])
 PY
-env -u BOOKCAL_CONFIG "$bin" config check "$work/configmap.toml"
+  env -u BOOKCAL_CONFIG -u BOOKCAL_STORE_URL "$bin" config check "$work/configmap.toml"
+done
 
 echo "== Kubernetes manifests"
-"$pybin/yamllint" -d '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}' deploy/k8s
+"$pybin/yamllint" -d '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}' \
+  deploy/k8s deploy/k8s-replicated
 manifests=()
-for f in deploy/k8s/*.yaml; do
+for f in deploy/k8s/*.yaml deploy/k8s-replicated/*.yaml; do
   [ "$(basename "$f")" = kustomization.yaml ] || manifests+=("$f")
 done
 "$pybin/kubernetes-validate" --strict --quiet "${manifests[@]}"
+"$py" - <<'PY'
+import os, yaml
+# Every kustomization lists exactly the manifests of its directory.
+for d in ("deploy/k8s", "deploy/k8s-replicated"):
+    k = yaml.safe_load(open(f"{d}/kustomization.yaml"))
+    files = sorted(f for f in os.listdir(d) if f.endswith(".yaml") and f != "kustomization.yaml")
+    assert sorted(k["resources"]) == files, f"{d}: {k['resources']} != {files}"
+PY
 "$py" - <<'PY'
 import yaml
 d = yaml.safe_load(open("deploy/k8s/deployment.yaml"))
@@ -60,6 +79,27 @@ assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
 assert pod["securityContext"]["runAsNonRoot"] is True
 assert c["securityContext"]["readOnlyRootFilesystem"] is True
 assert pod["terminationGracePeriodSeconds"] > 30, "longer than shutdown_timeout_secs"
+
+# The replicated form: PostgreSQL from the Secret, several replicas, no volume.
+d = yaml.safe_load(open("deploy/k8s-replicated/deployment.yaml"))
+spec = d["spec"]
+assert spec["replicas"] >= 2, "the replicated form runs several replicas"
+roll = spec["strategy"]
+assert roll["type"] == "RollingUpdate" and roll["rollingUpdate"]["maxUnavailable"] == 0
+pod = spec["template"]["spec"]
+c = pod["containers"][0]
+env = {e["name"]: e for e in c["env"]}
+ref = env["BOOKCAL_STORE_URL"]["valueFrom"]["secretKeyRef"]
+secret = yaml.safe_load(open("deploy/k8s-replicated/secret.yaml"))
+assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
+assert secret["stringData"][ref["key"]].startswith("postgres://")
+assert not any("persistentVolumeClaim" in v for v in pod["volumes"]), "no volume: state is in the database"
+assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+assert pod["securityContext"]["runAsNonRoot"] is True
+assert c["securityContext"]["readOnlyRootFilesystem"] is True
+assert pod["terminationGracePeriodSeconds"] > 30, "longer than shutdown_timeout_secs"
+pdb = yaml.safe_load(open("deploy/k8s-replicated/pdb.yaml"))
+assert pdb["spec"]["minAvailable"] < spec["replicas"]
 print("ok")
 PY
 

@@ -27,9 +27,9 @@
 //!    the run. Prints a Markdown table.
 #![forbid(unsafe_code)]
 
-mod support;
-
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,9 +37,10 @@ use anyhow::{bail, Context, Result};
 use bookcal::config::Settings;
 use bookcal::domain::Id;
 use bookcal::import::{import, DataSet};
+use bookcal::store::pg::cluster::{Durability, LocalCluster};
+use bookcal::store::query::{PageRange, ResourceQuery, Visible};
 use chrono::{Duration as Days, DurationRound, Utc};
 use serde_json::{json, Value};
-use support::{cpu_ms, memory, start_server, wait_healthy};
 
 const PROVIDERS: usize = 4;
 const OFFERINGS_PER_PROVIDER: usize = 5;
@@ -65,10 +66,12 @@ fn env_usize(key: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn settings(dir: &std::path::Path) -> Result<Settings> {
+fn settings(dir: &std::path::Path, url: Option<&str>) -> Result<Settings> {
     let dir = dir.display().to_string();
+    let url = url.map(String::from);
     let env = move |k: &str| match k {
         "BOOKCAL_DATA_DIR" => Some(dir.clone()),
+        "BOOKCAL_STORE_URL" => url.clone(),
         "BOOKCAL_TOKEN_SALT" => Some(SALT.to_string()),
         _ => None,
     };
@@ -146,58 +149,63 @@ struct Generated {
     import_secs: f64,
 }
 
-async fn generate(dir: &std::path::Path, n: usize) -> Result<Generated> {
-    let store = bookcal::app::open_store(&settings(dir)?)?;
+async fn generate(dir: &std::path::Path, url: Option<&str>, n: usize) -> Result<Generated> {
+    let store = bookcal::app::open_store(&settings(dir, url)?).await?;
     let now = Utc::now();
     let t0 = Instant::now();
+    let all = |offset: usize, limit: usize| ResourceQuery {
+        visible: Visible::everything(),
+        page: Some(PageRange { offset, limit }),
+        ..ResourceQuery::default()
+    };
     // A kept data dir (BENCH_DATA_DIR) that already holds the data set is reused.
-    let reuse = store.read()?.resources.len() == n;
+    let reuse = store.list_resources(&all(0, 0)).await?.total == n;
     let ds: DataSet = serde_json::from_value(skeleton())?;
     if !reuse {
-        import(&store, &ds, now)?;
+        import(&store, &ds, now).await?;
     }
     let base = (now + Days::days(1)).duration_trunc(Days::hours(1))?;
     let mut from = if reuse { n } else { 0 };
     while from < n {
         let to = (from + BATCH).min(n);
         let ds: DataSet = serde_json::from_value(bookings(from, to, base))?;
-        import(&store, &ds, now)?;
+        import(&store, &ds, now).await?;
         from = to;
     }
     store.flush().await?;
     let import_secs = t0.elapsed().as_secs_f64();
-    let (admin_id, p0_id, offerings, p0_off, resources) = {
-        let cat = store.read()?;
-        let user = |name: &str| cat.users_by_name.get(name).copied().context("user");
-        let mut offerings: Vec<(String, Id)> = cat
-            .offerings
-            .values()
-            .map(|o| (o.slug.clone(), o.id))
-            .collect();
-        offerings.sort();
-        let p0_off = offerings
-            .iter()
-            .find(|(s, _)| s == "off-0-0")
-            .map(|(_, id)| *id)
-            .context("off-0-0")?;
-        let mut resources: Vec<Id> = cat.resources.keys().copied().collect();
-        resources.sort_by_key(|id| id.hex());
-        (
-            user("admin")?,
-            user("provider0")?,
-            offerings.into_iter().map(|(_, id)| id).collect::<Vec<_>>(),
-            p0_off,
-            resources,
-        )
-    };
+    let directory = store.directory().await?;
+    let user = |name: &str| directory.user_by_name(name).map(|u| u.id).context("user");
+    let (admin_id, p0_id) = (user("admin")?, user("provider0")?);
+    let mut offerings: Vec<(String, Id)> = directory
+        .offerings
+        .values()
+        .map(|o| (o.slug.clone(), o.id))
+        .collect();
+    offerings.sort();
+    let p0_off = offerings
+        .iter()
+        .find(|(s, _)| s == "off-0-0")
+        .map(|(_, id)| *id)
+        .context("off-0-0")?;
+    let offerings: Vec<Id> = offerings.into_iter().map(|(_, id)| id).collect();
+    let mut resources = Vec::with_capacity(n);
+    while resources.len() < n {
+        let page = store.list_resources(&all(resources.len(), BATCH)).await?;
+        if page.items.is_empty() {
+            break;
+        }
+        resources.extend(page.items.iter().map(|r| r.id));
+    }
+    resources.sort_by_key(|id| id.hex());
     if resources.len() != n {
         bail!(
             "expected {n} resources, the catalog has {}",
             resources.len()
         );
     }
-    let admin = store.create_token(admin_id)?;
-    let provider0 = store.create_token(p0_id)?;
+    let admin = store.create_token(admin_id).await?;
+    let provider0 = store.create_token(p0_id).await?;
     store.flush().await?;
     Ok(Generated {
         admin,
@@ -207,6 +215,106 @@ async fn generate(dir: &std::path::Path, n: usize) -> Result<Generated> {
         resources,
         import_secs,
     })
+}
+
+/// `(VmRSS, VmHWM)` of a process in MiB.
+fn memory(pid: u32) -> Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| -> f64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    Ok((kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0))
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    startup_secs: f64,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bookcal_binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BOOKCAL_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .context("binary directory")?;
+    let bin = dir.join("bookcal");
+    if !bin.exists() {
+        bail!(
+            "{} not found: cargo build --release --bin bookcal (or set BOOKCAL_BIN)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn start_server(dir: &std::path::Path, url: Option<&str>) -> Result<Server> {
+    let t0 = Instant::now();
+    let mut cmd = Command::new(bookcal_binary()?);
+    if let Some(url) = url {
+        cmd.env("BOOKCAL_STORE_URL", url);
+    }
+    let mut child = cmd
+        .arg("serve")
+        .env("BOOKCAL_DATA_DIR", dir)
+        .env("BOOKCAL_LISTEN", "127.0.0.1:0")
+        .env("BOOKCAL_TOKEN_SALT", SALT)
+        .env("BOOKCAL_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting bookcal serve")?;
+    let stderr = child.stderr.take().context("stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let Some(line) = lines.next() else {
+            bail!("bookcal serve exited before listening");
+        };
+        let line = line?;
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if let Some(a) = v["fields"]["addr"].as_str() {
+            break a.to_string();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Ok(Server {
+        child,
+        base: format!("http://{addr}"),
+        startup_secs: t0.elapsed().as_secs_f64(),
+    })
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/health")).send().await {
+            if r.status() == 200 {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("server not healthy after 60 s");
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[derive(Clone)]
@@ -250,6 +358,17 @@ async fn one(http: &reqwest::Client, base: &str, s: &Scenario, i: usize) -> Resu
     Ok(took)
 }
 
+/// CPU time (user + system) of a process in milliseconds, from `/proc/<pid>/stat`
+/// (clock ticks of 10 ms, the Linux default USER_HZ of 100).
+fn cpu_ms(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit(')').next().context("stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> { Ok(f.get(i).context("stat field")?.parse::<f64>()?) };
+    Ok((ticks(11)? + ticks(12)?) * 10.0)
+}
+
 struct Figures {
     /// Server CPU per request in the sequential phase (robust to other load).
     cpu: f64,
@@ -267,11 +386,13 @@ fn pct(sorted: &[Duration], q: f64) -> f64 {
 
 async fn run(
     http: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     s: &Scenario,
     clients: usize,
     pid: u32,
 ) -> Result<Figures> {
+    // Sequential requests (and CPU) on the first server; throughput over all.
+    let base = bases[0].as_str();
     for i in 0..5 {
         one(http, base, s, i).await?;
     }
@@ -288,7 +409,7 @@ async fn run(
     let mut tasks = Vec::new();
     for c in 0..clients {
         let s2 = s2.clone();
-        let base = base.to_string();
+        let base = bases[c % bases.len()].clone();
         let http = reqwest::Client::new();
         tasks.push(tokio::spawn(async move {
             let mut i = c;
@@ -323,20 +444,38 @@ async fn main() -> Result<()> {
         Some(d) => PathBuf::from(d),
         None => tmp.path().join("data"),
     };
-    eprintln!("generating {n} booking resources in {}", dir.display());
-    let g = generate(&dir, n).await?;
-    eprintln!("imported in {:.1} s; starting the server", g.import_secs);
-    let server = start_server(
-        &dir,
-        &[
-            ("BOOKCAL_TOKEN_SALT", SALT.into()),
-            ("RUST_LOG", "info".into()),
-        ],
-    )?;
+    // BENCH_STORE=postgres: a local cluster with PostgreSQL's default durability
+    // (every commit flushed, as sled flushes every write), BENCH_REPLICAS servers on it.
+    let postgres = std::env::var("BENCH_STORE").is_ok_and(|v| v == "postgres");
+    let replicas = if postgres {
+        env_usize("BENCH_REPLICAS", 1).max(1)
+    } else {
+        1
+    };
+    let cluster = if postgres {
+        Some(LocalCluster::start(Durability::Full).await?)
+    } else {
+        None
+    };
+    let url = cluster.as_ref().map(|c| c.url("bookcal"));
+    let engine = if postgres { "PostgreSQL" } else { "sled" };
+    eprintln!("generating {n} booking resources on {engine}");
+    let g = generate(&dir, url.as_deref(), n).await?;
+    eprintln!(
+        "imported in {:.1} s; starting {replicas} server(s)",
+        g.import_secs
+    );
     let http = reqwest::Client::new();
-    wait_healthy(&http, &server.base).await?;
+    let mut servers = Vec::new();
+    for _ in 0..replicas {
+        let server = start_server(&dir, url.as_deref())?;
+        wait_healthy(&http, &server.base).await?;
+        servers.push(server);
+    }
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let server = &servers[0];
     let pid = server.child.id();
-    let rss_loaded = memory(pid)?.rss;
+    let (rss_loaded, _) = memory(pid)?;
     eprintln!(
         "server pid {pid} at {} (catalog built in {:.1} s), RSS {rss_loaded:.0} MiB",
         server.base, server.startup_secs
@@ -437,7 +576,7 @@ async fn main() -> Result<()> {
             &g.admin,
             vec!["/api/booking-resources/?query=seminar&page_size=100".into()],
             Some(page(seminars_per_offering * offs.len())),
-            requests,
+            few,
         ),
         mk(
             "list provider0 offering, provider owner, state=OK&page_size=100",
@@ -489,24 +628,22 @@ async fn main() -> Result<()> {
     );
     head("HEAD count offering_uuid=…&state=OK", per_off("state=OK"));
 
+    println!("{engine}, {replicas} server(s):");
+    println!();
     println!("| scenario | requests | median ms | p90 ms | p99 ms | max ms | server CPU ms/req | req/s ({clients} clients) |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     for s in scenarios.iter().filter(|s| s.name.contains(&only)) {
-        let f = run(&http, &server.base, s, clients, pid).await?;
+        let f = run(&http, &bases, s, clients, pid).await?;
         println!(
             "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
             s.name, s.requests, f.median, f.p90, f.p99, f.max, f.cpu, f.rps
         );
     }
-    let support::Memory {
-        rss: rss_after,
-        hwm,
-        ..
-    } = memory(pid)?;
+    let (rss_after, hwm) = memory(pid)?;
     println!();
     println!("- booking resources: {n} (+ {n} orders, {n} slots), offerings: {}, import: {:.1} s, server start (catalog rebuild): {:.1} s", g.offerings.len(), g.import_secs, server.startup_secs);
     println!("- server RSS after loading: {rss_loaded:.0} MiB; after the run: {rss_after:.0} MiB; peak (VmHWM): {hwm:.0} MiB");
-    drop(server);
+    drop(servers);
     Ok(())
 }

@@ -54,8 +54,8 @@ fn list_calls(emu: &Emulator) -> u64 {
 async fn prepare(dir: &Path, emu: &Emulator, n: usize) -> Result<Vec<Id>> {
     let store = Arc::new(Store::open(dir, &StoreOptions::default())?);
     let ds: bookcal::import::DataSet = serde_json::from_str(bookcal::demo::DEMO_DATA)?;
-    bookcal::import::import(&store, &ds, chrono::Utc::now())?;
-    let (customer, project, user) = support::demo_people(&store)?;
+    bookcal::import::import(&store, &ds, chrono::Utc::now()).await?;
+    let (customer, project, user) = support::demo_people(&store).await?;
     let mut ids = Vec::with_capacity(n);
     let mut batch = Vec::with_capacity(2 * n);
     for i in 0..n {
@@ -65,9 +65,7 @@ async fn prepare(dir: &Path, emu: &Emulator, n: usize) -> Result<Vec<Id>> {
         batch.push(Change::Resource(support::booking(o.id, project, user, 1)));
         batch.insert(0, Change::Offering(o));
     }
-    store
-        .mutate(|_| Ok::<_, ()>((batch, ())))
-        .map_err(|_| anyhow::anyhow!("writing the offerings"))?;
+    store.write(batch).await?;
     // A client far above the load: setting up is not what is measured.
     let client: Arc<dyn CalendarApi> = Arc::new(
         GoogleCalendarClient::builder(Credentials::service_account(emu.service_account_key_json()))
@@ -104,18 +102,20 @@ async fn prepare(dir: &Path, emu: &Emulator, n: usize) -> Result<Vec<Id>> {
         }
     }
     let due = chrono::Utc::now() + chrono::Duration::seconds(LEAD_SECS);
-    store.sync_put(
-        ids.iter()
-            .map(|&offering| {
-                Change::Enqueue(JobRequest {
-                    offering,
-                    kind: JobKind::Sync,
-                    trigger: Trigger::Periodic,
-                    due,
+    store
+        .write(
+            ids.iter()
+                .map(|&offering| {
+                    Change::Enqueue(JobRequest {
+                        offering,
+                        kind: JobKind::Sync,
+                        trigger: Trigger::Periodic,
+                        due,
+                    })
                 })
-            })
-            .collect(),
-    )?;
+                .collect(),
+        )
+        .await?;
     store.flush().await?;
     Ok(ids)
 }

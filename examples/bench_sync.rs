@@ -103,18 +103,20 @@ async fn sync_all(engine: &Arc<SyncEngine>, ids: &[Id]) -> anyhow::Result<()> {
 async fn scheduler_pass(engine: Arc<SyncEngine>, ids: &[Id]) -> anyhow::Result<()> {
     let store = engine.store.clone();
     let now = chrono::Utc::now();
-    store.sync_put(
-        ids.iter()
-            .map(|&offering| {
-                Change::Enqueue(JobRequest {
-                    offering,
-                    kind: JobKind::Sync,
-                    trigger: Trigger::Periodic,
-                    due: now,
+    store
+        .write(
+            ids.iter()
+                .map(|&offering| {
+                    Change::Enqueue(JobRequest {
+                        offering,
+                        kind: JobKind::Sync,
+                        trigger: Trigger::Periodic,
+                        due: now,
+                    })
                 })
-            })
-            .collect(),
-    )?;
+                .collect(),
+        )
+        .await?;
     let scheduler = Scheduler::new(engine, SchedulerOptions::default());
     let status = scheduler.status.clone();
     let stop = CancellationToken::new();
@@ -172,8 +174,8 @@ async fn main() -> anyhow::Result<()> {
     );
     let store = Arc::new(Store::temporary()?);
     let ds: bookcal::import::DataSet = serde_json::from_str(bookcal::demo::DEMO_DATA)?;
-    bookcal::import::import(&store, &ds, chrono::Utc::now())?;
-    let (customer, project, user) = support::demo_people(&store)?;
+    bookcal::import::import(&store, &ds, chrono::Utc::now()).await?;
+    let (customer, project, user) = support::demo_people(&store).await?;
     let measured = engine(&store, client(&emu, shipped).await?);
     let setup = engine(
         &store,
@@ -200,13 +202,8 @@ async fn main() -> anyhow::Result<()> {
     let big_booking = support::booking(big_id, project, user, slots);
     let big_res = big_booking.id;
     store
-        .mutate(|_| {
-            Ok::<_, ()>((
-                vec![Change::Offering(big), Change::Resource(big_booking)],
-                (),
-            ))
-        })
-        .map_err(|_| anyhow::anyhow!("store"))?;
+        .write(vec![Change::Offering(big), Change::Resource(big_booking)])
+        .await?;
     emu.controls().reset_counters();
     let t = Instant::now();
     let r = measured
@@ -234,9 +231,7 @@ async fn main() -> anyhow::Result<()> {
             batch.push(Change::Resource(support::booking(o.id, project, user, 2)));
             batch.insert(0, Change::Offering(o));
         }
-        store
-            .mutate(|_| Ok::<_, ()>((batch, ())))
-            .map_err(|_| anyhow::anyhow!("store"))?;
+        store.write(batch).await?;
         emu.controls().set_quota_per_minute(None);
         emu.controls().set_latency(Duration::ZERO);
         sync_all(&setup, &ids).await?; // calendars and events
@@ -258,16 +253,15 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // 3. `changes` changes in the big offering: move that many slots by an hour.
-    store
-        .mutate(|_| {
-            let mut r = store.resource(big_res).ok().flatten().ok_or(())?;
-            for s in r.slots.iter_mut().take(changes) {
-                s.start += chrono::Duration::hours(1);
-                s.end += chrono::Duration::hours(1);
-            }
-            Ok::<_, ()>((vec![Change::Resource(r)], ()))
-        })
-        .map_err(|_| anyhow::anyhow!("store"))?;
+    let mut r = store
+        .resource(big_res)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the big booking"))?;
+    for s in r.slots.iter_mut().take(changes) {
+        s.start += chrono::Duration::hours(1);
+        s.end += chrono::Duration::hours(1);
+    }
+    store.write(vec![Change::Resource(r)]).await?;
     emu.controls().reset_counters();
     let t = Instant::now();
     let r = measured

@@ -135,8 +135,12 @@ fn setup(dir: &Path, n: usize) -> anyhow::Result<()> {
     });
     let ds: DataSet = serde_json::from_value(ds).context("data set")?;
     let store = Store::open(dir, &StoreOptions::default()).context("open store")?;
-    let summary = bookcal::import::import(&store, &ds, Utc::now()).context("import")?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let summary = rt
+        .block_on(bookcal::import::import(&store, &ds, Utc::now()))
+        .context("import")?;
     let offering = store
+        .sled()?
         .read()?
         .offerings
         .values()
@@ -147,8 +151,8 @@ fn setup(dir: &Path, n: usize) -> anyhow::Result<()> {
         public: true,
         ..OfferingCalendar::new(offering)
     };
-    store.sync_put(vec![Store::calendar_change(&cal)?])?;
-    tokio::runtime::Runtime::new()?.block_on(store.flush())?;
+    rt.block_on(store.write(vec![Store::calendar_change(&cal)?]))?;
+    rt.block_on(store.flush())?;
     eprintln!("imported {} bookings", summary.bookings);
     println!("{}", offering.hex());
     Ok(())

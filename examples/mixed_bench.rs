@@ -121,9 +121,11 @@ async fn prepare(dir: &Path, emu: &Emulator, events: usize, others: usize) -> Re
             ..StoreOptions::default()
         },
     )?);
-    bookcal::import::import(&store, &ds, Utc::now()).context("import")?;
+    bookcal::import::import(&store, &ds, Utc::now())
+        .await
+        .context("import")?;
     let (feed_offering, mut others_ids, project, alice, admin) = {
-        let cat = store.read()?;
+        let cat = store.sled()?.read()?;
         let by_slug = |s: &str| cat.offerings.values().find(|o| o.slug == s).map(|o| o.id);
         let others_ids: Vec<Id> = (0..others)
             .filter_map(|i| by_slug(&format!("other-{i}")))
@@ -141,7 +143,7 @@ async fn prepare(dir: &Path, emu: &Emulator, events: usize, others: usize) -> Re
         public: true,
         ..bookcal::domain::calendar::OfferingCalendar::new(feed_offering)
     };
-    store.sync_put(vec![Store::calendar_change(&cal)?])?;
+    store.write(vec![Store::calendar_change(&cal)?]).await?;
     // The other offerings' calendars, created and filled by the engine.
     let client: Arc<dyn CalendarApi> = Arc::new(
         GoogleCalendarClient::builder(Credentials::service_account(emu.service_account_key_json()))
@@ -175,8 +177,8 @@ async fn prepare(dir: &Path, emu: &Emulator, events: usize, others: usize) -> Re
     while let Some(r) = set.join_next().await {
         r.context("sync task")?.context("creating a calendar")?;
     }
-    let consumer_token = store.create_token(alice)?;
-    let staff_token = store.create_token(admin)?;
+    let consumer_token = store.create_token(alice).await?;
+    let staff_token = store.create_token(admin).await?;
     store.flush().await?;
     Ok(Data {
         feed_offering,

@@ -57,18 +57,33 @@ pub enum AppError {
 ///
 /// # Errors
 /// sled cannot open the directory (locked by another process, permissions).
-pub fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
+pub async fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
     let opts = StoreOptions {
         cache_bytes: settings.cache_mb * 1024 * 1024,
         token_salt: settings.token_salt.expose().to_string(),
         sync_debounce: std::time::Duration::from_millis(settings.sync.debounce_ms),
     };
-    Store::open(&settings.data_dir, &opts)
-        .map(Arc::new)
-        .map_err(|source| AppError::Store {
-            dir: settings.data_dir.display().to_string(),
-            source,
-        })
+    match &settings.store_url {
+        Some(url) => {
+            let pg = crate::store::pg::PgOptions {
+                max_connections: settings.store_max_connections,
+            };
+            Store::connect(url.expose(), &opts, &pg)
+                .await
+                .map(Arc::new)
+                .map_err(|source| AppError::Store {
+                    // The URL may hold a password: never shown.
+                    dir: "the PostgreSQL database of store_url".into(),
+                    source,
+                })
+        }
+        None => Store::open(&settings.data_dir, &opts)
+            .map(Arc::new)
+            .map_err(|source| AppError::Store {
+                dir: settings.data_dir.display().to_string(),
+                source,
+            }),
+    }
 }
 
 /// The options of every Google client the settings make (the service account's and
@@ -84,6 +99,11 @@ pub fn client_options(settings: &Settings) -> ClientOptions {
             burst: (per_minute / 60).clamp(1, 50),
         },
         page_size: Some(2500),
+        limits: crate::google::UsageLimits {
+            calendars_per_hour: settings.google.calendars_per_hour,
+            pause: std::time::Duration::from_secs(settings.google.usage_limit_pause_secs),
+            ..crate::google::UsageLimits::default()
+        },
         ..ClientOptions::default()
     }
 }
@@ -104,6 +124,7 @@ impl Google {
     pub async fn build(settings: &Settings) -> Result<Google, AppError> {
         let stats = Arc::new(CallStats::new());
         let options = client_options(settings);
+        let mut identity = None;
         let client: Option<Arc<dyn CalendarApi>> = match &settings.google.service_account_key {
             None => None,
             Some(path) => {
@@ -116,6 +137,7 @@ impl Google {
                     what: format!("reading the service-account key {}", path.display()),
                     source: e,
                 })?;
+                identity = Some(creds.identity());
                 let client = GoogleCalendarClient::builder(creds)
                     .options(options.clone())
                     .stats(stats.clone())
@@ -128,17 +150,24 @@ impl Google {
                 Some(Arc::new(client))
             }
         };
-        let credentials = ProviderCredentials::new(
+        let mut credentials = ProviderCredentials::new(
             settings.google.provider_credentials_dir.clone(),
             options,
             stats.clone(),
             client.clone(),
         )
-        .map(Arc::new)
         .map_err(|e| AppError::Google {
             what: "preparing per-provider credentials".into(),
             source: e,
         })?;
+        if let (Some(path), Some(identity)) = (&settings.google.service_account_key, &identity) {
+            let name = format!(
+                "service account {}",
+                identity.strip_prefix("sa:").unwrap_or(identity)
+            );
+            credentials = credentials.with_service_account(name, &path.display().to_string());
+        }
+        let credentials = Arc::new(credentials);
         Ok(Google {
             client,
             credentials,
@@ -168,7 +197,7 @@ impl Services {
     /// Invalid settings, the store cannot be opened, or the Google side cannot be set up.
     pub async fn build(settings: &Settings) -> Result<Services, AppError> {
         settings.validate()?;
-        let store = open_store(settings)?;
+        let store = open_store(settings).await?;
         let google = Google::build(settings).await?;
         let engine = Arc::new(SyncEngine {
             store: store.clone(),
@@ -207,6 +236,7 @@ impl Application {
         let mut state = AppState::new(services.store.clone());
         state.public_url = settings.public_url.clone();
         state.google = services.google.credentials.clone();
+        state.max_busy_age = settings.sync.max_busy_age();
         let scheduler = Scheduler::new(
             services.engine.clone(),
             SchedulerOptions {
@@ -219,6 +249,7 @@ impl Application {
             Metrics::new(vec![
                 scheduler.status.clone(),
                 services.google.stats.clone(),
+                services.google.credentials.clone(),
             ])
             .with_token(settings.http.metrics_token.as_ref()),
         );
@@ -287,6 +318,7 @@ impl Application {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(
                 %addr,
+                store = services.store.engine().as_str(),
                 data_dir = %settings.data_dir.display(),
                 google = services.google.configured(&settings),
                 "bookcal listening"

@@ -81,6 +81,12 @@ pub struct GoogleSettings {
     pub requests_per_minute: u32,
     /// Share calendars busy-only (`freeBusyReader`) instead of with details (`reader`).
     pub share_busy_only: bool,
+    /// Calendars one credential may create in any hour (0 = no budget). Google makes
+    /// an account that creates too many read-only for hours.
+    pub calendars_per_hour: u32,
+    /// Seconds a credential's writes pause after Google answers "Calendar usage limits
+    /// exceeded." (doubling on each refusal in a row, at most a day).
+    pub usage_limit_pause_secs: u64,
 }
 
 impl Default for GoogleSettings {
@@ -92,6 +98,8 @@ impl Default for GoogleSettings {
             provider_credentials_dir: None,
             requests_per_minute: 580,
             share_busy_only: false,
+            calendars_per_hour: 20,
+            usage_limit_pause_secs: 3 * 3600,
         }
     }
 }
@@ -111,6 +119,20 @@ pub struct SyncSettings {
     /// Milliseconds a sync that a local change implies waits for more changes to the
     /// same offering (a burst of changes gives one run).
     pub debounce_ms: u64,
+    /// New orders are refused on an offering whose calendar's busy time was last read
+    /// longer ago than this (seconds; 0 = never refuse): stale busy time could let a
+    /// booking land on time that is taken.
+    pub max_busy_age_secs: u64,
+}
+
+impl SyncSettings {
+    /// `max_busy_age_secs` as a limit (`None` for 0: never refuse).
+    pub fn max_busy_age(&self) -> Option<chrono::Duration> {
+        (self.max_busy_age_secs > 0)
+            .then(|| i64::try_from(self.max_busy_age_secs).ok())
+            .flatten()
+            .and_then(chrono::Duration::try_seconds)
+    }
 }
 
 impl Default for SyncSettings {
@@ -121,6 +143,7 @@ impl Default for SyncSettings {
             concurrency: 8,
             max_delete_share: 0.5,
             debounce_ms: 1000,
+            max_busy_age_secs: 2 * 3600,
         }
     }
 }
@@ -511,6 +534,18 @@ impl Settings {
         )?;
         parse_env(
             env,
+            "google.calendars_per_hour",
+            "BOOKCAL_GOOGLE_CALENDARS_PER_HOUR",
+            &mut s.google.calendars_per_hour,
+        )?;
+        parse_env(
+            env,
+            "google.usage_limit_pause_secs",
+            "BOOKCAL_GOOGLE_USAGE_LIMIT_PAUSE_SECS",
+            &mut s.google.usage_limit_pause_secs,
+        )?;
+        parse_env(
+            env,
             "sync.interval_secs",
             "BOOKCAL_SYNC_INTERVAL_SECS",
             &mut s.sync.interval_secs,
@@ -538,6 +573,12 @@ impl Settings {
             "sync.debounce_ms",
             "BOOKCAL_SYNC_DEBOUNCE_MS",
             &mut s.sync.debounce_ms,
+        )?;
+        parse_env(
+            env,
+            "sync.max_busy_age_secs",
+            "BOOKCAL_SYNC_MAX_BUSY_AGE_SECS",
+            &mut s.sync.max_busy_age_secs,
         )?;
         s.validate()?;
         Ok(s)
@@ -826,11 +867,14 @@ mod tests {
             ("google.provider_credentials_dir", "/srv/providers"),
             ("google.requests_per_minute", "60"),
             ("google.share_busy_only", "true"),
+            ("google.calendars_per_hour", "5"),
+            ("google.usage_limit_pause_secs", "60"),
             ("sync.interval_secs", "1"),
             ("sync.horizon_days", "2"),
             ("sync.concurrency", "3"),
             ("sync.max_delete_share", "0.25"),
             ("sync.debounce_ms", "250"),
+            ("sync.max_busy_age_secs", "600"),
         ]
         .into_iter()
         .collect();

@@ -11,6 +11,12 @@
 //!
 //! A revoked token (`invalid_grant`) fails that provider's runs with a clear error on
 //! its offerings' calendar records; other providers are unaffected.
+//!
+//! Health: every credential (the service account, each provider file) has a status
+//! (`ok`, `invalid`, `failing`, `unknown`) with the reason in plain words and what to
+//! do ([`health_of`]), shown in each offering's `googlecalendar.credential`, in
+//! `/metrics` (`bookcal_google_credential_status`) and in `/ready`'s detail; the
+//! Google adapter logs every change of status once.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,11 +25,13 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::api::GoogleCredentialsCheck;
+use crate::domain::calendar::CredentialHealth;
 use crate::domain::Id;
 use crate::google::{
-    CalendarApi, CallStats, ClientFactory, ClientOptions, Credentials, GoogleError,
-    GoogleErrorKind, GOOGLE_TOKEN_URL,
+    CalendarApi, CallStats, ClientFactory, ClientOptions, CredentialStatus, Credentials,
+    GoogleError, GoogleErrorKind, GOOGLE_TOKEN_URL,
 };
+use crate::metrics::{Exposition, Observed};
 use crate::sync::CalendarSource;
 
 #[derive(Deserialize)]
@@ -40,6 +48,8 @@ pub struct ProviderCredentials {
     dir: Option<PathBuf>,
     factory: ClientFactory,
     default: Option<Arc<dyn CalendarApi>>,
+    /// How the service account is named in health reports, and how to replace it.
+    default_name: (String, String),
 }
 
 impl ProviderCredentials {
@@ -55,7 +65,68 @@ impl ProviderCredentials {
             dir,
             factory: ClientFactory::new(options, stats)?,
             default,
+            default_name: (
+                "service account".into(),
+                "replace the service-account key (google.service_account_key) and restart bookcal"
+                    .into(),
+            ),
         })
+    }
+
+    /// Names the service account in health reports (`service account a@b`) and says
+    /// where its key is (`/etc/bookcal/google-key.json`).
+    #[must_use]
+    pub fn with_service_account(mut self, name: impl Into<String>, key_path: &str) -> Self {
+        self.default_name = (
+            name.into(),
+            format!("replace the key file {key_path} with a current key and restart bookcal"),
+        );
+        self
+    }
+
+    fn provider_health(&self, provider: Id) -> Option<CredentialHealth> {
+        let path = self.file(provider)?;
+        let name = format!("provider {}", provider.hex());
+        let fix = format!(
+            "the provider must authorise bookcal again; write its new refresh token to {} (read on the next sync, no restart)",
+            path.display()
+        );
+        let status = match self.credentials(provider) {
+            Err(e) => CredentialStatus::Invalid {
+                reason: e.to_string(),
+                since: chrono::Utc::now(),
+            },
+            Ok(_) => self
+                .factory
+                .credential_status(&provider.hex())
+                .unwrap_or(CredentialStatus::Unknown),
+        };
+        Some(health_of(&name, &status, &fix))
+    }
+
+    fn service_account_health(&self) -> Option<CredentialHealth> {
+        let client = self.default.as_ref()?;
+        let (name, fix) = &self.default_name;
+        Some(health_of(name, &client.credential_status(), fix))
+    }
+
+    /// Providers that have a credentials file.
+    fn providers_with_files(&self) -> Vec<Id> {
+        let Some(dir) = &self.dir else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<Id> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                Id::parse(name.strip_suffix(".json")?)
+            })
+            .collect();
+        ids.sort();
+        ids
     }
 
     fn file(&self, provider: Id) -> Option<PathBuf> {
@@ -101,5 +172,158 @@ impl CalendarSource for ProviderCredentials {
 impl GoogleCredentialsCheck for ProviderCredentials {
     fn has_credentials(&self, provider: Id) -> bool {
         self.default.is_some() || self.file(provider).is_some()
+    }
+
+    fn health(&self, provider: Id) -> Option<CredentialHealth> {
+        self.provider_health(provider)
+            .or_else(|| self.service_account_health())
+    }
+
+    fn all_health(&self) -> Vec<CredentialHealth> {
+        self.service_account_health()
+            .into_iter()
+            .chain(
+                self.providers_with_files()
+                    .into_iter()
+                    .filter_map(|p| self.provider_health(p)),
+            )
+            .collect()
+    }
+}
+
+impl Observed for ProviderCredentials {
+    fn write_metrics(&self, out: &mut Exposition) {
+        const STATUSES: [&str; 4] = ["ok", "invalid", "failing", "unknown"];
+        let all = self.all_health();
+        const COUNT: &str = "bookcal_google_credentials";
+        out.family(
+            COUNT,
+            "gauge",
+            "Google credentials (the service account, each provider file) by status: ok, invalid (a person must replace it), failing (bookcal retries), unknown (not used yet).",
+        );
+        for status in STATUSES {
+            let n = all.iter().filter(|h| h.status == status).count();
+            out.sample(COUNT, &[("status", status)], n as f64);
+        }
+        // Series naming a credential (a provider, an account) need the metrics token.
+        if !out.detailed() {
+            return;
+        }
+        const NAME: &str = "bookcal_google_credential_status";
+        out.family(
+            NAME,
+            "gauge",
+            "Each Google credential's status (1 for the current one); with the metrics token only.",
+        );
+        for h in &all {
+            for status in STATUSES {
+                let value = f64::from(u8::from(h.status == status));
+                out.sample(NAME, &[("credential", &h.name), ("status", status)], value);
+            }
+        }
+    }
+}
+
+/// A credential's status in words an operator can act on: what is wrong and what to
+/// do (`fix` says how to replace this credential).
+pub fn health_of(name: &str, status: &CredentialStatus, fix: &str) -> CredentialHealth {
+    let (reason, action, since, until) = match status {
+        CredentialStatus::Unknown => (None, None, None, None),
+        CredentialStatus::Ok => (None, None, None, None),
+        CredentialStatus::Invalid { reason, since } => (
+            Some(format!("Google refuses this credential: {reason}")),
+            Some(format!(
+                "Nothing is synced with it until it is replaced: {fix}. Bookings on its offerings are refused once their busy time is older than sync.max_busy_age_secs."
+            )),
+            Some(*since),
+            None,
+        ),
+        CredentialStatus::Failing {
+            reason,
+            since,
+            until: Some(until),
+        } => (
+            Some(format!("{reason}.")),
+            Some(format!(
+                "Nothing to do: writes resume by themselves after {}; busy time is still read. Creating fewer calendars per hour (google.calendars_per_hour) avoids this.",
+                until.format("%Y-%m-%d %H:%M UTC")
+            )),
+            Some(*since),
+            Some(*until),
+        ),
+        CredentialStatus::Failing {
+            reason,
+            since,
+            until: None,
+        } => (
+            Some(format!("Google does not answer for this credential: {reason}")),
+            Some("Nothing to do yet: bookcal retries with back-off. If it lasts, check Google's status page and the network path to Google.".to_owned()),
+            Some(*since),
+            None,
+        ),
+    };
+    CredentialHealth {
+        name: name.to_owned(),
+        status: status.label().to_owned(),
+        reason,
+        action,
+        since,
+        until,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_reads_as_words_with_what_to_do() {
+        let t = chrono::Utc::now();
+        let cases = [
+            (CredentialStatus::Unknown, "unknown", None, None),
+            (CredentialStatus::Ok, "ok", None, None),
+            (
+                CredentialStatus::Invalid {
+                    reason: "invalid_grant: Token has been expired or revoked.".into(),
+                    since: t,
+                },
+                "invalid",
+                Some("Token has been expired or revoked"),
+                Some("replace me"),
+            ),
+            (
+                CredentialStatus::Failing {
+                    reason: "token fetch: internal_failure".into(),
+                    since: t,
+                    until: None,
+                },
+                "failing",
+                Some("internal_failure"),
+                Some("retries with back-off"),
+            ),
+            (
+                CredentialStatus::Failing {
+                    reason: "Google answered \"Calendar usage limits exceeded.\"".into(),
+                    since: t,
+                    until: Some(t),
+                },
+                "failing",
+                Some("usage limits"),
+                Some("resume by themselves"),
+            ),
+        ];
+        for (status, label, reason, action) in cases {
+            let h = health_of("provider x", &status, "replace me");
+            assert_eq!(h.status, label);
+            assert_eq!(h.name, "provider x");
+            match reason {
+                Some(r) => assert!(h.reason.as_deref().is_some_and(|x| x.contains(r)), "{h:?}"),
+                None => assert!(h.reason.is_none(), "{h:?}"),
+            }
+            match action {
+                Some(a) => assert!(h.action.as_deref().is_some_and(|x| x.contains(a)), "{h:?}"),
+                None => assert!(h.action.is_none(), "{h:?}"),
+            }
+        }
     }
 }

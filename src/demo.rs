@@ -27,6 +27,9 @@ pub struct DemoOptions {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub reset: bool,
+    /// The store: none is sled in `data_dir`; `local` a throw-away PostgreSQL cluster
+    /// for the demo's lifetime (needs Debian's `postgresql`); else a `postgres://` URL.
+    pub store_url: Option<String>,
 }
 
 /// Runs the demo until `shutdown`.
@@ -53,6 +56,21 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         listen: opts.listen,
         ..Settings::default()
     };
+    // Kept until the demo ends: dropping it stops and removes the cluster.
+    let mut _cluster = None;
+    match opts.store_url.as_deref() {
+        None => {}
+        Some("local") => {
+            let c = crate::store::pg::cluster::LocalCluster::start(
+                crate::store::pg::cluster::Durability::Full,
+            )
+            .await
+            .context("starting a local PostgreSQL cluster")?;
+            settings.store_url = Some(crate::config::Secret::new(c.url("bookcal")));
+            _cluster = Some(c);
+        }
+        Some(url) => settings.store_url = Some(crate::config::Secret::new(url)),
+    }
     settings.google.root_url = emu.root_url();
     settings.google.service_account_key = Some(key_path.clone());
     settings.sync.interval_secs = 60;
@@ -62,27 +80,32 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
 
     let app = crate::app::Application::build(settings).await?;
     let store = app.store().clone();
-    let fresh = store.read()?.users.is_empty();
+    let fresh = store.user_by_name("admin").await?.is_none();
     if fresh {
         let ds: crate::import::DataSet = serde_json::from_str(DEMO_DATA)?;
-        crate::import::import(&store, &ds, chrono::Utc::now())?;
+        crate::import::import(&store, &ds, chrono::Utc::now()).await?;
     }
-    store.forget_google_state()?;
+    store.forget_google_state().await?;
     let mut tokens = Vec::new();
+    let mut project = crate::domain::Id::default();
     for user in ["admin", "owner", "alice"] {
         let id = store
-            .read()?
-            .users_by_name
-            .get(user)
-            .copied()
-            .with_context(|| format!("demo user {user} is missing"))?;
-        tokens.push((user, store.create_token(id)?));
+            .user_by_name(user)
+            .await?
+            .with_context(|| format!("demo user {user} is missing"))?
+            .id;
+        if user == "alice" {
+            let mut projects: Vec<_> = store.relations(id).await?.member_of.into_iter().collect();
+            projects.sort();
+            project = projects.first().copied().unwrap_or_default();
+        }
+        tokens.push((user, store.create_token(id).await?));
     }
     let offerings: Vec<(crate::domain::Id, String)> = store
-        .read()?
-        .offerings
-        .values()
-        .map(|o| (o.id, o.name.clone()))
+        .all_offerings()
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.name))
         .collect();
     for (id, _) in &offerings {
         app.engine()
@@ -98,7 +121,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         &emu.root_url(),
         &tokens,
         &offerings,
-        &store,
+        project,
         fresh,
         &opts.data_dir,
     );
@@ -116,7 +139,7 @@ fn print_guide(
     emu: &str,
     tokens: &[(&str, String)],
     offerings: &[(crate::domain::Id, String)],
-    store: &crate::store::Store,
+    project: crate::domain::Id,
     fresh: bool,
     dir: &std::path::Path,
 ) {
@@ -127,19 +150,12 @@ fn print_guide(
             .map(|(_, t)| t.clone())
             .unwrap_or_default()
     };
-    let (room, project) = {
-        let cat = store.read().ok();
-        let room = offerings
-            .iter()
-            .find(|(_, n)| n.contains("Aurora"))
-            .or(offerings.first())
-            .map(|(i, _)| *i)
-            .unwrap_or_default();
-        let project = cat
-            .and_then(|c| c.projects.keys().next().copied())
-            .unwrap_or_default();
-        (room, project)
-    };
+    let room = offerings
+        .iter()
+        .find(|(_, n)| n.contains("Aurora"))
+        .or(offerings.first())
+        .map(|(i, _)| *i)
+        .unwrap_or_default();
     let day = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%d");
     println!("bookcal demo ready: {base}");
     println!();
@@ -188,6 +204,24 @@ fn print_guide(
         "  curl -s -H 'Authorization: Bearer {}' {base}/metrics    # with per-offering series",
         tok(METRICS)
     );
+    println!("  # each Google credential's health (ok, invalid, failing) and what to do about it");
+    println!("  curl -s {base}/ready");
+    println!();
+    println!("Google as it really is (the emulator's switches, PUT {emu}emulator/settings):");
+    println!("  # Google's calendar-creation limit: read-only for 2 hours after 2 new calendars;");
+    println!(
+        "  # bookcal paces creation (google.calendars_per_hour) and offerings past the budget"
+    );
+    println!("  # show googlecalendar.waiting instead of failing");
+    println!(
+        "  curl -s -X PUT -H 'Content-Type: application/json' {emu}emulator/settings -d '{{\"calendar_creation_limit\": {{\"max\": 2, \"window_secs\": 3600, \"lockout_secs\": 7200}}}}'"
+    );
+    println!("  # etags that change by themselves: a sync after a no-change sync still makes one request");
+    println!(
+        "  curl -s -X PUT -H 'Content-Type: application/json' {emu}emulator/settings -d '{{\"etag_drift\": true}}'"
+    );
+    println!("  # googlecalendar.busy_read_at: new orders are refused once it is older than");
+    println!("  # sync.max_busy_age_secs (a dead credential cannot cause a double booking)");
     println!();
     println!("Feeds (public while shared): {base}/feeds/offerings/{room}.ics");
     println!("Google Calendar emulator: {emu}");

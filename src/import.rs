@@ -19,7 +19,7 @@ use crate::domain::{
     Category, Customer, Id, Offering, OfferingState, Order, OrderState, OrderType, Project,
     Resource, ResourceState, Slot, User,
 };
-use crate::store::{Change, MutateError, Store, StoreError};
+use crate::store::{Change, Load, MutateError, Store, StoreError};
 
 /// Errors of an import; nothing is written when one occurs.
 #[derive(Debug, thiserror::Error)]
@@ -210,13 +210,16 @@ fn interval_of(
 ///
 /// # Errors
 /// The file cannot be read or is invalid; nothing is written then.
-pub fn import_file(store: &Store, path: &std::path::Path) -> Result<ImportSummary, ImportError> {
+pub async fn import_file(
+    store: &Store,
+    path: &std::path::Path,
+) -> Result<ImportSummary, ImportError> {
     let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
         path: path.display().to_string(),
         source,
     })?;
     let ds: DataSet = serde_json::from_str(&text).map_err(ImportError::Parse)?;
-    import(store, &ds, Utc::now())
+    import(store, &ds, Utc::now()).await
 }
 
 /// What an import wrote.
@@ -233,236 +236,247 @@ pub struct ImportSummary {
 ///
 /// # Errors
 /// A dangling reference or invalid value; nothing is written then.
-pub fn import(
+pub async fn import(
     store: &Store,
     ds: &DataSet,
     now: DateTime<Utc>,
 ) -> Result<ImportSummary, ImportError> {
-    let r = store.mutate(|cat| {
-        let mut changes = Vec::new();
-        let mut users: HashMap<String, Id> = cat.users_by_name.clone();
-        for u in &ds.users {
-            let id = users
-                .get(&u.username)
-                .copied()
-                .unwrap_or_else(|| derived("user", &u.username));
-            users.insert(u.username.clone(), id);
-            let created = cat.users.get(&id).map(|x| x.created).unwrap_or(now);
-            changes.push(Change::User(User {
-                id,
-                username: u.username.clone(),
-                full_name: u.full_name.clone(),
-                email: u.email.clone(),
-                is_staff: u.is_staff,
-                created,
-            }));
-        }
-        let user = |name: &str| {
-            users
-                .get(name)
-                .copied()
-                .ok_or_else(|| bad(format!("unknown user {name:?}")))
-        };
-        let mut customers: HashMap<String, Id> = cat
-            .customers
-            .values()
-            .map(|c| (c.slug.clone(), c.id))
-            .collect();
-        for c in &ds.customers {
-            let id = c.uuid.unwrap_or_else(|| derived("customer", &c.slug));
-            customers.insert(c.slug.clone(), id);
-            changes.push(Change::Customer(Customer {
-                id,
-                name: c.name.clone(),
-                slug: c.slug.clone(),
-                owners: c.owners.iter().map(|u| user(u)).collect::<Result<_, _>>()?,
-                managers: c
-                    .managers
-                    .iter()
-                    .map(|u| user(u))
-                    .collect::<Result<_, _>>()?,
-                created: cat.customers.get(&id).map(|x| x.created).unwrap_or(now),
-            }));
-        }
-        let by_ref = |m: &HashMap<String, Id>, r: &str, what: &str| {
-            m.get(r)
-                .copied()
-                .or_else(|| Id::parse(r))
-                .ok_or_else(|| bad(format!("unknown {what} {r:?}")))
-        };
-        let mut projects: HashMap<String, Id> = cat
-            .projects
-            .values()
-            .map(|p| (p.slug.clone(), p.id))
-            .collect();
-        for p in &ds.projects {
-            let id = p.uuid.unwrap_or_else(|| derived("project", &p.slug));
-            projects.insert(p.slug.clone(), id);
-            changes.push(Change::Project(Project {
-                id,
-                customer: by_ref(&customers, &p.customer, "customer")?,
-                name: p.name.clone(),
-                slug: p.slug.clone(),
-                description: p.description.clone(),
-                members: p
-                    .members
-                    .iter()
-                    .map(|u| user(u))
-                    .collect::<Result<_, _>>()?,
-                created: cat.projects.get(&id).map(|x| x.created).unwrap_or(now),
-            }));
-        }
-        let mut offerings: HashMap<String, (Id, chrono_tz::Tz)> = cat
-            .offerings
-            .values()
-            .map(|o| (o.slug.clone(), (o.id, o.time_zone)))
-            .collect();
-        for o in &ds.offerings {
-            let id = o.uuid.unwrap_or_else(|| derived("offering", &o.slug));
-            let tz: chrono_tz::Tz = o.time_zone.parse().map_err(|_| {
-                bad(format!(
-                    "offering {:?}: unknown time zone {:?}",
-                    o.slug, o.time_zone
-                ))
-            })?;
-            offerings.insert(o.slug.clone(), (id, tz));
-            let today = now.with_timezone(&tz).date_naive();
-            let mut schedules = Vec::new();
-            for (i, w) in o.availability.iter().enumerate() {
-                let (s, e) =
-                    interval_of(w, tz, today, &format!("offering {:?} availability", o.slug))?;
-                schedules.push(json!({
-                    "start": ts(&s),
-                    "end": ts(&e),
-                    "title": "Availability",
-                    "id": format!("availability-{i}"),
-                    "allDay": false,
-                    "extendedProps": {"type": "Availability"},
+    let load = Load {
+        directory: true,
+        ..Load::default()
+    };
+    let r = store
+        .mutate(&load, |view| {
+            let cat = &view.directory;
+            let mut changes = Vec::new();
+            let mut users: HashMap<String, Id> = cat
+                .users
+                .values()
+                .map(|u| (u.username.clone(), u.id))
+                .collect();
+            for u in &ds.users {
+                let id = users
+                    .get(&u.username)
+                    .copied()
+                    .unwrap_or_else(|| derived("user", &u.username));
+                users.insert(u.username.clone(), id);
+                let created = cat.users.get(&id).map(|x| x.created).unwrap_or(now);
+                changes.push(Change::User(User {
+                    id,
+                    username: u.username.clone(),
+                    full_name: u.full_name.clone(),
+                    email: u.email.clone(),
+                    is_staff: u.is_staff,
+                    created,
                 }));
             }
-            let created = cat.offerings.get(&id).map(|x| x.created).unwrap_or(now);
-            changes.push(Change::Offering(Offering {
-                id,
-                customer: by_ref(&customers, &o.customer, "customer")?,
-                name: o.name.clone(),
-                slug: o.slug.clone(),
-                description: o.description.clone(),
-                full_description: o.description.clone(),
-                category: Category {
-                    id: derived("category", &o.category),
-                    title: o.category.clone(),
-                },
-                state: OfferingState::Active,
-                time_zone: tz,
-                location: o.location.clone(),
-                latitude: o.latitude,
-                longitude: o.longitude,
-                attributes: json!({ "schedules": schedules }),
-                plugin_options: json!({}),
-                shared: o.shared,
-                billable: false,
-                backend_id: String::new(),
-                created,
-                modified: now,
-            }));
-        }
-        for b in &ds.bookings {
-            let (offering, tz) = offerings
-                .get(&b.offering)
-                .copied()
-                .or_else(|| {
-                    Id::parse(&b.offering)
-                        .and_then(|id| cat.offerings.get(&id).map(|o| (id, o.time_zone)))
-                })
-                .ok_or_else(|| bad(format!("unknown offering {:?}", b.offering)))?;
-            let project = by_ref(&projects, &b.project, "project")?;
-            let creator = user(&b.created_by)?;
-            let id = b
-                .uuid
-                .unwrap_or_else(|| derived("booking", &format!("{}/{}", b.offering, b.name)));
-            let order_id = derived("order", &id.hex());
-            let today = now.with_timezone(&tz).date_naive();
-            let mut slots = Vec::new();
-            let mut schedules = Vec::new();
-            for (i, s) in b.slots.iter().enumerate() {
-                let (start, end) = interval_of(s, tz, today, &format!("booking {:?}", b.name))?;
-                let backend_id = format!(
-                    "booking_{}",
-                    derived("slot", &format!("{}/{i}", id.hex())).hex()
-                );
-                schedules.push(json!({"start": ts(&start), "end": ts(&end)}));
-                slots.push(Slot {
-                    start,
-                    end,
-                    backend_id,
-                });
-            }
-            let attributes = json!({"name": b.name, "schedules": schedules});
-            let (order_state, completed) = match b.state {
-                ResourceState::Ok => (OrderState::Done, Some(now)),
-                ResourceState::Creating => (OrderState::Executing, None),
-                other => {
-                    return Err(bad(format!(
-                        "booking {:?}: state {} cannot be imported",
-                        b.name,
-                        other.as_str()
-                    )))
-                }
+            let user = |name: &str| {
+                users
+                    .get(name)
+                    .copied()
+                    .ok_or_else(|| bad(format!("unknown user {name:?}")))
             };
-            changes.push(Change::Resource(Resource {
-                id,
-                name: b.name.clone(),
-                slug: slugify(&b.name),
-                description: String::new(),
-                offering,
-                project,
-                state: b.state,
-                backend_id: String::new(),
-                attributes: attributes.clone(),
-                slots,
-                created: now,
-                modified: now,
-                created_by: creator,
-                consumer_reviewed_by: Some(creator),
-                creation_order: Some(order_id),
-                end_date: None,
-                error_message: String::new(),
-            }));
-            changes.push(Change::Order(Order {
-                id: order_id,
-                offering,
-                project,
-                resource: id,
-                kind: OrderType::Create,
-                state: order_state,
-                attributes,
-                created: now,
-                modified: now,
-                created_by: creator,
-                consumer_reviewed_by: Some(creator),
-                consumer_reviewed_at: Some(now),
-                provider_reviewed_by: None,
-                provider_reviewed_at: None,
-                completed_at: completed,
-                error_message: String::new(),
-                error_traceback: String::new(),
-                backend_id: String::new(),
-                attachment: None,
-                request_comment: String::new(),
-                callback_url: String::new(),
-                start_date: None,
-                termination_comment: String::new(),
-            }));
-        }
-        let summary = ImportSummary {
-            users: ds.users.len(),
-            customers: ds.customers.len(),
-            projects: ds.projects.len(),
-            offerings: ds.offerings.len(),
-            bookings: ds.bookings.len(),
-        };
-        Ok((changes, summary))
-    });
+            let mut customers: HashMap<String, Id> = cat
+                .customers
+                .values()
+                .map(|c| (c.slug.clone(), c.id))
+                .collect();
+            for c in &ds.customers {
+                let id = c.uuid.unwrap_or_else(|| derived("customer", &c.slug));
+                customers.insert(c.slug.clone(), id);
+                changes.push(Change::Customer(Customer {
+                    id,
+                    name: c.name.clone(),
+                    slug: c.slug.clone(),
+                    owners: c.owners.iter().map(|u| user(u)).collect::<Result<_, _>>()?,
+                    managers: c
+                        .managers
+                        .iter()
+                        .map(|u| user(u))
+                        .collect::<Result<_, _>>()?,
+                    created: cat.customers.get(&id).map(|x| x.created).unwrap_or(now),
+                }));
+            }
+            let by_ref = |m: &HashMap<String, Id>, r: &str, what: &str| {
+                m.get(r)
+                    .copied()
+                    .or_else(|| Id::parse(r))
+                    .ok_or_else(|| bad(format!("unknown {what} {r:?}")))
+            };
+            let mut projects: HashMap<String, Id> = cat
+                .projects
+                .values()
+                .map(|p| (p.slug.clone(), p.id))
+                .collect();
+            for p in &ds.projects {
+                let id = p.uuid.unwrap_or_else(|| derived("project", &p.slug));
+                projects.insert(p.slug.clone(), id);
+                changes.push(Change::Project(Project {
+                    id,
+                    customer: by_ref(&customers, &p.customer, "customer")?,
+                    name: p.name.clone(),
+                    slug: p.slug.clone(),
+                    description: p.description.clone(),
+                    members: p
+                        .members
+                        .iter()
+                        .map(|u| user(u))
+                        .collect::<Result<_, _>>()?,
+                    created: cat.projects.get(&id).map(|x| x.created).unwrap_or(now),
+                }));
+            }
+            let mut offerings: HashMap<String, (Id, chrono_tz::Tz)> = cat
+                .offerings
+                .values()
+                .map(|o| (o.slug.clone(), (o.id, o.time_zone)))
+                .collect();
+            for o in &ds.offerings {
+                let id = o.uuid.unwrap_or_else(|| derived("offering", &o.slug));
+                let tz: chrono_tz::Tz = o.time_zone.parse().map_err(|_| {
+                    bad(format!(
+                        "offering {:?}: unknown time zone {:?}",
+                        o.slug, o.time_zone
+                    ))
+                })?;
+                offerings.insert(o.slug.clone(), (id, tz));
+                let today = now.with_timezone(&tz).date_naive();
+                let mut schedules = Vec::new();
+                for (i, w) in o.availability.iter().enumerate() {
+                    let (s, e) =
+                        interval_of(w, tz, today, &format!("offering {:?} availability", o.slug))?;
+                    schedules.push(json!({
+                        "start": ts(&s),
+                        "end": ts(&e),
+                        "title": "Availability",
+                        "id": format!("availability-{i}"),
+                        "allDay": false,
+                        "extendedProps": {"type": "Availability"},
+                    }));
+                }
+                let created = cat.offerings.get(&id).map(|x| x.created).unwrap_or(now);
+                changes.push(Change::Offering(Offering {
+                    id,
+                    customer: by_ref(&customers, &o.customer, "customer")?,
+                    name: o.name.clone(),
+                    slug: o.slug.clone(),
+                    description: o.description.clone(),
+                    full_description: o.description.clone(),
+                    category: Category {
+                        id: derived("category", &o.category),
+                        title: o.category.clone(),
+                    },
+                    state: OfferingState::Active,
+                    time_zone: tz,
+                    location: o.location.clone(),
+                    latitude: o.latitude,
+                    longitude: o.longitude,
+                    attributes: json!({ "schedules": schedules }),
+                    plugin_options: json!({}),
+                    shared: o.shared,
+                    billable: false,
+                    backend_id: String::new(),
+                    created,
+                    modified: now,
+                }));
+            }
+            for b in &ds.bookings {
+                let (offering, tz) = offerings
+                    .get(&b.offering)
+                    .copied()
+                    .or_else(|| {
+                        Id::parse(&b.offering)
+                            .and_then(|id| cat.offerings.get(&id).map(|o| (id, o.time_zone)))
+                    })
+                    .ok_or_else(|| bad(format!("unknown offering {:?}", b.offering)))?;
+                let project = by_ref(&projects, &b.project, "project")?;
+                let creator = user(&b.created_by)?;
+                let id = b
+                    .uuid
+                    .unwrap_or_else(|| derived("booking", &format!("{}/{}", b.offering, b.name)));
+                let order_id = derived("order", &id.hex());
+                let today = now.with_timezone(&tz).date_naive();
+                let mut slots = Vec::new();
+                let mut schedules = Vec::new();
+                for (i, s) in b.slots.iter().enumerate() {
+                    let (start, end) = interval_of(s, tz, today, &format!("booking {:?}", b.name))?;
+                    let backend_id = format!(
+                        "booking_{}",
+                        derived("slot", &format!("{}/{i}", id.hex())).hex()
+                    );
+                    schedules.push(json!({"start": ts(&start), "end": ts(&end)}));
+                    slots.push(Slot {
+                        start,
+                        end,
+                        backend_id,
+                    });
+                }
+                let attributes = json!({"name": b.name, "schedules": schedules});
+                let (order_state, completed) = match b.state {
+                    ResourceState::Ok => (OrderState::Done, Some(now)),
+                    ResourceState::Creating => (OrderState::Executing, None),
+                    other => {
+                        return Err(bad(format!(
+                            "booking {:?}: state {} cannot be imported",
+                            b.name,
+                            other.as_str()
+                        )))
+                    }
+                };
+                changes.push(Change::Resource(Resource {
+                    id,
+                    name: b.name.clone(),
+                    slug: slugify(&b.name),
+                    description: String::new(),
+                    offering,
+                    project,
+                    state: b.state,
+                    backend_id: String::new(),
+                    attributes: attributes.clone(),
+                    slots,
+                    created: now,
+                    modified: now,
+                    created_by: creator,
+                    consumer_reviewed_by: Some(creator),
+                    creation_order: Some(order_id),
+                    end_date: None,
+                    error_message: String::new(),
+                }));
+                changes.push(Change::Order(Order {
+                    id: order_id,
+                    offering,
+                    project,
+                    resource: id,
+                    kind: OrderType::Create,
+                    state: order_state,
+                    attributes,
+                    created: now,
+                    modified: now,
+                    created_by: creator,
+                    consumer_reviewed_by: Some(creator),
+                    consumer_reviewed_at: Some(now),
+                    provider_reviewed_by: None,
+                    provider_reviewed_at: None,
+                    completed_at: completed,
+                    error_message: String::new(),
+                    error_traceback: String::new(),
+                    backend_id: String::new(),
+                    attachment: None,
+                    request_comment: String::new(),
+                    callback_url: String::new(),
+                    start_date: None,
+                    termination_comment: String::new(),
+                }));
+            }
+            let summary = ImportSummary {
+                users: ds.users.len(),
+                customers: ds.customers.len(),
+                projects: ds.projects.len(),
+                offerings: ds.offerings.len(),
+                bookings: ds.bookings.len(),
+            };
+            Ok((changes, summary))
+        })
+        .await;
     match r {
         Ok(s) => Ok(s),
         Err(MutateError::Refused(e)) => Err(e),

@@ -50,8 +50,20 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Bring the PostgreSQL schema (`store_url`) up to date; sled needs nothing.
-    Migrate,
+    /// Bring the PostgreSQL schema (`store_url`) up to date (sled needs nothing); with
+    /// `--from` and `--to`, copy a whole store between engines and check the copy
+    /// record by record.
+    Migrate {
+        /// The store to copy: a sled data directory or a `postgres://` URL.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// Where to copy it: a sled data directory or a `postgres://` URL.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Write into a target that already holds records (same ids are overwritten).
+        #[arg(long)]
+        replace: bool,
+    },
     /// Run the local Google Calendar v3 emulator.
     Emulator {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -74,6 +86,10 @@ enum Command {
         /// Start again from the demo data set.
         #[arg(long)]
         reset: bool,
+        /// Run on PostgreSQL: `local` (a throw-away cluster for the demo's lifetime,
+        /// needs Debian's `postgresql`) or a `postgres://` URL; default sled.
+        #[arg(long)]
+        store_url: Option<String>,
     },
 }
 
@@ -144,8 +160,18 @@ async fn sync_once(
         Some(o) => {
             vec![bookcal::domain::Id::parse(&o).with_context(|| format!("{o:?} is not a UUID"))?]
         }
-        None if all => store.read()?.offerings.keys().copied().collect(),
-        None => store.calendars()?.into_iter().map(|c| c.offering).collect(),
+        None if all => store
+            .all_offerings()
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect(),
+        None => store
+            .calendars()
+            .await?
+            .into_iter()
+            .map(|c| c.offering)
+            .collect(),
     };
     let bar = if std::io::stderr().is_terminal() && !dry_run {
         let b = indicatif::ProgressBar::new(targets.len() as u64);
@@ -157,54 +183,75 @@ async fn sync_once(
     } else {
         None
     };
-    let mut failed = 0;
-    for id in targets {
-        let name = store
-            .read()?
-            .offerings
-            .get(&id)
-            .map(|o| o.name.clone())
-            .unwrap_or_default();
-        if let Some(b) = &bar {
-            b.set_message(name.clone());
-        }
-        let r = engine
-            .sync_offering(id, bookcal::sync::RunOptions { dry_run, force })
-            .await;
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
-        let line = match r {
-            Ok(rep) if dry_run => {
-                let mut s = format!("{id} {name}: {} planned operations", rep.plan.len());
-                for l in rep.plan {
-                    s.push_str(&format!("\n  {l}"));
+    let names: std::collections::HashMap<bookcal::domain::Id, String> = store
+        .all_offerings()
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.name))
+        .collect();
+    let (mut failed, mut waiting) = (0, 0);
+    let mut resume_at: Option<chrono::DateTime<chrono::Utc>> = None;
+    let opts = bookcal::sync::RunOptions { dry_run, force };
+    engine
+        .sync_many(&targets, opts, |id, r| {
+            let name = names.get(&id).cloned().unwrap_or_default();
+            if let Some(b) = &bar {
+                b.set_message(name.clone());
+                b.inc(1);
+            }
+            let retry = match r {
+                Ok(rep) => rep.retry_after,
+                Err(e) => e.retry_after(),
+            };
+            if let Some(after) = retry {
+                let at = chrono::Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
+                resume_at = Some(resume_at.map_or(at, |t| t.max(at)));
+            }
+            let line = match r {
+                Ok(rep) if dry_run => {
+                    let mut s = format!("{id} {name}: {} planned operations", rep.plan.len());
+                    for l in &rep.plan {
+                        s.push_str(&format!("\n  {l}"));
+                    }
+                    s
                 }
-                s
-            }
-            Ok(rep) => {
-                let s = rep.summary;
-                let mut line = format!(
-                    "{id} {name}: created {}, updated {}, deleted {}, adopted {}, busy slots {}, {} requests, {} ms",
-                    s.created, s.updated, s.deleted, s.adopted, s.busy_slots, s.api_calls, s.duration_ms
-                );
-                for w in s.warnings {
-                    line.push_str(&format!("\n  warning: {w}"));
+                Ok(rep) => {
+                    let s = &rep.summary;
+                    let mut line = format!(
+                        "{id} {name}: created {}, updated {}, deleted {}, adopted {}, busy slots {}, {} requests, {} ms",
+                        s.created, s.updated, s.deleted, s.adopted, s.busy_slots, s.api_calls, s.duration_ms
+                    );
+                    if s.deferred > 0 {
+                        line.push_str(&format!(", {} changes waiting", s.deferred));
+                    }
+                    for w in &s.warnings {
+                        line.push_str(&format!("\n  warning: {w}"));
+                    }
+                    line
                 }
-                line
+                Err(e) if e.retry_after().is_some() => {
+                    waiting += 1;
+                    format!("{id} {name}: WAITING: {e}")
+                }
+                Err(e) => {
+                    failed += 1;
+                    format!("{id} {name}: FAILED: {e:#}")
+                }
+            };
+            match &bar {
+                Some(b) => b.println(line),
+                None => println!("{line}"),
             }
-            Err(e) => {
-                failed += 1;
-                format!("{id} {name}: FAILED: {e:#}")
-            }
-        };
-        match &bar {
-            Some(b) => b.println(line),
-            None => println!("{line}"),
-        }
-    }
+        })
+        .await;
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    if let Some(at) = resume_at {
+        println!(
+            "{waiting} offering(s) wait for Google's usage limits; nothing was retried. Run `bookcal sync` again after {} (the service's scheduler does so by itself).",
+            at.format("%Y-%m-%d %H:%M UTC")
+        );
     }
     store.flush().await?;
     if failed > 0 {
@@ -254,16 +301,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             listen,
             reset,
+            store_url,
         } => {
             bookcal::telemetry::init(&settings.log_format);
             let opts = bookcal::demo::DemoOptions {
                 data_dir,
                 listen,
                 reset,
+                store_url,
             };
             bookcal::demo::run(opts, shutdown_on_signals()).await?;
         }
-        Command::Migrate => match &settings.store_url {
+        Command::Migrate {
+            from: Some(from),
+            to: Some(to),
+            replace,
+        } => {
+            let source = open_location(&settings, &from).await?;
+            let target = open_location(&settings, &to).await?;
+            let report = source
+                .copy_to(&target, replace)
+                .await
+                .context("copying the store")?;
+            println!("copied and checked: {report}");
+        }
+        Command::Migrate { .. } => match &settings.store_url {
             Some(url) => {
                 let opts = bookcal::store::pg::PgOptions { max_connections: 1 };
                 let pool = bookcal::store::pg::connect(url.expose(), &opts).await?;
@@ -276,8 +338,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             None => println!("sled (data_dir) needs no migration; set store_url for PostgreSQL"),
         },
         Command::Import { file } => {
-            let store = bookcal::app::open_store(&settings)?;
+            let store = bookcal::app::open_store(&settings).await?;
             let s = bookcal::import::import_file(&store, &file)
+                .await
                 .with_context(|| format!("importing {}", file.display()))?;
             store.flush().await?;
             println!(
@@ -287,20 +350,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 s.projects,
                 s.offerings,
                 s.bookings,
-                settings.data_dir.display()
+                match settings.store_url {
+                    Some(_) => "the PostgreSQL store".to_string(),
+                    None => settings.data_dir.display().to_string(),
+                }
             );
         }
         Command::Token {
             action: TokenAction::Create { username },
         } => {
-            let store = bookcal::app::open_store(&settings)?;
+            let store = bookcal::app::open_store(&settings).await?;
             let id = store
-                .read()?
-                .users_by_name
-                .get(&username)
-                .copied()
+                .user_by_name(&username)
+                .await?
+                .map(|u| u.id)
                 .with_context(|| format!("no user named {username:?}"))?;
-            let token = store.create_token(id)?;
+            let token = store.create_token(id).await?;
             store.flush().await?;
             println!("{token}");
         }
@@ -369,5 +434,29 @@ fn main() -> ExitCode {
             eprintln!("bookcal: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A store named on the command line: a `postgres://` URL or a sled data directory.
+async fn open_location(
+    settings: &bookcal::config::Settings,
+    location: &str,
+) -> anyhow::Result<bookcal::store::Store> {
+    let opts = bookcal::store::StoreOptions {
+        cache_bytes: settings.cache_mb * 1024 * 1024,
+        token_salt: settings.token_salt.expose().to_string(),
+        ..bookcal::store::StoreOptions::default()
+    };
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        let pg = bookcal::store::pg::PgOptions {
+            max_connections: settings.store_max_connections,
+        };
+        // The URL may hold a password: it is never repeated in an error.
+        bookcal::store::Store::connect(location, &opts, &pg)
+            .await
+            .context("connecting to the PostgreSQL store")
+    } else {
+        bookcal::store::Store::open(std::path::Path::new(location), &opts)
+            .with_context(|| format!("opening the sled store in {location}"))
     }
 }

@@ -282,16 +282,58 @@ fn write_calendars(out: &mut Exposition, calendars: &[OfferingCalendar]) {
             seconds(&oldest),
         );
     }
+    out.family(
+        "bookcal_sync_waiting_offerings",
+        "gauge",
+        "Offerings whose sync waits for Google's usage limits (calendar creation budget spent, or writes paused).",
+    );
+    out.sample(
+        "bookcal_sync_waiting_offerings",
+        &[],
+        calendars.iter().filter(|c| c.waiting.is_some()).count() as f64,
+    );
+    if let Some(oldest) = calendars
+        .iter()
+        .filter(|c| c.calendar_id.is_some())
+        .filter_map(|c| c.busy_read_at)
+        .min()
+    {
+        out.family(
+            "bookcal_busy_read_oldest_timestamp_seconds",
+            "gauge",
+            "Unix time of the least recent full read of busy time over all offering calendars; orders are refused on an offering once its own is older than sync.max_busy_age_secs.",
+        );
+        out.sample(
+            "bookcal_busy_read_oldest_timestamp_seconds",
+            &[],
+            seconds(&oldest),
+        );
+    }
     if !out.detailed() {
         return;
+    }
+    let mut cals: Vec<&OfferingCalendar> = calendars.iter().collect();
+    cals.sort_by_key(|c| c.offering);
+    out.family(
+        "bookcal_busy_read_timestamp_seconds",
+        "gauge",
+        "Unix time each offering's busy time was last read in full (hex UUID); with the metrics token only.",
+    );
+    for c in &cals {
+        if let Some(t) = &c.busy_read_at {
+            let hex = c.offering.hex();
+            out.sample(
+                "bookcal_busy_read_timestamp_seconds",
+                &[("offering", &hex)],
+                seconds(t),
+            );
+        }
     }
     out.family(
         "bookcal_last_sync_success_timestamp_seconds",
         "gauge",
         "Unix time of the last successful sync of each offering (hex UUID); with the metrics token only.",
     );
-    let mut cals: Vec<&OfferingCalendar> = calendars.iter().collect();
-    cals.sort_by_key(|c| c.offering);
     for c in cals {
         if let Some(t) = &c.last_success {
             let hex = c.offering.hex();

@@ -186,8 +186,8 @@ pub fn metric(text: &str, name: &str, label: &str) -> f64 {
 
 /// The demo data's provider organisation ("northlab"), a project and a user
 /// ("alice"), for benchmarks that add offerings and bookings to it.
-pub fn demo_people(store: &bookcal::store::Store) -> Result<(Id, Id, Id)> {
-    let cat = store.read()?;
+pub async fn demo_people(store: &bookcal::store::Store) -> Result<(Id, Id, Id)> {
+    let cat = store.sled()?.read()?;
     let customer = cat
         .customers
         .values()

@@ -50,11 +50,17 @@ fn api() -> &'static Api {
         );
         let demo: bookcal::import::DataSet =
             serde_json::from_str(bookcal::demo::DEMO_DATA).expect("demo data");
-        bookcal::import::import(&store, &demo, Utc::now()).expect("import");
-        let cat = store.read().expect("read");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(bookcal::import::import(&store, &demo, Utc::now()))
+            .expect("import");
+        let cat = store.sled().expect("sled").read().expect("read");
         let mut tokens = HashMap::new();
         for u in ["owner", "alice", "bob", "admin"] {
-            tokens.insert(u, store.create_token(cat.users_by_name[u]).expect("token"));
+            let token = rt.block_on(store.create_token(cat.users_by_name[u]));
+            tokens.insert(u, token.expect("token"));
         }
         let offerings = cat
             .offerings
@@ -63,10 +69,6 @@ fn api() -> &'static Api {
             .collect();
         let project = *cat.projects.keys().next().expect("a project");
         drop(cat);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
         let state = bookcal::api::AppState::new(store.clone());
         let router = bookcal::server::with_limits(
             bookcal::api::router(state),
@@ -195,7 +197,7 @@ pub fn order_body(data: &[u8]) -> bool {
     let api = api();
     let body = expand_placeholders(data);
     let (taken, known): (HashMap<Id, Vec<bookcal::domain::Interval>>, HashSet<Id>) = {
-        let cat = api.store.read().expect("read");
+        let cat = api.store.sled().expect("sled").read().expect("read");
         let taken = api
             .offerings
             .values()
@@ -218,7 +220,7 @@ pub fn order_body(data: &[u8]) -> bool {
         }
         other => panic!("an order body got {other}: {resp}"),
     }
-    let cat = api.store.read().expect("read");
+    let cat = api.store.sled().expect("sled").read().expect("read");
     let new: Vec<_> = cat
         .orders
         .values()

@@ -9,7 +9,8 @@ use axum::http::request::Parts;
 use super::{error::ApiError, AppState};
 use crate::domain::lifecycle::{Actor, Standing};
 use crate::domain::{Id, User};
-use crate::store::{Catalog, OrderEntry, ResourceEntry};
+use crate::store::query::{Parties, Visible};
+use crate::store::Store;
 
 /// The authenticated caller.
 #[derive(Clone, Debug)]
@@ -56,13 +57,14 @@ impl FromRequestParts<AppState> for Caller {
         let token = token_from(parts)?.ok_or(ApiError::NoCredentials)?;
         let user = state
             .store
-            .user_by_token(&token)?
+            .user_by_token(&token)
+            .await?
             .ok_or(ApiError::InvalidToken)?;
         Ok(Caller { user })
     }
 }
 
-/// What the caller may see and do, computed once per request from the catalog.
+/// What the caller may see and do, computed once per request from the store.
 pub struct Roles {
     pub user: Id,
     pub staff: bool,
@@ -75,31 +77,59 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub fn of(user: &User, cat: &Catalog) -> Roles {
-        let owner_of = cat
-            .customers
-            .values()
-            .filter(|c| c.owners.contains(&user.id))
-            .map(|c| c.id)
-            .collect();
-        let manager_of = cat
-            .customers
-            .values()
-            .filter(|c| c.managers.contains(&user.id))
-            .map(|c| c.id)
-            .collect();
-        let member_of = cat
-            .projects
-            .values()
-            .filter(|p| p.members.contains(&user.id))
-            .map(|p| p.id)
-            .collect();
-        Roles {
+    /// The caller's roles, as the store has them now.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub async fn load(store: &Store, user: &User) -> Result<Roles, ApiError> {
+        let rel = store.relations(user.id).await?;
+        Ok(Roles {
             user: user.id,
             staff: user.is_staff,
-            owner_of,
-            manager_of,
-            member_of,
+            owner_of: rel.owner_of,
+            manager_of: rel.manager_of,
+            member_of: rel.member_of,
+        })
+    }
+
+    /// Organisations whose providers' data the caller sees as staff of theirs.
+    fn provider_side(&self) -> Vec<Id> {
+        let mut v: Vec<Id> = self.owner_of.union(&self.manager_of).copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Booking offerings the caller sees (see [`Roles::sees_offering`]).
+    pub fn visible_offerings(&self) -> Visible {
+        Visible {
+            all: self.staff,
+            providers: self.provider_side(),
+            ..Visible::default()
+        }
+    }
+
+    /// Booking resources the caller sees, for list queries: the rows
+    /// [`Roles::sees_resource`] admits.
+    pub fn visible_bookings(&self) -> Visible {
+        Visible {
+            all: self.staff,
+            providers: self.provider_side(),
+            creator: Some(self.user),
+            ..Visible::default()
+        }
+    }
+
+    /// Orders the caller sees, for list queries: the rows [`Roles::sees_order`]
+    /// admits.
+    pub fn visible_orders(&self) -> Visible {
+        let mut projects: Vec<Id> = self.member_of.iter().copied().collect();
+        projects.sort();
+        Visible {
+            all: self.staff,
+            providers: self.provider_side(),
+            consumers: self.provider_side(),
+            projects,
+            creator: Some(self.user),
         }
     }
 
@@ -141,15 +171,73 @@ impl Roles {
 
     /// Booking resources (the lifecycle's rule: staff, the provider's owners and
     /// managers, the creator of the booking's order).
-    pub fn sees_resource(&self, r: &ResourceEntry) -> bool {
-        self.standing(r.provider, r.customer, r.project, r.created_by)
+    pub fn sees_resource(&self, p: &Parties) -> bool {
+        self.standing(p.provider, p.customer, p.project, p.created_by)
             .sees_booking()
     }
 
     /// Orders (the lifecycle's rule: staff, the offering's customer, users connected
     /// to the order's project or customer, and the creator).
-    pub fn sees_order(&self, o: &OrderEntry) -> bool {
-        self.standing(o.provider, o.customer, o.project, o.created_by)
+    pub fn sees_order(&self, p: &Parties) -> bool {
+        self.standing(p.provider, p.customer, p.project, p.created_by)
             .sees_order()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The list queries' visibility (evaluated by the store, in SQL on PostgreSQL)
+    /// admits exactly the rows the lifecycle's rule lets the caller see.
+    #[test]
+    fn list_visibility_agrees_with_the_lifecycle_rule() {
+        let ids: Vec<Id> = (0..4).map(|_| Id::new_v4()).collect();
+        let (me, other) = (ids[0], ids[1]);
+        let (org_a, org_b, proj) = (ids[2], ids[3], Id::new_v4());
+        let set = |v: &[Id]| v.iter().copied().collect::<HashSet<Id>>();
+        let role_sets = [
+            (set(&[]), set(&[]), set(&[])),
+            (set(&[org_a]), set(&[]), set(&[])),
+            (set(&[]), set(&[org_a]), set(&[])),
+            (set(&[]), set(&[]), set(&[proj])),
+            (set(&[org_b]), set(&[org_a]), set(&[proj])),
+        ];
+        for staff in [false, true] {
+            for (owner_of, manager_of, member_of) in &role_sets {
+                let roles = Roles {
+                    user: me,
+                    staff,
+                    owner_of: owner_of.clone(),
+                    manager_of: manager_of.clone(),
+                    member_of: member_of.clone(),
+                };
+                for provider in [org_a, org_b] {
+                    for customer in [org_a, org_b] {
+                        for project in [proj, Id::new_v4()] {
+                            for created_by in [me, other] {
+                                let p = Parties {
+                                    offering: Id::new_v4(),
+                                    provider,
+                                    customer,
+                                    project,
+                                    created_by,
+                                };
+                                assert_eq!(
+                                    roles.visible_bookings().admits(provider, customer, project, created_by),
+                                    roles.sees_resource(&p),
+                                    "bookings: staff {staff} {owner_of:?} {manager_of:?} {member_of:?} {p:?}"
+                                );
+                                assert_eq!(
+                                    roles.visible_orders().admits(provider, customer, project, created_by),
+                                    roles.sees_order(&p),
+                                    "orders: staff {staff} {owner_of:?} {manager_of:?} {member_of:?} {p:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -32,42 +32,47 @@ pub async fn list(
     Path(u): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&u)?;
-    let cat = s.store.read()?;
-    let roles = super::auth::Roles::of(&caller.user, &cat);
+    let roles = super::auth::Roles::load(&s.store, &caller.user).await?;
     // Anyone who may order from the offering may see when it is taken (not by whom,
     // unless they are the provider or it is their own booking).
-    let off = cat
-        .offerings
-        .get(&id)
+    let off = s
+        .store
+        .offering(id)
+        .await?
         .filter(|o| o.shared || roles.is_provider_staff(o.customer))
         .ok_or(ApiError::NotFound)?;
+    let resources = s.store.offering_resources(off.id).await?;
+    let users = s
+        .store
+        .related(&crate::store::Wanted {
+            users: resources.iter().map(|r| r.created_by).collect(),
+            ..Default::default()
+        })
+        .await?
+        .users;
+    let busy = s.store.busy_slots(off.id).await?;
     let mut out: Vec<(chrono::DateTime<chrono::Utc>, BookingOut)> = Vec::new();
-    if let Some(ids) = cat.resources_by_offering.get(&off.id) {
-        for r in ids.iter().filter_map(|i| cat.resources.get(i)) {
-            if !r.state.holds_slots() {
-                continue;
-            }
-            let name = if roles.is_provider_staff(off.customer) || r.created_by == roles.user {
-                cat.users
-                    .get(&r.created_by)
-                    .map_or("", |u| u.full_name.as_str())
-            } else {
-                ""
-            };
-            for sl in r.slots.iter() {
-                out.push((
-                    sl.start,
-                    BookingOut {
-                        start: ts(&sl.start),
-                        end: ts(&sl.end),
-                        created_by_full_name: name,
-                        busy: None,
-                    },
-                ));
-            }
+    for r in resources.iter().filter(|r| r.state.holds_slots()) {
+        let name = if roles.is_provider_staff(off.customer) || r.created_by == roles.user {
+            users
+                .get(&r.created_by)
+                .map_or("", |u| u.full_name.as_str())
+        } else {
+            ""
+        };
+        for sl in r.slots.iter() {
+            out.push((
+                sl.start,
+                BookingOut {
+                    start: ts(&sl.start),
+                    end: ts(&sl.end),
+                    created_by_full_name: name,
+                    busy: None,
+                },
+            ));
         }
     }
-    for b in s.store.busy_slots(off.id)? {
+    for b in &busy {
         out.push((
             b.start,
             BookingOut {

@@ -10,6 +10,31 @@ use serde_json::{json, Value};
 use crate::domain::lifecycle::Refusal;
 use crate::store::{MutateError, StoreError, TransitionError};
 
+/// The longest message an error body carries, in characters. Messages may quote what
+/// the client sent (a choice, a content type, a rejection's reason); past this they
+/// are cut and end in `…`, so an error is never larger than the request that caused
+/// it and never echoes a whole oversized value back.
+pub const MAX_MESSAGE_CHARS: usize = 200;
+
+/// Cuts every string in an error body to [`MAX_MESSAGE_CHARS`] and trims the
+/// whitespace around it.
+fn trim_messages(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            let t = s.trim();
+            let cut = match t.char_indices().nth(MAX_MESSAGE_CHARS) {
+                Some((at, _)) => format!("{}…", &t[..at]),
+                None if t.len() != s.len() => t.to_owned(),
+                None => return,
+            };
+            *s = cut;
+        }
+        Value::Array(items) => items.iter_mut().for_each(trim_messages),
+        Value::Object(fields) => fields.values_mut().for_each(trim_messages),
+        _ => {}
+    }
+}
+
 /// Errors of the API layer. 4xx variants carry what the client did wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -182,6 +207,11 @@ impl IntoResponse for ApiError {
                 json!({"detail": "The server is at its connection limit; try again later."}),
             ),
             ApiError::Status(status, detail) => (*status, json!({ "detail": detail })),
+            // What this store engine cannot do yet (the job queue on PostgreSQL).
+            ApiError::Store(e @ StoreError::Unsupported(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"detail": format!("Not available on this installation: {e}.")}),
+            ),
             ApiError::Store(e) => {
                 tracing::error!(error = %e, cause = ?std::error::Error::source(e), "store failure");
                 (
@@ -190,6 +220,8 @@ impl IntoResponse for ApiError {
                 )
             }
         };
+        let mut body = body;
+        trim_messages(&mut body);
         let mut resp = (status, axum::Json(body)).into_response();
         let h = resp.headers_mut();
         match status {
@@ -250,4 +282,34 @@ pub async fn drf_shaped(method: &Method, resp: Response) -> Response {
         out.headers_mut().insert(header::ALLOW, a);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_trimmed_and_cut_to_the_limit_on_a_character_boundary() {
+        let long = "é".repeat(MAX_MESSAGE_CHARS + 50);
+        let cut = format!("{}…", "é".repeat(MAX_MESSAGE_CHARS));
+        let exact = "x".repeat(MAX_MESSAGE_CHARS);
+        let table = [
+            (
+                json!({"detail": "  Not found.\n"}),
+                json!({"detail": "Not found."}),
+            ),
+            (json!({"detail": long}), json!({"detail": cut})),
+            (json!({"detail": exact}), json!({"detail": exact})),
+            (json!(["a", long]), json!(["a", cut])),
+            (
+                json!({"type": [format!("\"{long}\" is not a valid choice.")]}),
+                json!({"type": [format!("\"{}…", "é".repeat(MAX_MESSAGE_CHARS - 1))]}),
+            ),
+            (json!({"n": 1, "ok": true}), json!({"n": 1, "ok": true})),
+        ];
+        for (mut given, want) in table {
+            trim_messages(&mut given);
+            assert_eq!(given, want);
+        }
+    }
 }

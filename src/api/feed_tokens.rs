@@ -29,7 +29,10 @@ use super::render::ts;
 use super::{path_id, ApiError, AppState, BaseUrl, RawBody};
 use crate::domain::Id;
 use crate::store::feed_tokens::{feed_token_hash, FeedScope, FeedToken};
-use crate::store::{Catalog, Store};
+use std::collections::HashMap;
+
+use crate::domain::User;
+use crate::store::{Change, Load, Store, Wanted};
 
 /// Most tokens one scope may have (each is a separate subscription to revoke).
 pub const MAX_TOKENS_PER_SCOPE: usize = 50;
@@ -65,26 +68,37 @@ pub struct FeedTokenOut<'a> {
 }
 
 impl<'a> FeedTokenOut<'a> {
-    fn of(t: &'a FeedToken, cat: &'a Catalog) -> Self {
+    fn of(t: &'a FeedToken, users: &'a HashMap<Id, User>) -> Self {
         FeedTokenOut {
             uuid: t.uuid,
             name: &t.name,
             created: ts(&t.created),
             last_used: t.last_used.as_ref().map(ts),
-            created_by_username: cat.users.get(&t.created_by).map(|u| u.username.as_str()),
+            created_by_username: users.get(&t.created_by).map(|u| u.username.as_str()),
             url: None,
         }
     }
 }
 
+/// The creators of these tokens.
+async fn creators(store: &Store, tokens: &[FeedToken]) -> Result<HashMap<Id, User>, ApiError> {
+    Ok(store
+        .related(&Wanted {
+            users: tokens.iter().map(|t| t.created_by).collect(),
+            ..Wanted::default()
+        })
+        .await?
+        .users)
+}
+
 /// The offering a caller manages tokens of: 404 when invisible, 403 when visible but
 /// not manageable (today everyone who sees a booking offering may manage it).
-fn managed_offering(cat: &Catalog, caller: &Caller, uuid: &str) -> Result<Id, ApiError> {
+async fn managed_offering(store: &Store, caller: &Caller, uuid: &str) -> Result<Id, ApiError> {
     let id = path_id(uuid)?;
-    let roles = Roles::of(&caller.user, cat);
-    let o = cat
-        .offerings
-        .get(&id)
+    let roles = Roles::load(store, &caller.user).await?;
+    let o = store
+        .offering(id)
+        .await?
         .filter(|o| roles.sees_offering(o.customer))
         .ok_or(ApiError::NotFound)?;
     if !roles.is_provider_staff(o.customer) {
@@ -119,14 +133,14 @@ fn name_field(body: &RawBody) -> Result<String, ApiError> {
     Ok(name)
 }
 
-fn list(state: &AppState, scope: FeedScope) -> Result<Response, ApiError> {
-    let tokens = state.store.feed_tokens(scope)?;
-    let cat = state.store.read()?;
-    let out: Vec<FeedTokenOut> = tokens.iter().map(|t| FeedTokenOut::of(t, &cat)).collect();
+async fn list(state: &AppState, scope: FeedScope) -> Result<Response, ApiError> {
+    let tokens = state.store.feed_tokens(scope).await?;
+    let users = creators(&state.store, &tokens).await?;
+    let out: Vec<FeedTokenOut> = tokens.iter().map(|t| FeedTokenOut::of(t, &users)).collect();
     Ok(Json(out).into_response())
 }
 
-fn create(
+async fn create(
     state: &AppState,
     caller: &Caller,
     base: &str,
@@ -144,33 +158,49 @@ fn create(
         hash: feed_token_hash(&secret),
     };
     let store: &Store = &state.store;
-    store.mutate(|_| {
-        if store.feed_tokens(scope)?.len() >= MAX_TOKENS_PER_SCOPE {
-            return Err(ApiError::bad(format!(
-                "A feed can have at most {MAX_TOKENS_PER_SCOPE} tokens; revoke one first."
-            )));
-        }
-        Ok((vec![Store::feed_token_change(&token)?], ()))
-    })?;
-    let cat = store.read()?;
+    let load = Load {
+        feed_tokens: Some(scope),
+        ..Load::default()
+    };
+    store
+        .mutate(&load, |view| {
+            if view.feed_tokens.len() >= MAX_TOKENS_PER_SCOPE {
+                return Err(ApiError::bad(format!(
+                    "A feed can have at most {MAX_TOKENS_PER_SCOPE} tokens; revoke one first."
+                )));
+            }
+            Ok((vec![Change::FeedToken(token.clone())], ()))
+        })
+        .await?;
+    let users = creators(store, std::slice::from_ref(&token)).await?;
     let out = FeedTokenOut {
         url: Some(format!("{base}{TOKEN_PATH}{secret}.ics")),
-        ..FeedTokenOut::of(&token, &cat)
+        ..FeedTokenOut::of(&token, &users)
     };
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-fn destroy(state: &AppState, scope: FeedScope, token_uuid: &str) -> Result<StatusCode, ApiError> {
+async fn destroy(
+    state: &AppState,
+    scope: FeedScope,
+    token_uuid: &str,
+) -> Result<StatusCode, ApiError> {
     let id = path_id(token_uuid)?;
-    let store: &Store = &state.store;
-    store.mutate(|_| {
-        let token = store
-            .feed_tokens(scope)?
-            .into_iter()
-            .find(|t| t.uuid == id)
-            .ok_or(ApiError::NotFound)?;
-        Ok((vec![Store::feed_token_delete_change(&token)], ()))
-    })?;
+    let load = Load {
+        feed_tokens: Some(scope),
+        ..Load::default()
+    };
+    state
+        .store
+        .mutate(&load, |view| {
+            let token = view
+                .feed_tokens
+                .iter()
+                .find(|t| t.uuid == id)
+                .ok_or(ApiError::NotFound)?;
+            Ok((vec![Change::RevokeFeedToken(token.hash)], ()))
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -180,8 +210,8 @@ pub async fn list_offering(
     caller: Caller,
     Path(uuid): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = managed_offering(&*state.store.read()?, &caller, &uuid)?;
-    list(&state, FeedScope::Offering(id))
+    let id = managed_offering(&state.store, &caller, &uuid).await?;
+    list(&state, FeedScope::Offering(id)).await
 }
 
 /// `POST /api/booking-offerings/{uuid}/feed_tokens/` `{"name": "..."}`.
@@ -192,9 +222,9 @@ pub async fn create_offering(
     Path(uuid): Path<String>,
     body: RawBody,
 ) -> Result<Response, ApiError> {
-    let id = managed_offering(&*state.store.read()?, &caller, &uuid)?;
+    let id = managed_offering(&state.store, &caller, &uuid).await?;
     let name = name_field(&body)?;
-    create(&state, &caller, &base, FeedScope::Offering(id), name)
+    create(&state, &caller, &base, FeedScope::Offering(id), name).await
 }
 
 /// `DELETE /api/booking-offerings/{uuid}/feed_tokens/{token_uuid}/`.
@@ -203,8 +233,8 @@ pub async fn destroy_offering(
     caller: Caller,
     Path((uuid, token_uuid)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let id = managed_offering(&*state.store.read()?, &caller, &uuid)?;
-    destroy(&state, FeedScope::Offering(id), &token_uuid)
+    let id = managed_offering(&state.store, &caller, &uuid).await?;
+    destroy(&state, FeedScope::Offering(id), &token_uuid).await
 }
 
 /// `GET /api/feed-tokens/`: the caller's "my bookings" tokens.
@@ -212,7 +242,7 @@ pub async fn list_mine(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    list(&state, FeedScope::User(caller.user.id))
+    list(&state, FeedScope::User(caller.user.id)).await
 }
 
 /// `POST /api/feed-tokens/` `{"name": "..."}`.
@@ -230,6 +260,7 @@ pub async fn create_mine(
         FeedScope::User(caller.user.id),
         name,
     )
+    .await
 }
 
 /// `DELETE /api/feed-tokens/{token_uuid}/`.
@@ -238,7 +269,7 @@ pub async fn destroy_mine(
     caller: Caller,
     Path(token_uuid): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    destroy(&state, FeedScope::User(caller.user.id), &token_uuid)
+    destroy(&state, FeedScope::User(caller.user.id), &token_uuid).await
 }
 
 #[cfg(test)]

@@ -210,26 +210,24 @@ pub async fn token_feed(
     };
     let window = parse_window(query.as_deref(), Utc::now());
     let hash = feed_token_hash(secret);
-    let lookup = {
-        let store = state.store.clone();
-        let secret = secret.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let token = store.feed_token_by_secret(&secret)?;
-            Ok::<_, StoreError>(token.and_then(|t| authorised_feed(&store, &t).map(|f| (t, f))))
-        })
-        .await
-    };
+    let lookup = async {
+        let Some(t) = state.store.feed_token_by_secret(secret).await? else {
+            return Ok::<_, StoreError>(None);
+        };
+        Ok(authorised_feed(&state.store, &t).await?.map(|f| (t, f)))
+    }
+    .await;
     let feed = match lookup {
-        Ok(Ok(Some((token, feed)))) => {
+        Ok(Some((token, feed))) => {
             state.feed_cache.remember_token(hash, feed);
             touch_later(&state, &token);
             feed
         }
-        Ok(Ok(None)) => {
+        Ok(None) => {
             state.feed_cache.forget_token(&hash);
             return ApiError::NotFound.into_response();
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::warn!(error = %e, "feed token lookup failed; serving stale if possible");
             return match (state.feed_cache.known_token(&hash), window) {
                 (Some(feed), Ok(w)) => {
@@ -237,10 +235,6 @@ pub async fn token_feed(
                 }
                 _ => unavailable(),
             };
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "feed token lookup task failed");
-            return unavailable();
         }
     };
     serve(state, feed, window, headers, Audience::TokenHolder).await
@@ -255,13 +249,16 @@ fn plausible_secret(s: &str) -> bool {
 }
 
 /// The feed a token opens while its creator may still see it.
-fn authorised_feed(store: &Store, t: &FeedToken) -> Option<FeedId> {
-    let cat = store.read().ok()?;
-    let creator = cat.users.get(&t.created_by)?;
-    match t.scope {
+async fn authorised_feed(store: &Store, t: &FeedToken) -> Result<Option<FeedId>, StoreError> {
+    let Some(creator) = store.user(t.created_by).await? else {
+        return Ok(None);
+    };
+    Ok(match t.scope {
         FeedScope::Offering(o) => {
-            let offering = cat.offerings.get(&o)?;
-            let provider = cat.customers.get(&offering.customer);
+            let Some(offering) = store.offering(o).await? else {
+                return Ok(None);
+            };
+            let provider = store.customer(offering.customer).await?;
             let allowed = creator.is_staff
                 || provider.is_some_and(|c| {
                     c.owners.contains(&creator.id) || c.managers.contains(&creator.id)
@@ -269,7 +266,7 @@ fn authorised_feed(store: &Store, t: &FeedToken) -> Option<FeedId> {
             allowed.then_some(FeedId::Owner(o))
         }
         FeedScope::User(u) => (u == creator.id).then_some(FeedId::Mine(u)),
-    }
+    })
 }
 
 /// Records the token's use in the background, at most once per minute.
@@ -284,8 +281,8 @@ fn touch_later(state: &AppState, token: &FeedToken) {
     let store = state.store.clone();
     let cache = state.feed_cache.clone();
     let hash = token.hash;
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = store.touch_feed_token(&hash, now) {
+    tokio::spawn(async move {
+        if let Err(e) = store.touch_feed_token(&hash, now).await {
             tracing::warn!(error = %e, "could not record a feed token's last use");
         }
         cache.touched();
@@ -314,17 +311,11 @@ async fn serve(
             return respond(&s, headers, audience);
         }
     }
-    let st = state.clone();
-    let outcome = tokio::task::spawn_blocking(move || render_outcome(&st, feed, window)).await;
-    match outcome {
-        Ok(Outcome::Served(s)) => respond(&s, headers, audience),
-        Ok(Outcome::NotFound) => ApiError::NotFound.into_response(),
-        Ok(Outcome::BadRequest(e)) => e.into_response(),
-        Ok(Outcome::Failed(w)) => stale_or_unavailable(&state, feed, w, headers, audience),
-        Err(e) => {
-            tracing::error!(error = %e, "feed render task failed");
-            unavailable()
-        }
+    match render_outcome(&state, feed, window).await {
+        Outcome::Served(s) => respond(&s, headers, audience),
+        Outcome::NotFound => ApiError::NotFound.into_response(),
+        Outcome::BadRequest(e) => e.into_response(),
+        Outcome::Failed(w) => stale_or_unavailable(&state, feed, w, headers, audience),
     }
 }
 
@@ -336,10 +327,14 @@ enum Outcome {
     Failed(Window),
 }
 
-fn render_outcome(state: &AppState, feed: FeedId, window: Result<Window, ApiError>) -> Outcome {
+async fn render_outcome(
+    state: &AppState,
+    feed: FeedId,
+    window: Result<Window, ApiError>,
+) -> Outcome {
     let store = &state.store;
     let cache = &state.feed_cache;
-    let filename = match feed_filename(store, feed) {
+    let filename = match feed_filename(store, feed).await {
         Ok(Some(f)) => f,
         Ok(None) => {
             cache.forget(feed);
@@ -363,12 +358,15 @@ fn render_outcome(state: &AppState, feed: FeedId, window: Result<Window, ApiErro
         to: w.to,
     };
     let public_url = state.public_url.as_deref();
+    // The version before the data it tags (see `Store::version`).
+    let version = store.version(&feed.scopes());
+    let built = build_calendar(store, feed, w, public_url).await;
     let rendered = cache.get_or_render(
         key,
-        || store.version(&feed.scopes()),
+        || version,
         || {
             state.metrics.feed_render();
-            let (cal, fallback) = build_calendar(store, feed, w, public_url)?;
+            let (cal, fallback) = built?;
             Ok::<_, StoreError>(RenderedFeed::from_calendar(&cal, fallback))
         },
         &filename,
@@ -480,26 +478,21 @@ fn safe_filename(stem: &str, suffix: &str) -> String {
 }
 
 /// The feed's file name, or `None` when the feed does not exist (any more).
-fn feed_filename(store: &Store, feed: FeedId) -> Result<Option<String>, StoreError> {
+async fn feed_filename(store: &Store, feed: FeedId) -> Result<Option<String>, StoreError> {
     match feed {
         FeedId::Public(o) => {
-            let slug = match store.read()?.offerings.get(&o) {
-                Some(off) => off.slug.clone(),
+            let slug = match store.offering(o).await? {
+                Some(off) => off.slug,
                 None => return Ok(None),
             };
-            let public = store.calendar(o)?.is_some_and(|c| c.public);
+            let public = store.calendar(o).await?.is_some_and(|c| c.public);
             Ok(public.then(|| safe_filename(&slug, "-busy")))
         }
         FeedId::Owner(o) => Ok(store
-            .read()?
-            .offerings
-            .get(&o)
+            .offering(o)
+            .await?
             .map(|off| safe_filename(&off.slug, "-bookings"))),
-        FeedId::Mine(u) => Ok(store
-            .read()?
-            .users
-            .contains_key(&u)
-            .then(|| "my-bookings.ics".to_owned())),
+        FeedId::Mine(u) => Ok(store.user(u).await?.map(|_| "my-bookings.ics".to_owned())),
     }
 }
 
@@ -558,49 +551,27 @@ fn non_empty(s: &str) -> Option<String> {
 
 /// Builds the calendar of a feed and the fallback Last-Modified (the latest change
 /// of anything in its scope, including bookings that no longer show).
-fn build_calendar(
+async fn build_calendar(
     store: &Store,
     feed: FeedId,
     w: Window,
     public_url: Option<&str>,
 ) -> Result<(FeedCalendar, DateTime<Utc>), StoreError> {
-    // Which bookings, from the catalog (no record decoding under the lock).
-    let (ids, mut fallback) = {
-        let cat = store.read()?;
-        let mut fallback = DateTime::<Utc>::UNIX_EPOCH;
-        let in_scope: Vec<&crate::store::ResourceEntry> = match feed {
-            FeedId::Public(o) | FeedId::Owner(o) => {
-                if let Some(off) = cat.offerings.get(&o) {
-                    fallback = fallback.max(off.modified);
-                }
-                cat.resources_by_offering
-                    .get(&o)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|id| cat.resources.get(id))
-                    .collect()
+    let mut fallback = DateTime::<Utc>::UNIX_EPOCH;
+    let in_scope = match feed {
+        FeedId::Public(o) | FeedId::Owner(o) => {
+            if let Some(off) = store.offering(o).await? {
+                fallback = fallback.max(off.modified);
             }
-            FeedId::Mine(u) => cat
-                .resources
-                .values()
-                .filter(|r| r.created_by == u)
-                .collect(),
-        };
-        let mut ids = Vec::new();
-        for r in in_scope {
-            fallback = fallback.max(r.modified);
-            if r.state.holds_slots() && r.slots.iter().any(|s| w.overlaps(s.start, s.end)) {
-                ids.push(r.id);
-            }
+            store.offering_resources(o).await?
         }
-        (ids, fallback)
+        FeedId::Mine(u) => store.resources_by(u).await?,
     };
-    let mut resources: Vec<Resource> = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(r) = store.resource(id)? {
-            if r.state.holds_slots() {
-                resources.push(r);
-            }
+    let mut resources: Vec<Resource> = Vec::with_capacity(in_scope.len());
+    for r in in_scope {
+        fallback = fallback.max(r.modified);
+        if r.state.holds_slots() && r.slots.iter().any(|s| w.overlaps(s.start, s.end)) {
+            resources.push(r);
         }
     }
     let slots: Vec<(&Resource, &crate::domain::Slot)> = resources
@@ -612,20 +583,29 @@ fn build_calendar(
         .iter()
         .map(|(_, s)| (s.backend_id.as_str(), s.start, s.end))
         .collect();
-    let sequences = store.slot_sequences(&keys)?;
+    let sequences = store.slot_sequences(&keys).await?;
 
     let busy = match feed {
         FeedId::Public(o) | FeedId::Owner(o) => {
-            let cal = store.calendar(o)?;
+            let cal = store.calendar(o).await?;
             if let Some(t) = cal.and_then(|c| c.last_success) {
                 fallback = fallback.max(t);
             }
-            store.busy_slots(o)?
+            store.busy_slots(o).await?
         }
         FeedId::Mine(_) => Vec::new(),
     };
 
-    let cat = store.read()?;
+    let mut wanted = crate::store::Wanted {
+        users: resources.iter().map(|r| r.created_by).collect(),
+        projects: resources.iter().map(|r| r.project).collect(),
+        offerings: resources.iter().map(|r| r.offering).collect(),
+        ..Default::default()
+    };
+    if let FeedId::Public(o) | FeedId::Owner(o) = feed {
+        wanted.offerings.push(o);
+    }
+    let cat = store.related(&wanted).await?;
     let mut events = Vec::with_capacity(slots.len() + busy.len());
     for ((r, slot), sequence) in slots.iter().zip(sequences) {
         let offering = cat.offerings.get(&r.offering);

@@ -8,7 +8,6 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::domain::Id;
-use crate::store::Catalog;
 
 /// Default and maximum page sizes (DRF settings of upstream Waldur).
 pub const DEFAULT_PAGE_SIZE: usize = 10;
@@ -146,6 +145,32 @@ impl Params {
         }
     }
 
+    /// The `o=` keys as store order keys, each with whether it is descending (`-`);
+    /// `keys` names every accepted key (`None`: accepted, but it does not reorder).
+    ///
+    /// # Errors
+    /// A key not in `keys`, as a field error on `o`.
+    pub fn order_keys<K: Copy>(
+        &self,
+        keys: &[(&str, Option<K>)],
+    ) -> Result<Vec<(K, bool)>, ApiError> {
+        let names: Vec<&str> = keys.iter().map(|(n, _)| *n).collect();
+        Ok(self
+            .ordering_in(&names)?
+            .into_iter()
+            .filter_map(|k| {
+                let (name, desc) = match k.strip_prefix('-') {
+                    Some(n) => (n, true),
+                    None => (k, false),
+                };
+                keys.iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, key)| *key)
+                    .map(|key| (key, desc))
+            })
+            .collect())
+    }
+
     pub fn fields(&self) -> Vec<&str> {
         self.all("field")
     }
@@ -230,118 +255,65 @@ pub fn id_from_url(s: &str) -> Option<Id> {
         .and_then(Id::parse)
 }
 
-/// Whether `id` passes an optional id filter.
-pub fn any_of(ids: &Option<Vec<Id>>, id: Id) -> bool {
-    ids.as_ref().is_none_or(|v| v.contains(&id))
-}
-
 /// The type every booking offering has (the `offering_type` filters match it).
 pub const BOOKING_OFFERING_TYPE: &str = "Marketplace.Booking";
 
-/// More filters orders and booking resources share: `offering_type`, `customer`
-/// (hyperlink of the project's customer), `created_before`, `modified_before`
-/// (inclusive) and `service_manager_uuid` (bookings of shared offerings whose
-/// provider the user owns or manages).
-pub struct SharedFilter {
-    /// Whether an `offering_type` was given that is not the booking type.
-    other_type_only: bool,
-    customer: Option<Id>,
-    created_before: Option<DateTime<Utc>>,
-    modified_before: Option<DateTime<Utc>>,
-    service_manager: Option<Id>,
-}
-
-impl SharedFilter {
-    /// # Errors
-    /// A malformed hyperlink, UUID or datetime, naming its key.
-    pub fn parse(p: &Params) -> Result<Self, ApiError> {
-        let types = p.all("offering_type");
-        let customer = match p.one("customer") {
-            None => None,
-            Some(u) => Some(
-                id_from_url(u).ok_or_else(|| ApiError::field("customer", "Invalid hyperlink."))?,
-            ),
-        };
-        let service_manager = match p.uuids("service_manager_uuid")? {
-            Some(ids) => ids.into_iter().next_back(),
-            None => None,
-        };
-        Ok(SharedFilter {
-            other_type_only: !types.is_empty() && !types.contains(&BOOKING_OFFERING_TYPE),
-            customer,
-            created_before: p.datetime("created_before")?,
-            modified_before: p.datetime("modified_before")?,
-            service_manager,
-        })
+/// The filters orders and booking resources share: the offering's
+/// ([`offering_filter`]), `customer_uuid` and `customer` (hyperlink of the project's
+/// customer), `project_uuid`, `provider_uuid`, `created` and `modified` (from),
+/// `created_before` and `modified_before` (inclusive), `offering_type`, and
+/// `service_manager_uuid` (bookings of shared offerings whose provider the user owns
+/// or manages).
+///
+/// # Errors
+/// A malformed hyperlink, UUID or datetime, naming its key.
+pub fn booking_filter(p: &Params) -> Result<crate::store::query::BookingFilter, ApiError> {
+    let types = p.all("offering_type");
+    let mut customer = p.uuids("customer_uuid")?;
+    if let Some(u) = p.one("customer") {
+        let c = id_from_url(u).ok_or_else(|| ApiError::field("customer", "Invalid hyperlink."))?;
+        customer = Some(match customer {
+            None => vec![c],
+            Some(v) => v.into_iter().filter(|x| *x == c).collect(),
+        });
     }
-
-    /// Whether a booking (or its order) of `offering` for a project of `customer`
-    /// passes.
-    pub fn matches(
-        &self,
-        cat: &Catalog,
-        offering: Id,
-        customer: Id,
-        created: DateTime<Utc>,
-        modified: DateTime<Utc>,
-    ) -> bool {
-        !self.other_type_only
-            && self.customer.is_none_or(|c| c == customer)
-            && self.created_before.is_none_or(|t| created <= t)
-            && self.modified_before.is_none_or(|t| modified <= t)
-            && self.service_manager.is_none_or(|u| {
-                cat.offerings.get(&offering).is_some_and(|o| {
-                    o.shared
-                        && cat
-                            .customers
-                            .get(&o.customer)
-                            .is_some_and(|c| c.owners.contains(&u) || c.managers.contains(&u))
-                })
-            })
-    }
+    let service_manager = match p.uuids("service_manager_uuid")? {
+        Some(ids) => ids.into_iter().next_back(),
+        None => None,
+    };
+    Ok(crate::store::query::BookingFilter {
+        offering: offering_filter(p)?,
+        customer,
+        project: p.uuids("project_uuid")?,
+        provider: p.uuids("provider_uuid")?,
+        created_after: p.datetime("created")?,
+        created_before: p.datetime("created_before")?,
+        modified_after: p.datetime("modified")?,
+        modified_before: p.datetime("modified_before")?,
+        service_manager,
+        nothing: !types.is_empty() && !types.contains(&BOOKING_OFFERING_TYPE),
+    })
 }
 
 /// The offering filters resources and orders share: `offering_uuid`, `offering`
 /// (hyperlink), `parent_offering_uuid`, `offering_slug`, `category_uuid`.
-pub struct OfferingFilter {
-    /// Offering ids asked for (an index narrows listing by them).
-    pub ids: Option<Vec<Id>>,
-    slugs: Vec<String>,
-    categories: Option<Vec<Id>>,
-}
-
-impl OfferingFilter {
-    /// # Errors
-    /// A malformed UUID or hyperlink, naming its key.
-    pub fn parse(p: &Params) -> Result<Self, ApiError> {
-        let mut ids = p.linked_ids("offering_uuid", "offering")?;
-        if let Some(more) = p.uuids("parent_offering_uuid")? {
-            ids.get_or_insert_with(Vec::new).extend(more);
-        }
-        Ok(OfferingFilter {
-            ids,
-            slugs: p
-                .all("offering_slug")
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            categories: p.uuids("category_uuid")?,
-        })
+///
+/// # Errors
+/// A malformed UUID or hyperlink, naming its key.
+pub fn offering_filter(p: &Params) -> Result<crate::store::query::OfferingFilter, ApiError> {
+    let mut ids = p.linked_ids("offering_uuid", "offering")?;
+    if let Some(more) = p.uuids("parent_offering_uuid")? {
+        ids.get_or_insert_with(Vec::new).extend(more);
     }
-
-    /// Whether an offering passes.
-    pub fn matches(&self, cat: &crate::store::Catalog, offering: Id) -> bool {
-        if !any_of(&self.ids, offering) {
-            return false;
-        }
-        if self.slugs.is_empty() && self.categories.is_none() {
-            return true;
-        }
-        cat.offerings.get(&offering).is_some_and(|o| {
-            (self.slugs.is_empty() || self.slugs.contains(&o.slug))
-                && any_of(&self.categories, o.category.id)
-        })
-    }
+    Ok(crate::store::query::OfferingFilter {
+        ids,
+        slugs: p
+            .all("offering_slug")
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        categories: p.uuids("category_uuid")?,
+    })
 }
 
 /// Keeps only the requested fields of a rendered object (unknown names ignored; when
@@ -364,6 +336,14 @@ pub fn select_fields(obj: Value, fields: &[&str]) -> Value {
             Value::Object(out)
         }
         other => other,
+    }
+}
+
+/// The rows of page `page` of `size` (none for a HEAD request, which only counts).
+pub fn page_of(page: usize, size: usize, head: bool) -> crate::store::query::PageRange {
+    crate::store::query::PageRange {
+        offset: (page - 1).saturating_mul(size),
+        limit: if head { 0 } else { size },
     }
 }
 
@@ -432,13 +412,9 @@ pub fn link_header(
     links.join(", ")
 }
 
-/// A list answer: bare JSON array plus `X-Result-Count` and `Link`.
-pub fn list_response(items: Vec<Value>, total: usize, link: String) -> Response {
-    list_response_serialized(&items, total, link)
-}
-
-/// A page of API shapes: serialised straight to JSON, or, when `field=` picks fields,
-/// each item through a `Value` with only those fields.
+/// A page of API shapes as a list answer (a bare JSON array plus `X-Result-Count` and
+/// `Link`): serialised straight to JSON, or, when `field=` picks fields, each item
+/// through a `Value` with only those fields.
 pub fn page_response<T: serde::Serialize>(
     items: &[T],
     fields: &[&str],
@@ -446,10 +422,10 @@ pub fn page_response<T: serde::Serialize>(
     link: String,
 ) -> Response {
     if fields.is_empty() {
-        return list_response_serialized(items, total, link);
+        return list_body(items, total, link);
     }
     let picked: Vec<Value> = items.iter().map(|i| picked_fields(i, fields)).collect();
-    list_response_serialized(&picked, total, link)
+    list_body(&picked, total, link)
 }
 
 /// One API shape as an answer, with only the fields `field=` picks (all when it picks
@@ -468,78 +444,14 @@ pub fn picked_fields<T: serde::Serialize>(item: &T, fields: &[&str]) -> Value {
     select_fields(serde_json::to_value(item).unwrap_or_default(), fields)
 }
 
-/// Like [`list_response`] for items serialised straight to JSON (no `Value` tree).
-pub fn list_response_serialized<T: serde::Serialize>(
-    items: &[T],
-    total: usize,
-    link: String,
-) -> Response {
+/// `items` as a bare JSON array with the list headers.
+fn list_body<T: serde::Serialize>(items: &[T], total: usize, link: String) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert("x-result-count", HeaderValue::from(total));
     if let Ok(v) = HeaderValue::from_str(&link) {
         headers.insert(axum::http::header::LINK, v);
     }
     (headers, axum::Json(items)).into_response()
-}
-
-/// Whether `hay` lowercased contains `needle` (already lowercase), without allocating
-/// when `hay` is ASCII (list filters run this on every resource).
-pub fn contains_lowercase(hay: &str, needle: &str) -> bool {
-    if !hay.is_ascii() {
-        return hay.to_lowercase().contains(needle);
-    }
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    let Some((&first, rest)) = n.split_first() else {
-        return true;
-    };
-    h.len() >= n.len()
-        && h[..=h.len() - n.len()].iter().enumerate().any(|(i, b)| {
-            b.to_ascii_lowercase() == first && h[i + 1..i + n.len()].eq_ignore_ascii_case(rest)
-        })
-}
-
-/// Puts the first `end` items of `items` in `cmp` order (the rest stay unordered):
-/// a page needs only the items up to its end sorted. `cmp` must be a total order
-/// (end with a unique key) so that the result does not depend on the input order.
-pub fn sort_prefix<T>(
-    items: &mut [T],
-    end: usize,
-    mut cmp: impl FnMut(&T, &T) -> std::cmp::Ordering,
-) {
-    let end = end.min(items.len());
-    if end == 0 {
-        return;
-    }
-    if end < items.len() {
-        items.select_nth_unstable_by(end - 1, &mut cmp);
-    }
-    items[..end].sort_unstable_by(cmp);
-}
-
-/// Sorts `items` by the `o=` keys using `key_of` for each known key; unknown keys
-/// are a 400 like DRF's OrderingFilter would silently ignore (we say so instead).
-pub fn sort_by_keys<T, K: Ord>(
-    items: &mut [T],
-    keys: &[&str],
-    key_of: impl Fn(&T, &str) -> Option<K>,
-) {
-    if keys.is_empty() {
-        return;
-    }
-    items.sort_by(|a, b| {
-        for k in keys {
-            let (name, desc) = match k.strip_prefix('-') {
-                Some(n) => (n, true),
-                None => (*k, false),
-            };
-            let ord = key_of(a, name).cmp(&key_of(b, name));
-            let ord = if desc { ord.reverse() } else { ord };
-            if ord != std::cmp::Ordering::Equal {
-                return ord;
-            }
-        }
-        std::cmp::Ordering::Equal
-    });
 }
 
 #[cfg(test)]
@@ -648,22 +560,6 @@ mod tests {
             Params::parse(Some("page_size=1000")).page().ok(),
             Some((1, 300))
         );
-    }
-
-    #[test]
-    fn sort_prefix_orders_exactly_the_first_items() {
-        let all: Vec<u32> = (0..200).map(|i| (i * 7919) % 211).collect();
-        let mut want = all.clone();
-        want.sort_unstable();
-        for end in [0, 1, 10, 100, 199, 200, 300] {
-            let mut v = all.clone();
-            sort_prefix(&mut v, end, |a, b| a.cmp(b));
-            let n = end.min(v.len());
-            assert_eq!(v[..n], want[..n], "end {end}");
-            let mut rest = v.clone();
-            rest.sort_unstable();
-            assert_eq!(rest, want, "end {end}: same items");
-        }
     }
 
     #[test]

@@ -35,9 +35,20 @@ use crate::domain::Id;
 use crate::store::Store;
 pub use error::ApiError;
 
-/// Tells whether Google credentials exist for a provider (organisation).
+/// Tells whether Google credentials exist for a provider (organisation), and how
+/// they are doing.
 pub trait GoogleCredentialsCheck: Send + Sync {
     fn has_credentials(&self, provider: Id) -> bool;
+
+    /// The health of the credential that serves `provider`, if any.
+    fn health(&self, _provider: Id) -> Option<crate::domain::calendar::CredentialHealth> {
+        None
+    }
+
+    /// The health of every configured credential.
+    fn all_health(&self) -> Vec<crate::domain::calendar::CredentialHealth> {
+        Vec::new()
+    }
 }
 
 /// Credentials are configured for everyone (a service-account key) or for nobody.
@@ -62,6 +73,9 @@ pub struct AppState {
     pub feed_cache: Arc<feed_cache::FeedCache>,
     /// Counters and the handles `/metrics` and `/ready` read.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// How old an offering's busy time read from Google may be before new orders on
+    /// it are refused (`sync.max_busy_age_secs`; `None`: any age).
+    pub max_busy_age: Option<chrono::Duration>,
 }
 
 impl AppState {
@@ -73,6 +87,7 @@ impl AppState {
             public_url: None,
             feed_cache: Arc::new(feed_cache::FeedCache::default()),
             metrics: Arc::new(crate::metrics::Metrics::new(Vec::new())),
+            max_busy_age: None,
         }
     }
 }

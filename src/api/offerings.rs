@@ -7,13 +7,14 @@ use axum::Json;
 use chrono::Utc;
 
 use super::auth::{Caller, Roles};
-use super::listing::{link_header, one_response, page_range, page_response, sort_by_keys, Params};
-use super::render::{Detail, GoogleCalendarOut, OfferingOut, Urls};
+use super::listing::{link_header, one_response, page_of, page_range, page_response, Params};
+use super::render::{self, Detail, GoogleCalendarOut, OfferingOut, Urls};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl};
-use crate::domain::calendar::{CalendarState, JobKind, OfferingCalendar};
+use crate::domain::calendar::{CalendarState, CredentialHealth, JobKind, OfferingCalendar};
 use crate::domain::jobs::{Job, JobRequest, Trigger};
 use crate::domain::{Id, Offering};
-use crate::store::{Catalog, Change, Store};
+use crate::store::query::{OfferingKey, OfferingQuery};
+use crate::store::{Change, Load, Related, Store};
 
 /// The offering's public feed URL, shown in `googlecalendar` while it is public.
 pub fn public_feed_url(base: &str, o: &Offering, cal: Option<&OfferingCalendar>) -> Option<String> {
@@ -30,47 +31,50 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let (page, size) = params.page()?;
-    let cat = state.store.read()?;
-    let roles = Roles::of(&caller.user, &cat);
-    let mut items: Vec<&Offering> = cat
-        .offerings
-        .values()
-        .filter(|o| roles.sees_offering(o.customer))
-        .collect();
-    if let Some(name) = params.one("name") {
-        let needle = name.to_lowercase();
-        items.retain(|o| o.name.to_lowercase().contains(&needle));
-    }
-    if let Some(ids) = params.uuids("customer_uuid")? {
-        items.retain(|o| ids.contains(&o.customer));
-    }
-    items.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
-    let ordering = params.ordering_in(&["name", "created", "type", "state"])?;
-    sort_by_keys(&mut items, &ordering, |o, k| match k {
-        "name" => Some(o.name.clone()),
-        "created" => Some(o.created.to_rfc3339()),
-        "type" => Some(String::new()),
-        "state" => Some(o.state.as_str().to_string()),
-        _ => None,
-    });
-    let total = items.len();
-    let range = page_range(total, page, size)?;
+    let roles = Roles::load(&state.store, &caller.user).await?;
+    let order = params.order_keys(&[
+        ("name", Some(OfferingKey::Name)),
+        ("created", Some(OfferingKey::Created)),
+        // Every offering has the one type.
+        ("type", None),
+        ("state", Some(OfferingKey::State)),
+    ])?;
+    let query = OfferingQuery {
+        visible: roles.visible_offerings(),
+        name: params.one("name").map(str::to_lowercase),
+        customer: params.uuids("customer_uuid")?,
+        order,
+        page: Some(page_of(page, size, is_head(&method))),
+    };
+    let found = state.store.list_offerings(&query).await?;
+    page_range(found.total, page, size)?;
     let urls = Urls { base: base.clone() };
-    let link = link_header(&base, "/api/booking-offerings/", &params, page, size, total);
+    let link = link_header(
+        &base,
+        "/api/booking-offerings/",
+        &params,
+        page,
+        size,
+        found.total,
+    );
     if is_head(&method) {
-        return Ok(page_response::<OfferingOut>(&[], &[], total, link));
+        return Ok(page_response::<OfferingOut>(&[], &[], found.total, link));
     }
-    let page = &items[range];
-    let calendars = page
-        .iter()
-        .map(|o| CalendarView::load(&state.store, o.id))
-        .collect::<Result<Vec<_>, _>>()?;
-    let out: Vec<OfferingOut> = page
+    let related = state
+        .store
+        .related(&render::wanted_for_offerings(&found.items))
+        .await?;
+    let mut calendars = Vec::with_capacity(found.items.len());
+    for o in &found.items {
+        calendars.push(CalendarView::load(&state, o).await?);
+    }
+    let out: Vec<OfferingOut> = found
+        .items
         .iter()
         .zip(&calendars)
-        .map(|(o, cal)| offering_out(o, cal, &cat, &urls))
+        .map(|(o, view)| offering_out(o, view, &related, &urls))
         .collect();
-    Ok(page_response(&out, &params.fields(), total, link))
+    Ok(page_response(&out, &params.fields(), found.total, link))
 }
 
 /// An offering's calendar record and, once it has one, its queued jobs.
@@ -78,33 +82,48 @@ struct CalendarView {
     cal: Option<OfferingCalendar>,
     jobs: Vec<Job>,
     running: Option<u64>,
+    /// The health of the Google credential serving the offering's provider.
+    health: Option<CredentialHealth>,
 }
 
 impl CalendarView {
-    fn load(store: &Store, offering: Id) -> Result<CalendarView, ApiError> {
-        let cal = store.calendar(offering)?;
-        let (jobs, running) = if cal.is_some() {
-            (store.queued_jobs(offering)?, store.running_job(offering)?)
+    async fn load(state: &AppState, o: &Offering) -> Result<CalendarView, ApiError> {
+        let store = &state.store;
+        let cal = store.calendar(o.id).await?;
+        let (jobs, running, health) = if cal.is_some() {
+            (
+                store.queued_jobs(o.id)?,
+                store.running_job(o.id)?,
+                state.google.health(o.customer),
+            )
         } else {
-            (Vec::new(), None)
+            (Vec::new(), None, None)
         };
-        Ok(CalendarView { cal, jobs, running })
+        Ok(CalendarView {
+            cal,
+            jobs,
+            running,
+            health,
+        })
     }
 }
 
-/// An offering with its calendar, as the offering endpoints show it.
+/// An offering with its calendar and the health of its Google credential, as the
+/// offering endpoints show it.
 fn offering_out<'a>(
     o: &'a Offering,
     view: &'a CalendarView,
-    cat: &'a Catalog,
+    related: &'a Related,
     urls: &Urls,
 ) -> OfferingOut<'a> {
     let cal = view.cal.as_ref();
     let mut gc = GoogleCalendarOut::of(cal, public_feed_url(&urls.base, o, cal));
     if cal.is_some() {
-        gc = gc.with_jobs(&view.jobs, view.running);
+        gc = gc
+            .with_jobs(&view.jobs, view.running)
+            .with_credential(view.health.as_ref());
     }
-    OfferingOut::of(o, cat, urls, gc)
+    OfferingOut::of(o, related, urls, gc)
 }
 
 pub async fn retrieve(
@@ -116,23 +135,27 @@ pub async fn retrieve(
 ) -> Result<Response, ApiError> {
     let id = path_id(&uuid)?;
     let params = Params::parse(q.as_deref());
-    let cat = state.store.read()?;
-    let roles = Roles::of(&caller.user, &cat);
-    let o = visible(&cat, &roles, id)?;
-    let view = CalendarView::load(&state.store, o.id)?;
-    let out = offering_out(o, &view, &cat, &Urls { base });
+    let roles = Roles::load(&state.store, &caller.user).await?;
+    let o = visible(&state.store, &roles, id).await?;
+    let view = CalendarView::load(&state, &o).await?;
+    let related = state
+        .store
+        .related(&render::wanted_for_offerings(std::slice::from_ref(&o)))
+        .await?;
+    let out = offering_out(&o, &view, &related, &Urls { base });
     Ok(one_response(&out, &params.fields()))
 }
 
-fn visible<'c>(cat: &'c Catalog, roles: &Roles, id: Id) -> Result<&'c Offering, ApiError> {
-    cat.offerings
-        .get(&id)
+async fn visible(store: &Store, roles: &Roles, id: Id) -> Result<Offering, ApiError> {
+    store
+        .offering(id)
+        .await?
         .filter(|o| roles.sees_offering(o.customer))
         .ok_or(ApiError::NotFound)
 }
 
 /// Validates and enqueues a calendar action; the scheduler does the Google work.
-fn calendar_action(
+async fn calendar_action(
     state: &AppState,
     caller: &Caller,
     uuid: &str,
@@ -140,60 +163,69 @@ fn calendar_action(
 ) -> Result<Response, ApiError> {
     let id = path_id(uuid)?;
     let store: &Store = &state.store;
-    let detail = store.mutate(|cat| {
-        let roles = Roles::of(&caller.user, cat);
-        let o = visible(cat, &roles, id)?;
-        // Managers see the offering; the calendar actions are the owners' (and staff's).
-        if !(roles.staff || roles.owner_of.contains(&o.customer)) {
-            return Err(ApiError::Forbidden);
-        }
-        if !state.google.has_credentials(o.customer) {
-            return Err(ApiError::bad("Google credentials do not exist."));
-        }
-        let existing = store.calendar(id)?;
-        if let Some(c) = &existing {
-            if !c.state.is_idle() {
-                return Err(ApiError::bad("The calendar cannot be updated."));
+    let roles = Roles::load(store, &caller.user).await?;
+    let now = Utc::now();
+    let load = Load {
+        offerings: vec![id],
+        calendars: vec![id],
+        ..Load::default()
+    };
+    let detail = store
+        .mutate(&load, |view| {
+            let o = view
+                .offerings
+                .get(&id)
+                .filter(|o| roles.sees_offering(o.customer))
+                .ok_or(ApiError::NotFound)?;
+            // Managers see the offering; the calendar actions are the owners' (and staff's).
+            if !(roles.staff || roles.owner_of.contains(&o.customer)) {
+                return Err(ApiError::Forbidden);
             }
-        }
-        match kind {
-            JobKind::Share if existing.as_ref().is_some_and(|c| c.public) => {
-                return Err(ApiError::bad("The calendar is public already."))
+            if !state.google.has_credentials(o.customer) {
+                return Err(ApiError::bad("Google credentials do not exist."));
             }
-            JobKind::Unshare => match &existing {
-                Some(c) if c.calendar_id.is_none() => {
-                    return Err(ApiError::bad("The calendar does not exist."))
+            let existing = view.calendars.get(&id).cloned();
+            if let Some(c) = &existing {
+                if !c.state.is_idle() {
+                    return Err(ApiError::bad("The calendar cannot be updated."));
                 }
-                None => return Err(ApiError::bad("The calendar does not exist.")),
-                Some(c) if !c.public => {
-                    return Err(ApiError::bad("The calendar is private already."))
+            }
+            match kind {
+                JobKind::Share if existing.as_ref().is_some_and(|c| c.public) => {
+                    return Err(ApiError::bad("The calendar is public already."))
                 }
+                JobKind::Unshare => match &existing {
+                    Some(c) if c.calendar_id.is_none() => {
+                        return Err(ApiError::bad("The calendar does not exist."))
+                    }
+                    None => return Err(ApiError::bad("The calendar does not exist.")),
+                    Some(c) if !c.public => {
+                        return Err(ApiError::bad("The calendar is private already."))
+                    }
+                    _ => {}
+                },
                 _ => {}
-            },
-            _ => {}
-        }
-        let mut cal = existing.unwrap_or_else(|| OfferingCalendar::new(id));
-        cal.state = if cal.calendar_id.is_some() {
-            CalendarState::UpdateScheduled
-        } else {
-            CalendarState::CreationScheduled
-        };
-        let job = JobRequest {
-            offering: id,
-            kind,
-            trigger: Trigger::Action,
-            due: Utc::now(),
-        };
-        let detail = match kind {
-            JobKind::Sync => "Calendar synchronisation has been scheduled.",
-            JobKind::Share => "Calendar sharing has been scheduled.",
-            JobKind::Unshare => "Calendar unsharing has been scheduled.",
-        };
-        Ok((
-            vec![Store::calendar_change(&cal)?, Change::Enqueue(job)],
-            detail,
-        ))
-    })?;
+            }
+            let mut cal = existing.unwrap_or_else(|| OfferingCalendar::new(id));
+            cal.state = if cal.calendar_id.is_some() {
+                CalendarState::UpdateScheduled
+            } else {
+                CalendarState::CreationScheduled
+            };
+            let job = JobRequest {
+                offering: id,
+                kind,
+                trigger: Trigger::Action,
+                due: now,
+            };
+            let detail = match kind {
+                JobKind::Sync => "Calendar synchronisation has been scheduled.",
+                JobKind::Share => "Calendar sharing has been scheduled.",
+                JobKind::Unshare => "Calendar unsharing has been scheduled.",
+            };
+            Ok((vec![Change::Calendar(cal), Change::Enqueue(job)], detail))
+        })
+        .await?;
     Ok(Json(Detail::new(detail)).into_response())
 }
 
@@ -202,7 +234,7 @@ pub async fn google_calendar_sync(
     caller: Caller,
     Path(uuid): Path<String>,
 ) -> Result<Response, ApiError> {
-    calendar_action(&state, &caller, &uuid, JobKind::Sync)
+    calendar_action(&state, &caller, &uuid, JobKind::Sync).await
 }
 
 pub async fn share_google_calendar(
@@ -210,7 +242,7 @@ pub async fn share_google_calendar(
     caller: Caller,
     Path(uuid): Path<String>,
 ) -> Result<Response, ApiError> {
-    calendar_action(&state, &caller, &uuid, JobKind::Share)
+    calendar_action(&state, &caller, &uuid, JobKind::Share).await
 }
 
 pub async fn unshare_google_calendar(
@@ -218,5 +250,5 @@ pub async fn unshare_google_calendar(
     caller: Caller,
     Path(uuid): Path<String>,
 ) -> Result<Response, ApiError> {
-    calendar_action(&state, &caller, &uuid, JobKind::Unshare)
+    calendar_action(&state, &caller, &uuid, JobKind::Unshare).await
 }

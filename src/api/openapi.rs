@@ -1,17 +1,19 @@
 //! The OpenAPI 3.1 document of everything bookcal serves, at `GET /api/schema/`.
 //!
-//! The handlers build `serde_json::Value`s in Waldur's shapes (see [`super::render`]),
-//! so the schemas here are structs that mirror the rendered fields; they exist only
-//! to describe responses. `tests/it/openapi.rs` keeps them honest: it renders real
-//! objects through the API and validates them against this document, refusing any
-//! field the document does not name, and CI runs schemathesis against a live server.
+//! Every response body is described by the very type the handler serialises (the
+//! `#[derive(Serialize, ToSchema)]` shapes of [`super::render`] and the resource
+//! modules), so a field cannot be rendered without being documented. Request bodies
+//! are parsed by hand (to answer DRF-shaped 400s field by field), so they are
+//! described here by schema-only structs. `tests/it/openapi.rs` validates real
+//! responses against this document, refusing any field it does not name, and
+//! snapshot-tests the document; CI runs schemathesis against a live server.
 //!
 //! The operations are declared here, one `#[utoipa::path]` per route, beside the
 //! schemas rather than on the handlers, so that handler files stay free of
 //! documentation churn; a test checks that every route in [`super::router`] is
 //! documented and answers.
 
-// The schema structs are never built: they exist to describe rendered JSON.
+// The request-body structs are never built: they exist to describe what is parsed.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -23,7 +25,10 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use super::bookings::BookingOut;
 use super::feed_tokens::FeedTokenOut;
 use super::ops::{Health, Readiness};
-use super::render::{Detail, OfferingOut, PublicOfferingOut};
+use super::render::{
+    AttachmentUrl, Detail, OfferingOut, OrderOut, OrderUuid, PublicOfferingOut, ResourceOut,
+    StatusMessage,
+};
 
 /// A 400: a list of messages, or messages by field name (DRF's shapes).
 #[derive(ToSchema)]
@@ -31,162 +36,6 @@ use super::render::{Detail, OfferingOut, PublicOfferingOut};
 pub enum BadRequest {
     Messages(Vec<String>),
     Fields(HashMap<String, serde_json::Value>),
-}
-
-/// Offering and project fields that resources and orders share.
-#[derive(ToSchema)]
-pub struct OfferingAndProject {
-    pub offering: String,
-    pub offering_name: String,
-    pub offering_uuid: String,
-    pub offering_description: String,
-    pub offering_type: String,
-    pub offering_shared: bool,
-    pub offering_billable: bool,
-    #[schema(value_type = Object)]
-    pub offering_plugin_options: serde_json::Value,
-    pub offering_slug: String,
-    pub provider_name: String,
-    pub provider_uuid: String,
-    pub provider_slug: String,
-    pub category_title: String,
-    pub category_uuid: String,
-    pub project: String,
-    pub project_uuid: String,
-    pub project_name: String,
-    pub project_description: String,
-    pub project_slug: String,
-    pub customer_uuid: String,
-    pub customer_name: String,
-    pub customer_slug: String,
-}
-
-/// One booked slot: a half-open interval `[start, end)`.
-#[derive(ToSchema)]
-pub struct Slot {
-    #[schema(format = DateTime)]
-    pub start: String,
-    #[schema(format = DateTime)]
-    pub end: String,
-    /// The slot's id in Google Calendar terms (`booking_<hex>`).
-    pub backend_id: String,
-}
-
-/// A booking resource with its slots (`/api/booking-resources/`).
-#[derive(ToSchema)]
-pub struct BookingResource {
-    #[serde(flatten)]
-    pub offering_and_project: OfferingAndProject,
-    pub url: String,
-    pub uuid: String,
-    pub resource_uuid: String,
-    pub name: String,
-    pub slug: String,
-    pub description: String,
-    #[schema(format = DateTime)]
-    pub created: String,
-    #[schema(format = DateTime)]
-    pub modified: String,
-    #[schema(format = DateTime)]
-    pub last_sync: String,
-    #[schema(example = "Creating")]
-    pub state: String,
-    pub backend_id: String,
-    pub effective_id: String,
-    pub resource_type: String,
-    /// The order's attributes: `name`, `schedules` and whatever the client sent.
-    #[schema(value_type = Object)]
-    pub attributes: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub limits: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub current_usages: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub limit_usage: serde_json::Value,
-    pub usage_limit_restriction: String,
-    #[schema(value_type = Object)]
-    pub backend_metadata: serde_json::Value,
-    pub parent_offering_uuid: String,
-    pub parent_uuid: String,
-    pub service_settings_uuid: String,
-    pub offering_state: String,
-    #[schema(value_type = Object)]
-    pub offering_account_settings: serde_json::Value,
-    pub is_usage_based: bool,
-    pub is_limit_based: bool,
-    pub can_terminate: bool,
-    pub downscaled: bool,
-    pub restrict_member_access: bool,
-    pub paused: bool,
-    pub endpoints: Vec<serde_json::Value>,
-    pub report: Vec<serde_json::Value>,
-    pub error_message: String,
-    pub error_traceback: String,
-    pub available_actions: Vec<serde_json::Value>,
-    #[schema(required = true, format = Date)]
-    pub end_date: Option<String>,
-    pub slots: Vec<Slot>,
-    pub created_by: Option<String>,
-    pub created_by_username: Option<String>,
-    pub created_by_full_name: Option<String>,
-    pub consumer_reviewed_by: Option<String>,
-    pub consumer_reviewed_by_username: Option<String>,
-    pub consumer_reviewed_by_full_name: Option<String>,
-}
-
-/// A marketplace order (`/api/marketplace-orders/`).
-#[derive(ToSchema)]
-pub struct Order {
-    #[serde(flatten)]
-    pub offering_and_project: OfferingAndProject,
-    pub url: String,
-    pub uuid: String,
-    #[schema(format = DateTime)]
-    pub created: String,
-    #[schema(format = DateTime)]
-    pub modified: String,
-    #[schema(example = "pending-provider")]
-    pub state: String,
-    #[serde(rename = "type")]
-    #[schema(example = "Create")]
-    pub kind: String,
-    #[schema(value_type = Object)]
-    pub attributes: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub limits: serde_json::Value,
-    pub marketplace_resource_uuid: String,
-    pub resource_uuid: String,
-    pub resource_type: String,
-    pub resource_name: String,
-    pub cost: String,
-    pub output: String,
-    pub error_message: String,
-    pub error_traceback: String,
-    pub backend_id: String,
-    pub request_comment: String,
-    pub termination_comment: String,
-    pub can_terminate: bool,
-    #[schema(required = true, format = DateTime)]
-    pub completed_at: Option<String>,
-    #[schema(required = true, format = DateTime)]
-    pub consumer_reviewed_at: Option<String>,
-    #[schema(required = true, format = DateTime)]
-    pub provider_reviewed_at: Option<String>,
-    #[schema(required = true, format = Date)]
-    pub start_date: Option<String>,
-    /// The attachment's download URL, if one was uploaded.
-    #[schema(required = true)]
-    pub attachment: Option<String>,
-    pub callback_url: Option<String>,
-    pub created_by: Option<String>,
-    pub created_by_username: Option<String>,
-    pub created_by_full_name: Option<String>,
-    pub consumer_reviewed_by: Option<String>,
-    pub consumer_reviewed_by_username: Option<String>,
-    pub consumer_reviewed_by_full_name: Option<String>,
-    pub provider_reviewed_by: Option<String>,
-    pub provider_reviewed_by_username: Option<String>,
-    pub provider_reviewed_by_full_name: Option<String>,
 }
 
 /// A requested slot.
@@ -226,26 +75,6 @@ pub struct OrderCreate {
 #[derive(ToSchema)]
 pub struct BackendIdBody {
     pub backend_id: String,
-}
-
-/// `{"status": "..."}`.
-#[derive(ToSchema)]
-pub struct StatusMessage {
-    pub status: String,
-}
-
-/// What accept, reject and terminate answer.
-#[derive(ToSchema)]
-pub struct OrderUuid {
-    /// The order the action completed (accept, reject: the booking's Create order;
-    /// terminate: the new Terminate order). Never null.
-    pub order_uuid: String,
-}
-
-/// What an attachment upload answers.
-#[derive(ToSchema)]
-pub struct AttachmentUrl {
-    pub attachment: Option<String>,
 }
 
 /// An attachment upload (multipart).
@@ -504,7 +333,7 @@ mod paths {
     #[utoipa::path(get, path = "/api/booking-resources/", tag = "booking-resources",
         params(Page, ResourceFilters),
         responses(
-            (status = 200, body = Vec<BookingResource>,
+            (status = 200, body = Vec<ResourceOut>,
                 links(("resources_retrieve" = (operation_id = "resources_retrieve", parameters(("uuid" = "$response.body#/0/uuid")))), ("resources_accept" = (operation_id = "resources_accept", parameters(("uuid" = "$response.body#/0/uuid")))), ("resources_reject" = (operation_id = "resources_reject", parameters(("uuid" = "$response.body#/0/uuid"))))),
                 headers(
                 ("X-Result-Count" = u64, description = "Items in all pages"),
@@ -514,7 +343,7 @@ mod paths {
 
     #[utoipa::path(get, path = "/api/booking-resources/{uuid}/", tag = "booking-resources",
         params(("uuid" = String, Path)),
-        responses((status = 200, body = BookingResource), (status = 401, body = Detail), (status = 404, body = Detail)))]
+        responses((status = 200, body = ResourceOut), (status = 401, body = Detail), (status = 404, body = Detail)))]
     pub fn resources_retrieve() {}
 
     macro_rules! resource_decision {
@@ -546,7 +375,7 @@ mod paths {
     #[utoipa::path(get, path = "/api/marketplace-orders/", tag = "marketplace-orders",
         params(Page, OrderFilters),
         responses(
-            (status = 200, body = Vec<Order>,
+            (status = 200, body = Vec<OrderOut>,
                 links(("orders_retrieve" = (operation_id = "orders_retrieve", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_destroy" = (operation_id = "orders_destroy", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_offering" = (operation_id = "orders_offering", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_approve_by_consumer" = (operation_id = "orders_approve_by_consumer", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_approve_by_provider" = (operation_id = "orders_approve_by_provider", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_reject_by_consumer" = (operation_id = "orders_reject_by_consumer", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_reject_by_provider" = (operation_id = "orders_reject_by_provider", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_cancel" = (operation_id = "orders_cancel", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_set_state_executing" = (operation_id = "orders_set_state_executing", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_set_state_done" = (operation_id = "orders_set_state_done", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_set_state_erred" = (operation_id = "orders_set_state_erred", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_set_backend_id" = (operation_id = "orders_set_backend_id", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_unlink" = (operation_id = "orders_unlink", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_update_attachment" = (operation_id = "orders_update_attachment", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_delete_attachment" = (operation_id = "orders_delete_attachment", parameters(("uuid" = "$response.body#/0/uuid")))), ("orders_attachment" = (operation_id = "orders_attachment", parameters(("uuid" = "$response.body#/0/uuid"))))),
                 headers(
                 ("X-Result-Count" = u64, description = "Items in all pages"),
@@ -557,7 +386,7 @@ mod paths {
     #[utoipa::path(post, path = "/api/marketplace-orders/", tag = "marketplace-orders",
         request_body = OrderCreate,
         responses(
-            (status = 201, body = Order,
+            (status = 201, body = OrderOut,
                 links(("orders_retrieve" = (operation_id = "orders_retrieve", parameters(("uuid" = "$response.body#/uuid")))), ("orders_destroy" = (operation_id = "orders_destroy", parameters(("uuid" = "$response.body#/uuid")))), ("orders_offering" = (operation_id = "orders_offering", parameters(("uuid" = "$response.body#/uuid")))), ("orders_approve_by_consumer" = (operation_id = "orders_approve_by_consumer", parameters(("uuid" = "$response.body#/uuid")))), ("orders_approve_by_provider" = (operation_id = "orders_approve_by_provider", parameters(("uuid" = "$response.body#/uuid")))), ("orders_reject_by_consumer" = (operation_id = "orders_reject_by_consumer", parameters(("uuid" = "$response.body#/uuid")))), ("orders_reject_by_provider" = (operation_id = "orders_reject_by_provider", parameters(("uuid" = "$response.body#/uuid")))), ("orders_cancel" = (operation_id = "orders_cancel", parameters(("uuid" = "$response.body#/uuid")))), ("orders_set_state_executing" = (operation_id = "orders_set_state_executing", parameters(("uuid" = "$response.body#/uuid")))), ("orders_set_state_done" = (operation_id = "orders_set_state_done", parameters(("uuid" = "$response.body#/uuid")))), ("orders_set_state_erred" = (operation_id = "orders_set_state_erred", parameters(("uuid" = "$response.body#/uuid")))), ("orders_set_backend_id" = (operation_id = "orders_set_backend_id", parameters(("uuid" = "$response.body#/uuid")))), ("orders_unlink" = (operation_id = "orders_unlink", parameters(("uuid" = "$response.body#/uuid")))), ("orders_update_attachment" = (operation_id = "orders_update_attachment", parameters(("uuid" = "$response.body#/uuid")))), ("orders_delete_attachment" = (operation_id = "orders_delete_attachment", parameters(("uuid" = "$response.body#/uuid")))), ("orders_attachment" = (operation_id = "orders_attachment", parameters(("uuid" = "$response.body#/uuid")))), ("resources_retrieve" = (operation_id = "resources_retrieve", parameters(("uuid" = "$response.body#/marketplace_resource_uuid")))), ("resources_accept" = (operation_id = "resources_accept", parameters(("uuid" = "$response.body#/marketplace_resource_uuid")))), ("resources_reject" = (operation_id = "resources_reject", parameters(("uuid" = "$response.body#/marketplace_resource_uuid")))))),
             (status = 400, body = BadRequest), (status = 401, body = Detail),
             (status = 403, body = Detail), (status = 413, body = Detail)))]
@@ -565,7 +394,7 @@ mod paths {
 
     #[utoipa::path(get, path = "/api/marketplace-orders/{uuid}/", tag = "marketplace-orders",
         params(("uuid" = String, Path)),
-        responses((status = 200, body = Order), (status = 401, body = Detail), (status = 404, body = Detail)))]
+        responses((status = 200, body = OrderOut), (status = 401, body = Detail), (status = 404, body = Detail)))]
     pub fn orders_retrieve() {}
 
     #[utoipa::path(delete, path = "/api/marketplace-orders/{uuid}/", tag = "marketplace-orders",

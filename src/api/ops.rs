@@ -17,6 +17,7 @@ use serde::Serialize;
 use tracing::Instrument;
 use utoipa::ToSchema;
 
+use super::render::CredentialHealthOut;
 use super::{ApiError, AppState};
 
 /// Routes polled by probes and scrapers: logged at debug level, not info.
@@ -67,31 +68,44 @@ pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// `/ready`: `{"status": "ready"}`, or `{"status": "unavailable", "reason": ...}` with 503.
+/// `/ready`: `{"status": "ready"}`, or `{"status": "unavailable", "reason": ...}` with 503;
+/// both with `google.credentials`.
 #[derive(Serialize, ToSchema)]
-pub struct Readiness {
+pub struct Readiness<'a> {
     #[schema(example = "ready")]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    google: ReadinessGoogle<'a>,
+}
+
+/// The Google side of `/ready`: detail, never a reason (a dead credential does not
+/// stop bookcal from serving).
+#[derive(Serialize, ToSchema)]
+pub struct ReadinessGoogle<'a> {
+    /// Each configured Google credential's health.
+    credentials: Vec<CredentialHealthOut<'a>>,
 }
 
 /// `GET /ready`: 200 when the store answers a read and no observed part (the
 /// scheduler, see [`crate::metrics::Observed`]) says it keeps the service from serving;
-/// 503 with `{"status": "unavailable", "reason": ...}` otherwise.
+/// 503 with `{"status": "unavailable", "reason": ...}` otherwise. Both carry each
+/// Google credential's health under `google.credentials`.
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let store = state.store.clone();
-    let read = tokio::task::spawn_blocking(move || store.probe()).await;
-    let reason = match read {
+    // A database that does not answer within the probe's patience is down for it.
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
+    let engine = state.store.engine().as_str();
+    let reason = match ping {
         Ok(Ok(())) => state.metrics.not_ready(),
-        Ok(Err(e)) => Some(format!("the store does not answer: {e}")),
-        Err(_) => Some("the store read panicked".to_owned()),
+        Ok(Err(e)) => Some(format!("the store ({engine}) does not answer: {e}")),
+        Err(_) => Some(format!("the store ({engine}) did not answer within 2 s")),
     };
     let status = if reason.is_some() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
+    let health = state.google.all_health();
     let body = Readiness {
         status: if reason.is_some() {
             "unavailable"
@@ -99,6 +113,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             "ready"
         },
         reason,
+        google: ReadinessGoogle {
+            credentials: health.iter().map(CredentialHealthOut::of).collect(),
+        },
     };
     (status, Json(body)).into_response()
 }
@@ -123,15 +140,12 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         );
         return r;
     };
-    let store = state.store.clone();
-    let calendars = tokio::task::spawn_blocking(move || store.calendars()).await;
-    let calendars = match calendars {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
+    let calendars = match state.store.calendars().await {
+        Ok(c) => c,
+        Err(e) => {
             tracing::warn!(error = %e, "metrics: cannot read calendar records");
             Vec::new()
         }
-        Err(_) => Vec::new(),
     };
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],

@@ -10,15 +10,18 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
 use super::listing::{
-    any_of, contains_lowercase, id_from_url, link_header, list_response, page_range, select_fields,
-    sort_prefix, OfferingFilter, Params, SharedFilter,
+    booking_filter, id_from_url, link_header, one_response, page_of, page_range, page_response,
+    Params,
 };
-use super::render::{self, Urls};
+use super::render::{
+    self, AttachmentUrl, Detail, OrderOut, PublicOfferingOut, StatusMessage, Urls,
+};
 use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
 use crate::domain::booking::trim_schedule_times;
 use crate::domain::lifecycle::{Action, ErrorReport, NewOrder, Outcome};
 use crate::domain::{Attachment, Id, Order, OrderState, OrderType};
-use crate::store::{Catalog, OrderEntry, Target};
+use crate::store::query::{OrderKey, OrderQuery, Visible};
+use crate::store::Target;
 
 fn str_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
     match body.get(key) {
@@ -95,158 +98,73 @@ pub async fn create(
         callback_url,
         start_date,
     };
-    let created = state.store.create_order(
-        caller.actor(),
-        offering_url.as_deref().and_then(id_from_url),
-        project_url.as_deref().and_then(id_from_url),
-        &req,
-        Utc::now(),
-    )?;
-    let cat = state.store.read()?;
+    let created = state
+        .store
+        .create_order(
+            caller.actor(),
+            offering_url.as_deref().and_then(id_from_url),
+            project_url.as_deref().and_then(id_from_url),
+            &req,
+            Utc::now(),
+            state.max_busy_age,
+        )
+        .await?;
+    let related = state
+        .store
+        .related(&render::wanted_for_orders(std::slice::from_ref(
+            &created.order,
+        )))
+        .await?;
     Ok((
         StatusCode::CREATED,
-        Json(render::order(&created.order, &cat, &Urls { base })),
+        Json(OrderOut::of(&created.order, &related, &Urls { base })),
     )
         .into_response())
 }
 
-fn matches(o: &OrderEntry, p: &OrderFilter, cat: &Catalog, roles: &Roles) -> bool {
-    p.offering.matches(cat, o.offering)
-        && any_of(&p.project, o.project)
-        && any_of(&p.customer, o.customer)
-        && any_of(&p.provider, o.provider)
-        && any_of(&p.resource, o.resource)
-        && p.states.as_ref().is_none_or(|s| s.contains(&o.state))
-        && p.types.as_ref().is_none_or(|s| s.contains(&o.kind))
-        && p.created.is_none_or(|t| o.created >= t)
-        && p.modified.is_none_or(|t| o.modified >= t)
-        && p.shared
-            .matches(cat, o.offering, o.customer, o.created, o.modified)
-        && p.resource_name.as_ref().is_none_or(|n| {
-            cat.resources
-                .get(&o.resource)
-                .is_some_and(|x| contains_lowercase(&x.name, n))
-        })
-        && p.can_approve_as_consumer.is_none_or(|want| {
-            (o.state == OrderState::PendingConsumer && roles.may_approve_for(o.customer)) == want
-        })
-        && p.can_approve_as_provider.is_none_or(|want| {
-            (o.state == OrderState::PendingProvider && roles.is_provider_staff(o.provider)) == want
-        })
-        && p.query.as_ref().is_none_or(|q| {
-            p.query_id == Some(o.id)
-                || p.query_projects.contains(&o.project)
-                || cat
-                    .resources
-                    .get(&o.resource)
-                    .is_some_and(|x| contains_lowercase(&x.name, q))
-        })
-}
-
-/// The orders that can pass `p`, from the catalog's indexes, when an index narrows
-/// them (the smallest of: by resource, by `query=` through the resources' trigram
-/// index and the projects' names, by project, by offering); `None`: every order.
-fn candidates<'c>(p: &OrderFilter, cat: &'c Catalog) -> Option<Vec<&'c OrderEntry>> {
-    let orders_of = |map: &'c std::collections::HashMap<Id, Vec<Id>>, keys: &[Id]| {
-        keys.iter()
-            .filter_map(|k| map.get(k))
-            .flatten()
-            .copied()
-            .collect::<Vec<Id>>()
-    };
-    let mut options: Vec<Vec<Id>> = Vec::new();
-    if let Some(ids) = &p.resource {
-        options.push(orders_of(&cat.orders_by_resource, ids));
-    }
-    if let Some(q) = &p.query {
-        if let Some(resources) = cat.resources_containing(q) {
-            let ids: Vec<Id> = resources.iter().map(|r| r.id).collect();
-            let mut v = orders_of(&cat.orders_by_resource, &ids);
-            let projects: Vec<Id> = p.query_projects.iter().copied().collect();
-            v.extend(orders_of(&cat.orders_by_project, &projects));
-            v.extend(p.query_id);
-            options.push(v);
-        }
-    }
-    if let Some(ids) = &p.project {
-        options.push(orders_of(&cat.orders_by_project, ids));
-    }
-    if let Some(ids) = &p.offering.ids {
-        options.push(
-            ids.iter()
-                .filter_map(|o| cat.orders_by_offering.get(o))
-                .flatten()
-                .copied()
-                .collect(),
-        );
-    }
-    let mut ids = options.into_iter().min_by_key(Vec::len)?;
-    ids.sort_unstable();
-    ids.dedup();
-    Some(ids.iter().filter_map(|id| cat.orders.get(id)).collect())
-}
-
 /// The `o=` keys of the orders list (upstream's, plus `modified`); `cost` is zero for
 /// every booking, so it keeps the default order.
-const ORDER_KEYS: [&str; 5] = [
-    "created",
-    "consumer_reviewed_at",
-    "cost",
-    "state",
-    "modified",
+const ORDER_KEYS: [(&str, Option<OrderKey>); 5] = [
+    ("created", Some(OrderKey::Created)),
+    ("consumer_reviewed_at", Some(OrderKey::ConsumerReviewedAt)),
+    ("cost", None),
+    ("state", Some(OrderKey::State)),
+    ("modified", Some(OrderKey::Modified)),
 ];
 
-/// One `o=` key's value (each key compares values of one variant).
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum SortKey {
-    /// (missing, time)
-    Time(bool, chrono::DateTime<Utc>),
-    Text(&'static str),
-}
-
-struct OrderFilter {
-    offering: OfferingFilter,
-    project: Option<Vec<Id>>,
-    customer: Option<Vec<Id>>,
-    provider: Option<Vec<Id>>,
-    resource: Option<Vec<Id>>,
-    states: Option<Vec<OrderState>>,
-    types: Option<Vec<OrderType>>,
-    created: Option<chrono::DateTime<Utc>>,
-    modified: Option<chrono::DateTime<Utc>>,
-    shared: SharedFilter,
-    resource_name: Option<String>,
-    can_approve_as_consumer: Option<bool>,
-    can_approve_as_provider: Option<bool>,
-    query: Option<String>,
-    /// `query` as a UUID (it matches the order's uuid).
-    query_id: Option<Id>,
-    /// The projects whose name contains `query` (filled from the catalog).
-    query_projects: std::collections::HashSet<Id>,
-}
-
-impl OrderFilter {
-    fn parse(p: &Params) -> Result<Self, ApiError> {
-        let types = p.choices("type", OrderType::parse)?;
-        Ok(OrderFilter {
-            offering: OfferingFilter::parse(p)?,
-            project: p.uuids("project_uuid")?,
-            customer: p.uuids("customer_uuid")?,
-            provider: p.uuids("provider_uuid")?,
-            resource: p.linked_ids("resource_uuid", "resource")?,
-            states: p.choices("state", OrderState::parse)?,
-            types,
-            created: p.datetime("created")?,
-            modified: p.datetime("modified")?,
-            shared: SharedFilter::parse(p)?,
-            resource_name: p.one("resource_name").map(|s| s.trim().to_lowercase()),
-            can_approve_as_consumer: p.boolean("can_approve_as_consumer")?,
-            can_approve_as_provider: p.boolean("can_approve_as_provider")?,
-            query: p.one("query").map(|s| s.trim().to_lowercase()),
-            query_id: p.one("query").and_then(|s| Id::parse(s.trim())),
-            query_projects: std::collections::HashSet::new(),
-        })
-    }
+/// The list query a request asks for (filters, order; the page is set by the caller).
+fn query(p: &Params, roles: &Roles) -> Result<OrderQuery, ApiError> {
+    let order = p.order_keys(&ORDER_KEYS)?;
+    // Pending the caller's approval: as the consumer (staff, or owner of the
+    // project's organisation) or as the provider (staff, owner or manager of the
+    // offering's organisation).
+    let consumer_side = Visible {
+        all: roles.staff,
+        consumers: roles.owner_of.iter().copied().collect(),
+        ..Visible::default()
+    };
+    let provider_side = Visible {
+        all: roles.staff,
+        providers: roles.visible_offerings().providers,
+        ..Visible::default()
+    };
+    Ok(OrderQuery {
+        visible: roles.visible_orders(),
+        common: booking_filter(p)?,
+        resource: p.linked_ids("resource_uuid", "resource")?,
+        states: p.choices("state", OrderState::parse)?,
+        types: p.choices("type", OrderType::parse)?,
+        approvable_as_consumer: p
+            .boolean("can_approve_as_consumer")?
+            .map(|want| (want, consumer_side)),
+        approvable_as_provider: p
+            .boolean("can_approve_as_provider")?
+            .map(|want| (want, provider_side)),
+        query: p.one("query").map(|s| s.trim().to_lowercase()),
+        resource_name: p.one("resource_name").map(|s| s.trim().to_lowercase()),
+        order,
+        page: None,
+    })
 }
 
 pub async fn list(
@@ -258,100 +176,12 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref());
     let (page, size) = params.page()?;
-    let mut filter = OrderFilter::parse(&params)?;
-    let ordering = params.ordering_in(&ORDER_KEYS)?;
-    let cat = state.store.read()?;
-    let roles = Roles::of(&caller.user, &cat);
-    if let Some(q) = &filter.query {
-        filter.query_projects = cat
-            .projects
-            .values()
-            .filter(|x| x.name.to_lowercase().contains(q.as_str()))
-            .map(|x| x.id)
-            .collect();
-    }
-    let keep = |o: &&OrderEntry| roles.sees_order(o) && matches(o, &filter, &cat, &roles);
-    // Without `o=` and without an index that narrows the orders, the page walks the
-    // default order (created, id) up to its end and the count scans; otherwise the
-    // hits are collected unordered and only the items up to the page's end ordered.
-    // `o=created` is the default order and `o=-created` the same backwards (ties in
-    // `created` by id descending then, however the page is found).
-    let reverse = ordering.as_slice() == ["-created"];
-    let narrowed = candidates(&filter, &cat);
-    let walk = narrowed.is_none()
-        && (ordering.is_empty() || ordering.as_slice() == ["created"] || reverse);
-    let mut hits: Vec<&OrderEntry> = match narrowed {
-        Some(v) => v.into_iter().filter(keep).collect(),
-        None if walk => Vec::new(),
-        None => cat.orders.values().filter(keep).collect(),
-    };
-    let total = if walk {
-        cat.orders.values().filter(keep).count()
-    } else {
-        hits.len()
-    };
-    let range = page_range(total, page, size)?;
-    if walk {
-        let ids = cat.orders_by_created.iter().map(|(_, id)| id);
-        let page = |ids: &mut dyn Iterator<Item = &Id>| -> Vec<&OrderEntry> {
-            ids.filter_map(|id| cat.orders.get(id))
-                .filter(keep)
-                .take(range.end)
-                .collect()
-        };
-        hits = if reverse {
-            page(&mut ids.rev())
-        } else {
-            page(&mut ids.into_iter())
-        };
-    } else if !is_head(&method) {
-        // The review time is not in the catalog: read it from the hits' records, only
-        // when asked to sort by it.
-        let mut reviewed = std::collections::HashMap::new();
-        if ordering
-            .iter()
-            .any(|k| k.trim_start_matches('-') == "consumer_reviewed_at")
-        {
-            for o in &hits {
-                let at = state
-                    .store
-                    .order(o.id)?
-                    .and_then(|x| x.consumer_reviewed_at);
-                reviewed.insert(o.id, at);
-            }
-        }
-        // A missing time sorts last ascending, as PostgreSQL does; then the default
-        // order (created, id): a total order.
-        let key = |o: &OrderEntry, k: &str| match k {
-            "created" => Some(SortKey::Time(false, o.created)),
-            "modified" => Some(SortKey::Time(false, o.modified)),
-            "consumer_reviewed_at" => {
-                let at = reviewed.get(&o.id).copied().flatten();
-                Some(SortKey::Time(at.is_none(), at.unwrap_or_default()))
-            }
-            "state" => Some(SortKey::Text(o.state.as_str())),
-            _ => None,
-        };
-        sort_prefix(&mut hits, range.end, |a, b| {
-            for k in &ordering {
-                let (name, desc) = match k.strip_prefix('-') {
-                    Some(n) => (n, true),
-                    None => (*k, false),
-                };
-                let ord = key(a, name).cmp(&key(b, name));
-                let ord = if desc { ord.reverse() } else { ord };
-                if ord.is_ne() {
-                    return ord;
-                }
-            }
-            let ord = (a.created, a.id).cmp(&(b.created, b.id));
-            if reverse {
-                ord.reverse()
-            } else {
-                ord
-            }
-        });
-    }
+    let roles = Roles::load(&state.store, &caller.user).await?;
+    let mut query = query(&params, &roles)?;
+    query.page = Some(page_of(page, size, is_head(&method)));
+    let found = state.store.list_orders(&query).await?;
+    let total = found.total;
+    page_range(total, page, size)?;
     let link = link_header(
         &base,
         "/api/marketplace-orders/",
@@ -360,35 +190,28 @@ pub async fn list(
         size,
         total,
     );
-    let mut out = Vec::new();
-    if !is_head(&method) {
-        let urls = Urls { base };
-        for e in &hits[range] {
-            if let Some(o) = state.store.order(e.id)? {
-                out.push(select_fields(
-                    render::order(&o, &cat, &urls),
-                    &params.fields(),
-                ));
-            }
-        }
-    }
-    Ok(list_response(out, total, link))
+    let related = state
+        .store
+        .related(&render::wanted_for_orders(&found.items))
+        .await?;
+    let urls = Urls { base };
+    let page: Vec<OrderOut> = found
+        .items
+        .iter()
+        .map(|o| OrderOut::of(o, &related, &urls))
+        .collect();
+    Ok(page_response(&page, &params.fields(), total, link))
 }
 
 /// Loads an order the caller can see.
-fn visible_order(
-    state: &AppState,
-    cat: &Catalog,
-    roles: &Roles,
-    id: Id,
-) -> Result<(OrderEntry, Order), ApiError> {
-    let e = cat
-        .orders
-        .get(&id)
-        .filter(|o| roles.sees_order(o))
+async fn visible_order(state: &AppState, roles: &Roles, id: Id) -> Result<Order, ApiError> {
+    state
+        .store
+        .order_parties(id)
+        .await?
+        .filter(|p| roles.sees_order(p))
         .ok_or(ApiError::NotFound)?;
-    let o = state.store.order(id)?.ok_or(ApiError::NotFound)?;
-    Ok((e.clone(), o))
+    state.store.order(id).await?.ok_or(ApiError::NotFound)
 }
 
 pub async fn retrieve(
@@ -397,36 +220,45 @@ pub async fn retrieve(
     BaseUrl(base): BaseUrl,
     Path(uuid): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_id(&uuid)?;
     let params = Params::parse(q.as_deref());
-    let cat = state.store.read()?;
-    let roles = Roles::of(&caller.user, &cat);
-    let (_, o) = visible_order(&state, &cat, &roles, id)?;
-    Ok(Json(select_fields(
-        render::order(&o, &cat, &Urls { base }),
+    let roles = Roles::load(&state.store, &caller.user).await?;
+    let o = visible_order(&state, &roles, id).await?;
+    let related = state
+        .store
+        .related(&render::wanted_for_orders(std::slice::from_ref(&o)))
+        .await?;
+    Ok(one_response(
+        &OrderOut::of(&o, &related, &Urls { base }),
         &params.fields(),
-    )))
+    ))
 }
 
 /// Runs one lifecycle action on the order `uuid` names.
-fn act(state: &AppState, caller: &Caller, uuid: &str, action: Action) -> Result<Outcome, ApiError> {
+async fn act(
+    state: &AppState,
+    caller: &Caller,
+    uuid: &str,
+    action: Action,
+) -> Result<Outcome, ApiError> {
     let id = path_id(uuid)?;
     Ok(state
         .store
-        .transition(Target::Order(id), caller.actor(), action, Utc::now())?)
+        .transition(Target::Order(id), caller.actor(), action, Utc::now())
+        .await?)
 }
 
-fn detail(msg: &str) -> Json<Value> {
-    Json(json!({ "detail": msg }))
+fn detail(msg: &'static str) -> Json<Detail<'static>> {
+    Json(Detail::new(msg))
 }
 
 pub async fn approve_by_consumer(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    act(&s, &c, &u, Action::ApproveByConsumer)?;
+) -> Result<Json<Detail<'static>>, ApiError> {
+    act(&s, &c, &u, Action::ApproveByConsumer).await?;
     Ok(detail("Order has been approved."))
 }
 
@@ -434,8 +266,8 @@ pub async fn approve_by_provider(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    act(&s, &c, &u, Action::ApproveByProvider)?;
+) -> Result<Json<Detail<'static>>, ApiError> {
+    act(&s, &c, &u, Action::ApproveByProvider).await?;
     Ok(detail("Order has been approved."))
 }
 
@@ -443,8 +275,8 @@ pub async fn reject_by_consumer(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    act(&s, &c, &u, Action::RejectByConsumer)?;
+) -> Result<Json<Detail<'static>>, ApiError> {
+    act(&s, &c, &u, Action::RejectByConsumer).await?;
     Ok(detail("Order has been rejected."))
 }
 
@@ -452,8 +284,8 @@ pub async fn reject_by_provider(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    act(&s, &c, &u, Action::RejectByProvider)?;
+) -> Result<Json<Detail<'static>>, ApiError> {
+    act(&s, &c, &u, Action::RejectByProvider).await?;
     Ok(detail("Order has been rejected."))
 }
 
@@ -462,7 +294,7 @@ pub async fn cancel(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<Response, ApiError> {
-    act(&s, &c, &u, Action::Cancel)?;
+    act(&s, &c, &u, Action::Cancel).await?;
     Ok((StatusCode::ACCEPTED, detail("Order has been canceled.")).into_response())
 }
 
@@ -471,7 +303,7 @@ pub async fn destroy(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    act(&s, &c, &u, Action::Destroy)?;
+    act(&s, &c, &u, Action::Destroy).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -479,8 +311,8 @@ pub async fn set_state_executing(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    act(&s, &c, &u, Action::SetStateExecuting)?;
+) -> Result<Json<Detail<'static>>, ApiError> {
+    act(&s, &c, &u, Action::SetStateExecuting).await?;
     Ok(detail("Order state has been changed to executing."))
 }
 
@@ -488,8 +320,8 @@ pub async fn set_state_done(
     State(s): State<AppState>,
     c: Caller,
     Path(u): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    act(&s, &c, &u, Action::SetStateDone)?;
+) -> Result<Json<Detail<'static>>, ApiError> {
+    act(&s, &c, &u, Action::SetStateDone).await?;
     Ok(detail("Order state has been changed to done."))
 }
 
@@ -498,7 +330,7 @@ pub async fn set_state_erred(
     c: Caller,
     Path(u): Path<String>,
     body: RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail<'static>>, ApiError> {
     let report = (|| {
         let b = body.json_object()?;
         Ok(ErrorReport {
@@ -507,7 +339,7 @@ pub async fn set_state_erred(
         })
     })()
     .map_err(ApiError::into_body_refusal);
-    act(&s, &c, &u, Action::SetStateErred(report))?;
+    act(&s, &c, &u, Action::SetStateErred(report)).await?;
     Ok(detail("Order state has been changed to erred."))
 }
 
@@ -516,7 +348,7 @@ pub async fn set_backend_id(
     c: Caller,
     Path(u): Path<String>,
     body: RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatusMessage<'static>>, ApiError> {
     let value = (|| {
         let b = body.json_object()?;
         match b.get("backend_id") {
@@ -532,10 +364,10 @@ pub async fn set_backend_id(
         }
     })()
     .map_err(ApiError::into_body_refusal);
-    act(&s, &c, &u, Action::SetBackendId(value))?;
-    Ok(Json(
-        json!({"status": "Order backend_id has been changed."}),
-    ))
+    act(&s, &c, &u, Action::SetBackendId(value)).await?;
+    Ok(Json(StatusMessage::new(
+        "Order backend_id has been changed.",
+    )))
 }
 
 pub async fn unlink(
@@ -543,7 +375,7 @@ pub async fn unlink(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    act(&s, &c, &u, Action::Unlink)?;
+    act(&s, &c, &u, Action::Unlink).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -553,7 +385,7 @@ pub async fn update_attachment(
     BaseUrl(base): BaseUrl,
     Path(u): Path<String>,
     Upload(mut multipart): Upload,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AttachmentUrl>, ApiError> {
     // Read the upload first (bounded by the body limit), then check and store atomically.
     let mut file: Option<Attachment> = None;
     while let Some(field) =
@@ -585,11 +417,11 @@ pub async fn update_attachment(
         }
     }
     let has_file = file.is_some();
-    act(&s, &c, &u, Action::SetAttachment(file))?;
+    act(&s, &c, &u, Action::SetAttachment(file)).await?;
     let id = path_id(&u)?;
     let url =
         has_file.then(|| format!("{}attachment/", Urls { base }.of("marketplace-orders", id)));
-    Ok(Json(json!({ "attachment": url })))
+    Ok(Json(AttachmentUrl::new(url)))
 }
 
 pub async fn delete_attachment(
@@ -597,7 +429,7 @@ pub async fn delete_attachment(
     c: Caller,
     Path(u): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    act(&s, &c, &u, Action::SetAttachment(None))?;
+    act(&s, &c, &u, Action::SetAttachment(None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -607,12 +439,9 @@ pub async fn attachment(
     Path(u): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&u)?;
-    {
-        let cat = s.store.read()?;
-        let roles = Roles::of(&c.user, &cat);
-        visible_order(&s, &cat, &roles, id)?;
-    }
-    let a = s.store.attachment(id)?.ok_or(ApiError::NotFound)?;
+    let roles = Roles::load(&s.store, &c.user).await?;
+    visible_order(&s, &roles, id).await?;
+    let a = s.store.attachment(id).await?.ok_or(ApiError::NotFound)?;
     let disposition = format!(
         "attachment; filename=\"{}\"",
         a.name.replace(['"', '\\', '\r', '\n'], "_")
@@ -635,11 +464,18 @@ pub async fn offering(
     Path(u): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&u)?;
-    let cat = s.store.read()?;
-    let roles = Roles::of(&c.user, &cat);
-    let (e, _) = visible_order(&s, &cat, &roles, id)?;
-    let off = cat.offerings.get(&e.offering).ok_or(ApiError::NotFound)?;
-    let cal = s.store.calendar(off.id)?;
-    let out = render::PublicOfferingOut::of(off, &cat, &Urls { base }, cal.as_ref());
+    let roles = Roles::load(&s.store, &c.user).await?;
+    let o = visible_order(&s, &roles, id).await?;
+    let off = s
+        .store
+        .offering(o.offering)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let cal = s.store.calendar(off.id).await?;
+    let related = s
+        .store
+        .related(&render::wanted_for_offerings(std::slice::from_ref(&off)))
+        .await?;
+    let out = PublicOfferingOut::of(&off, &related, &Urls { base }, cal.as_ref());
     Ok(Json(out).into_response())
 }

@@ -5,19 +5,53 @@
 use chrono::{DateTime, Utc};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use crate::domain::calendar::{OfferingCalendar, RunSummary};
+use crate::domain::calendar::{CredentialHealth, OfferingCalendar, RunSummary};
 use crate::domain::{Id, Offering, Order, Resource};
-use crate::store::Catalog;
+use crate::store::{Related, Wanted};
 
 pub use crate::domain::format::ts;
 
-fn opt_ts(t: &Option<DateTime<Utc>>) -> Value {
-    t.as_ref()
-        .map(|t| Value::String(ts(t)))
-        .unwrap_or(Value::Null)
+/// What rendering these booking resources reads besides them.
+pub fn wanted_for_resources(rs: &[Resource]) -> Wanted {
+    Wanted {
+        users: rs
+            .iter()
+            .flat_map(|r| std::iter::once(r.created_by).chain(r.consumer_reviewed_by))
+            .collect(),
+        projects: rs.iter().map(|r| r.project).collect(),
+        offerings: rs.iter().map(|r| r.offering).collect(),
+        ..Wanted::default()
+    }
+}
+
+/// What rendering these orders reads besides them.
+pub fn wanted_for_orders(os: &[Order]) -> Wanted {
+    Wanted {
+        users: os
+            .iter()
+            .flat_map(|o| {
+                std::iter::once(o.created_by)
+                    .chain(o.consumer_reviewed_by)
+                    .chain(o.provider_reviewed_by)
+            })
+            .collect(),
+        projects: os.iter().map(|o| o.project).collect(),
+        offerings: os.iter().map(|o| o.offering).collect(),
+        resource_names: os.iter().map(|o| o.resource).collect(),
+        ..Wanted::default()
+    }
+}
+
+/// What rendering these offerings reads besides them.
+pub fn wanted_for_offerings(os: &[Offering]) -> Wanted {
+    Wanted {
+        customers: os.iter().map(|o| o.customer).collect(),
+        order_counts: os.iter().map(|o| o.id).collect(),
+        ..Wanted::default()
+    }
 }
 
 /// Absolute URL helpers for one request.
@@ -41,6 +75,46 @@ pub struct Detail<'a> {
 impl<'a> Detail<'a> {
     pub fn new(detail: &'a str) -> Self {
         Detail { detail }
+    }
+}
+
+/// What accept, reject and terminate answer.
+#[derive(Serialize, ToSchema)]
+pub struct OrderUuid {
+    /// The order the action completed (accept, reject: the booking's Create order;
+    /// terminate: the new Terminate order). Never null.
+    #[schema(value_type = String)]
+    order_uuid: Id,
+}
+
+impl OrderUuid {
+    pub fn new(order_uuid: Id) -> Self {
+        OrderUuid { order_uuid }
+    }
+}
+
+/// `{"status": "..."}`.
+#[derive(Serialize, ToSchema)]
+pub struct StatusMessage<'a> {
+    status: &'a str,
+}
+
+impl<'a> StatusMessage<'a> {
+    pub fn new(status: &'a str) -> Self {
+        StatusMessage { status }
+    }
+}
+
+/// What an attachment upload answers.
+// `attachment` is the download URL, or null when the upload held no file.
+#[derive(Serialize, ToSchema)]
+pub struct AttachmentUrl {
+    attachment: Option<String>,
+}
+
+impl AttachmentUrl {
+    pub fn new(attachment: Option<String>) -> Self {
+        AttachmentUrl { attachment }
     }
 }
 
@@ -77,6 +151,8 @@ pub struct RunSummaryOut<'a> {
     warnings: &'a [String],
     api_calls: u64,
     full_listing: bool,
+    /// Writes held back by Google's usage limits (pushed on a later run).
+    deferred: u32,
 }
 
 impl<'a> RunSummaryOut<'a> {
@@ -92,6 +168,48 @@ impl<'a> RunSummaryOut<'a> {
             warnings: &r.warnings,
             api_calls: r.api_calls,
             full_listing: r.full_listing,
+            deferred: r.deferred,
+        }
+    }
+}
+
+/// Why an offering's sync waits for Google's usage limits, and until when.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SyncWaiting)]
+pub struct WaitingOut<'a> {
+    reason: &'a str,
+    #[schema(value_type = String, format = DateTime)]
+    until: String,
+}
+
+/// The health of the Google credential serving the offering's provider.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CredentialHealth)]
+pub struct CredentialHealthOut<'a> {
+    /// Which credential, without secrets (`service account a@b`, `provider <hex>`).
+    name: &'a str,
+    /// `ok`, `invalid` (a person must replace it), `failing` (bookcal retries), `unknown`.
+    status: &'a str,
+    /// What is wrong, in plain words.
+    reason: Option<&'a str>,
+    /// What to do about it.
+    action: Option<&'a str>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    since: Option<String>,
+    /// Until when Google pauses it, when it said so.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    until: Option<String>,
+}
+
+impl<'a> CredentialHealthOut<'a> {
+    pub fn of(h: &'a CredentialHealth) -> Self {
+        CredentialHealthOut {
+            name: &h.name,
+            status: &h.status,
+            reason: h.reason.as_deref(),
+            action: h.action.as_deref(),
+            since: h.since.as_ref().map(ts),
+            until: h.until.as_ref().map(ts),
         }
     }
 }
@@ -120,6 +238,19 @@ pub struct GoogleCalendarOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<RunSummaryOut>)]
     last_run: Option<Option<RunSummaryOut<'a>>>,
+    /// When the calendar's busy time was last read in full; new orders are refused
+    /// once it is older than `sync.max_busy_age_secs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    busy_read_at: Option<Option<String>>,
+    /// Set while the sync waits for Google's usage limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<WaitingOut>)]
+    waiting: Option<Option<WaitingOut<'a>>>,
+    /// The Google credential serving the offering's provider (once a calendar action
+    /// was taken and a credential is configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<CredentialHealthOut<'a>>,
     /// The calendar's queued jobs: the running one first, then the pending ones by due
     /// time (present once a calendar action was taken).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,9 +292,28 @@ impl<'a> GoogleCalendarOut<'a> {
             last_success: cal.map(|c| c.last_success.as_ref().map(ts)),
             last_error: cal.map(|c| c.last_error.as_deref()),
             last_run: cal.map(|c| c.last_run.as_ref().map(RunSummaryOut::of)),
+            busy_read_at: cal.map(|c| c.busy_read_at.as_ref().map(ts)),
+            waiting: cal.map(|c| {
+                c.waiting.as_ref().map(|w| WaitingOut {
+                    reason: &w.reason,
+                    until: ts(&w.until),
+                })
+            }),
+            credential: None,
             jobs: None,
             ical_feed_url,
         }
+    }
+
+    /// Adds the health of the credential serving the offering, shown once the
+    /// offering has a calendar record (an untouched offering keeps upstream's three
+    /// fields).
+    #[must_use]
+    pub fn with_credential(mut self, health: Option<&'a CredentialHealth>) -> Self {
+        if self.state.is_some() {
+            self.credential = health.map(CredentialHealthOut::of);
+        }
+        self
     }
 
     /// Adds the calendar's queued jobs (`running`: the sequence number of the running
@@ -263,7 +413,7 @@ pub struct OfferingFieldsOut<'a> {
 }
 
 impl<'a> OfferingFieldsOut<'a> {
-    fn of(o: &'a Offering, cat: &'a Catalog, urls: &Urls) -> Self {
+    fn of(o: &'a Offering, cat: &'a Related, urls: &Urls) -> Self {
         OfferingFieldsOut {
             uuid: o.id,
             created: ts(&o.created),
@@ -305,7 +455,7 @@ impl<'a> OfferingFieldsOut<'a> {
             country: "",
             backend_id: &o.backend_id,
             backend_metadata: EmptyObject,
-            order_count: cat.orders_by_offering.get(&o.id).map_or(0, |s| s.len()),
+            order_count: cat.order_counts.get(&o.id).copied().unwrap_or(0),
             latitude: o.latitude,
             longitude: o.longitude,
             feed_tokens_url: format!("{}feed_tokens/", urls.of("booking-offerings", o.id)),
@@ -327,7 +477,7 @@ pub struct OfferingOut<'a> {
 impl<'a> OfferingOut<'a> {
     pub fn of(
         o: &'a Offering,
-        cat: &'a Catalog,
+        cat: &'a Related,
         urls: &Urls,
         googlecalendar: GoogleCalendarOut<'a>,
     ) -> Self {
@@ -354,7 +504,7 @@ pub struct PublicOfferingOut<'a> {
 impl<'a> PublicOfferingOut<'a> {
     pub fn of(
         o: &'a Offering,
-        cat: &'a Catalog,
+        cat: &'a Related,
         urls: &Urls,
         cal: Option<&OfferingCalendar>,
     ) -> Self {
@@ -367,157 +517,191 @@ impl<'a> PublicOfferingOut<'a> {
     }
 }
 
-/// Fields shared by resources and orders that describe the offering and project.
-fn offering_and_project(
-    m: &mut Map<String, Value>,
-    offering: Id,
-    project: Id,
-    cat: &Catalog,
-    urls: &Urls,
-) {
-    let off = cat.offerings.get(&offering);
-    let prov = off.and_then(|o| cat.customers.get(&o.customer));
-    let proj = cat.projects.get(&project);
-    let cust = proj.and_then(|p| cat.customers.get(&p.customer));
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_string(), v);
-    };
-    put(
-        "offering",
-        json!(urls.of("marketplace-public-offerings", offering)),
-    );
-    put(
-        "offering_name",
-        json!(off.map(|o| o.name.as_str()).unwrap_or("")),
-    );
-    put("offering_uuid", json!(offering));
-    put(
-        "offering_description",
-        json!(off.map(|o| o.description.as_str()).unwrap_or("")),
-    );
-    put("offering_type", json!("Marketplace.Booking"));
-    put("offering_shared", json!(off.is_some_and(|o| o.shared)));
-    put("offering_billable", json!(off.is_some_and(|o| o.billable)));
-    put(
-        "offering_plugin_options",
-        off.map(|o| o.plugin_options.clone()).unwrap_or(json!({})),
-    );
-    put(
-        "offering_slug",
-        json!(off.map(|o| o.slug.as_str()).unwrap_or("")),
-    );
-    put(
-        "provider_name",
-        json!(prov.map(|c| c.name.as_str()).unwrap_or("")),
-    );
-    put(
-        "provider_uuid",
-        json!(off.map(|o| o.customer).unwrap_or(offering)),
-    );
-    put(
-        "provider_slug",
-        json!(prov.map(|c| c.slug.as_str()).unwrap_or("")),
-    );
-    put(
-        "category_title",
-        json!(off.map(|o| o.category.title.as_str()).unwrap_or("")),
-    );
-    put(
-        "category_uuid",
-        json!(off.map(|o| o.category.id).unwrap_or(offering)),
-    );
-    put("project", json!(urls.of("projects", project)));
-    put("project_uuid", json!(project));
-    put(
-        "project_name",
-        json!(proj.map(|p| p.name.as_str()).unwrap_or("")),
-    );
-    put(
-        "project_description",
-        json!(proj.map(|p| p.description.as_str()).unwrap_or("")),
-    );
-    put(
-        "project_slug",
-        json!(proj.map(|p| p.slug.as_str()).unwrap_or("")),
-    );
-    put(
-        "customer_uuid",
-        json!(proj.map(|p| p.customer).unwrap_or(project)),
-    );
-    put(
-        "customer_name",
-        json!(cust.map(|c| c.name.as_str()).unwrap_or("")),
-    );
-    put(
-        "customer_slug",
-        json!(cust.map(|c| c.slug.as_str()).unwrap_or("")),
-    );
-}
-
-fn user_fields(
-    m: &mut Map<String, Value>,
-    prefix: &str,
-    user: Option<Id>,
-    cat: &Catalog,
-    urls: &Urls,
-) {
-    if let Some(u) = user.and_then(|id| cat.users.get(&id)) {
-        m.insert(prefix.to_string(), json!(urls.of("users", u.id)));
-        m.insert(format!("{prefix}_username"), json!(u.username));
-        m.insert(format!("{prefix}_full_name"), json!(u.full_name));
-    }
-}
-
-/// A booking resource.
-/// The offering and project fields of a booking resource, borrowed from the catalog.
-#[derive(serde::Serialize)]
-struct OfferingProjectOut<'a> {
+/// Offering and project fields that resources and orders share.
+// Borrowed from the catalog.
+#[derive(Serialize, ToSchema)]
+#[schema(as = OfferingAndProject)]
+pub struct OfferingProjectOut<'a> {
     offering: String,
     offering_name: &'a str,
+    #[schema(value_type = String)]
     offering_uuid: Id,
     offering_description: &'a str,
     offering_type: &'static str,
     offering_shared: bool,
     offering_billable: bool,
+    #[schema(value_type = Object)]
     offering_plugin_options: &'a Value,
     offering_slug: &'a str,
-    offering_state: &'static str,
     provider_name: &'a str,
+    #[schema(value_type = String)]
     provider_uuid: Id,
     provider_slug: &'a str,
     category_title: &'a str,
+    #[schema(value_type = String)]
     category_uuid: Id,
     project: String,
+    #[schema(value_type = String)]
     project_uuid: Id,
     project_name: &'a str,
     project_description: &'a str,
     project_slug: &'a str,
+    #[schema(value_type = String)]
     customer_uuid: Id,
     customer_name: &'a str,
     customer_slug: &'a str,
 }
 
-#[derive(serde::Serialize)]
-struct SlotOut<'a> {
+static EMPTY_OBJECT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
+
+impl<'a> OfferingProjectOut<'a> {
+    /// The fields for `offering` and `project`; ids the catalog does not hold (never
+    /// in a consistent store) leave names empty.
+    fn of(offering: Id, project: Id, cat: &'a Related, urls: &Urls) -> Self {
+        let off = cat.offerings.get(&offering);
+        let prov = off.and_then(|o| cat.customers.get(&o.customer));
+        let proj = cat.projects.get(&project);
+        let cust = proj.and_then(|p| cat.customers.get(&p.customer));
+        OfferingProjectOut {
+            offering: urls.of("marketplace-public-offerings", offering),
+            offering_name: off.map_or("", |o| o.name.as_str()),
+            offering_uuid: offering,
+            offering_description: off.map_or("", |o| o.description.as_str()),
+            offering_type: "Marketplace.Booking",
+            offering_shared: off.is_some_and(|o| o.shared),
+            offering_billable: off.is_some_and(|o| o.billable),
+            offering_plugin_options: off.map_or(&EMPTY_OBJECT, |o| &o.plugin_options),
+            offering_slug: off.map_or("", |o| o.slug.as_str()),
+            provider_name: prov.map_or("", |c| c.name.as_str()),
+            provider_uuid: off.map_or(offering, |o| o.customer),
+            provider_slug: prov.map_or("", |c| c.slug.as_str()),
+            category_title: off.map_or("", |o| o.category.title.as_str()),
+            category_uuid: off.map_or(offering, |o| o.category.id),
+            project: urls.of("projects", project),
+            project_uuid: project,
+            project_name: proj.map_or("", |p| p.name.as_str()),
+            project_description: proj.map_or("", |p| p.description.as_str()),
+            project_slug: proj.map_or("", |p| p.slug.as_str()),
+            customer_uuid: proj.map_or(project, |p| p.customer),
+            customer_name: cust.map_or("", |c| c.name.as_str()),
+            customer_slug: cust.map_or("", |c| c.slug.as_str()),
+        }
+    }
+}
+
+/// One booked slot: a half-open interval `[start, end)`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Slot)]
+pub struct SlotOut<'a> {
+    #[schema(format = DateTime)]
     start: String,
+    #[schema(format = DateTime)]
     end: String,
+    /// The slot's id in Google Calendar terms (`booking_<hex>`).
     backend_id: &'a str,
 }
 
-/// A user reference (`created_by`, `consumer_reviewed_by`): URL, username, full name.
-#[derive(serde::Serialize)]
-struct UserRefOut<'a> {
-    #[serde(rename = "created_by", skip_serializing_if = "Option::is_none")]
+/// A user named by a booking or an order, as three fields (`created_by`,
+/// `created_by_username`, `created_by_full_name`), all absent when there is none.
+struct Named<'a> {
+    url: Option<String>,
+    username: Option<&'a str>,
+    full_name: Option<&'a str>,
+}
+
+impl<'a> Named<'a> {
+    /// `user`, with its URL as the first field (a resource's users, an order's creator).
+    fn with_url(user: Option<Id>, cat: &'a Related, urls: &Urls) -> Self {
+        let u = user.and_then(|id| cat.users.get(&id));
+        Named {
+            url: u.map(|u| urls.of("users", u.id)),
+            username: u.map(|u| u.username.as_str()),
+            full_name: u.map(|u| u.full_name.as_str()),
+        }
+    }
+
+    /// `user`, with its username as the first field (an order's reviewers, as
+    /// upstream's order serializer names them).
+    fn with_username(user: Option<Id>, cat: &'a Related) -> Self {
+        let u = user.and_then(|id| cat.users.get(&id));
+        Named {
+            url: u.map(|u| u.username.clone()),
+            username: u.map(|u| u.username.as_str()),
+            full_name: u.map(|u| u.full_name.as_str()),
+        }
+    }
+}
+
+/// A booking resource with its slots (`/api/booking-resources/`).
+// Serialised straight from the record and the catalog, with no intermediate `Value`:
+// building one was most of a list page's cost.
+#[derive(Serialize, ToSchema)]
+#[schema(as = BookingResource)]
+pub struct ResourceOut<'a> {
+    #[serde(flatten)]
+    offering_and_project: OfferingProjectOut<'a>,
+    url: String,
+    #[schema(value_type = String)]
+    uuid: Id,
+    #[schema(value_type = String)]
+    resource_uuid: Id,
+    name: &'a str,
+    slug: &'a str,
+    description: &'a str,
+    #[schema(format = DateTime)]
+    created: String,
+    #[schema(format = DateTime)]
+    modified: String,
+    #[schema(format = DateTime)]
+    last_sync: String,
+    #[schema(example = "Creating")]
+    state: &'static str,
+    backend_id: &'a str,
+    effective_id: &'static str,
+    resource_type: &'static str,
+    /// The order's attributes: `name`, `schedules` and whatever the client sent.
+    #[schema(value_type = Object)]
+    attributes: &'a Value,
+    #[schema(value_type = Object)]
+    limits: EmptyObject,
+    #[schema(value_type = Object)]
+    current_usages: EmptyObject,
+    #[schema(value_type = Object)]
+    limit_usage: EmptyObject,
+    usage_limit_restriction: &'static str,
+    #[schema(value_type = Object)]
+    backend_metadata: EmptyObject,
+    #[schema(value_type = String)]
+    parent_offering_uuid: Id,
+    #[schema(value_type = String)]
+    parent_uuid: Id,
+    #[schema(value_type = String)]
+    service_settings_uuid: Id,
+    offering_state: &'static str,
+    #[schema(value_type = Object)]
+    offering_account_settings: EmptyObject,
+    is_usage_based: bool,
+    is_limit_based: bool,
+    can_terminate: bool,
+    downscaled: bool,
+    restrict_member_access: bool,
+    paused: bool,
+    #[schema(value_type = Vec<Value>)]
+    endpoints: EmptyList,
+    #[schema(value_type = Vec<Value>)]
+    report: EmptyList,
+    error_message: &'a str,
+    error_traceback: &'static str,
+    #[schema(value_type = Vec<Value>)]
+    available_actions: EmptyList,
+    #[schema(required = true, format = Date)]
+    end_date: Option<String>,
+    slots: Vec<SlotOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     created_by: Option<String>,
-    #[serde(
-        rename = "created_by_username",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     created_by_username: Option<&'a str>,
-    #[serde(
-        rename = "created_by_full_name",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     created_by_full_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     consumer_reviewed_by: Option<String>,
@@ -527,201 +711,186 @@ struct UserRefOut<'a> {
     consumer_reviewed_by_full_name: Option<&'a str>,
 }
 
-/// A booking resource as the API renders it. Serialised directly for list pages
-/// (no intermediate `Value`: rendering was most of a page's cost), and through
-/// [`resource`] where fields are selected.
-#[derive(serde::Serialize)]
-pub struct ResourceOut<'a> {
+impl<'a> ResourceOut<'a> {
+    pub fn of(r: &'a Resource, cat: &'a Related, urls: &Urls) -> Self {
+        let creator = Named::with_url(Some(r.created_by), cat, urls);
+        let reviewer = Named::with_url(r.consumer_reviewed_by, cat, urls);
+        ResourceOut {
+            offering_and_project: OfferingProjectOut::of(r.offering, r.project, cat, urls),
+            url: urls.of("booking-resources", r.id),
+            uuid: r.id,
+            resource_uuid: r.id,
+            name: &r.name,
+            slug: &r.slug,
+            description: &r.description,
+            created: ts(&r.created),
+            modified: ts(&r.modified),
+            last_sync: ts(&r.modified),
+            state: r.state.as_str(),
+            backend_id: &r.backend_id,
+            effective_id: "",
+            resource_type: "Marketplace.Booking",
+            attributes: &r.attributes,
+            limits: EmptyObject,
+            current_usages: EmptyObject,
+            limit_usage: EmptyObject,
+            usage_limit_restriction: "",
+            backend_metadata: EmptyObject,
+            parent_offering_uuid: r.offering,
+            parent_uuid: r.id,
+            service_settings_uuid: r.offering,
+            offering_state: cat
+                .offerings
+                .get(&r.offering)
+                .map_or("Active", |o| o.state.as_str()),
+            offering_account_settings: EmptyObject,
+            is_usage_based: false,
+            is_limit_based: false,
+            can_terminate: false,
+            downscaled: false,
+            restrict_member_access: false,
+            paused: false,
+            endpoints: EmptyList,
+            report: EmptyList,
+            error_message: &r.error_message,
+            error_traceback: "",
+            available_actions: EmptyList,
+            end_date: r.end_date.map(|d| d.to_string()),
+            slots: r
+                .slots
+                .iter()
+                .map(|s| SlotOut {
+                    start: ts(&s.start),
+                    end: ts(&s.end),
+                    backend_id: &s.backend_id,
+                })
+                .collect(),
+            created_by: creator.url,
+            created_by_username: creator.username,
+            created_by_full_name: creator.full_name,
+            consumer_reviewed_by: reviewer.url,
+            consumer_reviewed_by_username: reviewer.username,
+            consumer_reviewed_by_full_name: reviewer.full_name,
+        }
+    }
+}
+
+/// A marketplace order (`/api/marketplace-orders/`).
+// Serialised like `ResourceOut`: straight from the record and the catalog.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Order)]
+pub struct OrderOut<'a> {
     #[serde(flatten)]
-    common: OfferingProjectOut<'a>,
-    #[serde(flatten)]
-    users: UserRefOut<'a>,
+    offering_and_project: OfferingProjectOut<'a>,
     url: String,
+    #[schema(value_type = String)]
     uuid: Id,
-    resource_uuid: Id,
-    name: &'a str,
-    slug: &'a str,
-    description: &'a str,
+    #[schema(format = DateTime)]
     created: String,
+    #[schema(format = DateTime)]
     modified: String,
-    last_sync: String,
+    #[schema(example = "pending-provider")]
     state: &'static str,
-    backend_id: &'a str,
-    effective_id: &'static str,
-    resource_type: &'static str,
+    #[serde(rename = "type")]
+    #[schema(example = "Create")]
+    kind: &'static str,
+    #[schema(value_type = Object)]
     attributes: &'a Value,
-    limits: Map<String, Value>,
-    current_usages: Map<String, Value>,
-    limit_usage: Map<String, Value>,
-    usage_limit_restriction: &'static str,
-    backend_metadata: Map<String, Value>,
-    parent_offering_uuid: Id,
-    parent_uuid: Id,
-    service_settings_uuid: Id,
-    offering_account_settings: Map<String, Value>,
-    is_usage_based: bool,
-    is_limit_based: bool,
-    can_terminate: bool,
-    downscaled: bool,
-    restrict_member_access: bool,
-    paused: bool,
-    endpoints: &'static [u8],
-    report: &'static [u8],
+    #[schema(value_type = Object)]
+    limits: EmptyObject,
+    #[schema(value_type = String)]
+    marketplace_resource_uuid: Id,
+    #[schema(value_type = String)]
+    resource_uuid: Id,
+    resource_type: &'static str,
+    resource_name: &'a str,
+    cost: &'static str,
+    output: &'static str,
     error_message: &'a str,
-    error_traceback: &'static str,
-    available_actions: &'static [u8],
-    end_date: Option<String>,
-    slots: Vec<SlotOut<'a>>,
+    error_traceback: &'a str,
+    backend_id: &'a str,
+    request_comment: &'a str,
+    termination_comment: &'a str,
+    can_terminate: bool,
+    #[schema(required = true, format = DateTime)]
+    completed_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    consumer_reviewed_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    provider_reviewed_at: Option<String>,
+    #[schema(required = true, format = Date)]
+    start_date: Option<String>,
+    /// The attachment's download URL, if one was uploaded.
+    #[schema(required = true)]
+    attachment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_by_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_by_full_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer_reviewed_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer_reviewed_by_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer_reviewed_by_full_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_reviewed_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_reviewed_by_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_reviewed_by_full_name: Option<&'a str>,
 }
 
-static EMPTY_OBJECT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
-
-/// Builds the rendering of a booking resource.
-pub fn resource_out<'a>(r: &'a Resource, cat: &'a Catalog, urls: &Urls) -> ResourceOut<'a> {
-    let off = cat.offerings.get(&r.offering);
-    let prov = off.and_then(|o| cat.customers.get(&o.customer));
-    let proj = cat.projects.get(&r.project);
-    let cust = proj.and_then(|p| cat.customers.get(&p.customer));
-    let user = |id: Option<Id>| id.and_then(|i| cat.users.get(&i));
-    let creator = user(Some(r.created_by));
-    let reviewer = user(r.consumer_reviewed_by);
-    ResourceOut {
-        common: OfferingProjectOut {
-            offering: urls.of("marketplace-public-offerings", r.offering),
-            offering_name: off.map(|o| o.name.as_str()).unwrap_or(""),
-            offering_uuid: r.offering,
-            offering_description: off.map(|o| o.description.as_str()).unwrap_or(""),
-            offering_type: "Marketplace.Booking",
-            offering_shared: off.is_some_and(|o| o.shared),
-            offering_billable: off.is_some_and(|o| o.billable),
-            offering_plugin_options: off.map(|o| &o.plugin_options).unwrap_or(&EMPTY_OBJECT),
-            offering_slug: off.map(|o| o.slug.as_str()).unwrap_or(""),
-            offering_state: off.map(|o| o.state.as_str()).unwrap_or("Active"),
-            provider_name: prov.map(|c| c.name.as_str()).unwrap_or(""),
-            provider_uuid: off.map(|o| o.customer).unwrap_or(r.offering),
-            provider_slug: prov.map(|c| c.slug.as_str()).unwrap_or(""),
-            category_title: off.map(|o| o.category.title.as_str()).unwrap_or(""),
-            category_uuid: off.map(|o| o.category.id).unwrap_or(r.offering),
-            project: urls.of("projects", r.project),
-            project_uuid: r.project,
-            project_name: proj.map(|p| p.name.as_str()).unwrap_or(""),
-            project_description: proj.map(|p| p.description.as_str()).unwrap_or(""),
-            project_slug: proj.map(|p| p.slug.as_str()).unwrap_or(""),
-            customer_uuid: proj.map(|p| p.customer).unwrap_or(r.project),
-            customer_name: cust.map(|c| c.name.as_str()).unwrap_or(""),
-            customer_slug: cust.map(|c| c.slug.as_str()).unwrap_or(""),
-        },
-        users: UserRefOut {
-            created_by: creator.map(|u| urls.of("users", u.id)),
-            created_by_username: creator.map(|u| u.username.as_str()),
-            created_by_full_name: creator.map(|u| u.full_name.as_str()),
-            consumer_reviewed_by: reviewer.map(|u| urls.of("users", u.id)),
-            consumer_reviewed_by_username: reviewer.map(|u| u.username.as_str()),
-            consumer_reviewed_by_full_name: reviewer.map(|u| u.full_name.as_str()),
-        },
-        url: urls.of("booking-resources", r.id),
-        uuid: r.id,
-        resource_uuid: r.id,
-        name: &r.name,
-        slug: &r.slug,
-        description: &r.description,
-        created: ts(&r.created),
-        modified: ts(&r.modified),
-        last_sync: ts(&r.modified),
-        state: r.state.as_str(),
-        backend_id: &r.backend_id,
-        effective_id: "",
-        resource_type: "Marketplace.Booking",
-        attributes: &r.attributes,
-        limits: Map::new(),
-        current_usages: Map::new(),
-        limit_usage: Map::new(),
-        usage_limit_restriction: "",
-        backend_metadata: Map::new(),
-        parent_offering_uuid: r.offering,
-        parent_uuid: r.id,
-        service_settings_uuid: r.offering,
-        offering_account_settings: Map::new(),
-        is_usage_based: false,
-        is_limit_based: false,
-        can_terminate: false,
-        downscaled: false,
-        restrict_member_access: false,
-        paused: false,
-        endpoints: &[],
-        report: &[],
-        error_message: &r.error_message,
-        error_traceback: "",
-        available_actions: &[],
-        end_date: r.end_date.map(|d| d.to_string()),
-        slots: r
-            .slots
-            .iter()
-            .map(|s| SlotOut {
-                start: ts(&s.start),
-                end: ts(&s.end),
-                backend_id: &s.backend_id,
-            })
-            .collect(),
+impl<'a> OrderOut<'a> {
+    pub fn of(o: &'a Order, cat: &'a Related, urls: &Urls) -> Self {
+        let url = urls.of("marketplace-orders", o.id);
+        let creator = Named::with_url(Some(o.created_by), cat, urls);
+        let consumer = Named::with_username(o.consumer_reviewed_by, cat);
+        let provider = Named::with_username(o.provider_reviewed_by, cat);
+        OrderOut {
+            offering_and_project: OfferingProjectOut::of(o.offering, o.project, cat, urls),
+            attachment: o.attachment.as_ref().map(|_| format!("{url}attachment/")),
+            url,
+            uuid: o.id,
+            created: ts(&o.created),
+            modified: ts(&o.modified),
+            state: o.state.as_str(),
+            kind: o.kind.as_str(),
+            attributes: &o.attributes,
+            limits: EmptyObject,
+            marketplace_resource_uuid: o.resource,
+            resource_uuid: o.resource,
+            resource_type: "Marketplace.Booking",
+            resource_name: cat
+                .resource_names
+                .get(&o.resource)
+                .map_or("", String::as_str),
+            cost: "0.0000000000",
+            output: "",
+            error_message: &o.error_message,
+            error_traceback: &o.error_traceback,
+            backend_id: &o.backend_id,
+            request_comment: &o.request_comment,
+            termination_comment: &o.termination_comment,
+            can_terminate: false,
+            completed_at: o.completed_at.as_ref().map(ts),
+            consumer_reviewed_at: o.consumer_reviewed_at.as_ref().map(ts),
+            provider_reviewed_at: o.provider_reviewed_at.as_ref().map(ts),
+            start_date: o.start_date.map(|d| d.to_string()),
+            callback_url: (!o.callback_url.is_empty()).then_some(o.callback_url.as_str()),
+            created_by: creator.url,
+            created_by_username: creator.username,
+            created_by_full_name: creator.full_name,
+            consumer_reviewed_by: consumer.url,
+            consumer_reviewed_by_username: consumer.username,
+            consumer_reviewed_by_full_name: consumer.full_name,
+            provider_reviewed_by: provider.url,
+            provider_reviewed_by_username: provider.username,
+            provider_reviewed_by_full_name: provider.full_name,
+        }
     }
-}
-
-/// A booking resource as a JSON value (retrieve, and lists with `field=`).
-pub fn resource(r: &Resource, cat: &Catalog, urls: &Urls) -> Value {
-    serde_json::to_value(resource_out(r, cat, urls)).unwrap_or_else(|_| json!({}))
-}
-
-pub fn order(o: &Order, cat: &Catalog, urls: &Urls) -> Value {
-    let mut m = Map::new();
-    offering_and_project(&mut m, o.offering, o.project, cat, urls);
-    let res = cat.resources.get(&o.resource);
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_string(), v);
-    };
-    put("url", json!(urls.of("marketplace-orders", o.id)));
-    put("uuid", json!(o.id));
-    put("created", json!(ts(&o.created)));
-    put("modified", json!(ts(&o.modified)));
-    put("state", json!(o.state.as_str()));
-    put("type", json!(o.kind.as_str()));
-    put("attributes", o.attributes.clone());
-    put("limits", json!({}));
-    put("marketplace_resource_uuid", json!(o.resource));
-    put("resource_uuid", json!(o.resource));
-    put("resource_type", json!("Marketplace.Booking"));
-    put("resource_name", json!(res.map(|r| &*r.name).unwrap_or("")));
-    put("cost", json!("0.0000000000"));
-    put("output", json!(""));
-    put("error_message", json!(o.error_message));
-    put("error_traceback", json!(o.error_traceback));
-    put("backend_id", json!(o.backend_id));
-    put("request_comment", json!(o.request_comment));
-    put("termination_comment", json!(o.termination_comment));
-    put("can_terminate", json!(false));
-    put("completed_at", opt_ts(&o.completed_at));
-    put("consumer_reviewed_at", opt_ts(&o.consumer_reviewed_at));
-    put("provider_reviewed_at", opt_ts(&o.provider_reviewed_at));
-    put("start_date", json!(o.start_date.map(|d| d.to_string())));
-    put(
-        "attachment",
-        json!(o
-            .attachment
-            .as_ref()
-            .map(|_| format!("{}attachment/", urls.of("marketplace-orders", o.id)))),
-    );
-    if !o.callback_url.is_empty() {
-        put("callback_url", json!(o.callback_url));
-    }
-    user_fields(&mut m, "created_by", Some(o.created_by), cat, urls);
-    if let Some(u) = o.consumer_reviewed_by.and_then(|id| cat.users.get(&id)) {
-        m.insert("consumer_reviewed_by".into(), json!(u.username));
-        m.insert("consumer_reviewed_by_username".into(), json!(u.username));
-        m.insert("consumer_reviewed_by_full_name".into(), json!(u.full_name));
-    }
-    if let Some(u) = o.provider_reviewed_by.and_then(|id| cat.users.get(&id)) {
-        m.insert("provider_reviewed_by".into(), json!(u.username));
-        m.insert("provider_reviewed_by_username".into(), json!(u.username));
-        m.insert("provider_reviewed_by_full_name".into(), json!(u.full_name));
-    }
-    Value::Object(m)
 }

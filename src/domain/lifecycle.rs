@@ -29,6 +29,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use super::booking::{check_free, check_schedules, Occupied};
+use super::calendar::StaleBusy;
 use super::format::slugify;
 use super::{
     Attachment, Customer, Id, Interval, Offering, OfferingState, Order, OrderState, OrderType,
@@ -469,6 +470,10 @@ pub struct Availability<'a> {
     /// Time held in the offering (bookings, busy slots, pending requests). Entries of
     /// the booking being changed are ignored by the checks.
     pub taken: &'a [Occupied],
+    /// Set when the busy time read from the offering's Google Calendar is too old to
+    /// trust (`sync.max_busy_age_secs`): new orders are refused, since `taken` may
+    /// miss time someone took in Google meanwhile.
+    pub stale_busy: Option<StaleBusy>,
 }
 
 impl Availability<'_> {
@@ -480,11 +485,16 @@ impl Availability<'_> {
             .collect()
     }
 
-    /// A new order's time: not past, inside a window, free.
+    /// A new order's time: not past, inside a window, free, and the busy time it is
+    /// checked against not stale.
     ///
     /// # Errors
-    /// `Invalid` with every rule that fails (upstream's messages).
+    /// `Invalid` with the stale busy time's message, or with every rule that fails
+    /// (upstream's messages).
     pub fn check_new(&self, requested: &[Interval], own: Id) -> Result<(), Refusal> {
+        if let Some(stale) = &self.stale_busy {
+            return Err(Refusal::Invalid(vec![stale.message()]));
+        }
         check_schedules(requested, self.now, &self.windows, &self.others(own))
             .map_err(|e| Refusal::Invalid(e.0))
     }
@@ -1070,6 +1080,7 @@ mod tests {
             now: t(1, 0),
             windows: off.availability(),
             taken: &[],
+            stale_busy: None,
         };
         let creator = Acting {
             actor: Actor::User {
@@ -1347,6 +1358,7 @@ mod tests {
                         now: t(6, 0),
                         windows: off.availability(),
                         taken: &[],
+                        stale_busy: None,
                     };
                     let b = Booking {
                         order: order.as_ref(),
@@ -1451,6 +1463,7 @@ mod tests {
                         now: t(1, 0),
                         windows: off.availability(),
                         taken: &[],
+                        stale_busy: None,
                     };
                     let got = apply(action(kind), &b, &acting(Staff), &avail, &mut Id::new_v4);
                     assert!(
@@ -1527,6 +1540,7 @@ mod tests {
                 now: t(1, 0),
                 windows: off.availability(),
                 taken: &occupied,
+                stale_busy: None,
             };
             let b = Booking {
                 order: order.as_ref(),
@@ -1566,6 +1580,7 @@ mod tests {
             now: t(1, 0),
             windows: off.availability(),
             taken: &own,
+            stale_busy: None,
         };
         let b = Booking {
             order: order.as_ref(),
@@ -1590,6 +1605,7 @@ mod tests {
             now: t(1, 0),
             windows: off.availability(),
             taken: &[],
+            stale_busy: None,
         };
         let (order, resource) = booking(&off, Some(O::Executing), R::Creating);
         let b = Booking {
@@ -1639,6 +1655,7 @@ mod tests {
             now: t(1, 0),
             windows: off.availability(),
             taken: &[],
+            stale_busy: None,
         };
         let bad = || Action::SetStateErred(Err(Refusal::Body(json!({"detail": "bad"}))));
         let (order, resource) = booking(&off, Some(O::Executing), R::Creating);
@@ -1680,6 +1697,7 @@ mod tests {
                 now,
                 windows: off.availability(),
                 taken: &[],
+                stale_busy: None,
             };
             let b = Booking {
                 order: order.as_ref(),
@@ -1738,6 +1756,7 @@ mod tests {
                 now: t(1, 0),
                 windows: off.availability(),
                 taken: &other,
+                stale_busy: None,
             };
             let got = create(
                 &new_order(attrs),
@@ -1773,6 +1792,7 @@ mod tests {
             now: t(1, 0),
             windows: off.availability(),
             taken: &[],
+            stale_busy: None,
         };
         let got = create(
             &new_order(free),
@@ -1789,6 +1809,56 @@ mod tests {
                 "Offering is not available.".into()
             ))
         );
+    }
+
+    #[test]
+    fn stale_busy_time_refuses_new_orders_but_not_the_actions_on_existing_ones() {
+        let off = offering();
+        let proj = project();
+        let attrs = json!({"name": "n", "schedules": [{"start": "2030-01-06T10:00:00Z", "end": "2030-01-06T11:00:00Z"}]});
+        let stale = StaleBusy {
+            read_at: Some(t(1, 0) - chrono::Duration::hours(3)),
+            max_age: chrono::Duration::hours(2),
+        };
+        for (stale_busy, want_ok) in [(None, true), (Some(stale), false)] {
+            let avail = Availability {
+                now: t(1, 0),
+                windows: off.availability(),
+                taken: &[],
+                stale_busy,
+            };
+            let got = create(
+                &new_order(attrs.clone()),
+                Some(&off),
+                Some(&proj),
+                &acting(ConsumerOwner),
+                &avail,
+                &mut Id::new_v4,
+            );
+            match got {
+                Ok(_) => assert!(want_ok, "created on stale busy time"),
+                Err(Refusal::Invalid(m)) => {
+                    assert!(!want_ok, "{m:?}");
+                    assert_eq!(m, vec![stale.message()]);
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+            // Existing bookings are still handled (accepted, cancelled, ...).
+            let (order, resource) = booking(&off, Some(O::Executing), R::Creating);
+            let b = Booking {
+                order: order.as_ref(),
+                resource: Some(&resource),
+                offering: &off,
+            };
+            let accepted = apply(
+                Action::Accept,
+                &b,
+                &acting(Provider),
+                &avail,
+                &mut Id::new_v4,
+            );
+            assert!(accepted.is_ok(), "{accepted:?}");
+        }
     }
 
     #[test]

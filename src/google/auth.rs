@@ -12,7 +12,11 @@
 //! expired one minute early, which with short-lived tokens would mean one fetch per
 //! request. A token endpoint answering `invalid_grant` (or 401) marks the credential
 //! [`CredentialStatus::Invalid`] until a later fetch succeeds: dead tokens are visible,
-//! not silent.
+//! not silent. A token endpoint that fails otherwise (HTTP 5xx such as Google's
+//! `{"error":"internal_failure"}`, an unreachable endpoint) marks it
+//! [`CredentialStatus::Failing`]; such errors are retryable, and the client retries
+//! them with back-off like any server error, on both token sources. Every change of
+//! status is logged once, naming the credential by its secret-free identity.
 
 use std::fmt;
 use std::future::Future;
@@ -135,18 +139,40 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Whether a credential currently works, as far as the last token fetch tells.
+/// Whether a credential currently works, as far as the last token fetch (and, for a
+/// client, Google's usage limits) tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialStatus {
     /// No token fetched yet.
     Unknown,
     /// The last token fetch succeeded.
     Ok,
-    /// The token endpoint rejected the credential (revoked, expired, wrong client).
+    /// The token endpoint rejected the credential (revoked, expired, wrong client):
+    /// nothing works until a person replaces it.
     Invalid {
         reason: String,
         since: DateTime<Utc>,
     },
+    /// The credential is fine but Google is not serving it now: the token endpoint
+    /// fails (5xx, unreachable), or Google paused its writes after "Calendar usage
+    /// limits exceeded." (`until` says till when). bookcal retries by itself.
+    Failing {
+        reason: String,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    },
+}
+
+impl CredentialStatus {
+    /// `unknown`, `ok`, `invalid` or `failing`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CredentialStatus::Unknown => "unknown",
+            CredentialStatus::Ok => "ok",
+            CredentialStatus::Invalid { .. } => "invalid",
+            CredentialStatus::Failing { .. } => "failing",
+        }
+    }
 }
 
 /// A freshly fetched access token.
@@ -174,6 +200,8 @@ struct CachedToken {
 /// The per-credential token cache. Holding its lock across a fetch makes concurrent
 /// callers share one fetch.
 pub(crate) struct TokenCache {
+    /// The credential's secret-free identity, for the status-change log.
+    label: String,
     fetcher: Box<dyn TokenFetcher>,
     cached: tokio::sync::Mutex<Option<CachedToken>>,
     status: Mutex<CredentialStatus>,
@@ -187,11 +215,13 @@ const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 
 impl TokenCache {
     pub(crate) fn new(
+        label: String,
         fetcher: Box<dyn TokenFetcher>,
         refresh_margin: Duration,
         stats: Arc<CallStats>,
     ) -> Self {
         TokenCache {
+            label,
             fetcher,
             cached: tokio::sync::Mutex::new(None),
             status: Mutex::new(CredentialStatus::Unknown),
@@ -218,16 +248,40 @@ impl TokenCache {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        // Keep the first moment of an ongoing invalidity.
-        if let (CredentialStatus::Invalid { since, .. }, CredentialStatus::Invalid { reason, .. }) =
-            (&*guard, &new)
-        {
-            let since = *since;
-            *guard = CredentialStatus::Invalid {
-                reason: reason.clone(),
-                since,
-            };
-            return;
+        // Keep the first moment of an ongoing invalidity or failure.
+        let new = match (&*guard, new) {
+            (CredentialStatus::Invalid { since, .. }, CredentialStatus::Invalid { reason, .. }) => {
+                CredentialStatus::Invalid {
+                    reason,
+                    since: *since,
+                }
+            }
+            (
+                CredentialStatus::Failing { since, .. },
+                CredentialStatus::Failing { reason, until, .. },
+            ) => CredentialStatus::Failing {
+                reason,
+                since: *since,
+                until,
+            },
+            (_, new) => new,
+        };
+        if guard.label() != new.label() {
+            match &new {
+                CredentialStatus::Invalid { reason, .. } => tracing::error!(
+                    credential = %self.label, %reason,
+                    "Google credential refused: it must be replaced"
+                ),
+                CredentialStatus::Failing { reason, .. } => tracing::warn!(
+                    credential = %self.label, %reason,
+                    "Google credential failing: retrying with back-off"
+                ),
+                CredentialStatus::Ok => tracing::info!(
+                    credential = %self.label, previously = guard.label(),
+                    "Google credential works"
+                ),
+                CredentialStatus::Unknown => {}
+            }
         }
         *guard = new;
     }
@@ -272,7 +326,7 @@ impl TokenCache {
                     since: Utc::now(),
                 });
                 *cached = None;
-                Err(e)
+                Err(e.marked_token_fetch())
             }
             Err(e) => {
                 // The endpoint is unreachable: an old token still valid is better than none.
@@ -282,7 +336,14 @@ impl TokenCache {
                         return Ok(c.token.clone());
                     }
                 }
-                Err(e)
+                if e.is_retryable() {
+                    self.set_status(CredentialStatus::Failing {
+                        reason: e.to_string(),
+                        since: Utc::now(),
+                        until: None,
+                    });
+                }
+                Err(e.marked_token_fetch())
             }
         }
     }
@@ -453,7 +514,21 @@ impl ServiceAccountFetcher {
     }
 }
 
-/// Classifies yup-oauth2's errors.
+/// OAuth error codes that mean the request (not the credential) is wrong: a human
+/// must fix the configuration, retrying cannot help.
+fn is_request_error(code: &str) -> bool {
+    matches!(
+        code,
+        "invalid_request" | "unsupported_grant_type" | "invalid_scope"
+    )
+}
+
+/// Classifies yup-oauth2's errors. yup-oauth2 reads the token endpoint's JSON without
+/// its HTTP status, so an OAuth error code is all there is: the codes of a dead
+/// credential are [`GoogleErrorKind::InvalidCredentials`], those of a bad request
+/// [`GoogleErrorKind::BadRequest`], and any other (Google's `internal_failure`,
+/// RFC 6749's `server_error` and `temporarily_unavailable`) a server error to retry.
+/// The status is left unknown rather than guessed.
 fn from_yup_error(e: yup_oauth2::Error) -> GoogleError {
     use yup_oauth2::Error as Y;
     let (kind, reason) = match &e {
@@ -461,8 +536,10 @@ fn from_yup_error(e: yup_oauth2::Error) -> GoogleError {
             let code = auth.error.as_str().to_owned();
             let kind = if is_credential_error(&code) {
                 GoogleErrorKind::InvalidCredentials
+            } else if is_request_error(&code) {
+                GoogleErrorKind::BadRequest
             } else {
-                GoogleErrorKind::Other
+                GoogleErrorKind::Server
             };
             (kind, Some(code))
         }
@@ -478,8 +555,7 @@ fn from_yup_error(e: yup_oauth2::Error) -> GoogleError {
     };
     let mut err = GoogleError::new(kind, format!("token fetch: {e}"));
     if let Some(reason) = reason {
-        err = GoogleError::from_status(400, Some(reason), format!("token fetch: {e}"))
-            .with_kind(kind);
+        err = err.with_reason(reason);
     }
     err.with_source(e)
 }
@@ -551,6 +627,7 @@ mod tests {
             }
         }
         let cache = TokenCache::new(
+            "test".into(),
             Box::new(Shared(Arc::clone(&scripted))),
             margin,
             Arc::new(CallStats::new()),
@@ -721,6 +798,7 @@ mod refresh_token_tests {
             url.into(),
         );
         TokenCache::new(
+            "test".into(),
             Box::new(fetcher),
             Duration::from_secs(60),
             Arc::new(CallStats::new()),
@@ -775,6 +853,7 @@ mod refresh_token_tests {
         let e = cache.token().await.expect_err("unreachable");
         assert_eq!(e.kind(), GoogleErrorKind::Transport);
         assert!(e.is_retryable());
-        assert_eq!(cache.status(), CredentialStatus::Unknown);
+        assert!(e.is_token_fetch());
+        assert_eq!(cache.status().label(), "failing");
     }
 }

@@ -1,9 +1,13 @@
 //! `GoogleCalendarClient`: [`CalendarApi`] over google-calendar3's `CalendarHub`.
 //!
-//! Every call goes through [`GoogleCalendarClient::call`]: wait for the credential's
-//! rate-limit bucket, run the request under a timeout, classify the error, retry
-//! retryable ones with backoff, count the outcome. A 401 drops the cached access token
-//! and tries once more with a fresh one. Path ids are percent-encoded here because
+//! Every call goes through [`GoogleCalendarClient::call`]: hold back writes while the
+//! credential's usage-limit pause lasts, wait for its rate-limit bucket, run the
+//! request under a timeout, classify the error, retry retryable ones with backoff
+//! (also 404/403 on a calendar this credential created moments ago: Google needs a
+//! few seconds to make it usable), count the outcome. A 401 drops the cached access
+//! token and tries once more with a fresh one. A 403 `quotaExceeded` pauses the
+//! credential's writes ([`UsageGuard`]); `calendars.insert` also spends the hourly
+//! creation budget. Path ids are percent-encoded here because
 //! google-calendar3 pastes them into the URL verbatim (`#` in an id would start a
 //! fragment). Every call carries the full `calendar` scope.
 
@@ -25,6 +29,7 @@ use super::auth::{
 };
 use super::convert::{calendar_from_api, calendar_to_api, event_from_api, event_to_api};
 use super::error::{from_api_error, GoogleError, GoogleErrorKind};
+use super::limits::{UsageGuard, UsageLimits};
 use super::ratelimit::{RateLimit, TokenBucket};
 use super::retry::RetryPolicy;
 use super::stats::CallStats;
@@ -61,6 +66,8 @@ pub struct ClientOptions {
     pub token_refresh_margin: Duration,
     /// `maxResults` for `events.list`; `None` keeps Google's default of 250.
     pub page_size: Option<u32>,
+    /// The calendar-creation budget, the usage-limit pause, the fresh-calendar window.
+    pub limits: UsageLimits,
 }
 
 impl Default for ClientOptions {
@@ -72,6 +79,7 @@ impl Default for ClientOptions {
             request_timeout: Some(Duration::from_secs(60)),
             token_refresh_margin: Duration::from_secs(300),
             page_size: None,
+            limits: UsageLimits::default(),
         }
     }
 }
@@ -104,10 +112,12 @@ pub(crate) fn hub_http_client(connector: Connector) -> common::Client<Connector>
         .build(connector)
 }
 
-/// What every client of one credential shares: its token cache and its bucket.
+/// What every client of one credential shares: its token cache, its bucket and its
+/// view of Google's usage limits.
 pub(crate) struct CredentialState {
     pub(crate) token: Arc<TokenCache>,
     pub(crate) bucket: Arc<TokenBucket>,
+    pub(crate) guard: Arc<UsageGuard>,
 }
 
 impl CredentialState {
@@ -143,11 +153,13 @@ impl CredentialState {
         };
         Ok(CredentialState {
             token: Arc::new(TokenCache::new(
+                credentials.identity(),
                 fetcher,
                 options.token_refresh_margin,
                 Arc::clone(stats),
             )),
             bucket: Arc::new(TokenBucket::new(options.rate_limit)),
+            guard: Arc::new(UsageGuard::new(options.limits)),
         })
     }
 }
@@ -167,9 +179,38 @@ pub(crate) fn token_http_client(timeout: Option<Duration>) -> Result<reqwest::Cl
 enum RetryOn {
     /// Every retryable error.
     Retryable,
-    /// Only errors that prove the request was not executed (rate limits): for calls
-    /// that must not run twice, like creating a calendar.
+    /// Only errors that prove the request was not executed (rate limits, a failed
+    /// token fetch): for calls that must not run twice, like creating a calendar.
     RateLimitOnly,
+}
+
+/// What [`GoogleCalendarClient::call`] needs to know about a call.
+#[derive(Debug, Clone, Copy)]
+struct Call<'a> {
+    method: &'static str,
+    retry_on: RetryOn,
+    /// Changes something (held back while writes are paused).
+    write: bool,
+    /// The calendar it is on (404/403 on a fresh one are retried).
+    calendar: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    fn read(method: &'static str, calendar: Option<&'a str>) -> Self {
+        Call {
+            method,
+            retry_on: RetryOn::Retryable,
+            write: false,
+            calendar,
+        }
+    }
+
+    fn write(method: &'static str, calendar: Option<&'a str>) -> Self {
+        Call {
+            write: true,
+            ..Call::read(method, calendar)
+        }
+    }
 }
 
 /// The production [`CalendarApi`].
@@ -177,6 +218,7 @@ pub struct GoogleCalendarClient {
     hub: Hub,
     token: Arc<TokenCache>,
     bucket: Arc<TokenBucket>,
+    guard: Arc<UsageGuard>,
     stats: Arc<CallStats>,
     options: ClientOptions,
 }
@@ -265,14 +307,26 @@ impl GoogleCalendarClient {
             hub,
             token: Arc::clone(&state.token),
             bucket: Arc::clone(&state.bucket),
+            guard: Arc::clone(&state.guard),
             stats,
             options,
         }
     }
 
-    /// Whether the credential works, as far as the last token fetch tells.
+    /// Whether the credential works: the last token fetch, and whether Google paused
+    /// its writes (then [`CredentialStatus::Failing`] with the pause's end).
     pub fn credential_status(&self) -> CredentialStatus {
-        self.token.status()
+        let token = self.token.status();
+        match (&token, self.guard.pause()) {
+            (CredentialStatus::Ok | CredentialStatus::Unknown, Some(pause)) => {
+                CredentialStatus::Failing {
+                    reason: pause.reason,
+                    since: pause.since,
+                    until: Some(pause.until),
+                }
+            }
+            _ => token,
+        }
     }
 
     /// The counters this client reports into.
@@ -290,17 +344,24 @@ impl GoogleCalendarClient {
         self.token.fetches()
     }
 
-    /// One logical call: rate limit, timeout, retries, statistics.
-    async fn call<T, F, Fut>(
-        &self,
-        method: &'static str,
-        retry_on: RetryOn,
-        mut attempt: F,
-    ) -> Result<T, GoogleError>
+    /// One logical call: usage-limit pause, rate limit, timeout, retries, statistics.
+    async fn call<T, F, Fut>(&self, call: Call<'_>, mut attempt: F) -> Result<T, GoogleError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, GoogleError>>,
     {
+        let Call {
+            method,
+            retry_on,
+            write,
+            calendar,
+        } = call;
+        if write {
+            if let Err((after, why)) = self.guard.check_writes() {
+                self.stats.record(method, "deferred");
+                return Err(GoogleError::deferred(after, why).with_method(method));
+            }
+        }
         let policy = self.options.retry;
         let mut attempts: u32 = 0;
         let mut retries: u32 = 0;
@@ -325,10 +386,23 @@ impl GoogleCalendarClient {
                 Ok(value) => {
                     let outcome = if attempts == 1 { "ok" } else { "retried" };
                     self.stats.record(method, outcome);
+                    if write {
+                        self.guard.write_succeeded();
+                    }
                     return Ok(value);
                 }
                 Err(err) => err,
             };
+            if err.kind() == GoogleErrorKind::UsageLimited {
+                let pause = self.guard.trip(method == "calendar.calendars.insert");
+                tracing::warn!(
+                    method,
+                    ?pause,
+                    "Google's usage limits: pausing this credential's writes"
+                );
+                self.stats.record(method, &format!("error:{}", err.label()));
+                return Err(err.with_retry_after(pause).with_method(method));
+            }
             let more = attempts < policy.max_attempts.max(1);
             if more && err.kind() == GoogleErrorKind::Unauthorized && !renewed_token {
                 // The cached token may have been revoked early: fetch a new one, once.
@@ -337,10 +411,19 @@ impl GoogleCalendarClient {
                 self.stats.record_retry();
                 continue;
             }
-            let allowed = match retry_on {
-                RetryOn::Retryable => err.is_retryable(),
-                RetryOn::RateLimitOnly => err.kind() == GoogleErrorKind::RateLimited,
-            };
+            // Google needs a few seconds to make a new calendar usable.
+            let settling = matches!(
+                err.kind(),
+                GoogleErrorKind::NotFound | GoogleErrorKind::Forbidden
+            ) && calendar.is_some_and(|c| self.guard.is_fresh(c));
+            let allowed = settling
+                || match retry_on {
+                    RetryOn::Retryable => err.is_retryable(),
+                    RetryOn::RateLimitOnly => {
+                        err.kind() == GoogleErrorKind::RateLimited
+                            || (err.is_token_fetch() && err.is_retryable())
+                    }
+                };
             if more && allowed {
                 let delay = policy.backoff(retries);
                 tracing::debug!(method, error = %err, ?delay, attempt = attempts, "retrying");
@@ -390,23 +473,58 @@ impl CalendarApi for GoogleCalendarClient {
             time_zone: Some(time_zone.to_owned()),
             ..Default::default()
         };
-        // Never retried on ambiguous failures: a second calendar is worse than an
-        // error, and Google puts accounts that create many calendars in read-only mode.
-        self.call("calendar.calendars.insert", RetryOn::RateLimitOnly, || {
-            run(self
-                .hub
-                .calendars()
-                .insert(request.clone())
-                .add_scope(Scope::Full)
-                .doit())
-        })
-        .await
-        .map(calendar_from_api)
+        // Paced by the hourly budget, and never retried on ambiguous failures: a
+        // second calendar is worse than an error, and Google puts accounts that create
+        // many calendars in read-only mode.
+        const METHOD: &str = "calendar.calendars.insert";
+        if let Err((after, why)) = self.guard.check_writes() {
+            self.stats.record(METHOD, "deferred");
+            return Err(GoogleError::deferred(after, why).with_method(METHOD));
+        }
+        let admitted = match self.guard.admit_creation() {
+            Ok(admitted) => admitted,
+            Err((after, why)) => {
+                self.stats.record(METHOD, "deferred");
+                return Err(GoogleError::deferred(after, why).with_method(METHOD));
+            }
+        };
+        let call = Call {
+            retry_on: RetryOn::RateLimitOnly,
+            ..Call::write(METHOD, None)
+        };
+        let created = self
+            .call(call, || {
+                run(self
+                    .hub
+                    .calendars()
+                    .insert(request.clone())
+                    .add_scope(Scope::Full)
+                    .doit())
+            })
+            .await;
+        match created {
+            Ok(calendar) => {
+                let calendar = calendar_from_api(calendar);
+                self.guard.note_created(&calendar.id);
+                Ok(calendar)
+            }
+            Err(e) => {
+                // Refused for certain (a 4xx, or never sent): nothing was created.
+                let refused = e.is_token_fetch()
+                    || e.kind() == GoogleErrorKind::Deferred
+                    || e.status().is_some_and(|s| (400..500).contains(&s));
+                if refused {
+                    self.guard.release(admitted);
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn calendar_get(&self, id: &str) -> Result<Calendar, GoogleError> {
+        let call = Call::read("calendar.calendars.get", Some(id));
         let id = path_id(id);
-        self.call("calendar.calendars.get", RetryOn::Retryable, || {
+        self.call(call, || {
             run(self.hub.calendars().get(&id).add_scope(Scope::Full).doit())
         })
         .await
@@ -414,9 +532,10 @@ impl CalendarApi for GoogleCalendarClient {
     }
 
     async fn calendar_update(&self, cal: &Calendar) -> Result<Calendar, GoogleError> {
+        let call = Call::write("calendar.calendars.update", Some(&cal.id));
         let id = path_id(&cal.id);
         let request = calendar_to_api(cal);
-        self.call("calendar.calendars.update", RetryOn::Retryable, || {
+        self.call(call, || {
             run(self
                 .hub
                 .calendars()
@@ -429,8 +548,9 @@ impl CalendarApi for GoogleCalendarClient {
     }
 
     async fn calendar_delete(&self, id: &str) -> Result<(), GoogleError> {
+        let call = Call::write("calendar.calendars.delete", Some(id));
         let id = path_id(id);
-        self.call("calendar.calendars.delete", RetryOn::Retryable, || {
+        self.call(call, || {
             run_empty(
                 self.hub
                     .calendars()
@@ -452,40 +572,43 @@ impl CalendarApi for GoogleCalendarClient {
         let mut page_token: Option<String> = None;
         loop {
             let items = self
-                .call("calendar.events.list", RetryOn::Retryable, || {
-                    let mut call = self.hub.events().list(&id).add_scope(Scope::Full);
-                    match &mode {
-                        ListMode::Full {
-                            show_deleted,
-                            time_min,
-                            single_events,
-                        } => {
-                            call = call
-                                .show_deleted(*show_deleted)
-                                .single_events(*single_events);
-                            if let Some(time_min) = time_min {
-                                call = call.time_min(*time_min);
+                .call(
+                    Call::read("calendar.events.list", Some(calendar_id)),
+                    || {
+                        let mut call = self.hub.events().list(&id).add_scope(Scope::Full);
+                        match &mode {
+                            ListMode::Full {
+                                show_deleted,
+                                time_min,
+                                single_events,
+                            } => {
+                                call = call
+                                    .show_deleted(*show_deleted)
+                                    .single_events(*single_events);
+                                if let Some(time_min) = time_min {
+                                    call = call.time_min(*time_min);
+                                }
+                            }
+                            ListMode::Incremental {
+                                sync_token,
+                                show_deleted,
+                                single_events,
+                            } => {
+                                call = call.sync_token(sync_token).single_events(*single_events);
+                                if *show_deleted {
+                                    call = call.show_deleted(true);
+                                }
                             }
                         }
-                        ListMode::Incremental {
-                            sync_token,
-                            show_deleted,
-                            single_events,
-                        } => {
-                            call = call.sync_token(sync_token).single_events(*single_events);
-                            if *show_deleted {
-                                call = call.show_deleted(true);
-                            }
+                        if let Some(size) = self.options.page_size {
+                            call = call.max_results(i32::try_from(size).unwrap_or(2500));
                         }
-                    }
-                    if let Some(size) = self.options.page_size {
-                        call = call.max_results(i32::try_from(size).unwrap_or(2500));
-                    }
-                    if let Some(token) = &page_token {
-                        call = call.page_token(token);
-                    }
-                    run(call.doit())
-                })
+                        if let Some(token) = &page_token {
+                            call = call.page_token(token);
+                        }
+                        run(call.doit())
+                    },
+                )
                 .await
                 .map_err(|e| match (&mode, e.status()) {
                     (ListMode::Incremental { .. }, Some(410)) => {
@@ -523,7 +646,7 @@ impl CalendarApi for GoogleCalendarClient {
     async fn event_get(&self, calendar_id: &str, event_id: &str) -> Result<Event, GoogleError> {
         let cal = path_id(calendar_id);
         let ev = path_id(event_id);
-        self.call("calendar.events.get", RetryOn::Retryable, || {
+        self.call(Call::read("calendar.events.get", Some(calendar_id)), || {
             run(self
                 .hub
                 .events()
@@ -540,16 +663,19 @@ impl CalendarApi for GoogleCalendarClient {
         let request = event_to_api(ev);
         let attempts = AtomicU32::new(0);
         let result = self
-            .call("calendar.events.insert", RetryOn::Retryable, || {
-                attempts.fetch_add(1, Ordering::Relaxed);
-                run(self
-                    .hub
-                    .events()
-                    .insert(request.clone(), &cal)
-                    .send_updates("none")
-                    .add_scope(Scope::Full)
-                    .doit())
-            })
+            .call(
+                Call::write("calendar.events.insert", Some(calendar_id)),
+                || {
+                    attempts.fetch_add(1, Ordering::Relaxed);
+                    run(self
+                        .hub
+                        .events()
+                        .insert(request.clone(), &cal)
+                        .send_updates("none")
+                        .add_scope(Scope::Full)
+                        .doit())
+                },
+            )
             .await;
         match result {
             Ok(created) => Ok(event_from_api(created)),
@@ -572,15 +698,18 @@ impl CalendarApi for GoogleCalendarClient {
         let cal = path_id(calendar_id);
         let id = path_id(&ev.id);
         let request = event_to_api(ev);
-        self.call("calendar.events.update", RetryOn::Retryable, || {
-            run(self
-                .hub
-                .events()
-                .update(request.clone(), &cal, &id)
-                .send_updates("none")
-                .add_scope(Scope::Full)
-                .doit())
-        })
+        self.call(
+            Call::write("calendar.events.update", Some(calendar_id)),
+            || {
+                run(self
+                    .hub
+                    .events()
+                    .update(request.clone(), &cal, &id)
+                    .send_updates("none")
+                    .add_scope(Scope::Full)
+                    .doit())
+            },
+        )
         .await
         .map(event_from_api)
     }
@@ -588,16 +717,19 @@ impl CalendarApi for GoogleCalendarClient {
     async fn event_delete(&self, calendar_id: &str, event_id: &str) -> Result<(), GoogleError> {
         let cal = path_id(calendar_id);
         let id = path_id(event_id);
-        self.call("calendar.events.delete", RetryOn::Retryable, || {
-            run_empty(
-                self.hub
-                    .events()
-                    .delete(&cal, &id)
-                    .send_updates("none")
-                    .add_scope(Scope::Full)
-                    .doit(),
-            )
-        })
+        self.call(
+            Call::write("calendar.events.delete", Some(calendar_id)),
+            || {
+                run_empty(
+                    self.hub
+                        .events()
+                        .delete(&cal, &id)
+                        .send_updates("none")
+                        .add_scope(Scope::Full)
+                        .doit(),
+                )
+            },
+        )
         .await
     }
 
@@ -612,15 +744,18 @@ impl CalendarApi for GoogleCalendarClient {
             ..Default::default()
         };
         let created = self
-            .call("calendar.acl.insert", RetryOn::Retryable, || {
-                run(self
-                    .hub
-                    .acl()
-                    .insert(rule.clone(), &cal)
-                    .send_notifications(false)
-                    .add_scope(Scope::Full)
-                    .doit())
-            })
+            .call(
+                Call::write("calendar.acl.insert", Some(calendar_id)),
+                || {
+                    run(self
+                        .hub
+                        .acl()
+                        .insert(rule.clone(), &cal)
+                        .send_notifications(false)
+                        .add_scope(Scope::Full)
+                        .doit())
+                },
+            )
             .await?;
         created.id.ok_or_else(|| {
             GoogleError::new(GoogleErrorKind::Other, "ACL rule created without an id")
@@ -631,20 +766,23 @@ impl CalendarApi for GoogleCalendarClient {
     async fn acl_delete(&self, calendar_id: &str, rule_id: &str) -> Result<(), GoogleError> {
         let cal = path_id(calendar_id);
         let rule = path_id(rule_id);
-        self.call("calendar.acl.delete", RetryOn::Retryable, || {
-            run_empty(
-                self.hub
-                    .acl()
-                    .delete(&cal, &rule)
-                    .add_scope(Scope::Full)
-                    .doit(),
-            )
-        })
+        self.call(
+            Call::write("calendar.acl.delete", Some(calendar_id)),
+            || {
+                run_empty(
+                    self.hub
+                        .acl()
+                        .delete(&cal, &rule)
+                        .add_scope(Scope::Full)
+                        .doit(),
+                )
+            },
+        )
         .await
     }
 
     fn credential_status(&self) -> CredentialStatus {
-        self.token.status()
+        GoogleCalendarClient::credential_status(self)
     }
 }
 

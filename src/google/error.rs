@@ -6,10 +6,15 @@
 //! both out. Classification follows Google's error guide
 //! (<https://developers.google.com/workspace/calendar/api/guides/errors>): rate limits
 //! (403 `rateLimitExceeded` / `userRateLimitExceeded`, 429) and 500/502/503/504 and
-//! transport failures are retryable; 400/401/404/409/410/412 never are.
+//! transport failures are retryable; 400/401/404/409/410/412 never are. 403
+//! `quotaExceeded` ("Calendar usage limits exceeded.") is [`GoogleErrorKind::UsageLimited`]:
+//! the account is read-only for hours, so it is never retried but pauses the
+//! credential's writes; [`GoogleErrorKind::Deferred`] is a call we did not send
+//! because of such a pause or the calendar-creation budget.
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::time::Duration;
 
 use google_calendar3::common;
 use http_body_util::BodyExt;
@@ -30,7 +35,13 @@ pub enum GoogleErrorKind {
     SyncTokenExpired,
     /// 429, or 403 `rateLimitExceeded` / `userRateLimitExceeded`.
     RateLimited,
-    /// Any other 403 (including `quotaExceeded`: calendar usage limits, not retryable).
+    /// 403 `quotaExceeded` (domain `usageLimits`, "Calendar usage limits exceeded."):
+    /// Google made the account read-only for a while; not retryable.
+    UsageLimited,
+    /// Not sent: the credential's writes are paused after [`UsageLimited`](Self::UsageLimited),
+    /// or its calendar-creation budget is spent. [`GoogleError::retry_after`] says when.
+    Deferred,
+    /// Any other 403.
     Forbidden,
     /// 401 from the API.
     Unauthorized,
@@ -58,6 +69,8 @@ impl GoogleErrorKind {
             GoogleErrorKind::Gone => "gone",
             GoogleErrorKind::SyncTokenExpired => "sync_token_expired",
             GoogleErrorKind::RateLimited => "rate_limited",
+            GoogleErrorKind::UsageLimited => "usage_limited",
+            GoogleErrorKind::Deferred => "deferred",
             GoogleErrorKind::Forbidden => "forbidden",
             GoogleErrorKind::Unauthorized => "unauthorized",
             GoogleErrorKind::InvalidCredentials => "invalid_credentials",
@@ -78,6 +91,11 @@ pub struct GoogleError {
     reason: Option<String>,
     message: String,
     method: Option<&'static str>,
+    /// For [`GoogleErrorKind::Deferred`] and [`GoogleErrorKind::UsageLimited`]: in
+    /// how many seconds (rounded up) the call may be tried again.
+    retry_after_secs: Option<u32>,
+    /// The access token could not be fetched: the API request itself was not sent.
+    token_fetch: bool,
     #[source]
     source: Option<BoxError>,
 }
@@ -113,8 +131,16 @@ impl GoogleError {
             reason: None,
             message: message.into(),
             method: None,
+            retry_after_secs: None,
+            token_fetch: false,
             source: None,
         }
+    }
+
+    /// A call not sent because the credential must wait `after` (a usage-limit pause
+    /// or the creation budget); `why` says which, in plain words.
+    pub fn deferred(after: Duration, why: impl Into<String>) -> Self {
+        GoogleError::new(GoogleErrorKind::Deferred, why).with_retry_after(after)
     }
 
     /// Classifies an HTTP answer by its status and Google's `reason`.
@@ -126,8 +152,29 @@ impl GoogleError {
             reason,
             message: message.into(),
             method: None,
+            retry_after_secs: None,
+            token_fetch: false,
             source: None,
         }
+    }
+
+    /// Says when the call may be tried again.
+    pub(crate) fn with_retry_after(mut self, after: Duration) -> Self {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        self.retry_after_secs = Some(u32::try_from(secs).unwrap_or(u32::MAX));
+        self
+    }
+
+    /// Sets Google's (or the OAuth) reason without a status.
+    pub(crate) fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Marks a failure to fetch the access token (the request was not sent).
+    pub(crate) fn marked_token_fetch(mut self) -> Self {
+        self.token_fetch = true;
+        self
     }
 
     /// Attaches the cause.
@@ -172,6 +219,17 @@ impl GoogleError {
         self.method
     }
 
+    /// When a deferred or usage-limited call may be tried again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after_secs
+            .map(|s| Duration::from_secs(u64::from(s)))
+    }
+
+    /// Whether the failure was fetching the access token (no API request was sent).
+    pub fn is_token_fetch(&self) -> bool {
+        self.token_fetch
+    }
+
     /// Whether the same request may succeed if repeated after a backoff.
     pub fn is_retryable(&self) -> bool {
         match self.kind {
@@ -205,6 +263,7 @@ fn classify(status: u16, reason: Option<&str>) -> GoogleErrorKind {
             Some("rateLimitExceeded") | Some("userRateLimitExceeded") => {
                 GoogleErrorKind::RateLimited
             }
+            Some("quotaExceeded") => GoogleErrorKind::UsageLimited,
             _ => GoogleErrorKind::Forbidden,
         },
         404 => GoogleErrorKind::NotFound,
@@ -305,7 +364,8 @@ mod tests {
             (401, "authError", Unauthorized, false),
             (403, "rateLimitExceeded", RateLimited, true),
             (403, "userRateLimitExceeded", RateLimited, true),
-            (403, "quotaExceeded", Forbidden, false),
+            (403, "quotaExceeded", UsageLimited, false),
+            (403, "requiredAccessLevel", Forbidden, false),
             (403, "forbiddenForNonOrganizer", Forbidden, false),
             (403, "forbiddenForServiceAccounts", Forbidden, false),
             (404, "notFound", NotFound, false),

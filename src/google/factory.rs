@@ -40,6 +40,8 @@ pub struct ClientFactory {
     http: common::Client<Connector>,
     token_http: reqwest::Client,
     registry: tokio::sync::Mutex<Registry>,
+    /// The current client of each provider, readable without awaiting (health).
+    current: std::sync::Mutex<HashMap<String, Arc<GoogleCalendarClient>>>,
 }
 
 impl ClientFactory {
@@ -57,6 +59,7 @@ impl ClientFactory {
             options,
             stats,
             registry: tokio::sync::Mutex::new(Registry::default()),
+            current: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -93,6 +96,10 @@ impl ClientFactory {
                 return Ok(Arc::clone(&cached.client));
             }
         }
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(provider);
         let state = match registry.credentials.get(&identity) {
             Some(state) => Arc::clone(state),
             None => {
@@ -125,21 +132,29 @@ impl ClientFactory {
                 client: Arc::clone(&client),
             },
         );
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(provider.to_owned(), Arc::clone(&client));
         Ok(client)
     }
 
     /// The credential status of `provider`'s client, if one was built.
-    pub async fn credential_status(&self, provider: &str) -> Option<CredentialStatus> {
-        let registry = self.registry.lock().await;
-        registry
-            .clients
+    pub fn credential_status(&self, provider: &str) -> Option<CredentialStatus> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .get(provider)
-            .map(|c| c.client.credential_status())
+            .map(|c| c.credential_status())
     }
 
     /// Drops `provider`'s cached client (its credential state stays for others).
     pub async fn forget(&self, provider: &str) {
         self.registry.lock().await.clients.remove(provider);
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(provider);
     }
 }
 
@@ -170,10 +185,10 @@ mod tests {
         assert!(!Arc::ptr_eq(&a1, &a3));
         assert!(!a1.shares_credential_with(&a3));
         assert_eq!(
-            factory.credential_status("a").await,
+            factory.credential_status("a"),
             Some(CredentialStatus::Unknown)
         );
-        assert_eq!(factory.credential_status("zzz").await, None);
+        assert_eq!(factory.credential_status("zzz"), None);
     }
 
     #[tokio::test]

@@ -6,26 +6,35 @@
 //!   type here is our own (nothing of theirs is re-exported), so the sync engine and
 //!   the tests code against [`CalendarApi`] and [`Event`] only.
 //! - Every call: waits for the credential's token bucket ([`RateLimit`]), uses a
-//!   cached access token with the full `calendar` scope, retries rate limits, 5xx and
-//!   transport failures with jittered exponential backoff ([`RetryPolicy`]), and is
-//!   counted in [`CallStats`].
+//!   cached access token with the full `calendar` scope, retries rate limits, 5xx
+//!   (also from the token endpoint) and transport failures with jittered exponential
+//!   backoff ([`RetryPolicy`]), and is counted in [`CallStats`].
+//! - Google's usage limits are honoured per credential ([`UsageGuard`]): at most
+//!   `calendars_per_hour` calendars are created in any hour, and after a 403
+//!   `quotaExceeded` the credential's writes pause; calls held back fail at once with
+//!   [`GoogleErrorKind::Deferred`] and say when to try again, so nothing retries in a
+//!   loop. 404/403 on a calendar created moments ago are retried (Google needs a few
+//!   seconds to make it usable).
 //! - Event writes always send `sendUpdates=none` (attendee mail is never sent).
 //! - `events_list` follows every page; an expired sync token is
 //!   [`GoogleErrorKind::SyncTokenExpired`], never an empty result.
 //!
 //! Layout: `types` (our resources), `error` (classification), `auth` (credentials,
-//! token cache), `ratelimit`, `retry`, `stats`, `convert` (our types <-> generated
-//! ones), `client` (the hub wrapper), `factory` (clients per provider).
+//! token cache), `ratelimit`, `limits` (creation budget, usage-limit pause, fresh
+//! calendars), `retry`, `stats`, `convert` (our types <-> generated ones), `client`
+//! (the hub wrapper), `factory` (clients per provider).
 
 mod auth;
 mod client;
 mod convert;
 mod error;
 mod factory;
+mod limits;
 mod ratelimit;
 mod retry;
 mod stats;
 mod types;
+mod zones;
 
 use async_trait::async_trait;
 
@@ -35,12 +44,14 @@ pub use client::{
 };
 pub use error::{BoxError, GoogleError, GoogleErrorKind};
 pub use factory::ClientFactory;
+pub use limits::{UsageGuard, UsageLimits, UsagePause};
 pub use ratelimit::{RateLimit, TokenBucket};
 pub use retry::RetryPolicy;
 pub use stats::{CallStats, CallStatsSnapshot};
 pub use types::{
     AclRole, Attendee, Calendar, Event, EventPage, EventStatus, EventTime, ListMode, Transparency,
 };
+pub use zones::google_time_zone;
 
 /// The Calendar v3 operations the sync engine needs. Object safe: used as
 /// `Arc<dyn CalendarApi>`; fakes implement it in tests.

@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::domain::jobs::{After, Job, JobKind, JobRequest, Policy, RunOutcome, Trigger};
 use crate::domain::lifecycle::{Action, Actor};
-use crate::domain::{Id, OrderType, ResourceState};
+use crate::domain::Id;
 use crate::store::{Change, JobQueue, Store, StoreError, Target, TransitionError};
 use crate::sync::{RunOptions, SyncEngine};
 
@@ -116,7 +116,7 @@ impl JobRunner for SyncEngine {
                 // Only an explicit action creates a calendar; a queued sync of an
                 // offering whose calendar is gone has nothing to do.
                 if job.trigger != Trigger::Action {
-                    match self.store.calendar(offering) {
+                    match self.store.calendar(offering).await {
                         Ok(Some(c)) if c.calendar_id.is_some() => {}
                         Ok(_) => return RunOutcome::Skipped,
                         Err(e) => {
@@ -127,18 +127,29 @@ impl JobRunner for SyncEngine {
                 }
                 self.sync_offering(offering, RunOptions::default())
                     .await
-                    .map(|_| ())
+                    .map(|report| report.retry_after)
             }
-            JobKind::Share => self.set_public(offering, true).await,
-            JobKind::Unshare => self.set_public(offering, false).await,
+            JobKind::Share => self.set_public(offering, true).await.map(|()| None),
+            JobKind::Unshare => self.set_public(offering, false).await.map(|()| None),
+        };
+        // Google's usage limits: the run (or some of its writes) waits until then,
+        // held by the queue, never retried in a loop.
+        let retry_at = |after: Duration| {
+            Utc::now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::days(1))
         };
         match result {
-            Ok(()) => RunOutcome::Done,
+            Ok(None) => RunOutcome::Done,
+            Ok(Some(after)) => RunOutcome::RetryAt(retry_at(after)),
+            Err(e) if e.retry_after().is_some() => {
+                tracing::info!(error = %e, "the job waits for Google's usage limits");
+                RunOutcome::RetryAt(retry_at(e.retry_after().unwrap_or_default()))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "job failed; the calendar record shows the error");
                 let failures = self
                     .store
                     .calendar(offering)
+                    .await
                     .ok()
                     .flatten()
                     .map_or(1, |c| c.failures);
@@ -217,33 +228,17 @@ impl Drop for RunGuard {
 ///
 /// # Errors
 /// Storage failure.
-pub fn cancel_stale_requests(
+pub async fn cancel_stale_requests(
     store: &Store,
     now: chrono::DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let stale: Vec<Id> = {
-        let cat = store.read()?;
-        cat.resources
-            .values()
-            .filter(|r| r.state == ResourceState::Creating)
-            .filter(|r| {
-                let requested = cat
-                    .orders_by_offering
-                    .get(&r.offering)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|o| cat.orders.get(o))
-                    .filter(|o| o.resource == r.id && o.kind == OrderType::Create)
-                    .flat_map(|o| o.requested.iter());
-                let mut time = r.slots.iter().chain(requested).peekable();
-                time.peek().is_some() && time.all(|s| s.start <= now)
-            })
-            .map(|r| r.id)
-            .collect()
-    };
+    let stale: Vec<Id> = store.stale_requests(now).await?;
     let mut done = 0;
     for id in stale {
-        match store.transition(Target::Resource(id), Actor::System, Action::Expire, now) {
+        match store
+            .transition(Target::Resource(id), Actor::System, Action::Expire, now)
+            .await
+        {
             Ok(_) => done += 1,
             // Changed meanwhile (accepted, cancelled): nothing to clean up.
             Err(TransitionError::Refused(_)) => {}
@@ -278,30 +273,31 @@ impl Scheduler {
 
     /// Gives every offering with a calendar and no sync job its periodic one (once,
     /// at start: later, each run schedules the next).
-    fn bootstrap(&self) -> Result<(), StoreError> {
+    async fn bootstrap(&self) -> Result<(), StoreError> {
         let policy = self.opts.policy();
         let now = Utc::now();
-        let mut rng = rand::thread_rng();
-        let requests: Vec<Change> = self
-            .queue
-            .calendars_without_sync()?
+        let without = self.queue.calendars_without_sync()?;
+        let jitters: Vec<f64> = {
+            let mut rng = rand::thread_rng();
+            without.iter().map(|_| rng.gen_range(0.0..1.0)).collect()
+        };
+        let requests: Vec<Change> = without
             .into_iter()
-            .filter_map(|offering| {
-                policy
-                    .next_periodic(now, rng.gen_range(0.0..1.0))
-                    .map(|due| {
-                        Change::Enqueue(JobRequest {
-                            offering,
-                            kind: JobKind::Sync,
-                            trigger: Trigger::Periodic,
-                            due,
-                        })
+            .zip(jitters)
+            .filter_map(|(offering, jitter)| {
+                policy.next_periodic(now, jitter).map(|due| {
+                    Change::Enqueue(JobRequest {
+                        offering,
+                        kind: JobKind::Sync,
+                        trigger: Trigger::Periodic,
+                        due,
                     })
+                })
             })
             .collect();
         if !requests.is_empty() {
             tracing::info!(offerings = requests.len(), "scheduled periodic syncs");
-            self.store.sync_put(requests)?;
+            self.store.write(requests).await?;
         }
         Ok(())
     }
@@ -362,14 +358,14 @@ impl Scheduler {
     /// Runs until `shutdown` is cancelled, then waits for running jobs to finish.
     pub async fn run(self, shutdown: CancellationToken) {
         self.status.running.store(true, Ordering::Relaxed);
-        if let Err(e) = self.bootstrap() {
+        if let Err(e) = self.bootstrap().await {
             tracing::error!(error = %e, "cannot schedule the periodic syncs");
         }
         let wakeup = self.queue.wakeup();
         let mut next_daily = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_daily {
-                match cancel_stale_requests(&self.store, Utc::now()) {
+                match cancel_stale_requests(&self.store, Utc::now()).await {
                     Ok(n) if n > 0 => {
                         tracing::info!(count = n, "cancelled bookings that were never accepted")
                     }

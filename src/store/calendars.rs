@@ -16,7 +16,7 @@ pub(super) fn slot_key(offering: Id, backend_id: &str) -> Vec<u8> {
     k
 }
 
-impl Store {
+impl super::sled_engine::Sled {
     /// The calendar record of an offering, if any action or sync created one.
     ///
     /// # Errors
@@ -38,14 +38,6 @@ impl Store {
             .collect()
     }
 
-    /// The change that writes a calendar record (to combine with others).
-    ///
-    /// # Errors
-    /// None today; kept fallible for its callers.
-    pub fn calendar_change(cal: &OfferingCalendar) -> Result<Change, StoreError> {
-        Ok(Change::Calendar(cal.clone()))
-    }
-
     /// The slot mapping of an offering: backend_id -> what we pushed.
     ///
     /// # Errors
@@ -58,6 +50,38 @@ impl Store {
                 decode::<MappedRecord>("slot_map", &v).map(|m| (backend_id, MappedEvent::from(m)))
             })
             .collect()
+    }
+
+    /// The external events last seen in an offering's calendar.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn externals(&self, offering: Id) -> Result<Vec<ExternalEvent>, StoreError> {
+        Ok(match self.raw_get(Tree::Externals, offering.as_bytes())? {
+            Some(v) => decode::<ExternalsRecord>("externals", &v)?.events(),
+            None => Vec::new(),
+        })
+    }
+
+    /// An order's attachment, if one is stored (and readable).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn attachment(&self, order: Id) -> Result<Option<super::Attachment>, StoreError> {
+        Ok(match self.raw_get(Tree::Attachments, order.as_bytes())? {
+            Some(v) => decode::<super::records::AttachmentRecord>("attachments", &v)?.attachment(),
+            None => None,
+        })
+    }
+}
+
+impl Store {
+    /// The change that writes a calendar record (to combine with others).
+    ///
+    /// # Errors
+    /// None today; kept fallible for its callers.
+    pub fn calendar_change(cal: &OfferingCalendar) -> Result<Change, StoreError> {
+        Ok(Change::Calendar(cal.clone()))
     }
 
     /// The change that writes (or, with `None`, removes) one mapping entry.
@@ -76,34 +100,12 @@ impl Store {
         })
     }
 
-    /// The external events last seen in an offering's calendar.
-    ///
-    /// # Errors
-    /// Storage failure or an undecodable record.
-    pub fn externals(&self, offering: Id) -> Result<Vec<ExternalEvent>, StoreError> {
-        Ok(match self.raw_get(Tree::Externals, offering.as_bytes())? {
-            Some(v) => decode::<ExternalsRecord>("externals", &v)?.events(),
-            None => Vec::new(),
-        })
-    }
-
     /// The change that replaces an offering's external events.
     ///
     /// # Errors
     /// None today; kept fallible for its callers.
     pub fn externals_change(offering: Id, events: &[ExternalEvent]) -> Result<Change, StoreError> {
         Ok(Change::Externals(offering, events.to_vec()))
-    }
-
-    /// An order's attachment, if one is stored (and readable).
-    ///
-    /// # Errors
-    /// Storage failure or an undecodable record.
-    pub fn attachment(&self, order: Id) -> Result<Option<super::Attachment>, StoreError> {
-        Ok(match self.raw_get(Tree::Attachments, order.as_bytes())? {
-            Some(v) => decode::<super::records::AttachmentRecord>("attachments", &v)?.attachment(),
-            None => None,
-        })
     }
 }
 
@@ -140,8 +142,8 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn an_attachment_round_trips_and_an_untagged_one_loads() -> Result<(), StoreError> {
+    #[tokio::test]
+    async fn an_attachment_round_trips_and_an_untagged_one_loads() -> Result<(), StoreError> {
         let store = Store::temporary()?;
         let order = Id::new_v4();
         let a = super::super::Attachment {
@@ -149,10 +151,12 @@ mod tests {
             content_type: "application/pdf".into(),
             data: vec![0, 1, 2, 255],
         };
-        store.sync_put(vec![Change::Attachment(order, Some(a.clone()))])?;
-        assert_eq!(store.attachment(order)?, Some(a));
-        store.sync_put(vec![Change::Attachment(order, None)])?;
-        assert_eq!(store.attachment(order)?, None);
+        store
+            .write(vec![Change::Attachment(order, Some(a.clone()))])
+            .await?;
+        assert_eq!(store.attachment(order).await?, Some(a));
+        store.write(vec![Change::Attachment(order, None)]).await?;
+        assert_eq!(store.attachment(order).await?, None);
         let legacy = br#"{"name":"a.txt","content_type":"text/plain","data_b64":"aGk="}"#;
         let got = decode::<super::super::records::AttachmentRecord>("attachments", legacy)?
             .attachment()

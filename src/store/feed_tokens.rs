@@ -18,14 +18,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::tree::Tree;
 use super::{decode, encode, Change, MutateError, Store, StoreError};
 use crate::domain::{Id, Resource};
 
 const TOKEN_PREFIX: u8 = b't';
-const SEQUENCE_PREFIX: u8 = b's';
+pub(super) const SEQUENCE_PREFIX: u8 = b's';
 
 /// What a feed token opens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -138,7 +137,7 @@ pub(super) fn encode_token(t: &FeedToken) -> Result<Vec<u8>, StoreError> {
     encode(&FeedTokenRecord::V1(FeedTokenV1::from(t)))
 }
 
-fn encode_sequence(s: &SlotSequence) -> Result<Vec<u8>, StoreError> {
+pub(super) fn encode_sequence(s: &SlotSequence) -> Result<Vec<u8>, StoreError> {
     encode(&SlotSequenceRecord::V1(SlotSequenceV1 {
         start: s.start,
         end: s.end,
@@ -146,7 +145,7 @@ fn encode_sequence(s: &SlotSequence) -> Result<Vec<u8>, StoreError> {
     }))
 }
 
-fn decode_sequence(v: &[u8]) -> Result<SlotSequence, StoreError> {
+pub(super) fn decode_sequence(v: &[u8]) -> Result<SlotSequence, StoreError> {
     decode::<SlotSequenceRecord>("feed_tokens", v).map(|SlotSequenceRecord::V1(s)| SlotSequence {
         start: s.start,
         end: s.end,
@@ -181,14 +180,14 @@ pub(super) fn token_key(hash: &[u8; 32]) -> Vec<u8> {
     k
 }
 
-fn sequence_key(backend_id: &str) -> Vec<u8> {
+pub(super) fn sequence_key(backend_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(backend_id.len() + 1);
     k.push(SEQUENCE_PREFIX);
     k.extend_from_slice(backend_id.as_bytes());
     k
 }
 
-fn decode_token(v: &[u8]) -> Result<FeedToken, StoreError> {
+pub(super) fn decode_token(v: &[u8]) -> Result<FeedToken, StoreError> {
     decode::<FeedTokenRecord>("feed_tokens", v).map(|FeedTokenRecord::V1(t)| FeedToken::from(t))
 }
 
@@ -201,18 +200,15 @@ fn flatten(e: MutateError<StoreError>) -> StoreError {
 /// How often the last-use time of a token is written at most.
 pub const LAST_USED_RESOLUTION: chrono::Duration = chrono::Duration::minutes(1);
 
-impl Store {
+impl super::sled_engine::Sled {
     /// The token whose secret this is, if it exists (revoked tokens do not).
     ///
     /// # Errors
     /// Storage failure or an undecodable record.
-    pub fn feed_token_by_secret(&self, secret: &str) -> Result<Option<FeedToken>, StoreError> {
-        let hash = feed_token_hash(secret);
-        let Some(v) = self.raw_get(Tree::FeedTokens, &token_key(&hash))? else {
-            return Ok(None);
-        };
-        let token = decode_token(&v)?;
-        Ok(bool::from(token.hash.ct_eq(&hash)).then_some(token))
+    pub(crate) fn feed_token(&self, hash: &[u8; 32]) -> Result<Option<FeedToken>, StoreError> {
+        self.raw_get(Tree::FeedTokens, &token_key(hash))?
+            .map(|v| decode_token(&v))
+            .transpose()
     }
 
     /// The tokens of one scope, oldest first.
@@ -229,19 +225,6 @@ impl Store {
         }
         out.sort_by_key(|t| (t.created, t.uuid));
         Ok(out)
-    }
-
-    /// The change that writes (creates or replaces) a token record.
-    ///
-    /// # Errors
-    /// The record cannot be encoded.
-    pub fn feed_token_change(token: &FeedToken) -> Result<Change, StoreError> {
-        Ok(Change::FeedToken(token.clone()))
-    }
-
-    /// The change that revokes (deletes) a token.
-    pub fn feed_token_delete_change(token: &FeedToken) -> Change {
-        Change::RevokeFeedToken(token.hash)
     }
 
     /// Records a use of a token at `now`, unless a use within [`LAST_USED_RESOLUTION`]
@@ -264,7 +247,7 @@ impl Store {
                 return Ok((Vec::new(), false));
             }
             t.last_used = Some(now);
-            Ok((vec![Self::feed_token_change(&t)?], true))
+            Ok((vec![Change::FeedToken(t)], true))
         })
         .map_err(flatten)
     }
@@ -320,44 +303,79 @@ impl Store {
         let Some(stored) = self.resource(r.id)? else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        for slot in &r.slots {
-            let Some(before) = stored
-                .slots
-                .iter()
-                .find(|s| s.backend_id == slot.backend_id)
-            else {
-                continue;
-            };
-            if before.start == slot.start && before.end == slot.end {
-                continue;
-            }
-            let previous = derived_sequence(
-                self.read_sequence(&slot.backend_id)?,
-                before.start,
-                before.end,
-            );
-            let rec = SlotSequence {
-                start: slot.start,
-                end: slot.end,
-                sequence: previous.saturating_add(1),
-            };
-            out.push((
-                Tree::FeedTokens,
-                sequence_key(&slot.backend_id),
-                Some(encode_sequence(&rec)?),
-            ));
-        }
-        Ok(out)
+        sequence_updates(&stored, r, |id| self.read_sequence(id))?
+            .into_iter()
+            .map(|(backend_id, rec)| {
+                Ok((
+                    Tree::FeedTokens,
+                    sequence_key(&backend_id),
+                    Some(encode_sequence(&rec)?),
+                ))
+            })
+            .collect()
     }
 }
 
+/// The sequence records to write when `stored` becomes `new`: for each slot whose time
+/// changed, one change more than `recorded` says (by backend id).
+///
+/// # Errors
+/// Whatever `recorded` fails with.
+pub(super) fn sequence_updates(
+    stored: &Resource,
+    new: &Resource,
+    mut recorded: impl FnMut(&str) -> Result<Option<SlotSequence>, StoreError>,
+) -> Result<Vec<(String, SlotSequence)>, StoreError> {
+    let mut out = Vec::new();
+    for slot in &new.slots {
+        let Some(before) = stored
+            .slots
+            .iter()
+            .find(|s| s.backend_id == slot.backend_id)
+        else {
+            continue;
+        };
+        if before.start == slot.start && before.end == slot.end {
+            continue;
+        }
+        let previous = derived_sequence(recorded(&slot.backend_id)?, before.start, before.end);
+        out.push((
+            slot.backend_id.clone(),
+            SlotSequence {
+                start: slot.start,
+                end: slot.end,
+                sequence: previous.saturating_add(1),
+            },
+        ));
+    }
+    Ok(out)
+}
+
 /// The sequence of a slot at `start..end` given its record.
-fn derived_sequence(rec: Option<SlotSequence>, start: DateTime<Utc>, end: DateTime<Utc>) -> u32 {
+pub(super) fn derived_sequence(
+    rec: Option<SlotSequence>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> u32 {
     match rec {
         None => 0,
         Some(s) if s.start == start && s.end == end => s.sequence,
         Some(s) => s.sequence.saturating_add(1),
+    }
+}
+
+impl Store {
+    /// The change that writes (creates or replaces) a token record.
+    ///
+    /// # Errors
+    /// The record cannot be encoded.
+    pub fn feed_token_change(token: &FeedToken) -> Result<Change, StoreError> {
+        Ok(Change::FeedToken(token.clone()))
+    }
+
+    /// The change that revokes (deletes) a token.
+    pub fn feed_token_delete_change(token: &FeedToken) -> Change {
+        Change::RevokeFeedToken(token.hash)
     }
 }
 
@@ -385,29 +403,38 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_token_is_found_by_its_secret_only_until_it_is_revoked() -> Result<(), StoreError> {
+    #[tokio::test]
+    async fn a_token_is_found_by_its_secret_only_until_it_is_revoked() -> Result<(), StoreError> {
         let store = Store::temporary()?;
         let scope = FeedScope::User(Id::new_v4());
         let tok = token(scope, "secret-a");
-        store.sync_put(vec![Store::feed_token_change(&tok)?])?;
-        assert_eq!(store.feed_token_by_secret("secret-a")?, Some(tok.clone()));
-        assert_eq!(store.feed_token_by_secret("secret-b")?, None);
-        assert_eq!(store.feed_tokens(scope)?, vec![tok.clone()]);
-        assert_eq!(store.feed_tokens(FeedScope::User(tok.created_by))?, vec![]);
-        store.sync_put(vec![Store::feed_token_delete_change(&tok)])?;
-        assert_eq!(store.feed_token_by_secret("secret-a")?, None);
-        assert!(!store.touch_feed_token(&tok.hash, t(9))?);
-        assert_eq!(store.feed_token_by_secret("secret-a")?, None);
+        store.write(vec![Store::feed_token_change(&tok)?]).await?;
+        assert_eq!(
+            store.feed_token_by_secret("secret-a").await?,
+            Some(tok.clone())
+        );
+        assert_eq!(store.feed_token_by_secret("secret-b").await?, None);
+        assert_eq!(store.feed_tokens(scope).await?, vec![tok.clone()]);
+        assert_eq!(
+            store.feed_tokens(FeedScope::User(tok.created_by)).await?,
+            vec![]
+        );
+        store
+            .write(vec![Store::feed_token_delete_change(&tok)])
+            .await?;
+        assert_eq!(store.feed_token_by_secret("secret-a").await?, None);
+        assert!(!store.touch_feed_token(&tok.hash, t(9)).await?);
+        assert_eq!(store.feed_token_by_secret("secret-a").await?, None);
         Ok(())
     }
 
-    #[test]
-    fn last_use_is_written_at_most_once_a_minute_and_touches_no_feed() -> Result<(), StoreError> {
+    #[tokio::test]
+    async fn last_use_is_written_at_most_once_a_minute_and_touches_no_feed(
+    ) -> Result<(), StoreError> {
         let store = Store::temporary()?;
         let user = Id::new_v4();
         let tok = token(FeedScope::User(user), "s");
-        store.sync_put(vec![Store::feed_token_change(&tok)?])?;
+        store.write(vec![Store::feed_token_change(&tok)?]).await?;
         let scopes = [Scope::BookingsBy(user), Scope::Directory];
         let version = store.version(&scopes);
         let cases = [
@@ -416,21 +443,29 @@ mod tests {
             (t(9) + chrono::Duration::seconds(60), true),
         ];
         for (now, wrote) in cases {
-            assert_eq!(store.touch_feed_token(&tok.hash, now)?, wrote, "{now}");
+            assert_eq!(
+                store.touch_feed_token(&tok.hash, now).await?,
+                wrote,
+                "{now}"
+            );
         }
-        let stored = store.feed_token_by_secret("s")?.map(|t| t.last_used);
+        let stored = store.feed_token_by_secret("s").await?.map(|t| t.last_used);
         assert_eq!(stored, Some(Some(t(9) + chrono::Duration::seconds(60))));
         assert_eq!(store.version(&scopes), version);
         Ok(())
     }
 
-    #[test]
-    fn a_slot_sequence_rises_with_each_change_of_its_time_and_is_read_without_writing() {
+    #[tokio::test]
+    async fn a_slot_sequence_rises_with_each_change_of_its_time_and_is_read_without_writing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path(), &super::super::StoreOptions::default()).expect("open");
         let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
-        crate::import::import_file(&store, std::path::Path::new(fixture)).expect("import");
+        crate::import::import_file(&store, std::path::Path::new(fixture))
+            .await
+            .expect("import");
         let id = store
+            .sled()
+            .expect("sled")
             .read()
             .expect("read")
             .resources
@@ -438,7 +473,7 @@ mod tests {
             .find(|r| r.slots.len() > 1)
             .map(|r| r.id)
             .expect("a booking with two slots");
-        let original = store.resource(id).expect("read").expect("resource");
+        let original = store.resource(id).await.expect("read").expect("resource");
         let (s0, e0) = (original.slots[0].start, original.slots[0].end);
         let h = chrono::Duration::hours;
         // (first slot's new time, its expected sequence); the other slots stay at 0.
@@ -454,7 +489,8 @@ mod tests {
             r.slots[0].start = start;
             r.slots[0].end = end;
             store
-                .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r.clone())], ())))
+                .write(vec![Change::Resource(r.clone())])
+                .await
                 .expect("write");
             let commits = store.commits();
             let keys: Vec<_> = r
@@ -462,7 +498,7 @@ mod tests {
                 .iter()
                 .map(|s| (s.backend_id.as_str(), s.start, s.end))
                 .collect();
-            let got = store.slot_sequences(&keys).expect("read");
+            let got = store.slot_sequences(&keys).await.expect("read");
             assert_eq!(got[0], want, "{start} - {end}");
             assert!(got[1..].iter().all(|s| *s == 0), "{got:?}");
             assert_eq!(store.commits(), commits, "reading sequences wrote");

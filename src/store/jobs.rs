@@ -413,11 +413,7 @@ impl JobIndex {
     }
 }
 
-impl super::Store {
-    fn locked_write(&self) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
-        self.write.lock().map_err(|_| StoreError::Poisoned)
-    }
-
+impl super::sled_engine::Sled {
     /// Every queued job (pending and running), in sequence order.
     ///
     /// # Errors
@@ -442,14 +438,9 @@ impl super::Store {
     pub fn running_job(&self, offering: Id) -> Result<Option<u64>, StoreError> {
         Ok(self.jobs_index()?.running.get(&offering).copied())
     }
-
-    /// Notified whenever jobs are queued, put back or finished.
-    pub fn job_wakeup(&self) -> std::sync::Arc<tokio::sync::Notify> {
-        self.job_wakeup.clone()
-    }
 }
 
-impl JobQueue for super::Store {
+impl JobQueue for super::sled_engine::Sled {
     fn enqueue(&self, req: JobRequest) -> Result<(), StoreError> {
         self.sync_put(vec![super::Change::Enqueue(req)])
     }
@@ -503,6 +494,55 @@ impl JobQueue for super::Store {
     }
 }
 
+/// The store's queue is its engine's. The PostgreSQL engine has no queue yet (its
+/// design is in the module documentation): there it holds nothing to claim, and
+/// queueing a job is `Unsupported`.
+impl JobQueue for super::Store {
+    fn enqueue(&self, req: JobRequest) -> Result<(), StoreError> {
+        self.queue()?.enqueue(req)
+    }
+
+    fn claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Job>, StoreError> {
+        match self.queue() {
+            Ok(q) => q.claim(now, limit),
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+
+    fn finish(&self, job: &Job, periodic: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+        self.queue()?.finish(job, periodic)
+    }
+
+    fn reschedule(&self, job: &Job, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.queue()?.reschedule(job, at)
+    }
+
+    fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.queue() {
+            Ok(q) => q.next_due(),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn depth(&self) -> Result<usize, StoreError> {
+        match self.queue() {
+            Ok(q) => q.depth(),
+            Err(_) => Ok(0),
+        }
+    }
+
+    fn calendars_without_sync(&self) -> Result<Vec<Id>, StoreError> {
+        match self.queue() {
+            Ok(q) => q.calendars_without_sync(),
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+
+    fn wakeup(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.job_wakeup()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,6 +568,8 @@ mod tests {
         cal.calendar_id = Some(format!("c_{}@group.calendar.google.com", offering.hex()));
         cal.state = CalendarState::Ok;
         store
+            .sled()
+            .expect("sled")
             .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
             .expect("write");
     }
@@ -672,8 +714,8 @@ mod tests {
         assert_eq!(store.depth().expect("depth"), 2);
     }
 
-    #[test]
-    fn writes_that_change_a_calendar_queue_one_debounced_sync_of_its_offering() {
+    #[tokio::test]
+    async fn writes_that_change_a_calendar_queue_one_debounced_sync_of_its_offering() {
         let dir = tempfile::tempdir().expect("tmp");
         let opts = StoreOptions {
             sync_debounce: Duration::from_secs(5),
@@ -681,9 +723,11 @@ mod tests {
         };
         let store = Store::open(dir.path(), &opts).expect("open");
         let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
-        crate::import::import_file(&store, std::path::Path::new(fixture)).expect("import");
+        crate::import::import_file(&store, std::path::Path::new(fixture))
+            .await
+            .expect("import");
         let (with, without) = {
-            let cat = store.read().expect("read");
+            let cat = store.sled().expect("sled").read().expect("read");
             let mut ids: Vec<Id> = cat
                 .resources_by_offering
                 .iter()
@@ -696,15 +740,22 @@ mod tests {
         assert_eq!(store.depth().expect("depth"), 0, "no calendar, no job");
         with_calendar(&store, with);
         let resources = |o: Id| {
-            let cat = store.read().expect("read");
+            let cat = store.sled().expect("sled").read().expect("read");
             let mut v: Vec<Id> = cat.resources_by_offering[&o].iter().copied().collect();
             v.sort();
             v
         };
         let change = |id: Id, f: &dyn Fn(&mut crate::domain::Resource)| {
-            let mut r = store.resource(id).expect("read").expect("resource");
+            let mut r = store
+                .sled()
+                .expect("sled")
+                .resource(id)
+                .expect("read")
+                .expect("resource");
             f(&mut r);
             store
+                .sled()
+                .expect("sled")
                 .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r)], ())))
                 .expect("write");
         };
@@ -729,9 +780,11 @@ mod tests {
         // Renaming the offering is a change of its calendar.
         let job = store.claim(jobs[0].due, 1).expect("claim").remove(0);
         store.finish(&job, None).expect("finish");
-        let mut off = store.read().expect("read").offerings[&with].clone();
+        let mut off = store.sled().expect("sled").read().expect("read").offerings[&with].clone();
         off.name.push_str(" (renamed)");
         store
+            .sled()
+            .expect("sled")
             .mutate(|_| Ok::<_, ()>((vec![Change::Offering(off)], ())))
             .expect("write");
         assert_eq!(store.queued_jobs(with).expect("jobs").len(), 1);

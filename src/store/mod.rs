@@ -1,47 +1,53 @@
-//! The store: sled, the single source of truth on one machine, and the only module
-//! that imports sled.
+//! The store: the single source of truth, behind one boundary with two engines.
 //!
-//! Layout: one tree per record kind (`users`, `customers`, `projects`, `offerings`,
-//! `resources`, `orders`, `busy`, ...), keys are the 16 raw bytes of an [`Id`], values
-//! are versioned JSON records (see [`records`]). API tokens live in `tokens` keyed by a
-//! salted SHA-256 of the token, never the token itself.
+//! - [`sled_engine`] (the default): one process, one data directory, an in-memory catalog
+//!   for listing; the only module that imports sled.
+//! - [`pg`] (`store_url = "postgres://..."`): any number of processes on one
+//!   PostgreSQL database, which enforces the invariants across them; listing,
+//!   filtering and counting are SQL over indexed columns, nothing is kept in memory
+//!   but the data versions.
 //!
-//! Invariants:
-//! - every change goes through [`Store::mutate`], which holds one write lock, checks
-//!   the caller's rules against the [`Catalog`], then writes all changed records in
-//!   one sled transaction before updating the catalog. So a booking check and its
-//!   insert are atomic: two racing requests for one slot never both succeed, and a
-//!   refused change writes nothing;
-//! - the [`Catalog`] mirrors sled exactly (it is rebuilt from sled on open);
-//! - a change is flushed to disk before `mutate`/`sync_put` return.
+//! Everything outside the store speaks to [`Store`] only: point reads, typed list
+//! queries ([`query`]), a check-then-write mutation whose rule sees plain values
+//! ([`Store::mutate`]), the booking transitions ([`Store::transition`],
+//! [`Store::create_order`]), the job queue, and typed [`Change`]s. Both engines store
+//! the same versioned records ([`records`]); raw key-value access never leaves the
+//! store.
+//!
+//! Invariants (both engines):
+//! - a rule's check and its writes are atomic: two racing requests for one slot never
+//!   both succeed, and a refused change writes nothing (sled: one write lock and one
+//!   transaction; PostgreSQL: one transaction holding the offering's row lock, with the
+//!   exclusion constraint as the backstop);
+//! - a change is durable before the call that made it returns;
+//! - the data versions ([`versions`]) move after the data did, on every process.
 
 pub mod calendars;
 pub mod catalog;
+mod catalog_query;
 pub mod feed_tokens;
 pub mod index;
 pub mod jobs;
+pub mod migrate;
+pub mod mutate;
 pub mod pg;
+pub mod query;
 pub mod records;
+pub mod sled_engine;
 pub mod transition;
 mod tree;
 pub mod versions;
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 
 pub use catalog::{Catalog, OrderEntry, ResourceEntry};
-use index::{OrderIdx, ResourceIdx};
 pub use jobs::JobQueue;
-use jobs::{JobIndex, JobPlan};
 pub use records::Attachment;
 pub use records::BusySlotV1 as BusySlot;
 pub use transition::{Target, TransitionError};
@@ -49,15 +55,12 @@ use tree::Tree;
 pub use versions::Scope;
 
 use crate::domain::calendar::{ExternalEvent, MappedEvent, OfferingCalendar};
-use crate::domain::jobs::{
-    calendars_touched, offering_calendar_changed, BookingView, JobKind, JobRequest, Trigger,
-};
-use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
-use feed_tokens::FeedToken;
-use records::{
-    AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, MappedRecord,
-    OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
-};
+use crate::domain::jobs::{Job, JobRequest};
+use crate::domain::{Customer, Id, Offering, Order, Project, Resource, User};
+use feed_tokens::{FeedScope, FeedToken};
+pub use mutate::{Directory, Load, View};
+use query::{OfferingQuery, OrderQuery, Page, Parties, ResourceQuery};
+use versions::Versions;
 
 /// A raw key and value of a tree.
 type KeyValue = (Vec<u8>, Vec<u8>);
@@ -85,6 +88,8 @@ pub enum StoreError {
     Postgres(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("not supported by this store engine: {0}")]
+    Unsupported(&'static str),
 }
 
 /// Why a [`Store::mutate`] did not happen: the caller's rule refused it, or storage failed.
@@ -154,34 +159,6 @@ impl Default for StoreOptions {
     }
 }
 
-/// `meta` key saying the index trees are complete (written by the migration from a
-/// store that predates them, or when a new store is opened).
-const META_INDEXED: &[u8] = b"catalog_index_v1";
-/// `meta` key of the random secret the feeds' slot UIDs are keyed with.
-const META_FEED_UID_KEY: &[u8] = b"feed_uid_key_v1";
-
-/// The store handle. Cheap to share behind an `Arc`.
-pub struct Store {
-    db: sled::Db,
-    /// The open trees, in [`Tree::ALL`] order.
-    trees: Vec<sled::Tree>,
-    catalog: RwLock<Catalog>,
-    write: Mutex<()>,
-    salt: String,
-    /// Data versions per scope for caches (the feed cache), stamped at the end of every
-    /// [`Store::apply`] after sled and the catalog hold the new data (see [`versions`]).
-    versions: versions::Versions,
-    /// Committed write transactions since opening (see [`Store::commits`]).
-    commits: AtomicU64,
-    /// The job queue's index; changed only under `write`, after the records.
-    jobs: Mutex<JobIndex>,
-    /// Woken whenever jobs are queued or put back (the scheduler waits on it).
-    job_wakeup: Arc<tokio::sync::Notify>,
-    sync_debounce: Duration,
-    /// Secret key of the feeds' slot UIDs (see [`Store::feed_uid_key`]).
-    feed_uid_key: [u8; 32],
-}
-
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(StoreError::Encode)
 }
@@ -193,521 +170,215 @@ pub(crate) fn decode<T: DeserializeOwned>(
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
 }
 
+/// The caller's relations to organisations and projects, from which visibility
+/// follows (see `api::auth::Roles`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Relations {
+    /// Organisations the user owns.
+    pub owner_of: HashSet<Id>,
+    /// Organisations the user manages (service managers).
+    pub manager_of: HashSet<Id>,
+    /// Projects the user is a member of.
+    pub member_of: HashSet<Id>,
+}
+
+/// What to load for rendering a page: the records named, the organisations of the
+/// offerings and projects among them, the names of resources, and order counts.
+#[derive(Clone, Debug, Default)]
+pub struct Wanted {
+    pub users: Vec<Id>,
+    pub customers: Vec<Id>,
+    pub projects: Vec<Id>,
+    pub offerings: Vec<Id>,
+    /// Resources whose name is wanted.
+    pub resource_names: Vec<Id>,
+    /// Offerings whose number of orders is wanted.
+    pub order_counts: Vec<Id>,
+}
+
+/// The records a page of answers refers to (see [`Store::related`]).
+#[derive(Clone, Debug, Default)]
+pub struct Related {
+    pub users: HashMap<Id, User>,
+    pub customers: HashMap<Id, Customer>,
+    pub projects: HashMap<Id, Project>,
+    pub offerings: HashMap<Id, Offering>,
+    pub resource_names: HashMap<Id, String>,
+    pub order_counts: HashMap<Id, usize>,
+}
+
+/// Which engine a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    Sled,
+    Postgres,
+}
+
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Sled => "sled",
+            EngineKind::Postgres => "postgres",
+        }
+    }
+}
+
+enum Engine {
+    Sled(Box<sled_engine::Sled>),
+    Postgres(pg::PgStore),
+}
+
+/// The store handle. Cheap to share behind an `Arc`.
+pub struct Store {
+    engine: Engine,
+    /// The job wakeup of an engine without a queue (never notified).
+    idle_wakeup: Arc<tokio::sync::Notify>,
+    versions: Arc<Versions>,
+    salt: String,
+}
+
+/// The salted hash an API token is stored under.
+fn token_hash(salt: &str, token: &str) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(salt.as_bytes());
+    h.update(b":");
+    h.update(token.as_bytes());
+    h.finalize().to_vec()
+}
+
 impl Store {
-    /// Opens (or creates) the store in `dir` and builds the catalog.
+    /// Opens (or creates) a sled store in `dir`.
     ///
     /// # Errors
     /// The directory cannot be opened by sled (locked by another process, no
     /// permission), or a stored record does not decode.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(opts.cache_bytes)
-            .flush_every_ms(Some(500))
-            .open()?;
-        Self::from_db(db, opts)
+        let versions = Arc::new(Versions::default());
+        let sled = sled_engine::Sled::open(dir, opts, versions.clone())?;
+        Ok(Store {
+            engine: Engine::Sled(Box::new(sled)),
+            idle_wakeup: Arc::default(),
+            versions,
+            salt: opts.token_salt.clone(),
+        })
     }
 
-    /// A throw-away store (tests, dry runs).
+    /// A throw-away sled store (tests, dry runs).
     ///
     /// # Errors
     /// sled cannot create its temporary files.
     pub fn temporary() -> Result<Store, StoreError> {
-        let db = sled::Config::new().temporary(true).open()?;
-        Self::from_db(db, &StoreOptions::default())
-    }
-
-    fn from_db(db: sled::Db, opts: &StoreOptions) -> Result<Store, StoreError> {
-        let trees = Tree::ALL
-            .iter()
-            .map(|t| db.open_tree(t.name()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut store = Store {
-            db,
-            trees,
-            catalog: RwLock::new(Catalog::default()),
-            write: Mutex::new(()),
-            salt: opts.token_salt.clone(),
-            versions: versions::Versions::default(),
-            commits: AtomicU64::new(0),
-            jobs: Mutex::new(JobIndex::default()),
-            job_wakeup: Arc::new(tokio::sync::Notify::new()),
-            sync_debounce: opts.sync_debounce,
-            feed_uid_key: [0; 32],
-        };
-        store.feed_uid_key = store.load_feed_uid_key()?;
-        store.rebuild_catalog()?;
-        store.rebuild_jobs()?;
-        Ok(store)
-    }
-
-    fn rebuild_jobs(&self) -> Result<(), StoreError> {
-        let jobs = self.tree(Tree::Jobs).iter().map(|kv| {
-            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(StoreError::from)
-        });
-        let calendars = self.tree(Tree::Calendars).iter().map(|kv| {
-            kv.map_err(StoreError::from).and_then(|(_, v)| {
-                decode::<CalendarRecord>("calendars", &v).map(OfferingCalendar::from)
-            })
-        });
-        let (idx, fix) = JobIndex::load(jobs, calendars)?;
-        *self.jobs_index()? = idx;
-        if !fix.is_empty() {
-            let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
-            self.write_jobs(fix)?;
-        }
-        Ok(())
-    }
-
-    fn jobs_index(&self) -> Result<MutexGuard<'_, JobIndex>, StoreError> {
-        self.jobs.lock().map_err(|_| StoreError::Poisoned)
-    }
-
-    /// The syncs a batch implies: one per offering with a calendar whose events the
-    /// batch changes, due after the debounce window.
-    fn implied_syncs(
-        &self,
-        cat: &Catalog,
-        jobs: &JobIndex,
-        changes: &[Change],
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Vec<JobRequest> {
-        let mut touched = Vec::new();
-        for c in changes {
-            match c {
-                Change::Resource(r) => {
-                    let slots: Vec<Interval> = r.slots.iter().map(|s| s.interval()).collect();
-                    let new = BookingView {
-                        offering: r.offering,
-                        name: &r.name,
-                        project: r.project,
-                        created_by: r.created_by,
-                        state: r.state,
-                        slots: &slots,
-                    };
-                    let old = cat.resources.get(&r.id).map(|e| BookingView {
-                        offering: e.offering,
-                        name: &e.name,
-                        project: e.project,
-                        created_by: e.created_by,
-                        state: e.state,
-                        slots: &e.slots,
-                    });
-                    touched.extend(calendars_touched(old.as_ref(), &new));
-                }
-                Change::Offering(o)
-                    if cat
-                        .offerings
-                        .get(&o.id)
-                        .is_some_and(|old| offering_calendar_changed(old, o)) =>
-                {
-                    touched.push(o.id);
-                }
-                _ => {}
-            }
-        }
-        touched.sort();
-        touched.dedup();
-        let due = chrono::Duration::from_std(self.sync_debounce)
-            .ok()
-            .and_then(|d| now.checked_add_signed(d))
-            .unwrap_or(now);
-        touched
-            .into_iter()
-            .filter(|o| jobs.has_calendar(*o))
-            .map(|offering| JobRequest {
-                offering,
-                kind: JobKind::Sync,
-                trigger: Trigger::Change,
-                due,
-            })
-            .collect()
-    }
-
-    /// Writes a job plan's records, then applies it to the index (the caller holds
-    /// the write lock).
-    fn write_jobs(&self, plan: JobPlan) -> Result<(), StoreError> {
-        if plan.is_empty() {
-            return Ok(());
-        }
-        self.commit(&plan.writes()?)?;
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        self.jobs_index()?.commit(plan);
-        self.job_wakeup.notify_one();
-        Ok(())
-    }
-
-    /// The feed UID key, created once (random) and kept with the data, so UIDs stay
-    /// stable across restarts and differ between installations.
-    fn load_feed_uid_key(&self) -> Result<[u8; 32], StoreError> {
-        if let Some(v) = self.tree(Tree::Meta).get(META_FEED_UID_KEY)? {
-            if let Ok(k) = <[u8; 32]>::try_from(v.as_ref()) {
-                return Ok(k);
-            }
-        }
-        let mut k = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut k);
-        self.tree(Tree::Meta)
-            .insert(META_FEED_UID_KEY, k.to_vec())?;
-        self.tree(Tree::Meta).flush()?;
-        Ok(k)
-    }
-
-    /// The secret the feeds key their slot UIDs with (never shown or logged).
-    pub fn feed_uid_key(&self) -> &[u8; 32] {
-        &self.feed_uid_key
-    }
-
-    fn tree(&self, t: Tree) -> &sled::Tree {
-        &self.trees[t.index()]
-    }
-
-    fn rebuild_catalog(&self) -> Result<(), StoreError> {
-        let mut cat = Catalog::default();
-        for kv in self.tree(Tree::Users).iter() {
-            let (_, v) = kv?;
-            cat.put_user(&User::from(decode::<UserRecord>("users", &v)?));
-        }
-        for kv in self.tree(Tree::Customers).iter() {
-            let (_, v) = kv?;
-            let c = Customer::from(decode::<CustomerRecord>("customers", &v)?);
-            cat.customers.insert(c.id, c);
-        }
-        for kv in self.tree(Tree::Projects).iter() {
-            let (_, v) = kv?;
-            let p = Project::from(decode::<ProjectRecord>("projects", &v)?);
-            cat.projects.insert(p.id, p);
-        }
-        for kv in self.tree(Tree::Offerings).iter() {
-            let (_, v) = kv?;
-            let o = Offering::from(decode::<OfferingRecord>("offerings", &v)?);
-            cat.offerings.insert(o.id, o);
-        }
-        if self.tree(Tree::Meta).get(META_INDEXED)?.is_some() {
-            for kv in self.tree(Tree::IdxResources).iter() {
-                let (_, v) = kv?;
-                let r =
-                    index::decode_resource(&v).ok_or(StoreError::CorruptIndex("idx_resources"))?;
-                cat.put_resource(&r);
-            }
-            for kv in self.tree(Tree::IdxOrders).iter() {
-                let (_, v) = kv?;
-                let o = index::decode_order(&v).ok_or(StoreError::CorruptIndex("idx_orders"))?;
-                cat.put_order(&o);
-            }
-        } else {
-            // A store written before the index existed (or a new one): build it once.
-            for kv in self.tree(Tree::Resources).iter() {
-                let (k, v) = kv?;
-                let r =
-                    ResourceIdx::of(&Resource::from(decode::<ResourceRecord>("resources", &v)?));
-                self.tree(Tree::IdxResources)
-                    .insert(k, index::encode_resource(&r))?;
-                cat.put_resource(&r);
-            }
-            for kv in self.tree(Tree::Orders).iter() {
-                let (k, v) = kv?;
-                let o = OrderIdx::of(&Order::from(decode::<OrderRecord>("orders", &v)?));
-                self.tree(Tree::IdxOrders)
-                    .insert(k, index::encode_order(&o))?;
-                cat.put_order(&o);
-            }
-            self.tree(Tree::Meta).insert(META_INDEXED, b"1".to_vec())?;
-            self.db.flush()?;
-        }
-        for kv in self.tree(Tree::Busy).iter() {
-            let (k, v) = kv?;
-            if let Some(id) = Id::from_slice(&k) {
-                cat.busy
-                    .insert(id, decode::<BusyRecord>("busy", &v)?.intervals());
-            }
-        }
-        *self.catalog.write().map_err(|_| StoreError::Poisoned)? = cat;
-        Ok(())
-    }
-
-    /// Read access to the catalog. Hold the guard briefly: writers wait for it.
-    ///
-    /// # Errors
-    /// Only if a writer panicked while holding the lock.
-    pub fn read(&self) -> Result<RwLockReadGuard<'_, Catalog>, StoreError> {
-        self.catalog.read().map_err(|_| StoreError::Poisoned)
-    }
-
-    /// Applies a batch of changes atomically after `check` approves them.
-    ///
-    /// `check` runs under the store's write lock with a consistent view of the
-    /// catalog and returns the changes to write plus a value for the caller; if it
-    /// refuses, nothing is written.
-    ///
-    /// # Errors
-    /// `Refused` with the check's error, or `Store` when sled fails (then nothing
-    /// was applied either: the sled transaction is all or nothing).
-    pub fn mutate<R, E>(
-        &self,
-        check: impl FnOnce(&Catalog) -> Result<(Vec<Change>, R), E>,
-    ) -> Result<R, MutateError<E>> {
-        let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
-        let (changes, out) = {
-            let cat = self.read()?;
-            check(&cat).map_err(MutateError::Refused)?
-        };
-        self.apply(&changes)?;
-        Ok(out)
-    }
-
-    fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        // Jobs: the ones asked for and the syncs the changes imply, coalesced. The
-        // index is only changed under the write lock (held here), so the plan stays
-        // valid while the records are written.
-        let now = chrono::Utc::now();
-        let cat = self.read()?;
-        let job_plan = {
-            let jobs = self.jobs_index()?;
-            let mut requests: Vec<JobRequest> = changes
-                .iter()
-                .filter_map(|c| match c {
-                    Change::Enqueue(r) => Some(*r),
-                    _ => None,
-                })
-                .collect();
-            requests.extend(self.implied_syncs(&cat, &jobs, changes, now));
-            jobs.plan_requests(&requests, now, || self.next_id())?
-        };
-        // Encode first: a record that cannot be encoded aborts before any write.
-        let mut writes: Vec<RawWrite> = job_plan.writes()?;
-        for c in changes {
-            let key = |id: &Id| id.as_bytes().to_vec();
-            let w = match c {
-                Change::User(u) => (Tree::Users, key(&u.id), Some(encode(&UserRecord::from(u))?)),
-                Change::Customer(x) => (
-                    Tree::Customers,
-                    key(&x.id),
-                    Some(encode(&CustomerRecord::from(x))?),
-                ),
-                Change::Project(x) => (
-                    Tree::Projects,
-                    key(&x.id),
-                    Some(encode(&ProjectRecord::from(x))?),
-                ),
-                Change::Offering(x) => (
-                    Tree::Offerings,
-                    key(&x.id),
-                    Some(encode(&OfferingRecord::from(x))?),
-                ),
-                Change::Resource(x) => {
-                    // A slot's time change is recorded with it (feeds read it as SEQUENCE).
-                    writes.extend(self.sequence_writes(&cat, x)?);
-                    let idx = index::encode_resource(&ResourceIdx::of(x));
-                    writes.push((Tree::IdxResources, key(&x.id), Some(idx)));
-                    (
-                        Tree::Resources,
-                        key(&x.id),
-                        Some(encode(&ResourceRecord::from(x))?),
-                    )
-                }
-                Change::Order(x) => {
-                    let idx = index::encode_order(&OrderIdx::of(x));
-                    writes.push((Tree::IdxOrders, key(&x.id), Some(idx)));
-                    (
-                        Tree::Orders,
-                        key(&x.id),
-                        Some(encode(&OrderRecord::from(x))?),
-                    )
-                }
-                Change::DeleteOrder(id) => {
-                    writes.push((Tree::IdxOrders, key(id), None));
-                    (Tree::Orders, key(id), None)
-                }
-                Change::Busy(id, slots) => {
-                    let generation = self.db.generate_id()?;
-                    let rec = BusyRecord::V1 {
-                        generation,
-                        slots: slots.clone(),
-                    };
-                    (Tree::Busy, key(id), Some(encode(&rec)?))
-                }
-                Change::Calendar(cal) => (
-                    Tree::Calendars,
-                    key(&cal.offering),
-                    Some(encode(&CalendarRecord::from(cal))?),
-                ),
-                Change::Enqueue(_) => continue,
-                Change::Mapping {
-                    offering,
-                    backend_id,
-                    event,
-                } => (
-                    Tree::SlotMap,
-                    calendars::slot_key(*offering, backend_id),
-                    event
-                        .as_ref()
-                        .map(|m| encode(&MappedRecord::from(m)))
-                        .transpose()?,
-                ),
-                Change::Externals(offering, events) => (
-                    Tree::Externals,
-                    key(offering),
-                    Some(encode(&ExternalsRecord::of(events))?),
-                ),
-                Change::Attachment(order, a) => (
-                    Tree::Attachments,
-                    key(order),
-                    a.as_ref()
-                        .map(|a| encode(&AttachmentRecord::of(a)))
-                        .transpose()?,
-                ),
-                Change::FeedToken(t) => (
-                    Tree::FeedTokens,
-                    feed_tokens::token_key(&t.hash),
-                    Some(feed_tokens::encode_token(t)?),
-                ),
-                Change::RevokeFeedToken(hash) => {
-                    (Tree::FeedTokens, feed_tokens::token_key(hash), None)
-                }
-            };
-            writes.push(w);
-        }
-        drop(cat);
-        if writes.is_empty() {
-            return Ok(());
-        }
-        self.commit(&writes)?;
-        let mut cat = self.catalog.write().map_err(|_| StoreError::Poisoned)?;
-        for c in changes {
-            match c {
-                Change::User(u) => cat.put_user(u),
-                Change::Customer(x) => {
-                    cat.customers.insert(x.id, x.clone());
-                }
-                Change::Project(x) => {
-                    cat.projects.insert(x.id, x.clone());
-                }
-                Change::Offering(x) => {
-                    cat.offerings.insert(x.id, x.clone());
-                }
-                Change::Resource(x) => cat.put_resource(&ResourceIdx::of(x)),
-                Change::Order(x) => cat.put_order(&OrderIdx::of(x)),
-                Change::DeleteOrder(id) => cat.remove_order(*id),
-                Change::Busy(id, slots) => {
-                    let ivs: Vec<Interval> = slots
-                        .iter()
-                        .map(|s| Interval::new(s.start, s.end))
-                        .collect();
-                    cat.busy.insert(*id, ivs);
-                }
-                _ => {}
-            }
-        }
-        drop(cat);
-        {
-            let mut jobs = self.jobs_index()?;
-            for c in changes {
-                if let Change::Calendar(cal) = c {
-                    jobs.set_calendar(cal.offering, cal.calendar_id.is_some());
-                }
-            }
-            if !job_plan.is_empty() {
-                jobs.commit(job_plan);
-                self.job_wakeup.notify_one();
-            }
-        }
-        self.versions.bump(changes);
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Writes raw values in one sled transaction and flushes them to disk.
-    fn commit(&self, writes: &[RawWrite]) -> Result<(), StoreError> {
-        let trees: Vec<&sled::Tree> = self.trees.iter().collect();
-        let res: Result<(), TransactionError<()>> = trees.as_slice().transaction(|tx| {
-            for (t, k, v) in writes {
-                match v {
-                    Some(v) => {
-                        tx[t.index()].insert(k.as_slice(), v.as_slice())?;
-                    }
-                    None => {
-                        tx[t.index()].remove(k.as_slice())?;
-                    }
-                }
-            }
-            Ok::<(), ConflictableTransactionError<()>>(())
-        });
-        match res {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(StoreError::Sled(e)),
-            Err(TransactionError::Abort(())) => return Err(StoreError::Poisoned),
-        }
-        // Durable before anyone is told: an acknowledged booking, or a calendar id
-        // recorded before events are written into that calendar, must survive a crash.
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// How many write transactions were committed since the store was opened (tests
-    /// check that reads write nothing).
-    pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
-    }
-
-    /// Loads a full booking resource.
-    ///
-    /// # Errors
-    /// Storage failure or an undecodable record.
-    pub fn resource(&self, id: Id) -> Result<Option<Resource>, StoreError> {
-        self.tree(Tree::Resources)
-            .get(id.as_bytes())?
-            .map(|v| decode::<ResourceRecord>("resources", &v).map(Resource::from))
-            .transpose()
-    }
-
-    /// Loads a full order.
-    ///
-    /// # Errors
-    /// Storage failure or an undecodable record.
-    pub fn order(&self, id: Id) -> Result<Option<Order>, StoreError> {
-        self.tree(Tree::Orders)
-            .get(id.as_bytes())?
-            .map(|v| decode::<OrderRecord>("orders", &v).map(Order::from))
-            .transpose()
-    }
-
-    /// An offering's busy slots with their source events.
-    ///
-    /// # Errors
-    /// Storage failure or an undecodable record.
-    pub fn busy_slots(&self, offering: Id) -> Result<Vec<BusySlot>, StoreError> {
-        Ok(match self.tree(Tree::Busy).get(offering.as_bytes())? {
-            Some(v) => match decode::<BusyRecord>("busy", &v)? {
-                BusyRecord::V1 { slots, .. } => slots,
-            },
-            None => Vec::new(),
+        let versions = Arc::new(Versions::default());
+        let sled = sled_engine::Sled::temporary(versions.clone())?;
+        Ok(Store {
+            engine: Engine::Sled(Box::new(sled)),
+            idle_wakeup: Arc::default(),
+            versions,
+            salt: StoreOptions::default().token_salt,
         })
     }
 
-    fn token_hash(&self, token: &str) -> Vec<u8> {
-        let mut h = Sha256::new();
-        h.update(self.salt.as_bytes());
-        h.update(b":");
-        h.update(token.as_bytes());
-        h.finalize().to_vec()
+    /// Connects to a PostgreSQL store, bringing its schema up to date.
+    ///
+    /// # Errors
+    /// The server cannot be reached or refuses, or holds a newer schema.
+    pub async fn connect(
+        url: &str,
+        opts: &StoreOptions,
+        pg: &pg::PgOptions,
+    ) -> Result<Store, StoreError> {
+        let versions = Arc::new(Versions::default());
+        let store = pg::PgStore::open(url, pg, versions.clone()).await?;
+        Ok(Store {
+            engine: Engine::Postgres(store),
+            idle_wakeup: Arc::default(),
+            versions,
+            salt: opts.token_salt.clone(),
+        })
     }
 
-    /// Creates a new API token for `user` and returns it (only its hash is kept).
+    /// The engine this store runs on.
+    pub fn engine(&self) -> EngineKind {
+        match self.engine {
+            Engine::Sled(_) => EngineKind::Sled,
+            Engine::Postgres(_) => EngineKind::Postgres,
+        }
+    }
+
+    /// The sled engine, for what only it has (its catalog, its size on disk).
+    ///
+    /// # Errors
+    /// `Unsupported` on PostgreSQL.
+    pub fn sled(&self) -> Result<&sled_engine::Sled, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => Ok(s),
+            Engine::Postgres(_) => Err(StoreError::Unsupported("the sled catalog")),
+        }
+    }
+
+    /// The version of the data in `scopes`: changes whenever a write (by any process
+    /// on the same database) touches one of them, and only then. Cheap: one
+    /// read-locked lookup per scope.
+    pub fn version(&self, scopes: &[Scope]) -> u64 {
+        self.versions.version(scopes)
+    }
+
+    /// How many write transactions this process committed (tests check that reads
+    /// write nothing).
+    pub fn commits(&self) -> u64 {
+        match &self.engine {
+            Engine::Sled(s) => s.commits(),
+            Engine::Postgres(p) => p.commits(),
+        }
+    }
+
+    // ---- users and tokens
+
+    /// A user by id.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn user(&self, id: Id) -> Result<Option<User>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => Ok(s.read()?.users.get(&id).cloned()),
+            Engine::Postgres(p) => pg::read::user(&p.pool, id).await,
+        }
+    }
+
+    /// A user by username.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => {
+                let cat = s.read()?;
+                Ok(cat
+                    .users_by_name
+                    .get(username)
+                    .and_then(|id| cat.users.get(id))
+                    .cloned())
+            }
+            Engine::Postgres(p) => pg::read::user_by_name(&p.pool, username).await,
+        }
+    }
+
+    /// Creates a new API token for `user` and returns it (only its salted hash is
+    /// kept).
     ///
     /// # Errors
     /// Storage failure.
-    pub fn create_token(&self, user: Id) -> Result<String, StoreError> {
+    pub async fn create_token(&self, user: Id) -> Result<String, StoreError> {
+        use rand::RngCore;
         let mut raw = [0u8; 20];
         rand::thread_rng().fill_bytes(&mut raw);
         let token = hex::encode(raw);
-        self.tree(Tree::Tokens)
-            .insert(self.token_hash(&token), user.as_bytes().to_vec())?;
-        self.tree(Tree::Tokens).flush()?;
+        let hash = token_hash(&self.salt, &token);
+        match &self.engine {
+            Engine::Sled(s) => s.put_token(&hash, user)?,
+            Engine::Postgres(p) => p.put_token(&hash, user).await?,
+        }
         Ok(token)
     }
 
@@ -715,39 +386,375 @@ impl Store {
     ///
     /// # Errors
     /// Storage failure.
-    pub fn user_by_token(&self, token: &str) -> Result<Option<User>, StoreError> {
-        let Some(v) = self.tree(Tree::Tokens).get(self.token_hash(token))? else {
-            return Ok(None);
-        };
-        let Some(id) = Id::from_slice(&v) else {
-            return Ok(None);
-        };
-        Ok(self.read()?.users.get(&id).cloned())
+    pub async fn user_by_token(&self, token: &str) -> Result<Option<User>, StoreError> {
+        let hash = token_hash(&self.salt, token);
+        match &self.engine {
+            Engine::Sled(s) => s.user_by_token_hash(&hash),
+            Engine::Postgres(p) => pg::read::user_by_token_hash(&p.pool, &hash).await,
+        }
     }
 
-    /// Reads one raw value.
-    fn raw_get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree(tree).get(key)?.map(|v| v.to_vec()))
-    }
-
-    /// Lists the raw values whose key starts with `prefix`.
-    fn raw_scan(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        self.tree(tree)
-            .scan_prefix(prefix)
-            .map(|kv| {
-                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .map_err(StoreError::from)
-            })
-            .collect()
-    }
-
-    /// Writes changes atomically without a check (the sync engine's results, jobs).
+    /// The organisations and projects `user` is related to.
     ///
     /// # Errors
     /// Storage failure.
-    pub fn sync_put(&self, changes: Vec<Change>) -> Result<(), StoreError> {
-        let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
-        self.apply(&changes)
+    pub async fn relations(&self, user: Id) -> Result<Relations, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => {
+                let cat = s.read()?;
+                Ok(Relations {
+                    owner_of: cat
+                        .customers
+                        .values()
+                        .filter(|c| c.owners.contains(&user))
+                        .map(|c| c.id)
+                        .collect(),
+                    manager_of: cat
+                        .customers
+                        .values()
+                        .filter(|c| c.managers.contains(&user))
+                        .map(|c| c.id)
+                        .collect(),
+                    member_of: cat
+                        .projects
+                        .values()
+                        .filter(|p| p.members.contains(&user))
+                        .map(|p| p.id)
+                        .collect(),
+                })
+            }
+            Engine::Postgres(p) => p.relations(user).await,
+        }
+    }
+
+    // ---- directory
+
+    /// A customer (organisation) by id.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn customer(&self, id: Id) -> Result<Option<Customer>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => Ok(s.read()?.customers.get(&id).cloned()),
+            Engine::Postgres(p) => pg::read::customer(&p.pool, id).await,
+        }
+    }
+
+    /// A project by id.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn project(&self, id: Id) -> Result<Option<Project>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => Ok(s.read()?.projects.get(&id).cloned()),
+            Engine::Postgres(p) => pg::read::project(&p.pool, id).await,
+        }
+    }
+
+    /// An offering by id.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn offering(&self, id: Id) -> Result<Option<Offering>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => Ok(s.read()?.offerings.get(&id).cloned()),
+            Engine::Postgres(p) => pg::read::offering(&p.pool, id).await,
+        }
+    }
+
+    /// Every offering (a few hundred at most: `bookcal sync --all`, the demo).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn all_offerings(&self) -> Result<Vec<Offering>, StoreError> {
+        let mut out = match &self.engine {
+            Engine::Sled(s) => s.read()?.offerings.values().cloned().collect(),
+            Engine::Postgres(p) => p.all_offerings().await?,
+        };
+        out.sort_by(|a: &Offering, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+        Ok(out)
+    }
+
+    /// The whole directory: users, organisations, projects and offerings (the demo,
+    /// imports, `bookcal migrate` and test set-up read it; a few thousand records at
+    /// most).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn directory(&self) -> Result<Directory, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => {
+                let cat = s.read()?;
+                Ok(Directory {
+                    users: cat.users.clone(),
+                    customers: cat.customers.clone(),
+                    projects: cat.projects.clone(),
+                    offerings: cat.offerings.clone(),
+                })
+            }
+            Engine::Postgres(p) => {
+                let mut conn = p.pool.acquire().await?;
+                pg::read::directory(&mut conn).await
+            }
+        }
+    }
+
+    /// API token hashes, slot sequences and the feed UID key, as stored.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub(crate) async fn extras(&self) -> Result<migrate::Extras, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.extras(),
+            Engine::Postgres(p) => p.extras().await,
+        }
+    }
+
+    /// Writes API token hashes, slot sequences and the feed UID key (a copy's).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub(crate) async fn put_extras(&self, e: &migrate::Extras) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.put_extras(e),
+            Engine::Postgres(p) => p.put_extras(e).await,
+        }
+    }
+
+    /// The records a page refers to (see [`Wanted`]).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn related(&self, want: &Wanted) -> Result<Related, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => Ok(s.related(want)?),
+            Engine::Postgres(p) => p.related(want).await,
+        }
+    }
+
+    // ---- bookings
+
+    /// A booking resource by id.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn resource(&self, id: Id) -> Result<Option<Resource>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.resource(id),
+            Engine::Postgres(p) => pg::read::resource(&p.pool, id).await,
+        }
+    }
+
+    /// An order by id.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn order(&self, id: Id) -> Result<Option<Order>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.order(id),
+            Engine::Postgres(p) => pg::read::order(&p.pool, id).await,
+        }
+    }
+
+    /// Who a booking resource concerns (for visibility), without loading it.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub async fn resource_parties(&self, id: Id) -> Result<Option<Parties>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => Ok(s.read()?.resources.get(&id).map(|r| Parties {
+                offering: r.offering,
+                provider: r.provider,
+                customer: r.customer,
+                project: r.project,
+                created_by: r.created_by,
+            })),
+            Engine::Postgres(p) => p.parties("resources", id).await,
+        }
+    }
+
+    /// Who an order concerns (for visibility), without loading it.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub async fn order_parties(&self, id: Id) -> Result<Option<Parties>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => Ok(s.read()?.orders.get(&id).map(|o| Parties {
+                offering: o.offering,
+                provider: o.provider,
+                customer: o.customer,
+                project: o.project,
+                created_by: o.created_by,
+            })),
+            Engine::Postgres(p) => p.parties("orders", id).await,
+        }
+    }
+
+    /// Every booking resource of an offering, whatever its state.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn offering_resources(&self, offering: Id) -> Result<Vec<Resource>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.offering_resources(offering),
+            Engine::Postgres(p) => p.resources_where("offering", offering).await,
+        }
+    }
+
+    /// Every booking resource `user` created, whatever its offering and state.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn resources_by(&self, user: Id) -> Result<Vec<Resource>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.resources_by(user),
+            Engine::Postgres(p) => p.resources_where("created_by", user).await,
+        }
+    }
+
+    /// A page of booking resources.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn list_resources(&self, q: &ResourceQuery) -> Result<Page<Resource>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.list_resources(q),
+            Engine::Postgres(p) => pg::query::resources(&p.pool, q).await,
+        }
+    }
+
+    /// A page of orders.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn list_orders(&self, q: &OrderQuery) -> Result<Page<Order>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.list_orders(q),
+            Engine::Postgres(p) => pg::query::orders(&p.pool, q).await,
+        }
+    }
+
+    /// A page of booking offerings.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn list_offerings(&self, q: &OfferingQuery) -> Result<Page<Offering>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.list_offerings(q),
+            Engine::Postgres(p) => pg::query::offerings(&p.pool, q).await,
+        }
+    }
+
+    /// An offering's busy slots with their source events.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn busy_slots(&self, offering: Id) -> Result<Vec<BusySlot>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.busy_slots(offering),
+            Engine::Postgres(p) => pg::read::busy_slots(&p.pool, offering).await,
+        }
+    }
+
+    /// An order's attachment, if one is stored (and readable).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn attachment(&self, order: Id) -> Result<Option<Attachment>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.attachment(order),
+            Engine::Postgres(p) => pg::read::attachment(&p.pool, order).await,
+        }
+    }
+
+    // ---- the Google side
+
+    /// The calendar record of an offering, if any action or sync created one.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn calendar(&self, offering: Id) -> Result<Option<OfferingCalendar>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.calendar(offering),
+            Engine::Postgres(p) => pg::read::calendar(&p.pool, offering).await,
+        }
+    }
+
+    /// Every calendar record.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn calendars(&self) -> Result<Vec<OfferingCalendar>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.calendars(),
+            Engine::Postgres(p) => pg::read::calendars(&p.pool).await,
+        }
+    }
+
+    /// The slot mapping of an offering: backend_id -> what we pushed.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn mapping(&self, offering: Id) -> Result<BTreeMap<String, MappedEvent>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.mapping(offering),
+            Engine::Postgres(p) => pg::read::mapping(&p.pool, offering).await,
+        }
+    }
+
+    /// The external events last seen in an offering's calendar.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn externals(&self, offering: Id) -> Result<Vec<ExternalEvent>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.externals(offering),
+            Engine::Postgres(p) => pg::read::externals(&p.pool, offering).await,
+        }
+    }
+
+    /// The job queue of this store's engine.
+    ///
+    /// # Errors
+    /// `Unsupported` on PostgreSQL (no queue there yet).
+    pub(crate) fn queue(&self) -> Result<&sled_engine::Sled, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => Ok(s),
+            Engine::Postgres(_) => Err(StoreError::Unsupported("the job queue")),
+        }
+    }
+
+    /// Every queued job (pending and running), in sequence order.
+    ///
+    /// # Errors
+    /// Only if a writer panicked while holding the lock; `Unsupported` on PostgreSQL.
+    pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.queue()?.jobs()
+    }
+
+    /// The jobs of one offering: the running one first, then the pending ones by due
+    /// time.
+    ///
+    /// # Errors
+    /// Only if a writer panicked while holding the lock; `Unsupported` on PostgreSQL.
+    pub fn queued_jobs(&self, offering: Id) -> Result<Vec<Job>, StoreError> {
+        self.queue()?.queued_jobs(offering)
+    }
+
+    /// The sequence number of the offering's running job, if one runs.
+    ///
+    /// # Errors
+    /// Only if a writer panicked while holding the lock; `Unsupported` on PostgreSQL.
+    pub fn running_job(&self, offering: Id) -> Result<Option<u64>, StoreError> {
+        self.queue()?.running_job(offering)
+    }
+
+    /// Notified whenever jobs are queued, put back or finished.
+    pub fn job_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        match &self.engine {
+            Engine::Sled(s) => s.job_wakeup.clone(),
+            Engine::Postgres(_) => self.idle_wakeup.clone(),
+        }
     }
 
     /// Forgets everything known about the offerings' Google calendars (calendar
@@ -757,110 +764,174 @@ impl Store {
     ///
     /// # Errors
     /// Storage failure.
-    pub fn forget_google_state(&self) -> Result<(), StoreError> {
-        let _w = self.write.lock().map_err(|_| StoreError::Poisoned)?;
-        let mut writes = Vec::new();
-        // The offerings whose data this changes (calendar records and busy slots).
-        let mut touched = Vec::new();
-        for tree in [
-            Tree::Calendars,
-            Tree::SlotMap,
-            Tree::Externals,
-            Tree::Jobs,
-            Tree::Busy,
-        ] {
-            for (k, _) in self.raw_scan(tree, &[])? {
-                if matches!(tree, Tree::Calendars | Tree::Busy) {
-                    touched.extend(Id::from_slice(&k).map(|o| Change::Busy(o, Vec::new())));
-                }
-                writes.push((tree, k, None));
+    pub async fn forget_google_state(&self) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.forget_google_state(),
+            Engine::Postgres(p) => p.forget_google_state().await,
+        }
+    }
+
+    // ---- feeds
+
+    /// The token whose secret this is, if it exists (revoked tokens do not).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn feed_token_by_secret(
+        &self,
+        secret: &str,
+    ) -> Result<Option<FeedToken>, StoreError> {
+        use subtle::ConstantTimeEq;
+        let hash = feed_tokens::feed_token_hash(secret);
+        let token = match &self.engine {
+            Engine::Sled(s) => s.feed_token(&hash)?,
+            Engine::Postgres(p) => pg::read::feed_token(&p.pool, &hash).await?,
+        };
+        Ok(token.filter(|t| bool::from(t.hash.ct_eq(&hash))))
+    }
+
+    /// The tokens of one scope, oldest first.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn feed_tokens(&self, scope: FeedScope) -> Result<Vec<FeedToken>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.feed_tokens(scope),
+            Engine::Postgres(p) => pg::read::feed_tokens_of(&p.pool, scope).await,
+        }
+    }
+
+    /// Records a use of a token at `now`, unless a use within
+    /// [`feed_tokens::LAST_USED_RESOLUTION`] is already recorded or the token was
+    /// revoked meanwhile (so a revocation is never undone). Returns whether it wrote.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn touch_feed_token(
+        &self,
+        hash: &[u8; 32],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.touch_feed_token(hash, now),
+            Engine::Postgres(p) => p.touch_feed_token(hash, now).await,
+        }
+    }
+
+    /// The `SEQUENCE` of each slot `(backend_id, start, end)` (see
+    /// [`feed_tokens`]). A read: nothing is written.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn slot_sequences(
+        &self,
+        slots: &[(
+            &str,
+            chrono::DateTime<chrono::Utc>,
+            chrono::DateTime<chrono::Utc>,
+        )],
+    ) -> Result<Vec<u32>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.slot_sequences(slots),
+            Engine::Postgres(p) => {
+                let ids: Vec<String> = slots.iter().map(|(id, _, _)| id.to_string()).collect();
+                let recorded = pg::read::slot_sequences(&p.pool, &ids).await?;
+                Ok(slots
+                    .iter()
+                    .map(|(id, start, end)| {
+                        feed_tokens::derived_sequence(recorded.get(*id).copied(), *start, *end)
+                    })
+                    .collect())
             }
         }
-        self.commit(&writes)?;
-        self.catalog
-            .write()
-            .map_err(|_| StoreError::Poisoned)?
-            .busy
-            .clear();
-        *self.jobs_index()? = JobIndex::default();
-        self.versions.bump(&touched);
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+    }
+
+    // ---- writes
+
+    /// Runs `rule` on what `load` names and writes the changes it returns, atomically
+    /// with the reads (see [`mutate`]). The rule may run more than once on
+    /// PostgreSQL (after a lost race), so it must not have side effects.
+    ///
+    /// # Errors
+    /// `Refused` with the rule's error (nothing written), or `Store`.
+    pub async fn mutate<R, E>(
+        &self,
+        load: &Load,
+        rule: impl Fn(&View) -> Result<(Vec<Change>, R), E>,
+    ) -> Result<R, MutateError<E>> {
+        match &self.engine {
+            Engine::Sled(s) => s.mutate_view(load, rule),
+            Engine::Postgres(p) => p.mutate(load, rule).await,
+        }
+    }
+
+    /// Writes changes atomically, without a check (the sync engine's results,
+    /// imports, tokens).
+    ///
+    /// # Errors
+    /// Storage failure (then nothing was written).
+    pub async fn write(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.sync_put(changes),
+            Engine::Postgres(p) => p.write(&changes).await,
+        }
     }
 
     /// A fresh, unique, increasing number (job sequence numbers and the like).
     ///
     /// # Errors
     /// Storage failure.
-    pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+    pub async fn next_id(&self) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.next_id(),
+            Engine::Postgres(p) => pg::read::next_id(&p.pool).await,
+        }
     }
 
-    /// Writes everything to disk.
+    /// Makes every write durable (sled writes are flushed on every commit already;
+    /// this also syncs sled's own files). Nothing to do on PostgreSQL.
     ///
     /// # Errors
     /// Storage failure.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        match &self.engine {
+            Engine::Sled(s) => s.flush().await,
+            Engine::Postgres(_) => Ok(()),
+        }
     }
 
-    /// Reads one key from disk: whether the store answers (`/ready`).
+    /// The secret the feeds key their slot UIDs with (never shown or logged): random,
+    /// created once with the data, the same for every process on it.
+    pub fn feed_uid_key(&self) -> &[u8; 32] {
+        match &self.engine {
+            Engine::Sled(s) => s.feed_uid_key(),
+            Engine::Postgres(p) => &p.feed_uid_key,
+        }
+    }
+
+    /// Booking resources still waiting for acceptance whose time (slots, or the
+    /// requested time of their order) has all started by `now`.
     ///
     /// # Errors
-    /// Storage failure.
-    pub fn probe(&self) -> Result<(), StoreError> {
-        self.tree(Tree::Meta).get(META_INDEXED)?;
-        Ok(())
-    }
-
-    /// Approximate size on disk in bytes.
-    pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
-    }
-}
-
-#[cfg(test)]
-mod index_tests {
-    use super::*;
-
-    fn resource_ids(s: &Store) -> Vec<(Id, String, usize)> {
-        let cat = s.read().expect("read");
-        let mut v: Vec<(Id, String, usize)> = cat
-            .resources
-            .values()
-            .map(|r| (r.id, r.name.to_string(), r.slots.len()))
-            .collect();
-        v.sort();
-        v
-    }
-
-    #[test]
-    fn the_catalog_reopens_from_the_index_and_a_store_without_one_is_migrated() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
-        let (before, orders) = {
-            let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
-            crate::import::import_file(&s, std::path::Path::new(fixture)).expect("import");
-            let orders = s.read().expect("read").orders.len();
-            (resource_ids(&s), orders)
-        };
-        assert_eq!(before.len(), 4);
-        // Reopened from the index trees.
-        {
-            let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
-            assert_eq!(resource_ids(&s), before);
-            assert_eq!(s.read().expect("read").orders.len(), orders);
-            // Forget the index, as a store written before it existed.
-            for t in [Tree::IdxResources, Tree::IdxOrders, Tree::Meta] {
-                s.tree(t).clear().expect("clear");
-            }
-            s.db.flush().expect("flush");
+    /// Storage failure or an undecodable record.
+    pub async fn stale_requests(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Id>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.stale_requests(now),
+            Engine::Postgres(p) => p.stale_requests(now).await,
         }
-        let s = Store::open(dir.path(), &StoreOptions::default()).expect("open");
-        assert_eq!(resource_ids(&s), before);
-        assert_eq!(s.read().expect("read").orders.len(), orders);
-        assert!(s.tree(Tree::Meta).get(META_INDEXED).expect("get").is_some());
-        assert_eq!(s.tree(Tree::IdxResources).len(), 4);
+    }
+
+    /// Whether the store answers: a trivial read (`/ready`).
+    ///
+    /// # Errors
+    /// The store does not answer.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.read().map(|_| ()),
+            Engine::Postgres(p) => p.ping().await,
+        }
     }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::domain::calendar::{
     CalendarState, ExtTime, ExternalEvent, Job, JobKind, MappedEvent, OfferingCalendar, RunSummary,
+    Waiting,
 };
 use crate::domain::jobs::Trigger;
 use crate::domain::{
@@ -480,6 +481,11 @@ impl From<CalendarStateV1> for CalendarState {
     }
 }
 
+/// For `skip_serializing_if` (serde passes a reference).
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 #[derive(Serialize, Deserialize)]
 pub struct RunSummaryV1 {
     started: Option<DateTime<Utc>>,
@@ -492,6 +498,10 @@ pub struct RunSummaryV1 {
     warnings: Vec<String>,
     api_calls: u64,
     full_listing: bool,
+    /// Added after V1 was first written: absent in older documents (and left out
+    /// when zero, so an older document is written back as it was).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    deferred: u32,
 }
 
 impl From<&RunSummary> for RunSummaryV1 {
@@ -507,6 +517,7 @@ impl From<&RunSummary> for RunSummaryV1 {
             warnings: r.warnings.clone(),
             api_calls: r.api_calls,
             full_listing: r.full_listing,
+            deferred: r.deferred,
         }
     }
 }
@@ -524,8 +535,15 @@ impl From<RunSummaryV1> for RunSummary {
             warnings: r.warnings,
             api_calls: r.api_calls,
             full_listing: r.full_listing,
+            deferred: r.deferred,
         }
     }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct WaitingV1 {
+    reason: String,
+    until: DateTime<Utc>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -540,6 +558,13 @@ pub struct CalendarV1 {
     last_run: Option<RunSummaryV1>,
     failures: u32,
     synced_name: Option<String>,
+    /// Added after V1 was first written: absent in older documents (and left out
+    /// when unset, so an older document is written back as it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    waiting: Option<WaitingV1>,
+    /// Added after V1 was first written, like `waiting`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    busy_read_at: Option<DateTime<Utc>>,
 }
 impl From<&OfferingCalendar> for CalendarV1 {
     fn from(c: &OfferingCalendar) -> Self {
@@ -554,6 +579,11 @@ impl From<&OfferingCalendar> for CalendarV1 {
             last_run: c.last_run.as_ref().map(RunSummaryV1::from),
             failures: c.failures,
             synced_name: c.synced_name.clone(),
+            waiting: c.waiting.as_ref().map(|w| WaitingV1 {
+                reason: w.reason.clone(),
+                until: w.until,
+            }),
+            busy_read_at: c.busy_read_at,
         }
     }
 }
@@ -570,6 +600,11 @@ impl From<CalendarV1> for OfferingCalendar {
             last_run: c.last_run.map(RunSummary::from),
             failures: c.failures,
             synced_name: c.synced_name,
+            waiting: c.waiting.map(|w| Waiting {
+                reason: w.reason,
+                until: w.until,
+            }),
+            busy_read_at: c.busy_read_at,
         }
     }
 }
@@ -714,6 +749,9 @@ pub struct MappedV1 {
     fingerprint: String,
     etag: Option<String>,
     needs_push: bool,
+    /// Added after V1 was first written: absent in older documents.
+    #[serde(default)]
+    remote: Option<String>,
 }
 impl From<&MappedEvent> for MappedV1 {
     fn from(m: &MappedEvent) -> Self {
@@ -722,6 +760,7 @@ impl From<&MappedEvent> for MappedV1 {
             fingerprint: m.fingerprint.clone(),
             etag: m.etag.clone(),
             needs_push: m.needs_push,
+            remote: m.remote.clone(),
         }
     }
 }
@@ -732,6 +771,7 @@ impl From<MappedV1> for MappedEvent {
             fingerprint: m.fingerprint,
             etag: m.etag,
             needs_push: m.needs_push,
+            remote: m.remote,
         }
     }
 }
@@ -889,5 +929,47 @@ impl AttachmentRecord {
             AttachmentRecord::Versioned(VersionedAttachment::V1(a))
             | AttachmentRecord::Untagged(a) => a.into_attachment(),
         }
+    }
+}
+
+#[cfg(test)]
+mod sync_record_tests {
+    use super::*;
+
+    #[test]
+    fn sync_records_written_before_the_usage_limit_fields_still_read() {
+        let mut cal = OfferingCalendar::new(Id::new_v4());
+        cal.last_run = Some(RunSummary {
+            created: 2,
+            ..RunSummary::default()
+        });
+        // A document as written before the fields existed.
+        let mut old = serde_json::to_value(CalendarRecord::from(&cal)).unwrap_or_default();
+        if let Some(m) = old.as_object_mut() {
+            m.remove("waiting");
+            m.remove("busy_read_at");
+        }
+        if let Some(m) = old["last_run"].as_object_mut() {
+            m.remove("deferred");
+        }
+        let read: Option<OfferingCalendar> = serde_json::from_value::<CalendarRecord>(old)
+            .ok()
+            .map(Into::into);
+        assert_eq!(read, Some(cal));
+        let m = MappedEvent {
+            event_id: "bcxyz".into(),
+            fingerprint: "f".into(),
+            etag: None,
+            needs_push: false,
+            remote: None,
+        };
+        let mut old = serde_json::to_value(MappedRecord::from(&m)).unwrap_or_default();
+        if let Some(o) = old.as_object_mut() {
+            o.remove("remote");
+        }
+        let read: Option<MappedEvent> = serde_json::from_value::<MappedRecord>(old)
+            .ok()
+            .map(Into::into);
+        assert_eq!(read, Some(m));
     }
 }

@@ -1,20 +1,23 @@
-//! Booking transitions on the sled engine: gathers the lifecycle's inputs from the
-//! catalog and the records, runs [`lifecycle`] and writes its outcome, all under the
-//! store's write lock ([`Store::mutate`]), so the overlap check and the write cannot
-//! be separated by another writer.
-//!
-//! Another engine supplies the same inputs (the order, its resource, the offering,
-//! the caller's standing, the time held in the offering, now) from inside its own
-//! transaction and writes the same [`Outcome`].
+//! Booking transitions on either engine: the lifecycle's inputs (the order, its
+//! resource, the offering, the caller's standing, the time already taken in the
+//! offering, the freshness of its busy time, now) are read by [`Store::mutate`]
+//! inside the write's critical section (sled: under the write lock; PostgreSQL: in
+//! the transaction that holds the offering's row lock), [`lifecycle`] decides, and
+//! its [`Outcome`] is written there, so the overlap check and the write cannot be
+//! separated by another writer, in this process or another. On PostgreSQL the
+//! exclusion constraint on live slots is the backstop: a transaction that loses the
+//! race anyway is run again and then refused.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
-use super::{Catalog, Change, MutateError, Store, StoreError};
+use super::mutate::{Load, View};
+use super::{Change, MutateError, Store, StoreError};
+use crate::domain::calendar::StaleBusy;
 use crate::domain::lifecycle::{
     self, Acting, Action, Actor, Availability, Booking, Created, NewOrder, Outcome, Parties,
     Refusal, Standing,
 };
-use crate::domain::{Id, Order, Resource};
+use crate::domain::{Id, Interval};
 
 /// What an action names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,17 +46,17 @@ impl From<MutateError<TransitionError>> for TransitionError {
 
 /// The caller's standing towards a booking of `offering` for `project`.
 pub fn standing(
-    cat: &Catalog,
+    view: &View,
     actor: Actor,
     offering: Option<Id>,
     project: Option<Id>,
     created_by: Option<Id>,
 ) -> Standing {
     let provider = offering
-        .and_then(|id| cat.offerings.get(&id))
-        .and_then(|o| cat.customers.get(&o.customer));
-    let project = project.and_then(|id| cat.projects.get(&id));
-    let consumer = project.and_then(|p| cat.customers.get(&p.customer));
+        .and_then(|id| view.offerings.get(&id))
+        .and_then(|o| view.customers.get(&o.customer));
+    let project = project.and_then(|id| view.projects.get(&id));
+    let consumer = project.and_then(|p| view.customers.get(&p.customer));
     Standing::of(
         actor,
         &Parties {
@@ -63,6 +66,16 @@ pub fn standing(
             created_by,
         },
     )
+}
+
+/// Whether some time is given and all of it has started by `now` (a booking never
+/// accepted in time).
+pub(crate) fn all_started<'a>(
+    time: impl Iterator<Item = &'a Interval>,
+    now: DateTime<Utc>,
+) -> bool {
+    let mut time = time.peekable();
+    time.peek().is_some() && time.all(|s| s.start <= now)
 }
 
 fn outcome_changes(out: &Outcome) -> Vec<Change> {
@@ -87,114 +100,136 @@ fn outcome_changes(out: &Outcome) -> Vec<Change> {
 }
 
 impl Store {
-    fn booking_records(
-        &self,
-        cat: &Catalog,
-        target: Target,
-    ) -> Result<(Option<Order>, Option<Resource>), TransitionError> {
-        Ok(match target {
-            Target::Order(id) => {
-                if !cat.orders.contains_key(&id) {
-                    return Err(Refusal::NotFound.into());
-                }
-                let o = self.order(id)?.ok_or(Refusal::NotFound)?;
-                let r = self.resource(o.resource)?;
-                (Some(o), r)
-            }
-            Target::Resource(id) => {
-                if !cat.resources.contains_key(&id) {
-                    return Err(Refusal::NotFound.into());
-                }
-                let r = self.resource(id)?.ok_or(Refusal::NotFound)?;
-                let o = match r.creation_order {
-                    Some(oid) => self.order(oid)?,
-                    None => None,
-                };
-                (o, Some(r))
-            }
-        })
-    }
-
     /// Applies one lifecycle action to the booking `target` names, atomically.
     ///
     /// # Errors
     /// `Refused` with the lifecycle's refusal (nothing written), or `Store`.
-    pub fn transition(
+    pub async fn transition(
         &self,
         target: Target,
         actor: Actor,
         action: Action,
         now: DateTime<Utc>,
     ) -> Result<Outcome, TransitionError> {
-        let out = self.mutate(|cat| {
-            let (order, resource) = self.booking_records(cat, target)?;
-            let (offering_id, project_id) = match (&order, &resource) {
-                (_, Some(r)) => (r.offering, r.project),
-                (Some(o), None) => (o.offering, o.project),
-                (None, None) => return Err(Refusal::NotFound.into()),
-            };
-            let offering = cat.offerings.get(&offering_id).ok_or(Refusal::NotFound)?;
-            let created_by = order
-                .as_ref()
-                .map(|o| o.created_by)
-                .or(resource.as_ref().map(|r| r.created_by));
-            let acting = Acting {
-                actor,
-                standing: standing(cat, actor, Some(offering_id), Some(project_id), created_by),
-            };
-            let taken = cat.occupied(offering_id);
-            let availability = Availability {
-                now,
-                windows: offering.availability(),
-                taken: &taken,
-            };
-            let booking = Booking {
-                order: order.as_ref(),
-                resource: resource.as_ref(),
-                offering,
-            };
-            let out = lifecycle::apply(action, &booking, &acting, &availability, &mut Id::new_v4)?;
-            Ok((outcome_changes(&out), out))
-        })?;
+        // Which records and offering the booking involves (links never change); the
+        // transaction reads the records themselves again, locked.
+        let (order_id, resource_id, offering, project) = match target {
+            Target::Order(id) => {
+                let o = self.order(id).await?.ok_or(Refusal::NotFound)?;
+                (Some(id), Some(o.resource), o.offering, o.project)
+            }
+            Target::Resource(id) => {
+                let r = self.resource(id).await?.ok_or(Refusal::NotFound)?;
+                (r.creation_order, Some(id), r.offering, r.project)
+            }
+        };
+        let load = Load {
+            taken: vec![offering],
+            projects: vec![project],
+            orders: order_id.into_iter().collect(),
+            resources: resource_id.into_iter().collect(),
+            ..Load::default()
+        };
+        let out = self
+            .mutate(&load, |view| {
+                let order = order_id.and_then(|id| view.orders.get(&id));
+                let resource = resource_id.and_then(|id| view.resources.get(&id));
+                let found = match target {
+                    Target::Order(_) => order.is_some(),
+                    Target::Resource(_) => resource.is_some(),
+                };
+                if !found {
+                    return Err(Refusal::NotFound.into());
+                }
+                let offering_rec = view.offerings.get(&offering).ok_or(Refusal::NotFound)?;
+                let created_by = order
+                    .map(|o| o.created_by)
+                    .or(resource.map(|r| r.created_by));
+                let acting = Acting {
+                    actor,
+                    standing: standing(view, actor, Some(offering), Some(project), created_by),
+                };
+                let taken = view.taken.get(&offering).cloned().unwrap_or_default();
+                let availability = Availability {
+                    now,
+                    windows: offering_rec.availability(),
+                    taken: &taken,
+                    // Only new orders depend on the freshness of the busy time.
+                    stale_busy: None,
+                };
+                let booking = Booking {
+                    order,
+                    resource,
+                    offering: offering_rec,
+                };
+                let out = lifecycle::apply(
+                    action.clone(),
+                    &booking,
+                    &acting,
+                    &availability,
+                    &mut Id::new_v4,
+                )?;
+                Ok::<_, TransitionError>((outcome_changes(&out), out))
+            })
+            .await?;
         Ok(out)
     }
 
     /// Creates a booking order and its resource (see [`lifecycle::create`]), atomically
-    /// with the check that its time is free.
+    /// with the check that its time is free. `max_busy_age` is how old the busy time
+    /// read from the offering's Google Calendar may be (`sync.max_busy_age_secs`;
+    /// `None`: any age).
     ///
     /// # Errors
     /// `Refused` with the lifecycle's refusal (nothing written), or `Store`.
-    pub fn create_order(
+    pub async fn create_order(
         &self,
         actor: Actor,
         offering: Option<Id>,
         project: Option<Id>,
         req: &NewOrder,
         now: DateTime<Utc>,
+        max_busy_age: Option<Duration>,
     ) -> Result<Created, TransitionError> {
-        let created = self.mutate(|cat| {
-            let off = offering.and_then(|id| cat.offerings.get(&id));
-            let proj = project.and_then(|id| cat.projects.get(&id));
-            let acting = Acting {
-                actor,
-                standing: standing(cat, actor, offering, project, None),
-            };
-            let taken = off.map(|o| cat.occupied(o.id)).unwrap_or_default();
-            let availability = Availability {
-                now,
-                windows: off.map(|o| o.availability()).unwrap_or_default(),
-                taken: &taken,
-            };
-            let created =
-                lifecycle::create(req, off, proj, &acting, &availability, &mut Id::new_v4)?;
-            Ok::<_, TransitionError>((
-                vec![
-                    Change::Resource(created.resource.clone()),
-                    Change::Order(created.order.clone()),
-                ],
-                created,
-            ))
-        })?;
+        let load = Load {
+            taken: offering.into_iter().collect(),
+            projects: project.into_iter().collect(),
+            // The busy time's freshness, when it matters.
+            calendars: offering
+                .filter(|_| max_busy_age.is_some())
+                .into_iter()
+                .collect(),
+            ..Load::default()
+        };
+        let created = self
+            .mutate(&load, |view| {
+                let off = offering.and_then(|id| view.offerings.get(&id));
+                let proj = project.and_then(|id| view.projects.get(&id));
+                let acting = Acting {
+                    actor,
+                    standing: standing(view, actor, offering, project, None),
+                };
+                let taken = offering
+                    .and_then(|o| view.taken.get(&o).cloned())
+                    .unwrap_or_default();
+                let calendar = offering.and_then(|o| view.calendars.get(&o));
+                let availability = Availability {
+                    now,
+                    windows: off.map(|o| o.availability()).unwrap_or_default(),
+                    taken: &taken,
+                    stale_busy: StaleBusy::of(calendar, now, max_busy_age),
+                };
+                let created =
+                    lifecycle::create(req, off, proj, &acting, &availability, &mut Id::new_v4)?;
+                Ok::<_, TransitionError>((
+                    vec![
+                        Change::Resource(created.resource.clone()),
+                        Change::Order(created.order.clone()),
+                    ],
+                    created,
+                ))
+            })
+            .await?;
         Ok(created)
     }
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
-use super::{Change, Store};
+use super::Change;
 use crate::domain::Id;
 
 /// A set of stored data that derived data can depend on.
@@ -65,9 +65,29 @@ impl Change {
 pub(crate) struct Versions {
     clock: AtomicU64,
     stamps: RwLock<HashMap<Scope, u64>>,
+    /// The version of every scope is at least this (raised when changes may have
+    /// been missed: the PostgreSQL engine's listener lost its connection).
+    floor: AtomicU64,
 }
 
 impl Versions {
+    /// Stamps `scopes` with `stamp` from a shared clock (the PostgreSQL engine's
+    /// database sequence, so that every replica agrees); stamps never go down.
+    pub(crate) fn stamp(&self, scopes: impl IntoIterator<Item = Scope>, stamp: u64) {
+        self.clock.fetch_max(stamp, Ordering::Relaxed);
+        let mut stamps = self.stamps.write().unwrap_or_else(|p| p.into_inner());
+        for s in scopes {
+            let e = stamps.entry(s).or_insert(stamp);
+            *e = (*e).max(stamp);
+        }
+    }
+
+    /// Moves the version of every scope (at least) to `stamp`.
+    pub(crate) fn stamp_all(&self, stamp: u64) {
+        self.clock.fetch_max(stamp, Ordering::Relaxed);
+        self.floor.fetch_max(stamp, Ordering::Relaxed);
+    }
+
     /// Stamps every scope of `changes` with one new number.
     pub(crate) fn bump(&self, changes: &[Change]) {
         let mut scopes = changes.iter().flat_map(Change::scopes).peekable();
@@ -82,7 +102,7 @@ impl Versions {
         }
     }
 
-    fn version(&self, scopes: &[Scope]) -> u64 {
+    pub(crate) fn version(&self, scopes: &[Scope]) -> u64 {
         let stamps = self.stamps.read().unwrap_or_else(|p| p.into_inner());
         scopes
             .iter()
@@ -90,14 +110,7 @@ impl Versions {
             .copied()
             .max()
             .unwrap_or(0)
-    }
-}
-
-impl Store {
-    /// The version of the data in `scopes`: changes whenever a write touches one of
-    /// them, and only then. Cheap: one read-locked lookup per scope.
-    pub fn version(&self, scopes: &[Scope]) -> u64 {
-        self.versions.version(scopes)
+            .max(self.floor.load(Ordering::Relaxed))
     }
 }
 
@@ -110,7 +123,7 @@ mod tests {
     fn a_write_moves_the_versions_of_the_scopes_it_touches_and_no_other() {
         let v = Versions::default();
         let (a, b) = (Id::new_v4(), Id::new_v4());
-        let cal = |o| Store::calendar_change(&OfferingCalendar::new(o)).expect("encode");
+        let cal = |o| Change::Calendar(OfferingCalendar::new(o));
         let busy = |o| Change::Busy(o, Vec::new());
         let token = Change::RevokeFeedToken([0; 32]);
         let order = Change::DeleteOrder(a);

@@ -1,8 +1,12 @@
-//! The sync engine: per offering, *load state -> plan (pure) -> execute -> persist*.
+//! The sync engine: per offering, *load -> list -> decide (pure) -> execute -> persist*.
 //!
+//! - [`decide`]: the engine's decisions (desired events, ours or external, merging
+//!   incremental listings, the busy-slot guard, event-id generations), pure and
+//!   table-tested, put together by [`decide::decide`];
 //! - [`plan`]: the pure planner (what to write to Google), table-tested;
-//! - [`busy`]: external events to busy slots (pure), table-tested;
-//! - [`engine`]: loading, listing, executing with bounded concurrency, persisting.
+//! - [`busy`]: external events to busy slots (pure), table-tested, with
+//!   [`recurrence`] reading series the way Google writes them;
+//! - [`engine`]: load, list, execute with bounded concurrency, persist.
 //!
 //! Invariants: the sync token is stored only together with everything the listing
 //! it came from implied (mapping, external events, busy slots) in one store
@@ -11,6 +15,7 @@
 //! replays to the same events (no duplicates).
 
 pub mod busy;
+pub mod decide;
 pub mod engine;
 pub mod plan;
 pub mod recurrence;

@@ -10,18 +10,27 @@
 //!   upstream event): adopted as is when its fingerprint property matches, else
 //!   updated;
 //! - a mapped slot is updated when its fingerprint changed, when the last push
-//!   failed, or when the listing shows someone edited it (other etag) or deleted it
-//!   (a deleted event is revived by an update: its id stays reserved);
+//!   failed, or when the listing shows someone edited it or deleted it (a deleted
+//!   event is revived by an update: its id stays reserved). "Edited" is read from the
+//!   listed content (its fingerprint, [`SeenEvent::content`]) compared with what we
+//!   wrote, never from etags: Google's etags are opaque and may change without an
+//!   edit, which would make every run rewrite the previous run's writes;
+//! - a mapped slot whose event is gone altogether (a full listing without even a
+//!   tombstone, e.g. a purged one) is inserted again under the id it had;
 //! - a mapped slot that is no longer desired is deleted (unless already deleted);
 //!   events we own but cannot map (our property, slot gone) are deleted too;
 //! - external events are never touched;
-//! - the deletion guard holds back deletions above a share of our events unless forced.
+//! - the deletion guard holds back deletions above a share of our events unless forced
+//!   (a calendar may always lose up to [`ALWAYS_DELETABLE`] events).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::calendar::MappedEvent;
+
+/// Deletions the guard always allows: a small calendar may be emptied of a few events.
+pub const ALWAYS_DELETABLE: usize = 3;
 
 /// Status we give an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,17 +64,25 @@ pub struct DesiredEvent {
 pub struct SeenEvent {
     pub id: String,
     pub cancelled: bool,
+    /// Recorded with the mapping; never compared (see the module docs).
     pub etag: Option<String>,
     /// Our private property naming the slot, if present.
     pub slot: Option<String>,
     /// Our private fingerprint property, if present.
     pub fingerprint: Option<String>,
+    /// The fingerprint of the listed content (title, text, place, times, zone,
+    /// status), computed as for a desired event; `None` for a tombstone.
+    pub content: Option<String>,
 }
 
 /// One planned Google operation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    Insert(DesiredEvent),
+    /// Insert under `event_id` (the slot's id, or the id its vanished event had).
+    Insert {
+        desired: DesiredEvent,
+        event_id: String,
+    },
     /// Update (PUT) an existing or deleted event to the desired content.
     Update {
         event_id: String,
@@ -84,9 +101,7 @@ pub enum Op {
         backend_id: Option<String>,
     },
     /// Forget a mapping whose event is already gone.
-    Forget {
-        backend_id: String,
-    },
+    Forget { backend_id: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +142,13 @@ impl Plan {
     }
 }
 
+/// Whether a listed live event still shows what we wrote: its content is what we
+/// pushed, or what Google answered to our write (if Google normalised something).
+fn as_written(seen: &SeenEvent, m: &MappedEvent) -> bool {
+    let content = seen.content.as_deref();
+    content == Some(m.fingerprint.as_str()) || (content.is_some() && content == m.remote.as_deref())
+}
+
 /// Builds the plan. Deterministic: ops are ordered by slot start, then backend id.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut out = Plan::default();
@@ -153,8 +175,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 match found {
                     Some(s) => {
                         claimed.insert(s.id.as_str());
-                        if !s.cancelled && s.fingerprint.as_deref() == Some(d.fingerprint.as_str())
-                        {
+                        if !s.cancelled && s.content.as_deref() == Some(d.fingerprint.as_str()) {
                             out.ops.push(Op::Adopt {
                                 event_id: s.id.clone(),
                                 backend_id: d.backend_id.clone(),
@@ -169,7 +190,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                             });
                         }
                     }
-                    None => out.ops.push(Op::Insert((*d).clone())),
+                    None => out.ops.push(Op::Insert {
+                        desired: (*d).clone(),
+                        event_id: d.event_id.clone(),
+                    }),
                 }
             }
             Some(m) => {
@@ -177,9 +201,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 let seen = by_id.get(m.event_id.as_str());
                 let reason = match seen {
                     Some(s) if s.cancelled => Some(UpdateReason::DeletedRemotely),
-                    Some(s) if s.etag.is_some() && s.etag != m.etag => {
-                        Some(UpdateReason::EditedRemotely)
-                    }
+                    Some(s) if !as_written(s, m) => Some(UpdateReason::EditedRemotely),
                     _ if m.fingerprint != d.fingerprint => Some(UpdateReason::Changed),
                     _ if m.needs_push => Some(UpdateReason::RetryFailed),
                     None if input.full_listing => Some(UpdateReason::DeletedRemotely),
@@ -188,7 +210,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 if let Some(reason) = reason {
                     if seen.is_none() && input.full_listing {
                         // Not even a tombstone: the event does not exist; create it.
-                        out.ops.push(Op::Insert((*d).clone()));
+                        out.ops.push(Op::Insert {
+                            desired: (*d).clone(),
+                            event_id: m.event_id.clone(),
+                        });
                     } else {
                         out.ops.push(Op::Update {
                             event_id: m.event_id.clone(),
@@ -237,7 +262,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let owned = input.mapping.len().max(1);
     let limit = (input.max_delete_share * owned as f64).floor() as usize;
     // Small calendars may always be emptied of a few events; the guard is for mass deletion.
-    if !input.force && deletes.len() > limit.max(3) {
+    if !input.force && deletes.len() > limit.max(ALWAYS_DELETABLE) {
         out.held_back = deletes.len();
         out.warnings.push(format!(
             "deletion guard: {} of {} owned events would be deleted (limit {:.0}%); none deleted, run with force to proceed",
@@ -282,8 +307,10 @@ mod tests {
             fingerprint: fp.into(),
             etag: Some(etag.into()),
             needs_push: false,
+            remote: None,
         }
     }
+    /// A listed event whose content is what its fingerprint property says.
     fn seen(
         id: &str,
         cancelled: bool,
@@ -297,6 +324,18 @@ mod tests {
             etag: Some(etag.into()),
             slot: slot.map(String::from),
             fingerprint: fp.map(String::from),
+            content: if cancelled {
+                None
+            } else {
+                Some(fp.unwrap_or("upstream").into())
+            },
+        }
+    }
+    /// A listed event someone edited: its content no longer matches its property.
+    fn edited(id: &str, etag: &str, slot: &str, fp: &str) -> SeenEvent {
+        SeenEvent {
+            content: Some("edited".into()),
+            ..seen(id, false, etag, Some(slot), Some(fp))
         }
     }
     /// A compact rendering of a plan for the table.
@@ -304,7 +343,7 @@ mod tests {
         p.ops
             .iter()
             .map(|o| match o {
-                Op::Insert(d) => format!("insert {}", d.event_id),
+                Op::Insert { event_id, .. } => format!("insert {event_id}"),
                 Op::Update {
                     event_id, reason, ..
                 } => format!("update {event_id} {reason:?}"),
@@ -362,9 +401,39 @@ mod tests {
                 name: "an event edited in Google is repaired",
                 desired: vec![d("a", 9, "f1")],
                 mapping: vec![("a", m("bca", "f1", "e1"))],
-                seen: vec![seen("bca", false, "e2", Some("a"), Some("f1"))],
+                seen: vec![edited("bca", "e2", "a", "f1")],
                 full: false,
                 want: vec!["update bca EditedRemotely"],
+            },
+            Case {
+                name: "an etag that changed without an edit is not a change",
+                desired: vec![d("a", 9, "f1")],
+                mapping: vec![("a", m("bca", "f1", "e1"))],
+                seen: vec![seen("bca", false, "e2-drifted", Some("a"), Some("f1"))],
+                full: false,
+                want: vec![],
+            },
+            Case {
+                name: "content Google normalised after our write is not a change",
+                desired: vec![d("a", 9, "f1")],
+                mapping: vec![(
+                    "a",
+                    MappedEvent {
+                        remote: Some("edited".into()),
+                        ..m("bca", "f1", "e1")
+                    },
+                )],
+                seen: vec![edited("bca", "e2", "a", "f1")],
+                full: false,
+                want: vec![],
+            },
+            Case {
+                name: "a purged event (gone from a full listing) is inserted under its id",
+                desired: vec![d("a", 9, "f1")],
+                mapping: vec![("a", m("g01bca", "f1", "e1"))],
+                seen: vec![],
+                full: true,
+                want: vec!["insert g01bca"],
             },
             Case {
                 name: "an event deleted in Google is revived, not re-inserted",

@@ -1,6 +1,7 @@
 //! The Waldur booking API, driven over HTTP against the real server.
 
-use crate::helpers::{at, spawn_app, spawn_app_with, Options};
+use crate::helpers::table::{delete, get, post, request};
+use crate::helpers::{at, spawn_app, spawn_app_with, Options, Resp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -100,54 +101,36 @@ async fn booking_offerings_are_visible_to_provider_staff_only() {
         }
         assert!(o["url"].as_str().expect("url").starts_with(&app.base));
     }
-    assert_eq!(count(&app.get("alice", "/api/booking-offerings/").await), 0);
-    assert_eq!(count(&app.get("admin", "/api/booking-offerings/").await), 3);
-    assert_eq!(
-        count(&app.get("manager", "/api/booking-offerings/").await),
-        3
-    );
+    for (user, visible) in [("alice", 0), ("admin", 3), ("manager", 3)] {
+        let r = app.get(user, "/api/booking-offerings/").await;
+        assert_eq!(count(&r), visible, "{user}");
+    }
     let id = app.offering_id("room-aurora");
     let dashed = id.0.hyphenated().to_string();
-    let r = app
-        .get("owner", &format!("/api/booking-offerings/{dashed}/"))
-        .await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.body["uuid"], id.hex());
-    assert_eq!(
-        app.get("alice", &format!("/api/booking-offerings/{dashed}/"))
-            .await
-            .status,
-        404
-    );
-    let r = app
-        .get(
-            "owner",
-            "/api/booking-offerings/00000000000000000000000000000000/",
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body.clone()),
-        (404, json!({"detail": "Not found."}))
-    );
-    assert_eq!(
-        app.get("owner", "/api/booking-offerings/not-a-uuid/")
-            .await
-            .status,
-        404
-    );
-    let r = app
-        .get(
-            "owner",
-            &format!(
-                "/api/booking-offerings/{}/?field=name&field=uuid&field=bogus",
-                id.hex()
+    let rs = app
+        .check([
+            get("owner", format!("/api/booking-offerings/{dashed}/")),
+            get("alice", format!("/api/booking-offerings/{dashed}/")).is(404),
+            get(
+                "owner",
+                "/api/booking-offerings/00000000000000000000000000000000/",
+            )
+            .answers(404, json!({"detail": "Not found."})),
+            get("owner", "/api/booking-offerings/not-a-uuid/").is(404),
+            get(
+                "owner",
+                format!(
+                    "/api/booking-offerings/{}/?field=name&field=uuid&field=bogus",
+                    id.hex()
+                ),
+            )
+            .answers(
+                200,
+                json!({"name": "Meeting room Aurora", "uuid": id.hex()}),
             ),
-        )
+        ])
         .await;
-    assert_eq!(
-        r.body,
-        json!({"name": "Meeting room Aurora", "uuid": id.hex()})
-    );
+    assert_eq!(rs[0].body["uuid"], id.hex());
 }
 
 #[tokio::test]
@@ -242,7 +225,14 @@ async fn booking_resources_filter_and_order_like_waldur() {
         assert_eq!(r.status, 200, "{q}: {}", r.text);
         assert_eq!(count(&r), want, "{q}");
     }
-    let provider = app.store.read().expect("read").offerings[&room].customer;
+    let provider = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .offerings[&room]
+        .customer;
     assert_eq!(
         count(
             &app.get(
@@ -303,16 +293,18 @@ async fn booking_resources_filter_and_order_like_waldur() {
 #[tokio::test]
 async fn booking_resources_are_visible_to_staff_the_provider_and_their_creator_only() {
     let app = spawn_app().await;
-    assert_eq!(count(&app.get("admin", "/api/booking-resources/").await), 4);
-    assert_eq!(count(&app.get("owner", "/api/booking-resources/").await), 4);
-    assert_eq!(
-        count(&app.get("manager", "/api/booking-resources/").await),
-        4
-    );
     // alice owns the project's customer but sees only the three she booked; bob, a
     // member of the project, only his own.
-    assert_eq!(count(&app.get("alice", "/api/booking-resources/").await), 3);
-    assert_eq!(count(&app.get("bob", "/api/booking-resources/").await), 1);
+    for (user, visible) in [
+        ("admin", 4),
+        ("owner", 4),
+        ("manager", 4),
+        ("alice", 3),
+        ("bob", 1),
+    ] {
+        let r = app.get(user, "/api/booking-resources/").await;
+        assert_eq!(count(&r), visible, "{user}");
+    }
     // A stranger: a new user with no roles.
     let stranger = bookcal::domain::User {
         id: bookcal::domain::Id::new_v4(),
@@ -323,9 +315,11 @@ async fn booking_resources_are_visible_to_staff_the_provider_and_their_creator_o
         created: chrono::Utc::now(),
     };
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::User(stranger.clone())], ())))
         .expect("user");
-    let tok = app.store.create_token(stranger.id).expect("token");
+    let tok = app.store.create_token(stranger.id).await.expect("token");
     let r = app
         .http
         .get(format!("{}/api/booking-resources/", app.base))
@@ -378,52 +372,22 @@ async fn an_owner_booking_is_executing_at_once_and_accept_makes_it_ok() {
         .as_str()
         .expect("bid")
         .starts_with("booking_"));
-    // Only the provider accepts.
-    assert_eq!(
-        app.post(
-            "alice",
-            &format!("/api/booking-resources/{res}/accept/"),
-            json!({})
-        )
-        .await
-        .status,
-        403
-    );
-    let a = app
-        .post(
-            "owner",
-            &format!("/api/booking-resources/{res}/accept/"),
-            json!({}),
-        )
+    let accept = format!("/api/booking-resources/{res}/accept/");
+    let rs = app
+        .check([
+            // Only the provider accepts.
+            post("alice", &accept, json!({})).is(403),
+            post("owner", &accept, json!({})).answers(200, json!({"order_uuid": order})),
+            get("alice", format!("/api/booking-resources/{res}/")),
+            get("alice", format!("/api/marketplace-orders/{order}/")),
+            post("owner", &accept, json!({})).answers(
+                409,
+                json!({"detail": "Valid states for operation: Creating."}),
+            ),
+        ])
         .await;
-    assert_eq!(a.status, 200);
-    assert_eq!(a.body, json!({"order_uuid": order}));
-    assert_eq!(
-        app.get("alice", &format!("/api/booking-resources/{res}/"))
-            .await
-            .body["state"],
-        "OK"
-    );
-    assert_eq!(
-        app.get("alice", &format!("/api/marketplace-orders/{order}/"))
-            .await
-            .body["state"],
-        "done"
-    );
-    let again = app
-        .post(
-            "owner",
-            &format!("/api/booking-resources/{res}/accept/"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        (again.status, again.body),
-        (
-            409,
-            json!({"detail": "Valid states for operation: Creating."})
-        )
-    );
+    assert_eq!(rs[2].body["state"], "OK");
+    assert_eq!(rs[3].body["state"], "done");
 }
 
 #[tokio::test]
@@ -585,265 +549,141 @@ async fn a_pending_request_blocks_overlapping_requests_until_it_is_rejected() {
         "{}",
         clash.text
     );
-    // bob may not approve his own order for the organisation.
-    assert_eq!(
-        app.post(
-            "bob",
-            &format!("/api/marketplace-orders/{order}/approve_by_consumer/"),
-            json!({})
-        )
-        .await
-        .status,
-        403
-    );
-    assert_eq!(
-        app.post(
-            "bob",
-            &format!("/api/marketplace-orders/{order}/approve_by_provider/"),
-            json!({})
-        )
-        .await
-        .status,
-        403
-    );
-    let rej = app
-        .post(
-            "alice",
-            &format!("/api/marketplace-orders/{order}/reject_by_consumer/"),
-            json!({}),
-        )
+    let p = |a: &str| format!("/api/marketplace-orders/{order}/{a}/");
+    let rs = app
+        .check([
+            // bob may not approve his own order for the organisation.
+            post("bob", p("approve_by_consumer"), json!({})).is(403),
+            post("bob", p("approve_by_provider"), json!({})).is(403),
+            post("alice", p("reject_by_consumer"), json!({})),
+            post(
+                "alice",
+                "/api/marketplace-orders/",
+                app.order_body("telescope", &[(at(60, 11), at(60, 13))]),
+            )
+            .is(201),
+        ])
         .await;
-    assert_eq!(rej.status, 200);
-    assert!(rej.body["detail"].is_string());
-    assert_eq!(
-        app.post(
-            "alice",
-            "/api/marketplace-orders/",
-            app.order_body("telescope", &[(at(60, 11), at(60, 13))])
-        )
-        .await
-        .status,
-        201
-    );
+    assert!(rs[2].body["detail"].is_string());
 }
 
 #[tokio::test]
 async fn order_state_actions_follow_the_state_machine() {
     let app = spawn_app().await;
     let mk = |h: u32| app.order_body("telescope", &[(at(70, h), at(70, h + 1))]);
-    // Pending order: approve by consumer -> executing -> done.
-    let o = app
-        .post("bob", "/api/marketplace-orders/", mk(1))
-        .await
-        .body["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_string();
+    let uuid = |r: Vec<Resp>| r[0].body["uuid"].as_str().expect("uuid").to_string();
+    let book = |user: &'static str, h: u32| post(user, "/api/marketplace-orders/", mk(h)).is(201);
+    let o = uuid(app.check([book("bob", 1)]).await);
     let p = |a: &str| format!("/api/marketplace-orders/{o}/{a}/");
-    let r = app.post("owner", &p("set_state_done"), json!({})).await;
-    assert_eq!(
-        (r.status, r.body),
-        (
-            409,
-            json!({"detail": "Valid states for operation: executing."})
-        )
-    );
-    let r = app
-        .post("alice", &p("approve_by_consumer"), json!({}))
+    let order = format!("/api/marketplace-orders/{o}/");
+    let rs = app
+        .check([
+            // Pending order: approve by consumer -> executing -> done.
+            post("owner", p("set_state_done"), json!({})).answers(
+                409,
+                json!({"detail": "Valid states for operation: executing."}),
+            ),
+            post("alice", p("approve_by_consumer"), json!({})),
+            post("alice", p("approve_by_consumer"), json!({})).is(409),
+            post("alice", p("set_state_done"), json!({})).is(403),
+            post("owner", p("set_state_done"), json!({})),
+            get("owner", &order),
+            // set_backend_id, then done is terminal: no erring it afterwards.
+            post("owner", p("set_backend_id"), json!({"backend_id": "ext-1"})),
+            get("owner", &order),
+            post("owner", p("set_backend_id"), json!({})).is(400),
+            post(
+                "owner",
+                p("set_state_erred"),
+                json!({"error_message": "boom"}),
+            )
+            .is(409),
+        ])
         .await;
-    assert_eq!((r.status, r.body["detail"].is_string()), (200, true));
-    assert_eq!(
-        app.post("alice", &p("approve_by_consumer"), json!({}))
-            .await
-            .status,
-        409
-    );
-    assert_eq!(
-        app.post("alice", &p("set_state_done"), json!({}))
-            .await
-            .status,
-        403
-    );
-    assert_eq!(
-        app.post("owner", &p("set_state_done"), json!({}))
-            .await
-            .status,
-        200
-    );
-    let order = app
-        .get("owner", &format!("/api/marketplace-orders/{o}/"))
-        .await
-        .body;
-    assert_eq!(order["state"], "done");
-    let res = order["marketplace_resource_uuid"].as_str().expect("res");
+    assert!(rs[1].body["detail"].is_string());
+    assert_eq!(rs[5].body["state"], "done");
+    let res = rs[5].body["marketplace_resource_uuid"]
+        .as_str()
+        .expect("res");
     assert_eq!(
         app.get("owner", &format!("/api/booking-resources/{res}/"))
             .await
             .body["state"],
         "OK"
     );
-    // set_backend_id, erred, executing again.
-    let r = app
-        .post(
-            "owner",
-            &p("set_backend_id"),
-            json!({"backend_id": "ext-1"}),
-        )
-        .await;
-    assert_eq!((r.status, r.body["status"].is_string()), (200, true));
-    assert_eq!(
-        app.get("owner", &format!("/api/marketplace-orders/{o}/"))
-            .await
-            .body["backend_id"],
-        "ext-1"
-    );
-    assert_eq!(
-        app.post("owner", &p("set_backend_id"), json!({}))
-            .await
-            .status,
-        400
-    );
-    // done is terminal: no erring it afterwards.
-    assert_eq!(
-        app.post(
-            "owner",
-            &p("set_state_erred"),
-            json!({"error_message": "boom"})
-        )
-        .await
-        .status,
-        409
-    );
-    // An executing order errs and executes again.
-    let o = app
-        .post("alice", "/api/marketplace-orders/", mk(7))
-        .await
-        .body["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_string();
+    assert!(rs[6].body["status"].is_string());
+    assert_eq!(rs[7].body["backend_id"], "ext-1");
+
+    // An executing order errs and executes again; cancel answers 202, then the state
+    // is final.
+    let o = uuid(app.check([book("alice", 7)]).await);
     let p = |a: &str| format!("/api/marketplace-orders/{o}/{a}/");
-    assert_eq!(
-        app.post(
-            "owner",
-            &p("set_state_erred"),
-            json!({"error_message": "boom"})
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        app.get("owner", &format!("/api/marketplace-orders/{o}/"))
-            .await
-            .body["error_message"],
-        "boom"
-    );
-    assert_eq!(
-        app.post("owner", &p("set_state_executing"), json!({}))
-            .await
-            .status,
-        200
-    );
-    // Cancel answers 202, then the state is final.
-    let r = app.post("alice", &p("cancel"), json!({})).await;
-    assert_eq!(r.status, 202);
-    assert_eq!(app.post("alice", &p("cancel"), json!({})).await.status, 409);
-    // Destroy a pending order: 204; unlink: staff only.
-    let o2 = app
-        .post("bob", "/api/marketplace-orders/", mk(3))
-        .await
-        .body["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_string();
-    let r = app
-        .req(
-            Method::DELETE,
-            Some("bob"),
-            &format!("/api/marketplace-orders/{o2}/"),
-            None,
-        )
+    let rs = app
+        .check([
+            post(
+                "owner",
+                p("set_state_erred"),
+                json!({"error_message": "boom"}),
+            ),
+            get("owner", format!("/api/marketplace-orders/{o}/")),
+            post("owner", p("set_state_executing"), json!({})),
+            post("alice", p("cancel"), json!({})).is(202),
+            post("alice", p("cancel"), json!({})).is(409),
+        ])
         .await;
-    assert_eq!(r.status, 204);
-    assert_eq!(
-        app.get("bob", &format!("/api/marketplace-orders/{o2}/"))
-            .await
-            .status,
-        404
-    );
-    let o3 = app
-        .post("bob", "/api/marketplace-orders/", mk(5))
-        .await
-        .body["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_string();
-    assert_eq!(
-        app.post(
+    assert_eq!(rs[1].body["error_message"], "boom");
+
+    // Destroy a pending order: 204; unlink: staff only.
+    let o2 = uuid(app.check([book("bob", 3)]).await);
+    let o3 = uuid(app.check([book("bob", 5)]).await);
+    app.check([
+        delete("bob", format!("/api/marketplace-orders/{o2}/")),
+        get("bob", format!("/api/marketplace-orders/{o2}/")).is(404),
+        post(
             "owner",
-            &format!("/api/marketplace-orders/{o3}/reject_by_provider/"),
-            json!({})
+            format!("/api/marketplace-orders/{o3}/reject_by_provider/"),
+            json!({}),
         )
-        .await
-        .status,
-        409
-    );
-    assert_eq!(
-        app.post(
+        .is(409),
+        post(
             "alice",
-            &format!("/api/marketplace-orders/{o3}/unlink/"),
-            json!({})
+            format!("/api/marketplace-orders/{o3}/unlink/"),
+            json!({}),
         )
-        .await
-        .status,
-        403
-    );
-    assert_eq!(
-        app.post(
+        .is(403),
+        post(
             "admin",
-            &format!("/api/marketplace-orders/{o3}/unlink/"),
-            json!({})
+            format!("/api/marketplace-orders/{o3}/unlink/"),
+            json!({}),
         )
-        .await
-        .status,
-        204
-    );
+        .is(204),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn orders_list_filters_and_the_order_offering_view() {
     let app = spawn_app().await;
-    let r = app
-        .get("owner", "/api/marketplace-orders/?state=executing")
-        .await;
-    assert_eq!(count(&r), 2);
-    assert_eq!(
-        count(
-            &app.get("owner", "/api/marketplace-orders/?state=done,executing")
-                .await
-        ),
-        4
-    );
-    assert_eq!(
-        count(
-            &app.get(
-                "alice",
-                &format!(
-                    "/api/marketplace-orders/?offering_uuid={}",
-                    app.offering_id("tem-2100").0.hyphenated()
-                )
-            )
-            .await
-        ),
-        2
-    );
+    let tem = app.offering_id("tem-2100").0.hyphenated().to_string();
+    for (user, query, visible) in [
+        ("owner", "state=executing".to_string(), 2),
+        ("owner", "state=done,executing".to_string(), 4),
+        ("alice", format!("offering_uuid={tem}"), 2),
+    ] {
+        let r = app
+            .get(user, &format!("/api/marketplace-orders/?{query}"))
+            .await;
+        assert_eq!(count(&r), visible, "{user} {query}");
+    }
     assert_eq!(
         app.get("alice", "/api/marketplace-orders/?state=nope")
             .await
             .status,
         400
     );
+    let r = app
+        .get("owner", "/api/marketplace-orders/?state=executing")
+        .await;
     let created: Vec<String> = app
         .get("owner", "/api/marketplace-orders/")
         .await
@@ -870,36 +710,16 @@ async fn calendar_actions_validate_then_answer_200() {
     let app = spawn_app().await;
     let room = app.offering_id("room-aurora").hex();
     let p = |a: &str| format!("/api/booking-offerings/{room}/{a}/");
-    assert_eq!(
-        app.post("alice", &p("google_calendar_sync"), json!({}))
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        app.post("manager", &p("google_calendar_sync"), json!({}))
-            .await
-            .status,
-        403
-    );
-    let r = app
-        .post("owner", &p("unshare_google_calendar"), json!({}))
-        .await;
-    assert_eq!(
-        (r.status, r.body),
-        (400, json!(["The calendar does not exist."]))
-    );
-    let r = app
-        .post("owner", &p("google_calendar_sync"), json!({}))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let r = app
-        .post("owner", &p("share_google_calendar"), json!({}))
-        .await;
-    assert_eq!(
-        (r.status, r.body),
-        (400, json!(["The calendar cannot be updated."]))
-    );
+    app.check([
+        post("alice", p("google_calendar_sync"), json!({})).is(404),
+        post("manager", p("google_calendar_sync"), json!({})).is(403),
+        post("owner", p("unshare_google_calendar"), json!({}))
+            .answers(400, json!(["The calendar does not exist."])),
+        post("owner", p("google_calendar_sync"), json!({})),
+        post("owner", p("share_google_calendar"), json!({}))
+            .answers(400, json!(["The calendar cannot be updated."])),
+    ])
+    .await;
     let gc = app
         .get("owner", &format!("/api/booking-offerings/{room}/"))
         .await
@@ -949,46 +769,46 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     assert_eq!(r.status(), 400);
     let r = send(vec![b' '; 3 * 1024 * 1024]).await.expect("send");
     assert_eq!(r.status(), 413);
-    let mut body = app.order_body("room-aurora", &[(at(80, 9), at(80, 10))]);
-    body["offering"] = json!(42);
-    let r = app.post("alice", "/api/marketplace-orders/", body).await;
-    assert_eq!(r.status, 400);
-    assert!(r.body["offering"].is_array(), "{}", r.text);
-    let mut body = app.order_body("room-aurora", &[(at(80, 9), at(80, 10))]);
-    body["offering"] = json!(format!(
+    let order = app.order_body("room-aurora", &[(at(80, 9), at(80, 10))]);
+    let with = |key: &str, v: Value| {
+        let mut b = order.clone();
+        match key.split_once('/') {
+            Some((outer, inner)) => b[outer][inner] = v,
+            None => b[key] = v,
+        }
+        b
+    };
+    let orders = "/api/marketplace-orders/";
+    let unknown = format!(
         "{}/api/marketplace-public-offerings/00000000000000000000000000000001/",
         app.base
-    ));
-    let r = app.post("alice", "/api/marketplace-orders/", body).await;
-    assert_eq!(
-        (r.status, r.body.clone()),
-        (
-            400,
-            json!({"offering": ["Invalid hyperlink - Object does not exist."]})
-        )
     );
-    let mut body = app.order_body("room-aurora", &[(at(80, 9), at(80, 10))]);
-    body["attributes"]["schedules"] = json!([{"start": "tomorrow", "end": "2030-01-01T10:00:00Z"}]);
-    let r = app.post("alice", "/api/marketplace-orders/", body).await;
-    assert_eq!(
-        (r.status, r.body.clone()),
-        (
-            400,
-            json!(["The value tomorrow does not match the format."])
-        )
-    );
-    let mut body = app.order_body("room-aurora", &[(at(80, 9), at(80, 10))]);
-    body["attributes"]["schedules"] = json!([]);
-    let r = app.post("alice", "/api/marketplace-orders/", body).await;
-    assert_eq!(
-        (r.status, r.body.clone()),
-        (400, json!(["Schedules are required."]))
-    );
-    let r = app
-        .post("alice", "/api/marketplace-orders/", json!({}))
+    let rs = app
+        .check([
+            post("alice", orders, with("offering", json!(42))).is(400),
+            post("alice", orders, with("offering", json!(unknown))).answers(
+                400,
+                json!({"offering": ["Invalid hyperlink - Object does not exist."]}),
+            ),
+            post(
+                "alice",
+                orders,
+                with(
+                    "attributes/schedules",
+                    json!([{"start": "tomorrow", "end": "2030-01-01T10:00:00Z"}]),
+                ),
+            )
+            .answers(
+                400,
+                json!(["The value tomorrow does not match the format."]),
+            ),
+            post("alice", orders, with("attributes/schedules", json!([])))
+                .answers(400, json!(["Schedules are required."])),
+            post("alice", orders, json!({})).is(400),
+        ])
         .await;
-    assert_eq!(r.status, 400);
-    assert_eq!(r.body["project"], json!(["This field is required."]));
+    assert!(rs[0].body["offering"].is_array(), "{}", rs[0].text);
+    assert_eq!(rs[4].body["project"], json!(["This field is required."]));
     assert_eq!(app.snapshot(), before);
 }
 
@@ -1024,24 +844,13 @@ async fn racing_requests_for_one_slot_book_it_once() {
 #[tokio::test]
 async fn unsupported_methods_and_unknown_routes_answer_in_drf_shape() {
     let app = spawn_app().await;
-    let r = app
-        .req(Method::PUT, Some("owner"), "/api/booking-offerings/", None)
-        .await;
-    assert_eq!(
-        (r.status, r.body),
-        (405, json!({"detail": "Method \"PUT\" not allowed."}))
-    );
-    let r = app
-        .req(
-            Method::POST,
-            Some("owner"),
-            "/api/booking-resources/",
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(r.status, 405);
-    let r = app.get("owner", "/api/nothing-here/").await;
-    assert_eq!((r.status, r.body), (404, json!({"detail": "Not found."})));
+    app.check([
+        request(Method::PUT, "owner", "/api/booking-offerings/")
+            .answers(405, json!({"detail": "Method \"PUT\" not allowed."})),
+        post("owner", "/api/booking-resources/", json!({})).is(405),
+        get("owner", "/api/nothing-here/").answers(404, json!({"detail": "Not found."})),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -1195,7 +1004,129 @@ async fn datetime_filters_take_naive_isoformat_values_with_microseconds_as_utc()
     assert_eq!(r.status, 400, "{}", r.text);
 }
 
-// The list hot path orders only the requested page (see `listing::sort_prefix`) and
+/// Pages of 3 of `list` (a path ending in `?` or `&`) in each ordering concatenate to
+/// the whole list of `n` items in that ordering.
+async fn assert_pages_tile(
+    app: &crate::helpers::TestApp,
+    list: &str,
+    orderings: &[&str],
+    n: usize,
+) {
+    let uuids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|x| x["uuid"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    for o in orderings {
+        let all = app
+            .get("owner", &format!("{list}o={o}&page_size=100"))
+            .await;
+        assert_eq!(all.status, 200, "{}", all.text);
+        let full = uuids(&all.body);
+        assert_eq!(full.len(), n, "o={o}");
+        let mut paged = Vec::new();
+        for page in 1..=n.div_ceil(3) {
+            let r = app
+                .get("owner", &format!("{list}o={o}&page_size=3&page={page}"))
+                .await;
+            assert_eq!(r.status, 200, "o={o} page {page}: {}", r.text);
+            paged.extend(uuids(&r.body));
+        }
+        assert_eq!(paged, full, "o={o}");
+    }
+}
+
+#[tokio::test]
+async fn order_pages_tile_the_full_order_for_every_ordering() {
+    let app = spawn_app().await;
+    // Eight more orders next to the four of the demo: bob's wait for alice, who
+    // approves some (a review time) and rejects one (another state).
+    let mut mine = Vec::new();
+    for i in 0..8 {
+        let d = 40 + i as i64;
+        let body = app.order_body("telescope", &[(at(d, 20), at(d, 21))]);
+        let r = app.post("bob", "/api/marketplace-orders/", body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        mine.push(r.body["uuid"].as_str().expect("uuid").to_string());
+    }
+    let p = |o: &str, a: &str| format!("/api/marketplace-orders/{o}/{a}/");
+    app.check([
+        post("alice", p(&mine[5], "approve_by_consumer"), json!({})),
+        post("alice", p(&mine[1], "approve_by_consumer"), json!({})),
+        post("alice", p(&mine[3], "approve_by_consumer"), json!({})),
+        post("alice", p(&mine[6], "reject_by_consumer"), json!({})),
+    ])
+    .await;
+    let orderings = [
+        "",
+        "created",
+        "-created",
+        "state",
+        "-state",
+        "consumer_reviewed_at",
+        "-consumer_reviewed_at",
+        "-state&o=-created",
+    ];
+    assert_pages_tile(&app, "/api/marketplace-orders/?", &orderings, 12).await;
+    let telescope = app.offering_id("telescope").hex();
+    let by_offering = format!("/api/marketplace-orders/?offering_uuid={telescope}&");
+    let n = count(&app.get("owner", &format!("{by_offering}page_size=1")).await);
+    assert!(n >= 8, "{n}");
+    assert_pages_tile(&app, &by_offering, &orderings, n).await;
+    // The default order is by creation; the reviewed come first by review time.
+    let created = |o: &str| {
+        let app = &app;
+        let o = o.to_string();
+        async move {
+            app.get(
+                "owner",
+                &format!("/api/marketplace-orders/?page_size=100{o}"),
+            )
+            .await
+            .body
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|x| x["created"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+        }
+    };
+    let asc = created("").await;
+    let mut sorted = asc.clone();
+    sorted.sort();
+    assert_eq!(asc, sorted);
+    let desc = created("&o=-created").await;
+    sorted.reverse();
+    assert_eq!(desc, sorted);
+    let reviewed = app
+        .get(
+            "owner",
+            "/api/marketplace-orders/?o=consumer_reviewed_at&page_size=100",
+        )
+        .await;
+    // By review time, the never reviewed last (by creation).
+    let mine_in_order: Vec<&str> = uuid_list(&reviewed.body)
+        .into_iter()
+        .filter(|u| mine.iter().any(|m| m == u))
+        .collect();
+    let want: Vec<&str> = [5, 1, 3, 6, 0, 2, 4, 7]
+        .iter()
+        .map(|&i| mine[i].as_str())
+        .collect();
+    assert_eq!(mine_in_order, want);
+}
+
+fn uuid_list(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|x| x["uuid"].as_str())
+        .collect()
+}
+
+// The list hot path orders only the requested page (see the store's `catalog_query::sort_prefix`) and
 // matches `query`/`name` without allocating: pages must still tile the full order.
 
 #[tokio::test]
@@ -1222,44 +1153,23 @@ async fn booking_resource_pages_tile_the_full_order_for_every_ordering() {
         let r = app.post("alice", "/api/marketplace-orders/", body).await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
-    for o in [
-        "",
-        "name",
-        "-name",
-        "schedules",
-        "-schedules",
-        "created",
-        "-state",
-        "type",
-        "-created&o=name",
-    ] {
-        let all = app
-            .get(
-                "owner",
-                &format!("/api/booking-resources/?o={o}&page_size=100"),
-            )
-            .await;
-        assert_eq!(all.status, 200, "{}", all.text);
-        let full: Vec<Value> = all.body.as_array().expect("array").clone();
-        assert_eq!(full.len(), 13);
-        let mut paged = Vec::new();
-        for page in 1..=5 {
-            let r = app
-                .get(
-                    "owner",
-                    &format!("/api/booking-resources/?o={o}&page_size=3&page={page}"),
-                )
-                .await;
-            assert_eq!(r.status, 200, "o={o} page {page}: {}", r.text);
-            paged.extend(r.body.as_array().expect("array").iter().cloned());
-        }
-        let uuids = |v: &[Value]| -> Vec<String> {
-            v.iter()
-                .map(|x| x["uuid"].as_str().unwrap_or("").to_string())
-                .collect()
-        };
-        assert_eq!(uuids(&paged), uuids(&full), "o={o}");
-    }
+    assert_pages_tile(
+        &app,
+        "/api/booking-resources/?",
+        &[
+            "",
+            "name",
+            "-name",
+            "schedules",
+            "-schedules",
+            "created",
+            "-state",
+            "type",
+            "-created&o=name",
+        ],
+        13,
+    )
+    .await;
     // Default order: name (byte order, as before), then uuid for equal names.
     let r = app
         .get("owner", "/api/booking-resources/?page_size=100")
@@ -1325,7 +1235,15 @@ async fn r_uuid(app: &crate::helpers::TestApp) -> String {
 async fn offering_filters_work_the_same_on_resources_and_orders() {
     let app = spawn_app().await;
     let tem = app.offering_id("tem-2100");
-    let category = app.store.read().expect("read").offerings[&tem].category.id;
+    let category = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .offerings[&tem]
+        .category
+        .id;
     let url = format!(
         "{}/api/marketplace-public-offerings/{}/",
         app.base,
@@ -1387,8 +1305,9 @@ async fn orders_are_found_by_resource_name_project_name_or_uuid_and_their_pages_
     // What a full scan finds: resource or project name containing the needle.
     let project_names: std::collections::HashMap<String, String> = app
         .store
-        .read()
-        .expect("read")
+        .directory()
+        .await
+        .expect("directory")
         .projects
         .values()
         .map(|p| (p.id.hex(), p.name.to_lowercase()))

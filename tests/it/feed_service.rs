@@ -15,6 +15,8 @@ fn make_public(app: &TestApp, slug: &str) -> Id {
         ..OfferingCalendar::new(id)
     };
     app.store
+        .sled()
+        .expect("sled")
         .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
         .expect("write calendar");
     id

@@ -24,6 +24,8 @@ fn make_public(app: &TestApp, slug: &str) -> Id {
         ..OfferingCalendar::new(id)
     };
     app.store
+        .sled()
+        .expect("sled")
         .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
         .expect("write calendar");
     id
@@ -35,6 +37,8 @@ fn public_path(id: Id) -> String {
 
 fn set_busy(app: &TestApp, offering: Id, slots: Vec<BusySlot>) {
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![Change::Busy(offering, slots)], ())))
         .expect("write busy slots");
 }
@@ -190,6 +194,8 @@ fn assert_calendar_headers(r: &Resp, private: bool) {
 /// A resource of the demo data by name.
 fn resource_id(app: &TestApp, name: &str) -> Id {
     app.store
+        .sled()
+        .expect("sled")
         .read()
         .expect("read")
         .resources
@@ -210,6 +216,8 @@ async fn the_public_feed_is_not_found_while_the_calendar_is_private() {
     assert_eq!(r.status, 404);
     let private = OfferingCalendar::new(id);
     app.store
+        .sled()
+        .expect("sled")
         .sync_put(vec![Store::calendar_change(&private).expect("encode")])
         .expect("write");
     assert_eq!(get_feed(&app, &public_path(id)).await.status, 404);
@@ -277,7 +285,7 @@ async fn the_public_feed_shows_booked_and_busy_slots_without_personal_data() {
         assert_eq!(unescape(&e["LOCATION"]), "Northlab, Building 2, Room 2.14");
     }
     let shown = unescape(&unfold(&r.text).join("\n"));
-    let cat = app.store.read().expect("read");
+    let cat = app.store.sled().expect("sled").read().expect("read");
     let mut secrets: Vec<String> = cat
         .users
         .values()
@@ -693,7 +701,12 @@ async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
     let id = make_public(&app, "room-aurora");
     let path = public_path(id);
     let rid = resource_id(&app, "Kick-off meeting");
-    let resource = app.store.resource(rid).expect("read").expect("resource");
+    let resource = app
+        .store
+        .resource(rid)
+        .await
+        .expect("read")
+        .expect("resource");
     let uid =
         bookcal::api::feeds::slot_uid(app.store.feed_uid_key(), &resource.slots[0].backend_id);
     let before = events(&get_feed(&app, &path).await.text)[&uid].clone();
@@ -704,6 +717,8 @@ async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
     moved.slots[0].end += Duration::hours(1);
     moved.modified = resource.modified + Duration::minutes(5);
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![Change::Resource(moved.clone())], ())))
         .expect("reschedule");
     let after = events(&get_feed(&app, &path).await.text)[&uid].clone();
@@ -724,6 +739,8 @@ async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
     );
     // Moving it back is another change.
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![Change::Resource(resource.clone())], ())))
         .expect("reschedule back");
     assert_eq!(

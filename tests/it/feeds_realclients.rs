@@ -34,6 +34,8 @@ fn make_public(app: &TestApp, slug: &str) -> Id {
         ..OfferingCalendar::new(id)
     };
     app.store
+        .sled()
+        .expect("sled")
         .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
         .expect("write calendar");
     id
@@ -41,7 +43,14 @@ fn make_public(app: &TestApp, slug: &str) -> Id {
 
 /// A timed busy slot and a two-day all-day one (local midnights of the offering).
 fn add_busy(app: &TestApp, offering: Id) -> Vec<BusySlot> {
-    let tz = app.store.read().expect("read").offerings[&offering].time_zone;
+    let tz = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .offerings[&offering]
+        .time_zone;
     let day = (Utc::now() + Duration::days(20)).date_naive();
     let midnight = |d: NaiveDate| {
         tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight"))
@@ -62,6 +71,8 @@ fn add_busy(app: &TestApp, offering: Id) -> Vec<BusySlot> {
         },
     ];
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![Change::Busy(offering, slots.clone())], ())))
         .expect("write busy");
     slots
@@ -80,14 +91,20 @@ struct Want {
 /// What the public (`titles = false`) or owner feed of `offering` must show, from the
 /// store, not from the rendering.
 fn expected(app: &TestApp, offering: Id, busy: &[BusySlot], titles: bool) -> Vec<Want> {
-    let cat = app.store.read().expect("read");
+    let cat = app.store.sled().expect("sled").read().expect("read");
     let tz = cat.offerings[&offering].time_zone;
     let mut out = Vec::new();
     for r in cat.resources.values().filter(|r| r.offering == offering) {
         if !r.state.holds_slots() {
             continue;
         }
-        let full = app.store.resource(r.id).expect("read").expect("resource");
+        let full = app
+            .store
+            .sled()
+            .expect("sled")
+            .resource(r.id)
+            .expect("read")
+            .expect("resource");
         for s in &full.slots {
             out.push(Want {
                 uid: bookcal::api::feeds::slot_uid(app.store.feed_uid_key(), &s.backend_id),

@@ -488,7 +488,10 @@ async fn a_retried_insert_whose_first_attempt_landed_returns_the_stored_event() 
 async fn client_errors_are_never_retried() {
     let emu = emulator().await;
     let client = test_client(&emu).await;
-    let cal = client
+    // Created by another client: 404/403 on a calendar this one just created would
+    // be retried while Google settles it (tested below).
+    let cal = test_client(&emu)
+        .await
         .calendar_insert("Room", "UTC")
         .await
         .expect("calendar");
@@ -765,7 +768,7 @@ async fn a_factory_shares_one_token_per_credential_across_providers() {
     assert_eq!(snap.token_fetches, 1);
     assert_eq!(snap.count("calendar.calendars.get", "ok"), 2);
     assert_eq!(
-        factory.credential_status("provider-b").await,
+        factory.credential_status("provider-b"),
         Some(CredentialStatus::Ok)
     );
     emu.shutdown().await;
@@ -790,5 +793,104 @@ async fn a_service_account_key_from_the_emulator_authenticates_once_for_many_cal
     assert_eq!(client.token_fetches(), 1);
     assert_eq!(counter(&emu, "oauth2.token"), 1);
     assert_eq!(client.credential_status(), CredentialStatus::Ok);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_token_endpoints_internal_failure_is_retried_on_both_credential_paths() {
+    use bookcal::emulator::{SettingsUpdate, TokenFailNth, TokenFault};
+    let emu = emulator().await;
+    let fail_twice = |error| SettingsUpdate {
+        token_fail_nth: Some(vec![TokenFailNth {
+            nth: 1,
+            count: 2,
+            error,
+            seen: 0,
+        }]),
+        ..SettingsUpdate::default()
+    };
+    let service_account = Credentials::service_account(emu.service_account_key_json());
+    let refresh_token = user_credentials(&emu, "1//refresh-500");
+    for (path, credentials) in [
+        ("service account (yup-oauth2)", service_account),
+        ("refresh token", refresh_token),
+    ] {
+        emu.controls().reset_counters();
+        emu.controls().set(fail_twice(TokenFault::InternalFailure));
+        let client = GoogleCalendarClient::builder(credentials.clone())
+            .options(fast_options(emu.root_url()))
+            .build()
+            .await
+            .expect("client");
+        // Even the one call that is never repeated on ambiguous failures: the token
+        // failed, so the calendar was certainly not created yet.
+        let cal = client
+            .calendar_insert("Retried", "UTC")
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(counter(&emu, "oauth2.token:500"), 2, "{path}");
+        assert_eq!(counter(&emu, "calendar.calendars.insert"), 1, "{path}");
+        assert_eq!(client.credential_status(), CredentialStatus::Ok, "{path}");
+
+        // invalid_grant is final: one token request, no API call, status invalid.
+        emu.controls().reset_counters();
+        emu.controls().set(fail_twice(TokenFault::InvalidGrant));
+        let fresh = GoogleCalendarClient::builder(credentials)
+            .options(fast_options(emu.root_url()))
+            .build()
+            .await
+            .expect("client");
+        let e = fresh.calendar_get(&cal.id).await.expect_err(path);
+        assert_eq!(e.kind(), GoogleErrorKind::InvalidCredentials, "{path}");
+        assert_eq!(counter(&emu, "oauth2.token"), 1, "{path}");
+        assert_eq!(counter(&emu, "calendar.calendars.get"), 0, "{path}");
+        assert_eq!(fresh.credential_status().label(), "invalid", "{path}");
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn while_google_refuses_for_usage_limits_writes_are_held_back_without_a_request() {
+    use bookcal::emulator::{CreationLimit, SettingsUpdate};
+    let emu = emulator().await;
+    emu.controls().set(SettingsUpdate {
+        calendar_creation_limit: Some(CreationLimit {
+            max: 1,
+            window_secs: 3600,
+            lockout_secs: 3600,
+        }),
+        ..SettingsUpdate::default()
+    });
+    let client = test_client(&emu).await;
+    let cal = client.calendar_insert("One", "UTC").await.expect("first");
+    let e = client
+        .calendar_insert("Two", "UTC")
+        .await
+        .expect_err("Google's limit");
+    assert_eq!(e.kind(), GoogleErrorKind::UsageLimited);
+    assert!(e.retry_after().is_some());
+    assert_eq!(client.credential_status().label(), "failing");
+    emu.controls().reset_counters();
+    let e = client
+        .event_insert(&cal.id, &booking(1))
+        .await
+        .expect_err("held back");
+    assert_eq!(e.kind(), GoogleErrorKind::Deferred);
+    assert!(e
+        .retry_after()
+        .is_some_and(|d| d > Duration::from_secs(3000)));
+    assert_eq!(counter(&emu, "calendar.events.insert"), 0, "not sent");
+    // Reads go on.
+    client
+        .events_list(&cal.id, full())
+        .await
+        .expect("reads are not paused");
+    assert_eq!(
+        client
+            .stats()
+            .snapshot()
+            .count("calendar.events.insert", "deferred"),
+        1
+    );
     emu.shutdown().await;
 }

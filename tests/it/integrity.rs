@@ -27,7 +27,7 @@ type Snapshot = (
 
 /// Adds a tenant: a user owning a customer of their own with one project. Their
 /// orders execute at once (they approve for their customer). Returns the project.
-fn add_tenant(app: &mut TestApp, name: &'static str) -> Id {
+async fn add_tenant(app: &mut TestApp, name: &'static str) -> Id {
     let now = Utc::now();
     let user = User {
         id: Id::new_v4(),
@@ -56,6 +56,8 @@ fn add_tenant(app: &mut TestApp, name: &'static str) -> Id {
     };
     let pid = project.id;
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| {
             Ok::<_, ()>((
                 vec![
@@ -67,7 +69,7 @@ fn add_tenant(app: &mut TestApp, name: &'static str) -> Id {
             ))
         })
         .expect("tenant");
-    let token = app.store.create_token(user.id).expect("token");
+    let token = app.store.create_token(user.id).await.expect("token");
     app.tokens.insert(name, token);
     pid
 }
@@ -131,7 +133,7 @@ async fn decide(app: &TestApp, user: &str, resource: &str, action: &str) -> Resp
 
 /// Everything stored about bookings: (resource, state, slots) and (order, state).
 fn full_snapshot(app: &TestApp) -> Snapshot {
-    let cat = app.store.read().expect("read");
+    let cat = app.store.sled().expect("sled").read().expect("read");
     let mut r: Vec<_> = cat
         .resources
         .values()
@@ -147,6 +149,8 @@ fn full_snapshot(app: &TestApp) -> Snapshot {
 fn events_at(env: &crate::helpers::SyncEnv, app: &TestApp, offering: Id, slot: Span) -> Vec<Value> {
     let cal = app
         .store
+        .sled()
+        .expect("sled")
         .calendar(offering)
         .expect("read")
         .and_then(|c| c.calendar_id)
@@ -198,7 +202,7 @@ async fn assert_refused_untouched(
 #[tokio::test]
 async fn a_slot_freed_by_erring_an_order_is_not_booked_twice_when_the_order_executes_again() {
     let mut app = spawn_app().await;
-    let dave = add_tenant(&mut app, "dave");
+    let dave = add_tenant(&mut app, "dave").await;
     let imaging = app.project_id("imaging");
     let env = sync_env(&app).await;
     let scope = app.offering_id("telescope");
@@ -232,7 +236,7 @@ async fn a_slot_freed_by_erring_an_order_is_not_booked_twice_when_the_order_exec
 #[tokio::test]
 async fn a_canceled_order_is_terminal_and_never_takes_its_slot_back() {
     let mut app = spawn_app().await;
-    let carol = add_tenant(&mut app, "carol");
+    let carol = add_tenant(&mut app, "carol").await;
     let imaging = app.project_id("imaging");
     let env = sync_env(&app).await;
     let scope = app.offering_id("telescope");
@@ -262,7 +266,7 @@ async fn a_canceled_order_is_terminal_and_never_takes_its_slot_back() {
 #[tokio::test]
 async fn a_backend_id_from_the_public_feed_cannot_aim_at_another_tenants_event() {
     let mut app = spawn_app().await;
-    let carol = add_tenant(&mut app, "carol");
+    let carol = add_tenant(&mut app, "carol").await;
     let imaging = app.project_id("imaging");
     let env = sync_env(&app).await;
     let scope = app.offering_id("telescope");
@@ -274,9 +278,16 @@ async fn a_backend_id_from_the_public_feed_cannot_aim_at_another_tenants_event()
         200
     );
     env.sync(scope).await;
-    let mut cal = app.store.calendar(scope).expect("read").expect("calendar");
+    let mut cal = app
+        .store
+        .calendar(scope)
+        .await
+        .expect("read")
+        .expect("calendar");
     cal.public = true;
     app.store
+        .sled()
+        .expect("sled")
         .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
         .expect("public");
     // carol reads alice's UID from the public feed.
@@ -298,6 +309,7 @@ async fn a_backend_id_from_the_public_feed_cannot_aim_at_another_tenants_event()
     let alice_slot = app
         .store
         .resource(Id::parse(&alice_res).expect("id"))
+        .await
         .expect("read")
         .expect("resource")
         .slots[0]
@@ -336,6 +348,7 @@ async fn a_backend_id_from_the_public_feed_cannot_aim_at_another_tenants_event()
             .resource(
                 Id::parse(r.body["marketplace_resource_uuid"].as_str().expect("res")).expect("id"),
             )
+            .await
             .expect("read")
             .expect("resource");
         assert_ne!(
@@ -375,7 +388,13 @@ async fn two_long_backend_ids_with_one_prefix_become_two_events() {
     let env = sync_env(&app).await;
     let scope = app.offering_id("telescope");
     let project = app.project_id("imaging");
-    let alice = app.store.read().expect("read").users_by_name["alice"];
+    let alice = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .users_by_name["alice"];
     let long = "x".repeat(1500);
     let now = Utc::now();
     let spans = [(at(45, 9), at(45, 10)), (at(45, 11), at(45, 12))];
@@ -404,6 +423,8 @@ async fn two_long_backend_ids_with_one_prefix_become_two_events() {
             error_message: String::new(),
         };
         app.store
+            .sled()
+            .expect("sled")
             .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r)], ())))
             .expect("store");
     }
@@ -511,7 +532,7 @@ async fn a_project_member_who_did_not_book_cannot_see_or_touch_the_booking() {
 #[tokio::test]
 async fn terminate_frees_an_accepted_slot_and_its_event_goes_on_the_next_sync() {
     let mut app = spawn_app().await;
-    let carol = add_tenant(&mut app, "carol");
+    let carol = add_tenant(&mut app, "carol").await;
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     let kickoff = app
@@ -576,7 +597,7 @@ async fn terminate_frees_an_accepted_slot_and_its_event_goes_on_the_next_sync() 
 /// Every (Create order, resource) pair is one the lifecycle allows, and no two
 /// bookings hold overlapping time.
 fn assert_consistent(app: &TestApp, offering: Id) -> usize {
-    let cat = app.store.read().expect("read");
+    let cat = app.store.sled().expect("sled").read().expect("read");
     let mut held: Vec<(Id, Interval)> = Vec::new();
     for id in cat
         .resources_by_offering
@@ -725,8 +746,21 @@ async fn the_filters_and_orderings_waldur_forms_send_are_answered() {
         (at(47, 11), at(47, 12)),
     )
     .await;
-    let customer = app.store.read().expect("read").projects[&imaging].customer;
-    let owner = app.store.read().expect("read").users_by_name["owner"];
+    let customer = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .projects[&imaging]
+        .customer;
+    let owner = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .users_by_name["owner"];
     let cust_url = format!("{}/api/customers/{}/", app.base, customer.hex());
     let count = |r: &Resp| r.body.as_array().map_or(0, Vec::len);
     for list in ["/api/marketplace-orders/", "/api/booking-resources/"] {
@@ -837,7 +871,14 @@ async fn the_filters_and_orderings_waldur_forms_send_are_answered() {
 async fn offerings_show_their_windows_from_now_on() {
     let app = spawn_app().await;
     let scope = app.offering_id("telescope");
-    let mut off = app.store.read().expect("read").offerings[&scope].clone();
+    let mut off = app
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .offerings[&scope]
+        .clone();
     let past = (at(-3, 0), at(-2, 0));
     let ongoing = (at(-1, 0), at(30, 0));
     let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -846,6 +887,8 @@ async fn offerings_show_their_windows_from_now_on() {
         {"start": iso(ongoing.0), "end": iso(ongoing.1)},
     ]);
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![Change::Offering(off)], ())))
         .expect("offering");
     let r = app

@@ -42,11 +42,18 @@ impl Service {
             .await
             .expect("build the service");
         let store = app.store().clone();
-        bookcal::import::import_file(&store, Path::new(FIXTURE)).expect("import");
+        bookcal::import::import_file(&store, Path::new(FIXTURE))
+            .await
+            .expect("import");
         let mut tokens = HashMap::new();
         for u in ["owner", "alice", "bob"] {
-            let id = store.read().expect("read").users_by_name[u];
-            tokens.insert(u, store.create_token(id).expect("token"));
+            let id = store
+                .sled()
+                .expect("sled")
+                .read()
+                .expect("read")
+                .users_by_name[u];
+            tokens.insert(u, store.create_token(id).await.expect("token"));
         }
         let addr = app.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
@@ -270,7 +277,14 @@ async fn a_huge_content_length_gets_a_drf_413_at_once_whoever_sends_it() {
         ..limits()
     })
     .await;
-    let orders_before = svc.store.read().expect("read").orders.len();
+    let orders_before = svc
+        .store
+        .sled()
+        .expect("sled")
+        .read()
+        .expect("read")
+        .orders
+        .len();
     for user in [Some("alice"), None] {
         let head = svc.head(
             "POST",
@@ -319,7 +333,13 @@ async fn a_huge_content_length_gets_a_drf_413_at_once_whoever_sends_it() {
         "{text}"
     );
     assert_eq!(
-        svc.store.read().expect("read").orders.len(),
+        svc.store
+            .sled()
+            .expect("sled")
+            .read()
+            .expect("read")
+            .orders
+            .len(),
         orders_before,
         "nothing was stored"
     );
@@ -442,8 +462,8 @@ async fn probes_answer_while_the_connection_cap_is_reached() {
     );
     let ready = answered(svc.addr, &svc.head("GET", "/ready", None, "")).await;
     assert_eq!(
-        (ready.status, ready.json()),
-        (200, json!({"status": "ready"}))
+        (ready.status, ready.json()["status"].clone()),
+        (200, json!("ready"))
     );
     let api_head = svc.head("GET", "/api/booking-offerings/", Some("owner"), "");
     let busy = answered(svc.addr, &api_head).await;
@@ -651,5 +671,68 @@ async fn schedule_times_padded_with_spaces_are_stored_trimmed() {
     assert_eq!(
         got.body["attributes"]["schedules"],
         json!([{"start": fmt(s), "end": fmt(e)}])
+    );
+}
+
+#[tokio::test]
+async fn error_messages_that_quote_the_request_are_cut_short() {
+    let app = crate::helpers::spawn_app().await;
+    let limit = bookcal::api::error::MAX_MESSAGE_CHARS;
+    let cut = |s: &str| s.chars().count() <= limit + 1 && s.ends_with('…');
+    let before = app.snapshot();
+
+    // A choice in a body, quoted back.
+    let mut body = app.order_body("room-aurora", &[]);
+    body["type"] = json!("x".repeat(50_000));
+    let r = app.post("alice", "/api/marketplace-orders/", body).await;
+    assert_eq!(r.status, 400, "{:.300}", r.text);
+    let msg = r.body["type"][0].as_str().expect("a field message");
+    assert!(cut(msg) && msg.starts_with("\"xxx"), "{msg}");
+    assert!(r.text.len() < 1024, "{} bytes", r.text.len());
+
+    // A choice in a query.
+    let r = app
+        .get(
+            "owner",
+            &format!("/api/booking-resources/?state={}", "y".repeat(5000)),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:.300}", r.text);
+    assert!(r.text.len() < 1024, "{} bytes", r.text.len());
+    assert!(
+        r.body.as_object().is_some_and(|m| m
+            .values()
+            .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+            .all(|v| v.as_str().is_some_and(cut))),
+        "{}",
+        r.text
+    );
+
+    // A content type, quoted back by the 415.
+    let orders = app.get("alice", "/api/marketplace-orders/").await;
+    let order = orders.body[0]["uuid"].as_str().expect("an order");
+    let r = app
+        .http
+        .post(format!(
+            "{}/api/marketplace-orders/{order}/update_attachment/",
+            app.base
+        ))
+        .header("Authorization", format!("Token {}", app.tokens["alice"]))
+        .header("Content-Type", format!("text/{}", "z".repeat(6000)))
+        .body("{}")
+        .send()
+        .await
+        .expect("415");
+    assert_eq!(r.status(), 415);
+    let v: Value = r.json().await.expect("json");
+    let detail = v["detail"].as_str().expect("detail");
+    assert!(
+        cut(detail) && detail.starts_with("Unsupported media type \"text/zzz"),
+        "{detail}"
+    );
+    assert_eq!(
+        app.snapshot(),
+        before,
+        "a refused request changed the store"
     );
 }

@@ -6,6 +6,7 @@ mod helpers;
 
 mod api;
 mod attack;
+mod authz;
 mod demo;
 mod emulator_fidelity;
 mod emulator_google_calendar3_client;
@@ -21,6 +22,7 @@ mod integrity;
 mod limits;
 mod openapi;
 mod operations;
+mod postgres;
 mod scheduler;
 mod secrets;
 mod sync;

@@ -97,7 +97,8 @@ async fn ready_is_503_until_the_scheduler_runs_and_200_while_it_does() {
     for _ in 0..2000 {
         let r = app.req(reqwest::Method::GET, None, "/ready", None).await;
         if r.status == 200 {
-            assert_eq!(r.body, json!({"status": "ready"}));
+            assert_eq!(r.body["status"], "ready");
+            assert!(r.body["google"]["credentials"].is_array(), "{}", r.body);
             ready = true;
             break;
         }
@@ -236,9 +237,11 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
         .await
         .expect("build the service");
     let store = app.store().clone();
-    bookcal::import::import_file(&store, Path::new(FIXTURE)).expect("import");
+    bookcal::import::import_file(&store, Path::new(FIXTURE))
+        .await
+        .expect("import");
     let (owner, room) = {
-        let cat = store.read().expect("read");
+        let cat = store.sled().expect("sled").read().expect("read");
         let room = cat
             .offerings
             .values()
@@ -247,7 +250,7 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
             .id;
         (cat.users_by_name["owner"], room)
     };
-    let token = store.create_token(owner).expect("token");
+    let token = store.create_token(owner).await.expect("token");
     let base = format!("http://{}", app.local_addr().expect("addr"));
     let shutdown = CancellationToken::new();
     let service = tokio::spawn(app.run_until_stopped(shutdown.clone()));
@@ -263,9 +266,20 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
         .expect("sync");
     assert_eq!(r.status(), 200);
     assert!(
-        eventually(30, || store.calendar(room).ok().flatten().is_some_and(
-            |c| c.state == CalendarState::Ok && c.last_success.is_some()
-        ) && store.jobs().is_ok_and(|j| j.is_empty()))
+        eventually(30, || store
+            .sled()
+            .expect("sled")
+            .calendar(room)
+            .ok()
+            .flatten()
+            .is_some_and(
+                |c| c.state == CalendarState::Ok && c.last_success.is_some()
+            )
+            && store
+                .sled()
+                .expect("sled")
+                .jobs()
+                .is_ok_and(|j| j.is_empty()))
         .await
     );
     // An unmatched path with something secret-looking in it.
@@ -343,10 +357,11 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
     );
     assert!(
         !text.contains(&room.hex()) || {
-            // The offering's id appears only as the last-success gauge's label.
-            text.lines()
-                .filter(|l| l.contains(&room.hex()))
-                .all(|l| l.starts_with("bookcal_last_sync_success_timestamp_seconds{"))
+            // The offering's id appears only as the last-success and busy-read gauges' label.
+            text.lines().filter(|l| l.contains(&room.hex())).all(|l| {
+                l.starts_with("bookcal_last_sync_success_timestamp_seconds{")
+                    || l.starts_with("bookcal_busy_read_timestamp_seconds{")
+            })
         },
         "a raw path reached the metrics:\n{text}"
     );
@@ -368,6 +383,7 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
     assert_eq!(v("bookcal_feed_renders_total", &[]), Some(0.0));
     let last = store
         .calendar(room)
+        .await
         .expect("read")
         .and_then(|c| c.last_success)
         .expect("last success");

@@ -34,15 +34,23 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
     let store = app.store.clone();
     assert!(
         eventually(20, || store
+            .sled()
+            .expect("sled")
             .calendar(room)
             .ok()
             .flatten()
             .is_some_and(|c| c.state == CalendarState::Ok)
-            && store.jobs().map(|j| j.is_empty()).unwrap_or(false))
+            && store
+                .sled()
+                .expect("sled")
+                .jobs()
+                .map(|j| j.is_empty())
+                .unwrap_or(false))
         .await
     );
     let cal = store
         .calendar(room)
+        .await
         .expect("read")
         .and_then(|c| c.calendar_id)
         .expect("id");
@@ -56,6 +64,8 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
     );
     assert!(
         eventually(20, || store
+            .sled()
+            .expect("sled")
             .calendar(room)
             .ok()
             .flatten()
@@ -83,6 +93,8 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
     );
     assert!(
         eventually(20, || store
+            .sled()
+            .expect("sled")
             .calendar(room)
             .ok()
             .flatten()
@@ -251,10 +263,12 @@ async fn a_queued_sync_survives_a_restart_and_runs_after_it() {
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
     let (room, cal, pending, event) = {
         let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).expect("open"));
-        bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import");
+        bookcal::import::import_file(&store, std::path::Path::new(fixture))
+            .await
+            .expect("import");
         let engine = engine_on(store.clone(), google_client(&emu, None).await);
         let room = {
-            let cat = store.read().expect("read");
+            let cat = store.sled().expect("sled").read().expect("read");
             cat.offerings
                 .values()
                 .find(|o| o.slug == "room-aurora")
@@ -269,7 +283,7 @@ async fn a_queued_sync_survives_a_restart_and_runs_after_it() {
             .expect("calendar");
         // Accept the room's pending booking: the write queues a sync of the room.
         let pending = {
-            let cat = store.read().expect("read");
+            let cat = store.sled().expect("sled").read().expect("read");
             cat.resources_by_offering[&room]
                 .iter()
                 .filter_map(|id| cat.resources.get(id))
@@ -277,10 +291,16 @@ async fn a_queued_sync_survives_a_restart_and_runs_after_it() {
                 .expect("a pending booking")
                 .id
         };
-        let mut r = store.resource(pending).expect("read").expect("resource");
+        let mut r = store
+            .resource(pending)
+            .await
+            .expect("read")
+            .expect("resource");
         let event = EventId::for_backend_id(&r.slots[0].backend_id).to_string();
         r.state = ResourceState::Ok;
         store
+            .sled()
+            .expect("sled")
             .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r)], ())))
             .expect("accept");
         let jobs = store.jobs().expect("jobs");
@@ -320,7 +340,11 @@ async fn a_queued_sync_survives_a_restart_and_runs_after_it() {
     );
     assert!(store.jobs().expect("jobs").is_empty());
     assert_eq!(
-        store.resource(pending).expect("read").map(|r| r.state),
+        store
+            .resource(pending)
+            .await
+            .expect("read")
+            .map(|r| r.state),
         Some(ResourceState::Ok)
     );
     stop.cancel();
@@ -386,6 +410,7 @@ async fn a_panicking_job_releases_its_offering_and_is_retried_with_its_attempts_
     let cal = app
         .store
         .calendar(room)
+        .await
         .expect("read")
         .and_then(|c| c.calendar_id)
         .expect("the retry created the calendar");
@@ -407,12 +432,17 @@ async fn the_daily_task_cancels_requests_whose_slots_have_all_started() {
     assert_eq!(pending.body.as_array().map(Vec::len), Some(2));
     // Nothing has started yet.
     assert_eq!(
-        cancel_stale_requests(&app.store, chrono::Utc::now()).expect("run"),
+        cancel_stale_requests(&app.store, chrono::Utc::now())
+            .await
+            .expect("run"),
         0
     );
     // A year from now every demo slot has started.
     let later = chrono::Utc::now() + chrono::Duration::days(365);
-    assert_eq!(cancel_stale_requests(&app.store, later).expect("run"), 2);
+    assert_eq!(
+        cancel_stale_requests(&app.store, later).await.expect("run"),
+        2
+    );
     assert_eq!(
         app.get("owner", "/api/booking-resources/?state=Creating")
             .await

@@ -9,6 +9,8 @@ use serde_json::json;
 
 fn cal_id(app: &crate::helpers::TestApp, offering: bookcal::domain::Id) -> String {
     app.store
+        .sled()
+        .expect("sled")
         .calendar(offering)
         .expect("read")
         .and_then(|c| c.calendar_id)
@@ -40,7 +42,7 @@ async fn first_sync_creates_a_year_of_slots_and_a_resync_with_nothing_changed_ma
         tentative, 2,
         "the pending 'Weekly sync' booking is tentative"
     );
-    let c = app.store.calendar(room).expect("read").expect("cal");
+    let c = app.store.calendar(room).await.expect("read").expect("cal");
     assert_eq!(c.state, CalendarState::Ok);
     assert!(c.sync_token.is_some());
     assert_eq!(env.emu.inspect().calendars().len(), 1);
@@ -289,6 +291,7 @@ async fn external_events_become_exactly_the_expected_busy_slots_across_dst() {
     let busy: Vec<(String, String)> = app
         .store
         .busy_slots(room)
+        .await
         .expect("busy")
         .iter()
         .map(|b| {
@@ -350,7 +353,7 @@ async fn external_events_become_exactly_the_expected_busy_slots_across_dst() {
     // Deleting the external single event frees its time on the next (incremental) run.
     h.event_delete(&cal, "e0one").await.expect("delete");
     env.sync(room).await;
-    assert_eq!(app.store.busy_slots(room).expect("busy").len(), 5);
+    assert_eq!(app.store.busy_slots(room).await.expect("busy").len(), 5);
 }
 
 #[tokio::test]
@@ -373,7 +376,7 @@ async fn an_expired_sync_token_triggers_a_full_relisting_that_loses_nothing() {
         .await
         .expect("ext");
     env.sync(room).await;
-    let busy_before = app.store.busy_slots(room).expect("busy");
+    let busy_before = app.store.busy_slots(room).await.expect("busy");
     env.emu.controls().expire_sync_tokens();
     env.emu.controls().set_max_page_size(Some(50));
     env.reset();
@@ -387,7 +390,7 @@ async fn an_expired_sync_token_triggers_a_full_relisting_that_loses_nothing() {
     );
     // 1 refused incremental listing + a full listing of 124 events in pages of 50.
     assert_eq!(env.requests(), 1 + 3);
-    assert_eq!(app.store.busy_slots(room).expect("busy"), busy_before);
+    assert_eq!(app.store.busy_slots(room).await.expect("busy"), busy_before);
     assert_eq!(env.live_events(&cal_id(&app, room)).len(), 124);
 }
 
@@ -407,9 +410,17 @@ async fn twenty_percent_injected_faults_still_converge_with_no_duplicate_and_no_
     );
     // Remove one booking and change another meanwhile.
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|cat| {
             let _ = cat;
-            let mut r = app.store.resource(res).expect("read").expect("res");
+            let mut r = app
+                .store
+                .sled()
+                .expect("sled")
+                .resource(res)
+                .expect("read")
+                .expect("res");
             r.slots.truncate(40);
             Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ()))
         })
@@ -430,7 +441,7 @@ async fn twenty_percent_injected_faults_still_converge_with_no_duplicate_and_no_
     let ids: std::collections::BTreeSet<&str> =
         events.iter().filter_map(|e| e["id"].as_str()).collect();
     assert_eq!(ids.len(), events.len());
-    let mapping = app.store.mapping(room).expect("mapping");
+    let mapping = app.store.mapping(room).await.expect("mapping");
     assert_eq!(mapping.len(), 193);
     assert!(mapping
         .values()
@@ -449,10 +460,10 @@ async fn a_legacy_calendar_with_booking_hex_events_is_adopted_without_duplicates
         .await
         .expect("calendar");
     let slots: Vec<bookcal::domain::Slot> = {
-        let cat = app.store.read().expect("read");
+        let cat = app.store.sled().expect("sled").read().expect("read");
         cat.resources_by_offering[&room]
             .iter()
-            .filter_map(|id| app.store.resource(*id).ok().flatten())
+            .filter_map(|id| app.store.sled().expect("sled").resource(*id).ok().flatten())
             .flat_map(|r| r.slots)
             .collect()
     };
@@ -486,6 +497,8 @@ async fn a_legacy_calendar_with_booking_hex_events_is_adopted_without_duplicates
     record.synced_name = Some("Meeting room Aurora".into());
     record.state = CalendarState::Ok;
     app.store
+        .sled()
+        .expect("sled")
         .sync_put(vec![
             bookcal::store::Store::calendar_change(&record).expect("rec")
         ])
@@ -499,7 +512,7 @@ async fn a_legacy_calendar_with_booking_hex_events_is_adopted_without_duplicates
         .iter()
         .all(|e| e["id"].as_str().is_some_and(|i| i.starts_with("booking"))));
     assert!(
-        app.store.busy_slots(room).expect("busy").is_empty(),
+        app.store.busy_slots(room).await.expect("busy").is_empty(),
         "legacy events are ours, not busy time"
     );
     env.reset();
@@ -564,7 +577,7 @@ async fn a_dry_run_plans_without_writing_anything() {
     assert_eq!(r.plan.len(), 3);
     assert!(r.plan.iter().all(|l| l.starts_with("insert ")));
     assert_eq!(env.requests(), 0);
-    assert!(app.store.calendar(room).expect("read").is_none());
+    assert!(app.store.calendar(room).await.expect("read").is_none());
 }
 
 #[tokio::test]
@@ -574,6 +587,8 @@ async fn a_renamed_offering_renames_its_calendar() {
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|cat| {
             let mut o = cat.offerings[&room].clone();
             o.name = "Aurora (renovated)".into();
@@ -604,7 +619,12 @@ async fn one_refused_slot_is_a_warning_and_is_pushed_again_next_run() {
     let cal = cal_id(&app, room);
     assert_eq!(env.live_events(&cal).len(), 7);
     assert_eq!(
-        app.store.calendar(room).expect("read").expect("cal").state,
+        app.store
+            .calendar(room)
+            .await
+            .expect("read")
+            .expect("cal")
+            .state,
         CalendarState::Ok
     );
     let gc = app
@@ -635,7 +655,7 @@ async fn a_provider_with_its_own_refresh_token_syncs_with_it_and_a_bad_token_is_
         .register_refresh_token("northlab-client", "northlab-secret", "rt-northlab");
     let room = app.offering_id("room-aurora");
     let (provider, consumer) = {
-        let cat = app.store.read().expect("read");
+        let cat = app.store.sled().expect("sled").read().expect("read");
         let p = cat.offerings[&room].customer;
         let c = cat
             .customers
@@ -709,7 +729,12 @@ async fn a_provider_with_its_own_refresh_token_syncs_with_it_and_a_bad_token_is_
         .expect("sync with the provider's token");
     assert_eq!(r.summary.created, 3);
     assert_eq!(
-        app.store.calendar(room).expect("read").expect("cal").state,
+        app.store
+            .calendar(room)
+            .await
+            .expect("read")
+            .expect("cal")
+            .state,
         CalendarState::Ok
     );
     assert_eq!(emu.inspect().calendars().len(), 1);
@@ -738,7 +763,7 @@ async fn a_full_listing_that_empties_the_busy_time_is_held_back_unless_forced() 
             .expect("ext");
     }
     env.sync(room).await;
-    assert_eq!(app.store.busy_slots(room).expect("busy").len(), 5);
+    assert_eq!(app.store.busy_slots(room).await.expect("busy").len(), 5);
     // All of them vanish and the next listing is a full one (the token expired).
     for id in &ids {
         env.human.event_delete(&cal, id).await.expect("delete");
@@ -754,7 +779,11 @@ async fn a_full_listing_that_empties_the_busy_time_is_held_back_unless_forced() 
         "{:?}",
         r.summary.warnings
     );
-    assert_eq!(app.store.busy_slots(room).expect("busy").len(), 5, "kept");
+    assert_eq!(
+        app.store.busy_slots(room).await.expect("busy").len(),
+        5,
+        "kept"
+    );
     let r = env
         .engine
         .sync_offering(
@@ -767,5 +796,5 @@ async fn a_full_listing_that_empties_the_busy_time_is_held_back_unless_forced() 
         .await
         .expect("forced");
     assert!(r.summary.warnings.is_empty(), "{:?}", r.summary.warnings);
-    assert!(app.store.busy_slots(room).expect("busy").is_empty());
+    assert!(app.store.busy_slots(room).await.expect("busy").is_empty());
 }

@@ -34,9 +34,11 @@ async fn a_sync_killed_mid_run_converges_on_the_next_run_without_duplicates() {
     let slots_total = {
         let store = Store::open(&data, &StoreOptions::default()).expect("store");
         let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
-        bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import");
+        bookcal::import::import_file(&store, std::path::Path::new(fixture))
+            .await
+            .expect("import");
         let (room, project, user) = {
-            let cat = store.read().expect("read");
+            let cat = store.sled().expect("sled").read().expect("read");
             let room = cat
                 .offerings
                 .values()
@@ -77,9 +79,11 @@ async fn a_sync_killed_mid_run_converges_on_the_next_run_without_duplicates() {
             error_message: String::new(),
         };
         store
+            .sled()
+            .expect("sled")
             .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r)], ())))
             .expect("add");
-        let cat = store.read().expect("read");
+        let cat = store.sled().expect("sled").read().expect("read");
         cat.resources
             .values()
             .filter(|r| r.state.holds_slots())

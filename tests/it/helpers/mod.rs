@@ -2,6 +2,8 @@
 //! loaded with `fixtures/demo.json`, and hands out tokens for its users.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +17,8 @@ use bookcal::store::Store;
 use bookcal::sync::SyncEngine;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+
+pub mod table;
 
 /// The service as `bookcal serve` starts it ([`Application::build`], then
 /// [`Application::run_until_stopped`]), on 127.0.0.1:0 with a temporary data dir,
@@ -33,6 +37,9 @@ pub struct TestApp {
     pub engine: Arc<SyncEngine>,
     /// The Google Calendar the service talks to, when it has credentials.
     pub emu: Option<Emulator>,
+    /// Ids of the demo data by slug (offerings, projects).
+    offerings: HashMap<String, Id>,
+    projects: HashMap<String, Id>,
     scheduler: Mutex<Option<Scheduler>>,
     _dir: tempfile::TempDir,
 }
@@ -49,6 +56,10 @@ pub struct Options {
     pub google_credentials: bool,
     /// `sync.interval_secs` (0: no periodic syncs).
     pub sync_interval_secs: u64,
+    /// `store_url` (see [`pg::database`]); none: sled in the temporary directory.
+    pub store_url: Option<String>,
+    /// `google.provider_credentials_dir` (per-provider refresh-token files).
+    pub provider_credentials_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -56,6 +67,8 @@ impl Default for Options {
         Options {
             google_credentials: true,
             sync_interval_secs: 0,
+            store_url: None,
+            provider_credentials_dir: None,
         }
     }
 }
@@ -72,6 +85,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         ..Settings::default()
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
+    settings.store_url = opts.store_url.map(bookcal::config::Secret::new);
+    settings.google.provider_credentials_dir = opts.provider_credentials_dir;
     settings.google.requests_per_minute = 60_000;
     let emu = if opts.google_credentials {
         let emu = Emulator::start(EmulatorOptions::default())
@@ -90,17 +105,25 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         .expect("build the service");
     let store = app.store().clone();
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
-    bookcal::import::import_file(&store, std::path::Path::new(fixture)).expect("import demo data");
+    bookcal::import::import_file(&store, std::path::Path::new(fixture))
+        .await
+        .expect("import demo data");
+    let directory = store.directory().await.expect("read the directory");
     let mut tokens = HashMap::new();
     for u in ["admin", "owner", "manager", "alice", "bob"] {
-        let id = *store
-            .read()
-            .expect("read")
-            .users_by_name
-            .get(u)
-            .expect("user");
-        tokens.insert(u, store.create_token(id).expect("token"));
+        let id = directory.user_by_name(u).expect("user").id;
+        tokens.insert(u, store.create_token(id).await.expect("token"));
     }
+    let offerings = directory
+        .offerings
+        .values()
+        .map(|o| (o.slug.clone(), o.id))
+        .collect();
+    let projects = directory
+        .projects
+        .values()
+        .map(|p| (p.slug.clone(), p.id))
+        .collect();
     let base = format!("http://{}", app.local_addr().expect("addr"));
     let state = app.state().clone();
     let engine = app.engine().clone();
@@ -116,6 +139,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         state,
         engine,
         emu,
+        offerings,
+        projects,
         scheduler: Mutex::new(scheduler),
         _dir: dir,
     }
@@ -169,26 +194,26 @@ impl TestApp {
         live_events(self.emu(), calendar_id)
     }
 
+    /// An offering's id by slug: the demo's (any engine), or one a test added
+    /// (read from the sled catalog).
     pub fn offering_id(&self, slug: &str) -> Id {
-        self.store
-            .read()
-            .expect("read")
-            .offerings
-            .values()
-            .find(|o| o.slug == slug)
-            .expect("offering")
-            .id
+        self.offerings.get(slug).copied().unwrap_or_else(|| {
+            let store = self.store.sled().expect("an offering added on sled");
+            let cat = store.read().expect("read");
+            let found = cat.offerings.values().find(|o| o.slug == slug);
+            found.expect("offering").id
+        })
     }
 
+    /// A project's id by slug: the demo's (any engine), or one a test added (read
+    /// from the sled catalog).
     pub fn project_id(&self, slug: &str) -> Id {
-        self.store
-            .read()
-            .expect("read")
-            .projects
-            .values()
-            .find(|p| p.slug == slug)
-            .expect("project")
-            .id
+        self.projects.get(slug).copied().unwrap_or_else(|| {
+            let store = self.store.sled().expect("a project added on sled");
+            let cat = store.read().expect("read");
+            let found = cat.projects.values().find(|p| p.slug == slug);
+            found.expect("project").id
+        })
     }
 
     pub async fn req(
@@ -250,7 +275,7 @@ impl TestApp {
 
     /// Counts of stored records, to prove a refused request changed nothing.
     pub fn snapshot(&self) -> (usize, usize, Vec<(Id, String, usize)>) {
-        let cat = self.store.read().expect("read");
+        let cat = self.store.sled().expect("sled").read().expect("read");
         let mut res: Vec<(Id, String, usize)> = cat
             .resources
             .values()
@@ -385,7 +410,7 @@ pub fn live_events(emu: &Emulator, calendar_id: &str) -> Vec<Value> {
 pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
     use bookcal::domain::{Resource, ResourceState, Slot};
     let (project, user) = {
-        let cat = app.store.read().expect("read");
+        let cat = app.store.sled().expect("sled").read().expect("read");
         (
             *cat.projects.keys().next().expect("project"),
             cat.users_by_name["alice"],
@@ -420,6 +445,8 @@ pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
     };
     let id = r.id;
     app.store
+        .sled()
+        .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ())))
         .expect("store");
     id
@@ -452,15 +479,22 @@ impl TestApp {
     }
 
     /// Stores an idle calendar record for an offering, as if the scheduler had created
-    /// (and, when `public`, shared) its Google calendar.
+    /// (and, when `public`, shared) its Google calendar and just read its busy time.
     pub fn seed_calendar(&self, slug: &str, calendar_id: &str, public: bool) {
         use bookcal::domain::calendar::{CalendarState, OfferingCalendar};
         let mut cal = OfferingCalendar::new(self.offering_id(slug));
         cal.calendar_id = Some(calendar_id.to_string());
         cal.public = public;
         cal.state = CalendarState::Ok;
+        let now = chrono::Utc::now();
+        cal.last_success = Some(now);
+        cal.busy_read_at = Some(now);
         let change = Store::calendar_change(&cal).expect("encode calendar");
-        self.store.sync_put(vec![change]).expect("store calendar");
+        self.store
+            .sled()
+            .expect("sled")
+            .sync_put(vec![change])
+            .expect("store calendar");
     }
 }
 

@@ -4,7 +4,8 @@
 -- (`{"v":"1",...}`) the sled engine stores, so both engines read and write one format
 -- and `bookcal migrate` copies records unchanged. The other columns are derived from
 -- the record in the same statement that writes it: what listing filters, sorts,
--- counts and joins on, each with the index it needs.
+-- counts and joins on, each with the index it needs. Text that lists sort by is
+-- `COLLATE "C"` (byte order, as the sled engine sorts).
 
 CREATE EXTENSION IF NOT EXISTS btree_gist;
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
@@ -23,7 +24,7 @@ CREATE INDEX api_tokens_user ON api_tokens (user_id);
 
 CREATE TABLE customers (
     id uuid PRIMARY KEY,
-    name text NOT NULL,
+    name text COLLATE "C" NOT NULL,
     owners uuid[] NOT NULL,
     managers uuid[] NOT NULL,
     doc jsonb NOT NULL
@@ -34,7 +35,7 @@ CREATE INDEX customers_managers ON customers USING gin (managers);
 CREATE TABLE projects (
     id uuid PRIMARY KEY,
     customer uuid NOT NULL,
-    name text NOT NULL,
+    name text COLLATE "C" NOT NULL,
     members uuid[] NOT NULL,
     doc jsonb NOT NULL
 );
@@ -45,8 +46,8 @@ CREATE INDEX projects_name_trgm ON projects USING gin (lower(name) gin_trgm_ops)
 CREATE TABLE offerings (
     id uuid PRIMARY KEY,
     customer uuid NOT NULL,
-    name text NOT NULL,
-    slug text NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    slug text COLLATE "C" NOT NULL,
     category uuid NOT NULL,
     doc jsonb NOT NULL
 );
@@ -61,10 +62,10 @@ CREATE TABLE resources (
     project uuid NOT NULL,
     customer uuid NOT NULL,
     provider uuid NOT NULL,
-    name text NOT NULL,
-    slug text NOT NULL,
-    backend_id text NOT NULL,
-    state text NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    slug text COLLATE "C" NOT NULL,
+    backend_id text COLLATE "C" NOT NULL,
+    state text COLLATE "C" NOT NULL,
     created timestamptz NOT NULL,
     modified timestamptz NOT NULL,
     created_by uuid NOT NULL,
@@ -94,7 +95,7 @@ CREATE TABLE slots (
     resource uuid NOT NULL REFERENCES resources (id) ON DELETE CASCADE,
     n integer NOT NULL,
     offering uuid NOT NULL,
-    backend_id text NOT NULL,
+    backend_id text COLLATE "C" NOT NULL,
     start_at timestamptz NOT NULL,
     end_at timestamptz NOT NULL,
     live boolean NOT NULL,
@@ -114,7 +115,7 @@ CREATE TABLE orders (
     customer uuid NOT NULL,
     provider uuid NOT NULL,
     resource uuid NOT NULL,
-    state text NOT NULL,
+    state text COLLATE "C" NOT NULL,
     kind text NOT NULL,
     created timestamptz NOT NULL,
     modified timestamptz NOT NULL,
@@ -151,7 +152,7 @@ CREATE TABLE calendars (
 
 CREATE TABLE slot_map (
     offering uuid NOT NULL,
-    backend_id text NOT NULL,
+    backend_id text COLLATE "C" NOT NULL,
     doc jsonb NOT NULL,
     PRIMARY KEY (offering, backend_id)
 );
@@ -185,6 +186,12 @@ CREATE TABLE jobs (
     lease_until timestamptz
 );
 CREATE INDEX jobs_offering ON jobs (offering);
+
+-- Named values of the installation (the feeds' UID key).
+CREATE TABLE meta (
+    name text PRIMARY KEY,
+    value bytea NOT NULL
+);
 
 -- Unique increasing numbers (job sequence numbers, busy generations).
 CREATE SEQUENCE ids;
