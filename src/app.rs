@@ -22,6 +22,7 @@ use crate::google::{
     AclRole, CalendarApi, CallStats, ClientOptions, Credentials, GoogleCalendarClient, RateLimit,
 };
 use crate::metrics::Metrics;
+use crate::push::{PushOptions, PushRunner, PushService};
 use crate::scheduler::{Scheduler, SchedulerOptions};
 use crate::store::{Store, StoreOptions};
 use crate::sync::SyncEngine;
@@ -224,6 +225,7 @@ pub struct Application {
     services: Services,
     state: AppState,
     scheduler: Option<Scheduler>,
+    push: Arc<PushService>,
 }
 
 impl Application {
@@ -237,22 +239,6 @@ impl Application {
         state.public_url = settings.public_url.clone();
         state.google = services.google.credentials.clone();
         state.max_busy_age = settings.sync.max_busy_age();
-        let scheduler = Scheduler::new(
-            services.engine.clone(),
-            SchedulerOptions {
-                interval: (settings.sync.interval_secs > 0)
-                    .then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),
-                ..SchedulerOptions::default()
-            },
-        );
-        state.metrics = Arc::new(
-            Metrics::new(vec![
-                scheduler.status.clone(),
-                services.google.stats.clone(),
-                services.google.credentials.clone(),
-            ])
-            .with_token(settings.http.metrics_token.as_ref()),
-        );
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -260,12 +246,43 @@ impl Application {
                     addr: settings.listen.to_string(),
                     source,
                 })?;
+        let push = Arc::new(
+            PushService::new(
+                services.store.clone(),
+                services.google.credentials.clone(),
+                push_options(
+                    &settings,
+                    listener.local_addr().ok(),
+                    services.store.engine(),
+                ),
+            )
+            .await
+            .map_err(|source| AppError::Store {
+                dir: settings.data_dir.display().to_string(),
+                source,
+            })?,
+        );
+        let scheduler = Scheduler::with_runner(
+            Arc::new(PushRunner::new(services.engine.clone(), push.clone())),
+            services.store.clone(),
+            scheduler_options(&settings),
+        );
+        state.metrics = Arc::new(
+            Metrics::new(vec![
+                scheduler.status.clone(),
+                services.google.stats.clone(),
+                services.google.credentials.clone(),
+                push.clone(),
+            ])
+            .with_token(settings.http.metrics_token.as_ref()),
+        );
         Ok(Application {
             settings,
             listener,
             services,
             state,
             scheduler: Some(scheduler),
+            push,
         })
     }
 
@@ -284,6 +301,11 @@ impl Application {
     /// The sync engine the scheduler runs (`bookcal demo` runs a first sync with it).
     pub fn engine(&self) -> &Arc<SyncEngine> {
         &self.services.engine
+    }
+
+    /// Google push notifications: watch channels and the webhook.
+    pub fn push(&self) -> &Arc<PushService> {
+        &self.push
     }
 
     /// The handler state the API serves with.
@@ -314,6 +336,7 @@ impl Application {
             services,
             state,
             scheduler,
+            push,
         } = self;
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(
@@ -326,10 +349,13 @@ impl Application {
         }
         let store = services.store;
         let mut sched = scheduler.map(|s| tokio::spawn(s.run(shutdown.clone())));
+        let upkeep = tokio::spawn(push.clone().run(shutdown.clone()));
         let limits = settings.http.clone();
         let server_shutdown = shutdown.clone();
-        let mut server =
-            tokio::spawn(async move { serve(listener, state, &limits, server_shutdown).await });
+        let webhook = crate::push::router(push);
+        let mut server = tokio::spawn(async move {
+            serve_with(listener, state, webhook, &limits, server_shutdown).await
+        });
         // Until shutdown (or the server task panics).
         let early = tokio::select! {
             r = &mut server => Some(r),
@@ -347,6 +373,9 @@ impl Application {
                 if s.await.is_err() {
                     tracing::error!("the scheduler task panicked");
                 }
+            }
+            if upkeep.await.is_err() {
+                tracing::error!("the push channel upkeep task panicked");
             }
             served
         };
@@ -381,8 +410,91 @@ pub async fn serve(
     limits: &crate::config::HttpSettings,
     shutdown: CancellationToken,
 ) {
+    serve_with(listener, state, axum::Router::new(), limits, shutdown).await;
+}
+
+/// [`serve`] with more routes beside the API (the push webhook).
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    extra: axum::Router,
+    limits: &crate::config::HttpSettings,
+    shutdown: CancellationToken,
+) {
     let probes = api::probe_router(state.clone());
     let stats = state.metrics.connections.clone();
-    let router = api::router(state);
+    let router = api::router(state).merge(extra);
     crate::server::serve(listener, router, probes, limits, stats, shutdown).await;
+}
+
+/// Where Google delivers push notifications, or why push is off: `google.push_url`;
+/// else `public_url` + the webhook path (HTTPS, unless the Google root URL is not
+/// Google's); else, against an emulator, the service's own listening address (the
+/// emulator runs on this machine).
+pub fn push_address(settings: &Settings, local: Option<SocketAddr>) -> Result<String, String> {
+    use crate::push::NOTIFICATIONS_PATH;
+    let googles = settings.google.is_googles();
+    if !settings.google.push_enabled {
+        return Err("google.push_enabled is false".into());
+    }
+    if let Some(url) = &settings.google.push_url {
+        return Ok(url.clone());
+    }
+    if let Some(public) = &settings.public_url {
+        let address = format!("{}{NOTIFICATIONS_PATH}", public.trim_end_matches('/'));
+        return if address.starts_with("https://") || !googles {
+            Ok(address)
+        } else {
+            Err("public_url is not https and google.push_url is not set".into())
+        };
+    }
+    match local {
+        Some(addr) if !googles => {
+            let host = if addr.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                addr.ip()
+            };
+            Ok(format!(
+                "http://{}{NOTIFICATIONS_PATH}",
+                SocketAddr::new(host, addr.port())
+            ))
+        }
+        _ => Err("no public https URL is configured (public_url or google.push_url)".into()),
+    }
+}
+
+fn scheduler_options(settings: &Settings) -> SchedulerOptions {
+    SchedulerOptions {
+        interval: (settings.sync.interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(settings.sync.interval_secs)),
+        ..SchedulerOptions::default()
+    }
+}
+
+fn push_options(
+    settings: &Settings,
+    local: Option<SocketAddr>,
+    engine: crate::store::EngineKind,
+) -> PushOptions {
+    let secs = std::time::Duration::from_secs;
+    let address = match engine {
+        crate::store::EngineKind::Sled => push_address(settings, local),
+        crate::store::EngineKind::Postgres => {
+            Err("the PostgreSQL engine keeps no push channels yet".into())
+        }
+    };
+    let (address, off_reason) = match address {
+        Ok(a) => (Some(a), None),
+        Err(reason) => (None, Some(reason)),
+    };
+    PushOptions {
+        address,
+        off_reason,
+        ttl: secs(settings.google.push_ttl_secs),
+        renew_before: secs(settings.google.push_renew_before_secs),
+        healthy_interval: secs(settings.sync.push_interval_secs),
+        usual_interval: scheduler_options(settings).interval,
+        look_every: secs(30),
+    }
 }

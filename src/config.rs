@@ -81,12 +81,37 @@ pub struct GoogleSettings {
     pub requests_per_minute: u32,
     /// Share calendars busy-only (`freeBusyReader`) instead of with details (`reader`).
     pub share_busy_only: bool,
+    /// Keep a push-notification channel on every offering calendar (needs a webhook
+    /// address Google can reach, see `push_url`); off: Google's changes arrive by
+    /// polling only.
+    pub push_enabled: bool,
+    /// The public address of the push-notification webhook
+    /// (`https://bookcal.example.org/google/notifications`), when it differs from
+    /// `public_url` + `/google/notifications`. HTTPS unless `root_url` is not Google's.
+    pub push_url: Option<String>,
+    /// Lifetime asked for each watch channel (Google's default: a week).
+    pub push_ttl_secs: u64,
+    /// A channel is replaced this long before it expires.
+    pub push_renew_before_secs: u64,
     /// Calendars one credential may create in any hour (0 = no budget). Google makes
     /// an account that creates too many read-only for hours.
     pub calendars_per_hour: u32,
     /// Seconds a credential's writes pause after Google answers "Calendar usage limits
     /// exceeded." (doubling on each refusal in a row, at most a day).
     pub usage_limit_pause_secs: u64,
+}
+
+impl GoogleSettings {
+    /// Whether `root_url` is Google's own API (not an emulator or a proxy).
+    pub fn is_googles(&self) -> bool {
+        url::Url::parse(&self.root_url)
+            .ok()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| h == "googleapis.com" || h.ends_with(".googleapis.com"))
+            })
+            .unwrap_or(true)
+    }
 }
 
 impl Default for GoogleSettings {
@@ -98,6 +123,10 @@ impl Default for GoogleSettings {
             provider_credentials_dir: None,
             requests_per_minute: 580,
             share_busy_only: false,
+            push_enabled: true,
+            push_url: None,
+            push_ttl_secs: 604_800,
+            push_renew_before_secs: 86_400,
             calendars_per_hour: 20,
             usage_limit_pause_secs: 3 * 3600,
         }
@@ -116,6 +145,9 @@ pub struct SyncSettings {
     pub concurrency: usize,
     /// Largest share (0..=1) of owned events one run may delete without `--force`.
     pub max_delete_share: f64,
+    /// Seconds between periodic syncs of an offering whose push channel is healthy
+    /// (Google's changes arrive by push; polling is only the safety net).
+    pub push_interval_secs: u64,
     /// Milliseconds a sync that a local change implies waits for more changes to the
     /// same offering (a burst of changes gives one run).
     pub debounce_ms: u64,
@@ -142,6 +174,7 @@ impl Default for SyncSettings {
             horizon_days: 400,
             concurrency: 8,
             max_delete_share: 0.5,
+            push_interval_secs: 21_600,
             debounce_ms: 1000,
             max_busy_age_secs: 2 * 3600,
         }
@@ -534,6 +567,33 @@ impl Settings {
         )?;
         parse_env(
             env,
+            "google.push_enabled",
+            "BOOKCAL_GOOGLE_PUSH_ENABLED",
+            &mut s.google.push_enabled,
+        )?;
+        if let Some(v) = env("BOOKCAL_GOOGLE_PUSH_URL") {
+            s.google.push_url = Some(v).filter(|v| !v.is_empty());
+        }
+        parse_env(
+            env,
+            "google.push_ttl_secs",
+            "BOOKCAL_GOOGLE_PUSH_TTL_SECS",
+            &mut s.google.push_ttl_secs,
+        )?;
+        parse_env(
+            env,
+            "google.push_renew_before_secs",
+            "BOOKCAL_GOOGLE_PUSH_RENEW_BEFORE_SECS",
+            &mut s.google.push_renew_before_secs,
+        )?;
+        parse_env(
+            env,
+            "sync.push_interval_secs",
+            "BOOKCAL_SYNC_PUSH_INTERVAL_SECS",
+            &mut s.sync.push_interval_secs,
+        )?;
+        parse_env(
+            env,
             "google.calendars_per_hour",
             "BOOKCAL_GOOGLE_CALENDARS_PER_HOUR",
             &mut s.google.calendars_per_hour,
@@ -611,6 +671,35 @@ impl Settings {
                     "must be an absolute URL",
                 ));
             }
+        }
+        if let Some(u) = &self.google.push_url {
+            let https = url::Url::parse(u).ok().map(|u| u.scheme() == "https");
+            match https {
+                None => {
+                    return Err(invalid(
+                        "google.push_url",
+                        "BOOKCAL_GOOGLE_PUSH_URL",
+                        "must be an absolute URL",
+                    ))
+                }
+                Some(false) if self.google.is_googles() => {
+                    return Err(invalid(
+                        "google.push_url",
+                        "BOOKCAL_GOOGLE_PUSH_URL",
+                        "must be https (Google delivers only to https addresses)",
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if self.google.push_ttl_secs < 60
+            || self.google.push_renew_before_secs >= self.google.push_ttl_secs
+        {
+            return Err(invalid(
+                "google.push_renew_before_secs",
+                "BOOKCAL_GOOGLE_PUSH_RENEW_BEFORE_SECS",
+                "push_ttl_secs must be at least 60 and push_renew_before_secs below it",
+            ));
         }
         if self.google.requests_per_minute == 0 {
             return Err(invalid(
@@ -867,9 +956,17 @@ mod tests {
             ("google.provider_credentials_dir", "/srv/providers"),
             ("google.requests_per_minute", "60"),
             ("google.share_busy_only", "true"),
+            ("google.push_enabled", "false"),
+            (
+                "google.push_url",
+                "https://bookcal.example.org/hooks/google",
+            ),
+            ("google.push_ttl_secs", "1209600"),
+            ("google.push_renew_before_secs", "600"),
             ("google.calendars_per_hour", "5"),
             ("google.usage_limit_pause_secs", "60"),
             ("sync.interval_secs", "1"),
+            ("sync.push_interval_secs", "7200"),
             ("sync.horizon_days", "2"),
             ("sync.concurrency", "3"),
             ("sync.max_delete_share", "0.25"),

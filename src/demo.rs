@@ -45,7 +45,9 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
     let emu = Emulator::start_on(
         tokio::net::TcpListener::bind("127.0.0.1:0").await?,
         EmulatorOptions::default(),
-        shutdown.child_token(),
+        // Its own token: it stops after the service drained (a sync still running at
+        // shutdown finishes against it instead of retrying into a closed port).
+        CancellationToken::new(),
     )
     .await?;
     let key_path = opts.data_dir.join("emulator-service-account.json");
@@ -125,11 +127,115 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         fresh,
         &opts.data_dir,
     );
+    let room = offerings
+        .iter()
+        .find(|(_, n)| n.contains("Aurora"))
+        .or(offerings.first())
+        .map(|(i, _)| *i);
+    if let Some(room) = room {
+        let (store, key) = (store.clone(), emu.service_account_key_json());
+        let (root, stop) = (emu.root_url(), shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                shown = show_push(store, room, key, root) => {
+                    if let Err(e) = shown {
+                        println!("push: not shown ({e:#})");
+                    }
+                }
+                () = stop.cancelled() => {}
+            }
+        });
+    }
     app.run_until_stopped(shutdown.clone()).await?;
     emu.shutdown().await;
     println!(
         "bookcal demo stopped; data kept in {}",
         opts.data_dir.display()
+    );
+    Ok(())
+}
+
+/// Waits (a minute at most) until `cond` holds.
+async fn until<F, Fut>(what: &str, cond: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cond().await {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{what} did not happen within a minute"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Shows push notifications at work: once the room's calendar has its watch channel,
+/// "someone" adds an event in Google (the emulator) and the demo prints how soon the
+/// time was blocked, with no periodic sync involved.
+async fn show_push(
+    store: std::sync::Arc<crate::store::Store>,
+    room: crate::domain::Id,
+    key_json: String,
+    root_url: String,
+) -> anyhow::Result<()> {
+    use crate::google::{CalendarApi, ClientOptions, Credentials, Event, EventTime};
+    use std::time::Instant;
+    let channel_open = || async {
+        store
+            .push_state(room)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.channel.is_some())
+    };
+    until("opening the room's push channel", channel_open).await?;
+    let calendar = store
+        .calendar(room)
+        .await?
+        .and_then(|c| c.calendar_id)
+        .context("the room has no calendar")?;
+    let google = crate::google::GoogleCalendarClient::builder(Credentials::ServiceAccount {
+        key_json,
+        subject: None,
+    })
+    .options(ClientOptions {
+        root_url,
+        ..ClientOptions::default()
+    })
+    .build()
+    .await?;
+    let day = (chrono::Utc::now() + chrono::Duration::days(2)).date_naive();
+    let start = day.and_hms_opt(14, 0, 0).context("a valid time")?.and_utc();
+    let end = start + chrono::Duration::hours(1);
+    let at = |t: chrono::DateTime<chrono::Utc>| EventTime::DateTime {
+        at: t.fixed_offset(),
+        time_zone: None,
+    };
+    let event = Event {
+        summary: Some("Maintenance (added in Google)".into()),
+        start: Some(at(start)),
+        end: Some(at(end)),
+        ..Event::default()
+    };
+    let t0 = Instant::now();
+    google.event_insert(&calendar, &event).await?;
+    let blocked = || async {
+        store
+            .busy_slots(room)
+            .await
+            .map(|b| b.iter().any(|s| s.start == start))
+            .unwrap_or(false)
+    };
+    until("blocking the event's time", blocked).await?;
+    println!(
+        "push: an event added in Google ({} {}-{} UTC) blocked the room's time {} ms later, by push (no periodic sync); see googlecalendar.push",
+        day,
+        start.format("%H:%M"),
+        end.format("%H:%M"),
+        t0.elapsed().as_millis()
     );
     Ok(())
 }
@@ -194,6 +300,8 @@ fn print_guide(
         "  curl -s -H 'Authorization: Token {}' {base}/api/booking-offerings/{room}/",
         tok("owner")
     );
+    println!("  # Google's changes arrive by push: each calendar has a watch channel (shown in");
+    println!("  # googlecalendar.push); the demo adds an event in Google once to show it");
     println!("  # sync now and share the room's calendar");
     println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/booking-offerings/{room}/google_calendar_sync/", tok("owner"));
     println!("  curl -s -H 'Authorization: Token {}' -X POST {base}/api/booking-offerings/{room}/share_google_calendar/", tok("owner"));

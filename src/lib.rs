@@ -21,6 +21,7 @@ pub mod google;
 pub mod ical;
 pub mod import;
 pub mod metrics;
+pub mod push;
 pub mod scheduler;
 pub mod server;
 pub mod store;

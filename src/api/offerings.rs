@@ -82,6 +82,7 @@ struct CalendarView {
     cal: Option<OfferingCalendar>,
     jobs: Vec<Job>,
     running: Option<u64>,
+    push: Option<crate::domain::push::PushState>,
     /// The health of the Google credential serving the offering's provider.
     health: Option<CredentialHealth>,
 }
@@ -99,10 +100,12 @@ impl CalendarView {
         } else {
             (Vec::new(), None, None)
         };
+        let push = store.push_state(o.id).await?;
         Ok(CalendarView {
             cal,
             jobs,
             running,
+            push,
             health,
         })
     }
@@ -122,6 +125,9 @@ fn offering_out<'a>(
         gc = gc
             .with_jobs(&view.jobs, view.running)
             .with_credential(view.health.as_ref());
+    }
+    if let Some(push) = &view.push {
+        gc = gc.with_push(push, chrono::Utc::now());
     }
     OfferingOut::of(o, related, urls, gc)
 }

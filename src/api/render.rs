@@ -258,6 +258,32 @@ pub struct GoogleCalendarOut<'a> {
     /// The public iCalendar feed while the calendar is public.
     #[serde(skip_serializing_if = "Option::is_none")]
     ical_feed_url: Option<String>,
+    /// Google push notifications for this calendar (present once a watch channel
+    /// was attempted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    push: Option<PushOut>,
+}
+
+/// The push-notification channel of an offering's calendar.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PushChannel)]
+pub struct PushOut {
+    /// A watch channel is open and not expired: Google's changes arrive in seconds
+    /// and periodic polling slows down.
+    active: bool,
+    /// When the channel expires (it is renewed before).
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    expires_at: Option<String>,
+    /// When the last notification that queued a sync arrived.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    last_notification: Option<String>,
+    /// Notifications that queued a sync.
+    notifications_received: u64,
+    /// Notifications answered without a sync (`sync` messages, repeated numbers).
+    notifications_ignored: u64,
+    /// Why the last attempt to open a channel failed.
+    #[schema(required = true)]
+    last_error: Option<String>,
 }
 
 /// A queued job of an offering's calendar.
@@ -302,6 +328,22 @@ impl<'a> GoogleCalendarOut<'a> {
             credential: None,
             jobs: None,
             ical_feed_url,
+            push: None,
+        }
+    }
+
+    /// Adds the calendar's push-notification channel as of `now`.
+    pub fn with_push(self, state: &crate::domain::push::PushState, now: DateTime<Utc>) -> Self {
+        GoogleCalendarOut {
+            push: Some(PushOut {
+                active: state.healthy(now),
+                expires_at: state.channel.as_ref().map(|c| ts(&c.expiration)),
+                last_notification: state.last_notification.as_ref().map(ts),
+                notifications_received: state.received,
+                notifications_ignored: state.ignored,
+                last_error: state.last_error.clone(),
+            }),
+            ..self
         }
     }
 

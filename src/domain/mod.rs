@@ -12,6 +12,7 @@ pub mod interval;
 pub mod jobs;
 pub mod lifecycle;
 pub mod model;
+pub mod push;
 pub mod states;
 pub mod uuid;
 

@@ -71,15 +71,27 @@ pub enum ApiError {
     /// 503 `backendError`.
     #[error("The service is currently unavailable.")]
     Unavailable,
+    /// 400 `push.webhookUrlNotHttps`: a watch channel's address is not HTTPS.
+    #[error("WebHook callback must be HTTPS: {0}")]
+    WebhookNotHttps(String),
+    /// 400 `channelIdNotUnique`: a live channel has this id already.
+    #[error("Channel id {0} not unique")]
+    ChannelIdNotUnique(String),
+    /// 404 `notFound` for `channels.stop`.
+    #[error("Channel '{0}' not found for project")]
+    ChannelNotFound(String),
 }
 
 impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Invalid(_) | Self::Required(_) | Self::ParseError | Self::TimeRangeEmpty => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::Invalid(_)
+            | Self::Required(_)
+            | Self::ParseError
+            | Self::TimeRangeEmpty
+            | Self::WebhookNotHttps(_)
+            | Self::ChannelIdNotUnique(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden
             | Self::InsufficientScopes
@@ -88,7 +100,7 @@ impl ApiError {
             | Self::RequiredAccessLevel => StatusCode::FORBIDDEN,
             Self::RateLimitExceeded(429) => StatusCode::TOO_MANY_REQUESTS,
             Self::RateLimitExceeded(_) => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::ChannelNotFound(_) => StatusCode::NOT_FOUND,
             Self::Duplicate => StatusCode::CONFLICT,
             Self::Deleted | Self::FullSyncRequired => StatusCode::GONE,
             Self::ConditionNotMet => StatusCode::PRECONDITION_FAILED,
@@ -111,7 +123,9 @@ impl ApiError {
             Self::RateLimitExceeded(_) => "rateLimitExceeded",
             Self::QuotaExceeded => "quotaExceeded",
             Self::RequiredAccessLevel => "requiredAccessLevel",
-            Self::NotFound => "notFound",
+            Self::NotFound | Self::ChannelNotFound(_) => "notFound",
+            Self::WebhookNotHttps(_) => "push.webhookUrlNotHttps",
+            Self::ChannelIdNotUnique(_) => "channelIdNotUnique",
             Self::Duplicate => "duplicate",
             Self::Deleted => "deleted",
             Self::FullSyncRequired => "fullSyncRequired",

@@ -32,6 +32,7 @@ pub mod controls;
 mod error;
 mod events;
 mod list;
+pub mod push;
 mod recurrence;
 mod state;
 mod times;
@@ -55,6 +56,7 @@ pub use controls::{
     TokenFailNth, TokenFault,
 };
 pub use error::ApiError;
+pub use push::{ChannelInfo, Push, PushSettings, PushSettingsUpdate};
 
 use auth::ServiceAccount;
 use controls::FaultDecision;
@@ -90,6 +92,8 @@ pub(crate) struct Shared {
     pub controls: Controls,
     pub account: Arc<ServiceAccount>,
     pub root_url: String,
+    /// Watch channels and their deliveries.
+    pub push: push::Push,
 }
 
 impl Shared {
@@ -131,6 +135,7 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let account = auth::service_account().await?;
         let store = Arc::new(Mutex::new(Store::new()));
+        let store_for_push = store.clone();
         let controls = Controls::new(
             Settings {
                 latency_ms: opts.latency.as_millis().try_into().unwrap_or(u64::MAX),
@@ -146,6 +151,7 @@ impl Emulator {
             controls,
             account,
             root_url: format!("http://{addr}/"),
+            push: push::Push::new(store_for_push),
         });
         let stop = shutdown.child_token();
         let app = router(shared.clone());
@@ -188,6 +194,11 @@ impl Emulator {
     /// Switches and counters.
     pub fn controls(&self) -> Controls {
         self.shared.controls.clone()
+    }
+
+    /// Push switches, channels and delivery counters.
+    pub fn push(&self) -> Push {
+        self.shared.push.clone()
     }
 
     /// Read access to calendars, events and ACLs, bypassing auth and counters.
@@ -261,6 +272,8 @@ const ACL: &str = "/calendar/v3/calendars/{calendar_id}/acl";
 const ACL_RULE: &str = "/calendar/v3/calendars/{calendar_id}/acl/{rule_id}";
 const CALENDAR_LIST: &str = "/calendar/v3/users/me/calendarList";
 const CALENDAR_LIST_ENTRY: &str = "/calendar/v3/users/me/calendarList/{calendar_id}";
+const WATCH: &str = "/calendar/v3/calendars/{calendar_id}/events/watch";
+const CHANNELS_STOP: &str = "/calendar/v3/channels/stop";
 
 /// Google's method name for a matched route.
 fn google_method(method: &Method, path: &str) -> String {
@@ -290,6 +303,8 @@ fn google_method(method: &Method, path: &str) -> String {
             verb("get", "update", "patch", "delete", "unknown"),
         ),
         INSTANCES => ("events", "instances".to_owned()),
+        WATCH => ("events", "watch".to_owned()),
+        CHANNELS_STOP => ("channels", "stop".to_owned()),
         ACL => (
             "acl",
             verb("list", "unknown", "unknown", "unknown", "insert"),
@@ -323,6 +338,8 @@ fn router(shared: Arc<Shared>) -> Router {
                 .delete(events::delete),
         )
         .route(INSTANCES, get(list::instances))
+        .route(WATCH, post(push::watch))
+        .route(CHANNELS_STOP, post(push::stop))
         .route(ACL, get(acl::list).post(acl::insert))
         .route(
             ACL_RULE,
@@ -336,6 +353,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(api)
         .route("/token", post(auth::token))
         .merge(controls::routes())
+        .merge(push::routes())
         .fallback(|| async { ApiError::NotFound })
         .with_state(shared)
 }
@@ -355,7 +373,12 @@ async fn gate(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let write = request.method() != Method::GET;
+    // Watching and stopping a channel read: the read-only scopes allow them.
+    let write = request.method() != Method::GET
+        && !matches!(
+            method.as_str(),
+            "calendar.events.watch" | "calendar.channels.stop"
+        );
     let admitted = auth::authenticate(&shared, request.headers()).and_then(|caller| {
         auth::check_scopes(&caller.scopes, &method, write)?;
         shared.controls.check_quota(&caller.identity)?;
@@ -367,19 +390,53 @@ async fn gate(
     let response = match admitted {
         Err(error) => error.into_response(),
         Ok(caller) => {
+            let watched = push::calendar_of_path(request.uri().path()).map(|id| {
+                if id == "primary" {
+                    caller.identity.clone()
+                } else {
+                    id
+                }
+            });
+            let before = watched.as_deref().map(|id| change_seq(&shared, id));
             request.extensions_mut().insert(caller);
-            match shared.controls.decide_fault(&method) {
+            let response = match shared.controls.decide_fault(&method) {
                 FaultDecision::Proceed => next.run(request).await,
                 FaultDecision::FailBefore(error) => error.into_response(),
                 FaultDecision::FailAfter(error) => {
                     let _performed = next.run(request).await;
                     error.into_response()
                 }
+            };
+            if let (Some(id), Some(before)) = (watched, before) {
+                notify_watchers(&shared, &id, before);
             }
+            response
         }
     };
     shared.controls.count(&method, response.status().as_u16());
     response
+}
+
+/// The change sequence of a calendar's events (`None`: no such calendar).
+fn change_seq(shared: &Shared, calendar_id: &str) -> Option<u64> {
+    shared
+        .lock()
+        .calendars
+        .get(calendar_id)
+        .map(|c| c.change_seq)
+}
+
+/// After a request on `calendar_id`: its watch channels hear of a change of its
+/// events (`exists`) or of its deletion (`not_exists`). Every change is seen by the
+/// request that made it, whatever ran meanwhile.
+fn notify_watchers(shared: &Shared, calendar_id: &str, before: Option<u64>) {
+    let after = change_seq(shared, calendar_id);
+    let now = push::now_ms(shared);
+    match (before, after) {
+        (Some(_), None) => shared.push.gone(calendar_id, now),
+        (Some(b), Some(a)) if a != b => shared.push.changed(calendar_id, now),
+        _ => {}
+    }
 }
 
 /// Parses a JSON request body; Google answers 400 `parseError` otherwise.
@@ -411,6 +468,8 @@ mod tests {
             (Method::POST, EVENTS, "calendar.events.insert"),
             (Method::PATCH, EVENT, "calendar.events.patch"),
             (Method::GET, INSTANCES, "calendar.events.instances"),
+            (Method::POST, WATCH, "calendar.events.watch"),
+            (Method::POST, CHANNELS_STOP, "calendar.channels.stop"),
             (
                 Method::POST,
                 "/calendar/v3/calendars",

@@ -27,6 +27,7 @@ use super::auth::{
     CredentialStatus, Credentials, HubToken, RefreshTokenFetcher, ServiceAccountFetcher,
     TokenCache, TokenFetcher,
 };
+use super::channels::{channel_from_api, stop_to_api, watch_to_api, WatchChannel, WatchRequest};
 use super::convert::{calendar_from_api, calendar_to_api, event_from_api, event_to_api};
 use super::error::{from_api_error, GoogleError, GoogleErrorKind};
 use super::limits::{UsageGuard, UsageLimits};
@@ -778,6 +779,46 @@ impl CalendarApi for GoogleCalendarClient {
                 )
             },
         )
+        .await
+    }
+
+    async fn events_watch(
+        &self,
+        calendar_id: &str,
+        request: &WatchRequest,
+    ) -> Result<WatchChannel, GoogleError> {
+        let cal = path_id(calendar_id);
+        let body = watch_to_api(request);
+        // Not retried on ambiguous failures: a retry with the same id would meet its
+        // own channel (400 channelIdNotUnique); the upkeep opens a new one later.
+        let call = Call {
+            retry_on: RetryOn::RateLimitOnly,
+            ..Call::read("calendar.events.watch", Some(calendar_id))
+        };
+        let got = self
+            .call(call, || {
+                run(self
+                    .hub
+                    .events()
+                    .watch(body.clone(), &cal)
+                    .add_scope(Scope::Full)
+                    .doit())
+            })
+            .await?;
+        channel_from_api(request, got)
+    }
+
+    async fn channel_stop(&self, channel_id: &str, resource_id: &str) -> Result<(), GoogleError> {
+        let body = stop_to_api(channel_id, resource_id);
+        self.call(Call::read("calendar.channels.stop", None), || {
+            run_empty(
+                self.hub
+                    .channels()
+                    .stop(body.clone())
+                    .add_scope(Scope::Full)
+                    .doit(),
+            )
+        })
         .await
     }
 

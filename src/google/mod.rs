@@ -25,6 +25,7 @@
 //! (the hub wrapper), `factory` (clients per provider).
 
 mod auth;
+mod channels;
 mod client;
 mod convert;
 mod error;
@@ -39,6 +40,7 @@ mod zones;
 use async_trait::async_trait;
 
 pub use auth::{CredentialStatus, Credentials, CALENDAR_SCOPE, GOOGLE_TOKEN_URL};
+pub use channels::{WatchChannel, WatchRequest};
 pub use client::{
     ClientOptions, GoogleCalendarClient, GoogleCalendarClientBuilder, GOOGLE_ROOT_URL,
 };
@@ -100,6 +102,30 @@ pub trait CalendarApi: Send + Sync {
     async fn acl_insert(&self, calendar_id: &str, role: AclRole) -> Result<String, GoogleError>;
 
     async fn acl_delete(&self, calendar_id: &str, rule_id: &str) -> Result<(), GoogleError>;
+
+    /// Opens a push-notification channel on the calendar's events
+    /// (`events.watch`). Fakes without push keep the default, which refuses.
+    async fn events_watch(
+        &self,
+        calendar_id: &str,
+        request: &WatchRequest,
+    ) -> Result<WatchChannel, GoogleError> {
+        let _ = (calendar_id, request);
+        Err(GoogleError::new(
+            GoogleErrorKind::BadRequest,
+            "this Calendar API does not support push notifications",
+        ))
+    }
+
+    /// Ends a push-notification channel (`channels.stop`). A channel Google no
+    /// longer knows (expired, stopped) is [`GoogleErrorKind::NotFound`].
+    async fn channel_stop(&self, channel_id: &str, resource_id: &str) -> Result<(), GoogleError> {
+        let _ = (channel_id, resource_id);
+        Err(GoogleError::new(
+            GoogleErrorKind::BadRequest,
+            "this Calendar API does not support push notifications",
+        ))
+    }
 
     /// Whether the credential currently works; fakes may keep the default.
     fn credential_status(&self) -> CredentialStatus {

@@ -105,6 +105,12 @@ impl SchedulerOptions {
 #[async_trait]
 pub trait JobRunner: Send + Sync {
     async fn run(&self, job: &Job) -> RunOutcome;
+
+    /// The offering's regular-sync interval after a run, when it differs from the
+    /// scheduler's (an offering whose Google changes arrive by push is polled less).
+    fn interval_for(&self, _offering: Id) -> Option<Duration> {
+        None
+    }
 }
 
 #[async_trait]
@@ -331,6 +337,11 @@ impl Scheduler {
         self.tracker.spawn(tracing::Instrument::instrument(
             async move {
                 let outcome = runner.run(&guard.job).await;
+                if guard.policy.interval.is_some() {
+                    if let Some(interval) = runner.interval_for(guard.job.offering) {
+                        guard.policy.interval = Some(interval);
+                    }
+                }
                 guard.settle(outcome);
             },
             span,

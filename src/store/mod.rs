@@ -25,6 +25,7 @@
 pub mod calendars;
 pub mod catalog;
 mod catalog_query;
+pub mod channels;
 pub mod feed_tokens;
 pub mod index;
 pub mod jobs;
@@ -132,6 +133,8 @@ pub enum Change {
     FeedToken(FeedToken),
     /// Revokes the feed token with this secret hash.
     RevokeFeedToken([u8; 32]),
+    /// Writes (or, with `None`, removes) an offering's push state.
+    Push(Id, Option<crate::domain::push::PushState>),
 }
 
 /// The token salt when none is configured (`token_salt`; `bookcal serve` warns).

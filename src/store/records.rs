@@ -13,6 +13,7 @@ use crate::domain::calendar::{
     Waiting,
 };
 use crate::domain::jobs::Trigger;
+use crate::domain::push::{Channel, PushState};
 use crate::domain::{
     Category, Customer, Id, Interval, Offering, OfferingState, Order, OrderState, OrderType,
     Project, Resource, ResourceState, Slot, User,
@@ -932,6 +933,76 @@ impl AttachmentRecord {
     }
 }
 
+#[derive(Serialize, Deserialize)]
+pub struct ChannelV1 {
+    id: String,
+    resource_id: String,
+    calendar_id: String,
+    token_hash: String,
+    address: String,
+    created: DateTime<Utc>,
+    expiration: DateTime<Utc>,
+    last_message: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct PushV1 {
+    offering: Id,
+    channel: Option<ChannelV1>,
+    received: u64,
+    ignored: u64,
+    last_notification: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    failures: u32,
+    retry_at: Option<DateTime<Utc>>,
+}
+impl From<&PushState> for PushV1 {
+    fn from(p: &PushState) -> Self {
+        PushV1 {
+            offering: p.offering,
+            channel: p.channel.as_ref().map(|c| ChannelV1 {
+                id: c.id.clone(),
+                resource_id: c.resource_id.clone(),
+                calendar_id: c.calendar_id.clone(),
+                token_hash: c.token_hash.clone(),
+                address: c.address.clone(),
+                created: c.created,
+                expiration: c.expiration,
+                last_message: c.last_message,
+            }),
+            received: p.received,
+            ignored: p.ignored,
+            last_notification: p.last_notification,
+            last_error: p.last_error.clone(),
+            failures: p.failures,
+            retry_at: p.retry_at,
+        }
+    }
+}
+impl From<PushV1> for PushState {
+    fn from(p: PushV1) -> Self {
+        PushState {
+            offering: p.offering,
+            channel: p.channel.map(|c| Channel {
+                id: c.id,
+                resource_id: c.resource_id,
+                calendar_id: c.calendar_id,
+                token_hash: c.token_hash,
+                address: c.address,
+                created: c.created,
+                expiration: c.expiration,
+                last_message: c.last_message,
+            }),
+            received: p.received,
+            ignored: p.ignored,
+            last_notification: p.last_notification,
+            last_error: p.last_error,
+            failures: p.failures,
+            retry_at: p.retry_at,
+        }
+    }
+}
+versioned!(PushRecord, PushV1, PushState);
 #[cfg(test)]
 mod sync_record_tests {
     use super::*;

@@ -29,7 +29,7 @@ use super::mutate::{Directory, Load, View};
 use super::query::{OfferingQuery, OrderQuery, Page, ResourceQuery};
 use super::records::{
     AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, MappedRecord,
-    OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
+    OfferingRecord, OrderRecord, ProjectRecord, PushRecord, ResourceRecord, UserRecord,
 };
 use super::tree::Tree;
 use super::versions::Versions;
@@ -610,6 +610,14 @@ impl Sled {
                 Change::RevokeFeedToken(hash) => {
                     (Tree::FeedTokens, feed_tokens::token_key(hash), None)
                 }
+                Change::Push(offering, state) => (
+                    Tree::Channels,
+                    key(offering),
+                    state
+                        .as_ref()
+                        .map(|p| encode(&PushRecord::from(p)))
+                        .transpose()?,
+                ),
             };
             writes.push(w);
         }
@@ -923,6 +931,7 @@ impl Sled {
             Tree::Externals,
             Tree::Jobs,
             Tree::Busy,
+            Tree::Channels,
         ] {
             for (k, _) in self.raw_scan(tree, &[])? {
                 if matches!(tree, Tree::Calendars | Tree::Busy) {

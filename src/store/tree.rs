@@ -34,10 +34,12 @@ pub(crate) enum Tree {
     IdxOrders,
     /// named markers (the index migration) and the feed UID key.
     Meta,
+    /// offering id -> push state (its watch channel and what it received).
+    Channels,
 }
 
 impl Tree {
-    pub(crate) const ALL: [Tree; 17] = [
+    pub(crate) const ALL: [Tree; 18] = [
         Tree::Users,
         Tree::Customers,
         Tree::Projects,
@@ -55,6 +57,7 @@ impl Tree {
         Tree::IdxResources,
         Tree::IdxOrders,
         Tree::Meta,
+        Tree::Channels,
     ];
 
     /// The tree's name in the sled database (never changes: it is on disk).
@@ -77,6 +80,7 @@ impl Tree {
             Tree::IdxResources => "idx_resources",
             Tree::IdxOrders => "idx_orders",
             Tree::Meta => "meta",
+            Tree::Channels => "channels",
         }
     }
 

@@ -54,7 +54,8 @@ impl Change {
             | Change::Externals(..)
             | Change::Attachment(..)
             | Change::FeedToken(_)
-            | Change::RevokeFeedToken(_) => (None, None),
+            | Change::RevokeFeedToken(_)
+            | Change::Push(..) => (None, None),
         };
         a.into_iter().chain(b)
     }

@@ -357,10 +357,12 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
     );
     assert!(
         !text.contains(&room.hex()) || {
-            // The offering's id appears only as the last-success and busy-read gauges' label.
+            // The offering's id appears only as the label of the per-offering series: the
+            // last-success and busy-read gauges and its push channel's state.
             text.lines().filter(|l| l.contains(&room.hex())).all(|l| {
                 l.starts_with("bookcal_last_sync_success_timestamp_seconds{")
                     || l.starts_with("bookcal_busy_read_timestamp_seconds{")
+                    || l.starts_with("bookcal_push_")
             })
         },
         "a raw path reached the metrics:\n{text}"

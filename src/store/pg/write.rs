@@ -640,6 +640,8 @@ async fn one(conn: &mut PgConnection, c: &Change) -> Result<(), StoreError> {
         }
         // The PostgreSQL engine has no job queue yet.
         Change::Enqueue(_) => return Err(StoreError::Unsupported("the job queue")),
+        // Nor push channels (the service turns push off on PostgreSQL).
+        Change::Push(..) => return Err(StoreError::Unsupported("push channels")),
         // Batched kinds never come here.
         Change::User(_)
         | Change::Customer(_)

@@ -56,6 +56,15 @@ pub struct Options {
     pub google_credentials: bool,
     /// `sync.interval_secs` (0: no periodic syncs).
     pub sync_interval_secs: u64,
+    /// `google.push_enabled`: watch channels on the calendars, with the emulator
+    /// delivering to the service (off by default: a test that counts runs or calls
+    /// would also count the notifications of the service's own writes).
+    pub push: bool,
+    /// `sync.push_interval_secs`: the poll interval while a channel is healthy.
+    pub push_interval_secs: u64,
+    /// `google.push_ttl_secs` and `google.push_renew_before_secs`.
+    pub push_ttl_secs: u64,
+    pub push_renew_before_secs: u64,
     /// `store_url` (see [`pg::database`]); none: sled in the temporary directory.
     pub store_url: Option<String>,
     /// `google.provider_credentials_dir` (per-provider refresh-token files).
@@ -67,6 +76,10 @@ impl Default for Options {
         Options {
             google_credentials: true,
             sync_interval_secs: 0,
+            push: false,
+            push_interval_secs: 21_600,
+            push_ttl_secs: 604_800,
+            push_renew_before_secs: 86_400,
             store_url: None,
             provider_credentials_dir: None,
         }
@@ -85,6 +98,10 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         ..Settings::default()
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
+    settings.google.push_enabled = opts.push;
+    settings.sync.push_interval_secs = opts.push_interval_secs;
+    settings.google.push_ttl_secs = opts.push_ttl_secs;
+    settings.google.push_renew_before_secs = opts.push_renew_before_secs;
     settings.store_url = opts.store_url.map(bookcal::config::Secret::new);
     settings.google.provider_credentials_dir = opts.provider_credentials_dir;
     settings.google.requests_per_minute = 60_000;

@@ -1,0 +1,487 @@
+//! Push notifications from Google, as rules: what to do with an offering's watch
+//! channel (open, keep, renew, stop), whether polling may slow down, and what an
+//! incoming notification means.
+//!
+//! Pure: "now", the channel record and the offering's calendar are parameters.
+//!
+//! Invariants:
+//! - at most one channel per offering is recorded; a channel is renewed (a new one
+//!   opened, then the old one stopped) `renew_before` ahead of its expiration, so
+//!   deliveries never lapse while bookcal runs;
+//! - a channel is stopped when its calendar is no longer the offering's (the
+//!   offering removed or archived, the calendar replaced or gone, push turned off);
+//! - a notification counts only with the channel id and token of the current
+//!   channel; `sync` messages and message numbers already seen are ignored (a
+//!   notification says only that something changed, and the sync it triggers reads
+//!   every change up to its own run, so an older number adds nothing).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Id;
+
+/// An open watch channel on an offering's calendar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channel {
+    /// Our random channel id (Google echoes it in `X-Goog-Channel-ID`).
+    pub id: String,
+    /// Google's id of the watched resource (needed to stop the channel).
+    pub resource_id: String,
+    /// The calendar watched.
+    pub calendar_id: String,
+    /// SHA-256 (hex) of the channel's secret token; the token itself is never kept.
+    pub token_hash: String,
+    /// The webhook address deliveries go to.
+    pub address: String,
+    pub created: DateTime<Utc>,
+    /// When Google stops delivering.
+    pub expiration: DateTime<Utc>,
+    /// The highest message number received.
+    pub last_message: u64,
+}
+
+/// The push state of one offering: its channel and what it received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushState {
+    pub offering: Id,
+    pub channel: Option<Channel>,
+    /// Notifications that triggered a sync.
+    pub received: u64,
+    /// Notifications answered but not acted on (`sync` messages, duplicates).
+    pub ignored: u64,
+    pub last_notification: Option<DateTime<Utc>>,
+    /// Why the last attempt to open a channel failed.
+    pub last_error: Option<String>,
+    /// Consecutive failed attempts to open a channel.
+    pub failures: u32,
+    /// No new attempt before this time.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+impl PushState {
+    pub fn new(offering: Id) -> Self {
+        PushState {
+            offering,
+            channel: None,
+            received: 0,
+            ignored: 0,
+            last_notification: None,
+            last_error: None,
+            failures: 0,
+            retry_at: None,
+        }
+    }
+
+    /// Whether the channel is open and not yet expired: the offering's changes in
+    /// Google arrive by push, and polling may slow down.
+    pub fn healthy(&self, now: DateTime<Utc>) -> bool {
+        self.channel.as_ref().is_some_and(|c| c.expiration > now)
+    }
+}
+
+/// What the offering's calendar looks like to the channel rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watched<'a> {
+    /// The offering exists and is not archived.
+    pub offering_live: bool,
+    /// The offering's calendar in Google, once created.
+    pub calendar_id: Option<&'a str>,
+}
+
+/// What to do with an offering's channel now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelAction {
+    /// Nothing (no calendar yet and no channel, or the channel is fine).
+    Keep,
+    /// Open a channel (none is open).
+    Open,
+    /// Open a new channel, then stop the current one.
+    Renew,
+    /// Stop the current channel and open none.
+    Stop,
+    /// A failed attempt is being backed off: nothing before `retry_at`.
+    Wait,
+}
+
+/// Decides what to do with an offering's channel. `address` is the webhook
+/// address (`None`: push is off); `renew_before` how long ahead of its expiration a
+/// channel is replaced.
+pub fn channel_action(
+    state: Option<&PushState>,
+    watched: Watched<'_>,
+    address: Option<&str>,
+    now: DateTime<Utc>,
+    renew_before: Duration,
+) -> ChannelAction {
+    let channel = state.and_then(|s| s.channel.as_ref());
+    let wanted = match (address, watched.offering_live, watched.calendar_id) {
+        (Some(a), true, Some(c)) => Some((a, c)),
+        _ => None,
+    };
+    match (channel, wanted) {
+        (None, None) => ChannelAction::Keep,
+        (Some(_), None) => ChannelAction::Stop,
+        (None, Some(_)) => {
+            if state.and_then(|s| s.retry_at).is_some_and(|at| at > now) {
+                ChannelAction::Wait
+            } else {
+                ChannelAction::Open
+            }
+        }
+        (Some(ch), Some((address, calendar))) => {
+            if ch.calendar_id != calendar
+                || ch.address != address
+                || ch.expiration - renew_before <= now
+            {
+                ChannelAction::Renew
+            } else {
+                ChannelAction::Keep
+            }
+        }
+    }
+}
+
+/// How long to wait after `failures` consecutive failed attempts to open a channel:
+/// a minute, doubling, at most a day.
+pub fn open_backoff(failures: u32) -> Duration {
+    let steps = failures.saturating_sub(1).min(11);
+    Duration::minutes(1 << steps).min(Duration::days(1))
+}
+
+/// What an incoming notification means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// Not from a channel of ours (unknown id or wrong token): 404, nothing queued.
+    Unknown,
+    /// The channel's first message: answered, nothing to do.
+    Sync,
+    /// A message number already seen: answered, nothing to do.
+    Duplicate,
+    /// The calendar's events changed: sync the offering.
+    Changed,
+    /// The watched calendar is gone: sync the offering (it finds out) and forget the
+    /// channel, which Google ended.
+    Gone,
+}
+
+/// Reads a notification for `channel`. `token_matches` is the constant-time
+/// comparison of the delivered token's hash with the stored one; `number` the
+/// `X-Goog-Message-Number` (unparseable numbers are treated as new).
+pub fn read_notice(
+    channel: Option<&Channel>,
+    token_matches: bool,
+    resource_state: &str,
+    number: Option<u64>,
+) -> Notice {
+    let Some(channel) = channel else {
+        return Notice::Unknown;
+    };
+    if !token_matches {
+        return Notice::Unknown;
+    }
+    if resource_state == "sync" {
+        return Notice::Sync;
+    }
+    if number.is_some_and(|n| n <= channel.last_message) {
+        return Notice::Duplicate;
+    }
+    if resource_state == "not_exists" {
+        Notice::Gone
+    } else {
+        Notice::Changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(mins: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid")
+            + Duration::minutes(mins)
+    }
+
+    fn channel(expires_in_mins: i64) -> Channel {
+        Channel {
+            id: "c1".into(),
+            resource_id: "r1".into(),
+            calendar_id: "cal".into(),
+            token_hash: "h".into(),
+            address: "https://x.example/google/notifications".into(),
+            created: t(-10),
+            expiration: t(expires_in_mins),
+            last_message: 3,
+        }
+    }
+
+    fn state(ch: Option<Channel>, retry_at: Option<DateTime<Utc>>) -> PushState {
+        PushState {
+            channel: ch,
+            retry_at,
+            ..PushState::new(Id(uuid::Uuid::from_u128(1)))
+        }
+    }
+
+    #[test]
+    fn channel_actions_follow_the_calendar_the_address_and_the_expiration() {
+        let addr = Some("https://x.example/google/notifications");
+        let live = Watched {
+            offering_live: true,
+            calendar_id: Some("cal"),
+        };
+        let renew = Duration::minutes(60);
+        type Case<'a> = (
+            &'a str,
+            Option<PushState>,
+            Watched<'a>,
+            Option<&'a str>,
+            ChannelAction,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "no calendar yet",
+                None,
+                Watched {
+                    calendar_id: None,
+                    ..live
+                },
+                addr,
+                ChannelAction::Keep,
+            ),
+            (
+                "calendar without channel",
+                None,
+                live,
+                addr,
+                ChannelAction::Open,
+            ),
+            (
+                "push off, no channel",
+                None,
+                live,
+                None,
+                ChannelAction::Keep,
+            ),
+            (
+                "fresh channel",
+                Some(state(Some(channel(600)), None)),
+                live,
+                addr,
+                ChannelAction::Keep,
+            ),
+            (
+                "inside the renewal margin",
+                Some(state(Some(channel(59)), None)),
+                live,
+                addr,
+                ChannelAction::Renew,
+            ),
+            (
+                "expired",
+                Some(state(Some(channel(-1)), None)),
+                live,
+                addr,
+                ChannelAction::Renew,
+            ),
+            (
+                "calendar replaced",
+                Some(state(Some(channel(600)), None)),
+                Watched {
+                    calendar_id: Some("other"),
+                    ..live
+                },
+                addr,
+                ChannelAction::Renew,
+            ),
+            (
+                "address changed",
+                Some(state(Some(channel(600)), None)),
+                live,
+                Some("https://y.example/google/notifications"),
+                ChannelAction::Renew,
+            ),
+            (
+                "calendar gone",
+                Some(state(Some(channel(600)), None)),
+                Watched {
+                    calendar_id: None,
+                    ..live
+                },
+                addr,
+                ChannelAction::Stop,
+            ),
+            (
+                "offering removed",
+                Some(state(Some(channel(600)), None)),
+                Watched {
+                    offering_live: false,
+                    ..live
+                },
+                addr,
+                ChannelAction::Stop,
+            ),
+            (
+                "push turned off",
+                Some(state(Some(channel(600)), None)),
+                live,
+                None,
+                ChannelAction::Stop,
+            ),
+            (
+                "failed, backing off",
+                Some(state(None, Some(t(5)))),
+                live,
+                addr,
+                ChannelAction::Wait,
+            ),
+            (
+                "failed, back-off over",
+                Some(state(None, Some(t(-5)))),
+                live,
+                addr,
+                ChannelAction::Open,
+            ),
+            (
+                "removed while backing off",
+                Some(state(None, Some(t(5)))),
+                Watched {
+                    offering_live: false,
+                    ..live
+                },
+                addr,
+                ChannelAction::Keep,
+            ),
+        ];
+        for (name, st, watched, address, expected) in cases {
+            assert_eq!(
+                channel_action(st.as_ref(), watched, address, t(0), renew),
+                expected,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_channel_is_healthy_until_it_expires() {
+        assert!(state(Some(channel(1)), None).healthy(t(0)));
+        assert!(!state(Some(channel(0)), None).healthy(t(0)));
+        assert!(!state(None, None).healthy(t(0)));
+    }
+
+    #[test]
+    fn failed_opens_back_off_from_a_minute_to_a_day() {
+        let cases = [
+            (1, 1),
+            (2, 2),
+            (3, 4),
+            (6, 32),
+            (11, 1024),
+            (12, 1440),
+            (40, 1440),
+        ];
+        for (failures, minutes) in cases {
+            assert_eq!(
+                open_backoff(failures),
+                Duration::minutes(minutes),
+                "{failures}"
+            );
+        }
+    }
+
+    #[test]
+    fn notices_are_read_from_channel_token_state_and_number() {
+        let ch = channel(600);
+        type Case<'a> = (
+            &'a str,
+            Option<&'a Channel>,
+            bool,
+            &'a str,
+            Option<u64>,
+            Notice,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "unknown channel",
+                None,
+                true,
+                "exists",
+                Some(9),
+                Notice::Unknown,
+            ),
+            (
+                "wrong token",
+                Some(&ch),
+                false,
+                "exists",
+                Some(9),
+                Notice::Unknown,
+            ),
+            (
+                "wrong token on sync",
+                Some(&ch),
+                false,
+                "sync",
+                Some(1),
+                Notice::Unknown,
+            ),
+            (
+                "first message",
+                Some(&ch),
+                true,
+                "sync",
+                Some(1),
+                Notice::Sync,
+            ),
+            (
+                "new change",
+                Some(&ch),
+                true,
+                "exists",
+                Some(4),
+                Notice::Changed,
+            ),
+            (
+                "repeated number",
+                Some(&ch),
+                true,
+                "exists",
+                Some(3),
+                Notice::Duplicate,
+            ),
+            (
+                "older number",
+                Some(&ch),
+                true,
+                "exists",
+                Some(2),
+                Notice::Duplicate,
+            ),
+            (
+                "no number",
+                Some(&ch),
+                true,
+                "exists",
+                None,
+                Notice::Changed,
+            ),
+            (
+                "calendar deleted",
+                Some(&ch),
+                true,
+                "not_exists",
+                Some(5),
+                Notice::Gone,
+            ),
+        ];
+        for (name, channel, token, resource_state, number, expected) in cases {
+            assert_eq!(
+                read_notice(channel, token, resource_state, number),
+                expected,
+                "{name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,745 @@
+//! Google push notifications: one watch channel per offering calendar, kept open and
+//! renewed, and the webhook (`POST /google/notifications`) that turns deliveries into
+//! incremental syncs.
+//!
+//! The rules (when to open, renew or stop a channel; what a delivery means) are pure
+//! and live in [`crate::domain::push`]; this module does the I/O: Google calls
+//! through the sync engine's [`CalendarSource`], the push state in the store, the
+//! scheduler's queue.
+//!
+//! Invariants:
+//! - a channel's secret token is random (256 bits), sent to Google once and kept only
+//!   as its SHA-256; it never reaches a log (`WatchRequest` prints it redacted);
+//! - a delivery is acted on only when its channel id is the offering's current channel
+//!   and its token hashes to the stored hash (compared in constant time); anything
+//!   else is answered 404 and changes nothing;
+//! - the webhook answers at once: it records the delivery and queues a sync in one
+//!   store write, and the sync runs in the scheduler;
+//! - every write of a push state is a read-modify-write under one lock, so a delivery
+//!   counted while a channel is being renewed is not lost;
+//! - a channel is opened right after the sync that created its calendar, at start for
+//!   every calendar without a live channel (so a restart re-creates what is missing or
+//!   expired), renewed `renew_before` ahead of its expiration, and stopped when the
+//!   calendar or its offering goes; failed attempts back off (a minute doubling to a
+//!   day) and polling covers the gap.
+//!
+//! Without a webhook address push is off: bookcal says so once and polls.
+
+mod runner;
+mod webhook;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::jobs::{JobKind, JobRequest, Trigger};
+use crate::domain::push::{
+    channel_action, open_backoff, read_notice, Channel, ChannelAction, Notice, PushState, Watched,
+};
+use crate::domain::{Id, OfferingState};
+use crate::google::{GoogleError, GoogleErrorKind, WatchRequest};
+use crate::metrics::{Exposition, Observed};
+use crate::store::{Change, Store, StoreError};
+use crate::sync::CalendarSource;
+
+pub use runner::PushRunner;
+pub use webhook::{router, NOTIFICATIONS_PATH};
+
+/// Offerings whose channels are opened, renewed or stopped at the same time.
+const UPKEEP_CONCURRENCY: usize = 8;
+
+/// Errors of channel upkeep (deliveries never fail this way: they answer 404 or 2xx).
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("storage failure")]
+    Store(#[from] StoreError),
+    #[error("Google Calendar request failed")]
+    Google(#[from] GoogleError),
+    #[error("Google credentials do not exist for this offering's provider")]
+    NoCredentials,
+}
+
+/// How push behaves.
+#[derive(Clone, Debug)]
+pub struct PushOptions {
+    /// The webhook address Google delivers to; `None`: push is off.
+    pub address: Option<String>,
+    /// Why push is off (said once at start), when it is.
+    pub off_reason: Option<String>,
+    /// Lifetime asked for each channel.
+    pub ttl: Duration,
+    /// A channel is replaced this long before it expires.
+    pub renew_before: Duration,
+    /// Periodic sync interval while an offering's channel is healthy.
+    pub healthy_interval: Duration,
+    /// The scheduler's usual periodic interval (`None`: no periodic syncs).
+    pub usual_interval: Option<Duration>,
+    /// How often the upkeep looks for channels to open, renew or stop (besides
+    /// being poked after each sync run).
+    pub look_every: Duration,
+}
+
+/// A delivery as the webhook read it from its headers.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    pub channel_id: String,
+    /// `X-Goog-Channel-Token` (secret: never logged).
+    pub token: Option<String>,
+    pub resource_state: String,
+    pub message_number: Option<u64>,
+}
+
+/// Process-wide counters for `/metrics` (per-offering figures are in the store).
+#[derive(Default)]
+struct Counts {
+    received: AtomicU64,
+    ignored: AtomicU64,
+    rejected: AtomicU64,
+    opened: AtomicU64,
+    renewed: AtomicU64,
+    stopped: AtomicU64,
+    open_failures: AtomicU64,
+}
+
+/// The push side of the service.
+pub struct PushService {
+    store: Arc<Store>,
+    source: Arc<dyn CalendarSource>,
+    opts: PushOptions,
+    /// Wakes the upkeep loop (a calendar may have been created).
+    wake: Notify,
+    /// Serialises read-modify-writes of push states.
+    write: tokio::sync::Mutex<()>,
+    /// The push states as stored (this process is their only writer), and the
+    /// channel id -> offering index of the webhook.
+    cache: Mutex<Cache>,
+    /// Offerings whose upkeep is running.
+    inflight: Mutex<HashSet<Id>>,
+    /// Bounds the upkeeps running at once.
+    permits: Arc<tokio::sync::Semaphore>,
+    counts: Counts,
+    said_off: AtomicBool,
+}
+
+#[derive(Default)]
+struct Cache {
+    states: HashMap<Id, PushState>,
+    by_channel: HashMap<String, Id>,
+}
+
+impl Cache {
+    fn put(&mut self, state: Option<PushState>, offering: Id) {
+        if let Some(old) = self.states.remove(&offering).and_then(|s| s.channel) {
+            self.by_channel.remove(&old.id);
+        }
+        if let Some(state) = state {
+            if let Some(c) = &state.channel {
+                self.by_channel.insert(c.id.clone(), offering);
+            }
+            self.states.insert(offering, state);
+        }
+    }
+}
+
+/// SHA-256 (hex) of a channel token.
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl PushService {
+    /// # Errors
+    /// The store cannot be read (the push states are loaded from it).
+    pub async fn new(
+        store: Arc<Store>,
+        source: Arc<dyn CalendarSource>,
+        opts: PushOptions,
+    ) -> Result<Self, StoreError> {
+        let mut cache = Cache::default();
+        for state in store.push_states().await? {
+            let offering = state.offering;
+            cache.put(Some(state), offering);
+        }
+        Ok(PushService {
+            store,
+            source,
+            opts,
+            wake: Notify::new(),
+            write: tokio::sync::Mutex::new(()),
+            cache: Mutex::new(cache),
+            inflight: Mutex::new(HashSet::new()),
+            permits: Arc::new(tokio::sync::Semaphore::new(UPKEEP_CONCURRENCY)),
+            counts: Counts::default(),
+            said_off: AtomicBool::new(false),
+        })
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether push is on (a webhook address is known).
+    pub fn enabled(&self) -> bool {
+        self.opts.address.is_some()
+    }
+
+    /// The webhook address, when push is on.
+    pub fn address(&self) -> Option<&str> {
+        self.opts.address.as_deref()
+    }
+
+    /// The push state of an offering, as stored.
+    pub fn state(&self, offering: Id) -> Option<PushState> {
+        self.cache().states.get(&offering).cloned()
+    }
+
+    /// The periodic sync interval of `offering` while its channel is healthy; `None`
+    /// when it is not (then the scheduler's usual interval applies).
+    pub fn poll_interval(&self, offering: Id) -> Option<Duration> {
+        let healthy = self
+            .cache()
+            .states
+            .get(&offering)
+            .is_some_and(|s| s.healthy(Utc::now()));
+        (self.enabled() && healthy).then_some(self.opts.healthy_interval)
+    }
+
+    /// Asks the upkeep loop to look at the channels now (after a sync run: it may
+    /// have created a calendar).
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Reads, changes and writes an offering's push state under the lock. `f`
+    /// returns `None` to write nothing, `Some((extra, keep))` to write the state (or,
+    /// without `keep`, remove it) with the `extra` changes in one transaction.
+    async fn update(
+        &self,
+        offering: Id,
+        f: impl FnOnce(&mut PushState) -> Option<(Vec<Change>, bool)>,
+    ) -> Result<PushState, StoreError> {
+        let _w = self.write.lock().await;
+        let mut state = self
+            .state(offering)
+            .unwrap_or_else(|| PushState::new(offering));
+        if let Some((mut changes, keep)) = f(&mut state) {
+            changes.push(if keep {
+                Store::push_change(&state)
+            } else {
+                Store::push_removal(offering)
+            });
+            self.store.write(changes).await?;
+            self.cache().put(keep.then(|| state.clone()), offering);
+        }
+        Ok(state)
+    }
+
+    /// The change that queues an incremental sync of `offering` now (coalesced with
+    /// a pending sync of the offering by the queue).
+    fn sync_request(offering: Id, now: DateTime<Utc>) -> Change {
+        Change::Enqueue(JobRequest {
+            offering,
+            kind: JobKind::Sync,
+            trigger: Trigger::Remote,
+            due: now,
+        })
+    }
+
+    /// The change that brings the offering's next regular sync to the usual
+    /// interval (its channel stopped being healthy, so polling is all it has).
+    fn usual_poll(&self, offering: Id, now: DateTime<Utc>) -> Vec<Change> {
+        self.opts
+            .usual_interval
+            .map(|i| {
+                Change::Enqueue(JobRequest {
+                    offering,
+                    kind: JobKind::Sync,
+                    trigger: Trigger::Periodic,
+                    due: now + chrono_duration(i),
+                })
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// Handles one delivery; returns whether it came from one of our channels (else
+    /// the webhook answers 404 and nothing changed). A change queues a sync, in the
+    /// same write that counts the delivery.
+    ///
+    /// # Errors
+    /// The store cannot be written (the webhook answers 500; Google retries).
+    pub async fn receive(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        let offering = self.cache().by_channel.get(&delivery.channel_id).copied();
+        let Some(offering) = offering else {
+            self.counts.rejected.fetch_add(1, Ordering::Relaxed);
+            return Ok(false);
+        };
+        let now = Utc::now();
+        let mut request = Some(Self::sync_request(offering, now));
+        let mut notice = Notice::Unknown;
+        self.update(offering, |state| {
+            let current = state
+                .channel
+                .as_ref()
+                .filter(|c| c.id == delivery.channel_id);
+            let token_ok = match (current, &delivery.token) {
+                (Some(c), Some(t)) => {
+                    subtle::ConstantTimeEq::ct_eq(token_hash(t).as_bytes(), c.token_hash.as_bytes())
+                        .into()
+                }
+                _ => false,
+            };
+            notice = read_notice(
+                current,
+                token_ok,
+                &delivery.resource_state,
+                delivery.message_number,
+            );
+            match notice {
+                Notice::Unknown => None,
+                Notice::Sync | Notice::Duplicate => {
+                    state.ignored += 1;
+                    Some((Vec::new(), true))
+                }
+                Notice::Changed | Notice::Gone => {
+                    state.received += 1;
+                    state.last_notification = Some(now);
+                    if let (Some(c), Some(n)) = (state.channel.as_mut(), delivery.message_number) {
+                        c.last_message = c.last_message.max(n);
+                    }
+                    let mut changes: Vec<Change> = request.take().into_iter().collect();
+                    if notice == Notice::Gone {
+                        // Google ended the channel with its calendar.
+                        state.channel = None;
+                        changes.extend(self.usual_poll(offering, now));
+                    }
+                    Some((changes, true))
+                }
+            }
+        })
+        .await?;
+        match notice {
+            Notice::Unknown => {
+                self.counts.rejected.fetch_add(1, Ordering::Relaxed);
+                return Ok(false);
+            }
+            Notice::Sync | Notice::Duplicate => {
+                self.counts.ignored.fetch_add(1, Ordering::Relaxed);
+            }
+            Notice::Changed => {
+                self.counts.received.fetch_add(1, Ordering::Relaxed);
+            }
+            Notice::Gone => {
+                self.counts.received.fetch_add(1, Ordering::Relaxed);
+                self.poke();
+            }
+        }
+        Ok(true)
+    }
+
+    /// Keeps channels right until `shutdown`: a pass over every offering at start,
+    /// then whenever poked, when a channel is due for renewal or a failed one for a
+    /// retry, and at least every `look_every`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        if let Some(reason) = &self.opts.off_reason {
+            if !self.said_off.swap(true, Ordering::Relaxed) {
+                tracing::warn!("push notifications are off ({reason}); Google's changes arrive by polling only");
+            }
+        }
+        loop {
+            let next = self.pass().await;
+            let until = next
+                .and_then(|at| (at - Utc::now()).to_std().ok())
+                .map_or(self.opts.look_every, |d| d.min(self.opts.look_every));
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {},
+                () = tokio::time::sleep(until) => {},
+            }
+        }
+    }
+
+    /// One look at every offering that has a calendar or a push state, starting the
+    /// upkeep of those whose channel needs opening, renewing or stopping (the look
+    /// itself only reads). Returns when a channel is next due for renewal or a retry.
+    pub async fn pass(self: &Arc<Self>) -> Option<DateTime<Utc>> {
+        let due = match self.due_offerings(Utc::now()).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the calendars for push upkeep");
+                return None;
+            }
+        };
+        // Offerings side by side and in the background (a slow Google answer for one
+        // holds up neither the others nor the next pass), a few at a time, one upkeep
+        // per offering at a time.
+        for offering in due {
+            let fresh = self
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(offering);
+            if !fresh {
+                continue;
+            }
+            let push = Arc::clone(self);
+            tokio::spawn(async move {
+                let permit = push.permits.clone().acquire_owned().await;
+                if let Err(e) = push.upkeep(offering).await {
+                    tracing::warn!(%offering, error = %e, "push channel upkeep failed");
+                }
+                drop(permit);
+                push.inflight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&offering);
+            });
+        }
+        let renew_before = chrono_duration(self.opts.renew_before);
+        self.cache()
+            .states
+            .values()
+            .filter_map(|s| {
+                s.channel
+                    .as_ref()
+                    .map(|c| c.expiration - renew_before)
+                    .or(s.retry_at)
+            })
+            .min()
+    }
+
+    /// Whether each offering is live (exists, not archived) and its provider.
+    async fn offerings(&self) -> Result<HashMap<Id, (bool, Id)>, StoreError> {
+        Ok(self
+            .store
+            .all_offerings()
+            .await?
+            .into_iter()
+            .map(|o| (o.id, (o.state != OfferingState::Archived, o.customer)))
+            .collect())
+    }
+
+    /// The offerings whose channel the rules want changed now.
+    async fn due_offerings(&self, now: DateTime<Utc>) -> Result<Vec<Id>, StoreError> {
+        let calendars: HashMap<Id, Option<String>> = self
+            .store
+            .calendars()
+            .await?
+            .into_iter()
+            .map(|c| (c.offering, c.calendar_id))
+            .collect();
+        let offerings = self.offerings().await?;
+        let cache = self.cache();
+        let mut ids: Vec<Id> = calendars
+            .keys()
+            .chain(cache.states.keys())
+            .copied()
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let renew_before = chrono_duration(self.opts.renew_before);
+        Ok(ids
+            .into_iter()
+            .filter(|id| {
+                let watched = Watched {
+                    offering_live: offerings.get(id).is_some_and(|(live, _)| *live),
+                    calendar_id: calendars.get(id).and_then(|c| c.as_deref()),
+                };
+                !matches!(
+                    channel_action(
+                        cache.states.get(id),
+                        watched,
+                        self.opts.address.as_deref(),
+                        now,
+                        renew_before
+                    ),
+                    ChannelAction::Keep | ChannelAction::Wait
+                )
+            })
+            .collect())
+    }
+
+    /// Opens, renews or stops the offering's channel as the rules say.
+    ///
+    /// # Errors
+    /// Storage failure (Google failures are recorded in the push state).
+    pub async fn upkeep(&self, offering: Id) -> Result<(), PushError> {
+        let now = Utc::now();
+        let renew_before = chrono_duration(self.opts.renew_before);
+        let calendar = self.store.calendar(offering).await?;
+        let (live, customer) = match self.store.offering(offering).await? {
+            Some(o) => (o.state != OfferingState::Archived, Some(o.customer)),
+            None => (false, None),
+        };
+        let state = self.state(offering);
+        let calendar_id = calendar.as_ref().and_then(|c| c.calendar_id.clone());
+        let watched = Watched {
+            offering_live: live,
+            calendar_id: calendar_id.as_deref(),
+        };
+        let action = channel_action(
+            state.as_ref(),
+            watched,
+            self.opts.address.as_deref(),
+            now,
+            renew_before,
+        );
+        let old = state.as_ref().and_then(|s| s.channel.clone());
+        match action {
+            ChannelAction::Keep | ChannelAction::Wait => {}
+            ChannelAction::Open | ChannelAction::Renew => {
+                let (Some(customer), Some(calendar_id), Some(address)) = (
+                    customer,
+                    calendar_id.as_deref(),
+                    self.opts.address.as_deref(),
+                ) else {
+                    return Ok(());
+                };
+                self.open(offering, customer, calendar_id, address, old.as_ref())
+                    .await?;
+            }
+            ChannelAction::Stop => {
+                if let Some(old) = &old {
+                    self.stop(offering, customer, old).await;
+                }
+                let poll = self.usual_poll(offering, now);
+                self.update(offering, |state| {
+                    state.channel = None;
+                    // A removed offering leaves nothing behind.
+                    Some((if live { poll } else { Vec::new() }, live))
+                })
+                .await?;
+                self.counts.stopped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a channel on `calendar_id` and records it; then stops `old`, if any.
+    async fn open(
+        &self,
+        offering: Id,
+        customer: Id,
+        calendar_id: &str,
+        address: &str,
+        old: Option<&Channel>,
+    ) -> Result<(), PushError> {
+        let mut secret = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        let request = WatchRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            address: address.to_owned(),
+            token: hex::encode(secret),
+            ttl: self.opts.ttl,
+        };
+        let opened = match self.source.client_for(customer).await {
+            Ok(Some(api)) => api
+                .events_watch(calendar_id, &request)
+                .await
+                .map_err(PushError::from),
+            Ok(None) => Err(PushError::NoCredentials),
+            Err(e) => Err(PushError::Google(e)),
+        };
+        let now = Utc::now();
+        match opened {
+            Ok(ch) => {
+                let channel = Channel {
+                    id: ch.id,
+                    resource_id: ch.resource_id,
+                    calendar_id: calendar_id.to_owned(),
+                    token_hash: token_hash(&request.token),
+                    address: address.to_owned(),
+                    created: now,
+                    expiration: ch.expiration,
+                    last_message: 0,
+                };
+                // Indexed before it is recorded: its first delivery may come at once.
+                self.cache().by_channel.insert(channel.id.clone(), offering);
+                self.update(offering, |state| {
+                    state.channel = Some(channel.clone());
+                    state.failures = 0;
+                    state.last_error = None;
+                    state.retry_at = None;
+                    Some((Vec::new(), true))
+                })
+                .await?;
+                tracing::info!(%offering, channel = %channel.id, expires = %channel.expiration, "push channel opened");
+                if let Some(old) = old {
+                    self.counts.renewed.fetch_add(1, Ordering::Relaxed);
+                    self.stop(offering, Some(customer), old).await;
+                } else {
+                    self.counts.opened.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            Err(PushError::Store(e)) => Err(PushError::Store(e)),
+            Err(e) => {
+                self.counts.open_failures.fetch_add(1, Ordering::Relaxed);
+                let message = match &e {
+                    PushError::Google(g) => g.to_string(),
+                    other => other.to_string(),
+                };
+                tracing::warn!(%offering, error = %message, "cannot open a push channel; polling covers the offering");
+                let poll = self.usual_poll(offering, now);
+                self.update(offering, |state| {
+                    state.failures += 1;
+                    state.last_error = Some(message.clone());
+                    state.retry_at = Some(now + open_backoff(state.failures));
+                    // A renewal that failed leaves the old channel until it expires.
+                    Some((if state.healthy(now) { Vec::new() } else { poll }, true))
+                })
+                .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops a channel at Google (best effort: an unknown channel is already gone).
+    async fn stop(&self, offering: Id, customer: Option<Id>, channel: &Channel) {
+        let customer = match customer {
+            Some(c) => c,
+            None => match self.store.offering(offering).await {
+                Ok(Some(o)) => o.customer,
+                _ => return,
+            },
+        };
+        let result = match self.source.client_for(customer).await {
+            Ok(Some(api)) => api.channel_stop(&channel.id, &channel.resource_id).await,
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::info!(%offering, channel = %channel.id, "push channel stopped"),
+            Err(e) if e.kind() == GoogleErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(%offering, channel = %channel.id, error = %e, "cannot stop a push channel; it ends at its expiration")
+            }
+        }
+    }
+}
+
+impl Observed for PushService {
+    fn write_metrics(&self, out: &mut Exposition) {
+        let counters = [
+            ("received", &self.counts.received),
+            ("ignored", &self.counts.ignored),
+            ("rejected", &self.counts.rejected),
+        ];
+        out.family(
+            "bookcal_push_notifications_total",
+            "counter",
+            "Google push deliveries since start: received (a sync queued), ignored (sync messages, duplicates), rejected (unknown channel or wrong token, answered 404).",
+        );
+        for (outcome, n) in counters {
+            out.sample(
+                "bookcal_push_notifications_total",
+                &[("outcome", outcome)],
+                n.load(Ordering::Relaxed) as f64,
+            );
+        }
+        out.family(
+            "bookcal_push_channel_changes_total",
+            "counter",
+            "Watch channels opened, renewed and stopped since start, and failed attempts to open one.",
+        );
+        for (what, n) in [
+            ("opened", &self.counts.opened),
+            ("renewed", &self.counts.renewed),
+            ("stopped", &self.counts.stopped),
+            ("open_failed", &self.counts.open_failures),
+        ] {
+            out.sample(
+                "bookcal_push_channel_changes_total",
+                &[("change", what)],
+                n.load(Ordering::Relaxed) as f64,
+            );
+        }
+        out.family(
+            "bookcal_push_enabled",
+            "gauge",
+            "1 when a webhook address is configured and channels are kept open.",
+        );
+        out.sample(
+            "bookcal_push_enabled",
+            &[],
+            f64::from(u8::from(self.enabled())),
+        );
+        if !out.detailed() {
+            return;
+        }
+        let mut states: Vec<PushState> = self.cache().states.values().cloned().collect();
+        states.sort_by_key(|s| s.offering);
+        let now = Utc::now();
+        out.family(
+            "bookcal_push_channel_active",
+            "gauge",
+            "1 while the offering's watch channel is open and not expired.",
+        );
+        for s in &states {
+            let offering = s.offering.hex();
+            out.sample(
+                "bookcal_push_channel_active",
+                &[("offering", &offering)],
+                f64::from(u8::from(s.healthy(now))),
+            );
+        }
+        out.family(
+            "bookcal_push_channel_expiration_timestamp_seconds",
+            "gauge",
+            "When the offering's watch channel expires (it is renewed before).",
+        );
+        for s in &states {
+            if let Some(c) = &s.channel {
+                let offering = s.offering.hex();
+                out.sample(
+                    "bookcal_push_channel_expiration_timestamp_seconds",
+                    &[("offering", &offering)],
+                    c.expiration.timestamp() as f64,
+                );
+            }
+        }
+        out.family(
+            "bookcal_push_last_notification_timestamp_seconds",
+            "gauge",
+            "When the offering's last acted-on notification arrived.",
+        );
+        for s in &states {
+            if let Some(at) = s.last_notification {
+                let offering = s.offering.hex();
+                out.sample(
+                    "bookcal_push_last_notification_timestamp_seconds",
+                    &[("offering", &offering)],
+                    at.timestamp() as f64,
+                );
+            }
+        }
+        out.family(
+            "bookcal_push_offering_notifications_total",
+            "counter",
+            "Notifications per offering: received (a sync queued) and ignored.",
+        );
+        for s in &states {
+            let offering = s.offering.hex();
+            out.sample(
+                "bookcal_push_offering_notifications_total",
+                &[("offering", &offering), ("outcome", "received")],
+                s.received as f64,
+            );
+            out.sample(
+                "bookcal_push_offering_notifications_total",
+                &[("offering", &offering), ("outcome", "ignored")],
+                s.ignored as f64,
+            );
+        }
+    }
+}

@@ -1,0 +1,649 @@
+//! Google push notifications end to end: the service keeps a watch channel on each
+//! offering calendar, the emulator delivers as Google does, and the webhook turns
+//! deliveries into syncs.
+
+use std::sync::Arc;
+
+use bookcal::app::Application;
+use bookcal::config::Settings;
+use bookcal::domain::calendar::CalendarState;
+use bookcal::domain::jobs::{JobKind, JobRequest, Trigger};
+use bookcal::domain::{Id, OfferingState};
+use bookcal::emulator::{Emulator, EmulatorOptions, PushSettingsUpdate};
+use bookcal::google::{CalendarApi, Event, EventTime};
+use bookcal::store::{Change, Store, StoreOptions};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{at, eventually, google_client, spawn_app_with, Options, TestApp};
+
+/// Creates the offering's calendar through the API and waits until the service has
+/// a watch channel on it; returns the calendar id.
+async fn calendar_with_channel(app: &TestApp, offering: Id) -> String {
+    let r = app
+        .post(
+            "owner",
+            &format!(
+                "/api/booking-offerings/{}/google_calendar_sync/",
+                offering.hex()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let store = app.store.clone();
+    assert!(
+        eventually(30, || store
+            .sled()
+            .expect("sled")
+            .calendar(offering)
+            .ok()
+            .flatten()
+            .is_some_and(
+                |c| c.state == CalendarState::Ok && c.calendar_id.is_some()
+            ))
+        .await,
+        "the calendar is created"
+    );
+    let cal = store
+        .sled()
+        .expect("sled")
+        .calendar(offering)
+        .expect("read")
+        .and_then(|c| c.calendar_id)
+        .expect("calendar id");
+    let push = app.emu().push();
+    let watched = cal.clone();
+    assert!(
+        eventually(30, || push
+            .channels()
+            .iter()
+            .any(|c| c.calendar_id == watched)
+            && store
+                .sled()
+                .expect("sled")
+                .push_state(offering)
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.channel.is_some()))
+        .await,
+        "a watch channel is opened on the new calendar"
+    );
+    cal
+}
+
+/// The service with push on (the emulator delivers to it) and no periodic syncs.
+async fn push_app() -> TestApp {
+    spawn_app_with(Options {
+        push: true,
+        ..Options::default()
+    })
+    .await
+}
+
+fn timed(id: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Event {
+    let t = |at: DateTime<Utc>| EventTime::DateTime {
+        at: at.fixed_offset(),
+        time_zone: None,
+    };
+    Event {
+        id: id.into(),
+        summary: Some("Maintenance".into()),
+        start: Some(t(start)),
+        end: Some(t(end)),
+        ..Event::default()
+    }
+}
+
+/// Someone editing the calendar in Google (same account as the service).
+async fn human(app: &TestApp) -> Arc<dyn CalendarApi> {
+    google_client(app.emu(), None).await
+}
+
+#[tokio::test]
+async fn an_external_event_blocks_its_time_by_push_without_a_periodic_run() {
+    // No periodic syncs at all: only a push can bring the event in.
+    let app = push_app().await;
+    let _scheduler = app.start_scheduler();
+    let room = app.offering_id("room-aurora");
+    let cal = calendar_with_channel(&app, room).await;
+    let (start, end) = (at(30, 9), at(30, 11));
+    human(&app)
+        .await
+        .event_insert(&cal, &timed("e0push1", start, end))
+        .await
+        .expect("insert");
+    let store = app.store.clone();
+    assert!(
+        eventually(30, || store
+            .sled()
+            .expect("sled")
+            .busy_slots(room)
+            .map(|b| b.iter().any(|s| s.start == start && s.end == end))
+            .unwrap_or(false))
+        .await,
+        "the pushed change blocks the time"
+    );
+    let r = app
+        .post(
+            "alice",
+            "/api/marketplace-orders/",
+            app.order_body("room-aurora", &[(at(30, 10), at(30, 12))]),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("is not available."), "{}", r.text);
+    let state = store
+        .sled()
+        .expect("sled")
+        .push_state(room)
+        .expect("read")
+        .expect("state");
+    assert!(state.received >= 1, "{state:?}");
+    assert!(state.ignored >= 1, "the sync message is ignored: {state:?}");
+    // The channel shows in the offering's googlecalendar and in /metrics.
+    let r = app
+        .get("owner", &format!("/api/booking-offerings/{}/", room.hex()))
+        .await;
+    let push = &r.body["googlecalendar"]["push"];
+    assert_eq!(push["active"], true, "{push}");
+    assert!(push["expires_at"].is_string(), "{push}");
+    assert!(push["last_notification"].is_string(), "{push}");
+    assert!(push["notifications_received"].as_u64() >= Some(1), "{push}");
+    assert!(push["notifications_ignored"].as_u64() >= Some(1), "{push}");
+    assert!(!r
+        .text
+        .contains(&state.channel.as_ref().expect("channel").token_hash));
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("bookcal_push_enabled 1"), "{metrics}");
+    assert!(
+        metrics.contains("bookcal_push_notifications_total{outcome=\"received\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_notification_is_caught_by_the_safety_net_poll() {
+    // Push is healthy, so the room is polled at the longer push interval (2 s here).
+    let app = spawn_app_with(Options {
+        push: true,
+        sync_interval_secs: 1,
+        push_interval_secs: 2,
+        ..Options::default()
+    })
+    .await;
+    let _scheduler = app.start_scheduler();
+    let room = app.offering_id("room-aurora");
+    let cal = calendar_with_channel(&app, room).await;
+    let push = app.emu().push();
+    push.set(PushSettingsUpdate {
+        drop_rate: Some(1.0),
+        ..PushSettingsUpdate::default()
+    });
+    let received = app
+        .store
+        .sled()
+        .expect("sled")
+        .push_state(room)
+        .expect("read")
+        .map_or(0, |s| s.received);
+    let (start, end) = (at(31, 9), at(31, 11));
+    human(&app)
+        .await
+        .event_insert(&cal, &timed("e0lost1", start, end))
+        .await
+        .expect("insert");
+    assert_eq!(push.counters().get("dropped"), Some(&1), "Google lost it");
+    let store = app.store.clone();
+    assert!(
+        eventually(30, || store
+            .sled()
+            .expect("sled")
+            .busy_slots(room)
+            .map(|b| b.iter().any(|s| s.start == start && s.end == end))
+            .unwrap_or(false))
+        .await,
+        "the safety-net poll brings the change in"
+    );
+    let state = store
+        .sled()
+        .expect("sled")
+        .push_state(room)
+        .expect("read")
+        .expect("state");
+    assert_eq!(state.received, received, "no notification carried it");
+}
+
+#[tokio::test]
+async fn a_forged_notification_changes_nothing_and_is_answered_404() {
+    let app = push_app().await;
+    let scheduler = app.start_scheduler();
+    let room = app.offering_id("room-aurora");
+    calendar_with_channel(&app, room).await;
+    let status = scheduler.status.clone();
+    let store = app.store.clone();
+    assert!(
+        eventually(30, || status
+            .active_runs
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+            && store
+                .queued_jobs(room)
+                .map(|j| j.is_empty())
+                .unwrap_or(false)
+            // The channel's `sync` message arrived (it is delivered after the watch).
+            && store
+                .sled()
+                .expect("sled")
+                .push_state(room)
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.ignored >= 1))
+        .await
+    );
+    let before = store
+        .sled()
+        .expect("sled")
+        .push_state(room)
+        .expect("read")
+        .expect("state");
+    let channel = before.channel.clone().expect("channel");
+    let runs = status.runs("ok");
+    let url = format!("{}/google/notifications", app.base);
+    let forge = |headers: Vec<(&'static str, String)>| {
+        let mut req = app.http.post(&url);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req
+    };
+    let common = |id: &str| {
+        vec![
+            ("X-Goog-Channel-ID", id.to_owned()),
+            ("X-Goog-Resource-State", "exists".to_owned()),
+            ("X-Goog-Message-Number", "99".to_owned()),
+            ("X-Goog-Resource-ID", channel.resource_id.clone()),
+        ]
+    };
+    let cases = vec![
+        ("unknown channel", {
+            let mut h = common("not-our-channel");
+            h.push(("X-Goog-Channel-Token", "whatever".into()));
+            h
+        }),
+        ("wrong token", {
+            let mut h = common(&channel.id);
+            h.push(("X-Goog-Channel-Token", "0".repeat(64)));
+            h
+        }),
+        ("no token", common(&channel.id)),
+        ("no headers at all", Vec::new()),
+    ];
+    for (name, headers) in cases {
+        let r = forge(headers).send().await.expect("send");
+        assert_eq!(r.status().as_u16(), 404, "{name}");
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(body, json!({"detail": "Not found."}), "{name}");
+    }
+    assert_eq!(
+        store.sled().expect("sled").push_state(room).expect("read"),
+        Some(before)
+    );
+    assert!(
+        store.queued_jobs(room).expect("jobs").is_empty(),
+        "nothing queued"
+    );
+    assert_eq!(status.runs("ok"), runs, "nothing ran");
+}
+
+#[tokio::test]
+async fn repeated_message_numbers_are_ignored() {
+    let app = push_app().await;
+    let _scheduler = app.start_scheduler();
+    let room = app.offering_id("room-aurora");
+    let cal = calendar_with_channel(&app, room).await;
+    app.emu().push().set(PushSettingsUpdate {
+        duplicate_rate: Some(1.0),
+        ..PushSettingsUpdate::default()
+    });
+    let start = app
+        .store
+        .sled()
+        .expect("sled")
+        .push_state(room)
+        .expect("read")
+        .expect("state");
+    human(&app)
+        .await
+        .event_insert(&cal, &timed("e0bb2", at(32, 9), at(32, 10)))
+        .await
+        .expect("insert");
+    let store = app.store.clone();
+    assert!(
+        eventually(30, || store
+            .sled()
+            .expect("sled")
+            .push_state(room)
+            .ok()
+            .flatten()
+            .is_some_and(|s| {
+                s.received == start.received + 1 && s.ignored == start.ignored + 1
+            }))
+        .await,
+        "one delivery acted on, its duplicate ignored: {:?}",
+        store.sled().expect("sled").push_state(room)
+    );
+}
+
+#[tokio::test]
+async fn channels_are_renewed_before_they_expire_and_keep_delivering() {
+    // A minute-long channel replaced three seconds into its life.
+    let app = spawn_app_with(Options {
+        push: true,
+        push_ttl_secs: 60,
+        push_renew_before_secs: 57,
+        ..Options::default()
+    })
+    .await;
+    let _scheduler = app.start_scheduler();
+    let room = app.offering_id("room-aurora");
+    let cal = calendar_with_channel(&app, room).await;
+    let first = app
+        .store
+        .sled()
+        .expect("sled")
+        .push_state(room)
+        .expect("read")
+        .and_then(|s| s.channel)
+        .expect("channel");
+    let push = app.emu().push();
+    let store = app.store.clone();
+    assert!(
+        eventually(30, || {
+            let open = push.channels();
+            let ours = store
+                .sled()
+                .expect("sled")
+                .push_state(room)
+                .ok()
+                .flatten()
+                .and_then(|s| s.channel);
+            ours.is_some_and(|c| c.id != first.id && open.iter().any(|o| o.id == c.id))
+                && !open.iter().any(|o| o.id == first.id)
+        })
+        .await,
+        "a new channel replaced the first, which was stopped"
+    );
+    let (start, end) = (at(33, 9), at(33, 10));
+    human(&app)
+        .await
+        .event_insert(&cal, &timed("e0cc3", start, end))
+        .await
+        .expect("insert");
+    assert!(
+        eventually(30, || store
+            .sled()
+            .expect("sled")
+            .busy_slots(room)
+            .map(|b| b.iter().any(|s| s.start == start))
+            .unwrap_or(false))
+        .await,
+        "the renewed channel delivers"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_calendar_ends_its_channel_and_a_removed_offering_stops_it() {
+    let app = push_app().await;
+    let _scheduler = app.start_scheduler();
+    // The calendar deleted in Google: its channel ends with a `not_exists` message.
+    let room = app.offering_id("room-aurora");
+    let cal = calendar_with_channel(&app, room).await;
+    human(&app)
+        .await
+        .calendar_delete(&cal)
+        .await
+        .expect("delete");
+    let store = app.store.clone();
+    assert!(
+        eventually(30, || store
+            .sled()
+            .expect("sled")
+            .push_state(room)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.channel.is_none() && s.received >= 1))
+        .await,
+        "the `not_exists` message ends the channel: {:?}",
+        store.sled().expect("sled").push_state(room)
+    );
+    assert!(app
+        .emu()
+        .push()
+        .channels()
+        .iter()
+        .all(|c| c.calendar_id != cal));
+
+    // An offering removed (archived): bookcal stops its channel.
+    let other = app.offering_id("tem-2100");
+    let other_cal = calendar_with_channel(&app, other).await;
+    let mut offering = store
+        .offering(other)
+        .await
+        .expect("read")
+        .expect("offering");
+    offering.state = OfferingState::Archived;
+    store
+        .write(vec![
+            Change::Offering(offering),
+            Change::Enqueue(JobRequest {
+                offering: other,
+                kind: JobKind::Sync,
+                trigger: Trigger::Action,
+                due: Utc::now(),
+            }),
+        ])
+        .await
+        .expect("archive");
+    let push = app.emu().push();
+    assert!(
+        eventually(30, || !push
+            .channels()
+            .iter()
+            .any(|c| c.calendar_id == other_cal)
+            && store
+                .sled()
+                .expect("sled")
+                .push_state(other)
+                .map(|s| s.is_none())
+                .unwrap_or(false))
+        .await,
+        "channels.stop ended the channel and the push state is gone"
+    );
+}
+
+/// One run of the service on `dir` against `emu` until the returned token is
+/// cancelled; returns its base URL, store and the handle of its run.
+async fn run_service(
+    dir: &std::path::Path,
+    emu: &Emulator,
+    push: bool,
+) -> (
+    String,
+    Arc<Store>,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), bookcal::app::AppError>>,
+) {
+    let key = dir.join("service-account.json");
+    std::fs::write(&key, emu.service_account_key_json()).expect("key file");
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        data_dir: dir.join("store"),
+        ..Settings::default()
+    };
+    settings.sync.interval_secs = 0;
+    settings.google.root_url = emu.root_url();
+    settings.google.service_account_key = Some(key);
+    settings.google.requests_per_minute = 60_000;
+    settings.google.push_enabled = push;
+    let app = Application::build(settings).await.expect("build");
+    let base = format!("http://{}", app.local_addr().expect("addr"));
+    let store = app.store().clone();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.run_until_stopped(stop.clone()));
+    (base, store, stop, run)
+}
+
+#[tokio::test]
+async fn a_restart_re_creates_missing_and_expired_channels() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let emu = Emulator::start(EmulatorOptions::default())
+        .await
+        .expect("emulator");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+    // First run, push off: the room gets its calendar but no channel.
+    let (base, store, stop, run) = run_service(dir.path(), &emu, false).await;
+    bookcal::import::import_file(&store, std::path::Path::new(fixture))
+        .await
+        .expect("import");
+    let owner = {
+        let user = store
+            .user_by_name("owner")
+            .await
+            .expect("read")
+            .expect("owner");
+        store.create_token(user.id).await.expect("token")
+    };
+    let room = store
+        .all_offerings()
+        .await
+        .expect("read")
+        .into_iter()
+        .find(|o| o.slug == "room-aurora")
+        .expect("room")
+        .id;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{base}/api/booking-offerings/{}/google_calendar_sync/",
+            room.hex()
+        ))
+        .header("Authorization", format!("Token {owner}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("sync");
+    assert_eq!(r.status().as_u16(), 200);
+    let s = store.clone();
+    assert!(
+        eventually(30, || s
+            .sled()
+            .expect("sled")
+            .calendar(room)
+            .ok()
+            .flatten()
+            .is_some_and(
+                |c| c.calendar_id.is_some() && c.state == CalendarState::Ok
+            ))
+        .await
+    );
+    let cal = store
+        .sled()
+        .expect("sled")
+        .calendar(room)
+        .expect("read")
+        .and_then(|c| c.calendar_id)
+        .expect("id");
+    assert!(emu.push().channels().is_empty());
+    stop.cancel();
+    run.await.expect("joined").expect("clean stop");
+    drop((store, s));
+
+    // Second run, push on: the missing channel is opened at start.
+    let (_, store, stop, run) = run_service(dir.path(), &emu, true).await;
+    let push = emu.push();
+    assert!(
+        eventually(30, || push.channels().iter().any(|c| c.calendar_id == cal)).await,
+        "the missing channel is opened after the restart"
+    );
+    let s = store.clone();
+    assert!(
+        eventually(30, || s
+            .sled()
+            .expect("sled")
+            .push_state(room)
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.channel.is_some()))
+        .await
+    );
+    let first = store
+        .sled()
+        .expect("sled")
+        .push_state(room)
+        .expect("read")
+        .and_then(|p| p.channel)
+        .expect("channel");
+    stop.cancel();
+    run.await.expect("joined").expect("clean stop");
+    drop((store, s));
+
+    // A long time down: the stored channel has expired (Google ended it meanwhile).
+    {
+        let store = Store::open(&dir.path().join("store"), &StoreOptions::default()).expect("open");
+        let mut state = store
+            .sled()
+            .expect("sled")
+            .push_state(room)
+            .expect("read")
+            .expect("state");
+        if let Some(c) = state.channel.as_mut() {
+            c.expiration = Utc::now() - chrono::Duration::hours(1);
+        }
+        store
+            .write(vec![Store::push_change(&state)])
+            .await
+            .expect("write");
+        assert_eq!(push.expire(Some(&first.id)), 1);
+    }
+    let (_, store, stop, run) = run_service(dir.path(), &emu, true).await;
+    let s = store.clone();
+    assert!(
+        eventually(30, || s
+            .sled()
+            .expect("sled")
+            .push_state(room)
+            .ok()
+            .flatten()
+            .and_then(|p| p.channel)
+            .is_some_and(|c| c.id != first.id && c.expiration > Utc::now()))
+        .await,
+        "the expired channel is replaced after the restart"
+    );
+    let scheduler_free = Arc::new(google_client(&emu, None).await);
+    let (start, end) = (at(34, 9), at(34, 10));
+    scheduler_free
+        .event_insert(&cal, &timed("e0afterrestart", start, end))
+        .await
+        .expect("insert");
+    assert!(
+        eventually(30, || s
+            .sled()
+            .expect("sled")
+            .busy_slots(room)
+            .map(|b| b.iter().any(|x| x.start == start))
+            .unwrap_or(false))
+        .await,
+        "the new channel delivers"
+    );
+    stop.cancel();
+    run.await.expect("joined").expect("clean stop");
+}
