@@ -8,6 +8,9 @@
 //! Other knobs: `BENCH_REQUESTS` (200 per scenario), `BENCH_CLIENTS` (4),
 //! `BENCH_DATA_DIR` (keep the data dir and reuse it on the next run), `BENCH_ONLY`
 //! (run only the scenarios whose name contains this text).
+//! `BENCH_STORE=postgres` runs it on a throw-away local PostgreSQL cluster (Debian's
+//! `postgresql`), `BENCH_REPLICAS` servers on it (the concurrent clients spread over
+//! them; the sequential phase and its CPU figures use the first).
 //!
 //! 1. Generates the data set in a temporary data dir through `bookcal::import::import`
 //!    (batches of 10,000 bookings, each one `Store::mutate`): 4 provider

@@ -192,6 +192,7 @@ impl Service {
                 .calendar(offering)
                 .await
                 .expect("read")
+                .filter(|c| c.last_success.is_some())
                 .and_then(|c| c.calendar_id);
             let channel = self
                 .store

@@ -228,6 +228,20 @@ pub struct Application {
     push: Arc<PushService>,
 }
 
+/// The feeds service with the `feeds` settings.
+pub fn feed_service(store: Arc<Store>, settings: &Settings) -> crate::feeds::FeedService {
+    let options = crate::feeds::FeedOptions {
+        public_url: settings.public_url.clone(),
+        cache: crate::feeds::CacheLimits {
+            max_bytes: usize::try_from(settings.feeds.cache_mb.saturating_mul(1024 * 1024))
+                .unwrap_or(usize::MAX),
+            ..crate::feeds::CacheLimits::default()
+        },
+        render_slots: settings.feeds.render_threads,
+    };
+    crate::feeds::FeedService::new(store, options)
+}
+
 impl Application {
     /// Assembles the service the settings describe and binds its listener.
     ///
@@ -238,6 +252,7 @@ impl Application {
         let mut state = AppState::new(services.store.clone());
         state.public_url = settings.public_url.clone();
         state.google = services.google.credentials.clone();
+        state.feeds = Arc::new(feed_service(services.store.clone(), &settings));
         state.max_busy_age = settings.sync.max_busy_age();
         let listener =
             TcpListener::bind(settings.listen)
@@ -496,5 +511,92 @@ fn push_options(
         healthy_interval: secs(settings.sync.push_interval_secs),
         usual_interval: scheduler_options(settings).interval,
         look_every: secs(30),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_push_address_comes_from_push_url_public_url_or_the_local_emulator_setup() {
+        let local: Option<SocketAddr> = "0.0.0.0:8000".parse().ok();
+        let emulator = "http://127.0.0.1:8090/";
+        let google = "https://www.googleapis.com/";
+        type Case = (
+            &'static str,
+            &'static str,
+            Option<&'static str>,
+            Option<&'static str>,
+            bool,
+            Result<&'static str, ()>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "push_url wins",
+                google,
+                Some("https://hooks.example.org/g"),
+                Some("https://b.example.org"),
+                true,
+                Ok("https://hooks.example.org/g"),
+            ),
+            (
+                "https public_url",
+                google,
+                None,
+                Some("https://b.example.org/"),
+                true,
+                Ok("https://b.example.org/google/notifications"),
+            ),
+            (
+                "http public_url with Google",
+                google,
+                None,
+                Some("http://b.example.org"),
+                true,
+                Err(()),
+            ),
+            (
+                "http public_url with an emulator",
+                emulator,
+                None,
+                Some("http://b.example.org"),
+                true,
+                Ok("http://b.example.org/google/notifications"),
+            ),
+            (
+                "nothing configured with Google",
+                google,
+                None,
+                None,
+                true,
+                Err(()),
+            ),
+            (
+                "nothing configured with an emulator",
+                emulator,
+                None,
+                None,
+                true,
+                Ok("http://127.0.0.1:8000/google/notifications"),
+            ),
+            (
+                "turned off",
+                emulator,
+                Some("https://hooks.example.org/g"),
+                None,
+                false,
+                Err(()),
+            ),
+        ];
+        for (name, root, push_url, public_url, enabled, expected) in cases {
+            let mut settings = Settings::default();
+            settings.google.root_url = root.into();
+            settings.google.push_url = push_url.map(String::from);
+            settings.google.push_enabled = enabled;
+            settings.public_url = public_url.map(String::from);
+            let got = push_address(&settings, local);
+            assert_eq!(got.as_deref().map_err(|_| ()), expected, "{name}");
+        }
     }
 }

@@ -230,6 +230,25 @@ impl Default for HttpSettings {
     }
 }
 
+/// iCalendar feed settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedSettings {
+    /// Rendered feed bodies kept in memory, MiB.
+    pub cache_mb: u64,
+    /// Feeds rendered at once (0 = half the CPUs, at least one).
+    pub render_threads: usize,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        FeedSettings {
+            cache_mb: 32,
+            render_threads: 0,
+        }
+    }
+}
+
 /// All settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -257,6 +276,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub google: GoogleSettings,
     pub sync: SyncSettings,
+    pub feeds: FeedSettings,
 }
 
 impl Default for Settings {
@@ -274,6 +294,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             google: GoogleSettings::default(),
             sync: SyncSettings::default(),
+            feeds: FeedSettings::default(),
         }
     }
 }
@@ -630,6 +651,18 @@ impl Settings {
         )?;
         parse_env(
             env,
+            "feeds.cache_mb",
+            "BOOKCAL_FEEDS_CACHE_MB",
+            &mut s.feeds.cache_mb,
+        )?;
+        parse_env(
+            env,
+            "feeds.render_threads",
+            "BOOKCAL_FEEDS_RENDER_THREADS",
+            &mut s.feeds.render_threads,
+        )?;
+        parse_env(
+            env,
             "sync.debounce_ms",
             "BOOKCAL_SYNC_DEBOUNCE_MS",
             &mut s.sync.debounce_ms,
@@ -970,6 +1003,8 @@ mod tests {
             ("sync.horizon_days", "2"),
             ("sync.concurrency", "3"),
             ("sync.max_delete_share", "0.25"),
+            ("feeds.cache_mb", "8"),
+            ("feeds.render_threads", "3"),
             ("sync.debounce_ms", "250"),
             ("sync.max_busy_age_secs", "600"),
         ]

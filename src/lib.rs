@@ -4,7 +4,7 @@
 //! its data in an embedded sled store ([`store`], the only module that imports sled),
 //! mirrors every offering's bookings into a Google Calendar ([`sync`] over the
 //! [`google`] adapter, the only module that imports google-calendar3), and publishes
-//! iCalendar feeds ([`ical`]). [`emulator`] is a local Google Calendar v3 used by
+//! iCalendar feeds ([`feeds`], rendered by [`ical`]). [`emulator`] is a local Google Calendar v3 used by
 //! tests, benchmarks and `bookcal demo`; it shares no types with [`google`].
 //!
 //! See `ARCHITECTURE.md` for the bird's-eye view and the invariants.
@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod demo;
 pub mod domain;
 pub mod emulator;
+pub mod feeds;
 pub mod google;
 pub mod ical;
 pub mod import;

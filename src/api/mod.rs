@@ -9,7 +9,6 @@
 pub mod auth;
 pub mod bookings;
 pub mod error;
-pub mod feed_cache;
 pub mod feed_tokens;
 pub mod feeds;
 pub mod listing;
@@ -69,8 +68,8 @@ pub struct AppState {
     pub jobs_ready: Arc<Notify>,
     /// Public base URL (`https://bookcal.example.org`); from the Host header when unset.
     pub public_url: Option<String>,
-    /// Rendered iCalendar feeds (see [`feed_cache`]).
-    pub feed_cache: Arc<feed_cache::FeedCache>,
+    /// The iCalendar feeds service (what each feed shows, its render cache).
+    pub feeds: Arc<crate::feeds::FeedService>,
     /// Counters and the handles `/metrics` and `/ready` read.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// How old an offering's busy time read from Google may be before new orders on
@@ -80,12 +79,13 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<Store>) -> Self {
+        let feeds = crate::feeds::FeedService::new(store.clone(), Default::default());
         AppState {
             jobs_ready: store.job_wakeup(),
             store,
             google: Arc::new(StaticCredentials(false)),
             public_url: None,
-            feed_cache: Arc::new(feed_cache::FeedCache::default()),
+            feeds: Arc::new(feeds),
             metrics: Arc::new(crate::metrics::Metrics::new(Vec::new())),
             max_busy_age: None,
         }

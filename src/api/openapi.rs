@@ -541,8 +541,8 @@ mod paths {
 
     #[utoipa::path(get, path = "/feeds/offerings/{file}", tag = "feeds", security(()),
         params(("file" = String, Path, description = "`<offering uuid>.ics`"),
-            ("from" = Option<String>, Query, description = "Window start: a date or RFC 3339 (default: 30 days ago)"),
-            ("to" = Option<String>, Query, description = "Window end: a date or RFC 3339 (default: 2 years ahead)")),
+            ("from" = Option<String>, Query, description = "Window start: a date or RFC 3339, widened to the UTC day, at most a year back (default: 30 days ago)"),
+            ("to" = Option<String>, Query, description = "Window end: a date or RFC 3339, widened to the UTC day, at most three years ahead (default: 2 years ahead)")),
         responses(
             (status = 200, description = "The public busy-only feed (while the calendar is shared)", content_type = "text/calendar", body = String),
             (status = 304, description = "Not modified (If-None-Match / If-Modified-Since)"),

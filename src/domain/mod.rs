@@ -5,6 +5,7 @@
 //! the API and the sync engine speak in these.
 
 pub mod booking;
+pub mod booking_text;
 pub mod calendar;
 pub mod event_id;
 pub mod format;

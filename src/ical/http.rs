@@ -6,8 +6,6 @@
 //! `HEAD` may be answered with `304 Not Modified`. Pure functions: the caller reads the
 //! headers and writes the response.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use sha2::{Digest, Sha256};
 
@@ -16,8 +14,8 @@ use super::model::FeedCalendar;
 /// A rendered feed with its validators.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RenderedFeed {
-    /// The `text/calendar; charset=utf-8` body; cheap to clone.
-    pub body: Arc<str>,
+    /// The `text/calendar; charset=utf-8` body.
+    pub body: String,
     /// A strong entity tag, quoted: `"<hex SHA-256 of the body>"`.
     pub etag: String,
     /// The latest `LAST-MODIFIED` of the events, or the fallback if later (or if there
@@ -33,8 +31,8 @@ impl RenderedFeed {
     /// of the calendar's latest change, including removals, as the fallback: otherwise
     /// deleting the most recently changed event would move Last-Modified backwards and
     /// an `If-Modified-Since` client would keep the stale copy.
-    pub fn new(body: impl Into<Arc<str>>, fallback_last_modified: DateTime<Utc>) -> Self {
-        let body: Arc<str> = body.into();
+    pub fn new(body: impl Into<String>, fallback_last_modified: DateTime<Utc>) -> Self {
+        let body: String = body.into();
         let events_latest = event_last_modified(&body).max();
         let last_modified =
             events_latest.map_or(fallback_last_modified, |t| t.max(fallback_last_modified));
@@ -50,7 +48,7 @@ impl RenderedFeed {
         let latest = cal.events.iter().map(|e| e.last_modified).max();
         let last_modified =
             latest.map_or(fallback_last_modified, |t| t.max(fallback_last_modified));
-        let body: Arc<str> = super::render(cal).into();
+        let body = super::render(cal);
         RenderedFeed {
             etag: strong_etag(body.as_bytes()),
             last_modified: truncate_to_seconds(last_modified),

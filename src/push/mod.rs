@@ -403,6 +403,10 @@ impl PushService {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&offering);
+                // The upkeep may have opened or renewed a channel, so the loop
+                // looks again and sleeps until that channel's own renewal time, not
+                // the one it computed before this upkeep ended.
+                push.wake.notify_one();
             });
         }
         let renew_before = chrono_duration(self.opts.renew_before);

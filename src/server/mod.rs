@@ -30,10 +30,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::middleware::Next;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::{AddExtension, Next};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::{Extension, Router};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -41,6 +43,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower::Layer;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::api::error::drf_shaped;
@@ -92,11 +95,11 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut accept_errors = AcceptErrors::default();
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _peer)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_errors.pause(e).await;
                     continue;
@@ -117,7 +120,7 @@ pub async fn serve(
                 }
             },
         };
-        let conn = connection(tcp, router.clone(), builder, idle, send_timeout);
+        let conn = connection(tcp, peer, router.clone(), builder, idle, send_timeout);
         let conn = graceful.watch(conn);
         let stats = stats.clone();
         stats.open.fetch_add(1, Ordering::Relaxed);
@@ -133,18 +136,21 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
+/// The service a connection runs: the router with the peer address, its requests
+/// tracked.
+type Served = body::TrackRequests<AddExtension<Router, ConnectInfo<SocketAddr>>>;
+
 /// One connection: hyper's HTTP/1.1 over the guarded stream, its requests counted
-/// for the idle timeout.
+/// for the idle timeout and carrying the peer's address (`ConnectInfo`: the feeds
+/// share renders fairly between addresses).
 fn connection(
     tcp: TcpStream,
+    peer: SocketAddr,
     router: Router,
     builder: &http1::Builder,
     idle: Duration,
     send_timeout: Duration,
-) -> http1::Connection<
-    TokioIo<io::GuardedIo<TcpStream>>,
-    TowerToHyperService<body::TrackRequests<Router>>,
-> {
+) -> http1::Connection<TokioIo<io::GuardedIo<TcpStream>>, TowerToHyperService<Served>> {
     // Responses are written whole by hyper; Nagle would only delay their last segment.
     let _ = tcp.set_nodelay(true);
     let activity = Arc::new(io::Activity::new());
@@ -154,6 +160,7 @@ fn connection(
         idle,
         send_timeout,
     ));
+    let router = Extension(ConnectInfo(peer)).layer(router);
     let service = TowerToHyperService::new(body::TrackRequests::new(router, activity));
     builder.serve_connection(io, service)
 }

@@ -210,6 +210,18 @@ pub struct Related {
     pub order_counts: HashMap<Id, usize>,
 }
 
+impl Related {
+    /// The maps a booking's text is looked up in.
+    pub fn directory(&self) -> crate::domain::booking_text::Directory<'_> {
+        crate::domain::booking_text::Directory {
+            offerings: &self.offerings,
+            projects: &self.projects,
+            customers: &self.customers,
+            users: &self.users,
+        }
+    }
+}
+
 /// Which engine a store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EngineKind {

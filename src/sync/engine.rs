@@ -29,15 +29,16 @@ use super::decide::{
 };
 use super::plan::{DesiredEvent, Op, UpdateReason};
 use crate::config::SyncSettings;
+use crate::domain::booking_text::{self, BookingFacts};
 use crate::domain::calendar::{
     CalendarState, ExternalEvent, MappedEvent, OfferingCalendar, RunSummary, Waiting,
 };
-use crate::domain::{Id, Offering, Resource};
+use crate::domain::{Id, Offering};
 use crate::google::{
     google_time_zone, AclRole, CalendarApi, Event, EventPage, GoogleError, GoogleErrorKind,
     ListMode,
 };
-use crate::store::{Change, Related, Store, StoreError};
+use crate::store::{Change, Store, StoreError};
 
 pub use super::decide::{PROP_OFFERING, PROP_SLOT};
 
@@ -161,34 +162,6 @@ struct Executed {
     warnings: Vec<String>,
     retry_after: Option<StdDuration>,
     deferred: u32,
-}
-
-/// The text of a booking in the calendar: its name as title, and who, for which
-/// project, in what state.
-fn booking_text(cat: &Related, r: &Resource) -> (String, String) {
-    use crate::domain::ResourceState;
-    let project = cat.projects.get(&r.project);
-    let customer = project.and_then(|p| cat.customers.get(&p.customer));
-    let who = cat
-        .users
-        .get(&r.created_by)
-        .map(|u| u.full_name.as_str())
-        .unwrap_or("");
-    let mut description = format!("Booking: {}", r.name);
-    if let Some(p) = project {
-        description.push_str(&format!("\nProject: {}", p.name));
-    }
-    if let Some(c) = customer {
-        description.push_str(&format!(" ({})", c.name));
-    }
-    if !who.is_empty() {
-        description.push_str(&format!("\nBooked by: {who}"));
-    }
-    description.push_str(match r.state {
-        ResourceState::Creating => "\nStatus: awaiting the provider's acceptance",
-        _ => "\nStatus: accepted",
-    });
-    (r.name.clone(), description)
 }
 
 fn describe(op: &Op) -> String {
@@ -401,7 +374,10 @@ impl SyncEngine {
         let bookings: Vec<Booking> = resources
             .into_iter()
             .map(|r| {
-                let (summary, description) = booking_text(&related, &r);
+                let facts = BookingFacts::look_up(&r, related.directory());
+                let summary = booking_text::title(&facts, booking_text::Reader::Calendar);
+                let description = booking_text::description(&facts, booking_text::Reader::Calendar)
+                    .unwrap_or_default();
                 Booking {
                     state: r.state,
                     slots: r.slots,

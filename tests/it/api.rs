@@ -225,14 +225,7 @@ async fn booking_resources_filter_and_order_like_waldur() {
         assert_eq!(r.status, 200, "{q}: {}", r.text);
         assert_eq!(count(&r), want, "{q}");
     }
-    let provider = app
-        .store
-        .sled()
-        .expect("sled")
-        .read()
-        .expect("read")
-        .offerings[&room]
-        .customer;
+    let provider = app.provider_of(room);
     assert_eq!(
         count(
             &app.get(

@@ -480,6 +480,10 @@ impl Matrix {
     /// Everything stored, to compare before and after a refused call.
     fn state(&self) -> (u64, String) {
         let store = &self.app.store;
+        // Taken before the catalog's read guard below: a second read of the same lock
+        // on this thread would wait behind any write queued in between (std's RwLock
+        // lets a waiting writer go first), and that writer waits for this guard.
+        let snapshot = self.app.snapshot();
         let cat = store.sled().expect("sled").read().expect("read");
         let mut orders: Vec<String> = cat
             .orders
@@ -494,16 +498,16 @@ impl Matrix {
             }
         }
         calendars.sort();
+        drop(cat);
         let jobs = store.jobs().expect("jobs").len();
-        let snapshot = format!(
-            "{:?} {orders:?} {calendars:?} jobs={jobs}",
-            self.app.snapshot()
-        );
+        let snapshot = format!("{snapshot:?} {orders:?} {calendars:?} jobs={jobs}");
         (store.commits(), snapshot)
     }
 
     /// What anonymous callers and the other tenant must never be shown.
     fn private_words(&self) -> Vec<String> {
+        // Before the read guard (see `state`: no second read of the catalog under it).
+        let room = self.app.offering_id("room-aurora");
         let cat = self.app.store.sled().expect("sled").read().expect("read");
         let eve = cat.users_by_name["eve"];
         let mut words = Vec::new();
@@ -539,7 +543,7 @@ impl Matrix {
             .expect("offering");
         id(cryo.id);
         for scope in [
-            bookcal::store::feed_tokens::FeedScope::Offering(self.app.offering_id("room-aurora")),
+            bookcal::store::feed_tokens::FeedScope::Offering(room),
             bookcal::store::feed_tokens::FeedScope::User(cat.users_by_name["alice"]),
         ] {
             for t in self

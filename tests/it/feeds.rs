@@ -540,9 +540,9 @@ async fn the_my_bookings_feed_holds_only_the_callers_own_bookings_across_offerin
 async fn a_token_use_is_recorded_in_the_background_without_re_rendering() {
     let (app, state) = spawn_app_with_state().await;
     let (token, path) = create_token(&app, "alice", "/api/feed-tokens/", "phone").await;
-    let mut touches = state.feed_cache.touches();
+    let mut touches = state.feeds.touches();
     assert_eq!(get_feed(&app, &path).await.status, 200);
-    let renders = state.feed_cache.renders();
+    let renders = state.feeds.renders();
     touches
         .wait_for(|n| *n >= 1)
         .await
@@ -552,7 +552,7 @@ async fn a_token_use_is_recorded_in_the_background_without_re_rendering() {
     assert!(list[0]["last_used"].is_string(), "{list}");
     // Within the minute no further write is started; the cache stays valid.
     assert_eq!(get_feed(&app, &path).await.status, 200);
-    assert_eq!(state.feed_cache.renders(), renders);
+    assert_eq!(state.feeds.renders(), renders);
     assert_eq!(*touches.borrow(), 1);
 }
 
@@ -652,19 +652,19 @@ async fn a_data_change_changes_the_etag_and_an_unchanged_feed_is_served_from_mem
     let id = make_public(&app, "room-aurora");
     let path = public_path(id);
     let first = get_feed(&app, &path).await;
-    let renders = state.feed_cache.renders();
+    let renders = state.feeds.renders();
     for _ in 0..3 {
         let again = get_feed(&app, &path).await;
         assert_eq!(again.text, first.text);
         assert_eq!(header(&again, "etag"), header(&first, "etag"));
     }
-    assert_eq!(state.feed_cache.renders(), renders, "served from memory");
+    assert_eq!(state.feeds.renders(), renders, "served from memory");
 
     let body = app.order_body("room-aurora", &[(at(40, 9), at(40, 11))]);
     let r = app.post("alice", "/api/marketplace-orders/", body).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let changed = get_feed(&app, &path).await;
-    assert_eq!(state.feed_cache.renders(), renders + 1);
+    assert_eq!(state.feeds.renders(), renders + 1);
     assert_ne!(header(&changed, "etag"), header(&first, "etag"));
     assert_ne!(changed.text, first.text);
     assert_eq!(
@@ -708,7 +708,7 @@ async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
         .expect("read")
         .expect("resource");
     let uid =
-        bookcal::api::feeds::slot_uid(app.store.feed_uid_key(), &resource.slots[0].backend_id);
+        bookcal::feeds::content::slot_uid(app.store.feed_uid_key(), &resource.slots[0].backend_id);
     let before = events(&get_feed(&app, &path).await.text)[&uid].clone();
     assert_eq!(before["SEQUENCE"], "0");
 

@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::helpers::{at, spawn_app, TestApp};
-use bookcal::api::feeds::busy_uid;
 use bookcal::domain::calendar::OfferingCalendar;
 use bookcal::domain::Id;
+use bookcal::feeds::content::busy_uid;
 use bookcal::store::{BusySlot, Change, Store};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -107,7 +107,7 @@ fn expected(app: &TestApp, offering: Id, busy: &[BusySlot], titles: bool) -> Vec
             .expect("resource");
         for s in &full.slots {
             out.push(Want {
-                uid: bookcal::api::feeds::slot_uid(app.store.feed_uid_key(), &s.backend_id),
+                uid: bookcal::feeds::content::slot_uid(app.store.feed_uid_key(), &s.backend_id),
                 title: if titles {
                     r.name.to_string()
                 } else {

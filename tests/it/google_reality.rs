@@ -8,16 +8,6 @@ use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
 use crate::helpers::{spawn_app, sync_env};
 use bookcal::google::{Event, EventTime};
 
-fn cal_id(app: &crate::helpers::TestApp, offering: bookcal::domain::Id) -> String {
-    app.store
-        .sled()
-        .expect("sled")
-        .calendar(offering)
-        .expect("read")
-        .and_then(|c| c.calendar_id)
-        .expect("calendar id")
-}
-
 /// The Monday at least a week from now.
 fn next_monday() -> NaiveDate {
     let mut d = (Utc::now() + Duration::days(7)).date_naive();
@@ -34,7 +24,7 @@ async fn a_weekly_series_ending_on_a_plain_date_blocks_all_its_weeks_and_refuses
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = cal_id(&app, room);
+    let cal = app.calendar_id(room);
     // "Lab closed on Monday mornings" as Google writes it: 13 weeks, UNTIL a date.
     let berlin = chrono_tz::Europe::Berlin;
     let first = next_monday();
@@ -480,7 +470,7 @@ async fn with_drifting_etags_a_run_after_a_no_change_run_makes_one_request() {
         assert_eq!((r.summary.created, r.summary.updated), (0, 0));
     }
     // A real edit is still seen and repaired.
-    let cal = cal_id(&app, room);
+    let cal = app.calendar_id(room);
     let mapping = app
         .store
         .sled()
@@ -505,7 +495,7 @@ async fn a_purged_tombstone_gives_the_slot_its_next_event_id_and_the_mapping_fol
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = cal_id(&app, room);
+    let cal = app.calendar_id(room);
     let before: BTreeMap<String, String> = app
         .store
         .sled()
@@ -607,14 +597,7 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
     .await;
     let emu = app.emu.as_ref().expect("the app's emulator");
     let room = app.offering_id("room-aurora");
-    let provider = app
-        .store
-        .sled()
-        .expect("sled")
-        .read()
-        .expect("read")
-        .offerings[&room]
-        .customer;
+    let provider = app.provider_of(room);
     let user = "calendars@northlab.example";
     emu.controls().register_refresh_token_for(
         "northlab-client",

@@ -291,35 +291,6 @@ fn snapshot_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/ical")
 }
 
-/// Compares `body` with the snapshot byte for byte, or rewrites it when
-/// `UPDATE_SNAPSHOTS=1`.
-fn assert_snapshot(name: &str, body: &str) {
-    let path = snapshot_dir().join(format!("{name}.ics"));
-    if std::env::var("UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
-        std::fs::create_dir_all(snapshot_dir()).expect("create snapshot dir");
-        std::fs::write(&path, body).expect("write snapshot");
-        return;
-    }
-    let want = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "missing snapshot {} ({e}); run with UPDATE_SNAPSHOTS=1 to create it",
-            path.display()
-        )
-    });
-    if want != body.as_bytes() {
-        let want = String::from_utf8_lossy(&want);
-        let first = want
-            .split("\r\n")
-            .zip(body.split("\r\n"))
-            .position(|(a, b)| a != b);
-        panic!(
-            "{name} differs from {} (first differing line {first:?}); \
-             rerun with UPDATE_SNAPSHOTS=1 if intended.\n--- snapshot\n{want}\n--- rendered\n{body}",
-            path.display()
-        );
-    }
-}
-
 fn check_fixture(name: &str) {
     let cal = fixtures()
         .into_iter()
@@ -330,7 +301,7 @@ fn check_fixture(name: &str) {
     if let Err(problems) = check_feed(body.as_bytes()) {
         panic!("{name} fails the byte checks: {problems:#?}\n{body}");
     }
-    assert_snapshot(name, &body);
+    crate::helpers::assert_snapshot(&format!("ical/{name}.ics"), &body);
 }
 
 #[test]

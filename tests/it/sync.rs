@@ -7,16 +7,6 @@ use bookcal::sync::RunOptions;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
-fn cal_id(app: &crate::helpers::TestApp, offering: bookcal::domain::Id) -> String {
-    app.store
-        .sled()
-        .expect("sled")
-        .calendar(offering)
-        .expect("read")
-        .and_then(|c| c.calendar_id)
-        .expect("calendar id")
-}
-
 #[tokio::test]
 async fn first_sync_creates_a_year_of_slots_and_a_resync_with_nothing_changed_makes_one_request() {
     let app = spawn_app().await;
@@ -27,7 +17,7 @@ async fn first_sync_creates_a_year_of_slots_and_a_resync_with_nothing_changed_ma
     // 300 + the demo data's 3 slots in this room.
     assert_eq!(r.summary.created, 303, "{:?}", r.summary);
     assert!(r.summary.warnings.is_empty(), "{:?}", r.summary.warnings);
-    let cal = cal_id(&app, room);
+    let cal = app.calendar_id(room);
     let events = env.live_events(&cal);
     assert_eq!(events.len(), 303);
     let ids: std::collections::BTreeSet<&str> =
@@ -65,7 +55,7 @@ async fn k_changes_make_k_plus_one_requests_and_follow_booking_states() {
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
     env.sync(room).await;
-    let cal = cal_id(&app, room);
+    let cal = app.calendar_id(room);
     // Accept the pending 2-slot booking, and book one more slot (1 insert).
     let pending = app
         .get(
@@ -163,7 +153,7 @@ async fn events_moved_or_deleted_by_hand_in_google_are_restored() {
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = cal_id(&app, room);
+    let cal = app.calendar_id(room);
     let before = env.live_events(&cal);
     let a = before[0]["id"].as_str().expect("id").to_string();
     let b = before[1]["id"].as_str().expect("id").to_string();
@@ -227,7 +217,7 @@ async fn external_events_become_exactly_the_expected_busy_slots_across_dst() {
     let env = sync_env_as(&app, Some("owner@northlab.example.org")).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = cal_id(&app, room);
+    let cal = app.calendar_id(room);
     let h = &env.human;
     h.event_insert(
         &cal,
@@ -366,7 +356,7 @@ async fn an_expired_sync_token_triggers_a_full_relisting_that_loses_nothing() {
     env.sync(room).await;
     env.human
         .event_insert(
-            &cal_id(&app, room),
+            &app.calendar_id(room),
             &ev(
                 "e0one",
                 dt("2027-01-15T10:00:00Z", None),
@@ -391,7 +381,7 @@ async fn an_expired_sync_token_triggers_a_full_relisting_that_loses_nothing() {
     // 1 refused incremental listing + a full listing of 124 events in pages of 50.
     assert_eq!(env.requests(), 1 + 3);
     assert_eq!(app.store.busy_slots(room).await.expect("busy"), busy_before);
-    assert_eq!(env.live_events(&cal_id(&app, room)).len(), 124);
+    assert_eq!(env.live_events(&app.calendar_id(room)).len(), 124);
 }
 
 #[tokio::test]
@@ -436,7 +426,7 @@ async fn twenty_percent_injected_faults_still_converge_with_no_duplicate_and_no_
     }
     env.emu.controls().clear_faults();
     env.sync(room).await;
-    let events = env.live_events(&cal_id(&app, room));
+    let events = env.live_events(&app.calendar_id(room));
     assert_eq!(events.len(), 150 + 40 + 3);
     let ids: std::collections::BTreeSet<&str> =
         events.iter().filter_map(|e| e["id"].as_str()).collect();
@@ -526,7 +516,7 @@ async fn sharing_adds_the_public_acl_and_unsharing_removes_it() {
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.engine.set_public(room, true).await.expect("share");
-    let cal = cal_id(&app, room);
+    let cal = app.calendar_id(room);
     let acl = env.emu.inspect().acl(&cal);
     assert!(
         acl.iter()
@@ -616,7 +606,7 @@ async fn one_refused_slot_is_a_warning_and_is_pushed_again_next_run() {
         .await
         .expect("the run itself succeeds");
     assert_eq!(r.summary.warnings.len(), 1, "{:?}", r.summary.warnings);
-    let cal = cal_id(&app, room);
+    let cal = app.calendar_id(room);
     assert_eq!(env.live_events(&cal).len(), 7);
     assert_eq!(
         app.store
@@ -746,7 +736,7 @@ async fn a_full_listing_that_empties_the_busy_time_is_held_back_unless_forced() 
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = cal_id(&app, room);
+    let cal = app.calendar_id(room);
     let ids = ["e0b1", "e0b2", "e0b3", "e0b4", "e0b5"].map(|i| format!("{i}000"));
     for (n, id) in ids.iter().enumerate() {
         let day = format!("2027-02-{:02}", n + 1);

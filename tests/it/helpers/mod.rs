@@ -56,6 +56,8 @@ pub struct Options {
     pub google_credentials: bool,
     /// `sync.interval_secs` (0: no periodic syncs).
     pub sync_interval_secs: u64,
+    /// The `feeds` settings (cache size, render threads).
+    pub feeds: bookcal::config::FeedSettings,
     /// `google.push_enabled`: watch channels on the calendars, with the emulator
     /// delivering to the service (off by default: a test that counts runs or calls
     /// would also count the notifications of the service's own writes).
@@ -76,6 +78,7 @@ impl Default for Options {
         Options {
             google_credentials: true,
             sync_interval_secs: 0,
+            feeds: bookcal::config::FeedSettings::default(),
             push: false,
             push_interval_secs: 21_600,
             push_ttl_secs: 604_800,
@@ -98,6 +101,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         ..Settings::default()
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
+    settings.feeds = opts.feeds;
     settings.google.push_enabled = opts.push;
     settings.sync.push_interval_secs = opts.push_interval_secs;
     settings.google.push_ttl_secs = opts.push_ttl_secs;
@@ -213,6 +217,28 @@ impl TestApp {
 
     /// An offering's id by slug: the demo's (any engine), or one a test added
     /// (read from the sled catalog).
+    /// The Google calendar id stored for `offering` on sled (it must have one).
+    pub fn calendar_id(&self, offering: Id) -> String {
+        self.store
+            .sled()
+            .expect("sled")
+            .calendar(offering)
+            .expect("read")
+            .and_then(|c| c.calendar_id)
+            .expect("calendar id")
+    }
+
+    /// The provider organisation of `offering` (read from the sled catalog).
+    pub fn provider_of(&self, offering: Id) -> Id {
+        self.store
+            .sled()
+            .expect("sled")
+            .read()
+            .expect("read")
+            .offerings[&offering]
+            .customer
+    }
+
     pub fn offering_id(&self, slug: &str) -> Id {
         self.offerings.get(slug).copied().unwrap_or_else(|| {
             let store = self.store.sled().expect("an offering added on sled");

@@ -1,0 +1,558 @@
+//! Anonymous feed flood against `bookcal serve` binaries, side by side: the figures
+//! of BENCHMARKS.md's "Feed flood" section.
+//!
+//! ```sh
+//! cargo build --release --example feed_flood
+//! target/release/examples/feed_flood BINARY [BINARY ...]
+//! ```
+//!
+//! Each binary gets the same data through its own command line and API (so older
+//! builds can be compared): the demo users, a "flooded" offering with `FLOOD_EVENTS`
+//! (1000) bookings whose calendar is shared (made public through the binary's own
+//! emulator and share action) and an unrelated "quiet" offering with 100 bookings whose
+//! owner reads it through a feed token. Then, on 127.0.0.1:
+//!
+//! - idle: the owner fetches the quiet feed `SAMPLES` (200) times, one after another
+//!   (full 200 answers, no validators), from 127.0.0.1; then `SAMPLES / 2` times with
+//!   a new booking on it (alice, through the API) before each fetch, so each fetch
+//!   needs a fresh render (only the fetch is timed);
+//! - flood: `FLOOD_CLIENTS` (64) anonymous clients from another address (127.0.0.2)
+//!   fetch the flooded public feed with a distinct `from`/`to` window each time (each
+//!   covering most of its bookings, shifted by the minute), for `FLOOD_SECS` (20);
+//!   meanwhile the owner's quiet-feed latencies are measured again (both ways), and
+//!   the server's resident memory is sampled;
+//! - after: the flood stops; memory 5 s later and the quiet feed once more.
+//!
+//! Prints one Markdown table, a column per binary.
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `bin args` and waits for a line containing `needle`; returns the line.
+fn spawn_until(mut cmd: Command, needle: &'static str) -> (Proc, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if line.contains(needle) {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+    }
+    let line = rx
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("no {needle:?} from the process"));
+    (Proc(child), line)
+}
+
+fn port_in(line: &str) -> u16 {
+    let rest = line.rsplit("127.0.0.1:").next().expect("an address");
+    rest.chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("a port")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The data set: demo people, the two offerings and their bookings.
+fn data_set(flood_events: usize, quiet_events: usize) -> Value {
+    let demo: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json"))
+            .expect("demo data"),
+    )
+    .expect("json");
+    let offering = |slug: &str, name: &str| {
+        json!({"name": name, "slug": slug, "customer": "northlab", "time_zone": "UTC",
+               "availability": [{"from_days": -60, "to_days": 400}]})
+    };
+    let mut bookings = Vec::new();
+    for (slug, n) in [("flooded", flood_events), ("quiet", quiet_events)] {
+        for i in 0..n {
+            // Half-hour slots, 16 a day, from 20 days ago (inside the default window).
+            let day = i64::try_from(i / 16).unwrap_or(0) - 20;
+            let minutes = 8 * 60 + 30 * (i % 16);
+            bookings.push(json!({
+                "name": format!("Booking {i} of {slug}"),
+                "offering": slug,
+                "project": "imaging",
+                "created_by": "alice",
+                "state": "OK",
+                "slots": [{"days": day, "at": format!("{:02}:{:02}", minutes / 60, minutes % 60), "hours": 0.5}],
+            }));
+        }
+    }
+    json!({
+        "users": demo["users"],
+        "customers": demo["customers"],
+        "projects": demo["projects"],
+        "offerings": [offering("flooded", "Flooded room"), offering("quiet", "Quiet room")],
+        "bookings": bookings,
+    })
+}
+
+fn cli(bin: &Path, data: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin)
+        .args(args)
+        .env("BOOKCAL_DATA_DIR", data)
+        .output()
+        .expect("run bookcal");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn status_of(pid: u32, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The server's user+system CPU seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 (utime, stime), counted from the state field (3) here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `n` sequential GETs of `url`: "p50 / p99 ms", and the failures.
+async fn latencies(http: &reqwest::Client, url: &str, n: u64) -> (f64, f64, u64) {
+    let mut got = Vec::new();
+    let mut failed = 0;
+    for _ in 0..n {
+        let started = Instant::now();
+        match http.get(url).send().await {
+            Ok(r) if r.status() == 200 => {
+                let _ = r.bytes().await;
+                got.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            _ => failed += 1,
+        }
+    }
+    got.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        got.get(((got.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    (at(0.5), at(0.99), failed)
+}
+
+/// Books a new slot on the quiet offering (as alice, through the API) before each
+/// of `n` GETs of its feed, so every GET needs a fresh render: "p50 / p99 ms" of the
+/// GETs only, and the failures.
+struct Booker {
+    http: reqwest::Client,
+    orders: String,
+    body: Value,
+    alice: String,
+    next: usize,
+}
+
+impl Booker {
+    async fn book(&mut self) {
+        // Half-hour slots from 45 days ahead, 16 a day, none taken before.
+        let i = self.next;
+        self.next += 1;
+        let day = chrono::Utc::now().date_naive() + chrono::Days::new(45 + (i / 16) as u64);
+        let start = day.and_hms_opt(8, 0, 0).expect("time").and_utc()
+            + chrono::Duration::minutes(30 * (i % 16) as i64);
+        let end = start + chrono::Duration::minutes(30);
+        let mut body = self.body.clone();
+        body["attributes"]["schedules"] = json!([{
+            "start": start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "end": end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        }]);
+        let r = self
+            .http
+            .post(&self.orders)
+            .header("Authorization", format!("Token {}", self.alice))
+            .json(&body)
+            .send()
+            .await
+            .expect("order");
+        assert_eq!(r.status(), 201, "booking the quiet offering");
+    }
+}
+
+async fn fresh_latencies(
+    http: &reqwest::Client,
+    url: &str,
+    n: u64,
+    booker: &mut Booker,
+) -> (f64, f64, u64) {
+    let mut got = Vec::new();
+    let mut failed = 0;
+    for _ in 0..n {
+        booker.book().await;
+        let (p50, _, f) = latencies(http, url, 1).await;
+        failed += f;
+        if f == 0 {
+            got.push(p50);
+        }
+    }
+    got.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        got.get(((got.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    (at(0.5), at(0.99), failed)
+}
+
+async fn run(bin: &Path) -> Vec<(&'static str, String)> {
+    let flood_events = knob("FLOOD_EVENTS", 1000) as usize;
+    let samples = knob("SAMPLES", 200);
+    let clients = knob("FLOOD_CLIENTS", 64);
+    let flood_secs = knob("FLOOD_SECS", 20);
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let set = dir.path().join("set.json");
+    std::fs::write(&set, data_set(flood_events, 100).to_string()).expect("write");
+    cli(bin, &data, &["import", set.to_str().expect("path")]);
+    let owner = cli(bin, &data, &["token", "create", "--username", "owner"]);
+    let alice = cli(bin, &data, &["token", "create", "--username", "alice"]);
+
+    // The binary's own emulator, so the share action really makes the calendar public.
+    let key = dir.path().join("key.json");
+    let mut emu = Command::new(bin);
+    emu.args([
+        "emulator",
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+    ])
+    .arg("--key-out")
+    .arg(&key)
+    .env("RUST_LOG", "info");
+    let (_emu, emu_line) = spawn_until(emu, "listening");
+    let emu_port = port_in(&emu_line);
+
+    let mut serve = Command::new(bin);
+    serve
+        .arg("serve")
+        .env("BOOKCAL_DATA_DIR", &data)
+        .env("BOOKCAL_LISTEN", "127.0.0.1:0")
+        .env("BOOKCAL_SYNC_INTERVAL_SECS", "0")
+        .env(
+            "BOOKCAL_GOOGLE_ROOT_URL",
+            format!("http://127.0.0.1:{emu_port}/"),
+        )
+        .env("BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY", &key)
+        .env("BOOKCAL_GOOGLE_REQUESTS_PER_MINUTE", "600000")
+        .env("RUST_LOG", "warn,bookcal=info");
+    let (server, line) = spawn_until(serve, "bookcal listening");
+    let pid = server.0.id();
+    let base = format!("http://127.0.0.1:{}", port_in(&line));
+
+    let api = reqwest::Client::new();
+    let offerings: Value = api
+        .get(format!("{base}/api/booking-offerings/?page_size=100"))
+        .header("Authorization", format!("Token {owner}"))
+        .send()
+        .await
+        .expect("offerings")
+        .json()
+        .await
+        .expect("json");
+    let uuid = |name: &str| {
+        offerings
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|o| o["name"] == name)
+            .and_then(|o| o["uuid"].as_str())
+            .expect("the offering")
+            .replace('-', "")
+    };
+    let (flooded, quiet) = (uuid("Flooded room"), uuid("Quiet room"));
+    let r = api
+        .post(format!(
+            "{base}/api/booking-offerings/{flooded}/share_google_calendar/"
+        ))
+        .header("Authorization", format!("Token {owner}"))
+        .send()
+        .await
+        .expect("share");
+    assert!(r.status().is_success(), "share: {}", r.status());
+    let public = format!("{base}/feeds/offerings/{flooded}.ics");
+    let started = Instant::now();
+    while api
+        .get(&public)
+        .send()
+        .await
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the calendar never became public"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let token: Value = api
+        .post(format!("{base}/api/booking-offerings/{quiet}/feed_tokens/"))
+        .header("Authorization", format!("Token {owner}"))
+        .json(&json!({"name": "owner's calendar app"}))
+        .send()
+        .await
+        .expect("feed token")
+        .json()
+        .await
+        .expect("json");
+    let quiet_url = token["url"].as_str().expect("url").to_owned();
+    let project: Value = api
+        .get(format!("{base}/api/marketplace-orders/?page_size=1"))
+        .header("Authorization", format!("Token {alice}"))
+        .send()
+        .await
+        .expect("orders")
+        .json()
+        .await
+        .expect("json");
+    let mut booker = Booker {
+        http: api.clone(),
+        orders: format!("{base}/api/marketplace-orders/"),
+        body: json!({
+            "offering": format!("{base}/api/marketplace-public-offerings/{quiet}/"),
+            "project": project[0]["project"],
+            "attributes": {"name": "Owner's own booking"},
+        }),
+        alice,
+        next: 0,
+    };
+
+    let owner_http = reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .build()
+        .expect("client");
+    // Warm: the first render of the quiet feed is not part of the figures.
+    let _ = latencies(&owner_http, &quiet_url, 3).await;
+    let rss_idle = status_of(pid, "VmRSS:");
+    let (idle50, idle99, idle_failed) = latencies(&owner_http, &quiet_url, samples).await;
+    let (ridle50, ridle99, ridle_failed) =
+        fresh_latencies(&owner_http, &quiet_url, samples / 2, &mut booker).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let flood_http = reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let start = chrono::Utc::now() - chrono::Duration::days(25);
+    let cpu_before = cpu_secs(pid);
+    let flood_started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (http, stop, answered, refused, failed) = (
+            flood_http.clone(),
+            stop.clone(),
+            answered.clone(),
+            refused.clone(),
+            failed.clone(),
+        );
+        let public = public.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut k: u64 = c;
+            while !stop.load(Ordering::Relaxed) {
+                // A distinct window every time, each covering most of the bookings
+                // (so each is a full render): start and end move by the minute.
+                let from = start + chrono::Duration::minutes(i64::try_from(k % 1440).unwrap_or(0));
+                let to = from
+                    + chrono::Duration::days(40)
+                    + chrono::Duration::minutes(i64::try_from(k / 1440).unwrap_or(0));
+                let (from, to) = (
+                    from.format("%Y-%m-%dT%H:%M:%SZ"),
+                    to.format("%Y-%m-%dT%H:%M:%SZ"),
+                );
+                k += clients;
+                match http
+                    .get(format!("{public}?from={from}&to={to}"))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 200 => {
+                        let _ = r.bytes().await;
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => {
+                        let _ = r.bytes().await;
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    // Let the flood build up, then measure the quiet feed while sampling memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sampler = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut peak: f64 = 0.0;
+            while !stop.load(Ordering::Relaxed) {
+                peak = peak.max(status_of(pid, "VmRSS:"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            peak
+        })
+    };
+    let (flood50, flood99, flood_failed) = latencies(&owner_http, &quiet_url, samples).await;
+    let (rflood50, rflood99, rflood_failed) =
+        fresh_latencies(&owner_http, &quiet_url, samples / 2, &mut booker).await;
+    let left = Duration::from_secs(flood_secs).saturating_sub(flood_started.elapsed());
+    tokio::time::sleep(left).await;
+    stop.store(true, Ordering::Relaxed);
+    let flood_wall = flood_started.elapsed().as_secs_f64();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let cpu_flood = cpu_secs(pid) - cpu_before;
+    let rss_peak = sampler.await.unwrap_or(0.0);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rss_after = status_of(pid, "VmRSS:");
+    let (after50, after99, after_failed) = latencies(&owner_http, &quiet_url, samples).await;
+    let hwm = status_of(pid, "VmHWM:");
+
+    let ms = |a: f64, b: f64, f: u64| {
+        if f == 0 {
+            format!("{a:.1} / {b:.1}")
+        } else {
+            format!("{a:.1} / {b:.1} ({f} failed)")
+        }
+    };
+    let (ok, no, err) = (
+        answered.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
+    vec![
+        (
+            "quiet feed, unchanged: p50 / p99 ms, idle",
+            ms(idle50, idle99, idle_failed),
+        ),
+        (
+            "quiet feed, unchanged: p50 / p99 ms, during the flood",
+            ms(flood50, flood99, flood_failed),
+        ),
+        (
+            "quiet feed, unchanged: p99 during / idle",
+            format!("{:.1}x", flood99 / idle99),
+        ),
+        (
+            "quiet feed, unchanged: p50 / p99 ms, after the flood",
+            ms(after50, after99, after_failed),
+        ),
+        (
+            "quiet feed, a booking before each GET: p50 / p99 ms, idle",
+            ms(ridle50, ridle99, ridle_failed),
+        ),
+        (
+            "quiet feed, a booking before each GET: p50 / p99 ms, during the flood",
+            ms(rflood50, rflood99, rflood_failed),
+        ),
+        (
+            "quiet feed, a booking before each GET: p99 during / idle",
+            format!("{:.1}x", rflood99 / ridle99),
+        ),
+        (
+            "flood answers in the run (200 / other status / failed)",
+            format!("{ok} / {no} / {err} in {flood_wall:.0} s"),
+        ),
+        (
+            "server CPU during the flood",
+            format!(
+                "{cpu_flood:.1} s ({:.0} % of one core)",
+                100.0 * cpu_flood / flood_wall
+            ),
+        ),
+        ("server RSS MiB idle", format!("{rss_idle:.0}")),
+        (
+            "server RSS MiB peak during the flood",
+            format!("{rss_peak:.0}"),
+        ),
+        ("server RSS MiB 5 s after", format!("{rss_after:.0}")),
+        ("server VmHWM MiB", format!("{hwm:.0}")),
+    ]
+}
+
+#[tokio::main]
+async fn main() {
+    let bins: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
+    assert!(!bins.is_empty(), "usage: feed_flood BINARY [BINARY ...]");
+    let mut columns = Vec::new();
+    for bin in &bins {
+        eprintln!("== {}", bin.display());
+        let rows = run(bin).await;
+        for (k, v) in &rows {
+            eprintln!("{k}: {v}");
+        }
+        columns.push(rows);
+    }
+    println!(
+        "| scenario | {} |",
+        bins.iter()
+            .map(|b| b.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---|{}", "---|".repeat(bins.len()));
+    for (i, (name, _)) in columns[0].iter().enumerate() {
+        let cells: Vec<&str> = columns.iter().map(|c| c[i].1.as_str()).collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    }
+}
