@@ -425,11 +425,7 @@ fn page_of(page: usize, size: usize, head: bool) -> crate::store::query::PageRan
 }
 
 /// A page of `total` items: the index range to return, or `Invalid page.`.
-fn page_range(
-    total: usize,
-    page: usize,
-    size: usize,
-) -> Result<std::ops::Range<usize>, ApiError> {
+fn page_range(total: usize, page: usize, size: usize) -> Result<std::ops::Range<usize>, ApiError> {
     let start = (page - 1).saturating_mul(size);
     if page > 1 && start >= total {
         return Err(ApiError::InvalidPage);

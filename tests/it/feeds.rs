@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::helpers::{at, spawn_app, spawn_app_with_state, Resp, TestApp};
+use crate::helpers::{at, public_feed_path, spawn_app, spawn_app_with_state, Resp, TestApp};
 use bookcal::domain::calendar::OfferingCalendar;
 use bookcal::domain::Id;
 use bookcal::store::{BusySlot, Change, Store};
@@ -16,24 +16,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-fn make_public(app: &TestApp, slug: &str) -> Id {
-    let id = app.offering_id(slug);
-    let cal = OfferingCalendar {
-        public: true,
-        ..OfferingCalendar::new(id)
-    };
-    app.store
-        .sled()
-        .expect("sled")
-        .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
-        .expect("write calendar");
-    id
-}
-
-fn public_path(id: Id) -> String {
-    format!("/feeds/offerings/{}.ics", id.hex())
-}
 
 fn set_busy(app: &TestApp, offering: Id, slots: Vec<BusySlot>) {
     app.store
@@ -212,7 +194,7 @@ fn resource_id(app: &TestApp, name: &str) -> Id {
 async fn the_public_feed_is_not_found_while_the_calendar_is_private() {
     let app = spawn_app().await;
     let id = app.offering_id("room-aurora");
-    let r = get_feed(&app, &public_path(id)).await;
+    let r = get_feed(&app, &public_feed_path(id)).await;
     assert_eq!(r.status, 404);
     let private = OfferingCalendar::new(id);
     app.store
@@ -220,7 +202,7 @@ async fn the_public_feed_is_not_found_while_the_calendar_is_private() {
         .expect("sled")
         .sync_put(vec![Store::calendar_change(&private).expect("encode")])
         .expect("write");
-    assert_eq!(get_feed(&app, &public_path(id)).await.status, 404);
+    assert_eq!(get_feed(&app, &public_feed_path(id)).await.status, 404);
     for path in [
         "/feeds/offerings/nonsense.ics".to_owned(),
         format!("/feeds/offerings/{}", id.hex()),
@@ -233,7 +215,7 @@ async fn the_public_feed_is_not_found_while_the_calendar_is_private() {
 #[tokio::test]
 async fn the_public_feed_shows_booked_and_busy_slots_without_personal_data() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora");
+    let id = app.make_public("room-aurora");
     // Berlin: 2 May 00:00 to 4 May 00:00 local is a two-day all-day block.
     let day = (Utc::now() + Duration::days(20)).date_naive();
     let berlin = chrono_tz::Europe::Berlin;
@@ -260,7 +242,7 @@ async fn the_public_feed_shows_booked_and_busy_slots_without_personal_data() {
             },
         ],
     );
-    let r = get_feed(&app, &public_path(id)).await;
+    let r = get_feed(&app, &public_feed_path(id)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_calendar_headers(&r, false);
     assert_eq!(header(&r, "referrer-policy"), "");
@@ -310,11 +292,11 @@ async fn the_offering_shows_its_public_feed_and_where_its_tokens_are_managed() {
         before["feed_tokens_url"],
         format!("{}{}", app.base, offering_tokens(&app, "room-aurora"))
     );
-    make_public(&app, "room-aurora");
+    app.make_public("room-aurora");
     let after = app.get("owner", &path).await.body;
     assert_eq!(
         after["googlecalendar"]["ical_feed_url"],
-        format!("{}{}", app.base, public_path(id))
+        format!("{}{}", app.base, public_feed_path(id))
     );
 }
 
@@ -562,8 +544,8 @@ async fn a_token_use_is_recorded_in_the_background_without_re_rendering() {
 #[tokio::test]
 async fn conditional_requests_are_answered_with_304_and_head_matches_get() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora");
-    let path = public_path(id);
+    let id = app.make_public("room-aurora");
+    let path = public_feed_path(id);
     let full = get_feed(&app, &path).await;
     assert_eq!(full.status, 200);
     let etag = header(&full, "etag").to_owned();
@@ -620,8 +602,8 @@ async fn conditional_requests_are_answered_with_304_and_head_matches_get() {
 #[tokio::test]
 async fn a_feed_is_served_without_an_accept_header_and_with_any_accept_header() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora");
-    let path = public_path(id);
+    let id = app.make_public("room-aurora");
+    let path = public_feed_path(id);
     // A raw request: no Accept at all, as Google's importer sends.
     let addr = app.base.trim_start_matches("http://");
     let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -649,8 +631,8 @@ async fn a_feed_is_served_without_an_accept_header_and_with_any_accept_header() 
 #[tokio::test]
 async fn a_data_change_changes_the_etag_and_an_unchanged_feed_is_served_from_memory() {
     let (app, state) = spawn_app_with_state().await;
-    let id = make_public(&app, "room-aurora");
-    let path = public_path(id);
+    let id = app.make_public("room-aurora");
+    let path = public_feed_path(id);
     let first = get_feed(&app, &path).await;
     let renders = state.feeds.renders();
     for _ in 0..3 {
@@ -686,7 +668,7 @@ async fn a_data_change_changes_the_etag_and_an_unchanged_feed_is_served_from_mem
     );
 
     // A write that leaves this feed's bytes alone keeps its validators.
-    make_public(&app, "tem-2100");
+    app.make_public("tem-2100");
     let same = get_feed(&app, &path).await;
     assert_eq!(header(&same, "etag"), header(&changed, "etag"));
     assert_eq!(
@@ -698,8 +680,8 @@ async fn a_data_change_changes_the_etag_and_an_unchanged_feed_is_served_from_mem
 #[tokio::test]
 async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora");
-    let path = public_path(id);
+    let id = app.make_public("room-aurora");
+    let path = public_feed_path(id);
     let rid = resource_id(&app, "Kick-off meeting");
     let resource = app
         .store
@@ -732,7 +714,7 @@ async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
         events(&get_feed(&app, &owner).await.text)[&uid]["SEQUENCE"],
         "1"
     );
-    make_public(&app, "tem-2100");
+    app.make_public("tem-2100");
     assert_eq!(
         events(&get_feed(&app, &path).await.text)[&uid]["SEQUENCE"],
         "1"
@@ -752,8 +734,8 @@ async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
 #[tokio::test]
 async fn a_window_limits_the_events_and_a_malformed_one_is_a_bad_request() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora");
-    let path = public_path(id);
+    let id = app.make_public("room-aurora");
+    let path = public_feed_path(id);
     let d = |days: i64| (Utc::now() + Duration::days(days)).date_naive().to_string();
     // Aurora slots: day 2, day 9 and day 16.
     let cases = [
@@ -782,6 +764,6 @@ async fn a_window_limits_the_events_and_a_malformed_one_is_a_bad_request() {
     }
     // Existence is checked first: a private feed stays 404 whatever the window.
     let private = app.offering_id("telescope");
-    let r = get_feed(&app, &format!("{}?from=bad", public_path(private))).await;
+    let r = get_feed(&app, &format!("{}?from=bad", public_feed_path(private))).await;
     assert_eq!(r.status, 404);
 }

@@ -540,6 +540,23 @@ impl TestApp {
         ]
     }
 
+    /// Marks an offering's calendar public (a record with no Google calendar yet), so
+    /// its public feed answers; returns the offering's id.
+    pub fn make_public(&self, slug: &str) -> Id {
+        use bookcal::domain::calendar::OfferingCalendar;
+        let id = self.offering_id(slug);
+        let cal = OfferingCalendar {
+            public: true,
+            ..OfferingCalendar::new(id)
+        };
+        self.store
+            .sled()
+            .expect("sled")
+            .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
+            .expect("write calendar");
+        id
+    }
+
     /// Stores an idle calendar record for an offering, as if the scheduler had created
     /// (and, when `public`, shared) its Google calendar and just read its busy time.
     pub fn seed_calendar(&self, slug: &str, calendar_id: &str, public: bool) {
@@ -558,6 +575,11 @@ impl TestApp {
             .sync_put(vec![change])
             .expect("store calendar");
     }
+}
+
+/// The path of an offering's public feed.
+pub fn public_feed_path(offering: Id) -> String {
+    format!("/feeds/offerings/{}.ics", offering.hex())
 }
 
 /// Compares `body` with the snapshot file `tests/snapshots/{name}` byte for byte, or
