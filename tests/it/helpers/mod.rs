@@ -232,6 +232,18 @@ impl TestApp {
             .expect("calendar id")
     }
 
+    /// `/metrics` as an anonymous scrape sees it.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// The provider organisation of `offering` (read from the sled catalog).
     pub fn provider_of(&self, offering: Id) -> Id {
         self.store
@@ -429,16 +441,20 @@ pub async fn sync_env_as(app: &TestApp, subject: Option<&str>) -> SyncEnv {
     SyncEnv { emu, engine, human }
 }
 
+/// Calendar API requests `emu` answered (tokens and control calls excluded).
+pub fn calendar_requests(emu: &bookcal::emulator::Emulator) -> u64 {
+    emu.controls()
+        .counters()
+        .iter()
+        .filter(|(k, _)| k.starts_with("calendar.") && !k.contains(':'))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
 impl SyncEnv {
     /// Calendar API requests the emulator answered (tokens and control calls excluded).
     pub fn requests(&self) -> u64 {
-        self.emu
-            .controls()
-            .counters()
-            .iter()
-            .filter(|(k, _)| k.starts_with("calendar.") && !k.contains(':'))
-            .map(|(_, v)| *v)
-            .sum()
+        calendar_requests(&self.emu)
     }
 
     pub fn reset(&self) {
