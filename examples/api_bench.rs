@@ -30,9 +30,9 @@
 //!    the run. Prints a Markdown table.
 #![forbid(unsafe_code)]
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,7 @@ use bookcal::store::pg::cluster::{Durability, LocalCluster};
 use bookcal::store::query::{PageRange, ResourceQuery, Visible};
 use chrono::{Duration as Days, DurationRound, Utc};
 use serde_json::{json, Value};
+use support::{cpu_ms, memory, wait_healthy, Memory, Server};
 
 const PROVIDERS: usize = 4;
 const OFFERINGS_PER_PROVIDER: usize = 5;
@@ -220,104 +221,17 @@ async fn generate(dir: &std::path::Path, url: Option<&str>, n: usize) -> Result<
     })
 }
 
-/// `(VmRSS, VmHWM)` of a process in MiB.
-fn memory(pid: u32) -> Result<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib = |key: &str| -> f64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    Ok((kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0))
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    startup_secs: f64,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn bookcal_binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("BOOKCAL_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .context("binary directory")?;
-    let bin = dir.join("bookcal");
-    if !bin.exists() {
-        bail!(
-            "{} not found: cargo build --release --bin bookcal (or set BOOKCAL_BIN)",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
+/// `bookcal serve` on the data dir (and the database at `url`), as the benchmark
+/// runs it: its token salt, info-level logs.
 fn start_server(dir: &std::path::Path, url: Option<&str>) -> Result<Server> {
-    let t0 = Instant::now();
-    let mut cmd = Command::new(bookcal_binary()?);
+    let mut env = vec![
+        ("BOOKCAL_TOKEN_SALT", SALT.to_string()),
+        ("RUST_LOG", "info".to_string()),
+    ];
     if let Some(url) = url {
-        cmd.env("BOOKCAL_STORE_URL", url);
+        env.push(("BOOKCAL_STORE_URL", url.to_string()));
     }
-    let mut child = cmd
-        .arg("serve")
-        .env("BOOKCAL_DATA_DIR", dir)
-        .env("BOOKCAL_LISTEN", "127.0.0.1:0")
-        .env("BOOKCAL_TOKEN_SALT", SALT)
-        .env("BOOKCAL_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting bookcal serve")?;
-    let stderr = child.stderr.take().context("stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let Some(line) = lines.next() else {
-            bail!("bookcal serve exited before listening");
-        };
-        let line = line?;
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if let Some(a) = v["fields"]["addr"].as_str() {
-            break a.to_string();
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Ok(Server {
-        child,
-        base: format!("http://{addr}"),
-        startup_secs: t0.elapsed().as_secs_f64(),
-    })
-}
-
-async fn wait_healthy(http: &reqwest::Client, base: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http.get(format!("{base}/health")).send().await {
-            if r.status() == 200 {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("server not healthy after 60 s");
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::start_server(dir, &env)
 }
 
 #[derive(Clone)]
@@ -359,17 +273,6 @@ async fn one(http: &reqwest::Client, base: &str, s: &Scenario, i: usize) -> Resu
         }
     }
     Ok(took)
-}
-
-/// CPU time (user + system) of a process in milliseconds, from `/proc/<pid>/stat`
-/// (clock ticks of 10 ms, the Linux default USER_HZ of 100).
-fn cpu_ms(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let rest = stat.rsplit(')').next().context("stat")?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> Result<f64> { Ok(f.get(i).context("stat field")?.parse::<f64>()?) };
-    Ok((ticks(11)? + ticks(12)?) * 10.0)
 }
 
 struct Figures {
@@ -478,7 +381,7 @@ async fn main() -> Result<()> {
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
     let server = &servers[0];
     let pid = server.child.id();
-    let (rss_loaded, _) = memory(pid)?;
+    let rss_loaded = memory(pid)?.rss;
     eprintln!(
         "server pid {pid} at {} (catalog built in {:.1} s), RSS {rss_loaded:.0} MiB",
         server.base, server.startup_secs
@@ -643,7 +546,11 @@ async fn main() -> Result<()> {
             s.name, s.requests, f.median, f.p90, f.p99, f.max, f.cpu, f.rps
         );
     }
-    let (rss_after, hwm) = memory(pid)?;
+    let Memory {
+        rss: rss_after,
+        hwm,
+        ..
+    } = memory(pid)?;
     println!();
     println!("- booking resources: {n} (+ {n} orders, {n} slots), offerings: {}, import: {:.1} s, server start (catalog rebuild): {:.1} s", g.offerings.len(), g.import_secs, server.startup_secs);
     println!("- server RSS after loading: {rss_loaded:.0} MiB; after the run: {rss_after:.0} MiB; peak (VmHWM): {hwm:.0} MiB");

@@ -25,6 +25,8 @@
 //!
 //! Prints one Markdown table, a column per binary.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -543,16 +545,5 @@ async fn main() {
         }
         columns.push(rows);
     }
-    println!(
-        "| scenario | {} |",
-        bins.iter()
-            .map(|b| b.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!("|---|{}", "---|".repeat(bins.len()));
-    for (i, (name, _)) in columns[0].iter().enumerate() {
-        let cells: Vec<&str> = columns.iter().map(|c| c[i].1.as_str()).collect();
-        println!("| {name} | {} |", cells.join(" | "));
-    }
+    support::print_columns(&bins, &columns);
 }
