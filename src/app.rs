@@ -279,11 +279,7 @@ impl Application {
             PushService::new(
                 services.store.clone(),
                 services.google.credentials.clone(),
-                push_options(
-                    &settings,
-                    listener.local_addr().ok(),
-                    services.store.engine(),
-                ),
+                push_options(&settings, listener.local_addr().ok()),
             )
             .await
             .map_err(|source| AppError::Store {
@@ -536,19 +532,9 @@ fn scheduler_options(settings: &Settings) -> SchedulerOptions {
     }
 }
 
-fn push_options(
-    settings: &Settings,
-    local: Option<SocketAddr>,
-    engine: crate::store::EngineKind,
-) -> PushOptions {
+fn push_options(settings: &Settings, local: Option<SocketAddr>) -> PushOptions {
     let secs = std::time::Duration::from_secs;
-    let address = match engine {
-        crate::store::EngineKind::Sled => push_address(settings, local),
-        crate::store::EngineKind::Postgres => {
-            Err("the PostgreSQL engine keeps no push channels yet".into())
-        }
-    };
-    let (address, off_reason) = match address {
+    let (address, off_reason) = match push_address(settings, local) {
         Ok(a) => (Some(a), None),
         Err(reason) => (None, Some(reason)),
     };
