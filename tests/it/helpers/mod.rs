@@ -73,6 +73,8 @@ pub struct Options {
     pub store_url: Option<String>,
     /// `google.provider_credentials_dir` (per-provider refresh-token files).
     pub provider_credentials_dir: Option<std::path::PathBuf>,
+    /// The `http` settings (server limits, client rates).
+    pub http: bookcal::config::HttpSettings,
 }
 
 impl Default for Options {
@@ -87,6 +89,7 @@ impl Default for Options {
             push_renew_before_secs: 86_400,
             store_url: None,
             provider_credentials_dir: None,
+            http: bookcal::config::HttpSettings::default(),
         }
     }
 }
@@ -104,6 +107,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
     settings.feeds = opts.feeds;
+    settings.http = opts.http;
     settings.google.push_enabled = opts.push;
     settings.sync.push_interval_secs = opts.push_interval_secs;
     settings.google.push_ttl_secs = opts.push_ttl_secs;
