@@ -490,19 +490,34 @@ pub fn live_events(emu: &Emulator, calendar_id: &str) -> Vec<Value> {
 /// Adds an accepted booking with `n` one-hour slots, one a day from tomorrow, to an
 /// offering (directly in the store, bypassing the availability rules).
 pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
+    let slots = (0..n)
+        .map(|i| (at(1 + i as i64, 6), at(1 + i as i64, 7)))
+        .collect();
+    add_booking(&app.store, offering, slots)
+}
+
+/// Adds alice's accepted booking of `slots` (start, end) to an offering of a sled
+/// store, for its first project, bypassing the availability rules; returns its id.
+pub fn add_booking(
+    store: &Store,
+    offering: Id,
+    slots: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
+) -> Id {
     use bookcal::domain::{Resource, ResourceState, Slot};
     let (project, user) = {
-        let cat = app.store.sled().expect("sled").read().expect("read");
+        let cat = store.sled().expect("sled").read().expect("read");
         (
             *cat.projects.keys().next().expect("project"),
             cat.users_by_name["alice"],
         )
     };
     let now = chrono::Utc::now();
-    let slots = (0..n)
-        .map(|i| Slot {
-            start: at(1 + i as i64, 6),
-            end: at(1 + i as i64, 7),
+    let n = slots.len();
+    let slots = slots
+        .into_iter()
+        .map(|(start, end)| Slot {
+            start,
+            end,
             backend_id: format!("booking_{}", Id::new_v4().hex()),
         })
         .collect();
@@ -526,7 +541,7 @@ pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
         error_message: String::new(),
     };
     let id = r.id;
-    app.store
+    store
         .sled()
         .expect("sled")
         .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ())))
