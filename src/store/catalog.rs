@@ -255,24 +255,6 @@ impl Catalog {
         )
     }
 
-    /// The resources whose name (`field` 0), slug (1) or backend id (2), or any of
-    /// them (`None`), contains `needle` (lowercase): exactly those, checked against
-    /// the index's texts; `None` when the needle is too short for the index.
-    pub fn resources_matching(
-        &self,
-        needle: &str,
-        field: Option<usize>,
-    ) -> Option<Vec<&ResourceEntry>> {
-        let numbers = self.resource_text.matching(needle, field)?;
-        Some(
-            numbers
-                .into_iter()
-                .filter_map(|no| self.resource_text.id(no))
-                .filter_map(|id| self.resources.get(&id))
-                .collect(),
-        )
-    }
-
     /// Everything held in `offering` (the lifecycle's `held`, for every booking, plus
     /// busy slots): slots of resources in Creating/OK, and intervals requested by live
     /// Create orders whose resource (Creating/OK) has no slots yet.
@@ -554,7 +536,8 @@ mod tests {
         ix.insert(id(2), &["Night run", "seminar-x", ""]);
         ix.insert(id(3), &["Ångström SEMINAR", "", ""]);
         ix.insert(id(4), &["xabc", "bcdx", ""]);
-        let cases: [(&str, Option<usize>, Option<Vec<u32>>); 9] = [
+        type Case<'a> = (&'a str, Option<usize>, Option<Vec<u32>>);
+        let cases: [Case; 9] = [
             ("seminar", None, Some(vec![0, 1, 2])),
             ("seminar", Some(0), Some(vec![0, 2])),
             ("seminar", Some(1), Some(vec![0, 1])),
