@@ -24,7 +24,7 @@ async fn a_weekly_series_ending_on_a_plain_date_blocks_all_its_weeks_and_refuses
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     // "Lab closed on Monday mornings" as Google writes it: 13 weeks, UNTIL a date.
     let berlin = chrono_tz::Europe::Berlin;
     let first = next_monday();
@@ -460,7 +460,7 @@ async fn with_drifting_etags_a_run_after_a_no_change_run_makes_one_request() {
         ..SettingsUpdate::default()
     });
     let room = app.offering_id("room-aurora");
-    crate::helpers::add_booking_with_slots(&app, room, 50);
+    crate::helpers::add_booking_with_slots(&app, room, 50).await;
     let first = env.sync(room).await;
     assert_eq!(first.summary.created, 53);
     for _ in 0..3 {
@@ -470,7 +470,7 @@ async fn with_drifting_etags_a_run_after_a_no_change_run_makes_one_request() {
         assert_eq!((r.summary.created, r.summary.updated), (0, 0));
     }
     // A real edit is still seen and repaired.
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let mapping = app
         .store
         .sled()
@@ -495,7 +495,7 @@ async fn a_purged_tombstone_gives_the_slot_its_next_event_id_and_the_mapping_fol
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let before: BTreeMap<String, String> = app
         .store
         .sled()
@@ -597,7 +597,7 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
     .await;
     let emu = app.emu.as_ref().expect("the app's emulator");
     let room = app.offering_id("room-aurora");
-    let provider = app.provider_of(room);
+    let provider = app.provider_of(room).await;
     let user = "calendars@northlab.example";
     emu.controls().register_refresh_token_for(
         "northlab-client",
@@ -729,7 +729,7 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
         .expect("sled")
         .sync_put(vec![Store::calendar_change(&cal).expect("change")])
         .expect("write");
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let r = app
         .post(
             "alice",
@@ -747,7 +747,11 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
         "{}",
         r.text
     );
-    assert_eq!(app.snapshot(), before, "a refused order stores nothing");
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a refused order stores nothing"
+    );
 
     // The same user authorises again: the next run uses the new token, status ok.
     emu.controls().register_refresh_token_for(

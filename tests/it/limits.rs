@@ -679,7 +679,7 @@ async fn error_messages_that_quote_the_request_are_cut_short() {
     let app = crate::helpers::spawn_app().await;
     let limit = bookcal::api::error::MAX_MESSAGE_CHARS;
     let cut = |s: &str| s.chars().count() <= limit + 1 && s.ends_with('…');
-    let before = app.snapshot();
+    let before = app.snapshot().await;
 
     // A choice in a body, quoted back.
     let mut body = app.order_body("room-aurora", &[]);
@@ -731,7 +731,7 @@ async fn error_messages_that_quote_the_request_are_cut_short() {
         "{detail}"
     );
     assert_eq!(
-        app.snapshot(),
+        app.snapshot().await,
         before,
         "a refused request changed the store"
     );

@@ -12,12 +12,12 @@ async fn first_sync_creates_a_year_of_slots_and_a_resync_with_nothing_changed_ma
     let app = spawn_app().await;
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
-    add_booking_with_slots(&app, room, 300);
+    add_booking_with_slots(&app, room, 300).await;
     let r = env.sync(room).await;
     // 300 + the demo data's 3 slots in this room.
     assert_eq!(r.summary.created, 303, "{:?}", r.summary);
     assert!(r.summary.warnings.is_empty(), "{:?}", r.summary.warnings);
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let events = env.live_events(&cal);
     assert_eq!(events.len(), 303);
     let ids: std::collections::BTreeSet<&str> =
@@ -55,7 +55,7 @@ async fn k_changes_make_k_plus_one_requests_and_follow_booking_states() {
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
     env.sync(room).await;
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     // Accept the pending 2-slot booking, and book one more slot (1 insert).
     let pending = app
         .get(
@@ -153,7 +153,7 @@ async fn events_moved_or_deleted_by_hand_in_google_are_restored() {
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let before = env.live_events(&cal);
     let a = before[0]["id"].as_str().expect("id").to_string();
     let b = before[1]["id"].as_str().expect("id").to_string();
@@ -217,7 +217,7 @@ async fn external_events_become_exactly_the_expected_busy_slots_across_dst() {
     let env = sync_env_as(&app, Some("owner@northlab.example.org")).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let h = &env.human;
     h.event_insert(
         &cal,
@@ -351,12 +351,12 @@ async fn an_expired_sync_token_triggers_a_full_relisting_that_loses_nothing() {
     let app = spawn_app().await;
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
-    add_booking_with_slots(&app, room, 120);
+    add_booking_with_slots(&app, room, 120).await;
     env.sync(room).await;
     env.sync(room).await;
     env.human
         .event_insert(
-            &app.calendar_id(room),
+            &app.calendar_id(room).await,
             &ev(
                 "e0one",
                 dt("2027-01-15T10:00:00Z", None),
@@ -381,7 +381,7 @@ async fn an_expired_sync_token_triggers_a_full_relisting_that_loses_nothing() {
     // 1 refused incremental listing + a full listing of 124 events in pages of 50.
     assert_eq!(env.requests(), 1 + 3);
     assert_eq!(app.store.busy_slots(room).await.expect("busy"), busy_before);
-    assert_eq!(env.live_events(&app.calendar_id(room)).len(), 124);
+    assert_eq!(env.live_events(&app.calendar_id(room).await).len(), 124);
 }
 
 #[tokio::test]
@@ -390,9 +390,9 @@ async fn twenty_percent_injected_faults_still_converge_with_no_duplicate_and_no_
     let app = spawn_app().await;
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
-    add_booking_with_slots(&app, room, 150);
+    add_booking_with_slots(&app, room, 150).await;
     env.sync(room).await; // creates the calendar without faults
-    let res = add_booking_with_slots(&app, room, 50);
+    let res = add_booking_with_slots(&app, room, 50).await;
     env.emu.controls().set_fault_rate(
         0.2,
         &[RateLimit403, RateLimit429, BackendError500, Unavailable503],
@@ -426,7 +426,7 @@ async fn twenty_percent_injected_faults_still_converge_with_no_duplicate_and_no_
     }
     env.emu.controls().clear_faults();
     env.sync(room).await;
-    let events = env.live_events(&app.calendar_id(room));
+    let events = env.live_events(&app.calendar_id(room).await);
     assert_eq!(events.len(), 150 + 40 + 3);
     let ids: std::collections::BTreeSet<&str> =
         events.iter().filter_map(|e| e["id"].as_str()).collect();
@@ -516,7 +516,7 @@ async fn sharing_adds_the_public_acl_and_unsharing_removes_it() {
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.engine.set_public(room, true).await.expect("share");
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let acl = env.emu.inspect().acl(&cal);
     assert!(
         acl.iter()
@@ -595,7 +595,7 @@ async fn one_refused_slot_is_a_warning_and_is_pushed_again_next_run() {
     let app = spawn_app().await;
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
-    add_booking_with_slots(&app, room, 5);
+    add_booking_with_slots(&app, room, 5).await;
     // The 3rd insert of this run is refused with a permanent 400.
     env.emu
         .controls()
@@ -606,7 +606,7 @@ async fn one_refused_slot_is_a_warning_and_is_pushed_again_next_run() {
         .await
         .expect("the run itself succeeds");
     assert_eq!(r.summary.warnings.len(), 1, "{:?}", r.summary.warnings);
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     assert_eq!(env.live_events(&cal).len(), 7);
     assert_eq!(
         app.store
@@ -736,7 +736,7 @@ async fn a_full_listing_that_empties_the_busy_time_is_held_back_unless_forced() 
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let ids = ["e0b1", "e0b2", "e0b3", "e0b4", "e0b5"].map(|i| format!("{i}000"));
     for (n, id) in ids.iter().enumerate() {
         let day = format!("2027-02-{:02}", n + 1);
