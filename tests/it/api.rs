@@ -308,9 +308,8 @@ async fn booking_resources_are_visible_to_staff_the_provider_and_their_creator_o
         created: chrono::Utc::now(),
     };
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::User(stranger.clone())], ())))
+        .write(vec![bookcal::store::Change::User(stranger.clone())])
+        .await
         .expect("user");
     let tok = app.store.create_token(stranger.id).await.expect("token");
     let r = app
@@ -1230,11 +1229,10 @@ async fn offering_filters_work_the_same_on_resources_and_orders() {
     let tem = app.offering_id("tem-2100");
     let category = app
         .store
-        .sled()
-        .expect("sled")
-        .read()
+        .offering(tem)
+        .await
         .expect("read")
-        .offerings[&tem]
+        .expect("offering")
         .category
         .id;
     let url = format!(

@@ -291,9 +291,8 @@ async fn sync_all_over_100_offerings_creates_25_calendars_an_hour_and_the_rest_w
     );
     let waiting_record = env
         .store
-        .sled()
-        .expect("sled")
         .calendar(waiting[0].0)
+        .await
         .expect("read")
         .expect("record");
     assert_eq!(waiting_record.state, CalendarState::CreationScheduled);
@@ -324,9 +323,8 @@ async fn sync_all_over_100_offerings_creates_25_calendars_an_hour_and_the_rest_w
     for id in &targets {
         let cal = env
             .store
-            .sled()
-            .expect("sled")
             .calendar(*id)
+            .await
             .expect("read")
             .expect("record");
         assert_eq!(cal.state, CalendarState::Ok);
@@ -355,9 +353,8 @@ async fn a_usage_limit_refusal_pauses_creation_until_the_lock_out_ends_and_is_me
         .all(|(_, after)| *after > StdDuration::from_secs(7000)));
     let why = env
         .store
-        .sled()
-        .expect("sled")
         .calendar(waiting[0].0)
+        .await
         .expect("read")
         .and_then(|c| c.waiting)
         .expect("waits");
@@ -412,9 +409,8 @@ async fn a_fresh_calendar_answering_404_and_403_for_seconds_is_waited_for_not_fa
     assert!(env.counter("calendar.acl.insert:403") >= 1);
     assert!(
         env.store
-            .sled()
-            .expect("sled")
             .calendar(tem)
+            .await
             .expect("read")
             .expect("cal")
             .public
@@ -471,12 +467,7 @@ async fn with_drifting_etags_a_run_after_a_no_change_run_makes_one_request() {
     }
     // A real edit is still seen and repaired.
     let cal = app.calendar_id(room).await;
-    let mapping = app
-        .store
-        .sled()
-        .expect("sled")
-        .mapping(room)
-        .expect("mapping");
+    let mapping = app.store.mapping(room).await.expect("mapping");
     let (_, victim) = mapping.iter().next().expect("a slot");
     let mut edited = env
         .human
@@ -498,9 +489,8 @@ async fn a_purged_tombstone_gives_the_slot_its_next_event_id_and_the_mapping_fol
     let cal = app.calendar_id(room).await;
     let before: BTreeMap<String, String> = app
         .store
-        .sled()
-        .expect("sled")
         .mapping(room)
+        .await
         .expect("mapping")
         .into_iter()
         .map(|(slot, m)| (slot, m.event_id))
@@ -510,12 +500,7 @@ async fn a_purged_tombstone_gives_the_slot_its_next_event_id_and_the_mapping_fol
     env.emu.controls().purge_tombstones_now();
     let r = env.sync(room).await;
     assert!(r.summary.warnings.is_empty(), "{:?}", r.summary.warnings);
-    let after = app
-        .store
-        .sled()
-        .expect("sled")
-        .mapping(room)
-        .expect("mapping");
+    let after = app.store.mapping(room).await.expect("mapping");
     let new_id = &after[slot].event_id;
     assert_ne!(new_id, old_id);
     assert_eq!(bookcal::sync::decide::generation_of(new_id), 1);
@@ -553,9 +538,8 @@ async fn every_zone_is_written_with_a_name_google_accepts_and_a_kyiv_offering_sy
         }
     };
     env.store
-        .sled()
-        .expect("sled")
-        .mutate(|_| Ok::<_, ()>((vec![Change::Offering(kyiv)], ())))
+        .write(vec![Change::Offering(kyiv)])
+        .await
         .expect("store");
     let r = env
         .engine
@@ -717,17 +701,15 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
     assert_eq!(r.status, 201, "busy time read just now: {}", r.text);
     let mut cal = app
         .store
-        .sled()
-        .expect("sled")
         .calendar(room)
+        .await
         .expect("read")
         .expect("record");
     let read_at = Utc::now() - Duration::hours(3);
     cal.busy_read_at = Some(read_at);
     app.store
-        .sled()
-        .expect("sled")
-        .sync_put(vec![Store::calendar_change(&cal).expect("change")])
+        .write(vec![Store::calendar_change(&cal).expect("change")])
+        .await
         .expect("write");
     let before = app.snapshot().await;
     let r = app

@@ -399,21 +399,11 @@ async fn twenty_percent_injected_faults_still_converge_with_no_duplicate_and_no_
         7,
     );
     // Remove one booking and change another meanwhile.
+    let mut r = app.store.resource(res).await.expect("read").expect("res");
+    r.slots.truncate(40);
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|cat| {
-            let _ = cat;
-            let mut r = app
-                .store
-                .sled()
-                .expect("sled")
-                .resource(res)
-                .expect("read")
-                .expect("res");
-            r.slots.truncate(40);
-            Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ()))
-        })
+        .write(vec![bookcal::store::Change::Resource(r)])
+        .await
         .expect("edit");
     let mut runs = 0;
     loop {
@@ -449,14 +439,14 @@ async fn a_legacy_calendar_with_booking_hex_events_is_adopted_without_duplicates
         .calendar_insert("Meeting room Aurora", "Europe/Berlin")
         .await
         .expect("calendar");
-    let slots: Vec<bookcal::domain::Slot> = {
-        let cat = app.store.sled().expect("sled").read().expect("read");
-        cat.resources_by_offering[&room]
-            .iter()
-            .filter_map(|id| app.store.sled().expect("sled").resource(*id).ok().flatten())
-            .flat_map(|r| r.slots)
-            .collect()
-    };
+    let slots: Vec<bookcal::domain::Slot> = app
+        .store
+        .offering_resources(room)
+        .await
+        .expect("read")
+        .into_iter()
+        .flat_map(|r| r.slots)
+        .collect();
     for s in &slots {
         let id = bookcal::domain::legacy_event_id(&s.backend_id);
         let e = ev(
@@ -487,11 +477,10 @@ async fn a_legacy_calendar_with_booking_hex_events_is_adopted_without_duplicates
     record.synced_name = Some("Meeting room Aurora".into());
     record.state = CalendarState::Ok;
     app.store
-        .sled()
-        .expect("sled")
-        .sync_put(vec![
+        .write(vec![
             bookcal::store::Store::calendar_change(&record).expect("rec")
         ])
+        .await
         .expect("put");
     let r = env.sync(room).await;
     assert_eq!(r.summary.created, 0, "{:?}", r.plan);
@@ -576,14 +565,16 @@ async fn a_renamed_offering_renames_its_calendar() {
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
+    let mut o = app
+        .store
+        .offering(room)
+        .await
+        .expect("read")
+        .expect("offering");
+    o.name = "Aurora (renovated)".into();
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|cat| {
-            let mut o = cat.offerings[&room].clone();
-            o.name = "Aurora (renovated)".into();
-            Ok::<_, ()>((vec![bookcal::store::Change::Offering(o)], ()))
-        })
+        .write(vec![bookcal::store::Change::Offering(o)])
+        .await
         .expect("rename");
     env.sync(room).await;
     let cals = env.emu.inspect().calendars();
@@ -645,9 +636,9 @@ async fn a_provider_with_its_own_refresh_token_syncs_with_it_and_a_bad_token_is_
         .register_refresh_token("northlab-client", "northlab-secret", "rt-northlab");
     let room = app.offering_id("room-aurora");
     let (provider, consumer) = {
-        let cat = app.store.sled().expect("sled").read().expect("read");
-        let p = cat.offerings[&room].customer;
-        let c = cat
+        let directory = app.store.directory().await.expect("read");
+        let p = directory.offerings[&room].customer;
+        let c = directory
             .customers
             .values()
             .find(|c| c.id != p)

@@ -326,35 +326,65 @@ impl TestApp {
         })
     }
 
-    /// Counts of stored records, to prove a refused request changed nothing:
-    /// (resources, orders, each resource's id, state and slot count).
-    pub async fn snapshot(&self) -> (usize, usize, Vec<(Id, String, usize)>) {
-        use bookcal::store::query::{OrderQuery, ResourceQuery, Visible};
-        let resources = self
-            .store
+    /// Every stored booking resource, with its slots, through the store's own
+    /// list query (whichever engine).
+    pub async fn all_resources(&self) -> Vec<bookcal::domain::Resource> {
+        use bookcal::store::query::{ResourceQuery, Visible};
+        self.store
             .list_resources(&ResourceQuery {
                 visible: Visible::everything(),
+                page: Some(EVERYTHING),
                 ..ResourceQuery::default()
             })
             .await
-            .expect("read");
-        let orders = self
-            .store
+            .expect("read")
+            .items
+    }
+
+    /// Every stored order, through the store's own list query.
+    pub async fn all_orders(&self) -> Vec<bookcal::domain::Order> {
+        use bookcal::store::query::{OrderQuery, Visible};
+        self.store
             .list_orders(&OrderQuery {
                 visible: Visible::everything(),
+                page: Some(EVERYTHING),
                 ..OrderQuery::default()
             })
             .await
-            .expect("read");
-        let mut res: Vec<(Id, String, usize)> = resources
+            .expect("read")
             .items
+    }
+
+    /// A stored booking resource by name (the first found).
+    pub async fn resource_named(&self, name: &str) -> bookcal::domain::Resource {
+        let found = self
+            .all_resources()
+            .await
+            .into_iter()
+            .find(|r| &*r.name == name);
+        found.unwrap_or_else(|| panic!("no resource named {name}"))
+    }
+
+    /// Counts of stored records, to prove a refused request changed nothing:
+    /// (resources, orders, each resource's id, state and slot count).
+    pub async fn snapshot(&self) -> (usize, usize, Vec<(Id, String, usize)>) {
+        let resources = self.all_resources().await;
+        let orders = self.all_orders().await;
+        let mut res: Vec<(Id, String, usize)> = resources
             .iter()
             .map(|r| (r.id, r.state.as_str().to_string(), r.slots.len()))
             .collect();
         res.sort();
-        (resources.total, orders.total, res)
+        (resources.len(), orders.len(), res)
     }
 }
+
+/// One page holding every record a test stores (named: without a page the engines
+/// answer differently, sled with everything and PostgreSQL with the count alone).
+const EVERYTHING: bookcal::store::query::PageRange = bookcal::store::query::PageRange {
+    offset: 0,
+    limit: 1_000_000,
+};
 
 /// A day `days` from now at `hour`:00 UTC.
 pub fn at(days: i64, hour: u32) -> chrono::DateTime<chrono::Utc> {
@@ -476,7 +506,8 @@ pub fn live_events(emu: &Emulator, calendar_id: &str) -> Vec<Value> {
 }
 
 /// Adds an accepted booking with `n` one-hour slots, one a day from tomorrow, to an
-/// offering (directly in the store, bypassing the availability rules).
+/// offering (directly in the store, bypassing the availability rules but not the
+/// rule that live slots never overlap).
 pub async fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
     use bookcal::domain::{Resource, ResourceState, Slot};
     let project = app.project_id("imaging");
@@ -487,11 +518,38 @@ pub async fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id
         .expect("read")
         .expect("alice")
         .id;
+    // From 06:00, the first hour of the day none of the offering's live slots
+    // overlaps on those days: PostgreSQL refuses overlapping live slots even here.
+    let taken: Vec<bookcal::domain::Interval> = app
+        .store
+        .offering_resources(offering)
+        .await
+        .expect("read")
+        .into_iter()
+        .filter(|r| r.state.holds_slots())
+        .flat_map(|r| r.slots.into_iter().map(|s| s.interval()))
+        .collect();
+    let series = |hour: u32| {
+        (0..n).map(move |i| {
+            let day = 1 + i as i64;
+            let start = at(day, hour);
+            (start, start + chrono::Duration::hours(1))
+        })
+    };
+    let hour = (6..24)
+        .chain(0..6)
+        .find(|h| {
+            series(*h).all(|(start, end)| {
+                let new = bookcal::domain::Interval { start, end };
+                taken.iter().all(|t| !t.overlaps(&new))
+            })
+        })
+        .expect("a free hour on those days");
     let now = chrono::Utc::now();
-    let slots = (0..n)
-        .map(|i| Slot {
-            start: at(1 + i as i64, 6),
-            end: at(1 + i as i64, 7),
+    let slots = series(hour)
+        .map(|(start, end)| Slot {
+            start,
+            end,
             backend_id: format!("booking_{}", Id::new_v4().hex()),
         })
         .collect();
