@@ -3,8 +3,11 @@
 //!
 //! ```sh
 //! cargo build --release --example feed_flood
-//! target/release/examples/feed_flood BINARY [BINARY ...]
+//! target/release/examples/feed_flood [BOOKCAL_X=V ...] BINARY [[BOOKCAL_X=V ...] BINARY ...]
 //! ```
+//!
+//! `BOOKCAL_...=VALUE` arguments are settings for the servers of the binaries after
+//! them (the same binary twice, with a setting off and on, compares just that).
 //!
 //! Each binary gets the same data through its own command line and API (so older
 //! builds can be compared): the demo users, a "flooded" offering with `FLOOD_EVENTS`
@@ -16,8 +19,9 @@
 //!   (full 200 answers, no validators), from 127.0.0.1; then `SAMPLES / 2` times with
 //!   a new booking on it (alice, through the API) before each fetch, so each fetch
 //!   needs a fresh render (only the fetch is timed);
-//! - flood: `FLOOD_CLIENTS` (64) anonymous clients from another address (127.0.0.2)
-//!   fetch the flooded public feed with a distinct `from`/`to` window each time (each
+//! - flood: `FLOOD_CLIENTS` (64) anonymous clients from other addresses (127.0.0.2,
+//!   and with `FLOOD_ADDRS` > 1 spread over that many: 127.0.0.2, .3, ...), that
+//!   ignore `Retry-After` and fetch the flooded public feed with a distinct `from`/`to` window each time (each
 //!   covering most of its bookings, shifted by the minute), for `FLOOD_SECS` (20);
 //!   meanwhile the owner's quiet-feed latencies are measured again (both ways), and
 //!   the server's resident memory is sampled;
@@ -251,11 +255,12 @@ async fn fresh_latencies(
     (at(0.5), at(0.99), failed)
 }
 
-async fn run(bin: &Path) -> Vec<(&'static str, String)> {
+async fn run(bin: &Path, settings: &[(String, String)]) -> Vec<(&'static str, String)> {
     let flood_events = knob("FLOOD_EVENTS", 1000) as usize;
     let samples = knob("SAMPLES", 200);
     let clients = knob("FLOOD_CLIENTS", 64);
     let flood_secs = knob("FLOOD_SECS", 20);
+    let addrs = knob("FLOOD_ADDRS", 1).clamp(1, 250);
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
     let set = dir.path().join("set.json");
@@ -279,6 +284,7 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
     let emu_port = port_in(&emu_line);
 
     let mut serve = Command::new(bin);
+    serve.envs(settings.iter().map(|(k, v)| (k, v)));
     serve
         .arg("serve")
         .env("BOOKCAL_DATA_DIR", &data)
@@ -386,18 +392,24 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
     let answered = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let flood_http = reqwest::Client::builder()
-        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
+    // One HTTP client per flooding address: 127.0.0.2, 127.0.0.3, ...
+    let flood_http: Vec<reqwest::Client> = (0..addrs)
+        .map(|a| {
+            let last = u8::try_from(2 + a).expect("at most 250 addresses");
+            reqwest::Client::builder()
+                .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client")
+        })
+        .collect();
     let start = chrono::Utc::now() - chrono::Duration::days(25);
     let cpu_before = cpu_secs(pid);
     let flood_started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (http, stop, answered, refused, failed) = (
-            flood_http.clone(),
+            flood_http[usize::try_from(c % addrs).unwrap_or(0)].clone(),
             stop.clone(),
             answered.clone(),
             refused.clone(),
@@ -510,7 +522,7 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
             format!("{:.1}x", rflood99 / ridle99),
         ),
         (
-            "flood answers in the run (200 / other status / failed)",
+            "flood answers in the run (200 / other status, 429 after the limit / failed)",
             format!("{ok} / {no} / {err} in {flood_wall:.0} s"),
         ),
         (
@@ -532,12 +544,30 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
 
 #[tokio::main]
 async fn main() {
-    let bins: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
+    // `NAME=VALUE` arguments set the server's environment for the binaries after them
+    // (a column per binary, named with its settings).
+    let mut bins: Vec<(PathBuf, Vec<(String, String)>)> = Vec::new();
+    let mut settings = Vec::new();
+    for a in std::env::args().skip(1) {
+        match a.split_once('=') {
+            Some((k, v)) if k.starts_with("BOOKCAL_") => {
+                settings.push((k.to_owned(), v.to_owned()))
+            }
+            _ => bins.push((PathBuf::from(a), settings.clone())),
+        }
+    }
     assert!(!bins.is_empty(), "usage: feed_flood BINARY [BINARY ...]");
     let mut columns = Vec::new();
-    for bin in &bins {
-        eprintln!("== {}", bin.display());
-        let rows = run(bin).await;
+    let name = |(bin, settings): &(PathBuf, Vec<(String, String)>)| {
+        let mut n = bin.display().to_string();
+        for (k, v) in settings {
+            n = format!("{k}={v} {n}");
+        }
+        n
+    };
+    for b in &bins {
+        eprintln!("== {}", name(b));
+        let rows = run(&b.0, &b.1).await;
         for (k, v) in &rows {
             eprintln!("{k}: {v}");
         }
@@ -545,10 +575,7 @@ async fn main() {
     }
     println!(
         "| scenario | {} |",
-        bins.iter()
-            .map(|b| b.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" | ")
+        bins.iter().map(name).collect::<Vec<_>>().join(" | ")
     );
     println!("|---|{}", "---|".repeat(bins.len()));
     for (i, (name, _)) in columns[0].iter().enumerate() {

@@ -33,8 +33,14 @@ use crate::domain::{Id, Offering, Resource};
 /// The schema's migrations, in order: (version, description, SQL). A released
 /// migration never changes (sqlx refuses a database whose applied migration has
 /// another checksum); a new layout is a new migration.
-pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "schema", include_str!("migrations/0001_schema.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "schema", include_str!("migrations/0001_schema.sql")),
+    (
+        2,
+        "push channels",
+        include_str!("migrations/0002_push_channels.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Embedded;
@@ -400,7 +406,7 @@ impl PgStore {
             sqlx::query_scalar("SELECT offering FROM calendars UNION SELECT offering FROM busy")
                 .fetch_all(&mut *tx)
                 .await?;
-        sqlx::query("TRUNCATE calendars, slot_map, externals, jobs, busy")
+        sqlx::query("TRUNCATE calendars, slot_map, externals, jobs, busy, push_channels")
             .execute(&mut *tx)
             .await?;
         let touched: Vec<Change> = offerings
