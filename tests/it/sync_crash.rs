@@ -4,10 +4,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use bookcal::domain::{Id, Resource, ResourceState, Slot};
 use bookcal::emulator::{Emulator, EmulatorOptions};
-use bookcal::store::{Store, StoreOptions};
-
-use crate::helpers::add_booking;
+use bookcal::store::{Change, Store, StoreOptions};
 
 fn bookcal(
     dir: &std::path::Path,
@@ -38,29 +37,48 @@ async fn a_sync_killed_mid_run_converges_on_the_next_run_without_duplicates() {
         bookcal::import::import_file(&store, std::path::Path::new(fixture))
             .await
             .expect("import");
-        let room = store
-            .sled()
-            .expect("sled")
-            .read()
-            .expect("read")
-            .offerings
-            .values()
-            .find(|o| o.slug == "room-aurora")
-            .expect("room")
-            .id;
+        let (room, project, user) = {
+            let cat = store.sled().expect("sled").read().expect("read");
+            let room = cat
+                .offerings
+                .values()
+                .find(|o| o.slug == "room-aurora")
+                .expect("room")
+                .id;
+            (
+                room,
+                *cat.projects.keys().next().expect("p"),
+                cat.users_by_name["alice"],
+            )
+        };
         let now = chrono::Utc::now();
-        add_booking(
-            &store,
-            room,
-            (0..200)
-                .map(|i| {
-                    (
-                        now + chrono::Duration::hours(24 + i),
-                        now + chrono::Duration::hours(25 + i),
-                    )
-                })
-                .collect(),
-        );
+        let slots: Vec<Slot> = (0..200)
+            .map(|i| Slot {
+                start: now + chrono::Duration::hours(24 + i),
+                end: now + chrono::Duration::hours(25 + i),
+                backend_id: format!("booking_{}", Id::new_v4().hex()),
+            })
+            .collect();
+        let r = Resource {
+            id: Id::new_v4(),
+            name: "Many".into(),
+            slug: "many".into(),
+            description: String::new(),
+            offering: room,
+            project,
+            state: ResourceState::Ok,
+            backend_id: String::new(),
+            attributes: serde_json::json!({}),
+            slots,
+            created: now,
+            modified: now,
+            created_by: user,
+            consumer_reviewed_by: None,
+            creation_order: None,
+            end_date: None,
+            error_message: String::new(),
+        };
+        store.write(vec![Change::Resource(r)]).await.expect("add");
         let cat = store.sled().expect("sled").read().expect("read");
         cat.resources
             .values()
