@@ -237,6 +237,8 @@ async fn a_forged_notification_changes_nothing_and_is_answered_404() {
             .load(std::sync::atomic::Ordering::Relaxed)
             == 0
             && store
+                .sled()
+                .expect("sled")
                 .queued_jobs(room)
                 .map(|j| j.is_empty())
                 .unwrap_or(false)
@@ -299,7 +301,7 @@ async fn a_forged_notification_changes_nothing_and_is_answered_404() {
         Some(before)
     );
     assert!(
-        store.queued_jobs(room).expect("jobs").is_empty(),
+        store.queued_jobs(room).await.expect("jobs").is_empty(),
         "nothing queued"
     );
     assert_eq!(status.runs("ok"), runs, "nothing ran");
