@@ -4,7 +4,9 @@
 //! never accepted.
 //!
 //! Invariants:
-//! - at most one run per offering at a time (the queue's claim guarantees it), and
+//! - at most one run per offering at a time, across all replicas on PostgreSQL (the
+//!   queue's claim guarantees it); where other processes could take a job over (a
+//!   lease), a run renews its lease every third of it and stops if it lost it; and
 //!   one run per burst of requests: requests coalesce into the one pending job of an
 //!   offering and kind, and a request during a run makes exactly one follow-up;
 //! - linear: a wake-up claims due jobs from the queue's index and never reads the

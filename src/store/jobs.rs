@@ -1,12 +1,11 @@
 //! The durable job queue: versioned records in the `jobs` tree (key: the job's
 //! sequence number, big endian) and an in-memory index over them.
 //!
-//! [`JobQueue`] is the interface the scheduler uses (enqueue, claim, finish,
-//! reschedule); an SQL engine implements it with a jobs table: a partial unique index
-//! on (offering, kind) of pending rows for the coalescing `INSERT .. ON CONFLICT`, an
-//! index on `due`, and `claim` as `SELECT .. WHERE due <= now AND offering has no
-//! running job ORDER BY due FOR UPDATE SKIP LOCKED` that sets a lease (an expired
-//! lease makes the row pending again, as a restart does here).
+//! [`JobQueue`] is the one (asynchronous) interface the scheduler uses for both
+//! engines (enqueue, claim, finish, reschedule, lease renewal). The rules that
+//! coalesce requests and end runs are shared ([`absorb`], [`finish_plan`],
+//! [`reschedule_plan`], and [`crate::domain::jobs::merge`]); the PostgreSQL engine
+//! keeps its queue in a table with leases ([`super::pg::jobs`]).
 //!
 //! The sled engine keeps the index under the store's write lock, next to the records:
 //! - `by_due`: pending jobs ordered by (due, seq): a claim reads only the due ones;
