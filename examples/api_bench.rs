@@ -598,6 +598,27 @@ async fn main() -> Result<()> {
             Some(100),
             requests,
         ),
+        mk(
+            "orders list o=-created&page_size=100",
+            &g.admin,
+            vec!["/api/marketplace-orders/?o=-created&page_size=100".into()],
+            Some(100),
+            requests,
+        ),
+        mk(
+            &format!("orders list query=seminar&page_size=100 (all {n} searched)"),
+            &g.admin,
+            vec!["/api/marketplace-orders/?query=seminar&page_size=100".into()],
+            Some(page(seminars_per_offering * offs.len())),
+            requests,
+        ),
+        mk(
+            &format!("list name=seminar&page_size=100 (all {n} searched)"),
+            &g.admin,
+            vec!["/api/booking-resources/?name=seminar&page_size=100".into()],
+            Some(page(seminars_per_offering * offs.len())),
+            requests,
+        ),
     ];
     let mut head = |name: &str, paths: Vec<String>| {
         let mut s = mk(name, &g.admin, paths, None, requests);

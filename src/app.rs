@@ -89,14 +89,16 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
 }
 
 /// The options of every Google client the settings make (the service account's and
-/// the per-provider ones).
-fn client_options(settings: &Settings) -> ClientOptions {
+/// the per-provider ones). The token bucket's burst is one second's worth of the rate,
+/// so no 60 s window holds more than `requests_per_minute` plus a second's worth (589
+/// with the default 580, under Google's 600).
+pub fn client_options(settings: &Settings) -> ClientOptions {
     let per_minute = settings.google.requests_per_minute;
     ClientOptions {
         root_url: settings.google.root_url.clone(),
         rate_limit: RateLimit {
             per_minute,
-            burst: (per_minute / 20).clamp(1, 50),
+            burst: (per_minute / 60).clamp(1, 50),
         },
         page_size: Some(2500),
         limits: crate::google::UsageLimits {

@@ -376,10 +376,62 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Threads of tokio's blocking pool (its default is 512). The blocking work is feed
+/// renders (bounded by their own render slots), store probes, the metrics' record scan
+/// and token bookkeeping: a handful at a time. The bound keeps a burst of such requests
+/// from growing the process by one thread, stack and possibly allocator arena per
+/// waiting task (BENCHMARKS.md, "Memory under churn").
+const MAX_BLOCKING_THREADS: usize = 8;
+
+/// glibc malloc arenas of the process (glibc's default: 8 per core). Chosen by
+/// measurement (BENCHMARKS.md, "Memory under churn"): with renders on the blocking
+/// threads the default arenas held 250 MiB at peak, 2 held 132 MiB, at the same CPU per
+/// request. glibc reads the setting only when the process starts.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_ARENA_MAX: &str = "2";
+
+/// Re-executes this binary once with `MALLOC_ARENA_MAX` set, unless it is set already
+/// (any value the operator gives is kept). Returns only if that is not possible; the
+/// process then runs with glibc's default arenas.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn bound_malloc_arenas() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        cmd.arg0(arg0);
+    }
+    let err = cmd
+        .args(args)
+        .env("MALLOC_ARENA_MAX", MALLOC_ARENA_MAX)
+        .exec();
+    eprintln!("bookcal: not limiting malloc arenas (re-executing failed: {err})");
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn bound_malloc_arenas() {}
+
+fn main() -> ExitCode {
+    bound_malloc_arenas();
     let cli = Cli::parse();
-    match run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bookcal: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bookcal: {e:#}");

@@ -4,6 +4,10 @@
 //! It answers listing, filtering, counting, visibility and overlap questions without
 //! decoding stored records: a list page decodes only the records it returns. Built
 //! once when the store opens.
+//!
+//! Substring search (`query=`, `name=`) goes through [`TextIndex`], a trigram index
+//! over the resources' names, slugs and backend ids: a search reads the entries that
+//! contain every trigram of the needle instead of every entry's text.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -33,6 +37,8 @@ pub struct ResourceEntry {
     pub created_by: Id,
     pub slots: Box<[Interval]>,
     pub first_start: Option<DateTime<Utc>>,
+    /// Its number in [`Catalog::resource_text`].
+    pub text_no: u32,
 }
 
 /// What listing needs to know of an order.
@@ -68,6 +74,12 @@ pub struct Catalog {
     /// Orders in the default order (created, then id).
     pub orders_by_created: BTreeSet<(DateTime<Utc>, Id)>,
     pub orders_by_offering: HashMap<Id, HashSet<Id>>,
+    /// The orders of each booking resource.
+    pub orders_by_resource: HashMap<Id, Vec<Id>>,
+    /// The orders of each project.
+    pub orders_by_project: HashMap<Id, Vec<Id>>,
+    /// Trigrams of the resources' names, slugs and backend ids (lowercase).
+    pub resource_text: TextIndex,
     /// Busy intervals imported from each offering's calendar.
     pub busy: HashMap<Id, Vec<Interval>>,
 }
@@ -82,6 +94,14 @@ impl Catalog {
     }
 
     pub(crate) fn put_resource(&mut self, r: &ResourceIdx) {
+        let texts = [r.name.as_str(), r.slug.as_str(), r.backend_id.as_str()];
+        let text_no = match self.resources.get(&r.id) {
+            Some(old) => {
+                self.resource_text.update(old.text_no, &texts);
+                old.text_no
+            }
+            None => self.resource_text.insert(r.id, &texts),
+        };
         self.remove_resource(r.id);
         let project = self.projects.get(&r.project);
         let offering = self.offerings.get(&r.offering);
@@ -101,6 +121,7 @@ impl Catalog {
             created_by: r.created_by,
             first_start: slots.iter().map(|s| s.start).min(),
             slots,
+            text_no,
         };
         self.resources_by_name.insert((entry.name.clone(), r.id));
         self.resources_by_offering
@@ -142,6 +163,14 @@ impl Catalog {
             .entry(o.offering)
             .or_default()
             .insert(o.id);
+        self.orders_by_resource
+            .entry(o.resource)
+            .or_default()
+            .push(o.id);
+        self.orders_by_project
+            .entry(o.project)
+            .or_default()
+            .push(o.id);
         self.orders.insert(o.id, entry);
     }
 
@@ -151,7 +180,30 @@ impl Catalog {
             if let Some(set) = self.orders_by_offering.get_mut(&old.offering) {
                 set.remove(&id);
             }
+            for (map, key) in [
+                (&mut self.orders_by_resource, old.resource),
+                (&mut self.orders_by_project, old.project),
+            ] {
+                if let Some(v) = map.get_mut(&key) {
+                    v.retain(|x| *x != id);
+                    if v.is_empty() {
+                        map.remove(&key);
+                    }
+                }
+            }
         }
+    }
+
+    /// The resources whose name, slug or backend id may contain `needle` (lowercase),
+    /// from the trigram index: every resource that does is among them; `None` when the
+    /// needle is too short for the index (then every resource is a candidate).
+    pub fn resources_containing(&self, needle: &str) -> Option<Vec<&ResourceEntry>> {
+        let ids = self.resource_text.candidates(needle)?;
+        Some(
+            ids.into_iter()
+                .filter_map(|id| self.resources.get(&id))
+                .collect(),
+        )
     }
 
     /// Everything held in `offering` (the lifecycle's `held`, for every booking, plus
@@ -202,5 +254,142 @@ impl Catalog {
             }));
         }
         out
+    }
+}
+
+/// A substring index over short texts (see the module documentation).
+///
+/// Each entry has a number (given in insertion order, never reused) and one or more
+/// texts; every 3-byte window of a text, lowercased, lists the entries that contain it,
+/// in number order. A needle of 3 bytes or more is in an entry's text only if all its
+/// trigrams are, so the entries of the shortest lists, intersected, are the only
+/// candidates; the caller checks them against the text. Lists only grow: an entry
+/// whose text changes keeps its old trigrams (candidates are checked anyway), and the
+/// caller drops numbers of entries that are gone.
+#[derive(Default)]
+pub struct TextIndex {
+    /// Entry number -> id.
+    ids: Vec<Id>,
+    grams: HashMap<[u8; 3], Vec<u32>>,
+}
+
+impl TextIndex {
+    /// Indexes a new entry; returns its number.
+    pub(crate) fn insert(&mut self, id: Id, texts: &[&str]) -> u32 {
+        let no = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        self.ids.push(id);
+        self.add(no, texts);
+        no
+    }
+
+    /// Indexes the new texts of entry `no` (lists that lack it gain it).
+    pub(crate) fn update(&mut self, no: u32, texts: &[&str]) {
+        self.add(no, texts);
+    }
+
+    fn add(&mut self, no: u32, texts: &[&str]) {
+        for gram in grams_of(texts) {
+            let list = self.grams.entry(gram).or_default();
+            match list.last() {
+                None => list.push(no),
+                Some(&last) if last < no => list.push(no),
+                Some(_) => {
+                    if let Err(at) = list.binary_search(&no) {
+                        list.insert(at, no);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The ids of the entries whose texts may contain `needle` (lowercase), in entry
+    /// order; `None` if the needle is shorter than a trigram.
+    pub fn candidates(&self, needle: &str) -> Option<Vec<Id>> {
+        let mut lists: Vec<&[u32]> = Vec::new();
+        for gram in grams_of(&[needle]) {
+            match self.grams.get(&gram) {
+                Some(list) => lists.push(list),
+                None => return Some(Vec::new()),
+            }
+        }
+        if lists.is_empty() {
+            return None;
+        }
+        lists.sort_by_key(|l| l.len());
+        let (first, rest) = lists.split_first()?;
+        let mut hits: Vec<u32> = first.to_vec();
+        for list in rest {
+            if hits.is_empty() {
+                break;
+            }
+            hits.retain(|no| list.binary_search(no).is_ok());
+        }
+        Some(
+            hits.into_iter()
+                .filter_map(|no| self.ids.get(no as usize).copied())
+                .collect(),
+        )
+    }
+}
+
+/// The distinct trigrams of the lowercased texts.
+fn grams_of(texts: &[&str]) -> HashSet<[u8; 3]> {
+    let mut out = HashSet::new();
+    for t in texts {
+        let lower;
+        let bytes = if t.bytes().any(|b| b.is_ascii_uppercase()) || !t.is_ascii() {
+            lower = t.to_lowercase();
+            lower.as_bytes()
+        } else {
+            t.as_bytes()
+        };
+        out.extend(bytes.windows(3).map(|w| [w[0], w[1], w[2]]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> Id {
+        Id::from_slice(&[n; 16]).unwrap_or_default()
+    }
+
+    #[test]
+    fn candidates_include_every_entry_containing_the_needle_and_no_entry_lacking_a_trigram() {
+        let mut ix = TextIndex::default();
+        ix.insert(id(1), &["Seminar room booking", "seminar-room"]);
+        ix.insert(id(2), &["Night run", "night-run"]);
+        ix.insert(id(3), &["Ångström SEMINAR", ""]);
+        ix.insert(id(4), &["Semi", "final"]);
+        ix.insert(id(5), &["xabc", "bcdx"]);
+        let cases: [(&str, Option<Vec<Id>>); 9] = [
+            ("seminar", Some(vec![id(1), id(3)])),
+            ("semi", Some(vec![id(1), id(3), id(4)])),
+            ("night-r", Some(vec![id(2)])),
+            ("ångström", Some(vec![id(3)])),
+            ("zzz", Some(vec![])),
+            ("semfin", Some(vec![])),
+            // Trigrams from two texts of one entry: a candidate, not a match.
+            ("abcd", Some(vec![id(5)])),
+            ("se", None),
+            ("", None),
+        ];
+        for (needle, want) in cases {
+            assert_eq!(ix.candidates(needle), want, "needle {needle:?}");
+        }
+    }
+
+    #[test]
+    fn an_updated_entry_is_found_by_its_new_text_and_keeps_its_number() {
+        let mut ix = TextIndex::default();
+        let a = ix.insert(id(1), &["alpha"]);
+        ix.insert(id(2), &["beta"]);
+        ix.update(a, &["gamma"]);
+        assert_eq!(ix.candidates("gamma"), Some(vec![id(1)]));
+        assert_eq!(ix.candidates("beta"), Some(vec![id(2)]));
+        // The old text stays a candidate; callers check the entry's current text.
+        assert_eq!(ix.candidates("alpha"), Some(vec![id(1)]));
     }
 }

@@ -150,6 +150,81 @@ fn unordered_hits<'c, E>(
     }
 }
 
+/// The candidates of a resource list with `query=` or `name=`, from the trigram
+/// index (with the resource `query=` names by id); `None` when the needle is too short
+/// for the index or the asked offerings hold fewer resources.
+fn searched_resources<'c>(q: &ResourceQuery, cat: &'c Catalog) -> Option<Vec<&'c ResourceEntry>> {
+    let mut found = match (&q.query, &q.name) {
+        (Some(text), _) => {
+            let mut v = cat.resources_containing(text)?;
+            let by_id = Id::parse(text).and_then(|id| cat.resources.get(&id));
+            if let Some(e) = by_id.filter(|e| !v.iter().any(|x| x.id == e.id)) {
+                v.push(e);
+            }
+            v
+        }
+        (None, Some(text)) => cat.resources_containing(text)?,
+        (None, None) => return None,
+    };
+    if let Some(offs) = &q.common.offering.ids {
+        let in_offerings: usize = offs
+            .iter()
+            .filter_map(|o| cat.resources_by_offering.get(o))
+            .map(HashSet::len)
+            .sum();
+        if in_offerings < found.len() {
+            return None;
+        }
+    }
+    found.shrink_to_fit();
+    Some(found)
+}
+
+/// The candidates of an order list from the catalog's indexes, when one narrows them
+/// (the smallest of: by resource, by `query=` through the resources' trigram index and
+/// the projects' names, by project, by offering); `None`: every order.
+fn order_candidates<'c>(q: &OrderQuery, cat: &'c Catalog) -> Option<Vec<&'c OrderEntry>> {
+    let orders_of = |map: &'c HashMap<Id, Vec<Id>>, keys: &mut dyn Iterator<Item = Id>| {
+        keys.filter_map(|k| map.get(&k))
+            .flatten()
+            .copied()
+            .collect::<Vec<Id>>()
+    };
+    let mut options: Vec<Vec<Id>> = Vec::new();
+    if let Some(ids) = &q.resource {
+        options.push(orders_of(&cat.orders_by_resource, &mut ids.iter().copied()));
+    }
+    if let Some(text) = &q.query {
+        if let Some(resources) = cat.resources_containing(text) {
+            let mut v = orders_of(&cat.orders_by_resource, &mut resources.iter().map(|r| r.id));
+            let mut projects = cat
+                .projects
+                .values()
+                .filter(|p| contains_lowercase(&p.name, text))
+                .map(|p| p.id);
+            v.extend(orders_of(&cat.orders_by_project, &mut projects));
+            v.extend(Id::parse(text));
+            options.push(v);
+        }
+    }
+    if let Some(ids) = &q.common.project {
+        options.push(orders_of(&cat.orders_by_project, &mut ids.iter().copied()));
+    }
+    if let Some(ids) = &q.common.offering.ids {
+        options.push(
+            ids.iter()
+                .filter_map(|o| cat.orders_by_offering.get(o))
+                .flatten()
+                .copied()
+                .collect(),
+        );
+    }
+    let mut ids = options.into_iter().min_by_key(Vec::len)?;
+    ids.sort_unstable();
+    ids.dedup();
+    Some(ids.iter().filter_map(|id| cat.orders.get(id)).collect())
+}
+
 /// The ids of a booking resource list's page, and its total.
 pub(crate) fn resources(cat: &Catalog, q: &ResourceQuery) -> (usize, Vec<Id>) {
     let keep = |r: &&ResourceEntry| resource_matches(q, cat, r);
@@ -158,11 +233,14 @@ pub(crate) fn resources(cat: &Catalog, q: &ResourceQuery) -> (usize, Vec<Id>) {
         limit: 0,
     });
     let end = page.offset.saturating_add(page.limit);
+    // Substring filters take their candidates from the trigram index (when that
+    // narrows more than the asked offerings do).
+    let searched = searched_resources(q, cat);
     // The default order over everything walks the name index up to the page's end
     // (and counts with a scan); otherwise hits are collected unordered (narrowed by
-    // offering through its index) and only the items up to the page's end are
-    // ordered.
-    let walk = q.order.is_empty() && q.common.offering.ids.is_none();
+    // the trigram index or by offering through its index) and only the items up to
+    // the page's end are ordered.
+    let walk = q.order.is_empty() && q.common.offering.ids.is_none() && searched.is_none();
     if walk {
         let total = cat.resources.values().filter(keep).count();
         let ids = if page.limit == 0 {
@@ -179,12 +257,15 @@ pub(crate) fn resources(cat: &Catalog, q: &ResourceQuery) -> (usize, Vec<Id>) {
         };
         return (total, ids);
     }
-    let mut hits = unordered_hits(
-        &cat.resources,
-        &cat.resources_by_offering,
-        q.common.offering.ids.as_deref(),
-        keep,
-    );
+    let mut hits = match searched {
+        Some(v) => v.into_iter().filter(keep).collect(),
+        None => unordered_hits(
+            &cat.resources,
+            &cat.resources_by_offering,
+            q.common.offering.ids.as_deref(),
+            keep,
+        ),
+    };
     let total = hits.len();
     if page.limit == 0 || page.offset >= total {
         return (total, Vec::new());
@@ -263,28 +344,39 @@ pub(crate) fn orders(
     // up to the page's end (and counts with a scan); otherwise hits are collected
     // unordered (narrowed by offering through its index) and only the items up to the
     // page's end are ordered.
-    if q.order.is_empty() && q.common.offering.ids.is_none() {
+    // `o=created` is the default order and `o=-created` the same backwards (ties in
+    // `created` by id descending then, however the page is found); indexes by
+    // resource, `query=`, project and offering narrow the candidates.
+    let reverse = q.order.as_slice() == [(OrderKey::Created, true)];
+    let narrowed = order_candidates(q, cat);
+    let default_order =
+        q.order.is_empty() || q.order.as_slice() == [(OrderKey::Created, false)] || reverse;
+    if default_order && narrowed.is_none() {
         let total = cat.orders.values().filter(keep).count();
         let ids = if page.limit == 0 {
             Vec::new()
         } else {
-            cat.orders_by_created
-                .iter()
-                .filter_map(|(_, id)| cat.orders.get(id))
-                .filter(keep)
-                .skip(page.offset)
-                .take(page.limit)
-                .map(|o| o.id)
-                .collect()
+            let walk = |ids: &mut dyn Iterator<Item = &Id>| -> Vec<Id> {
+                ids.filter_map(|id| cat.orders.get(id))
+                    .filter(keep)
+                    .skip(page.offset)
+                    .take(page.limit)
+                    .map(|o| o.id)
+                    .collect()
+            };
+            let ids = cat.orders_by_created.iter().map(|(_, id)| id);
+            if reverse {
+                walk(&mut ids.rev())
+            } else {
+                walk(&mut ids.into_iter())
+            }
         };
         return (total, ids);
     }
-    let mut hits = unordered_hits(
-        &cat.orders,
-        &cat.orders_by_offering,
-        q.common.offering.ids.as_deref(),
-        keep,
-    );
+    let mut hits = match narrowed {
+        Some(v) => v.into_iter().filter(keep).collect(),
+        None => unordered_hits(&cat.orders, &cat.orders_by_offering, None, keep),
+    };
     let total = hits.len();
     if page.limit == 0 || page.offset >= total {
         return (total, Vec::new());
@@ -316,7 +408,12 @@ pub(crate) fn orders(
                 return ord;
             }
         }
-        (a.created, a.id).cmp(&(b.created, b.id))
+        let ord = (a.created, a.id).cmp(&(b.created, b.id));
+        if reverse {
+            ord.reverse()
+        } else {
+            ord
+        }
     });
     let ids = hits[page.offset..end.min(total)]
         .iter()

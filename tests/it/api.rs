@@ -1275,3 +1275,112 @@ async fn offering_filters_work_the_same_on_resources_and_orders() {
         );
     }
 }
+
+#[tokio::test]
+async fn orders_are_found_by_resource_name_project_name_or_uuid_and_their_pages_tile_every_ordering(
+) {
+    let app = spawn_app().await;
+    for (i, name) in ["Kickoff seminar", "Seminar B", "Night run", "Émile's run"]
+        .iter()
+        .enumerate()
+    {
+        let d = 40 + i as i64;
+        let mut body = app.order_body("telescope", &[(at(d, 20), at(d, 21))]);
+        body["attributes"]["name"] = json!(name);
+        let r = app.post("alice", "/api/marketplace-orders/", body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let all = app
+        .get("alice", "/api/marketplace-orders/?page_size=100")
+        .await;
+    let all = all.body.as_array().expect("array").clone();
+    assert!(all.len() >= 4);
+    // What a full scan finds: resource or project name containing the needle.
+    let project_names: std::collections::HashMap<String, String> = app
+        .store
+        .directory()
+        .await
+        .expect("directory")
+        .projects
+        .values()
+        .map(|p| (p.id.hex(), p.name.to_lowercase()))
+        .collect();
+    let scan = |needle: &str| {
+        let n = needle.to_lowercase();
+        all.iter()
+            .filter(|o| {
+                o["resource_name"]
+                    .as_str()
+                    .is_some_and(|r| r.to_lowercase().contains(&n))
+                    || o["project_uuid"]
+                        .as_str()
+                        .and_then(|p| project_names.get(p))
+                        .is_some_and(|p| p.contains(&n))
+            })
+            .count()
+    };
+    let some_project = project_names.values().next().cloned().unwrap_or_default();
+    let needles = [
+        "seminar",
+        "SEMINAR",
+        "émile",
+        "run",
+        "ru",
+        "zzz",
+        some_project.as_str(),
+    ];
+    for needle in needles {
+        let r = app
+            .get(
+                "alice",
+                &format!("/api/marketplace-orders/?query={needle}&page_size=100"),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{needle}: {}", r.text);
+        assert_eq!(count(&r), scan(needle), "query={needle}");
+    }
+    assert_eq!(scan("seminar"), 2);
+    let uuid = all[0]["uuid"].as_str().unwrap_or_default().to_string();
+    let r = app
+        .get("alice", &format!("/api/marketplace-orders/?query={uuid}"))
+        .await;
+    assert_eq!(count(&r), 1);
+    // Pages of 3 put together are the whole list, in every order.
+    for o in [
+        "",
+        "created",
+        "-created",
+        "state",
+        "-state",
+        "modified",
+        "-modified",
+    ] {
+        let whole = app
+            .get(
+                "alice",
+                &format!("/api/marketplace-orders/?o={o}&page_size=100"),
+            )
+            .await;
+        let uuids = |r: &crate::helpers::Resp| -> Vec<String> {
+            r.body
+                .as_array()
+                .expect("array")
+                .iter()
+                .filter_map(|x| x["uuid"].as_str().map(String::from))
+                .collect()
+        };
+        let whole = uuids(&whole);
+        let mut paged = Vec::new();
+        for page in 1..=whole.len().div_ceil(3) {
+            let r = app
+                .get(
+                    "alice",
+                    &format!("/api/marketplace-orders/?o={o}&page_size=3&page={page}"),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            paged.extend(uuids(&r));
+        }
+        assert_eq!(paged, whole, "o={o}");
+    }
+}
