@@ -3,9 +3,9 @@
 //!
 //! [`JobQueue`] is the one (asynchronous) interface the scheduler uses for both
 //! engines (enqueue, claim, finish, reschedule, lease renewal). The rules that
-//! coalesce requests and end runs are shared ([`absorb`], [`finish_plan`],
-//! [`reschedule_plan`], and [`crate::domain::jobs::merge`]); the PostgreSQL engine
-//! keeps its queue in a table with leases ([`super::pg::jobs`]).
+//! coalesce requests and end runs are shared (`absorb`, `finish_plan`,
+//! `reschedule_plan`, and [`crate::domain::jobs::merge`]); the PostgreSQL engine
+//! keeps its queue in a table with leases (`pg::jobs`).
 //!
 //! The sled engine keeps the index under the store's write lock, next to the records:
 //! - `by_due`: pending jobs ordered by (due, seq): a claim reads only the due ones;
