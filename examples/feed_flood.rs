@@ -16,8 +16,9 @@
 //!   (full 200 answers, no validators), from 127.0.0.1; then `SAMPLES / 2` times with
 //!   a new booking on it (alice, through the API) before each fetch, so each fetch
 //!   needs a fresh render (only the fetch is timed);
-//! - flood: `FLOOD_CLIENTS` (64) anonymous clients from another address (127.0.0.2)
-//!   fetch the flooded public feed with a distinct `from`/`to` window each time (each
+//! - flood: `FLOOD_CLIENTS` (64) anonymous clients from other addresses (127.0.0.2,
+//!   and with `FLOOD_ADDRS` > 1 spread over that many: 127.0.0.2, .3, ...), that
+//!   ignore `Retry-After` and fetch the flooded public feed with a distinct `from`/`to` window each time (each
 //!   covering most of its bookings, shifted by the minute), for `FLOOD_SECS` (20);
 //!   meanwhile the owner's quiet-feed latencies are measured again (both ways), and
 //!   the server's resident memory is sampled;
@@ -256,6 +257,7 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
     let samples = knob("SAMPLES", 200);
     let clients = knob("FLOOD_CLIENTS", 64);
     let flood_secs = knob("FLOOD_SECS", 20);
+    let addrs = knob("FLOOD_ADDRS", 1).clamp(1, 250);
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
     let set = dir.path().join("set.json");
@@ -386,18 +388,24 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
     let answered = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let flood_http = reqwest::Client::builder()
-        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
+    // One HTTP client per flooding address: 127.0.0.2, 127.0.0.3, ...
+    let flood_http: Vec<reqwest::Client> = (0..addrs)
+        .map(|a| {
+            let last = u8::try_from(2 + a).expect("at most 250 addresses");
+            reqwest::Client::builder()
+                .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client")
+        })
+        .collect();
     let start = chrono::Utc::now() - chrono::Duration::days(25);
     let cpu_before = cpu_secs(pid);
     let flood_started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (http, stop, answered, refused, failed) = (
-            flood_http.clone(),
+            flood_http[usize::try_from(c % addrs).unwrap_or(0)].clone(),
             stop.clone(),
             answered.clone(),
             refused.clone(),
@@ -510,7 +518,7 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
             format!("{:.1}x", rflood99 / ridle99),
         ),
         (
-            "flood answers in the run (200 / other status / failed)",
+            "flood answers in the run (200 / other status, 429 after the limit / failed)",
             format!("{ok} / {no} / {err} in {flood_wall:.0} s"),
         ),
         (

@@ -223,6 +223,8 @@ impl Services {
 pub struct Application {
     settings: Settings,
     listener: TcpListener,
+    /// `http.probe_listen`'s listener, if set.
+    probe_listener: Option<TcpListener>,
     services: Services,
     state: AppState,
     scheduler: Option<Scheduler>,
@@ -255,6 +257,7 @@ impl Application {
         state.google = services.google.credentials.clone();
         state.feeds = Arc::new(feed_service(services.store.clone(), &settings));
         state.max_busy_age = settings.sync.max_busy_age();
+        state.clients = Arc::new(crate::api::throttle::ClientLimits::new(&settings.http));
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -262,15 +265,22 @@ impl Application {
                     addr: settings.listen.to_string(),
                     source,
                 })?;
+        let probe_listener = match settings.http.probe_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| AppError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         let push = Arc::new(
             PushService::new(
                 services.store.clone(),
                 services.google.credentials.clone(),
-                push_options(
-                    &settings,
-                    listener.local_addr().ok(),
-                    services.store.engine(),
-                ),
+                push_options(&settings, listener.local_addr().ok()),
             )
             .await
             .map_err(|source| AppError::Store {
@@ -295,6 +305,7 @@ impl Application {
         Ok(Application {
             settings,
             listener,
+            probe_listener,
             services,
             state,
             scheduler: Some(scheduler),
@@ -308,6 +319,13 @@ impl Application {
     /// The socket cannot say (it always can once bound).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address of the probe-only listener (`http.probe_listen`), if set.
+    pub fn probe_addr(&self) -> Option<SocketAddr> {
+        self.probe_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -349,6 +367,7 @@ impl Application {
         let Application {
             settings,
             listener,
+            probe_listener,
             services,
             state,
             scheduler,
@@ -363,6 +382,9 @@ impl Application {
                 "bookcal listening"
             );
         }
+        if let Some(addr) = probe_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+            tracing::info!(%addr, "probes (/health, /ready) listening");
+        }
         let store = services.store;
         let mut sched = scheduler.map(|s| tokio::spawn(s.run(shutdown.clone())));
         let upkeep = tokio::spawn(push.clone().run(shutdown.clone()));
@@ -370,7 +392,15 @@ impl Application {
         let server_shutdown = shutdown.clone();
         let webhook = crate::push::router(push);
         let mut server = tokio::spawn(async move {
-            serve_with(listener, state, webhook, &limits, server_shutdown).await
+            serve_with(
+                listener,
+                probe_listener,
+                state,
+                webhook,
+                &limits,
+                server_shutdown,
+            )
+            .await
         });
         // Until shutdown (or the server task panics).
         let early = tokio::select! {
@@ -426,12 +456,14 @@ pub async fn serve(
     limits: &crate::config::HttpSettings,
     shutdown: CancellationToken,
 ) {
-    serve_with(listener, state, axum::Router::new(), limits, shutdown).await;
+    serve_with(listener, None, state, axum::Router::new(), limits, shutdown).await;
 }
 
-/// [`serve`] with more routes beside the API (the push webhook).
+/// [`serve`] with more routes beside the API (the push webhook), and the probes on
+/// their own listener too if one is given (`http.probe_listen`).
 pub async fn serve_with(
     listener: TcpListener,
+    probe_listener: Option<TcpListener>,
     state: AppState,
     extra: axum::Router,
     limits: &crate::config::HttpSettings,
@@ -440,7 +472,20 @@ pub async fn serve_with(
     let probes = api::probe_router(state.clone());
     let stats = state.metrics.connections.clone();
     let router = api::router(state).merge(extra);
-    crate::server::serve(listener, router, probes, limits, stats, shutdown).await;
+    let probe_only = async {
+        if let Some(l) = probe_listener {
+            crate::server::serve_probes(l, probes.clone(), limits, shutdown.clone()).await;
+        }
+    };
+    let api = crate::server::serve(
+        listener,
+        router,
+        probes.clone(),
+        limits,
+        stats,
+        shutdown.clone(),
+    );
+    tokio::join!(api, probe_only);
 }
 
 /// Where Google delivers push notifications, or why push is off: `google.push_url`;
@@ -488,19 +533,9 @@ fn scheduler_options(settings: &Settings) -> SchedulerOptions {
     }
 }
 
-fn push_options(
-    settings: &Settings,
-    local: Option<SocketAddr>,
-    engine: crate::store::EngineKind,
-) -> PushOptions {
+fn push_options(settings: &Settings, local: Option<SocketAddr>) -> PushOptions {
     let secs = std::time::Duration::from_secs;
-    let address = match engine {
-        crate::store::EngineKind::Sled => push_address(settings, local),
-        crate::store::EngineKind::Postgres => {
-            Err("the PostgreSQL engine keeps no push channels yet".into())
-        }
-    };
-    let (address, off_reason) = match address {
+    let (address, off_reason) = match push_address(settings, local) {
         Ok(a) => (Some(a), None),
         Err(reason) => (None, Some(reason)),
     };

@@ -212,6 +212,23 @@ pub struct HttpSettings {
     /// Bearer token that shows `/metrics` with per-offering series. Without it (or
     /// without the header) `/metrics` shows aggregates only, naming no offering.
     pub metrics_token: Option<Secret>,
+    /// A second address that answers only `/health` and `/ready`, on its own
+    /// connections (at most `probe_connections`), untouched by the API's connection
+    /// cap: point the orchestrator's probes at it. None: probes use the API's port
+    /// and its reserve.
+    pub probe_listen: Option<SocketAddr>,
+    /// Requests per second each client may make without credentials (public feeds,
+    /// anonymous API calls); more are answered 429 with `Retry-After`. 0: no limit.
+    pub client_requests_per_sec: u32,
+    /// Requests a client may make at once above that rate (the bucket's size).
+    pub client_burst: u32,
+    /// Most clients whose rate is tracked at once; past it, new clients share one
+    /// allowance until idle ones are forgotten (bounds the limiter's memory).
+    pub max_tracked_clients: usize,
+    /// Addresses or networks (CIDR) of reverse proxies whose `X-Forwarded-For`
+    /// names the client; from anyone else the header is ignored. Empty: the peer
+    /// address is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -226,6 +243,11 @@ impl Default for HttpSettings {
             max_body_bytes: 2 * 1024 * 1024,
             max_uri_bytes: 8 * 1024,
             metrics_token: None,
+            probe_listen: None,
+            client_requests_per_sec: 10,
+            client_burst: 100,
+            max_tracked_clients: 65_536,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -386,6 +408,29 @@ impl HttpSettings {
                 "must be at most http.header_read_timeout_secs",
             ));
         }
+        at_least(
+            self.client_burst.into(),
+            1,
+            "http.client_burst",
+            "BOOKCAL_HTTP_CLIENT_BURST",
+        )?;
+        at_least(
+            self.max_tracked_clients as u64,
+            1,
+            "http.max_tracked_clients",
+            "BOOKCAL_HTTP_MAX_TRACKED_CLIENTS",
+        )?;
+        if let Some(bad) = self
+            .trusted_proxies
+            .iter()
+            .find(|p| parse_network(p).is_none())
+        {
+            return Err(invalid(
+                "http.trusted_proxies",
+                "BOOKCAL_HTTP_TRUSTED_PROXIES",
+                format!("{bad:?} is not an IP address or network (CIDR)"),
+            ));
+        }
         // hyper refuses longer request targets itself, before bookcal sees them.
         if self.max_uri_bytes > 65_534 {
             return Err(invalid(
@@ -396,6 +441,14 @@ impl HttpSettings {
         }
         Ok(())
     }
+}
+
+/// An IP address (a network of one) or a network in CIDR notation.
+pub fn parse_network(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 fn invalid(key: &'static str, env: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -558,6 +611,44 @@ impl Settings {
             "BOOKCAL_HTTP_MAX_URI_BYTES",
             &mut h.max_uri_bytes,
         )?;
+        parse_env(
+            env,
+            "http.client_requests_per_sec",
+            "BOOKCAL_HTTP_CLIENT_REQUESTS_PER_SEC",
+            &mut h.client_requests_per_sec,
+        )?;
+        parse_env(
+            env,
+            "http.client_burst",
+            "BOOKCAL_HTTP_CLIENT_BURST",
+            &mut h.client_burst,
+        )?;
+        parse_env(
+            env,
+            "http.max_tracked_clients",
+            "BOOKCAL_HTTP_MAX_TRACKED_CLIENTS",
+            &mut h.max_tracked_clients,
+        )?;
+        if let Some(v) = env("BOOKCAL_HTTP_PROBE_LISTEN") {
+            h.probe_listen = match v.trim() {
+                "" => None,
+                a => Some(a.parse().map_err(|e: std::net::AddrParseError| {
+                    invalid(
+                        "http.probe_listen",
+                        "BOOKCAL_HTTP_PROBE_LISTEN",
+                        e.to_string(),
+                    )
+                })?),
+            };
+        }
+        if let Some(v) = env("BOOKCAL_HTTP_TRUSTED_PROXIES") {
+            h.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
         if let Some(v) = env("BOOKCAL_HTTP_METRICS_TOKEN") {
             s.http.metrics_token = Some(Secret::new(v)).filter(|t| !t.expose().is_empty());
         }
@@ -887,6 +978,13 @@ mod tests {
             ("BOOKCAL_HTTP_MAX_BODY_BYTES", "10", "http.max_body_bytes"),
             ("BOOKCAL_HTTP_MAX_URI_BYTES", "100000", "http.max_uri_bytes"),
             ("BOOKCAL_HTTP_METRICS_TOKEN", "short", "http.metrics_token"),
+            ("BOOKCAL_HTTP_CLIENT_BURST", "0", "http.client_burst"),
+            (
+                "BOOKCAL_HTTP_TRUSTED_PROXIES",
+                "10.0.0.0/33",
+                "http.trusted_proxies",
+            ),
+            ("BOOKCAL_HTTP_PROBE_LISTEN", "nowhere", "http.probe_listen"),
         ];
         for (k, v, key) in cases {
             let err = Settings::load_with(None, &env(&[(k, v)]))
@@ -930,6 +1028,8 @@ mod tests {
             store_url: Some(Secret::new("postgres://db.example/bookcal")),
             http: HttpSettings {
                 metrics_token: Some(Secret::new("a-metrics-token-of-length")),
+                probe_listen: Some(([127, 0, 0, 1], 9).into()),
+                trusted_proxies: vec!["10.0.0.1".into()],
                 ..HttpSettings::default()
             },
             google: GoogleSettings {
@@ -1001,6 +1101,11 @@ mod tests {
             ("http.max_body_bytes", "65536"),
             ("http.max_uri_bytes", "4096"),
             ("http.metrics_token", "metrics-token-from-env"),
+            ("http.probe_listen", "127.0.0.1:9"),
+            ("http.client_requests_per_sec", "0"),
+            ("http.client_burst", "5"),
+            ("http.max_tracked_clients", "100"),
+            ("http.trusted_proxies", "10.0.0.0/8, 192.0.2.1"),
             ("google.root_url", "http://127.0.0.1:1/"),
             ("google.service_account_key", "/etc/key.json"),
             ("google.impersonate", "cal@example.org"),

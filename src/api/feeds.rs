@@ -10,15 +10,16 @@
 //! headers, any or no `Accept`, `X-Robots-Tag: noindex`, `Content-Disposition: inline`.
 //! Public feeds are `Cache-Control: public, max-age=300`; token feeds `private,
 //! max-age=300` with `Referrer-Policy: no-referrer`; a body served in place of a render
-//! that could not happen now (stale, or another window) is `no-cache`. No rate limiting
-//! and never a transient error while any body of the feed exists: only a feed that
+//! that could not happen now (stale, or another window) is `no-cache`. A public feed
+//! request over its client's rate is a 429 with `Retry-After` ([`super::throttle`]);
+//! otherwise never a transient error while any body of the feed exists: only a feed that
 //! was never rendered and cannot be now gets 503 with `Retry-After`. A malformed
 //! window is a 400 (a permanent error: the URL itself is wrong); an unknown, private or
 //! revoked feed a 404.
 //!
-//! Renders are shared fairly between clients by peer address (see
-//! [`crate::feeds::gate`]); the address comes from the connection
-//! (`ConnectInfo<SocketAddr>`), so behind a reverse proxy all clients share one line.
+//! Renders are shared fairly between clients (see [`crate::feeds::gate`]); the client
+//! is the peer address, or the address a trusted proxy names
+//! (`http.trusted_proxies`, resolved by [`super::throttle`]).
 //!
 //! Tokens must not reach logs: anything that logs request paths passes them through
 //! [`scrub_path`] first (nothing in bookcal logs paths today).
@@ -64,10 +65,16 @@ pub fn scrub_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{}***{}", &path[..secret_start], &rest[len..]))
 }
 
+/// The client the throttle layer named ([`super::throttle`]), else the peer.
 fn client_of(req: &Request) -> Client {
     req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(Client::UNKNOWN, |c| Client::from_addr(c.0))
+        .get::<Client>()
+        .copied()
+        .unwrap_or_else(|| {
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(Client::UNKNOWN, |c| Client::from_addr(c.0))
+        })
 }
 
 // ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod orders;
 pub mod render;
 pub mod resources;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -75,6 +76,8 @@ pub struct AppState {
     /// How old an offering's busy time read from Google may be before new orders on
     /// it are refused (`sync.max_busy_age_secs`; `None`: any age).
     pub max_busy_age: Option<chrono::Duration>,
+    /// Who the client is and its anonymous request rate (`http` settings).
+    pub clients: Arc<throttle::ClientLimits>,
 }
 
 impl AppState {
@@ -88,6 +91,9 @@ impl AppState {
             feeds: Arc::new(feeds),
             metrics: Arc::new(crate::metrics::Metrics::new(Vec::new())),
             max_busy_age: None,
+            clients: Arc::new(throttle::ClientLimits::new(
+                &crate::config::HttpSettings::default(),
+            )),
         }
     }
 }
@@ -304,15 +310,24 @@ pub fn router(state: AppState) -> Router {
         .route("/api/schema/", get(openapi::schema));
     // 405s and extractor rejections get their DRF shape from `server::with_limits`,
     // which also limits bodies (`http.max_body_bytes`).
+    // Anonymous requests are rate-limited per client, inside the observation layer
+    // (429s are counted like other answers).
+    let limit = middleware::from_fn_with_state(state.clone(), throttle::limit);
     api.fallback(not_found)
+        .layer(limit.clone())
         .layer(middleware::from_fn_with_state(state.clone(), ops::observe))
         .layer(axum::extract::DefaultBodyLimit::disable())
         // Feeds are the hot path (calendar apps poll them; 304s are most answers) and
         // not DRF endpoints: outside the DRF and per-request observation layers. They
         // are counted by `bookcal_feed_renders_total` / `bookcal_feed_cache_hits_total`
-        // and never log their paths (which may hold a secret).
-        .route("/feeds/offerings/{file}", get(feeds::public_feed))
-        .route("/feeds/t/{file}", get(feeds::token_feed))
+        // and never log their paths (which may hold a secret). Public feeds count
+        // against their client's rate; token feeds only learn who the client is.
+        .merge(
+            Router::new()
+                .route("/feeds/offerings/{file}", get(feeds::public_feed))
+                .route("/feeds/t/{file}", get(feeds::token_feed))
+                .layer(limit),
+        )
         .with_state(state)
 }
 

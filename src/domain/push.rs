@@ -9,7 +9,9 @@
 //!   opened, then the old one stopped) `renew_before` ahead of its expiration, so
 //!   deliveries never lapse while bookcal runs;
 //! - a channel is stopped when its calendar is no longer the offering's (the
-//!   offering removed or archived, the calendar replaced or gone, push turned off);
+//!   offering removed or archived, the calendar replaced or gone, push turned off)
+//!   or when the calendar was unshared for good (the unshare action completed at
+//!   Google); none is opened again until the calendar is shared again;
 //! - a notification counts only with the channel id and token of the current
 //!   channel; `sync` messages and message numbers already seen are ignored (a
 //!   notification says only that something changed, and the sync it triggers reads
@@ -56,6 +58,9 @@ pub struct PushState {
     pub failures: u32,
     /// No new attempt before this time.
     pub retry_at: Option<DateTime<Utc>>,
+    /// The calendar was unshared for good (the unshare action completed at Google):
+    /// it keeps being synced by polling, without a channel, until it is shared again.
+    pub unshared: bool,
 }
 
 impl PushState {
@@ -69,6 +74,7 @@ impl PushState {
             last_error: None,
             failures: 0,
             retry_at: None,
+            unshared: false,
         }
     }
 
@@ -114,8 +120,9 @@ pub fn channel_action(
     renew_before: Duration,
 ) -> ChannelAction {
     let channel = state.and_then(|s| s.channel.as_ref());
+    let unshared = state.is_some_and(|s| s.unshared);
     let wanted = match (address, watched.offering_live, watched.calendar_id) {
-        (Some(a), true, Some(c)) => Some((a, c)),
+        (Some(a), true, Some(c)) if !unshared => Some((a, c)),
         _ => None,
     };
     match (channel, wanted) {
@@ -353,6 +360,33 @@ mod tests {
                 },
                 addr,
                 ChannelAction::Keep,
+            ),
+            (
+                "calendar unshared for good",
+                Some(PushState {
+                    unshared: true,
+                    ..state(Some(channel(600)), None)
+                }),
+                live,
+                addr,
+                ChannelAction::Stop,
+            ),
+            (
+                "unshared, channel stopped",
+                Some(PushState {
+                    unshared: true,
+                    ..state(None, None)
+                }),
+                live,
+                addr,
+                ChannelAction::Keep,
+            ),
+            (
+                "shared again",
+                Some(state(None, None)),
+                live,
+                addr,
+                ChannelAction::Open,
             ),
         ];
         for (name, st, watched, address, expected) in cases {

@@ -130,6 +130,8 @@ pub struct ChannelInfo {
     pub expiration_ms: i64,
     /// Messages numbered so far (the `sync` message included).
     pub messages: u64,
+    /// The token the watcher gave (echoed in every delivery).
+    pub token: Option<String>,
 }
 
 struct PushState {
@@ -260,6 +262,7 @@ impl Push {
                 address: c.address.clone(),
                 expiration_ms: c.expiration,
                 messages: c.next_message - 1,
+                token: c.token.clone(),
             })
             .collect()
     }

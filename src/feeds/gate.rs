@@ -32,7 +32,12 @@ impl Client {
 
     /// The client at `addr`.
     pub fn from_addr(addr: SocketAddr) -> Client {
-        let ip = match addr.ip() {
+        Client::from_ip(addr.ip())
+    }
+
+    /// The client with address `ip`.
+    pub fn from_ip(ip: IpAddr) -> Client {
+        let ip = match ip {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => IpAddr::V4(v4),
                 None => {

@@ -20,8 +20,9 @@
 //! - a channel is opened right after the sync that created its calendar, at start for
 //!   every calendar without a live channel (so a restart re-creates what is missing or
 //!   expired), renewed `renew_before` ahead of its expiration, and stopped when the
-//!   calendar or its offering goes; failed attempts back off (a minute doubling to a
-//!   day) and polling covers the gap.
+//!   calendar or its offering goes or the calendar is unshared for good (the unshare
+//!   job done at Google; a share job done re-opens it); failed attempts back off (a
+//!   minute doubling to a day) and polling covers the gap.
 //!
 //! Without a webhook address push is off: bookcal says so once and polls.
 
@@ -218,6 +219,25 @@ impl PushService {
     /// have created a calendar).
     pub fn poke(&self) {
         self.wake.notify_one();
+    }
+
+    /// Records that the offering's calendar was shared (`false`) or unshared for good
+    /// (`true`) at Google, and has the upkeep look: an unshared calendar's channel is
+    /// stopped (polling returns to the usual interval) and none is opened until the
+    /// calendar is shared again.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    pub async fn set_unshared(&self, offering: Id, unshared: bool) -> Result<(), StoreError> {
+        self.update(offering, |state| {
+            (state.unshared != unshared).then(|| {
+                state.unshared = unshared;
+                (Vec::new(), true)
+            })
+        })
+        .await?;
+        self.poke();
+        Ok(())
     }
 
     /// Reads, changes and writes an offering's push state under the lock. `f`

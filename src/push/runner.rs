@@ -1,6 +1,6 @@
 //! The scheduler's job runner with push in mind: it runs the sync engine, then lets
 //! the channel upkeep look (a run may have created the calendar a channel should
-//! watch), and it tells the scheduler to poll an offering with a healthy channel
+//! watch, or shared or unshared it), and it tells the scheduler to poll an offering with a healthy channel
 //! less often.
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::PushService;
-use crate::domain::jobs::{Job, RunOutcome};
+use crate::domain::jobs::{Job, JobKind, RunOutcome};
 use crate::domain::Id;
 use crate::scheduler::JobRunner;
 use crate::sync::SyncEngine;
@@ -30,7 +30,21 @@ impl PushRunner {
 impl JobRunner for PushRunner {
     async fn run(&self, job: &Job) -> RunOutcome {
         let outcome = self.engine.run(job).await;
-        self.push.poke();
+        // Only a share or unshare done at Google changes what push watches; one
+        // deferred or failed leaves the channel as it is.
+        let unshared = match (job.kind, &outcome) {
+            (JobKind::Share, RunOutcome::Done) => Some(false),
+            (JobKind::Unshare, RunOutcome::Done) => Some(true),
+            _ => None,
+        };
+        match unshared {
+            Some(u) => {
+                if let Err(e) = self.push.set_unshared(job.offering, u).await {
+                    tracing::error!(offering = %job.offering, error = %e, "cannot record the calendar's sharing for push");
+                }
+            }
+            None => self.push.poke(),
+        }
         outcome
     }
 

@@ -9,7 +9,8 @@
 //! - shutdown is hyper-util's `GracefulShutdown`: hyper closes connections that are
 //!   between requests at once and lets requests in progress finish;
 //! - written here, because none of them offers it: the connection cap with its
-//!   reserve for probes ([`serve`]), the keep-alive idle and send timeouts
+//!   reserve for probes ([`serve`]) and the optional probe-only listener
+//!   ([`serve_probes`]), the keep-alive idle and send timeouts
 //!   ([`io::GuardedIo`]), one deadline for a whole request body
 //!   ([`body::DeadlineBody`]), the 414 for long request targets and the DRF shape of
 //!   errors made outside the handlers ([`guard`]).
@@ -134,6 +135,32 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Serves only `probes` on `listener` (`http.probe_listen`) until `shutdown`: every
+/// connection is a probe connection (one request, a second to send it), at most
+/// `limits.probe_connections` at once, counted apart from the API's connections.
+/// A flood of connections on the API's port cannot reach this listener's.
+pub async fn serve_probes(
+    listener: TcpListener,
+    probes: Router,
+    limits: &HttpSettings,
+    shutdown: CancellationToken,
+) {
+    let only_probes = HttpSettings {
+        max_connections: 0,
+        ..limits.clone()
+    };
+    let stats = Arc::new(ConnectionStats::default());
+    serve(
+        listener,
+        probes.clone(),
+        probes,
+        &only_probes,
+        stats,
+        shutdown,
+    )
+    .await;
 }
 
 /// The service a connection runs: the router with the peer address, its requests

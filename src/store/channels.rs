@@ -1,6 +1,6 @@
 //! Typed access to the push state of each offering (its Google watch channel and
-//! the notifications it received). Kept by the sled engine; the PostgreSQL engine
-//! has none yet (the service turns push off there), so it reads as empty.
+//! the notifications it received). The sled engine keeps it in its channels tree, the
+//! PostgreSQL engine in `push_channels` (the same versioned record).
 
 use super::records::PushRecord;
 use super::sled_engine::Sled;
@@ -33,25 +33,25 @@ impl Sled {
 }
 
 impl Store {
-    /// The push state of an offering (none on PostgreSQL).
+    /// The push state of an offering.
     ///
     /// # Errors
     /// Storage failure or an undecodable record.
     pub async fn push_state(&self, offering: Id) -> Result<Option<PushState>, StoreError> {
         match &self.engine {
             Engine::Sled(s) => s.push_state(offering),
-            Engine::Postgres(_) => Ok(None),
+            Engine::Postgres(p) => super::pg::read::push_state(&p.pool, offering).await,
         }
     }
 
-    /// Every offering's push state (none on PostgreSQL).
+    /// Every offering's push state.
     ///
     /// # Errors
     /// Storage failure or an undecodable record.
     pub async fn push_states(&self) -> Result<Vec<PushState>, StoreError> {
         match &self.engine {
             Engine::Sled(s) => s.push_states(),
-            Engine::Postgres(_) => Ok(Vec::new()),
+            Engine::Postgres(p) => super::pg::read::push_states(&p.pool).await,
         }
     }
 

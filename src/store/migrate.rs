@@ -15,6 +15,7 @@ use super::feed_tokens::{FeedScope, FeedToken, SlotSequence};
 use super::query::{OrderQuery, PageRange, ResourceQuery, Visible};
 use super::{Attachment, BusySlot, Change, Store, StoreError};
 use crate::domain::calendar::{ExternalEvent, MappedEvent, OfferingCalendar};
+use crate::domain::push::PushState;
 use crate::domain::{Customer, Id, Offering, Order, Project, Resource, User};
 
 /// Records read or written per batch.
@@ -56,6 +57,8 @@ struct Contents {
     externals: Vec<(Id, Vec<ExternalEvent>)>,
     attachments: Vec<(Id, Attachment)>,
     feed_tokens: Vec<FeedToken>,
+    /// Push states (their channels keep delivering to the copy).
+    push: Vec<PushState>,
     extras: Extras,
 }
 
@@ -155,6 +158,8 @@ impl Contents {
                 c.attachments.push((o.id, a));
             }
         }
+        c.push = store.push_states().await?;
+        c.push.sort_by_key(|p| p.offering);
         c.extras = store.extras().await?;
         c.extras.tokens.sort();
         c.extras.sequences.sort_by(|a, b| a.0.cmp(&b.0));
@@ -178,6 +183,7 @@ impl Contents {
             ("external-event sets", self.externals.len()),
             ("attachments", self.attachments.len()),
             ("feed tokens", self.feed_tokens.len()),
+            ("push states", self.push.len()),
             ("API tokens", self.extras.tokens.len()),
             ("slot sequences", self.extras.sequences.len()),
         ]
@@ -210,6 +216,7 @@ impl Contents {
             .or_else(|| first("external events", &self.externals, &other.externals))
             .or_else(|| first("attachments", &self.attachments, &other.attachments))
             .or_else(|| first("feed tokens", &self.feed_tokens, &other.feed_tokens))
+            .or_else(|| first("push states", &self.push, &other.push))
             .or_else(|| first("API tokens", &self.extras.tokens, &other.extras.tokens))
             .or_else(|| {
                 first(
@@ -255,6 +262,7 @@ impl Contents {
                 .map(|(o, a)| Change::Attachment(o, Some(a))),
         );
         out.extend(self.feed_tokens.iter().cloned().map(Change::FeedToken));
+        out.extend(self.push.iter().map(Store::push_change));
         out.extend(self.calendars.iter().cloned().map(Change::Calendar));
         out
     }

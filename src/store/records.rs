@@ -955,6 +955,9 @@ pub struct PushV1 {
     last_error: Option<String>,
     failures: u32,
     retry_at: Option<DateTime<Utc>>,
+    /// Absent in records written before unsharing stopped channels.
+    #[serde(default)]
+    unshared: bool,
 }
 impl From<&PushState> for PushV1 {
     fn from(p: &PushState) -> Self {
@@ -976,6 +979,7 @@ impl From<&PushState> for PushV1 {
             last_error: p.last_error.clone(),
             failures: p.failures,
             retry_at: p.retry_at,
+            unshared: p.unshared,
         }
     }
 }
@@ -999,6 +1003,7 @@ impl From<PushV1> for PushState {
             last_error: p.last_error,
             failures: p.failures,
             retry_at: p.retry_at,
+            unshared: p.unshared,
         }
     }
 }

@@ -82,11 +82,25 @@ impl Sled {
         opts: &StoreOptions,
         versions: Arc<Versions>,
     ) -> Result<Sled, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(opts.cache_bytes)
-            .flush_every_ms(Some(500))
-            .open()?;
+            .flush_every_ms(Some(500));
+        // The directory's lock is released when the previous holder's last handle
+        // closes, which a store just dropped in this process (a restart, a test that
+        // reopens) may not have done yet: wait a little for it rather than fail.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         Self::from_db(db, opts.sync_debounce, versions)
     }
 

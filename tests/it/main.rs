@@ -13,6 +13,7 @@ mod emulator_google_calendar3_client;
 mod emulator_google_python_client;
 mod emulator_push;
 mod emulator_rust_oauth_client;
+mod fairness;
 mod feed_service;
 mod feeds;
 mod feeds_realclients;

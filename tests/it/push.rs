@@ -16,7 +16,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{at, eventually, google_client, spawn_app_with, Options, TestApp};
+use crate::helpers::{
+    at, eventually, eventually_async, google_client, spawn_app_with, Options, TestApp,
+};
 
 /// Creates the offering's calendar through the API and waits until the service has
 /// a watch channel on it; returns the calendar id.
@@ -470,6 +472,221 @@ async fn a_deleted_calendar_ends_its_channel_and_a_removed_offering_stops_it() {
                 .unwrap_or(false))
         .await,
         "channels.stop ended the channel and the push state is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_usual_interval() {
+    // Polled every second without a channel, every hour with a healthy one.
+    let app = spawn_app_with(Options {
+        push: true,
+        sync_interval_secs: 1,
+        push_interval_secs: 3600,
+        ..Options::default()
+    })
+    .await;
+    let _scheduler = app.start_scheduler();
+    let room = app.offering_id("room-aurora");
+    let cal = calendar_with_channel(&app, room).await;
+    let store = app.store.clone();
+    let calendar = || store.sled().expect("sled").calendar(room).ok().flatten();
+    let push_state = || store.sled().expect("sled").push_state(room).ok().flatten();
+    let next_poll = || {
+        store
+            .sled()
+            .expect("sled")
+            .queued_jobs(room)
+            .ok()
+            .and_then(|jobs| {
+                jobs.into_iter()
+                    .filter(|j| j.trigger == Trigger::Periodic)
+                    .map(|j| j.due)
+                    .min()
+            })
+    };
+    let action = |what: &'static str| {
+        let path = format!("/api/booking-offerings/{}/{what}/", room.hex());
+        let app = &app;
+        async move {
+            let r = app.post("owner", &path, json!({})).await;
+            assert_eq!(r.status, 200, "{what}: {}", r.text);
+        }
+    };
+    action("share_google_calendar").await;
+    assert!(
+        eventually(30, || calendar()
+            .is_some_and(|c| c.public && c.state == CalendarState::Ok))
+        .await,
+        "the calendar is shared"
+    );
+    // Shared, the channel stays and the offering is polled at the push interval.
+    let channel = app
+        .emu()
+        .push()
+        .channels()
+        .into_iter()
+        .find(|c| c.calendar_id == cal)
+        .expect("the channel");
+    assert!(
+        eventually(30, || {
+            next_poll().is_some_and(|due| due > Utc::now() + chrono::Duration::minutes(30))
+        })
+        .await,
+        "a healthy channel polls at the push interval: {:?}",
+        store.sled().expect("sled").queued_jobs(room)
+    );
+    let url = format!("{}/google/notifications", app.base);
+    let deliver = |number: u64| {
+        app.http
+            .post(&url)
+            .header("X-Goog-Channel-ID", &channel.id)
+            .header(
+                "X-Goog-Channel-Token",
+                channel.token.clone().unwrap_or_default(),
+            )
+            .header("X-Goog-Resource-ID", &channel.resource_id)
+            .header("X-Goog-Resource-State", "exists")
+            .header("X-Goog-Message-Number", number.to_string())
+            .send()
+    };
+    let r = deliver(1_000).await.expect("send");
+    assert!(
+        r.status().is_success(),
+        "the live channel delivers: {}",
+        r.status()
+    );
+
+    action("unshare_google_calendar").await;
+    let push = app.emu().push();
+    assert!(
+        eventually(30, || !push.channels().iter().any(|c| c.calendar_id == cal)
+            && push_state().is_some_and(|s| s.unshared && s.channel.is_none()))
+        .await,
+        "channels.stop ended the channel: {:?}",
+        push_state()
+    );
+    assert!(
+        calendar().is_some_and(|c| !c.public && c.calendar_id.as_deref() == Some(cal.as_str())),
+        "the calendar stays, private"
+    );
+    let received = push_state().map_or(0, |s| s.received);
+    let r = deliver(2_000).await.expect("send");
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "the stopped channel is not ours any more"
+    );
+    assert_eq!(push_state().map_or(0, |s| s.received), received);
+    assert!(
+        eventually(30, || next_poll().is_some_and(
+            |due| due <= Utc::now() + chrono::Duration::seconds(30)
+        ))
+        .await,
+        "polling is back at the usual interval: {:?}",
+        store.sled().expect("sled").queued_jobs(room)
+    );
+    // Later syncs (each followed by a look of the upkeep) do not re-open it.
+    for _ in 0..2 {
+        let seen = calendar().and_then(|c| c.last_success);
+        assert!(
+            eventually(30, || calendar().and_then(|c| c.last_success) > seen).await,
+            "a periodic sync ran"
+        );
+    }
+    assert!(!push.channels().iter().any(|c| c.calendar_id == cal));
+    assert!(push_state().is_some_and(|s| s.channel.is_none()));
+
+    // Shared again: a channel is opened again.
+    action("share_google_calendar").await;
+    assert!(
+        eventually(30, || push.channels().iter().any(|c| c.calendar_id == cal)
+            && push_state().is_some_and(|s| !s.unshared && s.channel.is_some()))
+        .await,
+        "sharing again re-opens a channel"
+    );
+}
+
+#[tokio::test]
+async fn a_postgresql_backed_service_keeps_its_channels_in_the_database_and_renews_them() {
+    let Some(url) = crate::helpers::pg::database().await else {
+        return;
+    };
+    // A minute-long channel replaced three seconds into its life.
+    let app = spawn_app_with(Options {
+        push: true,
+        store_url: Some(url),
+        push_ttl_secs: 60,
+        push_renew_before_secs: 57,
+        ..Options::default()
+    })
+    .await;
+    let room = app.offering_id("room-aurora");
+    // The calendar created by a run of the engine, then the upkeep told to look.
+    app.engine
+        .sync_offering(room, bookcal::sync::RunOptions::default())
+        .await
+        .expect("the first sync creates the calendar");
+    let cal = app
+        .store
+        .calendar(room)
+        .await
+        .expect("read")
+        .and_then(|c| c.calendar_id)
+        .expect("calendar id");
+    app.push.poke();
+    let push = app.emu().push();
+    let store = app.store.clone();
+    let channel_in_db = || {
+        let store = store.clone();
+        async move {
+            store
+                .push_state(room)
+                .await
+                .expect("read the push state from PostgreSQL")
+                .and_then(|s| s.channel)
+        }
+    };
+    let open_in_db = || {
+        let (push, cal) = (push.clone(), cal.clone());
+        let read = channel_in_db();
+        async move {
+            read.await.filter(|c| {
+                push.channels()
+                    .iter()
+                    .any(|o| o.id == c.id && o.calendar_id == cal)
+            })
+        }
+    };
+    assert!(
+        eventually_async(30, || async { open_in_db().await.is_some() }).await,
+        "a channel is opened and recorded in PostgreSQL"
+    );
+    let first = open_in_db().await.expect("the channel");
+    // The webhook verifies deliveries against the recorded channel: the channel's
+    // `sync` message is counted as ignored in the database.
+    assert!(
+        eventually_async(30, || async {
+            store
+                .push_state(room)
+                .await
+                .expect("read")
+                .is_some_and(|s| s.ignored >= 1)
+        })
+        .await,
+        "the `sync` message was received and recorded"
+    );
+    assert!(
+        eventually_async(30, || async {
+            open_in_db().await.is_some_and(|c| c.id != first.id)
+                && !push.channels().iter().any(|o| o.id == first.id)
+        })
+        .await,
+        "a new channel replaced the first in the database, and the first was stopped"
+    );
+    assert_eq!(
+        store.push_states().await.expect("scan").len(),
+        1,
+        "one push state per offering"
     );
 }
 

@@ -1,4 +1,4 @@
-//! The job queue on PostgreSQL: the `jobs` table (`migrations/0002_job_leases.sql`)
+//! The job queue on PostgreSQL: the `jobs` table (`migrations/0003_job_leases.sql`)
 //! shared by every replica, with the same rules as the sled queue (the coalescing
 //! of [`merge`], the plans of [`finish_plan`] and [`reschedule_plan`]).
 //!

@@ -38,8 +38,13 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "schema", include_str!("migrations/0001_schema.sql")),
     (
         2,
+        "push channels",
+        include_str!("migrations/0002_push_channels.sql"),
+    ),
+    (
+        3,
         "job leases",
-        include_str!("migrations/0002_job_leases.sql"),
+        include_str!("migrations/0003_job_leases.sql"),
     ),
 ];
 
@@ -425,7 +430,7 @@ impl PgStore {
             sqlx::query_scalar("SELECT offering FROM calendars UNION SELECT offering FROM busy")
                 .fetch_all(&mut *tx)
                 .await?;
-        sqlx::query("TRUNCATE calendars, slot_map, externals, jobs, busy")
+        sqlx::query("TRUNCATE calendars, slot_map, externals, jobs, busy, push_channels")
             .execute(&mut *tx)
             .await?;
         let touched: Vec<Change> = offerings

@@ -9,10 +9,11 @@ use uuid::Uuid;
 use super::super::feed_tokens::{self, FeedScope, FeedToken, SlotSequence};
 use super::super::records::{
     AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, MappedRecord,
-    OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
+    OfferingRecord, OrderRecord, ProjectRecord, PushRecord, ResourceRecord, UserRecord,
 };
 use super::super::{decode, Attachment, BusySlot, StoreError};
 use crate::domain::calendar::{ExternalEvent, MappedEvent, OfferingCalendar};
+use crate::domain::push::PushState;
 use crate::domain::{
     Customer, Id, Interval, Occupied, OccupiedKind, Offering, Order, OrderState, Project, Resource,
     ResourceState, User,
@@ -92,6 +93,14 @@ by_id!(
     Resource
 );
 by_id!(order, orders, "orders", "id", OrderRecord, Order);
+by_id!(
+    push_state,
+    push_states_of,
+    "push_channels",
+    "offering",
+    PushRecord,
+    PushState
+);
 by_id!(
     calendar,
     calendars_of,
@@ -178,6 +187,14 @@ pub(crate) async fn calendars(
         .fetch_all(ex)
         .await?;
     decode_all::<CalendarRecord, OfferingCalendar>("calendars", &docs)
+}
+
+pub(crate) async fn push_states(ex: impl PgExecutor<'_>) -> Result<Vec<PushState>, StoreError> {
+    let docs: Vec<String> =
+        sqlx::query_scalar("SELECT doc::text FROM push_channels ORDER BY offering")
+            .fetch_all(ex)
+            .await?;
+    decode_all::<PushRecord, PushState>("push_channels", &docs)
 }
 
 pub(crate) async fn busy_slots(

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::super::feed_tokens::{self, FeedScope, SlotSequence};
 use super::super::records::{
     AttachmentRecord, BusyRecord, CalendarRecord, CustomerRecord, ExternalsRecord, MappedRecord,
-    OfferingRecord, OrderRecord, ProjectRecord, ResourceRecord, UserRecord,
+    OfferingRecord, OrderRecord, ProjectRecord, PushRecord, ResourceRecord, UserRecord,
 };
 use super::super::{encode, Change, StoreError};
 use crate::domain::jobs::{calendars_touched, offering_calendar_changed, BookingView};
@@ -697,8 +697,24 @@ async fn one(conn: &mut PgConnection, c: &Change) -> Result<(), StoreError> {
         }
         // Queued by the caller with the syncs the batch implies (`PgStore::apply`).
         Change::Enqueue(_) => {}
-        // Nor push channels (the service turns push off on PostgreSQL).
-        Change::Push(..) => return Err(StoreError::Unsupported("push channels")),
+        Change::Push(offering, Some(state)) => {
+            sqlx::query(
+                "INSERT INTO push_channels (offering, channel_id, doc) VALUES ($1, $2, $3::jsonb)
+                 ON CONFLICT (offering) DO UPDATE
+                 SET channel_id = EXCLUDED.channel_id, doc = EXCLUDED.doc",
+            )
+            .bind(uuid(*offering))
+            .bind(state.channel.as_ref().map(|c| c.id.as_str()))
+            .bind(text(&PushRecord::from(state))?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Push(offering, None) => {
+            sqlx::query("DELETE FROM push_channels WHERE offering = $1")
+                .bind(uuid(*offering))
+                .execute(&mut *conn)
+                .await?;
+        }
         // Batched kinds never come here.
         Change::User(_)
         | Change::Customer(_)

@@ -35,6 +35,8 @@ pub struct TestApp {
     pub state: AppState,
     /// The service's own sync engine (talking to [`TestApp::emu`]).
     pub engine: Arc<SyncEngine>,
+    /// The service's push side (watch channels, the webhook's state).
+    pub push: Arc<bookcal::push::PushService>,
     /// The Google Calendar the service talks to, when it has credentials.
     pub emu: Option<Emulator>,
     /// Ids of the demo data by slug (offerings, projects).
@@ -71,6 +73,8 @@ pub struct Options {
     pub store_url: Option<String>,
     /// `google.provider_credentials_dir` (per-provider refresh-token files).
     pub provider_credentials_dir: Option<std::path::PathBuf>,
+    /// The `http` settings (server limits, client rates).
+    pub http: bookcal::config::HttpSettings,
 }
 
 impl Default for Options {
@@ -85,6 +89,7 @@ impl Default for Options {
             push_renew_before_secs: 86_400,
             store_url: None,
             provider_credentials_dir: None,
+            http: bookcal::config::HttpSettings::default(),
         }
     }
 }
@@ -102,6 +107,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
     settings.feeds = opts.feeds;
+    settings.http = opts.http;
     settings.google.push_enabled = opts.push;
     settings.sync.push_interval_secs = opts.push_interval_secs;
     settings.google.push_ttl_secs = opts.push_ttl_secs;
@@ -148,6 +154,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let base = format!("http://{}", app.local_addr().expect("addr"));
     let state = app.state().clone();
     let engine = app.engine().clone();
+    let push = app.push().clone();
     let scheduler = app.take_scheduler();
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
@@ -159,6 +166,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         shutdown,
         state,
         engine,
+        push,
         emu,
         offerings,
         projects,
@@ -392,6 +400,21 @@ pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     cond()
+}
+
+/// [`eventually`] for a condition that must await (a read of a database).
+pub async fn eventually_async<F>(secs: u64, mut cond: impl FnMut() -> F) -> bool
+where
+    F: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    cond().await
 }
 
 /// Like [`sync_env`], acting as an impersonated user (attendees allowed).

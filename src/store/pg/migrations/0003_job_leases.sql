@@ -1,4 +1,4 @@
--- bookcal on PostgreSQL, schema version 2: the job queue.
+-- bookcal on PostgreSQL, schema version 3: the job queue.
 --
 -- One row per job. `doc` is the job's versioned record (the same JSON the sled
 -- engine stores); `offering`, `kind` and `due` are derived from it for the queue's
