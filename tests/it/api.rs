@@ -225,7 +225,7 @@ async fn booking_resources_filter_and_order_like_waldur() {
         assert_eq!(r.status, 200, "{q}: {}", r.text);
         assert_eq!(count(&r), want, "{q}");
     }
-    let provider = app.provider_of(room);
+    let provider = app.provider_of(room).await;
     assert_eq!(
         count(
             &app.get(
@@ -308,9 +308,8 @@ async fn booking_resources_are_visible_to_staff_the_provider_and_their_creator_o
         created: chrono::Utc::now(),
     };
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::User(stranger.clone())], ())))
+        .write(vec![bookcal::store::Change::User(stranger.clone())])
+        .await
         .expect("user");
     let tok = app.store.create_token(stranger.id).await.expect("token");
     let r = app
@@ -486,7 +485,7 @@ async fn overlapping_and_invalid_schedules_are_refused_with_upstream_messages() 
         ),
     ];
     for (name, slots, msg) in cases {
-        let before = app.snapshot();
+        let before = app.snapshot().await;
         let r = app
             .post(
                 "alice",
@@ -501,7 +500,7 @@ async fn overlapping_and_invalid_schedules_are_refused_with_upstream_messages() 
                 .any(|m| m.as_str().is_some_and(|m| m.contains(msg))),
             "{name}: {msgs:?}"
         );
-        assert_eq!(app.snapshot(), before, "{name} changed the store");
+        assert_eq!(app.snapshot().await, before, "{name} changed the store");
     }
     // Touching the end of a booking is fine.
     let r = app
@@ -744,7 +743,7 @@ async fn calendar_actions_validate_then_answer_200() {
 #[tokio::test]
 async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let app = spawn_app().await;
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let url = format!("{}/api/marketplace-orders/", app.base);
     let tok = format!("Token {}", app.tokens["alice"]);
     let send = |body: Vec<u8>| {
@@ -802,7 +801,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         .await;
     assert!(rs[0].body["offering"].is_array(), "{}", rs[0].text);
     assert_eq!(rs[4].body["project"], json!(["This field is required."]));
-    assert_eq!(app.snapshot(), before);
+    assert_eq!(app.snapshot().await, before);
 }
 
 #[tokio::test]
@@ -1230,11 +1229,10 @@ async fn offering_filters_work_the_same_on_resources_and_orders() {
     let tem = app.offering_id("tem-2100");
     let category = app
         .store
-        .sled()
-        .expect("sled")
-        .read()
+        .offering(tem)
+        .await
         .expect("read")
-        .offerings[&tem]
+        .expect("offering")
         .category
         .id;
     let url = format!(

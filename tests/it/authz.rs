@@ -234,18 +234,21 @@ impl Matrix {
         bookcal::import::import_file(&app.store, &file)
             .await
             .expect("import the other tenant");
+        app.learn_ids().await;
         let mut app = app;
         let eve = app
             .store
-            .sled()
-            .expect("sled")
-            .read()
+            .user_by_name("eve")
+            .await
             .expect("read")
-            .users_by_name["eve"];
+            .expect("eve")
+            .id;
         app.tokens
             .insert("eve", app.store.create_token(eve).await.expect("token"));
-        app.seed_calendar("room-aurora", "room@group.calendar.google.com", true);
-        app.seed_calendar("tem-2100", "tem@group.calendar.google.com", false);
+        app.seed_calendar("room-aurora", "room@group.calendar.google.com", true)
+            .await;
+        app.seed_calendar("tem-2100", "tem@group.calendar.google.com", false)
+            .await;
         let mut m = Matrix {
             app,
             next_day: 120,
@@ -403,18 +406,14 @@ impl Matrix {
                     let slug = self
                         .app
                         .store
-                        .sled()
-                        .expect("sled")
-                        .read()
+                        .offering(id)
+                        .await
                         .expect("read")
-                        .offerings[&id]
-                        .slug
-                        .clone();
-                    self.app.seed_calendar(
-                        &slug,
-                        &format!("{slug}@group.calendar.google.com"),
-                        true,
-                    );
+                        .expect("offering")
+                        .slug;
+                    self.app
+                        .seed_calendar(&slug, &format!("{slug}@group.calendar.google.com"), true)
+                        .await;
                 }
                 Made {
                     uuid: id.hex(),
@@ -478,12 +477,12 @@ impl Matrix {
     }
 
     /// Everything stored, to compare before and after a refused call.
-    fn state(&self) -> (u64, String) {
+    async fn state(&self) -> (u64, String) {
         let store = &self.app.store;
         // Taken before the catalog's read guard below: a second read of the same lock
         // on this thread would wait behind any write queued in between (std's RwLock
         // lets a waiting writer go first), and that writer waits for this guard.
-        let snapshot = self.app.snapshot();
+        let snapshot = self.app.snapshot().await;
         let cat = store.sled().expect("sled").read().expect("read");
         let mut orders: Vec<String> = cat
             .orders
@@ -699,11 +698,11 @@ async fn every_route_answers_every_role_as_the_rules_say_and_refusals_change_and
                 .replace("{uuid}", &made.uuid)
                 .replace("{token_uuid}", &made.token_uuid)
                 .replace("{file}", &made.file);
-            let before = m.state();
+            let before = m.state().await;
             let words = m.private_words();
             let (status, text, body, content_type) =
                 m.call(r.method.clone(), *who, &path, r.body).await;
-            let after = m.state();
+            let after = m.state().await;
             let name = format!("{} {} as {}", r.method, r.path, who.unwrap_or("anonymous"));
             checked += 1;
             if status != want {
@@ -792,7 +791,7 @@ async fn every_route_answers_an_undocumented_method_with_a_drf_405_naming_the_al
             if documented.contains(method) {
                 continue;
             }
-            let before = m.state();
+            let before = m.state().await;
             let method = Method::from_bytes(method.as_bytes()).expect("method");
             let (status, text, body, _) = m
                 .call(method.clone(), Some("admin"), &concrete, Body::Json("{}"))
@@ -825,7 +824,7 @@ async fn every_route_answers_an_undocumented_method_with_a_drf_405_naming_the_al
             if allow != allowed {
                 failures.push(format!("{name}: Allow {allow:?}, documented {allowed:?}"));
             }
-            if m.state() != before {
+            if m.state().await != before {
                 failures.push(format!("{name}: the 405 changed the store"));
             }
         }

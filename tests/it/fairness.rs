@@ -33,16 +33,15 @@ fn slow_rate(trusted: &[&str]) -> Options {
     }
 }
 
-fn make_public(app: &TestApp, slug: &str) -> Id {
+async fn make_public(app: &TestApp, slug: &str) -> Id {
     let id = app.offering_id(slug);
     let cal = OfferingCalendar {
         public: true,
         ..OfferingCalendar::new(id)
     };
     app.store
-        .sled()
-        .expect("sled")
-        .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
+        .write(vec![Store::calendar_change(&cal).expect("encode")])
+        .await
         .expect("write calendar");
     id
 }
@@ -69,7 +68,7 @@ async fn status(r: reqwest::RequestBuilder) -> (u16, Option<String>, String) {
 #[tokio::test]
 async fn a_flooding_client_gets_429_while_other_clients_feeds_still_answer() {
     let app = spawn_app_with(slow_rate(&[])).await;
-    let aurora = make_public(&app, "room-aurora");
+    let aurora = make_public(&app, "room-aurora").await;
     let public = format!("{}/feeds/offerings/{}.ics", app.base, aurora.hex());
     let token = app
         .post(

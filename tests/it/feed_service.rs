@@ -48,16 +48,15 @@ fn day(days: i64) -> String {
     (Utc::now() + Duration::days(days)).date_naive().to_string()
 }
 
-fn make_public(app: &TestApp, slug: &str) -> Id {
+async fn make_public(app: &TestApp, slug: &str) -> Id {
     let id = app.offering_id(slug);
     let cal = OfferingCalendar {
         public: true,
         ..OfferingCalendar::new(id)
     };
     app.store
-        .sled()
-        .expect("sled")
-        .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
+        .write(vec![Store::calendar_change(&cal).expect("encode")])
+        .await
         .expect("write calendar");
     id
 }
@@ -88,8 +87,8 @@ async fn get(app: &TestApp, path: &str) -> (u16, String, String, String) {
 #[tokio::test]
 async fn a_booking_in_one_offering_re_renders_only_that_offerings_feeds() {
     let (app, state) = spawn_app_with_state().await;
-    let aurora = make_public(&app, "room-aurora");
-    let tem = make_public(&app, "tem-2100");
+    let aurora = make_public(&app, "room-aurora").await;
+    let tem = make_public(&app, "tem-2100").await;
     let (_, tem_etag, _, _) = get(&app, &public_path(tem)).await;
     let (_, aurora_etag, _, _) = get(&app, &public_path(aurora)).await;
     let renders = state.feeds.renders();
@@ -113,12 +112,12 @@ async fn a_booking_in_one_offering_re_renders_only_that_offerings_feeds() {
 #[tokio::test]
 async fn a_re_render_with_the_same_bytes_keeps_etag_and_last_modified() {
     let (app, state) = spawn_app_with_state().await;
-    let aurora = make_public(&app, "room-aurora");
+    let aurora = make_public(&app, "room-aurora").await;
     let first = get(&app, &public_path(aurora)).await;
     let renders = state.feeds.renders();
     // The offering's own calendar record is written again (as a sync run does): the
     // feed is re-rendered, to the same bytes.
-    make_public(&app, "room-aurora");
+    make_public(&app, "room-aurora").await;
     let again = get(&app, &public_path(aurora)).await;
     assert_eq!(state.feeds.renders(), renders + 1);
     assert_eq!(again, first);
@@ -127,7 +126,7 @@ async fn a_re_render_with_the_same_bytes_keeps_etag_and_last_modified() {
 #[tokio::test]
 async fn a_feed_get_writes_nothing_to_the_store() {
     let (app, _state) = spawn_app_with_state().await;
-    let aurora = make_public(&app, "room-aurora");
+    let aurora = make_public(&app, "room-aurora").await;
     let commits = app.store.commits();
     for _ in 0..3 {
         let (status, ..) = get(&app, &public_path(aurora)).await;
@@ -163,7 +162,7 @@ async fn a_feed_get_writes_nothing_to_the_store() {
 async fn concurrent_misses_of_one_feed_render_it_once() {
     let app = spawn_app_with(constrained(32)).await;
     let feeds = app.state.feeds.clone();
-    let aurora = make_public(&app, "room-aurora");
+    let aurora = make_public(&app, "room-aurora").await;
     let path = public_path(aurora);
     let renders = feeds.renders();
     let held = feeds.gate().hold_all().await;
@@ -194,8 +193,8 @@ async fn concurrent_misses_of_one_feed_render_it_once() {
 async fn a_cached_feed_is_served_while_another_feed_waits_to_render() {
     let app = spawn_app_with(constrained(32)).await;
     let feeds = app.state.feeds.clone();
-    let aurora = make_public(&app, "room-aurora");
-    let tem = make_public(&app, "tem-2100");
+    let aurora = make_public(&app, "room-aurora").await;
+    let tem = make_public(&app, "tem-2100").await;
     let (_, tem_etag, _, _) = get(&app, &public_path(tem)).await;
     let held = feeds.gate().hold_all().await;
     let waiting = {
@@ -215,7 +214,7 @@ async fn a_cached_feed_is_served_while_another_feed_waits_to_render() {
 #[tokio::test]
 async fn windows_are_normalised_to_whole_days_so_equivalent_ones_share_a_render() {
     let (app, state) = spawn_app_with_state().await;
-    let aurora = make_public(&app, "room-aurora");
+    let aurora = make_public(&app, "room-aurora").await;
     let path = public_path(aurora);
     let (d1, d2, d3) = (day(1), day(2), day(3));
     let equivalent = [
@@ -248,8 +247,8 @@ async fn windows_are_normalised_to_whole_days_so_equivalent_ones_share_a_render(
 async fn a_flood_of_distinct_windows_keeps_the_cache_bounded_and_other_feeds_cached() {
     let app = spawn_app_with(constrained(1)).await;
     let feeds = app.state.feeds.clone();
-    let aurora = make_public(&app, "room-aurora");
-    let tem = make_public(&app, "tem-2100");
+    let aurora = make_public(&app, "room-aurora").await;
+    let tem = make_public(&app, "tem-2100").await;
     let (_, tem_etag, _, _) = get(&app, &public_path(tem)).await;
     let tem_renders = feeds.renders();
     let flood: Vec<_> = (1..=60)
@@ -288,7 +287,7 @@ async fn a_flood_of_distinct_windows_keeps_the_cache_bounded_and_other_feeds_cac
 async fn a_client_with_too_many_windows_in_line_gets_a_cached_body_at_once() {
     let app = spawn_app_with(constrained(32)).await;
     let feeds = app.state.feeds.clone();
-    let aurora = make_public(&app, "room-aurora");
+    let aurora = make_public(&app, "room-aurora").await;
     let path = public_path(aurora);
     let (_, default_etag, _, _) = get(&app, &path).await;
     let held = feeds.gate().hold_all().await;
@@ -330,8 +329,8 @@ async fn a_client_with_too_many_windows_in_line_gets_a_cached_body_at_once() {
 async fn another_client_renders_between_a_flooding_clients_renders() {
     let app = spawn_app_with(constrained(32)).await;
     let feeds = app.state.feeds.clone();
-    let aurora = make_public(&app, "room-aurora");
-    let tem = make_public(&app, "tem-2100");
+    let aurora = make_public(&app, "room-aurora").await;
+    let tem = make_public(&app, "tem-2100").await;
     let held = feeds.gate().hold_all().await;
     let order: Arc<Mutex<Vec<&'static str>>> = Arc::default();
     const FLOOD: usize = 20;

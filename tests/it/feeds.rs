@@ -17,16 +17,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 // ---------------------------------------------------------------------------
 // Helpers
 
-fn make_public(app: &TestApp, slug: &str) -> Id {
+async fn make_public(app: &TestApp, slug: &str) -> Id {
     let id = app.offering_id(slug);
     let cal = OfferingCalendar {
         public: true,
         ..OfferingCalendar::new(id)
     };
     app.store
-        .sled()
-        .expect("sled")
-        .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
+        .write(vec![Store::calendar_change(&cal).expect("encode")])
+        .await
         .expect("write calendar");
     id
 }
@@ -35,11 +34,10 @@ fn public_path(id: Id) -> String {
     format!("/feeds/offerings/{}.ics", id.hex())
 }
 
-fn set_busy(app: &TestApp, offering: Id, slots: Vec<BusySlot>) {
+async fn set_busy(app: &TestApp, offering: Id, slots: Vec<BusySlot>) {
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|_| Ok::<_, ()>((vec![Change::Busy(offering, slots)], ())))
+        .write(vec![Change::Busy(offering, slots)])
+        .await
         .expect("write busy slots");
 }
 
@@ -192,17 +190,8 @@ fn assert_calendar_headers(r: &Resp, private: bool) {
 }
 
 /// A resource of the demo data by name.
-fn resource_id(app: &TestApp, name: &str) -> Id {
-    app.store
-        .sled()
-        .expect("sled")
-        .read()
-        .expect("read")
-        .resources
-        .values()
-        .find(|r| &*r.name == name)
-        .expect("resource")
-        .id
+async fn resource_id(app: &TestApp, name: &str) -> Id {
+    app.resource_named(name).await.id
 }
 
 // ---------------------------------------------------------------------------
@@ -216,9 +205,8 @@ async fn the_public_feed_is_not_found_while_the_calendar_is_private() {
     assert_eq!(r.status, 404);
     let private = OfferingCalendar::new(id);
     app.store
-        .sled()
-        .expect("sled")
-        .sync_put(vec![Store::calendar_change(&private).expect("encode")])
+        .write(vec![Store::calendar_change(&private).expect("encode")])
+        .await
         .expect("write");
     assert_eq!(get_feed(&app, &public_path(id)).await.status, 404);
     for path in [
@@ -233,7 +221,7 @@ async fn the_public_feed_is_not_found_while_the_calendar_is_private() {
 #[tokio::test]
 async fn the_public_feed_shows_booked_and_busy_slots_without_personal_data() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora");
+    let id = make_public(&app, "room-aurora").await;
     // Berlin: 2 May 00:00 to 4 May 00:00 local is a two-day all-day block.
     let day = (Utc::now() + Duration::days(20)).date_naive();
     let berlin = chrono_tz::Europe::Berlin;
@@ -259,7 +247,8 @@ async fn the_public_feed_shows_booked_and_busy_slots_without_personal_data() {
                 source_event_id: "holiday".into(),
             },
         ],
-    );
+    )
+    .await;
     let r = get_feed(&app, &public_path(id)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_calendar_headers(&r, false);
@@ -285,13 +274,13 @@ async fn the_public_feed_shows_booked_and_busy_slots_without_personal_data() {
         assert_eq!(unescape(&e["LOCATION"]), "Northlab, Building 2, Room 2.14");
     }
     let shown = unescape(&unfold(&r.text).join("\n"));
-    let cat = app.store.sled().expect("sled").read().expect("read");
-    let mut secrets: Vec<String> = cat
+    let directory = app.store.directory().await.expect("read");
+    let mut secrets: Vec<String> = directory
         .users
         .values()
         .flat_map(|u| [u.username.clone(), u.full_name.clone(), u.email.clone()])
-        .chain(cat.resources.values().map(|r| r.name.to_string()))
-        .chain(cat.projects.values().map(|p| p.name.clone()))
+        .chain(app.all_resources().await.iter().map(|r| r.name.to_string()))
+        .chain(directory.projects.values().map(|p| p.name.clone()))
         .collect();
     secrets.push("private-google-event-id".into());
     for s in secrets.iter().filter(|s| !s.is_empty()) {
@@ -310,7 +299,7 @@ async fn the_offering_shows_its_public_feed_and_where_its_tokens_are_managed() {
         before["feed_tokens_url"],
         format!("{}{}", app.base, offering_tokens(&app, "room-aurora"))
     );
-    make_public(&app, "room-aurora");
+    make_public(&app, "room-aurora").await;
     let after = app.get("owner", &path).await.body;
     assert_eq!(
         after["googlecalendar"]["ical_feed_url"],
@@ -562,7 +551,7 @@ async fn a_token_use_is_recorded_in_the_background_without_re_rendering() {
 #[tokio::test]
 async fn conditional_requests_are_answered_with_304_and_head_matches_get() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora");
+    let id = make_public(&app, "room-aurora").await;
     let path = public_path(id);
     let full = get_feed(&app, &path).await;
     assert_eq!(full.status, 200);
@@ -620,7 +609,7 @@ async fn conditional_requests_are_answered_with_304_and_head_matches_get() {
 #[tokio::test]
 async fn a_feed_is_served_without_an_accept_header_and_with_any_accept_header() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora");
+    let id = make_public(&app, "room-aurora").await;
     let path = public_path(id);
     // A raw request: no Accept at all, as Google's importer sends.
     let addr = app.base.trim_start_matches("http://");
@@ -649,7 +638,7 @@ async fn a_feed_is_served_without_an_accept_header_and_with_any_accept_header() 
 #[tokio::test]
 async fn a_data_change_changes_the_etag_and_an_unchanged_feed_is_served_from_memory() {
     let (app, state) = spawn_app_with_state().await;
-    let id = make_public(&app, "room-aurora");
+    let id = make_public(&app, "room-aurora").await;
     let path = public_path(id);
     let first = get_feed(&app, &path).await;
     let renders = state.feeds.renders();
@@ -686,7 +675,7 @@ async fn a_data_change_changes_the_etag_and_an_unchanged_feed_is_served_from_mem
     );
 
     // A write that leaves this feed's bytes alone keeps its validators.
-    make_public(&app, "tem-2100");
+    make_public(&app, "tem-2100").await;
     let same = get_feed(&app, &path).await;
     assert_eq!(header(&same, "etag"), header(&changed, "etag"));
     assert_eq!(
@@ -698,9 +687,9 @@ async fn a_data_change_changes_the_etag_and_an_unchanged_feed_is_served_from_mem
 #[tokio::test]
 async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora");
+    let id = make_public(&app, "room-aurora").await;
     let path = public_path(id);
-    let rid = resource_id(&app, "Kick-off meeting");
+    let rid = resource_id(&app, "Kick-off meeting").await;
     let resource = app
         .store
         .resource(rid)
@@ -717,9 +706,8 @@ async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
     moved.slots[0].end += Duration::hours(1);
     moved.modified = resource.modified + Duration::minutes(5);
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|_| Ok::<_, ()>((vec![Change::Resource(moved.clone())], ())))
+        .write(vec![Change::Resource(moved.clone())])
+        .await
         .expect("reschedule");
     let after = events(&get_feed(&app, &path).await.text)[&uid].clone();
     assert_eq!(after["SEQUENCE"], "1");
@@ -732,16 +720,15 @@ async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
         events(&get_feed(&app, &owner).await.text)[&uid]["SEQUENCE"],
         "1"
     );
-    make_public(&app, "tem-2100");
+    make_public(&app, "tem-2100").await;
     assert_eq!(
         events(&get_feed(&app, &path).await.text)[&uid]["SEQUENCE"],
         "1"
     );
     // Moving it back is another change.
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|_| Ok::<_, ()>((vec![Change::Resource(resource.clone())], ())))
+        .write(vec![Change::Resource(resource.clone())])
+        .await
         .expect("reschedule back");
     assert_eq!(
         events(&get_feed(&app, &path).await.text)[&uid]["SEQUENCE"],
@@ -752,7 +739,7 @@ async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
 #[tokio::test]
 async fn a_window_limits_the_events_and_a_malformed_one_is_a_bad_request() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora");
+    let id = make_public(&app, "room-aurora").await;
     let path = public_path(id);
     let d = |days: i64| (Utc::now() + Duration::days(days)).date_naive().to_string();
     // Aurora slots: day 2, day 9 and day 16.

@@ -27,29 +27,27 @@ use bookcal::store::{BusySlot, Change, Store};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
 
-fn make_public(app: &TestApp, slug: &str) -> Id {
+async fn make_public(app: &TestApp, slug: &str) -> Id {
     let id = app.offering_id(slug);
     let cal = OfferingCalendar {
         public: true,
         ..OfferingCalendar::new(id)
     };
     app.store
-        .sled()
-        .expect("sled")
-        .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
+        .write(vec![Store::calendar_change(&cal).expect("encode")])
+        .await
         .expect("write calendar");
     id
 }
 
 /// A timed busy slot and a two-day all-day one (local midnights of the offering).
-fn add_busy(app: &TestApp, offering: Id) -> Vec<BusySlot> {
+async fn add_busy(app: &TestApp, offering: Id) -> Vec<BusySlot> {
     let tz = app
         .store
-        .sled()
-        .expect("sled")
-        .read()
+        .offering(offering)
+        .await
         .expect("read")
-        .offerings[&offering]
+        .expect("offering")
         .time_zone;
     let day = (Utc::now() + Duration::days(20)).date_naive();
     let midnight = |d: NaiveDate| {
@@ -71,9 +69,8 @@ fn add_busy(app: &TestApp, offering: Id) -> Vec<BusySlot> {
         },
     ];
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|_| Ok::<_, ()>((vec![Change::Busy(offering, slots.clone())], ())))
+        .write(vec![Change::Busy(offering, slots.clone())])
+        .await
         .expect("write busy");
     slots
 }
@@ -90,22 +87,20 @@ struct Want {
 
 /// What the public (`titles = false`) or owner feed of `offering` must show, from the
 /// store, not from the rendering.
-fn expected(app: &TestApp, offering: Id, busy: &[BusySlot], titles: bool) -> Vec<Want> {
-    let cat = app.store.sled().expect("sled").read().expect("read");
-    let tz = cat.offerings[&offering].time_zone;
+async fn expected(app: &TestApp, offering: Id, busy: &[BusySlot], titles: bool) -> Vec<Want> {
+    let tz = app
+        .store
+        .offering(offering)
+        .await
+        .expect("read")
+        .expect("offering")
+        .time_zone;
     let mut out = Vec::new();
-    for r in cat.resources.values().filter(|r| r.offering == offering) {
+    for r in app.store.offering_resources(offering).await.expect("read") {
         if !r.state.holds_slots() {
             continue;
         }
-        let full = app
-            .store
-            .sled()
-            .expect("sled")
-            .resource(r.id)
-            .expect("read")
-            .expect("resource");
-        for s in &full.slots {
+        for s in &r.slots {
             out.push(Want {
                 uid: bookcal::feeds::content::slot_uid(app.store.feed_uid_key(), &s.backend_id),
                 title: if titles {
@@ -267,8 +262,8 @@ async fn vdirsyncer_subscribes_to_the_public_and_owner_feeds_and_khal_lists_thei
         return;
     };
     let app = spawn_app().await;
-    let offering = make_public(&app, "room-aurora");
-    let busy = add_busy(&app, offering);
+    let offering = make_public(&app, "room-aurora").await;
+    let busy = add_busy(&app, offering).await;
     let r = app
         .post(
             "owner",
@@ -285,6 +280,7 @@ async fn vdirsyncer_subscribes_to_the_public_and_owner_feeds_and_khal_lists_thei
     for (url, titles) in [(public_url, false), (owner_url, true)] {
         let dir = tempfile::tempdir().expect("temp dir");
         let want: BTreeSet<String> = expected(&app, offering, &busy, titles)
+            .await
             .iter()
             .map(khal_line)
             .collect();
@@ -355,13 +351,13 @@ async fn the_python_and_ical_js_checkers_read_a_served_public_feed_at_the_expect
         return;
     }
     let app = spawn_app().await;
-    let offering = make_public(&app, "room-aurora");
-    let busy = add_busy(&app, offering);
+    let offering = make_public(&app, "room-aurora").await;
+    let busy = add_busy(&app, offering).await;
     let body = download(&app, &format!("/feeds/offerings/{}.ics", offering.hex())).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let ics = dir.path().join("served.ics");
     std::fs::write(&ics, &body).expect("write feed");
-    let want = expected(&app, offering, &busy, false);
+    let want = expected(&app, offering, &busy, false).await;
     let side = sidecar("Meeting room Aurora (busy times)", &want);
     std::fs::write(
         dir.path().join("served.expected.json"),

@@ -24,7 +24,7 @@ async fn a_weekly_series_ending_on_a_plain_date_blocks_all_its_weeks_and_refuses
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     // "Lab closed on Monday mornings" as Google writes it: 13 weeks, UNTIL a date.
     let berlin = chrono_tz::Europe::Berlin;
     let first = next_monday();
@@ -291,9 +291,8 @@ async fn sync_all_over_100_offerings_creates_25_calendars_an_hour_and_the_rest_w
     );
     let waiting_record = env
         .store
-        .sled()
-        .expect("sled")
         .calendar(waiting[0].0)
+        .await
         .expect("read")
         .expect("record");
     assert_eq!(waiting_record.state, CalendarState::CreationScheduled);
@@ -324,9 +323,8 @@ async fn sync_all_over_100_offerings_creates_25_calendars_an_hour_and_the_rest_w
     for id in &targets {
         let cal = env
             .store
-            .sled()
-            .expect("sled")
             .calendar(*id)
+            .await
             .expect("read")
             .expect("record");
         assert_eq!(cal.state, CalendarState::Ok);
@@ -355,9 +353,8 @@ async fn a_usage_limit_refusal_pauses_creation_until_the_lock_out_ends_and_is_me
         .all(|(_, after)| *after > StdDuration::from_secs(7000)));
     let why = env
         .store
-        .sled()
-        .expect("sled")
         .calendar(waiting[0].0)
+        .await
         .expect("read")
         .and_then(|c| c.waiting)
         .expect("waits");
@@ -412,9 +409,8 @@ async fn a_fresh_calendar_answering_404_and_403_for_seconds_is_waited_for_not_fa
     assert!(env.counter("calendar.acl.insert:403") >= 1);
     assert!(
         env.store
-            .sled()
-            .expect("sled")
             .calendar(tem)
+            .await
             .expect("read")
             .expect("cal")
             .public
@@ -460,7 +456,7 @@ async fn with_drifting_etags_a_run_after_a_no_change_run_makes_one_request() {
         ..SettingsUpdate::default()
     });
     let room = app.offering_id("room-aurora");
-    crate::helpers::add_booking_with_slots(&app, room, 50);
+    crate::helpers::add_booking_with_slots(&app, room, 50).await;
     let first = env.sync(room).await;
     assert_eq!(first.summary.created, 53);
     for _ in 0..3 {
@@ -470,13 +466,8 @@ async fn with_drifting_etags_a_run_after_a_no_change_run_makes_one_request() {
         assert_eq!((r.summary.created, r.summary.updated), (0, 0));
     }
     // A real edit is still seen and repaired.
-    let cal = app.calendar_id(room);
-    let mapping = app
-        .store
-        .sled()
-        .expect("sled")
-        .mapping(room)
-        .expect("mapping");
+    let cal = app.calendar_id(room).await;
+    let mapping = app.store.mapping(room).await.expect("mapping");
     let (_, victim) = mapping.iter().next().expect("a slot");
     let mut edited = env
         .human
@@ -495,12 +486,11 @@ async fn a_purged_tombstone_gives_the_slot_its_next_event_id_and_the_mapping_fol
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let before: BTreeMap<String, String> = app
         .store
-        .sled()
-        .expect("sled")
         .mapping(room)
+        .await
         .expect("mapping")
         .into_iter()
         .map(|(slot, m)| (slot, m.event_id))
@@ -510,12 +500,7 @@ async fn a_purged_tombstone_gives_the_slot_its_next_event_id_and_the_mapping_fol
     env.emu.controls().purge_tombstones_now();
     let r = env.sync(room).await;
     assert!(r.summary.warnings.is_empty(), "{:?}", r.summary.warnings);
-    let after = app
-        .store
-        .sled()
-        .expect("sled")
-        .mapping(room)
-        .expect("mapping");
+    let after = app.store.mapping(room).await.expect("mapping");
     let new_id = &after[slot].event_id;
     assert_ne!(new_id, old_id);
     assert_eq!(bookcal::sync::decide::generation_of(new_id), 1);
@@ -553,9 +538,8 @@ async fn every_zone_is_written_with_a_name_google_accepts_and_a_kyiv_offering_sy
         }
     };
     env.store
-        .sled()
-        .expect("sled")
-        .mutate(|_| Ok::<_, ()>((vec![Change::Offering(kyiv)], ())))
+        .write(vec![Change::Offering(kyiv)])
+        .await
         .expect("store");
     let r = env
         .engine
@@ -597,7 +581,7 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
     .await;
     let emu = app.emu.as_ref().expect("the app's emulator");
     let room = app.offering_id("room-aurora");
-    let provider = app.provider_of(room);
+    let provider = app.provider_of(room).await;
     let user = "calendars@northlab.example";
     emu.controls().register_refresh_token_for(
         "northlab-client",
@@ -717,19 +701,17 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
     assert_eq!(r.status, 201, "busy time read just now: {}", r.text);
     let mut cal = app
         .store
-        .sled()
-        .expect("sled")
         .calendar(room)
+        .await
         .expect("read")
         .expect("record");
     let read_at = Utc::now() - Duration::hours(3);
     cal.busy_read_at = Some(read_at);
     app.store
-        .sled()
-        .expect("sled")
-        .sync_put(vec![Store::calendar_change(&cal).expect("change")])
+        .write(vec![Store::calendar_change(&cal).expect("change")])
+        .await
         .expect("write");
-    let before = app.snapshot();
+    let before = app.snapshot().await;
     let r = app
         .post(
             "alice",
@@ -747,7 +729,11 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
         "{}",
         r.text
     );
-    assert_eq!(app.snapshot(), before, "a refused order stores nothing");
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a refused order stores nothing"
+    );
 
     // The same user authorises again: the next run uses the new token, status ok.
     emu.controls().register_refresh_token_for(

@@ -56,18 +56,12 @@ async fn add_tenant(app: &mut TestApp, name: &'static str) -> Id {
     };
     let pid = project.id;
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|_| {
-            Ok::<_, ()>((
-                vec![
-                    Change::User(user.clone()),
-                    Change::Customer(customer),
-                    Change::Project(project),
-                ],
-                (),
-            ))
-        })
+        .write(vec![
+            Change::User(user.clone()),
+            Change::Customer(customer),
+            Change::Project(project),
+        ])
+        .await
         .expect("tenant");
     let token = app.store.create_token(user.id).await.expect("token");
     app.tokens.insert(name, token);
@@ -132,29 +126,38 @@ async fn decide(app: &TestApp, user: &str, resource: &str, action: &str) -> Resp
 }
 
 /// Everything stored about bookings: (resource, state, slots) and (order, state).
-fn full_snapshot(app: &TestApp) -> Snapshot {
-    let cat = app.store.sled().expect("sled").read().expect("read");
-    let mut r: Vec<_> = cat
-        .resources
-        .values()
-        .map(|r| (r.id, r.state, r.slots.to_vec()))
+async fn full_snapshot(app: &TestApp) -> Snapshot {
+    let mut r: Vec<_> = app
+        .all_resources()
+        .await
+        .into_iter()
+        .map(|r| {
+            (
+                r.id,
+                r.state,
+                r.slots.iter().map(|s| s.interval()).collect(),
+            )
+        })
         .collect();
     r.sort_by_key(|x| x.0);
-    let mut o: Vec<_> = cat.orders.values().map(|o| (o.id, o.state)).collect();
+    let mut o: Vec<_> = app
+        .all_orders()
+        .await
+        .into_iter()
+        .map(|o| (o.id, o.state))
+        .collect();
     o.sort_by_key(|x| x.0);
     (r, o)
 }
 
 /// The live events of an offering's calendar that overlap `slot`.
-fn events_at(env: &crate::helpers::SyncEnv, app: &TestApp, offering: Id, slot: Span) -> Vec<Value> {
-    let cal = app
-        .store
-        .sled()
-        .expect("sled")
-        .calendar(offering)
-        .expect("read")
-        .and_then(|c| c.calendar_id)
-        .expect("calendar");
+async fn events_at(
+    env: &crate::helpers::SyncEnv,
+    app: &TestApp,
+    offering: Id,
+    slot: Span,
+) -> Vec<Value> {
+    let cal = app.calendar_id(offering).await;
     env.live_events(&cal)
         .into_iter()
         .filter(|ev| {
@@ -184,7 +187,7 @@ async fn assert_refused_untouched(
     before: &Snapshot,
 ) {
     assert_eq!(r.status, status, "{}", r.text);
-    assert_eq!(&full_snapshot(app), before, "the store changed");
+    assert_eq!(&full_snapshot(app).await, before, "the store changed");
     env.reset();
     let run = env.sync(offering).await;
     assert_eq!(
@@ -221,16 +224,16 @@ async fn a_slot_freed_by_erring_an_order_is_not_booked_twice_when_the_order_exec
     let (_, dave_res) = order(&app, "dave", "telescope", dave, s).await;
     assert_eq!(decide(&app, "owner", &dave_res, "accept").await.status, 200);
     env.sync(scope).await;
-    assert_eq!(events_at(&env, &app, scope, s).len(), 1);
+    assert_eq!(events_at(&env, &app, scope, s).await.len(), 1);
     // Executing bob's order again would hold S twice: refused with creation's message.
-    let before = full_snapshot(&app);
+    let before = full_snapshot(&app).await;
     let r = act(&app, "owner", &bob_order, "set_state_executing").await;
     assert_refused_untouched(&app, &env, scope, &r, 400, &before).await;
     assert!(r.text.contains("is not available."), "{}", r.text);
     // And accepting it finds no executing order.
     let r = decide(&app, "owner", &bob_res, "accept").await;
     assert_refused_untouched(&app, &env, scope, &r, 409, &before).await;
-    assert_eq!(events_at(&env, &app, scope, s).len(), 1);
+    assert_eq!(events_at(&env, &app, scope, s).await.len(), 1);
 }
 
 #[tokio::test]
@@ -249,7 +252,7 @@ async fn a_canceled_order_is_terminal_and_never_takes_its_slot_back() {
         200
     );
     env.sync(scope).await;
-    let before = full_snapshot(&app);
+    let before = full_snapshot(&app).await;
     for action in [
         "set_state_erred",
         "set_state_executing",
@@ -260,7 +263,7 @@ async fn a_canceled_order_is_terminal_and_never_takes_its_slot_back() {
         let r = act(&app, "admin", &alice_order, action).await;
         assert_refused_untouched(&app, &env, scope, &r, 409, &before).await;
     }
-    assert_eq!(events_at(&env, &app, scope, s).len(), 1);
+    assert_eq!(events_at(&env, &app, scope, s).await.len(), 1);
 }
 
 #[tokio::test]
@@ -286,9 +289,8 @@ async fn a_backend_id_from_the_public_feed_cannot_aim_at_another_tenants_event()
         .expect("calendar");
     cal.public = true;
     app.store
-        .sled()
-        .expect("sled")
-        .sync_put(vec![Store::calendar_change(&cal).expect("encode")])
+        .write(vec![Store::calendar_change(&cal).expect("encode")])
+        .await
         .expect("public");
     // carol reads alice's UID from the public feed.
     let feed = app
@@ -323,7 +325,7 @@ async fn a_backend_id_from_the_public_feed_cannot_aim_at_another_tenants_event()
     for u in &uids {
         assert!(!u.contains(&alice_slot.backend_id), "the feed reveals {u}");
     }
-    let google_before = events_at(&env, &app, scope, s1);
+    let google_before = events_at(&env, &app, scope, s1).await;
     assert_eq!(google_before.len(), 1);
     // carol orders another slot naming that id (and, had it leaked, the real one).
     for aimed in [
@@ -359,7 +361,7 @@ async fn a_backend_id_from_the_public_feed_cannot_aim_at_another_tenants_event()
     }
     env.sync(scope).await;
     // alice's event is still alice's, at her time.
-    let after = events_at(&env, &app, scope, s1);
+    let after = events_at(&env, &app, scope, s1).await;
     assert_eq!(after.len(), 1);
     assert_eq!(after[0]["id"], google_before[0]["id"]);
     assert_eq!(after[0]["summary"], google_before[0]["summary"]);
@@ -390,11 +392,11 @@ async fn two_long_backend_ids_with_one_prefix_become_two_events() {
     let project = app.project_id("imaging");
     let alice = app
         .store
-        .sled()
-        .expect("sled")
-        .read()
+        .user_by_name("alice")
+        .await
         .expect("read")
-        .users_by_name["alice"];
+        .expect("alice")
+        .id;
     let long = "x".repeat(1500);
     let now = Utc::now();
     let spans = [(at(45, 9), at(45, 10)), (at(45, 11), at(45, 12))];
@@ -423,9 +425,8 @@ async fn two_long_backend_ids_with_one_prefix_become_two_events() {
             error_message: String::new(),
         };
         app.store
-            .sled()
-            .expect("sled")
-            .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r)], ())))
+            .write(vec![Change::Resource(r)])
+            .await
             .expect("store");
     }
     let run = env.sync(scope).await;
@@ -434,8 +435,8 @@ async fn two_long_backend_ids_with_one_prefix_become_two_events() {
         "{:?}",
         run.summary.warnings
     );
-    let a = events_at(&env, &app, scope, spans[0]);
-    let b = events_at(&env, &app, scope, spans[1]);
+    let a = events_at(&env, &app, scope, spans[0]).await;
+    let b = events_at(&env, &app, scope, spans[1]).await;
     assert_eq!((a.len(), b.len()), (1, 1));
     assert_ne!(a[0]["id"], b[0]["id"]);
     // Stable: a second sync changes nothing.
@@ -460,7 +461,7 @@ async fn accept_never_skips_the_consumers_approval_and_always_names_the_order() 
     env.sync(scope).await;
     let (bob_order, bob_res) =
         order(&app, "bob", "telescope", imaging, (at(46, 9), at(46, 10))).await;
-    let before = full_snapshot(&app);
+    let before = full_snapshot(&app).await;
     let r = decide(&app, "owner", &bob_res, "accept").await;
     assert_refused_untouched(&app, &env, scope, &r, 400, &before).await;
     assert_eq!(
@@ -490,7 +491,7 @@ async fn accept_never_skips_the_consumers_approval_and_always_names_the_order() 
     .await;
     assert_eq!(act(&app, "admin", &o2, "unlink").await.status, 204);
     env.sync(scope).await;
-    let before = full_snapshot(&app);
+    let before = full_snapshot(&app).await;
     for action in ["accept", "reject"] {
         let r = decide(&app, "owner", &r2, action).await;
         assert_refused_untouched(&app, &env, scope, &r, 400, &before).await;
@@ -511,7 +512,7 @@ async fn a_project_member_who_did_not_book_cannot_see_or_touch_the_booking() {
         .as_str()
         .expect("uuid")
         .to_string();
-    let before = full_snapshot(&app);
+    let before = full_snapshot(&app).await;
     let r = app
         .get("bob", &format!("/api/booking-resources/{kickoff}/"))
         .await;
@@ -550,7 +551,7 @@ async fn terminate_frees_an_accepted_slot_and_its_event_goes_on_the_next_sync() 
             .with_timezone(&Utc),
     );
     env.sync(room).await;
-    assert_eq!(events_at(&env, &app, room, slot).len(), 1);
+    assert_eq!(events_at(&env, &app, room, slot).await.len(), 1);
     // A stranger cannot find it; carol's order for that time is refused.
     assert_eq!(decide(&app, "carol", &uuid, "terminate").await.status, 404);
     let r = app
@@ -583,7 +584,7 @@ async fn terminate_frees_an_accepted_slot_and_its_event_goes_on_the_next_sync() 
     // The event goes; the time is free again.
     let run = env.sync(room).await;
     assert_eq!(run.summary.deleted, 1, "{:?}", run.summary);
-    assert!(events_at(&env, &app, room, slot).is_empty());
+    assert!(events_at(&env, &app, room, slot).await.is_empty());
     let r = app
         .post(
             "carol",
@@ -596,19 +597,12 @@ async fn terminate_frees_an_accepted_slot_and_its_event_goes_on_the_next_sync() 
 
 /// Every (Create order, resource) pair is one the lifecycle allows, and no two
 /// bookings hold overlapping time.
-fn assert_consistent(app: &TestApp, offering: Id) -> usize {
-    let cat = app.store.sled().expect("sled").read().expect("read");
+async fn assert_consistent(app: &TestApp, offering: Id) -> usize {
+    let orders = app.all_orders().await;
     let mut held: Vec<(Id, Interval)> = Vec::new();
-    for id in cat
-        .resources_by_offering
-        .get(&offering)
-        .into_iter()
-        .flatten()
-    {
-        let r = &cat.resources[id];
-        let order = cat
-            .orders
-            .values()
+    for r in app.store.offering_resources(offering).await.expect("read") {
+        let order = orders
+            .iter()
             .find(|o| o.resource == r.id && o.kind == OrderType::Create);
         if let Some(o) = order {
             assert!(
@@ -622,9 +616,9 @@ fn assert_consistent(app: &TestApp, offering: Id) -> usize {
             continue;
         }
         if !r.slots.is_empty() {
-            held.extend(r.slots.iter().map(|s| (r.id, *s)));
+            held.extend(r.slots.iter().map(|s| (r.id, s.interval())));
         } else if let Some(o) = order.filter(|o| o.state.holds_request()) {
-            held.extend(o.requested.iter().map(|s| (r.id, *s)));
+            held.extend(o.requested().into_iter().map(|s| (r.id, s)));
         }
     }
     for (i, (a, x)) in held.iter().enumerate() {
@@ -709,7 +703,7 @@ async fn many_clients_racing_over_overlapping_slots_never_double_book() {
     for t in tasks {
         t.await.expect("client");
     }
-    let held = assert_consistent(&app, scope);
+    let held = assert_consistent(&app, scope).await;
     let counts = counts.lock().expect("counts").clone();
     let total: usize = counts.values().sum();
     assert!(total >= 100, "{counts:?}");
@@ -748,19 +742,18 @@ async fn the_filters_and_orderings_waldur_forms_send_are_answered() {
     .await;
     let customer = app
         .store
-        .sled()
-        .expect("sled")
-        .read()
+        .project(imaging)
+        .await
         .expect("read")
-        .projects[&imaging]
+        .expect("project")
         .customer;
     let owner = app
         .store
-        .sled()
-        .expect("sled")
-        .read()
+        .user_by_name("owner")
+        .await
         .expect("read")
-        .users_by_name["owner"];
+        .expect("owner")
+        .id;
     let cust_url = format!("{}/api/customers/{}/", app.base, customer.hex());
     let count = |r: &Resp| r.body.as_array().map_or(0, Vec::len);
     for list in ["/api/marketplace-orders/", "/api/booking-resources/"] {
@@ -873,12 +866,10 @@ async fn offerings_show_their_windows_from_now_on() {
     let scope = app.offering_id("telescope");
     let mut off = app
         .store
-        .sled()
-        .expect("sled")
-        .read()
+        .offering(scope)
+        .await
         .expect("read")
-        .offerings[&scope]
-        .clone();
+        .expect("offering");
     let past = (at(-3, 0), at(-2, 0));
     let ongoing = (at(-1, 0), at(30, 0));
     let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -887,9 +878,8 @@ async fn offerings_show_their_windows_from_now_on() {
         {"start": iso(ongoing.0), "end": iso(ongoing.1)},
     ]);
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|_| Ok::<_, ()>((vec![Change::Offering(off)], ())))
+        .write(vec![Change::Offering(off)])
+        .await
         .expect("offering");
     let r = app
         .get("owner", &format!("/api/booking-offerings/{}/", scope.hex()))

@@ -38,6 +38,9 @@ impl Service {
             ..Settings::default()
         };
         settings.sync.interval_secs = 0;
+        settings.store_url = crate::helpers::engines::default_store_url()
+            .await
+            .map(bookcal::config::Secret::new);
         let app = bookcal::app::Application::build(settings)
             .await
             .expect("build the service");
@@ -47,12 +50,7 @@ impl Service {
             .expect("import");
         let mut tokens = HashMap::new();
         for u in ["owner", "alice", "bob"] {
-            let id = store
-                .sled()
-                .expect("sled")
-                .read()
-                .expect("read")
-                .users_by_name[u];
+            let id = store.user_by_name(u).await.expect("read").expect("user").id;
             tokens.insert(u, store.create_token(id).await.expect("token"));
         }
         let addr = app.local_addr().expect("addr");
@@ -155,6 +153,19 @@ pub async fn exchange(addr: SocketAddr, bytes: &[u8]) -> Option<Raw> {
 
 /// Reads until the server closes the connection (end of stream or reset); the
 /// number of bytes read.
+/// How many orders the store holds (any engine).
+async fn order_count(store: &bookcal::store::Store) -> usize {
+    use bookcal::store::query::{OrderQuery, Visible};
+    store
+        .list_orders(&OrderQuery {
+            visible: Visible::everything(),
+            ..OrderQuery::default()
+        })
+        .await
+        .expect("read")
+        .total
+}
+
 async fn read_to_close(s: &mut TcpStream) -> usize {
     let mut total = 0;
     let mut chunk = [0u8; 65536];
@@ -277,14 +288,7 @@ async fn a_huge_content_length_gets_a_drf_413_at_once_whoever_sends_it() {
         ..limits()
     })
     .await;
-    let orders_before = svc
-        .store
-        .sled()
-        .expect("sled")
-        .read()
-        .expect("read")
-        .orders
-        .len();
+    let orders_before = order_count(&svc.store).await;
     for user in [Some("alice"), None] {
         let head = svc.head(
             "POST",
@@ -333,13 +337,7 @@ async fn a_huge_content_length_gets_a_drf_413_at_once_whoever_sends_it() {
         "{text}"
     );
     assert_eq!(
-        svc.store
-            .sled()
-            .expect("sled")
-            .read()
-            .expect("read")
-            .orders
-            .len(),
+        order_count(&svc.store).await,
         orders_before,
         "nothing was stored"
     );
@@ -679,7 +677,7 @@ async fn error_messages_that_quote_the_request_are_cut_short() {
     let app = crate::helpers::spawn_app().await;
     let limit = bookcal::api::error::MAX_MESSAGE_CHARS;
     let cut = |s: &str| s.chars().count() <= limit + 1 && s.ends_with('…');
-    let before = app.snapshot();
+    let before = app.snapshot().await;
 
     // A choice in a body, quoted back.
     let mut body = app.order_body("room-aurora", &[]);
@@ -731,7 +729,7 @@ async fn error_messages_that_quote_the_request_are_cut_short() {
         "{detail}"
     );
     assert_eq!(
-        app.snapshot(),
+        app.snapshot().await,
         before,
         "a refused request changed the store"
     );

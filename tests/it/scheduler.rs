@@ -301,9 +301,8 @@ async fn a_queued_sync_survives_a_restart_and_runs_after_it() {
         let event = EventId::for_backend_id(&r.slots[0].backend_id).to_string();
         r.state = ResourceState::Ok;
         store
-            .sled()
-            .expect("sled")
-            .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r)], ())))
+            .write(vec![Change::Resource(r)])
+            .await
             .expect("accept");
         let jobs = store.jobs().await.expect("jobs");
         assert_eq!(jobs.len(), 1, "{jobs:?}");

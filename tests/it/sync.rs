@@ -12,12 +12,12 @@ async fn first_sync_creates_a_year_of_slots_and_a_resync_with_nothing_changed_ma
     let app = spawn_app().await;
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
-    add_booking_with_slots(&app, room, 300);
+    add_booking_with_slots(&app, room, 300).await;
     let r = env.sync(room).await;
     // 300 + the demo data's 3 slots in this room.
     assert_eq!(r.summary.created, 303, "{:?}", r.summary);
     assert!(r.summary.warnings.is_empty(), "{:?}", r.summary.warnings);
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let events = env.live_events(&cal);
     assert_eq!(events.len(), 303);
     let ids: std::collections::BTreeSet<&str> =
@@ -55,7 +55,7 @@ async fn k_changes_make_k_plus_one_requests_and_follow_booking_states() {
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
     env.sync(room).await;
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     // Accept the pending 2-slot booking, and book one more slot (1 insert).
     let pending = app
         .get(
@@ -153,7 +153,7 @@ async fn events_moved_or_deleted_by_hand_in_google_are_restored() {
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let before = env.live_events(&cal);
     let a = before[0]["id"].as_str().expect("id").to_string();
     let b = before[1]["id"].as_str().expect("id").to_string();
@@ -217,7 +217,7 @@ async fn external_events_become_exactly_the_expected_busy_slots_across_dst() {
     let env = sync_env_as(&app, Some("owner@northlab.example.org")).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let h = &env.human;
     h.event_insert(
         &cal,
@@ -351,12 +351,12 @@ async fn an_expired_sync_token_triggers_a_full_relisting_that_loses_nothing() {
     let app = spawn_app().await;
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
-    add_booking_with_slots(&app, room, 120);
+    add_booking_with_slots(&app, room, 120).await;
     env.sync(room).await;
     env.sync(room).await;
     env.human
         .event_insert(
-            &app.calendar_id(room),
+            &app.calendar_id(room).await,
             &ev(
                 "e0one",
                 dt("2027-01-15T10:00:00Z", None),
@@ -381,7 +381,7 @@ async fn an_expired_sync_token_triggers_a_full_relisting_that_loses_nothing() {
     // 1 refused incremental listing + a full listing of 124 events in pages of 50.
     assert_eq!(env.requests(), 1 + 3);
     assert_eq!(app.store.busy_slots(room).await.expect("busy"), busy_before);
-    assert_eq!(env.live_events(&app.calendar_id(room)).len(), 124);
+    assert_eq!(env.live_events(&app.calendar_id(room).await).len(), 124);
 }
 
 #[tokio::test]
@@ -390,30 +390,20 @@ async fn twenty_percent_injected_faults_still_converge_with_no_duplicate_and_no_
     let app = spawn_app().await;
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
-    add_booking_with_slots(&app, room, 150);
+    add_booking_with_slots(&app, room, 150).await;
     env.sync(room).await; // creates the calendar without faults
-    let res = add_booking_with_slots(&app, room, 50);
+    let res = add_booking_with_slots(&app, room, 50).await;
     env.emu.controls().set_fault_rate(
         0.2,
         &[RateLimit403, RateLimit429, BackendError500, Unavailable503],
         7,
     );
     // Remove one booking and change another meanwhile.
+    let mut r = app.store.resource(res).await.expect("read").expect("res");
+    r.slots.truncate(40);
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|cat| {
-            let _ = cat;
-            let mut r = app
-                .store
-                .sled()
-                .expect("sled")
-                .resource(res)
-                .expect("read")
-                .expect("res");
-            r.slots.truncate(40);
-            Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ()))
-        })
+        .write(vec![bookcal::store::Change::Resource(r)])
+        .await
         .expect("edit");
     let mut runs = 0;
     loop {
@@ -426,7 +416,7 @@ async fn twenty_percent_injected_faults_still_converge_with_no_duplicate_and_no_
     }
     env.emu.controls().clear_faults();
     env.sync(room).await;
-    let events = env.live_events(&app.calendar_id(room));
+    let events = env.live_events(&app.calendar_id(room).await);
     assert_eq!(events.len(), 150 + 40 + 3);
     let ids: std::collections::BTreeSet<&str> =
         events.iter().filter_map(|e| e["id"].as_str()).collect();
@@ -449,14 +439,14 @@ async fn a_legacy_calendar_with_booking_hex_events_is_adopted_without_duplicates
         .calendar_insert("Meeting room Aurora", "Europe/Berlin")
         .await
         .expect("calendar");
-    let slots: Vec<bookcal::domain::Slot> = {
-        let cat = app.store.sled().expect("sled").read().expect("read");
-        cat.resources_by_offering[&room]
-            .iter()
-            .filter_map(|id| app.store.sled().expect("sled").resource(*id).ok().flatten())
-            .flat_map(|r| r.slots)
-            .collect()
-    };
+    let slots: Vec<bookcal::domain::Slot> = app
+        .store
+        .offering_resources(room)
+        .await
+        .expect("read")
+        .into_iter()
+        .flat_map(|r| r.slots)
+        .collect();
     for s in &slots {
         let id = bookcal::domain::legacy_event_id(&s.backend_id);
         let e = ev(
@@ -487,11 +477,10 @@ async fn a_legacy_calendar_with_booking_hex_events_is_adopted_without_duplicates
     record.synced_name = Some("Meeting room Aurora".into());
     record.state = CalendarState::Ok;
     app.store
-        .sled()
-        .expect("sled")
-        .sync_put(vec![
+        .write(vec![
             bookcal::store::Store::calendar_change(&record).expect("rec")
         ])
+        .await
         .expect("put");
     let r = env.sync(room).await;
     assert_eq!(r.summary.created, 0, "{:?}", r.plan);
@@ -516,7 +505,7 @@ async fn sharing_adds_the_public_acl_and_unsharing_removes_it() {
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.engine.set_public(room, true).await.expect("share");
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let acl = env.emu.inspect().acl(&cal);
     assert!(
         acl.iter()
@@ -576,14 +565,16 @@ async fn a_renamed_offering_renames_its_calendar() {
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
+    let mut o = app
+        .store
+        .offering(room)
+        .await
+        .expect("read")
+        .expect("offering");
+    o.name = "Aurora (renovated)".into();
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|cat| {
-            let mut o = cat.offerings[&room].clone();
-            o.name = "Aurora (renovated)".into();
-            Ok::<_, ()>((vec![bookcal::store::Change::Offering(o)], ()))
-        })
+        .write(vec![bookcal::store::Change::Offering(o)])
+        .await
         .expect("rename");
     env.sync(room).await;
     let cals = env.emu.inspect().calendars();
@@ -595,7 +586,7 @@ async fn one_refused_slot_is_a_warning_and_is_pushed_again_next_run() {
     let app = spawn_app().await;
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
-    add_booking_with_slots(&app, room, 5);
+    add_booking_with_slots(&app, room, 5).await;
     // The 3rd insert of this run is refused with a permanent 400.
     env.emu
         .controls()
@@ -606,7 +597,7 @@ async fn one_refused_slot_is_a_warning_and_is_pushed_again_next_run() {
         .await
         .expect("the run itself succeeds");
     assert_eq!(r.summary.warnings.len(), 1, "{:?}", r.summary.warnings);
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     assert_eq!(env.live_events(&cal).len(), 7);
     assert_eq!(
         app.store
@@ -645,9 +636,9 @@ async fn a_provider_with_its_own_refresh_token_syncs_with_it_and_a_bad_token_is_
         .register_refresh_token("northlab-client", "northlab-secret", "rt-northlab");
     let room = app.offering_id("room-aurora");
     let (provider, consumer) = {
-        let cat = app.store.sled().expect("sled").read().expect("read");
-        let p = cat.offerings[&room].customer;
-        let c = cat
+        let directory = app.store.directory().await.expect("read");
+        let p = directory.offerings[&room].customer;
+        let c = directory
             .customers
             .values()
             .find(|c| c.id != p)
@@ -736,7 +727,7 @@ async fn a_full_listing_that_empties_the_busy_time_is_held_back_unless_forced() 
     let env = sync_env(&app).await;
     let room = app.offering_id("room-aurora");
     env.sync(room).await;
-    let cal = app.calendar_id(room);
+    let cal = app.calendar_id(room).await;
     let ids = ["e0b1", "e0b2", "e0b3", "e0b4", "e0b5"].map(|i| format!("{i}000"));
     for (n, id) in ids.iter().enumerate() {
         let day = format!("2027-02-{:02}", n + 1);

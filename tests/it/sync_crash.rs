@@ -78,11 +78,7 @@ async fn a_sync_killed_mid_run_converges_on_the_next_run_without_duplicates() {
             end_date: None,
             error_message: String::new(),
         };
-        store
-            .sled()
-            .expect("sled")
-            .mutate(|_| Ok::<_, ()>((vec![Change::Resource(r)], ())))
-            .expect("add");
+        store.write(vec![Change::Resource(r)]).await.expect("add");
         let cat = store.sled().expect("sled").read().expect("read");
         cat.resources
             .values()

@@ -29,8 +29,10 @@ async fn waldurs_python_client_drives_the_booking_api_and_parses_every_answer() 
     // tem-2100: a public calendar (unshare succeeds, share says "public already");
     // telescope: a private one (share succeeds, unshare says "private already");
     // room-aurora: none yet (unshare says "does not exist", sync creates it).
-    app.seed_calendar("tem-2100", "tem-2100@group.calendar.google.com", true);
-    app.seed_calendar("telescope", "telescope@group.calendar.google.com", false);
+    app.seed_calendar("tem-2100", "tem-2100@group.calendar.google.com", true)
+        .await;
+    app.seed_calendar("telescope", "telescope@group.calendar.google.com", false)
+        .await;
     // No credentials: every calendar action is a 400.
     let nocred = spawn_app_with(Options {
         google_credentials: false,

@@ -2,6 +2,7 @@
 //! loaded with `fixtures/demo.json`, and hands out tokens for its users.
 #![allow(dead_code)]
 
+pub mod engines;
 pub mod pg;
 
 use std::collections::HashMap;
@@ -39,9 +40,10 @@ pub struct TestApp {
     pub push: Arc<bookcal::push::PushService>,
     /// The Google Calendar the service talks to, when it has credentials.
     pub emu: Option<Emulator>,
-    /// Ids of the demo data by slug (offerings, projects).
-    offerings: HashMap<String, Id>,
-    projects: HashMap<String, Id>,
+    /// Ids by slug (offerings, projects): the demo data's, and what
+    /// [`TestApp::learn_ids`] found since.
+    offerings: Mutex<HashMap<String, Id>>,
+    projects: Mutex<HashMap<String, Id>>,
     scheduler: Mutex<Option<Scheduler>>,
     _dir: tempfile::TempDir,
 }
@@ -69,7 +71,9 @@ pub struct Options {
     /// `google.push_ttl_secs` and `google.push_renew_before_secs`.
     pub push_ttl_secs: u64,
     pub push_renew_before_secs: u64,
-    /// `store_url` (see [`pg::database`]); none: sled in the temporary directory.
+    /// `store_url` (see [`pg::database`]); none: the engine the suite runs on
+    /// ([`engines::default_store_url`]: sled in the temporary directory, or a fresh
+    /// PostgreSQL database with `BOOKCAL_TEST_STORE=postgres`).
     pub store_url: Option<String>,
     /// `google.provider_credentials_dir` (per-provider refresh-token files).
     pub provider_credentials_dir: Option<std::path::PathBuf>,
@@ -112,7 +116,11 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     settings.sync.push_interval_secs = opts.push_interval_secs;
     settings.google.push_ttl_secs = opts.push_ttl_secs;
     settings.google.push_renew_before_secs = opts.push_renew_before_secs;
-    settings.store_url = opts.store_url.map(bookcal::config::Secret::new);
+    let store_url = match opts.store_url {
+        Some(url) => Some(url),
+        None => engines::default_store_url().await,
+    };
+    settings.store_url = store_url.map(bookcal::config::Secret::new);
     settings.google.provider_credentials_dir = opts.provider_credentials_dir;
     settings.google.requests_per_minute = 60_000;
     let emu = if opts.google_credentials {
@@ -168,8 +176,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         engine,
         push,
         emu,
-        offerings,
-        projects,
+        offerings: Mutex::new(offerings),
+        projects: Mutex::new(projects),
         scheduler: Mutex::new(scheduler),
         _dir: dir,
     }
@@ -223,48 +231,50 @@ impl TestApp {
         live_events(self.emu(), calendar_id)
     }
 
-    /// An offering's id by slug: the demo's (any engine), or one a test added
-    /// (read from the sled catalog).
-    /// The Google calendar id stored for `offering` on sled (it must have one).
-    pub fn calendar_id(&self, offering: Id) -> String {
+    /// The Google calendar id stored for `offering` (it must have one).
+    pub async fn calendar_id(&self, offering: Id) -> String {
         self.store
-            .sled()
-            .expect("sled")
             .calendar(offering)
+            .await
             .expect("read")
             .and_then(|c| c.calendar_id)
             .expect("calendar id")
     }
 
-    /// The provider organisation of `offering` (read from the sled catalog).
-    pub fn provider_of(&self, offering: Id) -> Id {
+    /// The provider organisation of `offering`.
+    pub async fn provider_of(&self, offering: Id) -> Id {
         self.store
-            .sled()
-            .expect("sled")
-            .read()
+            .offering(offering)
+            .await
             .expect("read")
-            .offerings[&offering]
+            .expect("offering")
             .customer
     }
 
-    pub fn offering_id(&self, slug: &str) -> Id {
-        self.offerings.get(slug).copied().unwrap_or_else(|| {
-            let store = self.store.sled().expect("an offering added on sled");
-            let cat = store.read().expect("read");
-            let found = cat.offerings.values().find(|o| o.slug == slug);
-            found.expect("offering").id
-        })
+    /// Re-reads the ids of offerings and projects by slug, for the ones a test added
+    /// after start-up.
+    pub async fn learn_ids(&self) {
+        let directory = self.store.directory().await.expect("read the directory");
+        let mut offerings = self.offerings.lock().expect("ids lock");
+        for o in directory.offerings.values() {
+            offerings.insert(o.slug.clone(), o.id);
+        }
+        let mut projects = self.projects.lock().expect("ids lock");
+        for p in directory.projects.values() {
+            projects.insert(p.slug.clone(), p.id);
+        }
     }
 
-    /// A project's id by slug: the demo's (any engine), or one a test added (read
-    /// from the sled catalog).
+    /// An offering's id by slug: the demo's, or one [`TestApp::learn_ids`] found.
+    pub fn offering_id(&self, slug: &str) -> Id {
+        let found = self.offerings.lock().expect("ids lock").get(slug).copied();
+        found.unwrap_or_else(|| panic!("no offering {slug} (added since start-up? learn_ids)"))
+    }
+
+    /// A project's id by slug: the demo's, or one [`TestApp::learn_ids`] found.
     pub fn project_id(&self, slug: &str) -> Id {
-        self.projects.get(slug).copied().unwrap_or_else(|| {
-            let store = self.store.sled().expect("a project added on sled");
-            let cat = store.read().expect("read");
-            let found = cat.projects.values().find(|p| p.slug == slug);
-            found.expect("project").id
-        })
+        let found = self.projects.lock().expect("ids lock").get(slug).copied();
+        found.unwrap_or_else(|| panic!("no project {slug} (added since start-up? learn_ids)"))
     }
 
     pub async fn req(
@@ -324,18 +334,65 @@ impl TestApp {
         })
     }
 
-    /// Counts of stored records, to prove a refused request changed nothing.
-    pub fn snapshot(&self) -> (usize, usize, Vec<(Id, String, usize)>) {
-        let cat = self.store.sled().expect("sled").read().expect("read");
-        let mut res: Vec<(Id, String, usize)> = cat
-            .resources
-            .values()
+    /// Every stored booking resource, with its slots, through the store's own
+    /// list query (whichever engine).
+    pub async fn all_resources(&self) -> Vec<bookcal::domain::Resource> {
+        use bookcal::store::query::{ResourceQuery, Visible};
+        self.store
+            .list_resources(&ResourceQuery {
+                visible: Visible::everything(),
+                page: Some(EVERYTHING),
+                ..ResourceQuery::default()
+            })
+            .await
+            .expect("read")
+            .items
+    }
+
+    /// Every stored order, through the store's own list query.
+    pub async fn all_orders(&self) -> Vec<bookcal::domain::Order> {
+        use bookcal::store::query::{OrderQuery, Visible};
+        self.store
+            .list_orders(&OrderQuery {
+                visible: Visible::everything(),
+                page: Some(EVERYTHING),
+                ..OrderQuery::default()
+            })
+            .await
+            .expect("read")
+            .items
+    }
+
+    /// A stored booking resource by name (the first found).
+    pub async fn resource_named(&self, name: &str) -> bookcal::domain::Resource {
+        let found = self
+            .all_resources()
+            .await
+            .into_iter()
+            .find(|r| &*r.name == name);
+        found.unwrap_or_else(|| panic!("no resource named {name}"))
+    }
+
+    /// Counts of stored records, to prove a refused request changed nothing:
+    /// (resources, orders, each resource's id, state and slot count).
+    pub async fn snapshot(&self) -> (usize, usize, Vec<(Id, String, usize)>) {
+        let resources = self.all_resources().await;
+        let orders = self.all_orders().await;
+        let mut res: Vec<(Id, String, usize)> = resources
+            .iter()
             .map(|r| (r.id, r.state.as_str().to_string(), r.slots.len()))
             .collect();
         res.sort();
-        (cat.resources.len(), cat.orders.len(), res)
+        (resources.len(), orders.len(), res)
     }
 }
+
+/// One page holding every record a test stores (named: without a page the engines
+/// answer differently, sled with everything and PostgreSQL with the count alone).
+const EVERYTHING: bookcal::store::query::PageRange = bookcal::store::query::PageRange {
+    offset: 0,
+    limit: 1_000_000,
+};
 
 /// A day `days` from now at `hour`:00 UTC.
 pub fn at(days: i64, hour: u32) -> chrono::DateTime<chrono::Utc> {
@@ -472,21 +529,50 @@ pub fn live_events(emu: &Emulator, calendar_id: &str) -> Vec<Value> {
 }
 
 /// Adds an accepted booking with `n` one-hour slots, one a day from tomorrow, to an
-/// offering (directly in the store, bypassing the availability rules).
-pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
+/// offering (directly in the store, bypassing the availability rules but not the
+/// rule that live slots never overlap).
+pub async fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
     use bookcal::domain::{Resource, ResourceState, Slot};
-    let (project, user) = {
-        let cat = app.store.sled().expect("sled").read().expect("read");
-        (
-            *cat.projects.keys().next().expect("project"),
-            cat.users_by_name["alice"],
-        )
+    let project = app.project_id("imaging");
+    let user = app
+        .store
+        .user_by_name("alice")
+        .await
+        .expect("read")
+        .expect("alice")
+        .id;
+    // From 06:00, the first hour of the day none of the offering's live slots
+    // overlaps on those days: PostgreSQL refuses overlapping live slots even here.
+    let taken: Vec<bookcal::domain::Interval> = app
+        .store
+        .offering_resources(offering)
+        .await
+        .expect("read")
+        .into_iter()
+        .filter(|r| r.state.holds_slots())
+        .flat_map(|r| r.slots.into_iter().map(|s| s.interval()))
+        .collect();
+    let series = |hour: u32| {
+        (0..n).map(move |i| {
+            let day = 1 + i as i64;
+            let start = at(day, hour);
+            (start, start + chrono::Duration::hours(1))
+        })
     };
+    let hour = (6..24)
+        .chain(0..6)
+        .find(|h| {
+            series(*h).all(|(start, end)| {
+                let new = bookcal::domain::Interval { start, end };
+                taken.iter().all(|t| !t.overlaps(&new))
+            })
+        })
+        .expect("a free hour on those days");
     let now = chrono::Utc::now();
-    let slots = (0..n)
-        .map(|i| Slot {
-            start: at(1 + i as i64, 6),
-            end: at(1 + i as i64, 7),
+    let slots = series(hour)
+        .map(|(start, end)| Slot {
+            start,
+            end,
             backend_id: format!("booking_{}", Id::new_v4().hex()),
         })
         .collect();
@@ -511,9 +597,8 @@ pub fn add_booking_with_slots(app: &TestApp, offering: Id, n: usize) -> Id {
     };
     let id = r.id;
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|_| Ok::<_, ()>((vec![bookcal::store::Change::Resource(r)], ())))
+        .write(vec![bookcal::store::Change::Resource(r)])
+        .await
         .expect("store");
     id
 }
@@ -546,7 +631,7 @@ impl TestApp {
 
     /// Stores an idle calendar record for an offering, as if the scheduler had created
     /// (and, when `public`, shared) its Google calendar and just read its busy time.
-    pub fn seed_calendar(&self, slug: &str, calendar_id: &str, public: bool) {
+    pub async fn seed_calendar(&self, slug: &str, calendar_id: &str, public: bool) {
         use bookcal::domain::calendar::{CalendarState, OfferingCalendar};
         let mut cal = OfferingCalendar::new(self.offering_id(slug));
         cal.calendar_id = Some(calendar_id.to_string());
@@ -557,9 +642,8 @@ impl TestApp {
         cal.busy_read_at = Some(now);
         let change = Store::calendar_change(&cal).expect("encode calendar");
         self.store
-            .sled()
-            .expect("sled")
-            .sync_put(vec![change])
+            .write(vec![change])
+            .await
             .expect("store calendar");
     }
 }
