@@ -1087,6 +1087,7 @@ mod tests {
             ("data_dir", "/srv/x"),
             ("store_url", "postgres://bookcal@db.example/bookcal"),
             ("store_max_connections", "4"),
+            ("store_job_lease_secs", "10"),
             ("public_url", "https://bookcal.example.org"),
             ("token_salt", "a-salt-from-env"),
             ("cache_mb", "7"),
