@@ -78,8 +78,8 @@ impl CalendarView {
         let cal = store.calendar(o.id).await?;
         let (jobs, running, health) = if cal.is_some() {
             (
-                store.queued_jobs(o.id)?,
-                store.running_job(o.id)?,
+                store.queued_jobs(o.id).await?,
+                store.running_job(o.id).await?,
                 state.google.health(o.customer),
             )
         } else {

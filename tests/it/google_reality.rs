@@ -868,7 +868,7 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
             .flatten()
             .is_some_and(|c| c.waiting.is_some())
     }) {
-        let jobs = store.queued_jobs(*id).expect("jobs");
+        let jobs = store.queued_jobs(*id).await.expect("jobs");
         assert_eq!(jobs.len(), 1, "{jobs:?}");
         assert!(
             jobs[0].due > now + Duration::minutes(50) && jobs[0].due <= now + Duration::minutes(61),
@@ -918,9 +918,13 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
     );
     let store2 = app.store.clone();
     assert!(
-        crate::helpers::eventually(30, || store2.queued_jobs(synced).is_ok_and(|j| j
-            .iter()
-            .all(|j| j.trigger != bookcal::domain::jobs::Trigger::Action))
+        crate::helpers::eventually(30, || store2
+            .sled()
+            .expect("sled")
+            .queued_jobs(synced)
+            .is_ok_and(|j| j
+                .iter()
+                .all(|j| j.trigger != bookcal::domain::jobs::Trigger::Action))
             && scheduler.status.active_runs.load(Ordering::Relaxed) == 0)
         .await
     );

@@ -222,6 +222,8 @@ async fn a_forged_notification_changes_nothing_and_is_answered_404() {
             .load(std::sync::atomic::Ordering::Relaxed)
             == 0
             && store
+                .sled()
+                .expect("sled")
                 .queued_jobs(room)
                 .map(|j| j.is_empty())
                 .unwrap_or(false)
@@ -271,7 +273,7 @@ async fn a_forged_notification_changes_nothing_and_is_answered_404() {
     }
     assert_eq!(push_state(&store, room), Some(before));
     assert!(
-        store.queued_jobs(room).expect("jobs").is_empty(),
+        store.queued_jobs(room).await.expect("jobs").is_empty(),
         "nothing queued"
     );
     assert_eq!(status.runs("ok"), runs, "nothing ran");
@@ -422,12 +424,17 @@ async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_u
     let calendar = || store.sled().expect("sled").calendar(room).ok().flatten();
     let push_state = || push_state(&store, room);
     let next_poll = || {
-        store.queued_jobs(room).ok().and_then(|jobs| {
-            jobs.into_iter()
-                .filter(|j| j.trigger == Trigger::Periodic)
-                .map(|j| j.due)
-                .min()
-        })
+        store
+            .sled()
+            .expect("sled")
+            .queued_jobs(room)
+            .ok()
+            .and_then(|jobs| {
+                jobs.into_iter()
+                    .filter(|j| j.trigger == Trigger::Periodic)
+                    .map(|j| j.due)
+                    .min()
+            })
     };
     let action = |what: &'static str| {
         let path = format!("/api/booking-offerings/{}/{what}/", room.hex());
@@ -458,7 +465,7 @@ async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_u
         })
         .await,
         "a healthy channel polls at the push interval: {:?}",
-        store.queued_jobs(room)
+        store.sled().expect("sled").queued_jobs(room)
     );
     let url = format!("{}/google/notifications", app.base);
     let deliver = |number: u64| {
@@ -508,7 +515,7 @@ async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_u
         ))
         .await,
         "polling is back at the usual interval: {:?}",
-        store.queued_jobs(room)
+        store.sled().expect("sled").queued_jobs(room)
     );
     // Later syncs (each followed by a look of the upkeep) do not re-open it.
     for _ in 0..2 {
