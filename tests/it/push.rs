@@ -622,6 +622,67 @@ async fn a_postgresql_backed_service_keeps_its_channels_in_the_database_and_rene
     );
 }
 
+#[tokio::test]
+async fn a_notification_on_a_postgresql_backed_service_syncs_the_offering() {
+    let Some(url) = crate::helpers::pg::database().await else {
+        return;
+    };
+    let app = spawn_app_with(Options {
+        push: true,
+        store_url: Some(url),
+        ..Options::default()
+    })
+    .await;
+    let _scheduler = app.start_scheduler();
+    let room = app.offering_id("room-aurora");
+    app.engine
+        .sync_offering(room, bookcal::sync::RunOptions::default())
+        .await
+        .expect("the first sync creates the calendar");
+    let cal = app
+        .store
+        .calendar(room)
+        .await
+        .expect("read")
+        .and_then(|c| c.calendar_id)
+        .expect("calendar id");
+    app.push.poke();
+    let store = app.store.clone();
+    assert!(
+        eventually_async(30, || async {
+            store
+                .push_state(room)
+                .await
+                .expect("read")
+                .is_some_and(|s| s.channel.is_some() && s.ignored >= 1)
+        })
+        .await,
+        "a channel is open and its `sync` message arrived"
+    );
+    let (start, end) = (at(35, 9), at(35, 11));
+    insert_external(&app, &cal, "e0pgpush1", (start, end)).await;
+    assert!(
+        eventually_async(30, || async {
+            store
+                .busy_slots(room)
+                .await
+                .expect("read the busy time")
+                .iter()
+                .any(|s| s.start == start && s.end == end)
+        })
+        .await,
+        "the notification queued a sync in PostgreSQL and its run read the event"
+    );
+    assert!(
+        store
+            .push_state(room)
+            .await
+            .expect("read")
+            .is_some_and(|s| s.received >= 1),
+        "the notification was counted"
+    );
+}
+
 /// One run of the service on `dir` against `emu` until the returned token is
 /// cancelled; returns its base URL, store and the handle of its run.
 async fn run_service(
