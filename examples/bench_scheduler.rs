@@ -76,6 +76,11 @@ async fn prepare(dir: &Path, emu: &Emulator, n: usize) -> Result<Vec<Id>> {
                     burst: 1_000,
                 },
                 page_size: Some(2500),
+                // Set-up creates every calendar at once: no hourly budget.
+                limits: bookcal::google::UsageLimits {
+                    calendars_per_hour: 0,
+                    ..bookcal::google::UsageLimits::default()
+                },
                 ..ClientOptions::default()
             })
             .build()

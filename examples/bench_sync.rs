@@ -215,6 +215,11 @@ async fn main() -> anyhow::Result<()> {
                     burst: 1_000,
                 },
                 page_size: Some(2500),
+                // Set-up creates every calendar at once: no hourly budget.
+                limits: bookcal::google::UsageLimits {
+                    calendars_per_hour: 0,
+                    ..bookcal::google::UsageLimits::default()
+                },
                 ..ClientOptions::default()
             },
         )

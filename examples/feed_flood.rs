@@ -3,8 +3,11 @@
 //!
 //! ```sh
 //! cargo build --release --example feed_flood
-//! target/release/examples/feed_flood BINARY [BINARY ...]
+//! target/release/examples/feed_flood [BOOKCAL_X=V ...] BINARY [[BOOKCAL_X=V ...] BINARY ...]
 //! ```
+//!
+//! `BOOKCAL_...=VALUE` arguments are settings for the servers of the binaries after
+//! them (the same binary twice, with a setting off and on, compares just that).
 //!
 //! Each binary gets the same data through its own command line and API (so older
 //! builds can be compared): the demo users, a "flooded" offering with `FLOOD_EVENTS`
@@ -252,7 +255,7 @@ async fn fresh_latencies(
     (at(0.5), at(0.99), failed)
 }
 
-async fn run(bin: &Path) -> Vec<(&'static str, String)> {
+async fn run(bin: &Path, settings: &[(String, String)]) -> Vec<(&'static str, String)> {
     let flood_events = knob("FLOOD_EVENTS", 1000) as usize;
     let samples = knob("SAMPLES", 200);
     let clients = knob("FLOOD_CLIENTS", 64);
@@ -281,6 +284,7 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
     let emu_port = port_in(&emu_line);
 
     let mut serve = Command::new(bin);
+    serve.envs(settings.iter().map(|(k, v)| (k, v)));
     serve
         .arg("serve")
         .env("BOOKCAL_DATA_DIR", &data)
@@ -540,12 +544,30 @@ async fn run(bin: &Path) -> Vec<(&'static str, String)> {
 
 #[tokio::main]
 async fn main() {
-    let bins: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
+    // `NAME=VALUE` arguments set the server's environment for the binaries after them
+    // (a column per binary, named with its settings).
+    let mut bins: Vec<(PathBuf, Vec<(String, String)>)> = Vec::new();
+    let mut settings = Vec::new();
+    for a in std::env::args().skip(1) {
+        match a.split_once('=') {
+            Some((k, v)) if k.starts_with("BOOKCAL_") => {
+                settings.push((k.to_owned(), v.to_owned()))
+            }
+            _ => bins.push((PathBuf::from(a), settings.clone())),
+        }
+    }
     assert!(!bins.is_empty(), "usage: feed_flood BINARY [BINARY ...]");
     let mut columns = Vec::new();
-    for bin in &bins {
-        eprintln!("== {}", bin.display());
-        let rows = run(bin).await;
+    let name = |(bin, settings): &(PathBuf, Vec<(String, String)>)| {
+        let mut n = bin.display().to_string();
+        for (k, v) in settings {
+            n = format!("{k}={v} {n}");
+        }
+        n
+    };
+    for b in &bins {
+        eprintln!("== {}", name(b));
+        let rows = run(&b.0, &b.1).await;
         for (k, v) in &rows {
             eprintln!("{k}: {v}");
         }
@@ -553,10 +575,7 @@ async fn main() {
     }
     println!(
         "| scenario | {} |",
-        bins.iter()
-            .map(|b| b.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" | ")
+        bins.iter().map(name).collect::<Vec<_>>().join(" | ")
     );
     println!("|---|{}", "---|".repeat(bins.len()));
     for (i, (name, _)) in columns[0].iter().enumerate() {

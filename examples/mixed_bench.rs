@@ -38,7 +38,7 @@ use anyhow::{bail, Context, Result};
 use bookcal::domain::Id;
 use bookcal::emulator::{Emulator, EmulatorOptions};
 use bookcal::google::{
-    AclRole, CalendarApi, ClientOptions, Credentials, GoogleCalendarClient, RateLimit,
+    AclRole, CalendarApi, ClientOptions, Credentials, GoogleCalendarClient, RateLimit, UsageLimits,
 };
 use bookcal::import::DataSet;
 use bookcal::store::{Store, StoreOptions};
@@ -154,6 +154,11 @@ async fn prepare(dir: &Path, emu: &Emulator, events: usize, others: usize) -> Re
                     burst: 1_000,
                 },
                 page_size: Some(2500),
+                // Preparation creates the calendars all at once: no hourly budget.
+                limits: UsageLimits {
+                    calendars_per_hour: 0,
+                    ..UsageLimits::default()
+                },
                 ..ClientOptions::default()
             })
             .build()

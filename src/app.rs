@@ -95,10 +95,7 @@ pub fn client_options(settings: &Settings) -> ClientOptions {
     let per_minute = settings.google.requests_per_minute;
     ClientOptions {
         root_url: settings.google.root_url.clone(),
-        rate_limit: RateLimit {
-            per_minute,
-            burst: (per_minute / 60).clamp(1, 50),
-        },
+        rate_limit: RateLimit::per_minute(per_minute),
         page_size: Some(2500),
         limits: crate::google::UsageLimits {
             calendars_per_hour: settings.google.calendars_per_hour,

@@ -36,6 +36,11 @@ impl fmt::Debug for Secret {
 /// the same file is `deploy/bookcal.example.toml`).
 pub const EXAMPLE_TOML: &str = include_str!("../deploy/bookcal.example.toml");
 
+/// `google.requests_per_minute` by default: the one definition (the Google client's
+/// default budget, `RateLimit::default`, is this too). Google allows 600 per user in
+/// any minute; 580 with a burst of a second's worth keeps every minute at 589 or less.
+pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 580;
+
 /// Errors while loading settings; each names the offending key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -121,7 +126,7 @@ impl Default for GoogleSettings {
             service_account_key: None,
             impersonate: None,
             provider_credentials_dir: None,
-            requests_per_minute: 580,
+            requests_per_minute: DEFAULT_REQUESTS_PER_MINUTE,
             share_busy_only: false,
             push_enabled: true,
             push_url: None,
@@ -1038,6 +1043,58 @@ mod tests {
         std::fs::write(&p, EXAMPLE_TOML).expect("write");
         let s = Settings::load_with(Some(&p), &env(&[])).expect("the example parses");
         assert_eq!(as_toml(&s), as_toml(&Settings::default()));
+    }
+
+    /// A default as the README's settings table writes it.
+    fn documented(v: &toml::Value) -> String {
+        match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_readme_documents_the_defaults_the_code_has() {
+        let readme = include_str!("../README.md");
+        let defaults = as_toml(&Settings::default());
+        let keys = all_keys();
+        let mut checked = Vec::new();
+        for line in readme.lines() {
+            let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+            let [_, key, _env, default, ..] = cols.as_slice() else {
+                continue;
+            };
+            let Some(key) = key.strip_prefix('`').and_then(|k| k.strip_suffix('`')) else {
+                continue;
+            };
+            if !keys.iter().any(|k| k == key) {
+                continue;
+            }
+            // A literal default: `value`, maybe followed by "(what it means)". Others
+            // ("none", "built-in", a derived address) are words, not values.
+            let Some((literal, rest)) = default.strip_prefix('`').and_then(|d| d.split_once('`'))
+            else {
+                continue;
+            };
+            if !(rest.is_empty() || rest.starts_with(" (")) {
+                continue;
+            }
+            let code = key
+                .split('.')
+                .try_fold(&defaults, |v, part| v.get(part))
+                .map(documented);
+            assert_eq!(
+                code.as_deref(),
+                Some(literal),
+                "README documents `{key}` = {literal}"
+            );
+            checked.push(key.to_string());
+        }
+        assert!(
+            checked.iter().any(|k| k == "google.requests_per_minute"),
+            "the README documents the request budget: {checked:?}"
+        );
+        assert!(checked.len() >= 20, "{checked:?}");
     }
 
     #[test]

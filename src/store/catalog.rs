@@ -7,11 +7,16 @@
 //!
 //! Substring search (`query=`, `name=`) goes through [`TextIndex`], a trigram index
 //! over the resources' names, slugs and backend ids: a search reads the entries that
-//! contain every trigram of the needle instead of every entry's text.
+//! contain every trigram of the needle instead of every entry's text, and checks them
+//! against the lowercased texts the index keeps side by side in entry order (not
+//! against the entries themselves, which would cost a cache miss or two each). The
+//! orders of each resource are kept by its entry number too, so `query=` on orders
+//! goes from matching names to orders without a hash lookup per resource.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use smallvec::SmallVec;
 
 use super::index::{OrderIdx, ResourceIdx};
 use crate::domain::{
@@ -70,6 +75,9 @@ pub struct Catalog {
     /// Resources in the default order (name, then id).
     pub resources_by_name: BTreeSet<(Box<str>, Id)>,
     pub resources_by_offering: HashMap<Id, HashSet<Id>>,
+    /// Resources by their first slot's start (none first), then id: `o=schedules`
+    /// over everything walks it (ties are ordered by name when walked).
+    pub resources_by_start: BTreeSet<(Option<DateTime<Utc>>, Id)>,
     pub orders: HashMap<Id, OrderEntry>,
     /// Orders in the default order (created, then id).
     pub orders_by_created: BTreeSet<(DateTime<Utc>, Id)>,
@@ -78,6 +86,9 @@ pub struct Catalog {
     pub orders_by_resource: HashMap<Id, Vec<Id>>,
     /// The orders of each project.
     pub orders_by_project: HashMap<Id, Vec<Id>>,
+    /// The orders of each resource by its entry number in `resource_text` (the same
+    /// as `orders_by_resource`, for resources in the catalog).
+    pub orders_by_text_no: Vec<SmallVec<[Id; 1]>>,
     /// Trigrams of the resources' names, slugs and backend ids (lowercase).
     pub resource_text: TextIndex,
     /// Busy intervals imported from each offering's calendar.
@@ -100,7 +111,11 @@ impl Catalog {
                 self.resource_text.update(old.text_no, &texts);
                 old.text_no
             }
-            None => self.resource_text.insert(r.id, &texts),
+            None => {
+                let no = self.resource_text.insert(r.id, &texts);
+                self.copy_orders_to_text_no(no, r.id);
+                no
+            }
         };
         self.remove_resource(r.id);
         let project = self.projects.get(&r.project);
@@ -124,6 +139,7 @@ impl Catalog {
             text_no,
         };
         self.resources_by_name.insert((entry.name.clone(), r.id));
+        self.resources_by_start.insert((entry.first_start, r.id));
         self.resources_by_offering
             .entry(r.offering)
             .or_default()
@@ -134,6 +150,7 @@ impl Catalog {
     fn remove_resource(&mut self, id: Id) {
         if let Some(old) = self.resources.remove(&id) {
             self.resources_by_name.remove(&(old.name, id));
+            self.resources_by_start.remove(&(old.first_start, id));
             if let Some(set) = self.resources_by_offering.get_mut(&old.offering) {
                 set.remove(&id);
             }
@@ -167,6 +184,9 @@ impl Catalog {
             .entry(o.resource)
             .or_default()
             .push(o.id);
+        if let Some(no) = self.resources.get(&o.resource).map(|r| r.text_no) {
+            self.copy_orders_to_text_no(no, o.resource);
+        }
         self.orders_by_project
             .entry(o.project)
             .or_default()
@@ -191,7 +211,36 @@ impl Catalog {
                     }
                 }
             }
+            if let Some(no) = self.resources.get(&old.resource).map(|r| r.text_no) {
+                self.copy_orders_to_text_no(no, old.resource);
+            }
         }
+    }
+
+    /// Makes `orders_by_text_no[no]` the orders of `resource` (whose number it is).
+    fn copy_orders_to_text_no(&mut self, no: u32, resource: Id) {
+        let no = no as usize;
+        if self.orders_by_text_no.len() <= no {
+            self.orders_by_text_no.resize_with(no + 1, SmallVec::new);
+        }
+        let orders = self.orders_by_resource.get(&resource);
+        if let Some(slot) = self.orders_by_text_no.get_mut(no) {
+            *slot = SmallVec::from_slice(orders.map_or(&[][..], Vec::as_slice));
+        }
+    }
+
+    /// The orders of the resources whose name contains `needle` (lowercase), from the
+    /// trigram index; `None` when the needle is too short for the index.
+    pub fn orders_of_resources_named(&self, needle: &str) -> Option<Vec<Id>> {
+        let numbers = self.resource_text.matching(needle, Some(0))?;
+        Some(
+            numbers
+                .into_iter()
+                .filter_map(|no| self.orders_by_text_no.get(no as usize))
+                .flatten()
+                .copied()
+                .collect(),
+        )
     }
 
     /// The resources whose name, slug or backend id may contain `needle` (lowercase),
@@ -263,28 +312,79 @@ impl Catalog {
 /// texts; every 3-byte window of a text, lowercased, lists the entries that contain it,
 /// in number order. A needle of 3 bytes or more is in an entry's text only if all its
 /// trigrams are, so the entries of the shortest lists, intersected, are the only
-/// candidates; the caller checks them against the text. Lists only grow: an entry
-/// whose text changes keeps its old trigrams (candidates are checked anyway), and the
-/// caller drops numbers of entries that are gone.
+/// candidates. Lists only grow: an entry whose text changes keeps its old trigrams
+/// (candidates are checked anyway), and the caller drops numbers of entries that are
+/// gone. The lowercased texts themselves are kept in one buffer, each entry's joined
+/// by NUL bytes, so that candidates are checked (`matching`) in entry order without
+/// touching anything else; a changed text is appended and the buffer compacted once
+/// half of it is stale.
 #[derive(Default)]
 pub struct TextIndex {
     /// Entry number -> id.
     ids: Vec<Id>,
     grams: HashMap<[u8; 3], Vec<u32>>,
+    /// Entry number -> its texts' span in `texts`.
+    spans: Vec<(u32, u32)>,
+    texts: String,
+    /// Bytes of `texts` no span points at any more.
+    stale: usize,
 }
+
+/// Separates an entry's texts in [`TextIndex::texts`].
+const SEPARATOR: char = '\0';
 
 impl TextIndex {
     /// Indexes a new entry; returns its number.
     pub(crate) fn insert(&mut self, id: Id, texts: &[&str]) -> u32 {
         let no = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
         self.ids.push(id);
+        let span = self.push_text(texts);
+        self.spans.push(span);
         self.add(no, texts);
         no
     }
 
     /// Indexes the new texts of entry `no` (lists that lack it gain it).
     pub(crate) fn update(&mut self, no: u32, texts: &[&str]) {
+        let joined = joined_lowercase(texts);
+        let Some(&(from, to)) = self.spans.get(no as usize) else {
+            return;
+        };
+        if self.texts.get(from as usize..to as usize) == Some(joined.as_str()) {
+            return;
+        }
+        self.stale += (to - from) as usize;
+        let span = self.push_joined(&joined);
+        if let Some(s) = self.spans.get_mut(no as usize) {
+            *s = span;
+        }
         self.add(no, texts);
+        if self.stale > self.texts.len() / 2 {
+            self.compact();
+        }
+    }
+
+    fn push_text(&mut self, texts: &[&str]) -> (u32, u32) {
+        self.push_joined(&joined_lowercase(texts))
+    }
+
+    fn push_joined(&mut self, joined: &str) -> (u32, u32) {
+        let from = u32::try_from(self.texts.len()).unwrap_or(u32::MAX);
+        self.texts.push_str(joined);
+        (from, u32::try_from(self.texts.len()).unwrap_or(u32::MAX))
+    }
+
+    /// Rewrites `texts` without its stale bytes.
+    fn compact(&mut self) {
+        let old = std::mem::take(&mut self.texts);
+        let mut texts = String::with_capacity(old.len() - self.stale);
+        for span in &mut self.spans {
+            let from = u32::try_from(texts.len()).unwrap_or(u32::MAX);
+            texts.push_str(old.get(span.0 as usize..span.1 as usize).unwrap_or(""));
+            *span = (from, u32::try_from(texts.len()).unwrap_or(u32::MAX));
+        }
+        self.texts = texts;
+        self.stale = 0;
     }
 
     fn add(&mut self, no: u32, texts: &[&str]) {
@@ -302,9 +402,14 @@ impl TextIndex {
         }
     }
 
-    /// The ids of the entries whose texts may contain `needle` (lowercase), in entry
-    /// order; `None` if the needle is shorter than a trigram.
-    pub fn candidates(&self, needle: &str) -> Option<Vec<Id>> {
+    /// The id of entry `no`.
+    pub fn id(&self, no: u32) -> Option<Id> {
+        self.ids.get(no as usize).copied()
+    }
+
+    /// The numbers of the entries whose texts may contain `needle` (lowercase), in
+    /// entry order; `None` if the needle is shorter than a trigram.
+    fn candidate_numbers(&self, needle: &str) -> Option<Vec<u32>> {
         let mut lists: Vec<&[u32]> = Vec::new();
         for gram in grams_of(&[needle]) {
             match self.grams.get(&gram) {
@@ -324,12 +429,55 @@ impl TextIndex {
             }
             hits.retain(|no| list.binary_search(no).is_ok());
         }
+        Some(hits)
+    }
+
+    /// The ids of the entries whose texts may contain `needle` (lowercase), in entry
+    /// order; `None` if the needle is shorter than a trigram.
+    pub fn candidates(&self, needle: &str) -> Option<Vec<Id>> {
         Some(
-            hits.into_iter()
-                .filter_map(|no| self.ids.get(no as usize).copied())
+            self.candidate_numbers(needle)?
+                .into_iter()
+                .filter_map(|no| self.id(no))
                 .collect(),
         )
     }
+
+    /// The numbers of the entries whose text number `field` (`None`: any of their
+    /// texts) contains `needle` (lowercase), in entry order: exactly those. `None` if
+    /// the needle is shorter than a trigram (or holds the separator).
+    pub fn matching(&self, needle: &str, field: Option<usize>) -> Option<Vec<u32>> {
+        if needle.contains(SEPARATOR) {
+            return None;
+        }
+        let mut numbers = self.candidate_numbers(needle)?;
+        numbers.retain(|&no| {
+            let Some(&(from, to)) = self.spans.get(no as usize) else {
+                return false;
+            };
+            let text = self.texts.get(from as usize..to as usize).unwrap_or("");
+            match field {
+                None => text.contains(needle),
+                Some(k) => text
+                    .split(SEPARATOR)
+                    .nth(k)
+                    .is_some_and(|t| t.contains(needle)),
+            }
+        });
+        Some(numbers)
+    }
+}
+
+/// The texts lowercased and joined by [`SEPARATOR`].
+fn joined_lowercase(texts: &[&str]) -> String {
+    let mut out = String::new();
+    for (i, t) in texts.iter().enumerate() {
+        if i > 0 {
+            out.push(SEPARATOR);
+        }
+        out.push_str(&t.to_lowercase());
+    }
+    out
 }
 
 /// The distinct trigrams of the lowercased texts.
@@ -379,6 +527,119 @@ mod tests {
         for (needle, want) in cases {
             assert_eq!(ix.candidates(needle), want, "needle {needle:?}");
         }
+    }
+
+    #[test]
+    fn matching_keeps_exactly_the_entries_whose_text_or_chosen_text_contains_the_needle() {
+        let mut ix = TextIndex::default();
+        ix.insert(id(1), &["Seminar room", "seminar-room", "b1"]);
+        ix.insert(id(2), &["Night run", "seminar-x", ""]);
+        ix.insert(id(3), &["Ångström SEMINAR", "", ""]);
+        ix.insert(id(4), &["xabc", "bcdx", ""]);
+        type Case<'a> = (&'a str, Option<usize>, Option<Vec<u32>>);
+        let cases: [Case; 9] = [
+            ("seminar", None, Some(vec![0, 1, 2])),
+            ("seminar", Some(0), Some(vec![0, 2])),
+            ("seminar", Some(1), Some(vec![0, 1])),
+            ("ångström s", Some(0), Some(vec![2])),
+            // Trigrams from two texts of one entry: a candidate, not a match.
+            ("abcd", None, Some(vec![])),
+            ("bcd", Some(1), Some(vec![3])),
+            ("room", Some(2), Some(vec![])),
+            ("se", None, None),
+            ("sem\0x", None, None),
+        ];
+        for (needle, field, want) in cases {
+            assert_eq!(ix.matching(needle, field), want, "{needle:?} {field:?}");
+        }
+    }
+
+    #[test]
+    fn renamed_entries_match_their_new_text_only_and_the_text_buffer_is_compacted() {
+        let mut ix = TextIndex::default();
+        let a = ix.insert(id(1), &["alpha"]);
+        ix.insert(id(2), &["beta"]);
+        for n in 0..50 {
+            ix.update(a, &[&format!("gamma {n}")]);
+        }
+        assert_eq!(ix.matching("gamma 49", None), Some(vec![a]));
+        assert_eq!(ix.matching("gamma 48", None), Some(vec![]));
+        assert_eq!(ix.matching("alpha", None), Some(vec![]));
+        assert_eq!(ix.matching("beta", None), Some(vec![1]));
+        assert!(
+            ix.texts.len() < 2 * "gamma 49beta".len(),
+            "{}",
+            ix.texts.len()
+        );
+        // The same text again changes nothing.
+        let before = ix.texts.len();
+        ix.update(a, &["Gamma 49"]);
+        assert_eq!(ix.texts.len(), before);
+    }
+
+    #[test]
+    fn the_orders_of_named_resources_follow_their_orders_whichever_comes_first() {
+        use crate::domain::{OrderState, OrderType, ResourceState};
+        use crate::store::index::{OrderIdx, ResourceIdx};
+        let at = chrono::DateTime::<Utc>::default();
+        let resource = |n: u8, name: &str| ResourceIdx {
+            id: id(n),
+            name: name.into(),
+            slug: String::new(),
+            backend_id: String::new(),
+            offering: id(100),
+            project: id(101),
+            state: ResourceState::Ok,
+            created: at,
+            modified: at,
+            created_by: id(102),
+            slots: vec![],
+        };
+        let order = |n: u8, r: u8| OrderIdx {
+            id: id(n),
+            offering: id(100),
+            project: id(101),
+            resource: id(r),
+            state: OrderState::Done,
+            kind: OrderType::Create,
+            created: at,
+            modified: at,
+            created_by: id(102),
+            requested: vec![],
+        };
+        let mut cat = Catalog::default();
+        // An order before its resource, one after, one moved to another resource.
+        cat.put_order(&order(11, 1));
+        cat.put_resource(&resource(1, "Seminar one"));
+        cat.put_resource(&resource(2, "Seminar two"));
+        cat.put_order(&order(12, 1));
+        cat.put_order(&order(13, 2));
+        cat.put_resource(&resource(3, "Night run"));
+        let sorted = |v: Option<Vec<Id>>| {
+            v.map(|mut v| {
+                v.sort();
+                v
+            })
+        };
+        let mut want = vec![id(11), id(12), id(13)];
+        want.sort();
+        assert_eq!(sorted(cat.orders_of_resources_named("seminar")), Some(want));
+        cat.put_order(&order(13, 3));
+        cat.remove_order(id(12));
+        assert_eq!(
+            sorted(cat.orders_of_resources_named("seminar")),
+            Some(vec![id(11)])
+        );
+        assert_eq!(
+            sorted(cat.orders_of_resources_named("run")),
+            Some(vec![id(13)])
+        );
+        cat.put_resource(&resource(3, "Seminar three"));
+        assert_eq!(
+            cat.orders_of_resources_named("seminar three"),
+            Some(vec![id(13)])
+        );
+        assert_eq!(cat.orders_of_resources_named("night"), Some(vec![]));
     }
 
     #[test]
