@@ -261,17 +261,12 @@ async fn booking_to_google(s: Arc<Service>, offering: Id, cal: String, sample: i
     assert_eq!(status, 200, "{body}");
     let want = start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     loop {
-        let confirmed = s.emu.inspect().events(cal).iter().any(|e| {
-            e["status"] == "confirmed"
-                && e["start"]["dateTime"]
-                    .as_str()
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .is_some_and(|t| {
-                        t.with_timezone(&Utc)
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                            == want
-                    })
-        });
+        let confirmed = s
+            .emu
+            .inspect()
+            .events(cal)
+            .iter()
+            .any(|e| e["status"] == "confirmed" && same_second(&e["start"]["dateTime"], &want));
         if confirmed {
             return t0.elapsed().as_secs_f64();
         }
@@ -299,22 +294,27 @@ async fn google_to_blocked(s: Arc<Service>, offering: Id, cal: String, sample: i
     s.human.event_insert(cal, &ev).await.expect("insert");
     loop {
         let list = s.get(&s.alice, &path).await;
-        let blocked = list.as_array().into_iter().flatten().any(|b| {
-            b["busy"] == true
-                && b["start"]
-                    .as_str()
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .is_some_and(|t| {
-                        t.with_timezone(&Utc)
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                            == want
-                    })
-        });
+        let blocked = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|b| b["busy"] == true && same_second(&b["start"], &want));
         if blocked {
             return t0.elapsed().as_secs_f64();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Whether the RFC 3339 time `v` is the instant `want` (UTC, to the second).
+fn same_second(v: &Value, want: &str) -> bool {
+    v.as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| {
+            t.with_timezone(&Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                == want
+        })
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {

@@ -23,6 +23,8 @@
 //!
 //! Waits are capped (60 s); "held" means the cap was reached.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -443,16 +445,5 @@ async fn main() {
         }
         columns.push(rows);
     }
-    println!(
-        "| scenario | {} |",
-        bins.iter()
-            .map(|b| b.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!("|---|{}", "---|".repeat(bins.len()));
-    for (i, (name, _)) in columns[0].iter().enumerate() {
-        let cells: Vec<&str> = columns.iter().map(|c| c[i].1.as_str()).collect();
-        println!("| {name} | {} |", cells.join(" | "));
-    }
+    support::print_columns(&bins, &columns);
 }

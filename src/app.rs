@@ -68,6 +68,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
         Some(url) => {
             let pg = crate::store::pg::PgOptions {
                 max_connections: settings.store_max_connections,
+                job_lease: std::time::Duration::from_secs(settings.store_job_lease_secs),
             };
             Store::connect(url.expose(), &opts, &pg)
                 .await

@@ -289,6 +289,10 @@ pub struct Settings {
     pub store_url: Option<Secret>,
     /// Database connections each process keeps at most (PostgreSQL only).
     pub store_max_connections: u32,
+    /// Seconds a replica holds a claimed job without renewing its lease (PostgreSQL
+    /// only; runs renew every third of it). A replica that dies loses its jobs to the
+    /// others this long after its last renewal.
+    pub store_job_lease_secs: u64,
     /// Public base URL used in links; from the request's Host header when unset.
     pub public_url: Option<String>,
     /// Salt mixed into stored token hashes.
@@ -313,6 +317,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             store_url: None,
             store_max_connections: 16,
+            store_job_lease_secs: 60,
             public_url: None,
             token_salt: Secret::new(crate::store::DEFAULT_TOKEN_SALT),
             cache_mb: 16,
@@ -529,6 +534,12 @@ impl Settings {
             "store_max_connections",
             "BOOKCAL_STORE_MAX_CONNECTIONS",
             &mut s.store_max_connections,
+        )?;
+        parse_env(
+            env,
+            "store_job_lease_secs",
+            "BOOKCAL_STORE_JOB_LEASE_SECS",
+            &mut s.store_job_lease_secs,
         )?;
         if let Some(v) = env("BOOKCAL_PUBLIC_URL") {
             s.public_url = Some(v).filter(|v| !v.is_empty());
@@ -889,6 +900,13 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if self.store_job_lease_secs < 3 {
+            return Err(invalid(
+                "store_job_lease_secs",
+                "BOOKCAL_STORE_JOB_LEASE_SECS",
+                "must be at least 3",
+            ));
+        }
         self.http.validate()?;
         if self.cache_mb == 0 {
             return Err(invalid(
@@ -1126,6 +1144,7 @@ mod tests {
             ("data_dir", "/srv/x"),
             ("store_url", "postgres://bookcal@db.example/bookcal"),
             ("store_max_connections", "4"),
+            ("store_job_lease_secs", "10"),
             ("public_url", "https://bookcal.example.org"),
             ("token_salt", "a-salt-from-env"),
             ("cache_mb", "7"),

@@ -327,7 +327,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate { .. } => match &settings.store_url {
             Some(url) => {
-                let opts = bookcal::store::pg::PgOptions { max_connections: 1 };
+                let opts = bookcal::store::pg::PgOptions {
+                    max_connections: 1,
+                    ..Default::default()
+                };
                 let pool = bookcal::store::pg::connect(url.expose(), &opts).await?;
                 bookcal::store::pg::migrate(&pool).await?;
                 println!(
@@ -450,6 +453,7 @@ async fn open_location(
     if location.starts_with("postgres://") || location.starts_with("postgresql://") {
         let pg = bookcal::store::pg::PgOptions {
             max_connections: settings.store_max_connections,
+            job_lease: std::time::Duration::from_secs(settings.store_job_lease_secs),
         };
         // The URL may hold a password: it is never repeated in an error.
         bookcal::store::Store::connect(location, &opts, &pg)

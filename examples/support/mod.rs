@@ -275,3 +275,23 @@ pub fn thread_names(pid: u32) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// Prints a Markdown table with one column of figures per binary, side by side:
+/// `columns[b]` holds binary `b`'s (scenario, figure) rows, in the same order.
+pub fn print_columns<N: std::fmt::Display>(bins: &[PathBuf], columns: &[Vec<(N, String)>]) {
+    println!(
+        "| scenario | {} |",
+        bins.iter()
+            .map(|b| b.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---|{}", "---|".repeat(bins.len()));
+    let Some(first) = columns.first() else {
+        return;
+    };
+    for (i, (name, _)) in first.iter().enumerate() {
+        let cells: Vec<&str> = columns.iter().map(|c| c[i].1.as_str()).collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    }
+}

@@ -1,12 +1,16 @@
 //! Waldur list conventions: repeated or comma-separated query keys, `page` /
 //! `page_size`, `field=`, `o=`, the `Link` and `X-Result-Count` headers, HEAD.
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
+use super::auth::{Caller, Roles};
 use super::error::ApiError;
+use super::{AppState, BaseUrl};
 use crate::domain::Id;
 
 /// Default and maximum page sizes (DRF settings of upstream Waldur).
@@ -339,8 +343,81 @@ pub fn select_fields(obj: Value, fields: &[&str]) -> Value {
     }
 }
 
+/// What every list handler starts from, read in this order: the caller (401 first),
+/// the page asked for (`page`, `page_size`: 400), the caller's roles. Then the handler
+/// builds its query with [`ListRequest::rows`], checks the page and gets its `Link`
+/// with [`ListRequest::link`], and answers with [`ListRequest::respond`].
+pub struct ListRequest {
+    pub params: Params,
+    pub roles: Roles,
+    /// The service's base URL as the client sees it.
+    pub base: String,
+    page: usize,
+    size: usize,
+    head: bool,
+}
+
+impl FromRequestParts<AppState> for ListRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let BaseUrl(base) = BaseUrl::from_request_parts(parts, state).await?;
+        let params = Params::parse(parts.uri.query());
+        let (page, size) = params.page()?;
+        let roles = Roles::load(&state.store, &caller.user).await?;
+        Ok(ListRequest {
+            params,
+            roles,
+            base,
+            page,
+            size,
+            head: parts.method == Method::HEAD,
+        })
+    }
+}
+
+impl ListRequest {
+    /// Whether only the count is asked for (HEAD).
+    pub fn head(&self) -> bool {
+        self.head
+    }
+
+    /// The rows the store reads for this page (none for HEAD).
+    pub fn rows(&self) -> crate::store::query::PageRange {
+        page_of(self.page, self.size, self.head)
+    }
+
+    /// Checks that the page exists among `total` items (`Invalid page.`) and builds
+    /// the `Link` header of the list at `path`.
+    ///
+    /// # Errors
+    /// A page past the last one.
+    pub fn link(&self, path: &str, total: usize) -> Result<String, ApiError> {
+        page_range(total, self.page, self.size)?;
+        Ok(link_header(
+            &self.base,
+            path,
+            &self.params,
+            self.page,
+            self.size,
+            total,
+        ))
+    }
+
+    /// The page as the answer, with the fields `field=` picks.
+    pub fn respond<T: serde::Serialize>(
+        &self,
+        items: &[T],
+        total: usize,
+        link: String,
+    ) -> Response {
+        page_response(items, &self.params.fields(), total, link)
+    }
+}
+
 /// The rows of page `page` of `size` (none for a HEAD request, which only counts).
-pub fn page_of(page: usize, size: usize, head: bool) -> crate::store::query::PageRange {
+fn page_of(page: usize, size: usize, head: bool) -> crate::store::query::PageRange {
     crate::store::query::PageRange {
         offset: (page - 1).saturating_mul(size),
         limit: if head { 0 } else { size },
@@ -348,11 +425,7 @@ pub fn page_of(page: usize, size: usize, head: bool) -> crate::store::query::Pag
 }
 
 /// A page of `total` items: the index range to return, or `Invalid page.`.
-pub fn page_range(
-    total: usize,
-    page: usize,
-    size: usize,
-) -> Result<std::ops::Range<usize>, ApiError> {
+fn page_range(total: usize, page: usize, size: usize) -> Result<std::ops::Range<usize>, ApiError> {
     let start = (page - 1).saturating_mul(size);
     if page > 1 && start >= total {
         return Err(ApiError::InvalidPage);
@@ -380,7 +453,7 @@ fn page_url(base: &str, path: &str, params: &Params, page: usize) -> String {
 
 /// The `Link` header value: first and last always, prev and next when they exist.
 /// Commas inside URLs are percent-encoded (the Python client splits on `,`).
-pub fn link_header(
+fn link_header(
     base: &str,
     path: &str,
     params: &Params,
@@ -415,7 +488,7 @@ pub fn link_header(
 /// A page of API shapes as a list answer (a bare JSON array plus `X-Result-Count` and
 /// `Link`): serialised straight to JSON, or, when `field=` picks fields, each item
 /// through a `Value` with only those fields.
-pub fn page_response<T: serde::Serialize>(
+fn page_response<T: serde::Serialize>(
     items: &[T],
     fields: &[&str],
     total: usize,

@@ -25,7 +25,6 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::Method;
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
@@ -345,9 +344,4 @@ pub fn probe_router(state: AppState) -> Router {
 /// Parses a path UUID (hex or dashed); anything else is "not found".
 pub fn path_id(s: &str) -> Result<Id, ApiError> {
     Id::parse(s).ok_or(ApiError::NotFound)
-}
-
-/// Whether the request is a HEAD (lists answer headers only).
-pub fn is_head(m: &Method) -> bool {
-    m == Method::HEAD
 }

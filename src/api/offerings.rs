@@ -1,15 +1,14 @@
 //! `/api/booking-offerings/`: list, retrieve and the three Google Calendar actions.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 
 use super::auth::{Caller, Roles};
-use super::listing::{link_header, one_response, page_of, page_range, page_response, Params};
+use super::listing::{one_response, ListRequest, Params};
 use super::render::{self, Detail, GoogleCalendarOut, OfferingOut, Urls};
-use super::{is_head, path_id, ApiError, AppState, BaseUrl};
+use super::{path_id, ApiError, AppState, BaseUrl};
 use crate::domain::calendar::{CalendarState, CredentialHealth, JobKind, OfferingCalendar};
 use crate::domain::jobs::{Job, JobRequest, Trigger};
 use crate::domain::{Id, Offering};
@@ -22,16 +21,8 @@ pub fn public_feed_url(base: &str, o: &Offering, cal: Option<&OfferingCalendar>)
         .map(|_| format!("{base}/feeds/offerings/{}.ics", o.id.hex()))
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    BaseUrl(base): BaseUrl,
-    RawQuery(q): RawQuery,
-    method: Method,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(q.as_deref());
-    let (page, size) = params.page()?;
-    let roles = Roles::load(&state.store, &caller.user).await?;
+pub async fn list(State(state): State<AppState>, list: ListRequest) -> Result<Response, ApiError> {
+    let params = &list.params;
     let order = params.order_keys(&[
         ("name", Some(OfferingKey::Name)),
         ("created", Some(OfferingKey::Created)),
@@ -40,26 +31,20 @@ pub async fn list(
         ("state", Some(OfferingKey::State)),
     ])?;
     let query = OfferingQuery {
-        visible: roles.visible_offerings(),
+        visible: list.roles.visible_offerings(),
         name: params.one("name").map(str::to_lowercase),
         customer: params.uuids("customer_uuid")?,
         order,
-        page: Some(page_of(page, size, is_head(&method))),
+        page: Some(list.rows()),
     };
     let found = state.store.list_offerings(&query).await?;
-    page_range(found.total, page, size)?;
-    let urls = Urls { base: base.clone() };
-    let link = link_header(
-        &base,
-        "/api/booking-offerings/",
-        &params,
-        page,
-        size,
-        found.total,
-    );
-    if is_head(&method) {
-        return Ok(page_response::<OfferingOut>(&[], &[], found.total, link));
+    let link = list.link("/api/booking-offerings/", found.total)?;
+    if list.head() {
+        return Ok(list.respond::<OfferingOut>(&[], found.total, link));
     }
+    let urls = Urls {
+        base: list.base.clone(),
+    };
     let related = state
         .store
         .related(&render::wanted_for_offerings(&found.items))
@@ -74,7 +59,7 @@ pub async fn list(
         .zip(&calendars)
         .map(|(o, view)| offering_out(o, view, &related, &urls))
         .collect();
-    Ok(page_response(&out, &params.fields(), found.total, link))
+    Ok(list.respond(&out, found.total, link))
 }
 
 /// An offering's calendar record and, once it has one, its queued jobs.
@@ -93,8 +78,8 @@ impl CalendarView {
         let cal = store.calendar(o.id).await?;
         let (jobs, running, health) = if cal.is_some() {
             (
-                store.queued_jobs(o.id)?,
-                store.running_job(o.id)?,
+                store.queued_jobs(o.id).await?,
+                store.running_job(o.id).await?,
                 state.google.health(o.customer),
             )
         } else {

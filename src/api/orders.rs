@@ -2,21 +2,18 @@
 //! the state actions, backend id, unlink, attachments and the order's offering.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 
 use super::auth::{Caller, Roles};
-use super::listing::{
-    booking_filter, id_from_url, link_header, one_response, page_of, page_range, page_response,
-    Params,
-};
+use super::listing::{booking_filter, id_from_url, one_response, ListRequest, Params};
 use super::render::{
     self, AttachmentUrl, Detail, OrderOut, PublicOfferingOut, StatusMessage, Urls,
 };
-use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
+use super::{path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
 use crate::domain::booking::trim_schedule_times;
 use crate::domain::lifecycle::{Action, ErrorReport, NewOrder, Outcome};
 use crate::domain::{Attachment, Id, Order, OrderState, OrderType};
@@ -167,40 +164,24 @@ fn query(p: &Params, roles: &Roles) -> Result<OrderQuery, ApiError> {
     })
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    BaseUrl(base): BaseUrl,
-    RawQuery(q): RawQuery,
-    method: Method,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(q.as_deref());
-    let (page, size) = params.page()?;
-    let roles = Roles::load(&state.store, &caller.user).await?;
-    let mut query = query(&params, &roles)?;
-    query.page = Some(page_of(page, size, is_head(&method)));
+pub async fn list(State(state): State<AppState>, list: ListRequest) -> Result<Response, ApiError> {
+    let mut query = query(&list.params, &list.roles)?;
+    query.page = Some(list.rows());
     let found = state.store.list_orders(&query).await?;
-    let total = found.total;
-    page_range(total, page, size)?;
-    let link = link_header(
-        &base,
-        "/api/marketplace-orders/",
-        &params,
-        page,
-        size,
-        total,
-    );
+    let link = list.link("/api/marketplace-orders/", found.total)?;
     let related = state
         .store
         .related(&render::wanted_for_orders(&found.items))
         .await?;
-    let urls = Urls { base };
+    let urls = Urls {
+        base: list.base.clone(),
+    };
     let page: Vec<OrderOut> = found
         .items
         .iter()
         .map(|o| OrderOut::of(o, &related, &urls))
         .collect();
-    Ok(page_response(&page, &params.fields(), total, link))
+    Ok(list.respond(&page, found.total, link))
 }
 
 /// Loads an order the caller can see.

@@ -2,17 +2,14 @@
 //! and `/api/marketplace-resources/{uuid}/terminate/` for booking resources.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::Method;
 use axum::response::Response;
 use axum::Json;
 use chrono::Utc;
 
 use super::auth::{Caller, Roles};
-use super::listing::{
-    booking_filter, link_header, one_response, page_of, page_range, page_response, Params,
-};
+use super::listing::{booking_filter, one_response, ListRequest, Params};
 use super::render::{self, OrderUuid, ResourceOut, Urls};
-use super::{is_head, path_id, ApiError, AppState, BaseUrl, RawBody};
+use super::{path_id, ApiError, AppState, BaseUrl, RawBody};
 use crate::domain::lifecycle::Action;
 use crate::domain::ResourceState;
 use crate::store::query::{ResourceKey, ResourceQuery};
@@ -55,33 +52,24 @@ fn query(p: &Params, roles: &Roles) -> Result<ResourceQuery, ApiError> {
     })
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    BaseUrl(base): BaseUrl,
-    RawQuery(q): RawQuery,
-    method: Method,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(q.as_deref());
-    let (page, size) = params.page()?;
-    let roles = Roles::load(&state.store, &caller.user).await?;
-    let mut query = query(&params, &roles)?;
-    query.page = Some(page_of(page, size, is_head(&method)));
+pub async fn list(State(state): State<AppState>, list: ListRequest) -> Result<Response, ApiError> {
+    let mut query = query(&list.params, &list.roles)?;
+    query.page = Some(list.rows());
     let found = state.store.list_resources(&query).await?;
-    let total = found.total;
-    page_range(total, page, size)?;
-    let link = link_header(&base, "/api/booking-resources/", &params, page, size, total);
+    let link = list.link("/api/booking-resources/", found.total)?;
     let related = state
         .store
         .related(&render::wanted_for_resources(&found.items))
         .await?;
-    let urls = Urls { base };
+    let urls = Urls {
+        base: list.base.clone(),
+    };
     let page: Vec<ResourceOut> = found
         .items
         .iter()
         .map(|r| ResourceOut::of(r, &related, &urls))
         .collect();
-    Ok(page_response(&page, &params.fields(), total, link))
+    Ok(list.respond(&page, found.total, link))
 }
 
 pub async fn retrieve(

@@ -4,7 +4,9 @@
 //! never accepted.
 //!
 //! Invariants:
-//! - at most one run per offering at a time (the queue's claim guarantees it), and
+//! - at most one run per offering at a time, across all replicas on PostgreSQL (the
+//!   queue's claim guarantees it); where other processes could take a job over (a
+//!   lease), a run renews its lease every third of it and stops if it lost it; and
 //!   one run per burst of requests: requests coalesce into the one pending job of an
 //!   offering and kind, and a request during a run makes exactly one follow-up;
 //! - linear: a wake-up claims due jobs from the queue's index and never reads the
@@ -179,6 +181,11 @@ pub struct Scheduler {
 /// outcome, or, when the run's future is dropped without one (a panic unwinds through
 /// it, or the runtime shuts down), as a panic or an interruption. Also releases the
 /// run's slot and wakes the scheduler.
+///
+/// The queue is asynchronous, so a guard dropped without an outcome hands the job
+/// back from a task it spawns; without a runtime to spawn on (the process is going
+/// away), the job stays claimed, which a restart (sled) or the lease's end
+/// (PostgreSQL) undoes.
 struct RunGuard {
     job: Job,
     queue: Arc<dyn JobQueue>,
@@ -187,44 +194,100 @@ struct RunGuard {
     settled: bool,
 }
 
+/// Hands `job` back after a run that ended with `outcome`.
+async fn hand_back(queue: &dyn JobQueue, job: &Job, policy: Policy, outcome: RunOutcome) {
+    let now = Utc::now();
+    let jitter = rand::thread_rng().gen_range(0.0..1.0);
+    let result = match policy.after(job.kind, outcome, now, jitter) {
+        After::Finish { periodic } => queue.finish(job, periodic).await,
+        After::Retry { at } => queue.reschedule(job, at).await,
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, offering = %job.offering, "could not hand a finished job back to the queue");
+    }
+}
+
+fn outcome_name(outcome: RunOutcome) -> &'static str {
+    match outcome {
+        RunOutcome::Done => "ok",
+        RunOutcome::Failed { .. } => "error",
+        RunOutcome::RetryAt(_) => "deferred",
+        RunOutcome::Panicked => "panicked",
+        RunOutcome::Skipped => "skipped",
+    }
+}
+
 impl RunGuard {
-    fn settle(&mut self, outcome: RunOutcome) {
+    async fn settle(mut self, outcome: RunOutcome) {
         self.settled = true;
-        let now = Utc::now();
-        let jitter = rand::thread_rng().gen_range(0.0..1.0);
-        let result = match self.policy.after(self.job.kind, outcome, now, jitter) {
-            After::Finish { periodic } => self.queue.finish(&self.job, periodic),
-            After::Retry { at } => self.queue.reschedule(&self.job, at),
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, offering = %self.job.offering, "could not hand a finished job back to the queue");
-        }
-        self.status.count(match outcome {
-            RunOutcome::Done => "ok",
-            RunOutcome::Failed { .. } => "error",
-            RunOutcome::RetryAt(_) => "deferred",
-            RunOutcome::Panicked => "panicked",
-            RunOutcome::Skipped => "skipped",
-        });
+        hand_back(&*self.queue, &self.job, self.policy, outcome).await;
+        self.status.count(outcome_name(outcome));
+    }
+
+    /// The run was stopped because this process lost the job's lease: another
+    /// replica has the job now, so nothing is handed back.
+    fn lost(mut self) {
+        self.settled = true;
+        tracing::warn!(offering = %self.job.offering, kind = self.job.kind.as_str(), "the job's lease was lost; its run stopped and another replica runs it");
+        self.status.count("lease lost");
     }
 }
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
         if !self.settled {
-            if std::thread::panicking() {
+            self.settled = true;
+            let outcome = if std::thread::panicking() {
                 tracing::error!(offering = %self.job.offering, kind = self.job.kind.as_str(), "a job panicked; it is held back and retried");
-                self.settle(RunOutcome::Panicked);
+                self.status.count(outcome_name(RunOutcome::Panicked));
+                Some(RunOutcome::Panicked)
             } else {
                 // Interrupted (the runtime is going away): due again at once.
-                self.settled = true;
-                if let Err(e) = self.queue.reschedule(&self.job, Utc::now()) {
-                    tracing::error!(error = %e, "could not put an interrupted job back");
+                None
+            };
+            let (queue, job, policy) = (self.queue.clone(), self.job.clone(), self.policy);
+            let release = async move {
+                match outcome {
+                    Some(o) => hand_back(&*queue, &job, policy, o).await,
+                    None => {
+                        if let Err(e) = queue.reschedule(&job, Utc::now()).await {
+                            tracing::error!(error = %e, "could not put an interrupted job back");
+                        }
+                    }
+                }
+                queue.wakeup().notify_one();
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(release);
+                }
+                Err(_) => {
+                    tracing::warn!(offering = %self.job.offering, "a job stays claimed until a restart or its lease's end")
                 }
             }
         }
         self.status.active_runs.fetch_sub(1, Ordering::Relaxed);
         self.queue.wakeup().notify_one();
+    }
+}
+
+/// Renews `job`'s lease every third of `lease` while its run goes on; returns when
+/// the lease is lost (another replica took the job over, or no renewal succeeded
+/// for a whole lease).
+async fn heartbeat(queue: Arc<dyn JobQueue>, job: Job, lease: Duration) {
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        match queue.renew(&job).await {
+            Ok(true) => renewed = tokio::time::Instant::now(),
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, offering = %job.offering, "cannot renew a job's lease");
+                if renewed.elapsed() >= lease {
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -282,7 +345,7 @@ impl Scheduler {
     async fn bootstrap(&self) -> Result<(), StoreError> {
         let policy = self.opts.policy();
         let now = Utc::now();
-        let without = self.queue.calendars_without_sync()?;
+        let without = self.queue.calendars_without_sync().await?;
         let jitters: Vec<f64> = {
             let mut rng = rand::thread_rng();
             without.iter().map(|_| rng.gen_range(0.0..1.0)).collect()
@@ -309,17 +372,17 @@ impl Scheduler {
     }
 
     /// Starts runs for due jobs, up to the parallel limit.
-    fn dispatch(&self) -> Result<(), StoreError> {
+    async fn dispatch(&self) -> Result<(), StoreError> {
         let active = self.status.active_runs.load(Ordering::Relaxed);
         let free = self.opts.parallel_offerings.max(1).saturating_sub(active);
         if free > 0 {
-            for job in self.queue.claim(Utc::now(), free)? {
+            for job in self.queue.claim(Utc::now(), free).await? {
                 self.spawn(job);
             }
         }
         self.status
             .queue_depth
-            .store(self.queue.depth()?, Ordering::Relaxed);
+            .store(self.queue.depth().await?, Ordering::Relaxed);
         Ok(())
     }
 
@@ -334,15 +397,30 @@ impl Scheduler {
             settled: false,
         };
         let runner = self.runner.clone();
+        let lease = self.queue.lease();
+        let queue = self.queue.clone();
         self.tracker.spawn(tracing::Instrument::instrument(
             async move {
-                let outcome = runner.run(&guard.job).await;
+                let job = guard.job.clone();
+                let outcome = match lease {
+                    None => Some(runner.run(&job).await),
+                    // Where another replica could take the job over, the run renews
+                    // its lease, and stops if the lease is lost anyway.
+                    Some(lease) => tokio::select! {
+                        outcome = runner.run(&job) => Some(outcome),
+                        () = heartbeat(queue, job.clone(), lease) => None,
+                    },
+                };
+                let Some(outcome) = outcome else {
+                    guard.lost();
+                    return;
+                };
                 if guard.policy.interval.is_some() {
                     if let Some(interval) = runner.interval_for(guard.job.offering) {
                         guard.policy.interval = Some(interval);
                     }
                 }
-                guard.settle(outcome);
+                guard.settle(outcome).await;
             },
             span,
         ));
@@ -350,12 +428,12 @@ impl Scheduler {
 
     /// When the scheduler must look at the queue again (the earliest due job, if a
     /// run could start).
-    fn next_wake(&self) -> Option<tokio::time::Instant> {
+    async fn next_wake(&self) -> Option<tokio::time::Instant> {
         let active = self.status.active_runs.load(Ordering::Relaxed);
         if active >= self.opts.parallel_offerings.max(1) {
             return None;
         }
-        let due = match self.queue.next_due() {
+        let due = match self.queue.next_due().await {
             Ok(d) => d?,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the job queue");
@@ -385,10 +463,13 @@ impl Scheduler {
                 }
                 next_daily += Duration::from_secs(24 * 3600);
             }
-            if let Err(e) = self.dispatch() {
+            if let Err(e) = self.dispatch().await {
                 tracing::error!(error = %e, "cannot claim jobs");
             }
-            let wake = self.next_wake().map_or(next_daily, |w| w.min(next_daily));
+            let wake = self
+                .next_wake()
+                .await
+                .map_or(next_daily, |w| w.min(next_daily));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wakeup.notified() => {},

@@ -246,8 +246,6 @@ enum Engine {
 /// The store handle. Cheap to share behind an `Arc`.
 pub struct Store {
     engine: Engine,
-    /// The job wakeup of an engine without a queue (never notified).
-    idle_wakeup: Arc<tokio::sync::Notify>,
     versions: Arc<Versions>,
     salt: String,
 }
@@ -273,7 +271,6 @@ impl Store {
         let sled = sled_engine::Sled::open(dir, opts, versions.clone())?;
         Ok(Store {
             engine: Engine::Sled(Box::new(sled)),
-            idle_wakeup: Arc::default(),
             versions,
             salt: opts.token_salt.clone(),
         })
@@ -288,7 +285,6 @@ impl Store {
         let sled = sled_engine::Sled::temporary(versions.clone())?;
         Ok(Store {
             engine: Engine::Sled(Box::new(sled)),
-            idle_wakeup: Arc::default(),
             versions,
             salt: StoreOptions::default().token_salt,
         })
@@ -304,10 +300,9 @@ impl Store {
         pg: &pg::PgOptions,
     ) -> Result<Store, StoreError> {
         let versions = Arc::new(Versions::default());
-        let store = pg::PgStore::open(url, pg, versions.clone()).await?;
+        let store = pg::PgStore::open(url, pg, opts, versions.clone()).await?;
         Ok(Store {
             engine: Engine::Postgres(store),
-            idle_wakeup: Arc::default(),
             versions,
             salt: opts.token_salt.clone(),
         })
@@ -728,47 +723,46 @@ impl Store {
         }
     }
 
-    /// The job queue of this store's engine.
-    ///
-    /// # Errors
-    /// `Unsupported` on PostgreSQL (no queue there yet).
-    pub(crate) fn queue(&self) -> Result<&sled_engine::Sled, StoreError> {
-        match &self.engine {
-            Engine::Sled(s) => Ok(s),
-            Engine::Postgres(_) => Err(StoreError::Unsupported("the job queue")),
-        }
-    }
-
     /// Every queued job (pending and running), in sequence order.
     ///
     /// # Errors
-    /// Only if a writer panicked while holding the lock; `Unsupported` on PostgreSQL.
-    pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
-        self.queue()?.jobs()
+    /// Storage failure.
+    pub async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.jobs(),
+            Engine::Postgres(p) => p.jobs(None).await,
+        }
     }
 
     /// The jobs of one offering: the running one first, then the pending ones by due
     /// time.
     ///
     /// # Errors
-    /// Only if a writer panicked while holding the lock; `Unsupported` on PostgreSQL.
-    pub fn queued_jobs(&self, offering: Id) -> Result<Vec<Job>, StoreError> {
-        self.queue()?.queued_jobs(offering)
+    /// Storage failure.
+    pub async fn queued_jobs(&self, offering: Id) -> Result<Vec<Job>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.queued_jobs(offering),
+            Engine::Postgres(p) => p.jobs(Some(offering)).await,
+        }
     }
 
-    /// The sequence number of the offering's running job, if one runs.
+    /// The sequence number of the offering's running job, if one runs (on any
+    /// replica).
     ///
     /// # Errors
-    /// Only if a writer panicked while holding the lock; `Unsupported` on PostgreSQL.
-    pub fn running_job(&self, offering: Id) -> Result<Option<u64>, StoreError> {
-        self.queue()?.running_job(offering)
+    /// Storage failure.
+    pub async fn running_job(&self, offering: Id) -> Result<Option<u64>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => s.running_job(offering),
+            Engine::Postgres(p) => p.running_job(offering).await,
+        }
     }
 
     /// Notified whenever jobs are queued, put back or finished.
     pub fn job_wakeup(&self) -> Arc<tokio::sync::Notify> {
         match &self.engine {
             Engine::Sled(s) => s.job_wakeup.clone(),
-            Engine::Postgres(_) => self.idle_wakeup.clone(),
+            Engine::Postgres(p) => p.job_wakeup.clone(),
         }
     }
 

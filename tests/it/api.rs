@@ -719,7 +719,7 @@ async fn calendar_actions_validate_then_answer_200() {
         .clone();
     assert_eq!(gc["state"], "Creation Scheduled");
     assert_eq!(gc["public"], false);
-    assert_eq!(app.store.jobs().expect("jobs").len(), 1);
+    assert_eq!(app.store.jobs().await.expect("jobs").len(), 1);
 
     let app = spawn_app_with(Options {
         google_credentials: false,

@@ -498,7 +498,7 @@ impl Matrix {
         }
         calendars.sort();
         drop(cat);
-        let jobs = store.jobs().expect("jobs").len();
+        let jobs = store.sled().expect("sled").jobs().expect("jobs").len();
         let snapshot = format!("{snapshot:?} {orders:?} {calendars:?} jobs={jobs}");
         (store.commits(), snapshot)
     }

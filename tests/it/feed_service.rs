@@ -8,13 +8,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::helpers::{at, spawn_app_with, spawn_app_with_state, Options, TestApp};
+use crate::helpers::{
+    at, public_feed_path, spawn_app_with, spawn_app_with_state, Options, TestApp,
+};
 use bookcal::config::FeedSettings;
-use bookcal::domain::calendar::OfferingCalendar;
 use bookcal::domain::Id;
 use bookcal::feeds::{CacheLimits, FeedCache, FeedId, FeedKey, Window};
 use bookcal::ical::RenderedFeed;
-use bookcal::store::Store;
 use chrono::{Duration, Utc};
 use serde_json::json;
 
@@ -48,23 +48,6 @@ fn day(days: i64) -> String {
     (Utc::now() + Duration::days(days)).date_naive().to_string()
 }
 
-async fn make_public(app: &TestApp, slug: &str) -> Id {
-    let id = app.offering_id(slug);
-    let cal = OfferingCalendar {
-        public: true,
-        ..OfferingCalendar::new(id)
-    };
-    app.store
-        .write(vec![Store::calendar_change(&cal).expect("encode")])
-        .await
-        .expect("write calendar");
-    id
-}
-
-fn public_path(id: Id) -> String {
-    format!("/feeds/offerings/{}.ics", id.hex())
-}
-
 /// (status, ETag, Last-Modified, body) of a GET.
 async fn get(app: &TestApp, path: &str) -> (u16, String, String, String) {
     let r = app
@@ -87,24 +70,24 @@ async fn get(app: &TestApp, path: &str) -> (u16, String, String, String) {
 #[tokio::test]
 async fn a_booking_in_one_offering_re_renders_only_that_offerings_feeds() {
     let (app, state) = spawn_app_with_state().await;
-    let aurora = make_public(&app, "room-aurora").await;
-    let tem = make_public(&app, "tem-2100").await;
-    let (_, tem_etag, _, _) = get(&app, &public_path(tem)).await;
-    let (_, aurora_etag, _, _) = get(&app, &public_path(aurora)).await;
+    let aurora = app.make_public("room-aurora").await;
+    let tem = app.make_public("tem-2100").await;
+    let (_, tem_etag, _, _) = get(&app, &public_feed_path(tem)).await;
+    let (_, aurora_etag, _, _) = get(&app, &public_feed_path(aurora)).await;
     let renders = state.feeds.renders();
 
     let body = app.order_body("room-aurora", &[(at(40, 9), at(40, 11))]);
     let r = app.post("alice", "/api/marketplace-orders/", body).await;
     assert_eq!(r.status, 201, "{}", r.text);
 
-    let (status, etag, _, _) = get(&app, &public_path(tem)).await;
+    let (status, etag, _, _) = get(&app, &public_feed_path(tem)).await;
     assert_eq!((status, etag), (200, tem_etag));
     assert_eq!(
         state.feeds.renders(),
         renders,
         "the other offering re-rendered"
     );
-    let (_, etag, _, _) = get(&app, &public_path(aurora)).await;
+    let (_, etag, _, _) = get(&app, &public_feed_path(aurora)).await;
     assert_ne!(etag, aurora_etag);
     assert_eq!(state.feeds.renders(), renders + 1);
 }
@@ -112,13 +95,13 @@ async fn a_booking_in_one_offering_re_renders_only_that_offerings_feeds() {
 #[tokio::test]
 async fn a_re_render_with_the_same_bytes_keeps_etag_and_last_modified() {
     let (app, state) = spawn_app_with_state().await;
-    let aurora = make_public(&app, "room-aurora").await;
-    let first = get(&app, &public_path(aurora)).await;
+    let aurora = app.make_public("room-aurora").await;
+    let first = get(&app, &public_feed_path(aurora)).await;
     let renders = state.feeds.renders();
     // The offering's own calendar record is written again (as a sync run does): the
     // feed is re-rendered, to the same bytes.
-    make_public(&app, "room-aurora").await;
-    let again = get(&app, &public_path(aurora)).await;
+    app.make_public("room-aurora").await;
+    let again = get(&app, &public_feed_path(aurora)).await;
     assert_eq!(state.feeds.renders(), renders + 1);
     assert_eq!(again, first);
 }
@@ -126,10 +109,10 @@ async fn a_re_render_with_the_same_bytes_keeps_etag_and_last_modified() {
 #[tokio::test]
 async fn a_feed_get_writes_nothing_to_the_store() {
     let (app, _state) = spawn_app_with_state().await;
-    let aurora = make_public(&app, "room-aurora").await;
+    let aurora = app.make_public("room-aurora").await;
     let commits = app.store.commits();
     for _ in 0..3 {
-        let (status, ..) = get(&app, &public_path(aurora)).await;
+        let (status, ..) = get(&app, &public_feed_path(aurora)).await;
         assert_eq!(status, 200);
     }
     // Owner feeds too (their last use is recorded in the background, once a minute:
@@ -162,8 +145,8 @@ async fn a_feed_get_writes_nothing_to_the_store() {
 async fn concurrent_misses_of_one_feed_render_it_once() {
     let app = spawn_app_with(constrained(32)).await;
     let feeds = app.state.feeds.clone();
-    let aurora = make_public(&app, "room-aurora").await;
-    let path = public_path(aurora);
+    let aurora = app.make_public("room-aurora").await;
+    let path = public_feed_path(aurora);
     let renders = feeds.renders();
     let held = feeds.gate().hold_all().await;
     const N: usize = 8;
@@ -193,19 +176,19 @@ async fn concurrent_misses_of_one_feed_render_it_once() {
 async fn a_cached_feed_is_served_while_another_feed_waits_to_render() {
     let app = spawn_app_with(constrained(32)).await;
     let feeds = app.state.feeds.clone();
-    let aurora = make_public(&app, "room-aurora").await;
-    let tem = make_public(&app, "tem-2100").await;
-    let (_, tem_etag, _, _) = get(&app, &public_path(tem)).await;
+    let aurora = app.make_public("room-aurora").await;
+    let tem = app.make_public("tem-2100").await;
+    let (_, tem_etag, _, _) = get(&app, &public_feed_path(tem)).await;
     let held = feeds.gate().hold_all().await;
     let waiting = {
         let (http, url) = (
             app.http.clone(),
-            format!("{}{}", app.base, public_path(aurora)),
+            format!("{}{}", app.base, public_feed_path(aurora)),
         );
         tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
     };
     until(|| feeds.gate().waiting() == 1).await;
-    let (status, etag, _, _) = get(&app, &public_path(tem)).await;
+    let (status, etag, _, _) = get(&app, &public_feed_path(tem)).await;
     assert_eq!((status, etag), (200, tem_etag));
     drop(held);
     assert_eq!(waiting.await.expect("task").ok(), Some(200));
@@ -214,8 +197,8 @@ async fn a_cached_feed_is_served_while_another_feed_waits_to_render() {
 #[tokio::test]
 async fn windows_are_normalised_to_whole_days_so_equivalent_ones_share_a_render() {
     let (app, state) = spawn_app_with_state().await;
-    let aurora = make_public(&app, "room-aurora").await;
-    let path = public_path(aurora);
+    let aurora = app.make_public("room-aurora").await;
+    let path = public_feed_path(aurora);
     let (d1, d2, d3) = (day(1), day(2), day(3));
     let equivalent = [
         format!("?from={d1}&to={d2}"),
@@ -247,16 +230,16 @@ async fn windows_are_normalised_to_whole_days_so_equivalent_ones_share_a_render(
 async fn a_flood_of_distinct_windows_keeps_the_cache_bounded_and_other_feeds_cached() {
     let app = spawn_app_with(constrained(1)).await;
     let feeds = app.state.feeds.clone();
-    let aurora = make_public(&app, "room-aurora").await;
-    let tem = make_public(&app, "tem-2100").await;
-    let (_, tem_etag, _, _) = get(&app, &public_path(tem)).await;
+    let aurora = app.make_public("room-aurora").await;
+    let tem = app.make_public("tem-2100").await;
+    let (_, tem_etag, _, _) = get(&app, &public_feed_path(tem)).await;
     let tem_renders = feeds.renders();
     let flood: Vec<_> = (1..=60)
         .map(|i| {
             let url = format!(
                 "{}{}?from={}&to={}",
                 app.base,
-                public_path(aurora),
+                public_feed_path(aurora),
                 day(-i),
                 day(i)
             );
@@ -276,7 +259,7 @@ async fn a_flood_of_distinct_windows_keeps_the_cache_bounded_and_other_feeds_cac
     );
     // The other offering's feed was neither evicted nor re-rendered.
     let renders = feeds.renders();
-    let (status, etag, _, _) = get(&app, &public_path(tem)).await;
+    let (status, etag, _, _) = get(&app, &public_feed_path(tem)).await;
     assert_eq!((status, etag), (200, tem_etag));
     assert_eq!(feeds.renders(), renders);
     assert!(renders > tem_renders);
@@ -287,8 +270,8 @@ async fn a_flood_of_distinct_windows_keeps_the_cache_bounded_and_other_feeds_cac
 async fn a_client_with_too_many_windows_in_line_gets_a_cached_body_at_once() {
     let app = spawn_app_with(constrained(32)).await;
     let feeds = app.state.feeds.clone();
-    let aurora = make_public(&app, "room-aurora").await;
-    let path = public_path(aurora);
+    let aurora = app.make_public("room-aurora").await;
+    let path = public_feed_path(aurora);
     let (_, default_etag, _, _) = get(&app, &path).await;
     let held = feeds.gate().hold_all().await;
     let max = bookcal::feeds::gate::MAX_WAITING_PER_CLIENT;
@@ -329,8 +312,8 @@ async fn a_client_with_too_many_windows_in_line_gets_a_cached_body_at_once() {
 async fn another_client_renders_between_a_flooding_clients_renders() {
     let app = spawn_app_with(constrained(32)).await;
     let feeds = app.state.feeds.clone();
-    let aurora = make_public(&app, "room-aurora").await;
-    let tem = make_public(&app, "tem-2100").await;
+    let aurora = app.make_public("room-aurora").await;
+    let tem = app.make_public("tem-2100").await;
     let held = feeds.gate().hold_all().await;
     let order: Arc<Mutex<Vec<&'static str>>> = Arc::default();
     const FLOOD: usize = 20;
@@ -340,7 +323,7 @@ async fn another_client_renders_between_a_flooding_clients_renders() {
         let url = format!(
             "{}{}?from={}",
             app.base,
-            public_path(aurora),
+            public_feed_path(aurora),
             day(-(i as i64))
         );
         let (http, order) = (app.http.clone(), order.clone());
@@ -356,7 +339,7 @@ async fn another_client_renders_between_a_flooding_clients_renders() {
         .local_address("127.0.0.2".parse::<std::net::IpAddr>().ok())
         .build()
         .expect("client");
-    let url = format!("{}{}", app.base, public_path(tem));
+    let url = format!("{}{}", app.base, public_feed_path(tem));
     let order2 = order.clone();
     tasks.push(tokio::spawn(async move {
         let ok = other.get(url).send().await.is_ok_and(|r| r.status() == 200);

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::helpers::{at, spawn_app, spawn_app_with_state, Resp, TestApp};
+use crate::helpers::{at, public_feed_path, spawn_app, spawn_app_with_state, Resp, TestApp};
 use bookcal::domain::calendar::OfferingCalendar;
 use bookcal::domain::Id;
 use bookcal::store::{BusySlot, Change, Store};
@@ -16,23 +16,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-async fn make_public(app: &TestApp, slug: &str) -> Id {
-    let id = app.offering_id(slug);
-    let cal = OfferingCalendar {
-        public: true,
-        ..OfferingCalendar::new(id)
-    };
-    app.store
-        .write(vec![Store::calendar_change(&cal).expect("encode")])
-        .await
-        .expect("write calendar");
-    id
-}
-
-fn public_path(id: Id) -> String {
-    format!("/feeds/offerings/{}.ics", id.hex())
-}
 
 async fn set_busy(app: &TestApp, offering: Id, slots: Vec<BusySlot>) {
     app.store
@@ -201,14 +184,14 @@ async fn resource_id(app: &TestApp, name: &str) -> Id {
 async fn the_public_feed_is_not_found_while_the_calendar_is_private() {
     let app = spawn_app().await;
     let id = app.offering_id("room-aurora");
-    let r = get_feed(&app, &public_path(id)).await;
+    let r = get_feed(&app, &public_feed_path(id)).await;
     assert_eq!(r.status, 404);
     let private = OfferingCalendar::new(id);
     app.store
         .write(vec![Store::calendar_change(&private).expect("encode")])
         .await
         .expect("write");
-    assert_eq!(get_feed(&app, &public_path(id)).await.status, 404);
+    assert_eq!(get_feed(&app, &public_feed_path(id)).await.status, 404);
     for path in [
         "/feeds/offerings/nonsense.ics".to_owned(),
         format!("/feeds/offerings/{}", id.hex()),
@@ -221,7 +204,7 @@ async fn the_public_feed_is_not_found_while_the_calendar_is_private() {
 #[tokio::test]
 async fn the_public_feed_shows_booked_and_busy_slots_without_personal_data() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora").await;
+    let id = app.make_public("room-aurora").await;
     // Berlin: 2 May 00:00 to 4 May 00:00 local is a two-day all-day block.
     let day = (Utc::now() + Duration::days(20)).date_naive();
     let berlin = chrono_tz::Europe::Berlin;
@@ -249,7 +232,7 @@ async fn the_public_feed_shows_booked_and_busy_slots_without_personal_data() {
         ],
     )
     .await;
-    let r = get_feed(&app, &public_path(id)).await;
+    let r = get_feed(&app, &public_feed_path(id)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_calendar_headers(&r, false);
     assert_eq!(header(&r, "referrer-policy"), "");
@@ -299,11 +282,11 @@ async fn the_offering_shows_its_public_feed_and_where_its_tokens_are_managed() {
         before["feed_tokens_url"],
         format!("{}{}", app.base, offering_tokens(&app, "room-aurora"))
     );
-    make_public(&app, "room-aurora").await;
+    app.make_public("room-aurora").await;
     let after = app.get("owner", &path).await.body;
     assert_eq!(
         after["googlecalendar"]["ical_feed_url"],
-        format!("{}{}", app.base, public_path(id))
+        format!("{}{}", app.base, public_feed_path(id))
     );
 }
 
@@ -551,8 +534,8 @@ async fn a_token_use_is_recorded_in_the_background_without_re_rendering() {
 #[tokio::test]
 async fn conditional_requests_are_answered_with_304_and_head_matches_get() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora").await;
-    let path = public_path(id);
+    let id = app.make_public("room-aurora").await;
+    let path = public_feed_path(id);
     let full = get_feed(&app, &path).await;
     assert_eq!(full.status, 200);
     let etag = header(&full, "etag").to_owned();
@@ -609,8 +592,8 @@ async fn conditional_requests_are_answered_with_304_and_head_matches_get() {
 #[tokio::test]
 async fn a_feed_is_served_without_an_accept_header_and_with_any_accept_header() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora").await;
-    let path = public_path(id);
+    let id = app.make_public("room-aurora").await;
+    let path = public_feed_path(id);
     // A raw request: no Accept at all, as Google's importer sends.
     let addr = app.base.trim_start_matches("http://");
     let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -638,8 +621,8 @@ async fn a_feed_is_served_without_an_accept_header_and_with_any_accept_header() 
 #[tokio::test]
 async fn a_data_change_changes_the_etag_and_an_unchanged_feed_is_served_from_memory() {
     let (app, state) = spawn_app_with_state().await;
-    let id = make_public(&app, "room-aurora").await;
-    let path = public_path(id);
+    let id = app.make_public("room-aurora").await;
+    let path = public_feed_path(id);
     let first = get_feed(&app, &path).await;
     let renders = state.feeds.renders();
     for _ in 0..3 {
@@ -675,7 +658,7 @@ async fn a_data_change_changes_the_etag_and_an_unchanged_feed_is_served_from_mem
     );
 
     // A write that leaves this feed's bytes alone keeps its validators.
-    make_public(&app, "tem-2100").await;
+    app.make_public("tem-2100").await;
     let same = get_feed(&app, &path).await;
     assert_eq!(header(&same, "etag"), header(&changed, "etag"));
     assert_eq!(
@@ -687,8 +670,8 @@ async fn a_data_change_changes_the_etag_and_an_unchanged_feed_is_served_from_mem
 #[tokio::test]
 async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora").await;
-    let path = public_path(id);
+    let id = app.make_public("room-aurora").await;
+    let path = public_feed_path(id);
     let rid = resource_id(&app, "Kick-off meeting").await;
     let resource = app
         .store
@@ -720,7 +703,7 @@ async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
         events(&get_feed(&app, &owner).await.text)[&uid]["SEQUENCE"],
         "1"
     );
-    make_public(&app, "tem-2100").await;
+    app.make_public("tem-2100").await;
     assert_eq!(
         events(&get_feed(&app, &path).await.text)[&uid]["SEQUENCE"],
         "1"
@@ -739,8 +722,8 @@ async fn a_rescheduled_slot_keeps_its_uid_and_gets_a_higher_sequence() {
 #[tokio::test]
 async fn a_window_limits_the_events_and_a_malformed_one_is_a_bad_request() {
     let app = spawn_app().await;
-    let id = make_public(&app, "room-aurora").await;
-    let path = public_path(id);
+    let id = app.make_public("room-aurora").await;
+    let path = public_feed_path(id);
     let d = |days: i64| (Utc::now() + Duration::days(days)).date_naive().to_string();
     // Aurora slots: day 2, day 9 and day 16.
     let cases = [
@@ -769,6 +752,6 @@ async fn a_window_limits_the_events_and_a_malformed_one_is_a_bad_request() {
     }
     // Existence is checked first: a private feed stays 404 whatever the window.
     let private = app.offering_id("telescope");
-    let r = get_feed(&app, &format!("{}?from=bad", public_path(private))).await;
+    let r = get_feed(&app, &format!("{}?from=bad", public_feed_path(private))).await;
     assert_eq!(r.status, 404);
 }

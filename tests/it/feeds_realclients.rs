@@ -20,25 +20,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::helpers::{at, spawn_app, TestApp};
-use bookcal::domain::calendar::OfferingCalendar;
 use bookcal::domain::Id;
 use bookcal::feeds::content::busy_uid;
-use bookcal::store::{BusySlot, Change, Store};
+use bookcal::store::{BusySlot, Change};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
-
-async fn make_public(app: &TestApp, slug: &str) -> Id {
-    let id = app.offering_id(slug);
-    let cal = OfferingCalendar {
-        public: true,
-        ..OfferingCalendar::new(id)
-    };
-    app.store
-        .write(vec![Store::calendar_change(&cal).expect("encode")])
-        .await
-        .expect("write calendar");
-    id
-}
 
 /// A timed busy slot and a two-day all-day one (local midnights of the offering).
 async fn add_busy(app: &TestApp, offering: Id) -> Vec<BusySlot> {
@@ -262,7 +248,7 @@ async fn vdirsyncer_subscribes_to_the_public_and_owner_feeds_and_khal_lists_thei
         return;
     };
     let app = spawn_app().await;
-    let offering = make_public(&app, "room-aurora").await;
+    let offering = app.make_public("room-aurora").await;
     let busy = add_busy(&app, offering).await;
     let r = app
         .post(
@@ -351,7 +337,7 @@ async fn the_python_and_ical_js_checkers_read_a_served_public_feed_at_the_expect
         return;
     }
     let app = spawn_app().await;
-    let offering = make_public(&app, "room-aurora").await;
+    let offering = app.make_public("room-aurora").await;
     let busy = add_busy(&app, offering).await;
     let body = download(&app, &format!("/feeds/offerings/{}.ics", offering.hex())).await;
     let dir = tempfile::tempdir().expect("temp dir");

@@ -108,6 +108,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use crate::helpers::calendar_requests;
 use bookcal::domain::calendar::CalendarState;
 use bookcal::domain::Id;
 use bookcal::emulator::{CreationLimit, Emulator, EmulatorOptions, SettingsUpdate};
@@ -116,7 +117,7 @@ use bookcal::google::{
     RetryPolicy, UsageLimits,
 };
 use bookcal::store::{Change, Store};
-use bookcal::sync::{RunOptions, SingleClient, SyncEngine, SyncError};
+use bookcal::sync::{RunOptions, RunReport, SingleClient, SyncEngine, SyncError};
 
 /// A store with the demo data and a sync engine whose service-account client talks
 /// to `emu` with Google-like retries (from 1 s) and no request timeout, so tests can
@@ -164,6 +165,13 @@ async fn engine_with(emu: Emulator, limits: UsageLimits) -> Engine {
         share_role: bookcal::google::AclRole::Reader,
     };
     Engine { emu, store, engine }
+}
+
+/// An engine (default usage limits) on a new emulator set up with `settings`.
+async fn engine_on(settings: SettingsUpdate) -> Engine {
+    let emu = emulator().await;
+    emu.controls().set(settings);
+    engine_with(emu, UsageLimits::default()).await
 }
 
 async fn emulator() -> Emulator {
@@ -225,13 +233,14 @@ impl Engine {
 
     /// Calendar API requests so far (token requests and control calls excluded).
     fn requests(&self) -> u64 {
-        self.emu
-            .controls()
-            .counters()
-            .iter()
-            .filter(|(k, _)| k.starts_with("calendar.") && !k.contains(':'))
-            .map(|(_, v)| *v)
-            .sum()
+        calendar_requests(&self.emu)
+    }
+
+    /// One run of the engine for `offering`.
+    async fn run(&self, offering: Id) -> Result<RunReport, SyncError> {
+        self.engine
+            .sync_offering(offering, RunOptions::default())
+            .await
     }
 
     /// Syncs `targets` as `bookcal sync` does: (synced, waiting with their waits).
@@ -382,16 +391,14 @@ async fn a_usage_limit_refusal_pauses_creation_until_the_lock_out_ends_and_is_me
 
 #[tokio::test(start_paused = true)]
 async fn a_fresh_calendar_answering_404_and_403_for_seconds_is_waited_for_not_failed() {
-    let emu = emulator().await;
-    emu.controls().set(SettingsUpdate {
+    let env = engine_on(SettingsUpdate {
         fresh_calendar_delay_secs: Some(3),
         ..SettingsUpdate::default()
-    });
-    let env = engine_with(emu, UsageLimits::default()).await;
+    })
+    .await;
     let room = env.offering("room-aurora");
     let r = env
-        .engine
-        .sync_offering(room, RunOptions::default())
+        .run(room)
         .await
         .expect("the first sync waits for the new calendar");
     assert_eq!(r.summary.created, 3);
@@ -422,8 +429,7 @@ async fn a_fresh_calendar_answering_404_and_403_for_seconds_is_waited_for_not_fa
 #[tokio::test]
 async fn the_token_endpoints_internal_failure_is_retried_and_the_run_succeeds() {
     use bookcal::emulator::{TokenFailNth, TokenFault};
-    let emu = emulator().await;
-    emu.controls().set(SettingsUpdate {
+    let env = engine_on(SettingsUpdate {
         token_fail_nth: Some(vec![TokenFailNth {
             nth: 1,
             count: 2,
@@ -431,12 +437,11 @@ async fn the_token_endpoints_internal_failure_is_retried_and_the_run_succeeds() 
             seen: 0,
         }]),
         ..SettingsUpdate::default()
-    });
-    let env = engine_with(emu, UsageLimits::default()).await;
+    })
+    .await;
     let room = env.offering("room-aurora");
     let r = env
-        .engine
-        .sync_offering(room, RunOptions::default())
+        .run(room)
         .await
         .expect("retried past the token endpoint's 500s");
     assert_eq!(r.summary.created, 3);
@@ -541,11 +546,7 @@ async fn every_zone_is_written_with_a_name_google_accepts_and_a_kyiv_offering_sy
         .write(vec![Change::Offering(kyiv)])
         .await
         .expect("store");
-    let r = env
-        .engine
-        .sync_offering(room, RunOptions::default())
-        .await
-        .expect("sync");
+    let r = env.run(room).await.expect("sync");
     assert_eq!(r.summary.created, 3);
     assert!(r.summary.warnings.is_empty(), "{:?}", r.summary.warnings);
     let cal = env.emu.inspect().calendars()[0].clone();
@@ -635,15 +636,7 @@ async fn a_revoked_provider_token_shows_in_googlecalendar_metrics_and_ready_and_
     assert!(credential["since"].is_string(), "{gc}");
     assert_eq!(gc["state"], "Erred");
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     // Anonymous scrapes count credentials by status and name none of them.
     assert_eq!(
         sample(&metrics, "bookcal_google_credentials", "status=\"invalid\""),
@@ -875,7 +868,7 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
             .flatten()
             .is_some_and(|c| c.waiting.is_some())
     }) {
-        let jobs = store.queued_jobs(*id).expect("jobs");
+        let jobs = store.queued_jobs(*id).await.expect("jobs");
         assert_eq!(jobs.len(), 1, "{jobs:?}");
         assert!(
             jobs[0].due > now + Duration::minutes(50) && jobs[0].due <= now + Duration::minutes(61),
@@ -891,15 +884,7 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
         assert!(gc["waiting"]["until"].is_string(), "{gc}");
     }
     // And in /metrics (anonymous: a count, no offering named).
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert_eq!(
         sample(&metrics, "bookcal_sync_waiting_offerings", ""),
         Some(2.0),
@@ -933,9 +918,13 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
     );
     let store2 = app.store.clone();
     assert!(
-        crate::helpers::eventually(30, || store2.queued_jobs(synced).is_ok_and(|j| j
-            .iter()
-            .all(|j| j.trigger != bookcal::domain::jobs::Trigger::Action))
+        crate::helpers::eventually(30, || store2
+            .sled()
+            .expect("sled")
+            .queued_jobs(synced)
+            .is_ok_and(|j| j
+                .iter()
+                .all(|j| j.trigger != bookcal::domain::jobs::Trigger::Action))
             && scheduler.status.active_runs.load(Ordering::Relaxed) == 0)
         .await
     );

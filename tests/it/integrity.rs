@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::helpers::{at, spawn_app, sync_env, Resp, TestApp};
+use crate::helpers::{at, spawn_app, sync_env, Resp, SyncEnv, TestApp};
 
 type Span = (DateTime<Utc>, DateTime<Utc>);
 /// Every booking's (resource, state, slots) and every order's (id, state).
@@ -84,6 +84,18 @@ fn body(app: &TestApp, offering: &str, project: Id, slots: &[Span], extra: Value
     b
 }
 
+/// The telescope offering with alice's imaging project and a second tenant of its
+/// own organisation beside it: (app, the tenant's project, imaging, the Google side
+/// the service syncs to, the telescope).
+async fn telescope_with_tenant(name: &'static str) -> (TestApp, Id, Id, SyncEnv, Id) {
+    let mut app = spawn_app().await;
+    let tenant = add_tenant(&mut app, name).await;
+    let imaging = app.project_id("imaging");
+    let env = sync_env(&app).await;
+    let scope = app.offering_id("telescope");
+    (app, tenant, imaging, env, scope)
+}
+
 async fn order(
     app: &TestApp,
     user: &str,
@@ -106,6 +118,14 @@ async fn order(
             .expect("resource")
             .to_string(),
     )
+}
+
+/// `user` books `slot` of the telescope for `project` and the provider accepts;
+/// returns the booking resource's uuid.
+async fn accepted(app: &TestApp, user: &str, project: Id, slot: Span) -> String {
+    let (_, resource) = order(app, user, "telescope", project, slot).await;
+    assert_eq!(decide(app, "owner", &resource, "accept").await.status, 200);
+    resource
 }
 
 async fn act(app: &TestApp, user: &str, order: &str, action: &str) -> Resp {
@@ -204,11 +224,7 @@ async fn assert_refused_untouched(
 
 #[tokio::test]
 async fn a_slot_freed_by_erring_an_order_is_not_booked_twice_when_the_order_executes_again() {
-    let mut app = spawn_app().await;
-    let dave = add_tenant(&mut app, "dave").await;
-    let imaging = app.project_id("imaging");
-    let env = sync_env(&app).await;
-    let scope = app.offering_id("telescope");
+    let (app, dave, imaging, env, scope) = telescope_with_tenant("dave").await;
     let s = (at(40, 10), at(40, 11));
     // bob (a member) orders S: pending the consumer's approval, holding S.
     let (bob_order, bob_res) = order(&app, "bob", "telescope", imaging, s).await;
@@ -221,8 +237,7 @@ async fn a_slot_freed_by_erring_an_order_is_not_booked_twice_when_the_order_exec
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let (_, dave_res) = order(&app, "dave", "telescope", dave, s).await;
-    assert_eq!(decide(&app, "owner", &dave_res, "accept").await.status, 200);
+    accepted(&app, "dave", dave, s).await;
     env.sync(scope).await;
     assert_eq!(events_at(&env, &app, scope, s).await.len(), 1);
     // Executing bob's order again would hold S twice: refused with creation's message.
@@ -238,19 +253,11 @@ async fn a_slot_freed_by_erring_an_order_is_not_booked_twice_when_the_order_exec
 
 #[tokio::test]
 async fn a_canceled_order_is_terminal_and_never_takes_its_slot_back() {
-    let mut app = spawn_app().await;
-    let carol = add_tenant(&mut app, "carol").await;
-    let imaging = app.project_id("imaging");
-    let env = sync_env(&app).await;
-    let scope = app.offering_id("telescope");
+    let (app, carol, imaging, env, scope) = telescope_with_tenant("carol").await;
     let s = (at(41, 10), at(41, 12));
     let (alice_order, _) = order(&app, "alice", "telescope", imaging, s).await;
     assert_eq!(act(&app, "alice", &alice_order, "cancel").await.status, 202);
-    let (_, carol_res) = order(&app, "carol", "telescope", carol, s).await;
-    assert_eq!(
-        decide(&app, "owner", &carol_res, "accept").await.status,
-        200
-    );
+    accepted(&app, "carol", carol, s).await;
     env.sync(scope).await;
     let before = full_snapshot(&app).await;
     for action in [
@@ -268,18 +275,10 @@ async fn a_canceled_order_is_terminal_and_never_takes_its_slot_back() {
 
 #[tokio::test]
 async fn a_backend_id_from_the_public_feed_cannot_aim_at_another_tenants_event() {
-    let mut app = spawn_app().await;
-    let carol = add_tenant(&mut app, "carol").await;
-    let imaging = app.project_id("imaging");
-    let env = sync_env(&app).await;
-    let scope = app.offering_id("telescope");
+    let (app, carol, imaging, env, scope) = telescope_with_tenant("carol").await;
     let s1 = (at(42, 9), at(42, 10));
     let s2 = (at(43, 15), at(43, 16));
-    let (_, alice_res) = order(&app, "alice", "telescope", imaging, s1).await;
-    assert_eq!(
-        decide(&app, "owner", &alice_res, "accept").await.status,
-        200
-    );
+    let alice_res = accepted(&app, "alice", imaging, s1).await;
     env.sync(scope).await;
     let mut cal = app
         .store

@@ -1,8 +1,10 @@
 //! The PostgreSQL engine through the whole service: `bookcal serve`'s start-up path
 //! on a throw-away cluster, and three `bookcal serve` processes on one database.
 //! The invariants are the database's: racing clients never both win a slot, a
-//! booking's transitions are serialised by its row locks, and a write on one replica
-//! reaches the feeds of the others through `LISTEN`/`NOTIFY`.
+//! booking's transitions are serialised by its row locks, a write on one replica
+//! reaches the feeds of the others through `LISTEN`/`NOTIFY`, the job queue runs
+//! one sync of an offering at a time across replicas, and a replica killed in the
+//! middle of a sync loses the job to another once its lease has ended.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -158,19 +160,30 @@ async fn racing_accept_and_reject_of_one_booking_on_postgresql_has_one_outcome()
 /// A `bookcal serve` process on a shared database, killed when dropped.
 struct Replica {
     /// Killed when the replica is dropped.
-    _process: tokio::process::Child,
+    process: tokio::process::Child,
     base: String,
 }
 
 impl Replica {
     /// Starts `bookcal serve` on `url` and waits until it answers `/health`.
     async fn start(url: &str, dir: &std::path::Path, http: &reqwest::Client) -> Replica {
+        Replica::start_with(url, dir, http, &[]).await
+    }
+
+    /// [`Replica::start`] with more settings in the environment.
+    async fn start_with(
+        url: &str,
+        dir: &std::path::Path,
+        http: &reqwest::Client,
+        env: &[(&str, String)],
+    ) -> Replica {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let child = bookcal(url, dir)
             .arg("serve")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("BOOKCAL_LISTEN", format!("127.0.0.1:{port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -188,7 +201,7 @@ impl Replica {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Replica {
-            _process: child,
+            process: child,
             base,
         }
     }
@@ -659,4 +672,445 @@ async fn a_rolling_restart_of_three_replicas_under_load_loses_no_acknowledged_or
             "order {id} was lost"
         );
     }
+}
+
+/// Waits until `cond` holds (checked every 20 ms), at most `secs` seconds.
+async fn until<F, Fut>(secs: u64, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if cond().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A database with the demo data, one booking of `slots` one-hour slots in
+/// `room-aurora`, and a token for the offering's owner. Returns the store on it,
+/// the offering and the owner's token.
+async fn room_with_many_slots(
+    url: &str,
+    dir: &std::path::Path,
+    slots: usize,
+) -> (Store, Id, String) {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+    run(url, dir, &["import", fixture]).await;
+    let token = run(url, dir, &["token", "create", "--username", "owner"]).await;
+    let store = Store::connect(url, &StoreOptions::default(), &Default::default())
+        .await
+        .expect("connect");
+    let directory = store.directory().await.expect("directory");
+    let room = directory
+        .offerings
+        .values()
+        .find(|o| o.slug == "room-aurora")
+        .expect("room")
+        .id;
+    add_booking(&store, room, at(200, 0), slots).await;
+    (store, room, token)
+}
+
+/// Adds an accepted booking of `slots` consecutive one-hour slots from `first` to
+/// `offering`, written straight to the store.
+async fn add_booking(store: &Store, offering: Id, first: DateTime<Utc>, slots: usize) {
+    let directory = store.directory().await.expect("directory");
+    let project = *directory.projects.keys().next().expect("a project");
+    let user = directory.user_by_name("alice").expect("alice").id;
+    let now = Utc::now();
+    let r = bookcal::domain::Resource {
+        id: Id::new_v4(),
+        name: "Many".into(),
+        slug: "many".into(),
+        description: String::new(),
+        offering,
+        project,
+        state: bookcal::domain::ResourceState::Ok,
+        backend_id: String::new(),
+        attributes: json!({}),
+        slots: (0..slots as i64)
+            .map(|i| bookcal::domain::Slot {
+                start: first + chrono::Duration::hours(i),
+                end: first + chrono::Duration::hours(1 + i),
+                backend_id: format!("booking_{}", Id::new_v4().hex()),
+            })
+            .collect(),
+        created: now,
+        modified: now,
+        created_by: user,
+        consumer_reviewed_by: None,
+        creation_order: None,
+        end_date: None,
+        error_message: String::new(),
+    };
+    store
+        .write(vec![bookcal::store::Change::Resource(r)])
+        .await
+        .expect("add the booking");
+}
+
+/// An emulator with `latency` per request, its service-account key in `dir`, and
+/// the settings that point `bookcal serve` at it (short job leases, no periodic
+/// syncs, one Google request at a time).
+async fn google_for_replicas(
+    dir: &std::path::Path,
+    latency: Duration,
+) -> (bookcal::emulator::Emulator, Vec<(&'static str, String)>) {
+    let emu = bookcal::emulator::Emulator::start(bookcal::emulator::EmulatorOptions {
+        latency,
+        ..Default::default()
+    })
+    .await
+    .expect("emulator");
+    let key = dir.join("service-account.json");
+    std::fs::write(&key, emu.service_account_key_json()).expect("key file");
+    let env = vec![
+        ("BOOKCAL_GOOGLE_ROOT_URL", emu.root_url()),
+        (
+            "BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY",
+            key.display().to_string(),
+        ),
+        ("BOOKCAL_GOOGLE_REQUESTS_PER_MINUTE", "100000".into()),
+        // One request at a time: a run lasts its events times the latency.
+        ("BOOKCAL_SYNC_CONCURRENCY", "1".into()),
+        ("BOOKCAL_STORE_JOB_LEASE_SECS", "3".into()),
+        ("BOOKCAL_SYNC_INTERVAL_SECS", "0".into()),
+    ];
+    (emu, env)
+}
+
+/// The live slots of an offering (what its calendar must show, one event each).
+async fn live_slot_count(store: &Store, offering: Id) -> usize {
+    live_slots(store, offering).await.len()
+}
+
+/// The events of every calendar in the emulator: (calendars, live events), after
+/// checking that no event id appears twice in a calendar.
+fn calendar_contents(emu: &bookcal::emulator::Emulator) -> (usize, usize) {
+    let cals = emu.inspect().calendars();
+    let mut live = 0;
+    for c in &cals {
+        let events = emu.inspect().events(c["id"].as_str().unwrap_or(""));
+        let ids: std::collections::BTreeSet<&str> =
+            events.iter().filter_map(|e| e["id"].as_str()).collect();
+        assert_eq!(ids.len(), events.len(), "an event id twice in one calendar");
+        live += events.iter().filter(|e| e["status"] != "cancelled").count();
+    }
+    (cals.len(), live)
+}
+
+/// Whether the offering's calendar is synced and no job of it is left.
+async fn synced_and_idle(store: &Store, offering: Id) -> bool {
+    store
+        .calendar(offering)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|c| {
+            c.state == bookcal::domain::calendar::CalendarState::Ok && c.last_success.is_some()
+        })
+        && store
+            .queued_jobs(offering)
+            .await
+            .is_ok_and(|j| j.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sync_now_asked_on_every_replica_at_once_runs_one_sync_of_the_offering_at_a_time() {
+    let Some(url) = database().await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, room, token) = room_with_many_slots(&url, dir.path(), 100).await;
+    let (emu, env) = google_for_replicas(dir.path(), Duration::from_millis(25)).await;
+    let http = reqwest::Client::new();
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(Replica::start_with(&url, dir.path(), &http, &env).await);
+    }
+    // "Sync now" pressed on every replica at once: one press is taken, the others
+    // are told the calendar is already being updated.
+    let path = format!(
+        "/api/booking-offerings/{}/google_calendar_sync/",
+        room.hex()
+    );
+    let mut presses = Vec::new();
+    for r in &replicas {
+        for _ in 0..3 {
+            let req = http
+                .post(format!("{}{path}", r.base))
+                .header("Authorization", format!("Token {token}"))
+                .json(&json!({}));
+            presses.push(tokio::spawn(async move {
+                req.send().await.expect("sync now").status().as_u16()
+            }));
+        }
+    }
+    let inserts = || {
+        emu.controls()
+            .counters()
+            .get("calendar.events.insert")
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut taken = 0;
+    for p in presses {
+        match p.await.expect("press") {
+            200 => taken += 1,
+            400 => {}
+            other => panic!("sync now answered {other}"),
+        }
+    }
+    assert!(taken >= 1);
+    assert!(
+        until(120, || synced_and_idle(&store, room)).await,
+        "the first sync never finished"
+    );
+    // A second booking of two hundred slots queues the sync it implies; once that run
+    // is under way, bookings made on every replica queue a follow-up, which every
+    // replica is told about and none may run before the first run ended.
+    let alice = run(
+        &url,
+        dir.path(),
+        &["token", "create", "--username", "alice"],
+    )
+    .await;
+    let imaging = store
+        .directory()
+        .await
+        .expect("directory")
+        .projects
+        .values()
+        .find(|p| p.slug == "imaging")
+        .expect("imaging")
+        .id;
+    // A watcher samples the runs of the offering that hold a lease: never two at
+    // once, and never a second owner of one job (the run below lasts longer than
+    // the three-second lease: its heartbeat keeps it).
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watcher = {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut owners: HashMap<i64, std::collections::HashSet<String>> = HashMap::new();
+            let (mut most, mut samples) = (0usize, 0u64);
+            while !stop.is_cancelled() {
+                let rows: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT seq, lease_owner FROM jobs
+                     WHERE offering = $1 AND lease_owner IS NOT NULL",
+                )
+                .bind(room.0)
+                .fetch_all(&pool)
+                .await
+                .expect("sample");
+                most = most.max(rows.len());
+                samples += 1;
+                for (seq, owner) in rows {
+                    owners.entry(seq).or_default().insert(owner);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (most, samples, owners)
+        })
+    };
+    let before = inserts();
+    add_booking(&store, room, at(250, 0), 200).await;
+    assert!(
+        until(60, || async { inserts() >= before + 10 }).await,
+        "the implied sync never got going"
+    );
+    for (i, r) in replicas.iter().enumerate() {
+        let slot = (at(190, 9 + i as u32), at(190, 10 + i as u32));
+        let resp = http
+            .post(format!("{}/api/marketplace-orders/", r.base))
+            .header("Authorization", format!("Token {alice}"))
+            .json(&order_body(&r.base, room, imaging, slot))
+            .send()
+            .await
+            .expect("order");
+        let status = resp.status().as_u16();
+        assert_eq!(status, 201, "{}", resp.text().await.unwrap_or_default());
+    }
+    assert!(
+        until(120, || synced_and_idle(&store, room)).await,
+        "the sync never finished"
+    );
+    stop.cancel();
+    let (most, samples, owners) = watcher.await.expect("watcher");
+    assert!(
+        samples > 10,
+        "the watcher hardly looked ({samples} samples)"
+    );
+    assert_eq!(most, 1, "runs of one offering at once");
+    assert!(
+        owners.values().all(|o| o.len() == 1),
+        "a live run was taken over: {owners:?}"
+    );
+    // Runs that overlapped would each have inserted the events: every event was
+    // inserted exactly once, into one calendar.
+    let total = live_slot_count(&store, room).await;
+    let counters = emu.controls().counters();
+    assert_eq!(counters.get("calendar.calendars.insert").copied(), Some(1));
+    assert_eq!(
+        counters.get("calendar.events.insert").copied(),
+        Some(total as u64),
+        "{counters:?}"
+    );
+    assert_eq!(calendar_contents(&emu), (1, total));
+    drop(replicas);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_the_replica_running_a_sync_lets_another_finish_it_after_the_lease_with_no_duplicate_and_no_missing_event(
+) {
+    let Some(url) = database().await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, room, token) = room_with_many_slots(&url, dir.path(), 200).await;
+    let (emu, env) = google_for_replicas(dir.path(), Duration::from_millis(10)).await;
+    let http = reqwest::Client::new();
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(Replica::start_with(&url, dir.path(), &http, &env).await);
+    }
+    let path = format!(
+        "/api/booking-offerings/{}/google_calendar_sync/",
+        room.hex()
+    );
+    let r = http
+        .post(format!("{}{path}", replicas[0].base))
+        .header("Authorization", format!("Token {token}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("sync now");
+    assert_eq!(r.status(), 200);
+    // Once the run has written some events, find the replica holding its lease.
+    let inserts = || {
+        emu.controls()
+            .counters()
+            .get("calendar.events.insert")
+            .copied()
+            .unwrap_or(0)
+    };
+    assert!(
+        until(60, || async { inserts() >= 40 }).await,
+        "the run never got going"
+    );
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let owner: String = sqlx::query_scalar(
+        "SELECT lease_owner FROM jobs WHERE offering = $1 AND lease_owner IS NOT NULL",
+    )
+    .bind(room.0)
+    .fetch_one(&pool)
+    .await
+    .expect("the running job and its lease");
+    let pid: u32 = owner
+        .split('-')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the lease names its process");
+    let running = replicas
+        .iter()
+        .position(|r| r.process.id() == Some(pid))
+        .expect("one of the replicas runs it");
+    let mut victim = replicas.remove(running);
+    victim.process.start_kill().expect("kill -9");
+    let _ = victim.process.wait().await;
+    let killed = Utc::now();
+    let total = live_slot_count(&store, room).await;
+    let (_, partial) = calendar_contents(&emu);
+    assert!(
+        partial < total,
+        "the kill came too late to test anything ({partial} of {total} events)"
+    );
+    // Another replica takes the job over once the lease has ended and finishes it.
+    assert!(
+        until(120, || synced_and_idle(&store, room)).await,
+        "no replica finished the sync"
+    );
+    let cal = store.calendar(room).await.expect("read").expect("calendar");
+    assert!(cal.last_success.is_some_and(|t| t > killed), "{cal:?}");
+    assert_eq!(
+        calendar_contents(&emu),
+        (1, total),
+        "one calendar with every booking once"
+    );
+    drop(replicas);
+}
+
+#[tokio::test]
+async fn sync_now_share_and_unshare_run_on_postgresql_against_the_emulator() {
+    let Some(url) = database().await else { return };
+    let app = spawn_app_with(Options {
+        store_url: Some(url),
+        ..Options::default()
+    })
+    .await;
+    let room = app.offering_id("room-aurora");
+    let p = |a: &str| format!("/api/booking-offerings/{}/{a}/", room.hex());
+    let store = app.store.clone();
+    let calendar = || async { store.calendar(room).await.ok().flatten() };
+    // Queued while no scheduler runs: the job waits in the database.
+    assert_eq!(
+        app.post("owner", &p("google_calendar_sync"), json!({}))
+            .await
+            .status,
+        200
+    );
+    let jobs = store.jobs().await.expect("jobs");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let scheduler = app.start_scheduler();
+    assert!(
+        until(30, || async {
+            calendar().await.is_some_and(|c| {
+                c.state == bookcal::domain::calendar::CalendarState::Ok && c.last_success.is_some()
+            }) && store.jobs().await.is_ok_and(|j| j.is_empty())
+        })
+        .await,
+        "the sync never ran"
+    );
+    let cal = calendar().await.and_then(|c| c.calendar_id).expect("id");
+    assert_eq!(app.live_events(&cal).len(), 3);
+    let public = || {
+        app.emu()
+            .inspect()
+            .acl(&cal)
+            .iter()
+            .any(|r| r["id"] == "default")
+    };
+
+    assert_eq!(
+        app.post("owner", &p("share_google_calendar"), json!({}))
+            .await
+            .status,
+        200
+    );
+    assert!(until(30, || async { calendar().await.is_some_and(|c| c.public) }).await);
+    assert!(public());
+    assert_eq!(
+        app.post("owner", &p("unshare_google_calendar"), json!({}))
+            .await
+            .status,
+        200
+    );
+    assert!(until(30, || async { calendar().await.is_some_and(|c| !c.public) }).await);
+    assert!(!public());
+    // A booking change queues the sync it implies, in the same transaction.
+    let r = app
+        .post(
+            "alice",
+            "/api/marketplace-orders/",
+            app.order_body("room-aurora", &[(at(90, 9), at(90, 10))]),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(
+        until(30, || async { app.live_events(&cal).len() == 4 }).await,
+        "the booking never reached the calendar"
+    );
+    scheduler.stop().await;
 }

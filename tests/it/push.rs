@@ -8,11 +8,14 @@ use bookcal::app::Application;
 use bookcal::config::Settings;
 use bookcal::domain::calendar::CalendarState;
 use bookcal::domain::jobs::{JobKind, JobRequest, Trigger};
+use bookcal::domain::push::PushState;
 use bookcal::domain::{Id, OfferingState};
 use bookcal::emulator::{Emulator, EmulatorOptions, PushSettingsUpdate};
 use bookcal::google::{CalendarApi, Event, EventTime};
 use bookcal::store::{Change, Store, StoreOptions};
 use chrono::{DateTime, Utc};
+
+type Span = (DateTime<Utc>, DateTime<Utc>);
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -62,12 +65,7 @@ async fn calendar_with_channel(app: &TestApp, offering: Id) -> String {
             .channels()
             .iter()
             .any(|c| c.calendar_id == watched)
-            && store
-                .sled()
-                .expect("sled")
-                .push_state(offering)
-                .ok()
-                .flatten()
+            && push_state(&store, offering)
                 .is_some_and(|s| s.channel.is_some()))
         .await,
         "a watch channel is opened on the new calendar"
@@ -103,6 +101,35 @@ async fn human(app: &TestApp) -> Arc<dyn CalendarApi> {
     google_client(app.emu(), None).await
 }
 
+/// Someone adds an event to the calendar in Google.
+async fn insert_external(app: &TestApp, cal: &str, id: &str, (start, end): Span) {
+    human(app)
+        .await
+        .event_insert(cal, &timed(id, start, end))
+        .await
+        .expect("insert");
+}
+
+/// The offering's push state as the (sled) store has it.
+fn push_state(store: &Store, offering: Id) -> Option<PushState> {
+    store
+        .sled()
+        .expect("sled")
+        .push_state(offering)
+        .expect("read the push state")
+}
+
+/// Whether the offering's busy time holds `start..end` (an external event read in).
+fn blocks(store: &Store, offering: Id, (start, end): Span) -> bool {
+    store
+        .sled()
+        .expect("sled")
+        .busy_slots(offering)
+        .expect("read the busy time")
+        .iter()
+        .any(|s| s.start == start && s.end == end)
+}
+
 #[tokio::test]
 async fn an_external_event_blocks_its_time_by_push_without_a_periodic_run() {
     // No periodic syncs at all: only a push can bring the event in.
@@ -111,20 +138,10 @@ async fn an_external_event_blocks_its_time_by_push_without_a_periodic_run() {
     let room = app.offering_id("room-aurora");
     let cal = calendar_with_channel(&app, room).await;
     let (start, end) = (at(30, 9), at(30, 11));
-    human(&app)
-        .await
-        .event_insert(&cal, &timed("e0push1", start, end))
-        .await
-        .expect("insert");
+    insert_external(&app, &cal, "e0push1", (start, end)).await;
     let store = app.store.clone();
     assert!(
-        eventually(30, || store
-            .sled()
-            .expect("sled")
-            .busy_slots(room)
-            .map(|b| b.iter().any(|s| s.start == start && s.end == end))
-            .unwrap_or(false))
-        .await,
+        eventually(30, || blocks(&store, room, (start, end))).await,
         "the pushed change blocks the time"
     );
     let r = app
@@ -136,12 +153,7 @@ async fn an_external_event_blocks_its_time_by_push_without_a_periodic_run() {
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.text.contains("is not available."), "{}", r.text);
-    let state = store
-        .sled()
-        .expect("sled")
-        .push_state(room)
-        .expect("read")
-        .expect("state");
+    let state = push_state(&store, room).expect("state");
     assert!(state.received >= 1, "{state:?}");
     assert!(state.ignored >= 1, "the sync message is ignored: {state:?}");
     // The channel shows in the offering's googlecalendar and in /metrics.
@@ -157,15 +169,7 @@ async fn an_external_event_blocks_its_time_by_push_without_a_periodic_run() {
     assert!(!r
         .text
         .contains(&state.channel.as_ref().expect("channel").token_hash));
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(metrics.contains("bookcal_push_enabled 1"), "{metrics}");
     assert!(
         metrics.contains("bookcal_push_notifications_total{outcome=\"received\"}"),
@@ -191,37 +195,16 @@ async fn a_dropped_notification_is_caught_by_the_safety_net_poll() {
         drop_rate: Some(1.0),
         ..PushSettingsUpdate::default()
     });
-    let received = app
-        .store
-        .sled()
-        .expect("sled")
-        .push_state(room)
-        .expect("read")
-        .map_or(0, |s| s.received);
+    let received = push_state(&app.store, room).map_or(0, |s| s.received);
     let (start, end) = (at(31, 9), at(31, 11));
-    human(&app)
-        .await
-        .event_insert(&cal, &timed("e0lost1", start, end))
-        .await
-        .expect("insert");
+    insert_external(&app, &cal, "e0lost1", (start, end)).await;
     assert_eq!(push.counters().get("dropped"), Some(&1), "Google lost it");
     let store = app.store.clone();
     assert!(
-        eventually(30, || store
-            .sled()
-            .expect("sled")
-            .busy_slots(room)
-            .map(|b| b.iter().any(|s| s.start == start && s.end == end))
-            .unwrap_or(false))
-        .await,
+        eventually(30, || blocks(&store, room, (start, end))).await,
         "the safety-net poll brings the change in"
     );
-    let state = store
-        .sled()
-        .expect("sled")
-        .push_state(room)
-        .expect("read")
-        .expect("state");
+    let state = push_state(&store, room).expect("state");
     assert_eq!(state.received, received, "no notification carried it");
 }
 
@@ -239,25 +222,17 @@ async fn a_forged_notification_changes_nothing_and_is_answered_404() {
             .load(std::sync::atomic::Ordering::Relaxed)
             == 0
             && store
+                .sled()
+                .expect("sled")
                 .queued_jobs(room)
                 .map(|j| j.is_empty())
                 .unwrap_or(false)
             // The channel's `sync` message arrived (it is delivered after the watch).
-            && store
-                .sled()
-                .expect("sled")
-                .push_state(room)
-                .ok()
-                .flatten()
+            && push_state(&store, room)
                 .is_some_and(|s| s.ignored >= 1))
         .await
     );
-    let before = store
-        .sled()
-        .expect("sled")
-        .push_state(room)
-        .expect("read")
-        .expect("state");
+    let before = push_state(&store, room).expect("state");
     let channel = before.channel.clone().expect("channel");
     let runs = status.runs("ok");
     let url = format!("{}/google/notifications", app.base);
@@ -296,12 +271,9 @@ async fn a_forged_notification_changes_nothing_and_is_answered_404() {
         let body: serde_json::Value = r.json().await.expect("json");
         assert_eq!(body, json!({"detail": "Not found."}), "{name}");
     }
-    assert_eq!(
-        store.sled().expect("sled").push_state(room).expect("read"),
-        Some(before)
-    );
+    assert_eq!(push_state(&store, room), Some(before));
     assert!(
-        store.queued_jobs(room).expect("jobs").is_empty(),
+        store.queued_jobs(room).await.expect("jobs").is_empty(),
         "nothing queued"
     );
     assert_eq!(status.runs("ok"), runs, "nothing ran");
@@ -317,13 +289,7 @@ async fn repeated_message_numbers_are_ignored() {
         duplicate_rate: Some(1.0),
         ..PushSettingsUpdate::default()
     });
-    let start = app
-        .store
-        .sled()
-        .expect("sled")
-        .push_state(room)
-        .expect("read")
-        .expect("state");
+    let start = push_state(&app.store, room).expect("state");
     human(&app)
         .await
         .event_insert(&cal, &timed("e0bb2", at(32, 9), at(32, 10)))
@@ -331,15 +297,9 @@ async fn repeated_message_numbers_are_ignored() {
         .expect("insert");
     let store = app.store.clone();
     assert!(
-        eventually(30, || store
-            .sled()
-            .expect("sled")
-            .push_state(room)
-            .ok()
-            .flatten()
-            .is_some_and(|s| {
-                s.received == start.received + 1 && s.ignored == start.ignored + 1
-            }))
+        eventually(30, || push_state(&store, room).is_some_and(|s| {
+            s.received == start.received + 1 && s.ignored == start.ignored + 1
+        }))
         .await,
         "one delivery acted on, its duplicate ignored: {:?}",
         store.sled().expect("sled").push_state(room)
@@ -359,12 +319,7 @@ async fn channels_are_renewed_before_they_expire_and_keep_delivering() {
     let _scheduler = app.start_scheduler();
     let room = app.offering_id("room-aurora");
     let cal = calendar_with_channel(&app, room).await;
-    let first = app
-        .store
-        .sled()
-        .expect("sled")
-        .push_state(room)
-        .expect("read")
+    let first = push_state(&app.store, room)
         .and_then(|s| s.channel)
         .expect("channel");
     let push = app.emu().push();
@@ -372,13 +327,7 @@ async fn channels_are_renewed_before_they_expire_and_keep_delivering() {
     assert!(
         eventually(30, || {
             let open = push.channels();
-            let ours = store
-                .sled()
-                .expect("sled")
-                .push_state(room)
-                .ok()
-                .flatten()
-                .and_then(|s| s.channel);
+            let ours = push_state(&store, room).and_then(|s| s.channel);
             ours.is_some_and(|c| c.id != first.id && open.iter().any(|o| o.id == c.id))
                 && !open.iter().any(|o| o.id == first.id)
         })
@@ -386,19 +335,9 @@ async fn channels_are_renewed_before_they_expire_and_keep_delivering() {
         "a new channel replaced the first, which was stopped"
     );
     let (start, end) = (at(33, 9), at(33, 10));
-    human(&app)
-        .await
-        .event_insert(&cal, &timed("e0cc3", start, end))
-        .await
-        .expect("insert");
+    insert_external(&app, &cal, "e0cc3", (start, end)).await;
     assert!(
-        eventually(30, || store
-            .sled()
-            .expect("sled")
-            .busy_slots(room)
-            .map(|b| b.iter().any(|s| s.start == start))
-            .unwrap_or(false))
-        .await,
+        eventually(30, || blocks(&store, room, (start, end))).await,
         "the renewed channel delivers"
     );
 }
@@ -417,12 +356,7 @@ async fn a_deleted_calendar_ends_its_channel_and_a_removed_offering_stops_it() {
         .expect("delete");
     let store = app.store.clone();
     assert!(
-        eventually(30, || store
-            .sled()
-            .expect("sled")
-            .push_state(room)
-            .ok()
-            .flatten()
+        eventually(30, || push_state(&store, room)
             .is_some_and(|s| s.channel.is_none() && s.received >= 1))
         .await,
         "the `not_exists` message ends the channel: {:?}",
@@ -488,14 +422,19 @@ async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_u
     let cal = calendar_with_channel(&app, room).await;
     let store = app.store.clone();
     let calendar = || store.sled().expect("sled").calendar(room).ok().flatten();
-    let push_state = || store.sled().expect("sled").push_state(room).ok().flatten();
+    let push_state = || push_state(&store, room);
     let next_poll = || {
-        store.queued_jobs(room).ok().and_then(|jobs| {
-            jobs.into_iter()
-                .filter(|j| j.trigger == Trigger::Periodic)
-                .map(|j| j.due)
-                .min()
-        })
+        store
+            .sled()
+            .expect("sled")
+            .queued_jobs(room)
+            .ok()
+            .and_then(|jobs| {
+                jobs.into_iter()
+                    .filter(|j| j.trigger == Trigger::Periodic)
+                    .map(|j| j.due)
+                    .min()
+            })
     };
     let action = |what: &'static str| {
         let path = format!("/api/booking-offerings/{}/{what}/", room.hex());
@@ -526,7 +465,7 @@ async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_u
         })
         .await,
         "a healthy channel polls at the push interval: {:?}",
-        store.queued_jobs(room)
+        store.sled().expect("sled").queued_jobs(room)
     );
     let url = format!("{}/google/notifications", app.base);
     let deliver = |number: u64| {
@@ -576,7 +515,7 @@ async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_u
         ))
         .await,
         "polling is back at the usual interval: {:?}",
-        store.queued_jobs(room)
+        store.sled().expect("sled").queued_jobs(room)
     );
     // Later syncs (each followed by a look of the upkeep) do not re-open it.
     for _ in 0..2 {
@@ -788,20 +727,11 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
     );
     let s = store.clone();
     assert!(
-        eventually(30, || s
-            .sled()
-            .expect("sled")
-            .push_state(room)
-            .ok()
-            .flatten()
+        eventually(30, || push_state(&s, room)
             .is_some_and(|p| p.channel.is_some()))
         .await
     );
-    let first = store
-        .sled()
-        .expect("sled")
-        .push_state(room)
-        .expect("read")
+    let first = push_state(&store, room)
         .and_then(|p| p.channel)
         .expect("channel");
     stop.cancel();
@@ -811,12 +741,7 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
     // A long time down: the stored channel has expired (Google ended it meanwhile).
     {
         let store = Store::open(&dir.path().join("store"), &StoreOptions::default()).expect("open");
-        let mut state = store
-            .sled()
-            .expect("sled")
-            .push_state(room)
-            .expect("read")
-            .expect("state");
+        let mut state = push_state(&store, room).expect("state");
         if let Some(c) = state.channel.as_mut() {
             c.expiration = Utc::now() - chrono::Duration::hours(1);
         }
@@ -829,12 +754,7 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
     let (_, store, stop, run) = run_service(dir.path(), &emu, true).await;
     let s = store.clone();
     assert!(
-        eventually(30, || s
-            .sled()
-            .expect("sled")
-            .push_state(room)
-            .ok()
-            .flatten()
+        eventually(30, || push_state(&s, room)
             .and_then(|p| p.channel)
             .is_some_and(|c| c.id != first.id && c.expiration > Utc::now()))
         .await,
@@ -847,13 +767,7 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
         .await
         .expect("insert");
     assert!(
-        eventually(30, || s
-            .sled()
-            .expect("sled")
-            .busy_slots(room)
-            .map(|b| b.iter().any(|x| x.start == start))
-            .unwrap_or(false))
-        .await,
+        eventually(30, || blocks(&s, room, (start, end))).await,
         "the new channel delivers"
     );
     stop.cancel();

@@ -29,7 +29,7 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
             .status,
         200
     );
-    assert_eq!(app.store.jobs().expect("jobs").len(), 1);
+    assert_eq!(app.store.jobs().await.expect("jobs").len(), 1);
     let scheduler = app.start_scheduler();
     let store = app.store.clone();
     assert!(
@@ -135,11 +135,11 @@ async fn periodic_syncs_restore_what_someone_changed_in_google_without_anyone_pr
     let human = google_client(app.emu(), None).await;
     human.event_delete(&cal, &id).await.expect("delete");
     assert_eq!(app.live_events(&cal).len(), before - 1);
-    assert!(app.store.jobs().expect("jobs").is_empty());
+    assert!(app.store.jobs().await.expect("jobs").is_empty());
     let scheduler = app.start_scheduler();
     assert!(eventually(20, || app.live_events(&cal).len() == before).await);
     // The next periodic sync is queued (one per offering with a calendar).
-    let jobs = app.store.queued_jobs(room).expect("jobs");
+    let jobs = app.store.queued_jobs(room).await.expect("jobs");
     assert!(
         jobs.iter().any(|j| j.trigger == Trigger::Periodic),
         "{jobs:?}"
@@ -174,6 +174,8 @@ async fn settled(app: &crate::helpers::TestApp, status: &SchedulerStatus, offeri
     eventually(30, || {
         status.active_runs.load(Ordering::Relaxed) == 0
             && store
+                .sled()
+                .expect("sled")
                 .queued_jobs(offering)
                 .is_ok_and(|jobs| jobs.iter().all(|j| j.trigger == Trigger::Periodic))
     })
@@ -238,13 +240,13 @@ async fn a_change_during_a_run_gives_exactly_one_follow_up_run() {
         assert_eq!(r.status, 201, "{}", r.text);
     }
     assert_eq!(status.runs("ok"), 0, "the first run was still going");
-    let jobs = app.store.queued_jobs(room).expect("jobs");
+    let jobs = app.store.queued_jobs(room).await.expect("jobs");
     assert_eq!(jobs.len(), 2, "the running job and one follow-up: {jobs:?}");
     assert_eq!(jobs[1].trigger, Trigger::Change);
     assert!(eventually(30, || app.live_events(&cal).len() == before + 3).await);
     assert!(settled(&app, &status, room).await);
     assert_eq!(status.runs("ok"), 2);
-    assert!(app.store.queued_jobs(room).expect("jobs").is_empty());
+    assert!(app.store.queued_jobs(room).await.expect("jobs").is_empty());
     scheduler.stop().await;
 }
 
@@ -302,7 +304,7 @@ async fn a_queued_sync_survives_a_restart_and_runs_after_it() {
             .write(vec![Change::Resource(r)])
             .await
             .expect("accept");
-        let jobs = store.jobs().expect("jobs");
+        let jobs = store.jobs().await.expect("jobs");
         assert_eq!(jobs.len(), 1, "{jobs:?}");
         assert_eq!((jobs[0].offering, jobs[0].trigger), (room, Trigger::Change));
         (room, cal, pending, event)
@@ -318,7 +320,7 @@ async fn a_queued_sync_survives_a_restart_and_runs_after_it() {
     };
     assert_eq!(status_of(&emu), Some(json!("tentative")));
     let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).expect("reopen"));
-    let jobs = store.jobs().expect("jobs");
+    let jobs = store.jobs().await.expect("jobs");
     assert_eq!(jobs.len(), 1, "the job is still queued after the restart");
     assert_eq!(jobs[0].offering, room);
     let engine = Arc::new(engine_on(store.clone(), google_client(&emu, None).await));
@@ -337,7 +339,7 @@ async fn a_queued_sync_survives_a_restart_and_runs_after_it() {
             && status.runs("ok") == 1)
         .await
     );
-    assert!(store.jobs().expect("jobs").is_empty());
+    assert!(store.jobs().await.expect("jobs").is_empty());
     assert_eq!(
         store
             .resource(pending)

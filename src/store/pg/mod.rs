@@ -12,6 +12,7 @@
 //! overlap (an exclusion constraint, whatever replica writes them).
 
 pub mod cluster;
+pub(crate) mod jobs;
 pub(crate) mod notify;
 pub(crate) mod query;
 pub(crate) mod read;
@@ -39,6 +40,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "push channels",
         include_str!("migrations/0002_push_channels.sql"),
+    ),
+    (
+        3,
+        "job leases",
+        include_str!("migrations/0003_job_leases.sql"),
     ),
 ];
 
@@ -87,12 +93,16 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 pub struct PgOptions {
     /// Connections this process keeps at most.
     pub max_connections: u32,
+    /// How long a claimed job stays this process's without renewal (runs renew it
+    /// every third of it); after that another replica may take the job over.
+    pub job_lease: std::time::Duration,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
         PgOptions {
             max_connections: 16,
+            job_lease: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -120,6 +130,14 @@ pub struct PgStore {
     commits: std::sync::atomic::AtomicU64,
     /// The feeds' UID key (see `Store::feed_uid_key`), the same for every replica.
     pub(crate) feed_uid_key: [u8; 32],
+    /// This process's name on the job leases it holds (random per process).
+    pub(crate) job_owner: String,
+    /// See [`PgOptions::job_lease`].
+    pub(crate) job_lease: std::time::Duration,
+    /// How long a sync implied by a change waits (see `StoreOptions::sync_debounce`).
+    pub(crate) sync_debounce: std::time::Duration,
+    /// Woken when any replica queues, puts back or finishes a job.
+    pub(crate) job_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for PgStore {
@@ -137,18 +155,24 @@ impl PgStore {
     pub(crate) async fn open(
         url: &str,
         opts: &PgOptions,
+        store: &super::StoreOptions,
         versions: Arc<Versions>,
     ) -> Result<PgStore, StoreError> {
         let pool = connect(url, opts).await?;
         migrate(&pool).await?;
         let feed_uid_key = feed_uid_key(&pool).await?;
-        let listener = notify::listen(&pool, versions.clone()).await?;
+        let job_wakeup = Arc::new(tokio::sync::Notify::new());
+        let listener = notify::listen(&pool, versions.clone(), job_wakeup.clone()).await?;
         Ok(PgStore {
             pool,
             versions,
             listener,
             commits: Default::default(),
             feed_uid_key,
+            job_owner: jobs::replica_id(),
+            job_lease: opts.job_lease,
+            sync_debounce: store.sync_debounce,
+            job_wakeup,
         })
     }
 
@@ -458,7 +482,7 @@ impl PgStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        write::apply(&mut tx, changes).await?;
+        self.apply(&mut tx, changes).await?;
         let stamp = self.announce(&mut tx, changes).await?;
         tx.commit().await?;
         self.committed();
@@ -547,7 +571,7 @@ impl PgStore {
         }
         let (changes, out) = rule(&view).map_err(MutateError::Refused)?;
         if !changes.is_empty() {
-            write::apply(&mut tx, &changes).await?;
+            self.apply(&mut tx, &changes).await?;
             let stamp = self.announce(&mut tx, &changes).await?;
             tx.commit().await.map_err(StoreError::from)?;
             self.committed();
@@ -688,8 +712,12 @@ mod tests {
         use super::super::Scope;
         let url = testing::database().await;
         let opts = PgOptions::default();
-        let a = PgStore::open(&url, &opts, Arc::default()).await.expect("a");
-        let b = PgStore::open(&url, &opts, Arc::default()).await.expect("b");
+        let a = PgStore::open(&url, &opts, &Default::default(), Arc::default())
+            .await
+            .expect("a");
+        let b = PgStore::open(&url, &opts, &Default::default(), Arc::default())
+            .await
+            .expect("b");
         let offering = Id::new_v4();
         let scope = [Scope::Offering(offering)];
         let other = [Scope::Offering(Id::new_v4())];

@@ -21,6 +21,10 @@ use crate::domain::Id;
 /// The notification channel.
 pub(crate) const CHANNEL: &str = "bookcal_versions";
 
+/// The channel a transaction that queues, puts back or finishes a job notifies (no
+/// payload): every replica's scheduler looks at the queue again.
+pub(crate) const JOBS_CHANNEL: &str = "bookcal_jobs";
+
 /// PostgreSQL refuses payloads of 8000 bytes or more; past this many scopes a
 /// transaction announces "everything".
 const MAX_SCOPES: usize = 150;
@@ -106,13 +110,15 @@ pub(crate) fn apply(versions: &Versions, a: Announcement) {
 pub(crate) async fn listen(
     pool: &PgPool,
     versions: Arc<Versions>,
+    jobs: Arc<tokio::sync::Notify>,
 ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, JOBS_CHANNEL]).await?;
     let pool = pool.clone();
     Ok(tokio::spawn(async move {
         loop {
             match listener.try_recv().await {
+                Ok(Some(n)) if n.channel() == JOBS_CHANNEL => jobs.notify_one(),
                 Ok(Some(n)) => match parse(n.payload()) {
                     Some(a) => apply(&versions, a),
                     None => {
@@ -123,6 +129,7 @@ pub(crate) async fn listen(
                     // The connection was lost (and is re-established on the next
                     // call): announcements may have been missed.
                     tracing::warn!("version listener reconnecting; every feed renders again");
+                    jobs.notify_one();
                     match sqlx::query_scalar::<_, i64>("SELECT nextval('ids')")
                         .fetch_one(&pool)
                         .await

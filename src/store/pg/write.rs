@@ -22,7 +22,8 @@ use super::super::records::{
     OfferingRecord, OrderRecord, ProjectRecord, PushRecord, ResourceRecord, UserRecord,
 };
 use super::super::{encode, Change, StoreError};
-use crate::domain::{Customer, Id, Offering, Order, Project, Resource, User};
+use crate::domain::jobs::{calendars_touched, offering_calendar_changed, BookingView};
+use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
 
 fn uuid(id: Id) -> Uuid {
     id.0
@@ -79,12 +80,19 @@ where
     out
 }
 
-/// Writes `changes` in order on `conn` (inside the caller's transaction).
+/// Writes `changes` in order on `conn` (inside the caller's transaction). Returns
+/// the offerings whose calendar the changes alter (booking changes the calendar
+/// shows, offering renames), for the syncs they imply; `Change::Enqueue` is the
+/// caller's (see `PgStore::apply`).
 ///
 /// # Errors
 /// A record cannot be encoded, or the database refuses (the exclusion constraint
 /// among others): the caller's transaction must then be rolled back.
-pub(crate) async fn apply(conn: &mut PgConnection, changes: &[Change]) -> Result<(), StoreError> {
+pub(crate) async fn apply(
+    conn: &mut PgConnection,
+    changes: &[Change],
+) -> Result<Vec<Id>, StoreError> {
+    let mut touched = Vec::new();
     let mut i = 0;
     while i < changes.len() {
         let kind = batch_of(&changes[i]);
@@ -99,15 +107,17 @@ pub(crate) async fn apply(conn: &mut PgConnection, changes: &[Change]) -> Result
             Batch::Users => users(conn, run).await?,
             Batch::Customers => customers(conn, run).await?,
             Batch::Projects => projects(conn, run).await?,
-            Batch::Offerings => offerings(conn, run).await?,
-            Batch::Resources => resources(conn, run).await?,
+            Batch::Offerings => touched.extend(offerings(conn, run).await?),
+            Batch::Resources => touched.extend(resources(conn, run).await?),
             Batch::Orders => orders(conn, run).await?,
             Batch::Mapping => mapping(conn, run).await?,
             Batch::One => one(conn, &changes[i]).await?,
         }
         i = j;
     }
-    Ok(())
+    touched.sort();
+    touched.dedup();
+    Ok(touched)
 }
 
 async fn users(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreError> {
@@ -227,7 +237,8 @@ async fn projects(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreEr
     Ok(())
 }
 
-async fn offerings(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreError> {
+/// Returns the offerings whose calendar the new versions change.
+async fn offerings(conn: &mut PgConnection, run: &[Change]) -> Result<Vec<Id>, StoreError> {
     let items = last_per_id(
         run.iter().filter_map(|c| match c {
             Change::Offering(x) => Some(x),
@@ -235,6 +246,26 @@ async fn offerings(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreE
         }),
         |x: &Offering| x.id,
     );
+    let wanted: Vec<Uuid> = items.iter().map(|o| uuid(o.id)).collect();
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT doc::text FROM offerings WHERE id = ANY($1)")
+            .bind(&wanted)
+            .fetch_all(&mut *conn)
+            .await?;
+    let stored: HashMap<Id, Offering> =
+        super::read::decode_all::<OfferingRecord, Offering>("offerings", &stored)?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+    let touched: Vec<Id> = items
+        .iter()
+        .filter(|o| {
+            stored
+                .get(&o.id)
+                .is_some_and(|old| offering_calendar_changed(old, o))
+        })
+        .map(|o| o.id)
+        .collect();
     let mut ids = Vec::new();
     let mut customers = Vec::new();
     let mut names = Vec::new();
@@ -265,10 +296,11 @@ async fn offerings(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreE
     .bind(&docs)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(touched)
 }
 
-async fn resources(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreError> {
+/// Returns the offerings whose calendar the new versions change.
+async fn resources(conn: &mut PgConnection, run: &[Change]) -> Result<Vec<Id>, StoreError> {
     let items = last_per_id(
         run.iter().filter_map(|c| match c {
             Change::Resource(x) => Some(x),
@@ -291,6 +323,31 @@ async fn resources(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreE
         })
         .collect::<Result<_, _>>()?;
     let mut sequences: Vec<(String, SlotSequence)> = Vec::new();
+    let mut touched = Vec::new();
+    for r in &items {
+        let slots: Vec<Interval> = r.slots.iter().map(|s| s.interval()).collect();
+        let new = BookingView {
+            offering: r.offering,
+            name: &r.name,
+            project: r.project,
+            created_by: r.created_by,
+            state: r.state,
+            slots: &slots,
+        };
+        let old = stored.get(&uuid(r.id));
+        let old_slots: Vec<Interval> = old
+            .map(|o| o.slots.iter().map(|s| s.interval()).collect())
+            .unwrap_or_default();
+        let old = old.map(|o| BookingView {
+            offering: o.offering,
+            name: &o.name,
+            project: o.project,
+            created_by: o.created_by,
+            state: o.state,
+            slots: &old_slots,
+        });
+        touched.extend(calendars_touched(old.as_ref(), &new));
+    }
     for r in &items {
         if let Some(old) = stored.get(&uuid(r.id)) {
             let moved = old.slots.len() != r.slots.len()
@@ -424,7 +481,7 @@ async fn resources(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreE
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    Ok(touched)
 }
 
 async fn orders(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreError> {
@@ -638,8 +695,8 @@ async fn one(conn: &mut PgConnection, c: &Change) -> Result<(), StoreError> {
                 .execute(&mut *conn)
                 .await?;
         }
-        // The PostgreSQL engine has no job queue yet.
-        Change::Enqueue(_) => return Err(StoreError::Unsupported("the job queue")),
+        // Queued by the caller with the syncs the batch implies (`PgStore::apply`).
+        Change::Enqueue(_) => {}
         Change::Push(offering, Some(state)) => {
             sqlx::query(
                 "INSERT INTO push_channels (offering, channel_id, doc) VALUES ($1, $2, $3::jsonb)

@@ -241,6 +241,18 @@ impl TestApp {
             .expect("calendar id")
     }
 
+    /// `/metrics` as an anonymous scrape sees it.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// The provider organisation of `offering`.
     pub async fn provider_of(&self, offering: Id) -> Id {
         self.store
@@ -490,16 +502,20 @@ pub async fn sync_env_as(app: &TestApp, subject: Option<&str>) -> SyncEnv {
     SyncEnv { emu, engine, human }
 }
 
+/// Calendar API requests `emu` answered (tokens and control calls excluded).
+pub fn calendar_requests(emu: &bookcal::emulator::Emulator) -> u64 {
+    emu.controls()
+        .counters()
+        .iter()
+        .filter(|(k, _)| k.starts_with("calendar.") && !k.contains(':'))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
 impl SyncEnv {
     /// Calendar API requests the emulator answered (tokens and control calls excluded).
     pub fn requests(&self) -> u64 {
-        self.emu
-            .controls()
-            .counters()
-            .iter()
-            .filter(|(k, _)| k.starts_with("calendar.") && !k.contains(':'))
-            .map(|(_, v)| *v)
-            .sum()
+        calendar_requests(&self.emu)
     }
 
     pub fn reset(&self) {
@@ -629,6 +645,22 @@ impl TestApp {
         ]
     }
 
+    /// Marks an offering's calendar public (a record with no Google calendar yet), so
+    /// its public feed answers; returns the offering's id.
+    pub async fn make_public(&self, slug: &str) -> Id {
+        use bookcal::domain::calendar::OfferingCalendar;
+        let id = self.offering_id(slug);
+        let cal = OfferingCalendar {
+            public: true,
+            ..OfferingCalendar::new(id)
+        };
+        self.store
+            .write(vec![Store::calendar_change(&cal).expect("encode")])
+            .await
+            .expect("write calendar");
+        id
+    }
+
     /// Stores an idle calendar record for an offering, as if the scheduler had created
     /// (and, when `public`, shared) its Google calendar and just read its busy time.
     pub async fn seed_calendar(&self, slug: &str, calendar_id: &str, public: bool) {
@@ -646,6 +678,11 @@ impl TestApp {
             .await
             .expect("store calendar");
     }
+}
+
+/// The path of an offering's public feed.
+pub fn public_feed_path(offering: Id) -> String {
+    format!("/feeds/offerings/{}.ics", offering.hex())
 }
 
 /// Compares `body` with the snapshot file `tests/snapshots/{name}` byte for byte, or
