@@ -12,6 +12,16 @@
 //! `postgresql`), `BENCH_REPLICAS` servers on it (the concurrent clients spread over
 //! them; the sequential phase and its CPU figures use the first).
 //!
+//! `BENCH_STORE=both` is the engines' side by side in one run: the data set is
+//! generated on sled and the scenarios run there; then `bookcal migrate` (the real
+//! binary) copies the data dir into a fresh local cluster, the scenarios run on
+//! PostgreSQL, then again with each further count in `BENCH_REPLICAS` (default
+//! "1 2 3") for the scenarios named by `BENCH_REPLICA_ONLY` (`|`-separated parts of
+//! names); last `bookcal migrate` copies the database back into a new data dir, which
+//! is compared with the first record by record. On PostgreSQL the database server's
+//! CPU is measured too (the cluster's processes from `/proc`, including the
+//! backends that ended), so "CPU per request" covers bookcal and the database.
+//!
 //! 1. Generates the data set in a temporary data dir through `bookcal::import::import`
 //!    (batches of 10,000 bookings, each one `Store::mutate`): 4 provider
 //!    organisations with 5 offerings each, 10 client organisations with 5 projects
@@ -30,9 +40,9 @@
 //!    the run. Prints a Markdown table.
 #![forbid(unsafe_code)]
 
-mod support;
-
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +54,6 @@ use bookcal::store::pg::cluster::{Durability, LocalCluster};
 use bookcal::store::query::{PageRange, ResourceQuery, Visible};
 use chrono::{Duration as Days, DurationRound, Utc};
 use serde_json::{json, Value};
-use support::{cpu_ms, memory, wait_healthy, Memory, Server};
 
 const PROVIDERS: usize = 4;
 const OFFERINGS_PER_PROVIDER: usize = 5;
@@ -221,17 +230,104 @@ async fn generate(dir: &std::path::Path, url: Option<&str>, n: usize) -> Result<
     })
 }
 
-/// `bookcal serve` on the data dir (and the database at `url`), as the benchmark
-/// runs it: its token salt, info-level logs.
-fn start_server(dir: &std::path::Path, url: Option<&str>) -> Result<Server> {
-    let mut env = vec![
-        ("BOOKCAL_TOKEN_SALT", SALT.to_string()),
-        ("RUST_LOG", "info".to_string()),
-    ];
-    if let Some(url) = url {
-        env.push(("BOOKCAL_STORE_URL", url.to_string()));
+/// `(VmRSS, VmHWM)` of a process in MiB.
+fn memory(pid: u32) -> Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| -> f64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    Ok((kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0))
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    startup_secs: f64,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-    support::start_server(dir, &env)
+}
+
+fn bookcal_binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BOOKCAL_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .context("binary directory")?;
+    let bin = dir.join("bookcal");
+    if !bin.exists() {
+        bail!(
+            "{} not found: cargo build --release --bin bookcal (or set BOOKCAL_BIN)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn start_server(dir: &std::path::Path, url: Option<&str>) -> Result<Server> {
+    let t0 = Instant::now();
+    let mut cmd = Command::new(bookcal_binary()?);
+    if let Some(url) = url {
+        cmd.env("BOOKCAL_STORE_URL", url);
+    }
+    let mut child = cmd
+        .arg("serve")
+        .env("BOOKCAL_DATA_DIR", dir)
+        .env("BOOKCAL_LISTEN", "127.0.0.1:0")
+        .env("BOOKCAL_TOKEN_SALT", SALT)
+        .env("BOOKCAL_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting bookcal serve")?;
+    let stderr = child.stderr.take().context("stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let Some(line) = lines.next() else {
+            bail!("bookcal serve exited before listening");
+        };
+        let line = line?;
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if let Some(a) = v["fields"]["addr"].as_str() {
+            break a.to_string();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Ok(Server {
+        child,
+        base: format!("http://{addr}"),
+        startup_secs: t0.elapsed().as_secs_f64(),
+    })
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/health")).send().await {
+            if r.status() == 200 {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("server not healthy after 60 s");
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[derive(Clone)]
@@ -275,9 +371,25 @@ async fn one(http: &reqwest::Client, base: &str, s: &Scenario, i: usize) -> Resu
     Ok(took)
 }
 
+/// CPU time (user + system) of a process in milliseconds, from `/proc/<pid>/stat`
+/// (clock ticks of 10 ms, the Linux default USER_HZ of 100).
+fn cpu_ms(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit(')').next().context("stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> { Ok(f.get(i).context("stat field")?.parse::<f64>()?) };
+    Ok((ticks(11)? + ticks(12)?) * 10.0)
+}
+
 struct Figures {
     /// Server CPU per request in the sequential phase (robust to other load).
     cpu: f64,
+    /// The database server's CPU per request in the sequential phase (PostgreSQL).
+    db_cpu: f64,
+    /// CPU per request of every bookcal server and the database in the concurrent
+    /// phase.
+    total_cpu: f64,
     median: f64,
     p90: f64,
     p99: f64,
@@ -290,25 +402,75 @@ fn pct(sorted: &[Duration], q: f64) -> f64 {
     sorted[idx].as_secs_f64() * 1000.0
 }
 
+/// The local cluster's CPU time in milliseconds: the postmaster's own, what its ended
+/// children left it (`cutime`/`cstime`) and its live children's (the backends, the
+/// writers), from `/proc`.
+fn db_cpu_ms(cluster: Option<&LocalCluster>) -> Result<f64> {
+    let Some(c) = cluster else { return Ok(0.0) };
+    let pidfile = std::fs::read_to_string(c.dir().join("data/postmaster.pid"))?;
+    let master: u32 = pidfile
+        .lines()
+        .next()
+        .context("postmaster.pid")?
+        .trim()
+        .parse()?;
+    let fields = |pid: u32| -> Option<Vec<String>> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = stat.rsplit(')').next()?;
+        Some(rest.split_whitespace().map(String::from).collect())
+    };
+    let num = |f: &[String], i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // After the command name: state is 0, ppid 1, utime 11, stime 12, cutime 13, cstime 14.
+    let own = fields(master).context("postmaster stat")?;
+    let mut ticks = num(&own, 11) + num(&own, 12) + num(&own, 13) + num(&own, 14);
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(f) = fields(pid) {
+            if f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(master) {
+                ticks += num(&f, 11) + num(&f, 12);
+            }
+        }
+    }
+    Ok(ticks * 10.0)
+}
+
 async fn run(
     http: &reqwest::Client,
     bases: &[String],
     s: &Scenario,
     clients: usize,
-    pid: u32,
+    pids: &[u32],
+    cluster: Option<&LocalCluster>,
 ) -> Result<Figures> {
     // Sequential requests (and CPU) on the first server; throughput over all.
     let base = bases[0].as_str();
+    let pid = pids[0];
     for i in 0..5 {
         one(http, base, s, i).await?;
     }
     let mut lat = Vec::with_capacity(s.requests);
     let cpu0 = cpu_ms(pid)?;
+    let db0 = db_cpu_ms(cluster)?;
     for i in 0..s.requests {
         lat.push(one(http, base, s, i).await?);
     }
     let cpu = (cpu_ms(pid)? - cpu0) / s.requests as f64;
+    let db_cpu = (db_cpu_ms(cluster)? - db0) / s.requests as f64;
     lat.sort();
+    let all_cpu = || -> Result<f64> {
+        let mut t = db_cpu_ms(cluster)?;
+        for p in pids {
+            t += cpu_ms(*p)?;
+        }
+        Ok(t)
+    };
+    let total0 = all_cpu()?;
     // Throughput: the same number of requests over `clients` connections.
     let s2 = Arc::new(s.clone());
     let t0 = Instant::now();
@@ -330,8 +492,11 @@ async fn run(
         t.await??;
     }
     let rps = s.requests as f64 / t0.elapsed().as_secs_f64();
+    let total_cpu = (all_cpu()? - total0) / s.requests as f64;
     Ok(Figures {
         cpu,
+        db_cpu,
+        total_cpu,
         median: pct(&lat, 0.5),
         p90: pct(&lat, 0.9),
         p99: pct(&lat, 0.99),
@@ -340,53 +505,8 @@ async fn run(
     })
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let n = env_usize("BENCH_RESOURCES", 100_000);
-    let requests = env_usize("BENCH_REQUESTS", 200);
-    let clients = env_usize("BENCH_CLIENTS", 4);
-    let tmp = tempfile::tempdir()?;
-    let dir = match std::env::var_os("BENCH_DATA_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => tmp.path().join("data"),
-    };
-    // BENCH_STORE=postgres: a local cluster with PostgreSQL's default durability
-    // (every commit flushed, as sled flushes every write), BENCH_REPLICAS servers on it.
-    let postgres = std::env::var("BENCH_STORE").is_ok_and(|v| v == "postgres");
-    let replicas = if postgres {
-        env_usize("BENCH_REPLICAS", 1).max(1)
-    } else {
-        1
-    };
-    let cluster = if postgres {
-        Some(LocalCluster::start(Durability::Full).await?)
-    } else {
-        None
-    };
-    let url = cluster.as_ref().map(|c| c.url("bookcal"));
-    let engine = if postgres { "PostgreSQL" } else { "sled" };
-    eprintln!("generating {n} booking resources on {engine}");
-    let g = generate(&dir, url.as_deref(), n).await?;
-    eprintln!(
-        "imported in {:.1} s; starting {replicas} server(s)",
-        g.import_secs
-    );
-    let http = reqwest::Client::new();
-    let mut servers = Vec::new();
-    for _ in 0..replicas {
-        let server = start_server(&dir, url.as_deref())?;
-        wait_healthy(&http, &server.base).await?;
-        servers.push(server);
-    }
-    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
-    let server = &servers[0];
-    let pid = server.child.id();
-    let rss_loaded = memory(pid)?.rss;
-    eprintln!(
-        "server pid {pid} at {} (catalog built in {:.1} s), RSS {rss_loaded:.0} MiB",
-        server.base, server.startup_secs
-    );
-
+/// The scenarios over the generated data set.
+fn scenarios(g: &Generated, n: usize, requests: usize) -> Vec<Scenario> {
     let per_offering = n / g.offerings.len();
     let ok_per_offering = (0..per_offering).filter(|k| k % 5 != 0).count();
     let seminars_per_offering = (0..per_offering).filter(|k| k % WORDS.len() == 1).count();
@@ -534,26 +654,351 @@ async fn main() -> Result<()> {
     );
     head("HEAD count offering_uuid=…&state=OK", per_off("state=OK"));
 
-    println!("{engine}, {replicas} server(s):");
+    scenarios
+}
+
+/// One engine and number of servers: the figures of each scenario run, and the first
+/// server's memory.
+struct Phase {
+    rows: Vec<(String, usize, Figures)>,
+    rss_loaded: f64,
+    rss_after: f64,
+    hwm: f64,
+    startup_secs: f64,
+}
+
+/// Starts `replicas` servers on the data, runs the scenarios `wanted` admits (printing
+/// a row as each ends) and stops the servers.
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    http: &reqwest::Client,
+    dir: &std::path::Path,
+    url: Option<&str>,
+    cluster: Option<&LocalCluster>,
+    replicas: usize,
+    scenarios: &[Scenario],
+    wanted: &dyn Fn(&str) -> bool,
+    clients: usize,
+) -> Result<Phase> {
+    let mut servers = Vec::new();
+    for _ in 0..replicas {
+        let server = start_server(dir, url)?;
+        wait_healthy(http, &server.base).await?;
+        servers.push(server);
+    }
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let pids: Vec<u32> = servers.iter().map(|s| s.child.id()).collect();
+    let (rss_loaded, _) = memory(pids[0])?;
+    let engine = if url.is_some() { "PostgreSQL" } else { "sled" };
     println!();
-    println!("| scenario | requests | median ms | p90 ms | p99 ms | max ms | server CPU ms/req | req/s ({clients} clients) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    for s in scenarios.iter().filter(|s| s.name.contains(&only)) {
-        let f = run(&http, &bases, s, clients, pid).await?;
+    println!("{engine}, {replicas} server(s), {clients} concurrent clients:");
+    println!();
+    println!("| scenario | requests | median ms | p90 ms | p99 ms | max ms | bookcal CPU ms/req | database CPU ms/req | req/s | CPU ms/req, all servers + database (concurrent) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for s in scenarios.iter().filter(|s| wanted(&s.name)) {
+        let f = run(http, &bases, s, clients, &pids, cluster).await?;
         println!(
-            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
-            s.name, s.requests, f.median, f.p90, f.p99, f.max, f.cpu, f.rps
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} |",
+            s.name, s.requests, f.median, f.p90, f.p99, f.max, f.cpu, f.db_cpu, f.rps, f.total_cpu
+        );
+        rows.push((s.name.clone(), s.requests, f));
+    }
+    let (rss_after, hwm) = memory(pids[0])?;
+    let startup_secs = servers[0].startup_secs;
+    drop(servers);
+    Ok(Phase {
+        rows,
+        rss_loaded,
+        rss_after,
+        hwm,
+        startup_secs,
+    })
+}
+
+/// `bookcal migrate --from FROM --to TO` (the real binary): its wall time and what it
+/// reports having copied and checked.
+fn migrate(from: &str, to: &str) -> Result<(f64, String)> {
+    let t0 = Instant::now();
+    let out = Command::new(bookcal_binary()?)
+        .args(["migrate", "--from", from, "--to", to])
+        .env("BOOKCAL_TOKEN_SALT", SALT)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .context("running bookcal migrate")?;
+    let secs = t0.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!(
+            "bookcal migrate --from {from} --to {to}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
-    let Memory {
-        rss: rss_after,
-        hwm,
-        ..
-    } = memory(pid)?;
+    Ok((
+        secs,
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    ))
+}
+
+/// Every booking resource of a store, by id.
+async fn all_resources(
+    s: &bookcal::store::Store,
+) -> Result<std::collections::HashMap<Id, bookcal::domain::Resource>> {
+    let mut all = std::collections::HashMap::new();
+    loop {
+        let page = s
+            .list_resources(&ResourceQuery {
+                visible: Visible::everything(),
+                page: Some(PageRange {
+                    offset: all.len(),
+                    limit: BATCH,
+                }),
+                ..ResourceQuery::default()
+            })
+            .await?;
+        if page.items.is_empty() {
+            return Ok(all);
+        }
+        all.extend(page.items.into_iter().map(|r| (r.id, r)));
+    }
+}
+
+/// Every order of a store, by id.
+async fn all_orders(
+    s: &bookcal::store::Store,
+) -> Result<std::collections::HashMap<Id, bookcal::domain::Order>> {
+    use bookcal::store::query::OrderQuery;
+    let mut all = std::collections::HashMap::new();
+    loop {
+        let page = s
+            .list_orders(&OrderQuery {
+                visible: Visible::everything(),
+                page: Some(PageRange {
+                    offset: all.len(),
+                    limit: BATCH,
+                }),
+                ..OrderQuery::default()
+            })
+            .await?;
+        if page.items.is_empty() {
+            return Ok(all);
+        }
+        all.extend(page.items.into_iter().map(|o| (o.id, o)));
+    }
+}
+
+/// Compares two stores record by record through the store's API (the directory,
+/// every booking resource and order, calendar records, the feeds' UID key) and
+/// checks an API token made on the first works on the second. The records compared.
+async fn compare(
+    a: &bookcal::store::Store,
+    b: &bookcal::store::Store,
+    token: &str,
+) -> Result<usize> {
+    let (da, db) = (a.directory().await?, b.directory().await?);
+    if da.users != db.users || da.customers != db.customers {
+        bail!("users or organisations differ");
+    }
+    if da.projects != db.projects || da.offerings != db.offerings {
+        bail!("projects or offerings differ");
+    }
+    let mut records = da.users.len() + da.customers.len() + da.projects.len() + da.offerings.len();
+    let (ra, rb) = (all_resources(a).await?, all_resources(b).await?);
+    if ra != rb {
+        let differ = ra.iter().filter(|(id, r)| rb.get(id) != Some(r)).count();
+        bail!(
+            "{differ} of {} booking resources differ or are missing",
+            ra.len()
+        );
+    }
+    records += ra.len();
+    let (oa, ob) = (all_orders(a).await?, all_orders(b).await?);
+    if oa != ob {
+        let differ = oa.iter().filter(|(id, o)| ob.get(id) != Some(o)).count();
+        bail!("{differ} of {} orders differ or are missing", oa.len());
+    }
+    records += oa.len();
+    let mut ca = a.calendars().await?;
+    let mut cb = b.calendars().await?;
+    ca.sort_by_key(|c| c.offering);
+    cb.sort_by_key(|c| c.offering);
+    if ca != cb {
+        bail!("calendar records differ");
+    }
+    records += ca.len();
+    if a.feed_uid_key() != b.feed_uid_key() {
+        bail!("the feeds' UID key differs");
+    }
+    let (ua, ub) = (a.user_by_token(token).await?, b.user_by_token(token).await?);
+    if ua.is_none() || ua != ub {
+        bail!("the API token does not name the same user");
+    }
+    Ok(records)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let n = env_usize("BENCH_RESOURCES", 100_000);
+    let requests = env_usize("BENCH_REQUESTS", 200);
+    let clients = env_usize("BENCH_CLIENTS", 4);
+    let tmp = tempfile::tempdir()?;
+    let dir = match std::env::var_os("BENCH_DATA_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => tmp.path().join("data"),
+    };
+    // BENCH_STORE=postgres: a local cluster with PostgreSQL's default durability
+    // (every commit flushed, as sled flushes every write), BENCH_REPLICAS servers on
+    // it; BENCH_STORE=both: sled, then the same data migrated to PostgreSQL.
+    let mode = std::env::var("BENCH_STORE").unwrap_or_else(|_| "sled".into());
+    if !["sled", "postgres", "both"].contains(&mode.as_str()) {
+        bail!("BENCH_STORE={mode}: expected sled, postgres or both");
+    }
+    let default_replicas = if mode == "both" { "1 2 3" } else { "1" };
+    let replicas: Vec<usize> = std::env::var("BENCH_REPLICAS")
+        .unwrap_or_else(|_| default_replicas.into())
+        .split_whitespace()
+        .map(|v| v.parse::<usize>().map(|r| r.max(1)))
+        .collect::<Result<_, _>>()
+        .context("BENCH_REPLICAS: counts of servers, e.g. \"1 2 3\"")?;
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let replica_only = std::env::var("BENCH_REPLICA_ONLY").unwrap_or_else(|_| {
+        "retrieve one|list offering_uuid=…&state=OK&page_size=100|HEAD count offering".into()
+    });
+    let everything = |name: &str| name.contains(&only);
+    let for_replicas =
+        |name: &str| name.contains(&only) && replica_only.split('|').any(|p| name.contains(p));
+    let cluster = if mode == "sled" {
+        None
+    } else {
+        Some(LocalCluster::start(Durability::Full).await?)
+    };
+    let url = cluster.as_ref().map(|c| c.url("bookcal"));
+    let http = reqwest::Client::new();
+    let gen_url = if mode == "postgres" {
+        url.as_deref()
+    } else {
+        None
+    };
+    let engine = if mode == "postgres" {
+        "PostgreSQL"
+    } else {
+        "sled"
+    };
+    eprintln!("generating {n} booking resources on {engine}");
+    let g = generate(&dir, gen_url, n).await?;
+    eprintln!("imported in {:.1} s", g.import_secs);
+    let scenarios = scenarios(&g, n, requests);
+
+    let mut sled_phase = None;
+    let mut pg_phases = Vec::new();
+    let mut migrations = Vec::new();
+    if mode == "sled" {
+        sled_phase =
+            Some(measure(&http, &dir, None, None, 1, &scenarios, &everything, clients).await?);
+    } else {
+        let url = url.as_deref().context("cluster url")?;
+        if mode == "both" {
+            sled_phase =
+                Some(measure(&http, &dir, None, None, 1, &scenarios, &everything, clients).await?);
+            let from = dir.display().to_string();
+            eprintln!("bookcal migrate: sled -> PostgreSQL");
+            let (secs, said) = migrate(&from, url)?;
+            migrations.push(("sled data dir -> PostgreSQL".to_string(), secs, said));
+        }
+        for (i, count) in replicas.iter().enumerate() {
+            let wanted: &dyn Fn(&str) -> bool = if i == 0 { &everything } else { &for_replicas };
+            let phase = measure(
+                &http,
+                &dir,
+                Some(url),
+                cluster.as_ref(),
+                *count,
+                &scenarios,
+                wanted,
+                clients,
+            )
+            .await?;
+            pg_phases.push((*count, phase));
+        }
+        if mode == "both" {
+            let back = tmp.path().join("back");
+            eprintln!("bookcal migrate: PostgreSQL -> sled");
+            let (secs, said) = migrate(url, &back.display().to_string())?;
+            migrations.push(("PostgreSQL -> new sled data dir".to_string(), secs, said));
+            let a = bookcal::app::open_store(&settings(&dir, None)?).await?;
+            let b = bookcal::app::open_store(&settings(&back, None)?).await?;
+            let t0 = Instant::now();
+            let records = compare(&a, &b, &g.admin).await?;
+            println!();
+            println!("Round trip (`bookcal migrate`, the release binary):");
+            println!();
+            println!("| leg | wall time | copied and checked (bookcal migrate's own report) |");
+            println!("|---|---:|---|");
+            for (leg, secs, said) in &migrations {
+                println!("| {leg} | {secs:.1} s | {said} |");
+            }
+            println!();
+            println!(
+                "- the data dir after the round trip equals the original: {records} records compared (users, organisations, projects, offerings, booking resources, orders, calendar records; the feeds' UID key; an API token) in {:.1} s, 0 differences",
+                t0.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    if let (Some(sled), Some((_, pg))) = (&sled_phase, pg_phases.first()) {
+        println!();
+        println!("Side by side (one server each; CPU per request from the sequential phase):");
+        println!();
+        println!("| scenario | sled median ms | PostgreSQL median ms | sled p99 ms | PostgreSQL p99 ms | sled CPU ms/req | PostgreSQL CPU ms/req (bookcal + database) | sled req/s | PostgreSQL req/s |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for ((name, _, a), (_, _, b)) in sled.rows.iter().zip(&pg.rows) {
+            println!(
+                "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} ({:.2} + {:.2}) | {:.0} | {:.0} |",
+                a.median, b.median, a.p99, b.p99, a.cpu, b.cpu + b.db_cpu, b.cpu, b.db_cpu, a.rps, b.rps
+            );
+        }
+    }
+    if pg_phases.len() > 1 {
+        println!();
+        println!("PostgreSQL replicas ({clients} concurrent clients spread over them):");
+        println!();
+        let counts: Vec<String> = pg_phases.iter().map(|(c, _)| c.to_string()).collect();
+        println!(
+            "| scenario | req/s with {} servers | CPU ms/req, all servers + database |",
+            counts.join(" / ")
+        );
+        println!("|---|---:|---:|");
+        for (name, _, _) in pg_phases[0]
+            .1
+            .rows
+            .iter()
+            .filter(|(n, _, _)| for_replicas(n))
+        {
+            let cells: Vec<(f64, f64)> = pg_phases
+                .iter()
+                .filter_map(|(_, p)| p.rows.iter().find(|(n, _, _)| n == name))
+                .map(|(_, _, f)| (f.rps, f.total_cpu))
+                .collect();
+            let rps: Vec<String> = cells.iter().map(|(r, _)| format!("{r:.0}")).collect();
+            let cpu: Vec<String> = cells.iter().map(|(_, c)| format!("{c:.2}")).collect();
+            println!("| {name} | {} | {} |", rps.join(" / "), cpu.join(" / "));
+        }
+    }
     println!();
-    println!("- booking resources: {n} (+ {n} orders, {n} slots), offerings: {}, import: {:.1} s, server start (catalog rebuild): {:.1} s", g.offerings.len(), g.import_secs, server.startup_secs);
-    println!("- server RSS after loading: {rss_loaded:.0} MiB; after the run: {rss_after:.0} MiB; peak (VmHWM): {hwm:.0} MiB");
-    drop(servers);
+    println!(
+        "- booking resources: {n} (+ {n} orders, {n} slots), offerings: {}, import ({engine}): {:.1} s",
+        g.offerings.len(),
+        g.import_secs
+    );
+    for (label, phase) in sled_phase
+        .iter()
+        .map(|p| ("sled", p))
+        .chain(pg_phases.first().map(|(_, p)| ("PostgreSQL", p)))
+    {
+        println!(
+            "- {label}: server start {:.1} s; RSS after loading {:.0} MiB, after the run {:.0} MiB, peak {:.0} MiB",
+            phase.startup_secs, phase.rss_loaded, phase.rss_after, phase.hwm
+        );
+    }
     Ok(())
 }

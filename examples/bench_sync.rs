@@ -6,6 +6,10 @@
 //!
 //! `cargo run --release --example bench_sync [-- --slots 1000 --offerings "100 1000" --changes 10]`
 //!
+//! `BENCH_STORE=postgres` keeps the store in a throw-away local PostgreSQL cluster
+//! (PostgreSQL's default durability, every commit flushed) instead of a temporary
+//! sled store.
+//!
 //! Scenarios: the first sync of one offering with N slots (one engine run); a no-op
 //! pass of the scheduler over 100 and 1,000 offerings (one periodic job each, all due
 //! at once); 10 changes in the big offering. For each: Google requests and rate-limit
@@ -172,7 +176,30 @@ async fn main() -> anyhow::Result<()> {
         SyncSettings::default().concurrency,
         SchedulerOptions::default().parallel_offerings
     );
-    let store = Arc::new(Store::temporary()?);
+    // BENCH_STORE=postgres: the cluster lives as long as this variable.
+    let postgres = std::env::var("BENCH_STORE").is_ok_and(|v| v == "postgres");
+    let cluster = if postgres {
+        Some(
+            bookcal::store::pg::cluster::LocalCluster::start(
+                bookcal::store::pg::cluster::Durability::Full,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let store = Arc::new(match &cluster {
+        Some(c) => {
+            Store::connect(
+                &c.url("bookcal"),
+                &bookcal::store::StoreOptions::default(),
+                &bookcal::store::pg::PgOptions::default(),
+            )
+            .await?
+        }
+        None => Store::temporary()?,
+    });
+    eprintln!("store: {}", store.engine().as_str());
     let ds: bookcal::import::DataSet = serde_json::from_str(bookcal::demo::DEMO_DATA)?;
     bookcal::import::import(&store, &ds, chrono::Utc::now()).await?;
     let (customer, project, user) = support::demo_people(&store).await?;
