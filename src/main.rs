@@ -34,8 +34,9 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
-    /// Sync offerings with Google Calendar once (the service must not be running:
-    /// sled allows one process per data directory).
+    /// Sync offerings with Google Calendar once (on sled the service must not be
+    /// running: sled allows one process per data directory; on PostgreSQL a run waits
+    /// for a replica's run of the same offering to end).
     Sync {
         /// Only this offering (hex or dashed UUID).
         #[arg(long)]
@@ -192,8 +193,17 @@ async fn sync_once(
     let (mut failed, mut waiting) = (0, 0);
     let mut resume_at: Option<chrono::DateTime<chrono::Utc>> = None;
     let opts = bookcal::sync::RunOptions { dry_run, force };
+    // Each run takes its offering's claim in the job queue, as the scheduler's runs
+    // do: on PostgreSQL a replica's run of the same offering is waited for.
     engine
-        .sync_many(&targets, opts, |id, r| {
+        .sync_many_claimed(&targets, opts, |id| {
+            let name = names.get(&id).cloned().unwrap_or_default();
+            let line = format!("{id} {name}: a `bookcal serve` replica is syncing it now; waiting for its run to end");
+            match &bar {
+                Some(b) => b.println(line),
+                None => println!("{line}"),
+            }
+        }, |id, r| {
             let name = names.get(&id).cloned().unwrap_or_default();
             if let Some(b) = &bar {
                 b.set_message(name.clone());

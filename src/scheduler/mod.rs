@@ -274,7 +274,7 @@ impl Drop for RunGuard {
 /// Renews `job`'s lease every third of `lease` while its run goes on; returns when
 /// the lease is lost (another replica took the job over, or no renewal succeeded
 /// for a whole lease).
-async fn heartbeat(queue: Arc<dyn JobQueue>, job: Job, lease: Duration) {
+pub(crate) async fn heartbeat(queue: Arc<dyn JobQueue>, job: Job, lease: Duration) {
     let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(lease / 3).await;

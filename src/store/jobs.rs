@@ -51,6 +51,20 @@ pub trait JobQueue: Send + Sync {
     /// Storage failure (then nothing was claimed).
     async fn claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Job>, StoreError>;
 
+    /// Claims `offering` for a sync run outside the scheduler (`bookcal sync`): a new
+    /// running sync job of the offering, held like a claimed one (a lease where
+    /// other processes could take it over), unless a run of the offering holds it
+    /// now (then `None`: ask again later). While it is held no claim takes a job of
+    /// the offering; its pending jobs stay queued. End it with [`JobQueue::finish`].
+    ///
+    /// # Errors
+    /// Storage failure (then nothing was claimed).
+    async fn claim_offering(
+        &self,
+        offering: Id,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError>;
+
     /// Ends a claimed job. With `periodic`, the offering's next regular job of this
     /// kind is due then (merged with a follow-up queued during the run). A job this
     /// process no longer holds (its lease was lost) is left alone.
@@ -494,6 +508,35 @@ impl super::sled_engine::Sled {
         Ok(claimed)
     }
 
+    /// See [`JobQueue::claim_offering`]: a running sync job of `offering`, written
+    /// like a claimed one (a process that stops during its run leaves a pending job
+    /// that the next start runs), unless the offering has a running job.
+    pub(crate) fn claim_offering(
+        &self,
+        offering: Id,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError> {
+        let _w = self.locked_write()?;
+        if self.jobs_index()?.running.contains_key(&offering) {
+            return Ok(None);
+        }
+        let job = Job {
+            seq: self.next_id()?,
+            offering,
+            kind: JobKind::Sync,
+            trigger: Trigger::Action,
+            created: now,
+            due: now,
+            attempts: 1,
+            hold_until: None,
+        };
+        self.write_jobs(JobPlan {
+            running: vec![job.clone()],
+            ..JobPlan::default()
+        })?;
+        Ok(Some(job))
+    }
+
     /// See [`JobQueue::finish`].
     pub(crate) fn finish_job(
         &self,
@@ -537,6 +580,17 @@ impl JobQueue for super::Store {
         match &self.engine {
             super::Engine::Sled(s) => s.claim_jobs(now, limit),
             super::Engine::Postgres(p) => p.claim_jobs(now, limit).await,
+        }
+    }
+
+    async fn claim_offering(
+        &self,
+        offering: Id,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError> {
+        match &self.engine {
+            super::Engine::Sled(s) => s.claim_offering(offering, now),
+            super::Engine::Postgres(p) => p.claim_offering(offering, now).await,
         }
     }
 
@@ -715,6 +769,123 @@ mod tests {
             );
             assert!(jobs[0].due < at(5));
         }
+    }
+
+    #[tokio::test]
+    async fn a_claim_by_hand_waits_for_a_running_job_and_keeps_the_scheduler_off_the_offering() {
+        let (_dir, stores) = engines(&StoreOptions::default()).await;
+        for store in stores {
+            let engine = store.engine().as_str();
+            let (a, b) = (Id::new_v4(), Id::new_v4());
+            store
+                .enqueue(req(a, Trigger::Change, at(-1)))
+                .await
+                .expect("enqueue");
+            let running = store.claim(Utc::now(), 10).await.expect("claim");
+            assert_eq!(running.len(), 1, "{engine}");
+            // The scheduler runs a: no claim by hand.
+            assert!(
+                store
+                    .claim_offering(a, Utc::now())
+                    .await
+                    .expect("claim")
+                    .is_none(),
+                "{engine}"
+            );
+            // b is free: claimed by hand, and then nothing of b is claimed by the
+            // scheduler, due or not; its pending job stays queued.
+            let by_hand = store
+                .claim_offering(b, Utc::now())
+                .await
+                .expect("claim")
+                .expect("b is free");
+            assert_eq!(
+                (by_hand.offering, by_hand.kind, by_hand.trigger),
+                (b, JobKind::Sync, Trigger::Action),
+                "{engine}"
+            );
+            assert_eq!(
+                store.running_job(b).await.expect("running"),
+                Some(by_hand.seq)
+            );
+            assert!(store
+                .claim_offering(b, Utc::now())
+                .await
+                .expect("claim")
+                .is_none());
+            store
+                .enqueue(req(b, Trigger::Change, at(-1)))
+                .await
+                .expect("enqueue");
+            assert!(
+                store.claim(Utc::now(), 10).await.expect("claim").is_empty(),
+                "{engine}"
+            );
+            store.finish(&by_hand, None).await.expect("finish");
+            let jobs = store.queued_jobs(b).await.expect("jobs");
+            assert_eq!(
+                (jobs.len(), jobs[0].trigger),
+                (1, Trigger::Change),
+                "{engine}"
+            );
+            let next = store.claim(Utc::now(), 10).await.expect("claim");
+            assert_eq!(next.len(), 1, "{engine}");
+            assert_eq!(next[0].offering, b, "{engine}");
+            // Once a's run ended, a can be claimed by hand.
+            store.finish(&running[0], None).await.expect("finish");
+            assert!(
+                store
+                    .claim_offering(a, Utc::now())
+                    .await
+                    .expect("claim")
+                    .is_some(),
+                "{engine}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_by_hand_whose_process_died_frees_the_offering_when_its_lease_ends() {
+        let url = testing::database().await;
+        let opts = StoreOptions::default();
+        let lease = Duration::from_millis(300);
+        let dead = replica(&url, &opts, lease).await;
+        let other = replica(&url, &opts, lease).await;
+        let a = Id::new_v4();
+        let held = dead
+            .claim_offering(a, Utc::now())
+            .await
+            .expect("claim")
+            .expect("free");
+        assert!(other
+            .claim_offering(a, Utc::now())
+            .await
+            .expect("claim")
+            .is_none());
+        drop(dead);
+        // Never renewed: after the lease, another process's claim by hand frees the
+        // job (pending again) and takes the offering.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mine = loop {
+            if let Some(j) = other.claim_offering(a, Utc::now()).await.expect("claim") {
+                break j;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lease never ended"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_ne!(mine.seq, held.seq);
+        // The dead run is pending again (a scheduler repeats it once the offering is
+        // free).
+        let jobs = other.queued_jobs(a).await.expect("jobs");
+        assert_eq!(jobs.len(), 2, "{jobs:?}");
+        assert_eq!((jobs[0].seq, jobs[1].seq), (mine.seq, held.seq));
+        other.finish(&mine, None).await.expect("finish");
+        let again = other.claim(Utc::now(), 10).await.expect("claim");
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].seq, held.seq);
     }
 
     #[tokio::test]

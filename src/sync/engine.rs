@@ -3,8 +3,8 @@
 //! [`SyncEngine::run`] reads as those steps; every decision is made by the pure
 //! functions of [`super::decide`] and [`super::plan`], so this module only does I/O:
 //! store reads, Google calls, the one store transaction at the end. A dry run stops
-//! after the decision. One run per offering at a time is the scheduler's job; this
-//! module assumes it.
+//! after the decision. One run per offering at a time is the job queue's claim, taken
+//! by the scheduler and by [`super::claim`] (`bookcal sync`); this module assumes it.
 //!
 //! Google's usage limits never make a run loop: a calendar that may not be created
 //! yet (the hourly creation budget is spent, or Google paused the credential's
@@ -59,6 +59,10 @@ pub enum SyncError {
     Google(#[source] GoogleError),
     #[error("storage failure")]
     Store(#[from] StoreError),
+    /// The run's claim on its offering was taken over (its lease ended without
+    /// renewal): another process runs the offering now, so this run stopped.
+    #[error("the offering's claim was lost to another process; its run stopped there")]
+    ClaimLost,
 }
 
 impl From<GoogleError> for SyncError {

@@ -6,7 +6,8 @@
 //! - [`plan`]: the pure planner (what to write to Google), table-tested;
 //! - [`busy`]: external events to busy slots (pure), table-tested, with
 //!   [`recurrence`] reading series the way Google writes them;
-//! - [`engine`]: load, list, execute with bounded concurrency, persist.
+//! - [`engine`]: load, list, execute with bounded concurrency, persist;
+//! - [`claim`]: a run by hand (`bookcal sync`) under the scheduler's per-offering claim.
 //!
 //! Invariants: the sync token is stored only together with everything the listing
 //! it came from implied (mapping, external events, busy slots) in one store
@@ -15,6 +16,7 @@
 //! replays to the same events (no duplicates).
 
 pub mod busy;
+pub mod claim;
 pub mod decide;
 pub mod engine;
 pub mod plan;

@@ -1114,3 +1114,236 @@ async fn sync_now_share_and_unshare_run_on_postgresql_against_the_emulator() {
     );
     scheduler.stop().await;
 }
+
+/// What a [`LeaseWatcher`] saw: the most runs of the offering holding a lease at
+/// once, how often it looked, and the owners of each running job.
+struct Leases {
+    most: usize,
+    samples: u64,
+    owners: HashMap<i64, std::collections::HashSet<String>>,
+}
+
+/// Samples, every few milliseconds, the jobs of one offering that hold a lease.
+struct LeaseWatcher {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Leases>,
+}
+
+impl LeaseWatcher {
+    async fn start(url: &str, offering: Id) -> LeaseWatcher {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut seen = Leases {
+                    most: 0,
+                    samples: 0,
+                    owners: HashMap::new(),
+                };
+                while !stop.is_cancelled() {
+                    let rows: Vec<(i64, String)> = sqlx::query_as(
+                        "SELECT seq, lease_owner FROM jobs
+                         WHERE offering = $1 AND lease_owner IS NOT NULL",
+                    )
+                    .bind(offering.0)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("sample");
+                    seen.most = seen.most.max(rows.len());
+                    seen.samples += 1;
+                    for (seq, owner) in rows {
+                        seen.owners.entry(seq).or_default().insert(owner);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                seen
+            })
+        };
+        LeaseWatcher { stop, task }
+    }
+
+    /// Whether a run of process `pid` has held a lease so far.
+    async fn saw(url: &str, offering: Id, pid: u32) -> bool {
+        let Ok(pool) = sqlx::PgPool::connect(url).await else {
+            return false;
+        };
+        let owners: Vec<String> = sqlx::query_scalar(
+            "SELECT lease_owner FROM jobs WHERE offering = $1 AND lease_owner IS NOT NULL",
+        )
+        .bind(offering.0)
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+        pool.close().await;
+        owners.iter().any(|o| o.starts_with(&format!("{pid}-")))
+    }
+
+    async fn finish(self) -> Leases {
+        self.stop.cancel();
+        self.task.await.expect("watcher")
+    }
+}
+
+/// The process ids named by the lease owners a watcher saw.
+fn lease_pids(seen: &Leases) -> std::collections::HashSet<u32> {
+    seen.owners
+        .values()
+        .flatten()
+        .filter_map(|o| o.split('-').next().and_then(|p| p.parse().ok()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bookcal_sync_by_hand_takes_the_offerings_claim_and_never_runs_alongside_a_replica() {
+    let Some(url) = database().await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, room, token) = room_with_many_slots(&url, dir.path(), 200).await;
+    let (emu, env) = google_for_replicas(dir.path(), Duration::from_millis(20)).await;
+    let http = reqwest::Client::new();
+    let replica = Replica::start_with(&url, dir.path(), &http, &env).await;
+    let replica_pid = replica.process.id().expect("replica pid");
+    let inserts = || {
+        emu.controls()
+            .counters()
+            .get("calendar.events.insert")
+            .copied()
+            .unwrap_or(0)
+    };
+    let by_hand = || {
+        bookcal(&url, dir.path())
+            .args(["sync", "--offering", &room.hex()])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("bookcal sync")
+    };
+    let watcher = LeaseWatcher::start(&url, room).await;
+
+    // 1. The replica runs the offering ("sync now"); `bookcal sync` started meanwhile
+    // says it waits, and runs once the replica's run has ended.
+    let r = http
+        .post(format!(
+            "{}/api/booking-offerings/{}/google_calendar_sync/",
+            replica.base,
+            room.hex()
+        ))
+        .header("Authorization", format!("Token {token}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("sync now");
+    assert_eq!(r.status(), 200);
+    assert!(
+        until(60, || async { inserts() >= 20 }).await,
+        "the replica's run never got going"
+    );
+    assert!(
+        LeaseWatcher::saw(&url, room, replica_pid).await,
+        "the replica's run holds no lease"
+    );
+    let cli = by_hand();
+    let cli_pid = cli.id().expect("cli pid");
+    let out = tokio::time::timeout(Duration::from_secs(120), cli.wait_with_output())
+        .await
+        .expect("bookcal sync ended")
+        .expect("bookcal sync");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("a `bookcal serve` replica is syncing it now; waiting for its run to end"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(": created "), "{stdout}");
+    let total = live_slot_count(&store, room).await;
+    assert!(
+        until(60, || synced_and_idle(&store, room)).await,
+        "the replica's run never finished"
+    );
+
+    // 2. `bookcal sync` holds the offering; a booking made meanwhile queues the sync it
+    // implies, and "sync now" is pressed on the replica: neither runs before the
+    // command's run ended, and the follow-up brings the new booking.
+    // Through a store whose implied syncs wait a minute: the replica leaves this
+    // booking to the command.
+    let patient = Store::connect(
+        &url,
+        &StoreOptions {
+            sync_debounce: Duration::from_secs(60),
+            ..StoreOptions::default()
+        },
+        &Default::default(),
+    )
+    .await
+    .expect("connect");
+    add_booking(&patient, room, at(260, 0), 150).await;
+    let cli = by_hand();
+    let cli2_pid = cli.id().expect("cli pid");
+    assert!(
+        until(60, || LeaseWatcher::saw(&url, room, cli2_pid)).await,
+        "the command's run holds no lease"
+    );
+    add_booking(&store, room, at(280, 0), 10).await;
+    let r = http
+        .post(format!(
+            "{}/api/booking-offerings/{}/google_calendar_sync/",
+            replica.base,
+            room.hex()
+        ))
+        .header("Authorization", format!("Token {token}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("sync now");
+    assert!(
+        [200, 400].contains(&r.status().as_u16()),
+        "sync now answered {}",
+        r.status()
+    );
+    let out = tokio::time::timeout(Duration::from_secs(120), cli.wait_with_output())
+        .await
+        .expect("bookcal sync ended")
+        .expect("bookcal sync");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("waiting"), "{stdout}");
+    let total_after = live_slot_count(&store, room).await;
+    assert_eq!(total_after, total + 160);
+    assert!(
+        until(120, || async {
+            synced_and_idle(&store, room).await && calendar_contents(&emu).1 == total_after
+        })
+        .await,
+        "the replica's follow-up never brought the last booking ({:?} of {total_after})",
+        calendar_contents(&emu)
+    );
+    let seen = watcher.finish().await;
+    assert!(seen.samples > 10, "the watcher hardly looked");
+    assert_eq!(seen.most, 1, "runs of one offering at once");
+    assert!(
+        seen.owners.values().all(|o| o.len() == 1),
+        "a live run was taken over: {:?}",
+        seen.owners
+    );
+    let pids = lease_pids(&seen);
+    for pid in [replica_pid, cli_pid, cli2_pid] {
+        assert!(pids.contains(&pid), "no run of process {pid}: {pids:?}");
+    }
+    // Overlapping runs would each have inserted the events: every event was inserted
+    // exactly once, into one calendar.
+    let counters = emu.controls().counters();
+    assert_eq!(counters.get("calendar.calendars.insert").copied(), Some(1));
+    assert_eq!(
+        counters.get("calendar.events.insert").copied(),
+        Some(total_after as u64),
+        "{counters:?}"
+    );
+    assert_eq!(calendar_contents(&emu), (1, total_after));
+    drop(replica);
+}

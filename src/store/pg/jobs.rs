@@ -18,6 +18,11 @@
 //!   may take it. A process never takes over its own leases (its heartbeat decides
 //!   about those), and finishing or putting back a job whose lease it lost changes
 //!   nothing.
+//! - **A run outside the scheduler** (`bookcal sync`) claims its offering the same
+//!   way: a running sync job of its own under the process's lease, refused while a
+//!   run of the offering holds a live lease, and refused by `jobs_running` when a
+//!   replica claims the offering at the same moment. While it runs, no replica
+//!   claims a job of the offering; its pending jobs stay queued.
 //! - Every transaction that changes the queue notifies `bookcal_jobs`, so the
 //!   schedulers of all replicas look at the queue again.
 
@@ -168,6 +173,29 @@ pub(crate) async fn enqueue(
     Ok(wrote)
 }
 
+/// Makes `job`, locked, whose lease (held by `owner`) ended without renewal, pending
+/// again: merged with the follow-up queued meanwhile (the older job is kept, as
+/// after a restart on sled).
+async fn free_expired(
+    conn: &mut PgConnection,
+    mut job: Job,
+    owner: &str,
+) -> Result<(), StoreError> {
+    tracing::warn!(
+        offering = %job.offering,
+        kind = job.kind.as_str(),
+        owner = %owner,
+        "the lease of a running job ended without renewal; the job is free again"
+    );
+    let mut plan = JobPlan::default();
+    if let Some(follow) = pending_locked(conn, job.offering, job.kind).await? {
+        absorb(&mut job, &follow);
+        plan.removed.push(follow.seq);
+    }
+    plan.pending.push(job);
+    write_plan(conn, &plan).await
+}
+
 /// Whether a failed claim lost a race and may succeed when run again.
 fn lost_race(e: &StoreError) -> bool {
     match e {
@@ -253,20 +281,7 @@ impl PgStore {
         .await?;
         let freed = !expired.is_empty();
         for (seq, d, owner) in expired {
-            let mut job = decode_row((seq, d))?;
-            tracing::warn!(
-                offering = %job.offering,
-                kind = job.kind.as_str(),
-                owner = %owner,
-                "the lease of a running job ended without renewal; the job is free again"
-            );
-            let mut plan = JobPlan::default();
-            if let Some(follow) = pending_locked(&mut tx, job.offering, job.kind).await? {
-                absorb(&mut job, &follow);
-                plan.removed.push(follow.seq);
-            }
-            plan.pending.push(job);
-            write_plan(&mut tx, &plan).await?;
+            free_expired(&mut tx, decode_row((seq, d))?, &owner).await?;
         }
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT seq, doc::text FROM jobs j
@@ -311,6 +326,83 @@ impl PgStore {
             self.committed();
         }
         Ok(claimed)
+    }
+
+    /// See `JobQueue::claim_offering`: a new running sync job of `offering` under
+    /// this process's lease, unless a run of the offering holds a live lease. A run
+    /// whose lease ended is freed first (as a claim does), so a `bookcal sync` that
+    /// was killed does not block the offering when no replica is running.
+    pub(crate) async fn claim_offering(
+        &self,
+        offering: Id,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.claim_offering_once(offering, now).await {
+                // A replica claimed a job of the offering at the same moment: the
+                // unique index of running jobs let only one commit.
+                Err(e) if attempt < 4 && lost_race(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn claim_offering_once(
+        &self,
+        offering: Id,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let running: Option<(i64, String, String, bool)> = sqlx::query_as(
+            "SELECT seq, doc::text, lease_owner, lease_until < clock_timestamp() FROM jobs
+             WHERE offering = $1 AND lease_owner IS NOT NULL FOR UPDATE",
+        )
+        .bind(offering.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut freed = false;
+        if let Some((seq, d, owner, ended)) = running {
+            if !ended || owner == self.job_owner {
+                return Ok(None);
+            }
+            free_expired(&mut tx, decode_row((seq, d))?, &owner).await?;
+            freed = true;
+        }
+        let seq: i64 = sqlx::query_scalar("SELECT nextval('ids')")
+            .fetch_one(&mut *tx)
+            .await?;
+        let job = Job {
+            seq: seq as u64,
+            offering,
+            kind: JobKind::Sync,
+            trigger: Trigger::Action,
+            created: now,
+            due: now,
+            attempts: 1,
+            hold_until: None,
+        };
+        sqlx::query(
+            "INSERT INTO jobs (seq, offering, kind, due, doc, lease_owner, lease_until)
+             VALUES ($1, $2, $3, $4, $5::jsonb, $6,
+                     clock_timestamp() + $7 * interval '1 millisecond')",
+        )
+        .bind(seq)
+        .bind(offering.0)
+        .bind(JobKind::Sync.as_str())
+        .bind(now)
+        .bind(doc(&job)?)
+        .bind(&self.job_owner)
+        .bind(millis(self.job_lease))
+        .execute(&mut *tx)
+        .await?;
+        if freed {
+            notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+        self.committed();
+        Ok(Some(job))
     }
 
     /// Locks `job`'s row if this process still holds its lease, with the pending
