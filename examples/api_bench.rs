@@ -14,11 +14,11 @@
 //!
 //! `BENCH_STORE=both` is the engines' side by side in one run: the data set is
 //! generated on sled and the scenarios run there; then `bookcal migrate` (the real
-//! binary) copies the data dir into a fresh local cluster, the scenarios run on
-//! PostgreSQL, then again with each further count in `BENCH_REPLICAS` (default
-//! "1 2 3") for the scenarios named by `BENCH_REPLICA_ONLY` (`|`-separated parts of
-//! names); last `bookcal migrate` copies the database back into a new data dir, which
-//! is compared with the first record by record. On PostgreSQL the database server's
+//! binary) copies the data dir into a fresh local cluster and the database back into
+//! a new data dir, which is compared with the first record by record; then the
+//! scenarios run on PostgreSQL, and again with each further count in `BENCH_REPLICAS`
+//! (default "1 2 3") for the scenarios named by `BENCH_REPLICA_ONLY` (`|`-separated
+//! parts of names). On PostgreSQL the database server's
 //! CPU is measured too (the cluster's processes from `/proc`, including the
 //! backends that ended), so "CPU per request" covers bookcal and the database.
 //!
@@ -30,12 +30,16 @@
 //! 2. Creates API tokens, closes the store and starts `bookcal serve` (next to this
 //!    binary: `target/release/bookcal`, or `BOOKCAL_BIN`) on 127.0.0.1:0, waiting
 //!    for its "listening" log line and a 200 from `/health`.
+//!    The scenarios: one booking resource, list pages (filtered or not, deep, sorted,
+//!    searched), order lists, counts, an offering's public feed (200, and 304 with
+//!    `If-None-Match`), and order creation (one new slot per request; a quarter of
+//!    `BENCH_REQUESTS`).
 //! 3. Per scenario: a few warm-up requests, then `BENCH_REQUESTS` sequential
 //!    requests (latency median / p90 / p99, and the server's CPU time per request
 //!    from `/proc/<pid>/stat`, which other load on the machine hardly changes), then
 //!    the same number spread over
-//!    `BENCH_CLIENTS` concurrent clients (throughput). Every answer must be 200 and
-//!    list pages must have the expected length.
+//!    `BENCH_CLIENTS` concurrent clients (throughput). Every answer must have the expected status
+//!    and list pages the expected length.
 //! 4. The server's VmRSS / VmHWM from `/proc/<pid>/status` after loading and after
 //!    the run. Prints a Markdown table.
 #![forbid(unsafe_code)]
@@ -158,6 +162,12 @@ struct Generated {
     provider0: String,
     offerings: Vec<Id>,
     provider0_offering: Id,
+    /// The offering whose public feed is fetched (its calendar record is public).
+    feed_offering: Id,
+    /// The offering new orders are made for (not the feed's: a new booking changes
+    /// the feed it is in).
+    order_offering: Id,
+    projects: Vec<Id>,
     resources: Vec<Id>,
     import_secs: f64,
 }
@@ -201,7 +211,22 @@ async fn generate(dir: &std::path::Path, url: Option<&str>, n: usize) -> Result<
         .find(|(s, _)| s == "off-0-0")
         .map(|(_, id)| *id)
         .context("off-0-0")?;
+    let order_offering = offerings
+        .iter()
+        .find(|(s, _)| s == "off-3-4")
+        .map(|(_, id)| *id)
+        .context("off-3-4")?;
     let offerings: Vec<Id> = offerings.into_iter().map(|(_, id)| id).collect();
+    let mut projects: Vec<Id> = directory.projects.keys().copied().collect();
+    projects.sort();
+    // The first offering's feed is public (a calendar record, no Google calendar).
+    let public = bookcal::domain::calendar::OfferingCalendar {
+        public: true,
+        ..bookcal::domain::calendar::OfferingCalendar::new(p0_off)
+    };
+    store
+        .write(vec![bookcal::store::Store::calendar_change(&public)?])
+        .await?;
     let mut resources = Vec::with_capacity(n);
     while resources.len() < n {
         let page = store.list_resources(&all(resources.len(), BATCH)).await?;
@@ -225,6 +250,9 @@ async fn generate(dir: &std::path::Path, url: Option<&str>, n: usize) -> Result<
         provider0,
         offerings,
         provider0_offering: p0_off,
+        feed_offering: p0_off,
+        order_offering,
+        projects,
         resources,
         import_secs,
     })
@@ -330,10 +358,30 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) -> Result<()> {
     }
 }
 
+/// What a scenario's requests are.
+#[derive(Clone)]
+enum Kind {
+    /// GET, answered 200.
+    Get,
+    /// HEAD, answered 200.
+    Head,
+    /// GET with `If-None-Match` the path's current ETag (asked once before the
+    /// scenario), answered 304.
+    NotModified,
+    /// POST an order for one new slot of `offering` in one of `projects`, answered 201.
+    CreateOrder { offering: Id, projects: Vec<Id> },
+}
+
+/// Order slots handed out so far: every created order gets its own hour, in every
+/// phase and on every engine (the data set's own bookings end long before).
+static NEXT_ORDER_SLOT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
 #[derive(Clone)]
 struct Scenario {
     name: String,
-    head: bool,
+    kind: Kind,
+    /// The ETag a `Kind::NotModified` request sends.
+    etag: Option<String>,
     token: String,
     /// Paths (with query) cycled through.
     paths: Vec<String>,
@@ -345,12 +393,34 @@ struct Scenario {
 async fn one(http: &reqwest::Client, base: &str, s: &Scenario, i: usize) -> Result<Duration> {
     let path = &s.paths[i % s.paths.len()];
     let url = format!("{base}{path}");
-    let t0 = Instant::now();
-    let req = if s.head {
-        http.head(&url)
-    } else {
-        http.get(&url)
+    let (req, want) = match &s.kind {
+        Kind::Get => (http.get(&url), 200),
+        Kind::Head => (http.head(&url), 200),
+        Kind::NotModified => (
+            http.get(&url)
+                .header("If-None-Match", s.etag.as_deref().unwrap_or_default()),
+            304,
+        ),
+        Kind::CreateOrder { offering, projects } => {
+            let k = NEXT_ORDER_SLOT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let start =
+                (Utc::now() + Days::days(1500)).duration_trunc(Days::days(1))? + Days::hours(k);
+            let project = projects[usize::try_from(k).unwrap_or(0) % projects.len()];
+            let body = json!({
+                "offering": format!("{base}/api/marketplace-public-offerings/{}/", offering.hex()),
+                "project": format!("{base}/api/projects/{}/", project.hex()),
+                "attributes": {
+                    "name": format!("Bench order {k}"),
+                    "schedules": [{
+                        "start": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "end": (start + Days::minutes(45)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    }],
+                },
+            });
+            (http.post(&url).json(&body), 201)
+        }
     };
+    let t0 = Instant::now();
     let resp = req
         .header("Authorization", format!("Token {}", s.token))
         .send()
@@ -358,7 +428,7 @@ async fn one(http: &reqwest::Client, base: &str, s: &Scenario, i: usize) -> Resu
     let status = resp.status();
     let body = resp.bytes().await?;
     let took = t0.elapsed();
-    if status != 200 {
+    if status != want {
         bail!("{path}: {status} {}", String::from_utf8_lossy(&body));
     }
     if let Some(n) = s.expect_len {
@@ -451,6 +521,13 @@ async fn run(
     // Sequential requests (and CPU) on the first server; throughput over all.
     let base = bases[0].as_str();
     let pid = pids[0];
+    let mut s = s.clone();
+    if let Kind::NotModified = s.kind {
+        let r = http.get(format!("{base}{}", s.paths[0])).send().await?;
+        let etag = r.headers().get("etag").and_then(|v| v.to_str().ok());
+        s.etag = Some(etag.context("the feed has no ETag")?.to_string());
+    }
+    let s = &s;
     for i in 0..5 {
         one(http, base, s, i).await?;
     }
@@ -517,7 +594,8 @@ fn scenarios(g: &Generated, n: usize, requests: usize) -> Vec<Scenario> {
     let mk = |name: &str, token: &str, paths: Vec<String>, expect: Option<usize>, reqs: usize| {
         Scenario {
             name: name.to_string(),
-            head: false,
+            kind: Kind::Get,
+            etag: None,
             token: token.to_string(),
             paths,
             expect_len: expect,
@@ -645,7 +723,7 @@ fn scenarios(g: &Generated, n: usize, requests: usize) -> Vec<Scenario> {
     ];
     let mut head = |name: &str, paths: Vec<String>| {
         let mut s = mk(name, &g.admin, paths, None, requests);
-        s.head = true;
+        s.kind = Kind::Head;
         scenarios.push(s);
     };
     head(
@@ -653,6 +731,36 @@ fn scenarios(g: &Generated, n: usize, requests: usize) -> Vec<Scenario> {
         vec!["/api/booking-resources/".into()],
     );
     head("HEAD count offering_uuid=…&state=OK", per_off("state=OK"));
+    let per = n / g.offerings.len();
+    let feed = format!("/feeds/offerings/{}.ics", g.feed_offering.hex());
+    scenarios.push(mk(
+        &format!("public feed of an offering ({per} bookings), 200"),
+        &g.admin,
+        vec![feed.clone()],
+        None,
+        requests,
+    ));
+    let mut unchanged = mk(
+        "public feed, If-None-Match, 304",
+        &g.admin,
+        vec![feed],
+        None,
+        requests,
+    );
+    unchanged.kind = Kind::NotModified;
+    scenarios.push(unchanged);
+    let mut create = mk(
+        "order create (POST, one new slot)",
+        &g.admin,
+        vec!["/api/marketplace-orders/".into()],
+        None,
+        few,
+    );
+    create.kind = Kind::CreateOrder {
+        offering: g.order_offering,
+        projects: g.projects.clone(),
+    };
+    scenarios.push(create);
 
     scenarios
 }
@@ -862,7 +970,8 @@ async fn main() -> Result<()> {
         .context("BENCH_REPLICAS: counts of servers, e.g. \"1 2 3\"")?;
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let replica_only = std::env::var("BENCH_REPLICA_ONLY").unwrap_or_else(|_| {
-        "retrieve one|list offering_uuid=…&state=OK&page_size=100|HEAD count offering".into()
+        "retrieve one|list offering_uuid=…&state=OK&page_size=100|HEAD count offering|public feed|order create"
+            .into()
     });
     let everything = |name: &str| name.contains(&only);
     let for_replicas =
@@ -900,10 +1009,34 @@ async fn main() -> Result<()> {
         if mode == "both" {
             sled_phase =
                 Some(measure(&http, &dir, None, None, 1, &scenarios, &everything, clients).await?);
+            // The round trip before the PostgreSQL phases, whose writes (orders
+            // created) the original data dir does not have.
             let from = dir.display().to_string();
             eprintln!("bookcal migrate: sled -> PostgreSQL");
             let (secs, said) = migrate(&from, url)?;
             migrations.push(("sled data dir -> PostgreSQL".to_string(), secs, said));
+            let back = tmp.path().join("back");
+            eprintln!("bookcal migrate: PostgreSQL -> sled");
+            let (secs, said) = migrate(url, &back.display().to_string())?;
+            migrations.push(("PostgreSQL -> new sled data dir".to_string(), secs, said));
+            let a = bookcal::app::open_store(&settings(&dir, None)?).await?;
+            let b = bookcal::app::open_store(&settings(&back, None)?).await?;
+            let t0 = Instant::now();
+            let records = compare(&a, &b, &g.admin).await?;
+            drop((a, b));
+            println!();
+            println!("Round trip (`bookcal migrate`, the release binary):");
+            println!();
+            println!("| leg | wall time | copied and checked (bookcal migrate's own report) |");
+            println!("|---|---:|---|");
+            for (leg, secs, said) in &migrations {
+                println!("| {leg} | {secs:.1} s | {said} |");
+            }
+            println!();
+            println!(
+                "- the data dir after the round trip equals the original: {records} records compared (users, organisations, projects, offerings, booking resources, orders, calendar records; the feeds' UID key; an API token) in {:.1} s, 0 differences",
+                t0.elapsed().as_secs_f64()
+            );
         }
         for (i, count) in replicas.iter().enumerate() {
             let wanted: &dyn Fn(&str) -> bool = if i == 0 { &everything } else { &for_replicas };
@@ -919,29 +1052,6 @@ async fn main() -> Result<()> {
             )
             .await?;
             pg_phases.push((*count, phase));
-        }
-        if mode == "both" {
-            let back = tmp.path().join("back");
-            eprintln!("bookcal migrate: PostgreSQL -> sled");
-            let (secs, said) = migrate(url, &back.display().to_string())?;
-            migrations.push(("PostgreSQL -> new sled data dir".to_string(), secs, said));
-            let a = bookcal::app::open_store(&settings(&dir, None)?).await?;
-            let b = bookcal::app::open_store(&settings(&back, None)?).await?;
-            let t0 = Instant::now();
-            let records = compare(&a, &b, &g.admin).await?;
-            println!();
-            println!("Round trip (`bookcal migrate`, the release binary):");
-            println!();
-            println!("| leg | wall time | copied and checked (bookcal migrate's own report) |");
-            println!("|---|---:|---|");
-            for (leg, secs, said) in &migrations {
-                println!("| {leg} | {secs:.1} s | {said} |");
-            }
-            println!();
-            println!(
-                "- the data dir after the round trip equals the original: {records} records compared (users, organisations, projects, offerings, booking resources, orders, calendar records; the feeds' UID key; an API token) in {:.1} s, 0 differences",
-                t0.elapsed().as_secs_f64()
-            );
         }
     }
 

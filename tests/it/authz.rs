@@ -476,39 +476,43 @@ impl Matrix {
         }
     }
 
-    /// Everything stored, to compare before and after a refused call.
+    /// Everything stored, to compare before and after a refused call (through the
+    /// store's async reads: either engine).
     async fn state(&self) -> (u64, String) {
         let store = &self.app.store;
-        // Taken before the catalog's read guard below: a second read of the same lock
-        // on this thread would wait behind any write queued in between (std's RwLock
-        // lets a waiting writer go first), and that writer waits for this guard.
         let snapshot = self.app.snapshot().await;
-        let cat = store.sled().expect("sled").read().expect("read");
-        let mut orders: Vec<String> = cat
-            .orders
-            .values()
+        let mut orders: Vec<String> = self
+            .app
+            .all_orders()
+            .await
+            .iter()
             .map(|o| format!("{}:{:?}", o.id.hex(), o.state))
             .collect();
         orders.sort();
         let mut calendars = Vec::new();
-        for id in cat.offerings.keys() {
-            if let Some(c) = store.sled().expect("sled").calendar(*id).expect("calendar") {
-                calendars.push(format!("{}:{:?}:{}", id.hex(), c.state, c.public));
+        for o in store.all_offerings().await.expect("offerings") {
+            if let Some(c) = store.calendar(o.id).await.expect("calendar") {
+                calendars.push(format!("{}:{:?}:{}", o.id.hex(), c.state, c.public));
             }
         }
         calendars.sort();
-        drop(cat);
-        let jobs = store.sled().expect("sled").jobs().expect("jobs").len();
+        let jobs = store.jobs().await.expect("jobs").len();
         let snapshot = format!("{snapshot:?} {orders:?} {calendars:?} jobs={jobs}");
         (store.commits(), snapshot)
     }
 
+    /// The user named `name`.
+    fn user(dir: &bookcal::store::Directory, name: &str) -> Id {
+        dir.user_by_name(name)
+            .unwrap_or_else(|| panic!("no user {name}"))
+            .id
+    }
+
     /// What anonymous callers and the other tenant must never be shown.
-    fn private_words(&self) -> Vec<String> {
-        // Before the read guard (see `state`: no second read of the catalog under it).
+    async fn private_words(&self) -> Vec<String> {
         let room = self.app.offering_id("room-aurora");
-        let cat = self.app.store.sled().expect("sled").read().expect("read");
-        let eve = cat.users_by_name["eve"];
+        let dir = self.app.store.directory().await.expect("directory");
+        let eve = Self::user(&dir, "eve");
         let mut words = Vec::new();
         let mut id = |i: Id| {
             let hex = i.hex();
@@ -522,20 +526,32 @@ impl Matrix {
                 &hex[20..32]
             ));
         };
-        for o in cat.orders.values().filter(|o| o.created_by != eve) {
+        for o in self
+            .app
+            .all_orders()
+            .await
+            .iter()
+            .filter(|o| o.created_by != eve)
+        {
             id(o.id);
         }
-        for r in cat.resources.values().filter(|r| r.created_by != eve) {
+        for r in self
+            .app
+            .all_resources()
+            .await
+            .iter()
+            .filter(|r| r.created_by != eve)
+        {
             id(r.id);
         }
-        let imaging = cat
+        let imaging = dir
             .projects
             .values()
             .find(|p| p.slug == "imaging")
             .expect("project");
         id(imaging.id);
         id(imaging.customer);
-        let cryo = cat
+        let cryo = dir
             .offerings
             .values()
             .find(|o| o.slug == "cryo-private")
@@ -543,21 +559,14 @@ impl Matrix {
         id(cryo.id);
         for scope in [
             bookcal::store::feed_tokens::FeedScope::Offering(room),
-            bookcal::store::feed_tokens::FeedScope::User(cat.users_by_name["alice"]),
+            bookcal::store::feed_tokens::FeedScope::User(Self::user(&dir, "alice")),
         ] {
-            for t in self
-                .app
-                .store
-                .sled()
-                .expect("sled")
-                .feed_tokens(scope)
-                .expect("tokens")
-            {
+            for t in self.app.store.feed_tokens(scope).await.expect("tokens") {
                 id(t.uuid);
             }
         }
         for u in ["alice", "bob", "owner", "manager", "admin"] {
-            let user = &cat.users[&cat.users_by_name[u]];
+            let user = &dir.users[&Self::user(&dir, u)];
             words.push(user.email.clone());
             words.push(user.full_name.clone());
         }
@@ -578,34 +587,41 @@ impl Matrix {
     }
 
     /// The uuids a list shows `who` (all pages of 1000).
-    fn expected_list(&self, path: &str, who: &str) -> BTreeSet<String> {
-        let cat = self.app.store.sled().expect("sled").read().expect("read");
-        let user = cat.users_by_name[who];
-        let staff = cat.users[&user].is_staff;
-        let owns = |c: &Id| cat.customers[c].owners.contains(&user);
-        let manages = |c: &Id| cat.customers[c].managers.contains(&user);
+    async fn expected_list(&self, path: &str, who: &str) -> BTreeSet<String> {
+        let dir = self.app.store.directory().await.expect("directory");
+        let user = Self::user(&dir, who);
+        let staff = dir.users[&user].is_staff;
+        let owns = |c: &Id| dir.customers[c].owners.contains(&user);
+        let manages = |c: &Id| dir.customers[c].managers.contains(&user);
         let provider = |c: &Id| owns(c) || manages(c);
-        let member = |p: &Id| cat.projects[p].members.contains(&user);
+        let member = |p: &Id| dir.projects[p].members.contains(&user);
+        // The provider is the offering's customer, the consumer the project's.
+        let provider_of = |offering: &Id| dir.offerings[offering].customer;
+        let consumer_of = |project: &Id| dir.projects[project].customer;
         match path {
-            "/api/marketplace-orders/" => cat
-                .orders
-                .values()
+            "/api/marketplace-orders/" => self
+                .app
+                .all_orders()
+                .await
+                .iter()
                 .filter(|o| {
                     staff
-                        || provider(&o.provider)
-                        || provider(&o.customer)
+                        || provider(&provider_of(&o.offering))
+                        || provider(&consumer_of(&o.project))
                         || member(&o.project)
                         || o.created_by == user
                 })
                 .map(|o| o.id.hex())
                 .collect(),
-            "/api/booking-resources/" => cat
-                .resources
-                .values()
-                .filter(|r| staff || provider(&r.provider) || r.created_by == user)
+            "/api/booking-resources/" => self
+                .app
+                .all_resources()
+                .await
+                .iter()
+                .filter(|r| staff || provider(&provider_of(&r.offering)) || r.created_by == user)
                 .map(|r| r.id.hex())
                 .collect(),
-            "/api/booking-offerings/" => cat
+            "/api/booking-offerings/" => dir
                 .offerings
                 .values()
                 .filter(|o| staff || provider(&o.customer))
@@ -614,9 +630,8 @@ impl Matrix {
             "/api/feed-tokens/" => self
                 .app
                 .store
-                .sled()
-                .expect("sled")
                 .feed_tokens(bookcal::store::feed_tokens::FeedScope::User(user))
+                .await
                 .expect("tokens")
                 .iter()
                 .map(|t| t.uuid.hex())
@@ -699,7 +714,7 @@ async fn every_route_answers_every_role_as_the_rules_say_and_refusals_change_and
                 .replace("{token_uuid}", &made.token_uuid)
                 .replace("{file}", &made.file);
             let before = m.state().await;
-            let words = m.private_words();
+            let words = m.private_words().await;
             let (status, text, body, content_type) =
                 m.call(r.method.clone(), *who, &path, r.body).await;
             let after = m.state().await;
@@ -746,7 +761,7 @@ async fn every_route_answers_every_role_as_the_rules_say_and_refusals_change_and
                         .iter()
                         .map(|x| dashless(&x["uuid"]))
                         .collect();
-                    let expected = m.expected_list(r.path, u);
+                    let expected = m.expected_list(r.path, u).await;
                     if shown != expected {
                         failures.push(format!(
                             "{name}: shows {shown:?}, the rules give {expected:?}"

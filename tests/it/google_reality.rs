@@ -766,12 +766,10 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
     let app = spawn_app().await;
     let template = app
         .store
-        .sled()
-        .expect("sled")
-        .read()
+        .offering(app.offering_id("room-aurora"))
+        .await
         .expect("read")
-        .offerings[&app.offering_id("room-aurora")]
-        .clone();
+        .expect("room");
     let offerings: Vec<bookcal::domain::Offering> = (0..22)
         .map(|i| bookcal::domain::Offering {
             id: bookcal::domain::Id::new_v4(),
@@ -782,17 +780,13 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
         .collect();
     let ids: Vec<_> = offerings.iter().map(|o| o.id).collect();
     app.store
-        .sled()
-        .expect("sled")
-        .mutate(|_| {
-            Ok::<_, ()>((
-                offerings
-                    .into_iter()
-                    .map(bookcal::store::Change::Offering)
-                    .collect(),
-                (),
-            ))
-        })
+        .write(
+            offerings
+                .into_iter()
+                .map(bookcal::store::Change::Offering)
+                .collect(),
+        )
+        .await
         .expect("offerings");
     for id in &ids {
         let path = format!("/api/booking-offerings/{}/google_calendar_sync/", id.hex());
@@ -810,41 +804,38 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
             .map(|r| r.get("deferred").copied().unwrap_or(0))
             .unwrap_or(0)
     };
-    let waiting = || {
-        ids.iter()
-            .filter(|id| {
-                store
-                    .sled()
-                    .expect("sled")
-                    .calendar(**id)
+    // The offerings' calendar records matching `want`.
+    let count = |want: fn(&bookcal::domain::calendar::OfferingCalendar) -> bool| {
+        let (store, ids) = (&store, &ids);
+        async move {
+            let mut n = 0;
+            for id in ids {
+                if store
+                    .calendar(*id)
+                    .await
                     .ok()
                     .flatten()
-                    .is_some_and(|c| c.waiting.is_some())
-            })
-            .count()
+                    .is_some_and(|c| want(&c))
+                {
+                    n += 1;
+                }
+            }
+            n
+        }
     };
-    let done = || {
-        ids.iter()
-            .filter(|id| {
-                store
-                    .sled()
-                    .expect("sled")
-                    .calendar(**id)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|c| c.state == CalendarState::Ok && c.calendar_id.is_some())
-            })
-            .count()
-    };
+    let waiting = || count(|c| c.waiting.is_some());
+    let done = || count(|c| c.state == CalendarState::Ok && c.calendar_id.is_some());
     assert!(
-        crate::helpers::eventually(60, || done() == 20
-            && waiting() == 2
-            && deferred(&scheduler.status) == 2
-            && scheduler.status.active_runs.load(Ordering::Relaxed) == 0)
+        crate::helpers::eventually_async(60, || async {
+            done().await == 20
+                && waiting().await == 2
+                && deferred(&scheduler.status) == 2
+                && scheduler.status.active_runs.load(Ordering::Relaxed) == 0
+        })
         .await,
         "done {}, waiting {}, deferred runs {}",
-        done(),
-        waiting(),
+        done().await,
+        waiting().await,
         deferred(&scheduler.status)
     );
     let inserts = |app: &crate::helpers::TestApp| {
@@ -859,15 +850,19 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
     // Each waiting offering keeps its job, due when the budget refills (about an hour
     // from now), and says why in googlecalendar: nothing runs it before.
     let now = Utc::now();
-    for id in ids.iter().filter(|id| {
-        store
-            .sled()
-            .expect("sled")
-            .calendar(**id)
+    let mut held = Vec::new();
+    for id in &ids {
+        if store
+            .calendar(*id)
+            .await
             .ok()
             .flatten()
             .is_some_and(|c| c.waiting.is_some())
-    }) {
+        {
+            held.push(*id);
+        }
+    }
+    for id in &held {
         let jobs = store.queued_jobs(*id).await.expect("jobs");
         assert_eq!(jobs.len(), 1, "{jobs:?}");
         assert!(
@@ -898,15 +893,7 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
     // Poking the scheduler (an action on a synced offering) does not run the held ones.
     let synced = *ids
         .iter()
-        .find(|id| {
-            store
-                .sled()
-                .expect("sled")
-                .calendar(**id)
-                .ok()
-                .flatten()
-                .is_some_and(|c| c.waiting.is_none())
-        })
+        .find(|id| !held.contains(id))
         .expect("a synced offering");
     let path = format!(
         "/api/booking-offerings/{}/google_calendar_sync/",
@@ -918,14 +905,12 @@ async fn the_service_holds_offerings_past_the_hourly_creation_budget_until_it_re
     );
     let store2 = app.store.clone();
     assert!(
-        crate::helpers::eventually(30, || store2
-            .sled()
-            .expect("sled")
-            .queued_jobs(synced)
-            .is_ok_and(|j| j
-                .iter()
-                .all(|j| j.trigger != bookcal::domain::jobs::Trigger::Action))
-            && scheduler.status.active_runs.load(Ordering::Relaxed) == 0)
+        crate::helpers::eventually_async(30, || async {
+            store2.queued_jobs(synced).await.is_ok_and(|j| {
+                j.iter()
+                    .all(|j| j.trigger != bookcal::domain::jobs::Trigger::Action)
+            }) && scheduler.status.active_runs.load(Ordering::Relaxed) == 0
+        })
         .await
     );
     assert_eq!(deferred(&scheduler.status), 2, "no held job ran again");

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::helpers::{at, eventually, spawn_app};
+use crate::helpers::{at, eventually_async, spawn_app};
 use bookcal::config::Settings;
 use bookcal::domain::calendar::CalendarState;
 use serde_json::{json, Value};
@@ -224,6 +224,10 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
     std::fs::write(&key, emu.service_account_key_json()).expect("key");
     let mut settings = Settings {
         data_dir: dir.path().join("store"),
+        // The engine the suite runs on (sled in `data_dir`, or a fresh database).
+        store_url: crate::helpers::engines::default_store_url()
+            .await
+            .map(bookcal::config::Secret::new),
         listen: "127.0.0.1:0".parse().expect("address"),
         ..Settings::default()
     };
@@ -240,16 +244,14 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
     bookcal::import::import_file(&store, Path::new(FIXTURE))
         .await
         .expect("import");
-    let (owner, room) = {
-        let cat = store.sled().expect("sled").read().expect("read");
-        let room = cat
-            .offerings
-            .values()
-            .find(|o| o.slug == "room-aurora")
-            .expect("room")
-            .id;
-        (cat.users_by_name["owner"], room)
-    };
+    let directory = store.directory().await.expect("directory");
+    let room = directory
+        .offerings
+        .values()
+        .find(|o| o.slug == "room-aurora")
+        .expect("room")
+        .id;
+    let owner = directory.user_by_name("owner").expect("owner").id;
     let token = store.create_token(owner).await.expect("token");
     let base = format!("http://{}", app.local_addr().expect("addr"));
     let shutdown = CancellationToken::new();
@@ -266,20 +268,15 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
         .expect("sync");
     assert_eq!(r.status(), 200);
     assert!(
-        eventually(30, || store
-            .sled()
-            .expect("sled")
-            .calendar(room)
-            .ok()
-            .flatten()
-            .is_some_and(
-                |c| c.state == CalendarState::Ok && c.last_success.is_some()
-            )
-            && store
-                .sled()
-                .expect("sled")
-                .jobs()
-                .is_ok_and(|j| j.is_empty()))
+        eventually_async(30, || async {
+            store
+                .calendar(room)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.state == CalendarState::Ok && c.last_success.is_some())
+                && store.jobs().await.is_ok_and(|j| j.is_empty())
+        })
         .await
     );
     // An unmatched path with something secret-looking in it.
@@ -615,6 +612,12 @@ pub(crate) fn prepare(
         .collect()
 }
 
+/// The `store_url` the real binary gets in this test: none (sled in its data
+/// directory) unless the suite runs on PostgreSQL ([`crate::helpers::engines`]).
+async fn on_the_suites_engine() -> Option<String> {
+    crate::helpers::engines::default_store_url().await
+}
+
 pub(crate) async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
     let r = http
         .get(url)
@@ -631,17 +634,13 @@ async fn debug_logs_never_contain_the_token_salt_or_api_tokens() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
     let salt = "known-secret-salt-7c1e9a";
-    let env = [("BOOKCAL_TOKEN_SALT", salt)];
+    let store = on_the_suites_engine().await;
+    let mut env = vec![("BOOKCAL_TOKEN_SALT", salt)];
+    env.extend(store.iter().map(|u| ("BOOKCAL_STORE_URL", u.as_str())));
     let tokens = prepare(&data, &env, &["owner"]);
     let token = &tokens["owner"];
-    let mut served = serve(
-        &data,
-        &[
-            ("BOOKCAL_TOKEN_SALT", salt),
-            ("RUST_LOG", "debug"),
-            ("BOOKCAL_LOG_FORMAT", "text"),
-        ],
-    );
+    env.extend([("RUST_LOG", "debug"), ("BOOKCAL_LOG_FORMAT", "text")]);
+    let mut served = serve(&data, &env);
     let http = reqwest::Client::new();
     served.wait_ready(&http).await;
     let base = served.base.clone();
@@ -686,11 +685,16 @@ async fn debug_logs_never_contain_the_token_salt_or_api_tokens() {
 async fn sigterm_stops_the_service_cleanly_in_time_and_keeps_what_was_written() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
-    let tokens = prepare(&data, &[], &["owner", "alice"]);
-    let env = [
+    let store = on_the_suites_engine().await;
+    let mut env: Vec<(&str, &str)> = store
+        .iter()
+        .map(|u| ("BOOKCAL_STORE_URL", u.as_str()))
+        .collect();
+    let tokens = prepare(&data, &env, &["owner", "alice"]);
+    env.extend([
         ("BOOKCAL_LOG_FORMAT", "json"),
         ("BOOKCAL_SHUTDOWN_TIMEOUT_SECS", "10"),
-    ];
+    ]);
     let mut served = serve(&data, &env);
     let http = reqwest::Client::new();
     served.wait_ready(&http).await;
@@ -784,12 +788,17 @@ async fn sigterm_with_idle_keep_alive_connections_exits_within_two_seconds() {
     use tokio::io::AsyncWriteExt;
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
-    prepare(&data, &[], &[]);
+    let store = on_the_suites_engine().await;
+    let mut env: Vec<(&str, &str)> = store
+        .iter()
+        .map(|u| ("BOOKCAL_STORE_URL", u.as_str()))
+        .collect();
+    prepare(&data, &env, &[]);
     // Idle connections would otherwise stay open for a minute.
-    let env = [
+    env.extend([
         ("BOOKCAL_HTTP_HEADER_READ_TIMEOUT_SECS", "60"),
         ("BOOKCAL_HTTP_KEEP_ALIVE_TIMEOUT_SECS", "60"),
-    ];
+    ]);
     let mut served = serve(&data, &env);
     let http = reqwest::Client::new();
     served.wait_ready(&http).await;

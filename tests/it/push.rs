@@ -39,34 +39,32 @@ async fn calendar_with_channel(app: &TestApp, offering: Id) -> String {
     assert_eq!(r.status, 200, "{}", r.text);
     let store = app.store.clone();
     assert!(
-        eventually(30, || store
-            .sled()
-            .expect("sled")
-            .calendar(offering)
-            .ok()
-            .flatten()
-            .is_some_and(
-                |c| c.state == CalendarState::Ok && c.calendar_id.is_some()
-            ))
+        eventually_async(30, || async {
+            store
+                .calendar(offering)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.state == CalendarState::Ok && c.calendar_id.is_some())
+        })
         .await,
         "the calendar is created"
     );
     let cal = store
-        .sled()
-        .expect("sled")
         .calendar(offering)
+        .await
         .expect("read")
         .and_then(|c| c.calendar_id)
         .expect("calendar id");
     let push = app.emu().push();
     let watched = cal.clone();
     assert!(
-        eventually(30, || push
-            .channels()
-            .iter()
-            .any(|c| c.calendar_id == watched)
-            && push_state(&store, offering)
-                .is_some_and(|s| s.channel.is_some()))
+        eventually_async(30, || async {
+            push.channels().iter().any(|c| c.calendar_id == watched)
+                && push_state(&store, offering)
+                    .await
+                    .is_some_and(|s| s.channel.is_some())
+        })
         .await,
         "a watch channel is opened on the new calendar"
     );
@@ -110,21 +108,19 @@ async fn insert_external(app: &TestApp, cal: &str, id: &str, (start, end): Span)
         .expect("insert");
 }
 
-/// The offering's push state as the (sled) store has it.
-fn push_state(store: &Store, offering: Id) -> Option<PushState> {
+/// The offering's push state as the store has it (either engine).
+async fn push_state(store: &Store, offering: Id) -> Option<PushState> {
     store
-        .sled()
-        .expect("sled")
         .push_state(offering)
+        .await
         .expect("read the push state")
 }
 
 /// Whether the offering's busy time holds `start..end` (an external event read in).
-fn blocks(store: &Store, offering: Id, (start, end): Span) -> bool {
+async fn blocks(store: &Store, offering: Id, (start, end): Span) -> bool {
     store
-        .sled()
-        .expect("sled")
         .busy_slots(offering)
+        .await
         .expect("read the busy time")
         .iter()
         .any(|s| s.start == start && s.end == end)
@@ -141,7 +137,7 @@ async fn an_external_event_blocks_its_time_by_push_without_a_periodic_run() {
     insert_external(&app, &cal, "e0push1", (start, end)).await;
     let store = app.store.clone();
     assert!(
-        eventually(30, || blocks(&store, room, (start, end))).await,
+        eventually_async(30, || blocks(&store, room, (start, end))).await,
         "the pushed change blocks the time"
     );
     let r = app
@@ -153,7 +149,7 @@ async fn an_external_event_blocks_its_time_by_push_without_a_periodic_run() {
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.text.contains("is not available."), "{}", r.text);
-    let state = push_state(&store, room).expect("state");
+    let state = push_state(&store, room).await.expect("state");
     assert!(state.received >= 1, "{state:?}");
     assert!(state.ignored >= 1, "the sync message is ignored: {state:?}");
     // The channel shows in the offering's googlecalendar and in /metrics.
@@ -195,16 +191,16 @@ async fn a_dropped_notification_is_caught_by_the_safety_net_poll() {
         drop_rate: Some(1.0),
         ..PushSettingsUpdate::default()
     });
-    let received = push_state(&app.store, room).map_or(0, |s| s.received);
+    let received = push_state(&app.store, room).await.map_or(0, |s| s.received);
     let (start, end) = (at(31, 9), at(31, 11));
     insert_external(&app, &cal, "e0lost1", (start, end)).await;
     assert_eq!(push.counters().get("dropped"), Some(&1), "Google lost it");
     let store = app.store.clone();
     assert!(
-        eventually(30, || blocks(&store, room, (start, end))).await,
+        eventually_async(30, || blocks(&store, room, (start, end))).await,
         "the safety-net poll brings the change in"
     );
-    let state = push_state(&store, room).expect("state");
+    let state = push_state(&store, room).await.expect("state");
     assert_eq!(state.received, received, "no notification carried it");
 }
 
@@ -217,22 +213,20 @@ async fn a_forged_notification_changes_nothing_and_is_answered_404() {
     let status = scheduler.status.clone();
     let store = app.store.clone();
     assert!(
-        eventually(30, || status
-            .active_runs
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 0
-            && store
-                .sled()
-                .expect("sled")
-                .queued_jobs(room)
-                .map(|j| j.is_empty())
-                .unwrap_or(false)
-            // The channel's `sync` message arrived (it is delivered after the watch).
-            && push_state(&store, room)
-                .is_some_and(|s| s.ignored >= 1))
+        eventually_async(30, || async {
+            status
+                .active_runs
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 0
+                && store.queued_jobs(room).await.is_ok_and(|j| j.is_empty())
+                // The channel's `sync` message arrived (it is delivered after the watch).
+                && push_state(&store, room)
+                    .await
+                    .is_some_and(|s| s.ignored >= 1)
+        })
         .await
     );
-    let before = push_state(&store, room).expect("state");
+    let before = push_state(&store, room).await.expect("state");
     let channel = before.channel.clone().expect("channel");
     let runs = status.runs("ok");
     let url = format!("{}/google/notifications", app.base);
@@ -271,7 +265,7 @@ async fn a_forged_notification_changes_nothing_and_is_answered_404() {
         let body: serde_json::Value = r.json().await.expect("json");
         assert_eq!(body, json!({"detail": "Not found."}), "{name}");
     }
-    assert_eq!(push_state(&store, room), Some(before));
+    assert_eq!(push_state(&store, room).await, Some(before));
     assert!(
         store.queued_jobs(room).await.expect("jobs").is_empty(),
         "nothing queued"
@@ -289,7 +283,7 @@ async fn repeated_message_numbers_are_ignored() {
         duplicate_rate: Some(1.0),
         ..PushSettingsUpdate::default()
     });
-    let start = push_state(&app.store, room).expect("state");
+    let start = push_state(&app.store, room).await.expect("state");
     human(&app)
         .await
         .event_insert(&cal, &timed("e0bb2", at(32, 9), at(32, 10)))
@@ -297,12 +291,14 @@ async fn repeated_message_numbers_are_ignored() {
         .expect("insert");
     let store = app.store.clone();
     assert!(
-        eventually(30, || push_state(&store, room).is_some_and(|s| {
-            s.received == start.received + 1 && s.ignored == start.ignored + 1
-        }))
+        eventually_async(30, || async {
+            push_state(&store, room)
+                .await
+                .is_some_and(|s| s.received == start.received + 1 && s.ignored == start.ignored + 1)
+        })
         .await,
         "one delivery acted on, its duplicate ignored: {:?}",
-        store.sled().expect("sled").push_state(room)
+        push_state(&store, room).await
     );
 }
 
@@ -320,14 +316,15 @@ async fn channels_are_renewed_before_they_expire_and_keep_delivering() {
     let room = app.offering_id("room-aurora");
     let cal = calendar_with_channel(&app, room).await;
     let first = push_state(&app.store, room)
+        .await
         .and_then(|s| s.channel)
         .expect("channel");
     let push = app.emu().push();
     let store = app.store.clone();
     assert!(
-        eventually(30, || {
+        eventually_async(30, || async {
             let open = push.channels();
-            let ours = push_state(&store, room).and_then(|s| s.channel);
+            let ours = push_state(&store, room).await.and_then(|s| s.channel);
             ours.is_some_and(|c| c.id != first.id && open.iter().any(|o| o.id == c.id))
                 && !open.iter().any(|o| o.id == first.id)
         })
@@ -337,7 +334,7 @@ async fn channels_are_renewed_before_they_expire_and_keep_delivering() {
     let (start, end) = (at(33, 9), at(33, 10));
     insert_external(&app, &cal, "e0cc3", (start, end)).await;
     assert!(
-        eventually(30, || blocks(&store, room, (start, end))).await,
+        eventually_async(30, || blocks(&store, room, (start, end))).await,
         "the renewed channel delivers"
     );
 }
@@ -356,11 +353,14 @@ async fn a_deleted_calendar_ends_its_channel_and_a_removed_offering_stops_it() {
         .expect("delete");
     let store = app.store.clone();
     assert!(
-        eventually(30, || push_state(&store, room)
-            .is_some_and(|s| s.channel.is_none() && s.received >= 1))
+        eventually_async(30, || async {
+            push_state(&store, room)
+                .await
+                .is_some_and(|s| s.channel.is_none() && s.received >= 1)
+        })
         .await,
         "the `not_exists` message ends the channel: {:?}",
-        store.sled().expect("sled").push_state(room)
+        push_state(&store, room).await
     );
     assert!(app
         .emu()
@@ -392,16 +392,10 @@ async fn a_deleted_calendar_ends_its_channel_and_a_removed_offering_stops_it() {
         .expect("archive");
     let push = app.emu().push();
     assert!(
-        eventually(30, || !push
-            .channels()
-            .iter()
-            .any(|c| c.calendar_id == other_cal)
-            && store
-                .sled()
-                .expect("sled")
-                .push_state(other)
-                .map(|s| s.is_none())
-                .unwrap_or(false))
+        eventually_async(30, || async {
+            !push.channels().iter().any(|c| c.calendar_id == other_cal)
+                && store.push_state(other).await.is_ok_and(|s| s.is_none())
+        })
         .await,
         "channels.stop ended the channel and the push state is gone"
     );
@@ -421,20 +415,15 @@ async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_u
     let room = app.offering_id("room-aurora");
     let cal = calendar_with_channel(&app, room).await;
     let store = app.store.clone();
-    let calendar = || store.sled().expect("sled").calendar(room).ok().flatten();
+    let calendar = || async { store.calendar(room).await.ok().flatten() };
     let push_state = || push_state(&store, room);
-    let next_poll = || {
-        store
-            .sled()
-            .expect("sled")
-            .queued_jobs(room)
-            .ok()
-            .and_then(|jobs| {
-                jobs.into_iter()
-                    .filter(|j| j.trigger == Trigger::Periodic)
-                    .map(|j| j.due)
-                    .min()
-            })
+    let next_poll = || async {
+        store.queued_jobs(room).await.ok().and_then(|jobs| {
+            jobs.into_iter()
+                .filter(|j| j.trigger == Trigger::Periodic)
+                .map(|j| j.due)
+                .min()
+        })
     };
     let action = |what: &'static str| {
         let path = format!("/api/booking-offerings/{}/{what}/", room.hex());
@@ -446,8 +435,11 @@ async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_u
     };
     action("share_google_calendar").await;
     assert!(
-        eventually(30, || calendar()
-            .is_some_and(|c| c.public && c.state == CalendarState::Ok))
+        eventually_async(30, || async {
+            calendar()
+                .await
+                .is_some_and(|c| c.public && c.state == CalendarState::Ok)
+        })
         .await,
         "the calendar is shared"
     );
@@ -460,12 +452,14 @@ async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_u
         .find(|c| c.calendar_id == cal)
         .expect("the channel");
     assert!(
-        eventually(30, || {
-            next_poll().is_some_and(|due| due > Utc::now() + chrono::Duration::minutes(30))
+        eventually_async(30, || async {
+            next_poll()
+                .await
+                .is_some_and(|due| due > Utc::now() + chrono::Duration::minutes(30))
         })
         .await,
         "a healthy channel polls at the push interval: {:?}",
-        store.sled().expect("sled").queued_jobs(room)
+        store.queued_jobs(room).await
     );
     let url = format!("{}/google/notifications", app.base);
     let deliver = |number: u64| {
@@ -491,48 +485,63 @@ async fn a_calendar_unshared_for_good_has_its_channel_stopped_and_polls_at_the_u
     action("unshare_google_calendar").await;
     let push = app.emu().push();
     assert!(
-        eventually(30, || !push.channels().iter().any(|c| c.calendar_id == cal)
-            && push_state().is_some_and(|s| s.unshared && s.channel.is_none()))
+        eventually_async(30, || async {
+            !push.channels().iter().any(|c| c.calendar_id == cal)
+                && push_state()
+                    .await
+                    .is_some_and(|s| s.unshared && s.channel.is_none())
+        })
         .await,
         "channels.stop ended the channel: {:?}",
-        push_state()
+        push_state().await
     );
     assert!(
-        calendar().is_some_and(|c| !c.public && c.calendar_id.as_deref() == Some(cal.as_str())),
+        calendar()
+            .await
+            .is_some_and(|c| !c.public && c.calendar_id.as_deref() == Some(cal.as_str())),
         "the calendar stays, private"
     );
-    let received = push_state().map_or(0, |s| s.received);
+    let received = push_state().await.map_or(0, |s| s.received);
     let r = deliver(2_000).await.expect("send");
     assert_eq!(
         r.status().as_u16(),
         404,
         "the stopped channel is not ours any more"
     );
-    assert_eq!(push_state().map_or(0, |s| s.received), received);
+    assert_eq!(push_state().await.map_or(0, |s| s.received), received);
     assert!(
-        eventually(30, || next_poll().is_some_and(
-            |due| due <= Utc::now() + chrono::Duration::seconds(30)
-        ))
+        eventually_async(30, || async {
+            next_poll()
+                .await
+                .is_some_and(|due| due <= Utc::now() + chrono::Duration::seconds(30))
+        })
         .await,
         "polling is back at the usual interval: {:?}",
-        store.sled().expect("sled").queued_jobs(room)
+        store.queued_jobs(room).await
     );
     // Later syncs (each followed by a look of the upkeep) do not re-open it.
     for _ in 0..2 {
-        let seen = calendar().and_then(|c| c.last_success);
+        let seen = calendar().await.and_then(|c| c.last_success);
         assert!(
-            eventually(30, || calendar().and_then(|c| c.last_success) > seen).await,
+            eventually_async(30, || async {
+                calendar().await.and_then(|c| c.last_success) > seen
+            })
+            .await,
             "a periodic sync ran"
         );
     }
     assert!(!push.channels().iter().any(|c| c.calendar_id == cal));
-    assert!(push_state().is_some_and(|s| s.channel.is_none()));
+    assert!(push_state().await.is_some_and(|s| s.channel.is_none()));
 
     // Shared again: a channel is opened again.
     action("share_google_calendar").await;
     assert!(
-        eventually(30, || push.channels().iter().any(|c| c.calendar_id == cal)
-            && push_state().is_some_and(|s| !s.unshared && s.channel.is_some()))
+        eventually_async(30, || async {
+            push.channels().iter().any(|c| c.calendar_id == cal)
+                && push_state()
+                    .await
+                    .is_some_and(|s| !s.unshared && s.channel.is_some())
+        })
         .await,
         "sharing again re-opens a channel"
     );
@@ -683,12 +692,14 @@ async fn a_notification_on_a_postgresql_backed_service_syncs_the_offering() {
     );
 }
 
-/// One run of the service on `dir` against `emu` until the returned token is
-/// cancelled; returns its base URL, store and the handle of its run.
+/// One run of the service on `dir` (or on the database `store_url`) against `emu`
+/// until the returned token is cancelled; returns its base URL, store and the handle
+/// of its run.
 async fn run_service(
     dir: &std::path::Path,
     emu: &Emulator,
     push: bool,
+    store_url: Option<&str>,
 ) -> (
     String,
     Arc<Store>,
@@ -700,6 +711,7 @@ async fn run_service(
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().expect("address"),
         data_dir: dir.join("store"),
+        store_url: store_url.map(bookcal::config::Secret::new),
         ..Settings::default()
     };
     settings.sync.interval_secs = 0;
@@ -722,8 +734,11 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
         .await
         .expect("emulator");
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+    // The engine the suite runs on: the same sled directory, or the same database,
+    // for every start.
+    let url = crate::helpers::engines::default_store_url().await;
     // First run, push off: the room gets its calendar but no channel.
-    let (base, store, stop, run) = run_service(dir.path(), &emu, false).await;
+    let (base, store, stop, run) = run_service(dir.path(), &emu, false, url.as_deref()).await;
     bookcal::import::import_file(&store, std::path::Path::new(fixture))
         .await
         .expect("import");
@@ -756,21 +771,18 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
     assert_eq!(r.status().as_u16(), 200);
     let s = store.clone();
     assert!(
-        eventually(30, || s
-            .sled()
-            .expect("sled")
-            .calendar(room)
-            .ok()
-            .flatten()
-            .is_some_and(
-                |c| c.calendar_id.is_some() && c.state == CalendarState::Ok
-            ))
+        eventually_async(30, || async {
+            s.calendar(room)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.calendar_id.is_some() && c.state == CalendarState::Ok)
+        })
         .await
     );
     let cal = store
-        .sled()
-        .expect("sled")
         .calendar(room)
+        .await
         .expect("read")
         .and_then(|c| c.calendar_id)
         .expect("id");
@@ -780,7 +792,7 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
     drop((store, s));
 
     // Second run, push on: the missing channel is opened at start.
-    let (_, store, stop, run) = run_service(dir.path(), &emu, true).await;
+    let (_, store, stop, run) = run_service(dir.path(), &emu, true, url.as_deref()).await;
     let push = emu.push();
     assert!(
         eventually(30, || push.channels().iter().any(|c| c.calendar_id == cal)).await,
@@ -788,11 +800,15 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
     );
     let s = store.clone();
     assert!(
-        eventually(30, || push_state(&s, room)
-            .is_some_and(|p| p.channel.is_some()))
+        eventually_async(30, || async {
+            push_state(&s, room)
+                .await
+                .is_some_and(|p| p.channel.is_some())
+        })
         .await
     );
     let first = push_state(&store, room)
+        .await
         .and_then(|p| p.channel)
         .expect("channel");
     stop.cancel();
@@ -801,8 +817,13 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
 
     // A long time down: the stored channel has expired (Google ended it meanwhile).
     {
-        let store = Store::open(&dir.path().join("store"), &StoreOptions::default()).expect("open");
-        let mut state = push_state(&store, room).expect("state");
+        let store = match &url {
+            Some(url) => Store::connect(url, &StoreOptions::default(), &Default::default())
+                .await
+                .expect("connect"),
+            None => Store::open(&dir.path().join("store"), &StoreOptions::default()).expect("open"),
+        };
+        let mut state = push_state(&store, room).await.expect("state");
         if let Some(c) = state.channel.as_mut() {
             c.expiration = Utc::now() - chrono::Duration::hours(1);
         }
@@ -812,12 +833,15 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
             .expect("write");
         assert_eq!(push.expire(Some(&first.id)), 1);
     }
-    let (_, store, stop, run) = run_service(dir.path(), &emu, true).await;
+    let (_, store, stop, run) = run_service(dir.path(), &emu, true, url.as_deref()).await;
     let s = store.clone();
     assert!(
-        eventually(30, || push_state(&s, room)
-            .and_then(|p| p.channel)
-            .is_some_and(|c| c.id != first.id && c.expiration > Utc::now()))
+        eventually_async(30, || async {
+            push_state(&s, room)
+                .await
+                .and_then(|p| p.channel)
+                .is_some_and(|c| c.id != first.id && c.expiration > Utc::now())
+        })
         .await,
         "the expired channel is replaced after the restart"
     );
@@ -828,7 +852,7 @@ async fn a_restart_re_creates_missing_and_expired_channels() {
         .await
         .expect("insert");
     assert!(
-        eventually(30, || blocks(&s, room, (start, end))).await,
+        eventually_async(30, || blocks(&s, room, (start, end))).await,
         "the new channel delivers"
     );
     stop.cancel();

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::helpers::{at, eventually, google_client, spawn_app, spawn_app_with, Options};
+use crate::helpers::{
+    at, eventually, eventually_async, google_client, spawn_app, spawn_app_with, Options,
+};
 use bookcal::domain::calendar::CalendarState;
 use bookcal::domain::jobs::{Job, RunOutcome, Trigger};
 use bookcal::domain::{EventId, Id, ResourceState};
@@ -32,20 +34,22 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
     assert_eq!(app.store.jobs().await.expect("jobs").len(), 1);
     let scheduler = app.start_scheduler();
     let store = app.store.clone();
+    let calendar_is = |want: fn(&bookcal::domain::calendar::OfferingCalendar) -> bool| {
+        let store = store.clone();
+        async move {
+            store
+                .calendar(room)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|c| want(&c))
+        }
+    };
     assert!(
-        eventually(20, || store
-            .sled()
-            .expect("sled")
-            .calendar(room)
-            .ok()
-            .flatten()
-            .is_some_and(|c| c.state == CalendarState::Ok)
-            && store
-                .sled()
-                .expect("sled")
-                .jobs()
-                .map(|j| j.is_empty())
-                .unwrap_or(false))
+        eventually_async(20, || async {
+            calendar_is(|c| c.state == CalendarState::Ok).await
+                && store.jobs().await.is_ok_and(|j| j.is_empty())
+        })
         .await
     );
     let cal = store
@@ -63,13 +67,9 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
         200
     );
     assert!(
-        eventually(20, || store
-            .sled()
-            .expect("sled")
-            .calendar(room)
-            .ok()
-            .flatten()
-            .is_some_and(|c| c.public && c.state == CalendarState::Ok))
+        eventually_async(20, || calendar_is(
+            |c| c.public && c.state == CalendarState::Ok
+        ))
         .await
     );
     assert!(app
@@ -92,13 +92,9 @@ async fn calendar_actions_enqueue_durable_jobs_that_the_scheduler_runs() {
         200
     );
     assert!(
-        eventually(20, || store
-            .sled()
-            .expect("sled")
-            .calendar(room)
-            .ok()
-            .flatten()
-            .is_some_and(|c| !c.public && c.state == CalendarState::Ok))
+        eventually_async(20, || calendar_is(
+            |c| !c.public && c.state == CalendarState::Ok
+        ))
         .await
     );
     assert!(!app
@@ -171,12 +167,11 @@ fn calls(app: &crate::helpers::TestApp, method: &str) -> u64 {
 /// Waits until no run is active and every job of `offering` is a periodic one.
 async fn settled(app: &crate::helpers::TestApp, status: &SchedulerStatus, offering: Id) -> bool {
     let store = app.store.clone();
-    eventually(30, || {
+    eventually_async(30, || async {
         status.active_runs.load(Ordering::Relaxed) == 0
             && store
-                .sled()
-                .expect("sled")
                 .queued_jobs(offering)
+                .await
                 .is_ok_and(|jobs| jobs.iter().all(|j| j.trigger == Trigger::Periodic))
     })
     .await
@@ -263,20 +258,31 @@ async fn a_queued_sync_survives_a_restart_and_runs_after_it() {
         share_role: bookcal::google::AclRole::Reader,
     };
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+    // The engine the suite runs on: a sled directory, or a PostgreSQL database that
+    // the "restarted" process connects to again.
+    let url = crate::helpers::engines::default_store_url().await;
+    let open = || async {
+        Arc::new(match &url {
+            Some(url) => Store::connect(url, &StoreOptions::default(), &Default::default())
+                .await
+                .expect("connect"),
+            None => Store::open(dir.path(), &StoreOptions::default()).expect("open"),
+        })
+    };
     let (room, cal, pending, event) = {
-        let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).expect("open"));
+        let store = open().await;
         bookcal::import::import_file(&store, std::path::Path::new(fixture))
             .await
             .expect("import");
         let engine = engine_on(store.clone(), google_client(&emu, None).await);
-        let room = {
-            let cat = store.sled().expect("sled").read().expect("read");
-            cat.offerings
-                .values()
-                .find(|o| o.slug == "room-aurora")
-                .expect("room")
-                .id
-        };
+        let room = store
+            .all_offerings()
+            .await
+            .expect("read")
+            .into_iter()
+            .find(|o| o.slug == "room-aurora")
+            .expect("room")
+            .id;
         let cal = engine
             .sync_offering(room, bookcal::sync::RunOptions::default())
             .await
@@ -284,15 +290,14 @@ async fn a_queued_sync_survives_a_restart_and_runs_after_it() {
             .calendar_id
             .expect("calendar");
         // Accept the room's pending booking: the write queues a sync of the room.
-        let pending = {
-            let cat = store.sled().expect("sled").read().expect("read");
-            cat.resources_by_offering[&room]
-                .iter()
-                .filter_map(|id| cat.resources.get(id))
-                .find(|r| r.state == ResourceState::Creating)
-                .expect("a pending booking")
-                .id
-        };
+        let pending = store
+            .offering_resources(room)
+            .await
+            .expect("read")
+            .into_iter()
+            .find(|r| r.state == ResourceState::Creating)
+            .expect("a pending booking")
+            .id;
         let mut r = store
             .resource(pending)
             .await
@@ -319,7 +324,7 @@ async fn a_queued_sync_survives_a_restart_and_runs_after_it() {
             .map(|e| e["status"].clone())
     };
     assert_eq!(status_of(&emu), Some(json!("tentative")));
-    let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).expect("reopen"));
+    let store = open().await;
     let jobs = store.jobs().await.expect("jobs");
     assert_eq!(jobs.len(), 1, "the job is still queued after the restart");
     assert_eq!(jobs[0].offering, room);
