@@ -283,6 +283,15 @@ async fn repeated_message_numbers_are_ignored() {
         duplicate_rate: Some(1.0),
         ..PushSettingsUpdate::default()
     });
+    // The channel's own `sync` message (delivered after the watch) counted first.
+    assert!(
+        eventually_async(30, || async {
+            push_state(&app.store, room)
+                .await
+                .is_some_and(|s| s.ignored >= 1)
+        })
+        .await
+    );
     let start = push_state(&app.store, room).await.expect("state");
     human(&app)
         .await

@@ -70,7 +70,10 @@ async fn a_whole_sync_at_trace_level_logs_no_key_token_assertion_or_feed_secret(
         ("BOOKCAL_LOG_FORMAT", "text"),
         ("BOOKCAL_GOOGLE_ROOT_URL", root.as_str()),
         ("BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY", key_path.as_str()),
-        ("BOOKCAL_GOOGLE_PROVIDER_CREDENTIALS_DIR", providers_path.as_str()),
+        (
+            "BOOKCAL_GOOGLE_PROVIDER_CREDENTIALS_DIR",
+            providers_path.as_str(),
+        ),
         ("BOOKCAL_GOOGLE_REQUESTS_PER_MINUTE", "60000"),
     ]);
     let mut served = serve(&data, &env);

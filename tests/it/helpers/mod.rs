@@ -60,6 +60,8 @@ pub struct Options {
     pub google_credentials: bool,
     /// `sync.interval_secs` (0: no periodic syncs).
     pub sync_interval_secs: u64,
+    /// `sync.debounce_ms`: how long a local change waits for others to join its sync.
+    pub sync_debounce_ms: u64,
     /// The `feeds` settings (cache size, render threads).
     pub feeds: bookcal::config::FeedSettings,
     /// `google.push_enabled`: watch channels on the calendars, with the emulator
@@ -86,6 +88,7 @@ impl Default for Options {
         Options {
             google_credentials: true,
             sync_interval_secs: 0,
+            sync_debounce_ms: bookcal::config::SyncSettings::default().debounce_ms,
             feeds: bookcal::config::FeedSettings::default(),
             push: false,
             push_interval_secs: 21_600,
@@ -110,6 +113,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         ..Settings::default()
     };
     settings.sync.interval_secs = opts.sync_interval_secs;
+    settings.sync.debounce_ms = opts.sync_debounce_ms;
     settings.feeds = opts.feeds;
     settings.http = opts.http;
     settings.google.push_enabled = opts.push;
