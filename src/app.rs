@@ -38,6 +38,9 @@ pub enum AppError {
         #[source]
         source: crate::store::StoreError,
     },
+    /// The sled data directory is locked by another process.
+    #[error("another bookcal is using {dir}: stop it, or use another --data-dir")]
+    InUse { dir: String },
     #[error("cannot bind {addr}")]
     Bind {
         addr: String,
@@ -81,9 +84,14 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
         }
         None => Store::open(&settings.data_dir, &opts)
             .map(Arc::new)
-            .map_err(|source| AppError::Store {
-                dir: settings.data_dir.display().to_string(),
-                source,
+            .map_err(|source| match source {
+                crate::store::StoreError::InUse(dir) => AppError::InUse {
+                    dir: dir.display().to_string(),
+                },
+                source => AppError::Store {
+                    dir: settings.data_dir.display().to_string(),
+                    source,
+                },
             }),
     }
 }
