@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use bookcal::app::FileCheck;
 use bookcal::config::Settings;
 
 #[derive(Parser)]
@@ -103,10 +104,11 @@ enum Command {
 enum ConfigAction {
     /// Print every key with its default and what it means (TOML).
     Example,
-    /// Check a settings file together with the BOOKCAL_* environment; start nothing.
+    /// Check a settings file together with the BOOKCAL_* environment and every file
+    /// they name (the service-account key, provider files); start nothing.
     Check {
-        /// The settings file (TOML).
-        file: PathBuf,
+        /// The settings file (TOML); default: --config, or none (the environment only).
+        file: Option<PathBuf>,
     },
 }
 
@@ -332,6 +334,22 @@ async fn sync_once(
     Ok(())
 }
 
+/// Warns about each `BOOKCAL_*` variable of the environment that no setting reads
+/// (a misspelling would be ignored silently), naming the closest one; in the log
+/// once it is set up (`logged`), else on stderr.
+fn warn_unknown_variables(logged: bool) {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    for w in bookcal::config::unknown_variables(names.iter().map(String::as_str)) {
+        if logged {
+            tracing::warn!("{w}");
+        } else {
+            eprintln!("bookcal: warning: {w}");
+        }
+    }
+}
+
 /// Refuses a sled data directory that holds no store (a mistyped `--data-dir` would
 /// otherwise get a new, empty one); `create` says how to make one on purpose.
 fn require_store(settings: &Settings, create: &str) -> anyhow::Result<()> {
@@ -349,7 +367,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         match action {
             ConfigAction::Example => print!("{}", bookcal::config::EXAMPLE_TOML),
             ConfigAction::Check { file } => {
-                Settings::load(Some(file)).context("invalid settings")?;
+                let settings = Settings::load(file.as_deref().or(cli.config.as_deref()))
+                    .context("invalid settings")?;
+                warn_unknown_variables(false);
+                let mut problems = 0;
+                for check in bookcal::app::check_files(&settings).await {
+                    match check {
+                        FileCheck::Fine(what) => println!("{what}"),
+                        FileCheck::Warning(what) => eprintln!("bookcal: warning: {what}"),
+                        FileCheck::Problem(what) => {
+                            problems += 1;
+                            eprintln!("bookcal: {what}");
+                        }
+                    }
+                }
+                if problems > 0 {
+                    anyhow::bail!("{problems} problem(s) in the files the settings name");
+                }
                 println!("ok");
             }
         }
@@ -363,6 +397,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config { .. } => {}
         Command::Serve => {
             bookcal::telemetry::init(&settings.log_format);
+            warn_unknown_variables(true);
             tracing::debug!(?settings, "settings");
             if settings.token_salt.expose() == bookcal::store::DEFAULT_TOKEN_SALT {
                 tracing::warn!("token_salt is the built-in default: set BOOKCAL_TOKEN_SALT_FILE");
@@ -379,6 +414,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             create,
         } => {
             bookcal::telemetry::init(&settings.log_format);
+            warn_unknown_variables(true);
             if !create {
                 require_store(&settings, "bookcal sync --create")?;
             }
@@ -394,6 +430,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store_url,
         } => {
             bookcal::telemetry::init(&settings.log_format);
+            warn_unknown_variables(true);
             let opts = bookcal::demo::DemoOptions {
                 data_dir: cli.data_dir.unwrap_or_else(|| PathBuf::from("./demo-data")),
                 listen,
@@ -431,6 +468,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             None => println!("sled (data_dir) needs no migration; set store_url for PostgreSQL"),
         },
         Command::Import { file } => {
+            warn_unknown_variables(false);
             let store = bookcal::app::open_store(&settings).await?;
             let s = bookcal::import::import_file(&store, &file)
                 .await
@@ -452,6 +490,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token {
             action: TokenAction::Create { username },
         } => {
+            warn_unknown_variables(false);
             // A token needs a user: a new, empty store is never what was meant.
             require_store(&settings, "bookcal import FILE")?;
             let store = bookcal::app::open_store(&settings).await?;
