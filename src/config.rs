@@ -753,27 +753,42 @@ pub fn unknown_variables<'a>(vars: impl IntoIterator<Item = &'a str>) -> Vec<Str
             .map(|v| v.name)
             .chain(OTHER_VARS.iter().copied())
     };
-    let mut out: Vec<String> = vars
+    let mut unknown: Vec<&str> = vars
         .into_iter()
         .filter(|v| v.starts_with("BOOKCAL_") && !known().any(|k| k == *v))
-        .map(|v| {
-            let closest = known().min_by_key(|k| edit_distance(v, k));
-            match closest.filter(|k| edit_distance(v, k) <= (k.len() - "BOOKCAL_".len()) / 3) {
-                Some(k) => {
-                    let key = ENV_VARS
-                        .iter()
-                        .find(|e| e.name == k)
-                        .map(|e| format!(" ({})", e.key))
-                        .unwrap_or_default();
-                    format!("{v} is not a bookcal setting and is ignored; did you mean {k}{key}?")
-                }
-                None => format!(
-                    "{v} is not a bookcal setting and is ignored (`bookcal config example` lists the settings; each key's variable is BOOKCAL_ and its path in capitals, `.` as `_`)"
-                ),
-            }
-        })
         .collect();
-    out.sort();
+    unknown.sort_unstable();
+    let mut out = Vec::new();
+    let mut far = Vec::new();
+    for v in unknown {
+        let closest = known()
+            .min_by_key(|k| edit_distance(v, k))
+            .filter(|k| edit_distance(v, k) <= (k.len() - "BOOKCAL_".len()) / 3);
+        match closest {
+            Some(k) => {
+                let key = ENV_VARS
+                    .iter()
+                    .find(|e| e.name == k)
+                    .map(|e| format!(" ({})", e.key))
+                    .unwrap_or_default();
+                out.push(format!(
+                    "{v} is not a bookcal setting and is ignored; did you mean {k}{key}?"
+                ));
+            }
+            None => far.push(v),
+        }
+    }
+    // Those close to no setting (other tools' variables, most likely) share a line.
+    if !far.is_empty() {
+        let (names, verb) = if far.len() == 1 {
+            (far.join(""), "is not a bookcal setting and is")
+        } else {
+            (far.join(", "), "are not bookcal settings and are")
+        };
+        out.push(format!(
+            "{names} {verb} ignored (`bookcal config example` lists the settings; each key's variable is BOOKCAL_ and its path in capitals, `.` as `_`)"
+        ));
+    }
     out
 }
 
@@ -1334,6 +1349,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn variables_close_to_no_setting_share_one_warning() {
+        let got = unknown_variables(["BOOKCAL_PYTHON", "BOOKCAL_KHAL", "BOOKCAL_LISTN"]);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with("BOOKCAL_LISTN is not a bookcal setting"));
+        assert!(got[1]
+            .starts_with("BOOKCAL_KHAL, BOOKCAL_PYTHON are not bookcal settings and are ignored"));
     }
 
     #[test]

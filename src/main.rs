@@ -109,6 +109,10 @@ enum ConfigAction {
     Check {
         /// The settings file (TOML); default: --config, or none (the environment only).
         file: Option<PathBuf>,
+        /// Check the settings alone, not the files they name (a file checked away
+        /// from the host it is for, where its key files are not).
+        #[arg(long)]
+        settings_only: bool,
     },
 }
 
@@ -366,12 +370,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Config { action } = &cli.command {
         match action {
             ConfigAction::Example => print!("{}", bookcal::config::EXAMPLE_TOML),
-            ConfigAction::Check { file } => {
+            ConfigAction::Check {
+                file,
+                settings_only,
+            } => {
                 let settings = Settings::load(file.as_deref().or(cli.config.as_deref()))
                     .context("invalid settings")?;
                 warn_unknown_variables(false);
                 let mut problems = 0;
-                for check in bookcal::app::check_files(&settings).await {
+                let checks = if *settings_only {
+                    Vec::new()
+                } else {
+                    bookcal::app::check_files(&settings).await
+                };
+                for check in checks {
                     match check {
                         FileCheck::Fine(what) => println!("{what}"),
                         FileCheck::Warning(what) => eprintln!("bookcal: warning: {what}"),

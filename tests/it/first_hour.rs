@@ -715,6 +715,15 @@ async fn config_check_reads_every_file_the_settings_name_and_warns_of_misspelled
         assert!(err.contains("1 problem(s)"), "{err}");
     }
 
+    // The settings alone, away from the host the files are on.
+    let out = bookcal(
+        &["config", "check", "--settings-only"],
+        &[("BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY", &p(&missing))],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "ok");
+
     // Provider files: each checked; what is not one is named and ignored.
     let out = bookcal(
         &["config", "check"],
