@@ -495,7 +495,12 @@ async fn a_client_refused_again_and_again_gets_connection_close_on_its_429s() {
     // Probes and token-less API calls with credentials are never refused.
     let mut probe = connect_from("127.0.0.2", addr).await;
     for path in ["/health", "/ready", "/metrics"] {
-        assert_eq!(exchange(&mut probe, path).await.0, 200, "{path}");
+        let (status, _) = exchange(&mut probe, path).await;
+        // (/ready may say 503 here: this service runs no scheduler.)
+        assert!(
+            status == 200 || (path == "/ready" && status == 503),
+            "{path}: {status}"
+        );
     }
     let r = client_from("127.0.0.2")
         .get(format!("{}/api/booking-offerings/", app.base))
