@@ -235,8 +235,8 @@ pub struct HttpSettings {
     /// `Retry-After` is answered no faster than it should ask. 0: answer at once.
     pub throttle_hold_ms: u64,
     /// Most 429s held at once; past it they are sent at once with
-    /// `Connection: close`. A held answer keeps its connection: keep this well below
-    /// `max_connections`.
+    /// `Connection: close`. A held answer keeps its connection, so at most half of
+    /// `max_connections` are held whatever this says.
     pub max_held_answers: usize,
     /// Refusals in a row (no admitted request between them) after which a client's
     /// 429s close their connection, so keep-alive connections cannot loop on 429s.
@@ -445,14 +445,6 @@ impl HttpSettings {
                 "http.throttle_hold_ms",
                 "BOOKCAL_HTTP_THROTTLE_HOLD_MS",
                 "must be at most 10000",
-            ));
-        }
-        // Held answers keep their connections: they must never fill the cap.
-        if self.throttle_hold_ms > 0 && self.max_held_answers >= self.max_connections {
-            return Err(invalid(
-                "http.max_held_answers",
-                "BOOKCAL_HTTP_MAX_HELD_ANSWERS",
-                "must be below http.max_connections",
             ));
         }
         if let Some(bad) = self
@@ -1036,11 +1028,6 @@ mod tests {
                 "BOOKCAL_HTTP_THROTTLE_HOLD_MS",
                 "60000",
                 "http.throttle_hold_ms",
-            ),
-            (
-                "BOOKCAL_HTTP_MAX_HELD_ANSWERS",
-                "512",
-                "http.max_held_answers",
             ),
             (
                 "BOOKCAL_HTTP_TRUSTED_PROXIES",

@@ -38,8 +38,8 @@
 //! making the client connect again), and a client refused
 //! `http.close_after_refusals` times in a row gets `Connection: close` on its 429s so
 //! a keep-alive connection cannot loop on them. Holding costs a timer and the
-//! connection it is on (served connections, never the probe reserve; the setting is
-//! checked to stay below `http.max_connections`); shutdown sends every held answer
+//! connection it is on (served connections, never the probe reserve; at most half of
+//! `http.max_connections` are held, whatever the setting says); shutdown sends every held answer
 //! at once ([`ClientLimits::release_holds`]) so it never waits on them. Probes,
 //! scrapes, requests with credentials and valid token feeds are never refused, so
 //! never held. `/metrics` counts refusals, held answers and invalid tokens (no
@@ -236,7 +236,12 @@ impl ClientLimits {
                 max_hold: Duration::from_millis(http.throttle_hold_ms),
                 close_after: http.close_after_refusals,
             },
-            held: Semaphore::new(http.max_held_answers.min(Semaphore::MAX_PERMITS)),
+            // Held answers keep their connections: never more than half the cap.
+            held: Semaphore::new(
+                http.max_held_answers
+                    .min(http.max_connections / 2)
+                    .min(Semaphore::MAX_PERMITS),
+            ),
             release: CancellationToken::new(),
             stats: Stats::default(),
         }
