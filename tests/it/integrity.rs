@@ -4,7 +4,6 @@
 //! Google untouched; plus terminate, and many clients racing for overlapping slots.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use bookcal::domain::lifecycle::pair_allowed;
 use bookcal::domain::{
