@@ -126,6 +126,7 @@ async fn a_flooding_client_gets_429_while_other_clients_feeds_still_answer() {
     let renders_before = app.state.feeds.renders();
     let mut statuses = Vec::new();
     let mut refused = None;
+    let started = std::time::Instant::now();
     for i in 0..20 {
         let from = (chrono::Utc::now() - chrono::Duration::days(i + 1)).date_naive();
         let url = format!("{public}?from={from}");
@@ -135,10 +136,16 @@ async fn a_flooding_client_gets_429_while_other_clients_feeds_still_answer() {
             refused = Some((retry, body));
         }
     }
+    // The burst of 5, plus what the rate (1 a second) refilled while the 20 requests
+    // were answered: a loaded machine may take a few seconds for them.
+    let refilled = started.elapsed().as_secs() as usize + 1;
     let answered = statuses.iter().filter(|s| **s == 200).count();
     assert!(
-        (5..=7).contains(&answered) && statuses[..5].iter().all(|s| *s == 200),
-        "{statuses:?}"
+        (5..=5 + refilled).contains(&answered)
+            && answered < statuses.len()
+            && statuses[..5].iter().all(|s| *s == 200),
+        "{statuses:?} in {:?}",
+        started.elapsed()
     );
     assert_eq!(
         statuses.iter().filter(|s| **s == 429).count(),
