@@ -57,7 +57,7 @@ fn data_set() -> Value {
     let base = chrono::Utc::now() + chrono::Duration::days(1);
     for i in 0..640usize {
         let (off, k) = (i % 8, i / 8);
-        let proj = (i / 8) % 6;
+        let proj = i % 6;
         let start = base + chrono::Duration::hours(2 * k as i64);
         bookings.push(json!({
             // Names repeat within an offering (k % 23) and across offerings.

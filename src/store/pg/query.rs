@@ -418,7 +418,7 @@ fn order_page<'a>(prefix: &str, q: &'a OrderQuery, page: PageRange) -> Qb<'a> {
     for (k, desc) in &q.order {
         let d = direction(*desc);
         qb.push(match k {
-            // `orders_created` / `orders_created_desc` hold this order, id included.
+            // `orders_created` holds this order (and backwards, `o=-created`).
             OrderKey::Created => format!("o.created{d}"),
             OrderKey::Modified => format!("o.modified{d}"),
             OrderKey::State => format!("o.state{d}"),
@@ -429,7 +429,14 @@ fn order_page<'a>(prefix: &str, q: &'a OrderQuery, page: PageRange) -> Qb<'a> {
         })
         .push(", ");
     }
-    qb.push("o.created, o.id");
+    // Ties as on sled: `o=-created` alone is the default order backwards (ties by id
+    // descending: a backward walk of `orders_created`); every other order breaks ties
+    // by creation, then id.
+    if q.order.as_slice() == [(OrderKey::Created, true)] {
+        qb.push("o.id DESC");
+    } else {
+        qb.push("o.created, o.id");
+    }
     push_page(&mut qb, page);
     qb
 }
@@ -739,7 +746,7 @@ mod plans {
                     order: vec![(OrderKey::Created, true)],
                     ..orders()
                 },
-                "using orders_created_desc on",
+                "Index Scan Backward using orders_created on",
             ),
             (
                 "orders query=seminar",

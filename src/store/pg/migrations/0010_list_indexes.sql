@@ -18,10 +18,10 @@ CREATE INDEX resources_offering_first_start_desc
 -- (an index-only scan) instead of fetching every skipped row.
 CREATE INDEX resources_offering_state ON resources (offering, state, name, id);
 
--- Newest first with the id tie-breaker ascending (`o=-created`): a backward walk of
--- (created, id) would give ties by id descending.
+-- Resources newest first (`o=-created`), ties by name and id ascending. (Orders
+-- newest first break ties by id descending, as on sled: a backward walk of
+-- `orders_created`.)
 CREATE INDEX resources_created_desc ON resources (created DESC, name, id);
-CREATE INDEX orders_created_desc ON orders (created DESC, id);
 
 -- The name of an order's booking resource, kept by the store's writes (an order's
 -- write reads it from its resource, a resource's write passes its name on to its
