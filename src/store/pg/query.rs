@@ -208,8 +208,8 @@ enum Held {
 impl Held {
     fn conn(&mut self) -> &mut sqlx::PgConnection {
         match self {
-            Held::Tx(t) => &mut **t,
-            Held::Conn(c) => &mut **c,
+            Held::Tx(t) => t,
+            Held::Conn(c) => c,
         }
     }
 
