@@ -362,6 +362,7 @@ impl Application {
                 services.google.stats.clone(),
                 services.google.credentials.clone(),
                 push.clone(),
+                state.clients.clone(),
             ])
             .with_token(settings.http.metrics_token.as_ref()),
         );
@@ -534,6 +535,13 @@ pub async fn serve_with(
 ) {
     let probes = api::probe_router(state.clone());
     let stats = state.metrics.connections.clone();
+    // Held 429s are sent at once when shutdown starts, so the drain never waits on
+    // them (they hold requests in progress, which a graceful shutdown lets finish).
+    let clients = state.clients.clone();
+    let release = async {
+        shutdown.cancelled().await;
+        clients.release_holds();
+    };
     let router = api::router(state).merge(extra);
     let probe_only = async {
         if let Some(l) = probe_listener {
@@ -548,7 +556,7 @@ pub async fn serve_with(
         stats,
         shutdown.clone(),
     );
-    tokio::join!(api, probe_only);
+    tokio::join!(api, probe_only, release);
 }
 
 /// Where Google delivers push notifications, or why push is off: `google.push_url`;

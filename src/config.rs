@@ -230,6 +230,18 @@ pub struct HttpSettings {
     /// Most clients whose rate is tracked at once; past it, new clients share one
     /// allowance until idle ones are forgotten (bounds the limiter's memory).
     pub max_tracked_clients: usize,
+    /// Longest time, milliseconds, a 429 to a client over its rate is held before it
+    /// is sent (never longer than its `Retry-After`), so a client that ignores
+    /// `Retry-After` is answered no faster than it should ask. 0: answer at once.
+    pub throttle_hold_ms: u64,
+    /// Most 429s held at once; past it they are sent at once with
+    /// `Connection: close`. A held answer keeps its connection, so at most half of
+    /// `max_connections` are held whatever this says.
+    pub max_held_answers: usize,
+    /// Refusals in a row (no admitted request between them) after which a client's
+    /// 429s close their connection, so keep-alive connections cannot loop on 429s.
+    /// 0: never.
+    pub close_after_refusals: u32,
     /// Addresses or networks (CIDR) of reverse proxies whose `X-Forwarded-For`
     /// names the client; from anyone else the header is ignored. Empty: the peer
     /// address is the client.
@@ -252,6 +264,9 @@ impl Default for HttpSettings {
             client_requests_per_sec: 10,
             client_burst: 100,
             max_tracked_clients: 65_536,
+            throttle_hold_ms: 1_000,
+            max_held_answers: 128,
+            close_after_refusals: 3,
             trusted_proxies: Vec::new(),
         }
     }
@@ -425,6 +440,13 @@ impl HttpSettings {
             "http.max_tracked_clients",
             "BOOKCAL_HTTP_MAX_TRACKED_CLIENTS",
         )?;
+        if self.throttle_hold_ms > 10_000 {
+            return Err(invalid(
+                "http.throttle_hold_ms",
+                "BOOKCAL_HTTP_THROTTLE_HOLD_MS",
+                "must be at most 10000",
+            ));
+        }
         if let Some(bad) = self
             .trusted_proxies
             .iter()
@@ -603,6 +625,21 @@ pub const ENV_VARS: &[EnvVar] = &[
         "BOOKCAL_HTTP_MAX_TRACKED_CLIENTS",
         "http.max_tracked_clients",
         http.max_tracked_clients
+    ),
+    var!(
+        "BOOKCAL_HTTP_THROTTLE_HOLD_MS",
+        "http.throttle_hold_ms",
+        http.throttle_hold_ms
+    ),
+    var!(
+        "BOOKCAL_HTTP_MAX_HELD_ANSWERS",
+        "http.max_held_answers",
+        http.max_held_answers
+    ),
+    var!(
+        "BOOKCAL_HTTP_CLOSE_AFTER_REFUSALS",
+        "http.close_after_refusals",
+        http.close_after_refusals
     ),
     var!("BOOKCAL_HTTP_PROBE_LISTEN", "http.probe_listen", |s, v| {
         s.http.probe_listen = match v.trim() {
@@ -1048,6 +1085,11 @@ mod tests {
             ("BOOKCAL_HTTP_METRICS_TOKEN", "short", "http.metrics_token"),
             ("BOOKCAL_HTTP_CLIENT_BURST", "0", "http.client_burst"),
             (
+                "BOOKCAL_HTTP_THROTTLE_HOLD_MS",
+                "60000",
+                "http.throttle_hold_ms",
+            ),
+            (
                 "BOOKCAL_HTTP_TRUSTED_PROXIES",
                 "10.0.0.0/33",
                 "http.trusted_proxies",
@@ -1227,6 +1269,9 @@ mod tests {
             ("http.client_requests_per_sec", "0"),
             ("http.client_burst", "5"),
             ("http.max_tracked_clients", "100"),
+            ("http.throttle_hold_ms", "250"),
+            ("http.max_held_answers", "16"),
+            ("http.close_after_refusals", "0"),
             ("http.trusted_proxies", "10.0.0.0/8, 192.0.2.1"),
             ("google.root_url", "http://127.0.0.1:1/"),
             ("google.service_account_key", "/etc/key.json"),

@@ -25,6 +25,7 @@ mod integrity;
 mod limits;
 mod openapi;
 mod operations;
+mod pg_lists;
 mod postgres;
 mod push;
 mod scheduler;
