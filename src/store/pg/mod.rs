@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job leases",
         include_str!("migrations/0003_job_leases.sql"),
     ),
+    (
+        10,
+        "list indexes",
+        include_str!("migrations/0010_list_indexes.sql"),
+    ),
 ];
 
 #[derive(Debug)]
