@@ -677,23 +677,23 @@ impl Matrix {
                 .filter(|o| staff || provider(&o.customer))
                 .map(|o| o.id.hex())
                 .collect(),
-            "/api/projects/" => cat
+            "/api/projects/" => dir
                 .projects
                 .values()
                 .filter(|p| staff || provider(&p.customer) || member(&p.id))
                 .map(|p| p.id.hex())
                 .collect(),
-            "/api/customers/" => cat
+            "/api/customers/" => dir
                 .customers
                 .values()
                 .filter(|c| {
                     staff
                         || provider(&c.id)
-                        || cat
+                        || dir
                             .projects
                             .values()
                             .any(|p| p.customer == c.id && member(&p.id))
-                        || cat
+                        || dir
                             .offerings
                             .values()
                             .any(|o| o.customer == c.id && o.shared)
@@ -703,21 +703,21 @@ impl Matrix {
             "/api/users/" => {
                 let own = |c: &Id| {
                     provider(c)
-                        || cat
+                        || dir
                             .projects
                             .values()
                             .any(|p| p.customer == *c && member(&p.id))
                 };
-                cat.users
+                dir.users
                     .values()
                     .filter(|u| {
                         staff
                             || u.id == user
-                            || cat.customers.values().any(|c| {
+                            || dir.customers.values().any(|c| {
                                 own(&c.id)
                                     && (c.owners.contains(&u.id) || c.managers.contains(&u.id))
                             })
-                            || cat.projects.values().any(|p| {
+                            || dir.projects.values().any(|p| {
                                 (provider(&p.customer) || member(&p.id))
                                     && p.members.contains(&u.id)
                             })
@@ -725,7 +725,7 @@ impl Matrix {
                     .map(|u| u.id.hex())
                     .collect()
             }
-            "/api/marketplace-public-offerings/" => cat
+            "/api/marketplace-public-offerings/" => dir
                 .offerings
                 .values()
                 .filter(|o| staff || o.shared || provider(&o.customer))
