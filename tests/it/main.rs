@@ -7,6 +7,7 @@ mod helpers;
 mod api;
 mod attack;
 mod authz;
+mod browser;
 mod demo;
 mod emulator_fidelity;
 mod emulator_google_calendar3_client;

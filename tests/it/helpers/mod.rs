@@ -2,6 +2,7 @@
 //! loaded with `fixtures/demo.json`, and hands out tokens for its users.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod engines;
 pub mod pg;
 
