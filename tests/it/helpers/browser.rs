@@ -257,6 +257,29 @@ impl Browser {
         Some(browser)
     }
 
+    /// Grants the page a permission (`clipboard-read`, say) through chromedriver's
+    /// WebDriver permissions command.
+    pub async fn grant(&self, permission: &str) {
+        self.client
+            .issue_cmd(SetPermission(permission.to_string()))
+            .await
+            .unwrap_or_else(|e| panic!("grant {permission}: {e}"));
+    }
+
+    /// Presses Tab once (a real key press: the focus moves as for a person).
+    pub async fn tab(&self) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        use fantoccini::key::Key;
+        let press = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down {
+                value: Key::Tab.into(),
+            })
+            .then(KeyAction::Up {
+                value: Key::Tab.into(),
+            });
+        self.client.perform_actions(press).await.expect("press Tab");
+    }
+
     /// The WebDriver client, for what the helpers here do not cover.
     pub fn client(&self) -> &Client {
         &self.client
@@ -553,6 +576,28 @@ impl Browser {
             vec![],
         )
         .await
+    }
+}
+
+/// `POST /session/{id}/permissions` (the W3C Permissions extension to WebDriver).
+#[derive(Debug)]
+struct SetPermission(String);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for SetPermission {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/permissions",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({"descriptor": {"name": self.0}, "state": "granted"});
+        (axum::http::Method::POST, Some(body.to_string()))
     }
 }
 
