@@ -468,7 +468,9 @@ pub async fn serve_with(
 ) {
     let probes = api::probe_router(state.clone());
     let stats = state.metrics.connections.clone();
-    let router = api::router(state).merge(extra);
+    let router = api::router(state.clone())
+        .merge(crate::web::router(state))
+        .merge(extra);
     let probe_only = async {
         if let Some(l) = probe_listener {
             crate::server::serve_probes(l, probes.clone(), limits, shutdown.clone()).await;

@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job leases",
         include_str!("migrations/0003_job_leases.sql"),
     ),
+    (
+        4,
+        "web sessions",
+        include_str!("migrations/0004_web_sessions.sql"),
+    ),
 ];
 
 #[derive(Debug)]
