@@ -32,3 +32,4 @@ mod sync;
 mod sync_crash;
 mod tidy;
 mod waldur_client;
+mod web;
