@@ -33,3 +33,4 @@ mod sync;
 mod sync_crash;
 mod tidy;
 mod waldur_client;
+mod web;
