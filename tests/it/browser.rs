@@ -248,10 +248,10 @@ async fn an_owner_signs_in_with_a_token_sees_the_week_accepts_a_request_shares_t
         .await;
     browser
         .wait_js(
-            "both bookings confirmed and none pending",
-            "const c = [...document.querySelectorAll('.week .block.confirmed')].map(e => e.innerText).join(' ');\
-             return c.includes(arguments[0]) && c.includes(arguments[1])\
-                 && document.querySelector('.week .block.pending') === null;",
+            "both bookings confirmed, the accepted one no longer pending",
+            "const all = k => [...document.querySelectorAll('.week .block.' + k)].map(e => e.innerText).join(' ');\
+             return all('confirmed').includes(arguments[0]) && all('confirmed').includes(arguments[1])\
+                 && !all('pending').includes(arguments[1]);",
             vec![json!(CONFIRMED), json!(PENDING)],
         )
         .await;

@@ -384,12 +384,12 @@ impl Browser {
         }
     }
 
-    /// Waits until the element matching `css` contains `text`.
+    /// Waits until an element matching `css` contains `text`.
     pub async fn wait_text(&self, css: &str, text: &str) {
         self.wait_js(
-            &format!("`{css}` to contain {text:?}"),
-            "const e = document.querySelector(arguments[0]); \
-             return e !== null && e.innerText.includes(arguments[1]);",
+            &format!("a `{css}` containing {text:?}"),
+            "return [...document.querySelectorAll(arguments[0])]\
+               .some(e => e.innerText.includes(arguments[1]));",
             vec![json!(css), json!(text)],
         )
         .await;
