@@ -15,6 +15,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -170,6 +171,8 @@ pub struct Browser {
     base: String,
     /// `BOOKCAL_SCREENSHOTS`, where [`Browser::page`] writes.
     shots: Option<PathBuf>,
+    /// How much wider and taller the window is than its viewport.
+    frame: (AtomicU64, AtomicU64),
     // Dropped in this order: the session and chromedriver, then the profile.
     driver: Chromedriver,
     _profile: tempfile::TempDir,
@@ -249,6 +252,7 @@ impl Browser {
             client,
             base: base.trim_end_matches('/').to_string(),
             shots: std::env::var_os("BOOKCAL_SCREENSHOTS").map(PathBuf::from),
+            frame: (AtomicU64::new(0), AtomicU64::new(0)),
             driver,
             _profile: profile,
             _permit: permit,
@@ -473,25 +477,39 @@ impl Browser {
         )
     }
 
-    /// Sets the viewport to `size` CSS pixels (the window's outer size is adjusted
-    /// until the inner one matches).
+    /// Sets the viewport to `size` CSS pixels. The window is larger than its
+    /// viewport by a frame (headless chromium draws none, but still counts its
+    /// height), learnt on the first resize; the new size reaches the page a moment
+    /// later, so the viewport is polled until it matches.
     pub async fn resize(&self, size: (u32, u32)) {
-        let (w, h) = size;
-        let (mut ow, mut oh) = (w, h);
+        use std::sync::atomic::Ordering::Relaxed;
+        let want = (u64::from(size.0), u64::from(size.1));
+        let mut got = (0, 0);
         for _ in 0..3 {
+            let frame = (self.frame.0.load(Relaxed), self.frame.1.load(Relaxed));
+            let outer = (want.0 + frame.0, want.1 + frame.1);
             self.client
-                .set_window_size(ow, oh)
+                .set_window_size(outer.0 as u32, outer.1 as u32)
                 .await
                 .expect("set the window size");
-            let (iw, ih) = self.viewport().await;
-            if (iw, ih) == (u64::from(w), u64::from(h)) {
-                return;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            loop {
+                got = self.viewport().await;
+                if got == want {
+                    return;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            ow = (i64::from(ow) + i64::from(w) - iw as i64).max(1) as u32;
-            oh = (i64::from(oh) + i64::from(h) - ih as i64).max(1) as u32;
+            self.frame.0.store(outer.0.saturating_sub(got.0), Relaxed);
+            self.frame.1.store(outer.1.saturating_sub(got.1), Relaxed);
         }
-        let got = self.viewport().await;
-        panic!("cannot give the window a {w}x{h} viewport (got {got:?})");
+        panic!(
+            "cannot give the window a {}x{} viewport (got {got:?})",
+            want.0, want.1
+        );
     }
 
     /// How far the current page is wider than the viewport (0: no horizontal
