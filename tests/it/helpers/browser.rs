@@ -24,7 +24,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 /// How long any wait for the page polls before the test fails.
-pub const WAIT: Duration = Duration::from_secs(15);
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// The desktop window (CSS pixels).
 pub const DESKTOP: (u32, u32) = (1280, 900);
