@@ -595,3 +595,77 @@ async fn every_page_fits_a_phone_width_without_sideways_scrolling() {
     browser.page("feed-token-created").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_one_time_sign_in_link_signs_in_once_and_leaves_no_secret_in_the_address() {
+    let app = spawn_app().await;
+    let owner = app
+        .store
+        .user_by_name("owner")
+        .await
+        .expect("read")
+        .expect("owner")
+        .id;
+    let link = bookcal::web::session::create_sign_in_link(&app.store, owner, &app.base)
+        .await
+        .expect("a sign-in link");
+    let Some(browser) = Browser::start(&app.base).await else {
+        return;
+    };
+    browser.goto(&link).await;
+    browser.wait_text("header", "Olaf Owner").await;
+    browser.wait_path("/").await;
+    assert_eq!(browser.path().await, "/", "the secret left the address bar");
+    browser.click("#sign-out").await;
+    browser.wait_path("/sign-in").await;
+    // Used once: it signs in no more.
+    browser.goto(&link).await;
+    browser
+        .wait_text("main h1", "This sign-in link cannot be used")
+        .await;
+    assert!(!browser.text("header").await.contains("Signed in as"));
+    browser.page("sign-in-link-used").await;
+    browser.goto("/").await;
+    browser.wait_path("/sign-in").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn without_javascript_an_owner_signs_in_accepts_a_request_and_sees_the_feed_url_to_copy_by_hand(
+) {
+    let app = spawn_app().await;
+    let (_, pending) = order(&app, PENDING, next_week(2, 16), next_week(2, 17)).await;
+    let room = app.offering_id("room-aurora");
+    app.make_public("room-aurora").await;
+    let Some(browser) = Browser::start_with(&app.base, false).await else {
+        return;
+    };
+    sign_in(&browser, &app, "owner").await;
+    let hex_room = room.hex();
+    // The feed URL is there to select; its Copy button, which needs a script, is not.
+    let feed = browser.find(&format!("#public-feed-{hex_room}")).await;
+    let url = feed.prop("value").await.expect("value").unwrap_or_default();
+    assert!(url.ends_with(".ics"), "the public feed URL: {url}");
+    let copy = browser
+        .find(&format!("button[data-copy='public-feed-{hex_room}']"))
+        .await;
+    assert!(
+        !copy.is_displayed().await.expect("displayed"),
+        "without scripts the Copy button stays hidden"
+    );
+    browser.goto(&format!("/offerings/{hex_room}")).await;
+    let request = format!("#request-{}", hex(&pending));
+    browser.wait_text(&request, PENDING).await;
+    browser
+        .click_text(&format!("{request} button"), "Accept")
+        .await;
+    browser
+        .wait_js(
+            "the request to leave the pending list",
+            "return document.querySelector(arguments[0]) === null;",
+            vec![json!(request)],
+        )
+        .await;
+    assert_eq!(booking_state(&app, "alice", &pending).await, "OK");
+    browser.close().await;
+}

@@ -183,6 +183,12 @@ impl Browser {
     /// A browser on the desktop window, or `None` (with a message) when chromium or
     /// chromedriver is missing and `BOOKCAL_REQUIRE_BROWSER` is not set.
     pub async fn start(base: &str) -> Option<Browser> {
+        Browser::start_with(base, true).await
+    }
+
+    /// [`Browser::start`] with the page's scripts on or off (off: as for a person
+    /// who disabled JavaScript; the test can still run its own scripts).
+    pub async fn start_with(base: &str, javascript: bool) -> Option<Browser> {
         let tools = (
             binary("BOOKCAL_CHROMEDRIVER", &["chromedriver"]),
             binary("BOOKCAL_CHROMIUM", &["chromium", "chromium-browser"]),
@@ -229,6 +235,10 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": chromium.display().to_string(),
                 "args": args,
+                "prefs": {
+                    "profile.managed_default_content_settings.javascript":
+                        if javascript { 1 } else { 2 },
+                },
             },
         });
         let serde_json::Value::Object(capabilities) = capabilities else {
