@@ -20,6 +20,7 @@ use super::{grid, WebError};
 use crate::api::feed_tokens::{self as api_tokens};
 use crate::api::offerings::{public_feed_url, schedule_calendar_action, visible, CalendarView};
 use crate::api::{path_id, AppState, BaseUrl};
+use crate::domain::calendar::CredentialHealth;
 use crate::domain::jobs::JobKind;
 use crate::domain::lifecycle::Action;
 use crate::domain::{Id, Offering, Order, OrderState, Resource, ResourceState};
@@ -61,7 +62,15 @@ pub async fn mine(
         } else {
             Vec::new()
         };
-        cards.push(offering_card(&viewer, o, &view, &tokens, &base, now));
+        // The credential that serves the offering, whether or not it has a calendar
+        // yet (the API shows it once the calendar exists).
+        let health = view
+            .health
+            .clone()
+            .or_else(|| state.google.health(o.customer));
+        cards.push(offering_card(
+            &viewer, o, &view, health, &tokens, &base, now,
+        ));
     }
     let title = if viewer.staff() {
         "All offerings"
@@ -89,6 +98,7 @@ fn offering_card(
     v: &Viewer,
     o: &Offering,
     view: &CalendarView,
+    health: Option<CredentialHealth>,
     tokens: &[FeedToken],
     base: &str,
     now: DateTime<Utc>,
@@ -99,7 +109,7 @@ fn offering_card(
     let hex = o.id.hex();
     let public = cal.is_some_and(|c| c.public);
     let feed = public_feed_url(base, o, cal);
-    let (cred_words, cred_tone) = words::credential(view.health.as_ref());
+    let (cred_words, cred_tone) = words::credential(health.as_ref());
     html! {
         section.card id={"offering-" (hex)} aria-labelledby={"title-" (hex)} {
             h2 id={"title-" (hex)} { a href={"/offerings/" (hex)} { (o.name) } }
@@ -135,7 +145,7 @@ fn offering_card(
                 dt { "Credential" }
                 dd {
                     (badge(cred_words, cred_tone))
-                    @if let Some(h) = &view.health {
+                    @if let Some(h) = &health {
                         " " (h.name)
                         @if let Some(r) = &h.reason { br; (r) }
                         @if let Some(a) = &h.action { br; strong { "What to do: " } (a) }

@@ -287,8 +287,13 @@ fn sign_in_form(state: &AppState, status: StatusCode, error: Option<&str>) -> Re
     res
 }
 
-/// `GET /sign-in`.
-pub async fn sign_in_page(State(state): State<AppState>) -> Response {
+/// `GET /sign-in` (signed in already: on to the start page).
+pub async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
+        if let Ok(Some(_)) = state.store.session(&secret_hash(secret), Utc::now()).await {
+            return Redirect::to("/").into_response();
+        }
+    }
     sign_in_form(&state, StatusCode::OK, None)
 }
 
@@ -324,8 +329,13 @@ pub async fn sign_in(
 /// `GET /sign-in/link/{secret}`: a one-time link signs in once.
 pub async fn sign_in_link(
     State(state): State<AppState>,
+    method: axum::http::Method,
     Path(secret): Path<String>,
 ) -> Result<Response, WebError> {
+    if method == axum::http::Method::HEAD {
+        // Link previews look before anyone clicks: that must not use the link up.
+        return Ok(StatusCode::OK.into_response());
+    }
     let link = state
         .store
         .take_sign_in_link(&secret_hash(&secret), Utc::now())

@@ -212,6 +212,8 @@ async fn signing_in_with_an_api_token_starts_a_session_that_signing_out_ends() {
     let home = b.get("/").await;
     assert_eq!(home.status, 200);
     assert!(home.text.contains("My offerings"));
+    // Signed in already: the sign-in page leads on.
+    assert_eq!(b.get("/sign-in").await.location(), "/");
     assert!(home.text.contains("Meeting room Aurora"));
     assert!(home.text.contains("Olaf Owner"));
 
@@ -331,6 +333,10 @@ async fn a_one_time_sign_in_link_signs_in_once() {
         .expect("link");
     assert!(link.starts_with(&format!("{}/sign-in/link/", app.base)));
     let b = Browser::new(&app);
+    // A link preview (HEAD) does not use it up.
+    let head = b.http.head(&link).send().await.expect("head");
+    assert_eq!(head.status(), 200);
+    assert!(head.headers().get("set-cookie").is_none());
     let r = b.get(&link).await;
     assert_eq!(r.status, 303, "{}", r.text);
     assert_eq!(r.location(), "/");
