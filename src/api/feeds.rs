@@ -11,7 +11,9 @@
 //! Public feeds are `Cache-Control: public, max-age=300`; token feeds `private,
 //! max-age=300` with `Referrer-Policy: no-referrer`; a body served in place of a render
 //! that could not happen now (stale, or another window) is `no-cache`. A public feed
-//! request over its client's rate is a 429 with `Retry-After` ([`super::throttle`]);
+//! request over its client's rate is a 429 with `Retry-After` ([`super::throttle`]),
+//! and so is a token feed request whose token opens no feed (token guessing counts
+//! against the anonymous rate);
 //! otherwise never a transient error while any body of the feed exists: only a feed that
 //! was never rendered and cannot be now gets 503 with `Retry-After`. A malformed
 //! window is a 400 (a permanent error: the URL itself is wrong); an unknown, private or
@@ -34,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::json;
 
-use super::{ApiError, AppState};
+use super::{throttle, ApiError, AppState};
 use crate::domain::Id;
 use crate::feeds::{Answer, Client, FeedError, FeedId, Rendered, Source, Window};
 
@@ -96,30 +98,39 @@ pub async fn public_feed(
     answer(&state, feed, served, req.headers())
 }
 
-/// `GET`/`HEAD /feeds/t/{token}.ics`.
+/// `GET`/`HEAD /feeds/t/{token}.ics`. A token that opens no feed counts against its
+/// client's anonymous rate (404, or 429 past it: [`super::throttle`]); a valid one
+/// is never counted.
 pub async fn token_feed(
     State(state): State<AppState>,
     Path(file): Path<String>,
     RawQuery(query): RawQuery,
     req: Request,
 ) -> Response {
+    let client = client_of(&req);
     let Some(secret) = file.strip_suffix(".ics").filter(|s| plausible_secret(s)) else {
-        return ApiError::NotFound.into_response();
+        return invalid_token(&state, client);
     };
     let window = Window::parse(query.as_deref(), Utc::now());
     let opened = match state.feeds.open_token(secret).await {
         Ok(o) => o,
+        Err(FeedError::NotFound) => return invalid_token(&state, client),
         Err(e) => return error_response(&e),
     };
     let served = if opened.stale {
         state.feeds.serve_stale(opened.feed, window)
     } else {
-        state
-            .feeds
-            .serve(opened.feed, window, client_of(&req))
-            .await
+        state.feeds.serve(opened.feed, window, client).await
     };
     answer(&state, opened.feed, served, req.headers())
+}
+
+/// A token that opens no feed: 404, or 429 once its client is over its rate.
+fn invalid_token(state: &AppState, client: Client) -> Response {
+    match state.clients.invalid_token(client) {
+        Ok(()) => ApiError::NotFound.into_response(),
+        Err(r) => throttle::refused(r),
+    }
 }
 
 /// Base64url without padding of 32 bytes is 43 characters; allow some slack for

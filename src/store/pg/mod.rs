@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "web sessions",
         include_str!("migrations/0004_web_sessions.sql"),
     ),
+    (
+        10,
+        "list indexes",
+        include_str!("migrations/0010_list_indexes.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -447,6 +447,16 @@ async fn resources(conn: &mut PgConnection, run: &[Change]) -> Result<Vec<Id>, S
     .bind(&docs)
     .execute(&mut *conn)
     .await?;
+    // Orders carry their resource's name for the orders' text search (an order
+    // written before its resource gets it here).
+    sqlx::query(
+        "UPDATE orders o SET resource_name = r.name FROM resources r
+         WHERE r.id = ANY($1) AND o.resource = r.id
+           AND o.resource_name IS DISTINCT FROM r.name",
+    )
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
     // Slots: the old ones go first, so a booking moved within its own time never
     // collides with itself.
     if !stored.is_empty() {
@@ -517,22 +527,23 @@ async fn orders(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreErro
     }
     sqlx::query(
         "INSERT INTO orders (id, offering, project, customer, provider, resource, state, kind,
-             created, modified, created_by, doc)
+             created, modified, created_by, resource_name, doc)
          SELECT u.id, u.offering, u.project, COALESCE(p.customer, u.project),
                 COALESCE(o.customer, u.offering), u.resource, u.state, u.kind, u.created,
-                u.modified, u.created_by, u.doc::jsonb
+                u.modified, u.created_by, r.name, u.doc::jsonb
          FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
                      $7::timestamptz[], $8::timestamptz[], $9::uuid[], $10::text[])
               AS u(id, offering, project, resource, state, kind, created, modified,
                    created_by, doc)
          LEFT JOIN projects p ON p.id = u.project
          LEFT JOIN offerings o ON o.id = u.offering
+         LEFT JOIN resources r ON r.id = u.resource
          ON CONFLICT (id) DO UPDATE SET offering = EXCLUDED.offering,
              project = EXCLUDED.project, customer = EXCLUDED.customer,
              provider = EXCLUDED.provider, resource = EXCLUDED.resource,
              state = EXCLUDED.state, kind = EXCLUDED.kind, created = EXCLUDED.created,
              modified = EXCLUDED.modified, created_by = EXCLUDED.created_by,
-             doc = EXCLUDED.doc",
+             resource_name = EXCLUDED.resource_name, doc = EXCLUDED.doc",
     )
     .bind(&ids)
     .bind(&offering)
