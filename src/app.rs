@@ -38,6 +38,9 @@ pub enum AppError {
         #[source]
         source: crate::store::StoreError,
     },
+    /// The sled data directory is locked by another process.
+    #[error("another bookcal is using {dir}: stop it, or use another --data-dir")]
+    InUse { dir: String },
     #[error("cannot bind {addr}")]
     Bind {
         addr: String,
@@ -52,6 +55,64 @@ pub enum AppError {
         #[source]
         source: crate::google::GoogleError,
     },
+}
+
+/// What `config check` found about one file or directory the settings name.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FileCheck {
+    /// Usable; what it is.
+    Fine(String),
+    /// Usable, but probably not what was meant.
+    Warning(String),
+    /// bookcal would fail (or a credential would) because of it.
+    Problem(String),
+}
+
+/// Checks every file and directory the settings refer to, as `serve` would use them,
+/// without starting anything: the service-account key (exists, parses, its private
+/// key signs) and each provider file (parses). Files named by `*_FILE` variables are
+/// read by [`Settings::load`] already.
+pub async fn check_files(settings: &Settings) -> Vec<FileCheck> {
+    let mut out = Vec::new();
+    if let Some(path) = &settings.google.service_account_key {
+        const KEY: &str = "google.service_account_key";
+        out.push(match tokio::fs::read_to_string(path).await {
+            Err(e) => FileCheck::Problem(format!("{KEY}: cannot read {}: {e}", path.display())),
+            Ok(json) => match Credentials::check_service_account_key(&json).await {
+                Ok(email) => FileCheck::Fine(format!(
+                    "{KEY}: {} (service account {email})",
+                    path.display()
+                )),
+                Err(e) => FileCheck::Problem(format!("{KEY}: {}: {e}", path.display())),
+            },
+        });
+    }
+    if let Some(dir) = &settings.google.provider_credentials_dir {
+        const KEY: &str = "google.provider_credentials_dir";
+        match crate::credentials::check_provider_dir(dir) {
+            Err(e) => out.push(FileCheck::Problem(format!(
+                "{KEY}: cannot read {}: {e}",
+                dir.display()
+            ))),
+            Ok(found) => {
+                for (path, problem) in found.files {
+                    out.push(match problem {
+                        None => FileCheck::Fine(format!("{KEY}: {}", path.display())),
+                        Some(why) => {
+                            FileCheck::Problem(format!("{KEY}: {}: {why}", path.display()))
+                        }
+                    });
+                }
+                for path in found.ignored {
+                    out.push(FileCheck::Warning(format!(
+                        "{KEY}: {} is not named <provider uuid>.json and is ignored",
+                        path.display()
+                    )));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Opens the store the settings name.
@@ -81,9 +142,14 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<Store>, AppError> {
         }
         None => Store::open(&settings.data_dir, &opts)
             .map(Arc::new)
-            .map_err(|source| AppError::Store {
-                dir: settings.data_dir.display().to_string(),
-                source,
+            .map_err(|source| match source {
+                crate::store::StoreError::InUse(dir) => AppError::InUse {
+                    dir: dir.display().to_string(),
+                },
+                source => AppError::Store {
+                    dir: settings.data_dir.display().to_string(),
+                    source,
+                },
             }),
     }
 }

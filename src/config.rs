@@ -486,22 +486,363 @@ fn invalid(key: &'static str, env: &'static str, reason: impl Into<String>) -> C
     }
 }
 
-fn parse_env<T: std::str::FromStr>(
-    get: &dyn Fn(&str) -> Option<String>,
-    key: &'static str,
-    env: &'static str,
-    slot: &mut T,
-) -> Result<(), ConfigError>
+/// How one `BOOKCAL_*` variable sets its settings key (see [`ENV_VARS`]).
+pub struct EnvVar {
+    /// The variable.
+    pub name: &'static str,
+    /// The settings key it sets (`a.b`, as in the TOML file).
+    pub key: &'static str,
+    /// Sets the key from the variable's value; the error is the reason it is invalid.
+    apply: fn(&mut Settings, String) -> Result<(), String>,
+}
+
+/// Parses `v` into `slot` (surrounding space ignored).
+fn parsed<T: std::str::FromStr>(v: &str, slot: &mut T) -> Result<(), String>
 where
     T::Err: fmt::Display,
 {
-    if let Some(v) = get(env) {
-        *slot = v
-            .trim()
-            .parse()
-            .map_err(|e: T::Err| invalid(key, env, e.to_string()))?;
-    }
+    *slot = v.trim().parse().map_err(|e: T::Err| e.to_string())?;
     Ok(())
+}
+
+/// The trimmed contents of the file a `*_FILE` variable names.
+fn file_text(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|v| v.trim().to_string())
+        .map_err(|e| format!("cannot read {path}: {e}"))
+}
+
+/// A variable whose value parses into the field at `$($f).+`.
+macro_rules! var {
+    ($name:literal, $key:literal, $($f:ident).+) => {
+        EnvVar {
+            name: $name,
+            key: $key,
+            apply: |s, v| parsed(&v, &mut s.$($f).+),
+        }
+    };
+    ($name:literal, $key:literal, |$s:ident, $v:ident| $body:expr) => {
+        EnvVar {
+            name: $name,
+            key: $key,
+            apply: |$s, $v| {
+                $body;
+                Ok(())
+            },
+        }
+    };
+}
+
+/// Every `BOOKCAL_*` variable a setting reads, applied in this order over the file's
+/// values (a `*_FILE` variable after its plain one: the file wins). The one list:
+/// loading reads it, and `config check` names the variables it does not know from it.
+pub const ENV_VARS: &[EnvVar] = &[
+    var!("BOOKCAL_LISTEN", "listen", listen),
+    var!("BOOKCAL_DATA_DIR", "data_dir", |s, v| s.data_dir =
+        PathBuf::from(v)),
+    var!("BOOKCAL_STORE_URL", "store_url", |s, v| {
+        s.store_url = Some(Secret::new(v)).filter(|v| !v.expose().is_empty())
+    }),
+    var!("BOOKCAL_STORE_URL_FILE", "store_url", |s, v| {
+        s.store_url = Some(Secret::new(file_text(&v)?)).filter(|v| !v.expose().is_empty())
+    }),
+    var!(
+        "BOOKCAL_STORE_MAX_CONNECTIONS",
+        "store_max_connections",
+        store_max_connections
+    ),
+    var!(
+        "BOOKCAL_STORE_JOB_LEASE_SECS",
+        "store_job_lease_secs",
+        store_job_lease_secs
+    ),
+    var!("BOOKCAL_PUBLIC_URL", "public_url", |s, v| {
+        s.public_url = Some(v).filter(|v| !v.is_empty())
+    }),
+    var!("BOOKCAL_TOKEN_SALT", "token_salt", |s, v| s.token_salt =
+        Secret::new(v)),
+    var!("BOOKCAL_TOKEN_SALT_FILE", "token_salt", |s, v| s
+        .token_salt =
+        Secret::new(file_text(&v)?)),
+    var!("BOOKCAL_CACHE_MB", "cache_mb", cache_mb),
+    var!("BOOKCAL_LOG_FORMAT", "log_format", |s, v| s.log_format = v),
+    var!(
+        "BOOKCAL_SHUTDOWN_TIMEOUT_SECS",
+        "shutdown_timeout_secs",
+        shutdown_timeout_secs
+    ),
+    var!(
+        "BOOKCAL_HTTP_HEADER_READ_TIMEOUT_SECS",
+        "http.header_read_timeout_secs",
+        http.header_read_timeout_secs
+    ),
+    var!(
+        "BOOKCAL_HTTP_BODY_TIMEOUT_SECS",
+        "http.body_timeout_secs",
+        http.body_timeout_secs
+    ),
+    var!(
+        "BOOKCAL_HTTP_KEEP_ALIVE_TIMEOUT_SECS",
+        "http.keep_alive_timeout_secs",
+        http.keep_alive_timeout_secs
+    ),
+    var!(
+        "BOOKCAL_HTTP_SEND_TIMEOUT_SECS",
+        "http.send_timeout_secs",
+        http.send_timeout_secs
+    ),
+    var!(
+        "BOOKCAL_HTTP_MAX_CONNECTIONS",
+        "http.max_connections",
+        http.max_connections
+    ),
+    var!(
+        "BOOKCAL_HTTP_PROBE_CONNECTIONS",
+        "http.probe_connections",
+        http.probe_connections
+    ),
+    var!(
+        "BOOKCAL_HTTP_MAX_BODY_BYTES",
+        "http.max_body_bytes",
+        http.max_body_bytes
+    ),
+    var!(
+        "BOOKCAL_HTTP_MAX_URI_BYTES",
+        "http.max_uri_bytes",
+        http.max_uri_bytes
+    ),
+    var!(
+        "BOOKCAL_HTTP_CLIENT_REQUESTS_PER_SEC",
+        "http.client_requests_per_sec",
+        http.client_requests_per_sec
+    ),
+    var!(
+        "BOOKCAL_HTTP_CLIENT_BURST",
+        "http.client_burst",
+        http.client_burst
+    ),
+    var!(
+        "BOOKCAL_HTTP_MAX_TRACKED_CLIENTS",
+        "http.max_tracked_clients",
+        http.max_tracked_clients
+    ),
+    var!(
+        "BOOKCAL_HTTP_THROTTLE_HOLD_MS",
+        "http.throttle_hold_ms",
+        http.throttle_hold_ms
+    ),
+    var!(
+        "BOOKCAL_HTTP_MAX_HELD_ANSWERS",
+        "http.max_held_answers",
+        http.max_held_answers
+    ),
+    var!(
+        "BOOKCAL_HTTP_CLOSE_AFTER_REFUSALS",
+        "http.close_after_refusals",
+        http.close_after_refusals
+    ),
+    var!("BOOKCAL_HTTP_PROBE_LISTEN", "http.probe_listen", |s, v| {
+        s.http.probe_listen = match v.trim() {
+            "" => None,
+            a => Some(
+                a.parse()
+                    .map_err(|e: std::net::AddrParseError| e.to_string())?,
+            ),
+        }
+    }),
+    var!(
+        "BOOKCAL_HTTP_TRUSTED_PROXIES",
+        "http.trusted_proxies",
+        |s, v| {
+            s.http.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }
+    ),
+    var!(
+        "BOOKCAL_HTTP_METRICS_TOKEN",
+        "http.metrics_token",
+        |s, v| { s.http.metrics_token = Some(Secret::new(v)).filter(|t| !t.expose().is_empty()) }
+    ),
+    var!(
+        "BOOKCAL_HTTP_METRICS_TOKEN_FILE",
+        "http.metrics_token",
+        |s, v| {
+            s.http.metrics_token =
+                Some(Secret::new(file_text(&v)?)).filter(|t| !t.expose().is_empty())
+        }
+    ),
+    var!("BOOKCAL_GOOGLE_ROOT_URL", "google.root_url", |s, v| s
+        .google
+        .root_url =
+        v),
+    var!(
+        "BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY",
+        "google.service_account_key",
+        |s, v| s.google.service_account_key =
+            Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty())
+    ),
+    var!(
+        "BOOKCAL_GOOGLE_IMPERSONATE",
+        "google.impersonate",
+        |s, v| { s.google.impersonate = Some(v).filter(|v| !v.is_empty()) }
+    ),
+    var!(
+        "BOOKCAL_GOOGLE_PROVIDER_CREDENTIALS_DIR",
+        "google.provider_credentials_dir",
+        |s, v| s.google.provider_credentials_dir =
+            Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty())
+    ),
+    var!(
+        "BOOKCAL_GOOGLE_REQUESTS_PER_MINUTE",
+        "google.requests_per_minute",
+        google.requests_per_minute
+    ),
+    var!(
+        "BOOKCAL_GOOGLE_SHARE_BUSY_ONLY",
+        "google.share_busy_only",
+        google.share_busy_only
+    ),
+    var!(
+        "BOOKCAL_GOOGLE_PUSH_ENABLED",
+        "google.push_enabled",
+        google.push_enabled
+    ),
+    var!("BOOKCAL_GOOGLE_PUSH_URL", "google.push_url", |s, v| {
+        s.google.push_url = Some(v).filter(|v| !v.is_empty())
+    }),
+    var!(
+        "BOOKCAL_GOOGLE_PUSH_TTL_SECS",
+        "google.push_ttl_secs",
+        google.push_ttl_secs
+    ),
+    var!(
+        "BOOKCAL_GOOGLE_PUSH_RENEW_BEFORE_SECS",
+        "google.push_renew_before_secs",
+        google.push_renew_before_secs
+    ),
+    var!(
+        "BOOKCAL_GOOGLE_CALENDARS_PER_HOUR",
+        "google.calendars_per_hour",
+        google.calendars_per_hour
+    ),
+    var!(
+        "BOOKCAL_GOOGLE_USAGE_LIMIT_PAUSE_SECS",
+        "google.usage_limit_pause_secs",
+        google.usage_limit_pause_secs
+    ),
+    var!(
+        "BOOKCAL_SYNC_INTERVAL_SECS",
+        "sync.interval_secs",
+        sync.interval_secs
+    ),
+    var!(
+        "BOOKCAL_SYNC_PUSH_INTERVAL_SECS",
+        "sync.push_interval_secs",
+        sync.push_interval_secs
+    ),
+    var!(
+        "BOOKCAL_SYNC_HORIZON_DAYS",
+        "sync.horizon_days",
+        sync.horizon_days
+    ),
+    var!(
+        "BOOKCAL_SYNC_CONCURRENCY",
+        "sync.concurrency",
+        sync.concurrency
+    ),
+    var!(
+        "BOOKCAL_SYNC_MAX_DELETE_SHARE",
+        "sync.max_delete_share",
+        sync.max_delete_share
+    ),
+    var!(
+        "BOOKCAL_SYNC_DEBOUNCE_MS",
+        "sync.debounce_ms",
+        sync.debounce_ms
+    ),
+    var!(
+        "BOOKCAL_SYNC_MAX_BUSY_AGE_SECS",
+        "sync.max_busy_age_secs",
+        sync.max_busy_age_secs
+    ),
+    var!("BOOKCAL_FEEDS_CACHE_MB", "feeds.cache_mb", feeds.cache_mb),
+    var!(
+        "BOOKCAL_FEEDS_RENDER_THREADS",
+        "feeds.render_threads",
+        feeds.render_threads
+    ),
+];
+
+/// `BOOKCAL_*` variables bookcal reads that are not settings: the settings file's
+/// path (read by the command line).
+pub const OTHER_VARS: &[&str] = &["BOOKCAL_CONFIG"];
+
+/// A warning for each `BOOKCAL_*` variable in `vars` that bookcal does not read (a
+/// misspelling is otherwise ignored silently), naming the closest known variable.
+pub fn unknown_variables<'a>(vars: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let known = || {
+        ENV_VARS
+            .iter()
+            .map(|v| v.name)
+            .chain(OTHER_VARS.iter().copied())
+    };
+    let mut unknown: Vec<&str> = vars
+        .into_iter()
+        .filter(|v| v.starts_with("BOOKCAL_") && !known().any(|k| k == *v))
+        .collect();
+    unknown.sort_unstable();
+    let mut out = Vec::new();
+    let mut far = Vec::new();
+    for v in unknown {
+        let closest = known()
+            .min_by_key(|k| edit_distance(v, k))
+            .filter(|k| edit_distance(v, k) <= (k.len() - "BOOKCAL_".len()) / 3);
+        match closest {
+            Some(k) => {
+                let key = ENV_VARS
+                    .iter()
+                    .find(|e| e.name == k)
+                    .map(|e| format!(" ({})", e.key))
+                    .unwrap_or_default();
+                out.push(format!(
+                    "{v} is not a bookcal setting and is ignored; did you mean {k}{key}?"
+                ));
+            }
+            None => far.push(v),
+        }
+    }
+    // Those close to no setting (other tools' variables, most likely) share a line.
+    if !far.is_empty() {
+        let (names, verb) = if far.len() == 1 {
+            (far.join(""), "is not a bookcal setting and is")
+        } else {
+            (far.join(", "), "are not bookcal settings and are")
+        };
+        out.push(format!(
+            "{names} {verb} ignored (`bookcal config example` lists the settings; each key's variable is BOOKCAL_ and its path in capitals, `.` as `_`)"
+        ));
+    }
+    out
+}
+
+/// Levenshtein distance between two ASCII-ish names (by characters).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 impl Settings {
@@ -534,292 +875,11 @@ impl Settings {
             }
             None => Settings::default(),
         };
-        parse_env(env, "listen", "BOOKCAL_LISTEN", &mut s.listen)?;
-        if let Some(v) = env("BOOKCAL_DATA_DIR") {
-            s.data_dir = PathBuf::from(v);
+        for var in ENV_VARS {
+            if let Some(v) = env(var.name) {
+                (var.apply)(&mut s, v).map_err(|reason| invalid(var.key, var.name, reason))?;
+            }
         }
-        if let Some(v) = env("BOOKCAL_STORE_URL") {
-            s.store_url = Some(Secret::new(v)).filter(|v| !v.expose().is_empty());
-        }
-        if let Some(path) = env("BOOKCAL_STORE_URL_FILE") {
-            let v = std::fs::read_to_string(&path).map_err(|e| {
-                invalid(
-                    "store_url",
-                    "BOOKCAL_STORE_URL_FILE",
-                    format!("cannot read {path}: {e}"),
-                )
-            })?;
-            s.store_url = Some(Secret::new(v.trim())).filter(|v| !v.expose().is_empty());
-        }
-        parse_env(
-            env,
-            "store_max_connections",
-            "BOOKCAL_STORE_MAX_CONNECTIONS",
-            &mut s.store_max_connections,
-        )?;
-        parse_env(
-            env,
-            "store_job_lease_secs",
-            "BOOKCAL_STORE_JOB_LEASE_SECS",
-            &mut s.store_job_lease_secs,
-        )?;
-        if let Some(v) = env("BOOKCAL_PUBLIC_URL") {
-            s.public_url = Some(v).filter(|v| !v.is_empty());
-        }
-        if let Some(v) = env("BOOKCAL_TOKEN_SALT") {
-            s.token_salt = Secret::new(v);
-        }
-        if let Some(path) = env("BOOKCAL_TOKEN_SALT_FILE") {
-            let v = std::fs::read_to_string(&path).map_err(|e| {
-                invalid(
-                    "token_salt",
-                    "BOOKCAL_TOKEN_SALT_FILE",
-                    format!("cannot read {path}: {e}"),
-                )
-            })?;
-            s.token_salt = Secret::new(v.trim());
-        }
-        parse_env(env, "cache_mb", "BOOKCAL_CACHE_MB", &mut s.cache_mb)?;
-        if let Some(v) = env("BOOKCAL_LOG_FORMAT") {
-            s.log_format = v;
-        }
-        parse_env(
-            env,
-            "shutdown_timeout_secs",
-            "BOOKCAL_SHUTDOWN_TIMEOUT_SECS",
-            &mut s.shutdown_timeout_secs,
-        )?;
-        let h = &mut s.http;
-        parse_env(
-            env,
-            "http.header_read_timeout_secs",
-            "BOOKCAL_HTTP_HEADER_READ_TIMEOUT_SECS",
-            &mut h.header_read_timeout_secs,
-        )?;
-        parse_env(
-            env,
-            "http.body_timeout_secs",
-            "BOOKCAL_HTTP_BODY_TIMEOUT_SECS",
-            &mut h.body_timeout_secs,
-        )?;
-        parse_env(
-            env,
-            "http.keep_alive_timeout_secs",
-            "BOOKCAL_HTTP_KEEP_ALIVE_TIMEOUT_SECS",
-            &mut h.keep_alive_timeout_secs,
-        )?;
-        parse_env(
-            env,
-            "http.send_timeout_secs",
-            "BOOKCAL_HTTP_SEND_TIMEOUT_SECS",
-            &mut h.send_timeout_secs,
-        )?;
-        parse_env(
-            env,
-            "http.max_connections",
-            "BOOKCAL_HTTP_MAX_CONNECTIONS",
-            &mut h.max_connections,
-        )?;
-        parse_env(
-            env,
-            "http.probe_connections",
-            "BOOKCAL_HTTP_PROBE_CONNECTIONS",
-            &mut h.probe_connections,
-        )?;
-        parse_env(
-            env,
-            "http.max_body_bytes",
-            "BOOKCAL_HTTP_MAX_BODY_BYTES",
-            &mut h.max_body_bytes,
-        )?;
-        parse_env(
-            env,
-            "http.max_uri_bytes",
-            "BOOKCAL_HTTP_MAX_URI_BYTES",
-            &mut h.max_uri_bytes,
-        )?;
-        parse_env(
-            env,
-            "http.client_requests_per_sec",
-            "BOOKCAL_HTTP_CLIENT_REQUESTS_PER_SEC",
-            &mut h.client_requests_per_sec,
-        )?;
-        parse_env(
-            env,
-            "http.client_burst",
-            "BOOKCAL_HTTP_CLIENT_BURST",
-            &mut h.client_burst,
-        )?;
-        parse_env(
-            env,
-            "http.max_tracked_clients",
-            "BOOKCAL_HTTP_MAX_TRACKED_CLIENTS",
-            &mut h.max_tracked_clients,
-        )?;
-        parse_env(
-            env,
-            "http.throttle_hold_ms",
-            "BOOKCAL_HTTP_THROTTLE_HOLD_MS",
-            &mut h.throttle_hold_ms,
-        )?;
-        parse_env(
-            env,
-            "http.max_held_answers",
-            "BOOKCAL_HTTP_MAX_HELD_ANSWERS",
-            &mut h.max_held_answers,
-        )?;
-        parse_env(
-            env,
-            "http.close_after_refusals",
-            "BOOKCAL_HTTP_CLOSE_AFTER_REFUSALS",
-            &mut h.close_after_refusals,
-        )?;
-        if let Some(v) = env("BOOKCAL_HTTP_PROBE_LISTEN") {
-            h.probe_listen = match v.trim() {
-                "" => None,
-                a => Some(a.parse().map_err(|e: std::net::AddrParseError| {
-                    invalid(
-                        "http.probe_listen",
-                        "BOOKCAL_HTTP_PROBE_LISTEN",
-                        e.to_string(),
-                    )
-                })?),
-            };
-        }
-        if let Some(v) = env("BOOKCAL_HTTP_TRUSTED_PROXIES") {
-            h.trusted_proxies = v
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect();
-        }
-        if let Some(v) = env("BOOKCAL_HTTP_METRICS_TOKEN") {
-            s.http.metrics_token = Some(Secret::new(v)).filter(|t| !t.expose().is_empty());
-        }
-        if let Some(path) = env("BOOKCAL_HTTP_METRICS_TOKEN_FILE") {
-            let v = std::fs::read_to_string(&path).map_err(|e| {
-                invalid(
-                    "http.metrics_token",
-                    "BOOKCAL_HTTP_METRICS_TOKEN_FILE",
-                    format!("cannot read {path}: {e}"),
-                )
-            })?;
-            s.http.metrics_token = Some(Secret::new(v.trim())).filter(|t| !t.expose().is_empty());
-        }
-        if let Some(v) = env("BOOKCAL_GOOGLE_ROOT_URL") {
-            s.google.root_url = v;
-        }
-        if let Some(v) = env("BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY") {
-            s.google.service_account_key =
-                Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
-        }
-        if let Some(v) = env("BOOKCAL_GOOGLE_IMPERSONATE") {
-            s.google.impersonate = Some(v).filter(|v| !v.is_empty());
-        }
-        if let Some(v) = env("BOOKCAL_GOOGLE_PROVIDER_CREDENTIALS_DIR") {
-            s.google.provider_credentials_dir =
-                Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
-        }
-        parse_env(
-            env,
-            "google.requests_per_minute",
-            "BOOKCAL_GOOGLE_REQUESTS_PER_MINUTE",
-            &mut s.google.requests_per_minute,
-        )?;
-        parse_env(
-            env,
-            "google.share_busy_only",
-            "BOOKCAL_GOOGLE_SHARE_BUSY_ONLY",
-            &mut s.google.share_busy_only,
-        )?;
-        parse_env(
-            env,
-            "google.push_enabled",
-            "BOOKCAL_GOOGLE_PUSH_ENABLED",
-            &mut s.google.push_enabled,
-        )?;
-        if let Some(v) = env("BOOKCAL_GOOGLE_PUSH_URL") {
-            s.google.push_url = Some(v).filter(|v| !v.is_empty());
-        }
-        parse_env(
-            env,
-            "google.push_ttl_secs",
-            "BOOKCAL_GOOGLE_PUSH_TTL_SECS",
-            &mut s.google.push_ttl_secs,
-        )?;
-        parse_env(
-            env,
-            "google.push_renew_before_secs",
-            "BOOKCAL_GOOGLE_PUSH_RENEW_BEFORE_SECS",
-            &mut s.google.push_renew_before_secs,
-        )?;
-        parse_env(
-            env,
-            "sync.push_interval_secs",
-            "BOOKCAL_SYNC_PUSH_INTERVAL_SECS",
-            &mut s.sync.push_interval_secs,
-        )?;
-        parse_env(
-            env,
-            "google.calendars_per_hour",
-            "BOOKCAL_GOOGLE_CALENDARS_PER_HOUR",
-            &mut s.google.calendars_per_hour,
-        )?;
-        parse_env(
-            env,
-            "google.usage_limit_pause_secs",
-            "BOOKCAL_GOOGLE_USAGE_LIMIT_PAUSE_SECS",
-            &mut s.google.usage_limit_pause_secs,
-        )?;
-        parse_env(
-            env,
-            "sync.interval_secs",
-            "BOOKCAL_SYNC_INTERVAL_SECS",
-            &mut s.sync.interval_secs,
-        )?;
-        parse_env(
-            env,
-            "sync.horizon_days",
-            "BOOKCAL_SYNC_HORIZON_DAYS",
-            &mut s.sync.horizon_days,
-        )?;
-        parse_env(
-            env,
-            "sync.concurrency",
-            "BOOKCAL_SYNC_CONCURRENCY",
-            &mut s.sync.concurrency,
-        )?;
-        parse_env(
-            env,
-            "sync.max_delete_share",
-            "BOOKCAL_SYNC_MAX_DELETE_SHARE",
-            &mut s.sync.max_delete_share,
-        )?;
-        parse_env(
-            env,
-            "feeds.cache_mb",
-            "BOOKCAL_FEEDS_CACHE_MB",
-            &mut s.feeds.cache_mb,
-        )?;
-        parse_env(
-            env,
-            "feeds.render_threads",
-            "BOOKCAL_FEEDS_RENDER_THREADS",
-            &mut s.feeds.render_threads,
-        )?;
-        parse_env(
-            env,
-            "sync.debounce_ms",
-            "BOOKCAL_SYNC_DEBOUNCE_MS",
-            &mut s.sync.debounce_ms,
-        )?;
-        parse_env(
-            env,
-            "sync.max_busy_age_secs",
-            "BOOKCAL_SYNC_MAX_BUSY_AGE_SECS",
-            &mut s.sync.max_busy_age_secs,
-        )?;
         s.validate()?;
         Ok(s)
     }
@@ -1085,6 +1145,7 @@ mod tests {
             google: GoogleSettings {
                 service_account_key: Some("/k.json".into()),
                 impersonate: Some("u@example.org".into()),
+                push_url: Some("https://bookcal.example.org/hooks/google".into()),
                 provider_credentials_dir: Some("/etc/bookcal/providers".into()),
                 ..GoogleSettings::default()
             },
@@ -1255,6 +1316,108 @@ mod tests {
         let s = Settings::load_with(None, &env(&[("BOOKCAL_TOKEN_SALT_FILE", &salt_path)]))
             .expect("salt file");
         assert_eq!(s.token_salt.expose(), "salt-from-a-file");
+    }
+
+    #[test]
+    fn every_setting_has_its_variable_in_the_one_table_and_nothing_else_is_read() {
+        let keys = all_keys();
+        for key in &keys {
+            let name = format!("BOOKCAL_{}", key.replace('.', "_").to_uppercase());
+            assert!(
+                ENV_VARS.iter().any(|v| v.name == name && v.key == key),
+                "{key}: {name} is not in ENV_VARS"
+            );
+        }
+        for v in ENV_VARS {
+            assert!(keys.iter().any(|k| k == v.key), "{} sets no key", v.name);
+            let plain = format!("BOOKCAL_{}", v.key.replace('.', "_").to_uppercase());
+            assert!(
+                v.name == plain || v.name == format!("{plain}_FILE"),
+                "{} is not named after {}",
+                v.name,
+                v.key
+            );
+        }
+        // Loading asks for exactly the table's variables.
+        let asked = std::sync::Mutex::new(Vec::new());
+        Settings::load_with(None, &|k| {
+            asked.lock().expect("lock").push(k.to_string());
+            None
+        })
+        .expect("defaults");
+        let mut asked = asked.into_inner().expect("lock");
+        asked.sort();
+        let mut table: Vec<String> = ENV_VARS.iter().map(|v| v.name.to_string()).collect();
+        table.sort();
+        assert_eq!(asked, table);
+        assert!(unknown_variables(ENV_VARS.iter().map(|v| v.name)).is_empty());
+        assert!(unknown_variables(OTHER_VARS.iter().copied()).is_empty());
+    }
+
+    #[test]
+    fn unknown_variables_are_named_with_the_closest_known_one() {
+        let cases: [(&str, Option<&str>); 8] = [
+            ("BOOKCAL_LISTEN", None),
+            ("BOOKCAL_CONFIG", None),
+            ("PATH", None),
+            (
+                "BOOKCAL_SYNC_INTERVAL_SEC",
+                Some("did you mean BOOKCAL_SYNC_INTERVAL_SECS (sync.interval_secs)?"),
+            ),
+            (
+                "BOOKCAL_LISTN",
+                Some("did you mean BOOKCAL_LISTEN (listen)?"),
+            ),
+            (
+                "BOOKCAL_GOOGLE_SERVICE_ACOUNT_KEY",
+                Some(
+                    "did you mean BOOKCAL_GOOGLE_SERVICE_ACCOUNT_KEY (google.service_account_key)?",
+                ),
+            ),
+            (
+                "BOOKCAL_TOKEN_SALT_FIL",
+                Some("did you mean BOOKCAL_TOKEN_SALT_FILE (token_salt)?"),
+            ),
+            (
+                "BOOKCAL_PYTHON",
+                Some("`bookcal config example` lists the settings"),
+            ),
+        ];
+        for (var, want) in cases {
+            let got = unknown_variables([var]);
+            match want {
+                None => assert!(got.is_empty(), "{var}: {got:?}"),
+                Some(w) => {
+                    assert_eq!(got.len(), 1, "{var}: {got:?}");
+                    assert!(got[0].starts_with(&format!("{var} is not a bookcal setting")));
+                    assert!(got[0].contains(w), "{var}: {}", got[0]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn variables_close_to_no_setting_share_one_warning() {
+        let got = unknown_variables(["BOOKCAL_PYTHON", "BOOKCAL_KHAL", "BOOKCAL_LISTN"]);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with("BOOKCAL_LISTN is not a bookcal setting"));
+        assert!(got[1]
+            .starts_with("BOOKCAL_KHAL, BOOKCAL_PYTHON are not bookcal settings and are ignored"));
+    }
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        for (a, b, d) in [
+            ("", "", 0),
+            ("abc", "abc", 0),
+            ("abc", "ab", 1),
+            ("ab", "abc", 1),
+            ("abc", "abd", 1),
+            ("kitten", "sitting", 3),
+            ("", "four", 4),
+        ] {
+            assert_eq!(edit_distance(a, b), d, "{a} {b}");
+        }
     }
 
     #[test]

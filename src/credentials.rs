@@ -159,6 +159,45 @@ impl ProviderCredentials {
     }
 }
 
+/// Checks every provider file in `dir` (`config check`): each `<uuid>.json` must
+/// parse as a refresh-token file. Returns each file with what is wrong with it, if
+/// anything, and the entries that are not provider files (they are ignored).
+///
+/// # Errors
+/// `dir` cannot be read.
+pub fn check_provider_dir(dir: &std::path::Path) -> std::io::Result<ProviderDirCheck> {
+    let mut check = ProviderDirCheck::default();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let provider = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(Id::parse);
+        if provider.is_none() {
+            check.ignored.push(path);
+            continue;
+        }
+        let problem = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<ProviderFile>(&t).map_err(|e| e.to_string()))
+            .err();
+        check.files.push((path, problem));
+    }
+    check.files.sort();
+    check.ignored.sort();
+    Ok(check)
+}
+
+/// What [`check_provider_dir`] found.
+#[derive(Debug, Default)]
+pub struct ProviderDirCheck {
+    /// Each provider file and what is wrong with it (`None`: it parses).
+    pub files: Vec<(PathBuf, Option<String>)>,
+    /// Entries not named `<provider uuid>.json`.
+    pub ignored: Vec<PathBuf>,
+}
+
 #[async_trait]
 impl CalendarSource for ProviderCredentials {
     async fn client_for(&self, provider: Id) -> Result<Option<Arc<dyn CalendarApi>>, GoogleError> {

@@ -1,6 +1,11 @@
 //! `bookcal demo`: the whole loop on one machine. Starts the Google Calendar emulator
 //! and the service in one process with a data directory of its own, loads the demo
-//! data set (first run, or `--reset`), runs a first sync, and prints what to try.
+//! data set (first run, or `--reset`), runs a first sync, and prints what to try
+//! (also written to `demo-guide.txt` in the data directory, since the log scrolls it
+//! away), the web page's address last.
+//!
+//! A running demo holds a lock on its data directory: a second demo on it, or a
+//! `--reset` of it, is refused before anything is touched.
 //!
 //! Running it again reuses the data directory (bookings made in the last run stay);
 //! the emulator is new each time, so the demo forgets the previous calendars and
@@ -37,11 +42,14 @@ pub struct DemoOptions {
 /// # Errors
 /// The data directory or a port cannot be used.
 pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if opts.reset && opts.data_dir.exists() {
-        std::fs::remove_dir_all(&opts.data_dir)
-            .with_context(|| format!("removing {}", opts.data_dir.display()))?;
+    std::fs::create_dir_all(&opts.data_dir)
+        .with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    // Held until the demo ends: a second demo (or a `--reset`) on this directory
+    // stops here, before it touches anything.
+    let _lock = lock_data_dir(&opts.data_dir)?;
+    if opts.reset {
+        reset_data_dir(&opts.data_dir)?;
     }
-    std::fs::create_dir_all(&opts.data_dir)?;
     let emu = Emulator::start_on(
         tokio::net::TcpListener::bind("127.0.0.1:0").await?,
         EmulatorOptions::default(),
@@ -118,7 +126,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
     let base = format!("http://{}", app.local_addr()?);
     // Shown beside the API tokens' curl lines, under its own heading.
     tokens.push((METRICS, metrics_token));
-    print_guide(
+    let text = guide(
         &base,
         &emu.root_url(),
         &tokens,
@@ -127,6 +135,19 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         fresh,
         &opts.data_dir,
     );
+    print!("{text}");
+    // The log below scrolls the guide away: it stays in a file too.
+    let guide_path = opts.data_dir.join(GUIDE_FILE);
+    match write_private(&guide_path, &text) {
+        Ok(()) => println!(
+            "This guide and the tokens are also in {}",
+            guide_path.display()
+        ),
+        Err(e) => println!("(could not write {}: {e})", guide_path.display()),
+    }
+    println!("Ctrl-C stops the demo.");
+    println!();
+    println!("Web page: {base}/");
     let room = offerings
         .iter()
         .find(|(_, n)| n.contains("Aurora"))
@@ -153,6 +174,71 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         opts.data_dir.display()
     );
     Ok(())
+}
+
+/// The file in the data directory that a running demo holds locked.
+const LOCK_FILE: &str = ".bookcal-demo.lock";
+
+/// The file the demo writes its guide (with the tokens) to, in the data directory.
+pub const GUIDE_FILE: &str = "demo-guide.txt";
+
+/// Locks `dir` for this demo: an exclusive lock on its lock file, released by the
+/// operating system when the returned file closes (also if the process dies).
+///
+/// # Errors
+/// Another process holds the lock (another demo runs on `dir`), or the file cannot
+/// be created.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use fs2::FileExt;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    if file.try_lock_exclusive().is_err() {
+        anyhow::bail!(
+            "another bookcal is using {}: stop it, or use another --data-dir",
+            dir.display()
+        );
+    }
+    Ok(file)
+}
+
+/// Removes everything in `dir` but the lock file (`--reset`; the caller holds the lock).
+///
+/// # Errors
+/// An entry cannot be removed.
+fn reset_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name() == LOCK_FILE {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes the guide to `path`, readable by its owner only (it holds API tokens).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut open = std::fs::OpenOptions::new();
+    open.create(true).truncate(true).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.mode(0o600);
+    }
+    open.open(path)?.write_all(text.as_bytes())
 }
 
 /// Waits (a minute at most) until `cond` holds.
@@ -240,7 +326,7 @@ async fn show_push(
     Ok(())
 }
 
-fn print_guide(
+fn guide(
     base: &str,
     emu: &str,
     tokens: &[(&str, String)],
@@ -248,7 +334,17 @@ fn print_guide(
     project: crate::domain::Id,
     fresh: bool,
     dir: &std::path::Path,
-) {
+) -> String {
+    let mut g = String::new();
+    macro_rules! println {
+        () => {
+            g.push('\n')
+        };
+        ($($arg:tt)*) => {{
+            g.push_str(&format!($($arg)*));
+            g.push('\n');
+        }};
+    }
     let tok = |u: &str| {
         tokens
             .iter()
@@ -336,5 +432,5 @@ fn print_guide(
     println!("  its calendars:  curl -s {emu}emulator/calendars");
     println!("  their events:   curl -s {emu}emulator/calendars/CALENDAR_ID/events");
     println!();
-    println!("Ctrl-C stops the demo.");
+    g
 }

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use bookcal::app::FileCheck;
 use bookcal::config::Settings;
 
 #[derive(Parser)]
@@ -16,6 +17,10 @@ struct Cli {
     /// Settings file (TOML); every key can also be set by a BOOKCAL_* variable.
     #[arg(long, short, global = true, env = "BOOKCAL_CONFIG")]
     config: Option<PathBuf>,
+    /// The sled data directory (overrides `data_dir` and BOOKCAL_DATA_DIR; the demo's
+    /// default is ./demo-data).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,6 +54,10 @@ enum Command {
         /// Override the deletion guards.
         #[arg(long)]
         force: bool,
+        /// Make a new, empty store when the data directory holds none (without it,
+        /// such a directory is refused: it is most likely the wrong one).
+        #[arg(long)]
+        create: bool,
     },
     /// Bring the PostgreSQL schema (`store_url`) up to date (sled needs nothing); with
     /// `--from` and `--to`, copy a whole store between engines and check the copy
@@ -79,8 +88,6 @@ enum Command {
     },
     /// Run the whole loop locally: emulator, service, demo data, first sync.
     Demo {
-        #[arg(long, default_value = "./demo-data")]
-        data_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
         /// Start again from the demo data set.
@@ -97,10 +104,15 @@ enum Command {
 enum ConfigAction {
     /// Print every key with its default and what it means (TOML).
     Example,
-    /// Check a settings file together with the BOOKCAL_* environment; start nothing.
+    /// Check a settings file together with the BOOKCAL_* environment and every file
+    /// they name (the service-account key, provider files); start nothing.
     Check {
-        /// The settings file (TOML).
-        file: PathBuf,
+        /// The settings file (TOML); default: --config, or none (the environment only).
+        file: Option<PathBuf>,
+        /// Check the settings alone, not the files they name (a file checked away
+        /// from the host it is for, where its key files are not).
+        #[arg(long)]
+        settings_only: bool,
     },
 }
 
@@ -139,6 +151,65 @@ fn shutdown_on_signals() -> CancellationToken {
         t.cancel();
     });
     token
+}
+
+/// What one `bookcal sync` changed, over all its offerings.
+#[derive(Default)]
+struct Changes {
+    created: usize,
+    updated: usize,
+    deleted: usize,
+    adopted: usize,
+    /// Operations a dry run planned.
+    planned: usize,
+}
+
+impl Changes {
+    fn add(&mut self, s: &bookcal::domain::calendar::RunSummary) {
+        self.created += s.created as usize;
+        self.updated += s.updated as usize;
+        self.deleted += s.deleted as usize;
+        self.adopted += s.adopted as usize;
+    }
+
+    /// The last line of every `bookcal sync`, also when there was nothing to do.
+    fn summary(
+        &self,
+        synced: usize,
+        offerings: usize,
+        all: bool,
+        dry_run: bool,
+        failed: usize,
+        waiting: usize,
+    ) -> String {
+        if synced == 0 {
+            return if offerings == 0 || all {
+                format!("nothing to do: {offerings} offerings in the store")
+            } else {
+                format!(
+                    "nothing to do: {offerings} offerings, none with a calendar yet (`bookcal sync --all` creates their calendars)"
+                )
+            };
+        }
+        let trouble = match (failed, waiting) {
+            (0, 0) => String::new(),
+            (f, w) => format!(", {f} failed, {w} waiting for Google's usage limits"),
+        };
+        if dry_run {
+            return format!(
+                "dry run: {} planned operations for {synced} of {offerings} offerings, nothing changed{trouble}",
+                self.planned
+            );
+        }
+        let total = self.created + self.updated + self.deleted + self.adopted;
+        if total == 0 && trouble.is_empty() {
+            return format!("nothing to do: {synced} of {offerings} offerings synced, 0 changes");
+        }
+        format!(
+            "synced {synced} of {offerings} offerings: {total} changes (created {}, updated {}, deleted {}, adopted {}){trouble}",
+            self.created, self.updated, self.deleted, self.adopted
+        )
+    }
 }
 
 async fn sync_once(
@@ -190,6 +261,7 @@ async fn sync_once(
         .map(|o| (o.id, o.name))
         .collect();
     let (mut failed, mut waiting) = (0, 0);
+    let mut changes = Changes::default();
     let mut resume_at: Option<chrono::DateTime<chrono::Utc>> = None;
     let opts = bookcal::sync::RunOptions { dry_run, force };
     engine
@@ -209,6 +281,7 @@ async fn sync_once(
             }
             let line = match r {
                 Ok(rep) if dry_run => {
+                    changes.planned += rep.plan.len();
                     let mut s = format!("{id} {name}: {} planned operations", rep.plan.len());
                     for l in &rep.plan {
                         s.push_str(&format!("\n  {l}"));
@@ -217,6 +290,7 @@ async fn sync_once(
                 }
                 Ok(rep) => {
                     let s = &rep.summary;
+                    changes.add(s);
                     let mut line = format!(
                         "{id} {name}: created {}, updated {}, deleted {}, adopted {}, busy slots {}, {} requests, {} ms",
                         s.created, s.updated, s.deleted, s.adopted, s.busy_slots, s.api_calls, s.duration_ms
@@ -254,8 +328,40 @@ async fn sync_once(
         );
     }
     store.flush().await?;
+    println!(
+        "{}",
+        changes.summary(targets.len(), names.len(), all, dry_run, failed, waiting)
+    );
     if failed > 0 {
         anyhow::bail!("{failed} offering(s) failed");
+    }
+    Ok(())
+}
+
+/// Warns about each `BOOKCAL_*` variable of the environment that no setting reads
+/// (a misspelling would be ignored silently), naming the closest one; in the log
+/// once it is set up (`logged`), else on stderr.
+fn warn_unknown_variables(logged: bool) {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    for w in bookcal::config::unknown_variables(names.iter().map(String::as_str)) {
+        if logged {
+            tracing::warn!("{w}");
+        } else {
+            eprintln!("bookcal: warning: {w}");
+        }
+    }
+}
+
+/// Refuses a sled data directory that holds no store (a mistyped `--data-dir` would
+/// otherwise get a new, empty one); `create` says how to make one on purpose.
+fn require_store(settings: &Settings, create: &str) -> anyhow::Result<()> {
+    if settings.store_url.is_none() && !bookcal::store::Store::exists_in(&settings.data_dir) {
+        anyhow::bail!(
+            "{} holds no bookcal store (check --data-dir, data_dir or BOOKCAL_DATA_DIR); `{create}` makes one there",
+            settings.data_dir.display()
+        );
     }
     Ok(())
 }
@@ -264,18 +370,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Config { action } = &cli.command {
         match action {
             ConfigAction::Example => print!("{}", bookcal::config::EXAMPLE_TOML),
-            ConfigAction::Check { file } => {
-                Settings::load(Some(file)).context("invalid settings")?;
+            ConfigAction::Check {
+                file,
+                settings_only,
+            } => {
+                let settings = Settings::load(file.as_deref().or(cli.config.as_deref()))
+                    .context("invalid settings")?;
+                warn_unknown_variables(false);
+                let mut problems = 0;
+                let checks = if *settings_only {
+                    Vec::new()
+                } else {
+                    bookcal::app::check_files(&settings).await
+                };
+                for check in checks {
+                    match check {
+                        FileCheck::Fine(what) => println!("{what}"),
+                        FileCheck::Warning(what) => eprintln!("bookcal: warning: {what}"),
+                        FileCheck::Problem(what) => {
+                            problems += 1;
+                            eprintln!("bookcal: {what}");
+                        }
+                    }
+                }
+                if problems > 0 {
+                    anyhow::bail!("{problems} problem(s) in the files the settings name");
+                }
                 println!("ok");
             }
         }
         return Ok(());
     }
-    let settings = Settings::load(cli.config.as_deref()).context("invalid settings")?;
+    let mut settings = Settings::load(cli.config.as_deref()).context("invalid settings")?;
+    if let Some(dir) = &cli.data_dir {
+        settings.data_dir.clone_from(dir);
+    }
     match cli.command {
         Command::Config { .. } => {}
         Command::Serve => {
             bookcal::telemetry::init(&settings.log_format);
+            warn_unknown_variables(true);
             tracing::debug!(?settings, "settings");
             if settings.token_salt.expose() == bookcal::store::DEFAULT_TOKEN_SALT {
                 tracing::warn!("token_salt is the built-in default: set BOOKCAL_TOKEN_SALT_FILE");
@@ -289,8 +423,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             all,
             dry_run,
             force,
+            create,
         } => {
             bookcal::telemetry::init(&settings.log_format);
+            warn_unknown_variables(true);
+            if !create {
+                require_store(&settings, "bookcal sync --create")?;
+            }
             sync_once(&settings, offering, all, dry_run, force).await?;
         }
         Command::Emulator { listen, key_out } => {
@@ -298,14 +437,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bookcal::emulator::run_standalone(listen, key_out, shutdown_on_signals()).await?;
         }
         Command::Demo {
-            data_dir,
             listen,
             reset,
             store_url,
         } => {
             bookcal::telemetry::init(&settings.log_format);
+            warn_unknown_variables(true);
             let opts = bookcal::demo::DemoOptions {
-                data_dir,
+                data_dir: cli.data_dir.unwrap_or_else(|| PathBuf::from("./demo-data")),
                 listen,
                 reset,
                 store_url,
@@ -341,6 +480,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             None => println!("sled (data_dir) needs no migration; set store_url for PostgreSQL"),
         },
         Command::Import { file } => {
+            warn_unknown_variables(false);
             let store = bookcal::app::open_store(&settings).await?;
             let s = bookcal::import::import_file(&store, &file)
                 .await
@@ -362,6 +502,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token {
             action: TokenAction::Create { username },
         } => {
+            warn_unknown_variables(false);
+            // A token needs a user: a new, empty store is never what was meant.
+            require_store(&settings, "bookcal import FILE")?;
             let store = bookcal::app::open_store(&settings).await?;
             let id = store
                 .user_by_name(&username)

@@ -1,16 +1,16 @@
 //! Token authentication (`Authorization: Token <key>`, or `?x-auth-token=<key>` as
 //! upstream accepts) and the caller's roles, from which visibility follows.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::{error::ApiError, AppState};
 use crate::domain::lifecycle::{Actor, Standing};
-use crate::domain::{Id, User};
+use crate::domain::{Customer, Id, Offering, Project, User};
 use crate::store::query::{Parties, Visible};
-use crate::store::Store;
+use crate::store::{Directory, Store};
 
 /// The authenticated caller.
 #[derive(Clone, Debug)]
@@ -169,6 +169,75 @@ impl Roles {
         self.is_provider_staff(provider)
     }
 
+    /// Projects (Waldur's rule): staff, the owners and managers of the project's
+    /// organisation, its members.
+    pub fn sees_project(&self, p: &Project) -> bool {
+        self.staff
+            || self.owner_of.contains(&p.customer)
+            || self.manager_of.contains(&p.customer)
+            || self.member_of.contains(&p.id)
+    }
+
+    /// Public offering details (as `/api/marketplace-bookings/` shows their time):
+    /// a shared offering to everyone signed in; an unshared one to its provider's
+    /// owners and managers and staff.
+    pub fn sees_public_offering(&self, o: &Offering) -> bool {
+        o.shared || self.is_provider_staff(o.customer)
+    }
+
+    /// Organisations: staff; the caller's own (owner, manager, or a member of one of
+    /// its projects: `projects` are those the caller sees, `all_projects` every
+    /// project); and the providers of offerings the caller sees (`providers`).
+    pub fn sees_customer(
+        &self,
+        c: &Customer,
+        projects: &HashSet<Id>,
+        all_projects: &HashMap<Id, Project>,
+        providers: &HashSet<Id>,
+    ) -> bool {
+        self.staff
+            || self.owner_of.contains(&c.id)
+            || self.manager_of.contains(&c.id)
+            || providers.contains(&c.id)
+            || projects
+                .iter()
+                .filter_map(|p| all_projects.get(p))
+                .any(|p| p.customer == c.id && self.member_of.contains(&p.id))
+    }
+
+    /// Users (Waldur's rule): staff see everyone; others themselves and the people
+    /// of their circle: the owners and managers of the organisations they belong to
+    /// (`customers` they see as owner, manager or project member, not as a provider's
+    /// customer) and the members of the projects they see.
+    pub fn sees_user(
+        &self,
+        user: Id,
+        customers: &HashSet<Id>,
+        projects: &HashSet<Id>,
+        dir: &Directory,
+    ) -> bool {
+        if self.staff || user == self.user {
+            return true;
+        }
+        let own = |c: &Id| {
+            self.owner_of.contains(c)
+                || self.manager_of.contains(c)
+                || dir
+                    .projects
+                    .values()
+                    .any(|p| p.customer == *c && self.member_of.contains(&p.id))
+        };
+        customers
+            .iter()
+            .filter(|c| own(c))
+            .filter_map(|c| dir.customers.get(c))
+            .any(|c| c.owners.contains(&user) || c.managers.contains(&user))
+            || projects
+                .iter()
+                .filter_map(|p| dir.projects.get(p))
+                .any(|p| p.members.contains(&user))
+    }
+
     /// Booking resources (the lifecycle's rule: staff, the provider's owners and
     /// managers, the creator of the booking's order).
     pub fn sees_resource(&self, p: &Parties) -> bool {
@@ -237,6 +306,129 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// The directory's rules over a small world: two organisations, a project of the
+    /// first with one member, an offering of the second (shared or not).
+    #[test]
+    fn the_directory_rules_follow_waldur() {
+        let t = chrono::Utc::now();
+        let ids: Vec<Id> = (0..8).map(|_| Id::new_v4()).collect();
+        let (me, org_owner, member, stranger, provider_owner) =
+            (ids[0], ids[1], ids[2], ids[3], ids[4]);
+        let (consumer, provider, project) = (ids[5], ids[6], ids[7]);
+        let customer = |id, owners: Vec<Id>| Customer {
+            id,
+            name: String::new(),
+            slug: String::new(),
+            owners,
+            managers: Vec::new(),
+            created: t,
+        };
+        let mut dir = Directory::default();
+        dir.customers
+            .insert(consumer, customer(consumer, vec![org_owner]));
+        dir.customers
+            .insert(provider, customer(provider, vec![provider_owner]));
+        let p = Project {
+            id: project,
+            customer: consumer,
+            name: String::new(),
+            slug: String::new(),
+            description: String::new(),
+            members: vec![member],
+            created: t,
+        };
+        dir.projects.insert(project, p.clone());
+        let set = |v: &[Id]| v.iter().copied().collect::<HashSet<Id>>();
+        let roles = |user, staff, owner_of: &[Id], member_of: &[Id]| Roles {
+            user,
+            staff,
+            owner_of: set(owner_of),
+            manager_of: HashSet::new(),
+            member_of: set(member_of),
+        };
+        // (who, sees the project, sees the consumer, sees the provider, users seen)
+        let cases = [
+            (
+                roles(me, true, &[], &[]),
+                true,
+                true,
+                true,
+                vec![me, org_owner, member, stranger, provider_owner],
+            ),
+            (
+                roles(org_owner, false, &[consumer], &[]),
+                true,
+                true,
+                true,
+                vec![org_owner, member],
+            ),
+            (
+                roles(member, false, &[], &[project]),
+                true,
+                true,
+                true,
+                vec![org_owner, member],
+            ),
+            (
+                roles(provider_owner, false, &[provider], &[]),
+                false,
+                false,
+                true,
+                vec![provider_owner],
+            ),
+            (
+                roles(stranger, false, &[], &[]),
+                false,
+                false,
+                true,
+                vec![stranger],
+            ),
+        ];
+        for shared in [true, false] {
+            for (r, project_seen, consumer_seen, provider_seen, users) in &cases {
+                let offering_seen = shared || r.staff || r.user == provider_owner;
+                let projects: HashSet<Id> = dir
+                    .projects
+                    .values()
+                    .filter(|p| r.sees_project(p))
+                    .map(|p| p.id)
+                    .collect();
+                let providers: HashSet<Id> = if offering_seen {
+                    set(&[provider])
+                } else {
+                    HashSet::new()
+                };
+                let customers: HashSet<Id> = dir
+                    .customers
+                    .values()
+                    .filter(|c| r.sees_customer(c, &projects, &dir.projects, &providers))
+                    .map(|c| c.id)
+                    .collect();
+                let who = r.user;
+                assert_eq!(r.sees_project(&p), *project_seen, "{who:?} project");
+                assert_eq!(
+                    customers.contains(&consumer),
+                    *consumer_seen,
+                    "{who:?} consumer"
+                );
+                assert_eq!(
+                    customers.contains(&provider),
+                    *provider_seen && offering_seen,
+                    "{who:?} provider, shared {shared}"
+                );
+                let mut seen: Vec<Id> = ids[..5]
+                    .iter()
+                    .copied()
+                    .filter(|u| r.sees_user(*u, &customers, &projects, &dir))
+                    .collect();
+                let mut want = users.clone();
+                seen.sort();
+                want.sort();
+                assert_eq!(seen, want, "{who:?} users");
             }
         }
     }

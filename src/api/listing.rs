@@ -3,7 +3,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
@@ -354,7 +354,6 @@ pub struct ListRequest {
     pub base: String,
     page: usize,
     size: usize,
-    head: bool,
 }
 
 impl FromRequestParts<AppState> for ListRequest {
@@ -372,20 +371,15 @@ impl FromRequestParts<AppState> for ListRequest {
             base,
             page,
             size,
-            head: parts.method == Method::HEAD,
         })
     }
 }
 
 impl ListRequest {
-    /// Whether only the count is asked for (HEAD).
-    pub fn head(&self) -> bool {
-        self.head
-    }
-
-    /// The rows the store reads for this page (none for HEAD).
+    /// The rows the store reads for this page. HEAD reads them too: its answer has
+    /// GET's headers, `Content-Length` included, so the body is made and not sent.
     pub fn rows(&self) -> crate::store::query::PageRange {
-        page_of(self.page, self.size, self.head)
+        page_of(self.page, self.size)
     }
 
     /// Checks that the page exists among `total` items (`Invalid page.`) and builds
@@ -416,11 +410,11 @@ impl ListRequest {
     }
 }
 
-/// The rows of page `page` of `size` (none for a HEAD request, which only counts).
-fn page_of(page: usize, size: usize, head: bool) -> crate::store::query::PageRange {
+/// The rows of page `page` of `size`.
+fn page_of(page: usize, size: usize) -> crate::store::query::PageRange {
     crate::store::query::PageRange {
         offset: (page - 1).saturating_mul(size),
-        limit: if head { 0 } else { size },
+        limit: size,
     }
 }
 

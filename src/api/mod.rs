@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod bookings;
+pub mod directory;
 pub mod error;
 pub mod feed_tokens;
 pub mod feeds;
@@ -306,7 +307,22 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
-        .route("/api/schema/", get(openapi::schema));
+        .route("/api/schema/", get(openapi::schema))
+        .route("/api/", get(directory::root))
+        .route("/api/projects/", get(directory::projects_list))
+        .route("/api/projects/{uuid}/", get(directory::projects_retrieve))
+        .route("/api/customers/", get(directory::customers_list))
+        .route("/api/customers/{uuid}/", get(directory::customers_retrieve))
+        .route("/api/users/", get(directory::users_list))
+        .route("/api/users/{uuid}/", get(directory::users_retrieve))
+        .route(
+            "/api/marketplace-public-offerings/",
+            get(directory::public_offerings_list),
+        )
+        .route(
+            "/api/marketplace-public-offerings/{uuid}/",
+            get(directory::public_offerings_retrieve),
+        );
     // 405s and extractor rejections get their DRF shape from `server::with_limits`,
     // which also limits bodies (`http.max_body_bytes`).
     // Anonymous requests are rate-limited per client, inside the observation layer

@@ -39,9 +39,6 @@ pub async fn list(State(state): State<AppState>, list: ListRequest) -> Result<Re
     };
     let found = state.store.list_offerings(&query).await?;
     let link = list.link("/api/booking-offerings/", found.total)?;
-    if list.head() {
-        return Ok(list.respond::<OfferingOut>(&[], found.total, link));
-    }
     let urls = Urls {
         base: list.base.clone(),
     };

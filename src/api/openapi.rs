@@ -23,6 +23,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::bookings::BookingOut;
+use super::directory::{ApiRootOut, CustomerOut, ProjectOut, UserOut};
 use super::feed_tokens::FeedTokenOut;
 use super::ops::{Health, Readiness};
 use super::render::{
@@ -157,11 +158,20 @@ impl Modify for TokenAuth {
         paths::ready,
         paths::metrics,
         paths::schema,
+        paths::api_root,
+        paths::projects_list,
+        paths::projects_retrieve,
+        paths::customers_list,
+        paths::customers_retrieve,
+        paths::users_list,
+        paths::users_retrieve,
+        paths::public_offerings_list,
+        paths::public_offerings_retrieve,
     ),
     tags(
         (name = "booking-offerings"), (name = "booking-resources"),
         (name = "marketplace-orders"), (name = "marketplace-resources"), (name = "marketplace-bookings"), (name = "feeds"),
-        (name = "operations")
+        (name = "operations"), (name = "directory")
     )
 )]
 pub struct ApiDoc;
@@ -580,4 +590,77 @@ mod paths {
     #[utoipa::path(get, path = "/api/schema/", tag = "operations", security(()),
         responses((status = 200, description = "This document (OpenAPI 3.1, JSON)", body = Object)))]
     pub fn schema() {}
+
+    #[utoipa::path(get, path = "/api/", tag = "directory", security(()),
+        responses((status = 200, description = "Every collection by name (the API root)", body = ApiRootOut)))]
+    pub fn api_root() {}
+
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub struct NameFilters {
+        /// Name contains (case-insensitive).
+        pub name: Option<String>,
+        /// Organisation UUIDs, comma-separated.
+        pub customer_uuid: Option<String>,
+    }
+
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub struct UserFilters {
+        /// Username contains (case-insensitive).
+        pub username: Option<String>,
+        /// Full name contains (case-insensitive).
+        pub full_name: Option<String>,
+    }
+
+    macro_rules! directory {
+        ($list:ident, $retrieve:ident, $path:literal, $item:literal, $body:ty, $filters:ty) => {
+            #[utoipa::path(get, path = $path, tag = "directory",
+                params(Page, $filters),
+                responses(
+                    (status = 200, body = Vec<$body>,
+                        headers(
+                        ("X-Result-Count" = u64, description = "Items in all pages"),
+                        ("Link" = String, description = "first/prev/next/last page links"))),
+                    (status = 400, body = BadRequest), (status = 401, body = Detail), (status = 404, description = "Invalid page", body = Detail)))]
+            pub fn $list() {}
+
+            #[utoipa::path(get, path = $item, tag = "directory",
+                params(("uuid" = String, Path)),
+                responses((status = 200, body = $body), (status = 401, body = Detail), (status = 404, body = Detail)))]
+            pub fn $retrieve() {}
+        };
+    }
+    directory!(
+        projects_list,
+        projects_retrieve,
+        "/api/projects/",
+        "/api/projects/{uuid}/",
+        ProjectOut,
+        NameFilters
+    );
+    directory!(
+        customers_list,
+        customers_retrieve,
+        "/api/customers/",
+        "/api/customers/{uuid}/",
+        CustomerOut,
+        NameFilters
+    );
+    directory!(
+        users_list,
+        users_retrieve,
+        "/api/users/",
+        "/api/users/{uuid}/",
+        UserOut,
+        UserFilters
+    );
+    directory!(
+        public_offerings_list,
+        public_offerings_retrieve,
+        "/api/marketplace-public-offerings/",
+        "/api/marketplace-public-offerings/{uuid}/",
+        PublicOfferingOut,
+        NameFilters
+    );
 }

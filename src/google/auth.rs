@@ -88,6 +88,22 @@ impl Credentials {
         Ok(Credentials::ServiceAccount { key_json, subject })
     }
 
+    /// Checks a service-account key without the network: it parses, and its private
+    /// key can sign. Returns the account's e-mail address.
+    ///
+    /// # Errors
+    /// `InvalidCredentials`, saying what is wrong with the key.
+    pub async fn check_service_account_key(key_json: &str) -> Result<String, GoogleError> {
+        ServiceAccountFetcher::new(key_json, None, super::client::https_connector(), None).await?;
+        let key = yup_oauth2::parse_service_account_key(key_json).map_err(|e| {
+            GoogleError::new(
+                GoogleErrorKind::InvalidCredentials,
+                format!("unreadable service account key: {e}"),
+            )
+        })?;
+        Ok(key.client_email)
+    }
+
     /// A stable identity without secrets: clients of equal identity share one token
     /// cache and one rate-limit bucket.
     pub fn identity(&self) -> String {

@@ -40,7 +40,7 @@ mod tree;
 pub mod versions;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +73,10 @@ pub(crate) type RawWrite = (Tree, Vec<u8>, Option<Vec<u8>>);
 pub enum StoreError {
     #[error("storage failure: {0}")]
     Sled(#[from] sled::Error),
+    /// Another process holds the sled directory's lock (sled allows one process per
+    /// directory); its raw error is not kept, it says nothing more.
+    #[error("another process is using {0}")]
+    InUse(PathBuf),
     #[error("stored record in tree {tree} is unreadable")]
     Corrupt {
         tree: &'static str,
@@ -274,6 +278,12 @@ impl Store {
             versions,
             salt: opts.token_salt.clone(),
         })
+    }
+
+    /// Whether `dir` holds a sled store (one that [`Store::open`] made earlier), as
+    /// opposed to a missing or empty directory, where opening would make a new one.
+    pub fn exists_in(dir: &Path) -> bool {
+        sled_engine::Sled::exists_in(dir)
     }
 
     /// A throw-away sled store (tests, dry runs).

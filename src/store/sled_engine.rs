@@ -92,16 +92,21 @@ impl Sled {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let db = loop {
             match config.open() {
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
+                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::InUse(dir.to_path_buf()));
+                    }
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 other => break other?,
             }
         };
         Self::from_db(db, opts.sync_debounce, versions)
+    }
+
+    /// Whether sled's files are in `dir` (its configuration and its log).
+    pub(crate) fn exists_in(dir: &Path) -> bool {
+        dir.join("conf").is_file() && dir.join("db").is_file()
     }
 
     /// A throw-away store (tests, dry runs).

@@ -68,6 +68,14 @@ enum Target {
     PrivateFeed,
     /// Alice's "my bookings" feed by its secret.
     TokenFeed,
+    /// The demo's project (`imaging`).
+    Project,
+    /// The demo's consumer organisation (the project's).
+    Consumer,
+    /// The demo's provider organisation (the room's).
+    Provider,
+    /// The user alice.
+    Alice,
     /// A well-formed secret that is no token.
     UnknownTokenFeed,
 }
@@ -164,7 +172,22 @@ fn table() -> Vec<Row> {
         row(get.clone(), "/api/feed-tokens/", Nothing, [401, 200, 200, 200, 200, 200, 200]),
         with_body(row(post.clone(), "/api/feed-tokens/", Nothing, [401, 201, 201, 201, 201, 201, 201]), Body::Json(r#"{"name": "matrix"}"#)),
         row(delete.clone(), "/api/feed-tokens/{token_uuid}/", AlicesToken, [401, 404, 404, 204, 404, 404, 404]),
+        // The directory the answers link to (read-only): projects and the people of
+        // one's own organisations and projects (Waldur's rules); organisations one
+        // belongs to and the providers of the offerings one sees; public offering
+        // details as `marketplace-bookings` shows their time.
+        row(get.clone(), "/api/projects/", Nothing, [401, 200, 200, 200, 200, 200, 200]),
+        row(get.clone(), "/api/projects/{uuid}/", Project, [401, 404, 200, 200, 404, 404, 200]),
+        row(get.clone(), "/api/customers/", Nothing, [401, 200, 200, 200, 200, 200, 200]),
+        row(get.clone(), "/api/customers/{uuid}/", Consumer, [401, 404, 200, 200, 404, 404, 200]),
+        row(get.clone(), "/api/customers/{uuid}/", Provider, [401, 200, 200, 200, 200, 200, 200]),
+        row(get.clone(), "/api/users/", Nothing, [401, 200, 200, 200, 200, 200, 200]),
+        row(get.clone(), "/api/users/{uuid}/", Alice, [401, 404, 200, 200, 404, 404, 200]),
+        row(get.clone(), "/api/marketplace-public-offerings/", Nothing, [401, 200, 200, 200, 200, 200, 200]),
+        row(get.clone(), "/api/marketplace-public-offerings/{uuid}/", Offering, [401, 200, 200, 200, 200, 200, 200]),
+        row(get.clone(), "/api/marketplace-public-offerings/{uuid}/", PrivateOffering, [401, 404, 404, 404, 200, 200, 200]),
         // Public: the same answer whoever asks.
+        row(get.clone(), "/api/", Nothing, [200; 7]),
         row(get.clone(), "/api/schema/", Nothing, [200; 7]),
         row(get.clone(), "/health", Nothing, [200; 7]),
         // No scheduler runs in this test: not ready, for everyone alike.
@@ -469,6 +492,33 @@ impl Matrix {
                 file: format!("{}.ics", self.alices_secret),
                 ..Made::default()
             },
+            Target::Project => Made {
+                uuid: self.app.project_id("imaging").hex(),
+                ..Made::default()
+            },
+            Target::Consumer => {
+                let project = self.app.project_id("imaging");
+                let p = self.app.store.project(project).await.expect("read");
+                Made {
+                    uuid: p.expect("project").customer.hex(),
+                    ..Made::default()
+                }
+            }
+            Target::Provider => Made {
+                uuid: self
+                    .app
+                    .provider_of(self.app.offering_id("room-aurora"))
+                    .await
+                    .hex(),
+                ..Made::default()
+            },
+            Target::Alice => {
+                let alice = self.app.store.user_by_name("alice").await.expect("read");
+                Made {
+                    uuid: alice.expect("alice").id.hex(),
+                    ..Made::default()
+                }
+            }
             Target::UnknownTokenFeed => Made {
                 file: format!("{}.ics", "A".repeat(43)),
                 ..Made::default()
@@ -611,6 +661,60 @@ impl Matrix {
                 .filter(|o| staff || provider(&o.customer))
                 .map(|o| o.id.hex())
                 .collect(),
+            "/api/projects/" => cat
+                .projects
+                .values()
+                .filter(|p| staff || provider(&p.customer) || member(&p.id))
+                .map(|p| p.id.hex())
+                .collect(),
+            "/api/customers/" => cat
+                .customers
+                .values()
+                .filter(|c| {
+                    staff
+                        || provider(&c.id)
+                        || cat
+                            .projects
+                            .values()
+                            .any(|p| p.customer == c.id && member(&p.id))
+                        || cat
+                            .offerings
+                            .values()
+                            .any(|o| o.customer == c.id && o.shared)
+                })
+                .map(|c| c.id.hex())
+                .collect(),
+            "/api/users/" => {
+                let own = |c: &Id| {
+                    provider(c)
+                        || cat
+                            .projects
+                            .values()
+                            .any(|p| p.customer == *c && member(&p.id))
+                };
+                cat.users
+                    .values()
+                    .filter(|u| {
+                        staff
+                            || u.id == user
+                            || cat.customers.values().any(|c| {
+                                own(&c.id)
+                                    && (c.owners.contains(&u.id) || c.managers.contains(&u.id))
+                            })
+                            || cat.projects.values().any(|p| {
+                                (provider(&p.customer) || member(&p.id))
+                                    && p.members.contains(&u.id)
+                            })
+                    })
+                    .map(|u| u.id.hex())
+                    .collect()
+            }
+            "/api/marketplace-public-offerings/" => cat
+                .offerings
+                .values()
+                .filter(|o| staff || o.shared || provider(&o.customer))
+                .map(|o| o.id.hex())
+                .collect(),
             "/api/feed-tokens/" => self
                 .app
                 .store
@@ -731,6 +835,10 @@ async fn every_route_answers_every_role_as_the_rules_say_and_refusals_change_and
                         | "/api/booking-resources/"
                         | "/api/booking-offerings/"
                         | "/api/feed-tokens/"
+                        | "/api/projects/"
+                        | "/api/customers/"
+                        | "/api/users/"
+                        | "/api/marketplace-public-offerings/"
                 ) {
                     let (_, _, page, _) = m
                         .call(

@@ -17,6 +17,7 @@ mod fairness;
 mod feed_service;
 mod feeds;
 mod feeds_realclients;
+mod first_hour;
 mod google_adapter;
 mod google_reality;
 mod ical_feeds;

@@ -346,6 +346,87 @@ async fn real_responses_validate_against_the_document_and_name_no_undocumented_f
         None,
         200
     );
+    // The directory the answers link to.
+    case!(get, None, "/api/", "/api/", None, 200);
+    let project = app.project_id("imaging").hex();
+    let one = case!(
+        get,
+        Some("alice"),
+        format!("/api/projects/{project}/"),
+        "/api/projects/{uuid}/",
+        None,
+        200
+    );
+    let customer = one.body["customer_uuid"]
+        .as_str()
+        .expect("customer")
+        .to_string();
+    case!(
+        get,
+        Some("alice"),
+        "/api/projects/",
+        "/api/projects/",
+        None,
+        200
+    );
+    case!(
+        get,
+        Some("owner"),
+        format!("/api/projects/{project}/"),
+        "/api/projects/{uuid}/",
+        None,
+        404
+    );
+    case!(
+        get,
+        Some("alice"),
+        "/api/customers/",
+        "/api/customers/",
+        None,
+        200
+    );
+    case!(
+        get,
+        Some("alice"),
+        format!("/api/customers/{customer}/"),
+        "/api/customers/{uuid}/",
+        None,
+        200
+    );
+    let users = case!(get, Some("alice"), "/api/users/", "/api/users/", None, 200);
+    let alice = users.body[0]["uuid"].as_str().expect("a user").to_string();
+    case!(
+        get,
+        Some("alice"),
+        format!("/api/users/{alice}/"),
+        "/api/users/{uuid}/",
+        None,
+        200
+    );
+    case!(
+        get,
+        Some("alice"),
+        "/api/users/?o=nope",
+        "/api/users/",
+        None,
+        400
+    );
+    case!(
+        get,
+        Some("alice"),
+        "/api/marketplace-public-offerings/",
+        "/api/marketplace-public-offerings/",
+        None,
+        200
+    );
+    case!(
+        get,
+        Some("alice"),
+        format!("/api/marketplace-public-offerings/{room}/"),
+        "/api/marketplace-public-offerings/{uuid}/",
+        None,
+        200
+    );
     case!(get, None, "/health", "/health", None, 200);
     case!(get, None, "/ready", "/ready", None, 503);
     assert!(seen.len() > 20);

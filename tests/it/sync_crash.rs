@@ -144,9 +144,16 @@ async fn a_sync_killed_mid_run_converges_on_the_next_run_without_duplicates() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines: Vec<&str> = text.lines().collect();
+    let summary = lines.pop().unwrap_or_default();
     assert!(
-        text.lines()
+        lines
+            .iter()
             .all(|l| l.contains("created 0, updated 0, deleted 0")),
+        "{text}"
+    );
+    assert_eq!(
+        summary, "nothing to do: 3 of 3 offerings synced, 0 changes",
         "{text}"
     );
 
