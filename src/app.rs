@@ -542,7 +542,9 @@ pub async fn serve_with(
         shutdown.cancelled().await;
         clients.release_holds();
     };
-    let router = api::router(state).merge(extra);
+    let router = api::router(state.clone())
+        .merge(crate::web::router(state))
+        .merge(extra);
     let probe_only = async {
         if let Some(l) = probe_listener {
             crate::server::serve_probes(l, probes.clone(), limits, shutdown.clone()).await;

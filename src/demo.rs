@@ -97,6 +97,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
     }
     store.forget_google_state().await?;
     let mut tokens = Vec::new();
+    let mut users = Vec::new();
     let mut project = crate::domain::Id::default();
     for user in ["admin", "owner", "alice"] {
         let id = store
@@ -104,6 +105,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
             .await?
             .with_context(|| format!("demo user {user} is missing"))?
             .id;
+        users.push((user, id));
         if user == "alice" {
             let mut projects: Vec<_> = store.relations(id).await?.member_of.into_iter().collect();
             projects.sort();
@@ -126,10 +128,19 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
     let base = format!("http://{}", app.local_addr()?);
     // Shown beside the API tokens' curl lines, under its own heading.
     tokens.push((METRICS, metrics_token));
+    // The web pages: a one-time sign-in link per user (each signs in once).
+    let mut links = Vec::new();
+    for (user, id) in &users {
+        links.push((
+            *user,
+            crate::web::session::create_sign_in_link(&store, *id, &base).await?,
+        ));
+    }
     let text = guide(
         &base,
         &emu.root_url(),
         &tokens,
+        &links,
         &offerings,
         project,
         fresh,
@@ -326,10 +337,12 @@ async fn show_push(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn guide(
     base: &str,
     emu: &str,
     tokens: &[(&str, String)],
+    links: &[(&str, String)],
     offerings: &[(crate::domain::Id, String)],
     project: crate::domain::Id,
     fresh: bool,
@@ -431,6 +444,11 @@ fn guide(
     println!("Google Calendar emulator: {emu}");
     println!("  its calendars:  curl -s {emu}emulator/calendars");
     println!("  their events:   curl -s {emu}emulator/calendars/CALENDAR_ID/events");
+    println!();
+    println!("Web pages: {base}/ (sign in with an API token above, or once with a link)");
+    for (user, link) in links {
+        println!("  {user:<6} {link}");
+    }
     println!();
     g
 }

@@ -378,6 +378,7 @@ pub fn rrule_expansion(data: &[u8]) {
         recurrence,
         recurring_event_id: None,
         original_start: None,
+        summary: None,
     };
     let window = Window {
         from: Utc

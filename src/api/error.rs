@@ -242,8 +242,8 @@ impl IntoResponse for ApiError {
 }
 
 /// Gives an error response made outside the handlers (a plain-text or empty body)
-/// DRF's `{"detail": ...}` shape with the same status; JSON errors and successes pass
-/// through. A 405 keeps its `Allow` header.
+/// DRF's `{"detail": ...}` shape with the same status; JSON errors, the web pages'
+/// HTML error pages and successes pass through. A 405 keeps its `Allow` header.
 pub async fn drf_shaped(method: &Method, resp: Response) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -253,7 +253,8 @@ pub async fn drf_shaped(method: &Method, resp: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
+        // The web pages' own error pages (`crate::web`) are HTML and stay so.
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"));
     if is_json {
         return resp;
     }

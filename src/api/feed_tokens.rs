@@ -93,7 +93,10 @@ async fn creators(store: &Store, tokens: &[FeedToken]) -> Result<HashMap<Id, Use
 
 /// The offering a caller manages tokens of: 404 when invisible, 403 when visible but
 /// not manageable (today everyone who sees a booking offering may manage it).
-async fn managed_offering(store: &Store, caller: &Caller, uuid: &str) -> Result<Id, ApiError> {
+///
+/// # Errors
+/// 404, 403, storage failure.
+pub async fn managed_offering(store: &Store, caller: &Caller, uuid: &str) -> Result<Id, ApiError> {
     let id = path_id(uuid)?;
     let roles = Roles::load(store, &caller.user).await?;
     let o = store
@@ -110,11 +113,19 @@ async fn managed_offering(store: &Store, caller: &Caller, uuid: &str) -> Result<
 /// The `name` of a create body (DRF messages).
 fn name_field(body: &RawBody) -> Result<String, ApiError> {
     let body = body.json_object()?;
-    let name = match body.get("name") {
-        None | Some(Value::Null) => return Err(ApiError::field("name", "This field is required.")),
-        Some(Value::String(s)) => s.trim().to_owned(),
-        Some(_) => return Err(ApiError::field("name", "Not a valid string.")),
-    };
+    match body.get("name") {
+        None | Some(Value::Null) => Err(ApiError::field("name", "This field is required.")),
+        Some(Value::String(s)) => token_name(s),
+        Some(_) => Err(ApiError::field("name", "Not a valid string.")),
+    }
+}
+
+/// A token's label as given (API body or web form), trimmed and checked.
+///
+/// # Errors
+/// 400 naming `name`: blank, too long, or with control characters.
+pub fn token_name(given: &str) -> Result<String, ApiError> {
+    let name = given.trim().to_owned();
     if name.is_empty() {
         return Err(ApiError::field("name", "This field may not be blank."));
     }
@@ -147,6 +158,29 @@ async fn create(
     scope: FeedScope,
     name: String,
 ) -> Result<Response, ApiError> {
+    let (token, url) = issue(state, caller, base, scope, name).await?;
+    let users = creators(&state.store, std::slice::from_ref(&token)).await?;
+    let out = FeedTokenOut {
+        url: Some(url),
+        ..FeedTokenOut::of(&token, &users)
+    };
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// Creates a token of `scope` named `name` (already checked by [`token_name`]) and
+/// answers it with its feed URL, the only time the secret is seen. The caller has
+/// checked that `scope` is the caller's to manage ([`managed_offering`], or the
+/// caller's own bookings).
+///
+/// # Errors
+/// 400 past [`MAX_TOKENS_PER_SCOPE`], storage failure.
+pub async fn issue(
+    state: &AppState,
+    caller: &Caller,
+    base: &str,
+    scope: FeedScope,
+    name: String,
+) -> Result<(FeedToken, String), ApiError> {
     let secret = new_secret();
     let token = FeedToken {
         uuid: Id::new_v4(),
@@ -172,12 +206,8 @@ async fn create(
             Ok((vec![Change::FeedToken(token.clone())], ()))
         })
         .await?;
-    let users = creators(store, std::slice::from_ref(&token)).await?;
-    let out = FeedTokenOut {
-        url: Some(format!("{base}{TOKEN_PATH}{secret}.ics")),
-        ..FeedTokenOut::of(&token, &users)
-    };
-    Ok((StatusCode::CREATED, Json(out)).into_response())
+    let url = format!("{base}{TOKEN_PATH}{secret}.ics");
+    Ok((token, url))
 }
 
 async fn destroy(
@@ -185,7 +215,15 @@ async fn destroy(
     scope: FeedScope,
     token_uuid: &str,
 ) -> Result<StatusCode, ApiError> {
-    let id = path_id(token_uuid)?;
+    revoke(state, scope, path_id(token_uuid)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes the token `id` of `scope` (404 when `scope` has no such token).
+///
+/// # Errors
+/// 404, storage failure.
+pub async fn revoke(state: &AppState, scope: FeedScope, id: Id) -> Result<(), ApiError> {
     let load = Load {
         feed_tokens: Some(scope),
         ..Load::default()
@@ -201,7 +239,7 @@ async fn destroy(
             Ok((vec![Change::RevokeFeedToken(token.hash)], ()))
         })
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// `GET /api/booking-offerings/{uuid}/feed_tokens/`.

@@ -59,18 +59,23 @@ pub async fn list(State(state): State<AppState>, list: ListRequest) -> Result<Re
     Ok(list.respond(&out, found.total, link))
 }
 
-/// An offering's calendar record and, once it has one, its queued jobs.
-struct CalendarView {
-    cal: Option<OfferingCalendar>,
-    jobs: Vec<Job>,
-    running: Option<u64>,
-    push: Option<crate::domain::push::PushState>,
+/// An offering's calendar record and, once it has one, its queued jobs (the web
+/// pages show the same).
+pub struct CalendarView {
+    pub cal: Option<OfferingCalendar>,
+    pub jobs: Vec<Job>,
+    pub running: Option<u64>,
+    pub push: Option<crate::domain::push::PushState>,
     /// The health of the Google credential serving the offering's provider.
-    health: Option<CredentialHealth>,
+    pub health: Option<CredentialHealth>,
 }
 
 impl CalendarView {
-    async fn load(state: &AppState, o: &Offering) -> Result<CalendarView, ApiError> {
+    /// What the offering endpoints show about `o`'s calendar.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub async fn load(state: &AppState, o: &Offering) -> Result<CalendarView, ApiError> {
         let store = &state.store;
         let cal = store.calendar(o.id).await?;
         let (jobs, running, health) = if cal.is_some() {
@@ -134,7 +139,12 @@ pub async fn retrieve(
     Ok(one_response(&out, &params.fields()))
 }
 
-async fn visible(store: &Store, roles: &Roles, id: Id) -> Result<Offering, ApiError> {
+/// The offering `id` if the caller sees it (404 otherwise, as for every offering
+/// endpoint).
+///
+/// # Errors
+/// 404, or storage failure.
+pub async fn visible(store: &Store, roles: &Roles, id: Id) -> Result<Offering, ApiError> {
     store
         .offering(id)
         .await?
@@ -149,7 +159,23 @@ async fn calendar_action(
     uuid: &str,
     kind: JobKind,
 ) -> Result<Response, ApiError> {
-    let id = path_id(uuid)?;
+    let detail = schedule_calendar_action(state, caller, path_id(uuid)?, kind).await?;
+    Ok(Json(Detail::new(detail)).into_response())
+}
+
+/// Checks and queues a calendar action (sync, share, unshare) of offering `id` for
+/// the caller: the rule the API's three actions and the web page's buttons share.
+/// Answers the message saying what was scheduled.
+///
+/// # Errors
+/// 404 (not visible), 403 (a manager, not an owner), 400 (no credentials, the
+/// calendar busy, already public or private, or missing), storage failure.
+pub async fn schedule_calendar_action(
+    state: &AppState,
+    caller: &Caller,
+    id: Id,
+    kind: JobKind,
+) -> Result<&'static str, ApiError> {
     let store: &Store = &state.store;
     let roles = Roles::load(store, &caller.user).await?;
     let now = Utc::now();
@@ -214,7 +240,7 @@ async fn calendar_action(
             Ok((vec![Change::Calendar(cal), Change::Enqueue(job)], detail))
         })
         .await?;
-    Ok(Json(Detail::new(detail)).into_response())
+    Ok(detail)
 }
 
 pub async fn google_calendar_sync(

@@ -216,8 +216,12 @@ pub async fn retrieve(
     ))
 }
 
-/// Runs one lifecycle action on the order `uuid` names.
-async fn act(
+/// Runs one lifecycle action on the order `uuid` names (the order endpoints and the
+/// web pages' buttons).
+///
+/// # Errors
+/// The lifecycle's refusal (404, 403, 409, 400), storage failure.
+pub async fn act(
     state: &AppState,
     caller: &Caller,
     uuid: &str,

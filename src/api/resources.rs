@@ -107,15 +107,29 @@ async fn decide(
     uuid: &str,
     action: Action,
 ) -> Result<Json<OrderUuid>, ApiError> {
-    let id = path_id(uuid)?;
-    let out = state
-        .store
-        .transition(Target::Resource(id), caller.actor(), action, Utc::now())
-        .await?;
+    let out = act(state, caller, uuid, action).await?;
     let order = out
         .order_uuid
         .ok_or_else(|| ApiError::bad(crate::domain::lifecycle::ORDER_NOT_FOUND))?;
     Ok(Json(OrderUuid::new(order)))
+}
+
+/// Runs one lifecycle action on the booking resource `uuid` names (the resource
+/// endpoints and the web pages' buttons).
+///
+/// # Errors
+/// The lifecycle's refusal (404, 403, 409, 400), storage failure.
+pub async fn act(
+    state: &AppState,
+    caller: &Caller,
+    uuid: &str,
+    action: Action,
+) -> Result<crate::domain::lifecycle::Outcome, ApiError> {
+    let id = path_id(uuid)?;
+    Ok(state
+        .store
+        .transition(Target::Resource(id), caller.actor(), action, Utc::now())
+        .await?)
 }
 
 pub async fn accept(

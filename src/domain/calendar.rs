@@ -255,6 +255,9 @@ pub struct ExternalEvent {
     pub recurrence: Vec<String>,
     pub recurring_event_id: Option<String>,
     pub original_start: Option<ExtTime>,
+    /// The event's title, shown to the offering's owner on its web page (never in a
+    /// feed or to consumers).
+    pub summary: Option<String>,
 }
 
 #[cfg(test)]

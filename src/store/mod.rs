@@ -34,6 +34,7 @@ pub mod mutate;
 pub mod pg;
 pub mod query;
 pub mod records;
+pub mod sessions;
 pub mod sled_engine;
 pub mod transition;
 mod tree;

@@ -818,6 +818,9 @@ pub struct ExternalV1 {
     recurrence: Vec<String>,
     recurring_event_id: Option<String>,
     original_start: Option<ExtTimeV1>,
+    /// Added after the first layout: absent in records written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
 }
 impl From<&ExternalEvent> for ExternalV1 {
     fn from(e: &ExternalEvent) -> Self {
@@ -832,6 +835,7 @@ impl From<&ExternalEvent> for ExternalV1 {
             recurrence: e.recurrence.clone(),
             recurring_event_id: e.recurring_event_id.clone(),
             original_start: e.original_start.as_ref().map(ExtTimeV1::from),
+            summary: e.summary.clone(),
         }
     }
 }
@@ -848,6 +852,7 @@ impl From<ExternalV1> for ExternalEvent {
             recurrence: e.recurrence,
             recurring_event_id: e.recurring_event_id,
             original_start: e.original_start.map(ExtTime::from),
+            summary: e.summary,
         }
     }
 }

@@ -36,10 +36,13 @@ pub(crate) enum Tree {
     Meta,
     /// offering id -> push state (its watch channel and what it received).
     Channels,
+    /// `s` ++ SHA-256 of a web session's secret -> session; `l` ++ SHA-256 of a
+    /// one-time sign-in link's secret -> link (see [`sessions`](super::sessions)).
+    Sessions,
 }
 
 impl Tree {
-    pub(crate) const ALL: [Tree; 18] = [
+    pub(crate) const ALL: [Tree; 19] = [
         Tree::Users,
         Tree::Customers,
         Tree::Projects,
@@ -58,6 +61,7 @@ impl Tree {
         Tree::IdxOrders,
         Tree::Meta,
         Tree::Channels,
+        Tree::Sessions,
     ];
 
     /// The tree's name in the sled database (never changes: it is on disk).
@@ -81,6 +85,7 @@ impl Tree {
             Tree::IdxOrders => "idx_orders",
             Tree::Meta => "meta",
             Tree::Channels => "channels",
+            Tree::Sessions => "web_sessions",
         }
     }
 

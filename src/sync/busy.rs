@@ -179,6 +179,7 @@ mod tests {
             recurrence: vec![],
             recurring_event_id: None,
             original_start: None,
+            summary: None,
         }
     }
     fn at(s: &str, tz: Option<&str>) -> ExtTime {

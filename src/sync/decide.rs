@@ -260,6 +260,7 @@ fn to_external(e: &Event) -> ExternalEvent {
         recurrence: e.recurrence.clone(),
         recurring_event_id: e.recurring_event_id.clone(),
         original_start: ext_time(&e.original_start),
+        summary: e.summary.clone(),
     }
 }
 
@@ -607,6 +608,7 @@ mod tests {
             recurrence: vec![],
             recurring_event_id: parent.map(String::from),
             original_start: None,
+            summary: None,
         };
         let ids = |v: Vec<ExternalEvent>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
         let previous = vec![ext("a", None), ext("s", None), ext("s_1", Some("s"))];

@@ -11,6 +11,8 @@ struct Demo {
     child: tokio::process::Child,
     base: String,
     tokens: std::collections::HashMap<String, String>,
+    /// One-time sign-in links of the web pages, by user.
+    links: std::collections::HashMap<String, String>,
     feed: String,
 }
 
@@ -29,6 +31,7 @@ async fn start(dir: &std::path::Path) -> Demo {
     let mut base = None;
     let mut tokens = std::collections::HashMap::new();
     let mut feed = None;
+    let mut links = std::collections::HashMap::new();
     let read = async {
         while let Ok(Some(line)) = lines.next_line().await {
             if let Some(u) = line.strip_prefix("bookcal demo ready: ") {
@@ -40,6 +43,9 @@ async fn start(dir: &std::path::Path) -> Demo {
                 && parts[1].len() == 40
             {
                 tokens.insert(parts[0].to_string(), parts[1].to_string());
+            }
+            if parts.len() == 2 && parts[1].contains("/sign-in/link/") {
+                links.insert(parts[0].to_string(), parts[1].to_string());
             }
             if let Some(f) = line.strip_prefix("Feeds (public while shared): ") {
                 feed = Some(f.trim().to_string());
@@ -58,6 +64,7 @@ async fn start(dir: &std::path::Path) -> Demo {
         child,
         base: base.expect("ready line"),
         tokens,
+        links,
         feed: feed.expect("feed line"),
     }
 }
@@ -81,6 +88,19 @@ async fn the_demo_runs_the_whole_loop_and_keeps_its_data_across_restarts() {
     let dir = tempfile::tempdir().expect("tmp");
     let demo = start(dir.path()).await;
     let http = reqwest::Client::new();
+    // Each user's one-time sign-in link signs in once, then no more.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for user in ["admin", "owner", "alice"] {
+        let link = &demo.links[user];
+        let first = no_redirects.get(link).send().await.expect("link");
+        assert_eq!(first.status(), 303, "{user}");
+        assert!(first.headers().get("set-cookie").is_some(), "{user}");
+        let again = no_redirects.get(link).send().await.expect("link");
+        assert_eq!(again.status(), 404, "{user}");
+    }
     let auth = |u: &str| format!("Token {}", demo.tokens[u]);
     let get = |u: &'static str, path: String| {
         let req = http

@@ -223,6 +223,26 @@ fn the_api_imports_neither_the_sync_engine_nor_google() {
 }
 
 #[test]
+fn the_web_pages_import_neither_the_sync_engine_nor_google() {
+    let found = uses_inside(
+        "src/web",
+        &[
+            "crate::sync",
+            "crate::google",
+            "crate::emulator",
+            "crate::credentials",
+            "sled",
+            "sqlx",
+        ],
+    );
+    assert!(
+        found.is_empty(),
+        "src/web reaches past its boundary:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn the_emulator_and_the_google_client_share_no_code() {
     let mut found = uses_inside("src/emulator", &["crate::google"]);
     found.extend(uses_inside("src/google", &["crate::emulator"]));

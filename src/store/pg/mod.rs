@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0003_job_leases.sql"),
     ),
     (
+        4,
+        "web sessions",
+        include_str!("migrations/0004_web_sessions.sql"),
+    ),
+    (
         10,
         "list indexes",
         include_str!("migrations/0010_list_indexes.sql"),

@@ -2,6 +2,7 @@
 //! loaded with `fixtures/demo.json`, and hands out tokens for its users.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod engines;
 pub mod pg;
 
@@ -81,6 +82,8 @@ pub struct Options {
     pub provider_credentials_dir: Option<std::path::PathBuf>,
     /// The `http` settings (server limits, client rates).
     pub http: bookcal::config::HttpSettings,
+    /// `public_url` (none: links and cookies follow the request's address).
+    pub public_url: Option<String>,
 }
 
 impl Default for Options {
@@ -97,6 +100,7 @@ impl Default for Options {
             store_url: None,
             provider_credentials_dir: None,
             http: bookcal::config::HttpSettings::default(),
+            public_url: None,
         }
     }
 }
@@ -116,6 +120,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     settings.sync.debounce_ms = opts.sync_debounce_ms;
     settings.feeds = opts.feeds;
     settings.http = opts.http;
+    settings.public_url = opts.public_url;
     settings.google.push_enabled = opts.push;
     settings.sync.push_interval_secs = opts.push_interval_secs;
     settings.google.push_ttl_secs = opts.push_ttl_secs;
