@@ -412,7 +412,7 @@ fn the_outside_pointer_check_knows_a_repository_document_from_another() {
         ("`POST .../accept/`", false),
         ("/work/tmp/file", true),
         ("a plain comment about md5", false),
-        ("as PRODUCT.md says", true),
+        ("as OVERVIEW.md says", true),
     ];
     for (line, outside) in cases {
         assert_eq!(
