@@ -18,7 +18,16 @@
 //! a new data dir, which is compared with the first record by record; then the
 //! scenarios run on PostgreSQL, and again with each further count in `BENCH_REPLICAS`
 //! (default "1 2 3") for the scenarios named by `BENCH_REPLICA_ONLY` (`|`-separated
-//! parts of names). On PostgreSQL the database server's
+//! parts of names). `BENCH_ROUND_TRIP=0` skips the way back (PostgreSQL -> sled and
+//! the comparison): only the copy into the cluster is made.
+//!
+//! `BENCH_BEFORE_BIN` (with `BENCH_STORE=both` or `postgres`): a `bookcal` binary from
+//! before migration 0010 (the list indexes), built from an older commit. After the
+//! data reaches PostgreSQL, a copy of the database (`CREATE DATABASE … TEMPLATE`) has
+//! the schema changes from migration 0010 on taken back ([`BEFORE_0010`]), and after
+//! the one-server PostgreSQL phase that binary serves every scenario on the copy:
+//! the same data, before and after the indexes, in one run. The PostgreSQL databases
+//! are vacuumed and analyzed before the first phase on them. On PostgreSQL the database server's
 //! CPU is measured too (the cluster's processes from `/proc`, including the
 //! backends that ended), so "CPU per request" covers bookcal and the database.
 //!
@@ -31,9 +40,10 @@
 //!    binary: `target/release/bookcal`, or `BOOKCAL_BIN`) on 127.0.0.1:0, waiting
 //!    for its "listening" log line and a 200 from `/health`.
 //!    The scenarios: one booking resource, list pages (filtered or not, deep, sorted,
-//!    searched), order lists, counts, an offering's public feed (200, and 304 with
+//!    searched), order lists, counts, an offering's public feed and its owner feed
+//!    (a feed token of the provider's owner; each 200, and 304 with
 //!    `If-None-Match`), and order creation (one new slot per request; a quarter of
-//!    `BENCH_REQUESTS`).
+//!    `BENCH_REQUESTS`). A scenario the server fails is reported and skipped.
 //! 3. Per scenario: a few warm-up requests, then `BENCH_REQUESTS` sequential
 //!    requests (latency median / p90 / p99, and the server's CPU time per request
 //!    from `/proc/<pid>/stat`, which other load on the machine hardly changes), then
@@ -43,6 +53,8 @@
 //! 4. The server's VmRSS / VmHWM from `/proc/<pid>/status` after loading and after
 //!    the run. Prints a Markdown table.
 #![forbid(unsafe_code)]
+
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -164,6 +176,8 @@ struct Generated {
     provider0_offering: Id,
     /// The offering whose public feed is fetched (its calendar record is public).
     feed_offering: Id,
+    /// The path of the feed offering's owner feed (`/feeds/t/{secret}.ics`).
+    owner_feed: String,
     /// The offering new orders are made for (not the feed's: a new booking changes
     /// the feed it is in).
     order_offering: Id,
@@ -227,6 +241,20 @@ async fn generate(dir: &std::path::Path, url: Option<&str>, n: usize) -> Result<
     store
         .write(vec![bookcal::store::Store::calendar_change(&public)?])
         .await?;
+    // The provider owner's feed token for the same offering (its owner feed).
+    let secret = bookcal::api::feed_tokens::new_secret();
+    let owner_token = bookcal::store::feed_tokens::FeedToken {
+        uuid: Id::new_v4(),
+        name: "Bench owner feed".into(),
+        scope: bookcal::store::feed_tokens::FeedScope::Offering(p0_off),
+        created: now,
+        created_by: p0_id,
+        last_used: None,
+        hash: bookcal::store::feed_tokens::feed_token_hash(&secret),
+    };
+    store
+        .write(vec![bookcal::store::Change::FeedToken(owner_token)])
+        .await?;
     let mut resources = Vec::with_capacity(n);
     while resources.len() < n {
         let page = store.list_resources(&all(resources.len(), BATCH)).await?;
@@ -251,6 +279,7 @@ async fn generate(dir: &std::path::Path, url: Option<&str>, n: usize) -> Result<
         offerings,
         provider0_offering: p0_off,
         feed_offering: p0_off,
+        owner_feed: format!("/feeds/t/{secret}.ics"),
         order_offering,
         projects,
         resources,
@@ -304,9 +333,9 @@ fn bookcal_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-fn start_server(dir: &std::path::Path, url: Option<&str>) -> Result<Server> {
+fn start_server(dir: &std::path::Path, url: Option<&str>, bin: &std::path::Path) -> Result<Server> {
     let t0 = Instant::now();
-    let mut cmd = Command::new(bookcal_binary()?);
+    let mut cmd = Command::new(bin);
     if let Some(url) = url {
         cmd.env("BOOKCAL_STORE_URL", url);
     }
@@ -472,44 +501,6 @@ fn pct(sorted: &[Duration], q: f64) -> f64 {
     sorted[idx].as_secs_f64() * 1000.0
 }
 
-/// The local cluster's CPU time in milliseconds: the postmaster's own, what its ended
-/// children left it (`cutime`/`cstime`) and its live children's (the backends, the
-/// writers), from `/proc`.
-fn db_cpu_ms(cluster: Option<&LocalCluster>) -> Result<f64> {
-    let Some(c) = cluster else { return Ok(0.0) };
-    let pidfile = std::fs::read_to_string(c.dir().join("data/postmaster.pid"))?;
-    let master: u32 = pidfile
-        .lines()
-        .next()
-        .context("postmaster.pid")?
-        .trim()
-        .parse()?;
-    let fields = |pid: u32| -> Option<Vec<String>> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let rest = stat.rsplit(')').next()?;
-        Some(rest.split_whitespace().map(String::from).collect())
-    };
-    let num = |f: &[String], i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // After the command name: state is 0, ppid 1, utime 11, stime 12, cutime 13, cstime 14.
-    let own = fields(master).context("postmaster stat")?;
-    let mut ticks = num(&own, 11) + num(&own, 12) + num(&own, 13) + num(&own, 14);
-    for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Some(f) = fields(pid) {
-            if f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(master) {
-                ticks += num(&f, 11) + num(&f, 12);
-            }
-        }
-    }
-    Ok(ticks * 10.0)
-}
-
 async fn run(
     http: &reqwest::Client,
     bases: &[String],
@@ -533,15 +524,15 @@ async fn run(
     }
     let mut lat = Vec::with_capacity(s.requests);
     let cpu0 = cpu_ms(pid)?;
-    let db0 = db_cpu_ms(cluster)?;
+    let db0 = support::db_cpu_ms(cluster)?;
     for i in 0..s.requests {
         lat.push(one(http, base, s, i).await?);
     }
     let cpu = (cpu_ms(pid)? - cpu0) / s.requests as f64;
-    let db_cpu = (db_cpu_ms(cluster)? - db0) / s.requests as f64;
+    let db_cpu = (support::db_cpu_ms(cluster)? - db0) / s.requests as f64;
     lat.sort();
     let all_cpu = || -> Result<f64> {
-        let mut t = db_cpu_ms(cluster)?;
+        let mut t = support::db_cpu_ms(cluster)?;
         for p in pids {
             t += cpu_ms(*p)?;
         }
@@ -749,6 +740,22 @@ fn scenarios(g: &Generated, n: usize, requests: usize) -> Vec<Scenario> {
     );
     unchanged.kind = Kind::NotModified;
     scenarios.push(unchanged);
+    scenarios.push(mk(
+        &format!("owner feed of an offering ({per} bookings, feed token), 200"),
+        &g.admin,
+        vec![g.owner_feed.clone()],
+        None,
+        requests,
+    ));
+    let mut unchanged = mk(
+        "owner feed, If-None-Match, 304",
+        &g.admin,
+        vec![g.owner_feed.clone()],
+        None,
+        requests,
+    );
+    unchanged.kind = Kind::NotModified;
+    scenarios.push(unchanged);
     let mut create = mk(
         "order create (POST, one new slot)",
         &g.admin,
@@ -775,37 +782,62 @@ struct Phase {
     startup_secs: f64,
 }
 
-/// Starts `replicas` servers on the data, runs the scenarios `wanted` admits (printing
-/// a row as each ends) and stops the servers.
-#[allow(clippy::too_many_arguments)]
+/// Where a phase's servers run: the data dir, or a database of the cluster, and the
+/// binary serving it.
+struct Target<'a> {
+    /// "sled", "PostgreSQL", "PostgreSQL before 0010".
+    label: &'a str,
+    dir: &'a std::path::Path,
+    url: Option<&'a str>,
+    cluster: Option<&'a LocalCluster>,
+    bin: &'a std::path::Path,
+}
+
+/// Starts `replicas` servers on the target, runs the scenarios `wanted` admits
+/// (printing a row as each ends; a scenario the server fails is reported and left
+/// out) and stops the servers.
 async fn measure(
     http: &reqwest::Client,
-    dir: &std::path::Path,
-    url: Option<&str>,
-    cluster: Option<&LocalCluster>,
+    target: &Target<'_>,
     replicas: usize,
     scenarios: &[Scenario],
     wanted: &dyn Fn(&str) -> bool,
     clients: usize,
 ) -> Result<Phase> {
+    let Target {
+        label,
+        dir,
+        url,
+        cluster,
+        bin,
+    } = *target;
     let mut servers = Vec::new();
     for _ in 0..replicas {
-        let server = start_server(dir, url)?;
+        let server = start_server(dir, url, bin)?;
         wait_healthy(http, &server.base).await?;
         servers.push(server);
     }
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
     let pids: Vec<u32> = servers.iter().map(|s| s.child.id()).collect();
     let (rss_loaded, _) = memory(pids[0])?;
-    let engine = if url.is_some() { "PostgreSQL" } else { "sled" };
     println!();
-    println!("{engine}, {replicas} server(s), {clients} concurrent clients:");
+    println!(
+        "{label}, {replicas} server(s), {clients} concurrent clients ({}, {}):",
+        bin.display(),
+        support::load()
+    );
     println!();
     println!("| scenario | requests | median ms | p90 ms | p99 ms | max ms | bookcal CPU ms/req | database CPU ms/req | req/s | CPU ms/req, all servers + database (concurrent) |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
     for s in scenarios.iter().filter(|s| wanted(&s.name)) {
-        let f = run(http, &bases, s, clients, &pids, cluster).await?;
+        let f = match run(http, &bases, s, clients, &pids, cluster).await {
+            Ok(f) => f,
+            Err(e) => {
+                println!("| {} | failed: {e:#} |", s.name);
+                continue;
+            }
+        };
         println!(
             "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} |",
             s.name, s.requests, f.median, f.p90, f.p99, f.max, f.cpu, f.db_cpu, f.rps, f.total_cpu
@@ -814,6 +846,8 @@ async fn measure(
     }
     let (rss_after, hwm) = memory(pids[0])?;
     let startup_secs = servers[0].startup_secs;
+    println!();
+    println!("- {label} phase ended, {}", support::load());
     drop(servers);
     Ok(Phase {
         rows,
@@ -822,6 +856,82 @@ async fn measure(
         hwm,
         startup_secs,
     })
+}
+
+/// Migration 0010 and every later one taken back: the schema a binary from before 0010
+/// expects (migrations 1 to 4, which never change). It holds for schema version 10
+/// and 11 alike (`IF EXISTS`): dropping a column drops the indexes on it, and the
+/// trigram indexes of 0001 come back where 11 had moved them to folded columns.
+const BEFORE_0010: &str = "
+ALTER TABLE resources DROP COLUMN IF EXISTS name_folded,
+    DROP COLUMN IF EXISTS slug_folded, DROP COLUMN IF EXISTS backend_id_folded;
+ALTER TABLE projects DROP COLUMN IF EXISTS name_folded;
+ALTER TABLE offerings DROP COLUMN IF EXISTS name_folded;
+ALTER TABLE orders DROP COLUMN IF EXISTS resource_name_folded,
+    DROP COLUMN IF EXISTS resource_name;
+DROP INDEX IF EXISTS resources_first_start, resources_first_start_desc,
+    resources_offering_first_start, resources_offering_first_start_desc,
+    resources_offering_state, resources_created_desc, orders_resource_name_trgm,
+    resources_unfolded, projects_unfolded, offerings_unfolded, orders_unfolded;
+CREATE INDEX IF NOT EXISTS projects_name_trgm ON projects USING gin (lower(name) gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS resources_name_trgm ON resources USING gin (lower(name) gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS resources_slug_trgm ON resources USING gin (lower(slug) gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS resources_backend_id_trgm
+    ON resources USING gin (lower(backend_id) gin_trgm_ops);
+DELETE FROM _sqlx_migrations WHERE version >= 10;
+";
+
+/// `VACUUM ANALYZE` of a whole database: both sides of a comparison plan with fresh
+/// statistics and a set visibility map (index-only scans), the state autovacuum leaves
+/// a database in some time after a bulk load, whatever it has done so far.
+async fn vacuum_analyze(url: &str) -> Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::raw_sql("VACUUM ANALYZE").execute(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// A copy of the `bookcal` database (`CREATE DATABASE … TEMPLATE`, once nobody is
+/// connected to it) with [`BEFORE_0010`] applied and the tables rewritten without the
+/// dropped columns; both databases vacuumed and analyzed. The copy's URL.
+async fn before_copy(cluster: &LocalCluster) -> Result<String> {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&cluster.url("postgres")).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'bookcal'",
+        )
+        .fetch_one(&mut admin)
+        .await?;
+        if n == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{n} sessions still on the bookcal database after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sqlx::raw_sql("CREATE DATABASE bookcal_before TEMPLATE bookcal")
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    let url = cluster.url("bookcal_before");
+    let mut conn = sqlx::PgConnection::connect(&url).await?;
+    sqlx::raw_sql(BEFORE_0010).execute(&mut conn).await?;
+    sqlx::raw_sql("VACUUM FULL resources, orders, projects, offerings")
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    vacuum_analyze(&url).await?;
+    vacuum_analyze(&cluster.url("bookcal")).await?;
+    Ok(url)
+}
+
+/// A phase's figures of the scenario `name` (none: it failed or did not run).
+fn row<'a>(p: &'a Phase, name: &str) -> Option<&'a Figures> {
+    p.rows.iter().find(|(n, _, _)| n == name).map(|(_, _, f)| f)
 }
 
 /// `bookcal migrate --from FROM --to TO` (the real binary): its wall time and what it
@@ -970,7 +1080,7 @@ async fn main() -> Result<()> {
         .context("BENCH_REPLICAS: counts of servers, e.g. \"1 2 3\"")?;
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let replica_only = std::env::var("BENCH_REPLICA_ONLY").unwrap_or_else(|_| {
-        "retrieve one|list offering_uuid=…&state=OK&page_size=100|HEAD count offering|public feed|order create"
+        "retrieve one|list offering_uuid=…&state=OK&page_size=100|HEAD count offering|public feed|owner feed|order create"
             .into()
     });
     let everything = |name: &str| name.contains(&only);
@@ -998,73 +1108,141 @@ async fn main() -> Result<()> {
     eprintln!("imported in {:.1} s", g.import_secs);
     let scenarios = scenarios(&g, n, requests);
 
+    let bin = bookcal_binary()?;
+    let before_bin = std::env::var_os("BENCH_BEFORE_BIN").map(PathBuf::from);
+    let round_trip = std::env::var("BENCH_ROUND_TRIP").map_or(true, |v| v != "0");
+    let sled_target = Target {
+        label: "sled",
+        dir: &dir,
+        url: None,
+        cluster: None,
+        bin: &bin,
+    };
     let mut sled_phase = None;
     let mut pg_phases = Vec::new();
+    let mut before_phase = None;
     let mut migrations = Vec::new();
     if mode == "sled" {
         sled_phase =
-            Some(measure(&http, &dir, None, None, 1, &scenarios, &everything, clients).await?);
+            Some(measure(&http, &sled_target, 1, &scenarios, &everything, clients).await?);
     } else {
         let url = url.as_deref().context("cluster url")?;
+        let cluster = cluster.as_ref().context("cluster")?;
         if mode == "both" {
             sled_phase =
-                Some(measure(&http, &dir, None, None, 1, &scenarios, &everything, clients).await?);
+                Some(measure(&http, &sled_target, 1, &scenarios, &everything, clients).await?);
             // The round trip before the PostgreSQL phases, whose writes (orders
             // created) the original data dir does not have.
             let from = dir.display().to_string();
             eprintln!("bookcal migrate: sled -> PostgreSQL");
             let (secs, said) = migrate(&from, url)?;
             migrations.push(("sled data dir -> PostgreSQL".to_string(), secs, said));
-            let back = tmp.path().join("back");
-            eprintln!("bookcal migrate: PostgreSQL -> sled");
-            let (secs, said) = migrate(url, &back.display().to_string())?;
-            migrations.push(("PostgreSQL -> new sled data dir".to_string(), secs, said));
-            let a = bookcal::app::open_store(&settings(&dir, None)?).await?;
-            let b = bookcal::app::open_store(&settings(&back, None)?).await?;
-            let t0 = Instant::now();
-            let records = compare(&a, &b, &g.admin).await?;
-            drop((a, b));
+            let mut checked = None;
+            if round_trip {
+                let back = tmp.path().join("back");
+                eprintln!("bookcal migrate: PostgreSQL -> sled");
+                let (secs, said) = migrate(url, &back.display().to_string())?;
+                migrations.push(("PostgreSQL -> new sled data dir".to_string(), secs, said));
+                let a = bookcal::app::open_store(&settings(&dir, None)?).await?;
+                let b = bookcal::app::open_store(&settings(&back, None)?).await?;
+                let t0 = Instant::now();
+                let records = compare(&a, &b, &g.admin).await?;
+                drop((a, b));
+                checked = Some((records, t0.elapsed().as_secs_f64()));
+            }
             println!();
-            println!("Round trip (`bookcal migrate`, the release binary):");
+            println!("`bookcal migrate` (the release binary):");
             println!();
             println!("| leg | wall time | copied and checked (bookcal migrate's own report) |");
             println!("|---|---:|---|");
             for (leg, secs, said) in &migrations {
                 println!("| {leg} | {secs:.1} s | {said} |");
             }
-            println!();
-            println!(
-                "- the data dir after the round trip equals the original: {records} records compared (users, organisations, projects, offerings, booking resources, orders, calendar records; the feeds' UID key; an API token) in {:.1} s, 0 differences",
-                t0.elapsed().as_secs_f64()
-            );
+            if let Some((records, secs)) = checked {
+                println!();
+                println!(
+                    "- the data dir after the round trip equals the original: {records} records compared (users, organisations, projects, offerings, booking resources, orders, calendar records; the feeds' UID key; an API token) in {secs:.1} s, 0 differences",
+                );
+            }
         }
+        let before_url = match &before_bin {
+            Some(_) => Some(before_copy(cluster).await?),
+            None => {
+                vacuum_analyze(&cluster.url("bookcal")).await?;
+                None
+            }
+        };
+        let pg_target = Target {
+            label: "PostgreSQL",
+            dir: &dir,
+            url: Some(url),
+            cluster: Some(cluster),
+            bin: &bin,
+        };
         for (i, count) in replicas.iter().enumerate() {
             let wanted: &dyn Fn(&str) -> bool = if i == 0 { &everything } else { &for_replicas };
-            let phase = measure(
-                &http,
-                &dir,
-                Some(url),
-                cluster.as_ref(),
-                *count,
-                &scenarios,
-                wanted,
-                clients,
-            )
-            .await?;
+            let phase = measure(&http, &pg_target, *count, &scenarios, wanted, clients).await?;
             pg_phases.push((*count, phase));
+            if let (0, Some(before_bin), Some(before_url)) = (i, &before_bin, &before_url) {
+                let before = Target {
+                    label: "PostgreSQL before 0010",
+                    dir: &dir,
+                    url: Some(before_url),
+                    cluster: Some(cluster),
+                    bin: before_bin,
+                };
+                before_phase =
+                    Some(measure(&http, &before, 1, &scenarios, &everything, clients).await?);
+            }
         }
     }
 
+    let cell = |f: Option<&Figures>, v: &dyn Fn(&Figures) -> String| f.map_or("failed".into(), v);
     if let (Some(sled), Some((_, pg))) = (&sled_phase, pg_phases.first()) {
         println!();
         println!("Side by side (one server each; CPU per request from the sequential phase):");
         println!();
         println!("| scenario | sled median ms | PostgreSQL median ms | sled p99 ms | PostgreSQL p99 ms | sled CPU ms/req | PostgreSQL CPU ms/req (bookcal + database) | sled req/s | PostgreSQL req/s |");
         println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for ((name, _, a), (_, _, b)) in sled.rows.iter().zip(&pg.rows) {
+        for s in scenarios.iter().filter(|s| everything(&s.name)) {
+            let (a, b) = (row(sled, &s.name), row(pg, &s.name));
             println!(
-                "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} ({:.2} + {:.2}) | {:.0} | {:.0} |",
-                a.median, b.median, a.p99, b.p99, a.cpu, b.cpu + b.db_cpu, b.cpu, b.db_cpu, a.rps, b.rps
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                s.name,
+                cell(a, &|f| format!("{:.2}", f.median)),
+                cell(b, &|f| format!("{:.2}", f.median)),
+                cell(a, &|f| format!("{:.2}", f.p99)),
+                cell(b, &|f| format!("{:.2}", f.p99)),
+                cell(a, &|f| format!("{:.2}", f.cpu)),
+                cell(b, &|f| format!(
+                    "{:.2} ({:.2} + {:.2})",
+                    f.cpu + f.db_cpu,
+                    f.cpu,
+                    f.db_cpu
+                )),
+                cell(a, &|f| format!("{:.0}", f.rps)),
+                cell(b, &|f| format!("{:.0}", f.rps)),
+            );
+        }
+    }
+    if let (Some(before), Some((_, pg))) = (&before_phase, pg_phases.first()) {
+        println!();
+        println!("PostgreSQL before and after migration 0010 (same data, one server each):");
+        println!();
+        println!("| scenario | CPU ms/req before (bookcal + database) | CPU ms/req after (bookcal + database) | median ms before | median ms after | req/s before | req/s after |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        let cpu = |f: &Figures| format!("{:.2} ({:.2} + {:.2})", f.cpu + f.db_cpu, f.cpu, f.db_cpu);
+        for s in scenarios.iter().filter(|s| everything(&s.name)) {
+            let (a, b) = (row(before, &s.name), row(pg, &s.name));
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                s.name,
+                cell(a, &cpu),
+                cell(b, &cpu),
+                cell(a, &|f| format!("{:.2}", f.median)),
+                cell(b, &|f| format!("{:.2}", f.median)),
+                cell(a, &|f| format!("{:.0}", f.rps)),
+                cell(b, &|f| format!("{:.0}", f.rps)),
             );
         }
     }
@@ -1104,11 +1282,13 @@ async fn main() -> Result<()> {
         .iter()
         .map(|p| ("sled", p))
         .chain(pg_phases.first().map(|(_, p)| ("PostgreSQL", p)))
+        .chain(before_phase.iter().map(|p| ("PostgreSQL before 0010", p)))
     {
         println!(
             "- {label}: server start {:.1} s; RSS after loading {:.0} MiB, after the run {:.0} MiB, peak {:.0} MiB",
             phase.startup_secs, phase.rss_loaded, phase.rss_after, phase.hwm
         );
     }
+    eprintln!("done, {}", support::load());
     Ok(())
 }

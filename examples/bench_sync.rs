@@ -8,7 +8,8 @@
 //!
 //! `BENCH_STORE=postgres` keeps the store in a throw-away local PostgreSQL cluster
 //! (PostgreSQL's default durability, every commit flushed) instead of a temporary
-//! sled store.
+//! sled store; `BENCH_STORE=both` runs every scenario on sled, then on PostgreSQL
+//! (each engine with its own emulator and fresh store) and prints them side by side.
 //!
 //! Scenarios: the first sync of one offering with N slots (one engine run); a no-op
 //! pass of the scheduler over 100 and 1,000 offerings (one periodic job each, all due
@@ -17,6 +18,10 @@
 //! for those requests (requests x 60 s / 600). Setting up the offerings of the no-op
 //! passes (their calendars and events) uses a separate, unpaced client with the
 //! emulator's quota and latency off; it is not measured.
+//!
+//! CPU per scenario: this process's (the sync engine and scheduler, the Google client,
+//! and the emulator, which runs in the same process on both engines), plus on
+//! PostgreSQL the database server's (the cluster's processes from `/proc`).
 
 mod support;
 
@@ -145,15 +150,44 @@ async fn scheduler_pass(engine: Arc<SyncEngine>, ids: &[Id]) -> anyhow::Result<(
     Ok(())
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() -> anyhow::Result<()> {
-    let slots = arg_usize("--slots", 1000);
-    let changes = arg_usize("--changes", 10);
-    let passes: Vec<usize> = arg("--offerings")
-        .unwrap_or_else(|| "100 1000".into())
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
+/// One measured scenario on one engine.
+struct Row {
+    scenario: String,
+    /// Google requests, with their breakdown where it is known.
+    requests: String,
+    calls: u64,
+    limited: u64,
+    wall: f64,
+    /// This process's CPU (sync, scheduler, client and emulator), ms.
+    cpu: f64,
+    /// The database server's CPU (PostgreSQL), ms.
+    db_cpu: f64,
+    /// Whether the quota bounds the scenario (else its latency does).
+    quota_bound: bool,
+}
+
+/// This process's CPU time and the database's, ms.
+fn cpu_now(
+    cluster: Option<&bookcal::store::pg::cluster::LocalCluster>,
+) -> anyhow::Result<(f64, f64)> {
+    Ok((
+        support::cpu_ms(std::process::id())?,
+        support::db_cpu_ms(cluster)?,
+    ))
+}
+
+fn quota_secs(n: u64) -> f64 {
+    n as f64 * 60.0 / f64::from(QUOTA_PER_MINUTE)
+}
+
+/// Every scenario on one engine ("sled" or "postgres"), with its own emulator and a
+/// fresh store.
+async fn run_engine(
+    engine_name: &str,
+    slots: usize,
+    changes: usize,
+    passes: &[usize],
+) -> anyhow::Result<Vec<Row>> {
     let emu = Emulator::start(EmulatorOptions {
         latency: LATENCY,
         quota_per_minute: Some(QUOTA_PER_MINUTE),
@@ -168,17 +202,8 @@ async fn main() -> anyhow::Result<()> {
         ..Settings::default()
     };
     let shipped = bookcal::app::client_options(&settings);
-    eprintln!("{}", support::machine());
-    eprintln!(
-        "shipped client: {}/min, burst {}; sync concurrency {}; scheduler {} offerings at a time",
-        shipped.rate_limit.per_minute,
-        shipped.rate_limit.burst,
-        SyncSettings::default().concurrency,
-        SchedulerOptions::default().parallel_offerings
-    );
-    // BENCH_STORE=postgres: the cluster lives as long as this variable.
-    let postgres = std::env::var("BENCH_STORE").is_ok_and(|v| v == "postgres");
-    let cluster = if postgres {
+    // The cluster lives as long as this variable.
+    let cluster = if engine_name == "postgres" {
         Some(
             bookcal::store::pg::cluster::LocalCluster::start(
                 bookcal::store::pg::cluster::Durability::Full,
@@ -225,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?,
     );
-    let quota_secs = |n: u64| n as f64 * 60.0 / f64::from(QUOTA_PER_MINUTE);
+    let cluster = cluster.as_ref();
     let mut rows = Vec::new();
 
     // 1. First sync of one offering with `slots` slots.
@@ -237,24 +262,32 @@ async fn main() -> anyhow::Result<()> {
         .write(vec![Change::Offering(big), Change::Resource(big_booking)])
         .await?;
     emu.controls().reset_counters();
+    let (cpu0, db0) = cpu_now(cluster)?;
     let t = Instant::now();
     let r = measured
         .sync_offering(big_id, RunOptions::default())
         .await?;
     let wall = t.elapsed().as_secs_f64();
+    let (cpu1, db1) = cpu_now(cluster)?;
     let (calls, limited) = requests(&emu);
     anyhow::ensure!(
         r.summary.created as usize == slots,
         "not every slot created"
     );
-    rows.push(format!(
-        "| first sync, {slots} slots (one run) | {calls} (1 calendar + 1 list + {slots} inserts) | {limited} | {wall:.1} s | {:.1} s | {:+.1} % |",
-        quota_secs(calls),
-        (wall / quota_secs(calls) - 1.0) * 100.0
-    ));
+    rows.push(Row {
+        scenario: format!("first sync, {slots} slots (one run)"),
+        requests: format!("{calls} (1 calendar + 1 list + {slots} inserts)"),
+        calls,
+        limited,
+        wall,
+        cpu: cpu1 - cpu0,
+        db_cpu: db1 - db0,
+        quota_bound: true,
+    });
+    eprintln!("{engine_name}: first sync done in {wall:.1} s");
 
     // 2. No-op scheduler passes (each offering with a calendar and 2 bookings).
-    for n in passes {
+    for &n in passes {
         let mut ids = Vec::new();
         let mut batch = Vec::new();
         for i in 1..=n {
@@ -273,15 +306,23 @@ async fn main() -> anyhow::Result<()> {
         // (Re-enabling the quota starts an empty window; the measured client's own
         // bucket keeps every 60 s of its requests, before and after, within its bound.)
         emu.controls().reset_counters();
+        let (cpu0, db0) = cpu_now(cluster)?;
         let t = Instant::now();
         scheduler_pass(measured.clone(), &ids).await?;
         let wall = t.elapsed().as_secs_f64();
+        let (cpu1, db1) = cpu_now(cluster)?;
         let (calls, limited) = requests(&emu);
-        rows.push(format!(
-            "| no-op scheduler pass, {n} offerings | {calls} | {limited} | {wall:.1} s | {:.1} s | {:+.1} % |",
-            quota_secs(calls),
-            (wall / quota_secs(calls) - 1.0) * 100.0
-        ));
+        rows.push(Row {
+            scenario: format!("no-op scheduler pass, {n} offerings"),
+            requests: calls.to_string(),
+            calls,
+            limited,
+            wall,
+            cpu: cpu1 - cpu0,
+            db_cpu: db1 - db0,
+            quota_bound: true,
+        });
+        eprintln!("{engine_name}: no-op pass over {n} done in {wall:.1} s");
     }
 
     // 3. `changes` changes in the big offering: move that many slots by an hour.
@@ -295,24 +336,108 @@ async fn main() -> anyhow::Result<()> {
     }
     store.write(vec![Change::Resource(r)]).await?;
     emu.controls().reset_counters();
+    let (cpu0, db0) = cpu_now(cluster)?;
     let t = Instant::now();
     let r = measured
         .sync_offering(big_id, RunOptions::default())
         .await?;
     let wall = t.elapsed().as_secs_f64();
+    let (cpu1, db1) = cpu_now(cluster)?;
     let (calls, limited) = requests(&emu);
-    rows.push(format!(
-        "| {changes} changes in the {slots}-slot offering (one run) | {calls} (1 list + {} updates) | {limited} | {wall:.1} s | {:.1} s | latency-bound |",
-        r.summary.updated,
-        quota_secs(calls),
-    ));
+    rows.push(Row {
+        scenario: format!("{changes} changes in the {slots}-slot offering (one run)"),
+        requests: format!("{calls} (1 list + {} updates)", r.summary.updated),
+        calls,
+        limited,
+        wall,
+        cpu: cpu1 - cpu0,
+        db_cpu: db1 - db0,
+        quota_bound: false,
+    });
+    emu.shutdown().await;
+    Ok(rows)
+}
 
-    println!("| scenario | Google requests | rate-limit errors | wall time | quota-bound time | over the quota bound |");
-    println!("|---|---|---|---|---|---|");
+fn print_engine(name: &str, rows: &[Row]) {
+    println!();
+    println!("{name}:");
+    println!();
+    println!("| scenario | Google requests | rate-limit errors | wall time | quota-bound time | over the quota bound | CPU ms (bench process + database) |");
+    println!("|---|---|---|---|---|---|---|");
     for r in rows {
-        println!("{r}");
+        let over = if r.quota_bound {
+            format!("{:+.1} %", (r.wall / quota_secs(r.calls) - 1.0) * 100.0)
+        } else {
+            "latency-bound".into()
+        };
+        println!(
+            "| {} | {} | {} | {:.1} s | {:.1} s | {over} | {:.0} ({:.0} + {:.0}) |",
+            r.scenario,
+            r.requests,
+            r.limited,
+            r.wall,
+            quota_secs(r.calls),
+            r.cpu + r.db_cpu,
+            r.cpu,
+            r.db_cpu
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let slots = arg_usize("--slots", 1000);
+    let changes = arg_usize("--changes", 10);
+    let passes: Vec<usize> = arg("--offerings")
+        .unwrap_or_else(|| "100 1000".into())
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let engines: &[&str] = match std::env::var("BENCH_STORE").as_deref() {
+        Ok("postgres") => &["postgres"],
+        Ok("both") => &["sled", "postgres"],
+        Ok("sled") | Err(_) => &["sled"],
+        Ok(other) => anyhow::bail!("BENCH_STORE={other}: expected sled, postgres or both"),
+    };
+    eprintln!("{}", support::machine());
+    let shipped = bookcal::app::client_options(&Settings::default());
+    eprintln!(
+        "shipped client: {}/min, burst {}; sync concurrency {}; scheduler {} offerings at a time",
+        shipped.rate_limit.per_minute,
+        shipped.rate_limit.burst,
+        SyncSettings::default().concurrency,
+        SchedulerOptions::default().parallel_offerings
+    );
+    let mut results = Vec::new();
+    for name in engines {
+        let rows = run_engine(name, slots, changes, &passes).await?;
+        eprintln!("{name} done, {}", support::load());
+        print_engine(name, &rows);
+        results.push((*name, rows));
+    }
+    if let [(_, sled), (_, pg)] = results.as_slice() {
+        println!();
+        println!("Side by side:");
+        println!();
+        println!("| scenario | Google requests sled / PostgreSQL | rate-limit errors sled / PostgreSQL | wall time sled | wall time PostgreSQL | CPU ms sled (bench process) | CPU ms PostgreSQL (bench process + database) |");
+        println!("|---|---|---|---:|---:|---:|---:|");
+        for (a, b) in sled.iter().zip(pg) {
+            println!(
+                "| {} | {} / {} | {} / {} | {:.1} s | {:.1} s | {:.0} | {:.0} ({:.0} + {:.0}) |",
+                a.scenario,
+                a.calls,
+                b.calls,
+                a.limited,
+                b.limited,
+                a.wall,
+                b.wall,
+                a.cpu,
+                b.cpu + b.db_cpu,
+                b.cpu,
+                b.db_cpu
+            );
+        }
     }
     eprintln!("{}", support::load());
-    emu.shutdown().await;
     Ok(())
 }

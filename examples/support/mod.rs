@@ -185,18 +185,56 @@ pub fn metric(text: &str, name: &str, label: &str) -> f64 {
 }
 
 /// The demo data's provider organisation ("northlab"), a project and a user
-/// ("alice"), for benchmarks that add offerings and bookings to it.
+/// ("alice"), for benchmarks that add offerings and bookings to it (on either engine).
 pub async fn demo_people(store: &bookcal::store::Store) -> Result<(Id, Id, Id)> {
-    let cat = store.sled()?.read()?;
-    let customer = cat
+    let dir = store.directory().await?;
+    let customer = dir
         .customers
         .values()
         .find(|c| c.slug == "northlab")
         .map(|c| c.id)
         .context("customer northlab")?;
-    let project = *cat.projects.keys().next().context("a project")?;
-    let user = *cat.users_by_name.get("alice").context("user alice")?;
+    let project = *dir.projects.keys().min().context("a project")?;
+    let user = dir.user_by_name("alice").context("user alice")?.id;
     Ok((customer, project, user))
+}
+
+/// CPU time in milliseconds of a local PostgreSQL cluster (none: 0): the postmaster's
+/// own, what its ended children left it (`cutime`/`cstime`) and its live children's
+/// (the backends, the writers), from `/proc` (10 ms ticks).
+pub fn db_cpu_ms(cluster: Option<&bookcal::store::pg::cluster::LocalCluster>) -> Result<f64> {
+    let Some(c) = cluster else { return Ok(0.0) };
+    let pidfile = std::fs::read_to_string(c.dir().join("data/postmaster.pid"))?;
+    let master: u32 = pidfile
+        .lines()
+        .next()
+        .context("postmaster.pid")?
+        .trim()
+        .parse()?;
+    let fields = |pid: u32| -> Option<Vec<String>> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = stat.rsplit(')').next()?;
+        Some(rest.split_whitespace().map(String::from).collect())
+    };
+    let num = |f: &[String], i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // After the command name: state is 0, ppid 1, utime 11, stime 12, cutime 13, cstime 14.
+    let own = fields(master).context("postmaster stat")?;
+    let mut ticks = num(&own, 11) + num(&own, 12) + num(&own, 13) + num(&own, 14);
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(f) = fields(pid) {
+            if f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(master) {
+                ticks += num(&f, 11) + num(&f, 12);
+            }
+        }
+    }
+    Ok(ticks * 10.0)
 }
 
 /// An active offering of `customer` (Europe/Berlin).
