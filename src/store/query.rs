@@ -6,12 +6,14 @@
 //! cross-engine test asks both the same table of queries over the same data and
 //! compares the answers.
 //!
-//! Text filters compare lowercased text (`contains`), text orders compare bytes
+//! Text filters compare folded text ([`fold`]: lowercase; the needle anywhere in the
+//! text; PostgreSQL matches columns the store folded), text orders compare bytes
 //! (PostgreSQL sorts these columns `COLLATE "C"`), and every order ends with the
 //! record id, so a page is the same on both engines.
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::search::fold;
 use crate::domain::{Id, OrderState, OrderType, ResourceState};
 
 /// Which rows a caller sees: every row, or the rows related to them.
@@ -190,11 +192,11 @@ pub struct OfferingQuery {
     pub page: Option<PageRange>,
 }
 
-/// Whether `hay` lowercased contains `needle` (already lowercase), without allocating
+/// Whether `hay` [`fold`]ed contains `needle` (already folded), without allocating
 /// when `hay` is ASCII (list filters run this on every row).
 pub fn contains_lowercase(hay: &str, needle: &str) -> bool {
     if !hay.is_ascii() {
-        return hay.to_lowercase().contains(needle);
+        return fold(hay).contains(needle);
     }
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
     let Some((&first, rest)) = n.split_first() else {

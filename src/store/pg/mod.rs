@@ -4,7 +4,8 @@
 //! - sqlx with runtime-checked queries (no database at compile time) and its pool.
 //! - Versioned migrations ([`MIGRATIONS`], `migrations/*.sql`) run at start-up and by
 //!   `bookcal migrate`, under sqlx's advisory lock, so replicas starting together
-//!   apply each migration once.
+//!   apply each migration once; then bookcal folds the searched texts of rows that
+//!   lack their folding ([`folded`]).
 //! - Records are the same versioned JSON documents the sled engine writes (`doc`);
 //!   the other columns are derived from them in the same statement, for listing.
 //!
@@ -12,6 +13,7 @@
 //! overlap (an exclusion constraint, whatever replica writes them).
 
 pub mod cluster;
+pub(crate) mod folded;
 pub(crate) mod jobs;
 pub(crate) mod notify;
 pub(crate) mod query;
@@ -56,6 +58,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "list indexes",
         include_str!("migrations/0010_list_indexes.sql"),
     ),
+    (
+        11,
+        "folded text",
+        include_str!("migrations/0011_folded_text.sql"),
+    ),
 ];
 
 #[derive(Debug)]
@@ -87,7 +94,9 @@ impl MigrationSource<'static> for Embedded {
     }
 }
 
-/// Applies the migrations the database lacks (under an advisory lock).
+/// Applies the migrations the database lacks (under an advisory lock), then folds
+/// the searched texts of rows written without their folding ([`folded::fill`]: SQL
+/// cannot fold as bookcal does).
 ///
 /// # Errors
 /// The database refuses, or holds a migration this binary does not know (a newer
@@ -95,7 +104,7 @@ impl MigrationSource<'static> for Embedded {
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     let migrator = Migrator::new(Embedded).await?;
     migrator.run(pool).await?;
-    Ok(())
+    folded::fill(pool).await
 }
 
 /// Connection settings of the PostgreSQL engine.
