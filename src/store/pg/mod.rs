@@ -778,6 +778,72 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rows_written_without_their_folding_are_folded_by_bookcal_at_the_next_start() {
+        use crate::domain::search::fold;
+        let pool = pool().await;
+        let (r, p, o, order) = (
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+        );
+        // As a bookcal older than migration 11 writes them: no folded columns.
+        sqlx::raw_sql(&format!(
+            "INSERT INTO projects (id, customer, name, members, doc)
+                 VALUES ('{p}', '{p}', 'ΣΕΜΙΝΆΡΙΟ Émile', '{{}}', '{{}}');
+             INSERT INTO offerings (id, customer, name, slug, category, doc)
+                 VALUES ('{o}', '{p}', 'İZMİR Straße', 'izmir', '{p}', '{{}}');
+             INSERT INTO resources (id, offering, project, customer, provider, name, slug,
+                 backend_id, state, created, modified, created_by, doc)
+                 VALUES ('{r}', '{o}', '{p}', '{p}', '{p}', 'ÉMILE ΟΔΟΣ', 'Émile-Slug',
+                         'BACKEND-İ', 'OK', now(), now(), '{p}', '{{}}');
+             INSERT INTO orders (id, offering, project, customer, provider, resource, state,
+                 kind, created, modified, created_by, resource_name, doc)
+                 VALUES ('{order}', '{o}', '{p}', '{p}', '{p}', '{r}', 'done', 'Create',
+                         now(), now(), '{p}', 'ÉMILE ΟΔΟΣ', '{{}}');"
+        ))
+        .execute(&pool)
+        .await
+        .expect("insert");
+        migrate(&pool).await.expect("start again");
+        let folded: (String, String, String, String, String, String) = sqlx::query_as(
+            "SELECT r.name_folded, r.slug_folded, r.backend_id_folded, p.name_folded,
+                    f.name_folded, o.resource_name_folded
+             FROM resources r, projects p, offerings f, orders o
+             WHERE r.id = $1 AND p.id = $2 AND f.id = $3 AND o.id = $4",
+        )
+        .bind(r)
+        .bind(p)
+        .bind(o)
+        .bind(order)
+        .fetch_one(&pool)
+        .await
+        .expect("folded");
+        assert_eq!(
+            folded,
+            (
+                fold("ÉMILE ΟΔΟΣ"),
+                fold("Émile-Slug"),
+                fold("BACKEND-İ"),
+                fold("ΣΕΜΙΝΆΡΙΟ Émile"),
+                fold("İZMİR Straße"),
+                fold("ÉMILE ΟΔΟΣ"),
+            )
+        );
+        // Nothing is left for the next start.
+        let unfolded: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM resources WHERE name_folded IS NULL)
+                  + (SELECT count(*) FROM projects WHERE name_folded IS NULL)
+                  + (SELECT count(*) FROM offerings WHERE name_folded IS NULL)
+                  + (SELECT count(*) FROM orders WHERE resource_name_folded IS NULL)",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+        assert_eq!(unfolded, 0);
+    }
+
+    #[tokio::test]
     async fn the_database_refuses_overlapping_live_slots_of_one_offering() {
         let pool = pool().await;
         let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
