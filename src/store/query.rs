@@ -251,11 +251,7 @@ mod tests {
                 found,
                 "{typed:?} in {hay:?}"
             );
-            assert_eq!(
-                fold(hay).contains(&needle),
-                found,
-                "{typed:?} in {hay:?}"
-            );
+            assert_eq!(fold(hay).contains(&needle), found, "{typed:?} in {hay:?}");
         }
     }
 }

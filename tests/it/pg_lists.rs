@@ -427,7 +427,10 @@ async fn the_reshaped_lists_give_the_same_pages_and_totals_on_postgresql_as_on_s
         (false, "strasse", false),
     ];
     for (query, needle, found) in non_ascii_orders {
-        let what = format!("orders {}={needle}", if query { "query" } else { "resource_name" });
+        let what = format!(
+            "orders {}={needle}",
+            if query { "query" } else { "resource_name" }
+        );
         let mut q = orders();
         if query {
             q.query = Some(fold(needle));
