@@ -900,11 +900,10 @@ async fn before_copy(cluster: &LocalCluster) -> Result<String> {
     let mut admin = sqlx::PgConnection::connect(&cluster.url("postgres")).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'bookcal'",
-        )
-        .fetch_one(&mut admin)
-        .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = 'bookcal'")
+                .fetch_one(&mut admin)
+                .await?;
         if n == 0 {
             break;
         }
@@ -1110,7 +1109,7 @@ async fn main() -> Result<()> {
 
     let bin = bookcal_binary()?;
     let before_bin = std::env::var_os("BENCH_BEFORE_BIN").map(PathBuf::from);
-    let round_trip = std::env::var("BENCH_ROUND_TRIP").map_or(true, |v| v != "0");
+    let round_trip = std::env::var("BENCH_ROUND_TRIP").as_deref() != Ok("0");
     let sled_target = Target {
         label: "sled",
         dir: &dir,
@@ -1123,8 +1122,7 @@ async fn main() -> Result<()> {
     let mut before_phase = None;
     let mut migrations = Vec::new();
     if mode == "sled" {
-        sled_phase =
-            Some(measure(&http, &sled_target, 1, &scenarios, &everything, clients).await?);
+        sled_phase = Some(measure(&http, &sled_target, 1, &scenarios, &everything, clients).await?);
     } else {
         let url = url.as_deref().context("cluster url")?;
         let cluster = cluster.as_ref().context("cluster")?;
