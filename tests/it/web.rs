@@ -576,6 +576,21 @@ async fn accepting_and_rejecting_on_the_offering_page_change_the_order_as_the_ap
         .get("owner", &format!("/api/booking-resources/{res}/"))
         .await;
     assert_eq!(rr.body["state"], "Terminated");
+    // Its requester reads it as rejected, not as cancelled.
+    let alice = Browser::sign_in(&app, "alice").await;
+    let mine = alice.get("/bookings").await;
+    let row = row_of(&mine.text, &format!("booking-{res}"));
+    assert!(row.contains("Rejected"), "{row}");
+    assert!(!row.contains("Cancelled"), "{row}");
+}
+
+/// The table row with this id, as the page's text.
+fn row_of<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no row {id} in {page}"));
+    let rest = &page[start..];
+    &rest[..rest.find("</tr>").unwrap_or(rest.len())]
 }
 
 #[tokio::test]
@@ -621,7 +636,9 @@ async fn a_consumer_cancels_a_booking_from_my_bookings() {
     let after = alice.get("/bookings").await;
     assert!(after.text.contains("The booking request is cancelled."));
     assert!(!after.text.contains(&format!("/bookings/{res}/cancel")));
-    assert!(after.text.contains("Cancelled"));
+    let row = row_of(&after.text, &format!("booking-{res}"));
+    assert!(row.contains("Cancelled"), "{row}");
+    assert!(!row.contains("Rejected"), "{row}");
 }
 
 #[tokio::test]
