@@ -121,7 +121,9 @@ impl IntoResponse for WebError {
 }
 
 /// The pages' routes. Sign-in and one-time links count against the client's
-/// anonymous request rate; every answer carries the security headers.
+/// anonymous request rate; every answer carries the security headers; every request
+/// is observed as the API's are ([`crate::api::ops::observe`]: a span and a count by
+/// route template, never the raw path, which holds ids and one-time secrets).
 pub fn router(state: AppState) -> Router {
     let css = axum::body::Bytes::from(assets::stylesheet());
     let sign_in = Router::new()
@@ -166,5 +168,9 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(sign_in)
         .layer(middleware::from_fn(assets::security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::api::ops::observe,
+        ))
         .with_state(state)
 }

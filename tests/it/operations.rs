@@ -285,6 +285,23 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
         .send()
         .await
         .expect("404");
+    // Web pages, one with an offering's id and one with a (spent) one-time secret in
+    // its path: a browser without a session is sent to sign in.
+    let web = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = web
+        .get(format!("{base}/offerings/{}", room.hex()))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 303);
+    let link = web
+        .get(format!("{base}/sign-in/link/secret-link-9d8e7f"))
+        .send()
+        .await
+        .expect("link");
     // The operator's scrape, with the metrics token.
     let scrape = |http: reqwest::Client| {
         let url = format!("{base}/metrics");
@@ -352,6 +369,31 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
         ),
         Some(1.0)
     );
+    // The web pages are counted like the API, by route template.
+    assert_eq!(
+        v(
+            "bookcal_http_requests_total",
+            &[
+                ("method", "GET"),
+                ("route", "/offerings/{id}"),
+                ("status", "303")
+            ]
+        ),
+        Some(1.0)
+    );
+    let link_status = link.status().as_u16().to_string();
+    assert_eq!(
+        v(
+            "bookcal_http_requests_total",
+            &[
+                ("method", "GET"),
+                ("route", "/sign-in/link/{secret}"),
+                ("status", &link_status)
+            ]
+        ),
+        Some(1.0)
+    );
+    assert!(!text.contains("secret-link"), "{text}");
     assert!(
         !text.contains(&room.hex()) || {
             // The offering's id appears only as the label of the per-offering series: the
