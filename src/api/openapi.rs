@@ -23,7 +23,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::bookings::BookingOut;
-use super::directory::{ApiRootOut, CustomerOut, ProjectOut, UserOut};
+use super::directory::{ApiRootOut, CategoryOut, CustomerOut, ProjectOut, UserOut};
 use super::feed_tokens::FeedTokenOut;
 use super::ops::{Health, Readiness};
 use super::render::{
@@ -167,6 +167,8 @@ impl Modify for TokenAuth {
         paths::users_retrieve,
         paths::public_offerings_list,
         paths::public_offerings_retrieve,
+        paths::categories_list,
+        paths::categories_retrieve,
     ),
     tags(
         (name = "booking-offerings"), (name = "booking-resources"),
@@ -606,6 +608,13 @@ mod paths {
 
     #[derive(utoipa::IntoParams)]
     #[into_params(parameter_in = Query)]
+    pub struct TitleFilter {
+        /// Title contains (case-insensitive).
+        pub title: Option<String>,
+    }
+
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
     pub struct UserFilters {
         /// Username contains (case-insensitive).
         pub username: Option<String>,
@@ -662,5 +671,13 @@ mod paths {
         "/api/marketplace-public-offerings/{uuid}/",
         PublicOfferingOut,
         NameFilters
+    );
+    directory!(
+        categories_list,
+        categories_retrieve,
+        "/api/marketplace-categories/",
+        "/api/marketplace-categories/{uuid}/",
+        CategoryOut,
+        TitleFilter
     );
 }
