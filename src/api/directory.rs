@@ -317,6 +317,42 @@ fn answer<'d, T, O: Serialize>(
     Ok(list.respond(&out, total, link))
 }
 
+/// What every retrieve starts from: the item's id, the caller's roles, the base of
+/// the links and the `field=` the answer keeps.
+struct Lookup {
+    id: Id,
+    roles: Roles,
+    urls: Urls,
+    params: Params,
+}
+
+impl Lookup {
+    /// Reads the caller's roles for `GET .../{uuid}/`.
+    ///
+    /// # Errors
+    /// A malformed uuid (404) or a store failure.
+    async fn new(
+        s: &AppState,
+        c: &Caller,
+        base: String,
+        u: &str,
+        q: Option<&str>,
+    ) -> Result<Lookup, ApiError> {
+        Ok(Lookup {
+            id: path_id(u)?,
+            roles: Roles::load(&s.store, &c.user).await?,
+            urls: Urls { base },
+            params: Params::parse(q),
+        })
+    }
+
+    /// The answer: `item` when the caller sees it, else 404.
+    fn answer<O: Serialize>(&self, item: Option<O>) -> Result<Response, ApiError> {
+        let item = item.ok_or(ApiError::NotFound)?;
+        Ok(one_response(&item, &self.params.fields()))
+    }
+}
+
 /// `GET /api/projects/`: `name=`, `customer_uuid=`, `o=name|created`.
 pub async fn projects_list(
     State(s): State<AppState>,
@@ -352,17 +388,14 @@ pub async fn projects_retrieve(
     Path(u): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&u)?;
-    let roles = Roles::load(&s.store, &c.user).await?;
+    let l = Lookup::new(&s, &c, base, &u, q.as_deref()).await?;
     let dir = s.store.directory().await?;
-    let sight = Sight::of(&roles, &dir);
-    let p = dir
-        .projects
-        .get(&id)
-        .filter(|p| sight.projects.contains(&p.id))
-        .ok_or(ApiError::NotFound)?;
-    let out = sight.project(p, &Urls { base });
-    Ok(one_response(&out, &Params::parse(q.as_deref()).fields()))
+    let sight = Sight::of(&l.roles, &dir);
+    let p = dir.projects.get(&l.id);
+    l.answer(
+        p.filter(|p| sight.projects.contains(&p.id))
+            .map(|p| sight.project(p, &l.urls)),
+    )
 }
 
 /// `GET /api/customers/`: `name=`, `o=name|created`.
@@ -397,17 +430,15 @@ pub async fn customers_retrieve(
     Path(u): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&u)?;
-    let roles = Roles::load(&s.store, &c.user).await?;
+    let l = Lookup::new(&s, &c, base, &u, q.as_deref()).await?;
     let dir = s.store.directory().await?;
-    let sight = Sight::of(&roles, &dir);
-    let customer = dir
-        .customers
-        .get(&id)
-        .filter(|c| sight.customers.contains(&c.id))
-        .ok_or(ApiError::NotFound)?;
-    let out = sight.customer(customer, &Urls { base });
-    Ok(one_response(&out, &Params::parse(q.as_deref()).fields()))
+    let sight = Sight::of(&l.roles, &dir);
+    let customer = dir.customers.get(&l.id);
+    l.answer(
+        customer
+            .filter(|c| sight.customers.contains(&c.id))
+            .map(|c| sight.customer(c, &l.urls)),
+    )
 }
 
 /// The users the caller sees: see [`Roles::sees_user`].
@@ -448,17 +479,17 @@ pub async fn users_retrieve(
     Path(u): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&u)?;
-    let roles = Roles::load(&s.store, &c.user).await?;
+    let l = Lookup::new(&s, &c, base, &u, q.as_deref()).await?;
     let dir = s.store.directory().await?;
-    let sight = Sight::of(&roles, &dir);
-    let user = dir
-        .users
-        .get(&id)
-        .filter(|u| roles.sees_user(u.id, &sight.customers, &sight.projects, &dir))
-        .ok_or(ApiError::NotFound)?;
-    let out = user_out(user, &Urls { base });
-    Ok(one_response(&out, &Params::parse(q.as_deref()).fields()))
+    let sight = Sight::of(&l.roles, &dir);
+    let user = dir.users.get(&l.id);
+    l.answer(
+        user.filter(|u| {
+            l.roles
+                .sees_user(u.id, &sight.customers, &sight.projects, &dir)
+        })
+        .map(|u| user_out(u, &l.urls)),
+    )
 }
 
 /// `GET /api/marketplace-public-offerings/`: `name=`, `customer_uuid=`,
@@ -515,21 +546,24 @@ pub async fn public_offerings_retrieve(
     Path(u): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&u)?;
-    let roles = Roles::load(&s.store, &c.user).await?;
+    let l = Lookup::new(&s, &c, base, &u, q.as_deref()).await?;
     let o = s
         .store
-        .offering(id)
+        .offering(l.id)
         .await?
-        .filter(|o| roles.sees_public_offering(o))
+        .filter(|o| l.roles.sees_public_offering(o))
         .ok_or(ApiError::NotFound)?;
     let cal = s.store.calendar(o.id).await?;
     let related = s
         .store
         .related(&render::wanted_for_offerings(std::slice::from_ref(&o)))
         .await?;
-    let out = PublicOfferingOut::of(&o, &related, &Urls { base }, cal.as_ref());
-    Ok(one_response(&out, &Params::parse(q.as_deref()).fields()))
+    l.answer(Some(PublicOfferingOut::of(
+        &o,
+        &related,
+        &l.urls,
+        cal.as_ref(),
+    )))
 }
 
 /// The categories of the offerings the caller sees, each with how many of them are in
@@ -582,13 +616,9 @@ pub async fn categories_retrieve(
     Path(u): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&u)?;
-    let roles = Roles::load(&s.store, &c.user).await?;
+    let l = Lookup::new(&s, &c, base, &u, q.as_deref()).await?;
     let dir = s.store.directory().await?;
-    let category = visible_categories(&roles, &dir)
-        .into_iter()
-        .find(|(c, _)| c.id == id)
-        .ok_or(ApiError::NotFound)?;
-    let out = category_out(&category, &Urls { base });
-    Ok(one_response(&out, &Params::parse(q.as_deref()).fields()))
+    let seen = visible_categories(&l.roles, &dir);
+    let category = seen.iter().find(|(c, _)| c.id == l.id);
+    l.answer(category.map(|c| category_out(c, &l.urls)))
 }
