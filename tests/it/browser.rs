@@ -573,6 +573,31 @@ async fn every_page_fits_a_phone_width_without_sideways_scrolling() {
     browser.goto(&format!("/offerings/{room}")).await;
     browser.click("nav.weeknav a[rel=next]").await;
     browser.wait_text(".week .block.busy", BUSY).await;
+    // The week itself fits the phone: its box does not scroll, all seven days are on
+    // the screen, and every block is wide enough to see and tap.
+    browser.resize(PHONE).await;
+    let fit = browser
+        .js(
+            "const w = document.querySelector('.week');\
+             const box = w.parentElement;\
+             const heads = [...w.querySelectorAll('.dayhead')].map(e => e.getBoundingClientRect());\
+             const blocks = [...w.querySelectorAll('.block')].map(e => e.getBoundingClientRect());\
+             return { scrolls: box.scrollWidth - box.clientWidth,\
+               days: heads.length,\
+               off_screen: heads.filter(r => r.left < 0 || r.right > window.innerWidth).length,\
+               blocks: blocks.length,\
+               narrowest: Math.min(...blocks.map(r => r.width)) };",
+            vec![],
+        )
+        .await;
+    assert_eq!(fit["scrolls"], 0, "the week scrolls inside its box: {fit}");
+    assert_eq!(fit["days"], 7, "{fit}");
+    assert_eq!(fit["off_screen"], 0, "{fit}");
+    assert!(fit["blocks"].as_u64().is_some_and(|n| n > 0), "{fit}");
+    assert!(
+        fit["narrowest"].as_f64().is_some_and(|w| w >= 30.0),
+        "a block narrower than 30px: {fit}"
+    );
     browser.page("staff-offering-week").await;
     browser.click("#sign-out").await;
     browser.wait_path("/sign-in").await;
