@@ -106,6 +106,28 @@ async fn sync_room(app: &TestApp, room: Id) {
     );
 }
 
+/// Waits until the offering's calendar has no sync scheduled or under way: its
+/// state is at rest and no job waits in the queue.
+async fn calendar_at_rest(app: &TestApp, offering: Id) {
+    let store = app.store.clone();
+    assert!(
+        eventually_async(30, || {
+            let store = store.clone();
+            async move {
+                let idle = store
+                    .calendar(offering)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.state.is_idle());
+                idle && store.jobs().await.is_ok_and(|j| j.is_empty())
+            }
+        })
+        .await,
+        "the calendar comes to rest"
+    );
+}
+
 /// The room (`room-aurora`, Europe/Berlin) next week: its Google calendar created
 /// by the scheduler, a confirmed booking on Tuesday, a pending request on Wednesday
 /// and an event added in Google on Thursday, read back as busy time.
@@ -258,21 +280,37 @@ async fn an_owner_signs_in_with_a_token_sees_the_week_accepts_a_request_shares_t
     assert_eq!(booking_state(&app, "alice", &week.confirmed).await, "OK");
 
     // Share the calendar on My offerings; its public feed URL appears once the
-    // share has run, and its Copy button puts it on the clipboard.
+    // share has run, and its Copy button puts it on the clipboard. The sync the
+    // acceptance implied must be over first: while a run is scheduled or under way
+    // the calendar cannot be shared (the API's 400, here a message).
+    calendar_at_rest(&app, week.room).await;
     browser.click("header nav a[href='/']").await;
     browser.wait_text("main h1", "My offerings").await;
     browser
         .click_text(&format!("#offering-{room} button"), "Share")
         .await;
+    browser
+        .wait_text(".flash", "Calendar sharing has been scheduled.")
+        .await;
+    let store = app.store.clone();
+    assert!(
+        eventually_async(30, || {
+            let store = store.clone();
+            async move {
+                store
+                    .calendar(week.room)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.public && c.state.is_idle())
+            }
+        })
+        .await,
+        "the share ran"
+    );
     let feed = format!("#public-feed-{room}");
-    let deadline = tokio::time::Instant::now() + crate::helpers::browser::WAIT;
-    while !browser.has(&feed).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the public feed URL appears on My offerings after sharing"
-        );
-        browser.goto("/").await;
-    }
+    browser.goto("/").await;
+    browser.find(&feed).await;
     browser
         .wait_text(&format!("#offering-{room} .visibility"), "Public")
         .await;

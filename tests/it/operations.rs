@@ -519,6 +519,8 @@ pub(crate) struct Served {
     child: Child,
     pub(crate) base: String,
     log: Arc<Mutex<String>>,
+    /// The thread copying stderr into `log`; it ends at the pipe's end of file.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Served {
@@ -546,7 +548,7 @@ pub(crate) fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Served {
     let stderr = child.stderr.take().expect("stderr");
     let log = Arc::new(Mutex::new(String::new()));
     let sink = log.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             if let Ok(mut l) = sink.lock() {
@@ -583,6 +585,7 @@ pub(crate) fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Served {
         child,
         base: format!("http://{addr}"),
         log,
+        reader: Some(reader),
     }
 }
 
@@ -599,7 +602,8 @@ impl Served {
         panic!("never ready");
     }
 
-    /// SIGTERM, then the exit status within `bound`.
+    /// SIGTERM, then the exit status within `bound`; by then [`Served::log`] holds
+    /// everything the process wrote.
     pub(crate) async fn terminate(&mut self, bound: Duration) -> std::process::ExitStatus {
         let killed = Command::new("kill")
             .arg("-TERM")
@@ -610,6 +614,14 @@ impl Served {
         let deadline = tokio::time::Instant::now() + bound;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
+                // The exit leaves the pipe's last lines unread until the reader gets
+                // to them: wait for it to reach the end of the file.
+                if let Some(reader) = self.reader.take() {
+                    tokio::task::spawn_blocking(move || reader.join())
+                        .await
+                        .expect("join")
+                        .expect("the stderr reader");
+                }
                 return status;
             }
             assert!(
