@@ -28,7 +28,7 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, Respons
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::bookings::BookingOut;
-use super::directory::{ApiRootOut, CustomerOut, ProjectOut, UserOut};
+use super::directory::{ApiRootOut, CategoryOut, CustomerOut, ProjectOut, UserOut};
 use super::feed_tokens::FeedTokenOut;
 use super::ops::{Health, Readiness};
 use super::render::{
@@ -235,6 +235,8 @@ impl Modify for Throttled {
         paths::users_retrieve,
         paths::public_offerings_list,
         paths::public_offerings_retrieve,
+        paths::categories_list,
+        paths::categories_retrieve,
     ),
     tags(
         (name = "booking-offerings"), (name = "booking-resources"),
@@ -674,6 +676,13 @@ mod paths {
 
     #[derive(utoipa::IntoParams)]
     #[into_params(parameter_in = Query)]
+    pub struct TitleFilter {
+        /// Title contains (case-insensitive).
+        pub title: Option<String>,
+    }
+
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
     pub struct UserFilters {
         /// Username contains (case-insensitive).
         pub username: Option<String>,
@@ -730,5 +739,13 @@ mod paths {
         "/api/marketplace-public-offerings/{uuid}/",
         PublicOfferingOut,
         NameFilters
+    );
+    directory!(
+        categories_list,
+        categories_retrieve,
+        "/api/marketplace-categories/",
+        "/api/marketplace-categories/{uuid}/",
+        CategoryOut,
+        TitleFilter
     );
 }
