@@ -27,7 +27,20 @@
 //!   the server's resident memory is sampled;
 //! - after: the flood stops; memory 5 s later and the quiet feed once more.
 //!
-//! Prints one Markdown table, a column per binary.
+//! The flooding clients run on their own tokio runtime (`FLOOD_THREADS`, 2, worker
+//! threads), apart from the owner's client (one thread), so the owner's requests never
+//! wait behind the flood's tasks inside this process. `FLOOD_PIN=S,F` pins the server,
+//! its emulator and the owner's client to CPU `S` and the flooding clients to CPU `F`
+//! (the servers through `taskset -c S`, this process's threads through their
+//! affinity): an attacker is on another machine, so this is the fair run on a
+//! two-core machine. Run the whole under `nice -n -10` so other work on the machine
+//! disturbs less (the children inherit it). `REPEAT` (1) runs the binaries that many
+//! times, interleaved (a, b, a, b, ...), a column each, to show the spread. Each
+//! column records the load average (one minute) before and after it.
+//! `FLOOD_PREPARE=DIR` only makes the data set in `DIR` with the first binary (the
+//! server stops, the data stays) and prints the feeds' paths: for a profiled server.
+//!
+//! Prints one Markdown table, a column per binary (and repetition).
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
@@ -44,6 +57,50 @@ fn knob(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// `FLOOD_PIN=S,F`: the CPU of the server and the owner's client, and the CPU of
+/// the flooding clients.
+fn pinning() -> Option<(usize, usize)> {
+    let spec = std::env::var("FLOOD_PIN").ok()?;
+    let (s, f) = spec.split_once(',')?;
+    Some((s.trim().parse().ok()?, f.trim().parse().ok()?))
+}
+
+/// Pins the calling thread (and the threads it starts later) to `cpu`.
+fn pin_thread(cpu: usize) {
+    assert!(
+        core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
+        "cannot pin a thread to CPU {cpu}"
+    );
+}
+
+/// `bin`, started on the server's CPU when pinning.
+fn bookcal(bin: &Path) -> Command {
+    match pinning() {
+        Some((server, _)) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(server.to_string()).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
+}
+
+/// The one-minute load average.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// This process's nice value.
+fn niceness() -> String {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    // Field 19 (nice), counted from the state field (3) here.
+    after.split_whitespace().nth(16).unwrap_or("?").to_owned()
 }
 
 struct Proc(Child);
@@ -255,23 +312,32 @@ async fn fresh_latencies(
     (at(0.5), at(0.99), failed)
 }
 
-async fn run(bin: &Path, settings: &[(String, String)]) -> Vec<(&'static str, String)> {
+async fn run(
+    bin: &Path,
+    settings: &[(String, String)],
+    flood_rt: &tokio::runtime::Handle,
+) -> Vec<(&'static str, String)> {
+    let load_before = load_average();
     let flood_events = knob("FLOOD_EVENTS", 1000) as usize;
     let samples = knob("SAMPLES", 200);
     let clients = knob("FLOOD_CLIENTS", 64);
     let flood_secs = knob("FLOOD_SECS", 20);
     let addrs = knob("FLOOD_ADDRS", 1).clamp(1, 250);
-    let dir = tempfile::tempdir().expect("tmp");
-    let data = dir.path().join("data");
-    let set = dir.path().join("set.json");
+    let tmp = tempfile::tempdir().expect("tmp");
+    // FLOOD_PREPARE=DIR: the data set is made in DIR and kept (for profiling).
+    let prepare = std::env::var_os("FLOOD_PREPARE").map(PathBuf::from);
+    let root = prepare.clone().unwrap_or_else(|| tmp.path().to_owned());
+    std::fs::create_dir_all(&root).expect("the data set's directory");
+    let data = root.join("data");
+    let set = root.join("set.json");
     std::fs::write(&set, data_set(flood_events, 100).to_string()).expect("write");
     cli(bin, &data, &["import", set.to_str().expect("path")]);
     let owner = cli(bin, &data, &["token", "create", "--username", "owner"]);
     let alice = cli(bin, &data, &["token", "create", "--username", "alice"]);
 
     // The binary's own emulator, so the share action really makes the calendar public.
-    let key = dir.path().join("key.json");
-    let mut emu = Command::new(bin);
+    let key = root.join("key.json");
+    let mut emu = bookcal(bin);
     emu.args([
         "emulator",
         "--listen",
@@ -283,7 +349,7 @@ async fn run(bin: &Path, settings: &[(String, String)]) -> Vec<(&'static str, St
     let (_emu, emu_line) = spawn_until(emu, "listening");
     let emu_port = port_in(&emu_line);
 
-    let mut serve = Command::new(bin);
+    let mut serve = bookcal(bin);
     serve.envs(settings.iter().map(|(k, v)| (k, v)));
     serve
         .arg("serve")
@@ -377,6 +443,14 @@ async fn run(bin: &Path, settings: &[(String, String)]) -> Vec<(&'static str, St
         next: 0,
     };
 
+    if prepare.is_some() {
+        // The server stops when this returns; its data stays for a profiled server.
+        let path = |u: &str| u.split_once("/feeds/").map(|(_, p)| format!("/feeds/{p}"));
+        println!("data {}", data.display());
+        println!("quiet {}", path(&quiet_url).unwrap_or_default());
+        println!("public {}", path(&public).unwrap_or_default());
+        return Vec::new();
+    }
     let owner_http = reqwest::Client::builder()
         .local_address(IpAddr::V4(Ipv4Addr::LOCALHOST))
         .build()
@@ -416,7 +490,7 @@ async fn run(bin: &Path, settings: &[(String, String)]) -> Vec<(&'static str, St
             failed.clone(),
         );
         let public = public.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(flood_rt.spawn(async move {
             let mut k: u64 = c;
             while !stop.load(Ordering::Relaxed) {
                 // A distinct window every time, each covering most of the bookings
@@ -539,11 +613,21 @@ async fn run(bin: &Path, settings: &[(String, String)]) -> Vec<(&'static str, St
         ),
         ("server RSS MiB 5 s after", format!("{rss_after:.0}")),
         ("server VmHWM MiB", format!("{hwm:.0}")),
+        (
+            "load average (1 min) before / after; nice; pinning",
+            format!(
+                "{load_before} / {}; {}; {}",
+                load_average(),
+                niceness(),
+                pinning().map_or("none".to_owned(), |(s, f)| format!(
+                    "server+owner CPU {s}, flood CPU {f}"
+                ))
+            ),
+        ),
     ]
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     // `NAME=VALUE` arguments set the server's environment for the binaries after them
     // (a column per binary, named with its settings).
     let mut bins: Vec<(PathBuf, Vec<(String, String)>)> = Vec::new();
@@ -557,29 +641,62 @@ async fn main() {
         }
     }
     assert!(!bins.is_empty(), "usage: feed_flood BINARY [BINARY ...]");
-    let mut columns = Vec::new();
-    let name = |(bin, settings): &(PathBuf, Vec<(String, String)>)| {
+    let pin = pinning();
+    if let Some((server, _)) = pin {
+        // The owner's client (this thread, and the threads it starts) beside the server.
+        pin_thread(server);
+    }
+    let owner_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the owner's runtime");
+    let flood_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            usize::try_from(knob("FLOOD_THREADS", 2))
+                .unwrap_or(2)
+                .max(1),
+        )
+        .enable_all()
+        .on_thread_start(move || {
+            if let Some((_, flood)) = pin {
+                pin_thread(flood);
+            }
+        })
+        .build()
+        .expect("the flood's runtime");
+    let repeat = knob("REPEAT", 1).max(1);
+    let name = |(bin, settings): &(PathBuf, Vec<(String, String)>), rep: u64| {
         let mut n = bin.display().to_string();
         for (k, v) in settings {
             n = format!("{k}={v} {n}");
         }
+        if repeat > 1 {
+            n = format!("{n} #{}", rep + 1);
+        }
         n
     };
-    for b in &bins {
-        eprintln!("== {}", name(b));
-        let rows = run(&b.0, &b.1).await;
-        for (k, v) in &rows {
-            eprintln!("{k}: {v}");
-        }
-        columns.push(rows);
+    if std::env::var_os("FLOOD_PREPARE").is_some() {
+        owner_rt.block_on(run(&bins[0].0, &bins[0].1, flood_rt.handle()));
+        return;
     }
-    println!(
-        "| scenario | {} |",
-        bins.iter().map(name).collect::<Vec<_>>().join(" | ")
-    );
-    println!("|---|{}", "---|".repeat(bins.len()));
-    for (i, (name, _)) in columns[0].iter().enumerate() {
+    let mut columns = Vec::new();
+    let mut names = Vec::new();
+    for rep in 0..repeat {
+        for b in &bins {
+            let n = name(b, rep);
+            eprintln!("== {n}");
+            let rows = owner_rt.block_on(run(&b.0, &b.1, flood_rt.handle()));
+            for (k, v) in &rows {
+                eprintln!("{k}: {v}");
+            }
+            columns.push(rows);
+            names.push(n);
+        }
+    }
+    println!("| scenario | {} |", names.join(" | "));
+    println!("|---|{}", "---|".repeat(names.len()));
+    for (i, (row, _)) in columns[0].iter().enumerate() {
         let cells: Vec<&str> = columns.iter().map(|c| c[i].1.as_str()).collect();
-        println!("| {name} | {} |", cells.join(" | "));
+        println!("| {row} | {} |", cells.join(" | "));
     }
 }

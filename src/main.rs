@@ -596,13 +596,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match runtime.block_on(run(cli)) {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("bookcal: {e:#}");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Everything is done, drained and flushed by now. The process ends without
+    // tearing the runtime's threads down one by one: a library that logs while a
+    // thread's locals are destroyed (tokio's and mio's drivers do, at trace level)
+    // would reach the log subscriber's per-thread state after it is gone, and a
+    // panic there aborts the process (SIGABRT) instead of exiting with `code`.
+    std::process::exit(code)
 }
 
 /// A store named on the command line: a `postgres://` URL or a sled data directory.

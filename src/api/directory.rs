@@ -1,11 +1,13 @@
 //! The read-only directory the other answers link to: `/api/` (the API root),
-//! `/api/projects/`, `/api/customers/`, `/api/users/` and
-//! `/api/marketplace-public-offerings/`, each a list and its items, in Waldur's
-//! shapes (the fields a Waldur client reads; none that bookcal does not hold).
+//! `/api/projects/`, `/api/customers/`, `/api/users/`,
+//! `/api/marketplace-public-offerings/` and `/api/marketplace-categories/`, each a
+//! list and its items, in Waldur's shapes (the fields a Waldur client reads; none
+//! that bookcal does not hold).
 //!
 //! Who sees what is [`Roles`]' rules (`sees_project`, `sees_customer`, `sees_user`,
-//! `sees_public_offering`); the lists are the directory read once (a few thousand
-//! records at most), filtered, ordered and paged here, with the same `page`,
+//! `sees_public_offering`; a category is seen with the offerings in it); the lists
+//! are the directory read once (a few thousand records at most), filtered, then
+//! ordered, paged and answered by one tail ([`answer`]), with the same `page`,
 //! `page_size`, `field=`, `o=` and headers as every list.
 
 use std::collections::HashSet;
@@ -21,7 +23,7 @@ use super::listing::{one_response, ListRequest, Params};
 use super::render::{self, PublicOfferingOut, Urls};
 use super::{path_id, ApiError, AppState, BaseUrl};
 use crate::domain::format::ts;
-use crate::domain::{Customer, Id, Offering, Project, User};
+use crate::domain::{Category, Customer, Id, Offering, Project, User};
 use crate::store::Directory;
 
 /// `GET /api/`: every collection bookcal serves, by name (DRF's API root).
@@ -36,6 +38,8 @@ pub struct ApiRootOut {
     marketplace_orders: String,
     #[serde(rename = "marketplace-public-offerings")]
     marketplace_public_offerings: String,
+    #[serde(rename = "marketplace-categories")]
+    marketplace_categories: String,
     projects: String,
     customers: String,
     users: String,
@@ -101,6 +105,19 @@ pub struct UserOut<'a> {
     date_joined: String,
 }
 
+/// A marketplace category (`/api/marketplace-categories/`): the category of the
+/// offerings the caller sees.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MarketplaceCategory)]
+pub struct CategoryOut<'a> {
+    url: String,
+    #[schema(value_type = String)]
+    uuid: Id,
+    title: &'a str,
+    /// Its offerings the caller sees.
+    offering_count: usize,
+}
+
 /// `GET /api/`.
 pub async fn root(BaseUrl(base): BaseUrl) -> Response {
     let at = |c: &str| format!("{base}/api/{c}/");
@@ -109,6 +126,7 @@ pub async fn root(BaseUrl(base): BaseUrl) -> Response {
         booking_resources: at("booking-resources"),
         marketplace_orders: at("marketplace-orders"),
         marketplace_public_offerings: at("marketplace-public-offerings"),
+        marketplace_categories: at("marketplace-categories"),
         projects: at("projects"),
         customers: at("customers"),
         users: at("users"),
@@ -251,17 +269,88 @@ fn order_by<T>(
     Ok(())
 }
 
-/// The page `list` asks for of `items`, with its `Link` header.
-fn page<'i, T>(
+/// How a list is ordered and where it is served: its `o=` keys (the first is the
+/// default order), each item's id (the last tie-break), and its path.
+struct Listing<T: 'static> {
+    path: &'static str,
+    keys: &'static [SortKey<T>],
+    id: fn(&T) -> Id,
+}
+
+/// The page `list` asks for of `items` once ordered (`o=`), with how many items
+/// all pages hold and the `Link` header.
+///
+/// # Errors
+/// An unknown `o=` key or a page past the end.
+fn ordered_page<'d, T>(
     list: &ListRequest,
-    path: &str,
-    items: &'i [&'i T],
-) -> Result<(&'i [&'i T], String), ApiError> {
-    let link = list.link(path, items.len())?;
+    listing: &Listing<T>,
+    mut items: Vec<&'d T>,
+) -> Result<(Vec<&'d T>, usize, String), ApiError> {
+    order_by(&mut items, &list.params, listing.keys, listing.id)?;
+    let total = items.len();
+    let link = list.link(listing.path, total)?;
     let rows = list.rows();
-    let start = rows.offset.min(items.len());
-    let end = start.saturating_add(rows.limit).min(items.len());
-    Ok((&items[start..end], link))
+    let start = rows.offset.min(total);
+    let end = start.saturating_add(rows.limit).min(total);
+    items.truncate(end);
+    items.drain(..start);
+    Ok((items, total, link))
+}
+
+/// The tail every list shares: orders `items`, takes the page asked for and answers
+/// it, each item rendered by `render`.
+///
+/// # Errors
+/// As [`ordered_page`].
+fn answer<'d, T, O: Serialize>(
+    list: &ListRequest,
+    listing: &Listing<T>,
+    items: Vec<&'d T>,
+    render: impl Fn(&'d T, &Urls) -> O,
+) -> Result<Response, ApiError> {
+    let (rows, total, link) = ordered_page(list, listing, items)?;
+    let urls = Urls {
+        base: list.base.clone(),
+    };
+    let out: Vec<O> = rows.into_iter().map(|i| render(i, &urls)).collect();
+    Ok(list.respond(&out, total, link))
+}
+
+/// What every retrieve starts from: the item's id, the caller's roles, the base of
+/// the links and the `field=` the answer keeps.
+struct Lookup {
+    id: Id,
+    roles: Roles,
+    urls: Urls,
+    params: Params,
+}
+
+impl Lookup {
+    /// Reads the caller's roles for `GET .../{uuid}/`.
+    ///
+    /// # Errors
+    /// A malformed uuid (404) or a store failure.
+    async fn new(
+        s: &AppState,
+        c: &Caller,
+        base: String,
+        u: &str,
+        q: Option<&str>,
+    ) -> Result<Lookup, ApiError> {
+        Ok(Lookup {
+            id: path_id(u)?,
+            roles: Roles::load(&s.store, &c.user).await?,
+            urls: Urls { base },
+            params: Params::parse(q),
+        })
+    }
+
+    /// The answer: `item` when the caller sees it, else 404.
+    fn answer<O: Serialize>(&self, item: Option<O>) -> Result<Response, ApiError> {
+        let item = item.ok_or(ApiError::NotFound)?;
+        Ok(one_response(&item, &self.params.fields()))
+    }
 }
 
 /// `GET /api/projects/`: `name=`, `customer_uuid=`, `o=name|created`.
@@ -280,21 +369,15 @@ pub async fn projects_list(
     if let Some(c) = list.params.uuids("customer_uuid")? {
         items.retain(|p| c.contains(&p.customer));
     }
-    order_by(
-        &mut items,
-        &list.params,
-        &[
-            ("name", |p: &Project| p.name.to_lowercase()),
-            ("created", |p: &Project| ts(&p.created)),
+    const PROJECTS: Listing<Project> = Listing {
+        path: "/api/projects/",
+        keys: &[
+            ("name", |p| p.name.to_lowercase()),
+            ("created", |p| ts(&p.created)),
         ],
-        |p| p.id,
-    )?;
-    let urls = Urls {
-        base: list.base.clone(),
+        id: |p| p.id,
     };
-    let (rows, link) = page(&list, "/api/projects/", &items)?;
-    let out: Vec<ProjectOut> = rows.iter().map(|p| sight.project(p, &urls)).collect();
-    Ok(list.respond(&out, items.len(), link))
+    answer(&list, &PROJECTS, items, |p, urls| sight.project(p, urls))
 }
 
 /// `GET /api/projects/{uuid}/`.
@@ -305,17 +388,14 @@ pub async fn projects_retrieve(
     Path(u): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&u)?;
-    let roles = Roles::load(&s.store, &c.user).await?;
+    let l = Lookup::new(&s, &c, base, &u, q.as_deref()).await?;
     let dir = s.store.directory().await?;
-    let sight = Sight::of(&roles, &dir);
-    let p = dir
-        .projects
-        .get(&id)
-        .filter(|p| sight.projects.contains(&p.id))
-        .ok_or(ApiError::NotFound)?;
-    let out = sight.project(p, &Urls { base });
-    Ok(one_response(&out, &Params::parse(q.as_deref()).fields()))
+    let sight = Sight::of(&l.roles, &dir);
+    let p = dir.projects.get(&l.id);
+    l.answer(
+        p.filter(|p| sight.projects.contains(&p.id))
+            .map(|p| sight.project(p, &l.urls)),
+    )
 }
 
 /// `GET /api/customers/`: `name=`, `o=name|created`.
@@ -331,21 +411,15 @@ pub async fn customers_list(
         .filter(|c| sight.customers.contains(&c.id))
         .collect();
     name_filter(&mut items, &list.params, "name", |c| &c.name);
-    order_by(
-        &mut items,
-        &list.params,
-        &[
-            ("name", |c: &Customer| c.name.to_lowercase()),
-            ("created", |c: &Customer| ts(&c.created)),
+    const CUSTOMERS: Listing<Customer> = Listing {
+        path: "/api/customers/",
+        keys: &[
+            ("name", |c| c.name.to_lowercase()),
+            ("created", |c| ts(&c.created)),
         ],
-        |c| c.id,
-    )?;
-    let urls = Urls {
-        base: list.base.clone(),
+        id: |c| c.id,
     };
-    let (rows, link) = page(&list, "/api/customers/", &items)?;
-    let out: Vec<CustomerOut> = rows.iter().map(|c| sight.customer(c, &urls)).collect();
-    Ok(list.respond(&out, items.len(), link))
+    answer(&list, &CUSTOMERS, items, |c, urls| sight.customer(c, urls))
 }
 
 /// `GET /api/customers/{uuid}/`.
@@ -356,17 +430,15 @@ pub async fn customers_retrieve(
     Path(u): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&u)?;
-    let roles = Roles::load(&s.store, &c.user).await?;
+    let l = Lookup::new(&s, &c, base, &u, q.as_deref()).await?;
     let dir = s.store.directory().await?;
-    let sight = Sight::of(&roles, &dir);
-    let customer = dir
-        .customers
-        .get(&id)
-        .filter(|c| sight.customers.contains(&c.id))
-        .ok_or(ApiError::NotFound)?;
-    let out = sight.customer(customer, &Urls { base });
-    Ok(one_response(&out, &Params::parse(q.as_deref()).fields()))
+    let sight = Sight::of(&l.roles, &dir);
+    let customer = dir.customers.get(&l.id);
+    l.answer(
+        customer
+            .filter(|c| sight.customers.contains(&c.id))
+            .map(|c| sight.customer(c, &l.urls)),
+    )
 }
 
 /// The users the caller sees: see [`Roles::sees_user`].
@@ -387,22 +459,16 @@ pub async fn users_list(
     let mut items = visible_users(&list.roles, &dir, &sight);
     name_filter(&mut items, &list.params, "username", |u| &u.username);
     name_filter(&mut items, &list.params, "full_name", |u| &u.full_name);
-    order_by(
-        &mut items,
-        &list.params,
-        &[
-            ("username", |u: &User| u.username.to_lowercase()),
-            ("full_name", |u: &User| u.full_name.to_lowercase()),
-            ("date_joined", |u: &User| ts(&u.created)),
+    const USERS: Listing<User> = Listing {
+        path: "/api/users/",
+        keys: &[
+            ("username", |u| u.username.to_lowercase()),
+            ("full_name", |u| u.full_name.to_lowercase()),
+            ("date_joined", |u| ts(&u.created)),
         ],
-        |u| u.id,
-    )?;
-    let urls = Urls {
-        base: list.base.clone(),
+        id: |u| u.id,
     };
-    let (rows, link) = page(&list, "/api/users/", &items)?;
-    let out: Vec<UserOut> = rows.iter().map(|u| user_out(u, &urls)).collect();
-    Ok(list.respond(&out, items.len(), link))
+    answer(&list, &USERS, items, user_out)
 }
 
 /// `GET /api/users/{uuid}/`.
@@ -413,17 +479,17 @@ pub async fn users_retrieve(
     Path(u): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&u)?;
-    let roles = Roles::load(&s.store, &c.user).await?;
+    let l = Lookup::new(&s, &c, base, &u, q.as_deref()).await?;
     let dir = s.store.directory().await?;
-    let sight = Sight::of(&roles, &dir);
-    let user = dir
-        .users
-        .get(&id)
-        .filter(|u| roles.sees_user(u.id, &sight.customers, &sight.projects, &dir))
-        .ok_or(ApiError::NotFound)?;
-    let out = user_out(user, &Urls { base });
-    Ok(one_response(&out, &Params::parse(q.as_deref()).fields()))
+    let sight = Sight::of(&l.roles, &dir);
+    let user = dir.users.get(&l.id);
+    l.answer(
+        user.filter(|u| {
+            l.roles
+                .sees_user(u.id, &sight.customers, &sight.projects, &dir)
+        })
+        .map(|u| user_out(u, &l.urls)),
+    )
 }
 
 /// `GET /api/marketplace-public-offerings/`: `name=`, `customer_uuid=`,
@@ -442,17 +508,17 @@ pub async fn public_offerings_list(
     if let Some(c) = list.params.uuids("customer_uuid")? {
         items.retain(|o| c.contains(&o.customer));
     }
-    order_by(
-        &mut items,
-        &list.params,
-        &[
-            ("name", |o: &Offering| o.name.to_lowercase()),
-            ("created", |o: &Offering| ts(&o.created)),
+    const OFFERINGS: Listing<Offering> = Listing {
+        path: "/api/marketplace-public-offerings/",
+        keys: &[
+            ("name", |o| o.name.to_lowercase()),
+            ("created", |o| ts(&o.created)),
         ],
-        |o| o.id,
-    )?;
-    let (rows, link) = page(&list, "/api/marketplace-public-offerings/", &items)?;
-    let rows: Vec<Offering> = rows.iter().map(|o| (*o).clone()).collect();
+        id: |o| o.id,
+    };
+    // Rendered with what the store relates to the page's offerings (read for them).
+    let (rows, total, link) = ordered_page(&list, &OFFERINGS, items)?;
+    let rows: Vec<Offering> = rows.into_iter().cloned().collect();
     let related = s
         .store
         .related(&render::wanted_for_offerings(&rows))
@@ -469,7 +535,7 @@ pub async fn public_offerings_list(
         .zip(&calendars)
         .map(|(o, cal)| PublicOfferingOut::of(o, &related, &urls, cal.as_ref()))
         .collect();
-    Ok(list.respond(&out, items.len(), link))
+    Ok(list.respond(&out, total, link))
 }
 
 /// `GET /api/marketplace-public-offerings/{uuid}/`.
@@ -480,19 +546,79 @@ pub async fn public_offerings_retrieve(
     Path(u): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&u)?;
-    let roles = Roles::load(&s.store, &c.user).await?;
+    let l = Lookup::new(&s, &c, base, &u, q.as_deref()).await?;
     let o = s
         .store
-        .offering(id)
+        .offering(l.id)
         .await?
-        .filter(|o| roles.sees_public_offering(o))
+        .filter(|o| l.roles.sees_public_offering(o))
         .ok_or(ApiError::NotFound)?;
     let cal = s.store.calendar(o.id).await?;
     let related = s
         .store
         .related(&render::wanted_for_offerings(std::slice::from_ref(&o)))
         .await?;
-    let out = PublicOfferingOut::of(&o, &related, &Urls { base }, cal.as_ref());
-    Ok(one_response(&out, &Params::parse(q.as_deref()).fields()))
+    l.answer(Some(PublicOfferingOut::of(
+        &o,
+        &related,
+        &l.urls,
+        cal.as_ref(),
+    )))
+}
+
+/// The categories of the offerings the caller sees, each with how many of them are in
+/// it.
+fn visible_categories(roles: &Roles, dir: &Directory) -> Vec<(Category, usize)> {
+    let mut seen: std::collections::BTreeMap<Id, (Category, usize)> = Default::default();
+    for o in dir
+        .offerings
+        .values()
+        .filter(|o| roles.sees_public_offering(o))
+    {
+        seen.entry(o.category.id)
+            .or_insert_with(|| (o.category.clone(), 0))
+            .1 += 1;
+    }
+    seen.into_values().collect()
+}
+
+fn category_out<'a>((c, count): &'a (Category, usize), urls: &Urls) -> CategoryOut<'a> {
+    CategoryOut {
+        url: urls.of("marketplace-categories", c.id),
+        uuid: c.id,
+        title: &c.title,
+        offering_count: *count,
+    }
+}
+
+/// `GET /api/marketplace-categories/`: `title=`, `o=title`.
+pub async fn categories_list(
+    State(s): State<AppState>,
+    list: ListRequest,
+) -> Result<Response, ApiError> {
+    let dir = s.store.directory().await?;
+    let all = visible_categories(&list.roles, &dir);
+    let mut items: Vec<&(Category, usize)> = all.iter().collect();
+    name_filter(&mut items, &list.params, "title", |c| &c.0.title);
+    const CATEGORIES: Listing<(Category, usize)> = Listing {
+        path: "/api/marketplace-categories/",
+        keys: &[("title", |c| c.0.title.to_lowercase())],
+        id: |c| c.0.id,
+    };
+    answer(&list, &CATEGORIES, items, category_out)
+}
+
+/// `GET /api/marketplace-categories/{uuid}/`.
+pub async fn categories_retrieve(
+    State(s): State<AppState>,
+    c: Caller,
+    BaseUrl(base): BaseUrl,
+    Path(u): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let l = Lookup::new(&s, &c, base, &u, q.as_deref()).await?;
+    let dir = s.store.directory().await?;
+    let seen = visible_categories(&l.roles, &dir);
+    let category = seen.iter().find(|(c, _)| c.id == l.id);
+    l.answer(category.map(|c| category_out(c, &l.urls)))
 }

@@ -399,6 +399,26 @@ impl ListRequest {
         ))
     }
 
+    /// A page the store found as the answer of the list at `path`, each item
+    /// rendered by `render` (given the links' base): the tail of every list the
+    /// store pages.
+    ///
+    /// # Errors
+    /// A page past the last one.
+    pub fn respond_page<'p, T, O: serde::Serialize>(
+        &self,
+        path: &str,
+        found: &'p crate::store::query::Page<T>,
+        render: impl Fn(&'p T, &super::render::Urls) -> O,
+    ) -> Result<Response, ApiError> {
+        let link = self.link(path, found.total)?;
+        let urls = super::render::Urls {
+            base: self.base.clone(),
+        };
+        let out: Vec<O> = found.items.iter().map(|i| render(i, &urls)).collect();
+        Ok(self.respond(&out, found.total, link))
+    }
+
     /// The page as the answer, with the fields `field=` picks.
     pub fn respond<T: serde::Serialize>(
         &self,

@@ -322,6 +322,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/marketplace-public-offerings/{uuid}/",
             get(directory::public_offerings_retrieve),
+        )
+        .route(
+            "/api/marketplace-categories/",
+            get(directory::categories_list),
+        )
+        .route(
+            "/api/marketplace-categories/{uuid}/",
+            get(directory::categories_retrieve),
         );
     // 405s and extractor rejections get their DRF shape from `server::with_limits`,
     // which also limits bodies (`http.max_body_bytes`).

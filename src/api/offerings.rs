@@ -39,25 +39,19 @@ pub async fn list(State(state): State<AppState>, list: ListRequest) -> Result<Re
         page: Some(list.rows()),
     };
     let found = state.store.list_offerings(&query).await?;
-    let link = list.link("/api/booking-offerings/", found.total)?;
-    let urls = Urls {
-        base: list.base.clone(),
-    };
     let related = state
         .store
         .related(&render::wanted_for_offerings(&found.items))
         .await?;
-    let mut calendars = Vec::with_capacity(found.items.len());
+    let mut calendars = std::collections::HashMap::with_capacity(found.items.len());
     for o in &found.items {
-        calendars.push(CalendarView::load(&state, o).await?);
+        calendars.insert(o.id, CalendarView::load(&state, o).await?);
     }
-    let out: Vec<OfferingOut> = found
-        .items
-        .iter()
-        .zip(&calendars)
-        .map(|(o, view)| offering_out(o, view, &related, &urls))
-        .collect();
-    Ok(list.respond(&out, found.total, link))
+    list.respond_page("/api/booking-offerings/", &found, |o, urls| {
+        // Every offering of the page has its view, loaded just above.
+        let view = calendars.get(&o.id);
+        view.map(|v| offering_out(o, v, &related, urls))
+    })
 }
 
 /// An offering's calendar record and, once it has one, its queued jobs (the web

@@ -8,6 +8,10 @@
 //! responses against this document, refusing any field it does not name, and
 //! snapshot-tests the document; CI runs schemathesis against a live server.
 //!
+//! Every operation the per-client limiter can refuse ([`super::throttle`]: all but
+//! the probes and the scrape) has its 429 (DRF's `detail` and `Retry-After`), added
+//! by [`Throttled`] rather than repeated on each declaration.
+//!
 //! The operations are declared here, one `#[utoipa::path]` per route, beside the
 //! schemas rather than on the handlers, so that handler files stay free of
 //! documentation churn; a test checks that every route in [`super::router`] is
@@ -20,10 +24,11 @@ use std::collections::HashMap;
 
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::bookings::BookingOut;
-use super::directory::{ApiRootOut, CustomerOut, ProjectOut, UserOut};
+use super::directory::{ApiRootOut, CategoryOut, CustomerOut, ProjectOut, UserOut};
 use super::feed_tokens::FeedTokenOut;
 use super::ops::{Health, Readiness};
 use super::render::{
@@ -107,6 +112,69 @@ impl Modify for TokenAuth {
     }
 }
 
+/// The per-client limiter's 429, a reusable response (`#/components/responses/Throttled`)
+/// given to every operation except [`super::throttle::NEVER_COUNTED`]'s: anonymous
+/// requests over their client's rate (and, on the token feeds, guessed tokens past it)
+/// are refused whatever the operation.
+struct Throttled;
+
+impl Modify for Throttled {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let retry_after = HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1)),
+            )
+            .description(Some(
+                "Whole seconds until the client's allowance has a request again (at least 1)",
+            ))
+            .build();
+        let response = ResponseBuilder::new()
+            .description(
+                "Too many requests without credentials from this client (or guessed feed \
+                 tokens); ask again after `Retry-After` seconds. A client that keeps asking \
+                 has its answers held (`http.throttle_hold_ms`) and its connection closed.",
+            )
+            .header("Retry-After", retry_after)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Detail")))
+                    .example(Some(serde_json::json!({
+                        "detail": "Request was throttled. Expected available in 1 second."
+                    })))
+                    .build(),
+            )
+            .build();
+        doc.components
+            .get_or_insert_with(Default::default)
+            .responses
+            .insert("Throttled".to_owned(), response.into());
+        for (path, item) in &mut doc.paths.paths {
+            if super::throttle::NEVER_COUNTED.contains(&path.as_str()) {
+                continue;
+            }
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for op in ops.into_iter().flatten() {
+                op.responses.responses.insert(
+                    "429".to_owned(),
+                    Ref::from_response_name("Throttled").into(),
+                );
+            }
+        }
+    }
+}
+
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
@@ -114,7 +182,7 @@ impl Modify for TokenAuth {
         title = "bookcal",
         description = "The booking slice of the Waldur marketplace REST API, with Google Calendar sync.\n\nLists are bare JSON arrays with `page`/`page_size` (default 10, max 300), the `X-Result-Count` and `Link` headers and `HEAD`; `field=` picks fields and `o=` orders. UUIDs are accepted hex or dashed."
     ),
-    modifiers(&TokenAuth),
+    modifiers(&TokenAuth, &Throttled),
     security(("token" = [])),
     paths(
         paths::offerings_list,
@@ -167,6 +235,8 @@ impl Modify for TokenAuth {
         paths::users_retrieve,
         paths::public_offerings_list,
         paths::public_offerings_retrieve,
+        paths::categories_list,
+        paths::categories_retrieve,
     ),
     tags(
         (name = "booking-offerings"), (name = "booking-resources"),
@@ -606,6 +676,13 @@ mod paths {
 
     #[derive(utoipa::IntoParams)]
     #[into_params(parameter_in = Query)]
+    pub struct TitleFilter {
+        /// Title contains (case-insensitive).
+        pub title: Option<String>,
+    }
+
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
     pub struct UserFilters {
         /// Username contains (case-insensitive).
         pub username: Option<String>,
@@ -662,5 +739,13 @@ mod paths {
         "/api/marketplace-public-offerings/{uuid}/",
         PublicOfferingOut,
         NameFilters
+    );
+    directory!(
+        categories_list,
+        categories_retrieve,
+        "/api/marketplace-categories/",
+        "/api/marketplace-categories/{uuid}/",
+        CategoryOut,
+        TitleFilter
     );
 }

@@ -169,20 +169,13 @@ pub async fn list(State(state): State<AppState>, list: ListRequest) -> Result<Re
     let mut query = query(&list.params, &list.roles)?;
     query.page = Some(list.rows());
     let found = state.store.list_orders(&query).await?;
-    let link = list.link("/api/marketplace-orders/", found.total)?;
     let related = state
         .store
         .related(&render::wanted_for_orders(&found.items))
         .await?;
-    let urls = Urls {
-        base: list.base.clone(),
-    };
-    let page: Vec<OrderOut> = found
-        .items
-        .iter()
-        .map(|o| OrderOut::of(o, &related, &urls))
-        .collect();
-    Ok(list.respond(&page, found.total, link))
+    list.respond_page("/api/marketplace-orders/", &found, |o, urls| {
+        OrderOut::of(o, &related, urls)
+    })
 }
 
 /// Loads an order the caller can see.

@@ -57,20 +57,13 @@ pub async fn list(State(state): State<AppState>, list: ListRequest) -> Result<Re
     let mut query = query(&list.params, &list.roles)?;
     query.page = Some(list.rows());
     let found = state.store.list_resources(&query).await?;
-    let link = list.link("/api/booking-resources/", found.total)?;
     let related = state
         .store
         .related(&render::wanted_for_resources(&found.items))
         .await?;
-    let urls = Urls {
-        base: list.base.clone(),
-    };
-    let page: Vec<ResourceOut> = found
-        .items
-        .iter()
-        .map(|r| ResourceOut::of(r, &related, &urls))
-        .collect();
-    Ok(list.respond(&page, found.total, link))
+    list.respond_page("/api/booking-resources/", &found, |r, urls| {
+        ResourceOut::of(r, &related, urls)
+    })
 }
 
 pub async fn retrieve(

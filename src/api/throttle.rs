@@ -69,7 +69,6 @@ use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
 use governor::state::StateStore;
 use governor::{Quota, RateLimiter};
 use ipnet::IpNet;
-use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -514,12 +513,16 @@ impl ShrinkableKeyedStateStore<Client> for Bounded {
     }
 }
 
+/// The probes and the scrape: never counted, so never refused (the OpenAPI document
+/// gives every other operation its 429).
+pub const NEVER_COUNTED: [&str; 3] = ["/health", "/ready", "/metrics"];
+
 /// Whether a request takes a token from its client's bucket: no credentials, and
 /// not a token feed or a probe or scrape.
 fn counted(req: &Request) -> bool {
     let path = req.uri().path();
     !(path.starts_with(super::feeds::TOKEN_PATH)
-        || matches!(path, "/health" | "/ready" | "/metrics")
+        || NEVER_COUNTED.contains(&path)
         || req.headers().contains_key(header::AUTHORIZATION))
 }
 
@@ -568,7 +571,7 @@ pub fn throttled(wait: Duration) -> Response {
     let (secs, detail) = throttled_detail(wait);
     let mut r = (
         StatusCode::TOO_MANY_REQUESTS,
-        axum::Json(json!({ "detail": detail })),
+        axum::Json(super::render::Detail::new(&detail)),
     )
         .into_response();
     r.headers_mut()

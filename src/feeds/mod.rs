@@ -28,6 +28,10 @@
 //!    When it fails, the stale copy (or another window's) is served; only a feed
 //!    never rendered has nothing to serve ([`FeedError::Unavailable`]).
 //!
+//! A token feed reads its token on every request (a revoked token is refused at
+//! once), but checks its creator's access (user, offering, organisation) only when
+//! the data that check read has changed since ([`Store::version`], as for renders).
+//!
 //! A token's last use is recorded in the background at most once a minute per token
 //! (the one write a feed request causes, never on its path).
 
@@ -138,11 +142,33 @@ pub struct FeedService {
     cache: FeedCache,
     gate: RenderGate,
     public_url: Option<String>,
-    /// Secret-token hashes seen valid, with their feed: lets a token feed be served
-    /// stale while the store cannot be read. Forgotten on revocation.
-    tokens: RwLock<HashMap<[u8; 32], FeedId>>,
+    /// Secret-token hashes seen valid, with their feed and the data version
+    /// ([`Store::version`] of [`access_scopes`]) at which the token's creator was
+    /// found allowed: the check is reused while that version stands (the token
+    /// itself is still read on every request, so a revocation shows at once), and
+    /// lets a token feed be served stale while the store cannot be read. Forgotten on
+    /// revocation.
+    tokens: RwLock<HashMap<[u8; 32], Granted>>,
     /// Count of finished last-use writes (tests wait on it instead of sleeping).
     touches: watch::Sender<u64>,
+}
+
+/// A token found valid: its feed, and the version its creator's access was checked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Granted {
+    feed: FeedId,
+    version: u64,
+}
+
+/// The stored data a token's access depends on: its creator (a user), and for an
+/// offering's token the offering and its organisation's owners and managers. Users
+/// and organisations are the directory; an offering's record is its own scope (and
+/// the directory's).
+fn access_scopes(scope: FeedScope) -> [Scope; 2] {
+    match scope {
+        FeedScope::Offering(o) => [Scope::Offering(o), Scope::Directory],
+        FeedScope::User(_) => [Scope::Directory; 2],
+    }
 }
 
 /// Most token hashes remembered for stale serving.
@@ -193,17 +219,28 @@ impl FeedService {
     pub async fn open_token(self: &Arc<Self>, secret: &str) -> Result<Opened, FeedError> {
         let hash = feed_token_hash(secret);
         let found = async {
-            let Some(t) = self.store.feed_token_by_secret(secret).await? else {
+            let Some(t) = self.store.feed_token_by_hash(&hash).await? else {
                 return Ok::<_, StoreError>(None);
             };
-            Ok(self.authorised(&t).await?.map(|f| (t, f)))
+            // The version before the data it stands for (as the feed cache does).
+            let version = self.store.version(&access_scopes(t.scope));
+            if let Some(feed) = self.granted(&hash, version) {
+                return Ok(Some((t, Granted { feed, version })));
+            }
+            Ok(self
+                .authorised(&t)
+                .await?
+                .map(|feed| (t, Granted { feed, version })))
         }
         .await;
         match found {
-            Ok(Some((token, feed))) => {
-                self.remember_token(hash, feed);
+            Ok(Some((token, granted))) => {
+                self.remember_token(hash, granted);
                 self.touch_later(&token);
-                Ok(Opened { feed, stale: false })
+                Ok(Opened {
+                    feed: granted.feed,
+                    stale: false,
+                })
             }
             Ok(None) => {
                 self.forget_token(&hash);
@@ -211,7 +248,11 @@ impl FeedService {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "feed token lookup failed; serving stale if possible");
-                let known = self.tokens.read().ok().and_then(|t| t.get(&hash).copied());
+                let known = self
+                    .tokens
+                    .read()
+                    .ok()
+                    .and_then(|t| t.get(&hash).map(|g| g.feed));
                 known
                     .map(|feed| Opened { feed, stale: true })
                     .ok_or(FeedError::Unavailable(Some(e)))
@@ -240,18 +281,27 @@ impl FeedService {
         })
     }
 
-    fn remember_token(&self, hash: [u8; 32], feed: FeedId) {
+    /// The feed a token opens if its creator's access was checked at `version`.
+    fn granted(&self, hash: &[u8; 32], version: u64) -> Option<FeedId> {
+        let tokens = self.tokens.read().ok()?;
+        tokens
+            .get(hash)
+            .filter(|g| g.version == version)
+            .map(|g| g.feed)
+    }
+
+    fn remember_token(&self, hash: [u8; 32], granted: Granted) {
         let known = self
             .tokens
             .read()
-            .map(|t| t.get(&hash) == Some(&feed))
+            .map(|t| t.get(&hash) == Some(&granted))
             .unwrap_or(false);
         if !known {
             if let Ok(mut t) = self.tokens.write() {
                 if t.len() >= MAX_KNOWN_TOKENS {
                     t.clear();
                 }
-                t.insert(hash, feed);
+                t.insert(hash, granted);
             }
         }
     }

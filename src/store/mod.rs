@@ -807,8 +807,21 @@ impl Store {
         &self,
         secret: &str,
     ) -> Result<Option<FeedToken>, StoreError> {
+        self.feed_token_by_hash(&feed_tokens::feed_token_hash(secret))
+            .await
+    }
+
+    /// The token whose secret hashes to `hash` ([`feed_tokens::feed_token_hash`]), if
+    /// it exists: for a caller that needs the hash anyway.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn feed_token_by_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<FeedToken>, StoreError> {
         use subtle::ConstantTimeEq;
-        let hash = feed_tokens::feed_token_hash(secret);
+        let hash = *hash;
         let token = match &self.engine {
             Engine::Sled(s) => s.feed_token(&hash)?,
             Engine::Postgres(p) => pg::read::feed_token(&p.pool, &hash).await?,

@@ -15,7 +15,7 @@ use maud::html;
 use super::layout::{self, badge, button_form, csrf, Flash, Nav};
 use super::offerings::{new_token_page, token_table};
 use super::session::{secure, FormData, Viewer};
-use super::{words, WebError};
+use super::{flash_from, refused, words, WebError};
 use crate::api::feed_tokens as api_tokens;
 use crate::api::{path_id, ApiError, AppState, BaseUrl};
 use crate::domain::lifecycle::{self, rule, Action, Kind};
@@ -201,18 +201,7 @@ pub async fn cancel(
         }
         _ => Err(ApiError::bad("This booking can no longer be cancelled.")),
     };
-    let flash = match result {
-        Ok(text) => Flash {
-            ok: true,
-            text: text.into(),
-        },
-        Err(e @ (ApiError::NotFound | ApiError::Forbidden)) => return Err(e.into()),
-        Err(ApiError::Store(e)) => return Err(e.into()),
-        Err(e) => Flash {
-            ok: false,
-            text: super::refusal_text(&e),
-        },
-    };
+    let flash = flash_from(result, str::to_owned)?;
     Ok(layout::redirect("/bookings", flash, secure(&state)))
 }
 
@@ -239,14 +228,7 @@ pub async fn create_token(
             "/bookings#feeds-title",
         )),
         Err(ApiError::Store(e)) => Err(e.into()),
-        Err(e) => Ok(layout::redirect(
-            "/bookings",
-            Flash {
-                ok: false,
-                text: super::refusal_text(&e),
-            },
-            secure(&state),
-        )),
+        Err(e) => Ok(layout::redirect("/bookings", refused(&e), secure(&state))),
     }
 }
 

@@ -34,6 +34,7 @@ use maud::html;
 
 use crate::api::{throttle, ApiError, AppState};
 use crate::store::StoreError;
+use layout::Flash;
 
 /// Why a page or an action could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +80,34 @@ pub fn refusal_text(e: &ApiError) -> String {
     }
 }
 
+/// An API refusal as the message on the page an action redirects to.
+pub fn refused(e: &ApiError) -> Flash {
+    Flash {
+        ok: false,
+        text: refusal_text(e),
+    }
+}
+
+/// What an action's `result` leaves for the page it redirects to: `done`'s words
+/// when it succeeded, the API's refusal in words otherwise. The API's 404 and 403
+/// and a store failure are no message but a page of their own ([`WebError`]).
+///
+/// # Errors
+/// The API's 404 or 403, or a store failure.
+pub fn flash_from<T>(
+    result: Result<T, ApiError>,
+    done: impl FnOnce(T) -> String,
+) -> Result<Flash, WebError> {
+    match result {
+        Ok(v) => Ok(Flash {
+            ok: true,
+            text: done(v),
+        }),
+        Err(e @ (ApiError::NotFound | ApiError::Forbidden | ApiError::Store(_))) => Err(e.into()),
+        Err(e) => Ok(refused(&e)),
+    }
+}
+
 fn error_page(status: StatusCode, title: &str, text: &str) -> Response {
     let body = html! {
         h1 { (title) }
@@ -121,7 +150,9 @@ impl IntoResponse for WebError {
 }
 
 /// The pages' routes. Sign-in and one-time links count against the client's
-/// anonymous request rate; every answer carries the security headers.
+/// anonymous request rate; every answer carries the security headers; every request
+/// is observed as the API's are ([`crate::api::ops::observe`]: a span and a count by
+/// route template, never the raw path, which holds ids and one-time secrets).
 pub fn router(state: AppState) -> Router {
     let css = axum::body::Bytes::from(assets::stylesheet());
     let sign_in = Router::new()
@@ -166,5 +197,38 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(sign_in)
         .layer(middleware::from_fn(assets::security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::api::ops::observe,
+        ))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_actions_result_becomes_a_message_or_a_page_of_its_own_table() {
+        let done = |r: Result<(), ApiError>| flash_from(r, |()| "Done.".to_owned());
+        assert_eq!(
+            done(Ok(())).ok(),
+            Some(Flash {
+                ok: true,
+                text: "Done.".into()
+            })
+        );
+        assert_eq!(
+            done(Err(ApiError::bad("No such thing."))).ok(),
+            Some(Flash {
+                ok: false,
+                text: "No such thing.".into()
+            })
+        );
+        let conflict = done(Err(ApiError::Conflict("OK".into()))).ok();
+        assert!(conflict.is_some_and(|f| !f.ok && f.text.contains("current state")));
+        for page in [ApiError::NotFound, ApiError::Forbidden] {
+            assert!(matches!(done(Err(page)), Err(WebError::Api(_))));
+        }
+    }
 }

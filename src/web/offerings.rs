@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::layout::{self, badge, button_form, copy_field, csrf, when, Flash, Nav};
 use super::session::{secure, FormData, Viewer};
 use super::words::{self, Tone};
-use super::{grid, WebError};
+use super::{flash_from, grid, refused, WebError};
 use crate::api::feed_tokens::{self as api_tokens};
 use crate::api::offerings::{public_feed_url, schedule_calendar_action, visible, CalendarView};
 use crate::api::{path_id, AppState, BaseUrl};
@@ -265,20 +265,8 @@ async fn calendar_button(
     viewer.check(&form)?;
     let id = path_id(&id)?;
     let back = back_to(&form, id);
-    let flash = match schedule_calendar_action(&state, &viewer.caller, id, kind).await {
-        Ok(detail) => Flash {
-            ok: true,
-            text: detail.to_owned(),
-        },
-        Err(e @ (crate::api::ApiError::NotFound | crate::api::ApiError::Forbidden)) => {
-            return Err(e.into())
-        }
-        Err(crate::api::ApiError::Store(e)) => return Err(e.into()),
-        Err(e) => Flash {
-            ok: false,
-            text: super::refusal_text(&e),
-        },
-    };
+    let result = schedule_calendar_action(&state, &viewer.caller, id, kind).await;
+    let flash = flash_from(result, str::to_owned)?;
     Ok(layout::redirect(&back, flash, secure(&state)))
 }
 
@@ -325,13 +313,7 @@ pub async fn create_token(
     let back = back_to(&form, offering);
     let name = match api_tokens::token_name(form.get("name").unwrap_or_default()) {
         Ok(n) => n,
-        Err(e) => {
-            let flash = Flash {
-                ok: false,
-                text: super::refusal_text(&e),
-            };
-            return Ok(layout::redirect(&back, flash, secure(&state)));
-        }
+        Err(e) => return Ok(layout::redirect(&back, refused(&e), secure(&state))),
     };
     match api_tokens::issue(
         &state,
@@ -344,14 +326,7 @@ pub async fn create_token(
     {
         Ok((_, url)) => Ok(new_token_page(&viewer, &name, &url, &back)),
         Err(crate::api::ApiError::Store(e)) => Err(e.into()),
-        Err(e) => Ok(layout::redirect(
-            &back,
-            Flash {
-                ok: false,
-                text: super::refusal_text(&e),
-            },
-            secure(&state),
-        )),
+        Err(e) => Ok(layout::redirect(&back, refused(&e), secure(&state))),
     }
 }
 
@@ -683,20 +658,8 @@ async fn decide(
         Action::Accept => "The booking is accepted.",
         _ => "The booking is rejected.",
     };
-    let flash = match crate::api::resources::act(&state, &viewer.caller, &id, action).await {
-        Ok(_) => Flash {
-            ok: true,
-            text: done.into(),
-        },
-        Err(e @ (crate::api::ApiError::NotFound | crate::api::ApiError::Forbidden)) => {
-            return Err(e.into())
-        }
-        Err(crate::api::ApiError::Store(e)) => return Err(e.into()),
-        Err(e) => Flash {
-            ok: false,
-            text: super::refusal_text(&e),
-        },
-    };
+    let result = crate::api::resources::act(&state, &viewer.caller, &id, action).await;
+    let flash = flash_from(result, |_| done.to_owned())?;
     Ok(layout::redirect(&back, flash, secure(&state)))
 }
 

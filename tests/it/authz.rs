@@ -76,6 +76,10 @@ enum Target {
     Provider,
     /// The user alice.
     Alice,
+    /// The room's marketplace category.
+    Category,
+    /// The category of the unshared offering alone.
+    PrivateCategory,
     /// A well-formed secret that is no token.
     UnknownTokenFeed,
 }
@@ -186,6 +190,10 @@ fn table() -> Vec<Row> {
         row(get.clone(), "/api/marketplace-public-offerings/", Nothing, [401, 200, 200, 200, 200, 200, 200]),
         row(get.clone(), "/api/marketplace-public-offerings/{uuid}/", Offering, [401, 200, 200, 200, 200, 200, 200]),
         row(get.clone(), "/api/marketplace-public-offerings/{uuid}/", PrivateOffering, [401, 404, 404, 404, 200, 200, 200]),
+        // Categories are seen with the offerings in them.
+        row(get.clone(), "/api/marketplace-categories/", Nothing, [401, 200, 200, 200, 200, 200, 200]),
+        row(get.clone(), "/api/marketplace-categories/{uuid}/", Category, [401, 200, 200, 200, 200, 200, 200]),
+        row(get.clone(), "/api/marketplace-categories/{uuid}/", PrivateCategory, [401, 404, 404, 404, 200, 200, 200]),
         // Public: the same answer whoever asks.
         row(get.clone(), "/api/", Nothing, [200; 7]),
         row(get.clone(), "/api/schema/", Nothing, [200; 7]),
@@ -212,7 +220,7 @@ const OTHER_TENANT: &str = r#"{
     {"name": "Southlab bench", "slug": "south-bench", "customer": "southlab", "time_zone": "UTC",
      "availability": [{"from_days": -7, "to_days": 400}]},
     {"name": "Cryo store (unshared)", "slug": "cryo-private", "customer": "northlab", "time_zone": "UTC",
-     "shared": false, "availability": [{"from_days": -7, "to_days": 400}]},
+     "shared": false, "category": "Cold storage", "availability": [{"from_days": -7, "to_days": 400}]},
     {"name": "Spare 1", "slug": "spare-1", "customer": "northlab", "time_zone": "UTC", "availability": []},
     {"name": "Spare 2", "slug": "spare-2", "customer": "northlab", "time_zone": "UTC", "availability": []},
     {"name": "Spare 3", "slug": "spare-3", "customer": "northlab", "time_zone": "UTC", "availability": []},
@@ -418,6 +426,23 @@ impl Matrix {
                 uuid: self.app.offering_id("cryo-private").hex(),
                 ..Made::default()
             },
+            Target::Category | Target::PrivateCategory => {
+                let slug = match target {
+                    Target::Category => "room-aurora",
+                    _ => "cryo-private",
+                };
+                let o = self
+                    .app
+                    .store
+                    .offering(self.app.offering_id(slug))
+                    .await
+                    .expect("read")
+                    .expect("offering");
+                Made {
+                    uuid: o.category.id.hex(),
+                    ..Made::default()
+                }
+            }
             // Refused calls all aim at the first spare; each successful one at another.
             Target::FreshOffering | Target::PublicCalendarOffering => {
                 let id = if fresh {
@@ -731,6 +756,12 @@ impl Matrix {
                 .filter(|o| staff || o.shared || provider(&o.customer))
                 .map(|o| o.id.hex())
                 .collect(),
+            "/api/marketplace-categories/" => dir
+                .offerings
+                .values()
+                .filter(|o| staff || o.shared || provider(&o.customer))
+                .map(|o| o.category.id.hex())
+                .collect(),
             "/api/feed-tokens/" => self
                 .app
                 .store
@@ -854,6 +885,7 @@ async fn every_route_answers_every_role_as_the_rules_say_and_refusals_change_and
                         | "/api/customers/"
                         | "/api/users/"
                         | "/api/marketplace-public-offerings/"
+                        | "/api/marketplace-categories/"
                 ) {
                     let (_, _, page, _) = m
                         .call(

@@ -106,6 +106,28 @@ async fn sync_room(app: &TestApp, room: Id) {
     );
 }
 
+/// Waits until the offering's calendar has no sync scheduled or under way: its
+/// state is at rest and no job waits in the queue.
+async fn calendar_at_rest(app: &TestApp, offering: Id) {
+    let store = app.store.clone();
+    assert!(
+        eventually_async(30, || {
+            let store = store.clone();
+            async move {
+                let idle = store
+                    .calendar(offering)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.state.is_idle());
+                idle && store.jobs().await.is_ok_and(|j| j.is_empty())
+            }
+        })
+        .await,
+        "the calendar comes to rest"
+    );
+}
+
 /// The room (`room-aurora`, Europe/Berlin) next week: its Google calendar created
 /// by the scheduler, a confirmed booking on Tuesday, a pending request on Wednesday
 /// and an event added in Google on Thursday, read back as busy time.
@@ -258,21 +280,37 @@ async fn an_owner_signs_in_with_a_token_sees_the_week_accepts_a_request_shares_t
     assert_eq!(booking_state(&app, "alice", &week.confirmed).await, "OK");
 
     // Share the calendar on My offerings; its public feed URL appears once the
-    // share has run, and its Copy button puts it on the clipboard.
+    // share has run, and its Copy button puts it on the clipboard. The sync the
+    // acceptance implied must be over first: while a run is scheduled or under way
+    // the calendar cannot be shared (the API's 400, here a message).
+    calendar_at_rest(&app, week.room).await;
     browser.click("header nav a[href='/']").await;
     browser.wait_text("main h1", "My offerings").await;
     browser
         .click_text(&format!("#offering-{room} button"), "Share")
         .await;
+    browser
+        .wait_text(".flash", "Calendar sharing has been scheduled.")
+        .await;
+    let store = app.store.clone();
+    assert!(
+        eventually_async(30, || {
+            let store = store.clone();
+            async move {
+                store
+                    .calendar(week.room)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.public && c.state.is_idle())
+            }
+        })
+        .await,
+        "the share ran"
+    );
     let feed = format!("#public-feed-{room}");
-    let deadline = tokio::time::Instant::now() + crate::helpers::browser::WAIT;
-    while !browser.has(&feed).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the public feed URL appears on My offerings after sharing"
-        );
-        browser.goto("/").await;
-    }
+    browser.goto("/").await;
+    browser.find(&feed).await;
     browser
         .wait_text(&format!("#offering-{room} .visibility"), "Public")
         .await;
@@ -573,6 +611,31 @@ async fn every_page_fits_a_phone_width_without_sideways_scrolling() {
     browser.goto(&format!("/offerings/{room}")).await;
     browser.click("nav.weeknav a[rel=next]").await;
     browser.wait_text(".week .block.busy", BUSY).await;
+    // The week itself fits the phone: its box does not scroll, all seven days are on
+    // the screen, and every block is wide enough to see and tap.
+    browser.resize(PHONE).await;
+    let fit = browser
+        .js(
+            "const w = document.querySelector('.week');\
+             const box = w.parentElement;\
+             const heads = [...w.querySelectorAll('.dayhead')].map(e => e.getBoundingClientRect());\
+             const blocks = [...w.querySelectorAll('.block')].map(e => e.getBoundingClientRect());\
+             return { scrolls: box.scrollWidth - box.clientWidth,\
+               days: heads.length,\
+               off_screen: heads.filter(r => r.left < 0 || r.right > window.innerWidth).length,\
+               blocks: blocks.length,\
+               narrowest: Math.min(...blocks.map(r => r.width)) };",
+            vec![],
+        )
+        .await;
+    assert_eq!(fit["scrolls"], 0, "the week scrolls inside its box: {fit}");
+    assert_eq!(fit["days"], 7, "{fit}");
+    assert_eq!(fit["off_screen"], 0, "{fit}");
+    assert!(fit["blocks"].as_u64().is_some_and(|n| n > 0), "{fit}");
+    assert!(
+        fit["narrowest"].as_f64().is_some_and(|w| w >= 30.0),
+        "a block narrower than 30px: {fit}"
+    );
     browser.page("staff-offering-week").await;
     browser.click("#sign-out").await;
     browser.wait_path("/sign-in").await;

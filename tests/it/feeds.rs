@@ -346,6 +346,41 @@ async fn an_owner_token_is_shown_once_and_opens_a_feed_with_booking_details() {
 }
 
 #[tokio::test]
+async fn an_owner_token_stops_opening_its_feed_once_its_creator_no_longer_manages_the_offering() {
+    let app = spawn_app().await;
+    let collection = offering_tokens(&app, "room-aurora");
+    let (_, path) = create_token(&app, "manager", &collection, "Front desk").await;
+    // Twice: the second request reuses the access check of the first.
+    assert_eq!(get_feed(&app, &path).await.status, 200);
+    assert_eq!(get_feed(&app, &path).await.status, 200);
+    let offering = app
+        .store
+        .offering(app.offering_id("room-aurora"))
+        .await
+        .expect("read")
+        .expect("the offering");
+    let provider = app
+        .store
+        .customer(offering.customer)
+        .await
+        .expect("read")
+        .expect("the provider");
+    let mut without = provider.clone();
+    without.managers.clear();
+    app.store
+        .write(vec![Change::Customer(without)])
+        .await
+        .expect("write");
+    assert_eq!(get_feed(&app, &path).await.status, 404);
+    // Managing it again opens the feed again (the token was never revoked).
+    app.store
+        .write(vec![Change::Customer(provider)])
+        .await
+        .expect("write");
+    assert_eq!(get_feed(&app, &path).await.status, 200);
+}
+
+#[tokio::test]
 async fn a_revoked_token_feed_is_not_found() {
     let app = spawn_app().await;
     let collection = offering_tokens(&app, "room-aurora");

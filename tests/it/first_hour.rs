@@ -463,6 +463,9 @@ async fn the_links_in_answers_lead_to_the_project_organisations_users_and_public
     assert_eq!(project.body["name"], "Imaging study");
     assert_eq!(project.body["url"], order["project"]);
     let customer_url = project.body["customer"].clone();
+    let offering = app.get("alice", &path(&order["offering"])).await;
+    assert_eq!(offering.status, 200, "{}", offering.text);
+    let category_url = offering.body["category"].clone();
     let provider_url = Value::String(format!(
         "{}/api/customers/{}/",
         app.base,
@@ -490,6 +493,8 @@ async fn the_links_in_answers_lead_to_the_project_organisations_users_and_public
             ["bob", "alice", "owner"],
             ["admin", "admin"],
         ),
+        // Every offering is shared: everyone signed in sees its category.
+        (category_url, ["bob", "alice", "owner"], ["admin", "admin"]),
     ];
     for (url, sees, blind) in &links {
         let p = path(url);
@@ -536,7 +541,7 @@ async fn the_links_in_answers_lead_to_the_project_organisations_users_and_public
         v.sort();
         v
     };
-    let cases: [(&str, &str, &str, &[&str]); 9] = [
+    let cases: [(&str, &str, &str, &[&str]); 11] = [
         ("bob", "/api/projects/", "name", &["Imaging study"]),
         ("owner", "/api/projects/", "name", &[]),
         (
@@ -565,6 +570,18 @@ async fn the_links_in_answers_lead_to_the_project_organisations_users_and_public
             ],
         ),
         ("alice", "/api/users/?username=bo", "username", &["bob"]),
+        (
+            "bob",
+            "/api/marketplace-categories/",
+            "title",
+            &["Instruments", "Rooms"],
+        ),
+        (
+            "bob",
+            "/api/marketplace-categories/?title=room",
+            "title",
+            &["Rooms"],
+        ),
     ];
     for (who, list, key, want) in cases {
         let r = app.get(who, list).await;
@@ -599,6 +616,7 @@ async fn the_links_in_answers_lead_to_the_project_organisations_users_and_public
         "booking-resources",
         "marketplace-orders",
         "marketplace-public-offerings",
+        "marketplace-categories",
         "projects",
         "customers",
         "users",
@@ -612,8 +630,8 @@ async fn the_links_in_answers_lead_to_the_project_organisations_users_and_public
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn waldurs_python_client_follows_the_links_to_projects_customers_users_and_public_offerings()
-{
+async fn waldurs_python_client_follows_the_links_to_projects_customers_users_offerings_and_categories(
+) {
     let Some(python) = std::env::var_os("BOOKCAL_PYTHON") else {
         eprintln!("skipping: set BOOKCAL_PYTHON to an interpreter with waldur-api-client");
         return;
@@ -634,7 +652,7 @@ async fn waldurs_python_client_follows_the_links_to_projects_customers_users_and
     eprintln!("{}", text(&out.stderr));
     assert!(out.status.success(), "the client's check failed: {stdout}");
     assert!(
-        stdout.lines().any(|l| l == "4 passed, 0 failed"),
+        stdout.lines().any(|l| l == "5 passed, 0 failed"),
         "{stdout}"
     );
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::helpers::{assert_snapshot, at, spawn_app, sync_env};
+use crate::helpers::{assert_snapshot, at, spawn_app, spawn_app_with, sync_env, Options};
 use serde_json::{json, Map, Value};
 
 async fn document(app: &crate::helpers::TestApp) -> Value {
@@ -88,7 +88,7 @@ fn undocumented(doc: &Value, s: &Value, v: &Value, path: &str, out: &mut Vec<Str
 fn check(doc: &Value, method: &str, template: &str, status: u16, body: &Value) {
     let op = &doc["paths"][template][method];
     assert!(op.is_object(), "{method} {template} is not documented");
-    let resp = &op["responses"][status.to_string()];
+    let resp = resolve(doc, &op["responses"][status.to_string()]);
     assert!(
         resp.is_object(),
         "{method} {template}: status {status} is not documented"
@@ -430,6 +430,106 @@ async fn real_responses_validate_against_the_document_and_name_no_undocumented_f
     case!(get, None, "/health", "/health", None, 200);
     case!(get, None, "/ready", "/ready", None, 503);
     assert!(seen.len() > 20);
+}
+
+#[tokio::test]
+async fn a_real_429_validates_against_the_document_on_every_kind_of_route_the_limiter_refuses() {
+    // One anonymous request a second, none more at once, answered at once.
+    let app = spawn_app_with(Options {
+        google_credentials: false,
+        http: bookcal::config::HttpSettings {
+            client_requests_per_sec: 1,
+            client_burst: 1,
+            throttle_hold_ms: 0,
+            ..bookcal::config::HttpSettings::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    // The document itself is an anonymous request: fetched until it is admitted.
+    let doc = loop {
+        let r = app
+            .req(reqwest::Method::GET, None, "/api/schema/", None)
+            .await;
+        if r.status == 200 {
+            break r.body;
+        }
+        assert_eq!(r.status, 429, "{}", r.text);
+    };
+    // Every operation but the probes and the scrape documents the 429 and its header.
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("ops") {
+            let throttled = resolve(&doc, &op["responses"]["429"]);
+            let never = ["/health", "/ready", "/metrics"].contains(&path.as_str());
+            assert_eq!(throttled.is_object(), !never, "{method} {path}: 429");
+            if !never {
+                assert_eq!(
+                    throttled["headers"]["Retry-After"]["schema"]["type"], "integer",
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    let room = app.offering_id("room-aurora").hex();
+    let junk = "A".repeat(43);
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+    // (method, path, the documented template): a public feed, a guessed token feed,
+    // the anonymous API root, and operations asked without credentials.
+    let cases = [
+        (
+            &get,
+            format!("/feeds/offerings/{room}.ics"),
+            "/feeds/offerings/{file}",
+        ),
+        (&get, format!("/feeds/t/{junk}.ics"), "/feeds/t/{file}"),
+        (&get, "/api/".to_owned(), "/api/"),
+        (&get, "/api/schema/".to_owned(), "/api/schema/"),
+        (
+            &get,
+            "/api/booking-offerings/".to_owned(),
+            "/api/booking-offerings/",
+        ),
+        (
+            &post,
+            "/api/marketplace-orders/".to_owned(),
+            "/api/marketplace-orders/",
+        ),
+    ];
+    for (method, path, template) in cases {
+        // Admitted answers (the allowance refills once a second) are asked again:
+        // each uses the allowance up, so the next is refused.
+        let mut tries = 0;
+        let refused = loop {
+            let body = (method == post).then(|| json!({}));
+            let r = app.req(method.clone(), None, &path, body).await;
+            if r.status == 429 {
+                break r;
+            }
+            tries += 1;
+            assert!(tries < 50, "{path}: never refused ({} last)", r.status);
+        };
+        check(
+            &doc,
+            &method.as_str().to_lowercase(),
+            template,
+            429,
+            &refused.body,
+        );
+        let retry_after: u64 = refused.headers["retry-after"]
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{path}: Retry-After {:?}", refused.headers));
+        assert!(retry_after >= 1, "{path}: Retry-After {retry_after}");
+        assert!(
+            refused.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("Request was throttled.")),
+            "{path}: {}",
+            refused.text
+        );
+    }
 }
 
 /// `(method, path)` of every `.route(..)` in `api::router`, read from its source.

@@ -285,6 +285,23 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
         .send()
         .await
         .expect("404");
+    // Web pages, one with an offering's id and one with a (spent) one-time secret in
+    // its path: a browser without a session is sent to sign in.
+    let web = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = web
+        .get(format!("{base}/offerings/{}", room.hex()))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 303);
+    let link = web
+        .get(format!("{base}/sign-in/link/secret-link-9d8e7f"))
+        .send()
+        .await
+        .expect("link");
     // The operator's scrape, with the metrics token.
     let scrape = |http: reqwest::Client| {
         let url = format!("{base}/metrics");
@@ -352,6 +369,31 @@ async fn metrics_after_a_scheduled_sync_show_requests_runs_google_calls_and_last
         ),
         Some(1.0)
     );
+    // The web pages are counted like the API, by route template.
+    assert_eq!(
+        v(
+            "bookcal_http_requests_total",
+            &[
+                ("method", "GET"),
+                ("route", "/offerings/{id}"),
+                ("status", "303")
+            ]
+        ),
+        Some(1.0)
+    );
+    let link_status = link.status().as_u16().to_string();
+    assert_eq!(
+        v(
+            "bookcal_http_requests_total",
+            &[
+                ("method", "GET"),
+                ("route", "/sign-in/link/{secret}"),
+                ("status", &link_status)
+            ]
+        ),
+        Some(1.0)
+    );
+    assert!(!text.contains("secret-link"), "{text}");
     assert!(
         !text.contains(&room.hex()) || {
             // The offering's id appears only as the label of the per-offering series: the
@@ -477,6 +519,8 @@ pub(crate) struct Served {
     child: Child,
     pub(crate) base: String,
     log: Arc<Mutex<String>>,
+    /// The thread copying stderr into `log`; it ends at the pipe's end of file.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Served {
@@ -504,7 +548,7 @@ pub(crate) fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Served {
     let stderr = child.stderr.take().expect("stderr");
     let log = Arc::new(Mutex::new(String::new()));
     let sink = log.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             if let Ok(mut l) = sink.lock() {
@@ -541,6 +585,7 @@ pub(crate) fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Served {
         child,
         base: format!("http://{addr}"),
         log,
+        reader: Some(reader),
     }
 }
 
@@ -557,7 +602,8 @@ impl Served {
         panic!("never ready");
     }
 
-    /// SIGTERM, then the exit status within `bound`.
+    /// SIGTERM, then the exit status within `bound`; by then [`Served::log`] holds
+    /// everything the process wrote.
     pub(crate) async fn terminate(&mut self, bound: Duration) -> std::process::ExitStatus {
         let killed = Command::new("kill")
             .arg("-TERM")
@@ -568,6 +614,14 @@ impl Served {
         let deadline = tokio::time::Instant::now() + bound;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
+                // The exit leaves the pipe's last lines unread until the reader gets
+                // to them: wait for it to reach the end of the file.
+                if let Some(reader) = self.reader.take() {
+                    tokio::task::spawn_blocking(move || reader.join())
+                        .await
+                        .expect("join")
+                        .expect("the stderr reader");
+                }
                 return status;
             }
             assert!(

@@ -5,7 +5,8 @@ Run by tests/it/first_hour.rs against a server loaded with fixtures/demo.json:
 BOOKCAL_BASE_URL and BOOKCAL_TOKENS (a JSON object username -> API token).
 
 From an order and a booking (their `project`, `customer`, `created_by`, `offering` links) to the
-project, the organisations, the user and the public offering, with the client's
+project, the organisations, the user and the public offering, and from the offering
+(its `category` link) to its marketplace category, with the client's
 generated retrieve, list and count functions (count is a HEAD), each answer parsed
 by the client's models and round-tripped through `to_dict` / `from_dict`; and a
 user who may not see an object gets the client's 404.
@@ -22,6 +23,11 @@ import uuid as uuidlib
 from waldur_api_client import AuthenticatedClient
 from waldur_api_client.api.customers import customers_count, customers_list, customers_retrieve
 from waldur_api_client.api.booking_resources import booking_resources_list
+from waldur_api_client.api.marketplace_categories import (
+    marketplace_categories_count,
+    marketplace_categories_list,
+    marketplace_categories_retrieve,
+)
 from waldur_api_client.api.marketplace_orders import marketplace_orders_list
 from waldur_api_client.api.marketplace_public_offerings import (
     marketplace_public_offerings_count,
@@ -146,10 +152,23 @@ def public_offering():
     eq(marketplace_public_offerings_count.sync(client=C["alice"]), 3, "count")
 
 
+def category():
+    o = marketplace_public_offerings_retrieve.sync(uuid_in(order.offering), client=C["alice"])
+    c = roundtrip(marketplace_categories_retrieve.sync(uuid_in(o.category), client=C["alice"]))
+    eq(c.url, o.category, "url")
+    eq(hexid(c.uuid), hexid(o.category_uuid), "uuid")
+    eq(c.title, o.category_title, "title")
+    titles = sorted(roundtrip(x).title for x in marketplace_categories_list.sync(client=C["alice"]))
+    eq(titles, ["Instruments", "Rooms"], "alice's list")
+    eq(marketplace_categories_count.sync(client=C["alice"]), 2, "count")
+    not_found(lambda: marketplace_categories_retrieve.sync(uuidlib.uuid4(), client=C["alice"]))
+
+
 check("an order's project link leads to the project", project)
 check("an order's customer links lead to the organisations", customer)
 check("an order's created_by link leads to the user", user)
 check("an order's offering link leads to the public offering", public_offering)
+check("an offering's category link leads to the category", category)
 
 passed = sum(RESULTS)
 failed = len(RESULTS) - passed
