@@ -314,6 +314,27 @@ async fn the_reshaped_lists_give_the_same_pages_and_totals_on_postgresql_as_on_s
         }
     }
 
+    // A text search's page past its end (PostgreSQL counts a search's matches while
+    // it reads a page; past the end it counts on its own): the total and no rows.
+    let search = text("query", "seminar");
+    let total = same_resources("query=seminar", &sled, &pg, &search).await;
+    for offset in [total, total + 1, 10_000] {
+        for limit in [0, 1, 50] {
+            let q = ResourceQuery {
+                page: Some(PageRange { offset, limit }),
+                ..search.clone()
+            };
+            for (engine, store) in [("sled", &sled), ("postgres", &pg)] {
+                let p = store.list_resources(&q).await.expect("list");
+                assert_eq!(
+                    (p.total, p.items.len()),
+                    (total, 0),
+                    "{engine}: offset {offset}, limit {limit}"
+                );
+            }
+        }
+    }
+
     // Non-ASCII needles as the API folds them: (field, needle, whether anything
     // matches). The same records on both engines, and nothing on either where the
     // folding keeps the texts apart.

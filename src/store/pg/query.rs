@@ -256,22 +256,23 @@ fn resource_count<'a>(prefix: &str, q: &'a ResourceQuery) -> Qb<'a> {
     c
 }
 
-/// The ids of a resource list's page, in the list's order.
+/// The ids of a resource list's page, in the list's order; a text search's rows also
+/// carry the number of its matches (see [`resources`]).
 fn resource_page_ids<'a>(prefix: &str, q: &'a ResourceQuery, page: PageRange) -> Qb<'a> {
-    let mut qb = Qb::new(format!("{prefix}SELECT r.id FROM "));
+    let mut qb = Qb::new(format!("{prefix}SELECT r.id"));
     if text_search(q) {
         // A text search is a trigram index scan of its matches, then a sort of those.
         // Without the fence (a subquery with OFFSET 0 is planned on its own) the
         // planner walks the ordering index and tests every row on the way, assuming
         // the matches are spread evenly through the order; a needle that names the
         // start of the sort key (`seminar` for names in name order) proves it wrong by
-        // tens of thousands of rows. Sorting the matches costs what counting them
-        // (`total`) does anyway.
-        qb.push("(SELECT * FROM resources r");
+        // tens of thousands of rows. The sort reads every match anyway, so the same
+        // read counts them (a window over all the matches, before the page is cut).
+        qb.push(", count(*) OVER () FROM (SELECT * FROM resources r");
         resource_where(&mut qb, q);
         qb.push(" OFFSET 0) r");
     } else {
-        qb.push("resources r");
+        qb.push(" FROM resources r");
     }
     let by_names = q.order.iter().any(|(k, _)| {
         matches!(
@@ -318,7 +319,9 @@ fn resource_page_ids<'a>(prefix: &str, q: &'a ResourceQuery, page: PageRange) ->
 /// The page's ids first, then their documents: the ordering walks an index (an
 /// index-only scan where one covers the filter and the order, so a deep page's OFFSET
 /// skips index entries, not rows), and only the page's documents are read and turned
-/// into text.
+/// into text. The total is a count of its own, except for a text search's page:
+/// that reads all the matches to sort them and counts them on the way, so the matches
+/// are read once (a count of its own only when the page is past the end).
 ///
 /// # Errors
 /// The database refuses, or a document does not decode.
@@ -333,19 +336,40 @@ pub(crate) async fn resources(
     } else {
         Held::Conn(pool.acquire().await?)
     };
-    let total = count(held.conn(), resource_count("", q)).await?;
-    let Some(page) = q.page.filter(|p| p.limit > 0 && p.offset < total) else {
-        held.done().await?;
+    let page = q.page.filter(|p| p.limit > 0);
+    let (total, page_ids) = match page {
+        Some(page) if text_search(q) => {
+            let rows: Vec<(Uuid, i64)> = resource_page_ids("", q, page)
+                .build_query_as()
+                .fetch_all(held.conn())
+                .await?;
+            match rows.first() {
+                Some(&(_, n)) => (n.max(0) as usize, rows.into_iter().map(|r| r.0).collect()),
+                None if page.offset == 0 => (0, Vec::new()),
+                None => (count(held.conn(), resource_count("", q)).await?, Vec::new()),
+            }
+        }
+        _ => {
+            let total = count(held.conn(), resource_count("", q)).await?;
+            let ids: Vec<Uuid> = match page.filter(|p| p.offset < total) {
+                Some(page) => {
+                    resource_page_ids("", q, page)
+                        .build_query_scalar()
+                        .fetch_all(held.conn())
+                        .await?
+                }
+                None => Vec::new(),
+            };
+            (total, ids)
+        }
+    };
+    held.done().await?;
+    if page_ids.is_empty() {
         return Ok(Page {
             total,
             items: Vec::new(),
         });
-    };
-    let page_ids: Vec<Uuid> = resource_page_ids("", q, page)
-        .build_query_scalar()
-        .fetch_all(held.conn())
-        .await?;
-    held.done().await?;
+    }
     let docs: Vec<String> = sqlx::query_scalar(
         "SELECT r.doc::text FROM unnest($1::uuid[]) WITH ORDINALITY AS k(id, n) \
          JOIN resources r ON r.id = k.id ORDER BY k.n",
