@@ -493,9 +493,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 let pool = bookcal::store::pg::connect(url.expose(), &opts).await?;
                 bookcal::store::pg::migrate(&pool).await?;
+                // The last migration's version (versions skip numbers: 4, then 10).
                 println!(
                     "the database schema is at version {}",
-                    bookcal::store::pg::MIGRATIONS.len()
+                    bookcal::store::pg::MIGRATIONS.last().map_or(0, |m| m.0)
                 );
             }
             None => println!("sled (data_dir) needs no migration; set store_url for PostgreSQL"),
