@@ -1,6 +1,7 @@
 //! Push notifications from Google, as rules: what to do with an offering's watch
-//! channel (open, keep, renew, stop), whether polling may slow down, and what an
-//! incoming notification means.
+//! channel (open, keep, renew, stop), which process may do it (the upkeep claim),
+//! when to look again, whether polling may slow down, and what an incoming
+//! notification means.
 //!
 //! Pure: "now", the channel record and the offering's calendar are parameters.
 //!
@@ -15,7 +16,14 @@
 //! - a notification counts only with the channel id and token of the current
 //!   channel; `sync` messages and message numbers already seen are ignored (a
 //!   notification says only that something changed, and the sync it triggers reads
-//!   every change up to its own run, so an older number adds nothing).
+//!   every change up to its own run, so an older number adds nothing);
+//! - a failed attempt to open or renew a channel is not repeated before its
+//!   back-off ends (a renewal that failed keeps the old channel meanwhile);
+//! - where several processes share the push states, one at a time opens, renews or
+//!   stops an offering's channel: the one whose [`Claim`] is recorded in the state
+//!   and has not ended; a process records its result only while the claim it took is
+//!   still the recorded one (a process that lost it stops the channel it opened), and
+//!   a claim whose holder died ends with its lease, so another process takes over.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -61,6 +69,26 @@ pub struct PushState {
     /// The calendar was unshared for good (the unshare action completed at Google):
     /// it keeps being synced by polling, without a channel, until it is shared again.
     pub unshared: bool,
+    /// The process opening, renewing or stopping the channel now, where several
+    /// processes share the push states.
+    pub claim: Option<Claim>,
+}
+
+/// One process's turn at an offering's channel: taken in the same transaction that
+/// reads the push state, held until its result is recorded or `until` passes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// Random, fresh for every claim: the result is recorded only under it.
+    pub token: String,
+    /// The lease: after it, another process may take the turn.
+    pub until: DateTime<Utc>,
+}
+
+impl Claim {
+    /// Whether the claim still holds at `now`.
+    pub fn live(&self, now: DateTime<Utc>) -> bool {
+        self.until > now
+    }
 }
 
 impl PushState {
@@ -75,6 +103,7 @@ impl PushState {
             failures: 0,
             retry_at: None,
             unshared: false,
+            claim: None,
         }
     }
 
@@ -140,11 +169,75 @@ pub fn channel_action(
                 || ch.address != address
                 || ch.expiration - renew_before <= now
             {
-                ChannelAction::Renew
+                if state.and_then(|s| s.retry_at).is_some_and(|at| at > now) {
+                    ChannelAction::Wait
+                } else {
+                    ChannelAction::Renew
+                }
             } else {
                 ChannelAction::Keep
             }
         }
+    }
+}
+
+/// Whose turn an offering's channel upkeep is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// Nothing to do now (the channel is fine, or a failure is being backed off).
+    Idle,
+    /// Another process holds the claim until then.
+    Busy(DateTime<Utc>),
+    /// This process may take the claim and do this (open, renew or stop).
+    Act(ChannelAction),
+}
+
+/// Decides the upkeep's turn on the stored state: what the channel needs (see
+/// [`channel_action`]) and whether another process is already at it. `shared`:
+/// several processes share the push states (otherwise claims are not taken and a
+/// recorded one is left over from another engine: ignored).
+pub fn upkeep_turn(
+    state: Option<&PushState>,
+    watched: Watched<'_>,
+    address: Option<&str>,
+    now: DateTime<Utc>,
+    renew_before: Duration,
+    shared: bool,
+) -> Turn {
+    match channel_action(state, watched, address, now, renew_before) {
+        ChannelAction::Keep | ChannelAction::Wait => Turn::Idle,
+        action => match state.and_then(|s| s.claim.as_ref()) {
+            Some(c) if shared && c.live(now) => Turn::Busy(c.until),
+            _ => Turn::Act(action),
+        },
+    }
+}
+
+/// Whether a process may record the result of its upkeep: it took no claim (one
+/// process owns the states), or the claim it took (`mine`) is still the recorded
+/// one, even past its lease (then nobody else took the turn meanwhile).
+pub fn may_record(recorded: Option<&Claim>, mine: Option<&str>) -> bool {
+    match mine {
+        None => true,
+        Some(token) => recorded.is_some_and(|c| c.token == token),
+    }
+}
+
+/// When the upkeep should next look at an offering: when another process's claim
+/// ends, else when its channel is due for renewal or a failed attempt for a retry
+/// (whichever is later: a renewal is not retried before its back-off ends).
+pub fn next_look(
+    state: &PushState,
+    now: DateTime<Utc>,
+    renew_before: Duration,
+) -> Option<DateTime<Utc>> {
+    if let Some(c) = state.claim.as_ref().filter(|c| c.live(now)) {
+        return Some(c.until);
+    }
+    let renewal = state.channel.as_ref().map(|c| c.expiration - renew_before);
+    match (renewal, state.retry_at) {
+        (Some(r), Some(retry)) => Some(r.max(retry)),
+        (r, retry) => r.or(retry),
     }
 }
 
@@ -388,6 +481,30 @@ mod tests {
                 addr,
                 ChannelAction::Open,
             ),
+            (
+                "renewal failed, backing off",
+                Some(state(Some(channel(59)), Some(t(5)))),
+                live,
+                addr,
+                ChannelAction::Wait,
+            ),
+            (
+                "renewal failed, back-off over",
+                Some(state(Some(channel(59)), Some(t(-5)))),
+                live,
+                addr,
+                ChannelAction::Renew,
+            ),
+            (
+                "stopping is not backed off",
+                Some(state(Some(channel(600)), Some(t(5)))),
+                Watched {
+                    offering_live: false,
+                    ..live
+                },
+                addr,
+                ChannelAction::Stop,
+            ),
         ];
         for (name, st, watched, address, expected) in cases {
             assert_eq!(
@@ -395,6 +512,175 @@ mod tests {
                 expected,
                 "{name}"
             );
+        }
+    }
+
+    fn claimed(st: PushState, until: DateTime<Utc>) -> PushState {
+        PushState {
+            claim: Some(Claim {
+                token: "k1".into(),
+                until,
+            }),
+            ..st
+        }
+    }
+
+    #[test]
+    fn one_process_at_a_time_takes_the_turn_until_its_claim_ends() {
+        let addr = Some("https://x.example/google/notifications");
+        let live = Watched {
+            offering_live: true,
+            calendar_id: Some("cal"),
+        };
+        let renew = Duration::minutes(60);
+        let cases: Vec<(&str, Option<PushState>, bool, Turn)> = vec![
+            (
+                "nothing recorded",
+                None,
+                true,
+                Turn::Act(ChannelAction::Open),
+            ),
+            (
+                "fresh channel, unclaimed",
+                Some(state(Some(channel(600)), None)),
+                true,
+                Turn::Idle,
+            ),
+            (
+                "fresh channel, a claim left over",
+                Some(claimed(state(Some(channel(600)), None), t(5))),
+                true,
+                Turn::Idle,
+            ),
+            (
+                "renewal due, unclaimed",
+                Some(state(Some(channel(59)), None)),
+                true,
+                Turn::Act(ChannelAction::Renew),
+            ),
+            (
+                "renewal due, another process at it",
+                Some(claimed(state(Some(channel(59)), None), t(5))),
+                true,
+                Turn::Busy(t(5)),
+            ),
+            (
+                "renewal due, its holder died (lease over)",
+                Some(claimed(state(Some(channel(59)), None), t(-1))),
+                true,
+                Turn::Act(ChannelAction::Renew),
+            ),
+            (
+                "the lease ends right now",
+                Some(claimed(state(Some(channel(59)), None), t(0))),
+                true,
+                Turn::Act(ChannelAction::Renew),
+            ),
+            (
+                "opening, another process at it",
+                Some(claimed(state(None, None), t(5))),
+                true,
+                Turn::Busy(t(5)),
+            ),
+            (
+                "one process: a recorded claim is ignored",
+                Some(claimed(state(Some(channel(59)), None), t(5))),
+                false,
+                Turn::Act(ChannelAction::Renew),
+            ),
+            (
+                "backing off",
+                Some(state(Some(channel(59)), Some(t(5)))),
+                true,
+                Turn::Idle,
+            ),
+        ];
+        for (name, st, shared, expected) in cases {
+            assert_eq!(
+                upkeep_turn(st.as_ref(), live, addr, t(0), renew, shared),
+                expected,
+                "{name}"
+            );
+        }
+        // Stopping is claimed like the rest.
+        let gone = Watched {
+            offering_live: false,
+            ..live
+        };
+        let st = claimed(state(Some(channel(600)), None), t(5));
+        assert_eq!(
+            upkeep_turn(Some(&st), gone, addr, t(0), renew, true),
+            Turn::Busy(t(5))
+        );
+    }
+
+    #[test]
+    fn a_result_is_recorded_only_under_the_claim_that_was_taken() {
+        let mine = Claim {
+            token: "k1".into(),
+            until: t(5),
+        };
+        let theirs = Claim {
+            token: "k2".into(),
+            until: t(5),
+        };
+        let expired = Claim {
+            token: "k1".into(),
+            until: t(-5),
+        };
+        let cases: Vec<(&str, Option<&Claim>, Option<&str>, bool)> = vec![
+            ("one process, nothing claimed", None, None, true),
+            ("one process, a claim left over", Some(&theirs), None, true),
+            ("still mine", Some(&mine), Some("k1"), true),
+            (
+                "mine, past its lease, nobody took it",
+                Some(&expired),
+                Some("k1"),
+                true,
+            ),
+            (
+                "taken over by another process",
+                Some(&theirs),
+                Some("k1"),
+                false,
+            ),
+            ("released by someone else", None, Some("k1"), false),
+        ];
+        for (name, recorded, token, expected) in cases {
+            assert_eq!(may_record(recorded, token), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_upkeep_looks_again_at_the_renewal_the_retry_or_the_end_of_a_claim() {
+        let renew = Duration::minutes(60);
+        let cases: Vec<(&str, PushState, Option<DateTime<Utc>>)> = vec![
+            ("nothing", state(None, None), None),
+            ("a channel", state(Some(channel(600)), None), Some(t(540))),
+            ("a failed open", state(None, Some(t(7))), Some(t(7))),
+            (
+                "a failed renewal: after its back-off",
+                state(Some(channel(59)), Some(t(7))),
+                Some(t(7)),
+            ),
+            (
+                "an old retry time",
+                state(Some(channel(600)), Some(t(-7))),
+                Some(t(540)),
+            ),
+            (
+                "claimed by another process",
+                claimed(state(Some(channel(59)), None), t(3)),
+                Some(t(3)),
+            ),
+            (
+                "a claim that ended",
+                claimed(state(Some(channel(600)), None), t(-3)),
+                Some(t(540)),
+            ),
+        ];
+        for (name, st, expected) in cases {
+            assert_eq!(next_look(&st, t(0), renew), expected, "{name}");
         }
     }
 

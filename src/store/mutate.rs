@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use super::feed_tokens::{FeedScope, FeedToken};
 use crate::domain::calendar::OfferingCalendar;
+use crate::domain::push::PushState;
 use crate::domain::{Customer, Id, Occupied, Offering, Order, Project, Resource, User};
 
 /// What a rule reads.
@@ -33,6 +34,9 @@ pub struct Load {
     pub calendars: Vec<Id>,
     /// The feed tokens of this scope.
     pub feed_tokens: Option<FeedScope>,
+    /// The push states of these offerings (locked against other writers of them
+    /// until the write: read-modify-writes of a push state never lose an update).
+    pub push: Vec<Id>,
 }
 
 /// Users, organisations, projects and offerings.
@@ -64,6 +68,8 @@ pub struct View {
     pub orders: HashMap<Id, Order>,
     pub calendars: HashMap<Id, OfferingCalendar>,
     pub feed_tokens: Vec<FeedToken>,
+    /// The push states [`Load::push`] named, where one is recorded.
+    pub push: HashMap<Id, PushState>,
 }
 
 impl Load {
