@@ -80,7 +80,7 @@ async fn push_app() -> TestApp {
     .await
 }
 
-fn timed(id: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Event {
+pub(crate) fn timed(id: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Event {
     let t = |at: DateTime<Utc>| EventTime::DateTime {
         at: at.fixed_offset(),
         time_zone: None,
