@@ -629,7 +629,7 @@ fn push_options(
         renew_before: secs(settings.google.push_renew_before_secs),
         healthy_interval: secs(settings.sync.push_interval_secs),
         usual_interval: scheduler_options(settings).interval,
-        look_every: secs(30),
+        look_every: secs(settings.google.push_look_secs),
         lease,
     }
 }

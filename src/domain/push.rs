@@ -21,9 +21,12 @@
 //!   back-off ends (a renewal that failed keeps the old channel meanwhile);
 //! - where several processes share the push states, one at a time opens, renews or
 //!   stops an offering's channel: the one whose [`Claim`] is recorded in the state
-//!   and has not ended; a process records its result only while the claim it took is
-//!   still the recorded one (a process that lost it stops the channel it opened), and
-//!   a claim whose holder died ends with its lease, so another process takes over.
+//!   and has not ended; a claim whose holder died ends with its lease, so another
+//!   process takes over;
+//! - a result is recorded only while the offering's channel is still the one the
+//!   process decided on (compare-and-set): if two processes raced anyway (a lease
+//!   ended under a slow Google call), the first to finish wins and the other stops
+//!   the channel it opened, so no orphan channel keeps delivering.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -213,13 +216,19 @@ pub fn upkeep_turn(
     }
 }
 
-/// Whether a process may record the result of its upkeep: it took no claim (one
-/// process owns the states), or the claim it took (`mine`) is still the recorded
-/// one, even past its lease (then nobody else took the turn meanwhile).
-pub fn may_record(recorded: Option<&Claim>, mine: Option<&str>) -> bool {
-    match mine {
-        None => true,
-        Some(token) => recorded.is_some_and(|c| c.token == token),
+/// Whether a process may record the result of its upkeep: the offering's recorded
+/// channel is still the one it decided on (`decided_on`: the id of the channel it
+/// saw when it took its turn, `None` when there was none). Otherwise another process
+/// recorded a result first (or Google ended the channel), and this one's is stale.
+pub fn may_record(recorded: Option<&Channel>, decided_on: Option<&str>) -> bool {
+    recorded.map(|c| c.id.as_str()) == decided_on
+}
+
+/// Gives up the claim `token`, if it is still the recorded one (another process's
+/// later claim is left alone).
+pub fn release(claim: &mut Option<Claim>, token: &str) {
+    if claim.as_ref().is_some_and(|c| c.token == token) {
+        *claim = None;
     }
 }
 
@@ -615,7 +624,47 @@ mod tests {
     }
 
     #[test]
-    fn a_result_is_recorded_only_under_the_claim_that_was_taken() {
+    fn a_result_is_recorded_only_over_the_channel_it_was_decided_on() {
+        let c1 = channel(600);
+        let c2 = Channel {
+            id: "c2".into(),
+            ..channel(600)
+        };
+        let cases: Vec<(&str, Option<&Channel>, Option<&str>, bool)> = vec![
+            ("opened where none was, still none", None, None, true),
+            (
+                "opened, but another process opened one first",
+                Some(&c2),
+                None,
+                false,
+            ),
+            (
+                "renewed, the old channel still recorded",
+                Some(&c1),
+                Some("c1"),
+                true,
+            ),
+            (
+                "renewed, another process renewed first",
+                Some(&c2),
+                Some("c1"),
+                false,
+            ),
+            (
+                "renewed, Google ended the channel meanwhile",
+                None,
+                Some("c1"),
+                false,
+            ),
+            ("stopped, still recorded", Some(&c1), Some("c1"), true),
+        ];
+        for (name, recorded, decided_on, expected) in cases {
+            assert_eq!(may_record(recorded, decided_on), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_claim_is_released_only_by_its_holder() {
         let mine = Claim {
             token: "k1".into(),
             until: t(5),
@@ -624,30 +673,15 @@ mod tests {
             token: "k2".into(),
             until: t(5),
         };
-        let expired = Claim {
-            token: "k1".into(),
-            until: t(-5),
-        };
-        let cases: Vec<(&str, Option<&Claim>, Option<&str>, bool)> = vec![
-            ("one process, nothing claimed", None, None, true),
-            ("one process, a claim left over", Some(&theirs), None, true),
-            ("still mine", Some(&mine), Some("k1"), true),
-            (
-                "mine, past its lease, nobody took it",
-                Some(&expired),
-                Some("k1"),
-                true,
-            ),
-            (
-                "taken over by another process",
-                Some(&theirs),
-                Some("k1"),
-                false,
-            ),
-            ("released by someone else", None, Some("k1"), false),
+        let cases: Vec<(&str, Option<Claim>, Option<Claim>)> = vec![
+            ("mine", Some(mine), None),
+            ("taken over", Some(theirs.clone()), Some(theirs)),
+            ("none", None, None),
         ];
-        for (name, recorded, token, expected) in cases {
-            assert_eq!(may_record(recorded, token), expected, "{name}");
+        for (name, before, after) in cases {
+            let mut claim = before;
+            release(&mut claim, "k1");
+            assert_eq!(claim, after, "{name}");
         }
     }
 

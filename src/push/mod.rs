@@ -51,8 +51,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::jobs::{JobKind, JobRequest, Trigger};
 use crate::domain::push::{
-    may_record, next_look, open_backoff, read_notice, upkeep_turn, Channel, ChannelAction, Claim,
-    Notice, PushState, Turn, Watched,
+    may_record, next_look, open_backoff, read_notice, release, upkeep_turn, Channel, ChannelAction,
+    Claim, Notice, PushState, Turn, Watched,
 };
 use crate::domain::{Id, OfferingState};
 use crate::google::{GoogleError, GoogleErrorKind, WatchRequest};
@@ -121,6 +121,8 @@ struct Counts {
     renewed: AtomicU64,
     stopped: AtomicU64,
     open_failures: AtomicU64,
+    /// Channels opened here but stopped at once: another process recorded one first.
+    discarded: AtomicU64,
 }
 
 /// The push side of the service.
@@ -593,7 +595,7 @@ impl PushService {
         let Turn::Act(action) = turn else {
             return Ok(());
         };
-        let mine = lease.map(|_| token.as_str());
+        let token = token.as_str();
         let old = state.as_ref().and_then(|s| s.channel.clone());
         match action {
             ChannelAction::Keep | ChannelAction::Wait => {}
@@ -605,11 +607,11 @@ impl PushService {
                         &calendar_id,
                         address,
                         old.as_ref(),
-                        mine,
+                        token,
                     )
                     .await?;
                 }
-                _ => self.release(offering, mine).await?,
+                _ => self.release(offering, token).await?,
             },
             ChannelAction::Stop => {
                 if let Some(old) = &old {
@@ -618,11 +620,14 @@ impl PushService {
                 let poll = self.usual_poll(offering, now);
                 let (recorded, _) = self
                     .update(offering, |state| {
-                        if !may_record(state.claim.as_ref(), mine) {
-                            return (false, None);
+                        let held = state.claim.as_ref().is_some_and(|c| c.token == token);
+                        release(&mut state.claim, token);
+                        let decided_on = old.as_ref().map(|c| c.id.as_str());
+                        if !may_record(state.channel.as_ref(), decided_on) {
+                            // Another process got there first.
+                            return (false, held.then(|| (Vec::new(), true)));
                         }
                         state.channel = None;
-                        state.claim = None;
                         // A removed offering leaves nothing behind.
                         let extra = if live { poll.clone() } else { Vec::new() };
                         (true, Some((extra, live)))
@@ -636,25 +641,21 @@ impl PushService {
         Ok(())
     }
 
-    /// Gives up the offering's upkeep claim `mine` (if still held) without a result.
-    async fn release(&self, offering: Id, mine: Option<&str>) -> Result<(), StoreError> {
-        if mine.is_none() {
-            return Ok(());
-        }
+    /// Gives up the offering's upkeep claim `token` (if still held) without a result.
+    async fn release(&self, offering: Id, token: &str) -> Result<(), StoreError> {
         self.update(offering, |state| {
-            let held = may_record(state.claim.as_ref(), mine);
-            if held {
-                state.claim = None;
-            }
+            let held = state.claim.as_ref().is_some_and(|c| c.token == token);
+            release(&mut state.claim, token);
             ((), held.then(|| (Vec::new(), true)))
         })
         .await?;
         Ok(())
     }
 
-    /// Opens a channel on `calendar_id` and records it under the claim `mine`; then
-    /// stops `old`, if any. A channel that cannot be recorded (the claim was lost to
-    /// another process, or the store failed) is stopped at once.
+    /// Opens a channel on `calendar_id` and records it in place of `old` (releasing
+    /// the claim `token`); then stops `old`, if any. A channel that cannot be
+    /// recorded (another process recorded one first, or the store failed) is
+    /// stopped at once.
     async fn open(
         &self,
         offering: Id,
@@ -662,8 +663,9 @@ impl PushService {
         calendar_id: &str,
         address: &str,
         old: Option<&Channel>,
-        mine: Option<&str>,
+        token: &str,
     ) -> Result<(), PushError> {
+        let decided_on = old.map(|c| c.id.as_str());
         let mut secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);
         let request = WatchRequest {
@@ -697,14 +699,15 @@ impl PushService {
                 self.cache().by_channel.insert(channel.id.clone(), offering);
                 let recorded = self
                     .update(offering, |state| {
-                        if !may_record(state.claim.as_ref(), mine) {
-                            return (false, None);
+                        let held = state.claim.as_ref().is_some_and(|c| c.token == token);
+                        release(&mut state.claim, token);
+                        if !may_record(state.channel.as_ref(), decided_on) {
+                            return (false, held.then(|| (Vec::new(), true)));
                         }
                         state.channel = Some(channel.clone());
                         state.failures = 0;
                         state.last_error = None;
                         state.retry_at = None;
-                        state.claim = None;
                         (true, Some((Vec::new(), true)))
                     })
                     .await;
@@ -716,7 +719,8 @@ impl PushService {
                     }
                 };
                 if !recorded {
-                    tracing::warn!(%offering, channel = %channel.id, "another process took over this channel upkeep after its lease ended; the channel opened here is stopped");
+                    tracing::warn!(%offering, channel = %channel.id, "another process recorded a channel first (this one's claim ended under a slow Google call); the channel opened here is stopped");
+                    self.counts.discarded.fetch_add(1, Ordering::Relaxed);
                     self.orphan(offering, customer, &channel).await;
                     return Ok(());
                 }
@@ -730,7 +734,7 @@ impl PushService {
                 Ok(())
             }
             Err(PushError::Store(e)) => {
-                self.release(offering, mine).await?;
+                self.release(offering, token).await?;
                 Err(PushError::Store(e))
             }
             Err(e) => {
@@ -742,13 +746,15 @@ impl PushService {
                 tracing::warn!(%offering, error = %message, "cannot open a push channel; polling covers the offering");
                 let poll = self.usual_poll(offering, now);
                 self.update(offering, |state| {
-                    if !may_record(state.claim.as_ref(), mine) {
-                        return ((), None);
+                    let held = state.claim.as_ref().is_some_and(|c| c.token == token);
+                    release(&mut state.claim, token);
+                    if !may_record(state.channel.as_ref(), decided_on) {
+                        // Another process opened one meanwhile: not a failure to count.
+                        return ((), held.then(|| (Vec::new(), true)));
                     }
                     state.failures += 1;
                     state.last_error = Some(message.clone());
                     state.retry_at = Some(now + open_backoff(state.failures));
-                    state.claim = None;
                     // A renewal that failed leaves the old channel until it expires.
                     let extra = if state.healthy(now) {
                         Vec::new()
@@ -827,13 +833,14 @@ impl Observed for PushService {
         out.family(
             "bookcal_push_channel_changes_total",
             "counter",
-            "Watch channels opened, renewed and stopped since start, and failed attempts to open one.",
+            "Watch channels opened, renewed and stopped since start, failed attempts to open one, and channels opened here but stopped at once because another replica recorded one first (discarded).",
         );
         for (what, n) in [
             ("opened", &self.counts.opened),
             ("renewed", &self.counts.renewed),
             ("stopped", &self.counts.stopped),
             ("open_failed", &self.counts.open_failures),
+            ("discarded", &self.counts.discarded),
         ] {
             out.sample(
                 "bookcal_push_channel_changes_total",

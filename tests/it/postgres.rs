@@ -1509,13 +1509,7 @@ async fn the_one_channel(
     offering: Id,
     calendar: &str,
 ) -> Option<String> {
-    let live: Vec<String> = emu
-        .push()
-        .channels()
-        .into_iter()
-        .filter(|c| c.calendar_id == calendar)
-        .map(|c| c.id)
-        .collect();
+    let live = live_channel_ids(emu, calendar);
     let recorded = store
         .push_state(offering)
         .await
@@ -1524,6 +1518,16 @@ async fn the_one_channel(
         .and_then(|s| s.channel)
         .map(|c| c.id)?;
     (live == [recorded.clone()]).then_some(recorded)
+}
+
+/// The ids of the live channels at the emulator on `calendar`.
+fn live_channel_ids(emu: &bookcal::emulator::Emulator, calendar: &str) -> Vec<String> {
+    emu.push()
+        .channels()
+        .into_iter()
+        .filter(|c| c.calendar_id == calendar)
+        .map(|c| c.id)
+        .collect()
 }
 
 /// A figure of a replica's `/metrics` (the first sample whose line starts with
@@ -1541,17 +1545,23 @@ async fn figure(http: &reqwest::Client, base: &str, series: &str) -> u64 {
 
 const OPENED: &str = "bookcal_push_channel_changes_total{change=\"opened\"}";
 const RENEWED: &str = "bookcal_push_channel_changes_total{change=\"renewed\"}";
+const DISCARDED: &str = "bookcal_push_channel_changes_total{change=\"discarded\"}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_with_push_on_keep_exactly_one_channel_per_calendar_through_its_renewals() {
     let Some(url) = database().await else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let (store, room, token) = room_with_many_slots(&url, dir.path(), 2).await;
-    let (emu, mut env) = google_for_replicas(dir.path(), Duration::ZERO).await;
+    // Every Google request takes a while, so replicas that find the channel due at
+    // the same moment overlap in their watch requests.
+    let (emu, mut env) = google_for_replicas(dir.path(), Duration::from_millis(100)).await;
     // A minute-long channel, replaced three seconds into its life: every replica
     // finds it due for renewal at the same moment, again and again.
     env.push(("BOOKCAL_GOOGLE_PUSH_TTL_SECS", "60".into()));
     env.push(("BOOKCAL_GOOGLE_PUSH_RENEW_BEFORE_SECS", "57".into()));
+    // Every replica reads the stored channel often, so all of them know each new
+    // channel and find it due together.
+    env.push(("BOOKCAL_GOOGLE_PUSH_LOOK_SECS", "1".into()));
     let http = reqwest::Client::new();
     let forwarder = Forwarder::start().await;
     let replicas = push_replicas(&url, dir.path(), &http, &env, &forwarder).await;
@@ -1562,7 +1572,7 @@ async fn three_replicas_with_push_on_keep_exactly_one_channel_per_calendar_throu
         })
         .await,
         "never exactly one live channel on the calendar: {:?}",
-        emu.push().channels()
+        live_channel_ids(&emu, &cal)
     );
     let mut seen = vec![the_one_channel(&emu, &store, room, &cal)
         .await
@@ -1579,7 +1589,7 @@ async fn three_replicas_with_push_on_keep_exactly_one_channel_per_calendar_throu
             })
             .await,
             "renewal {round}: never exactly one new live channel: {:?}",
-            emu.push().channels()
+            live_channel_ids(&emu, &cal)
         );
         seen.push(
             the_one_channel(&emu, &store, room, &cal)
@@ -1630,7 +1640,7 @@ async fn a_delivery_to_a_replica_that_did_not_open_the_channel_syncs_and_a_forge
         })
         .await,
         "no channel with its sync message: {:?} {:?}",
-        emu.push().channels(),
+        live_channel_ids(&emu, &cal),
         forwarder.answers()
     );
     let mut opener = None;
@@ -1750,7 +1760,7 @@ async fn a_channel_renewal_claimed_by_a_replica_that_died_is_taken_over_after_it
         })
         .await,
         "never exactly one live channel: {:?}",
-        emu.push().channels()
+        live_channel_ids(&emu, &cal)
     );
     assert!(until(60, || synced_and_idle(&store, room)).await);
     // What a replica killed in the middle of a renewal leaves: the channel due for
@@ -1796,7 +1806,7 @@ async fn a_channel_renewal_claimed_by_a_replica_that_died_is_taken_over_after_it
         .await,
         "the renewal was never taken over: {:?} {:?}",
         store.push_state(room).await,
-        emu.push().channels()
+        live_channel_ids(&emu, &cal)
     );
     let renewed = store.push_state(room).await.expect("read").expect("state");
     let channel = renewed.channel.expect("channel");
@@ -1806,5 +1816,73 @@ async fn a_channel_renewal_claimed_by_a_replica_that_died_is_taken_over_after_it
         channel.created
     );
     assert_eq!(renewed.claim, None, "the claim is released with the result");
+    drop(replicas);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_a_slow_google_outlives_the_upkeep_lease_the_first_channel_recorded_wins_and_the_other_is_stopped(
+) {
+    let Some(url) = database().await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, room, token) = room_with_many_slots(&url, dir.path(), 2).await;
+    let (emu, mut env) = google_for_replicas(dir.path(), Duration::ZERO).await;
+    env.push(("BOOKCAL_GOOGLE_PUSH_LOOK_SECS", "1".into()));
+    let http = reqwest::Client::new();
+    let forwarder = Forwarder::start().await;
+    let replicas = push_replicas(&url, dir.path(), &http, &env, &forwarder).await;
+    let cal = calendar_created(&http, &replicas[0].base, &token, &store, room).await;
+    assert!(
+        until(60, || async {
+            the_one_channel(&emu, &store, room, &cal).await.is_some()
+        })
+        .await,
+        "never exactly one live channel: {:?}",
+        live_channel_ids(&emu, &cal)
+    );
+    assert!(until(60, || synced_and_idle(&store, room)).await);
+    let first = the_one_channel(&emu, &store, room, &cal)
+        .await
+        .expect("the channel");
+    // Every Google call now outlives the upkeep lease (3 s): while the replica that
+    // claimed the renewal waits for its watch, another takes the turn over.
+    emu.controls().set_latency(Duration::from_secs(4));
+    let state = store.push_state(room).await.expect("read").expect("state");
+    let due = bookcal::domain::push::PushState {
+        channel: state
+            .channel
+            .clone()
+            .map(|c| bookcal::domain::push::Channel {
+                expiration: Utc::now() + chrono::Duration::hours(1),
+                ..c
+            }),
+        ..state
+    };
+    store
+        .write(vec![Store::push_change(&due)])
+        .await
+        .expect("make the channel due for renewal");
+    let discarded = || async {
+        let mut n = 0;
+        for r in &replicas {
+            n += figure(&http, &r.base, DISCARDED).await;
+        }
+        n
+    };
+    assert!(
+        until(90, || async {
+            discarded().await >= 1
+                && the_one_channel(&emu, &store, room, &cal)
+                    .await
+                    .is_some_and(|id| id != first)
+        })
+        .await,
+        "no single renewed channel after the race (discarded: {}): {:?} {:?}",
+        discarded().await,
+        store.push_state(room).await,
+        live_channel_ids(&emu, &cal)
+    );
+    let after = store.push_state(room).await.expect("read").expect("state");
+    assert_eq!(after.claim, None, "no claim is left behind");
+    assert_eq!(after.failures, 0, "a lost race is not a failure: {after:?}");
     drop(replicas);
 }
