@@ -3,7 +3,8 @@
 //!
 //! The caller names what to read ([`Load`]); the store reads it inside the write's
 //! critical section (sled: under the write lock; PostgreSQL: in the transaction,
-//! with the named offerings' rows locked and the directory under an advisory lock),
+//! with the named offerings' rows locked, the directory and the named push states
+//! under advisory locks),
 //! runs the rule on the [`View`], and writes its changes. A rule that refuses writes
 //! nothing. PostgreSQL transactions that lose a race (a deadlock, a serialisation
 //! failure) are run again from the reads, so the rule decides on what is current.

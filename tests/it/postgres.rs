@@ -4,7 +4,10 @@
 //! booking's transitions are serialised by its row locks, a write on one replica
 //! reaches the feeds of the others through `LISTEN`/`NOTIFY`, the job queue runs
 //! one sync of an offering at a time across replicas, and a replica killed in the
-//! middle of a sync loses the job to another once its lease has ended.
+//! middle of a sync loses the job to another once its lease has ended. With push on
+//! everywhere, the replicas keep one watch channel per calendar through renewals
+//! (a slow Google that outlives the upkeep lease included), any replica acts on a
+//! delivery, and a forged one is 404 on each.
 
 use std::collections::HashMap;
 use std::sync::Arc;
