@@ -1744,6 +1744,45 @@ async fn a_delivery_to_a_replica_that_did_not_open_the_channel_syncs_and_a_forge
     );
     let after = store.push_state(room).await.expect("read").expect("state");
     assert_eq!(after.received, before.received + 1, "{after:?}");
+
+    // Deliveries at all three replicas at once: each is counted exactly once (as
+    // received, or ignored when a higher number got there first); none is lost.
+    let live = emu
+        .push()
+        .channels()
+        .into_iter()
+        .find(|c| c.id == channel.id)
+        .expect("the live channel");
+    let secret = live.token.clone().expect("the channel's token");
+    let mut deliveries = tokio::task::JoinSet::new();
+    for i in 0..30u64 {
+        let (http, base) = (http.clone(), replicas[i as usize % 3].base.clone());
+        let (id, secret) = (channel.id.clone(), secret.clone());
+        deliveries.spawn(async move {
+            http.post(format!("{base}/google/notifications"))
+                .header("X-Goog-Channel-ID", id)
+                .header("X-Goog-Channel-Token", secret)
+                .header("X-Goog-Resource-State", "exists")
+                .header("X-Goog-Message-Number", (1000 + i).to_string())
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16())
+        });
+    }
+    let answers = deliveries.join_all().await;
+    assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
+    let counted = store.push_state(room).await.expect("read").expect("state");
+    assert_eq!(
+        counted.received + counted.ignored,
+        after.received + after.ignored + 30,
+        "deliveries counted across the replicas: {counted:?}"
+    );
+    assert!(counted.received > after.received, "{counted:?}");
+    assert_eq!(
+        counted.channel.map(|c| c.last_message),
+        Some(1029),
+        "the highest number is kept"
+    );
     drop(replicas);
 }
 
