@@ -11,6 +11,7 @@ use super::render::{self, Detail, GoogleCalendarOut, OfferingOut, Urls};
 use super::{path_id, ApiError, AppState, BaseUrl};
 use crate::domain::calendar::{CalendarState, CredentialHealth, JobKind, OfferingCalendar};
 use crate::domain::jobs::{Job, JobRequest, Trigger};
+use crate::domain::search::fold;
 use crate::domain::{Id, Offering};
 use crate::store::query::{OfferingKey, OfferingQuery};
 use crate::store::{Change, Load, Related, Store};
@@ -32,7 +33,7 @@ pub async fn list(State(state): State<AppState>, list: ListRequest) -> Result<Re
     ])?;
     let query = OfferingQuery {
         visible: list.roles.visible_offerings(),
-        name: params.one("name").map(str::to_lowercase),
+        name: params.one("name").map(fold),
         customer: params.uuids("customer_uuid")?,
         order,
         page: Some(list.rows()),

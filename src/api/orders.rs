@@ -16,6 +16,7 @@ use super::render::{
 use super::{path_id, ApiError, AppState, BaseUrl, RawBody, Upload};
 use crate::domain::booking::trim_schedule_times;
 use crate::domain::lifecycle::{Action, ErrorReport, NewOrder, Outcome};
+use crate::domain::search::fold;
 use crate::domain::{Attachment, Id, Order, OrderState, OrderType};
 use crate::store::query::{OrderKey, OrderQuery, Visible};
 use crate::store::Target;
@@ -157,8 +158,8 @@ fn query(p: &Params, roles: &Roles) -> Result<OrderQuery, ApiError> {
         approvable_as_provider: p
             .boolean("can_approve_as_provider")?
             .map(|want| (want, provider_side)),
-        query: p.one("query").map(|s| s.trim().to_lowercase()),
-        resource_name: p.one("resource_name").map(|s| s.trim().to_lowercase()),
+        query: p.one("query").map(|s| fold(s.trim())),
+        resource_name: p.one("resource_name").map(|s| fold(s.trim())),
         order,
         page: None,
     })

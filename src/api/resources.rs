@@ -11,6 +11,7 @@ use super::listing::{booking_filter, one_response, ListRequest, Params};
 use super::render::{self, OrderUuid, ResourceOut, Urls};
 use super::{path_id, ApiError, AppState, BaseUrl, RawBody};
 use crate::domain::lifecycle::Action;
+use crate::domain::search::fold;
 use crate::domain::ResourceState;
 use crate::store::query::{ResourceKey, ResourceQuery};
 use crate::store::Target;
@@ -42,11 +43,11 @@ fn query(p: &Params, roles: &Roles) -> Result<ResourceQuery, ApiError> {
         common: booking_filter(p)?,
         states: parse_states(p)?,
         connected: p.uuids("connected_customer_uuid")?,
-        query: p.one("query").map(|s| s.trim().to_lowercase()),
-        name: p.one("name").map(str::to_lowercase),
+        query: p.one("query").map(|s| fold(s.trim())),
+        name: p.one("name").map(fold),
         name_exact: p.one("name_exact").map(String::from),
         backend_id: p.one("backend_id").map(String::from),
-        project_name: p.one("project_name").map(str::to_lowercase),
+        project_name: p.one("project_name").map(fold),
         order: p.order_keys(&ORDER_KEYS)?,
         page: None,
     })

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod model;
 pub mod push;
+pub mod search;
 pub mod states;
 pub mod uuid;
 

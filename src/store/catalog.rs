@@ -8,7 +8,7 @@
 //! Substring search (`query=`, `name=`) goes through [`TextIndex`], a trigram index
 //! over the resources' names, slugs and backend ids: a search reads the entries that
 //! contain every trigram of the needle instead of every entry's text, and checks them
-//! against the lowercased texts the index keeps side by side in entry order (not
+//! against the folded texts (`domain::search::fold`) the index keeps side by side in entry order (not
 //! against the entries themselves, which would cost a cache miss or two each). The
 //! orders of each resource are kept by its entry number too, so `query=` on orders
 //! goes from matching names to orders without a hash lookup per resource.
@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use smallvec::SmallVec;
 
 use super::index::{OrderIdx, ResourceIdx};
+use crate::domain::search::fold;
 use crate::domain::{
     Customer, Id, Interval, Offering, OrderState, OrderType, Project, ResourceState, User,
 };
@@ -468,25 +469,25 @@ impl TextIndex {
     }
 }
 
-/// The texts lowercased and joined by [`SEPARATOR`].
+/// The texts folded and joined by [`SEPARATOR`].
 fn joined_lowercase(texts: &[&str]) -> String {
     let mut out = String::new();
     for (i, t) in texts.iter().enumerate() {
         if i > 0 {
             out.push(SEPARATOR);
         }
-        out.push_str(&t.to_lowercase());
+        out.push_str(&fold(t));
     }
     out
 }
 
-/// The distinct trigrams of the lowercased texts.
+/// The distinct trigrams of the folded texts.
 fn grams_of(texts: &[&str]) -> HashSet<[u8; 3]> {
     let mut out = HashSet::new();
     for t in texts {
         let lower;
         let bytes = if t.bytes().any(|b| b.is_ascii_uppercase()) || !t.is_ascii() {
-            lower = t.to_lowercase();
+            lower = fold(t);
             lower.as_bytes()
         } else {
             t.as_bytes()

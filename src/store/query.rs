@@ -6,12 +6,14 @@
 //! cross-engine test asks both the same table of queries over the same data and
 //! compares the answers.
 //!
-//! Text filters compare lowercased text (`contains`), text orders compare bytes
+//! Text filters compare folded text ([`fold`]: lowercase; the needle anywhere in the
+//! text; PostgreSQL matches columns the store folded), text orders compare bytes
 //! (PostgreSQL sorts these columns `COLLATE "C"`), and every order ends with the
 //! record id, so a page is the same on both engines.
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::search::fold;
 use crate::domain::{Id, OrderState, OrderType, ResourceState};
 
 /// Which rows a caller sees: every row, or the rows related to them.
@@ -190,11 +192,11 @@ pub struct OfferingQuery {
     pub page: Option<PageRange>,
 }
 
-/// Whether `hay` lowercased contains `needle` (already lowercase), without allocating
+/// Whether `hay` [`fold`]ed contains `needle` (already folded), without allocating
 /// when `hay` is ASCII (list filters run this on every row).
 pub fn contains_lowercase(hay: &str, needle: &str) -> bool {
     if !hay.is_ascii() {
-        return hay.to_lowercase().contains(needle);
+        return fold(hay).contains(needle);
     }
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
     let Some((&first, rest)) = n.split_first() else {
@@ -209,4 +211,47 @@ pub fn contains_lowercase(hay: &str, needle: &str) -> bool {
 /// Whether `id` passes an optional id filter.
 pub fn any_of(ids: &Option<Vec<Id>>, id: Id) -> bool {
     ids.as_ref().is_none_or(|v| v.contains(&id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contains_lowercase_is_the_folded_needle_in_the_folded_text_on_either_path() {
+        // (text, needle as typed, found): ASCII texts take the path without allocation.
+        let cases = [
+            ("Seminar ROOM", "room", true),
+            ("Seminar ROOM", "ROOM", true),
+            ("Seminar ROOM", "", true),
+            ("Seminar", "seminar room", false),
+            ("Emile", "émile", false),
+            ("ÉMILE run", "émile", true),
+            ("ÉMILE run", "ÉMILE", true),
+            ("Émile run", "emile", false),
+            ("E\u{301}mile", "émile", false),
+            ("E\u{301}mile", "E\u{301}MILE", true),
+            ("Straße", "STRASSE", false),
+            ("STRASSE", "straße", false),
+            ("Straße", "STRAẞE", true),
+            ("İzmir", "izmir", false),
+            ("İzmir", "İZMIR", true),
+            // Each dotted capital I folds to an i with a combining dot.
+            ("İzmir", "İZMİR", false),
+            ("ΟΔΟΣ 5", "οδος", true),
+            ("ΟΔΟΣ 5", "ΟΔΟΣ", true),
+            ("ΟΔΟΣ 5", "οδοσ", false),
+            ("\u{212A}elvin", "kelvin", true),
+            ("kelvin", "\u{212A}ELVIN", true),
+        ];
+        for (hay, typed, found) in cases {
+            let needle = fold(typed);
+            assert_eq!(
+                contains_lowercase(hay, &needle),
+                found,
+                "{typed:?} in {hay:?}"
+            );
+            assert_eq!(fold(hay).contains(&needle), found, "{typed:?} in {hay:?}");
+        }
+    }
 }

@@ -6,8 +6,12 @@
 //! totals. The data has ties everywhere a tie-breaker decides (names repeated across
 //! and within offerings, first slots shared by every offering, one creation time for
 //! all), matches by resource name and by project name, and a resource renamed after
-//! the copy (its orders must be found by the new name).
+//! the copy (its orders must be found by the new name). Names and needles include
+//! non-ASCII text (accents, `ß`, Turkish `İ`, Greek final sigma, a combining mark),
+//! each needle folded as the API folds it: both engines find the same records, and
+//! nothing where the folding keeps texts apart.
 
+use bookcal::domain::search::fold;
 use bookcal::domain::{Id, ResourceState};
 use bookcal::store::query::{OrderKey, OrderQuery, PageRange, ResourceKey, ResourceQuery, Visible};
 use bookcal::store::{Change, Store, StoreOptions};
@@ -15,13 +19,20 @@ use serde_json::{json, Value};
 
 use crate::helpers::pg::database;
 
-const WORDS: [&str; 6] = [
+/// Names (with a number each); the non-ASCII ones are matched by case-insensitive
+/// searches through the one folding both engines use.
+const WORDS: [&str; 10] = [
     "Imaging",
     "Seminar",
     "Calibration",
     "SEMINAR room",
     "Review",
     "Workshop",
+    "ÉMILE Straße",
+    "émile's ÉTUDE",
+    "İZMİR ΟΔΟΣ",
+    // A decomposed é (e and a combining acute).
+    "Cafe\u{301} Σοφία",
 ];
 
 /// 4 providers with 2 offerings each, 3 clients with 2 projects each (one project
@@ -48,6 +59,8 @@ fn data_set() -> Value {
         for p in 0..2 {
             let name = if c == 1 && p == 0 {
                 "Seminar series".to_string()
+            } else if c == 2 && p == 1 {
+                "ΣΕΜΙΝΆΡΙΟ Émile".to_string()
             } else {
                 format!("Project {c}-{p}")
             };
@@ -301,6 +314,37 @@ async fn the_reshaped_lists_give_the_same_pages_and_totals_on_postgresql_as_on_s
         }
     }
 
+    // Non-ASCII needles as the API folds them: (field, needle, whether anything
+    // matches). The same records on both engines, and nothing on either where the
+    // folding keeps the texts apart.
+    let non_ascii: [(&str, &str, bool); 20] = [
+        ("query", "ÉMILE", true),
+        ("query", "émile", true),
+        ("name", "Émile", true),
+        ("name", "ÉTUDE", true),
+        ("query", "STRASSE", false),
+        ("name", "straße", true),
+        ("name", "STRAẞE", true),
+        ("query", "emile", false),
+        ("query", "İZMİR", true),
+        ("query", "izmir", false),
+        ("query", "İzmir", false),
+        ("name", "ΟΔΟΣ", true),
+        ("name", "οδος", true),
+        ("name", "ΟΔΟΣ 1", true),
+        ("name", "οδοσ", false),
+        ("query", "CAFE\u{301}", true),
+        ("query", "café", false),
+        ("query", "ΣΟΦΊΑ", true),
+        ("project", "σεμινάριο", true),
+        ("project", "ÉMILE", true),
+    ];
+    for (field, needle, found) in non_ascii {
+        let what = format!("{field}={needle}");
+        let total = same_resources(&what, &sled, &pg, &text(field, &fold(needle))).await;
+        assert_eq!(total > 0, found, "{what}: {total} found");
+    }
+
     let orders = || OrderQuery {
         visible: Visible::everything(),
         ..OrderQuery::default()
@@ -369,6 +413,32 @@ async fn the_reshaped_lists_give_the_same_pages_and_totals_on_postgresql_as_on_s
     for (what, q) in &order_cases {
         let total = same_orders(what, &sled, &pg, q).await;
         assert!(total > 0, "{what}: nothing matched");
+    }
+    // Orders by a non-ASCII resource or project name: (query or resource_name,
+    // needle, whether anything matches).
+    let non_ascii_orders: [(bool, &str, bool); 8] = [
+        (true, "ÉMILE", true),
+        (true, "émile's", true),
+        (false, "ÉTUDE", true),
+        (false, "İZMİR", true),
+        (false, "izmir", false),
+        (true, "ΣΕΜΙΝΆΡΙΟ", true),
+        (true, "σεμιναριο", false),
+        (false, "strasse", false),
+    ];
+    for (query, needle, found) in non_ascii_orders {
+        let what = format!(
+            "orders {}={needle}",
+            if query { "query" } else { "resource_name" }
+        );
+        let mut q = orders();
+        if query {
+            q.query = Some(fold(needle));
+        } else {
+            q.resource_name = Some(fold(needle));
+        }
+        let total = same_orders(&what, &sled, &pg, &q).await;
+        assert_eq!(total > 0, found, "{what}: {total} found");
     }
     // The renamed resource's order is found by its new name only.
     let renamed_orders = same_orders(

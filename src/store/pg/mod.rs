@@ -4,7 +4,8 @@
 //! - sqlx with runtime-checked queries (no database at compile time) and its pool.
 //! - Versioned migrations ([`MIGRATIONS`], `migrations/*.sql`) run at start-up and by
 //!   `bookcal migrate`, under sqlx's advisory lock, so replicas starting together
-//!   apply each migration once.
+//!   apply each migration once; then bookcal folds the searched texts of rows that
+//!   lack their folding ([`folded`]).
 //! - Records are the same versioned JSON documents the sled engine writes (`doc`);
 //!   the other columns are derived from them in the same statement, for listing.
 //!
@@ -12,6 +13,7 @@
 //! overlap (an exclusion constraint, whatever replica writes them).
 
 pub mod cluster;
+pub(crate) mod folded;
 pub(crate) mod jobs;
 pub(crate) mod notify;
 pub(crate) mod query;
@@ -56,6 +58,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "list indexes",
         include_str!("migrations/0010_list_indexes.sql"),
     ),
+    (
+        11,
+        "folded text",
+        include_str!("migrations/0011_folded_text.sql"),
+    ),
 ];
 
 #[derive(Debug)]
@@ -87,7 +94,9 @@ impl MigrationSource<'static> for Embedded {
     }
 }
 
-/// Applies the migrations the database lacks (under an advisory lock).
+/// Applies the migrations the database lacks (under an advisory lock), then folds
+/// the searched texts of rows written without their folding ([`folded::fill`]: SQL
+/// cannot fold as bookcal does).
 ///
 /// # Errors
 /// The database refuses, or holds a migration this binary does not know (a newer
@@ -95,7 +104,7 @@ impl MigrationSource<'static> for Embedded {
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     let migrator = Migrator::new(Embedded).await?;
     migrator.run(pool).await?;
-    Ok(())
+    folded::fill(pool).await
 }
 
 /// Connection settings of the PostgreSQL engine.
@@ -783,6 +792,72 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(n, MIGRATIONS.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn rows_written_without_their_folding_are_folded_by_bookcal_at_the_next_start() {
+        use crate::domain::search::fold;
+        let pool = pool().await;
+        let (r, p, o, order) = (
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+        );
+        // As a bookcal older than migration 11 writes them: no folded columns.
+        sqlx::raw_sql(&format!(
+            "INSERT INTO projects (id, customer, name, members, doc)
+                 VALUES ('{p}', '{p}', 'ΣΕΜΙΝΆΡΙΟ Émile', '{{}}', '{{}}');
+             INSERT INTO offerings (id, customer, name, slug, category, doc)
+                 VALUES ('{o}', '{p}', 'İZMİR Straße', 'izmir', '{p}', '{{}}');
+             INSERT INTO resources (id, offering, project, customer, provider, name, slug,
+                 backend_id, state, created, modified, created_by, doc)
+                 VALUES ('{r}', '{o}', '{p}', '{p}', '{p}', 'ÉMILE ΟΔΟΣ', 'Émile-Slug',
+                         'BACKEND-İ', 'OK', now(), now(), '{p}', '{{}}');
+             INSERT INTO orders (id, offering, project, customer, provider, resource, state,
+                 kind, created, modified, created_by, resource_name, doc)
+                 VALUES ('{order}', '{o}', '{p}', '{p}', '{p}', '{r}', 'done', 'Create',
+                         now(), now(), '{p}', 'ÉMILE ΟΔΟΣ', '{{}}');"
+        ))
+        .execute(&pool)
+        .await
+        .expect("insert");
+        migrate(&pool).await.expect("start again");
+        let folded: (String, String, String, String, String, String) = sqlx::query_as(
+            "SELECT r.name_folded, r.slug_folded, r.backend_id_folded, p.name_folded,
+                    f.name_folded, o.resource_name_folded
+             FROM resources r, projects p, offerings f, orders o
+             WHERE r.id = $1 AND p.id = $2 AND f.id = $3 AND o.id = $4",
+        )
+        .bind(r)
+        .bind(p)
+        .bind(o)
+        .bind(order)
+        .fetch_one(&pool)
+        .await
+        .expect("folded");
+        assert_eq!(
+            folded,
+            (
+                fold("ÉMILE ΟΔΟΣ"),
+                fold("Émile-Slug"),
+                fold("BACKEND-İ"),
+                fold("ΣΕΜΙΝΆΡΙΟ Émile"),
+                fold("İZMİR Straße"),
+                fold("ÉMILE ΟΔΟΣ"),
+            )
+        );
+        // Nothing is left for the next start.
+        let unfolded: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM resources WHERE name_folded IS NULL)
+                  + (SELECT count(*) FROM projects WHERE name_folded IS NULL)
+                  + (SELECT count(*) FROM offerings WHERE name_folded IS NULL)
+                  + (SELECT count(*) FROM orders WHERE resource_name_folded IS NULL)",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+        assert_eq!(unfolded, 0);
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! Writing [`Change`]s to PostgreSQL inside the caller's transaction.
 //!
 //! Each record is written as its versioned document (`doc`, the same JSON the sled
-//! engine stores) together with the columns derived from it. Consecutive changes of
+//! engine stores) together with the columns derived from it, searched texts with their
+//! folding (see [`folded`](super::folded)). Consecutive changes of
 //! one kind are written with one statement over arrays (`UNNEST`), so an import of a
 //! hundred thousand bookings is a few statements, not a few hundred thousand.
 //!
@@ -23,6 +24,7 @@ use super::super::records::{
 };
 use super::super::{encode, Change, StoreError};
 use crate::domain::jobs::{calendars_touched, offering_calendar_changed, BookingView};
+use crate::domain::search::fold;
 use crate::domain::{Customer, Id, Interval, Offering, Order, Project, Resource, User};
 
 fn uuid(id: Id) -> Uuid {
@@ -208,30 +210,34 @@ async fn projects(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreEr
     let mut ids = Vec::new();
     let mut customers = Vec::new();
     let mut names = Vec::new();
+    let mut folded = Vec::new();
     let mut members = Vec::new();
     let mut docs = Vec::new();
     for p in items {
         ids.push(uuid(p.id));
         customers.push(uuid(p.customer));
         names.push(p.name.clone());
+        folded.push(fold(&p.name));
         members.push(text(&p.members)?);
         docs.push(text(&ProjectRecord::from(p))?);
     }
     sqlx::query(
-        "INSERT INTO projects (id, customer, name, members, doc)
+        "INSERT INTO projects (id, customer, name, members, doc, name_folded)
          SELECT u.id, u.customer, u.name,
                 ARRAY(SELECT jsonb_array_elements_text(u.members::jsonb)::uuid),
-                u.doc::jsonb
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])
-              AS u(id, customer, name, members, doc)
+                u.doc::jsonb, u.name_folded
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
+              AS u(id, customer, name, members, doc, name_folded)
          ON CONFLICT (id) DO UPDATE SET customer = EXCLUDED.customer, name = EXCLUDED.name,
-             members = EXCLUDED.members, doc = EXCLUDED.doc",
+             members = EXCLUDED.members, doc = EXCLUDED.doc,
+             name_folded = EXCLUDED.name_folded",
     )
     .bind(&ids)
     .bind(&customers)
     .bind(&names)
     .bind(&members)
     .bind(&docs)
+    .bind(&folded)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -269,6 +275,7 @@ async fn offerings(conn: &mut PgConnection, run: &[Change]) -> Result<Vec<Id>, S
     let mut ids = Vec::new();
     let mut customers = Vec::new();
     let mut names = Vec::new();
+    let mut folded = Vec::new();
     let mut slugs = Vec::new();
     let mut categories = Vec::new();
     let mut docs = Vec::new();
@@ -276,17 +283,20 @@ async fn offerings(conn: &mut PgConnection, run: &[Change]) -> Result<Vec<Id>, S
         ids.push(uuid(o.id));
         customers.push(uuid(o.customer));
         names.push(o.name.clone());
+        folded.push(fold(&o.name));
         slugs.push(o.slug.clone());
         categories.push(uuid(o.category.id));
         docs.push(text(&OfferingRecord::from(o))?);
     }
     sqlx::query(
-        "INSERT INTO offerings (id, customer, name, slug, category, doc)
-         SELECT u.id, u.customer, u.name, u.slug, u.category, u.doc::jsonb
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::text[])
-              AS u(id, customer, name, slug, category, doc)
+        "INSERT INTO offerings (id, customer, name, slug, category, doc, name_folded)
+         SELECT u.id, u.customer, u.name, u.slug, u.category, u.doc::jsonb, u.name_folded
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::text[],
+                     $7::text[])
+              AS u(id, customer, name, slug, category, doc, name_folded)
          ON CONFLICT (id) DO UPDATE SET customer = EXCLUDED.customer, name = EXCLUDED.name,
-             slug = EXCLUDED.slug, category = EXCLUDED.category, doc = EXCLUDED.doc",
+             slug = EXCLUDED.slug, category = EXCLUDED.category, doc = EXCLUDED.doc,
+             name_folded = EXCLUDED.name_folded",
     )
     .bind(&ids)
     .bind(&customers)
@@ -294,6 +304,7 @@ async fn offerings(conn: &mut PgConnection, run: &[Change]) -> Result<Vec<Id>, S
     .bind(&slugs)
     .bind(&categories)
     .bind(&docs)
+    .bind(&folded)
     .execute(&mut *conn)
     .await?;
     Ok(touched)
@@ -378,6 +389,12 @@ async fn resources(conn: &mut PgConnection, run: &[Change]) -> Result<Vec<Id>, S
     let mut first_start: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
     let mut creation_order: Vec<Option<Uuid>> = Vec::with_capacity(n);
     let mut docs = Vec::with_capacity(n);
+    // The searched texts folded (see `folded`).
+    let (mut name_f, mut slug_f, mut backend_id_f) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     let (mut s_res, mut s_n, mut s_off, mut s_bid, mut s_start, mut s_end, mut s_live) = (
         Vec::new(),
         Vec::new(),
@@ -393,6 +410,9 @@ async fn resources(conn: &mut PgConnection, run: &[Change]) -> Result<Vec<Id>, S
         name.push(r.name.clone());
         slug.push(r.slug.clone());
         backend_id.push(r.backend_id.clone());
+        name_f.push(fold(&r.name));
+        slug_f.push(fold(&r.slug));
+        backend_id_f.push(fold(&r.backend_id));
         state.push(r.state.as_str().to_string());
         created.push(r.created);
         modified.push(r.modified);
@@ -412,16 +432,19 @@ async fn resources(conn: &mut PgConnection, run: &[Change]) -> Result<Vec<Id>, S
     }
     sqlx::query(
         "INSERT INTO resources (id, offering, project, customer, provider, name, slug,
-             backend_id, state, created, modified, created_by, first_start, creation_order, doc)
+             backend_id, state, created, modified, created_by, first_start, creation_order, doc,
+             name_folded, slug_folded, backend_id_folded)
          SELECT u.id, u.offering, u.project, COALESCE(p.customer, u.project),
                 COALESCE(o.customer, u.offering), u.name, u.slug, u.backend_id, u.state,
                 u.created, u.modified, u.created_by, u.first_start, u.creation_order,
-                u.doc::jsonb
+                u.doc::jsonb, u.name_folded, u.slug_folded, u.backend_id_folded
          FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
                      $7::text[], $8::timestamptz[], $9::timestamptz[], $10::uuid[],
-                     $11::timestamptz[], $12::uuid[], $13::text[])
+                     $11::timestamptz[], $12::uuid[], $13::text[], $14::text[], $15::text[],
+                     $16::text[])
               AS u(id, offering, project, name, slug, backend_id, state, created, modified,
-                   created_by, first_start, creation_order, doc)
+                   created_by, first_start, creation_order, doc, name_folded, slug_folded,
+                   backend_id_folded)
          LEFT JOIN projects p ON p.id = u.project
          LEFT JOIN offerings o ON o.id = u.offering
          ON CONFLICT (id) DO UPDATE SET offering = EXCLUDED.offering,
@@ -430,7 +453,9 @@ async fn resources(conn: &mut PgConnection, run: &[Change]) -> Result<Vec<Id>, S
              backend_id = EXCLUDED.backend_id, state = EXCLUDED.state,
              created = EXCLUDED.created, modified = EXCLUDED.modified,
              created_by = EXCLUDED.created_by, first_start = EXCLUDED.first_start,
-             creation_order = EXCLUDED.creation_order, doc = EXCLUDED.doc",
+             creation_order = EXCLUDED.creation_order, doc = EXCLUDED.doc,
+             name_folded = EXCLUDED.name_folded, slug_folded = EXCLUDED.slug_folded,
+             backend_id_folded = EXCLUDED.backend_id_folded",
     )
     .bind(&ids)
     .bind(&offering)
@@ -445,14 +470,19 @@ async fn resources(conn: &mut PgConnection, run: &[Change]) -> Result<Vec<Id>, S
     .bind(&first_start)
     .bind(&creation_order)
     .bind(&docs)
+    .bind(&name_f)
+    .bind(&slug_f)
+    .bind(&backend_id_f)
     .execute(&mut *conn)
     .await?;
-    // Orders carry their resource's name for the orders' text search (an order
-    // written before its resource gets it here).
+    // Orders carry their resource's name and its folding for the orders' text search
+    // (an order written before its resource gets them here).
     sqlx::query(
-        "UPDATE orders o SET resource_name = r.name FROM resources r
+        "UPDATE orders o SET resource_name = r.name, resource_name_folded = r.name_folded
+         FROM resources r
          WHERE r.id = ANY($1) AND o.resource = r.id
-           AND o.resource_name IS DISTINCT FROM r.name",
+           AND (o.resource_name IS DISTINCT FROM r.name
+                OR o.resource_name_folded IS DISTINCT FROM r.name_folded)",
     )
     .bind(&ids)
     .execute(&mut *conn)
@@ -527,10 +557,10 @@ async fn orders(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreErro
     }
     sqlx::query(
         "INSERT INTO orders (id, offering, project, customer, provider, resource, state, kind,
-             created, modified, created_by, resource_name, doc)
+             created, modified, created_by, resource_name, resource_name_folded, doc)
          SELECT u.id, u.offering, u.project, COALESCE(p.customer, u.project),
                 COALESCE(o.customer, u.offering), u.resource, u.state, u.kind, u.created,
-                u.modified, u.created_by, r.name, u.doc::jsonb
+                u.modified, u.created_by, r.name, r.name_folded, u.doc::jsonb
          FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
                      $7::timestamptz[], $8::timestamptz[], $9::uuid[], $10::text[])
               AS u(id, offering, project, resource, state, kind, created, modified,
@@ -543,7 +573,8 @@ async fn orders(conn: &mut PgConnection, run: &[Change]) -> Result<(), StoreErro
              provider = EXCLUDED.provider, resource = EXCLUDED.resource,
              state = EXCLUDED.state, kind = EXCLUDED.kind, created = EXCLUDED.created,
              modified = EXCLUDED.modified, created_by = EXCLUDED.created_by,
-             resource_name = EXCLUDED.resource_name, doc = EXCLUDED.doc",
+             resource_name = EXCLUDED.resource_name,
+             resource_name_folded = EXCLUDED.resource_name_folded, doc = EXCLUDED.doc",
     )
     .bind(&ids)
     .bind(&offering)
