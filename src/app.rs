@@ -456,6 +456,10 @@ impl Application {
         let store = services.store;
         let mut sched = scheduler.map(|s| tokio::spawn(s.run(shutdown.clone())));
         let upkeep = tokio::spawn(push.clone().run(shutdown.clone()));
+        let sweeper = tokio::spawn({
+            let (store, shutdown) = (store.clone(), shutdown.clone());
+            async move { store.sweep_sessions(shutdown).await }
+        });
         let limits = settings.http.clone();
         let server_shutdown = shutdown.clone();
         let webhook = crate::push::router(push);
@@ -490,6 +494,9 @@ impl Application {
             }
             if upkeep.await.is_err() {
                 tracing::error!("the push channel upkeep task panicked");
+            }
+            if sweeper.await.is_err() {
+                tracing::error!("the web session sweeper panicked");
             }
             served
         };

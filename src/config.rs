@@ -791,9 +791,24 @@ pub const ENV_VARS: &[EnvVar] = &[
 /// path (read by the command line).
 pub const OTHER_VARS: &[&str] = &["BOOKCAL_CONFIG"];
 
+/// Which unknown `BOOKCAL_*` variables [`unknown_variables`] warns about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unknown {
+    /// Only those close to a setting's variable: misspellings. Every command warns
+    /// about these; other tools' `BOOKCAL_*` variables (the test tools' paths) are
+    /// close to none and pass silently.
+    Typos,
+    /// Every one (`config check`): the typos, and the others on one line.
+    All,
+}
+
 /// A warning for each `BOOKCAL_*` variable in `vars` that bookcal does not read (a
-/// misspelling is otherwise ignored silently), naming the closest known variable.
-pub fn unknown_variables<'a>(vars: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+/// misspelling is otherwise ignored silently), naming the closest known variable;
+/// with [`Unknown::Typos`], only those close to one.
+pub fn unknown_variables<'a>(
+    vars: impl IntoIterator<Item = &'a str>,
+    which: Unknown,
+) -> Vec<String> {
     let known = || {
         ENV_VARS
             .iter()
@@ -826,7 +841,7 @@ pub fn unknown_variables<'a>(vars: impl IntoIterator<Item = &'a str>) -> Vec<Str
         }
     }
     // Those close to no setting (other tools' variables, most likely) share a line.
-    if !far.is_empty() {
+    if which == Unknown::All && !far.is_empty() {
         let (names, verb) = if far.len() == 1 {
             (far.join(""), "is not a bookcal setting and is")
         } else {
@@ -1368,8 +1383,10 @@ mod tests {
         let mut table: Vec<String> = ENV_VARS.iter().map(|v| v.name.to_string()).collect();
         table.sort();
         assert_eq!(asked, table);
-        assert!(unknown_variables(ENV_VARS.iter().map(|v| v.name)).is_empty());
-        assert!(unknown_variables(OTHER_VARS.iter().copied()).is_empty());
+        for which in [Unknown::Typos, Unknown::All] {
+            assert!(unknown_variables(ENV_VARS.iter().map(|v| v.name), which).is_empty());
+            assert!(unknown_variables(OTHER_VARS.iter().copied(), which).is_empty());
+        }
     }
 
     #[test]
@@ -1402,7 +1419,7 @@ mod tests {
             ),
         ];
         for (var, want) in cases {
-            let got = unknown_variables([var]);
+            let got = unknown_variables([var], Unknown::All);
             match want {
                 None => assert!(got.is_empty(), "{var}: {got:?}"),
                 Some(w) => {
@@ -1411,16 +1428,25 @@ mod tests {
                     assert!(got[0].contains(w), "{var}: {}", got[0]);
                 }
             }
+            // Every command warns about the typos alone.
+            let typos = unknown_variables([var], Unknown::Typos);
+            let typo = want.is_some_and(|w| w.starts_with("did you mean"));
+            assert_eq!(typos.len(), usize::from(typo), "{var}: {typos:?}");
         }
     }
 
     #[test]
     fn variables_close_to_no_setting_share_one_warning() {
-        let got = unknown_variables(["BOOKCAL_PYTHON", "BOOKCAL_KHAL", "BOOKCAL_LISTN"]);
+        let vars = ["BOOKCAL_PYTHON", "BOOKCAL_KHAL", "BOOKCAL_LISTN"];
+        let got = unknown_variables(vars, Unknown::All);
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].starts_with("BOOKCAL_LISTN is not a bookcal setting"));
         assert!(got[1]
             .starts_with("BOOKCAL_KHAL, BOOKCAL_PYTHON are not bookcal settings and are ignored"));
+        // Other tools' variables pass silently outside `config check`.
+        let got = unknown_variables(vars, Unknown::Typos);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with("BOOKCAL_LISTN is not a bookcal setting"));
     }
 
     #[test]

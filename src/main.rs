@@ -348,14 +348,25 @@ async fn sync_once(
     Ok(())
 }
 
-/// Warns about each `BOOKCAL_*` variable of the environment that no setting reads
-/// (a misspelling would be ignored silently), naming the closest one; in the log
-/// once it is set up (`logged`), else on stderr.
+/// Warns about each `BOOKCAL_*` variable of the environment that looks like a
+/// misspelt setting (it would be ignored silently), naming the closest one; in the
+/// log once it is set up (`logged`), else on stderr. `config check` names every
+/// unknown one ([`warn_all_unknown_variables`]).
 fn warn_unknown_variables(logged: bool) {
+    warn_variables(logged, bookcal::config::Unknown::Typos);
+}
+
+/// [`warn_unknown_variables`], also naming the `BOOKCAL_*` variables close to no
+/// setting (another tool's, or a setting guessed wrong).
+fn warn_all_unknown_variables() {
+    warn_variables(false, bookcal::config::Unknown::All);
+}
+
+fn warn_variables(logged: bool, which: bookcal::config::Unknown) {
     let names: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
         .collect();
-    for w in bookcal::config::unknown_variables(names.iter().map(String::as_str)) {
+    for w in bookcal::config::unknown_variables(names.iter().map(String::as_str), which) {
         if logged {
             tracing::warn!("{w}");
         } else {
@@ -386,7 +397,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } => {
                 let settings = Settings::load(file.as_deref().or(cli.config.as_deref()))
                     .context("invalid settings")?;
-                warn_unknown_variables(false);
+                warn_all_unknown_variables();
                 let mut problems = 0;
                 let checks = if *settings_only {
                     Vec::new()
@@ -482,9 +493,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 let pool = bookcal::store::pg::connect(url.expose(), &opts).await?;
                 bookcal::store::pg::migrate(&pool).await?;
+                // The last migration's version (versions skip numbers: 4, then 10).
                 println!(
                     "the database schema is at version {}",
-                    bookcal::store::pg::MIGRATIONS.len()
+                    bookcal::store::pg::MIGRATIONS.last().map_or(0, |m| m.0)
                 );
             }
             None => println!("sled (data_dir) needs no migration; set store_url for PostgreSQL"),

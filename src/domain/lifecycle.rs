@@ -430,6 +430,29 @@ pub fn rule(kind: Kind) -> Rule {
     }
 }
 
+/// The note a booking's `reject` (by anyone but the requester) leaves on the order it
+/// cancels.
+pub const REJECTED_NOTE: &str = "Rejected.";
+
+/// The note the daily clean-up leaves on an order it cancels because nobody accepted
+/// it before its time.
+pub const EXPIRED_NOTE: &str = "Not accepted before the booked time.";
+
+/// An order's state as its requester should read it. The booking `reject` action
+/// leaves the Create order `canceled` (Waldur's contract), noting [`REJECTED_NOTE`];
+/// such an order reads as `rejected`, like one the order's own reject actions end.
+/// Every other order reads as its state.
+pub fn shown_state(order: &Order) -> OrderState {
+    if order.state == O::Canceled
+        && order.kind == OrderType::Create
+        && order.termination_comment == REJECTED_NOTE
+    {
+        O::Rejected
+    } else {
+        order.state
+    }
+}
+
 /// The (Create order state, resource state) pairs a booking can be in.
 pub fn pair_allowed(order: OrderState, resource: ResourceState) -> bool {
     match order {
@@ -705,6 +728,11 @@ pub fn apply(
         Action::Reject => {
             if let Some(o) = &mut o {
                 o.state = O::Canceled;
+                // The API's contract keeps the order `canceled`; the note tells a
+                // rejection apart from the requester withdrawing ([`shown_state`]).
+                if !standing.creator {
+                    o.termination_comment = REJECTED_NOTE.into();
+                }
                 out.order_uuid = Some(o.id);
             }
             end(res.as_mut(), R::Terminated);
@@ -732,7 +760,7 @@ pub fn apply(
             match &mut o {
                 Some(o) if o.state.is_pending() || o.state == O::Executing => {
                     o.state = O::Canceled;
-                    o.termination_comment = "Not accepted before the booked time.".into();
+                    o.termination_comment = EXPIRED_NOTE.into();
                 }
                 _ => touch_order = false,
             }
@@ -1439,6 +1467,47 @@ mod tests {
             }
         }
         assert!(checked > 1000, "{checked}");
+    }
+
+    #[test]
+    fn a_booking_rejected_by_anyone_but_its_requester_reads_as_rejected_table() {
+        let off = offering();
+        let cases = [
+            (Action::Reject, Role::Provider, O::Rejected),
+            (Action::Reject, Role::Staff, O::Rejected),
+            (Action::Reject, Role::Creator, O::Canceled),
+            (Action::Cancel, Role::Creator, O::Canceled),
+            (Action::Expire, Role::System, O::Canceled),
+            (Action::Accept, Role::Provider, O::Done),
+        ];
+        for (act, role, shown) in cases {
+            let (order, resource) = booking(&off, Some(O::Executing), R::Creating);
+            let b = Booking {
+                order: order.as_ref(),
+                resource: Some(&resource),
+                offering: &off,
+            };
+            let name = format!("{act:?} by {role:?}");
+            let avail = Availability {
+                now: if act == Action::Expire {
+                    t(30, 0)
+                } else {
+                    t(1, 0)
+                },
+                windows: off.availability(),
+                taken: &[],
+                stale_busy: None,
+            };
+            let out = apply(act, &b, &acting(role), &avail, &mut Id::new_v4)
+                .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let o = out.order.expect("order changed");
+            assert_eq!(shown_state(&o), shown, "{name}");
+            // The API still answers the contract's state.
+            assert_ne!(o.state, O::Rejected, "{name}");
+        }
+        // An order its own reject actions end reads as it is.
+        let (order, _) = booking(&off, Some(O::Rejected), R::Terminated);
+        assert_eq!(shown_state(&order.expect("order")), O::Rejected);
     }
 
     #[test]

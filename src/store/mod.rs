@@ -253,6 +253,9 @@ pub struct Store {
     engine: Engine,
     versions: Arc<Versions>,
     salt: String,
+    /// Woken when a web session or sign-in link is stored, so the sweeper
+    /// ([`Store::sweep_sessions`]) looks at the next expiry again.
+    sessions_changed: tokio::sync::Notify,
 }
 
 /// The salted hash an API token is stored under.
@@ -278,6 +281,7 @@ impl Store {
             engine: Engine::Sled(Box::new(sled)),
             versions,
             salt: opts.token_salt.clone(),
+            sessions_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -298,6 +302,7 @@ impl Store {
             engine: Engine::Sled(Box::new(sled)),
             versions,
             salt: StoreOptions::default().token_salt,
+            sessions_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -316,6 +321,7 @@ impl Store {
             engine: Engine::Postgres(store),
             versions,
             salt: opts.token_salt.clone(),
+            sessions_changed: tokio::sync::Notify::new(),
         })
     }
 

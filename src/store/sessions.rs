@@ -8,9 +8,10 @@
 //!
 //! Invariants: a link is taken (read and deleted) in one step, so it signs in at most
 //! once however many requests race for it; an expired session or link is never
-//! returned (the caller need not check), and expired records are swept by
-//! [`Store::purge_expired_sessions`]. Sessions are not copied by `Store::copy_to`:
-//! moving a store signs everyone out, nothing else.
+//! returned (the caller need not check), and expired records are deleted by
+//! [`Store::purge_expired_sessions`], which [`Store::sweep_sessions`] (run by the
+//! service) calls as each one expires, whether or not anyone signs in. Sessions are
+//! not copied by `Store::copy_to`: moving a store signs everyone out, nothing else.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -132,6 +133,20 @@ impl Sled {
         Ok(old.map(|v| v.to_vec()))
     }
 
+    fn sessions_next_expiry(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut next: Option<DateTime<Utc>> = None;
+        for kv in self.tree(Tree::Sessions).iter() {
+            let (k, v) = kv?;
+            let expires = match k.first() {
+                Some(&SESSION_PREFIX) => decode_session(&v)?.expires,
+                Some(&LINK_PREFIX) => decode_link(&v)?.expires,
+                _ => continue,
+            };
+            next = Some(next.map_or(expires, |n| n.min(expires)));
+        }
+        Ok(next)
+    }
+
     fn sessions_purge(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let t = self.tree(Tree::Sessions);
         let mut gone = 0;
@@ -181,9 +196,11 @@ impl Store {
     pub async fn put_session(&self, hash: &[u8; 32], s: &Session) -> Result<(), StoreError> {
         let doc = encode_session(s)?;
         match &self.engine {
-            Engine::Sled(db) => db.session_put(SESSION_PREFIX, hash, doc),
-            Engine::Postgres(p) => pg_put(&p.pool, "s", hash, s.expires, doc).await,
+            Engine::Sled(db) => db.session_put(SESSION_PREFIX, hash, doc)?,
+            Engine::Postgres(p) => pg_put(&p.pool, "s", hash, s.expires, doc).await?,
         }
+        self.sessions_changed.notify_one();
+        Ok(())
     }
 
     /// The session with this secret hash, unless it has expired by `now`.
@@ -241,9 +258,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let doc = encode_link(l)?;
         match &self.engine {
-            Engine::Sled(db) => db.session_put(LINK_PREFIX, hash, doc),
-            Engine::Postgres(p) => pg_put(&p.pool, "l", hash, l.expires, doc).await,
+            Engine::Sled(db) => db.session_put(LINK_PREFIX, hash, doc)?,
+            Engine::Postgres(p) => pg_put(&p.pool, "l", hash, l.expires, doc).await?,
         }
+        self.sessions_changed.notify_one();
+        Ok(())
     }
 
     /// Takes the link with this secret hash: deletes it and returns it unless it had
@@ -290,7 +309,61 @@ impl Store {
             }
         }
     }
+
+    /// When the first stored session or link expires (`None`: none is stored).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn next_session_expiry(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match &self.engine {
+            Engine::Sled(db) => db.sessions_next_expiry(),
+            Engine::Postgres(p) => Ok(sqlx::query_scalar("SELECT min(expires) FROM web_sessions")
+                .fetch_one(&p.pool)
+                .await?),
+        }
+    }
+
+    /// Deletes each session and link as it expires until `shutdown`: purges what
+    /// expired, then waits for the next expiry, for a new session or link stored
+    /// through this store, or at most [`SWEEP_AT_LEAST_EVERY`] (what other replicas
+    /// store on the same database), whichever comes first. Failures are logged and
+    /// retried after a minute; nothing is lost by a sweep that waits.
+    pub async fn sweep_sessions(&self, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            let now = Utc::now();
+            let next = match self.purge_expired_sessions(now).await {
+                Ok(gone) => {
+                    if gone > 0 {
+                        tracing::debug!(gone, "expired web sessions and sign-in links deleted");
+                    }
+                    self.next_session_expiry().await
+                }
+                Err(e) => Err(e),
+            };
+            let wait = match next {
+                // A little past the expiry: `expires <= now` must hold when it runs.
+                Ok(Some(t)) => (t - Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .saturating_add(std::time::Duration::from_millis(5))
+                    .min(SWEEP_AT_LEAST_EVERY),
+                Ok(None) => SWEEP_AT_LEAST_EVERY,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot sweep expired web sessions; retrying");
+                    std::time::Duration::from_secs(60)
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.sessions_changed.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
 }
+
+/// The longest the session sweeper waits between two looks at the store.
+pub const SWEEP_AT_LEAST_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[cfg(test)]
 mod tests {
@@ -338,7 +411,13 @@ mod tests {
             None
         );
 
+        // The links are taken: the session is what expires next, and goes.
+        assert_eq!(
+            store.next_session_expiry().await.expect("next"),
+            Some(s.expires)
+        );
         assert_eq!(store.purge_expired_sessions(later).await.expect("purge"), 1);
+        assert_eq!(store.next_session_expiry().await.expect("next"), None);
         assert_eq!(store.session(&h, now).await.expect("get"), None);
         store.put_session(&h, &s).await.expect("put");
         store.delete_session(&h).await.expect("delete");

@@ -405,6 +405,13 @@ impl Booking {
     fn order_state(&self) -> Option<OrderState> {
         self.order.as_ref().map(|o| o.state)
     }
+
+    /// The order's state as people read it (a rejected booking reads "Rejected").
+    fn shown_order_state(&self) -> Option<OrderState> {
+        self.order
+            .as_ref()
+            .map(crate::domain::lifecycle::shown_state)
+    }
 }
 
 /// `GET /offerings/{id}`: the week (and its month) with availability, bookings and
@@ -546,7 +553,7 @@ pub async fn offering_page(
                     thead { tr { th { "Booking" } th { "Who" } th { "When" } th { "State" } th { span.muted { "Decision" } } } }
                     tbody {
                         @for b in &pending {
-                            @let (w, tone) = words::booking(b.resource.state, b.order_state());
+                            @let (w, tone) = words::booking(b.resource.state, b.shown_order_state());
                             tr id={"request-" (b.resource.id.hex())} {
                                 td { (b.resource.name) }
                                 td { (b.who) @if !b.project.is_empty() { br; span.muted { (b.project) } } }

@@ -202,8 +202,6 @@ impl FromRequest<AppState> for FormData {
 /// Starts a session for `user`: stores its hash and answers the cookie to set.
 async fn start_session(state: &AppState, user: Id) -> Result<HeaderValue, WebError> {
     let now = Utc::now();
-    // Sign-ins are rare: a good moment to forget what expired.
-    state.store.purge_expired_sessions(now).await?;
     let secret = new_secret();
     let session = Session {
         user,

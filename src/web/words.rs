@@ -118,7 +118,9 @@ pub fn credential(h: Option<&CredentialHealth>) -> (&'static str, Tone) {
 }
 
 /// A booking's state in words and colour, from its resource and (when known) its
-/// creation order.
+/// creation order's state as people read it ([`crate::domain::lifecycle::shown_state`]:
+/// a booking its owner rejected reads "Rejected", though the API keeps its order
+/// `canceled`).
 pub fn booking(resource: ResourceState, order: Option<OrderState>) -> (&'static str, Tone) {
     match (resource, order) {
         (ResourceState::Creating, Some(OrderState::Executing)) => {

@@ -767,6 +767,7 @@ async fn config_check_reads_every_file_the_settings_name_and_warns_of_misspelled
         &[
             ("BOOKCAL_SYNC_INTERVAL_SEC", "60"),
             ("BOOKCAL_LISTN", "127.0.0.1:1"),
+            ("BOOKCAL_SOME_TEST_TOOL", "/opt/tool"),
         ],
     )
     .await;
@@ -781,19 +782,27 @@ async fn config_check_reads_every_file_the_settings_name_and_warns_of_misspelled
         err.contains("did you mean BOOKCAL_LISTEN (listen)?"),
         "{err}"
     );
-    // `serve` says so in its log too.
+    // `config check` names a variable close to no setting too.
+    assert!(
+        err.contains("BOOKCAL_SOME_TEST_TOOL is not a bookcal setting and is ignored"),
+        "{err}"
+    );
+    // Other commands say so in their log, about the misspelling alone: another
+    // tool's variable passes silently.
     let out = bookcal(
         &["sync"],
         &[
             ("BOOKCAL_DATA_DIR", &p(&tmp.path().join("none"))),
             ("BOOKCAL_SYNC_INTERVAL_SEC", "60"),
+            ("BOOKCAL_SOME_TEST_TOOL", "/opt/tool"),
         ],
     )
     .await;
+    let err = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("did you mean BOOKCAL_SYNC_INTERVAL_SECS"),
-        "{}",
-        text(&out.stderr)
+        err.contains("did you mean BOOKCAL_SYNC_INTERVAL_SECS"),
+        "{err}"
     );
+    assert!(!err.contains("BOOKCAL_SOME_TEST_TOOL"), "{err}");
     emu.shutdown().await;
 }

@@ -3,11 +3,12 @@
 //! The invariants are the database's: racing clients never both win a slot, a
 //! booking's transitions are serialised by its row locks, a write on one replica
 //! reaches the feeds of the others through `LISTEN`/`NOTIFY`, the job queue runs
-//! one sync of an offering at a time across replicas, and a replica killed in the
-//! middle of a sync loses the job to another once its lease has ended. With push on
-//! everywhere, the replicas keep one watch channel per calendar through renewals
-//! (a slow Google that outlives the upkeep lease included), any replica acts on a
-//! delivery, and a forged one is 404 on each.
+//! one sync of an offering at a time across replicas, a replica killed in the
+//! middle of a sync loses the job to another once its lease has ended, and a web
+//! session started on one replica signs in on the others until it ends on any. With
+//! push on everywhere, the replicas keep one watch channel per calendar through
+//! renewals (a slow Google that outlives the upkeep lease included), any replica acts
+//! on a delivery, and a forged one is 404 on each.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -1927,4 +1928,167 @@ async fn when_a_slow_google_outlives_the_upkeep_lease_the_first_channel_recorded
     assert_eq!(after.claim, None, "no claim is left behind");
     assert_eq!(after.failures, 0, "a lost race is not a failure: {after:?}");
     drop(replicas);
+}
+
+/// A web page as a browser without redirects sees it: status, where it leads, the
+/// cookies it sets and its text.
+struct WebAnswer {
+    status: u16,
+    location: String,
+    set_cookies: Vec<String>,
+    text: String,
+}
+
+impl WebAnswer {
+    /// The value of cookie `name` this answer sets (`None`: not set).
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies.iter().find_map(|c| {
+            c.split(';')
+                .next()
+                .and_then(|kv| kv.strip_prefix(&format!("{name}=")))
+                .map(String::from)
+        })
+    }
+
+    /// The first form's CSRF token.
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let at = self.text.find(marker).expect("a form with a CSRF token") + marker.len();
+        self.text[at..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// A GET (no form) or a form POST to a replica's web pages with the given cookies.
+async fn web(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    cookies: &str,
+    form: Option<&[(&str, &str)]>,
+) -> WebAnswer {
+    let url = format!("{base}{path}");
+    let req = match form {
+        None => http.get(url),
+        Some(fields) => http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields)
+                    .finish(),
+            ),
+    };
+    let r = req.header("cookie", cookies).send().await.expect("request");
+    let header = |name: &str| -> Vec<String> {
+        r.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(String::from))
+            .collect()
+    };
+    let (location, set_cookies) = (header("location").concat(), header("set-cookie"));
+    WebAnswer {
+        status: r.status().as_u16(),
+        location,
+        set_cookies,
+        text: r.text().await.expect("body"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_web_session_started_on_one_replica_signs_in_on_another_until_signed_out_on_either() {
+    let Some(url) = database().await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+    run(&url, dir.path(), &["import", fixture]).await;
+    let token = run(
+        &url,
+        dir.path(),
+        &["token", "create", "--username", "alice"],
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let a = Replica::start(&url, dir.path(), &http).await;
+    let b = Replica::start(&url, dir.path(), &http).await;
+
+    // Sign in on replica A's form.
+    let form = web(&http, &a.base, "/sign-in", "", None).await;
+    assert_eq!(form.status, 200, "{}", form.text);
+    let form_cookie = form.cookie("bookcal_signin").expect("the form's cookie");
+    let signed_in = web(
+        &http,
+        &a.base,
+        "/sign-in",
+        &format!("bookcal_signin={form_cookie}"),
+        Some(&[("csrf", &form.csrf()), ("token", &token)]),
+    )
+    .await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text);
+    assert_eq!(signed_in.location, "/");
+    let secret = signed_in
+        .cookie("bookcal_session")
+        .expect("a session cookie");
+    let session = format!("bookcal_session={secret}");
+
+    // The cookie signs in on both replicas, B included (it never saw the sign-in).
+    for (which, base) in [("A", &a.base), ("B", &b.base)] {
+        let home = web(&http, base, "/", &session, None).await;
+        assert_eq!(home.status, 200, "replica {which}: {}", home.location);
+        assert!(
+            home.text
+                .contains("Signed in as <strong>Alice Åkesson (alice)</strong>"),
+            "replica {which}: {}",
+            home.text
+        );
+    }
+    // Without it, B sends the browser to sign in.
+    let anonymous = web(&http, &b.base, "/", "", None).await;
+    assert_eq!(
+        (anonymous.status, anonymous.location.as_str()),
+        (303, "/sign-in")
+    );
+
+    // Sign out on B, with the CSRF token of B's page.
+    let home = web(&http, &b.base, "/", &session, None).await;
+    let out = web(
+        &http,
+        &b.base,
+        "/sign-out",
+        &session,
+        Some(&[("csrf", &home.csrf())]),
+    )
+    .await;
+    assert_eq!(out.status, 303, "{}", out.text);
+    assert_eq!(out.location, "/sign-in");
+    assert_eq!(out.cookie("bookcal_session").as_deref(), Some(""));
+
+    // The same cookie is refused on A (and on B): the session is gone for everyone.
+    for (which, base) in [("A", &a.base), ("B", &b.base)] {
+        let home = web(&http, base, "/", &session, None).await;
+        assert_eq!(
+            (home.status, home.location.as_str()),
+            (303, "/sign-in"),
+            "replica {which} still takes the signed-out cookie"
+        );
+        let bookings = web(&http, base, "/bookings", &session, None).await;
+        assert_eq!(bookings.location, "/sign-in", "replica {which}");
+    }
+    // A form posted with it changes nothing either: refused as a forgery.
+    let again = web(
+        &http,
+        &a.base,
+        "/sign-out",
+        &session,
+        Some(&[("csrf", &home.csrf())]),
+    )
+    .await;
+    assert_eq!(again.status, 403, "{}", again.text);
+    drop((a, b));
 }

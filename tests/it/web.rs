@@ -11,7 +11,9 @@ use bookcal::web::session::create_sign_in_link;
 use chrono::{Duration, Utc};
 use reqwest::header::HeaderMap;
 
-use crate::helpers::{at, spawn_app, spawn_app_with, sync_env_as, Options, TestApp};
+use crate::helpers::{
+    at, eventually_async, spawn_app, spawn_app_with, sync_env_as, Options, TestApp,
+};
 
 /// One answer as a browser sees it.
 struct Page {
@@ -324,6 +326,60 @@ async fn an_expired_session_signs_nobody_in() {
 }
 
 #[tokio::test]
+async fn expired_sessions_and_links_are_deleted_without_anyone_signing_in() {
+    let app = spawn_app().await;
+    let dir = app.store.directory().await.expect("dir");
+    let owner = dir.user_by_name("owner").expect("owner").id;
+    let now = Utc::now();
+    let soon = now + Duration::milliseconds(300);
+    let session = Session {
+        user: owner,
+        created: now,
+        expires: soon,
+    };
+    let short = secret_hash("short-session-secret");
+    app.store.put_session(&short, &session).await.expect("put");
+    let link = secret_hash("short-link-secret");
+    app.store
+        .put_sign_in_link(
+            &link,
+            &SignInLink {
+                user: owner,
+                expires: soon,
+            },
+        )
+        .await
+        .expect("put");
+    let long = secret_hash("long-session-secret");
+    let live = Session {
+        expires: now + Duration::hours(1),
+        ..session.clone()
+    };
+    app.store.put_session(&long, &live).await.expect("put");
+    // Read as of its creation, a session is found for as long as it is stored.
+    let stored = |hash| {
+        let store = app.store.clone();
+        async move { store.session(&hash, now).await.expect("read").is_some() }
+    };
+    assert!(
+        eventually_async(30, || async { !stored(short).await }).await,
+        "the expired session is still stored"
+    );
+    // Its link went with it (a take as of its creation finds nothing), the live
+    // session stays, and the expired one signs nobody in.
+    assert_eq!(
+        app.store.take_sign_in_link(&link, now).await.expect("take"),
+        None
+    );
+    assert!(stored(long).await);
+    let b = Browser::new(&app);
+    b.set("bookcal_session", "short-session-secret");
+    assert_eq!(b.get("/").await.status, 303);
+    b.set("bookcal_session", "long-session-secret");
+    assert_eq!(b.get("/").await.status, 200);
+}
+
+#[tokio::test]
 async fn a_one_time_sign_in_link_signs_in_once() {
     let app = spawn_app().await;
     let dir = app.store.directory().await.expect("dir");
@@ -576,6 +632,21 @@ async fn accepting_and_rejecting_on_the_offering_page_change_the_order_as_the_ap
         .get("owner", &format!("/api/booking-resources/{res}/"))
         .await;
     assert_eq!(rr.body["state"], "Terminated");
+    // Its requester reads it as rejected, not as cancelled.
+    let alice = Browser::sign_in(&app, "alice").await;
+    let mine = alice.get("/bookings").await;
+    let row = row_of(&mine.text, &format!("booking-{res}"));
+    assert!(row.contains("Rejected"), "{row}");
+    assert!(!row.contains("Cancelled"), "{row}");
+}
+
+/// The table row with this id, as the page's text.
+fn row_of<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no row {id} in {page}"));
+    let rest = &page[start..];
+    &rest[..rest.find("</tr>").unwrap_or(rest.len())]
 }
 
 #[tokio::test]
@@ -621,7 +692,9 @@ async fn a_consumer_cancels_a_booking_from_my_bookings() {
     let after = alice.get("/bookings").await;
     assert!(after.text.contains("The booking request is cancelled."));
     assert!(!after.text.contains(&format!("/bookings/{res}/cancel")));
-    assert!(after.text.contains("Cancelled"));
+    let row = row_of(&after.text, &format!("booking-{res}"));
+    assert!(row.contains("Cancelled"), "{row}");
+    assert!(!row.contains("Rejected"), "{row}");
 }
 
 #[tokio::test]

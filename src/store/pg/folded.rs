@@ -19,9 +19,10 @@ const BATCH: i64 = 1_000;
 
 /// Folds every row whose folded columns are NULL (see the module's invariant).
 ///
-/// Each batch writes a row's folding only if its source text is still the one that
-/// was folded (a concurrent writer's newer text keeps its own folding), so replicas
-/// starting together may run this side by side.
+/// Each batch writes a row's folding only if the row still lacks it and its source text
+/// is still the one that was folded (a concurrent writer's newer text keeps its own
+/// folding), so replicas starting together may run this side by side: the second to
+/// reach a batch waits for the first's row locks, then finds nothing left to write.
 ///
 /// # Errors
 /// The database refuses.
@@ -58,7 +59,9 @@ pub async fn fill(pool: &PgPool) -> Result<(), StoreError> {
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[]) AS u(id, name, slug, backend_id, nf, sf, bf)
              WHERE r.id = u.id AND r.name = u.name AND r.slug = u.slug
-               AND r.backend_id = u.backend_id",
+               AND r.backend_id = u.backend_id
+               AND (r.name_folded IS NULL OR r.slug_folded IS NULL
+                    OR r.backend_id_folded IS NULL)",
         )
         .bind(&ids)
         .bind(&cols[0])
@@ -106,7 +109,7 @@ async fn fill_names(pool: &PgPool, table: &str) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "UPDATE {table} t SET name_folded = u.folded
              FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(id, name, folded)
-             WHERE t.id = u.id AND t.name = u.name"
+             WHERE t.id = u.id AND t.name = u.name AND t.name_folded IS NULL"
         ))
         .bind(&ids)
         .bind(&names)
