@@ -1886,9 +1886,9 @@ async fn when_a_slow_google_outlives_the_upkeep_lease_the_first_channel_recorded
     let first = the_one_channel(&emu, &store, room, &cal)
         .await
         .expect("the channel");
-    // Every Google call now outlives the upkeep lease (3 s): while the replica that
-    // claimed the renewal waits for its watch, another takes the turn over.
-    emu.controls().set_latency(Duration::from_secs(4));
+    // Every Google call now outlives the upkeep lease (3 s) by 3 s: while the replica
+    // that claimed the renewal waits for its watch, another takes the turn over.
+    emu.controls().set_latency(Duration::from_secs(6));
     let state = store.push_state(room).await.expect("read").expect("state");
     let due = bookcal::domain::push::PushState {
         channel: state
