@@ -343,7 +343,11 @@ impl Application {
             PushService::new(
                 services.store.clone(),
                 services.google.credentials.clone(),
-                push_options(&settings, listener.local_addr().ok()),
+                push_options(
+                    &settings,
+                    listener.local_addr().ok(),
+                    crate::store::JobQueue::lease(&*services.store),
+                ),
             )
             .await
             .map_err(|source| AppError::Store {
@@ -613,7 +617,13 @@ fn scheduler_options(settings: &Settings) -> SchedulerOptions {
     }
 }
 
-fn push_options(settings: &Settings, local: Option<SocketAddr>) -> PushOptions {
+/// Push's options; `lease`: the store's job lease where several processes share it
+/// (channel upkeep claims last as long).
+fn push_options(
+    settings: &Settings,
+    local: Option<SocketAddr>,
+    lease: Option<std::time::Duration>,
+) -> PushOptions {
     let secs = std::time::Duration::from_secs;
     let (address, off_reason) = match push_address(settings, local) {
         Ok(a) => (Some(a), None),
@@ -626,7 +636,8 @@ fn push_options(settings: &Settings, local: Option<SocketAddr>) -> PushOptions {
         renew_before: secs(settings.google.push_renew_before_secs),
         healthy_interval: secs(settings.sync.push_interval_secs),
         usual_interval: scheduler_options(settings).interval,
-        look_every: secs(30),
+        look_every: secs(settings.google.push_look_secs),
+        lease,
     }
 }
 

@@ -98,6 +98,10 @@ pub struct GoogleSettings {
     pub push_ttl_secs: u64,
     /// A channel is replaced this long before it expires.
     pub push_renew_before_secs: u64,
+    /// How often the channel upkeep reads the stored channels (besides after each
+    /// sync run and at each channel's renewal time): how soon a replica notices a
+    /// channel another one opened or an upkeep claim whose replica died.
+    pub push_look_secs: u64,
     /// Calendars one credential may create in any hour (0 = no budget). Google makes
     /// an account that creates too many read-only for hours.
     pub calendars_per_hour: u32,
@@ -132,6 +136,7 @@ impl Default for GoogleSettings {
             push_url: None,
             push_ttl_secs: 604_800,
             push_renew_before_secs: 86_400,
+            push_look_secs: 30,
             calendars_per_hour: 20,
             usage_limit_pause_secs: 3 * 3600,
         }
@@ -725,6 +730,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         google.push_renew_before_secs
     ),
     var!(
+        "BOOKCAL_GOOGLE_PUSH_LOOK_SECS",
+        "google.push_look_secs",
+        google.push_look_secs
+    ),
+    var!(
         "BOOKCAL_GOOGLE_CALENDARS_PER_HOUR",
         "google.calendars_per_hour",
         google.calendars_per_hour
@@ -954,6 +964,13 @@ impl Settings {
                 "google.push_renew_before_secs",
                 "BOOKCAL_GOOGLE_PUSH_RENEW_BEFORE_SECS",
                 "push_ttl_secs must be at least 60 and push_renew_before_secs below it",
+            ));
+        }
+        if self.google.push_look_secs == 0 {
+            return Err(invalid(
+                "google.push_look_secs",
+                "BOOKCAL_GOOGLE_PUSH_LOOK_SECS",
+                "must be at least 1",
             ));
         }
         if self.google.requests_per_minute == 0 {
@@ -1301,6 +1318,7 @@ mod tests {
             ),
             ("google.push_ttl_secs", "1209600"),
             ("google.push_renew_before_secs", "600"),
+            ("google.push_look_secs", "5"),
             ("google.calendars_per_hour", "5"),
             ("google.usage_limit_pause_secs", "60"),
             ("sync.interval_secs", "1"),

@@ -1,6 +1,7 @@
 //! Push notifications from Google, as rules: what to do with an offering's watch
-//! channel (open, keep, renew, stop), whether polling may slow down, and what an
-//! incoming notification means.
+//! channel (open, keep, renew, stop), which process may do it (the upkeep claim),
+//! when to look again, whether polling may slow down, and what an incoming
+//! notification means.
 //!
 //! Pure: "now", the channel record and the offering's calendar are parameters.
 //!
@@ -15,7 +16,17 @@
 //! - a notification counts only with the channel id and token of the current
 //!   channel; `sync` messages and message numbers already seen are ignored (a
 //!   notification says only that something changed, and the sync it triggers reads
-//!   every change up to its own run, so an older number adds nothing).
+//!   every change up to its own run, so an older number adds nothing);
+//! - a failed attempt to open or renew a channel is not repeated before its
+//!   back-off ends (a renewal that failed keeps the old channel meanwhile);
+//! - where several processes share the push states, one at a time opens, renews or
+//!   stops an offering's channel: the one whose [`Claim`] is recorded in the state
+//!   and has not ended; a claim whose holder died ends with its lease, so another
+//!   process takes over;
+//! - a result is recorded only while the offering's channel is still the one the
+//!   process decided on (compare-and-set): if two processes raced anyway (a lease
+//!   ended under a slow Google call), the first to finish wins and the other stops
+//!   the channel it opened, so no orphan channel keeps delivering.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -61,6 +72,26 @@ pub struct PushState {
     /// The calendar was unshared for good (the unshare action completed at Google):
     /// it keeps being synced by polling, without a channel, until it is shared again.
     pub unshared: bool,
+    /// The process opening, renewing or stopping the channel now, where several
+    /// processes share the push states.
+    pub claim: Option<Claim>,
+}
+
+/// One process's turn at an offering's channel: taken in the same transaction that
+/// reads the push state, held until its result is recorded or `until` passes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// Random, fresh for every claim: the result is recorded only under it.
+    pub token: String,
+    /// The lease: after it, another process may take the turn.
+    pub until: DateTime<Utc>,
+}
+
+impl Claim {
+    /// Whether the claim still holds at `now`.
+    pub fn live(&self, now: DateTime<Utc>) -> bool {
+        self.until > now
+    }
 }
 
 impl PushState {
@@ -75,6 +106,7 @@ impl PushState {
             failures: 0,
             retry_at: None,
             unshared: false,
+            claim: None,
         }
     }
 
@@ -140,11 +172,81 @@ pub fn channel_action(
                 || ch.address != address
                 || ch.expiration - renew_before <= now
             {
-                ChannelAction::Renew
+                if state.and_then(|s| s.retry_at).is_some_and(|at| at > now) {
+                    ChannelAction::Wait
+                } else {
+                    ChannelAction::Renew
+                }
             } else {
                 ChannelAction::Keep
             }
         }
+    }
+}
+
+/// Whose turn an offering's channel upkeep is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// Nothing to do now (the channel is fine, or a failure is being backed off).
+    Idle,
+    /// Another process holds the claim until then.
+    Busy(DateTime<Utc>),
+    /// This process may take the claim and do this (open, renew or stop).
+    Act(ChannelAction),
+}
+
+/// Decides the upkeep's turn on the stored state: what the channel needs (see
+/// [`channel_action`]) and whether another process is already at it. `shared`:
+/// several processes share the push states (otherwise claims are not taken and a
+/// recorded one is left over from another engine: ignored).
+pub fn upkeep_turn(
+    state: Option<&PushState>,
+    watched: Watched<'_>,
+    address: Option<&str>,
+    now: DateTime<Utc>,
+    renew_before: Duration,
+    shared: bool,
+) -> Turn {
+    match channel_action(state, watched, address, now, renew_before) {
+        ChannelAction::Keep | ChannelAction::Wait => Turn::Idle,
+        action => match state.and_then(|s| s.claim.as_ref()) {
+            Some(c) if shared && c.live(now) => Turn::Busy(c.until),
+            _ => Turn::Act(action),
+        },
+    }
+}
+
+/// Whether a process may record the result of its upkeep: the offering's recorded
+/// channel is still the one it decided on (`decided_on`: the id of the channel it
+/// saw when it took its turn, `None` when there was none). Otherwise another process
+/// recorded a result first (or Google ended the channel), and this one's is stale.
+pub fn may_record(recorded: Option<&Channel>, decided_on: Option<&str>) -> bool {
+    recorded.map(|c| c.id.as_str()) == decided_on
+}
+
+/// Gives up the claim `token`, if it is still the recorded one (another process's
+/// later claim is left alone).
+pub fn release(claim: &mut Option<Claim>, token: &str) {
+    if claim.as_ref().is_some_and(|c| c.token == token) {
+        *claim = None;
+    }
+}
+
+/// When the upkeep should next look at an offering: when another process's claim
+/// ends, else when its channel is due for renewal or a failed attempt for a retry
+/// (whichever is later: a renewal is not retried before its back-off ends).
+pub fn next_look(
+    state: &PushState,
+    now: DateTime<Utc>,
+    renew_before: Duration,
+) -> Option<DateTime<Utc>> {
+    if let Some(c) = state.claim.as_ref().filter(|c| c.live(now)) {
+        return Some(c.until);
+    }
+    let renewal = state.channel.as_ref().map(|c| c.expiration - renew_before);
+    match (renewal, state.retry_at) {
+        (Some(r), Some(retry)) => Some(r.max(retry)),
+        (r, retry) => r.or(retry),
     }
 }
 
@@ -388,6 +490,30 @@ mod tests {
                 addr,
                 ChannelAction::Open,
             ),
+            (
+                "renewal failed, backing off",
+                Some(state(Some(channel(59)), Some(t(5)))),
+                live,
+                addr,
+                ChannelAction::Wait,
+            ),
+            (
+                "renewal failed, back-off over",
+                Some(state(Some(channel(59)), Some(t(-5)))),
+                live,
+                addr,
+                ChannelAction::Renew,
+            ),
+            (
+                "stopping is not backed off",
+                Some(state(Some(channel(600)), Some(t(5)))),
+                Watched {
+                    offering_live: false,
+                    ..live
+                },
+                addr,
+                ChannelAction::Stop,
+            ),
         ];
         for (name, st, watched, address, expected) in cases {
             assert_eq!(
@@ -395,6 +521,200 @@ mod tests {
                 expected,
                 "{name}"
             );
+        }
+    }
+
+    fn claimed(st: PushState, until: DateTime<Utc>) -> PushState {
+        PushState {
+            claim: Some(Claim {
+                token: "k1".into(),
+                until,
+            }),
+            ..st
+        }
+    }
+
+    #[test]
+    fn one_process_at_a_time_takes_the_turn_until_its_claim_ends() {
+        let addr = Some("https://x.example/google/notifications");
+        let live = Watched {
+            offering_live: true,
+            calendar_id: Some("cal"),
+        };
+        let renew = Duration::minutes(60);
+        let cases: Vec<(&str, Option<PushState>, bool, Turn)> = vec![
+            (
+                "nothing recorded",
+                None,
+                true,
+                Turn::Act(ChannelAction::Open),
+            ),
+            (
+                "fresh channel, unclaimed",
+                Some(state(Some(channel(600)), None)),
+                true,
+                Turn::Idle,
+            ),
+            (
+                "fresh channel, a claim left over",
+                Some(claimed(state(Some(channel(600)), None), t(5))),
+                true,
+                Turn::Idle,
+            ),
+            (
+                "renewal due, unclaimed",
+                Some(state(Some(channel(59)), None)),
+                true,
+                Turn::Act(ChannelAction::Renew),
+            ),
+            (
+                "renewal due, another process at it",
+                Some(claimed(state(Some(channel(59)), None), t(5))),
+                true,
+                Turn::Busy(t(5)),
+            ),
+            (
+                "renewal due, its holder died (lease over)",
+                Some(claimed(state(Some(channel(59)), None), t(-1))),
+                true,
+                Turn::Act(ChannelAction::Renew),
+            ),
+            (
+                "the lease ends right now",
+                Some(claimed(state(Some(channel(59)), None), t(0))),
+                true,
+                Turn::Act(ChannelAction::Renew),
+            ),
+            (
+                "opening, another process at it",
+                Some(claimed(state(None, None), t(5))),
+                true,
+                Turn::Busy(t(5)),
+            ),
+            (
+                "one process: a recorded claim is ignored",
+                Some(claimed(state(Some(channel(59)), None), t(5))),
+                false,
+                Turn::Act(ChannelAction::Renew),
+            ),
+            (
+                "backing off",
+                Some(state(Some(channel(59)), Some(t(5)))),
+                true,
+                Turn::Idle,
+            ),
+        ];
+        for (name, st, shared, expected) in cases {
+            assert_eq!(
+                upkeep_turn(st.as_ref(), live, addr, t(0), renew, shared),
+                expected,
+                "{name}"
+            );
+        }
+        // Stopping is claimed like the rest.
+        let gone = Watched {
+            offering_live: false,
+            ..live
+        };
+        let st = claimed(state(Some(channel(600)), None), t(5));
+        assert_eq!(
+            upkeep_turn(Some(&st), gone, addr, t(0), renew, true),
+            Turn::Busy(t(5))
+        );
+    }
+
+    #[test]
+    fn a_result_is_recorded_only_over_the_channel_it_was_decided_on() {
+        let c1 = channel(600);
+        let c2 = Channel {
+            id: "c2".into(),
+            ..channel(600)
+        };
+        let cases: Vec<(&str, Option<&Channel>, Option<&str>, bool)> = vec![
+            ("opened where none was, still none", None, None, true),
+            (
+                "opened, but another process opened one first",
+                Some(&c2),
+                None,
+                false,
+            ),
+            (
+                "renewed, the old channel still recorded",
+                Some(&c1),
+                Some("c1"),
+                true,
+            ),
+            (
+                "renewed, another process renewed first",
+                Some(&c2),
+                Some("c1"),
+                false,
+            ),
+            (
+                "renewed, Google ended the channel meanwhile",
+                None,
+                Some("c1"),
+                false,
+            ),
+            ("stopped, still recorded", Some(&c1), Some("c1"), true),
+        ];
+        for (name, recorded, decided_on, expected) in cases {
+            assert_eq!(may_record(recorded, decided_on), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_claim_is_released_only_by_its_holder() {
+        let mine = Claim {
+            token: "k1".into(),
+            until: t(5),
+        };
+        let theirs = Claim {
+            token: "k2".into(),
+            until: t(5),
+        };
+        let cases: Vec<(&str, Option<Claim>, Option<Claim>)> = vec![
+            ("mine", Some(mine), None),
+            ("taken over", Some(theirs.clone()), Some(theirs)),
+            ("none", None, None),
+        ];
+        for (name, before, after) in cases {
+            let mut claim = before;
+            release(&mut claim, "k1");
+            assert_eq!(claim, after, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_upkeep_looks_again_at_the_renewal_the_retry_or_the_end_of_a_claim() {
+        let renew = Duration::minutes(60);
+        let cases: Vec<(&str, PushState, Option<DateTime<Utc>>)> = vec![
+            ("nothing", state(None, None), None),
+            ("a channel", state(Some(channel(600)), None), Some(t(540))),
+            ("a failed open", state(None, Some(t(7))), Some(t(7))),
+            (
+                "a failed renewal: after its back-off",
+                state(Some(channel(59)), Some(t(7))),
+                Some(t(7)),
+            ),
+            (
+                "an old retry time",
+                state(Some(channel(600)), Some(t(-7))),
+                Some(t(540)),
+            ),
+            (
+                "claimed by another process",
+                claimed(state(Some(channel(59)), None), t(3)),
+                Some(t(3)),
+            ),
+            (
+                "a claim that ended",
+                claimed(state(Some(channel(600)), None), t(-3)),
+                Some(t(540)),
+            ),
+        ];
+        for (name, st, expected) in cases {
+            assert_eq!(next_look(&st, t(0), renew), expected, "{name}");
         }
     }
 

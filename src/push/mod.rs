@@ -15,8 +15,17 @@
 //!   else is answered 404 and changes nothing;
 //! - the webhook answers at once: it records the delivery and queues a sync in one
 //!   store write, and the sync runs in the scheduler;
-//! - every write of a push state is a read-modify-write under one lock, so a delivery
-//!   counted while a channel is being renewed is not lost;
+//! - every write of a push state is a read-modify-write in one store transaction
+//!   that locks the state (`Load::push`), so a delivery counted while a channel is
+//!   being renewed, here or in another process, is not lost;
+//! - any process on the store can verify a delivery: one whose cache does not know
+//!   the channel id reads the store before answering 404;
+//! - where several processes share the store (PostgreSQL), one at a time opens,
+//!   renews or stops an offering's channel: it takes the offering's upkeep claim in
+//!   the transaction that reads the push state, and records its result only under
+//!   that claim; a process that lost it (its lease ended and another took over) stops
+//!   the channel it opened, so no orphan channel delivers; a claim whose process died
+//!   ends with its lease (the store's job lease) and another process takes over;
 //! - a channel is opened right after the sync that created its calendar, at start for
 //!   every calendar without a live channel (so a restart re-creates what is missing or
 //!   expired), renewed `renew_before` ahead of its expiration, and stopped when the
@@ -42,12 +51,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::jobs::{JobKind, JobRequest, Trigger};
 use crate::domain::push::{
-    channel_action, open_backoff, read_notice, Channel, ChannelAction, Notice, PushState, Watched,
+    may_record, next_look, open_backoff, read_notice, release, upkeep_turn, Channel, ChannelAction,
+    Claim, Notice, PushState, Turn, Watched,
 };
 use crate::domain::{Id, OfferingState};
 use crate::google::{GoogleError, GoogleErrorKind, WatchRequest};
 use crate::metrics::{Exposition, Observed};
-use crate::store::{Change, Store, StoreError};
+use crate::store::{Change, Load, MutateError, Store, StoreError};
 use crate::sync::CalendarSource;
 
 pub use runner::PushRunner;
@@ -85,6 +95,10 @@ pub struct PushOptions {
     /// How often the upkeep looks for channels to open, renew or stop (besides
     /// being poked after each sync run).
     pub look_every: Duration,
+    /// How long an upkeep claim holds where several processes share the push states
+    /// (the store's job lease on PostgreSQL); `None`: this process is their only
+    /// writer (sled) and takes no claim.
+    pub lease: Option<Duration>,
 }
 
 /// A delivery as the webhook read it from its headers.
@@ -107,6 +121,8 @@ struct Counts {
     renewed: AtomicU64,
     stopped: AtomicU64,
     open_failures: AtomicU64,
+    /// Channels opened here but stopped at once: another process recorded one first.
+    discarded: AtomicU64,
 }
 
 /// The push side of the service.
@@ -116,10 +132,9 @@ pub struct PushService {
     opts: PushOptions,
     /// Wakes the upkeep loop (a calendar may have been created).
     wake: Notify,
-    /// Serialises read-modify-writes of push states.
-    write: tokio::sync::Mutex<()>,
-    /// The push states as stored (this process is their only writer), and the
-    /// channel id -> offering index of the webhook.
+    /// The push states as last read or written here (refreshed from the store at
+    /// every upkeep pass: other processes may write them too), and the channel id ->
+    /// offering index of the webhook (a miss reads the store).
     cache: Mutex<Cache>,
     /// Offerings whose upkeep is running.
     inflight: Mutex<HashSet<Id>>,
@@ -147,6 +162,15 @@ impl Cache {
             self.states.insert(offering, state);
         }
     }
+
+    /// Replaces everything with the states as stored.
+    fn replace(&mut self, states: Vec<PushState>) {
+        *self = Cache::default();
+        for state in states {
+            let offering = state.offering;
+            self.put(Some(state), offering);
+        }
+    }
 }
 
 /// SHA-256 (hex) of a channel token.
@@ -167,16 +191,12 @@ impl PushService {
         opts: PushOptions,
     ) -> Result<Self, StoreError> {
         let mut cache = Cache::default();
-        for state in store.push_states().await? {
-            let offering = state.offering;
-            cache.put(Some(state), offering);
-        }
+        cache.replace(store.push_states().await?);
         Ok(PushService {
             store,
             source,
             opts,
             wake: Notify::new(),
-            write: tokio::sync::Mutex::new(()),
             cache: Mutex::new(cache),
             inflight: Mutex::new(HashSet::new()),
             permits: Arc::new(tokio::sync::Semaphore::new(UPKEEP_CONCURRENCY)),
@@ -230,38 +250,58 @@ impl PushService {
     /// The store cannot be written.
     pub async fn set_unshared(&self, offering: Id, unshared: bool) -> Result<(), StoreError> {
         self.update(offering, |state| {
-            (state.unshared != unshared).then(|| {
+            let write = (state.unshared != unshared).then(|| {
                 state.unshared = unshared;
                 (Vec::new(), true)
-            })
+            });
+            ((), write)
         })
         .await?;
         self.poke();
         Ok(())
     }
 
-    /// Reads, changes and writes an offering's push state under the lock. `f`
-    /// returns `None` to write nothing, `Some((extra, keep))` to write the state (or,
-    /// without `keep`, remove it) with the `extra` changes in one transaction.
-    async fn update(
+    /// Reads, changes and writes an offering's push state in one store transaction
+    /// that locks it against every other writer (in this process or another). `f`
+    /// sees the stored state (a new one when none is) and returns its answer with
+    /// `None` to write nothing, or `Some((extra, keep))` to write the state (or,
+    /// without `keep`, remove it) with the `extra` changes. `f` may run more than
+    /// once (a transaction that lost a race runs again), so it has no side effects.
+    /// Returns `f`'s answer and the state as stored afterwards.
+    async fn update<T>(
         &self,
         offering: Id,
-        f: impl FnOnce(&mut PushState) -> Option<(Vec<Change>, bool)>,
-    ) -> Result<PushState, StoreError> {
-        let _w = self.write.lock().await;
-        let mut state = self
-            .state(offering)
-            .unwrap_or_else(|| PushState::new(offering));
-        if let Some((mut changes, keep)) = f(&mut state) {
-            changes.push(if keep {
-                Store::push_change(&state)
-            } else {
-                Store::push_removal(offering)
-            });
-            self.store.write(changes).await?;
-            self.cache().put(keep.then(|| state.clone()), offering);
-        }
-        Ok(state)
+        f: impl Fn(&mut PushState) -> (T, Option<(Vec<Change>, bool)>),
+    ) -> Result<(T, Option<PushState>), StoreError> {
+        let load = Load {
+            push: vec![offering],
+            ..Load::default()
+        };
+        let (out, stored) = self
+            .store
+            .mutate(&load, |view| {
+                let before = view.push.get(&offering).cloned();
+                let mut state = before.clone().unwrap_or_else(|| PushState::new(offering));
+                let (out, write) = f(&mut state);
+                Ok::<_, std::convert::Infallible>(match write {
+                    None => (Vec::new(), (out, before)),
+                    Some((mut changes, keep)) => {
+                        changes.push(if keep {
+                            Store::push_change(&state)
+                        } else {
+                            Store::push_removal(offering)
+                        });
+                        (changes, (out, keep.then_some(state)))
+                    }
+                })
+            })
+            .await
+            .map_err(|e| match e {
+                MutateError::Store(e) => e,
+                MutateError::Refused(never) => match never {},
+            })?;
+        self.cache().put(stored.clone(), offering);
+        Ok((out, stored))
     }
 
     /// The change that queues an incremental sync of `offering` now (coalesced with
@@ -299,55 +339,68 @@ impl PushService {
     /// # Errors
     /// The store cannot be written (the webhook answers 500; Google retries).
     pub async fn receive(&self, delivery: &Delivery) -> Result<bool, StoreError> {
-        let offering = self.cache().by_channel.get(&delivery.channel_id).copied();
+        let cached = self.cache().by_channel.get(&delivery.channel_id).copied();
+        let offering = match cached {
+            Some(offering) => Some(offering),
+            // Opened by another process, or since this one last looked.
+            None => {
+                self.store
+                    .push_offering_by_channel(&delivery.channel_id)
+                    .await?
+            }
+        };
         let Some(offering) = offering else {
             self.counts.rejected.fetch_add(1, Ordering::Relaxed);
             return Ok(false);
         };
         let now = Utc::now();
-        let mut request = Some(Self::sync_request(offering, now));
-        let mut notice = Notice::Unknown;
-        self.update(offering, |state| {
-            let current = state
-                .channel
-                .as_ref()
-                .filter(|c| c.id == delivery.channel_id);
-            let token_ok = match (current, &delivery.token) {
-                (Some(c), Some(t)) => {
-                    subtle::ConstantTimeEq::ct_eq(token_hash(t).as_bytes(), c.token_hash.as_bytes())
-                        .into()
-                }
-                _ => false,
-            };
-            notice = read_notice(
-                current,
-                token_ok,
-                &delivery.resource_state,
-                delivery.message_number,
-            );
-            match notice {
-                Notice::Unknown => None,
-                Notice::Sync | Notice::Duplicate => {
-                    state.ignored += 1;
-                    Some((Vec::new(), true))
-                }
-                Notice::Changed | Notice::Gone => {
-                    state.received += 1;
-                    state.last_notification = Some(now);
-                    if let (Some(c), Some(n)) = (state.channel.as_mut(), delivery.message_number) {
-                        c.last_message = c.last_message.max(n);
+        let poll = self.usual_poll(offering, now);
+        let (notice, _) = self
+            .update(offering, |state| {
+                let current = state
+                    .channel
+                    .as_ref()
+                    .filter(|c| c.id == delivery.channel_id);
+                let token_ok = match (current, &delivery.token) {
+                    (Some(c), Some(t)) => subtle::ConstantTimeEq::ct_eq(
+                        token_hash(t).as_bytes(),
+                        c.token_hash.as_bytes(),
+                    )
+                    .into(),
+                    _ => false,
+                };
+                let notice = read_notice(
+                    current,
+                    token_ok,
+                    &delivery.resource_state,
+                    delivery.message_number,
+                );
+                let write = match notice {
+                    Notice::Unknown => None,
+                    Notice::Sync | Notice::Duplicate => {
+                        state.ignored += 1;
+                        Some((Vec::new(), true))
                     }
-                    let mut changes: Vec<Change> = request.take().into_iter().collect();
-                    if notice == Notice::Gone {
-                        // Google ended the channel with its calendar.
-                        state.channel = None;
-                        changes.extend(self.usual_poll(offering, now));
+                    Notice::Changed | Notice::Gone => {
+                        state.received += 1;
+                        state.last_notification = Some(now);
+                        if let (Some(c), Some(n)) =
+                            (state.channel.as_mut(), delivery.message_number)
+                        {
+                            c.last_message = c.last_message.max(n);
+                        }
+                        let mut changes = vec![Self::sync_request(offering, now)];
+                        if notice == Notice::Gone {
+                            // Google ended the channel with its calendar.
+                            state.channel = None;
+                            changes.extend(poll.iter().cloned());
+                        }
+                        Some((changes, true))
                     }
-                    Some((changes, true))
-                }
-            }
-        })
-        .await?;
+                };
+                (notice, write)
+            })
+            .await?;
         match notice {
             Notice::Unknown => {
                 self.counts.rejected.fetch_add(1, Ordering::Relaxed);
@@ -389,11 +442,14 @@ impl PushService {
         }
     }
 
-    /// One look at every offering that has a calendar or a push state, starting the
-    /// upkeep of those whose channel needs opening, renewing or stopping (the look
-    /// itself only reads). Returns when a channel is next due for renewal or a retry.
+    /// One look at every offering that has a calendar or a push state (as stored:
+    /// the cache is refreshed), starting the upkeep of those whose channel needs
+    /// opening, renewing or stopping and that no other process is at (the look itself
+    /// only reads). Returns when a channel is next due for renewal or a retry, or
+    /// another process's claim ends.
     pub async fn pass(self: &Arc<Self>) -> Option<DateTime<Utc>> {
-        let due = match self.due_offerings(Utc::now()).await {
+        let now = Utc::now();
+        let due = match self.due_offerings(now).await {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the calendars for push upkeep");
@@ -433,12 +489,7 @@ impl PushService {
         self.cache()
             .states
             .values()
-            .filter_map(|s| {
-                s.channel
-                    .as_ref()
-                    .map(|c| c.expiration - renew_before)
-                    .or(s.retry_at)
-            })
+            .filter_map(|s| next_look(s, now, renew_before))
             .min()
     }
 
@@ -463,7 +514,9 @@ impl PushService {
             .map(|c| (c.offering, c.calendar_id))
             .collect();
         let offerings = self.offerings().await?;
-        let cache = self.cache();
+        let stored = self.store.push_states().await?;
+        let mut cache = self.cache();
+        cache.replace(stored);
         let mut ids: Vec<Id> = calendars
             .keys()
             .chain(cache.states.keys())
@@ -479,21 +532,24 @@ impl PushService {
                     offering_live: offerings.get(id).is_some_and(|(live, _)| *live),
                     calendar_id: calendars.get(id).and_then(|c| c.as_deref()),
                 };
-                !matches!(
-                    channel_action(
+                matches!(
+                    upkeep_turn(
                         cache.states.get(id),
                         watched,
                         self.opts.address.as_deref(),
                         now,
-                        renew_before
+                        renew_before,
+                        self.opts.lease.is_some(),
                     ),
-                    ChannelAction::Keep | ChannelAction::Wait
+                    Turn::Act(_)
                 )
             })
             .collect())
     }
 
-    /// Opens, renews or stops the offering's channel as the rules say.
+    /// Opens, renews or stops the offering's channel as the rules say, when no
+    /// other process is at it: the decision is taken again on the stored state, in
+    /// the transaction that takes the offering's upkeep claim.
     ///
     /// # Errors
     /// Storage failure (Google failures are recorded in the push state).
@@ -505,51 +561,101 @@ impl PushService {
             Some(o) => (o.state != OfferingState::Archived, Some(o.customer)),
             None => (false, None),
         };
-        let state = self.state(offering);
         let calendar_id = calendar.as_ref().and_then(|c| c.calendar_id.clone());
         let watched = Watched {
             offering_live: live,
             calendar_id: calendar_id.as_deref(),
         };
-        let action = channel_action(
-            state.as_ref(),
-            watched,
-            self.opts.address.as_deref(),
-            now,
-            renew_before,
-        );
+        let address = self.opts.address.as_deref();
+        let lease = self.opts.lease;
+        let token = uuid::Uuid::new_v4().to_string();
+        let (turn, state) = self
+            .update(offering, |state| {
+                let turn = upkeep_turn(
+                    Some(state),
+                    watched,
+                    address,
+                    now,
+                    renew_before,
+                    lease.is_some(),
+                );
+                let write = match (turn, lease) {
+                    (Turn::Act(_), Some(lease)) => {
+                        state.claim = Some(Claim {
+                            token: token.clone(),
+                            until: now + chrono_duration(lease),
+                        });
+                        Some((Vec::new(), true))
+                    }
+                    _ => None,
+                };
+                (turn, write)
+            })
+            .await?;
+        let Turn::Act(action) = turn else {
+            return Ok(());
+        };
+        let token = token.as_str();
         let old = state.as_ref().and_then(|s| s.channel.clone());
         match action {
             ChannelAction::Keep | ChannelAction::Wait => {}
-            ChannelAction::Open | ChannelAction::Renew => {
-                let (Some(customer), Some(calendar_id), Some(address)) = (
-                    customer,
-                    calendar_id.as_deref(),
-                    self.opts.address.as_deref(),
-                ) else {
-                    return Ok(());
-                };
-                self.open(offering, customer, calendar_id, address, old.as_ref())
+            ChannelAction::Open | ChannelAction::Renew => match (customer, calendar_id, address) {
+                (Some(customer), Some(calendar_id), Some(address)) => {
+                    self.open(
+                        offering,
+                        customer,
+                        &calendar_id,
+                        address,
+                        old.as_ref(),
+                        token,
+                    )
                     .await?;
-            }
+                }
+                _ => self.release(offering, token).await?,
+            },
             ChannelAction::Stop => {
                 if let Some(old) = &old {
                     self.stop(offering, customer, old).await;
                 }
                 let poll = self.usual_poll(offering, now);
-                self.update(offering, |state| {
-                    state.channel = None;
-                    // A removed offering leaves nothing behind.
-                    Some((if live { poll } else { Vec::new() }, live))
-                })
-                .await?;
-                self.counts.stopped.fetch_add(1, Ordering::Relaxed);
+                let (recorded, _) = self
+                    .update(offering, |state| {
+                        let held = state.claim.as_ref().is_some_and(|c| c.token == token);
+                        release(&mut state.claim, token);
+                        let decided_on = old.as_ref().map(|c| c.id.as_str());
+                        if !may_record(state.channel.as_ref(), decided_on) {
+                            // Another process got there first.
+                            return (false, held.then(|| (Vec::new(), true)));
+                        }
+                        state.channel = None;
+                        // A removed offering leaves nothing behind.
+                        let extra = if live { poll.clone() } else { Vec::new() };
+                        (true, Some((extra, live)))
+                    })
+                    .await?;
+                if recorded {
+                    self.counts.stopped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         Ok(())
     }
 
-    /// Opens a channel on `calendar_id` and records it; then stops `old`, if any.
+    /// Gives up the offering's upkeep claim `token` (if still held) without a result.
+    async fn release(&self, offering: Id, token: &str) -> Result<(), StoreError> {
+        self.update(offering, |state| {
+            let held = state.claim.as_ref().is_some_and(|c| c.token == token);
+            release(&mut state.claim, token);
+            ((), held.then(|| (Vec::new(), true)))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Opens a channel on `calendar_id` and records it in place of `old` (releasing
+    /// the claim `token`); then stops `old`, if any. A channel that cannot be
+    /// recorded (another process recorded one first, or the store failed) is
+    /// stopped at once.
     async fn open(
         &self,
         offering: Id,
@@ -557,7 +663,9 @@ impl PushService {
         calendar_id: &str,
         address: &str,
         old: Option<&Channel>,
+        token: &str,
     ) -> Result<(), PushError> {
+        let decided_on = old.map(|c| c.id.as_str());
         let mut secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);
         let request = WatchRequest {
@@ -589,14 +697,33 @@ impl PushService {
                 };
                 // Indexed before it is recorded: its first delivery may come at once.
                 self.cache().by_channel.insert(channel.id.clone(), offering);
-                self.update(offering, |state| {
-                    state.channel = Some(channel.clone());
-                    state.failures = 0;
-                    state.last_error = None;
-                    state.retry_at = None;
-                    Some((Vec::new(), true))
-                })
-                .await?;
+                let recorded = self
+                    .update(offering, |state| {
+                        let held = state.claim.as_ref().is_some_and(|c| c.token == token);
+                        release(&mut state.claim, token);
+                        if !may_record(state.channel.as_ref(), decided_on) {
+                            return (false, held.then(|| (Vec::new(), true)));
+                        }
+                        state.channel = Some(channel.clone());
+                        state.failures = 0;
+                        state.last_error = None;
+                        state.retry_at = None;
+                        (true, Some((Vec::new(), true)))
+                    })
+                    .await;
+                let recorded = match recorded {
+                    Ok((recorded, _)) => recorded,
+                    Err(e) => {
+                        self.orphan(offering, customer, &channel).await;
+                        return Err(e.into());
+                    }
+                };
+                if !recorded {
+                    tracing::warn!(%offering, channel = %channel.id, "another process recorded a channel first (this one's claim ended under a slow Google call); the channel opened here is stopped");
+                    self.counts.discarded.fetch_add(1, Ordering::Relaxed);
+                    self.orphan(offering, customer, &channel).await;
+                    return Ok(());
+                }
                 tracing::info!(%offering, channel = %channel.id, expires = %channel.expiration, "push channel opened");
                 if let Some(old) = old {
                     self.counts.renewed.fetch_add(1, Ordering::Relaxed);
@@ -606,7 +733,10 @@ impl PushService {
                 }
                 Ok(())
             }
-            Err(PushError::Store(e)) => Err(PushError::Store(e)),
+            Err(PushError::Store(e)) => {
+                self.release(offering, token).await?;
+                Err(PushError::Store(e))
+            }
             Err(e) => {
                 self.counts.open_failures.fetch_add(1, Ordering::Relaxed);
                 let message = match &e {
@@ -616,16 +746,45 @@ impl PushService {
                 tracing::warn!(%offering, error = %message, "cannot open a push channel; polling covers the offering");
                 let poll = self.usual_poll(offering, now);
                 self.update(offering, |state| {
+                    let held = state.claim.as_ref().is_some_and(|c| c.token == token);
+                    release(&mut state.claim, token);
+                    if !may_record(state.channel.as_ref(), decided_on) {
+                        // Another process opened one meanwhile: not a failure to count.
+                        return ((), held.then(|| (Vec::new(), true)));
+                    }
                     state.failures += 1;
                     state.last_error = Some(message.clone());
                     state.retry_at = Some(now + open_backoff(state.failures));
                     // A renewal that failed leaves the old channel until it expires.
-                    Some((if state.healthy(now) { Vec::new() } else { poll }, true))
+                    let extra = if state.healthy(now) {
+                        Vec::new()
+                    } else {
+                        poll.clone()
+                    };
+                    ((), Some((extra, true)))
                 })
                 .await?;
                 Ok(())
             }
         }
+    }
+
+    /// Stops a channel opened here that is not the offering's (never recorded), and
+    /// forgets it in the webhook's index.
+    async fn orphan(&self, offering: Id, customer: Id, channel: &Channel) {
+        {
+            let mut cache = self.cache();
+            if cache.by_channel.get(&channel.id) == Some(&offering)
+                && cache
+                    .states
+                    .get(&offering)
+                    .and_then(|s| s.channel.as_ref())
+                    .is_none_or(|c| c.id != channel.id)
+            {
+                cache.by_channel.remove(&channel.id);
+            }
+        }
+        self.stop(offering, Some(customer), channel).await;
     }
 
     /// Stops a channel at Google (best effort: an unknown channel is already gone).
@@ -674,13 +833,14 @@ impl Observed for PushService {
         out.family(
             "bookcal_push_channel_changes_total",
             "counter",
-            "Watch channels opened, renewed and stopped since start, and failed attempts to open one.",
+            "Watch channels opened, renewed and stopped since start, failed attempts to open one, and channels opened here but stopped at once because another replica recorded one first (discarded).",
         );
         for (what, n) in [
             ("opened", &self.counts.opened),
             ("renewed", &self.counts.renewed),
             ("stopped", &self.counts.stopped),
             ("open_failed", &self.counts.open_failures),
+            ("discarded", &self.counts.discarded),
         ] {
             out.sample(
                 "bookcal_push_channel_changes_total",

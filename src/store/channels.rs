@@ -33,6 +33,27 @@ impl Sled {
 }
 
 impl Store {
+    /// The offering whose current channel is `channel_id` (the webhook's lookup of a
+    /// delivery for a channel another process opened).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub async fn push_offering_by_channel(
+        &self,
+        channel_id: &str,
+    ) -> Result<Option<Id>, StoreError> {
+        match &self.engine {
+            Engine::Sled(s) => Ok(s
+                .push_states()?
+                .into_iter()
+                .find(|p| p.channel.as_ref().is_some_and(|c| c.id == channel_id))
+                .map(|p| p.offering)),
+            Engine::Postgres(p) => {
+                super::pg::read::push_offering_by_channel(&p.pool, channel_id).await
+            }
+        }
+    }
+
     /// The push state of an offering.
     ///
     /// # Errors

@@ -3,7 +3,8 @@
 //!
 //! The caller names what to read ([`Load`]); the store reads it inside the write's
 //! critical section (sled: under the write lock; PostgreSQL: in the transaction,
-//! with the named offerings' rows locked and the directory under an advisory lock),
+//! with the named offerings' rows locked, the directory and the named push states
+//! under advisory locks),
 //! runs the rule on the [`View`], and writes its changes. A rule that refuses writes
 //! nothing. PostgreSQL transactions that lose a race (a deadlock, a serialisation
 //! failure) are run again from the reads, so the rule decides on what is current.
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 
 use super::feed_tokens::{FeedScope, FeedToken};
 use crate::domain::calendar::OfferingCalendar;
+use crate::domain::push::PushState;
 use crate::domain::{Customer, Id, Occupied, Offering, Order, Project, Resource, User};
 
 /// What a rule reads.
@@ -33,6 +35,9 @@ pub struct Load {
     pub calendars: Vec<Id>,
     /// The feed tokens of this scope.
     pub feed_tokens: Option<FeedScope>,
+    /// The push states of these offerings (locked against other writers of them
+    /// until the write: read-modify-writes of a push state never lose an update).
+    pub push: Vec<Id>,
 }
 
 /// Users, organisations, projects and offerings.
@@ -64,6 +69,8 @@ pub struct View {
     pub orders: HashMap<Id, Order>,
     pub calendars: HashMap<Id, OfferingCalendar>,
     pub feed_tokens: Vec<FeedToken>,
+    /// The push states [`Load::push`] named, where one is recorded.
+    pub push: HashMap<Id, PushState>,
 }
 
 impl Load {

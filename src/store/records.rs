@@ -13,7 +13,7 @@ use crate::domain::calendar::{
     Waiting,
 };
 use crate::domain::jobs::Trigger;
-use crate::domain::push::{Channel, PushState};
+use crate::domain::push::{Channel, Claim, PushState};
 use crate::domain::{
     Category, Customer, Id, Interval, Offering, OfferingState, Order, OrderState, OrderType,
     Project, Resource, ResourceState, Slot, User,
@@ -963,7 +963,17 @@ pub struct PushV1 {
     /// Absent in records written before unsharing stopped channels.
     #[serde(default)]
     unshared: bool,
+    /// Absent in records written before replicas shared channel upkeep.
+    #[serde(default)]
+    claim: Option<ClaimV1>,
 }
+
+#[derive(Serialize, Deserialize)]
+pub struct ClaimV1 {
+    token: String,
+    until: DateTime<Utc>,
+}
+
 impl From<&PushState> for PushV1 {
     fn from(p: &PushState) -> Self {
         PushV1 {
@@ -985,6 +995,10 @@ impl From<&PushState> for PushV1 {
             failures: p.failures,
             retry_at: p.retry_at,
             unshared: p.unshared,
+            claim: p.claim.as_ref().map(|c| ClaimV1 {
+                token: c.token.clone(),
+                until: c.until,
+            }),
         }
     }
 }
@@ -1009,6 +1023,10 @@ impl From<PushV1> for PushState {
             failures: p.failures,
             retry_at: p.retry_at,
             unshared: p.unshared,
+            claim: p.claim.map(|c| Claim {
+                token: c.token,
+                until: c.until,
+            }),
         }
     }
 }

@@ -490,6 +490,11 @@ impl Sled {
         if let Some(scope) = load.feed_tokens {
             view.feed_tokens = self.feed_tokens(scope)?;
         }
+        for id in &load.push {
+            if let Some(p) = self.push_state(*id)? {
+                view.push.insert(*id, p);
+            }
+        }
         let (changes, out) = rule(&view).map_err(MutateError::Refused)?;
         self.apply(&changes)?;
         Ok(out)

@@ -5,7 +5,10 @@
 //! reaches the feeds of the others through `LISTEN`/`NOTIFY`, the job queue runs
 //! one sync of an offering at a time across replicas, a replica killed in the
 //! middle of a sync loses the job to another once its lease has ended, and a web
-//! session started on one replica signs in on the others until it ends on any.
+//! session started on one replica signs in on the others until it ends on any. With
+//! push on everywhere, the replicas keep one watch channel per calendar through
+//! renewals (a slow Google that outlives the upkeep lease included), any replica acts
+//! on a delivery, and a forged one is 404 on each.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -1347,6 +1350,584 @@ async fn bookcal_sync_by_hand_takes_the_offerings_claim_and_never_runs_alongside
     );
     assert_eq!(calendar_contents(&emu), (1, total_after));
     drop(replica);
+}
+
+/// A load balancer in front of the replicas' webhooks: each delivery goes to the
+/// next of its targets in turn, and every answer is logged (target, status).
+struct Forwarder {
+    /// The webhook address the replicas give Google.
+    url: String,
+    targets: Arc<std::sync::Mutex<Vec<String>>>,
+    answers: Arc<std::sync::Mutex<Vec<(String, u16)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+type ForwarderState = (
+    Arc<std::sync::Mutex<Vec<String>>>,
+    Arc<std::sync::Mutex<Vec<(String, u16)>>>,
+    Arc<std::sync::atomic::AtomicUsize>,
+    reqwest::Client,
+);
+
+impl Forwarder {
+    async fn start() -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://{}/google/notifications",
+            listener.local_addr().expect("address")
+        );
+        let targets: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let answers: Arc<std::sync::Mutex<Vec<(String, u16)>>> = Arc::default();
+        let state: ForwarderState = (
+            targets.clone(),
+            answers.clone(),
+            Arc::default(),
+            reqwest::Client::new(),
+        );
+        let app = axum::Router::new()
+            .route("/google/notifications", axum::routing::post(forward))
+            .with_state(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Forwarder {
+            url,
+            targets,
+            answers,
+            task,
+        }
+    }
+
+    /// From now on, deliveries go to these replicas (base URLs) in turn.
+    fn send_to(&self, bases: Vec<String>) {
+        *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = bases;
+    }
+
+    fn answers(&self) -> Vec<(String, u16)> {
+        self.answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn forward(
+    axum::extract::State((targets, answers, next, http)): axum::extract::State<ForwarderState>,
+    headers: axum::http::HeaderMap,
+) -> axum::http::StatusCode {
+    let target = {
+        let targets = targets.lock().unwrap_or_else(|e| e.into_inner());
+        if targets.is_empty() {
+            return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        }
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        targets[n % targets.len()].clone()
+    };
+    let mut request = http.post(format!("{target}/google/notifications"));
+    for (name, value) in &headers {
+        if name.as_str().starts_with("x-goog-") {
+            request = request.header(name, value);
+        }
+    }
+    let status = request.send().await.map_or(502, |r| r.status().as_u16());
+    answers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((target, status));
+    axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY)
+}
+
+/// Three `bookcal serve` replicas with push on, on `url`, against `emu`'s settings
+/// `env`, all giving Google the forwarder's address; the forwarder sends to all three.
+async fn push_replicas(
+    url: &str,
+    dir: &std::path::Path,
+    http: &reqwest::Client,
+    env: &[(&'static str, String)],
+    forwarder: &Forwarder,
+) -> Vec<Replica> {
+    let mut env = env.to_vec();
+    env.push(("BOOKCAL_GOOGLE_PUSH_ENABLED", "true".into()));
+    env.push(("BOOKCAL_GOOGLE_PUSH_URL", forwarder.url.clone()));
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(Replica::start_with(url, dir, http, &env).await);
+    }
+    forwarder.send_to(replicas.iter().map(|r| r.base.clone()).collect());
+    replicas
+}
+
+/// Asks `base` to sync the offering now and waits until its calendar exists;
+/// returns the calendar id.
+async fn calendar_created(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    store: &Store,
+    offering: Id,
+) -> String {
+    let r = http
+        .post(format!(
+            "{base}/api/booking-offerings/{}/google_calendar_sync/",
+            offering.hex()
+        ))
+        .header("Authorization", format!("Token {token}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("sync now");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        until(60, || async {
+            store
+                .calendar(offering)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.calendar_id.is_some())
+        })
+        .await,
+        "the calendar was never created"
+    );
+    store
+        .calendar(offering)
+        .await
+        .expect("read")
+        .and_then(|c| c.calendar_id)
+        .expect("calendar id")
+}
+
+/// The id of the one live channel at the emulator on `calendar`, when there is
+/// exactly one and it is the offering's recorded channel.
+async fn the_one_channel(
+    emu: &bookcal::emulator::Emulator,
+    store: &Store,
+    offering: Id,
+    calendar: &str,
+) -> Option<String> {
+    let live = live_channel_ids(emu, calendar);
+    let recorded = store
+        .push_state(offering)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| s.channel)
+        .map(|c| c.id)?;
+    (live == [recorded.clone()]).then_some(recorded)
+}
+
+/// The ids of the live channels at the emulator on `calendar`.
+fn live_channel_ids(emu: &bookcal::emulator::Emulator, calendar: &str) -> Vec<String> {
+    emu.push()
+        .channels()
+        .into_iter()
+        .filter(|c| c.calendar_id == calendar)
+        .map(|c| c.id)
+        .collect()
+}
+
+/// A figure of a replica's `/metrics` (the first sample whose line starts with
+/// `series`), 0 when absent.
+async fn figure(http: &reqwest::Client, base: &str, series: &str) -> u64 {
+    let text = match http.get(format!("{base}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => return 0,
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+const OPENED: &str = "bookcal_push_channel_changes_total{change=\"opened\"}";
+const RENEWED: &str = "bookcal_push_channel_changes_total{change=\"renewed\"}";
+const DISCARDED: &str = "bookcal_push_channel_changes_total{change=\"discarded\"}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_with_push_on_keep_exactly_one_channel_per_calendar_through_its_renewals() {
+    let Some(url) = database().await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, room, token) = room_with_many_slots(&url, dir.path(), 2).await;
+    // Every Google request takes a while, so replicas that find the channel due at
+    // the same moment overlap in their watch requests.
+    let (emu, mut env) = google_for_replicas(dir.path(), Duration::from_millis(100)).await;
+    // A minute-long channel, replaced three seconds into its life: every replica
+    // finds it due for renewal at the same moment, again and again.
+    env.push(("BOOKCAL_GOOGLE_PUSH_TTL_SECS", "60".into()));
+    env.push(("BOOKCAL_GOOGLE_PUSH_RENEW_BEFORE_SECS", "57".into()));
+    // Every replica reads the stored channel often, so all of them know each new
+    // channel and find it due together.
+    env.push(("BOOKCAL_GOOGLE_PUSH_LOOK_SECS", "1".into()));
+    let http = reqwest::Client::new();
+    let forwarder = Forwarder::start().await;
+    let replicas = push_replicas(&url, dir.path(), &http, &env, &forwarder).await;
+    let cal = calendar_created(&http, &replicas[1].base, &token, &store, room).await;
+    assert!(
+        until(60, || async {
+            the_one_channel(&emu, &store, room, &cal).await.is_some()
+        })
+        .await,
+        "never exactly one live channel on the calendar: {:?}",
+        live_channel_ids(&emu, &cal)
+    );
+    let mut seen = vec![the_one_channel(&emu, &store, room, &cal)
+        .await
+        .expect("the channel")];
+    // Three renewals: each time one replica replaces the channel and stops the old
+    // one; a second channel (a replica that opened its own, an orphan) would live a
+    // minute and keep this from ever holding again.
+    for round in 1..=3 {
+        assert!(
+            until(60, || async {
+                the_one_channel(&emu, &store, room, &cal)
+                    .await
+                    .is_some_and(|id| !seen.contains(&id))
+            })
+            .await,
+            "renewal {round}: never exactly one new live channel: {:?}",
+            live_channel_ids(&emu, &cal)
+        );
+        seen.push(
+            the_one_channel(&emu, &store, room, &cal)
+                .await
+                .expect("the channel"),
+        );
+    }
+    // One replica opened it; the renewals were counted once each (a replica counts
+    // only what it recorded).
+    let mut opened = 0;
+    let mut renewed = 0;
+    for r in &replicas {
+        opened += figure(&http, &r.base, OPENED).await;
+        renewed += figure(&http, &r.base, RENEWED).await;
+    }
+    assert_eq!(opened, 1, "channels opened across the replicas");
+    assert!(renewed >= 3, "renewals across the replicas: {renewed}");
+    assert_eq!(
+        store.push_states().await.expect("states").len(),
+        1,
+        "one push state for the one calendar"
+    );
+    drop(replicas);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delivery_to_a_replica_that_did_not_open_the_channel_syncs_and_a_forged_one_is_404_on_every_replica(
+) {
+    let Some(url) = database().await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, room, token) = room_with_many_slots(&url, dir.path(), 2).await;
+    let (emu, env) = google_for_replicas(dir.path(), Duration::ZERO).await;
+    let http = reqwest::Client::new();
+    let forwarder = Forwarder::start().await;
+    let replicas = push_replicas(&url, dir.path(), &http, &env, &forwarder).await;
+    let cal = calendar_created(&http, &replicas[0].base, &token, &store, room).await;
+    // The channel is open and its `sync` message arrived (wherever the forwarder
+    // sent it).
+    assert!(
+        until(60, || async {
+            the_one_channel(&emu, &store, room, &cal).await.is_some()
+                && store
+                    .push_state(room)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.ignored >= 1)
+        })
+        .await,
+        "no channel with its sync message: {:?} {:?}",
+        live_channel_ids(&emu, &cal),
+        forwarder.answers()
+    );
+    let mut opener = None;
+    for (i, r) in replicas.iter().enumerate() {
+        if figure(&http, &r.base, OPENED).await == 1 {
+            assert!(opener.is_none(), "two replicas opened a channel");
+            opener = Some(i);
+        }
+    }
+    let opener = opener.expect("the replica that opened the channel");
+    let others: Vec<String> = replicas
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != opener)
+        .map(|(_, r)| r.base.clone())
+        .collect();
+    // The load balancer now never picks the replica that opened the channel.
+    forwarder.send_to(others.clone());
+    let mark = forwarder.answers().len();
+    assert!(
+        until(60, || synced_and_idle(&store, room)).await,
+        "the first sync never settled"
+    );
+
+    // (c) Forged deliveries: 404 on every replica, nothing recorded or queued.
+    let before = store.push_state(room).await.expect("read").expect("state");
+    let channel = before.channel.clone().expect("channel");
+    let forged: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "wrong token",
+            vec![
+                ("X-Goog-Channel-ID", channel.id.clone()),
+                ("X-Goog-Channel-Token", "0".repeat(64)),
+            ],
+        ),
+        ("no token", vec![("X-Goog-Channel-ID", channel.id.clone())]),
+        (
+            "unknown channel",
+            vec![
+                ("X-Goog-Channel-ID", "not-a-channel-of-ours".into()),
+                ("X-Goog-Channel-Token", "0".repeat(64)),
+            ],
+        ),
+    ];
+    for r in &replicas {
+        for (name, headers) in &forged {
+            let mut request = http
+                .post(format!("{}/google/notifications", r.base))
+                .header("X-Goog-Resource-State", "exists")
+                .header("X-Goog-Message-Number", "99")
+                .header("X-Goog-Resource-ID", channel.resource_id.as_str());
+            for (k, v) in headers {
+                request = request.header(*k, v.as_str());
+            }
+            let answer = request.send().await.expect("deliver");
+            assert_eq!(answer.status().as_u16(), 404, "{name} at {}", r.base);
+            let body: Value = answer.json().await.expect("json");
+            assert_eq!(body, json!({"detail": "Not found."}), "{name}");
+        }
+    }
+    assert_eq!(
+        store.push_state(room).await.expect("read"),
+        Some(before.clone()),
+        "a forged delivery changed the push state"
+    );
+    assert!(
+        store.queued_jobs(room).await.expect("jobs").is_empty(),
+        "a forged delivery queued a sync"
+    );
+
+    // (b) A change made in Google reaches a replica that did not open the channel,
+    // which queues the sync; the busy time appears.
+    let (start, end) = (at(240, 9), at(240, 11));
+    crate::helpers::google_client(&emu, None)
+        .await
+        .event_insert(&cal, &crate::push::timed("e0replica1", start, end))
+        .await
+        .expect("insert in Google");
+    assert!(
+        until(60, || async {
+            store
+                .busy_slots(room)
+                .await
+                .is_ok_and(|b| b.iter().any(|s| s.start == start && s.end == end))
+        })
+        .await,
+        "the pushed change never reached the busy time: {:?}",
+        forwarder.answers()
+    );
+    let acted: Vec<(String, u16)> = forwarder.answers()[mark..]
+        .iter()
+        .filter(|(_, status)| *status == 200)
+        .cloned()
+        .collect();
+    assert!(
+        !acted.is_empty() && acted.iter().all(|(t, _)| others.contains(t)),
+        "deliveries answered by the replicas that did not open the channel: {acted:?}"
+    );
+    let after = store.push_state(room).await.expect("read").expect("state");
+    assert_eq!(after.received, before.received + 1, "{after:?}");
+
+    // Deliveries at all three replicas at once: each is counted exactly once (as
+    // received, or ignored when a higher number got there first); none is lost.
+    let live = emu
+        .push()
+        .channels()
+        .into_iter()
+        .find(|c| c.id == channel.id)
+        .expect("the live channel");
+    let secret = live.token.clone().expect("the channel's token");
+    let mut deliveries = tokio::task::JoinSet::new();
+    for i in 0..30u64 {
+        let (http, base) = (http.clone(), replicas[i as usize % 3].base.clone());
+        let (id, secret) = (channel.id.clone(), secret.clone());
+        deliveries.spawn(async move {
+            http.post(format!("{base}/google/notifications"))
+                .header("X-Goog-Channel-ID", id)
+                .header("X-Goog-Channel-Token", secret)
+                .header("X-Goog-Resource-State", "exists")
+                .header("X-Goog-Message-Number", (1000 + i).to_string())
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16())
+        });
+    }
+    let answers = deliveries.join_all().await;
+    assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
+    let counted = store.push_state(room).await.expect("read").expect("state");
+    assert_eq!(
+        counted.received + counted.ignored,
+        after.received + after.ignored + 30,
+        "deliveries counted across the replicas: {counted:?}"
+    );
+    assert!(counted.received > after.received, "{counted:?}");
+    assert_eq!(
+        counted.channel.map(|c| c.last_message),
+        Some(1029),
+        "the highest number is kept"
+    );
+    drop(replicas);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_renewal_claimed_by_a_replica_that_died_is_taken_over_after_its_lease() {
+    let Some(url) = database().await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, room, token) = room_with_many_slots(&url, dir.path(), 2).await;
+    let (emu, env) = google_for_replicas(dir.path(), Duration::ZERO).await;
+    let http = reqwest::Client::new();
+    let forwarder = Forwarder::start().await;
+    let replicas = push_replicas(&url, dir.path(), &http, &env, &forwarder).await;
+    let cal = calendar_created(&http, &replicas[0].base, &token, &store, room).await;
+    assert!(
+        until(60, || async {
+            the_one_channel(&emu, &store, room, &cal).await.is_some()
+        })
+        .await,
+        "never exactly one live channel: {:?}",
+        live_channel_ids(&emu, &cal)
+    );
+    assert!(until(60, || synced_and_idle(&store, room)).await);
+    // What a replica killed in the middle of a renewal leaves: the channel due for
+    // renewal (it expires within `push_renew_before_secs`) and its claim, whose
+    // lease (the job lease, 3 s here) runs on.
+    let state = store.push_state(room).await.expect("read").expect("state");
+    let first = state.channel.clone().expect("channel");
+    let lease_end = Utc::now() + chrono::Duration::seconds(3);
+    let dead = bookcal::domain::push::PushState {
+        channel: Some(bookcal::domain::push::Channel {
+            expiration: Utc::now() + chrono::Duration::hours(1),
+            ..first.clone()
+        }),
+        claim: Some(bookcal::domain::push::Claim {
+            token: "the claim of a replica that died".into(),
+            until: lease_end,
+        }),
+        ..state
+    };
+    store
+        .write(vec![Store::push_change(&dead)])
+        .await
+        .expect("write the dead replica's claim");
+    // A sync run on some replica has its upkeep look (and find the claim).
+    let r = http
+        .post(format!(
+            "{}/api/booking-offerings/{}/google_calendar_sync/",
+            replicas[2].base,
+            room.hex()
+        ))
+        .header("Authorization", format!("Token {token}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("sync now");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        until(60, || async {
+            the_one_channel(&emu, &store, room, &cal)
+                .await
+                .is_some_and(|id| id != first.id)
+        })
+        .await,
+        "the renewal was never taken over: {:?} {:?}",
+        store.push_state(room).await,
+        live_channel_ids(&emu, &cal)
+    );
+    let renewed = store.push_state(room).await.expect("read").expect("state");
+    let channel = renewed.channel.expect("channel");
+    assert!(
+        channel.created >= lease_end,
+        "renewed at {} while the dead replica's lease ran until {lease_end}",
+        channel.created
+    );
+    assert_eq!(renewed.claim, None, "the claim is released with the result");
+    drop(replicas);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_a_slow_google_outlives_the_upkeep_lease_the_first_channel_recorded_wins_and_the_other_is_stopped(
+) {
+    let Some(url) = database().await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, room, token) = room_with_many_slots(&url, dir.path(), 2).await;
+    let (emu, mut env) = google_for_replicas(dir.path(), Duration::ZERO).await;
+    env.push(("BOOKCAL_GOOGLE_PUSH_LOOK_SECS", "1".into()));
+    let http = reqwest::Client::new();
+    let forwarder = Forwarder::start().await;
+    let replicas = push_replicas(&url, dir.path(), &http, &env, &forwarder).await;
+    let cal = calendar_created(&http, &replicas[0].base, &token, &store, room).await;
+    assert!(
+        until(60, || async {
+            the_one_channel(&emu, &store, room, &cal).await.is_some()
+        })
+        .await,
+        "never exactly one live channel: {:?}",
+        live_channel_ids(&emu, &cal)
+    );
+    assert!(until(60, || synced_and_idle(&store, room)).await);
+    let first = the_one_channel(&emu, &store, room, &cal)
+        .await
+        .expect("the channel");
+    // Every Google call now outlives the upkeep lease (3 s) by 3 s: while the replica
+    // that claimed the renewal waits for its watch, another takes the turn over.
+    emu.controls().set_latency(Duration::from_secs(6));
+    let state = store.push_state(room).await.expect("read").expect("state");
+    let due = bookcal::domain::push::PushState {
+        channel: state
+            .channel
+            .clone()
+            .map(|c| bookcal::domain::push::Channel {
+                expiration: Utc::now() + chrono::Duration::hours(1),
+                ..c
+            }),
+        ..state
+    };
+    store
+        .write(vec![Store::push_change(&due)])
+        .await
+        .expect("make the channel due for renewal");
+    let discarded = || async {
+        let mut n = 0;
+        for r in &replicas {
+            n += figure(&http, &r.base, DISCARDED).await;
+        }
+        n
+    };
+    assert!(
+        until(90, || async {
+            discarded().await >= 1
+                && the_one_channel(&emu, &store, room, &cal)
+                    .await
+                    .is_some_and(|id| id != first)
+        })
+        .await,
+        "no single renewed channel after the race (discarded: {}): {:?} {:?}",
+        discarded().await,
+        store.push_state(room).await,
+        live_channel_ids(&emu, &cal)
+    );
+    let after = store.push_state(room).await.expect("read").expect("state");
+    assert_eq!(after.claim, None, "no claim is left behind");
+    assert_eq!(after.failures, 0, "a lost race is not a failure: {after:?}");
+    drop(replicas);
 }
 
 /// A web page as a browser without redirects sees it: status, where it leads, the

@@ -588,6 +588,23 @@ impl PgStore {
         if let Some(scope) = load.feed_tokens {
             view.feed_tokens = read::feed_tokens_of(&mut *tx, scope).await?;
         }
+        if !load.push.is_empty() {
+            // A push state may not exist yet, so no row lock: an advisory lock per
+            // offering (in one order) serialises its read-modify-writes.
+            let mut ids = load.push.clone();
+            ids.sort();
+            ids.dedup();
+            for id in &ids {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext('bookcal push ' || $1::text))")
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+            }
+            for p in read::push_states_of(&mut *tx, &ids).await? {
+                view.push.insert(p.offering, p);
+            }
+        }
         let (changes, out) = rule(&view).map_err(MutateError::Refused)?;
         if !changes.is_empty() {
             self.apply(&mut tx, &changes).await?;

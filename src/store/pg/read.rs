@@ -189,6 +189,19 @@ pub(crate) async fn calendars(
     decode_all::<CalendarRecord, OfferingCalendar>("calendars", &docs)
 }
 
+/// The offering whose current channel is `channel_id`.
+pub(crate) async fn push_offering_by_channel(
+    ex: impl PgExecutor<'_>,
+    channel_id: &str,
+) -> Result<Option<Id>, StoreError> {
+    let id: Option<Uuid> =
+        sqlx::query_scalar("SELECT offering FROM push_channels WHERE channel_id = $1")
+            .bind(channel_id)
+            .fetch_optional(ex)
+            .await?;
+    Ok(id.map(Id))
+}
+
 pub(crate) async fn push_states(ex: impl PgExecutor<'_>) -> Result<Vec<PushState>, StoreError> {
     let docs: Vec<String> =
         sqlx::query_scalar("SELECT doc::text FROM push_channels ORDER BY offering")
