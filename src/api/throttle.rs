@@ -15,8 +15,10 @@
 //! (`http.client_requests_per_sec`, `http.client_burst`); an empty bucket is answered
 //! 429 in DRF's shape with `Retry-After`, before any store access or render. Not
 //! counted: token feeds with a valid token (the secret token is their credential;
-//! their renders still share the fair render slots), requests with credentials
-//! (their owner is known and checked), and the probes and scrapes (`/health`,
+//! their renders still share the fair render slots), API calls with credentials
+//! (their owner is known and checked; credentials the API refuses with 401 are
+//! counted after the answer, like a guessed feed token; an `Authorization` header
+//! on a feed or a page exempts nothing), and the probes and scrapes (`/health`,
 //! `/ready`, `/metrics`), so anonymous flooding from the owner's own address cannot
 //! shut the owner out.
 //!
@@ -517,13 +519,28 @@ impl ShrinkableKeyedStateStore<Client> for Bounded {
 /// gives every other operation its 429).
 pub const NEVER_COUNTED: [&str; 3] = ["/health", "/ready", "/metrics"];
 
-/// Whether a request takes a token from its client's bucket: no credentials, and
-/// not a token feed or a probe or scrape.
+/// Whether a request takes a token from its client's bucket before it is answered:
+/// not a token feed, a probe or a scrape, and not an API call with credentials
+/// (those are checked by the API; credentials that open nothing are counted after
+/// the answer, [`charged_after`]). Only the API reads `Authorization`: a public
+/// feed or a page with that header is as anonymous as without it, so a made-up
+/// header cannot take a flood past the rate.
 fn counted(req: &Request) -> bool {
     let path = req.uri().path();
     !(path.starts_with(super::feeds::TOKEN_PATH)
         || NEVER_COUNTED.contains(&path)
-        || req.headers().contains_key(header::AUTHORIZATION))
+        || api_credentials(req))
+}
+
+/// An API call carrying credentials (checked by the API itself).
+fn api_credentials(req: &Request) -> bool {
+    req.uri().path().starts_with("/api/") && req.headers().contains_key(header::AUTHORIZATION)
+}
+
+/// Whether an answer to an uncounted API call with credentials charges its client
+/// after all: the credentials opened nothing (401), like a guessed feed token.
+fn charged_after(had_credentials: bool, status: StatusCode) -> bool {
+    had_credentials && status == StatusCode::UNAUTHORIZED
 }
 
 /// The middleware: names the client (an extension the feeds read), refuses a
@@ -541,11 +558,17 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
             return state.clients.answer(r).await;
         }
     }
+    let had_credentials = api_credentials(&req);
     let mut response = next.run(req).await;
-    match response.extensions_mut().remove::<Refusal>() {
-        Some(r) => state.clients.answer(r).await,
-        None => response,
+    if let Some(r) = response.extensions_mut().remove::<Refusal>() {
+        return state.clients.answer(r).await;
     }
+    if charged_after(had_credentials, response.status()) {
+        if let Err(r) = state.clients.invalid_token(client) {
+            return state.clients.answer(r).await;
+        }
+    }
+    response
 }
 
 /// A handler's 429 for `r`, marked so that [`limit`] answers it through the tarpit.

@@ -199,6 +199,55 @@ async fn a_flooding_client_gets_429_while_other_clients_feeds_still_answer() {
 }
 
 #[tokio::test]
+async fn a_made_up_authorization_header_takes_no_flood_past_the_rate() {
+    let app = spawn_app_with(slow_rate(&[])).await;
+    let aurora = make_public(&app, "room-aurora").await;
+    let public = format!("{}/feeds/offerings/{}.ics", app.base, aurora.hex());
+    let flooder = client_from("127.0.0.2");
+    // On a public feed the header means nothing: counted like any anonymous request.
+    let mut feed = Vec::new();
+    for _ in 0..12 {
+        feed.push(
+            status(
+                flooder
+                    .get(&public)
+                    .header("Authorization", "Token made-up"),
+            )
+            .await
+            .0,
+        );
+    }
+    assert!(feed.contains(&429), "{feed:?}");
+    // On the API the made-up token is refused (401) and counted after the answer, so
+    // a client guessing tokens is throttled like one guessing feed tokens.
+    let guesser = client_from("127.0.0.4");
+    let mut api = Vec::new();
+    for i in 0..12 {
+        api.push(
+            status(
+                guesser
+                    .get(format!("{}/api/booking-offerings/", app.base))
+                    .header("Authorization", format!("Token guess{i}")),
+            )
+            .await
+            .0,
+        );
+    }
+    assert_eq!(api[0], 401, "{api:?}");
+    assert!(api.contains(&429), "{api:?}");
+    // A valid token from the same address is never refused.
+    for _ in 0..3 {
+        let (s, _, _) = status(
+            guesser
+                .get(format!("{}/api/booking-offerings/", app.base))
+                .header("Authorization", format!("Token {}", app.tokens["owner"])),
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+}
+
+#[tokio::test]
 async fn forwarded_for_names_the_client_only_from_a_trusted_proxy() {
     // 127.0.0.1 is the trusted proxy; 127.0.0.2 is not.
     let app = spawn_app_with(slow_rate(&["127.0.0.1"])).await;
