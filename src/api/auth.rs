@@ -28,17 +28,31 @@ impl Caller {
     }
 }
 
+/// The token an `Authorization` header carries (`Token <key>`).
+fn token_of_header(h: &axum::http::HeaderValue) -> Result<String, ApiError> {
+    let s = h.to_str().map_err(|_| ApiError::InvalidToken)?;
+    let mut it = s.split_whitespace();
+    let (Some(kw), Some(tok), None) = (it.next(), it.next(), it.next()) else {
+        return Err(ApiError::InvalidToken);
+    };
+    if !kw.eq_ignore_ascii_case("token") {
+        return Err(ApiError::NoCredentials);
+    }
+    Ok(tok.to_string())
+}
+
+/// Whether an `Authorization` header opens a user (for the rate limiter, about a
+/// call whose route never authenticated it).
+pub async fn header_opens_user(state: &AppState, h: &axum::http::HeaderValue) -> bool {
+    match token_of_header(h) {
+        Ok(token) => matches!(state.store.user_by_token(&token).await, Ok(Some(_))),
+        Err(_) => false,
+    }
+}
+
 fn token_from(parts: &Parts) -> Result<Option<String>, ApiError> {
     if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-        let s = h.to_str().map_err(|_| ApiError::InvalidToken)?;
-        let mut it = s.split_whitespace();
-        let (Some(kw), Some(tok), None) = (it.next(), it.next(), it.next()) else {
-            return Err(ApiError::InvalidToken);
-        };
-        if !kw.eq_ignore_ascii_case("token") {
-            return Err(ApiError::NoCredentials);
-        }
-        return Ok(Some(tok.to_string()));
+        return token_of_header(h).map(Some);
     }
     if let Some(q) = parts.uri.query() {
         for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
@@ -60,6 +74,9 @@ impl FromRequestParts<AppState> for Caller {
             .user_by_token(&token)
             .await?
             .ok_or(ApiError::InvalidToken)?;
+        if let Some(a) = parts.extensions.get::<super::throttle::Authenticated>() {
+            a.mark();
+        }
         Ok(Caller { user })
     }
 }

@@ -16,8 +16,8 @@
 //! 429 in DRF's shape with `Retry-After`, before any store access or render. Not
 //! counted: token feeds with a valid token (the secret token is their credential;
 //! their renders still share the fair render slots), API calls with credentials
-//! (their owner is known and checked; credentials the API refuses with 401 are
-//! counted after the answer, like a guessed feed token; an `Authorization` header
+//! (their owner is known and checked; credentials that open no user are counted
+//! after the answer, like a guessed feed token; an `Authorization` header
 //! on a feed or a page exempts nothing), and the probes and scrapes (`/health`,
 //! `/ready`, `/metrics`), so anonymous flooding from the owner's own address cannot
 //! shut the owner out.
@@ -57,8 +57,8 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -522,7 +522,7 @@ pub const NEVER_COUNTED: [&str; 3] = ["/health", "/ready", "/metrics"];
 /// Whether a request takes a token from its client's bucket before it is answered:
 /// not a token feed, a probe or a scrape, and not an API call with credentials
 /// (those are checked by the API; credentials that open nothing are counted after
-/// the answer, [`charged_after`]). Only the API reads `Authorization`: a public
+/// the answer, [`Authenticated`]). Only the API reads `Authorization`: a public
 /// feed or a page with that header is as anonymous as without it, so a made-up
 /// header cannot take a flood past the rate.
 fn counted(req: &Request) -> bool {
@@ -537,10 +537,22 @@ fn api_credentials(req: &Request) -> bool {
     req.uri().path().starts_with("/api/") && req.headers().contains_key(header::AUTHORIZATION)
 }
 
-/// Whether an answer to an uncounted API call with credentials charges its client
-/// after all: the credentials opened nothing (401), like a guessed feed token.
-fn charged_after(had_credentials: bool, status: StatusCode) -> bool {
-    had_credentials && status == StatusCode::UNAUTHORIZED
+/// Set by the API's authentication ([`super::auth::Caller`]) when a request's
+/// credentials open a user; [`limit`] puts one on every uncounted API call with
+/// credentials; after the answer the client is charged when it was never set and
+/// the credentials open no user (refused with 401, or a route that never read them).
+#[derive(Clone, Default)]
+pub struct Authenticated(Arc<AtomicBool>);
+
+impl Authenticated {
+    /// The request's credentials opened a user.
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// The middleware: names the client (an extension the feeds read), refuses a
@@ -558,12 +570,26 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
             return state.clients.answer(r).await;
         }
     }
-    let had_credentials = api_credentials(&req);
+    let credentials = api_credentials(&req)
+        .then(|| req.headers().get(header::AUTHORIZATION).cloned())
+        .flatten();
+    let authenticated = Authenticated::default();
+    if credentials.is_some() {
+        req.extensions_mut().insert(authenticated.clone());
+    }
     let mut response = next.run(req).await;
     if let Some(r) = response.extensions_mut().remove::<Refusal>() {
         return state.clients.answer(r).await;
     }
-    if charged_after(had_credentials, response.status()) {
+    let charged = match &credentials {
+        Some(_) if authenticated.is_set() => false,
+        Some(_) if response.status() == StatusCode::UNAUTHORIZED => true,
+        // The route never read them (the API root, the schema, a 404 or 405):
+        // charged unless they open a user.
+        Some(h) => !super::auth::header_opens_user(&state, h).await,
+        None => false,
+    };
+    if charged {
         if let Err(r) = state.clients.invalid_token(client) {
             return state.clients.answer(r).await;
         }
@@ -605,7 +631,6 @@ pub fn throttled(wait: Duration) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn limits(rate: u32, burst: u32, max: usize, trusted: &[&str]) -> ClientLimits {
         ClientLimits::new(&HttpSettings {
