@@ -23,6 +23,7 @@ use super::listing::{one_response, ListRequest, Params};
 use super::render::{self, PublicOfferingOut, Urls};
 use super::{path_id, ApiError, AppState, BaseUrl};
 use crate::domain::format::ts;
+use crate::domain::search::fold;
 use crate::domain::{Category, Customer, Id, Offering, Project, User};
 use crate::store::Directory;
 
@@ -222,10 +223,11 @@ fn user_out<'a>(u: &'a User, urls: &Urls) -> UserOut<'a> {
     }
 }
 
-/// Keeps the items whose `text` contains `name=` (case-insensitive), when given.
+/// Keeps the items whose `text` contains `name=` (case-insensitive, the store's
+/// text search folding: [`fold`]), when given.
 fn name_filter<T>(items: &mut Vec<&T>, params: &Params, key: &str, text: impl Fn(&T) -> &str) {
-    if let Some(want) = params.one(key).map(str::to_lowercase) {
-        items.retain(|i| text(i).to_lowercase().contains(&want));
+    if let Some(want) = params.one(key).map(fold) {
+        items.retain(|i| fold(text(i)).contains(&want));
     }
 }
 
@@ -371,10 +373,7 @@ pub async fn projects_list(
     }
     const PROJECTS: Listing<Project> = Listing {
         path: "/api/projects/",
-        keys: &[
-            ("name", |p| p.name.to_lowercase()),
-            ("created", |p| ts(&p.created)),
-        ],
+        keys: &[("name", |p| fold(&p.name)), ("created", |p| ts(&p.created))],
         id: |p| p.id,
     };
     answer(&list, &PROJECTS, items, |p, urls| sight.project(p, urls))
@@ -413,10 +412,7 @@ pub async fn customers_list(
     name_filter(&mut items, &list.params, "name", |c| &c.name);
     const CUSTOMERS: Listing<Customer> = Listing {
         path: "/api/customers/",
-        keys: &[
-            ("name", |c| c.name.to_lowercase()),
-            ("created", |c| ts(&c.created)),
-        ],
+        keys: &[("name", |c| fold(&c.name)), ("created", |c| ts(&c.created))],
         id: |c| c.id,
     };
     answer(&list, &CUSTOMERS, items, |c, urls| sight.customer(c, urls))
@@ -462,8 +458,8 @@ pub async fn users_list(
     const USERS: Listing<User> = Listing {
         path: "/api/users/",
         keys: &[
-            ("username", |u| u.username.to_lowercase()),
-            ("full_name", |u| u.full_name.to_lowercase()),
+            ("username", |u| fold(&u.username)),
+            ("full_name", |u| fold(&u.full_name)),
             ("date_joined", |u| ts(&u.created)),
         ],
         id: |u| u.id,
@@ -510,10 +506,7 @@ pub async fn public_offerings_list(
     }
     const OFFERINGS: Listing<Offering> = Listing {
         path: "/api/marketplace-public-offerings/",
-        keys: &[
-            ("name", |o| o.name.to_lowercase()),
-            ("created", |o| ts(&o.created)),
-        ],
+        keys: &[("name", |o| fold(&o.name)), ("created", |o| ts(&o.created))],
         id: |o| o.id,
     };
     // Rendered with what the store relates to the page's offerings (read for them).
@@ -602,7 +595,7 @@ pub async fn categories_list(
     name_filter(&mut items, &list.params, "title", |c| &c.0.title);
     const CATEGORIES: Listing<(Category, usize)> = Listing {
         path: "/api/marketplace-categories/",
-        keys: &[("title", |c| c.0.title.to_lowercase())],
+        keys: &[("title", |c| fold(&c.0.title))],
         id: |c| c.0.id,
     };
     answer(&list, &CATEGORIES, items, category_out)
