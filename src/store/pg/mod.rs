@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "folded text",
         include_str!("migrations/0011_folded_text.sql"),
     ),
+    (
+        12,
+        "pending push channels",
+        include_str!("migrations/0012_pending_push_channels.sql"),
+    ),
 ];
 
 #[derive(Debug)]
