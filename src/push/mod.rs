@@ -30,6 +30,8 @@
 //!   that claim; a process that lost it (its lease ended and another took over) stops
 //!   the channel it opened, so no orphan channel delivers; a claim whose process died
 //!   ends with its lease (the store's job lease) and another process takes over;
+//!   claims are judged by the store's clock (the database's on PostgreSQL), never
+//!   by a replica's own;
 //! - a channel is opened right after the sync that created its calendar, at start for
 //!   every calendar without a live channel (so a restart re-creates what is missing or
 //!   expired), renewed `renew_before` ahead of its expiration, and stopped when the
@@ -264,7 +266,7 @@ impl PushService {
     /// # Errors
     /// The store cannot be written.
     pub async fn set_unshared(&self, offering: Id, unshared: bool) -> Result<(), StoreError> {
-        self.update(offering, |state| {
+        self.update(offering, |state, _| {
             let write = (state.unshared != unshared).then(|| {
                 state.unshared = unshared;
                 (Vec::new(), true)
@@ -278,7 +280,8 @@ impl PushService {
 
     /// Reads, changes and writes an offering's push state in one store transaction
     /// that locks it against every other writer (in this process or another). `f`
-    /// sees the stored state (a new one when none is) and returns its answer with
+    /// sees the stored state (a new one when none is) and the time by the clock push
+    /// claims are judged by (see [`Store::push_clock`]), and returns its answer with
     /// `None` to write nothing, or `Some((extra, keep))` to write the state (or,
     /// without `keep`, remove it) with the `extra` changes. `f` may run more than
     /// once (a transaction that lost a race runs again), so it has no side effects.
@@ -286,7 +289,7 @@ impl PushService {
     async fn update<T>(
         &self,
         offering: Id,
-        f: impl Fn(&mut PushState) -> (T, Option<(Vec<Change>, bool)>),
+        f: impl Fn(&mut PushState, DateTime<Utc>) -> (T, Option<(Vec<Change>, bool)>),
     ) -> Result<(T, Option<PushState>), StoreError> {
         let load = Load {
             push: vec![offering],
@@ -297,7 +300,7 @@ impl PushService {
             .mutate(&load, |view| {
                 let before = view.push.get(&offering).cloned();
                 let mut state = before.clone().unwrap_or_else(|| PushState::new(offering));
-                let (out, write) = f(&mut state);
+                let (out, write) = f(&mut state, view.now.unwrap_or_else(Utc::now));
                 Ok::<_, std::convert::Infallible>(match write {
                     None => (Vec::new(), (out, before)),
                     Some((mut changes, keep)) => {
@@ -371,7 +374,7 @@ impl PushService {
         let now = Utc::now();
         let poll = self.usual_poll(offering, now);
         let (notice, _) = self
-            .update(offering, |state| {
+            .update(offering, |state, _| {
                 let to = state.delivered_to(&delivery.channel_id);
                 let token_ok = match (to, &delivery.token) {
                     (Some(to), Some(t)) => subtle::ConstantTimeEq::ct_eq(
@@ -444,9 +447,9 @@ impl PushService {
             }
         }
         loop {
-            let next = self.pass().await;
-            let until = next
-                .and_then(|at| (at - Utc::now()).to_std().ok())
+            let until = self
+                .pass()
+                .await
                 .map_or(self.opts.look_every, |d| d.min(self.opts.look_every));
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -459,10 +462,17 @@ impl PushService {
     /// One look at every offering that has a calendar or a push state (as stored:
     /// the cache is refreshed), starting the upkeep of those whose channel needs
     /// opening, renewing or stopping and that no other process is at (the look itself
-    /// only reads). Returns when a channel is next due for renewal or a retry, or
-    /// another process's claim ends.
-    pub async fn pass(self: &Arc<Self>) -> Option<DateTime<Utc>> {
-        let now = Utc::now();
+    /// only reads). Returns how long until a channel is next due for renewal or a
+    /// retry, or another process's claim ends (by the clock claims are judged by,
+    /// [`Store::push_clock`], like every decision of the upkeep).
+    pub async fn pass(self: &Arc<Self>) -> Option<Duration> {
+        let now = match self.store.push_clock().await {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the calendars for push upkeep");
+                return None;
+            }
+        };
         let due = match self.due_offerings(now).await {
             Ok(ids) => ids,
             Err(e) => {
@@ -505,6 +515,7 @@ impl PushService {
             .values()
             .filter_map(|s| next_look(s, now, renew_before))
             .min()
+            .and_then(|at| (at - now).to_std().ok())
     }
 
     /// Whether each offering is live (exists, not archived) and its provider.
@@ -599,7 +610,7 @@ impl PushService {
             token_hash: token_hash(&request.token),
         };
         let (turn, state) = self
-            .update(offering, |state| {
+            .update(offering, |state, now| {
                 let turn = upkeep_turn(
                     Some(state),
                     watched,
@@ -651,7 +662,7 @@ impl PushService {
                 }
                 let poll = self.usual_poll(offering, now);
                 let (recorded, _) = self
-                    .update(offering, |state| {
+                    .update(offering, |state, _| {
                         let held = state.claim.as_ref().is_some_and(|c| c.token == token);
                         release(&mut state.claim, token);
                         let decided_on = old.as_ref().map(|c| c.id.as_str());
@@ -678,7 +689,7 @@ impl PushService {
     /// Gives up the offering's upkeep claim `token` (if still held) and the pending
     /// channel `channel_id` (if still recorded) without a result.
     async fn release(&self, offering: Id, token: &str, channel_id: &str) -> Result<(), StoreError> {
-        self.update(offering, |state| {
+        self.update(offering, |state, _| {
             let held = state.claim.as_ref().is_some_and(|c| c.token == token)
                 || state.pending.as_ref().is_some_and(|p| p.id == channel_id);
             release(&mut state.claim, token);
@@ -727,7 +738,7 @@ impl PushService {
                     last_message: 0,
                 };
                 let recorded = self
-                    .update(offering, |state| {
+                    .update(offering, |state, _| {
                         let held = state.claim.as_ref().is_some_and(|c| c.token == token)
                             || state.pending.as_ref().is_some_and(|p| p.id == request.id);
                         release(&mut state.claim, token);
@@ -776,7 +787,7 @@ impl PushService {
                 };
                 tracing::warn!(%offering, error = %message, "cannot open a push channel; polling covers the offering");
                 let poll = self.usual_poll(offering, now);
-                self.update(offering, |state| {
+                self.update(offering, |state, clock| {
                     let held = state.claim.as_ref().is_some_and(|c| c.token == token)
                         || state.pending.as_ref().is_some_and(|p| p.id == request.id);
                     release(&mut state.claim, token);
@@ -787,7 +798,8 @@ impl PushService {
                     }
                     state.failures += 1;
                     state.last_error = Some(message.clone());
-                    state.retry_at = Some(now + open_backoff(state.failures));
+                    // By the clock the upkeep decides by, like the claims.
+                    state.retry_at = Some(clock + open_backoff(state.failures));
                     // A renewal that failed leaves the old channel until it expires.
                     let extra = if state.healthy(now) {
                         Vec::new()

@@ -8,7 +8,8 @@
 //! session started on one replica signs in on the others until it ends on any. With
 //! push on everywhere, the replicas keep one watch channel per calendar through
 //! renewals (a slow Google that outlives the upkeep lease included), any replica acts
-//! on a delivery, and a forged one is 404 on each.
+//! on a delivery, a forged one is 404 on each, and whose turn a channel's upkeep is
+//! goes by the database's clock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -1953,6 +1954,54 @@ async fn when_a_slow_google_outlives_the_upkeep_lease_the_first_channel_recorded
     let after = store.push_state(room).await.expect("read").expect("state");
     assert_eq!(after.claim, None, "no claim is left behind");
     assert_eq!(after.failures, 0, "a lost race is not a failure: {after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn push_claims_are_judged_by_the_databases_clock_not_by_a_replicas_own() {
+    let Some(mut c) = PushReplicas::prepare(Duration::ZERO).await else {
+        return;
+    };
+    // The database's clock runs an hour ahead of the replica's: its sessions find
+    // this `clock_timestamp()` before PostgreSQL's own.
+    let pool = sqlx::PgPool::connect(&c.url).await.expect("connect");
+    for sql in [
+        "CREATE SCHEMA skewed",
+        "CREATE FUNCTION skewed.clock_timestamp() RETURNS timestamptz LANGUAGE sql VOLATILE
+         AS $$ SELECT pg_catalog.clock_timestamp() + interval '1 hour' $$",
+        "DO $$ BEGIN EXECUTE format(
+             'ALTER DATABASE %I SET search_path = public, skewed, pg_catalog',
+             current_database()); END $$",
+    ] {
+        sqlx::query(sql).execute(&pool).await.expect(sql);
+    }
+    pool.close().await;
+    // A claim on the room's channel upkeep that ends in half an hour by the
+    // replica's clock and ended half an hour ago by the database's.
+    let claimed = bookcal::domain::push::PushState {
+        claim: Some(bookcal::domain::push::Claim {
+            token: "a claim that ended by the database's clock".into(),
+            until: Utc::now() + chrono::Duration::minutes(30),
+        }),
+        ..bookcal::domain::push::PushState::new(c.room)
+    };
+    c.store
+        .write(vec![Store::push_change(&claimed)])
+        .await
+        .expect("write the claim");
+    c.start(1).await;
+    // The replica takes the turn at once rather than waiting out its own reading.
+    let cal = c.calendar_with_channel(0).await;
+    let state = c
+        .store
+        .push_state(c.room)
+        .await
+        .expect("read")
+        .expect("state");
+    assert_eq!(state.claim, None, "{state:?}");
+    assert!(
+        state.channel.is_some_and(|ch| ch.calendar_id == cal),
+        "the channel is recorded"
+    );
 }
 
 /// A web page as a browser without redirects sees it: status, where it leads, the
