@@ -37,7 +37,10 @@
 //!   expired), renewed `renew_before` ahead of its expiration, and stopped when the
 //!   calendar or its offering goes or the calendar is unshared for good (the unshare
 //!   job done at Google; a share job done re-opens it); failed attempts back off (a
-//!   minute doubling to a day) and polling covers the gap.
+//!   minute doubling to a day) and polling covers the gap;
+//! - while the store fails, the upkeep backs off (a second, doubling up to the look
+//!   interval, pokes ignored), logs once per run of failures and once when the
+//!   store answers again, which ends the back-off at once.
 //!
 //! Without a webhook address push is off: bookcal says so once and polls.
 
@@ -58,7 +61,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::jobs::{JobKind, JobRequest, Trigger};
 use crate::domain::push::{
     may_record, next_look, open_backoff, read_notice, release, upkeep_turn, Channel, ChannelAction,
-    Claim, Delivered, Notice, Pending, PushState, Turn, Watched,
+    Claim, Delivered, Notice, Outage, Pending, PushState, Turn, Watched,
 };
 use crate::domain::{Id, OfferingState};
 use crate::google::{GoogleError, GoogleErrorKind, WatchRequest};
@@ -129,6 +132,8 @@ struct Counts {
     open_failures: AtomicU64,
     /// Channels opened here but stopped at once: another process recorded one first.
     discarded: AtomicU64,
+    /// Upkeep passes and upkeeps that the store failed.
+    store_failures: AtomicU64,
 }
 
 /// The push side of the service.
@@ -148,6 +153,8 @@ pub struct PushService {
     permits: Arc<tokio::sync::Semaphore>,
     counts: Counts,
     said_off: AtomicBool,
+    /// The upkeep's current run of store failures (its back-off).
+    outage: Mutex<Outage>,
 }
 
 #[derive(Default)]
@@ -219,6 +226,7 @@ impl PushService {
             permits: Arc::new(tokio::sync::Semaphore::new(UPKEEP_CONCURRENCY)),
             counts: Counts::default(),
             said_off: AtomicBool::new(false),
+            outage: Mutex::new(Outage::default()),
         })
     }
 
@@ -447,15 +455,53 @@ impl PushService {
             }
         }
         loop {
-            let until = self
-                .pass()
-                .await
-                .map_or(self.opts.look_every, |d| d.min(self.opts.look_every));
+            let next = match self.pass().await {
+                Ok(next) => {
+                    self.store_answered();
+                    next
+                }
+                Err(e) => {
+                    self.store_failed(&e);
+                    None
+                }
+            };
+            let backoff = self.outage().backoff(self.opts.look_every);
+            if let Some(wait) = backoff {
+                // The store fails: no look before the back-off ends, however often
+                // the loop is poked meanwhile.
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(wait) => {},
+                }
+                continue;
+            }
+            let until = next.map_or(self.opts.look_every, |d| d.min(self.opts.look_every));
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {},
                 () = tokio::time::sleep(until) => {},
             }
+        }
+    }
+
+    fn outage(&self) -> std::sync::MutexGuard<'_, Outage> {
+        self.outage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a store failure of the upkeep; the first of a run is logged (the
+    /// upkeep backs off until the store answers again).
+    fn store_failed(&self, error: &StoreError) {
+        self.counts.store_failures.fetch_add(1, Ordering::Relaxed);
+        if self.outage().failed() {
+            tracing::error!(%error, "push upkeep cannot use the store; it looks again after a second, doubling up to google.push_look_secs, and says when the store answers");
+        }
+    }
+
+    /// The store answered the upkeep: a run of failures, if any, is over.
+    fn store_answered(&self) {
+        let failures = self.outage().answered();
+        if failures > 0 {
+            tracing::info!(failures, "push upkeep uses the store again");
         }
     }
 
@@ -465,21 +511,12 @@ impl PushService {
     /// only reads). Returns how long until a channel is next due for renewal or a
     /// retry, or another process's claim ends (by the clock claims are judged by,
     /// [`Store::push_clock`], like every decision of the upkeep).
-    pub async fn pass(self: &Arc<Self>) -> Option<Duration> {
-        let now = match self.store.push_clock().await {
-            Ok(now) => now,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the calendars for push upkeep");
-                return None;
-            }
-        };
-        let due = match self.due_offerings(now).await {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the calendars for push upkeep");
-                return None;
-            }
-        };
+    ///
+    /// # Errors
+    /// The store cannot be read (nothing was started).
+    pub async fn pass(self: &Arc<Self>) -> Result<Option<Duration>, StoreError> {
+        let now = self.store.push_clock().await?;
+        let due = self.due_offerings(now).await?;
         // Offerings side by side and in the background (a slow Google answer for one
         // holds up neither the others nor the next pass), a few at a time, one upkeep
         // per offering at a time.
@@ -495,27 +532,34 @@ impl PushService {
             let push = Arc::clone(self);
             tokio::spawn(async move {
                 let permit = push.permits.clone().acquire_owned().await;
-                if let Err(e) = push.upkeep(offering).await {
-                    tracing::warn!(%offering, error = %e, "push channel upkeep failed");
-                }
+                let result = push.upkeep(offering).await;
                 drop(permit);
                 push.inflight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&offering);
-                // The upkeep may have opened or renewed a channel, so the loop
-                // looks again and sleeps until that channel's own renewal time, not
-                // the one it computed before this upkeep ended.
-                push.wake.notify_one();
+                match result {
+                    // Looked at again once the store answers (no wake: a store
+                    // that fails would be asked again at once).
+                    Err(PushError::Store(e)) => push.store_failed(&e),
+                    Err(e) => {
+                        tracing::warn!(%offering, error = %e, "push channel upkeep failed");
+                    }
+                    // The upkeep may have opened or renewed a channel, so the loop
+                    // looks again and sleeps until that channel's own renewal time,
+                    // not the one it computed before this upkeep ended.
+                    Ok(()) => push.wake.notify_one(),
+                }
             });
         }
         let renew_before = chrono_duration(self.opts.renew_before);
-        self.cache()
+        Ok(self
+            .cache()
             .states
             .values()
             .filter_map(|s| next_look(s, now, renew_before))
             .min()
-            .and_then(|at| (at - now).to_std().ok())
+            .and_then(|at| (at - now).to_std().ok()))
     }
 
     /// Whether each offering is live (exists, not archived) and its provider.
@@ -893,6 +937,26 @@ impl Observed for PushService {
                 n.load(Ordering::Relaxed) as f64,
             );
         }
+        out.family(
+            "bookcal_push_upkeep_store_failures_total",
+            "counter",
+            "Channel upkeep passes and upkeeps that the store failed since start (the upkeep then backs off: a second, doubling up to google.push_look_secs).",
+        );
+        out.sample(
+            "bookcal_push_upkeep_store_failures_total",
+            &[],
+            self.counts.store_failures.load(Ordering::Relaxed) as f64,
+        );
+        out.family(
+            "bookcal_push_upkeep_store_failing",
+            "gauge",
+            "Store failures in a row of the channel upkeep now (0: the store answers).",
+        );
+        out.sample(
+            "bookcal_push_upkeep_store_failing",
+            &[],
+            f64::from(self.outage().failures),
+        );
         out.family(
             "bookcal_push_enabled",
             "gauge",
