@@ -124,7 +124,10 @@ pub struct Delivery {
 #[derive(Default)]
 struct Counts {
     received: AtomicU64,
-    ignored: AtomicU64,
+    /// Channels' first (`sync`) messages, ignored.
+    sync: AtomicU64,
+    /// Repeated message numbers, ignored.
+    duplicate: AtomicU64,
     rejected: AtomicU64,
     opened: AtomicU64,
     renewed: AtomicU64,
@@ -431,8 +434,11 @@ impl PushService {
                 self.counts.rejected.fetch_add(1, Ordering::Relaxed);
                 return Ok(false);
             }
-            Notice::Sync | Notice::Duplicate => {
-                self.counts.ignored.fetch_add(1, Ordering::Relaxed);
+            Notice::Sync => {
+                self.counts.sync.fetch_add(1, Ordering::Relaxed);
+            }
+            Notice::Duplicate => {
+                self.counts.duplicate.fetch_add(1, Ordering::Relaxed);
             }
             Notice::Changed => {
                 self.counts.received.fetch_add(1, Ordering::Relaxed);
@@ -904,13 +910,14 @@ impl Observed for PushService {
     fn write_metrics(&self, out: &mut Exposition) {
         let counters = [
             ("received", &self.counts.received),
-            ("ignored", &self.counts.ignored),
+            ("sync", &self.counts.sync),
+            ("duplicate", &self.counts.duplicate),
             ("rejected", &self.counts.rejected),
         ];
         out.family(
             "bookcal_push_notifications_total",
             "counter",
-            "Google push deliveries since start: received (a sync queued), ignored (sync messages, duplicates), rejected (unknown channel or wrong token, answered 404).",
+            "Google push deliveries since start, by outcome: received (acted on, a sync queued), sync (a channel's first message, answered and ignored), duplicate (a message number already seen, answered and ignored), rejected (unknown channel or wrong token, answered 404).",
         );
         for (outcome, n) in counters {
             out.sample(
