@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "folded text",
         include_str!("migrations/0011_folded_text.sql"),
     ),
+    (
+        14,
+        "open requests",
+        include_str!("migrations/0014_open_requests.sql"),
+    ),
 ];
 
 #[derive(Debug)]
@@ -555,7 +560,8 @@ impl PgStore {
             }
         }
         for id in &load.taken {
-            view.taken.insert(*id, read::taken(&mut tx, *id).await?);
+            view.taken
+                .insert(*id, read::taken(&mut tx, *id, load.taken_within).await?);
         }
         for p in read::projects(&mut *tx, &load.projects).await? {
             view.projects.insert(p.id, p);
