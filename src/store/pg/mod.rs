@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0011_folded_text.sql"),
     ),
     (
+        12,
+        "pending push channels",
+        include_str!("migrations/0012_pending_push_channels.sql"),
+    ),
+    (
         14,
         "open requests",
         include_str!("migrations/0014_open_requests.sql"),
