@@ -68,6 +68,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pending push channels",
         include_str!("migrations/0012_pending_push_channels.sql"),
     ),
+    (
+        14,
+        "open requests",
+        include_str!("migrations/0014_open_requests.sql"),
+    ),
 ];
 
 #[derive(Debug)]
@@ -560,7 +565,8 @@ impl PgStore {
             }
         }
         for id in &load.taken {
-            view.taken.insert(*id, read::taken(&mut tx, *id).await?);
+            view.taken
+                .insert(*id, read::taken(&mut tx, *id, load.taken_within).await?);
         }
         for p in read::projects(&mut *tx, &load.projects).await? {
             view.projects.insert(p.id, p);
