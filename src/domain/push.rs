@@ -75,6 +75,20 @@ pub struct PushState {
     /// The process opening, renewing or stopping the channel now, where several
     /// processes share the push states.
     pub claim: Option<Claim>,
+    /// The channel being asked of Google now (recorded before `events.watch`, whose
+    /// first `sync` delivery may come before the answer).
+    pub pending: Option<Pending>,
+}
+
+/// A channel asked of Google and not answered yet: recorded before the request so a
+/// delivery for it is recognised; removed when the answer is recorded or the request
+/// fails, so it never verifies deliveries after that.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The channel id asked for.
+    pub id: String,
+    /// SHA-256 (hex) of its secret token.
+    pub token_hash: String,
 }
 
 /// One process's turn at an offering's channel: taken in the same transaction that
@@ -107,6 +121,26 @@ impl PushState {
             retry_at: None,
             unshared: false,
             claim: None,
+            pending: None,
+        }
+    }
+
+    /// Which of the offering's channels a delivery for `channel_id` is for: the
+    /// current one, the one being opened, or neither.
+    pub fn delivered_to(&self, channel_id: &str) -> Option<Delivered<'_>> {
+        if let Some(c) = self.channel.as_ref().filter(|c| c.id == channel_id) {
+            return Some(Delivered::Current(c));
+        }
+        self.pending
+            .as_ref()
+            .filter(|p| p.id == channel_id)
+            .map(Delivered::Pending)
+    }
+
+    /// Forgets the pending channel `id`, if it is still the recorded one.
+    pub fn forget_pending(&mut self, id: &str) {
+        if self.pending.as_ref().is_some_and(|p| p.id == id) {
+            self.pending = None;
         }
     }
 
@@ -257,6 +291,25 @@ pub fn open_backoff(failures: u32) -> Duration {
     Duration::minutes(1 << steps).min(Duration::days(1))
 }
 
+/// The channel a delivery names, as recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivered<'a> {
+    /// The offering's current channel.
+    Current(&'a Channel),
+    /// The channel being opened (Google has not answered `events.watch` yet).
+    Pending(&'a Pending),
+}
+
+impl Delivered<'_> {
+    /// SHA-256 (hex) of the channel's token, to compare with the delivered one's.
+    pub fn token_hash(&self) -> &str {
+        match self {
+            Delivered::Current(c) => &c.token_hash,
+            Delivered::Pending(p) => &p.token_hash,
+        }
+    }
+}
+
 /// What an incoming notification means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Notice {
@@ -273,16 +326,19 @@ pub enum Notice {
     Gone,
 }
 
-/// Reads a notification for `channel`. `token_matches` is the constant-time
-/// comparison of the delivered token's hash with the stored one; `number` the
-/// `X-Goog-Message-Number` (unparseable numbers are treated as new).
+/// Reads a notification for the channel it names (`None`: none of the offering's).
+/// `token_matches` is the constant-time comparison of the delivered token's hash
+/// with the stored one; `number` the `X-Goog-Message-Number` (unparseable numbers
+/// are treated as new). A channel still being opened has seen no message and is
+/// not the recorded one yet, so anything but its `sync` message only asks for a
+/// sync (even `not_exists`: the sync finds out, and the current channel stays).
 pub fn read_notice(
-    channel: Option<&Channel>,
+    to: Option<Delivered<'_>>,
     token_matches: bool,
     resource_state: &str,
     number: Option<u64>,
 ) -> Notice {
-    let Some(channel) = channel else {
+    let Some(to) = to else {
         return Notice::Unknown;
     };
     if !token_matches {
@@ -291,6 +347,10 @@ pub fn read_notice(
     if resource_state == "sync" {
         return Notice::Sync;
     }
+    let channel = match to {
+        Delivered::Current(c) => c,
+        Delivered::Pending(_) => return Notice::Changed,
+    };
     if number.is_some_and(|n| n <= channel.last_message) {
         return Notice::Duplicate;
     }
@@ -748,9 +808,15 @@ mod tests {
     #[test]
     fn notices_are_read_from_channel_token_state_and_number() {
         let ch = channel(600);
+        let current = Some(Delivered::Current(&ch));
+        let opening = Pending {
+            id: "c2".into(),
+            token_hash: "h2".into(),
+        };
+        let pending = Some(Delivered::Pending(&opening));
         type Case<'a> = (
             &'a str,
-            Option<&'a Channel>,
+            Option<Delivered<'a>>,
             bool,
             &'a str,
             Option<u64>,
@@ -767,7 +833,7 @@ mod tests {
             ),
             (
                 "wrong token",
-                Some(&ch),
+                current,
                 false,
                 "exists",
                 Some(9),
@@ -775,7 +841,7 @@ mod tests {
             ),
             (
                 "wrong token on sync",
-                Some(&ch),
+                current,
                 false,
                 "sync",
                 Some(1),
@@ -783,7 +849,7 @@ mod tests {
             ),
             (
                 "first message",
-                Some(&ch),
+                current,
                 true,
                 "sync",
                 Some(1),
@@ -791,7 +857,7 @@ mod tests {
             ),
             (
                 "new change",
-                Some(&ch),
+                current,
                 true,
                 "exists",
                 Some(4),
@@ -799,7 +865,7 @@ mod tests {
             ),
             (
                 "repeated number",
-                Some(&ch),
+                current,
                 true,
                 "exists",
                 Some(3),
@@ -807,27 +873,52 @@ mod tests {
             ),
             (
                 "older number",
-                Some(&ch),
+                current,
                 true,
                 "exists",
                 Some(2),
                 Notice::Duplicate,
             ),
-            (
-                "no number",
-                Some(&ch),
-                true,
-                "exists",
-                None,
-                Notice::Changed,
-            ),
+            ("no number", current, true, "exists", None, Notice::Changed),
             (
                 "calendar deleted",
-                Some(&ch),
+                current,
                 true,
                 "not_exists",
                 Some(5),
                 Notice::Gone,
+            ),
+            (
+                "first message of a channel being opened",
+                pending,
+                true,
+                "sync",
+                Some(1),
+                Notice::Sync,
+            ),
+            (
+                "wrong token for a channel being opened",
+                pending,
+                false,
+                "sync",
+                Some(1),
+                Notice::Unknown,
+            ),
+            (
+                "change on a channel being opened",
+                pending,
+                true,
+                "exists",
+                Some(2),
+                Notice::Changed,
+            ),
+            (
+                "a channel being opened does not end the current one",
+                pending,
+                true,
+                "not_exists",
+                Some(2),
+                Notice::Changed,
             ),
         ];
         for (name, channel, token, resource_state, number, expected) in cases {
@@ -837,5 +928,37 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_delivery_is_for_the_current_channel_the_one_being_opened_or_neither() {
+        let opening = Pending {
+            id: "c2".into(),
+            token_hash: "h2".into(),
+        };
+        let st = PushState {
+            pending: Some(opening.clone()),
+            ..state(Some(channel(600)), None)
+        };
+        let ch = channel(600);
+        let cases: Vec<(&str, PushState, &str, Option<Delivered>)> = vec![
+            ("current", st.clone(), "c1", Some(Delivered::Current(&ch))),
+            (
+                "being opened",
+                st.clone(),
+                "c2",
+                Some(Delivered::Pending(&opening)),
+            ),
+            ("neither", st.clone(), "c3", None),
+            ("nothing recorded", state(None, None), "c1", None),
+        ];
+        for (name, st, id, expected) in cases {
+            assert_eq!(st.delivered_to(id), expected, "{name}");
+        }
+        let mut st = st;
+        st.forget_pending("c3");
+        assert_eq!(st.pending, Some(opening), "another pending channel stays");
+        st.forget_pending("c2");
+        assert_eq!(st.pending, None);
     }
 }

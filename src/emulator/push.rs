@@ -13,7 +13,8 @@
 //!   `X-Goog-Message-Number`, `X-Goog-Resource-ID`, `X-Goog-Resource-URI`,
 //!   `X-Goog-Resource-State`, and, when set, `X-Goog-Channel-Token` and
 //!   `X-Goog-Channel-Expiration` (an HTTP date). The first message of a channel is
-//!   `sync` (number 1); every later change of the calendar's events is `exists`; a
+//!   `sync` (number 1), sent while `events.watch` is still being answered (its
+//!   first attempt is made before the answer); every later change of the calendar's events is `exists`; a
 //!   deleted calendar gets `not_exists` and its channels end. Message numbers increase.
 //!   The receiver answers 200, 201, 202, 204 or 102; anything else (or no answer) is
 //!   retried with exponential back-off (1 s, 2 s, 4 s, ... five attempts).
@@ -365,37 +366,67 @@ impl Push {
     /// Sends one message in the background, retrying as Google does.
     fn send(&self, delivery: Delivery) {
         let push = self.clone();
-        let delay = Duration::from_millis(self.lock().settings.delay_ms);
         tokio::spawn(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            for attempt in 0..DELIVERY_ATTEMPTS {
-                if attempt > 0 {
-                    push.count("retried");
-                    tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
-                }
-                let mut request = push.http.post(&delivery.address);
-                for (name, value) in &delivery.headers {
-                    request = request.header(*name, value);
-                }
-                match request.send().await {
-                    Ok(response) => {
-                        let status = response.status().as_u16();
-                        push.count(&format!("status:{status}"));
-                        if DELIVERED.contains(&status) {
-                            push.count("delivered");
-                            return;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, number = delivery.number, "push delivery failed");
-                        push.count("unreachable");
-                    }
-                }
-            }
-            push.count("failed");
+            push.delay().await;
+            push.deliver(delivery, 0).await;
         });
+    }
+
+    /// Sends a channel's first message before the caller goes on (as Google does
+    /// while it is still answering `events.watch`); its retries, if it needs any,
+    /// go on in the background.
+    async fn send_now(&self, delivery: Delivery) {
+        self.delay().await;
+        if !self.attempt(&delivery).await {
+            let push = self.clone();
+            tokio::spawn(async move { push.deliver(delivery, 1).await });
+        }
+    }
+
+    /// Waits the `delay_ms` switch.
+    async fn delay(&self) {
+        let delay = Duration::from_millis(self.lock().settings.delay_ms);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Delivers a message from attempt `first` on, with Google's back-off.
+    async fn deliver(&self, delivery: Delivery, first: u32) {
+        for attempt in first..DELIVERY_ATTEMPTS {
+            if attempt > 0 {
+                self.count("retried");
+                tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
+            }
+            if self.attempt(&delivery).await {
+                return;
+            }
+        }
+        self.count("failed");
+    }
+
+    /// One attempt at a delivery: whether the receiver took it.
+    async fn attempt(&self, delivery: &Delivery) -> bool {
+        let mut request = self.http.post(&delivery.address);
+        for (name, value) in &delivery.headers {
+            request = request.header(*name, value);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                self.count(&format!("status:{status}"));
+                if DELIVERED.contains(&status) {
+                    self.count("delivered");
+                    return true;
+                }
+                false
+            }
+            Err(error) => {
+                tracing::debug!(%error, number = delivery.number, "push delivery failed");
+                self.count("unreachable");
+                false
+            }
+        }
     }
 }
 
@@ -600,7 +631,9 @@ pub(crate) async fn watch(
         state.channels.insert(id, channel);
         (delivery, answer)
     };
-    push.send(delivery);
+    // Google sends the `sync` message while the request is still being answered, so
+    // the watcher may hear of its channel before it knows the channel exists.
+    push.send_now(delivery).await;
     let mut answer = answer;
     if answer["token"].is_null() {
         if let Some(map) = answer.as_object_mut() {

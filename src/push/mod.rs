@@ -11,8 +11,12 @@
 //! - a channel's secret token is random (256 bits), sent to Google once and kept only
 //!   as its SHA-256; it never reaches a log (`WatchRequest` prints it redacted);
 //! - a delivery is acted on only when its channel id is the offering's current channel
-//!   and its token hashes to the stored hash (compared in constant time); anything
-//!   else is answered 404 and changes nothing;
+//!   (or the one being opened) and its token hashes to the stored hash (compared in
+//!   constant time); anything else is answered 404 and changes nothing;
+//! - a channel is recorded as pending (id and token hash) before `events.watch` is
+//!   called, since Google delivers its `sync` message before answering; the answer
+//!   recorded or the call failed, the pending record goes, so it verifies nothing
+//!   later;
 //! - the webhook answers at once: it records the delivery and queues a sync in one
 //!   store write, and the sync runs in the scheduler;
 //! - every write of a push state is a read-modify-write in one store transaction
@@ -52,7 +56,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::jobs::{JobKind, JobRequest, Trigger};
 use crate::domain::push::{
     may_record, next_look, open_backoff, read_notice, release, upkeep_turn, Channel, ChannelAction,
-    Claim, Notice, PushState, Turn, Watched,
+    Claim, Delivered, Notice, Pending, PushState, Turn, Watched,
 };
 use crate::domain::{Id, OfferingState};
 use crate::google::{GoogleError, GoogleErrorKind, WatchRequest};
@@ -152,12 +156,14 @@ struct Cache {
 
 impl Cache {
     fn put(&mut self, state: Option<PushState>, offering: Id) {
-        if let Some(old) = self.states.remove(&offering).and_then(|s| s.channel) {
-            self.by_channel.remove(&old.id);
+        if let Some(old) = self.states.remove(&offering) {
+            for id in channel_ids(&old) {
+                self.by_channel.remove(id);
+            }
         }
         if let Some(state) = state {
-            if let Some(c) = &state.channel {
-                self.by_channel.insert(c.id.clone(), offering);
+            for id in channel_ids(&state) {
+                self.by_channel.insert(id.to_owned(), offering);
             }
             self.states.insert(offering, state);
         }
@@ -171,6 +177,15 @@ impl Cache {
             self.put(Some(state), offering);
         }
     }
+}
+
+/// The ids of the offering's channels a delivery may name: the current one and the
+/// one being opened.
+fn channel_ids(state: &PushState) -> impl Iterator<Item = &str> {
+    let current = state.channel.as_ref().map(|c| c.id.as_str());
+    current
+        .into_iter()
+        .chain(state.pending.as_ref().map(|p| p.id.as_str()))
 }
 
 /// SHA-256 (hex) of a channel token.
@@ -357,20 +372,18 @@ impl PushService {
         let poll = self.usual_poll(offering, now);
         let (notice, _) = self
             .update(offering, |state| {
-                let current = state
-                    .channel
-                    .as_ref()
-                    .filter(|c| c.id == delivery.channel_id);
-                let token_ok = match (current, &delivery.token) {
-                    (Some(c), Some(t)) => subtle::ConstantTimeEq::ct_eq(
+                let to = state.delivered_to(&delivery.channel_id);
+                let token_ok = match (to, &delivery.token) {
+                    (Some(to), Some(t)) => subtle::ConstantTimeEq::ct_eq(
                         token_hash(t).as_bytes(),
-                        c.token_hash.as_bytes(),
+                        to.token_hash().as_bytes(),
                     )
                     .into(),
                     _ => false,
                 };
+                let current = matches!(to, Some(Delivered::Current(_)));
                 let notice = read_notice(
-                    current,
+                    to,
                     token_ok,
                     &delivery.resource_state,
                     delivery.message_number,
@@ -384,8 +397,9 @@ impl PushService {
                     Notice::Changed | Notice::Gone => {
                         state.received += 1;
                         state.last_notification = Some(now);
-                        if let (Some(c), Some(n)) =
-                            (state.channel.as_mut(), delivery.message_number)
+                        // (A channel being opened has no record to number yet.)
+                        if let (Some(c), Some(n), true) =
+                            (state.channel.as_mut(), delivery.message_number, current)
                         {
                             c.last_message = c.last_message.max(n);
                         }
@@ -569,6 +583,21 @@ impl PushService {
         let address = self.opts.address.as_deref();
         let lease = self.opts.lease;
         let token = uuid::Uuid::new_v4().to_string();
+        // The channel to ask for, should the rules want one: recorded as pending with
+        // the claim, before Google is asked, since Google may deliver the channel's
+        // `sync` message before it answers.
+        let mut secret = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        let request = WatchRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            address: address.unwrap_or_default().to_owned(),
+            token: hex::encode(secret),
+            ttl: self.opts.ttl,
+        };
+        let pending = Pending {
+            id: request.id.clone(),
+            token_hash: token_hash(&request.token),
+        };
         let (turn, state) = self
             .update(offering, |state| {
                 let turn = upkeep_turn(
@@ -579,17 +608,20 @@ impl PushService {
                     renew_before,
                     lease.is_some(),
                 );
-                let write = match (turn, lease) {
-                    (Turn::Act(_), Some(lease)) => {
-                        state.claim = Some(Claim {
-                            token: token.clone(),
-                            until: now + chrono_duration(lease),
-                        });
-                        Some((Vec::new(), true))
-                    }
+                let Turn::Act(action) = turn else {
+                    return (turn, None);
+                };
+                if let Some(lease) = lease {
+                    state.claim = Some(Claim {
+                        token: token.clone(),
+                        until: now + chrono_duration(lease),
+                    });
+                }
+                state.pending = match action {
+                    ChannelAction::Open | ChannelAction::Renew => Some(pending.clone()),
                     _ => None,
                 };
-                (turn, write)
+                (turn, Some((Vec::new(), true)))
             })
             .await?;
         let Turn::Act(action) = turn else {
@@ -600,18 +632,18 @@ impl PushService {
         match action {
             ChannelAction::Keep | ChannelAction::Wait => {}
             ChannelAction::Open | ChannelAction::Renew => match (customer, calendar_id, address) {
-                (Some(customer), Some(calendar_id), Some(address)) => {
+                (Some(customer), Some(calendar_id), Some(_)) => {
                     self.open(
                         offering,
                         customer,
                         &calendar_id,
-                        address,
+                        &request,
                         old.as_ref(),
                         token,
                     )
                     .await?;
                 }
-                _ => self.release(offering, token).await?,
+                _ => self.release(offering, token, &request.id).await?,
             },
             ChannelAction::Stop => {
                 if let Some(old) = &old {
@@ -628,6 +660,8 @@ impl PushService {
                             return (false, held.then(|| (Vec::new(), true)));
                         }
                         state.channel = None;
+                        // Nor does a channel a dead process was opening verify anything.
+                        state.pending = None;
                         // A removed offering leaves nothing behind.
                         let extra = if live { poll.clone() } else { Vec::new() };
                         (true, Some((extra, live)))
@@ -641,42 +675,39 @@ impl PushService {
         Ok(())
     }
 
-    /// Gives up the offering's upkeep claim `token` (if still held) without a result.
-    async fn release(&self, offering: Id, token: &str) -> Result<(), StoreError> {
+    /// Gives up the offering's upkeep claim `token` (if still held) and the pending
+    /// channel `channel_id` (if still recorded) without a result.
+    async fn release(&self, offering: Id, token: &str, channel_id: &str) -> Result<(), StoreError> {
         self.update(offering, |state| {
-            let held = state.claim.as_ref().is_some_and(|c| c.token == token);
+            let held = state.claim.as_ref().is_some_and(|c| c.token == token)
+                || state.pending.as_ref().is_some_and(|p| p.id == channel_id);
             release(&mut state.claim, token);
+            state.forget_pending(channel_id);
             ((), held.then(|| (Vec::new(), true)))
         })
         .await?;
         Ok(())
     }
 
-    /// Opens a channel on `calendar_id` and records it in place of `old` (releasing
-    /// the claim `token`); then stops `old`, if any. A channel that cannot be
-    /// recorded (another process recorded one first, or the store failed) is
-    /// stopped at once.
+    /// Opens the channel `request` (recorded as pending with the claim `token`) on
+    /// `calendar_id` and records it in place of `old` (releasing the claim and the
+    /// pending record); then stops `old`, if any. A channel that cannot be recorded
+    /// (another process recorded one first, or the store failed) is stopped at once;
+    /// a failed request leaves no pending record behind.
     async fn open(
         &self,
         offering: Id,
         customer: Id,
         calendar_id: &str,
-        address: &str,
+        request: &WatchRequest,
         old: Option<&Channel>,
         token: &str,
     ) -> Result<(), PushError> {
         let decided_on = old.map(|c| c.id.as_str());
-        let mut secret = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut secret);
-        let request = WatchRequest {
-            id: uuid::Uuid::new_v4().to_string(),
-            address: address.to_owned(),
-            token: hex::encode(secret),
-            ttl: self.opts.ttl,
-        };
+        let address = request.address.as_str();
         let opened = match self.source.client_for(customer).await {
             Ok(Some(api)) => api
-                .events_watch(calendar_id, &request)
+                .events_watch(calendar_id, request)
                 .await
                 .map_err(PushError::from),
             Ok(None) => Err(PushError::NoCredentials),
@@ -695,12 +726,12 @@ impl PushService {
                     expiration: ch.expiration,
                     last_message: 0,
                 };
-                // Indexed before it is recorded: its first delivery may come at once.
-                self.cache().by_channel.insert(channel.id.clone(), offering);
                 let recorded = self
                     .update(offering, |state| {
-                        let held = state.claim.as_ref().is_some_and(|c| c.token == token);
+                        let held = state.claim.as_ref().is_some_and(|c| c.token == token)
+                            || state.pending.as_ref().is_some_and(|p| p.id == request.id);
                         release(&mut state.claim, token);
+                        state.forget_pending(&request.id);
                         if !may_record(state.channel.as_ref(), decided_on) {
                             return (false, held.then(|| (Vec::new(), true)));
                         }
@@ -734,7 +765,7 @@ impl PushService {
                 Ok(())
             }
             Err(PushError::Store(e)) => {
-                self.release(offering, token).await?;
+                self.release(offering, token, &request.id).await?;
                 Err(PushError::Store(e))
             }
             Err(e) => {
@@ -746,8 +777,10 @@ impl PushService {
                 tracing::warn!(%offering, error = %message, "cannot open a push channel; polling covers the offering");
                 let poll = self.usual_poll(offering, now);
                 self.update(offering, |state| {
-                    let held = state.claim.as_ref().is_some_and(|c| c.token == token);
+                    let held = state.claim.as_ref().is_some_and(|c| c.token == token)
+                        || state.pending.as_ref().is_some_and(|p| p.id == request.id);
                     release(&mut state.claim, token);
+                    state.forget_pending(&request.id);
                     if !may_record(state.channel.as_ref(), decided_on) {
                         // Another process opened one meanwhile: not a failure to count.
                         return ((), held.then(|| (Vec::new(), true)));

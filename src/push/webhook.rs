@@ -2,7 +2,7 @@
 //!
 //! A delivery has no body; everything is in the `X-Goog-*` headers. The answer comes
 //! at once (the sync it asks for is queued, not run): 200 for a delivery of one of our
-//! channels (acted on, or ignored as a `sync` message or a repeated number), 404 in
+//! channels, the one being opened included (acted on, or ignored as a `sync` message or a repeated number), 404 in
 //! DRF's shape for anything else (unknown channel, wrong or missing token), so a
 //! forged delivery changes nothing. A storage failure answers 500 and Google retries.
 

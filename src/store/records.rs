@@ -13,7 +13,7 @@ use crate::domain::calendar::{
     Waiting,
 };
 use crate::domain::jobs::Trigger;
-use crate::domain::push::{Channel, Claim, PushState};
+use crate::domain::push::{Channel, Claim, Pending, PushState};
 use crate::domain::{
     Category, Customer, Id, Interval, Offering, OfferingState, Order, OrderState, OrderType,
     Project, Resource, ResourceState, Slot, User,
@@ -966,6 +966,15 @@ pub struct PushV1 {
     /// Absent in records written before replicas shared channel upkeep.
     #[serde(default)]
     claim: Option<ClaimV1>,
+    /// Absent in records written before channels were recorded ahead of the watch.
+    #[serde(default)]
+    pending: Option<PendingV1>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct PendingV1 {
+    id: String,
+    token_hash: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -999,6 +1008,10 @@ impl From<&PushState> for PushV1 {
                 token: c.token.clone(),
                 until: c.until,
             }),
+            pending: p.pending.as_ref().map(|c| PendingV1 {
+                id: c.id.clone(),
+                token_hash: c.token_hash.clone(),
+            }),
         }
     }
 }
@@ -1026,6 +1039,10 @@ impl From<PushV1> for PushState {
             claim: p.claim.map(|c| Claim {
                 token: c.token,
                 until: c.until,
+            }),
+            pending: p.pending.map(|c| Pending {
+                id: c.id,
+                token_hash: c.token_hash,
             }),
         }
     }

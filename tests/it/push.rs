@@ -149,8 +149,7 @@ async fn an_external_event_blocks_its_time_by_push_without_a_periodic_run() {
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.text.contains("is not available."), "{}", r.text);
-    // The channel's `sync` message is answered 404 when it beats the channel's record
-    // into the store; the retry (as Google's) then counts it.
+    // The channel's `sync` message (sent before the watch is answered) is counted.
     assert!(
         eventually_async(30, || async {
             push_state(&store, room)
@@ -182,6 +181,65 @@ async fn an_external_event_blocks_its_time_by_push_without_a_periodic_run() {
         metrics.contains("bookcal_push_notifications_total{outcome=\"received\"}"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_new_channels_sync_message_sent_before_the_watch_is_answered_is_not_answered_404() {
+    let app = push_app().await;
+    let _scheduler = app.start_scheduler();
+    let room = app.offering_id("room-aurora");
+    calendar_with_channel(&app, room).await;
+    // Google (and the emulator) deliver the `sync` message while `events.watch` is
+    // still being answered, before the service could record the channel it opened.
+    let counters = app.emu().push().counters();
+    assert_eq!(counters.get("status:404"), None, "{counters:?}");
+    assert!(counters.get("status:200") >= Some(&1), "{counters:?}");
+    let state = push_state(&app.store, room).await.expect("state");
+    assert_eq!(
+        state.ignored, 1,
+        "the sync message is counted, not acted on"
+    );
+    assert_eq!(
+        state.pending, None,
+        "the recorded channel is no longer pending"
+    );
+}
+
+#[tokio::test]
+async fn a_channel_google_refuses_leaves_no_pending_record_behind() {
+    let app = push_app().await;
+    // Google refuses the service's plain-HTTP webhook address.
+    app.emu().push().set(PushSettingsUpdate {
+        https_only: Some(true),
+        ..PushSettingsUpdate::default()
+    });
+    let _scheduler = app.start_scheduler();
+    let room = app.offering_id("room-aurora");
+    let r = app
+        .post(
+            "owner",
+            &format!(
+                "/api/booking-offerings/{}/google_calendar_sync/",
+                room.hex()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let store = app.store.clone();
+    assert!(
+        eventually_async(30, || async {
+            push_state(&store, room)
+                .await
+                .is_some_and(|s| s.failures >= 1)
+        })
+        .await,
+        "the watch is refused"
+    );
+    let state = push_state(&store, room).await.expect("state");
+    assert_eq!(state.channel, None);
+    assert_eq!(state.pending, None, "{state:?}");
+    assert_eq!(state.claim, None, "{state:?}");
 }
 
 #[tokio::test]
@@ -230,7 +288,7 @@ async fn a_forged_notification_changes_nothing_and_is_answered_404() {
                 .load(std::sync::atomic::Ordering::Relaxed)
                 == 0
                 && store.queued_jobs(room).await.is_ok_and(|j| j.is_empty())
-                // The channel's `sync` message arrived (it is delivered after the watch).
+                // The channel's `sync` message arrived.
                 && push_state(&store, room)
                     .await
                     .is_some_and(|s| s.ignored >= 1)
@@ -294,7 +352,7 @@ async fn repeated_message_numbers_are_ignored() {
         duplicate_rate: Some(1.0),
         ..PushSettingsUpdate::default()
     });
-    // The channel's own `sync` message (delivered after the watch) counted first.
+    // The channel's own `sync` message counted first.
     assert!(
         eventually_async(30, || async {
             push_state(&app.store, room)

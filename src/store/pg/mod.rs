@@ -65,6 +65,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0011_folded_text.sql"),
     ),
     (
+        12,
+        "pending push channels",
+        include_str!("migrations/0012_pending_push_channels.sql"),
+    ),
+    (
         13,
         "unfold on rename",
         include_str!("migrations/0013_unfold_on_rename.sql"),

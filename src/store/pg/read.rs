@@ -189,16 +189,17 @@ pub(crate) async fn calendars(
     decode_all::<CalendarRecord, OfferingCalendar>("calendars", &docs)
 }
 
-/// The offering whose current channel is `channel_id`.
+/// The offering whose current channel, or channel being opened, is `channel_id`.
 pub(crate) async fn push_offering_by_channel(
     ex: impl PgExecutor<'_>,
     channel_id: &str,
 ) -> Result<Option<Id>, StoreError> {
-    let id: Option<Uuid> =
-        sqlx::query_scalar("SELECT offering FROM push_channels WHERE channel_id = $1")
-            .bind(channel_id)
-            .fetch_optional(ex)
-            .await?;
+    let id: Option<Uuid> = sqlx::query_scalar(
+        "SELECT offering FROM push_channels WHERE channel_id = $1 OR pending_id = $1",
+    )
+    .bind(channel_id)
+    .fetch_optional(ex)
+    .await?;
     Ok(id.map(Id))
 }
 

@@ -741,12 +741,15 @@ async fn one(conn: &mut PgConnection, c: &Change) -> Result<(), StoreError> {
         Change::Enqueue(_) => {}
         Change::Push(offering, Some(state)) => {
             sqlx::query(
-                "INSERT INTO push_channels (offering, channel_id, doc) VALUES ($1, $2, $3::jsonb)
+                "INSERT INTO push_channels (offering, channel_id, pending_id, doc)
+                 VALUES ($1, $2, $3, $4::jsonb)
                  ON CONFLICT (offering) DO UPDATE
-                 SET channel_id = EXCLUDED.channel_id, doc = EXCLUDED.doc",
+                 SET channel_id = EXCLUDED.channel_id, pending_id = EXCLUDED.pending_id,
+                     doc = EXCLUDED.doc",
             )
             .bind(uuid(*offering))
             .bind(state.channel.as_ref().map(|c| c.id.as_str()))
+            .bind(state.pending.as_ref().map(|p| p.id.as_str()))
             .bind(text(&PushRecord::from(state))?)
             .execute(&mut *conn)
             .await?;
