@@ -31,6 +31,20 @@ impl Interval {
     pub fn contains(&self, other: &Interval) -> bool {
         self.start <= other.start && other.end <= self.end
     }
+
+    /// The smallest interval covering every valid one of `items` (`None` when none
+    /// is valid): whatever overlaps one of them overlaps this too.
+    pub fn span<'a>(items: impl IntoIterator<Item = &'a Interval>) -> Option<Interval> {
+        items
+            .into_iter()
+            .filter(|i| i.is_valid())
+            .fold(None, |acc: Option<Interval>, i| {
+                Some(match acc {
+                    None => *i,
+                    Some(a) => Interval::new(a.start.min(i.start), a.end.max(i.end)),
+                })
+            })
+    }
 }
 
 #[cfg(test)]
@@ -62,6 +76,36 @@ mod tests {
         ];
         for (a, b, want) in cases {
             assert_eq!(a.overlaps(&b), want, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn a_span_covers_every_valid_interval_and_ignores_the_invalid_ones() {
+        // (items, span)
+        let cases: [(Vec<Interval>, Option<Interval>); 6] = [
+            (vec![], None),
+            (vec![iv(10, 9)], None),
+            (vec![iv(9, 9)], None),
+            (vec![iv(9, 10)], Some(iv(9, 10))),
+            (vec![iv(14, 15), iv(9, 10), iv(11, 12)], Some(iv(9, 15))),
+            (vec![iv(12, 8), iv(10, 11), iv(13, 14)], Some(iv(10, 14))),
+        ];
+        for (items, want) in cases {
+            assert_eq!(Interval::span(&items), want, "{items:?}");
+        }
+    }
+
+    #[test]
+    fn whatever_overlaps_an_item_overlaps_the_span() {
+        let items = [iv(9, 10), iv(13, 15)];
+        let span = Interval::span(&items).expect("valid items");
+        for a in 0..23 {
+            for b in a + 1..24 {
+                let other = iv(a, b);
+                if items.iter().any(|i| i.overlaps(&other)) {
+                    assert!(span.overlaps(&other), "{other:?}");
+                }
+            }
         }
     }
 

@@ -11,10 +11,12 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use super::feed_tokens::{FeedScope, FeedToken};
 use crate::domain::calendar::OfferingCalendar;
 use crate::domain::push::PushState;
-use crate::domain::{Customer, Id, Occupied, Offering, Order, Project, Resource, User};
+use crate::domain::{Customer, Id, Interval, Occupied, Offering, Order, Project, Resource, User};
 
 /// What a rule reads.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +28,10 @@ pub struct Load {
     /// Everything already taken in these offerings (bookings' slots, requests of
     /// pending orders, busy time); each is also locked as in `offerings`.
     pub taken: Vec<Id>,
+    /// When set, `taken` holds only what overlaps this interval: a rule that checks
+    /// only times inside it (a new order's requested time) needs nothing else, and
+    /// an offering's whole history is not read for it.
+    pub taken_within: Option<Interval>,
     pub projects: Vec<Id>,
     /// These organisations, and those of every loaded offering and project.
     pub customers: Vec<Id>,
@@ -71,6 +77,11 @@ pub struct View {
     pub feed_tokens: Vec<FeedToken>,
     /// The push states [`Load::push`] named, where one is recorded.
     pub push: HashMap<Id, PushState>,
+    /// The store's clock when the push states were read, where several processes
+    /// share them: PostgreSQL's `clock_timestamp()` once their locks are held, so
+    /// every replica judges push claims by the one clock. `None` on sled (its one
+    /// process judges by its own clock).
+    pub now: Option<DateTime<Utc>>,
 }
 
 impl Load {

@@ -452,7 +452,11 @@ impl Sled {
                 }
             }
             for id in &load.taken {
-                view.taken.insert(*id, cat.occupied(*id));
+                let mut taken = cat.occupied(*id);
+                if let Some(window) = load.taken_within {
+                    taken.retain(|o| o.interval.overlaps(&window));
+                }
+                view.taken.insert(*id, taken);
             }
             for id in &load.projects {
                 if let Some(p) = cat.projects.get(id) {

@@ -191,8 +191,14 @@ impl Store {
         now: DateTime<Utc>,
         max_busy_age: Option<Duration>,
     ) -> Result<Created, TransitionError> {
+        // Only time overlapping the requested time can refuse it: the rest of the
+        // offering's bookings are not read (unreadable schedules are refused by the
+        // rule whatever it sees).
+        let requested = crate::domain::booking::parse_schedules(req.attributes.get("schedules"))
+            .unwrap_or_default();
         let load = Load {
             taken: offering.into_iter().collect(),
+            taken_within: Interval::span(&requested),
             projects: project.into_iter().collect(),
             // The busy time's freshness, when it matters.
             calendars: offering

@@ -251,6 +251,80 @@ async fn a_slot_freed_by_erring_an_order_is_not_booked_twice_when_the_order_exec
 }
 
 #[tokio::test]
+async fn a_new_order_is_checked_against_every_time_it_asks_for_however_far_apart() {
+    // A new order reads only the offering's time that overlaps what it asks for: every
+    // item of a request with items weeks apart must still meet every kind of held time
+    // (a booking, a pending request, busy time from Google), and time between the
+    // items refuses nothing.
+    let (mut app, dave, imaging, env, scope) = telescope_with_tenant("dave").await;
+    let erin = add_tenant(&mut app, "erin").await;
+    let booked = (at(44, 10), at(44, 11));
+    let requested = (at(46, 10), at(46, 11));
+    let busy = (at(48, 10), at(48, 11));
+    accepted(&app, "dave", dave, booked).await;
+    // bob's order waits for the consumer's approval, holding its time.
+    order(&app, "bob", "telescope", imaging, requested).await;
+    // Someone takes time in the offering's Google Calendar; a sync imports it as busy.
+    env.sync(scope).await;
+    let cal = app.calendar_id(scope).await;
+    let when = |t: DateTime<Utc>| bookcal::google::EventTime::DateTime {
+        at: t.fixed_offset(),
+        time_zone: None,
+    };
+    let external = bookcal::google::Event {
+        id: "e0googleside".into(),
+        start: Some(when(busy.0)),
+        end: Some(when(busy.1)),
+        summary: Some("Maintenance".into()),
+        ..bookcal::google::Event::default()
+    };
+    env.human
+        .event_insert(&cal, &external)
+        .await
+        .expect("external event");
+    assert_eq!(env.sync(scope).await.summary.busy_slots, 1);
+    let free_before = (at(30, 9), at(30, 10));
+    let free_after = (at(60, 9), at(60, 10));
+    for (held, why) in [
+        (booked, "is not available."),
+        (requested, "Other booking request exists."),
+        (busy, "is not available."),
+    ] {
+        for items in [
+            vec![free_before, held],
+            vec![held, free_after],
+            vec![free_before, held, free_after],
+        ] {
+            let before = full_snapshot(&app).await;
+            let r = app
+                .post(
+                    "erin",
+                    "/api/marketplace-orders/",
+                    body(&app, "telescope", erin, &items, json!({})),
+                )
+                .await;
+            assert_refused_untouched(&app, &env, scope, &r, 400, &before).await;
+            assert!(r.text.contains(why), "{items:?}: {}", r.text);
+        }
+    }
+    // Items on both sides of all that held time are free.
+    let r = app
+        .post(
+            "erin",
+            "/api/marketplace-orders/",
+            body(
+                &app,
+                "telescope",
+                erin,
+                &[free_before, free_after],
+                json!({}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+#[tokio::test]
 async fn a_canceled_order_is_terminal_and_never_takes_its_slot_back() {
     let (app, carol, imaging, env, scope) = telescope_with_tenant("carol").await;
     let s = (at(41, 10), at(41, 12));

@@ -74,6 +74,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "unfold on rename",
         include_str!("migrations/0013_unfold_on_rename.sql"),
     ),
+    (
+        14,
+        "open requests",
+        include_str!("migrations/0014_open_requests.sql"),
+    ),
 ];
 
 #[derive(Debug)]
@@ -566,7 +571,8 @@ impl PgStore {
             }
         }
         for id in &load.taken {
-            view.taken.insert(*id, read::taken(&mut tx, *id).await?);
+            view.taken
+                .insert(*id, read::taken(&mut tx, *id, load.taken_within).await?);
         }
         for p in read::projects(&mut *tx, &load.projects).await? {
             view.projects.insert(p.id, p);
@@ -615,6 +621,7 @@ impl PgStore {
             for p in read::push_states_of(&mut *tx, &ids).await? {
                 view.push.insert(p.offering, p);
             }
+            view.now = Some(read::clock(&mut *tx).await?);
         }
         let (changes, out) = rule(&view).map_err(MutateError::Refused)?;
         if !changes.is_empty() {

@@ -606,7 +606,7 @@ mod tests {
 #[cfg(test)]
 mod plans {
     use super::*;
-    use crate::domain::ResourceState;
+    use crate::domain::{OrderState, ResourceState};
     use crate::store::pg::{connect, migrate, testing, PgOptions};
 
     const FILL: &str = "
@@ -673,6 +673,102 @@ mod plans {
         let count = plan(&mut conn, order_count("EXPLAIN ", q)).await;
         let rows = plan(&mut conn, order_page("EXPLAIN ", q, page)).await;
         (count, rows)
+    }
+
+    /// The generic plan (the one a prepared statement settles on) of `sql` with
+    /// these parameter types and values.
+    async fn generic_plan(pool: &sqlx::PgPool, sql: &str, types: &str, values: &str) -> String {
+        let mut tx = pool.begin().await.expect("begin");
+        sqlx::raw_sql(&format!(
+            "SET LOCAL plan_cache_mode = force_generic_plan; PREPARE q({types}) AS {sql}"
+        ))
+        .execute(&mut *tx)
+        .await
+        .expect("prepare");
+        let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE q({values})"))
+            .fetch_all(&mut *tx)
+            .await
+            .expect("explain");
+        lines.join("\n")
+    }
+
+    #[tokio::test]
+    async fn a_new_order_reads_open_requests_and_nearby_slots_through_indexes() {
+        let url = testing::database().await;
+        let pool = connect(&url, &PgOptions::default()).await.expect("connect");
+        migrate(&pool).await.expect("migrate");
+        sqlx::raw_sql(FILL).execute(&pool).await.expect("fill");
+        // Every booking of the fill has its one slot; then 40 requests without slots,
+        // two per offering, the second of which is already terminated.
+        sqlx::raw_sql(
+            "INSERT INTO slots (resource, n, offering, backend_id, start_at, end_at, live)
+             SELECT id, 0, offering, 'b' || id, first_start,
+                    first_start + interval '90 minutes', true
+             FROM resources;
+             INSERT INTO resources (id, offering, project, customer, provider, name, slug,
+                 backend_id, state, created, modified, created_by, doc)
+             SELECT md5('q' || i)::uuid, md5('o' || (i % 20))::uuid, md5('p0')::uuid,
+                 md5('c0')::uuid, md5('v0')::uuid, 'Request ' || i, 'request-' || i, '',
+                 CASE WHEN i < 20 THEN 'Creating' ELSE 'Terminated' END, now(), now(),
+                 md5('u0')::uuid, '{}'
+             FROM generate_series(0, 39) i;
+             INSERT INTO orders (id, offering, project, customer, provider, resource,
+                 state, kind, created, modified, created_by, doc)
+             SELECT md5('qo' || i)::uuid, md5('o' || (i % 20))::uuid, md5('p0')::uuid,
+                 md5('c0')::uuid, md5('v0')::uuid, md5('q' || i)::uuid,
+                 CASE WHEN i < 20 THEN 'pending-consumer' ELSE 'canceled' END, 'Create',
+                 now(), now(), md5('u0')::uuid, jsonb_build_object('n', i)
+             FROM generate_series(0, 39) i;",
+        )
+        .execute(&pool)
+        .await
+        .expect("slots and requests");
+        sqlx::query("VACUUM ANALYZE")
+            .execute(&pool)
+            .await
+            .expect("vacuum");
+        let requesting: Vec<&str> = OrderState::ALL
+            .iter()
+            .filter(|s| s.holds_request())
+            .map(|s| s.as_str())
+            .collect();
+        let live: Vec<&str> = ResourceState::ALL
+            .iter()
+            .filter(|s| s.holds_slots())
+            .map(|s| s.as_str())
+            .collect();
+        let array = |items: &[&str]| format!("'{{{}}}'", items.join(","));
+        let offering = id(&pool, "o3").await;
+        let requests = generic_plan(
+            &pool,
+            super::super::read::OPEN_REQUESTS,
+            "uuid, text[], text[]",
+            &format!("'{}', {}, {}", offering.0, array(&requesting), array(&live)),
+        )
+        .await;
+        assert!(requests.contains("resources_slotless"), "{requests}");
+        assert!(!requests.contains("Seq Scan"), "{requests}");
+        let slots = generic_plan(
+            &pool,
+            super::super::read::SLOTS_WITHIN,
+            "uuid, timestamptz, timestamptz",
+            &format!(
+                "'{}', '2026-12-20T10:00:00Z', '2026-12-20T12:00:00Z'",
+                offering.0
+            ),
+        )
+        .await;
+        assert!(slots.contains("slots_no_overlap"), "{slots}");
+        assert!(!slots.contains("Seq Scan"), "{slots}");
+        // And the requests found are exactly the offering's open one.
+        let docs: Vec<String> = sqlx::query_scalar(super::super::read::OPEN_REQUESTS)
+            .bind(offering.0)
+            .bind(&requesting)
+            .bind(&live)
+            .fetch_all(&pool)
+            .await
+            .expect("requests");
+        assert_eq!(docs, vec![r#"{"n": 3}"#.to_string()]);
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -189,6 +190,13 @@ pub(crate) async fn calendars(
     decode_all::<CalendarRecord, OfferingCalendar>("calendars", &docs)
 }
 
+/// The database's clock (what job leases and push claims are judged by).
+pub(crate) async fn clock(ex: impl PgExecutor<'_>) -> Result<DateTime<Utc>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(ex)
+        .await?)
+}
+
 /// The offering whose current channel, or channel being opened, is `channel_id`.
 pub(crate) async fn push_offering_by_channel(
     ex: impl PgExecutor<'_>,
@@ -360,12 +368,32 @@ pub(crate) async fn orders_locked(
     decode_all::<OrderRecord, Order>("orders", &docs)
 }
 
+/// An offering's live slots overlapping `[$2, $3)`: a probe of the exclusion
+/// constraint's GiST index.
+pub(crate) const SLOTS_WITHIN: &str = "SELECT resource, start_at, end_at FROM slots
+     WHERE offering = $1 AND live
+       AND tstzrange(start_at, end_at, '[)') && tstzrange($2, $3, '[)')";
+
+/// The Create orders in states `$2` of offering `$1` whose booking (in states `$3`)
+/// has no slot yet: a walk of the partial index `resources_slotless`.
+pub(crate) const OPEN_REQUESTS: &str =
+    "SELECT o.doc::text FROM resources r JOIN orders o ON o.resource = r.id
+     WHERE r.offering = $1 AND r.state = ANY($3) AND r.first_start IS NULL
+       AND o.offering = $1 AND o.kind = 'Create' AND o.state = ANY($2)";
+
 /// Everything taken in an offering (the sled catalog's `occupied`): the slots of
 /// its live bookings, the requested time of live orders whose booking has no slots
-/// yet, and its busy slots.
+/// yet, and its busy slots; with `within`, only what overlaps it.
+///
+/// A windowed read of the slots is a probe of the exclusion constraint's GiST index
+/// (`tstzrange(start_at, end_at, '[)') &&` over live slots), so a new order reads the
+/// few bookings near its time rather than the offering's whole history. Range overlap
+/// equals [`Interval::overlaps`] for the intervals live slots hold (the booking rules
+/// only book `start < end`, and the constraint cannot even hold an inverted one).
 pub(crate) async fn taken(
     conn: &mut sqlx::PgConnection,
     offering: Id,
+    within: Option<Interval>,
 ) -> Result<Vec<Occupied>, StoreError> {
     let mut out = Vec::new();
     let live: Vec<&str> = ResourceState::ALL
@@ -378,11 +406,24 @@ pub(crate) async fn taken(
         chrono::DateTime<chrono::Utc>,
         chrono::DateTime<chrono::Utc>,
     );
-    let slots: Vec<Row> =
-        sqlx::query_as("SELECT resource, start_at, end_at FROM slots WHERE offering = $1 AND live")
+    let slots: Vec<Row> = match within {
+        Some(w) => {
+            sqlx::query_as(SLOTS_WITHIN)
+                .bind(offering.0)
+                .bind(w.start)
+                .bind(w.end)
+                .fetch_all(&mut *conn)
+                .await?
+        }
+        None => {
+            sqlx::query_as(
+                "SELECT resource, start_at, end_at FROM slots WHERE offering = $1 AND live",
+            )
             .bind(offering.0)
             .fetch_all(&mut *conn)
-            .await?;
+            .await?
+        }
+    };
     out.extend(slots.into_iter().map(|(r, s, e)| Occupied {
         interval: Interval::new(s, e),
         kind: OccupiedKind::Booking,
@@ -393,17 +434,15 @@ pub(crate) async fn taken(
         .filter(|s| s.holds_request())
         .map(|s| s.as_str())
         .collect();
-    let docs: Vec<String> = sqlx::query_scalar(
-        "SELECT o.doc::text FROM orders o JOIN resources r ON r.id = o.resource
-         WHERE o.offering = $1 AND o.kind = 'Create' AND o.state = ANY($2)
-           AND r.state = ANY($3)
-           AND NOT EXISTS (SELECT 1 FROM slots s WHERE s.resource = r.id)",
-    )
-    .bind(offering.0)
-    .bind(&requesting)
-    .bind(&live)
-    .fetch_all(&mut *conn)
-    .await?;
+    // A booking without slots is one whose `first_start` is NULL (both are written
+    // from its slot list together): the partial index `resources_slotless` holds
+    // exactly those, so this reads an offering's open requests and nothing else.
+    let docs: Vec<String> = sqlx::query_scalar(OPEN_REQUESTS)
+        .bind(offering.0)
+        .bind(&requesting)
+        .bind(&live)
+        .fetch_all(&mut *conn)
+        .await?;
     for o in decode_all::<OrderRecord, Order>("orders", &docs)? {
         out.extend(o.requested().into_iter().map(|interval| Occupied {
             interval,
@@ -421,5 +460,9 @@ pub(crate) async fn taken(
                 holder: None,
             }),
     );
+    if let Some(w) = within {
+        // Requests and busy time are few and read whole; the window applies here.
+        out.retain(|o| o.interval.overlaps(&w));
+    }
     Ok(out)
 }

@@ -1,0 +1,12 @@
+-- bookcal on PostgreSQL, schema version 14: an offering's open requests, found without
+-- reading its slots.
+--
+-- A new order is checked against the time held in its offering, which includes the
+-- requests still waiting (a booking resource with no slot yet whose Create order is
+-- pending). They were found by joining the offering's orders to their resources and
+-- probing `slots` for each; the planner read every resource and hashed every slot
+-- instead (about 120 ms of database time per new order at 100,000 booking
+-- resources). A resource has no slot exactly when its `first_start` is NULL (both are
+-- written from the same slot list in one statement pair), so the slot-less resources
+-- of an offering are this small partial index, and a new order reads only them.
+CREATE INDEX resources_slotless ON resources (offering, state) WHERE first_start IS NULL;
