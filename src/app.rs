@@ -460,6 +460,14 @@ impl Application {
             let (store, shutdown) = (store.clone(), shutdown.clone());
             async move { store.sweep_sessions(shutdown).await }
         });
+        let folder = tokio::spawn({
+            let (store, shutdown) = (store.clone(), shutdown.clone());
+            async move {
+                store
+                    .keep_folded(crate::store::REFOLD_EVERY, shutdown)
+                    .await
+            }
+        });
         let limits = settings.http.clone();
         let server_shutdown = shutdown.clone();
         let webhook = crate::push::router(push);
@@ -497,6 +505,9 @@ impl Application {
             }
             if sweeper.await.is_err() {
                 tracing::error!("the web session sweeper panicked");
+            }
+            if folder.await.is_err() {
+                tracing::error!("the folded text upkeep panicked");
             }
             served
         };

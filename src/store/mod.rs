@@ -268,6 +268,10 @@ fn token_hash(salt: &str, token: &str) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
+/// How often a running bookcal folds the searched texts written without their
+/// folding ([`Store::keep_folded`]).
+pub const REFOLD_EVERY: Duration = Duration::from_secs(60);
+
 impl Store {
     /// Opens (or creates) a sled store in `dir`.
     ///
@@ -323,6 +327,49 @@ impl Store {
             salt: opts.token_salt.clone(),
             sessions_changed: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Folds the searched texts written without their folding (PostgreSQL: rows an
+    /// older bookcal wrote during a rolling update, see `pg/folded.rs`); nothing to
+    /// do on sled, which folds as it searches.
+    ///
+    /// # Errors
+    /// The database refuses.
+    pub async fn refold(&self) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sled(_) => Ok(()),
+            Engine::Postgres(p) => pg::folded::fill(&p.pool).await,
+        }
+    }
+
+    /// Runs [`Store::refold`] every `every` until `shutdown` (PostgreSQL; returns at
+    /// once on sled), so a folding an older replica's write left NULL is filled
+    /// within about `every`. Each run costs a look at the `*_unfolded` partial
+    /// indexes, empty while every replica folds. Failures are logged and retried at
+    /// the next run.
+    pub async fn keep_folded(
+        &self,
+        every: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        if matches!(self.engine, Engine::Sled(_)) {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(every) => {}
+            }
+            // Shutdown does not wait for a run: each batch commits on its own, and the
+            // next run (here or on another replica) goes on from what is left.
+            let run = tokio::select! {
+                () = shutdown.cancelled() => break,
+                run = self.refold() => run,
+            };
+            if let Err(e) = run {
+                tracing::warn!(error = %e, "cannot fold the searched texts written without their folding");
+            }
+        }
     }
 
     /// The engine this store runs on.

@@ -163,12 +163,25 @@ fn offering_card(
                 (copy_field(&format!("public-feed-{hex}"), "Public feed URL", url))
             }
             @if may_act(v, o) {
-                div.actions {
-                    (button_form(v, &format!("/offerings/{hex}/sync"), "Sync now", "", layout::nothing()))
-                    @if public {
-                        (button_form(v, &format!("/offerings/{hex}/unshare"), "Unshare", "secondary", layout::nothing()))
-                    } @else {
-                        (button_form(v, &format!("/offerings/{hex}/share"), "Share", "secondary", layout::nothing()))
+                @if let Some(busy) = words::calendar_busy(cal) {
+                    // The API would refuse the actions now: shown, but not usable.
+                    div.actions.calendar-busy {
+                        button type="button" disabled aria-describedby={"busy-" (hex)} { "Sync now" }
+                        button.secondary type="button" disabled aria-describedby={"busy-" (hex)} {
+                            @if public { "Unshare" } @else { "Share" }
+                        }
+                        span id={"busy-" (hex)} role="status" {
+                            (badge(busy, Tone::Busy)) " The buttons come back when it is done (reload the page)."
+                        }
+                    }
+                } @else {
+                    div.actions {
+                        (button_form(v, &format!("/offerings/{hex}/sync"), "Sync now", "", layout::nothing()))
+                        @if public {
+                            (button_form(v, &format!("/offerings/{hex}/unshare"), "Unshare", "secondary", layout::nothing()))
+                        } @else {
+                            (button_form(v, &format!("/offerings/{hex}/share"), "Share", "secondary", layout::nothing()))
+                        }
                     }
                 }
             }

@@ -84,6 +84,19 @@ pub fn calendar_state(cal: Option<&OfferingCalendar>) -> (&'static str, Tone) {
     }
 }
 
+/// What an offering's card says in place of its calendar buttons while a job of its
+/// calendar is scheduled or under way (a sync, share or unshare: the API refuses
+/// the calendar actions until the calendar is at rest again,
+/// [`CalendarState::is_idle`]); `None` while the buttons may be used.
+pub fn calendar_busy(cal: Option<&OfferingCalendar>) -> Option<&'static str> {
+    let cal = cal.filter(|c| !c.state.is_idle())?;
+    Some(match cal.state {
+        CalendarState::Creating | CalendarState::Updating => "Sync running…",
+        _ if cal.waiting.is_some() => "Sync waiting for Google…",
+        _ => "Sync scheduled…",
+    })
+}
+
 /// What the owner can do about a sync error.
 pub fn error_advice(error: &str) -> &'static str {
     let e = error.to_ascii_lowercase();
@@ -255,6 +268,38 @@ mod tests {
             assert_eq!(calendar_state(Some(&cal)), (words, tone), "{cal:?}");
         }
         assert_eq!(calendar_state(None), ("No Google calendar yet", Tone::Off));
+    }
+
+    #[test]
+    fn the_calendar_buttons_give_way_to_words_while_a_job_is_scheduled_or_running_table() {
+        let with = |state, waiting: bool| {
+            let mut c = OfferingCalendar::new(crate::domain::Id::new_v4());
+            c.state = state;
+            c.waiting = waiting.then(|| crate::domain::calendar::Waiting {
+                reason: "creation budget".into(),
+                until: at(60),
+            });
+            c
+        };
+        use CalendarState as S;
+        let cases = [
+            (with(S::CreationScheduled, false), Some("Sync scheduled…")),
+            (with(S::UpdateScheduled, false), Some("Sync scheduled…")),
+            (
+                with(S::UpdateScheduled, true),
+                Some("Sync waiting for Google…"),
+            ),
+            (with(S::Creating, false), Some("Sync running…")),
+            (with(S::Updating, false), Some("Sync running…")),
+            (with(S::Ok, false), None),
+            (with(S::Erred, false), None),
+        ];
+        for (cal, want) in cases {
+            assert_eq!(calendar_busy(Some(&cal)), want, "{cal:?}");
+            // Exactly when the API refuses the calendar actions.
+            assert_eq!(want.is_some(), !cal.state.is_idle(), "{cal:?}");
+        }
+        assert_eq!(calendar_busy(None), None);
     }
 
     #[test]

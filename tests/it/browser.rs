@@ -357,6 +357,87 @@ async fn an_owner_signs_in_with_a_token_sees_the_week_accepts_a_request_shares_t
 }
 
 #[tokio::test]
+async fn while_a_sync_of_the_calendar_is_scheduled_or_running_its_buttons_are_disabled_and_say_so()
+{
+    let app = spawn_app().await;
+    let room = app.offering_id("room-aurora");
+    let Some(browser) = Browser::start(&app.base).await else {
+        return;
+    };
+    let card = format!("#offering-{}", room.hex());
+    // Whether the card's calendar buttons are all there and all disabled (`true`), all
+    // usable (`false`), or something else (null).
+    let disabled = format!(
+        "const b = [...document.querySelectorAll('{card} .actions button')]\
+            .filter(b => ['Sync now', 'Share', 'Unshare'].includes(b.innerText.trim()));\
+         if (b.length !== 2) return null;\
+         if (b.every(b => b.disabled)) return true;\
+         return b.every(b => !b.disabled) ? false : null;"
+    );
+    sign_in(&browser, &app, "owner").await;
+    browser.wait_text("main h1", "My offerings").await;
+    assert_eq!(browser.js(&disabled, vec![]).await, json!(false));
+
+    // Sync now, with no scheduler to run it yet: scheduled, so Share would be
+    // refused; the buttons are shown disabled, with the reason.
+    browser
+        .click_text(&format!("{card} button"), "Sync now")
+        .await;
+    browser
+        .wait_text(".flash", "Calendar synchronisation has been scheduled.")
+        .await;
+    browser
+        .wait_text(&format!("{card} .calendar-busy"), "Sync scheduled…")
+        .await;
+    assert_eq!(browser.js(&disabled, vec![]).await, json!(true));
+    let forms = browser
+        .js(
+            &format!("return document.querySelectorAll('{card} form[action*=\"/sync\"], {card} form[action*=\"/share\"]').length;"),
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        forms,
+        json!(0),
+        "no form posts an action the API would refuse"
+    );
+    browser.page("my-offerings-sync-scheduled").await;
+
+    // The run under way (as the sync engine records it when it starts).
+    let mut cal = app
+        .store
+        .calendar(room)
+        .await
+        .expect("read")
+        .expect("the calendar");
+    cal.state = bookcal::domain::calendar::CalendarState::Creating;
+    app.store
+        .write(vec![
+            bookcal::store::Store::calendar_change(&cal).expect("encode")
+        ])
+        .await
+        .expect("write");
+    browser.goto("/").await;
+    browser
+        .wait_text(&format!("{card} .calendar-busy"), "Sync running…")
+        .await;
+    assert_eq!(browser.js(&disabled, vec![]).await, json!(true));
+
+    // Once the run is over the buttons are back, and Share is scheduled, not refused.
+    let _scheduler = app.start_scheduler();
+    calendar_at_rest(&app, room).await;
+    browser.goto("/").await;
+    browser.wait_text("main h1", "My offerings").await;
+    assert_eq!(browser.js(&disabled, vec![]).await, json!(false));
+    assert!(!browser.has(&format!("{card} .calendar-busy")).await);
+    browser.click_text(&format!("{card} button"), "Share").await;
+    browser
+        .wait_text(".flash", "Calendar sharing has been scheduled.")
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn a_consumer_cancels_a_booking_on_my_bookings() {
     let app = spawn_app().await;
     let (_, pending) = order(&app, PENDING, next_week(2, 16), next_week(2, 17)).await;

@@ -2166,3 +2166,87 @@ async fn a_web_session_started_on_one_replica_signs_in_on_another_until_signed_o
     assert_eq!(again.status, 403, "{}", again.text);
     drop((a, b));
 }
+
+/// The names of the booking resources the owner finds with `name=`.
+async fn found_by_name(app: &TestApp, needle: &str) -> Vec<String> {
+    let r = app
+        .get(
+            "owner",
+            &format!("/api/booking-resources/?name={}", urlencoding(needle)),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|b| b["uuid"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn urlencoding(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn a_booking_renamed_by_an_older_replica_is_found_by_its_new_name_once_bookcal_folds_it() {
+    let Some(url) = database().await else { return };
+    let app = spawn_app_with(Options {
+        google_credentials: false,
+        store_url: Some(url.clone()),
+        ..Options::default()
+    })
+    .await;
+    let r = app
+        .post(
+            "alice",
+            "/api/marketplace-orders/",
+            app.order_body("room-aurora", &[(at(27, 9), at(27, 10))]),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let res = r.body["marketplace_resource_uuid"]
+        .as_str()
+        .expect("resource")
+        .to_owned();
+    let id = uuid::Uuid::parse_str(&res).expect("uuid");
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    // As a bookcal older than the folded columns renames it: the text alone.
+    let rename = |name: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("UPDATE resources SET name = $2 WHERE id = $1")
+                .bind(id)
+                .bind(name)
+                .execute(&pool)
+                .await
+                .expect("rename");
+        }
+    };
+    rename("Ölmühle Quokka").await;
+    // Its old folding is gone (no search finds it under a name it no longer has)
+    // until bookcal folds it.
+    assert!(found_by_name(&app, "quokka").await.is_empty());
+    app.store.refold().await.expect("refold");
+    assert_eq!(found_by_name(&app, "ÖLMÜHLE").await, vec![res.clone()]);
+    // A running bookcal does so by itself, periodically.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let upkeep = tokio::spawn({
+        let (store, stop) = (app.store.clone(), stop.clone());
+        async move { store.keep_folded(Duration::from_millis(50), stop).await }
+    });
+    rename("Émile Wombat").await;
+    let mut found = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if found_by_name(&app, "émile wombat").await == vec![res.clone()] {
+            found = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    stop.cancel();
+    upkeep.await.expect("upkeep");
+    assert!(found, "never folded");
+    assert!(found_by_name(&app, "ölmühle").await.is_empty());
+}

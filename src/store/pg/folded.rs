@@ -5,8 +5,13 @@
 //! by the same statement; the searches match only folded columns, so PostgreSQL finds
 //! what sled finds. SQL cannot fold as bookcal does, so rows that predate the migration
 //! (or that an older bookcal wrote during a rolling update) are folded here, by
-//! bookcal, after the migrations run: at every start, through the partial indexes of
-//! unfolded rows, which an up-to-date database keeps empty.
+//! bookcal: after the migrations at every start, and every
+//! [`crate::store::REFOLD_EVERY`] while it runs ([`crate::store::Store::keep_folded`]),
+//! through the partial indexes of unfolded rows, which an up-to-date database keeps
+//! empty. An older bookcal that changes a searched text leaves its folding as it was;
+//! migration 13's triggers then set the folding to NULL (unless the change is one of
+//! ASCII letter case alone, which cannot change it), so the row is never found under
+//! a text it no longer has, and is found under its new one once folded here.
 
 use sqlx::PgPool;
 use uuid::Uuid;

@@ -5,7 +5,8 @@
 //! - Versioned migrations ([`MIGRATIONS`], `migrations/*.sql`) run at start-up and by
 //!   `bookcal migrate`, under sqlx's advisory lock, so replicas starting together
 //!   apply each migration once; then bookcal folds the searched texts of rows that
-//!   lack their folding ([`folded`]).
+//!   lack their folding ([`folded`]), and does again every minute while it runs (an
+//!   older replica's renames lose their stale folding to migration 13's triggers).
 //! - Records are the same versioned JSON documents the sled engine writes (`doc`);
 //!   the other columns are derived from them in the same statement, for listing.
 //!
@@ -67,6 +68,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "pending push channels",
         include_str!("migrations/0012_pending_push_channels.sql"),
+    ),
+    (
+        13,
+        "unfold on rename",
+        include_str!("migrations/0013_unfold_on_rename.sql"),
     ),
     (
         14,
@@ -870,6 +876,165 @@ mod tests {
         .await
         .expect("count");
         assert_eq!(unfolded, 0);
+    }
+
+    #[tokio::test]
+    async fn a_rename_that_leaves_the_folding_as_it_was_unfolds_the_row_until_bookcal_folds_it_table(
+    ) {
+        use crate::domain::search::fold;
+        let pool = pool().await;
+        let (r, p, o, order) = (
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+        );
+        sqlx::raw_sql(&format!(
+            "INSERT INTO projects (id, customer, name, members, doc)
+                 VALUES ('{p}', '{p}', 'Project', '{{}}', '{{}}');
+             INSERT INTO offerings (id, customer, name, slug, category, doc)
+                 VALUES ('{o}', '{p}', 'Offering', 'offering', '{p}', '{{}}');
+             INSERT INTO resources (id, offering, project, customer, provider, name, slug,
+                 backend_id, state, created, modified, created_by, doc)
+                 VALUES ('{r}', '{o}', '{p}', '{p}', '{p}', 'Émile', 'Slug', 'Backend', 'OK',
+                         now(), now(), '{p}', '{{}}');
+             INSERT INTO orders (id, offering, project, customer, provider, resource, state,
+                 kind, created, modified, created_by, resource_name, doc)
+                 VALUES ('{order}', '{o}', '{p}', '{p}', '{p}', '{r}', 'done', 'Create',
+                         now(), now(), '{p}', 'Émile', '{{}}');"
+        ))
+        .execute(&pool)
+        .await
+        .expect("insert");
+        folded::fill(&pool).await.expect("fold");
+        let read = |table: &'static str, text: &'static str, id: uuid::Uuid| {
+            let pool = pool.clone();
+            async move {
+                let row: (String, Option<String>) = sqlx::query_as(&format!(
+                    "SELECT {text}, {text}_folded FROM {table} WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .expect("read");
+                row
+            }
+        };
+        // (what writes, the statement, the row and column it changes, whether that
+        // column's folding is NULL afterwards)
+        type Column = (&'static str, &'static str, uuid::Uuid);
+        let cases: [(&str, String, Column, bool); 13] = [
+            (
+                "an older bookcal renames a resource",
+                "UPDATE resources SET name = 'Zoë' WHERE id = $1".into(),
+                ("resources", "name", r),
+                true,
+            ),
+            (
+                "bookcal renames it, with its folding",
+                "UPDATE resources SET name = 'ROOM Zoë', name_folded = 'room zoë' WHERE id = $1"
+                    .into(),
+                ("resources", "name", r),
+                false,
+            ),
+            (
+                "bookcal changes ASCII case alone: the same folding",
+                "UPDATE resources SET name = 'Room Zoë', name_folded = 'room zoë' WHERE id = $1"
+                    .into(),
+                ("resources", "name", r),
+                false,
+            ),
+            (
+                "an older bookcal changes ASCII case alone: the folding still holds",
+                "UPDATE resources SET name = 'ROOM Zoë' WHERE id = $1".into(),
+                ("resources", "name", r),
+                false,
+            ),
+            (
+                "an older bookcal changes non-ASCII case",
+                "UPDATE resources SET name = 'ROOM ZOË' WHERE id = $1".into(),
+                ("resources", "name", r),
+                true,
+            ),
+            (
+                // SQL cannot tell this from the case above: unfolded until the next fill.
+                "bookcal changes non-ASCII case alone, with the same folding",
+                "UPDATE resources SET name = 'ROOM Zoë', name_folded = 'room zoë' WHERE id = $1"
+                    .into(),
+                ("resources", "name", r),
+                true,
+            ),
+            (
+                "an older bookcal writes the row with its name unchanged",
+                "UPDATE resources SET name = name, state = 'OK' WHERE id = $1".into(),
+                ("resources", "slug", r),
+                false,
+            ),
+            (
+                "an older bookcal changes the slug",
+                "UPDATE resources SET slug = 'other-slug' WHERE id = $1".into(),
+                ("resources", "slug", r),
+                true,
+            ),
+            (
+                "an older bookcal changes the backend id",
+                "UPDATE resources SET backend_id = 'B-2' WHERE id = $1".into(),
+                ("resources", "backend_id", r),
+                true,
+            ),
+            (
+                "an older bookcal renames a project",
+                "UPDATE projects SET name = 'Projekt Ö' WHERE id = $1".into(),
+                ("projects", "name", p),
+                true,
+            ),
+            (
+                "an older bookcal renames an offering",
+                "UPDATE offerings SET name = 'Angebot Ü' WHERE id = $1".into(),
+                ("offerings", "name", o),
+                true,
+            ),
+            (
+                "an older bookcal passes a resource's new name on to its order",
+                format!(
+                    "WITH r AS (UPDATE resources SET name = 'Zoë 3' WHERE id = '{r}'
+                                RETURNING name)
+                     UPDATE orders SET resource_name = (SELECT name FROM r) WHERE id = $1"
+                ),
+                ("orders", "resource_name", order),
+                true,
+            ),
+            (
+                "an older bookcal upserts a resource under a new name",
+                format!(
+                    "INSERT INTO resources (id, offering, project, customer, provider, name,
+                         slug, backend_id, state, created, modified, created_by, doc)
+                     VALUES ($1, '{o}', '{p}', '{p}', '{p}', 'Upserted', 'Slug', 'Backend',
+                             'OK', now(), now(), '{p}', '{{}}')
+                     ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name"
+                ),
+                ("resources", "name", r),
+                true,
+            ),
+        ];
+        for (what, sql, (table, column, id), unfolded) in cases {
+            folded::fill(&pool).await.expect("fold");
+            sqlx::query(&sql)
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let (text, folding) = read(table, column, id).await;
+            if unfolded {
+                assert_eq!(folding, None, "{what}");
+            } else {
+                assert_eq!(folding, Some(fold(&text)), "{what}");
+            }
+            // bookcal folds it again.
+            folded::fill(&pool).await.expect("fold");
+            let (text, folding) = read(table, column, id).await;
+            assert_eq!(folding, Some(fold(&text)), "{what}: folded again");
+        }
     }
 
     #[tokio::test]
