@@ -69,6 +69,14 @@ for d in ("deploy/k8s", "deploy/k8s-replicated"):
 PY
 "$py" - <<'PY'
 import yaml
+
+def long_start(c):
+    # A long start (a large store opening, the first start's backfill) must not be
+    # killed by liveness: a startup probe on /health with a generous budget.
+    s = c["startupProbe"]
+    assert s["httpGet"]["path"] == "/health"
+    assert s["periodSeconds"] * s["failureThreshold"] >= 900, "at least 15 minutes to start"
+
 d = yaml.safe_load(open("deploy/k8s/deployment.yaml"))
 spec = d["spec"]
 assert spec["replicas"] == 1, "sled is single-writer: replicas must be 1"
@@ -77,6 +85,7 @@ pod = spec["template"]["spec"]
 c = pod["containers"][0]
 assert c["livenessProbe"]["httpGet"]["path"] == "/health"
 assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+long_start(c)
 assert pod["securityContext"]["runAsNonRoot"] is True
 assert c["securityContext"]["readOnlyRootFilesystem"] is True
 assert pod["terminationGracePeriodSeconds"] > 30, "longer than shutdown_timeout_secs"
@@ -96,6 +105,8 @@ assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["strin
 assert secret["stringData"][ref["key"]].startswith("postgres://")
 assert not any("persistentVolumeClaim" in v for v in pod["volumes"]), "no volume: state is in the database"
 assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+assert c["livenessProbe"]["httpGet"]["path"] == "/health"
+long_start(c)
 assert pod["securityContext"]["runAsNonRoot"] is True
 assert c["securityContext"]["readOnlyRootFilesystem"] is True
 assert pod["terminationGracePeriodSeconds"] > 30, "longer than shutdown_timeout_secs"
@@ -135,6 +146,10 @@ assert user not in ("root", "0"), "the runtime stage must run as a non-root USER
 assert "/var/lib/bookcal" in ops.get("VOLUME", ""), "VOLUME /var/lib/bookcal"
 assert "8080" in ops.get("EXPOSE", ""), "EXPOSE 8080"
 assert "/health" in ops.get("HEALTHCHECK", ""), "HEALTHCHECK on /health"
+# A long start (see the manifests' startup probes) is not counted against health.
+start = re.search(r"--start-period=(\d+)([smh])", ops["HEALTHCHECK"])
+assert start and int(start.group(1)) * {"s": 1, "m": 60, "h": 3600}[start.group(2)] >= 900, \
+    "HEALTHCHECK --start-period of at least 15 minutes"
 for op, arg in final:
     if op in ("CMD", "ENTRYPOINT") and arg.startswith("["):
         import json; json.loads(arg)

@@ -534,8 +534,9 @@ pub async fn serve(
     serve_with(listener, None, state, axum::Router::new(), limits, shutdown).await;
 }
 
-/// [`serve`] with more routes beside the API (the push webhook), and the probes on
-/// their own listener too if one is given (`http.probe_listen`).
+/// [`serve`] with more routes beside the API (the push webhook, observed as the API
+/// is: a span and a count by route template and status in `/metrics`), and the
+/// probes on their own listener too if one is given (`http.probe_listen`).
 pub async fn serve_with(
     listener: TcpListener,
     probe_listener: Option<TcpListener>,
@@ -553,6 +554,10 @@ pub async fn serve_with(
         shutdown.cancelled().await;
         clients.release_holds();
     };
+    let extra = extra.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        api::ops::observe,
+    ));
     let router = api::router(state.clone())
         .merge(crate::web::router(state))
         .merge(extra);

@@ -41,27 +41,44 @@ fn token_of_header(h: &axum::http::HeaderValue) -> Result<String, ApiError> {
     Ok(tok.to_string())
 }
 
-/// Whether an `Authorization` header opens a user (for the rate limiter, about a
-/// call whose route never authenticated it).
-pub async fn header_opens_user(state: &AppState, h: &axum::http::HeaderValue) -> bool {
-    match token_of_header(h) {
-        Ok(token) => matches!(state.store.user_by_token(&token).await, Ok(Some(_))),
-        Err(_) => false,
+/// The token a request presents: the `Authorization` header's when it has one
+/// (the query is then not read), else the first `x-auth-token` query parameter.
+/// `None`: no credentials at all.
+fn token_in(
+    headers: &axum::http::HeaderMap,
+    query: Option<&str>,
+) -> Option<Result<String, ApiError>> {
+    if let Some(h) = headers.get(axum::http::header::AUTHORIZATION) {
+        return Some(token_of_header(h));
+    }
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "x-auth-token")
+        .map(|(_, v)| Ok(v.into_owned()))
+}
+
+/// The credentials a request presents (an `Authorization` header or an
+/// `x-auth-token` query parameter), valid or not, as the rate limiter keeps them
+/// across the call. Not `Debug`: it holds the token.
+pub struct Presented(Option<String>);
+
+impl Presented {
+    /// What `headers` and `query` present; `None` when neither form is there.
+    pub fn of(headers: &axum::http::HeaderMap, query: Option<&str>) -> Option<Presented> {
+        token_in(headers, query).map(|t| Presented(t.ok()))
+    }
+
+    /// Whether they open a user (the rate limiter's question about a call whose
+    /// route never authenticated it).
+    pub async fn open_a_user(&self, state: &AppState) -> bool {
+        match &self.0 {
+            Some(token) => matches!(state.store.user_by_token(token).await, Ok(Some(_))),
+            None => false,
+        }
     }
 }
 
 fn token_from(parts: &Parts) -> Result<Option<String>, ApiError> {
-    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-        return token_of_header(h).map(Some);
-    }
-    if let Some(q) = parts.uri.query() {
-        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
-            if k == "x-auth-token" {
-                return Ok(Some(v.into_owned()));
-            }
-        }
-    }
-    Ok(None)
+    token_in(&parts.headers, parts.uri.query()).transpose()
 }
 
 impl FromRequestParts<AppState> for Caller {

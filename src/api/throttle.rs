@@ -10,15 +10,16 @@
 //! a time per client, a few more waiting, so one client never holds every render
 //! slot).
 //!
-//! **The rate**: requests without credentials (public feeds and API calls without an
-//! `Authorization` header) take a token from their client's bucket
+//! **The rate**: requests without credentials (public feeds, pages, and API calls
+//! with neither an `Authorization` header nor an `x-auth-token` query parameter, the
+//! two forms the API accepts) take a token from their client's bucket
 //! (`http.client_requests_per_sec`, `http.client_burst`); an empty bucket is answered
 //! 429 in DRF's shape with `Retry-After`, before any store access or render. Not
 //! counted: token feeds with a valid token (the secret token is their credential;
 //! their renders still share the fair render slots), API calls with credentials
 //! (their owner is known and checked; credentials that open no user are counted
-//! after the answer, like a guessed feed token; an `Authorization` header
-//! on a feed or a page exempts nothing), and the probes and scrapes (`/health`,
+//! after the answer, like a guessed feed token; credentials on a feed or a
+//! page exempt nothing), and the probes and scrapes (`/health`,
 //! `/ready`, `/metrics`), so anonymous flooding from the owner's own address cannot
 //! shut the owner out.
 //!
@@ -74,6 +75,7 @@ use ipnet::IpNet;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::Presented;
 use super::AppState;
 use crate::config::{parse_network, HttpSettings};
 use crate::feeds::Client;
@@ -522,19 +524,22 @@ pub const NEVER_COUNTED: [&str; 3] = ["/health", "/ready", "/metrics"];
 /// Whether a request takes a token from its client's bucket before it is answered:
 /// not a token feed, a probe or a scrape, and not an API call with credentials
 /// (those are checked by the API; credentials that open nothing are counted after
-/// the answer, [`Authenticated`]). Only the API reads `Authorization`: a public
-/// feed or a page with that header is as anonymous as without it, so a made-up
-/// header cannot take a flood past the rate.
-fn counted(req: &Request) -> bool {
+/// the answer, [`Authenticated`]). Only the API reads credentials (the
+/// `Authorization` header or the `x-auth-token` query parameter): a public feed or
+/// a page with either is as anonymous as without, so made-up credentials cannot
+/// take a flood past the rate.
+fn counted(req: &Request, credentials: bool) -> bool {
     let path = req.uri().path();
-    !(path.starts_with(super::feeds::TOKEN_PATH)
-        || NEVER_COUNTED.contains(&path)
-        || api_credentials(req))
+    !(path.starts_with(super::feeds::TOKEN_PATH) || NEVER_COUNTED.contains(&path) || credentials)
 }
 
-/// An API call carrying credentials (checked by the API itself).
-fn api_credentials(req: &Request) -> bool {
-    req.uri().path().starts_with("/api/") && req.headers().contains_key(header::AUTHORIZATION)
+/// The credentials of an API call, in either form the API accepts (checked by the
+/// API itself); `None` for anything else.
+fn api_credentials(req: &Request) -> Option<Presented> {
+    if !req.uri().path().starts_with("/api/") {
+        return None;
+    }
+    Presented::of(req.headers(), req.uri().query())
 }
 
 /// Set by the API's authentication ([`super::auth::Caller`]) when a request's
@@ -565,14 +570,12 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
         .map(|c| c.0);
     let client = state.clients.client(peer, req.headers());
     req.extensions_mut().insert(client);
-    if counted(&req) {
+    let credentials = api_credentials(&req);
+    if counted(&req, credentials.is_some()) {
         if let Err(r) = state.clients.admit(client) {
             return state.clients.answer(r).await;
         }
     }
-    let credentials = api_credentials(&req)
-        .then(|| req.headers().get(header::AUTHORIZATION).cloned())
-        .flatten();
     let authenticated = Authenticated::default();
     if credentials.is_some() {
         req.extensions_mut().insert(authenticated.clone());
@@ -586,7 +589,7 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
         Some(_) if response.status() == StatusCode::UNAUTHORIZED => true,
         // The route never read them (the API root, the schema, a 404 or 405):
         // charged unless they open a user.
-        Some(h) => !super::auth::header_opens_user(&state, h).await,
+        Some(c) => !c.open_a_user(&state).await,
         None => false,
     };
     if charged {

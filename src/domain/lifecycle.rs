@@ -453,6 +453,16 @@ pub fn shown_state(order: &Order) -> OrderState {
     }
 }
 
+/// Whether a Create order was canceled because nobody accepted it before its time
+/// (the clean-up's [`Action::Expire`], which notes [`EXPIRED_NOTE`]): the API keeps
+/// it `canceled` (Waldur's contract); people read it as expired, not as cancelled
+/// by someone.
+pub fn expired(order: &Order) -> bool {
+    order.state == O::Canceled
+        && order.kind == OrderType::Create
+        && order.termination_comment == EXPIRED_NOTE
+}
+
 /// The (Create order state, resource state) pairs a booking can be in.
 pub fn pair_allowed(order: OrderState, resource: ResourceState) -> bool {
     match order {
@@ -1470,17 +1480,19 @@ mod tests {
     }
 
     #[test]
-    fn a_booking_rejected_by_anyone_but_its_requester_reads_as_rejected_table() {
+    fn a_booking_rejected_by_anyone_but_its_requester_reads_as_rejected_and_one_never_accepted_in_time_as_expired_table(
+    ) {
         let off = offering();
+        // (action, by, state shown, expired)
         let cases = [
-            (Action::Reject, Role::Provider, O::Rejected),
-            (Action::Reject, Role::Staff, O::Rejected),
-            (Action::Reject, Role::Creator, O::Canceled),
-            (Action::Cancel, Role::Creator, O::Canceled),
-            (Action::Expire, Role::System, O::Canceled),
-            (Action::Accept, Role::Provider, O::Done),
+            (Action::Reject, Role::Provider, O::Rejected, false),
+            (Action::Reject, Role::Staff, O::Rejected, false),
+            (Action::Reject, Role::Creator, O::Canceled, false),
+            (Action::Cancel, Role::Creator, O::Canceled, false),
+            (Action::Expire, Role::System, O::Canceled, true),
+            (Action::Accept, Role::Provider, O::Done, false),
         ];
-        for (act, role, shown) in cases {
+        for (act, role, shown, gone_by) in cases {
             let (order, resource) = booking(&off, Some(O::Executing), R::Creating);
             let b = Booking {
                 order: order.as_ref(),
@@ -1502,12 +1514,23 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{name}: {e:?}"));
             let o = out.order.expect("order changed");
             assert_eq!(shown_state(&o), shown, "{name}");
+            assert_eq!(expired(&o), gone_by, "{name}");
             // The API still answers the contract's state.
             assert_ne!(o.state, O::Rejected, "{name}");
         }
         // An order its own reject actions end reads as it is.
         let (order, _) = booking(&off, Some(O::Rejected), R::Terminated);
-        assert_eq!(shown_state(&order.expect("order")), O::Rejected);
+        let order = order.expect("order");
+        assert_eq!(shown_state(&order), O::Rejected);
+        assert!(!expired(&order));
+        // The note alone does not make an order expired: only a canceled Create order.
+        let mut noted = order;
+        noted.termination_comment = EXPIRED_NOTE.into();
+        assert!(!expired(&noted));
+        noted.state = O::Canceled;
+        assert!(expired(&noted));
+        noted.kind = OrderType::Terminate;
+        assert!(!expired(&noted));
     }
 
     #[test]

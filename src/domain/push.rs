@@ -19,6 +19,8 @@
 //!   every change up to its own run, so an older number adds nothing);
 //! - a failed attempt to open or renew a channel is not repeated before its
 //!   back-off ends (a renewal that failed keeps the old channel meanwhile);
+//! - while the store fails, the upkeep looks again after a second, doubling up to
+//!   its usual interval ([`Outage`]), and says so once per run of failures;
 //! - where several processes share the push states, one at a time opens, renews or
 //!   stops an offering's channel: the one whose [`Claim`] is recorded in the state
 //!   and has not ended; a claim whose holder died ends with its lease, so another
@@ -307,6 +309,38 @@ impl Delivered<'_> {
             Delivered::Current(c) => &c.token_hash,
             Delivered::Pending(p) => &p.token_hash,
         }
+    }
+}
+
+/// The upkeep's current run of store failures (the store unreachable, say): how
+/// long to wait before the next look and when to say so. The wait is a second,
+/// doubling with each failure in a row, at most the usual look interval; the first
+/// answer of the store ends the run at once. Only the first failure of a run and
+/// its end are worth a log line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outage {
+    /// Failures in a row (0: the store answers).
+    pub failures: u32,
+}
+
+impl Outage {
+    /// Records a failure; returns whether it starts a run (the one to log).
+    pub fn failed(&mut self) -> bool {
+        self.failures = self.failures.saturating_add(1);
+        self.failures == 1
+    }
+
+    /// Records an answer of the store; returns how many failures the run it ends
+    /// had (0: there was none; otherwise say that the store answers again).
+    pub fn answered(&mut self) -> u32 {
+        std::mem::take(&mut self.failures)
+    }
+
+    /// How long to wait before looking again, `cap` at most (`None`: no run, the
+    /// usual schedule applies).
+    pub fn backoff(&self, cap: std::time::Duration) -> Option<std::time::Duration> {
+        let steps = self.failures.checked_sub(1)?.min(30);
+        Some(std::time::Duration::from_secs(1u64 << steps).min(cap))
     }
 }
 
@@ -960,5 +994,42 @@ mod tests {
         assert_eq!(st.pending, Some(opening), "another pending channel stays");
         st.forget_pending("c2");
         assert_eq!(st.pending, None);
+    }
+
+    #[test]
+    fn store_failures_back_off_from_a_second_doubling_to_the_look_interval_and_end_at_the_first_answer(
+    ) {
+        use std::time::Duration as Std;
+        let cap = Std::from_secs(30);
+        // (event, said, wait afterwards): F a failure, A an answer of the store.
+        let steps: Vec<(char, bool, Option<Std>)> = vec![
+            ('A', false, None),
+            ('F', true, Some(Std::from_secs(1))),
+            ('F', false, Some(Std::from_secs(2))),
+            ('F', false, Some(Std::from_secs(4))),
+            ('F', false, Some(Std::from_secs(8))),
+            ('F', false, Some(Std::from_secs(16))),
+            ('F', false, Some(cap)),
+            ('F', false, Some(cap)),
+            ('A', true, None),
+            ('A', false, None),
+            ('F', true, Some(Std::from_secs(1))),
+        ];
+        let mut outage = Outage::default();
+        for (n, (event, said, wait)) in steps.into_iter().enumerate() {
+            let told = match event {
+                'F' => outage.failed(),
+                _ => outage.answered() > 0,
+            };
+            assert_eq!(told, said, "step {n}: said");
+            assert_eq!(outage.backoff(cap), wait, "step {n}: wait");
+        }
+        let long = Outage { failures: u32::MAX };
+        assert_eq!(long.backoff(cap), Some(cap), "no overflow");
+        assert_eq!(
+            Outage { failures: 3 }.backoff(Std::from_secs(3)),
+            Some(Std::from_secs(3)),
+            "a short look interval caps it"
+        );
     }
 }

@@ -30,12 +30,17 @@
 //!   that claim; a process that lost it (its lease ended and another took over) stops
 //!   the channel it opened, so no orphan channel delivers; a claim whose process died
 //!   ends with its lease (the store's job lease) and another process takes over;
+//!   claims are judged by the store's clock (the database's on PostgreSQL), never
+//!   by a replica's own;
 //! - a channel is opened right after the sync that created its calendar, at start for
 //!   every calendar without a live channel (so a restart re-creates what is missing or
 //!   expired), renewed `renew_before` ahead of its expiration, and stopped when the
 //!   calendar or its offering goes or the calendar is unshared for good (the unshare
 //!   job done at Google; a share job done re-opens it); failed attempts back off (a
-//!   minute doubling to a day) and polling covers the gap.
+//!   minute doubling to a day) and polling covers the gap;
+//! - while the store fails, the upkeep backs off (a second, doubling up to the look
+//!   interval, pokes ignored), logs once per run of failures and once when the
+//!   store answers again, which ends the back-off at once.
 //!
 //! Without a webhook address push is off: bookcal says so once and polls.
 
@@ -56,7 +61,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::jobs::{JobKind, JobRequest, Trigger};
 use crate::domain::push::{
     may_record, next_look, open_backoff, read_notice, release, upkeep_turn, Channel, ChannelAction,
-    Claim, Delivered, Notice, Pending, PushState, Turn, Watched,
+    Claim, Delivered, Notice, Outage, Pending, PushState, Turn, Watched,
 };
 use crate::domain::{Id, OfferingState};
 use crate::google::{GoogleError, GoogleErrorKind, WatchRequest};
@@ -119,7 +124,10 @@ pub struct Delivery {
 #[derive(Default)]
 struct Counts {
     received: AtomicU64,
-    ignored: AtomicU64,
+    /// Channels' first (`sync`) messages, ignored.
+    sync: AtomicU64,
+    /// Repeated message numbers, ignored.
+    duplicate: AtomicU64,
     rejected: AtomicU64,
     opened: AtomicU64,
     renewed: AtomicU64,
@@ -127,6 +135,8 @@ struct Counts {
     open_failures: AtomicU64,
     /// Channels opened here but stopped at once: another process recorded one first.
     discarded: AtomicU64,
+    /// Upkeep passes and upkeeps that the store failed.
+    store_failures: AtomicU64,
 }
 
 /// The push side of the service.
@@ -146,6 +156,8 @@ pub struct PushService {
     permits: Arc<tokio::sync::Semaphore>,
     counts: Counts,
     said_off: AtomicBool,
+    /// The upkeep's current run of store failures (its back-off).
+    outage: Mutex<Outage>,
 }
 
 #[derive(Default)]
@@ -217,6 +229,7 @@ impl PushService {
             permits: Arc::new(tokio::sync::Semaphore::new(UPKEEP_CONCURRENCY)),
             counts: Counts::default(),
             said_off: AtomicBool::new(false),
+            outage: Mutex::new(Outage::default()),
         })
     }
 
@@ -264,7 +277,7 @@ impl PushService {
     /// # Errors
     /// The store cannot be written.
     pub async fn set_unshared(&self, offering: Id, unshared: bool) -> Result<(), StoreError> {
-        self.update(offering, |state| {
+        self.update(offering, |state, _| {
             let write = (state.unshared != unshared).then(|| {
                 state.unshared = unshared;
                 (Vec::new(), true)
@@ -278,7 +291,8 @@ impl PushService {
 
     /// Reads, changes and writes an offering's push state in one store transaction
     /// that locks it against every other writer (in this process or another). `f`
-    /// sees the stored state (a new one when none is) and returns its answer with
+    /// sees the stored state (a new one when none is) and the time by the clock push
+    /// claims are judged by (see [`Store::push_clock`]), and returns its answer with
     /// `None` to write nothing, or `Some((extra, keep))` to write the state (or,
     /// without `keep`, remove it) with the `extra` changes. `f` may run more than
     /// once (a transaction that lost a race runs again), so it has no side effects.
@@ -286,7 +300,7 @@ impl PushService {
     async fn update<T>(
         &self,
         offering: Id,
-        f: impl Fn(&mut PushState) -> (T, Option<(Vec<Change>, bool)>),
+        f: impl Fn(&mut PushState, DateTime<Utc>) -> (T, Option<(Vec<Change>, bool)>),
     ) -> Result<(T, Option<PushState>), StoreError> {
         let load = Load {
             push: vec![offering],
@@ -297,7 +311,7 @@ impl PushService {
             .mutate(&load, |view| {
                 let before = view.push.get(&offering).cloned();
                 let mut state = before.clone().unwrap_or_else(|| PushState::new(offering));
-                let (out, write) = f(&mut state);
+                let (out, write) = f(&mut state, view.now.unwrap_or_else(Utc::now));
                 Ok::<_, std::convert::Infallible>(match write {
                     None => (Vec::new(), (out, before)),
                     Some((mut changes, keep)) => {
@@ -371,7 +385,7 @@ impl PushService {
         let now = Utc::now();
         let poll = self.usual_poll(offering, now);
         let (notice, _) = self
-            .update(offering, |state| {
+            .update(offering, |state, _| {
                 let to = state.delivered_to(&delivery.channel_id);
                 let token_ok = match (to, &delivery.token) {
                     (Some(to), Some(t)) => subtle::ConstantTimeEq::ct_eq(
@@ -420,8 +434,11 @@ impl PushService {
                 self.counts.rejected.fetch_add(1, Ordering::Relaxed);
                 return Ok(false);
             }
-            Notice::Sync | Notice::Duplicate => {
-                self.counts.ignored.fetch_add(1, Ordering::Relaxed);
+            Notice::Sync => {
+                self.counts.sync.fetch_add(1, Ordering::Relaxed);
+            }
+            Notice::Duplicate => {
+                self.counts.duplicate.fetch_add(1, Ordering::Relaxed);
             }
             Notice::Changed => {
                 self.counts.received.fetch_add(1, Ordering::Relaxed);
@@ -444,10 +461,27 @@ impl PushService {
             }
         }
         loop {
-            let next = self.pass().await;
-            let until = next
-                .and_then(|at| (at - Utc::now()).to_std().ok())
-                .map_or(self.opts.look_every, |d| d.min(self.opts.look_every));
+            let next = match self.pass().await {
+                Ok(next) => {
+                    self.store_answered();
+                    next
+                }
+                Err(e) => {
+                    self.store_failed(&e);
+                    None
+                }
+            };
+            let backoff = self.outage().backoff(self.opts.look_every);
+            if let Some(wait) = backoff {
+                // The store fails: no look before the back-off ends, however often
+                // the loop is poked meanwhile.
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(wait) => {},
+                }
+                continue;
+            }
+            let until = next.map_or(self.opts.look_every, |d| d.min(self.opts.look_every));
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {},
@@ -456,20 +490,39 @@ impl PushService {
         }
     }
 
+    fn outage(&self) -> std::sync::MutexGuard<'_, Outage> {
+        self.outage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a store failure of the upkeep; the first of a run is logged (the
+    /// upkeep backs off until the store answers again).
+    fn store_failed(&self, error: &StoreError) {
+        self.counts.store_failures.fetch_add(1, Ordering::Relaxed);
+        if self.outage().failed() {
+            tracing::error!(%error, "push upkeep cannot use the store; it looks again after a second, doubling up to google.push_look_secs, and says when the store answers");
+        }
+    }
+
+    /// The store answered the upkeep: a run of failures, if any, is over.
+    fn store_answered(&self) {
+        let failures = self.outage().answered();
+        if failures > 0 {
+            tracing::info!(failures, "push upkeep uses the store again");
+        }
+    }
+
     /// One look at every offering that has a calendar or a push state (as stored:
     /// the cache is refreshed), starting the upkeep of those whose channel needs
     /// opening, renewing or stopping and that no other process is at (the look itself
-    /// only reads). Returns when a channel is next due for renewal or a retry, or
-    /// another process's claim ends.
-    pub async fn pass(self: &Arc<Self>) -> Option<DateTime<Utc>> {
-        let now = Utc::now();
-        let due = match self.due_offerings(now).await {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the calendars for push upkeep");
-                return None;
-            }
-        };
+    /// only reads). Returns how long until a channel is next due for renewal or a
+    /// retry, or another process's claim ends (by the clock claims are judged by,
+    /// [`Store::push_clock`], like every decision of the upkeep).
+    ///
+    /// # Errors
+    /// The store cannot be read (nothing was started).
+    pub async fn pass(self: &Arc<Self>) -> Result<Option<Duration>, StoreError> {
+        let now = self.store.push_clock().await?;
+        let due = self.due_offerings(now).await?;
         // Offerings side by side and in the background (a slow Google answer for one
         // holds up neither the others nor the next pass), a few at a time, one upkeep
         // per offering at a time.
@@ -485,26 +538,34 @@ impl PushService {
             let push = Arc::clone(self);
             tokio::spawn(async move {
                 let permit = push.permits.clone().acquire_owned().await;
-                if let Err(e) = push.upkeep(offering).await {
-                    tracing::warn!(%offering, error = %e, "push channel upkeep failed");
-                }
+                let result = push.upkeep(offering).await;
                 drop(permit);
                 push.inflight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&offering);
-                // The upkeep may have opened or renewed a channel, so the loop
-                // looks again and sleeps until that channel's own renewal time, not
-                // the one it computed before this upkeep ended.
-                push.wake.notify_one();
+                match result {
+                    // Looked at again once the store answers (no wake: a store
+                    // that fails would be asked again at once).
+                    Err(PushError::Store(e)) => push.store_failed(&e),
+                    Err(e) => {
+                        tracing::warn!(%offering, error = %e, "push channel upkeep failed");
+                    }
+                    // The upkeep may have opened or renewed a channel, so the loop
+                    // looks again and sleeps until that channel's own renewal time,
+                    // not the one it computed before this upkeep ended.
+                    Ok(()) => push.wake.notify_one(),
+                }
             });
         }
         let renew_before = chrono_duration(self.opts.renew_before);
-        self.cache()
+        Ok(self
+            .cache()
             .states
             .values()
             .filter_map(|s| next_look(s, now, renew_before))
             .min()
+            .and_then(|at| (at - now).to_std().ok()))
     }
 
     /// Whether each offering is live (exists, not archived) and its provider.
@@ -599,7 +660,7 @@ impl PushService {
             token_hash: token_hash(&request.token),
         };
         let (turn, state) = self
-            .update(offering, |state| {
+            .update(offering, |state, now| {
                 let turn = upkeep_turn(
                     Some(state),
                     watched,
@@ -651,7 +712,7 @@ impl PushService {
                 }
                 let poll = self.usual_poll(offering, now);
                 let (recorded, _) = self
-                    .update(offering, |state| {
+                    .update(offering, |state, _| {
                         let held = state.claim.as_ref().is_some_and(|c| c.token == token);
                         release(&mut state.claim, token);
                         let decided_on = old.as_ref().map(|c| c.id.as_str());
@@ -678,7 +739,7 @@ impl PushService {
     /// Gives up the offering's upkeep claim `token` (if still held) and the pending
     /// channel `channel_id` (if still recorded) without a result.
     async fn release(&self, offering: Id, token: &str, channel_id: &str) -> Result<(), StoreError> {
-        self.update(offering, |state| {
+        self.update(offering, |state, _| {
             let held = state.claim.as_ref().is_some_and(|c| c.token == token)
                 || state.pending.as_ref().is_some_and(|p| p.id == channel_id);
             release(&mut state.claim, token);
@@ -727,7 +788,7 @@ impl PushService {
                     last_message: 0,
                 };
                 let recorded = self
-                    .update(offering, |state| {
+                    .update(offering, |state, _| {
                         let held = state.claim.as_ref().is_some_and(|c| c.token == token)
                             || state.pending.as_ref().is_some_and(|p| p.id == request.id);
                         release(&mut state.claim, token);
@@ -776,7 +837,7 @@ impl PushService {
                 };
                 tracing::warn!(%offering, error = %message, "cannot open a push channel; polling covers the offering");
                 let poll = self.usual_poll(offering, now);
-                self.update(offering, |state| {
+                self.update(offering, |state, clock| {
                     let held = state.claim.as_ref().is_some_and(|c| c.token == token)
                         || state.pending.as_ref().is_some_and(|p| p.id == request.id);
                     release(&mut state.claim, token);
@@ -787,7 +848,8 @@ impl PushService {
                     }
                     state.failures += 1;
                     state.last_error = Some(message.clone());
-                    state.retry_at = Some(now + open_backoff(state.failures));
+                    // By the clock the upkeep decides by, like the claims.
+                    state.retry_at = Some(clock + open_backoff(state.failures));
                     // A renewal that failed leaves the old channel until it expires.
                     let extra = if state.healthy(now) {
                         Vec::new()
@@ -848,13 +910,14 @@ impl Observed for PushService {
     fn write_metrics(&self, out: &mut Exposition) {
         let counters = [
             ("received", &self.counts.received),
-            ("ignored", &self.counts.ignored),
+            ("sync", &self.counts.sync),
+            ("duplicate", &self.counts.duplicate),
             ("rejected", &self.counts.rejected),
         ];
         out.family(
             "bookcal_push_notifications_total",
             "counter",
-            "Google push deliveries since start: received (a sync queued), ignored (sync messages, duplicates), rejected (unknown channel or wrong token, answered 404).",
+            "Google push deliveries since start, by outcome: received (acted on, a sync queued), sync (a channel's first message, answered and ignored), duplicate (a message number already seen, answered and ignored), rejected (unknown channel or wrong token, answered 404).",
         );
         for (outcome, n) in counters {
             out.sample(
@@ -881,6 +944,26 @@ impl Observed for PushService {
                 n.load(Ordering::Relaxed) as f64,
             );
         }
+        out.family(
+            "bookcal_push_upkeep_store_failures_total",
+            "counter",
+            "Channel upkeep passes and upkeeps that the store failed since start (the upkeep then backs off: a second, doubling up to google.push_look_secs).",
+        );
+        out.sample(
+            "bookcal_push_upkeep_store_failures_total",
+            &[],
+            self.counts.store_failures.load(Ordering::Relaxed) as f64,
+        );
+        out.family(
+            "bookcal_push_upkeep_store_failing",
+            "gauge",
+            "Store failures in a row of the channel upkeep now (0: the store answers).",
+        );
+        out.sample(
+            "bookcal_push_upkeep_store_failing",
+            &[],
+            f64::from(self.outage().failures),
+        );
         out.family(
             "bookcal_push_enabled",
             "gauge",

@@ -2,6 +2,8 @@
 //! the notifications it received). The sled engine keeps it in its channels tree, the
 //! PostgreSQL engine in `push_channels` (the same versioned record).
 
+use chrono::{DateTime, Utc};
+
 use super::records::PushRecord;
 use super::sled_engine::Sled;
 use super::tree::Tree;
@@ -51,6 +53,19 @@ impl Store {
             Engine::Postgres(p) => {
                 super::pg::read::push_offering_by_channel(&p.pool, channel_id).await
             }
+        }
+    }
+
+    /// The time by the clock that push claims are judged by: the database's on
+    /// PostgreSQL (shared by every replica, whatever their own clocks say), this
+    /// process's on sled.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub async fn push_clock(&self) -> Result<DateTime<Utc>, StoreError> {
+        match &self.engine {
+            Engine::Sled(_) => Ok(Utc::now()),
+            Engine::Postgres(p) => super::pg::read::clock(&p.pool).await,
         }
     }
 

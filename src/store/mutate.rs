@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use super::feed_tokens::{FeedScope, FeedToken};
 use crate::domain::calendar::OfferingCalendar;
 use crate::domain::push::PushState;
@@ -75,6 +77,11 @@ pub struct View {
     pub feed_tokens: Vec<FeedToken>,
     /// The push states [`Load::push`] named, where one is recorded.
     pub push: HashMap<Id, PushState>,
+    /// The store's clock when the push states were read, where several processes
+    /// share them: PostgreSQL's `clock_timestamp()` once their locks are held, so
+    /// every replica judges push claims by the one clock. `None` on sled (its one
+    /// process judges by its own clock).
+    pub now: Option<DateTime<Utc>>,
 }
 
 impl Load {

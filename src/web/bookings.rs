@@ -18,7 +18,7 @@ use super::session::{secure, FormData, Viewer};
 use super::{flash_from, refused, words, WebError};
 use crate::api::feed_tokens as api_tokens;
 use crate::api::{path_id, ApiError, AppState, BaseUrl};
-use crate::domain::lifecycle::{self, rule, Action, Kind};
+use crate::domain::lifecycle::{rule, Action, Kind};
 use crate::domain::{Order, OrderState, Resource, ResourceState};
 use crate::store::feed_tokens::FeedScope;
 use crate::store::Wanted;
@@ -108,7 +108,7 @@ pub async fn mine(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
                     @for b in rows {
                         @let o = related.offerings.get(&b.resource.offering);
                         @let tz = o.map_or(chrono_tz::UTC, |o| o.time_zone);
-                        @let (w, tone) = words::booking(b.resource.state, b.order.as_ref().map(lifecycle::shown_state));
+                        @let (w, tone) = words::booking(b.resource.state, b.order.as_ref().map(words::Request::of));
                         tr id={"booking-" (b.resource.id.hex())} {
                             td { (b.resource.name) }
                             td { (o.map_or("", |o| o.name.as_str())) }

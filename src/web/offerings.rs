@@ -381,11 +381,10 @@ impl Booking {
         self.order.as_ref().map(|o| o.state)
     }
 
-    /// The order's state as people read it (a rejected booking reads "Rejected").
-    fn shown_order_state(&self) -> Option<OrderState> {
-        self.order
-            .as_ref()
-            .map(crate::domain::lifecycle::shown_state)
+    /// The order as people read it (a rejected booking reads "Rejected", an expired
+    /// one "Expired").
+    fn shown_order_state(&self) -> Option<words::Request> {
+        self.order.as_ref().map(words::Request::of)
     }
 }
 

@@ -7,7 +7,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::calendar::{CalendarState, CredentialHealth, OfferingCalendar};
-use crate::domain::{OrderState, ResourceState};
+use crate::domain::lifecycle;
+use crate::domain::{Order, OrderState, ResourceState};
 
 /// A state's colour. Each tone is a CSS class (`tone-ok`, ...) whose text and
 /// background colours meet WCAG AA contrast (tested against `app.css`).
@@ -117,12 +118,34 @@ pub fn credential(h: Option<&CredentialHealth>) -> (&'static str, Tone) {
     }
 }
 
+/// A booking's creation order as people read it: its state as
+/// [`crate::domain::lifecycle::shown_state`] gives it (a booking its owner rejected
+/// reads `rejected`, though the API keeps its order `canceled`), and whether it
+/// expired unaccepted ([`crate::domain::lifecycle::expired`], also `canceled` in the
+/// API).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub state: OrderState,
+    pub expired: bool,
+}
+
+impl Request {
+    /// How `order` reads.
+    pub fn of(order: &Order) -> Request {
+        Request {
+            state: lifecycle::shown_state(order),
+            expired: lifecycle::expired(order),
+        }
+    }
+}
+
 /// A booking's state in words and colour, from its resource and (when known) its
-/// creation order's state as people read it ([`crate::domain::lifecycle::shown_state`]:
-/// a booking its owner rejected reads "Rejected", though the API keeps its order
-/// `canceled`).
-pub fn booking(resource: ResourceState, order: Option<OrderState>) -> (&'static str, Tone) {
-    match (resource, order) {
+/// creation order as people read it ([`Request`]): an ended request reads
+/// "Rejected", "Expired" (nobody accepted it before its time) or "Cancelled" (its
+/// requester withdrew it).
+pub fn booking(resource: ResourceState, order: Option<Request>) -> (&'static str, Tone) {
+    let state = order.map(|o| o.state);
+    match (resource, state) {
         (ResourceState::Creating, Some(OrderState::Executing)) => {
             ("Pending: waits for the owner", Tone::Warn)
         }
@@ -135,6 +158,11 @@ pub fn booking(resource: ResourceState, order: Option<OrderState>) -> (&'static 
         (ResourceState::Creating, _) => ("Pending", Tone::Warn),
         (ResourceState::Ok, _) => ("Confirmed", Tone::Ok),
         (ResourceState::Terminated, Some(OrderState::Rejected)) => ("Rejected", Tone::Off),
+        (ResourceState::Terminated, Some(OrderState::Canceled))
+            if order.is_some_and(|o| o.expired) =>
+        {
+            ("Expired", Tone::Off)
+        }
         (ResourceState::Terminated, Some(OrderState::Canceled)) => ("Cancelled", Tone::Off),
         (ResourceState::Terminated, _) => ("Ended", Tone::Off),
         (ResourceState::Erred, _) => ("Failed", Tone::Error),
@@ -233,30 +261,47 @@ mod tests {
     fn booking_state_words_and_colours_table() {
         use OrderState as O;
         use ResourceState as R;
+        let req = |state, expired| Request { state, expired };
         let cases = [
             (
                 R::Creating,
-                Some(O::Executing),
+                Some(req(O::Executing, false)),
                 "Pending: waits for the owner",
                 Tone::Warn,
             ),
             (
                 R::Creating,
-                Some(O::PendingProvider),
+                Some(req(O::PendingProvider, false)),
                 "Pending: waits for the provider's approval",
                 Tone::Warn,
             ),
             (
                 R::Creating,
-                Some(O::PendingConsumer),
+                Some(req(O::PendingConsumer, false)),
                 "Pending: waits for the consumer's approval",
                 Tone::Warn,
             ),
             (R::Creating, None, "Pending", Tone::Warn),
-            (R::Ok, Some(O::Done), "Confirmed", Tone::Ok),
-            (R::Terminated, Some(O::Rejected), "Rejected", Tone::Off),
-            (R::Terminated, Some(O::Canceled), "Cancelled", Tone::Off),
-            (R::Terminated, Some(O::Done), "Ended", Tone::Off),
+            (R::Ok, Some(req(O::Done, false)), "Confirmed", Tone::Ok),
+            (
+                R::Terminated,
+                Some(req(O::Rejected, false)),
+                "Rejected",
+                Tone::Off,
+            ),
+            (
+                R::Terminated,
+                Some(req(O::Canceled, false)),
+                "Cancelled",
+                Tone::Off,
+            ),
+            (
+                R::Terminated,
+                Some(req(O::Canceled, true)),
+                "Expired",
+                Tone::Off,
+            ),
+            (R::Terminated, Some(req(O::Done, false)), "Ended", Tone::Off),
             (R::Erred, None, "Failed", Tone::Error),
             (R::Updating, None, "Changing", Tone::Busy),
             (R::Terminating, None, "Ending", Tone::Busy),

@@ -264,6 +264,103 @@ async fn a_made_up_authorization_header_takes_no_flood_past_the_rate() {
 }
 
 #[tokio::test]
+async fn a_valid_x_auth_token_query_is_exempt_from_the_rate_like_the_header() {
+    let app = spawn_app_with(slow_rate(&[])).await;
+    let owner = &app.tokens["owner"];
+    // The flooder (127.0.0.2) spends its anonymous allowance.
+    let flooder = client_from("127.0.0.2");
+    let mut codes = Vec::new();
+    for _ in 0..12 {
+        codes.push(
+            status(flooder.get(format!("{}{NO_FEED}", app.base)))
+                .await
+                .0,
+        );
+    }
+    assert!(codes.contains(&429), "{codes:?}");
+    let refused = app.state.clients.throttled();
+    // API calls from the same address with a valid query token are never counted
+    // nor refused: on a route that authenticates them, and on one that never reads
+    // them (the schema), as with the header.
+    for path in ["/api/booking-offerings/", "/api/schema/"] {
+        for _ in 0..8 {
+            let (s, _, body) =
+                status(flooder.get(format!("{}{path}?x-auth-token={owner}", app.base))).await;
+            assert_eq!(s, 200, "{path}: {body}");
+        }
+    }
+    assert_eq!(app.state.clients.throttled(), refused);
+    // A fresh client spending more than its burst with it keeps its allowance: its
+    // first anonymous request afterwards is admitted.
+    let user = client_from("127.0.0.6");
+    for _ in 0..12 {
+        let (s, _, body) = status(user.get(format!(
+            "{}/api/booking-offerings/?page_size=1&x-auth-token={owner}",
+            app.base
+        )))
+        .await;
+        assert_eq!(s, 200, "{body}");
+    }
+    let (s, _, _) = status(user.get(format!("{}{NO_FEED}", app.base))).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn a_made_up_x_auth_token_takes_no_flood_past_the_rate() {
+    let app = spawn_app_with(slow_rate(&[])).await;
+    let aurora = make_public(&app, "room-aurora").await;
+    let public = format!("{}/feeds/offerings/{}.ics", app.base, aurora.hex());
+    // On a public feed the query parameter means nothing: counted like any
+    // anonymous request.
+    let flooder = client_from("127.0.0.2");
+    let mut feed = Vec::new();
+    for _ in 0..12 {
+        feed.push(
+            status(flooder.get(format!("{public}?x-auth-token=made-up")))
+                .await
+                .0,
+        );
+    }
+    assert!(feed.contains(&429), "{feed:?}");
+    // On the API the made-up token is refused (401) and counted after the answer.
+    let guesser = client_from("127.0.0.4");
+    let mut api = Vec::new();
+    for i in 0..12 {
+        api.push(
+            status(guesser.get(format!(
+                "{}/api/booking-offerings/?x-auth-token=guess{i}",
+                app.base
+            )))
+            .await
+            .0,
+        );
+    }
+    assert_eq!(api[0], 401, "{api:?}");
+    assert!(api.contains(&429), "{api:?}");
+    // Nor does it pass uncounted on routes that never read credentials.
+    let schema = client_from("127.0.0.5");
+    let mut codes = Vec::new();
+    for _ in 0..12 {
+        codes.push(
+            status(schema.get(format!("{}/api/schema/?x-auth-token=made-up", app.base)))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(codes[0], 200, "{codes:?}");
+    assert!(codes.contains(&429), "{codes:?}");
+    // A valid query token from the same address is never refused.
+    for _ in 0..3 {
+        let (s, _, _) = status(guesser.get(format!(
+            "{}/api/booking-offerings/?x-auth-token={}",
+            app.base, app.tokens["owner"]
+        )))
+        .await;
+        assert_eq!(s, 200);
+    }
+}
+
+#[tokio::test]
 async fn forwarded_for_names_the_client_only_from_a_trusted_proxy() {
     // 127.0.0.1 is the trusted proxy; 127.0.0.2 is not.
     let app = spawn_app_with(slow_rate(&["127.0.0.1"])).await;

@@ -8,7 +8,8 @@
 //! session started on one replica signs in on the others until it ends on any. With
 //! push on everywhere, the replicas keep one watch channel per calendar through
 //! renewals (a slow Google that outlives the upkeep lease included), any replica acts
-//! on a delivery, and a forged one is 404 on each.
+//! on a delivery, a forged one is 404 on each, and whose turn a channel's upkeep is
+//! goes by the database's clock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -1445,24 +1446,93 @@ async fn forward(
     axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY)
 }
 
-/// Three `bookcal serve` replicas with push on, on `url`, against `emu`'s settings
-/// `env`, all giving Google the forwarder's address; the forwarder sends to all three.
-async fn push_replicas(
-    url: &str,
-    dir: &std::path::Path,
-    http: &reqwest::Client,
-    env: &[(&'static str, String)],
-    forwarder: &Forwarder,
-) -> Vec<Replica> {
-    let mut env = env.to_vec();
-    env.push(("BOOKCAL_GOOGLE_PUSH_ENABLED", "true".into()));
-    env.push(("BOOKCAL_GOOGLE_PUSH_URL", forwarder.url.clone()));
-    let mut replicas = Vec::new();
-    for _ in 0..3 {
-        replicas.push(Replica::start_with(url, dir, http, &env).await);
+/// `bookcal serve` replicas with push on, on one database holding the demo data and
+/// a two-slot booking of `room-aurora`, against one emulator; every replica gives
+/// Google the forwarder's address, and the forwarder spreads deliveries over them.
+struct PushReplicas {
+    /// Killed first when dropped (before their data directory goes).
+    replicas: Vec<Replica>,
+    url: String,
+    dir: tempfile::TempDir,
+    store: Store,
+    room: Id,
+    /// The room's owner's API token.
+    token: String,
+    emu: bookcal::emulator::Emulator,
+    /// The replicas' settings (see [`google_for_replicas`]); more may be pushed
+    /// before [`PushReplicas::start`].
+    env: Vec<(&'static str, String)>,
+    http: reqwest::Client,
+    forwarder: Forwarder,
+}
+
+impl PushReplicas {
+    /// The database, the emulator (`latency` per request) and the forwarder; no
+    /// replica yet. `None` when PostgreSQL is not installed and not required.
+    async fn prepare(latency: Duration) -> Option<PushReplicas> {
+        let url = database().await?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, room, token) = room_with_many_slots(&url, dir.path(), 2).await;
+        let (emu, mut env) = google_for_replicas(dir.path(), latency).await;
+        let forwarder = Forwarder::start().await;
+        env.push(("BOOKCAL_GOOGLE_PUSH_ENABLED", "true".into()));
+        env.push(("BOOKCAL_GOOGLE_PUSH_URL", forwarder.url.clone()));
+        Some(PushReplicas {
+            url,
+            dir,
+            store,
+            room,
+            token,
+            emu,
+            env,
+            http: reqwest::Client::new(),
+            forwarder,
+            replicas: Vec::new(),
+        })
     }
-    forwarder.send_to(replicas.iter().map(|r| r.base.clone()).collect());
-    replicas
+
+    /// Starts `n` replicas; the forwarder sends to all of them.
+    async fn start(&mut self, n: usize) {
+        for _ in 0..n {
+            let r = Replica::start_with(&self.url, self.dir.path(), &self.http, &self.env).await;
+            self.replicas.push(r);
+        }
+        self.forwarder
+            .send_to(self.replicas.iter().map(|r| r.base.clone()).collect());
+    }
+
+    /// Has replica `on` sync the room now and waits until its calendar exists and
+    /// carries exactly one live channel, the recorded one; returns the calendar id.
+    async fn calendar_with_channel(&self, on: usize) -> String {
+        let cal = calendar_created(
+            &self.http,
+            &self.replicas[on].base,
+            &self.token,
+            &self.store,
+            self.room,
+        )
+        .await;
+        assert!(
+            until(60, || async {
+                the_one_channel(&self.emu, &self.store, self.room, &cal)
+                    .await
+                    .is_some()
+            })
+            .await,
+            "never exactly one live channel: {:?}",
+            live_channel_ids(&self.emu, &cal)
+        );
+        cal
+    }
+
+    /// The sum of a figure of every replica's `/metrics`.
+    async fn figure(&self, series: &str) -> u64 {
+        let mut n = 0;
+        for r in &self.replicas {
+            n += figure(&self.http, &r.base, series).await;
+        }
+        n
+    }
 }
 
 /// Asks `base` to sync the offering now and waits until its calendar exists;
@@ -1553,32 +1623,23 @@ const DISCARDED: &str = "bookcal_push_channel_changes_total{change=\"discarded\"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_with_push_on_keep_exactly_one_channel_per_calendar_through_its_renewals() {
-    let Some(url) = database().await else { return };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (store, room, token) = room_with_many_slots(&url, dir.path(), 2).await;
     // Every Google request takes a while, so replicas that find the channel due at
     // the same moment overlap in their watch requests.
-    let (emu, mut env) = google_for_replicas(dir.path(), Duration::from_millis(100)).await;
+    let Some(mut c) = PushReplicas::prepare(Duration::from_millis(100)).await else {
+        return;
+    };
     // A minute-long channel, replaced three seconds into its life: every replica
     // finds it due for renewal at the same moment, again and again.
-    env.push(("BOOKCAL_GOOGLE_PUSH_TTL_SECS", "60".into()));
-    env.push(("BOOKCAL_GOOGLE_PUSH_RENEW_BEFORE_SECS", "57".into()));
+    c.env.push(("BOOKCAL_GOOGLE_PUSH_TTL_SECS", "60".into()));
+    c.env
+        .push(("BOOKCAL_GOOGLE_PUSH_RENEW_BEFORE_SECS", "57".into()));
     // Every replica reads the stored channel often, so all of them know each new
     // channel and find it due together.
-    env.push(("BOOKCAL_GOOGLE_PUSH_LOOK_SECS", "1".into()));
-    let http = reqwest::Client::new();
-    let forwarder = Forwarder::start().await;
-    let replicas = push_replicas(&url, dir.path(), &http, &env, &forwarder).await;
-    let cal = calendar_created(&http, &replicas[1].base, &token, &store, room).await;
-    assert!(
-        until(60, || async {
-            the_one_channel(&emu, &store, room, &cal).await.is_some()
-        })
-        .await,
-        "never exactly one live channel on the calendar: {:?}",
-        live_channel_ids(&emu, &cal)
-    );
-    let mut seen = vec![the_one_channel(&emu, &store, room, &cal)
+    c.env.push(("BOOKCAL_GOOGLE_PUSH_LOOK_SECS", "1".into()));
+    c.start(3).await;
+    let cal = c.calendar_with_channel(1).await;
+    let (store, emu, room) = (&c.store, &c.emu, c.room);
+    let mut seen = vec![the_one_channel(emu, store, room, &cal)
         .await
         .expect("the channel")];
     // Three renewals: each time one replica replaces the channel and stops the old
@@ -1587,69 +1648,63 @@ async fn three_replicas_with_push_on_keep_exactly_one_channel_per_calendar_throu
     for round in 1..=3 {
         assert!(
             until(60, || async {
-                the_one_channel(&emu, &store, room, &cal)
+                the_one_channel(emu, store, room, &cal)
                     .await
                     .is_some_and(|id| !seen.contains(&id))
             })
             .await,
             "renewal {round}: never exactly one new live channel: {:?}",
-            live_channel_ids(&emu, &cal)
+            live_channel_ids(emu, &cal)
         );
         seen.push(
-            the_one_channel(&emu, &store, room, &cal)
+            the_one_channel(emu, store, room, &cal)
                 .await
                 .expect("the channel"),
         );
     }
     // One replica opened it; the renewals were counted once each (a replica counts
     // only what it recorded).
-    let mut opened = 0;
-    let mut renewed = 0;
-    for r in &replicas {
-        opened += figure(&http, &r.base, OPENED).await;
-        renewed += figure(&http, &r.base, RENEWED).await;
-    }
-    assert_eq!(opened, 1, "channels opened across the replicas");
+    assert_eq!(
+        c.figure(OPENED).await,
+        1,
+        "channels opened across the replicas"
+    );
+    let renewed = c.figure(RENEWED).await;
     assert!(renewed >= 3, "renewals across the replicas: {renewed}");
     assert_eq!(
         store.push_states().await.expect("states").len(),
         1,
         "one push state for the one calendar"
     );
-    drop(replicas);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_delivery_to_a_replica_that_did_not_open_the_channel_syncs_and_a_forged_one_is_404_on_every_replica(
 ) {
-    let Some(url) = database().await else { return };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (store, room, token) = room_with_many_slots(&url, dir.path(), 2).await;
-    let (emu, env) = google_for_replicas(dir.path(), Duration::ZERO).await;
-    let http = reqwest::Client::new();
-    let forwarder = Forwarder::start().await;
-    let replicas = push_replicas(&url, dir.path(), &http, &env, &forwarder).await;
-    let cal = calendar_created(&http, &replicas[0].base, &token, &store, room).await;
-    // The channel is open and its `sync` message arrived (wherever the forwarder
-    // sent it).
+    let Some(mut c) = PushReplicas::prepare(Duration::ZERO).await else {
+        return;
+    };
+    c.start(3).await;
+    let cal = c.calendar_with_channel(0).await;
+    let (store, emu, http, forwarder, replicas, room) =
+        (&c.store, &c.emu, &c.http, &c.forwarder, &c.replicas, c.room);
+    // The channel's `sync` message arrived (wherever the forwarder sent it).
     assert!(
         until(60, || async {
-            the_one_channel(&emu, &store, room, &cal).await.is_some()
-                && store
-                    .push_state(room)
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some_and(|s| s.ignored >= 1)
+            store
+                .push_state(room)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.ignored >= 1)
         })
         .await,
-        "no channel with its sync message: {:?} {:?}",
-        live_channel_ids(&emu, &cal),
+        "no sync message: {:?}",
         forwarder.answers()
     );
     let mut opener = None;
     for (i, r) in replicas.iter().enumerate() {
-        if figure(&http, &r.base, OPENED).await == 1 {
+        if figure(http, &r.base, OPENED).await == 1 {
             assert!(opener.is_none(), "two replicas opened a channel");
             opener = Some(i);
         }
@@ -1665,7 +1720,7 @@ async fn a_delivery_to_a_replica_that_did_not_open_the_channel_syncs_and_a_forge
     forwarder.send_to(others.clone());
     let mark = forwarder.answers().len();
     assert!(
-        until(60, || synced_and_idle(&store, room)).await,
+        until(60, || synced_and_idle(store, room)).await,
         "the first sync never settled"
     );
 
@@ -1689,7 +1744,7 @@ async fn a_delivery_to_a_replica_that_did_not_open_the_channel_syncs_and_a_forge
             ],
         ),
     ];
-    for r in &replicas {
+    for r in replicas {
         for (name, headers) in &forged {
             let mut request = http
                 .post(format!("{}/google/notifications", r.base))
@@ -1718,7 +1773,7 @@ async fn a_delivery_to_a_replica_that_did_not_open_the_channel_syncs_and_a_forge
     // (b) A change made in Google reaches a replica that did not open the channel,
     // which queues the sync; the busy time appears.
     let (start, end) = (at(240, 9), at(240, 11));
-    crate::helpers::google_client(&emu, None)
+    crate::helpers::google_client(emu, None)
         .await
         .event_insert(&cal, &crate::push::timed("e0replica1", start, end))
         .await
@@ -1784,28 +1839,17 @@ async fn a_delivery_to_a_replica_that_did_not_open_the_channel_syncs_and_a_forge
         Some(1029),
         "the highest number is kept"
     );
-    drop(replicas);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_channel_renewal_claimed_by_a_replica_that_died_is_taken_over_after_its_lease() {
-    let Some(url) = database().await else { return };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (store, room, token) = room_with_many_slots(&url, dir.path(), 2).await;
-    let (emu, env) = google_for_replicas(dir.path(), Duration::ZERO).await;
-    let http = reqwest::Client::new();
-    let forwarder = Forwarder::start().await;
-    let replicas = push_replicas(&url, dir.path(), &http, &env, &forwarder).await;
-    let cal = calendar_created(&http, &replicas[0].base, &token, &store, room).await;
-    assert!(
-        until(60, || async {
-            the_one_channel(&emu, &store, room, &cal).await.is_some()
-        })
-        .await,
-        "never exactly one live channel: {:?}",
-        live_channel_ids(&emu, &cal)
-    );
-    assert!(until(60, || synced_and_idle(&store, room)).await);
+    let Some(mut c) = PushReplicas::prepare(Duration::ZERO).await else {
+        return;
+    };
+    c.start(3).await;
+    let cal = c.calendar_with_channel(0).await;
+    let (store, emu, http, room) = (&c.store, &c.emu, &c.http, c.room);
+    assert!(until(60, || synced_and_idle(store, room)).await);
     // What a replica killed in the middle of a renewal leaves: the channel due for
     // renewal (it expires within `push_renew_before_secs`) and its claim, whose
     // lease (the job lease, 3 s here) runs on.
@@ -1831,10 +1875,10 @@ async fn a_channel_renewal_claimed_by_a_replica_that_died_is_taken_over_after_it
     let r = http
         .post(format!(
             "{}/api/booking-offerings/{}/google_calendar_sync/",
-            replicas[2].base,
+            c.replicas[2].base,
             room.hex()
         ))
-        .header("Authorization", format!("Token {token}"))
+        .header("Authorization", format!("Token {}", c.token))
         .json(&json!({}))
         .send()
         .await
@@ -1842,14 +1886,14 @@ async fn a_channel_renewal_claimed_by_a_replica_that_died_is_taken_over_after_it
     assert_eq!(r.status().as_u16(), 200);
     assert!(
         until(60, || async {
-            the_one_channel(&emu, &store, room, &cal)
+            the_one_channel(emu, store, room, &cal)
                 .await
                 .is_some_and(|id| id != first.id)
         })
         .await,
         "the renewal was never taken over: {:?} {:?}",
         store.push_state(room).await,
-        live_channel_ids(&emu, &cal)
+        live_channel_ids(emu, &cal)
     );
     let renewed = store.push_state(room).await.expect("read").expect("state");
     let channel = renewed.channel.expect("channel");
@@ -1859,31 +1903,20 @@ async fn a_channel_renewal_claimed_by_a_replica_that_died_is_taken_over_after_it
         channel.created
     );
     assert_eq!(renewed.claim, None, "the claim is released with the result");
-    drop(replicas);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn when_a_slow_google_outlives_the_upkeep_lease_the_first_channel_recorded_wins_and_the_other_is_stopped(
 ) {
-    let Some(url) = database().await else { return };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (store, room, token) = room_with_many_slots(&url, dir.path(), 2).await;
-    let (emu, mut env) = google_for_replicas(dir.path(), Duration::ZERO).await;
-    env.push(("BOOKCAL_GOOGLE_PUSH_LOOK_SECS", "1".into()));
-    let http = reqwest::Client::new();
-    let forwarder = Forwarder::start().await;
-    let replicas = push_replicas(&url, dir.path(), &http, &env, &forwarder).await;
-    let cal = calendar_created(&http, &replicas[0].base, &token, &store, room).await;
-    assert!(
-        until(60, || async {
-            the_one_channel(&emu, &store, room, &cal).await.is_some()
-        })
-        .await,
-        "never exactly one live channel: {:?}",
-        live_channel_ids(&emu, &cal)
-    );
-    assert!(until(60, || synced_and_idle(&store, room)).await);
-    let first = the_one_channel(&emu, &store, room, &cal)
+    let Some(mut c) = PushReplicas::prepare(Duration::ZERO).await else {
+        return;
+    };
+    c.env.push(("BOOKCAL_GOOGLE_PUSH_LOOK_SECS", "1".into()));
+    c.start(3).await;
+    let cal = c.calendar_with_channel(0).await;
+    let (store, emu, room) = (&c.store, &c.emu, c.room);
+    assert!(until(60, || synced_and_idle(store, room)).await);
+    let first = the_one_channel(emu, store, room, &cal)
         .await
         .expect("the channel");
     // Every Google call now outlives the upkeep lease (3 s) by 3 s: while the replica
@@ -1904,17 +1937,11 @@ async fn when_a_slow_google_outlives_the_upkeep_lease_the_first_channel_recorded
         .write(vec![Store::push_change(&due)])
         .await
         .expect("make the channel due for renewal");
-    let discarded = || async {
-        let mut n = 0;
-        for r in &replicas {
-            n += figure(&http, &r.base, DISCARDED).await;
-        }
-        n
-    };
+    let discarded = || c.figure(DISCARDED);
     assert!(
         until(90, || async {
             discarded().await >= 1
-                && the_one_channel(&emu, &store, room, &cal)
+                && the_one_channel(emu, store, room, &cal)
                     .await
                     .is_some_and(|id| id != first)
         })
@@ -1922,12 +1949,59 @@ async fn when_a_slow_google_outlives_the_upkeep_lease_the_first_channel_recorded
         "no single renewed channel after the race (discarded: {}): {:?} {:?}",
         discarded().await,
         store.push_state(room).await,
-        live_channel_ids(&emu, &cal)
+        live_channel_ids(emu, &cal)
     );
     let after = store.push_state(room).await.expect("read").expect("state");
     assert_eq!(after.claim, None, "no claim is left behind");
     assert_eq!(after.failures, 0, "a lost race is not a failure: {after:?}");
-    drop(replicas);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn push_claims_are_judged_by_the_databases_clock_not_by_a_replicas_own() {
+    let Some(mut c) = PushReplicas::prepare(Duration::ZERO).await else {
+        return;
+    };
+    // The database's clock runs an hour ahead of the replica's: its sessions find
+    // this `clock_timestamp()` before PostgreSQL's own.
+    let pool = sqlx::PgPool::connect(&c.url).await.expect("connect");
+    for sql in [
+        "CREATE SCHEMA skewed",
+        "CREATE FUNCTION skewed.clock_timestamp() RETURNS timestamptz LANGUAGE sql VOLATILE
+         AS $$ SELECT pg_catalog.clock_timestamp() + interval '1 hour' $$",
+        "DO $$ BEGIN EXECUTE format(
+             'ALTER DATABASE %I SET search_path = public, skewed, pg_catalog',
+             current_database()); END $$",
+    ] {
+        sqlx::query(sql).execute(&pool).await.expect(sql);
+    }
+    pool.close().await;
+    // A claim on the room's channel upkeep that ends in half an hour by the
+    // replica's clock and ended half an hour ago by the database's.
+    let claimed = bookcal::domain::push::PushState {
+        claim: Some(bookcal::domain::push::Claim {
+            token: "a claim that ended by the database's clock".into(),
+            until: Utc::now() + chrono::Duration::minutes(30),
+        }),
+        ..bookcal::domain::push::PushState::new(c.room)
+    };
+    c.store
+        .write(vec![Store::push_change(&claimed)])
+        .await
+        .expect("write the claim");
+    c.start(1).await;
+    // The replica takes the turn at once rather than waiting out its own reading.
+    let cal = c.calendar_with_channel(0).await;
+    let state = c
+        .store
+        .push_state(c.room)
+        .await
+        .expect("read")
+        .expect("state");
+    assert_eq!(state.claim, None, "{state:?}");
+    assert!(
+        state.channel.is_some_and(|ch| ch.calendar_id == cal),
+        "the channel is recorded"
+    );
 }
 
 /// A web page as a browser without redirects sees it: status, where it leads, the

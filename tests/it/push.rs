@@ -206,6 +206,80 @@ async fn a_new_channels_sync_message_sent_before_the_watch_is_answered_is_not_an
 }
 
 #[tokio::test]
+async fn the_webhook_is_counted_in_metrics_by_status_and_its_deliveries_by_outcome() {
+    let app = push_app().await;
+    let room = app.offering_id("room-aurora");
+    let _scheduler = app.start_scheduler();
+    let cal = calendar_with_channel(&app, room).await;
+    let store = app.store.clone();
+    assert!(
+        eventually_async(30, || async {
+            push_state(&store, room)
+                .await
+                .is_some_and(|s| s.ignored == 1)
+        })
+        .await,
+        "the sync message arrived"
+    );
+    let channel = app
+        .emu()
+        .push()
+        .channels()
+        .into_iter()
+        .find(|c| c.calendar_id == cal)
+        .expect("the channel");
+    let token = channel.token.clone().expect("token");
+    let url = format!("{}/google/notifications", app.base);
+    let deliver = |token: String, number: u64| {
+        app.http
+            .post(&url)
+            .header("X-Goog-Channel-ID", channel.id.clone())
+            .header("X-Goog-Channel-Token", token)
+            .header("X-Goog-Resource-State", "exists")
+            .header("X-Goog-Message-Number", number.to_string())
+            .send()
+    };
+    let statuses = [
+        deliver(token.clone(), 900).await.expect("send").status(),
+        deliver(token.clone(), 900).await.expect("send").status(),
+        deliver("0".repeat(64), 901).await.expect("send").status(),
+    ];
+    assert_eq!(statuses.map(|s| s.as_u16()), [200, 200, 404]);
+    let metrics = app.metrics().await;
+    let figure = |series: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let route = "bookcal_http_requests_total{method=\"POST\",route=\"/google/notifications\"";
+    assert!(
+        figure(&format!("{route},status=\"200\"}}")) >= 3.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        figure(&format!("{route},status=\"404\"}}")),
+        1.0,
+        "{metrics}"
+    );
+    let outcome = |o: &str| {
+        figure(&format!(
+            "bookcal_push_notifications_total{{outcome=\"{o}\"}}"
+        ))
+    };
+    assert_eq!(outcome("sync"), 1.0, "{metrics}");
+    // (The emulator's own later messages may be numbered below 900 too.)
+    assert!(outcome("duplicate") >= 1.0, "{metrics}");
+    assert_eq!(outcome("rejected"), 1.0, "{metrics}");
+    assert!(outcome("received") >= 1.0, "{metrics}");
+    assert!(
+        metrics.contains("bookcal_push_upkeep_store_failures_total 0"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn a_channel_google_refuses_leaves_no_pending_record_behind() {
     let app = push_app().await;
     // Google refuses the service's plain-HTTP webhook address.

@@ -698,6 +698,41 @@ async fn a_consumer_cancels_a_booking_from_my_bookings() {
 }
 
 #[tokio::test]
+async fn a_request_nobody_accepted_before_its_time_reads_expired_not_cancelled() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "alice",
+            "/api/marketplace-orders/",
+            app.order_body("room-aurora", &[(at(23, 9), at(23, 10))]),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let order = r.body["uuid"].as_str().expect("order").to_owned();
+    let res = r.body["marketplace_resource_uuid"]
+        .as_str()
+        .expect("resource")
+        .to_owned();
+    // The clean-up runs after the booked time: nobody accepted it.
+    let later = Utc::now() + Duration::days(30);
+    let expired = bookcal::scheduler::cancel_stale_requests(&app.store, later)
+        .await
+        .expect("clean-up");
+    assert!(expired >= 1, "{expired}");
+    // The API keeps Waldur's contract: the order is canceled, the booking ended.
+    let o = app
+        .get("alice", &format!("/api/marketplace-orders/{order}/"))
+        .await;
+    assert_eq!(o.body["state"], "canceled");
+    let alice = Browser::sign_in(&app, "alice").await;
+    let page = alice.get("/bookings").await;
+    let row = row_of(&page.text, &format!("booking-{res}"));
+    assert!(row.contains("Expired"), "{row}");
+    assert!(!row.contains("Cancelled"), "{row}");
+    assert!(!row.contains("Rejected"), "{row}");
+}
+
+#[tokio::test]
 async fn sharing_and_unsharing_from_my_offerings() {
     let app = spawn_app().await;
     let room = app.offering_id("room-aurora");

@@ -615,6 +615,7 @@ impl PgStore {
             for p in read::push_states_of(&mut *tx, &ids).await? {
                 view.push.insert(p.offering, p);
             }
+            view.now = Some(read::clock(&mut *tx).await?);
         }
         let (changes, out) = rule(&view).map_err(MutateError::Refused)?;
         if !changes.is_empty() {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -187,6 +188,13 @@ pub(crate) async fn calendars(
         .fetch_all(ex)
         .await?;
     decode_all::<CalendarRecord, OfferingCalendar>("calendars", &docs)
+}
+
+/// The database's clock (what job leases and push claims are judged by).
+pub(crate) async fn clock(ex: impl PgExecutor<'_>) -> Result<DateTime<Utc>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(ex)
+        .await?)
 }
 
 /// The offering whose current channel, or channel being opened, is `channel_id`.
