@@ -1841,6 +1841,33 @@ async fn a_delivery_to_a_replica_that_did_not_open_the_channel_syncs_and_a_forge
     );
 }
 
+/// Changes an offering's stored push state as a replica does: read, changed and
+/// written in one store transaction under the push state's lock, so no replica's
+/// upkeep pass in flight writes over the change with what it read before. Returns
+/// the state written.
+async fn edit_push_state(
+    store: &Store,
+    offering: Id,
+    edit: impl Fn(bookcal::domain::push::PushState) -> bookcal::domain::push::PushState,
+) -> bookcal::domain::push::PushState {
+    let load = Load {
+        push: vec![offering],
+        ..Load::default()
+    };
+    store
+        .mutate(&load, |view| {
+            let state = view
+                .push
+                .get(&offering)
+                .cloned()
+                .ok_or("no push state recorded")?;
+            let next = edit(state);
+            Ok::<_, &str>((vec![Store::push_change(&next)], next))
+        })
+        .await
+        .expect("edit the push state")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_channel_renewal_claimed_by_a_replica_that_died_is_taken_over_after_its_lease() {
     let Some(mut c) = PushReplicas::prepare(Duration::ZERO).await else {
@@ -1853,24 +1880,23 @@ async fn a_channel_renewal_claimed_by_a_replica_that_died_is_taken_over_after_it
     // What a replica killed in the middle of a renewal leaves: the channel due for
     // renewal (it expires within `push_renew_before_secs`) and its claim, whose
     // lease (the job lease, 3 s here) runs on.
-    let state = store.push_state(room).await.expect("read").expect("state");
-    let first = state.channel.clone().expect("channel");
     let lease_end = Utc::now() + chrono::Duration::seconds(3);
-    let dead = bookcal::domain::push::PushState {
-        channel: Some(bookcal::domain::push::Channel {
-            expiration: Utc::now() + chrono::Duration::hours(1),
-            ..first.clone()
-        }),
-        claim: Some(bookcal::domain::push::Claim {
-            token: "the claim of a replica that died".into(),
-            until: lease_end,
-        }),
-        ..state
-    };
-    store
-        .write(vec![Store::push_change(&dead)])
-        .await
-        .expect("write the dead replica's claim");
+    let dead = edit_push_state(store, room, |state| {
+        let channel = state.channel.clone().expect("channel");
+        bookcal::domain::push::PushState {
+            channel: Some(bookcal::domain::push::Channel {
+                expiration: Utc::now() + chrono::Duration::hours(1),
+                ..channel
+            }),
+            claim: Some(bookcal::domain::push::Claim {
+                token: "the claim of a replica that died".into(),
+                until: lease_end,
+            }),
+            ..state
+        }
+    })
+    .await;
+    let first = dead.channel.clone().expect("channel");
     // A sync run on some replica has its upkeep look (and find the claim).
     let r = http
         .post(format!(
@@ -1922,8 +1948,7 @@ async fn when_a_slow_google_outlives_the_upkeep_lease_the_first_channel_recorded
     // Every Google call now outlives the upkeep lease (3 s) by 3 s: while the replica
     // that claimed the renewal waits for its watch, another takes the turn over.
     emu.controls().set_latency(Duration::from_secs(6));
-    let state = store.push_state(room).await.expect("read").expect("state");
-    let due = bookcal::domain::push::PushState {
+    edit_push_state(store, room, |state| bookcal::domain::push::PushState {
         channel: state
             .channel
             .clone()
@@ -1932,11 +1957,8 @@ async fn when_a_slow_google_outlives_the_upkeep_lease_the_first_channel_recorded
                 ..c
             }),
         ..state
-    };
-    store
-        .write(vec![Store::push_change(&due)])
-        .await
-        .expect("make the channel due for renewal");
+    })
+    .await;
     let discarded = || c.figure(DISCARDED);
     assert!(
         until(90, || async {
