@@ -981,17 +981,7 @@ async fn kill_9_of_the_replica_running_a_sync_lets_another_finish_it_after_the_l
     for _ in 0..3 {
         replicas.push(Replica::start_with(&url, dir.path(), &http, &env).await);
     }
-    let path = format!(
-        "/api/booking-offerings/{}/google_calendar_sync/",
-        room.hex()
-    );
-    let r = http
-        .post(format!("{}{path}", replicas[0].base))
-        .header("Authorization", format!("Token {token}"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("sync now");
+    let r = sync_now(&http, &replicas[0].base, &token, room).await;
     assert_eq!(r.status(), 200);
     // Once the run has written some events, find the replica holding its lease.
     let inserts = || {
@@ -1229,17 +1219,7 @@ async fn bookcal_sync_by_hand_takes_the_offerings_claim_and_never_runs_alongside
 
     // 1. The replica runs the offering ("sync now"); `bookcal sync` started meanwhile
     // says it waits, and runs once the replica's run has ended.
-    let r = http
-        .post(format!(
-            "{}/api/booking-offerings/{}/google_calendar_sync/",
-            replica.base,
-            room.hex()
-        ))
-        .header("Authorization", format!("Token {token}"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("sync now");
+    let r = sync_now(&http, &replica.base, &token, room).await;
     assert_eq!(r.status(), 200);
     assert!(
         until(60, || async { inserts() >= 20 }).await,
@@ -1295,17 +1275,7 @@ async fn bookcal_sync_by_hand_takes_the_offerings_claim_and_never_runs_alongside
         "the command's run holds no lease"
     );
     add_booking(&store, room, at(280, 0), 10).await;
-    let r = http
-        .post(format!(
-            "{}/api/booking-offerings/{}/google_calendar_sync/",
-            replica.base,
-            room.hex()
-        ))
-        .header("Authorization", format!("Token {token}"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("sync now");
+    let r = sync_now(&http, &replica.base, &token, room).await;
     assert!(
         [200, 400].contains(&r.status().as_u16()),
         "sync now answered {}",
@@ -1535,6 +1505,24 @@ impl PushReplicas {
     }
 }
 
+/// "Sync now" on `base` for the offering, as `token`'s holder presses it.
+async fn sync_now(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    offering: Id,
+) -> reqwest::Response {
+    http.post(format!(
+        "{base}/api/booking-offerings/{}/google_calendar_sync/",
+        offering.hex()
+    ))
+    .header("Authorization", format!("Token {token}"))
+    .json(&json!({}))
+    .send()
+    .await
+    .expect("sync now")
+}
+
 /// Asks `base` to sync the offering now and waits until its calendar exists;
 /// returns the calendar id.
 async fn calendar_created(
@@ -1544,17 +1532,7 @@ async fn calendar_created(
     store: &Store,
     offering: Id,
 ) -> String {
-    let r = http
-        .post(format!(
-            "{base}/api/booking-offerings/{}/google_calendar_sync/",
-            offering.hex()
-        ))
-        .header("Authorization", format!("Token {token}"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("sync now");
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(sync_now(http, base, token, offering).await.status(), 200);
     assert!(
         until(60, || async {
             store
@@ -1898,17 +1876,7 @@ async fn a_channel_renewal_claimed_by_a_replica_that_died_is_taken_over_after_it
     .await;
     let first = dead.channel.clone().expect("channel");
     // A sync run on some replica has its upkeep look (and find the claim).
-    let r = http
-        .post(format!(
-            "{}/api/booking-offerings/{}/google_calendar_sync/",
-            c.replicas[2].base,
-            room.hex()
-        ))
-        .header("Authorization", format!("Token {}", c.token))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("sync now");
+    let r = sync_now(http, &c.replicas[2].base, &c.token, room).await;
     assert_eq!(r.status().as_u16(), 200);
     assert!(
         until(60, || async {
